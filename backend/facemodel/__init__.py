@@ -1,0 +1,52 @@
+"""Face models (3DMMs): the :class:`FaceModel` and one loader per file format."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ModelFormatError
+from .model import FaceModel, FaceModelData
+from .search import DEFAULT_MODEL, cache_dir, find_model, search_path
+
+__all__ = [
+    "FaceModel", "FaceModelData", "load_model", "load_model_data", "load_default",
+    "find_model", "search_path", "cache_dir", "DEFAULT_MODEL",
+]
+
+
+def load_model_data(path: str | Path) -> FaceModelData:
+    """Read any supported model file/folder into :class:`FaceModelData` (format by name)."""
+    path = Path(path)
+    name = path.name.lower()
+    if path.is_dir():
+        from .objdir import load_obj_folder
+
+        return load_obj_folder(path)
+    if name.endswith(".npz"):
+        from .npz import load_npz
+
+        return load_npz(path)
+    if name.endswith(".mat"):
+        from .bfm import load_bfm_mat
+
+        return load_bfm_mat(path)
+    if name.endswith((".h5", ".hdf5")):
+        from .bfm import load_bfm_h5
+
+        return load_bfm_h5(path)
+    if name.endswith(".pkl"):
+        from .flame import load_flame_pkl
+
+        return load_flame_pkl(path)
+    raise ModelFormatError(
+        f"{path}: unknown face model format (expected .npz, BFM .mat/.h5, FLAME .pkl or a folder of OBJ blendshapes)"
+    )
+
+
+def load_model(path: str | Path) -> FaceModel:
+    """Load a face model file into a :class:`FaceModel` (CPU; move it with ``.to()``)."""
+    return FaceModel(load_model_data(path))
+
+
+def load_default(explicit: str | Path | None = None) -> FaceModel:
+    """The default model (ICT-FaceKit npz) from ``explicit``/``$PHOTOHEAD_MODEL``/search path."""
+    return load_model(find_model(DEFAULT_MODEL, explicit))

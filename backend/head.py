@@ -1,0 +1,83 @@
+"""The reconstruction result every front door consumes (CLI writers, Blender add-on, evaluation)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class ViewResult:
+    """What was fitted for one photo. Pixel quantities are in the *original* photo.
+
+    - ``image`` (H,W,3) uint8 RGB of the photo (after EXIF orientation), may be None once written.
+    - ``pose`` (7,) (f, rx, ry, rz, tx, ty, tz) for ``projection`` at the photo's full size
+      (see ``backend.camera``); ``sh`` (27,); ``exp`` (K_exp,) this view's expression.
+    - ``landmarks68`` (68,2) fitted model landmarks projected into the photo; ``detected68``
+      (68,2) the detector's; ``face_box`` (4,) x0,y0,x1,y1.
+    - ``crop_from_image`` (2,3) similarity mapping photo pixels → the 224² crop.
+    """
+
+    name: str
+    image_size: tuple[int, int]  # (width, height) pixels
+    pose: np.ndarray
+    sh: np.ndarray
+    exp: np.ndarray
+    landmarks68: np.ndarray
+    detected68: np.ndarray
+    projection: str = "orthographic"
+    face_box: np.ndarray | None = None
+    crop_from_image: np.ndarray | None = None
+    image: np.ndarray | None = None
+    label: str = ""
+
+
+@dataclass
+class Head:
+    """A reconstructed head in model space (mm, +Y up, +Z out of the face).
+
+    Coarse mesh: ``vertices`` (V,3) = identity + the first view's expression; ``neutral``
+    (V,3) identity only (the Blender shape-key basis); ``exp_basis`` (K_exp,V,3) mm per unit
+    weight and ``exp_names`` so expressions stay editable. ``faces`` (F,3), ``uv`` (T,2),
+    ``faces_uv`` (F,3); UVs span ``uv_tiles`` unit tiles along u (ICT: 2; exporters divide u
+    by ``uv_tiles`` so one square-per-tile image covers them).
+
+    UV images are stored top row = v 1, float32:
+    - ``albedo`` (Ht, Ht·uv_tiles, 3) in [0,1] linear-ish sRGB values as photographed;
+    - ``displacement`` (Hd, Hd·uv_tiles) mm along the coarse normal (zero outside the face tile),
+    - ``normal_map`` (Hd, Hd·uv_tiles, 3) tangent-space normals in [0,1] (OpenGL, +Y up).
+    Dense mesh (detail stage): ``dense_vertices`` (N,3) mm, ``dense_faces`` (M,3), ``dense_uv`` (N,2).
+    """
+
+    model_name: str
+    vertices: np.ndarray
+    neutral: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray
+    faces_uv: np.ndarray
+    id_coeffs: np.ndarray
+    exp_coeffs: np.ndarray
+    exp_names: list[str]
+    exp_basis: np.ndarray | None = None
+    uv_tiles: int = 1
+    albedo: np.ndarray | None = None
+    displacement: np.ndarray | None = None
+    displacement_scale_mm: float = 1.0
+    normal_map: np.ndarray | None = None
+    dense_vertices: np.ndarray | None = None
+    dense_faces: np.ndarray | None = None
+    dense_uv: np.ndarray | None = None
+    tex_coeffs: np.ndarray | None = None
+    views: list[ViewResult] = field(default_factory=list)
+    mode: str = "fit"
+    quality: str = "default"
+    timings: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def export_uv(self) -> np.ndarray:
+        """(T,2) UVs squeezed into [0,1]² (u divided by the tile count)."""
+        uv = self.uv.astype(np.float32).copy()
+        uv[:, 0] /= self.uv_tiles
+        return uv

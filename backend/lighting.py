@@ -1,0 +1,105 @@
+"""Spherical-harmonics Lambertian lighting (27 coefficients: 9 per RGB channel) and normals.
+
+``sh`` tensors are (B, 27), colour-major: ``sh.view(B, 3, 9)[:, c]`` are channel c's 9
+coefficients of the *incoming radiance* in the real SH basis (bands 0–2, order
+Y00, Y1-1, Y10, Y11, Y2-2, Y2-1, Y20, Y21, Y22). Shading is the reflected radiance of a
+white Lambertian surface, ``E(n)/π`` with ``E`` the irradiance:
+
+    shading_c(n) = (1/π) Σ_k A_l(k) · sh_c,k · Y_k(n),   A = (π, 2π/3, π/4) per band
+
+so a constant environment of radiance 1 (``sh_ambient(1.0)``) gives shading 1 and the
+rendered colour equals the albedo exactly.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+SH_DIM = 27
+SH_PER_CHANNEL = 9
+
+# Real SH normalisation constants.
+_C0 = 0.5 / math.sqrt(math.pi)  # Y00
+_C1 = math.sqrt(3.0 / (4.0 * math.pi))  # Y1m
+_C2 = 0.5 * math.sqrt(15.0 / math.pi)  # Y2-2, Y2-1, Y21
+_C20 = 0.25 * math.sqrt(5.0 / math.pi)  # Y20
+_C22 = 0.25 * math.sqrt(15.0 / math.pi)  # Y22
+# Lambertian (clamped cosine) convolution per coefficient, divided by π.
+_LAMBERT_OVER_PI = (1.0,) + (2.0 / 3.0,) * 3 + (0.25,) * 5
+
+
+def sh_basis(normals: torch.Tensor) -> torch.Tensor:
+    """Real SH basis, bands 0–2. normals (..., 3) unit. Returns (..., 9)."""
+    x, y, z = normals.unbind(-1)
+    return torch.stack(
+        [
+            torch.full_like(x, _C0),
+            _C1 * y,
+            _C1 * z,
+            _C1 * x,
+            _C2 * x * y,
+            _C2 * y * z,
+            _C20 * (3.0 * z * z - 1.0),
+            _C2 * x * z,
+            _C22 * (x * x - y * y),
+        ],
+        -1,
+    )
+
+
+def sh_shading(normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
+    """Lambertian SH shading.
+
+    normals: (B, ..., 3) unit, any frame the light is expressed in (camera space here).
+    sh: (B, 27). Returns (B, ..., 3) RGB shading (unitless; multiply by albedo).
+    """
+    basis = sh_basis(normals)  # (B,...,9)
+    weights = torch.tensor(_LAMBERT_OVER_PI, dtype=basis.dtype, device=basis.device)
+    coeffs = sh.view(sh.shape[0], 3, SH_PER_CHANNEL) * weights  # (B,3,9)
+    flat = basis.reshape(basis.shape[0], -1, SH_PER_CHANNEL)  # (B,N,9)
+    out = flat @ coeffs.transpose(1, 2)  # (B,N,3)
+    return out.reshape(*normals.shape[:-1], 3)
+
+
+def sh_ambient(value: float | torch.Tensor, batch: int = 1, device=None, dtype=torch.float32) -> torch.Tensor:
+    """SH coefficients of a constant environment of radiance ``value`` (grey or RGB). Returns (B,27)."""
+    value = torch.as_tensor(value, dtype=dtype, device=device).expand(3)
+    sh = torch.zeros(batch, 3, SH_PER_CHANNEL, dtype=dtype, device=device)
+    sh[:, :, 0] = value / _C0 * 1.0  # ∫ L·Y00 dω = L·4π·C0 = L/C0
+    return sh.reshape(batch, SH_DIM)
+
+
+def sh_directional(
+    direction: torch.Tensor, intensity: float | torch.Tensor = 1.0, ambient: float | torch.Tensor = 0.0
+) -> torch.Tensor:
+    """SH coefficients of a distant directional light plus an ambient term.
+
+    direction: (B,3) towards the light (normalised here). ``intensity`` is the irradiance the
+    light gives a surface facing it, times π (so a facing white surface shades to
+    ``intensity``/π·π = ``intensity`` under the exact clamped cosine). Returns (B,27).
+    """
+    d = torch.nn.functional.normalize(direction, dim=-1)
+    Y = sh_basis(d)  # (B,9)
+    inten = torch.as_tensor(intensity, dtype=d.dtype, device=d.device).expand(3)
+    sh = Y[:, None, :] * inten[None, :, None] * math.pi  # radiance δ scaled so E_facing = π·I
+    return sh.reshape(-1, SH_DIM) + sh_ambient(ambient, d.shape[0], d.device, d.dtype)
+
+
+def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Area-weighted unit vertex normals. verts (B,V,3), faces (F,3) long (CCW = outward).
+
+    Returns (B,V,3). Vertices touched by no face get a zero normal.
+    """
+    v0, v1, v2 = (verts[:, faces[:, i]] for i in range(3))  # (B,F,3)
+    face_n = torch.cross(v1 - v0, v2 - v0, dim=-1)  # length = 2·area
+    normals = torch.zeros_like(verts)
+    for i in range(3):
+        normals = normals.index_add(1, faces[:, i], face_n)
+    return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
+
+
+def face_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Unit face normals. verts (B,V,3), faces (F,3). Returns (B,F,3)."""
+    v0, v1, v2 = (verts[:, faces[:, i]] for i in range(3))
+    return torch.nn.functional.normalize(torch.cross(v1 - v0, v2 - v0, dim=-1), dim=-1, eps=1e-12)
