@@ -1,0 +1,313 @@
+"""Stage-1 fit by analysis-by-synthesis with the paper's losses (PAPER.md eqs. 3–6).
+
+One or more views of one person (V views, batched): identity and albedo are shared, pose and
+light are per view, expression is shared or per view. Schedule:
+
+1. closed-form orthographic pose from the inner 68 landmarks (:mod:`.pose_init`);
+2. landmark warm-up: pose, identity, expression under L_lm + R_param (no rendering: cheap);
+3. full loss L_coarse = 1.3·L_pixel + 1.0·L_lm + 1.5·L_id + 20·R_param, coarse-to-fine over
+   image resolutions, optimising pose, identity, expression, SH light and the albedo.
+
+Albedo: the ICT model has no texture basis, so we estimate a low-resolution UV albedo map
+(``albedo_size`` texels per tile) jointly with the SH light, with a smoothness term and a weak
+prior pulling its mean towards a plausible skin albedo; the SH light absorbs the shading. With a
+texture basis (BFM), its coefficients are fitted instead and ω_t regularises them.
+
+All images here are the aligned crops (``size``×``size`` pixels, orthographic camera).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as Fn
+
+from ..camera import Camera, project
+from ..facemodel import FaceModel
+from ..lighting import sh_ambient
+from ..losses import CoarseLossWeights, identity_loss, landmark_loss, param_regularizer, pixel_loss
+from ..progress import CancelToken, ProgressFn, check_cancel
+from ..render.renderer import RenderSettings, render
+from .contour import contour_candidates, select_contour
+from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
+
+SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB in [0,1])
+
+
+@dataclass(frozen=True)
+class CoarseFitConfig:
+    """Schedule and weights of the coarse fit.
+
+    - ``landmark_steps``: warm-up steps on L_lm + R_param only.
+    - ``photo_schedule``: (resolution, steps) stages of the full loss, coarse to fine.
+    - ``lr_*``: Adam learning rates per parameter group (radians, log-scale, px, coefficients).
+    - ``weights``: the paper's stage-1 weights.
+    - ``identity``: use L_id (needs the identity network; skipped gracefully when None given).
+    - ``albedo_size``: texels per UV tile of the fitted albedo map.
+    - ``albedo_prior`` / ``albedo_smooth``: weights of the mean-skin prior and the smoothness term.
+    - ``jaw_weight``: weight of the 17 contour landmarks relative to the inner ones.
+    - ``sliding_contour``: use the sliding jaw contour (:mod:`.contour`).
+    """
+
+    landmark_steps: int = 150
+    photo_schedule: tuple[tuple[int, int], ...] = ((112, 40), (224, 60))
+    lr_rot: float = 0.01
+    lr_scale: float = 0.01
+    lr_trans: float = 0.3
+    lr_id: float = 0.05
+    lr_exp: float = 0.02
+    lr_sh: float = 0.05
+    lr_albedo: float = 0.02
+    weights: CoarseLossWeights = CoarseLossWeights()
+    identity: bool = True
+    albedo_size: int = 32
+    albedo_prior: float = 50.0
+    albedo_smooth: float = 2000.0
+    jaw_weight: float = 0.5
+    sliding_contour: bool = True
+    shared_expression: bool = True
+
+
+QUALITY_PRESETS: dict[str, CoarseFitConfig] = {
+    "draft": CoarseFitConfig(landmark_steps=100, photo_schedule=((112, 40),), identity=False),
+    "default": CoarseFitConfig(),
+    "high": CoarseFitConfig(landmark_steps=200, photo_schedule=((112, 60), (224, 120)), albedo_size=48),
+}
+
+
+@dataclass
+class CoarseFitResult:
+    """Fitted parameters (crop frame). V views; K sizes from the model.
+
+    id (1,K_id); exp (V,K_exp); pose (V,7) for an orthographic ``size``² crop camera; sh (V,27);
+    albedo (1,A,A·tiles,3) UV map in [0,1] (or tex (1,K_tex) with a texture model);
+    verts (V,N,3) mm; landmarks (V,68,2) crop px; history: loss dicts per logged step.
+    """
+
+    id: torch.Tensor
+    exp: torch.Tensor
+    pose: torch.Tensor
+    sh: torch.Tensor
+    albedo: torch.Tensor | None
+    tex: torch.Tensor | None
+    verts: torch.Tensor
+    landmarks: torch.Tensor
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class _Params(torch.nn.Module):
+    """Free parameters of the fit (so ``.parameters()`` and devices are handled in one place)."""
+
+    def __init__(self, model: FaceModel, pose0: torch.Tensor, n_views: int, cfg: CoarseFitConfig, image_mean: torch.Tensor):
+        super().__init__()
+        dev, dt = pose0.device, pose0.dtype
+        n_exp_rows = 1 if cfg.shared_expression else n_views
+        self.id = torch.nn.Parameter(torch.zeros(1, model.n_id, device=dev, dtype=dt))
+        self.exp = torch.nn.Parameter(torch.zeros(n_exp_rows, model.n_exp, device=dev, dtype=dt))
+        self.rot = torch.nn.Parameter(pose0[:, 1:4].clone())
+        self.log_f = torch.nn.Parameter(torch.zeros(n_views, 1, device=dev, dtype=dt))
+        self.trans = torch.nn.Parameter(pose0[:, 4:6].clone())
+        self.register_buffer("f0", pose0[:, :1].clone())
+        self.sh = torch.nn.Parameter(sh_ambient(1.0, n_views, dev, dt))
+        if model.has_texture:
+            self.tex = torch.nn.Parameter(torch.zeros(1, model.n_tex, device=dev, dtype=dt))
+            self.albedo = None
+        else:
+            self.tex = None
+            A = cfg.albedo_size
+            init = image_mean.to(dev, dt).view(1, 1, 1, 3).expand(1, A, A * model.uv_tiles, 3)
+            self.albedo = torch.nn.Parameter(init.clone())
+
+    def pose(self) -> torch.Tensor:
+        f = self.f0 * self.log_f.exp()
+        return torch.cat([f, self.rot, self.trans, torch.zeros_like(f)], -1)
+
+
+def _landmark_weights(cfg: CoarseFitConfig, device, dtype) -> torch.Tensor:
+    w = torch.ones(68, device=device, dtype=dtype)
+    w[:17] = cfg.jaw_weight
+    return w
+
+
+def _scale_pose(pose: torch.Tensor, factor: float) -> torch.Tensor:
+    """Pose for an image resized by ``factor`` (pixel-centre convention keeps the centre fixed)."""
+    scale = torch.tensor([factor, 1, 1, 1, factor, factor, factor], dtype=pose.dtype, device=pose.device)
+    return pose * scale
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(V,H,W,C) → (V,size,size,C) with area averaging (anti-aliased downscale)."""
+    if images.shape[1] == size:
+        return images
+    x = images.permute(0, 3, 1, 2)
+    x = Fn.interpolate(x, size=(size, size), mode="area")
+    return x.permute(0, 2, 3, 1)
+
+
+def _albedo_smoothness(albedo: torch.Tensor) -> torch.Tensor:
+    dx = albedo[:, :, 1:] - albedo[:, :, :-1]
+    dy = albedo[:, 1:] - albedo[:, :-1]
+    return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def fit_coarse(
+    model: FaceModel,
+    images: torch.Tensor,
+    landmarks: torch.Tensor,
+    skin_mask: torch.Tensor,
+    config: CoarseFitConfig = CoarseFitConfig(),
+    identity_net: torch.nn.Module | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> CoarseFitResult:
+    """Fit the face model to V aligned crops of one person.
+
+    images (V,S,S,3) float in [0,1]; landmarks (V,68,2) detected, crop pixels; skin_mask
+    (V,S,S) float in [0,1] (where the photometric loss may look). ``identity_net`` maps
+    (images (B,S,S,3), landmarks (B,68,2)) → features (B,D); None skips L_id.
+    """
+    V, S = images.shape[0], images.shape[1]
+    dev, dt = images.device, images.dtype
+    cam = Camera(S, S)
+    w = config.weights
+    lm_weights = _landmark_weights(config, dev, dt)
+
+    # 1. closed-form pose from the inner landmarks of the mean face
+    inner = torch.tensor(INNER_LANDMARKS, device=dev)
+    lm_vid = model.landmarks68
+    mean = model.mean.to(dt)
+    pose0 = fit_orthographic_pose(mean[lm_vid[inner]].expand(V, -1, -1), landmarks[:, inner], cam)
+    skin_pixels = skin_mask[..., None] > 0.5
+    img_mean = (images * skin_pixels).flatten(0, 2).sum(0) / skin_pixels.flatten().sum().clamp_min(1)
+    params = _Params(model, pose0, V, config, img_mean)
+    rows = contour_candidates(model.mean, model.landmarks68, model.face_vertex_mask).to(dev)
+    face_tri = model.face_vertex_mask[model.faces].all(-1)  # (F,) triangles of the face region
+    render_settings = RenderSettings(u_range=(0.0, float(model.uv_tiles)))
+    history: list[dict[str, float]] = []
+    total_steps = config.landmark_steps + sum(n for _, n in config.photo_schedule)
+    step = 0
+
+    def shape_and_landmarks(pose_full: torch.Tensor, size: int):
+        exp = params.exp.expand(V, -1) if params.exp.shape[0] == 1 else params.exp
+        verts = model(params.id.expand(V, -1), exp)  # (V,N,3)
+        screen = project(verts, _scale_pose(pose_full, size / S), Camera(size, size))
+        vid = lm_vid.expand(V, -1).clone()
+        if config.sliding_contour:
+            with torch.no_grad():
+                vid[:, :17] = select_contour(screen[..., :2], rows)
+        lms = torch.gather(screen[..., :2], 1, vid[..., None].expand(-1, -1, 2))
+        return verts, exp, screen, lms
+
+    def clamp_() -> None:
+        with torch.no_grad():
+            params.exp.clamp_(0.0, 1.0)
+            if params.albedo is not None:
+                params.albedo.clamp_(0.0, 1.0)
+
+    # 2. landmark warm-up
+    opt = torch.optim.Adam(
+        [
+            {"params": [params.rot], "lr": config.lr_rot},
+            {"params": [params.log_f], "lr": config.lr_scale},
+            {"params": [params.trans], "lr": config.lr_trans},
+            {"params": [params.id], "lr": config.lr_id},
+            {"params": [params.exp], "lr": config.lr_exp},
+        ]
+    )
+    for i in range(config.landmark_steps):
+        check_cancel(cancel)
+        _, exp, _, lms = shape_and_landmarks(params.pose(), S)
+        terms = {
+            "landmark": landmark_loss(lms, landmarks, lm_weights),
+            "reg": param_regularizer(params.id, exp, params.tex, w),
+        }
+        loss = w.landmark * terms["landmark"] + w.reg * terms["reg"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        clamp_()
+        step += 1
+        if progress is not None and (i % 10 == 0 or i == config.landmark_steps - 1):
+            progress(step / total_steps, f"landmarks {i + 1}/{config.landmark_steps}")
+    history.append({"stage": "landmarks", **{k: float(v.detach()) for k, v in terms.items()}})
+
+    # 3. full loss, coarse to fine
+    groups = [
+        {"params": [params.rot], "lr": config.lr_rot * 0.5},
+        {"params": [params.log_f], "lr": config.lr_scale * 0.5},
+        {"params": [params.trans], "lr": config.lr_trans * 0.5},
+        {"params": [params.id], "lr": config.lr_id},
+        {"params": [params.exp], "lr": config.lr_exp},
+        {"params": [params.sh], "lr": config.lr_sh},
+    ]
+    if params.albedo is not None:
+        groups.append({"params": [params.albedo], "lr": config.lr_albedo})
+    else:
+        groups.append({"params": [params.tex], "lr": config.lr_id})
+    opt = torch.optim.Adam(groups)
+    target_feat = None
+    if identity_net is not None and config.identity:
+        with torch.no_grad():
+            target_feat = identity_net(images, landmarks)
+    prior = torch.tensor(SKIN_ALBEDO, device=dev, dtype=dt)
+    terms = {}
+    for size, n_steps in config.photo_schedule:
+        img_s = _resize(images, size)
+        mask_s = _resize(skin_mask[..., None], size)[..., 0]
+        lm_target = landmarks * (size / S) + 0.5 * (size / S) - 0.5
+        cam_s = Camera(size, size)
+        for i in range(n_steps):
+            check_cancel(cancel)
+            pose = params.pose()
+            verts, exp, _, lms = shape_and_landmarks(pose, size)
+            if params.albedo is not None:
+                rend = render(
+                    verts, model.faces, _scale_pose(pose, size / S), cam_s, params.sh,
+                    texture=params.albedo, uv=model.uv, faces_uv=model.faces_uv, settings=render_settings,
+                )
+            else:
+                rend = render(
+                    verts, model.faces, _scale_pose(pose, size / S), cam_s, params.sh,
+                    vertex_colors=model.albedo(params.tex).expand(V, -1, -1), settings=render_settings,
+                )
+            visible_face = face_tri[rend.face_idx.clamp_min(0)] & rend.mask
+            mask = mask_s * visible_face.to(dt)
+            terms = {
+                "pixel": pixel_loss(img_s, rend.image, mask),
+                "landmark": landmark_loss(lms, lm_target, lm_weights) * (S / size) ** 2,
+                "reg": param_regularizer(params.id, exp, params.tex, w),
+            }
+            loss = w.pixel * terms["pixel"] + w.landmark * terms["landmark"] + w.reg * terms["reg"]
+            if target_feat is not None and size == S:
+                composite = rend.image * visible_face[..., None] + img_s * (~visible_face[..., None])
+                terms["identity"] = identity_loss(target_feat, identity_net(composite, landmarks))
+                loss = loss + w.identity * terms["identity"]
+            if params.albedo is not None:
+                alb = params.albedo
+                terms["albedo_prior"] = (alb.mean((0, 1, 2)) - prior).pow(2).sum()
+                terms["albedo_smooth"] = _albedo_smoothness(alb)
+                loss = loss + config.albedo_prior * terms["albedo_prior"] + config.albedo_smooth * terms["albedo_smooth"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            clamp_()
+            step += 1
+            if progress is not None and (i % 5 == 0 or i == n_steps - 1):
+                progress(step / total_steps, f"photometric {size}px {i + 1}/{n_steps}")
+        history.append({"stage": f"photo{size}", **{k: float(v.detach()) for k, v in terms.items()}})
+
+    with torch.no_grad():
+        pose = params.pose()
+        verts, exp, _, lms = shape_and_landmarks(pose, S)
+    return CoarseFitResult(
+        id=params.id.detach(),
+        exp=exp.detach(),
+        pose=pose.detach(),
+        sh=params.sh.detach(),
+        albedo=None if params.albedo is None else params.albedo.detach(),
+        tex=None if params.tex is None else params.tex.detach(),
+        verts=verts.detach(),
+        landmarks=lms.detach(),
+        history=history,
+    )

@@ -1,0 +1,56 @@
+"""Sliding jaw contour: the 2-D jaw landmarks (iBUG 0–16) mark the face's *outline*, which
+moves over the surface as the head turns; fixed vertices only match it in a frontal view.
+
+For each jaw landmark we precompute a horizontal row of candidate vertices on the same side of
+the face; at each step the candidate with the extreme screen x (the silhouette on that row) is
+used. The chin (8) stays fixed.
+"""
+from __future__ import annotations
+
+import torch
+
+JAW = tuple(range(17))
+CHIN = 8
+
+
+def contour_candidates(
+    mean: torch.Tensor, landmarks68: torch.Tensor, face_mask: torch.Tensor, band_mm: float = 3.0, k: int = 24
+) -> torch.Tensor:
+    """Candidate vertex rows per jaw landmark.
+
+    mean (V,3) mm; landmarks68 (68,) vertex ids; face_mask (V,) bool (vertices allowed: the
+    face region). Returns (17, k) long vertex ids (rows padded by repeating the landmark vertex).
+    """
+    rows = torch.empty(len(JAW), k, dtype=torch.long)
+    allowed = face_mask.clone()
+    for j in JAW:  # 17 landmarks: a loop over landmarks, not vertices
+        vid = int(landmarks68[j])
+        p = mean[vid]
+        if j == CHIN:
+            rows[j] = vid
+            continue
+        side = torch.sign(p[0])
+        sel = allowed & ((mean[:, 1] - p[1]).abs() < band_mm) & (torch.sign(mean[:, 0]) == side)
+        sel &= (mean[:, 0].abs() <= p[0].abs() + 12.0) & (mean[:, 2] >= p[2] - 35.0)
+        sel &= mean[:, 0].abs() >= p[0].abs() - 25.0
+        ids = torch.nonzero(sel).flatten()
+        # keep the k closest to the landmark (rows can be long on the forehead band)
+        ids = ids[torch.argsort((mean[ids] - p).norm(dim=-1))][: k - 1]
+        row = torch.full((k,), vid, dtype=torch.long)
+        row[1 : 1 + ids.numel()] = ids
+        rows[j] = row
+    return rows
+
+
+def select_contour(screen_xy: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Pick, per view, the silhouette vertex of each candidate row.
+
+    screen_xy (B,V,2) pixels (x right); rows (17,k). Landmarks 0–7 take the minimum x
+    (image left), 9–16 the maximum. Returns (B,17) vertex ids.
+    """
+    x = screen_xy[..., 0][:, rows]  # (B,17,k)
+    sign = torch.ones(rows.shape[0], device=x.device)
+    sign[:CHIN] = -1.0
+    sign[CHIN] = 0.0
+    best = (x * sign[None, :, None]).argmax(-1)  # (B,17)
+    return rows[torch.arange(rows.shape[0], device=x.device)[None], best]
