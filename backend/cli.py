@@ -12,7 +12,7 @@ import sys
 
 from .errors import PhotoheadError
 
-COMMANDS = ("reconstruct", "models", "evaluate")
+COMMANDS = ("reconstruct", "models", "evaluate", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

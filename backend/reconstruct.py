@@ -1,17 +1,39 @@
-"""The one public entry point: photos → :class:`~backend.head.Head`."""
+"""The one public entry point: photos → :class:`~backend.head.Head`.
+
+Pipeline (fit mode): read each photo → detect the face and its 68 landmarks → similarity crop
+to 224² (:mod:`.align`) → coarse fit of the face model with the paper's stage-1 losses
+(:mod:`.fit.coarse`, all views jointly) → poses re-expressed in original-photo pixels → UV
+albedo: the photo unwrapped into UV, divided by the fitted SH shading (delit), falling back on
+the fitted low-resolution albedo where no view sees the surface → detail stage (when enabled).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
+import torch
 
-from .head import Head
-from .progress import CancelToken, ProgressFn
+from .align import align_face, face_mask, points_to_image, warp_to_crop
+from .camera import Camera, project
+from .detect import detect_one
+from .errors import NoFaceError, PhotoheadError
+from .facemodel import FaceModel, load_default, load_model
+from .fit.coarse import QUALITY_PRESETS, CoarseFitConfig, CoarseFitResult, fit_coarse
+from .fit.pose_init import fit_orthographic_pose
+from .head import Head, ViewResult
+from .image_io import load_image
+from .progress import CancelToken, ProgressFn, Stage, check_cancel
 
 Mode = Literal["fit", "predict", "hybrid"]
 Quality = Literal["draft", "default", "high"]
+
+CROP_SIZE = 224
+# UV texels per tile of the exported albedo, per quality.
+ALBEDO_RES = {"draft": 256, "default": 512, "high": 1024}
 
 
 @dataclass
@@ -23,11 +45,13 @@ class ReconstructConfig:
     - ``quality``: fit schedule and UV resolution preset (README lists times).
     - ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     - ``model``: face model file (default: ICT on the search path).
-    - ``face``: which detected face (0 = largest) in each photo.
+    - ``face``: which detected face (0 = most confident) in each photo.
     - ``detail``: run the detail (stage-2) fit.
+    - ``identity``: use the identity loss L_id (needs the identity network's weights).
     - ``checkpoints``: folder with ``coarse.pt`` / ``detail.pt`` for predict/hybrid.
     - ``shared_expression``: multi-view: one expression for all photos.
     - ``seed``: random seed (fits are deterministic for a given seed and device).
+    - ``labels``: optional per-photo view labels (front/left/right...).
     """
 
     mode: Mode = "fit"
@@ -36,10 +60,149 @@ class ReconstructConfig:
     model: str | None = None
     face: int = 0
     detail: bool = True
+    identity: bool = True
     checkpoints: str | None = None
     shared_expression: bool = True
     seed: int = 0
     labels: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PreparedView:
+    """One photo ready for fitting: the photo, its detection and its 224² crop."""
+
+    name: str
+    image: np.ndarray  # (H,W,3) uint8
+    detected68: np.ndarray  # (68,2) photo px
+    face_box: np.ndarray
+    crop_from_image: np.ndarray  # (2,3)
+    image_from_crop: np.ndarray  # (2,3)
+    crop: np.ndarray  # (S,S,3) float32 [0,1]
+    crop_landmarks: np.ndarray  # (68,2) crop px
+    skin_mask: np.ndarray  # (S,S) float32
+    label: str = ""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU. Raises a clear error for an unavailable CUDA."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise PhotoheadError("--device cuda requested but no CUDA device is available (use --device cpu or auto)")
+    if name not in ("cpu", "cuda"):
+        raise PhotoheadError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def load_face_model(path: str | None) -> FaceModel:
+    """The face model from ``path`` (any supported format) or the default on the search path."""
+    return load_model(path) if path else load_default()
+
+
+def prepare_view(image: str | Path | np.ndarray, face: int = 0, label: str = "", index: int = 0) -> PreparedView:
+    """Read, detect, align one photo. Raises NoFaceError / FaceTooSmallError / ImageReadError."""
+    name = str(image) if isinstance(image, (str, Path)) else f"image #{index}"
+    rgb = load_image(image)
+    found = detect_one(rgb, face=face, name=Path(name).name)
+    align = align_face(found.landmarks)
+    crop = warp_to_crop(rgb, align.crop_from_image, CROP_SIZE).astype(np.float32)
+    if crop.max() > 1.5:
+        crop = crop / 255.0
+    crop_lm = (align.crop_from_image[:, :2] @ found.landmarks.T).T + align.crop_from_image[:, 2]
+    mask = face_mask(crop_lm, CROP_SIZE, CROP_SIZE, soft_px=1.0)
+    return PreparedView(
+        name=name, image=rgb, detected68=np.asarray(found.landmarks, np.float64), face_box=np.asarray(found.box, np.float64),
+        crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
+        crop_landmarks=crop_lm, skin_mask=mask, label=label,
+    )
+
+
+def _identity_adapter(device: torch.device) -> Callable | None:
+    """(images (B,S,S,3) [0,1], landmarks (B,68,2) px) → features, or None when unavailable."""
+    try:
+        from .identity import identity_features, load_identity_net
+    except ImportError:
+        return None
+    try:
+        net = load_identity_net().to(device)
+    except PhotoheadError as exc:
+        warnings.warn(f"identity loss disabled: {exc}", stacklevel=2)
+        return None
+
+    def features(images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        return identity_features(images.permute(0, 3, 1, 2), landmarks, net=net)
+
+    return features
+
+
+def image_frame_pose(verts: torch.Tensor, pose_crop: torch.Tensor, view: PreparedView) -> torch.Tensor:
+    """Re-express a crop-frame orthographic pose in original-photo pixels (exact: the crop is a
+    similarity of the photo). verts (1,N,3) mm; pose_crop (1,7). Returns (1,7)."""
+    crop_xy = project(verts, pose_crop, Camera(CROP_SIZE, CROP_SIZE))[0, :, :2].double().cpu().numpy()
+    img_xy = points_to_image(crop_xy, view.image_from_crop)
+    h, w = view.image.shape[:2]
+    sub = verts[0, :: max(1, verts.shape[1] // 2000)].double().cpu()
+    img_sub = torch.from_numpy(img_xy[:: max(1, verts.shape[1] // 2000)])
+    pose = fit_orthographic_pose(sub[None], img_sub[None], Camera(w, h))
+    return pose.to(pose_crop.dtype)
+
+
+def delit_albedo(
+    model: FaceModel, fit: CoarseFitResult, views: list[PreparedView], resolution: int, device: torch.device
+) -> np.ndarray:
+    """High-resolution UV albedo from the photos.
+
+    Each view's face (re-cropped at 512² for resolution) is unwrapped into UV, divided by that
+    view's fitted SH shading (delit) and blended with weights = visibility × facing ramp × the
+    photo's skin mask at the texel's projection (so hair, hats and background never land on the
+    head). Texels no view sees get the mean delit skin colour, with a soft transition, so the
+    scalp and neck match the face. Returns (R, R·tiles, 3) float32 in [0,1], top row v = 1.
+    """
+    from .camera import to_camera_space
+    from .lighting import sh_shading
+    from .render import rasterize_uv, unwrap_image
+    from .render.uv import normal_map
+
+    tiles = model.uv_tiles
+    H, W = resolution, resolution * tiles
+    frags = rasterize_uv(model.uv, model.faces_uv, H, W, (0.0, float(tiles)))
+    size = 512
+    k = size / CROP_SIZE
+    acc = torch.zeros(1, H, W, 3, device=device)
+    wsum = torch.zeros(1, H, W, 1, device=device)
+    for i, view in enumerate(views):
+        M = view.crop_from_image * k
+        M[:, 2] += 0.5 * k - 0.5
+        crop = warp_to_crop(view.image, M, size).astype(np.float32)
+        crop = torch.from_numpy(crop / 255.0 if crop.max() > 1.5 else crop)[None].to(device)
+        lm = view.crop_landmarks * k + 0.5 * k - 0.5
+        skin = torch.from_numpy(face_mask(lm, size, size, soft_px=6.0))[None, None].to(device)
+        pose = fit.pose[i : i + 1] * torch.tensor([k, 1, 1, 1, k, k, k], device=device, dtype=fit.pose.dtype)
+        verts = fit.verts[i : i + 1]
+        un = unwrap_image(crop, verts, model.faces, pose, Camera(size, size), frags)
+        grid = (un.screen[..., :2] + 0.5) * (2.0 / size) - 1.0
+        skin_at = torch.nn.functional.grid_sample(skin, grid, align_corners=False)[:, 0]  # (1,H,W)
+        normals = normal_map(to_camera_space(verts, pose, "orthographic"), model.faces, frags)
+        shading = sh_shading(normals, fit.sh[i : i + 1]).clamp_min(0.05)
+        delit = (un.texture / shading).clamp(0.0, 1.0)
+        facing = ((un.cosine - 0.15) / 0.5).clamp(0.0, 1.0) ** 2
+        weight = un.visible.float() * facing * skin_at  # (1,H,W)
+        # robust to hair, hats and glasses inside the mask: down-weight colours far from the
+        # view's median skin colour
+        core = weight > 0.5
+        if core.any():
+            median = delit[core].median(0).values
+            weight = weight * torch.exp(-((delit - median) ** 2).sum(-1) / (2 * 0.15**2))
+        weight = weight[..., None]
+        acc += delit * weight
+        wsum += weight
+    seen = wsum[..., 0] > 0.25
+    colour = (acc / wsum.clamp_min(1e-6))[seen].median(0).values if seen.any() else torch.tensor(
+        [0.62, 0.47, 0.40], device=device
+    )
+    w = wsum.clamp(max=1.0)
+    out = acc / wsum.clamp_min(1e-6) * w + colour.view(1, 1, 1, 3) * (1.0 - w)
+    return out[0].clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
 
 
 def reconstruct(
@@ -53,4 +216,88 @@ def reconstruct(
     images: paths or (H,W,3) uint8 RGB arrays. Raises :class:`~backend.errors.PhotoheadError`
     subclasses with actionable messages (no face, unreadable file, missing model ...).
     """
-    raise NotImplementedError("reconstruct(): the coarse fit lands with issue 6")
+    config = config or ReconstructConfig()
+    if not images:
+        raise PhotoheadError("no photos given")
+    if config.mode != "fit":
+        raise PhotoheadError(f"mode {config.mode!r} needs trained checkpoints, which are not available yet: use --mode fit")
+    if config.quality not in QUALITY_PRESETS:
+        raise PhotoheadError(f"unknown quality {config.quality!r}: use draft, default or high")
+    timings: dict[str, float] = {}
+    warn_list: list[str] = []
+    t0 = time.perf_counter()
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    model = load_face_model(config.model).to(device)
+    check_cancel(cancel)
+
+    views: list[PreparedView] = []
+    for i, img in enumerate(images):
+        check_cancel(cancel)
+        if progress:
+            progress(0.02 + 0.08 * i / len(images), f"detecting face in photo {i + 1}/{len(images)}")
+        label = config.labels[i] if i < len(config.labels) else ""
+        try:
+            views.append(prepare_view(img, config.face, label, i))
+        except NoFaceError as exc:
+            if len(images) == 1:
+                raise
+            warn_list.append(f"skipped: {exc}")
+    if not views:
+        raise NoFaceError("no face found in any of the photos: " + "; ".join(warn_list))
+    timings["detect_s"] = time.perf_counter() - t0
+
+    fit_cfg = replace(QUALITY_PRESETS[config.quality], identity=config.identity, shared_expression=config.shared_expression)
+    identity = _identity_adapter(device) if fit_cfg.identity else None
+    t1 = time.perf_counter()
+    to_t = lambda a: torch.from_numpy(np.stack(a)).float().to(device)  # noqa: E731
+    fit = fit_coarse(
+        model, to_t([v.crop for v in views]), to_t([v.crop_landmarks for v in views]), to_t([v.skin_mask for v in views]),
+        fit_cfg, identity_net=identity, progress=Stage(progress, 0.1, 0.75, cancel), cancel=cancel,
+    )
+    timings["coarse_fit_s"] = time.perf_counter() - t1
+    check_cancel(cancel)
+    if progress:
+        progress(0.78, "building the UV albedo")
+    t2 = time.perf_counter()
+    albedo = None
+    if fit.albedo is not None:
+        albedo = delit_albedo(model, fit, views, ALBEDO_RES[config.quality], device)
+    timings["albedo_s"] = time.perf_counter() - t2
+
+    head = assemble_head(model, fit, views, config, albedo)
+    head.warnings.extend(warn_list)
+    timings["total_s"] = time.perf_counter() - t0
+    head.timings.update(timings)
+    if progress:
+        progress(1.0, "done")
+    return head
+
+
+def assemble_head(
+    model: FaceModel, fit: CoarseFitResult, views: list[PreparedView], config: ReconstructConfig, albedo: np.ndarray | None
+) -> Head:
+    """Pack the fit into a :class:`Head` with per-view results in original-photo pixels."""
+    np32 = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
+    neutral = model(fit.id, None)
+    results = []
+    for i, view in enumerate(views):
+        pose_img = image_frame_pose(fit.verts[i : i + 1], fit.pose[i : i + 1], view)
+        results.append(
+            ViewResult(
+                name=view.name, image_size=(view.image.shape[1], view.image.shape[0]),
+                pose=np32(pose_img[0]), sh=np32(fit.sh[i]), exp=np32(fit.exp[i]),
+                landmarks68=points_to_image(fit.landmarks[i].double().cpu().numpy(), view.image_from_crop).astype(np.float32),
+                detected68=view.detected68.astype(np.float32), projection="orthographic",
+                face_box=view.face_box.astype(np.float32), crop_from_image=view.crop_from_image.astype(np.float32),
+                image=view.image, label=view.label,
+            )
+        )
+    return Head(
+        model_name=model.name, vertices=np32(fit.verts[0]), neutral=np32(neutral[0]),
+        faces=model.faces.cpu().numpy().astype(np.int32), uv=np32(model.uv),
+        faces_uv=model.faces_uv.cpu().numpy().astype(np.int32), id_coeffs=np32(fit.id[0]),
+        exp_coeffs=np32(fit.exp[0]), exp_names=list(model.exp_names), exp_basis=np32(model.exp_basis),
+        uv_tiles=model.uv_tiles, albedo=albedo, tex_coeffs=None if fit.tex is None else np32(fit.tex[0]),
+        views=results, mode=config.mode, quality=config.quality,
+    )

@@ -1,0 +1,86 @@
+"""``photohead reconstruct PHOTO [PHOTO ...] -o OUT``: photos → head.obj/.mtl, albedo.png, head.glb,
+params.json, preview.png (and head.blend with ``--blend``)."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import PhotoheadError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reconstruct", help="reconstruct a head from one or more photos of one person")
+    p.add_argument("photos", nargs="*", help="photo files (JPEG/PNG/TIFF...); several photos = multi-view")
+    p.add_argument("-o", "--out", required=True, help="output folder (written atomically)")
+    p.add_argument("--sample", choices=("grace_hopper", "astronaut"), help="use a package-shipped sample photo")
+    p.add_argument("--mode", default="fit", choices=("fit", "predict", "hybrid"))
+    p.add_argument("--quality", default="default", choices=("draft", "default", "high"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--model", help="face model file (default: ICT-FaceKit on the model search path)")
+    p.add_argument("--face", type=int, default=0, help="which detected face to use (0 = most confident)")
+    p.add_argument("--no-detail", action="store_true", help="skip the detail (displacement) stage")
+    p.add_argument("--no-identity", action="store_true", help="fit without the identity loss L_id")
+    p.add_argument("--per-view-expression", action="store_true", help="multi-view: one expression per photo")
+    p.add_argument("--labels", help="comma-separated view labels, one per photo (front,left,right...)")
+    p.add_argument("--checkpoints", help="folder with coarse.pt/detail.pt for --mode predict/hybrid")
+    p.add_argument("--blend", action="store_true", help="also write OUT/head.blend (needs the bpy module)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(handler=run)
+
+
+def _progress_printer(quiet: bool):
+    last = [-1.0]
+
+    def progress(fraction: float, message: str) -> None:
+        if quiet:
+            return
+        pct = int(fraction * 100)
+        if pct != last[0]:
+            last[0] = pct
+            print(f"\r[{pct:3d}%] {message:<60}", end="", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export import write_outputs
+    from ..preview_render import render_preview
+    from ..reconstruct import ReconstructConfig, reconstruct
+    from ..samples import sample_photo
+
+    images: list = list(args.photos)
+    if args.sample:
+        images.append(sample_photo(args.sample)[1])
+    if not images:
+        raise PhotoheadError("no photo given: pass photo files or --sample grace_hopper")
+    for photo in args.photos:
+        if not Path(photo).exists():
+            raise PhotoheadError(f"{photo}: no such file")
+    config = ReconstructConfig(
+        mode=args.mode, quality=args.quality, device=args.device, model=args.model, face=args.face,
+        detail=not args.no_detail, identity=not args.no_identity, checkpoints=args.checkpoints,
+        shared_expression=not args.per_view_expression,
+        labels=[s.strip() for s in args.labels.split(",")] if args.labels else [],
+    )
+    t0 = time.perf_counter()
+    head = reconstruct(images, config, progress=_progress_printer(args.quiet))
+    if not args.quiet:
+        print(file=sys.stderr)
+    previews = {f"preview{'' if i == 0 else f'_view{i}'}": render_preview(head, i) for i in range(len(head.views))}
+    paths = write_outputs(head, args.out, previews=previews)
+    for w in head.warnings:
+        print(f"photohead: warning: {w}", file=sys.stderr)
+    if args.blend:
+        result = subprocess.run([sys.executable, "-m", "addon.blendfile", str(args.out)], capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["unknown error"]
+            raise PhotoheadError(f"writing head.blend failed: {tail[0]}")
+        paths["blend"] = Path(args.out) / "head.blend"
+    if not args.quiet:
+        print(f"reconstructed {len(head.views)} view(s) in {time.perf_counter() - t0:.1f} s → {args.out}")
+        for key, path in sorted(paths.items()):
+            print(f"  {key:>12}: {path}")
+    return 0
