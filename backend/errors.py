@@ -33,3 +33,15 @@ class WeightsNotFoundError(PhotoheadError):
 
 class CancelledError(PhotoheadError):
     """The user cancelled the job."""
+
+
+class DependencyMissingError(PhotoheadError):
+    """An optional Python package (dlib, face-alignment, ...) is not installed."""
+
+
+class WeightsFormatError(PhotoheadError):
+    """A network weights file is corrupt, truncated, or not of the expected architecture."""
+
+
+class ModelFetchError(PhotoheadError):
+    """Downloading or verifying a face model's source files failed (nothing was installed)."""

@@ -1,0 +1,98 @@
+"""The default (ICT) face model: landmark placement, evaluation, sampling, a clear error when missing."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from backend.errors import ModelNotFoundError
+
+# iBUG-68 mirror pairs, subject's right first (the lower lips run left → right), and midline points
+MIRROR = (
+    [(i, 16 - i) for i in range(8)] + [(17 + i, 26 - i) for i in range(5)]
+    + [(31, 35), (32, 34), (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]
+    + [(48, 54), (49, 53), (50, 52), (59, 55), (58, 56), (60, 64), (61, 63), (67, 65)]
+)
+MIDLINE = [8, 27, 28, 29, 30, 33, 51, 57, 62, 66]
+
+
+@pytest.fixture(scope="module")
+def lm(face_model):
+    return face_model.mean[face_model.landmarks68].double().numpy()  # (68,3) mm
+
+
+def test_landmarks_mirror_symmetric(lm):
+    pairs = np.array(MIRROR)
+    right, left = lm[pairs[:, 0]], lm[pairs[:, 1]]
+    np.testing.assert_allclose(right[:, 0], -left[:, 0], atol=0.05)   # x ≈ −x
+    np.testing.assert_allclose(right[:, 1:], left[:, 1:], atol=0.05)  # same height and depth
+    assert np.all(right[:, 0] < -3.0)  # iBUG's first of each pair is the subject's right (−X, image left)
+    np.testing.assert_allclose(lm[MIDLINE, 0], 0.0, atol=0.05)
+
+
+def test_landmarks_vertical_order_and_features(lm):
+    brows, eyes, mouth = lm[17:27], lm[36:48], lm[48:68]
+    nose_tip, chin = lm[30], lm[8]
+    assert brows[:, 1].min() > eyes[:, 1].max()          # brows above eyes
+    assert eyes[:, 1].min() > nose_tip[1]                # eyes above the nose tip
+    assert nose_tip[1] > mouth[:, 1].max()               # nose tip above the mouth
+    assert mouth[:, 1].min() > chin[1]                   # mouth above the chin
+    assert nose_tip[2] > lm[27, 2] and nose_tip[2] >= lm[:, 2].max() - 1e-3  # nose tip: most forward landmark
+    # plausible adult distances (mm): outer eye corners, mouth corners, jaw width
+    assert 80 < np.linalg.norm(lm[36] - lm[45]) < 105
+    assert 40 < np.linalg.norm(lm[48] - lm[54]) < 65
+    assert 120 < np.linalg.norm(lm[0] - lm[16]) < 170
+    # the eye landmarks encircle each eye: upper lid above lower lid
+    assert lm[37, 1] > lm[41, 1] and lm[44, 1] > lm[46, 1]
+
+
+def test_winding_outward_at_nose_tip(face_model):
+    from backend.lighting import vertex_normals
+
+    normals = vertex_normals(face_model.mean[None], face_model.faces)[0]
+    tip = normals[face_model.landmarks68[30]]
+    assert tip[2] > 0.9  # +Z out of the face
+
+
+def test_forward_batched_equals_manual_sum(face_model):
+    g = torch.Generator().manual_seed(0)
+    ident = torch.randn(3, face_model.n_id, generator=g)
+    exp = torch.rand(3, face_model.n_exp, generator=g) * 0.5
+    out = face_model(ident, exp)
+    assert out.shape == (3, face_model.n_verts, 3)
+    ib = face_model.id_basis.reshape(face_model.n_id, -1).double()
+    eb = face_model.exp_basis.reshape(face_model.n_exp, -1).double()
+    manual = face_model.mean.double().reshape(1, -1) + ident.double() @ ib + exp.double() @ eb
+    np.testing.assert_allclose(out.reshape(3, -1).double().numpy(), manual.numpy(), atol=1e-3)
+    # one coefficient moves exactly its basis vector
+    one = torch.zeros(1, face_model.n_id)
+    one[0, 5] = 1.0
+    np.testing.assert_allclose((face_model(one) - face_model.mean)[0].numpy(), face_model.id_basis[5].numpy(), atol=1e-5)
+    assert torch.equal(face_model(None, None)[0], face_model.mean)
+
+
+def test_sample_plausible_and_reproducible(face_model):
+    s1 = face_model.sample(4, torch.Generator().manual_seed(1))
+    s2 = face_model.sample(4, torch.Generator().manual_seed(1))
+    assert torch.equal(s1["verts"], s2["verts"])
+    v = s1["verts"]
+    assert torch.isfinite(v).all() and v.shape == (4, face_model.n_verts, 3)
+    ext = (v.amax(1) - v.amin(1)).numpy()  # (4,3) mm, head + neck + shoulders
+    assert np.all((ext[:, 0] > 200) & (ext[:, 0] < 320)), ext
+    assert np.all((ext[:, 1] > 280) & (ext[:, 1] < 420)), ext
+    assert np.all((ext[:, 2] > 180) & (ext[:, 2] < 280)), ext
+    face = face_model.face_vertex_mask
+    dev = (v[:, face] - face_model.mean[face]).norm(dim=-1)
+    assert 0.5 < float(dev.mean()) < 15.0 and float(dev.max()) < 60.0  # different, but still a face
+    assert float(s1["exp"].min()) >= 0.0 and float(s1["exp"].max()) <= 1.0
+
+
+def test_missing_model_says_how_to_fetch(tmp_path, monkeypatch):
+    from backend.facemodel import load_default
+
+    monkeypatch.setenv("PHOTOHEAD_MODEL_PATH", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("PHOTOHEAD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("PHOTOHEAD_MODEL", raising=False)
+    with pytest.raises(ModelNotFoundError, match=r"photohead models fetch ict") as info:
+        load_default()
+    assert str(tmp_path / "cache") in str(info.value)
