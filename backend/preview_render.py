@@ -49,10 +49,12 @@ def _grey_light() -> torch.Tensor:
     return sh_directional(torch.tensor([[0.35, 0.45, 1.0]]), intensity=0.75, ambient=0.35)
 
 
-def render_preview(head: Head, view_index: int = 0, dense_verts: torch.Tensor | None = None) -> np.ndarray:
+def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
     """input | render | overlay | shaded geometry (frontal) | shaded geometry (side) for one view.
 
-    Returns (PANEL, 5·PANEL, 3) uint8. The photo comes from ``view.image`` (required).
+    The geometry panels show the detailed (dense) mesh when the head has one, in the view's
+    pose and from 70° to the side. Returns (PANEL, 5·PANEL, 3) uint8. The photo comes from
+    ``view.image`` (required).
     """
     view = head.views[view_index]
     if view.image is None:
@@ -80,10 +82,17 @@ def render_preview(head: Head, view_index: int = 0, dense_verts: torch.Tensor | 
         shaded = render(verts, faces, pose, cam, _grey_light(), settings=settings)
         overlay = photo_t * (1 - 0.55 * shaded.alpha[..., None]) + shaded.image * 0.55 * shaded.alpha[..., None]
         side_panels = []
-        for yaw in (0.0, math.radians(70)):
-            side_pose = torch.tensor([[PANEL / 260.0, 0.0, yaw, 0.0, 0.0, 10.0 * PANEL / 260.0, 0.0]])
-            geo = verts if dense_verts is None else dense_verts
-            side = render(geo, faces if dense_verts is None else faces, side_pose, cam, _grey_light(), settings=settings)
+        if head.dense_vertices is not None:
+            geo = torch.from_numpy(head.dense_vertices)[None].float()
+            geo_faces = torch.from_numpy(head.dense_faces).long()
+        else:
+            geo, geo_faces = verts, faces
+        for yaw in (None, math.radians(70)):
+            if yaw is None:
+                geo_pose = pose
+            else:
+                geo_pose = torch.tensor([[PANEL / 260.0, 0.0, yaw, 0.0, 0.0, 10.0 * PANEL / 260.0, 0.0]])
+            side = render(geo, geo_faces, geo_pose, cam, _grey_light(), settings=settings)
             bg = torch.full_like(side.image, 0.18)
             side_panels.append(_to_u8((side.image * side.alpha[..., None] + bg * (1 - side.alpha[..., None]))[0]))
     over = _to_u8(overlay[0])
@@ -92,5 +101,6 @@ def render_preview(head: Head, view_index: int = 0, dense_verts: torch.Tensor | 
     over = draw_landmarks(over, to_win(view.landmarks68), (255, 40, 40), 2)
     return compose_panels(
         [_to_u8(photo_t[0]), _to_u8(textured[0]), over] + side_panels,
-        ["input", "render", "overlay (green: detected, red: fitted)", "geometry", "geometry, side"],
+        ["input", "render", "overlay (green: detected, red: fitted)",
+         "detailed geometry" if head.dense_vertices is not None else "geometry", "side"],
     )

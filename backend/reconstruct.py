@@ -23,6 +23,7 @@ from .detect import detect_one
 from .errors import NoFaceError, PhotoheadError
 from .facemodel import FaceModel, load_default, load_model
 from .fit.coarse import QUALITY_PRESETS, CoarseFitConfig, CoarseFitResult, fit_coarse
+from .fit.detail import DETAIL_PRESETS, DetailFitResult, fit_detail
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
 from .image_io import load_image
@@ -148,7 +149,12 @@ def image_frame_pose(verts: torch.Tensor, pose_crop: torch.Tensor, view: Prepare
 
 
 def delit_albedo(
-    model: FaceModel, fit: CoarseFitResult, views: list[PreparedView], resolution: int, device: torch.device
+    model: FaceModel,
+    fit: CoarseFitResult,
+    views: list[PreparedView],
+    resolution: int,
+    device: torch.device,
+    detail: DetailFitResult | None = None,
 ) -> np.ndarray:
     """High-resolution UV albedo from the photos.
 
@@ -156,7 +162,9 @@ def delit_albedo(
     view's fitted SH shading (delit) and blended with weights = visibility × facing ramp × the
     photo's skin mask at the texel's projection (so hair, hats and background never land on the
     head). Texels no view sees get the mean delit skin colour, with a soft transition, so the
-    scalp and neck match the face. Returns (R, R·tiles, 3) float32 in [0,1], top row v = 1.
+    scalp and neck match the face. With ``detail``, the face tile is delit with the detailed
+    normals, so wrinkle shading is not baked into the albedo a second time.
+    Returns (R, R·tiles, 3) float32 in [0,1], top row v = 1.
     """
     from .camera import to_camera_space
     from .lighting import sh_shading
@@ -183,6 +191,8 @@ def delit_albedo(
         grid = (un.screen[..., :2] + 0.5) * (2.0 / size) - 1.0
         skin_at = torch.nn.functional.grid_sample(skin, grid, align_corners=False)[:, 0]  # (1,H,W)
         normals = normal_map(to_camera_space(verts, pose, "orthographic"), model.faces, frags)
+        if detail is not None:
+            normals = _with_detail_normals(normals, detail, fit.pose[i : i + 1], i)
         shading = sh_shading(normals, fit.sh[i : i + 1]).clamp_min(0.05)
         delit = (un.texture / shading).clamp(0.0, 1.0)
         facing = ((un.cosine - 0.15) / 0.5).clamp(0.0, 1.0) ** 2
@@ -203,6 +213,39 @@ def delit_albedo(
     w = wsum.clamp(max=1.0)
     out = acc / wsum.clamp_min(1e-6) * w + colour.view(1, 1, 1, 3) * (1.0 - w)
     return out[0].clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
+
+
+def _with_detail_normals(normals: torch.Tensor, detail: DetailFitResult, pose: torch.Tensor, view: int) -> torch.Tensor:
+    """Replace the face tile of a camera-space UV normal map (1,H,H·tiles,3) by the detailed
+    normals (rotated from model to camera space and resampled)."""
+    from .camera import euler_to_rotation
+
+    H = normals.shape[1]
+    R = euler_to_rotation(pose[:, 1:4])[0]
+    n_model = detail.surface.normals[view : view + 1]  # (1,S,S,3)
+    valid = detail.layout.valid[:, None].float()
+    n_cam = (n_model @ R.T).permute(0, 3, 1, 2)
+    n_up = torch.nn.functional.interpolate(n_cam, size=(H, H), mode="bilinear", align_corners=False)
+    v_up = torch.nn.functional.interpolate(valid, size=(H, H), mode="bilinear", align_corners=False)
+    face = normals[:, :, :H].permute(0, 3, 1, 2)
+    mixed = torch.nn.functional.normalize(face * (1 - v_up) + n_up * v_up, dim=1, eps=1e-12)
+    out = normals.clone()
+    out[:, :, :H] = mixed.permute(0, 2, 3, 1) * (face.norm(dim=1, keepdim=True) > 0).permute(0, 2, 3, 1)
+    return out
+
+
+def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The views' crops and skin masks re-sampled from the photos at ``size``² (same framing
+    as the 224² crop). Returns (V,size,size,3) in [0,1] and (V,size,size)."""
+    crops, masks = [], []
+    k = size / CROP_SIZE
+    for view in views:
+        M = view.crop_from_image * k
+        M[:, 2] += 0.5 * k - 0.5
+        crop = warp_to_crop(view.image, M, size).astype(np.float32)
+        crops.append(crop / 255.0 if crop.max() > 1.5 else crop)
+        masks.append(face_mask(view.crop_landmarks * k + 0.5 * k - 0.5, size, size, soft_px=1.0 * k))
+    return torch.from_numpy(np.stack(crops)), torch.from_numpy(np.stack(masks))
 
 
 def reconstruct(
@@ -257,15 +300,27 @@ def reconstruct(
     )
     timings["coarse_fit_s"] = time.perf_counter() - t1
     check_cancel(cancel)
+    detail = None
+    if config.detail:
+        t3 = time.perf_counter()
+        det_cfg = DETAIL_PRESETS[config.quality]
+        crops, masks = detail_inputs(views, det_cfg.render_size)
+        detail = fit_detail(
+            model, fit, crops.to(device), masks.to(device), det_cfg,
+            progress=Stage(progress, 0.75, 0.95, cancel), cancel=cancel,
+        )
+        timings["detail_fit_s"] = time.perf_counter() - t3
     if progress:
-        progress(0.78, "building the UV albedo")
+        progress(0.96, "building the UV albedo")
     t2 = time.perf_counter()
     albedo = None
     if fit.albedo is not None:
-        albedo = delit_albedo(model, fit, views, ALBEDO_RES[config.quality], device)
+        albedo = delit_albedo(model, fit, views, ALBEDO_RES[config.quality], device, detail)
     timings["albedo_s"] = time.perf_counter() - t2
 
     head = assemble_head(model, fit, views, config, albedo)
+    if detail is not None:
+        attach_detail(head, detail, model.uv_tiles)
     head.warnings.extend(warn_list)
     timings["total_s"] = time.perf_counter() - t0
     head.timings.update(timings)
@@ -301,3 +356,29 @@ def assemble_head(
         uv_tiles=model.uv_tiles, albedo=albedo, tex_coeffs=None if fit.tex is None else np32(fit.tex[0]),
         views=results, mode=config.mode, quality=config.quality,
     )
+
+
+def _tile_pad(face_tile: np.ndarray, tiles: int, fill) -> np.ndarray:
+    """Place a face-tile map (S,S,...) at the left of a ``tiles``-wide layout (S,S·tiles,...)."""
+    if tiles == 1:
+        return face_tile
+    pad = np.empty((face_tile.shape[0], face_tile.shape[1] * (tiles - 1)) + face_tile.shape[2:], face_tile.dtype)
+    pad[...] = fill
+    return np.concatenate([face_tile, pad], 1)
+
+
+def attach_detail(head: Head, detail: DetailFitResult, tiles: int) -> None:
+    """Store the detail stage in ``head``: displacement (mm) and tangent-space normal map over
+    the whole UV layout (flat outside the face tile), and the dense mesh of the first view."""
+    from .detail import tangent_normal_map
+
+    disp = detail.displacement[0, 0].float().cpu().numpy()
+    normal = tangent_normal_map(detail.surface, detail.layout.valid)[0].float().cpu().numpy()
+    head.displacement = _tile_pad(disp.astype(np.float32), tiles, 0.0)
+    head.displacement_scale_mm = float(max(1.0, np.abs(disp).max()))
+    head.normal_map = _tile_pad(normal.astype(np.float32), tiles, np.array([0.5, 0.5, 1.0], np.float32))
+    head.dense_vertices = detail.surface.dense_verts[0].float().cpu().numpy()
+    head.dense_faces = detail.topology.faces.cpu().numpy().astype(np.int32)
+    head.dense_uv = detail.topology.uv.cpu().numpy().astype(np.float32)
+    head.metrics["pixel_loss_coarse"] = float(np.mean(detail.pixel_coarse))
+    head.metrics["pixel_loss_detail"] = float(np.mean(detail.pixel_detail))

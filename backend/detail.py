@@ -1,0 +1,116 @@
+"""The UV render layer (PAPER.md stage 2): coarse UV position map + displacement → dense mesh.
+
+Displacement is applied **along the coarse surface normal** (mm), not along the camera's depth
+as in the paper: the map then means the same thing in every view, which multi-view blending and
+the exported displacement/normal maps need, and it is what Blender's displacement expects.
+
+The dense mesh has one vertex per valid texel of the face tile and two triangles per 2×2 block
+of valid texels, oriented like the UV layout (counter-clockwise = outward for ICT), skipping
+blocks whose 3-D edges are much longer than the texel spacing (UV seams/island borders).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .uvmaps import UVLayout, grid_normals, tangent_frames
+
+
+@dataclass(frozen=True)
+class DenseTopology:
+    """Fixed connectivity of the dense mesh for one UV layout and coarse shape.
+
+    - ``texel_index``: (S·S,) long, dense vertex id of each texel (−1 for invalid texels);
+    - ``texels``: (N,) long, flat texel index of each dense vertex;
+    - ``faces``: (M,3) long dense vertex ids; ``uv``: (N,2) texel-centre UVs in the face tile.
+    """
+
+    size: int
+    texel_index: torch.Tensor
+    texels: torch.Tensor
+    faces: torch.Tensor
+    uv: torch.Tensor
+
+
+def dense_topology(layout: UVLayout, coarse_positions: torch.Tensor, seam_factor: float = 4.0) -> DenseTopology:
+    """Connect neighbouring valid texels into triangles.
+
+    coarse_positions (1,S,S,3) mm (cut edges are measured on it). A 2×2 block (i,j),(i,j+1),
+    (i+1,j),(i+1,j+1) gives triangles (a, c, b) and (b, c, d) in UV counter-clockwise order
+    (rows grow downwards = v decreasing), each only when its three texels are valid and its
+    edges are shorter than ``seam_factor`` × the median texel spacing.
+    """
+    S = layout.size
+    valid = layout.valid[0].reshape(-1)
+    dev = valid.device
+    texel_index = torch.full((S * S,), -1, dtype=torch.long, device=dev)
+    texels = torch.nonzero(valid).flatten()
+    texel_index[texels] = torch.arange(texels.numel(), device=dev)
+    ii, jj = torch.meshgrid(torch.arange(S - 1, device=dev), torch.arange(S - 1, device=dev), indexing="ij")
+    a = (ii * S + jj).reshape(-1)
+    b, c, d = a + 1, a + S, a + S + 1
+    P = coarse_positions[0].reshape(-1, 3)
+    spacing = (P[texels[1:]] - P[texels[:-1]]).norm(dim=-1)
+    step = spacing[spacing > 0].median() if (spacing > 0).any() else torch.tensor(1.0, device=dev)
+    limit = seam_factor * step
+
+    def tris(p, q, r):
+        ok = valid[p] & valid[q] & valid[r]
+        ok &= ((P[p] - P[q]).norm(dim=-1) < limit) & ((P[q] - P[r]).norm(dim=-1) < limit) & ((P[r] - P[p]).norm(dim=-1) < limit)
+        return torch.stack([texel_index[p], texel_index[q], texel_index[r]], -1)[ok]
+
+    # (row, col) → (u right, v up): a=(i,j) top-left, c=(i+1,j) below it. CCW in UV: a → c → b.
+    faces = torch.cat([tris(a, c, b), tris(b, c, d)], 0)
+    rows, cols = texels // S, texels % S
+    uv = torch.stack([(cols.float() + 0.5) / S, 1.0 - (rows.float() + 0.5) / S], -1)
+    return DenseTopology(size=S, texel_index=texel_index, texels=texels, faces=faces, uv=uv)
+
+
+@dataclass
+class DetailedSurface:
+    """Displaced surface in UV and as a dense mesh (B batch).
+
+    positions (B,S,S,3) mm; normals (B,S,S,3) of the displaced surface; coarse_positions and
+    coarse_normals (B,S,S,3); delta_normals (B,3,S,S) = normals − coarse_normals (PAPER.md Δn); dense_verts
+    (B,N,3) mm.
+    """
+
+    positions: torch.Tensor
+    normals: torch.Tensor
+    coarse_positions: torch.Tensor
+    coarse_normals: torch.Tensor
+    delta_normals: torch.Tensor
+    dense_verts: torch.Tensor
+
+
+def displace(
+    coarse_positions: torch.Tensor, displacement: torch.Tensor, layout: UVLayout, topology: DenseTopology,
+    coarse_normals: torch.Tensor | None = None,
+) -> DetailedSurface:
+    """Apply a UV displacement along the coarse normals (differentiable).
+
+    coarse_positions (B,S,S,3) mm; displacement (B,1,S,S) mm. Returns :class:`DetailedSurface`.
+    """
+    valid = layout.valid
+    if coarse_normals is None:
+        coarse_normals = grid_normals(coarse_positions, valid)
+    disp = displacement.permute(0, 2, 3, 1)  # (B,S,S,1)
+    positions = coarse_positions + disp * coarse_normals
+    normals = grid_normals(positions, valid, reference=coarse_normals)
+    delta = (normals - coarse_normals).permute(0, 3, 1, 2)
+    dense = positions.reshape(positions.shape[0], -1, 3)[:, topology.texels]
+    return DetailedSurface(positions, normals, coarse_positions, coarse_normals, delta, dense)
+
+
+def tangent_normal_map(surface: DetailedSurface, valid: torch.Tensor) -> torch.Tensor:
+    """Tangent-space normal map of the detail w.r.t. the coarse surface (OpenGL convention:
+    +X along +u, +Y along +v, +Z out), encoded in [0,1]; flat (0.5, 0.5, 1) off-mesh.
+    Returns (B,S,S,3)."""
+    t, b = tangent_frames(surface.coarse_positions, valid, surface.coarse_normals)
+    n = surface.normals
+    local = torch.stack([(n * t).sum(-1), (n * b).sum(-1), (n * surface.coarse_normals).sum(-1)], -1)
+    local = torch.nn.functional.normalize(local, dim=-1, eps=1e-12)
+    flat = torch.tensor([0.0, 0.0, 1.0], dtype=n.dtype, device=n.device)
+    local = torch.where(valid[..., None], local, flat)
+    return local * 0.5 + 0.5

@@ -1,0 +1,105 @@
+"""Face detection + 68 landmarks behind one interface.
+
+    faces = detect(image)                       # list[Face], most confident first
+    face = detect_one(image, face=0)            # raises NoFaceError / FaceTooSmallError
+    print(face.summary())                       # "2 faces found, using #0"
+
+Backends: ``"dlib"`` (default, offline: HOG + mmod fallback + 68-point predictor from
+``face-recognition-models``) and ``"face_alignment"`` (only when its weights are on disk).
+All coordinates are in ORIGINAL image pixels, 0-based pixel centres (DESIGN.md).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import FaceTooSmallError, NoFaceError
+from ..image_io import as_rgb_uint8, load_image
+from .base import DetectSettings, Face, rank_faces
+
+__all__ = ["BACKENDS", "DEFAULT_MIN_SIZE", "DetectSettings", "Face", "detect", "detect_one"]
+
+BACKENDS = ("dlib", "face_alignment")
+
+# Smallest face accepted by detect_one, in pixels of the landmarks' bounding box (longer
+# side). The 224² crop holds a face ~150 px across; below 64 px it would be upsampled > 2×.
+DEFAULT_MIN_SIZE = 64
+
+
+def _as_image(image: np.ndarray | str | os.PathLike) -> np.ndarray:
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)
+    return as_rgb_uint8(image, copy=False)  # read-only use: no 36 MB copy of a 12 MP photo
+
+
+def detect(
+    image: np.ndarray | str | os.PathLike, backend: str = "dlib", settings: DetectSettings | None = None
+) -> list[Face]:
+    """Detect every face in ``image`` and predict its 68 landmarks.
+
+    image: (H,W,3) uint8 RGB (other layouts are normalised with
+    :func:`backend.image_io.as_rgb_uint8`) or a file path (read with
+    :func:`backend.image_io.load_image`, EXIF-upright). Returns faces sorted by detector score, most
+    confident first (ties: larger first), each with ``index``/``count`` filled; [] when none.
+    Raises ``ValueError`` for an unknown backend, :class:`WeightsNotFoundError` /
+    :class:`DependencyMissingError` when the backend cannot run.
+    """
+    settings = settings or DetectSettings()
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown detector backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    rgb = _as_image(image)
+    if backend == "dlib":
+        from .dlib_backend import detect_dlib
+
+        faces = detect_dlib(rgb, settings)
+    else:
+        from .fa_backend import detect_face_alignment
+
+        faces = detect_face_alignment(rgb, settings)
+    return rank_faces(faces)
+
+
+def detect_one(
+    image: np.ndarray | str | os.PathLike,
+    face: int = 0,
+    min_size: float = DEFAULT_MIN_SIZE,
+    backend: str = "dlib",
+    settings: DetectSettings | None = None,
+    name: str = "",
+) -> Face:
+    """The ``face``-th detected face (0 = most confident), checked for size.
+
+    The returned :class:`Face` carries ``count`` (faces found) and ``index``; use
+    ``face.summary()`` for "3 faces found, using #0". ``name`` (default: the path when one
+    is given) is put into error messages.
+
+    Raises :class:`NoFaceError` when nothing is found or ``face`` ≥ the count, and
+    :class:`FaceTooSmallError` when the chosen face's size (longer side of its landmarks'
+    box, pixels) is below ``min_size``.
+    """
+    if face < 0:
+        raise ValueError(f"face index must be ≥ 0, got {face}")
+    if not name and isinstance(image, (str, os.PathLike)):
+        name = os.fspath(image)
+    where = f" in {name}" if name else ""
+    rgb = _as_image(image)
+    faces = detect(rgb, backend=backend, settings=settings)
+    if not faces:
+        h, w = rgb.shape[:2]
+        raise NoFaceError(
+            f"no face found{where} ({w}×{h} px): use a photo where the face is visible, "
+            f"roughly frontal and at least {int(min_size)} px across"
+        )
+    if face >= len(faces):
+        raise NoFaceError(
+            f"face #{face} requested{where} but only {len(faces)} face(s) found (valid: 0..{len(faces) - 1})"
+        )
+    chosen = faces[face]
+    if chosen.size < min_size:
+        raise FaceTooSmallError(
+            f"face too small{where}: {chosen.size:.0f} px, need ≥ {min_size:.0f} px: "
+            "use a larger or closer photo of the face"
+        )
+    return chosen
+

@@ -1,0 +1,150 @@
+"""Stage-2 fit: the UV displacement map optimised per person with L_fine (PAPER.md eqs. 7–9):
+
+    L_fine = 1.0·L_pixel + 10·L_smooth (w_sn 20, w_sz 10) + 10·L_disp (w_dn 0.5, w_dz 0.01)
+
+The displacement (1,1,S,S) mm over the face tile is shared by all views (it is the person's
+skin detail); each view renders the dense mesh with its own pose, light and the coarse
+(smooth, low-resolution) albedo, so shading detail must come from geometry. ``init`` starts
+from a prediction (the U-Net in hybrid mode).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as Fn
+
+from ..camera import Camera
+from ..detail import DenseTopology, DetailedSurface, dense_topology, displace
+from ..facemodel import FaceModel
+from ..losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss
+from ..progress import CancelToken, ProgressFn, check_cancel
+from ..render import RenderSettings, render, sample_texture
+from ..uvmaps import UVLayout, face_tile_layout, grid_normals, uv_position_map
+from .coarse import CoarseFitResult, _resize, _scale_pose
+
+
+@dataclass(frozen=True)
+class DetailFitConfig:
+    """- ``uv_size``: displacement map resolution (face tile texels per side).
+    - ``steps``/``lr``: Adam schedule on the displacement (mm).
+    - ``render_size``: crop resolution of the photometric loss (224 = the coarse crop).
+    - ``max_mm``: displacement bound (clamped after each step).
+    - ``weights``: the paper's stage-2 weights."""
+
+    uv_size: int = 256
+    steps: int = 40
+    lr: float = 0.05
+    render_size: int = 224
+    max_mm: float = 3.0
+    weights: DetailLossWeights = DetailLossWeights()
+
+
+DETAIL_PRESETS: dict[str, DetailFitConfig] = {
+    "draft": DetailFitConfig(uv_size=128, steps=20),
+    "default": DetailFitConfig(),
+    "high": DetailFitConfig(uv_size=512, steps=60, render_size=448),
+}
+
+
+@dataclass
+class DetailFitResult:
+    """displacement (1,1,S,S) mm; surface: the displaced surface per view; topology: dense mesh
+    connectivity; layout: the face-tile UV rasterisation; dense_albedo (1,N,3);
+    pixel_coarse / pixel_detail: L_pixel of the coarse and the detailed render per view."""
+
+    displacement: torch.Tensor
+    surface: DetailedSurface
+    topology: DenseTopology
+    layout: UVLayout
+    dense_albedo: torch.Tensor
+    pixel_coarse: list[float] = field(default_factory=list)
+    pixel_detail: list[float] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def coarse_albedo_map(model: FaceModel, fit: CoarseFitResult, layout: UVLayout) -> torch.Tensor:
+    """The fitted (smooth) albedo resampled to the face tile's texels. Returns (1,S,S,3)."""
+    S = layout.size
+    dev = fit.verts.device
+    rows = torch.arange(S, device=dev, dtype=fit.verts.dtype)
+    uv = torch.stack(torch.meshgrid(1.0 - (rows + 0.5) / S, (rows + 0.5) / S, indexing="ij")[::-1], -1)[None]
+    if fit.albedo is not None:
+        return sample_texture(fit.albedo, uv, (0.0, float(model.uv_tiles)))
+    from ..render import interpolate
+
+    colours = model.albedo(fit.tex)
+    return interpolate(colours, layout.frags.face_idx, layout.frags.bary, model.faces)
+
+
+def fit_detail(
+    model: FaceModel,
+    fit: CoarseFitResult,
+    images: torch.Tensor,
+    skin_mask: torch.Tensor,
+    config: DetailFitConfig = DetailFitConfig(),
+    init: torch.Tensor | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> DetailFitResult:
+    """Optimise the displacement map against V views.
+
+    images (V,R,R,3) in [0,1] at ``config.render_size`` (the coarse crop resampled); skin_mask
+    (V,R,R); ``fit`` in the 224² crop frame. Returns :class:`DetailFitResult`.
+    """
+    V, R = images.shape[0], images.shape[1]
+    crop = 224
+    dev, dt = images.device, images.dtype
+    w = config.weights
+    layout = face_tile_layout(model, config.uv_size)
+    coarse_pos = uv_position_map(fit.verts, model.faces, layout)  # (V,S,S,3)
+    topo = dense_topology(layout, coarse_pos[:1])
+    coarse_n = grid_normals(coarse_pos, layout.valid)
+    albedo_map = coarse_albedo_map(model, fit, layout)
+    dense_albedo = albedo_map.reshape(1, -1, 3)[:, topo.texels]
+    valid = layout.valid[:, None].to(dt)  # (1,1,S,S)
+    pose = _scale_pose(fit.pose, R / crop)
+    cam = Camera(R, R)
+    settings = RenderSettings()
+    disp = torch.zeros(1, 1, config.uv_size, config.uv_size, device=dev, dtype=dt) if init is None else init.clone()
+    disp = torch.nn.Parameter(disp)
+    opt = torch.optim.Adam([disp], lr=config.lr)
+
+    def render_views(surface: DetailedSurface):
+        rend = render(surface.dense_verts, topo.faces, pose, cam, fit.sh, vertex_colors=dense_albedo.expand(V, -1, -1), settings=settings)
+        return rend, skin_mask * rend.alpha
+
+    with torch.no_grad():
+        flat = displace(coarse_pos, torch.zeros_like(disp).expand(V, -1, -1, -1), layout, topo, coarse_n)
+        rend0, mask0 = render_views(flat)
+        pixel_coarse = [float(pixel_loss(images[i : i + 1], rend0.image[i : i + 1], mask0[i : i + 1])) for i in range(V)]
+    history = []
+    terms: dict[str, torch.Tensor] = {}
+    for step in range(config.steps):
+        check_cancel(cancel)
+        surface = displace(coarse_pos, disp.expand(V, -1, -1, -1), layout, topo, coarse_n)
+        rend, mask = render_views(surface)
+        terms = {
+            "pixel": pixel_loss(images, rend.image, mask),
+            "smooth": smooth_loss(disp, surface.delta_normals[:1], valid, w),
+            "disp": disp_loss(disp, surface.delta_normals[:1], valid, w),
+        }
+        loss = w.pixel * terms["pixel"] + w.smooth * terms["smooth"] + w.disp * terms["disp"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            disp.clamp_(-config.max_mm, config.max_mm)
+            disp.mul_(valid)
+        if progress is not None and (step % 5 == 0 or step == config.steps - 1):
+            progress((step + 1) / config.steps, f"detail {step + 1}/{config.steps}")
+        if step % 10 == 0 or step == config.steps - 1:
+            history.append({"step": step, **{k: float(v.detach()) for k, v in terms.items()}})
+    with torch.no_grad():
+        surface = displace(coarse_pos, disp.detach().expand(V, -1, -1, -1), layout, topo, coarse_n)
+        rend, mask = render_views(surface)
+        pixel_detail = [float(pixel_loss(images[i : i + 1], rend.image[i : i + 1], mask[i : i + 1])) for i in range(V)]
+    return DetailFitResult(
+        displacement=disp.detach(), surface=surface, topology=topo, layout=layout, dense_albedo=dense_albedo,
+        pixel_coarse=pixel_coarse, pixel_detail=pixel_detail, history=history,
+    )
