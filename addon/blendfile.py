@@ -1,0 +1,63 @@
+"""Write a .blend for a saved Head: ``python -m addon.blendfile OUT_DIR [--dense] [--no-cameras] [--no-pack]``.
+
+Loads ``OUT_DIR/head.npz`` (``backend.export.load_head``), builds the objects with
+:func:`addon.scene.build_head_objects` in an empty scene and saves ``OUT_DIR/head.blend``
+atomically (temporary name, then rename). Used by ``photohead reconstruct --blend``; needs the
+bpy module (or run it with Blender's Python).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import backend_module
+
+
+def write_blend(
+    out_dir: str | os.PathLike, dense: bool = False, cameras: bool = True, pack_images: bool = True,
+    head_file: str = "head.npz", blend_file: str = "head.blend",
+) -> Path:
+    """Build the scene for ``out_dir/head_file`` and save ``out_dir/blend_file``. Returns its path."""
+    import bpy
+
+    from .scene import BuildOptions, build_head_objects
+
+    out_dir = Path(out_dir).resolve()
+    head = backend_module("export").load_head(out_dir / head_file)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    photos = [str(out_dir / v.name) for v in head.views]  # photos copied next to the result, if any
+    build_head_objects(head, BuildOptions(
+        dense=dense and head.dense_vertices is not None, cameras=cameras, pack_images=pack_images,
+        image_dir=str(out_dir), photo_paths=photos,
+    ))
+    target = out_dir / blend_file
+    tmp = out_dir / f".{target.stem}.tmp.blend"
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=str(tmp), check_existing=False, compress=True, copy=True)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m addon.blendfile", description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path, help="folder holding head.npz; head.blend is written there")
+    parser.add_argument("--dense", action="store_true", help="build the dense displaced mesh (when present)")
+    parser.add_argument("--no-cameras", dest="cameras", action="store_false", help="no camera per photo")
+    parser.add_argument("--no-pack", dest="pack", action="store_false", help="save textures as files next to the .blend")
+    args = parser.parse_args(argv)
+    errors = backend_module("errors")
+    try:
+        print(write_blend(args.out_dir, dense=args.dense, cameras=args.cameras, pack_images=args.pack))
+    except (errors.PhotoheadError, OSError, ValueError) as exc:
+        print(f"addon.blendfile: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

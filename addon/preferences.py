@@ -1,0 +1,157 @@
+"""Add-on preferences: model and checkpoint folders, dependency check and pip install."""
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+
+import bpy
+from bpy.props import StringProperty
+from bpy.types import AddonPreferences, Operator
+
+from . import deps
+
+CHECKPOINT_FILE = "coarse.pt"  # what predict/hybrid need at least in the checkpoint folder
+
+
+def get_preferences(context=None):
+    """This add-on's preferences, or None when it is not enabled as an add-on."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(__package__)
+    return addon.preferences if addon is not None else None
+
+
+def site_packages_dir(create: bool = False) -> str | None:
+    """The extension's own site-packages folder (installed extension only, else None)."""
+    if not __package__.startswith("bl_ext."):
+        return None
+    return bpy.utils.extension_path_user(__package__, path="site-packages", create=create)
+
+
+def python_paths() -> list[str]:
+    """Extra import folders for the worker: the extension's site-packages when it exists."""
+    folder = site_packages_dir()
+    return [folder] if folder and Path(folder).is_dir() else []
+
+
+@functools.lru_cache(maxsize=1)
+def _missing_cached(paths: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(deps.missing_packages(paths))
+
+
+def missing_packages(refresh: bool = False) -> list[str]:
+    """Missing Python packages (cached; ``refresh`` re-checks)."""
+    if refresh:
+        _missing_cached.cache_clear()
+    return list(_missing_cached(tuple(python_paths())))
+
+
+def checkpoint_status(prefs) -> tuple[bool, str]:
+    """(usable, reason) for predict/hybrid modes."""
+    folder = getattr(prefs, "checkpoints_dir", "") if prefs is not None else ""
+    if not folder:
+        return False, "Predict/Hybrid need a checkpoint folder (set it in the add-on preferences)"
+    path = Path(bpy.path.abspath(folder))
+    if not (path / CHECKPOINT_FILE).is_file():
+        return False, f"No {CHECKPOINT_FILE} in the checkpoint folder {path}"
+    return True, ""
+
+
+class PHOTOHEAD_AP_preferences(AddonPreferences):
+    bl_idname = __package__
+
+    model_dir: StringProperty(
+        name="Face Model Folder", subtype="DIR_PATH",
+        description="Folder holding ict_facekit/ict_head.npz (added to the model search path)",
+    )
+    checkpoints_dir: StringProperty(
+        name="Checkpoint Folder", subtype="DIR_PATH",
+        description="Folder with trained coarse.pt / detail.pt, needed by the Predict and Hybrid modes",
+    )
+
+    def draw(self, context) -> None:
+        layout = self.layout
+        layout.prop(self, "model_dir")
+        layout.prop(self, "checkpoints_dir")
+        box = layout.box()
+        missing = missing_packages()
+        row = box.row()
+        if missing:
+            row.label(text="Missing Python packages: " + ", ".join(missing), icon="ERROR")
+        else:
+            row.label(text="All required Python packages found", icon="CHECKMARK")
+        row.operator("photohead.check_dependencies", text="", icon="FILE_REFRESH")
+        if missing:
+            col = box.column()
+            if not bpy.app.online_access:
+                col.label(text="Installing needs online access: Preferences > System > Network", icon="INFO")
+            col.operator("photohead.install_dependencies", icon="IMPORT")
+            col.label(text=f"Installs into {site_packages_dir() or 'the extension folder'}")
+
+
+class PHOTOHEAD_OT_check_dependencies(Operator):
+    """Look again for the Python packages Photohead needs"""
+
+    bl_idname = "photohead.check_dependencies"
+    bl_label = "Check Dependencies"
+
+    def execute(self, context):
+        missing = missing_packages(refresh=True)
+        self.report({"INFO"}, "Missing: " + ", ".join(missing) if missing else "All dependencies found")
+        return {"FINISHED"}
+
+
+class PHOTOHEAD_OT_install_dependencies(Operator):
+    """Install the missing Python packages with pip into the extension's own folder"""
+
+    bl_idname = "photohead.install_dependencies"
+    bl_label = "Install Missing Packages"
+
+    _proc: subprocess.Popen | None = None
+    _timer = None
+
+    def execute(self, context):
+        if not bpy.app.online_access:
+            self.report({"ERROR"}, "Online access is off: allow it in Preferences > System > Network, then retry")
+            return {"CANCELLED"}
+        missing = missing_packages(refresh=True)
+        if not missing:
+            self.report({"INFO"}, "All dependencies already installed")
+            return {"FINISHED"}
+        target = site_packages_dir(create=True)
+        if target is None:
+            self.report({"ERROR"}, "Dependencies can only be installed for the installed extension")
+            return {"CANCELLED"}
+        log_path = Path(target).parent / "pip-install.log"
+        try:
+            with open(log_path, "w", encoding="utf-8") as log:
+                self._proc = subprocess.Popen(deps.pip_install_command(target, missing), stdout=log, stderr=subprocess.STDOUT)
+        except OSError as exc:
+            self.report({"ERROR"}, f"Could not start pip: {exc}")
+            return {"CANCELLED"}
+        self._log_path = log_path
+        if context.window is None:  # headless: wait here
+            self._proc.wait()
+            return self._done(context)
+        self._timer = context.window_manager.event_timer_add(0.5, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        self.report({"INFO"}, "Installing " + ", ".join(missing) + " (see " + str(log_path) + ")")
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type != "TIMER" or self._proc.poll() is None:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        return self._done(context)
+
+    def _done(self, context):
+        missing = missing_packages(refresh=True)
+        if self._proc.returncode != 0 or missing:
+            self.report({"ERROR"}, f"pip failed (exit code {self._proc.returncode}); still missing: "
+                                   f"{', '.join(missing) or 'nothing'}; log: {self._log_path}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, "Dependencies installed")
+        return {"FINISHED"}
+
+
+classes = (PHOTOHEAD_AP_preferences, PHOTOHEAD_OT_check_dependencies, PHOTOHEAD_OT_install_dependencies)

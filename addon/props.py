@@ -1,0 +1,67 @@
+"""Scene settings of the Photohead panel (``scene.photohead``)."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.types import PropertyGroup
+
+VIEW_LABEL_ITEMS = [
+    ("front", "Front", "The face looks at the camera"),
+    ("left", "Left", "The subject's left side faces the camera"),
+    ("right", "Right", "The subject's right side faces the camera"),
+    ("other", "Other", "Any other angle"),
+]
+MODE_ITEMS = [
+    ("fit", "Fit", "Per-photo optimisation; needs no trained weights"),
+    ("predict", "Predict", "Trained networks only (fast); needs a checkpoint folder"),
+    ("hybrid", "Hybrid", "Networks initialise the fit; needs a checkpoint folder"),
+]
+QUALITY_ITEMS = [
+    ("draft", "Draft", "Fastest, coarser texture and detail"),
+    ("default", "Default", "Balanced"),
+    ("high", "High", "Slowest, finest texture and detail"),
+]
+DEVICE_ITEMS = [
+    ("auto", "Auto", "CUDA when available, else CPU"),
+    ("cpu", "CPU", "Always the CPU"),
+    ("cuda", "CUDA", "An NVIDIA GPU (fails when none is available)"),
+]
+
+
+class PHOTOHEAD_PG_photo(PropertyGroup):
+    """One input photo and which view it shows."""
+
+    filepath: StringProperty(name="Photo", subtype="FILE_PATH")
+    label: EnumProperty(name="View", items=VIEW_LABEL_ITEMS, default="front")
+
+
+class PHOTOHEAD_PG_settings(PropertyGroup):
+    """Inputs and options of a reconstruction, plus the status of the last/running job."""
+
+    photos: CollectionProperty(type=PHOTOHEAD_PG_photo)
+    active_photo: IntProperty(name="Active Photo", default=0, min=0)
+    mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="fit")
+    quality: EnumProperty(name="Quality", items=QUALITY_ITEMS, default="default")
+    device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
+    dense_mesh: BoolProperty(
+        name="Dense Displaced Mesh", default=False,
+        description="Bake the detail into a dense mesh instead of a base mesh with displacement and normal maps",
+    )
+    add_cameras: BoolProperty(name="Camera per Photo", default=True, description="Add a camera aligned to each photo")
+    pack_images: BoolProperty(
+        name="Pack Images", default=True,
+        description="Pack textures into the .blend (otherwise they are saved next to the saved .blend)",
+    )
+    progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    status: StringProperty(name="Status", default="")
+
+
+classes = (PHOTOHEAD_PG_photo, PHOTOHEAD_PG_settings)
+
+
+def register() -> None:
+    bpy.types.Scene.photohead = bpy.props.PointerProperty(type=PHOTOHEAD_PG_settings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.photohead

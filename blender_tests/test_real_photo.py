@@ -1,0 +1,47 @@
+"""matplotlib's grace_hopper.jpg through the real pipeline in the worker (slow: minutes on CPU)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+pytestmark = [pytest.mark.blender, pytest.mark.slow]
+
+from .conftest import landmark_pixels  # noqa: E402
+
+
+def test_grace_hopper_real_pipeline(addon, face_model, tmp_path):
+    import matplotlib.cbook
+
+    photo = tmp_path / "grace_hopper.jpg"
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh, open(photo, "wb") as out:
+        shutil.copyfileobj(fh, out)
+    settings = bpy.context.scene.photohead
+    settings.photos.add().filepath = str(photo)
+    settings.quality = "draft"
+    settings.device = "cpu"
+    job = addon.operators.start_job(settings, None)
+    state = job.wait(timeout=1800)
+    report, message, obj = addon.operators.finish_job(bpy.context, job, state, settings)
+    assert report == {"INFO"}, message
+    assert obj.data.materials[0].node_tree.nodes["Principled BSDF"].inputs["Base Color"].is_linked
+    scene = bpy.context.scene
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (512, 600)
+    view = json.loads(obj["photohead"])["views"][0]
+    if json.loads(obj["photohead"])["mesh"] == "coarse":
+        # points 17-67 are fixed vertices (the jaw contour 0-16 slides along the silhouette)
+        px = landmark_pixels(scene, obj, scene.camera, face_model.landmarks68.numpy()[17:])
+        assert np.abs(px - np.asarray(view["landmarks68"])[17:]).max() < 1.0
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 4
+    scene.render.resolution_percentage = 25
+    scene.render.film_transparent = True  # composite over the photo to compare by eye
+    scene.world = bpy.data.worlds.new("World")
+    scene.world.color = (1.0, 1.0, 1.0)  # uniform white light shows the albedo as is
+    scene.render.filepath = str(tmp_path / "grace_preview.png")
+    bpy.ops.render.render(write_still=True)
+    # the fitted landmarks are near the detected ones on a real face
+    assert np.median(np.linalg.norm(np.subtract(view["landmarks68"], view["detected68"]), axis=1)) < 15.0

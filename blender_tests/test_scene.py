@@ -1,0 +1,139 @@
+"""build_head_objects on a fake Head (in-process): conversion, rollback, files, save/reload, render."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+pytestmark = pytest.mark.blender
+
+from .conftest import landmark_pixels  # noqa: E402
+
+
+def _datablock_counts() -> tuple:
+    return (len(bpy.data.objects), len(bpy.data.meshes), len(bpy.data.materials), len(bpy.data.images),
+            len(bpy.data.cameras), len(bpy.data.shape_keys))
+
+
+def test_model_to_blender_axes(scene_mod):
+    conv = scene_mod.model_to_blender
+    np.testing.assert_allclose(conv(np.array([[1000.0, 2000.0, 3000.0]])), [[1.0, -3.0, 2.0]])
+    np.testing.assert_allclose(conv(np.eye(3), scale=1.0), [[1, 0, 0], [0, 0, 1], [0, -1, 0]])
+
+
+def test_head_faces_front_and_is_in_metres(scene_mod, fake_head, face_model):
+    obj = scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(cameras=False))
+    co = np.zeros(len(obj.data.vertices) * 3, np.float32)
+    obj.data.vertices.foreach_get("co", co)
+    co = co.reshape(-1, 3)
+    assert 0.25 < co[:, 2].max() - co[:, 2].min() < 0.45  # an ICT head with neck, in metres, Z up
+    landmarks = co[face_model.landmarks68.numpy()]
+    assert landmarks[:, 1].mean() < (co[:, 1].min() + co[:, 1].max()) / 2 - 0.03  # the face looks along −Y
+    assert landmarks[19, 2] > landmarks[8, 2]  # brow above chin
+    assert not [o for o in bpy.context.scene.objects if o.type == "CAMERA"]
+
+
+def test_rollback_on_error(scene_mod, fake_head):
+    before = _datablock_counts()
+    broken = dataclasses.replace(fake_head, exp_basis=fake_head.exp_basis[:, :100])  # wrong vertex count
+    with pytest.raises((RuntimeError, ValueError)):
+        scene_mod.build_head_objects(broken, scene_mod.BuildOptions())
+    assert _datablock_counts() == before
+    assert not bpy.context.scene.objects
+
+
+def test_dense_mesh(scene_mod, fake_head):
+    n = 40
+    u, v = np.meshgrid(np.linspace(0, 1, n), np.linspace(0, 1, n))
+    verts = np.stack([u.ravel() * 100 - 50, v.ravel() * 100 - 50, np.zeros(n * n)], -1).astype(np.float32)
+    quads = np.array([[i * n + j, i * n + j + 1, (i + 1) * n + j + 1] for i in range(n - 1) for j in range(n - 1)])
+    head = dataclasses.replace(fake_head, dense_vertices=verts, dense_faces=quads,
+                               dense_uv=np.stack([u.ravel() * 2, v.ravel()], -1).astype(np.float32))
+    obj = scene_mod.build_head_objects(head, scene_mod.BuildOptions(dense=True, cameras=False))
+    assert len(obj.data.vertices) == n * n and obj.data.shape_keys is None
+    uv = np.zeros(len(obj.data.loops) * 2, np.float32)
+    obj.data.uv_layers["UVMap"].uv.foreach_get("vector", uv)
+    assert uv.max() == pytest.approx(1.0)  # tile units divided by uv_tiles
+    nodes = {n.bl_idname for n in obj.data.materials[0].node_tree.nodes}
+    assert "ShaderNodeNormalMap" not in nodes and "ShaderNodeDisplacement" not in nodes
+    assert json.loads(obj["photohead"])["mesh"] == "dense"
+    with pytest.raises(ValueError, match="no dense mesh"):
+        scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(dense=True))
+
+
+def test_unpacked_images_saved_next_to_blend(scene_mod, fake_head, tmp_path):
+    with pytest.raises(ValueError, match="save the .blend first"):
+        scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(pack_images=False))
+    obj = scene_mod.build_head_objects(
+        fake_head, scene_mod.BuildOptions(pack_images=False, image_dir=str(tmp_path), cameras=False))
+    assert (tmp_path / "photohead_albedo.png").is_file()
+    assert (tmp_path / "photohead_displacement.exr").is_file()
+    images = [n.image for n in obj.data.materials[0].node_tree.nodes if n.bl_idname == "ShaderNodeTexImage"]
+    assert all(img.packed_file is None for img in images)
+
+
+def test_survives_save_and_reload(scene_mod, fake_head, photo_path, face_model, tmp_path):
+    obj = scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(photo_paths=[str(photo_path)]))
+    name = obj.name
+    path = tmp_path / "head.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    assert name not in bpy.data.objects
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    obj = bpy.data.objects[name]
+    assert len(obj.data.shape_keys.key_blocks) == 54
+    assert obj.data.shape_keys.key_blocks["mouthSmile_L"].value == pytest.approx(0.6)
+    assert json.loads(obj["photohead"])["model"] == fake_head.model_name
+    img = next(n.image for n in obj.data.materials[0].node_tree.nodes if n.label == "Albedo")
+    assert tuple(img.size) == (64, 32) and img.has_data
+    scene = bpy.context.scene
+    px = landmark_pixels(scene, obj, scene.camera, face_model.landmarks68.numpy())
+    assert np.abs(px - fake_head.views[0].landmarks68).max() < 1.0
+
+
+def test_cycles_preview(scene_mod, fake_head, photo_path, tmp_path):
+    """Render a tiny Cycles preview through the view camera; the head covers the frame centre."""
+    scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(photo_paths=[str(photo_path)]))
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = 4
+    scene.render.resolution_percentage = 40  # 96×120
+    world = bpy.data.worlds.new("World")
+    world.color = (0.0, 0.0, 0.0)
+    scene.world = world
+    sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
+    sun.data.energy = 4.0
+    sun.rotation_euler = (0.9, 0.0, 0.4)
+    scene.collection.objects.link(sun)
+    scene.render.filepath = str(tmp_path / "preview.png")
+    bpy.ops.render.render(write_still=True)
+    img = bpy.data.images.load(str(tmp_path / "preview.png"))
+    w, h = img.size
+    px = np.array(img.pixels[:]).reshape(h, w, 4)[..., :3]
+    centre = px[h // 3: 2 * h // 3, w // 3: 2 * w // 3].mean()
+    assert (w, h) == (96, 120)
+    assert centre > 0.1  # lit skin, not the black background
+
+
+def test_perspective_view_camera(scene_mod, fake_head, face_model):
+    """A perspective pose (f in pixels, t in mm) also maps the landmarks onto the photo."""
+    import torch
+
+    from backend.camera import Camera, project
+
+    width, height = 300, 240
+    pose = np.array([2.0 * height, 0.1, 0.3, -0.05, 12.0, -8.0, -700.0], np.float32)
+    screen = project(torch.from_numpy(fake_head.vertices)[None].float(), torch.from_numpy(pose)[None],
+                     Camera(width, height, "perspective"))[0].numpy()
+    lms = screen[face_model.landmarks68.numpy(), :2]
+    view = dataclasses.replace(fake_head.views[0], projection="perspective", pose=pose, image_size=(width, height),
+                               landmarks68=lms)
+    obj = scene_mod.build_head_objects(dataclasses.replace(fake_head, views=[view]), scene_mod.BuildOptions())
+    scene = bpy.context.scene
+    assert scene.camera.data.type == "PERSP"
+    px = landmark_pixels(scene, obj, scene.camera, face_model.landmarks68.numpy())
+    assert np.abs(px - lms).max() < 1.0
