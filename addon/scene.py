@@ -126,8 +126,7 @@ def _build_head(head, options: BuildOptions, created: _Created) -> bpy.types.Obj
         verts = np.asarray(head.dense_vertices, np.float64)
         faces = np.asarray(head.dense_faces, np.int64)
         uv = np.asarray(head.dense_uv, np.float32).copy()
-        if uv.size and float(uv[:, 0].max()) > 1.0 + 1e-4:  # given in tile units like head.uv
-            uv[:, 0] /= head.uv_tiles
+        uv[:, 0] /= head.uv_tiles  # dense_uv is in the model's tile layout, like head.uv (Head docs)
         loop_uv = uv[faces.ravel()]
     else:
         base = head.neutral if head.exp_basis is not None else head.vertices

@@ -46,7 +46,8 @@ class Head:
     - ``albedo`` (Ht, Ht·uv_tiles, 3) in [0,1] linear-ish sRGB values as photographed;
     - ``displacement`` (Hd, Hd·uv_tiles) mm along the coarse normal (zero outside the face tile),
     - ``normal_map`` (Hd, Hd·uv_tiles, 3) tangent-space normals in [0,1] (OpenGL, +Y up).
-    Dense mesh (detail stage): ``dense_vertices`` (N,3) mm, ``dense_faces`` (M,3), ``dense_uv`` (N,2).
+    Dense mesh (detail stage): ``dense_vertices`` (N,3) mm, ``dense_faces`` (M,3), ``dense_uv`` (N,2)
+    in the model's tile layout like ``uv`` (the face tile: u ∈ [0,1]); exporters divide u by ``uv_tiles``.
     """
 
     model_name: str
