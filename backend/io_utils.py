@@ -8,6 +8,22 @@ from pathlib import Path
 from typing import Iterator
 
 
+_FILE_MODE: int | None = None
+
+
+def default_file_mode() -> int:
+    """``0o666`` minus the process umask: the mode ``open()`` would give a new file.
+
+    (``mkstemp`` creates 0600 files; results must be readable like any other file.)
+    """
+    global _FILE_MODE
+    if _FILE_MODE is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        _FILE_MODE = 0o666 & ~umask
+    return _FILE_MODE
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it to ``path``.
@@ -21,6 +37,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, default_file_mode())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -1,0 +1,200 @@
+"""Synthetic faces with known answers: random 3DMM heads rendered with random pose and light.
+
+Used by ``photohead evaluate synthetic`` and by the coarse-fit tests. Each face draws:
+- identity x_id ~ N(0, ``id_scale``²) (the model's unit-variance coefficients);
+- expression: :meth:`FaceModel.sample` (|N(0, ``exp_scale``²)| blendshape weights in [0,1]);
+- albedo: a UV texture (the model has no albedo basis): a random skin tone with smooth
+  low-frequency variation, darker brows/lips are not modelled;
+- pose: yaw uniform in ±``yaw_max_deg``, pitch ±``pitch_max_deg``, roll ±``roll_max_deg``,
+  orthographic scale so the face (landmark box) spans ``face_fraction`` of the image, centred
+  with a small random shift;
+- light: ambient + one directional SH light from the camera hemisphere;
+- optional UV detail (``detail=True``): a displacement map (mm) of random wrinkle-like
+  sinusoids inside the face tile, applied to the coarse vertices along their normals
+  (sampled at the vertex UVs, so only detail coarser than the mesh shows in the geometry).
+The rendering call is isolated in :func:`render_face` (``backend.render``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..camera import Camera, project
+from ..lighting import sh_directional, vertex_normals
+
+__all__ = ["SyntheticSettings", "SyntheticFace", "make_face", "make_faces", "render_face", "random_albedo",
+           "random_displacement"]
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    """How synthetic faces are drawn (see the module docstring). Image size in pixels, angles in degrees."""
+
+    size: int = 256
+    id_scale: float = 1.0
+    exp_scale: float = 0.2
+    yaw_max_deg: float = 40.0
+    pitch_max_deg: float = 10.0
+    roll_max_deg: float = 5.0
+    face_fraction: float = 0.45
+    texture_size: int = 256
+    ambient: tuple[float, float] = (0.6, 1.0)
+    directional: tuple[float, float] = (0.1, 0.5)
+    detail: bool = False
+    detail_amplitude_mm: float = 0.5
+    background: tuple[float, float, float] | None = None  # None: random grey
+
+
+@dataclass
+class SyntheticFace:
+    """One synthetic sample and its ground truth.
+
+    - ``image`` (H,W,3) uint8 RGB; ``mask`` (H,W) bool pixels covered by the head.
+    - ``id`` (K_id,), ``exp`` (K_exp,), ``pose`` (7,) (backend.camera, orthographic), ``sh`` (27,).
+    - ``vertices`` (V,3) mm model space (identity + expression [+ detail]); ``neutral`` (V,3) mm
+      identity only; ``landmarks68`` (68,2) pixels (projected model landmark vertices);
+      ``contour68`` (68,2) the same with the jaw points 0–16 on the silhouette (sliding contour of
+      ``backend.fit.contour``, what a 2-D annotator marks); ``yaw_deg`` (ry in degrees).
+    - ``albedo`` (Ht, Ht·tiles, 3) float32 in [0,1] top row = v 1; ``displacement`` (Ht, Ht·tiles)
+      mm or None.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    id: np.ndarray
+    exp: np.ndarray
+    pose: np.ndarray
+    sh: np.ndarray
+    vertices: np.ndarray
+    landmarks68: np.ndarray
+    yaw_deg: float
+    albedo: np.ndarray
+    displacement: np.ndarray | None = None
+    neutral: np.ndarray | None = None
+    contour68: np.ndarray | None = None
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
+    """Bilinearly upsampled random grid: (h,w) smooth noise in about [−1,1]."""
+    from scipy.ndimage import zoom
+
+    coarse = rng.uniform(-1.0, 1.0, (cells, max(1, cells * w // h)))
+    out = zoom(coarse, (h / coarse.shape[0], w / coarse.shape[1]), order=1, mode="nearest")
+    return out[:h, :w]
+
+
+def random_albedo(rng: np.random.Generator, size: int, tiles: int) -> np.ndarray:
+    """(size, size·tiles, 3) float32 skin-like albedo in [0,1], top row = v 1."""
+    tone = rng.uniform(0.25, 0.85)
+    base = np.array([0.80, 0.58, 0.47]) * tone + np.array([0.12, 0.08, 0.06])
+    tint = rng.normal(0.0, 0.03, 3)
+    noise = _smooth_noise(rng, size, size * tiles, 8)[..., None] * 0.06
+    return np.clip(base + tint + noise, 0.0, 1.0).astype(np.float32)
+
+
+def random_displacement(rng: np.random.Generator, size: int, tiles: int, amplitude_mm: float) -> np.ndarray:
+    """(size, size·tiles) float32 mm: random oriented sinusoid wrinkles in the face tile (u < 1)."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64) / size
+    disp = np.zeros((size, size))
+    for _ in range(4):
+        theta = rng.uniform(0, math.pi)
+        freq = rng.uniform(10.0, 30.0)
+        phase = rng.uniform(0, 2 * math.pi)
+        disp += np.sin(2 * math.pi * freq * (x * math.cos(theta) + y * math.sin(theta)) + phase)
+    window = np.exp(-(((x - 0.5) ** 2 + (y - 0.55) ** 2) / 0.08))
+    disp = disp / 4.0 * window * amplitude_mm
+    out = np.zeros((size, size * tiles))
+    out[:, :size] = disp
+    return out.astype(np.float32)
+
+
+def _sample_map(image: np.ndarray, uv: np.ndarray, tiles: int) -> np.ndarray:
+    """Bilinear lookup of an (H, W[,C]) UV map (top row = v 1, width spans u ∈ [0, tiles]) at uv (N,2)."""
+    from scipy.ndimage import map_coordinates
+
+    h, w = image.shape[:2]
+    col = uv[:, 0] / tiles * w - 0.5
+    row = (1.0 - uv[:, 1]) * h - 0.5
+    return map_coordinates(image, [row, col], order=1, mode="nearest")
+
+
+def render_face(
+    model, verts: torch.Tensor, pose: torch.Tensor, sh: torch.Tensor, albedo: np.ndarray, size: int,
+    background: tuple[float, float, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render one head with ``backend.render``: verts (1,V,3) mm, pose (1,7), sh (1,27),
+    albedo (Ht,Wt,3) UV map. Returns (image (size,size,3) uint8, mask (size,size) bool)."""
+    from ..render.renderer import RenderSettings, render
+
+    camera = Camera(size, size, "orthographic")
+    settings = RenderSettings(background=background, u_range=(0.0, float(model.uv_tiles)))
+    out = render(verts, model.faces, pose, camera, sh, texture=torch.from_numpy(albedo).to(verts),
+                 uv=model.uv, faces_uv=model.faces_uv, settings=settings)
+    image = (out.image[0].clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+    return image, out.mask[0].cpu().numpy()
+
+
+def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | None = None) -> SyntheticFace:
+    """Draw and render one synthetic face with ``model`` (a CPU :class:`FaceModel`)."""
+    s = settings or SyntheticSettings()
+    gen = torch.Generator().manual_seed(int(rng.integers(0, 2**31 - 1)))
+    coeffs = model.sample(1, generator=gen, id_scale=s.id_scale, exp_scale=s.exp_scale)
+    verts = coeffs["verts"].detach().float()  # (1,V,3)
+    tiles = model.uv_tiles
+    albedo = random_albedo(rng, s.texture_size, tiles)
+    displacement = None
+    if s.detail:
+        displacement = random_displacement(rng, s.texture_size, tiles, s.detail_amplitude_mm)
+        # per-vertex: mean of the map at the vertex's UV corners (a vertex on a seam has several)
+        faces = model.faces.numpy().reshape(-1)
+        d_corner = _sample_map(displacement, model.uv.numpy()[model.faces_uv.numpy().reshape(-1)], tiles)
+        d_vert = np.bincount(faces, d_corner, minlength=model.n_verts) / np.maximum(
+            np.bincount(faces, minlength=model.n_verts), 1)
+        n = vertex_normals(verts, model.faces)
+        verts = verts + n * torch.from_numpy(d_vert).float()[None, :, None]
+
+    deg = math.pi / 180.0
+    angles = [rng.uniform(-s.pitch_max_deg, s.pitch_max_deg) * deg, rng.uniform(-s.yaw_max_deg, s.yaw_max_deg) * deg,
+              rng.uniform(-s.roll_max_deg, s.roll_max_deg) * deg]
+    lm = verts[0, model.landmarks68]
+    extent = float((lm.max(0).values - lm.min(0).values)[:2].max())  # mm
+    f = s.face_fraction * s.size / extent
+    pose = torch.tensor([[f, *angles, 0.0, 0.0, 0.0]], dtype=torch.float32)
+    # centre the landmarks, then jitter by up to 5 % of the image
+    camera = Camera(s.size, s.size, "orthographic")
+    centre = project(lm[None], pose, camera)[0, :, :2].mean(0)
+    shift = rng.uniform(-0.05, 0.05, 2) * s.size
+    pose[0, 4] = -(float(centre[0]) - (s.size - 1) / 2) + shift[0]
+    pose[0, 5] = (float(centre[1]) - (s.size - 1) / 2) + shift[1]
+
+    direction = np.array([rng.uniform(-1, 1), rng.uniform(-0.5, 1), rng.uniform(0.3, 1.0)])
+    sh = sh_directional(torch.tensor(direction[None], dtype=torch.float32), rng.uniform(*s.directional),
+                        rng.uniform(*s.ambient))
+    bg = s.background if s.background is not None else (float(rng.uniform(0.1, 0.9)),) * 3
+    image, mask = render_face(model, verts, pose, sh, albedo, s.size, bg)
+    screen = project(verts, pose, camera)[..., :2]  # (1,V,2)
+    landmarks = screen[0, model.landmarks68].numpy().astype(np.float64)
+    from ..fit.contour import contour_candidates, select_contour
+
+    rows = contour_candidates(model.mean, model.landmarks68, model.face_vertex_mask)
+    contour = landmarks.copy()
+    contour[:17] = screen[0, select_contour(screen, rows)[0]].numpy()
+    return SyntheticFace(
+        image=image, mask=mask, id=coeffs["id"][0].numpy(), exp=coeffs["exp"][0].numpy(),
+        pose=pose[0].numpy(), sh=sh[0].numpy(), vertices=verts[0].numpy(), landmarks68=landmarks,
+        yaw_deg=float(angles[1] / deg), albedo=albedo, displacement=displacement,
+        neutral=model(coeffs["id"], None)[0].detach().numpy(), contour68=contour,
+    )
+
+
+def make_faces(model, n: int, seed: int = 0, settings: SyntheticSettings | None = None) -> list[SyntheticFace]:
+    """``n`` synthetic faces, deterministic for ``seed``."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        return [make_face(model, rng, settings) for _ in range(n)]
+

@@ -1,0 +1,358 @@
+"""Head writers: OBJ/MTL/PNG, GLB, params.json, UV maps, head.npz, write_outputs (atomicity)."""
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend import export
+from backend.head import Head, ViewResult
+
+
+@pytest.fixture(scope="module")
+def head(face_model) -> Head:
+    rng = np.random.default_rng(0)
+    neutral = face_model.mean.numpy().copy()
+    basis = face_model.exp_basis.numpy()
+    exp = rng.uniform(0.0, 0.5, face_model.n_exp).astype(np.float32)
+    verts = neutral + np.einsum("k,kvc->vc", exp, basis)
+    view = ViewResult(
+        name="photo.jpg",
+        image_size=(640, 480),
+        pose=np.array([1.5, 0.1, -0.2, 0.05, 3.0, -4.0, 0.0], np.float32),
+        sh=rng.normal(size=27).astype(np.float32),
+        exp=exp,
+        landmarks68=rng.uniform(0, 400, (68, 2)),
+        detected68=rng.uniform(0, 400, (68, 2)),
+        face_box=np.array([10.0, 20.0, 300.0, 310.0]),
+        crop_from_image=np.array([[0.5, 0.0, -3.0], [0.0, 0.5, 4.0]]),
+        image=rng.integers(0, 255, (48, 64, 3), dtype=np.uint8),
+        label="front",
+    )
+    disp = np.zeros((32, 64), np.float32)
+    disp[8:24, 8:24] = rng.uniform(-0.8, 0.8, (16, 16))
+    return Head(
+        model_name=face_model.name,
+        vertices=verts.astype(np.float32),
+        neutral=neutral,
+        faces=face_model.faces.numpy().astype(np.int32),
+        uv=face_model.uv.numpy(),
+        faces_uv=face_model.faces_uv.numpy().astype(np.int32),
+        id_coeffs=np.zeros(face_model.n_id, np.float32),
+        exp_coeffs=exp,
+        exp_names=list(face_model.exp_names),
+        exp_basis=basis,
+        uv_tiles=face_model.uv_tiles,
+        albedo=np.full((64, 128, 3), 0.5, np.float32),
+        displacement=disp,
+        displacement_scale_mm=1.0,
+        normal_map=np.tile(np.array([0.5, 0.5, 1.0], np.float32), (32, 64, 1)),
+        views=[view],
+        timings={"total": 1.25},
+        warnings=["test warning"],
+    )
+
+
+def read_obj(path):
+    v, vt, vn, f = [], [], [], []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "v":
+            v.append([float(x) for x in parts[1:4]])
+        elif parts[0] == "vt":
+            vt.append([float(x) for x in parts[1:3]])
+        elif parts[0] == "vn":
+            vn.append([float(x) for x in parts[1:4]])
+        elif parts[0] == "f":
+            f.append([[int(i) - 1 for i in c.split("/")] for c in parts[1:]])
+    return np.array(v), np.array(vt), np.array(vn), np.array(f)
+
+
+def test_obj_round_trip(head, tmp_path):
+    out = export.write_obj(head, tmp_path / "head.obj")
+    assert set(out) == {"obj", "mtl", "albedo", "normal"}
+    v, vt, vn, f = read_obj(tmp_path / "head.obj")
+    np.testing.assert_allclose(v, head.vertices, atol=1e-5)
+    np.testing.assert_allclose(vt, head.export_uv, atol=1e-6)
+    assert vt[:, 0].max() <= 1.0 and len(vt) == len(head.uv)  # two tiles squeezed into [0,1]
+    np.testing.assert_array_equal(f[:, :, 0], head.faces)
+    np.testing.assert_array_equal(f[:, :, 1], head.faces_uv)
+    np.testing.assert_array_equal(f[:, :, 2], head.faces)
+    np.testing.assert_allclose(np.linalg.norm(vn, axis=1), 1.0, atol=1e-5)
+    nose = head.vertices[:, 2].argmax()
+    assert vn[nose, 2] > 0.8  # outward normals
+    mtl = (tmp_path / "head.mtl").read_text()
+    assert "map_Kd albedo.png" in mtl and "normal.png" in mtl
+    assert "mtllib head.mtl" in (tmp_path / "head.obj").read_text()
+    assert np.asarray(Image.open(tmp_path / "albedo.png")).shape == (64, 128, 3)
+
+
+def test_dense_obj(head, tmp_path):
+    with pytest.raises(export.ExportError, match="dense"):
+        export.write_obj(head, tmp_path / "head_detailed.obj", dense=True)
+    grid = np.stack(np.meshgrid(np.arange(3.0), np.arange(3.0)), -1).reshape(-1, 2)
+    dense = Head(**{**head.__dict__, "dense_vertices": np.c_[grid, np.zeros(9)].astype(np.float32),
+                    "dense_faces": np.array([[0, 1, 4], [0, 4, 3]]), "dense_uv": (grid / 2.0).astype(np.float32)})
+    export.write_obj(dense, tmp_path / "head_detailed.obj", dense=True)
+    v, vt, _, f = read_obj(tmp_path / "head_detailed.obj")
+    np.testing.assert_allclose(v[:, :2], grid, atol=1e-6)
+    np.testing.assert_allclose(vt[:, 0], grid[:, 0] / 2.0 / head.uv_tiles, atol=1e-6)
+    np.testing.assert_array_equal(f[:, :, 0], [[0, 1, 4], [0, 4, 3]])
+    assert "normal.png" not in (tmp_path / "head_detailed.mtl").read_text()
+    out = export.write_outputs(dense, tmp_path / "o")
+    assert out["dense_obj"].name == "head_detailed.obj" and out["dense_obj"].exists()
+    np.testing.assert_array_equal(export.load_head(out["npz"]).dense_faces, dense.dense_faces)
+
+
+def parse_glb(path):
+    blob = path.read_bytes()
+    magic, version, total = struct.unpack_from("<III", blob, 0)
+    assert (magic, version, total) == (0x46546C67, 2, len(blob))
+    jlen, jtype = struct.unpack_from("<II", blob, 12)
+    assert jtype == 0x4E4F534A and jlen % 4 == 0
+    doc = json.loads(blob[20 : 20 + jlen])
+    blen, btype = struct.unpack_from("<II", blob, 20 + jlen)
+    assert btype == 0x004E4942 and blen % 4 == 0
+    binary = blob[28 + jlen : 28 + jlen + blen]
+    assert 28 + jlen + blen == len(blob)
+    return doc, binary
+
+
+def accessor_array(doc, binary, index):
+    acc = doc["accessors"][index]
+    bv = doc["bufferViews"][acc["bufferView"]]
+    assert bv["byteOffset"] % 4 == 0
+    ncomp = {"SCALAR": 1, "VEC2": 2, "VEC3": 3}[acc["type"]]
+    dtype = {5126: np.float32, 5125: np.uint32}[acc["componentType"]]
+    assert bv["byteLength"] == acc["count"] * ncomp * 4
+    data = np.frombuffer(binary, dtype, acc["count"] * ncomp, bv["byteOffset"])
+    return data.reshape(acc["count"], ncomp) if ncomp > 1 else data
+
+
+def test_glb(head, tmp_path):
+    path = export.write_glb(head, tmp_path / "head.glb")
+    doc, binary = parse_glb(path)
+    assert doc["asset"]["version"] == "2.0"
+    assert doc["buffers"][0]["byteLength"] == len(binary)
+    for bv in doc["bufferViews"]:
+        assert bv["byteOffset"] + bv["byteLength"] <= len(binary)
+    mesh = doc["meshes"][0]
+    prim = mesh["primitives"][0]
+    pos = accessor_array(doc, binary, prim["attributes"]["POSITION"])
+    acc = doc["accessors"][prim["attributes"]["POSITION"]]
+    np.testing.assert_allclose(acc["min"], pos.min(0), rtol=1e-6)
+    np.testing.assert_allclose(acc["max"], pos.max(0), rtol=1e-6)
+    uv = accessor_array(doc, binary, prim["attributes"]["TEXCOORD_0"])
+    idx = accessor_array(doc, binary, prim["indices"]).reshape(-1, 3)
+    # split at seams: one vertex per unique (position, uv) pair, at least one per UV coordinate
+    assert len(pos) >= len(head.uv) and idx.max() == len(pos) - 1
+    assert len(idx) == len(head.faces)
+    # every triangle's corners match the source mesh (metres, v flipped)
+    np.testing.assert_allclose(pos[idx] * 1000.0, head.neutral[head.faces], atol=1e-3)
+    np.testing.assert_allclose(uv[idx][..., 0], head.export_uv[head.faces_uv][..., 0], atol=1e-6)
+    np.testing.assert_allclose(1.0 - uv[idx][..., 1], head.export_uv[head.faces_uv][..., 1], atol=1e-6)
+    # morph targets reproduce the fitted expression
+    assert len(prim["targets"]) == 53 and len(mesh["extras"]["targetNames"]) == 53
+    assert mesh["extras"]["targetNames"] == head.exp_names
+    np.testing.assert_allclose(mesh["weights"], head.exp_coeffs, atol=1e-6)
+    posed = pos.astype(np.float64).copy()
+    for w, tgt in zip(mesh["weights"], prim["targets"]):
+        posed += w * accessor_array(doc, binary, tgt["POSITION"])
+    np.testing.assert_allclose(posed[idx] * 1000.0, head.vertices[head.faces], atol=2e-3)
+    # embedded textures decode
+    mat = doc["materials"][0]
+    img = doc["images"][doc["textures"][mat["pbrMetallicRoughness"]["baseColorTexture"]["index"]]["source"]]
+    bv = doc["bufferViews"][img["bufferView"]]
+    import io
+
+    png = Image.open(io.BytesIO(binary[bv["byteOffset"] : bv["byteOffset"] + bv["byteLength"]]))
+    assert png.size == (128, 64)
+    assert "normalTexture" in mat
+
+
+def test_params_json(head, tmp_path):
+    path = export.write_params_json(head, tmp_path / "params.json")
+    doc = json.loads(path.read_text())
+    for key in ("format", "version", "model", "mode", "quality", "timings", "displacement_scale_mm", "warnings",
+                "coeffs", "views"):
+        assert key in doc
+    assert doc["format"] == "photohead.params" and doc["warnings"] == ["test warning"]
+    assert len(doc["coeffs"]["exp"]) == 53 and set(doc["coeffs"]["exp"]) == set(head.exp_names)
+    view = doc["views"][0]
+    assert np.array(view["landmarks68"]).shape == (68, 2)
+    np.testing.assert_allclose(view["landmarks68"], head.views[0].landmarks68)
+    assert np.array(view["detected68"]).shape == (68, 2)
+    assert list(view["pose"]) == ["f", "rx", "ry", "rz", "tx", "ty", "tz"]
+    assert view["pose"]["ry"] == pytest.approx(-0.2)
+    assert view["image_size"] == [640, 480] and view["projection"] == "orthographic"
+    assert len(view["sh"]) == 27 and len(view["coeffs"]["id"]) == len(head.id_coeffs)
+    assert view["coeffs"]["exp"]["jawOpen"] == pytest.approx(float(head.exp_coeffs[head.exp_names.index("jawOpen")]))
+
+
+def test_params_json_rejects_nan_and_bad_shapes(head, tmp_path):
+    bad = Head(**{**head.__dict__, "timings": {"total": float("nan")}})
+    doc = json.loads(export.write_params_json(bad, tmp_path / "p.json").read_text())
+    assert doc["timings"]["total"] is None
+    view = ViewResult(**{**head.views[0].__dict__, "landmarks68": np.zeros((5, 2))})
+    with pytest.raises(export.ExportError, match="landmarks68"):
+        export.write_params_json(Head(**{**head.__dict__, "views": [view]}), tmp_path / "q.json")
+    assert not (tmp_path / "q.json").exists()
+
+
+def test_uv_maps(head, tmp_path):
+    out = export.write_uv_maps(head, tmp_path)
+    assert set(out) == {"albedo", "displacement", "normal"}
+    disp = np.asarray(Image.open(out["displacement"]))
+    assert disp.shape == (32, 64) and disp.dtype in (np.uint16, np.int32)
+    assert disp[0, 0] == 32768
+    back = export.uint16_to_displacement(disp, head.displacement_scale_mm)
+    np.testing.assert_allclose(back, head.displacement, atol=1.0 / 32767)
+    normal = np.asarray(Image.open(out["normal"]))
+    assert normal.dtype == np.uint8 and tuple(normal[0, 0]) == (128, 128, 255)
+
+
+def test_save_load_head_round_trip(head, tmp_path):
+    path = export.save_head(head, tmp_path / "head.npz")
+    back = export.load_head(path)
+    for name, value in head.__dict__.items():
+        other = getattr(back, name)
+        if isinstance(value, np.ndarray):
+            assert other.dtype == value.dtype, name
+            np.testing.assert_array_equal(other, value, err_msg=name)
+        elif name != "views":
+            assert other == value, name
+    v0, v1 = head.views[0], back.views[0]
+    for name, value in v0.__dict__.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(getattr(v1, name), value, err_msg=name)
+        else:
+            assert getattr(v1, name) == value, name
+    assert isinstance(v1.image_size, tuple)
+    with np.load(path, allow_pickle=False) as data:  # readable without pickle
+        assert "__meta__" in data.files
+
+
+def test_load_head_rejects_foreign_file(tmp_path):
+    np.savez(tmp_path / "x.npz", a=np.zeros(3))
+    with pytest.raises(export.ExportError, match="Photohead"):
+        export.load_head(tmp_path / "x.npz")
+
+
+def test_write_outputs(head, tmp_path):
+    preview = np.zeros((20, 30, 3), np.uint8)
+    out = export.write_outputs(head, tmp_path / "out", previews={"preview": preview})
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert names == {"head.obj", "head.mtl", "albedo.png", "displacement.png", "normal.png", "head.glb",
+                     "params.json", "head.npz", "preview.png"}
+    assert all(p.exists() and p.parent == tmp_path / "out" for p in out.values())
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary leftovers
+    np.testing.assert_array_equal(export.load_head(out["npz"]).vertices, head.vertices)
+
+
+def test_write_outputs_failure_leaves_nothing(head, tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export, "write_glb", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export.write_outputs(head, tmp_path / "new")
+    assert list(tmp_path.iterdir()) == []
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "head.obj").write_text("old content")
+    (old / "mine.txt").write_text("keep")
+    with pytest.raises(RuntimeError):
+        export.write_outputs(head, old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+    assert sorted(p.name for p in old.iterdir()) == ["head.obj", "mine.txt"]
+    assert (old / "head.obj").read_text() == "old content"
+    monkeypatch.undo()
+    (old / "head_detailed.obj").write_text("stale dense mesh of an earlier run")
+    export.write_outputs(head, old)
+    assert (old / "mine.txt").read_text() == "keep" and (old / "head.obj").read_text() != "old content"
+    assert not (old / "head_detailed.obj").exists()  # this head has no dense mesh
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+
+
+def test_atomic_file_write_failure(head, tmp_path, monkeypatch):
+    def bad_png(image):
+        raise OSError("encoder failed")
+
+    monkeypatch.setattr(export, "encode_png", bad_png)
+    with pytest.raises(OSError):
+        export.write_glb(head, tmp_path / "head.glb")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_preview_helpers():
+    from backend.preview import compose_panels, draw_landmarks, resize_to_height
+
+    img = np.zeros((40, 60, 3), np.uint8)
+    out = draw_landmarks(img, np.array([[10.0, 20.0], [59.4, 0.0], [-50.0, 5.0], [np.nan, 1.0]]), (255, 0, 0), 2)
+    assert img.max() == 0  # input untouched
+    assert tuple(out[20, 10]) == (255, 0, 0) and tuple(out[20, 12]) == (255, 0, 0) and out[20, 13].max() == 0
+    assert tuple(out[0, 59]) == (255, 0, 0)  # clipped at the border
+    assert out[:, :5].max() == 0  # the point far outside draws nothing
+    assert resize_to_height(np.zeros((20, 30, 3), np.uint8), 40).shape == (40, 60, 3)
+    panels = [np.full((40, 60, 3), 200, np.uint8), np.zeros((20, 20, 3), np.float32), np.full((80, 40, 3), 255, np.uint8)]
+    comp = compose_panels(panels, ["input", "render", ""])
+    assert comp.shape == (40, 60 + 40 + 20, 3) and comp.dtype == np.uint8
+    assert comp[:12, :30].min() < 50 and comp[:12, :30].max() > 240  # label box + text on the first panel
+    assert (comp[20:, 100:] == 255).all()  # unlabelled panel untouched
+    with pytest.raises(ValueError, match="label"):
+        compose_panels(panels, ["a"])
+
+
+def test_make_preview():
+    from backend.preview import blend, make_preview
+
+    photo = np.zeros((100, 80, 3), np.uint8)
+    render = np.full((100, 80, 3), 200, np.uint8)
+    alpha = np.zeros((100, 80))
+    alpha[:50] = 1.0
+    b = blend(photo, render, alpha, opacity=0.5)
+    assert b[10, 10, 0] == 100 and b[80, 10, 0] == 0
+    pts = np.full((68, 2), 40.0)
+    prev = make_preview(photo, render, alpha, side=np.zeros((50, 50, 3), np.uint8), fitted68=pts, detected68=pts + 20)
+    assert prev.shape == (100, 80 * 3 + 100, 3)
+    assert tuple(prev[40, 160 + 40]) == (255, 64, 64) and tuple(prev[60, 160 + 60]) == (64, 255, 64)
+
+
+def test_outputs_get_normal_permissions(head, tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    out = export.write_outputs(head, tmp_path / "perm")
+    assert (out["obj"].stat().st_mode & 0o777) == 0o666 & ~umask
+    assert ((tmp_path / "perm").stat().st_mode & 0o777) == 0o777 & ~umask
+
+
+def test_write_outputs_rename_failure_restores_old(head, tmp_path, monkeypatch):
+    import os
+
+    old = tmp_path / "old"
+    export.write_outputs(head, old)
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    (old / "head_detailed.obj").write_text("earlier dense mesh")
+    before["head_detailed.obj"] = b"earlier dense mesh"
+    real_replace = os.replace
+
+    def flaky(a, b):
+        if Path(a).name == "head.glb" and Path(a).parent.name.endswith(".tmp") and Path(b).parent == old:
+            raise OSError("rename failed")
+        return real_replace(a, b)
+
+    monkeypatch.setattr(os, "replace", flaky)
+    changed = Head(**{**head.__dict__, "vertices": head.vertices + 1.0})
+    with pytest.raises(OSError, match="rename failed"):
+        export.write_outputs(changed, old)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]

@@ -1,0 +1,135 @@
+"""reconstruct() and `photohead reconstruct` end to end: real photo, synthetic ground truth, bad input."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from backend.cli import main
+from backend.evaluate.metrics import vertex_error
+from backend.evaluate.synthetic import SyntheticSettings, make_faces
+from backend.fit.coarse import CoarseFitConfig, fit_coarse
+from backend.fit.contour import contour_candidates, select_contour
+from backend.camera import Camera, project
+from backend.reconstruct import ReconstructConfig, reconstruct
+
+
+@pytest.fixture(scope="module")
+def hopper_head(grace_hopper, face_model):
+    return reconstruct([grace_hopper], ReconstructConfig(quality="draft", identity=False))
+
+
+def test_real_photo_landmarks_match_detection(hopper_head):
+    view = hopper_head.views[0]
+    iod = np.linalg.norm(view.detected68[36] - view.detected68[45])
+    inner = slice(17, 68)
+    err = np.linalg.norm(view.landmarks68[inner] - view.detected68[inner], axis=1).mean() / iod
+    assert err <= 0.03, err
+    full = np.linalg.norm(view.landmarks68 - view.detected68, axis=1).mean() / iod
+    assert full <= 0.045, full
+
+
+def test_real_photo_head_contents(hopper_head, face_model):
+    h = hopper_head
+    assert h.vertices.shape == h.neutral.shape == (11248, 3)
+    assert h.albedo.shape == (256, 512, 3) and 0.05 < h.albedo.mean() < 0.95
+    assert h.displacement is not None and np.abs(h.displacement).max() <= 3.0 + 1e-5
+    assert h.normal_map.shape[:2] == h.displacement.shape
+    assert h.dense_vertices.shape[0] > 5000 and h.dense_faces.max() < h.dense_vertices.shape[0]
+    # the detail stage explains the photo better than the coarse mesh
+    assert h.metrics["pixel_loss_detail"] < h.metrics["pixel_loss_coarse"]
+    # the pose is in original-photo pixels: the projected model landmarks are the reported ones
+    v = h.views[0]
+    w, hgt = v.image_size
+    screen = project(torch.from_numpy(h.vertices)[None], torch.from_numpy(v.pose)[None], Camera(w, hgt))[0, :, :2]
+    lm_vid = face_model.landmarks68.numpy()  # 30 (nose tip) is a fixed vertex, not on the jaw contour
+    assert np.allclose(screen[lm_vid[30]].numpy(), v.landmarks68[30], atol=0.5)
+
+
+def _synthetic_fit(face_model, n: int, cfg: CoarseFitConfig, seed: int = 0):
+    faces = make_faces(face_model, n, seed, SyntheticSettings(size=224, face_fraction=0.55, yaw_max_deg=40.0))
+    rows = contour_candidates(face_model.mean, face_model.landmarks68, face_model.face_vertex_mask)
+    errs, lm_errs, base = [], [], []
+    for f in faces:
+        verts = torch.from_numpy(f.vertices)[None]
+        screen = project(verts, torch.from_numpy(f.pose)[None], Camera(224, 224))
+        vid = face_model.landmarks68[None].clone()
+        vid[:, :17] = select_contour(screen[..., :2], rows)
+        lms = screen[0, vid[0], :2][None]
+        img = torch.from_numpy(f.image).float()[None] / 255.0
+        mask = torch.from_numpy(f.mask).float()[None]
+        res = fit_coarse(face_model, img, lms, mask, cfg)
+        region = face_model.face_vertex_mask.numpy() & (face_model.region.numpy() == 0)
+        errs.append(vertex_error(res.verts[0].numpy(), f.vertices, region)["mean"])
+        base.append(vertex_error(face_model.mean.numpy(), f.vertices, region)["mean"])
+        lm_errs.append(float((res.landmarks[0] - lms[0]).norm(dim=-1).mean()))
+    return np.array(errs), np.array(base), np.array(lm_errs)
+
+
+def test_synthetic_coarse_fit_small(face_model):
+    cfg = CoarseFitConfig(landmark_steps=100, photo_schedule=((112, 30),), identity=False)
+    errs, base, lm = _synthetic_fit(face_model, 1, cfg, seed=3)
+    assert errs.mean() < 0.7 * base.mean(), (errs, base)
+    assert lm.mean() < 1.5, lm
+
+
+@pytest.mark.slow
+def test_synthetic_coarse_fit_default_quality(face_model):
+    from backend.fit.coarse import QUALITY_PRESETS
+
+    errs, base, lm = _synthetic_fit(face_model, 5, QUALITY_PRESETS["default"], seed=1)
+    assert errs.mean() <= 1.5, errs
+    assert lm.mean() <= 1.5, lm
+
+
+def _run_cli(args, capsys):
+    code = main(args)
+    return code, capsys.readouterr()
+
+
+def test_cli_no_face_exits_2_without_output(tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((240, 320, 3), 127, np.uint8)).save(blank)
+    out = tmp_path / "out"
+    code, cap = _run_cli(["reconstruct", str(blank), "-o", str(out), "-q", "--quality", "draft"], capsys)
+    assert code == 2 and "no face" in cap.err
+    assert len(cap.err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "missing", "model"])
+def test_cli_bad_input_exits_2_without_output(tmp_path, capsys, kind, grace_hopper):
+    photo = tmp_path / "photo.jpg"
+    args = []
+    if kind == "corrupt":
+        photo.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    elif kind == "model":
+        Image.fromarray(grace_hopper).save(photo)
+        bad = tmp_path / "model.npz"
+        bad.write_bytes(b"garbage")
+        args = ["--model", str(bad)]
+    out = tmp_path / "out"
+    code, cap = _run_cli(["reconstruct", str(photo), "-o", str(out), "-q", *args], capsys)
+    assert code == 2, cap.err
+    assert cap.err.startswith("photohead: error:")
+    assert not out.exists()
+
+
+def test_cli_writes_every_output(tmp_path, capsys, grace_hopper):
+    photo = tmp_path / "hopper.jpg"
+    Image.fromarray(grace_hopper).save(photo)
+    out = tmp_path / "out"
+    code, cap = _run_cli(["reconstruct", str(photo), "-o", str(out), "-q", "--quality", "draft", "--no-identity"], capsys)
+    assert code == 0, cap.err
+    for name in ("head.obj", "head.mtl", "albedo.png", "head.glb", "params.json", "preview.png", "displacement.png",
+                 "normal.png", "head_detailed.obj"):
+        assert (out / name).is_file(), name
+    params = json.loads((out / "params.json").read_text())
+    view = params["views"][0]
+    assert np.asarray(view["landmarks68"]).shape == (68, 2)
+    assert np.asarray(view["detected68"]).shape == (68, 2)
+    preview = np.asarray(Image.open(out / "preview.png"))
+    assert preview.shape[1] >= 4 * preview.shape[0]
