@@ -85,7 +85,11 @@ def project(verts: torch.Tensor, pose: torch.Tensor, camera: Camera) -> torch.Te
     verts (B,V,3) mm, pose (B,7). Returns (B,V,3): x, y in pixels (image convention) and
     depth z (larger = farther; pixels for orthographic, mm for perspective).
     """
-    cam = to_camera_space(verts, pose, camera.projection)
+    return camera_to_screen(to_camera_space(verts, pose, camera.projection), pose, camera)
+
+
+def camera_to_screen(cam: torch.Tensor, pose: torch.Tensor, camera: Camera) -> torch.Tensor:
+    """Camera-space points (B,V,3) (from :func:`to_camera_space`) → screen (B,V,3) as :func:`project`."""
     cx, cy = camera.center
     if camera.projection == "orthographic":
         x, y, z = cx + cam[..., 0], cy - cam[..., 1], -cam[..., 2]

@@ -93,9 +93,8 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """
     v0, v1, v2 = (verts[:, faces[:, i]] for i in range(3))  # (B,F,3)
     face_n = torch.cross(v1 - v0, v2 - v0, dim=-1)  # length = 2·area
-    normals = torch.zeros_like(verts)
-    for i in range(3):
-        normals = normals.index_add(1, faces[:, i], face_n)
+    # One scatter for all three corners (faces.T flattened: corner-major, matching repeat).
+    normals = torch.zeros_like(verts).index_add(1, faces.t().reshape(-1), face_n.repeat(1, 3, 1))
     return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
 
 

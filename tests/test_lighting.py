@@ -1,0 +1,57 @@
+"""SH lighting and mesh normals: analytic values."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from backend.lighting import (
+    SH_DIM, face_normals, sh_ambient, sh_basis, sh_directional, sh_shading, vertex_normals,
+)
+from backend.render.primitives import grid_mesh, uv_sphere
+
+
+def test_sh_basis_is_orthonormal_on_the_sphere():
+    # Monte-Carlo-free check: a fine Fibonacci sphere integrates Y_i·Y_j to δ_ij.
+    n = 20000
+    i = torch.arange(n, dtype=torch.float64) + 0.5
+    z = 1 - 2 * i / n
+    phi = math.pi * (1 + 5**0.5) * i
+    r = (1 - z * z).sqrt()
+    dirs = torch.stack([r * phi.cos(), r * phi.sin(), z], -1)
+    Y = sh_basis(dirs)
+    gram = Y.T @ Y * (4 * math.pi / n)
+    torch.testing.assert_close(gram, torch.eye(9, dtype=torch.float64), atol=2e-3, rtol=0)
+
+
+def test_ambient_light_shades_to_its_value():
+    normals = torch.nn.functional.normalize(torch.randn(2, 5, 7, 3), dim=-1)
+    sh = sh_ambient(torch.tensor([0.2, 0.5, 0.9]), batch=2)
+    assert sh.shape == (2, SH_DIM)
+    out = sh_shading(normals, sh)
+    torch.testing.assert_close(out, torch.tensor([0.2, 0.5, 0.9]).expand(2, 5, 7, 3))
+
+
+def test_directional_light_follows_the_order2_clamped_cosine():
+    d = torch.tensor([[0.0, 1.0, 0.0]])
+    sh = sh_directional(d, intensity=2.0)
+    gamma = torch.linspace(0, math.pi, 7)
+    normals = torch.stack([gamma.sin(), gamma.cos(), torch.zeros_like(gamma)], -1)[None]
+    c = gamma.cos()
+    expected = 2.0 * (0.25 + 0.5 * c + 5.0 / 16.0 * 0.5 * (3 * c * c - 1))
+    torch.testing.assert_close(sh_shading(normals, sh)[0, :, 1], expected, atol=1e-5, rtol=1e-5)
+    # Brightest facing the light; order-2 SH rings a little (slightly negative) behind it.
+    s = sh_shading(normals, sh)[0, :, 0]
+    assert s.argmax() == 0 and s.min() > -0.1 * s.max()
+
+
+def test_normals_of_sphere_and_plane():
+    verts, faces, _, _ = uv_sphere(3.0, 16, 32)
+    n = vertex_normals(verts[None], faces)[0]
+    cos = (n * verts / 3.0).sum(-1)
+    assert cos.min() > 0.999 and torch.allclose(n.norm(dim=-1), torch.ones(len(n)))
+    pv, pf, _ = grid_mesh(4)
+    torch.testing.assert_close(face_normals(pv[None], pf)[0], torch.tensor([0.0, 0.0, 1.0]).expand(pf.shape[0], 3))
+    # A vertex used by no face gets a zero normal.
+    extra = torch.cat([pv, torch.tensor([[5.0, 5.0, 5.0]])])[None]
+    assert vertex_normals(extra, pf)[0, -1].abs().sum() == 0
