@@ -1,0 +1,24 @@
+"""Networks: the stage-1 face encoder and the stage-2 detail U-Net.
+
+Each takes a config dataclass (``EncoderConfig``, ``UNetConfig``) that a checkpoint stores,
+so :func:`build_encoder` / :func:`build_unet` rebuild the architecture from a plain dict.
+"""
+from __future__ import annotations
+
+from .encoder import EncoderConfig, FaceEncoder, count_parameters, decompose, frontal_pose_for_crop
+from .unet import DetailUNet, UNetConfig
+
+__all__ = [
+    "EncoderConfig", "FaceEncoder", "decompose", "frontal_pose_for_crop", "count_parameters",
+    "UNetConfig", "DetailUNet", "build_encoder", "build_unet",
+]
+
+
+def build_encoder(config: EncoderConfig | dict) -> FaceEncoder:
+    """A randomly initialised encoder from a config (or its ``to_dict()``)."""
+    return FaceEncoder(config if isinstance(config, EncoderConfig) else EncoderConfig.from_dict(config))
+
+
+def build_unet(config: UNetConfig | dict) -> DetailUNet:
+    """A freshly initialised U-Net from a config (or its ``to_dict()``)."""
+    return DetailUNet(config if isinstance(config, UNetConfig) else UNetConfig.from_dict(config))
