@@ -74,6 +74,7 @@ class Head:
     quality: str = "default"
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    view_weights: np.ndarray | None = None  # (V, Ht, Ht·uv_tiles) per-view albedo blending weights
     warnings: list[str] = field(default_factory=list)
 
     @property

@@ -155,20 +155,25 @@ def delit_albedo(
     resolution: int,
     device: torch.device,
     detail: DetailFitResult | None = None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """High-resolution UV albedo from the photos.
 
-    Each view's face (re-cropped at 512² for resolution) is unwrapped into UV, divided by that
-    view's fitted SH shading (delit) and blended with weights = visibility × facing ramp × the
-    photo's skin mask at the texel's projection (so hair, hats and background never land on the
-    head). Texels no view sees get the mean delit skin colour, with a soft transition, so the
-    scalp and neck match the face. With ``detail``, the face tile is delit with the detailed
-    normals, so wrinkle shading is not baked into the albedo a second time.
-    Returns (R, R·tiles, 3) float32 in [0,1], top row v = 1.
+    Each view's face (re-cropped at 512² for resolution) is unwrapped into UV and divided by
+    that view's fitted SH shading (delit; with ``detail`` the face tile uses the detailed
+    normals, so wrinkle shading is not baked in twice). Per-texel confidence
+    (:func:`backend.blend.per_view_confidence`: visibility × facing × distance to the
+    silhouette × resolution × the photo's skin mask, so hair, hats and background never land on
+    the head) is multiplied by a robust term that down-weights colours far from the view's
+    median skin colour (glasses, stray hair). Several views are gain-equalised on their overlap
+    and blended with a Laplacian pyramid (no seams); texels no view sees get the median delit
+    skin colour with a soft transition, so scalp and neck match the face.
+
+    Returns (albedo (R, R·tiles, 3) float32 in [0,1] top row v = 1, weights (V,R,R·tiles)).
     """
+    from .blend import equalize_views, multiband_blend, per_view_confidence, silhouette_distance
     from .camera import to_camera_space
     from .lighting import sh_shading
-    from .render import rasterize_uv, unwrap_image
+    from .render import rasterize, rasterize_uv, unwrap_image
     from .render.uv import normal_map
 
     tiles = model.uv_tiles
@@ -176,43 +181,33 @@ def delit_albedo(
     frags = rasterize_uv(model.uv, model.faces_uv, H, W, (0.0, float(tiles)))
     size = 512
     k = size / CROP_SIZE
-    acc = torch.zeros(1, H, W, 3, device=device)
-    wsum = torch.zeros(1, H, W, 1, device=device)
-    for i, view in enumerate(views):
-        M = view.crop_from_image * k
-        M[:, 2] += 0.5 * k - 0.5
-        crop = warp_to_crop(view.image, M, size).astype(np.float32)
-        crop = torch.from_numpy(crop / 255.0 if crop.max() > 1.5 else crop)[None].to(device)
-        lm = view.crop_landmarks * k + 0.5 * k - 0.5
-        skin = torch.from_numpy(face_mask(lm, size, size, soft_px=6.0))[None, None].to(device)
-        pose = fit.pose[i : i + 1] * torch.tensor([k, 1, 1, 1, k, k, k], device=device, dtype=fit.pose.dtype)
-        verts = fit.verts[i : i + 1]
-        un = unwrap_image(crop, verts, model.faces, pose, Camera(size, size), frags)
-        grid = (un.screen[..., :2] + 0.5) * (2.0 / size) - 1.0
-        skin_at = torch.nn.functional.grid_sample(skin, grid, align_corners=False)[:, 0]  # (1,H,W)
-        normals = normal_map(to_camera_space(verts, pose, "orthographic"), model.faces, frags)
-        if detail is not None:
-            normals = _with_detail_normals(normals, detail, fit.pose[i : i + 1], i)
-        shading = sh_shading(normals, fit.sh[i : i + 1]).clamp_min(0.05)
-        delit = (un.texture / shading).clamp(0.0, 1.0)
-        facing = ((un.cosine - 0.15) / 0.5).clamp(0.0, 1.0) ** 2
-        weight = un.visible.float() * facing * skin_at  # (1,H,W)
-        # robust to hair, hats and glasses inside the mask: down-weight colours far from the
-        # view's median skin colour
-        core = weight > 0.5
+    crops, skins = detail_inputs(views, size)
+    crops, skins = crops.to(device), skins.to(device)
+    pose = fit.pose * torch.tensor([k, 1, 1, 1, k, k, k], device=device, dtype=fit.pose.dtype)
+    cam = Camera(size, size)
+    screen_frags = rasterize(project(fit.verts, pose, cam), model.faces, size, size)
+    un = unwrap_image(crops, fit.verts, model.faces, pose, cam, frags, fragments=screen_frags)
+    normals = normal_map(to_camera_space(fit.verts, pose, "orthographic"), model.faces, frags)
+    if detail is not None:
+        normals = torch.cat([_with_detail_normals(normals[i : i + 1], detail, fit.pose[i : i + 1], i) for i in range(len(views))])
+    shading = sh_shading(normals, fit.sh).clamp_min(0.05)
+    delit = (un.texture / shading).clamp(0.0, 1.0)  # (V,H,W,3)
+    dist = silhouette_distance(screen_frags.mask, screen_frags.depth, 4.0 * k)
+    weight = per_view_confidence(un, dist, image_weight=skins)
+    for i in range(len(views)):  # robust colour term per view (a loop over views)
+        core = weight[i] > 0.5
         if core.any():
-            median = delit[core].median(0).values
-            weight = weight * torch.exp(-((delit - median) ** 2).sum(-1) / (2 * 0.15**2))
-        weight = weight[..., None]
-        acc += delit * weight
-        wsum += weight
-    seen = wsum[..., 0] > 0.25
-    colour = (acc / wsum.clamp_min(1e-6))[seen].median(0).values if seen.any() else torch.tensor(
-        [0.62, 0.47, 0.40], device=device
-    )
-    w = wsum.clamp(max=1.0)
-    out = acc / wsum.clamp_min(1e-6) * w + colour.view(1, 1, 1, 3) * (1.0 - w)
-    return out[0].clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
+            median = delit[i][core].median(0).values
+            weight[i] = weight[i] * torch.exp(-((delit[i] - median) ** 2).sum(-1) / (2 * 0.15**2))
+    if len(views) > 1:
+        delit = torch.as_tensor(equalize_views(delit, weight).maps)
+    blended, coverage = multiband_blend(delit, weight)
+    blended, coverage = torch.as_tensor(blended), torch.as_tensor(coverage)
+    seen = coverage > 0.25
+    colour = blended[seen].median(0).values if seen.any() else torch.tensor([0.62, 0.47, 0.40], device=blended.device)
+    w = coverage.clamp(max=1.0)[..., None]
+    out = blended * w + colour.view(1, 1, 3) * (1.0 - w)
+    return out.clamp(0.0, 1.0).cpu().numpy().astype(np.float32), weight.cpu().numpy().astype(np.float32)
 
 
 def _with_detail_normals(normals: torch.Tensor, detail: DetailFitResult, pose: torch.Tensor, view: int) -> torch.Tensor:
@@ -291,7 +286,16 @@ def reconstruct(
     timings["detect_s"] = time.perf_counter() - t0
 
     fit_cfg = replace(QUALITY_PRESETS[config.quality], identity=config.identity, shared_expression=config.shared_expression)
-    identity = _identity_adapter(device) if fit_cfg.identity else None
+    identity = _identity_adapter(device) if (fit_cfg.identity or len(views) > 1) else None
+    if identity is not None and len(views) > 1:
+        from .multiview import identity_outliers
+
+        with torch.no_grad():
+            crops = torch.from_numpy(np.stack([v.crop for v in views])).float().to(device)
+            lms = torch.from_numpy(np.stack([v.crop_landmarks for v in views])).float().to(device)
+            warn_list.extend(identity_outliers(identity(crops, lms), [Path(v.name).name for v in views]))
+    if not fit_cfg.identity:
+        identity = None
     t1 = time.perf_counter()
     to_t = lambda a: torch.from_numpy(np.stack(a)).float().to(device)  # noqa: E731
     fit = fit_coarse(
@@ -313,14 +317,17 @@ def reconstruct(
     if progress:
         progress(0.96, "building the UV albedo")
     t2 = time.perf_counter()
-    albedo = None
+    albedo, view_weights = None, None
     if fit.albedo is not None:
-        albedo = delit_albedo(model, fit, views, ALBEDO_RES[config.quality], device, detail)
+        albedo, view_weights = delit_albedo(model, fit, views, ALBEDO_RES[config.quality], device, detail)
     timings["albedo_s"] = time.perf_counter() - t2
 
     head = assemble_head(model, fit, views, config, albedo)
     if detail is not None:
         attach_detail(head, detail, model.uv_tiles)
+    if view_weights is not None:
+        head.view_weights = view_weights
+        head.metrics["uv_face_coverage"] = uv_face_coverage(model, view_weights)
     head.warnings.extend(warn_list)
     timings["total_s"] = time.perf_counter() - t0
     head.timings.update(timings)
@@ -356,6 +363,16 @@ def assemble_head(
         uv_tiles=model.uv_tiles, albedo=albedo, tex_coeffs=None if fit.tex is None else np32(fit.tex[0]),
         views=results, mode=config.mode, quality=config.quality,
     )
+
+
+def uv_face_coverage(model: FaceModel, weights: np.ndarray) -> float:
+    """Fraction of the UV face region (narrow face) that some view sees. weights (V,R,R·tiles)."""
+    from .multiview import face_region_coverage, face_region_mask
+    from .render import rasterize_uv
+
+    R = weights.shape[1]
+    frags = rasterize_uv(model.uv, model.faces_uv, R, weights.shape[2], (0.0, float(model.uv_tiles)))
+    return float(face_region_coverage(torch.from_numpy(weights), face_region_mask(model, frags)))
 
 
 def _tile_pad(face_tile: np.ndarray, tiles: int, fill) -> np.ndarray:

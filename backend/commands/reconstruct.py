@@ -70,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(file=sys.stderr)
     previews = {f"preview{'' if i == 0 else f'_view{i}'}": render_preview(head, i) for i in range(len(head.views))}
+    if head.view_weights is not None and len(head.views) > 1:
+        from ..multiview import coverage_image
+
+        previews["coverage"] = coverage_image(head.view_weights)
     paths = write_outputs(head, args.out, previews=previews)
     for w in head.warnings:
         print(f"photohead: warning: {w}", file=sys.stderr)

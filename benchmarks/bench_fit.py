@@ -1,0 +1,62 @@
+"""Reconstruction time and peak memory per photo by quality (issues 6, 7, 9).
+
+    python -m benchmarks.bench_fit [--qualities draft,default] [--views 1,3] [--device cpu]
+
+Each (quality, views) case runs in a fresh subprocess so peak RSS is its own. Photo:
+matplotlib's grace_hopper.jpg (multi-view: the photo and two mirrored/shifted copies, which
+exercises the joint fit and blending; identity-consistent by construction).
+Writes benchmarks/results/fit.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+from .common import write_result
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np, torch
+from backend.reconstruct import ReconstructConfig, reconstruct
+from backend.samples import sample_photo
+quality, views, device = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+_, img = sample_photo("grace_hopper")
+photos = [img, img[:, ::-1].copy(), np.roll(img, 20, axis=1)][:views]
+t = time.perf_counter()
+head = reconstruct(photos, ReconstructConfig(quality=quality, device=device))
+wall = time.perf_counter() - t
+print(json.dumps({"wall_s": wall, "timings": head.timings, "metrics": head.metrics,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "threads": torch.get_num_threads()}))
+"""
+
+
+def run_case(quality: str, views: int, device: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, quality, str(views), device], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--qualities", default="draft,default")
+    ap.add_argument("--views", default="1,3")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default="fit")
+    args = ap.parse_args(argv)
+    cases = {}
+    for q in args.qualities.split(","):
+        for v in (int(x) for x in args.views.split(",")):
+            cases[f"{q}_{v}view"] = res = run_case(q, v, args.device)
+            print(f"{q:8s} {v} view(s): {json.dumps(res)}", flush=True)
+    targets = {"coarse_fit_default_1view_s": 10.0, "coarse_peak_rss_mb": 2048, "detail_default_s": 10.0,
+               "three_views_vs_one": 2.5}
+    write_result(args.out, {"cases": cases, "targets": targets}, device=args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
