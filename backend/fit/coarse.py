@@ -130,6 +130,25 @@ class _Params(torch.nn.Module):
         return torch.cat([f, self.rot, self.trans, torch.zeros_like(f)], -1)
 
 
+def _apply_init(params: _Params, init: dict[str, torch.Tensor]) -> None:
+    """Copy predicted starting values into the free parameters (shapes adapted to the fit's)."""
+    with torch.no_grad():
+        if "id" in init:
+            params.id.copy_(init["id"].to(params.id).mean(0, keepdim=True))
+        if "exp" in init:
+            exp = init["exp"].to(params.exp)
+            params.exp.copy_(exp.mean(0, keepdim=True) if params.exp.shape[0] == 1 else exp)
+            params.exp.clamp_(0.0, 1.0)
+        if "sh" in init:
+            params.sh.copy_(init["sh"].to(params.sh))
+        if "tex" in init and params.tex is not None:
+            params.tex.copy_(init["tex"].to(params.tex).mean(0, keepdim=True))
+        if "albedo" in init and params.albedo is not None:
+            alb = init["albedo"].to(params.albedo).permute(0, 3, 1, 2)
+            alb = Fn.interpolate(alb, size=params.albedo.shape[1:3], mode="bilinear", align_corners=False)
+            params.albedo.copy_(alb.permute(0, 2, 3, 1).mean(0, keepdim=True).clamp(0, 1))
+
+
 def _landmark_weights(cfg: CoarseFitConfig, device, dtype) -> torch.Tensor:
     w = torch.ones(68, device=device, dtype=dtype)
     w[:17] = cfg.jaw_weight
@@ -166,12 +185,16 @@ def fit_coarse(
     identity_net: torch.nn.Module | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> CoarseFitResult:
     """Fit the face model to V aligned crops of one person.
 
     images (V,S,S,3) float in [0,1]; landmarks (V,68,2) detected, crop pixels; skin_mask
     (V,S,S) float in [0,1] (where the photometric loss may look). ``identity_net`` maps
     (images (B,S,S,3), landmarks (B,68,2)) → features (B,D); None skips L_id.
+    ``init`` (hybrid mode): starting values from a prediction, any of ``id`` (1|V,K_id) (views
+    averaged), ``exp`` (V,K_exp), ``pose`` (V,7) crop frame, ``sh`` (V,27), ``tex`` (1,K_tex),
+    ``albedo`` (1,A,A·tiles,3); the closed-form pose is then not used.
     """
     V, S = images.shape[0], images.shape[1]
     dev, dt = images.device, images.dtype
@@ -186,7 +209,11 @@ def fit_coarse(
     pose0 = fit_orthographic_pose(mean[lm_vid[inner]].expand(V, -1, -1), landmarks[:, inner], cam)
     skin_pixels = skin_mask[..., None] > 0.5
     img_mean = (images * skin_pixels).flatten(0, 2).sum(0) / skin_pixels.flatten().sum().clamp_min(1)
+    if init is not None and "pose" in init:
+        pose0 = init["pose"].to(dev, dt)
     params = _Params(model, pose0, V, config, img_mean)
+    if init is not None:
+        _apply_init(params, init)
     rows = contour_candidates(model.mean, model.landmarks68, model.face_vertex_mask).to(dev)
     face_tri = model.face_vertex_mask[model.faces].all(-1)  # (F,) triangles of the face region
     render_settings = RenderSettings(u_range=(0.0, float(model.uv_tiles)))
