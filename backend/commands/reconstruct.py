@@ -32,15 +32,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _progress_printer(quiet: bool):
-    last = [-1.0]
+    last = [-1]
+    tty = sys.stderr.isatty()
 
     def progress(fraction: float, message: str) -> None:
         if quiet:
             return
         pct = int(fraction * 100)
-        if pct != last[0]:
-            last[0] = pct
+        if tty and pct != last[0]:
             print(f"\r[{pct:3d}%] {message:<60}", end="", file=sys.stderr, flush=True)
+        elif not tty and pct // 10 != last[0] // 10:
+            print(f"[{pct:3d}%] {message}", file=sys.stderr, flush=True)
+        last[0] = pct
 
     return progress
 
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     )
     t0 = time.perf_counter()
     head = reconstruct(images, config, progress=_progress_printer(args.quiet))
-    if not args.quiet:
+    if not args.quiet and sys.stderr.isatty():
         print(file=sys.stderr)
     previews = {f"preview{'' if i == 0 else f'_view{i}'}": render_preview(head, i) for i in range(len(head.views))}
     if head.view_weights is not None and len(head.views) > 1:
