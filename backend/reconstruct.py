@@ -5,6 +5,11 @@ to 224² (:mod:`.align`) → coarse fit of the face model with the paper's stage
 (:mod:`.fit.coarse`, all views jointly) → poses re-expressed in original-photo pixels → UV
 albedo: the photo unwrapped into UV, divided by the fitted SH shading (delit), falling back on
 the fitted low-resolution albedo where no view sees the surface → detail stage (when enabled).
+
+``mode="predict"``: the trained networks replace both fits (:mod:`.predict`: one encoder pass,
+one U-Net pass; the detail surface is built from the predicted displacement without
+optimisation); ``mode="hybrid"``: the predictions initialise ``fit_coarse`` and ``fit_detail``.
+Both read ``config.checkpoints`` (``coarse.pt``, optional ``detail.pt``).
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import torch
 from .align import align_face, face_mask, points_to_image, warp_to_crop
 from .camera import Camera, project
 from .detect import detect_one
-from .errors import NoFaceError, PhotoheadError
+from .errors import NoFaceError, PhotoheadError, WeightsNotFoundError
 from .facemodel import FaceModel, load_default, load_model
 from .fit.coarse import QUALITY_PRESETS, CoarseFitConfig, CoarseFitResult, fit_coarse
 from .fit.detail import DETAIL_PRESETS, DetailFitResult, fit_detail
@@ -163,8 +168,8 @@ def delit_albedo(
     normals, so wrinkle shading is not baked in twice). Per-texel confidence
     (:func:`backend.blend.per_view_confidence`: visibility × facing × distance to the
     silhouette × resolution × the photo's skin mask, so hair, hats and background never land on
-    the head) is multiplied by a robust term that down-weights colours far from the view's
-    median skin colour (glasses, stray hair). Several views are gain-equalised on their overlap
+    the head) is multiplied, outside the inner face, by a robust term that down-weights colours
+    far from the view's median skin colour (a hat brim or hair on the forehead band). Several views are gain-equalised on their overlap
     and blended with a Laplacian pyramid (no seams); texels no view sees get the median delit
     skin colour with a soft transition, so scalp and neck match the face.
 
@@ -194,18 +199,31 @@ def delit_albedo(
     delit = (un.texture / shading).clamp(0.0, 1.0)  # (V,H,W,3)
     dist = silhouette_distance(screen_frags.mask, screen_frags.depth, 4.0 * k)
     weight = per_view_confidence(un, dist, image_weight=skins)
-    for i in range(len(views)):  # robust colour term per view (a loop over views)
+    # Robust colour term: outside the inner face (jaw + brows hull, where eyes, brows and lips
+    # are expected) colours far from the view's median skin colour are down-weighted, so a hat
+    # brim or hair on the forehead band does not land on the head.
+    inner = torch.from_numpy(np.stack([
+        face_mask(v.crop_landmarks * k + 0.5 * k - 0.5, size, size, forehead=0.0, soft_px=4.0,
+                  exclude_eyes=False, exclude_mouth=False) for v in views
+    ])).to(device)
+    grid = (un.screen[..., :2] + 0.5) * (2.0 / size) - 1.0
+    inner_at = torch.nn.functional.grid_sample(inner[:, None], grid.to(inner.dtype), align_corners=False)[:, 0]
+    for i in range(len(views)):  # a loop over views
         core = weight[i] > 0.5
         if core.any():
             median = delit[i][core].median(0).values
-            weight[i] = weight[i] * torch.exp(-((delit[i] - median) ** 2).sum(-1) / (2 * 0.15**2))
+            robust = torch.exp(-((delit[i] - median) ** 2).sum(-1) / (2 * 0.2**2))
+            weight[i] = weight[i] * torch.maximum(robust, inner_at[i])
     if len(views) > 1:
         delit = torch.as_tensor(equalize_views(delit, weight).maps)
     blended, coverage = multiband_blend(delit, weight)
     blended, coverage = torch.as_tensor(blended), torch.as_tensor(coverage)
     seen = coverage > 0.25
     colour = blended[seen].median(0).values if seen.any() else torch.tensor([0.62, 0.47, 0.40], device=blended.device)
-    w = coverage.clamp(max=1.0)[..., None]
+    # opacity of the photo texture: full wherever the summed confidence is a fair fraction,
+    # fading to the fill colour over the low-confidence rim (not a linear mix everywhere)
+    t = (coverage / 0.3).clamp(0.0, 1.0)[..., None]
+    w = t * t * (3.0 - 2.0 * t)
     out = blended * w + colour.view(1, 1, 3) * (1.0 - w)
     return out.clamp(0.0, 1.0).cpu().numpy().astype(np.float32), weight.cpu().numpy().astype(np.float32)
 
@@ -257,8 +275,13 @@ def reconstruct(
     config = config or ReconstructConfig()
     if not images:
         raise PhotoheadError("no photos given")
-    if config.mode != "fit":
-        raise PhotoheadError(f"mode {config.mode!r} needs trained checkpoints, which are not available yet: use --mode fit")
+    if config.mode not in ("fit", "predict", "hybrid"):
+        raise PhotoheadError(f"unknown mode {config.mode!r}: use fit, predict or hybrid")
+    if config.mode != "fit" and not config.checkpoints:
+        raise WeightsNotFoundError(
+            f"mode {config.mode!r} needs trained networks: pass --checkpoints DIR (a folder with coarse.pt and "
+            "optionally detail.pt, see docs/training.md) or use --mode fit"
+        )
     if config.quality not in QUALITY_PRESETS:
         raise PhotoheadError(f"unknown quality {config.quality!r}: use draft, default or high")
     timings: dict[str, float] = {}
@@ -267,6 +290,12 @@ def reconstruct(
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     model = load_face_model(config.model).to(device)
+    predictor = None
+    if config.mode != "fit":
+        from .predict import load_predictor
+
+        predictor = load_predictor(config.checkpoints, device, model)
+    timings["load_s"] = time.perf_counter() - t0
     check_cancel(cancel)
 
     views: list[PreparedView] = []
@@ -286,6 +315,8 @@ def reconstruct(
     timings["detect_s"] = time.perf_counter() - t0
 
     fit_cfg = replace(QUALITY_PRESETS[config.quality], identity=config.identity, shared_expression=config.shared_expression)
+    if config.mode == "predict":
+        fit_cfg = replace(fit_cfg, identity=False)  # no fit: L_id only serves the multi-view outlier check
     identity = _identity_adapter(device) if (fit_cfg.identity or len(views) > 1) else None
     if identity is not None and len(views) > 1:
         from .multiview import identity_outliers
@@ -298,22 +329,35 @@ def reconstruct(
         identity = None
     t1 = time.perf_counter()
     to_t = lambda a: torch.from_numpy(np.stack(a)).float().to(device)  # noqa: E731
-    fit = fit_coarse(
-        model, to_t([v.crop for v in views]), to_t([v.crop_landmarks for v in views]), to_t([v.skin_mask for v in views]),
-        fit_cfg, identity_net=identity, progress=Stage(progress, 0.1, 0.75, cancel), cancel=cancel,
-    )
-    timings["coarse_fit_s"] = time.perf_counter() - t1
+    crops224 = to_t([v.crop for v in views])
+    predicted = None if predictor is None else predictor.predict_coarse(model, crops224, config.shared_expression)
+    if config.mode == "predict":
+        fit = predicted
+    else:
+        fit = fit_coarse(
+            model, crops224, to_t([v.crop_landmarks for v in views]), to_t([v.skin_mask for v in views]),
+            fit_cfg, identity_net=identity, progress=Stage(progress, 0.1, 0.75, cancel), cancel=cancel,
+            init=None if predicted is None else predictor.init_for_fit(predicted),
+        )
+    timings["coarse_predict_s" if config.mode == "predict" else "coarse_fit_s"] = time.perf_counter() - t1
     check_cancel(cancel)
     detail = None
-    if config.detail:
+    if config.detail and config.mode == "predict" and not predictor.has_detail:
+        warn_list.append(f"no detail.pt in {config.checkpoints}: detail stage skipped (train stage 2, docs/training.md)")
+    elif config.detail:
         t3 = time.perf_counter()
         det_cfg = DETAIL_PRESETS[config.quality]
         crops, masks = detail_inputs(views, det_cfg.render_size)
+        disp0 = None
+        if predictor is not None and predictor.has_detail:
+            disp0 = predictor.predict_detail(model, fit, crops224, size=det_cfg.uv_size)
+        if config.mode == "predict":
+            det_cfg = replace(det_cfg, steps=0)  # no optimisation: builds the surface of the prediction
         detail = fit_detail(
-            model, fit, crops.to(device), masks.to(device), det_cfg,
+            model, fit, crops.to(device), masks.to(device), det_cfg, init=disp0,
             progress=Stage(progress, 0.75, 0.95, cancel), cancel=cancel,
         )
-        timings["detail_fit_s"] = time.perf_counter() - t3
+        timings["detail_predict_s" if config.mode == "predict" else "detail_fit_s"] = time.perf_counter() - t3
     if progress:
         progress(0.96, "building the UV albedo")
     t2 = time.perf_counter()

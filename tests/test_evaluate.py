@@ -12,16 +12,17 @@ from backend.cli import main
 from backend.errors import NoFaceError
 from backend.evaluate import metrics as M
 from backend.evaluate.report import write_report
-from backend.evaluate.suites import run_landmarks, run_scans, run_synthetic, run_timing
-from backend.evaluate.synthetic import SyntheticSettings, make_faces
-from backend.export import save_head, vertex_normals_np
+from backend.evaluate.readme_results import END, START, render_block, update_readme
+from backend.evaluate.suites import crop_scale, given_landmarks, run_landmarks, run_scans, run_synthetic, run_timing
+from backend.evaluate.synthetic import SyntheticSettings, make_faces, write_known_answer_scans
 from backend.head import Head, ViewResult
 
 
-def make_head(model, vertices, landmarks68=None, pose=None, detected68=None) -> Head:
+def make_head(model, vertices, landmarks68=None, pose=None, detected68=None, crop_scale_=2.0) -> Head:
     lm = np.zeros((68, 2)) if landmarks68 is None else landmarks68
     view = ViewResult(name="x", image_size=(64, 64), pose=np.zeros(7) if pose is None else pose, sh=np.zeros(27),
-                      exp=np.zeros(model.n_exp), landmarks68=lm, detected68=lm if detected68 is None else detected68)
+                      exp=np.zeros(model.n_exp), landmarks68=lm, detected68=lm if detected68 is None else detected68,
+                      crop_from_image=np.array([[crop_scale_, 0.0, 3.0], [0.0, crop_scale_, -1.0]]))
     return Head(model_name=model.name, vertices=np.asarray(vertices, np.float32), neutral=model.mean.numpy(),
                 faces=model.faces.numpy(), uv=model.uv.numpy(), faces_uv=model.faces_uv.numpy(),
                 id_coeffs=np.zeros(model.n_id), exp_coeffs=np.zeros(model.n_exp), exp_names=list(model.exp_names),
@@ -76,23 +77,41 @@ def test_run_synthetic_with_oracle(face_model):
         face = truth[images[0].tobytes()]
         if face is list(truth.values())[2]:
             raise NoFaceError("no face found")
-        head = make_head(face_model, face.vertices + 2.0, face.landmarks68, face.pose)
+        head = make_head(face_model, face.vertices + 2.0, face.contour68, face.pose)
         head.neutral = face.neutral * 1.1
         return head
 
     res = run_synthetic(n=3, seed=7, model=face_model, settings=settings, reconstruct_fn=oracle)
     s = res["summary"]
-    assert s["reconstructed"] == 2 and s["faces"] == 3
+    assert s["reconstructed"] == 2 and s["faces"] == 3 and s["no_face"] == 1 and s["landmarks"] == "truth"
     assert s["vertex_err_mean_mm"] < 1e-3 and s["nme_interocular_mean_%"] < 1e-6 and s["yaw_err_mean_deg"] < 1e-4
+    assert s["lm_err_px224_mean"] < 1e-9 and s["lm_err_px224_fixed_jaw_mean"] > 0.0  # the jaw conventions differ
     assert "error" in res["per_item"][2] and s["neutral_err_mean_mm"] < 1e-3
 
     def noisy(images, config):
         face = truth[images[0].tobytes()]
         return make_head(face_model, face.vertices + np.array([0.0, 0.0, 1.0]) * (face.vertices[:, :1] > 0),
-                         face.landmarks68 + 1.0, face.pose)
+                         face.contour68 + np.array([3.0, 4.0]), face.pose)  # 5 px in the photo = 10 px at 224²
 
-    s2 = run_synthetic(n=3, seed=7, model=face_model, settings=settings, reconstruct_fn=noisy)["summary"]
+    s2 = run_synthetic(n=3, seed=7, model=face_model, settings=settings, reconstruct_fn=noisy,
+                       landmarks="detector")["summary"]
     assert 0.2 < s2["vertex_err_mean_mm"] < 1.0 and s2["nme_interocular_mean_%"] > 0.5
+    assert s2["lm_err_px224_mean"] == pytest.approx(10.0) and s2["lm_err_px224_inner_mean"] == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="truth"):
+        run_synthetic(n=1, model=face_model, settings=settings, reconstruct_fn=noisy, landmarks="oracle")
+
+
+def test_given_landmarks_replace_the_detector():
+    """Within ``given_landmarks`` the pipeline's own view preparation uses the given points."""
+    from backend.reconstruct import prepare_view
+
+    rng = np.random.default_rng(1)
+    lm = np.stack([rng.uniform(60, 140, 68), rng.uniform(50, 150, 68)], -1)
+    with given_landmarks(lm):
+        view = prepare_view(np.zeros((200, 200, 3), np.uint8))
+    np.testing.assert_allclose(view.detected68, lm)
+    np.testing.assert_allclose(view.face_box, [*lm.min(0), *lm.max(0)])
+    assert crop_scale(type("V", (), {"crop_from_image": view.crop_from_image})()) > 0.0
 
 
 def test_run_landmarks(tmp_path):
@@ -127,37 +146,32 @@ def test_run_landmarks(tmp_path):
     assert s["nme_io_mean_%"] == pytest.approx(6.0)
     assert s["failure_rate_io_%"] == pytest.approx(50.0)  # f2 (12 %) and f3 (no face)
     assert s["detector_nme_io_mean_%"] == pytest.approx(0.0)
+    # issue 6: fit vs detector, as a fraction of the inter-ocular distance (detected68 = gt here)
+    assert s["fit_vs_detector_io_mean_%"] == pytest.approx(6.0) and s["fit_vs_detector_io_inner_mean_%"] == pytest.approx(6.0)
+    regions = {r["region"]: r for r in res["tables"]["NME (inter-ocular) by region"]}
+    assert regions["jaw (0-16)"]["fit_nme_io_%"] == pytest.approx(6.0) and regions["eyes (36-47)"]["detector_nme_io_%"] == 0
     bins = res["tables"]["NME (bbox) by fitted |yaw|"]
     assert [b["n"] for b in bins] == [2, 1, 0, 3]
+    assert res["images"] == {}  # no photo overlays unless asked: research-only photos stay out of reports
+    res = run_landmarks(tmp_path, reconstruct_fn=fake, examples=True)
     assert res["images"]["examples"].shape == (256, 3 * 256, 3)  # three photos with a face
     assert run_landmarks(tmp_path, n=1, reconstruct_fn=fake)["summary"]["photos"] == 1
+    picked = run_landmarks(tmp_path, n=2, sample="random", seed=3, reconstruct_fn=fake)
+    assert picked["summary"]["photos"] == 2
+    assert [it["image"] for it in picked["per_item"]] == \
+        [it["image"] for it in run_landmarks(tmp_path, n=2, sample="random", seed=3, reconstruct_fn=fake)["per_item"]]
+    agg = run_landmarks(tmp_path, reconstruct_fn=fake, per_item=False)
+    assert agg["per_item"] == [] and agg["summary"]["nme_io_mean_%"] == pytest.approx(6.0)
+    assert agg["plots"]["nme_cdf"]["values"][:3] == pytest.approx([2.0, 4.0, 12.0])  # sorted, no photo order
+    budget = run_landmarks(tmp_path, reconstruct_fn=fake, time_budget_s=0.0)
+    assert budget["summary"]["photos"] == 0 and "Stopped after 0 of 4" in budget["description"]
 
 
 @pytest.fixture(scope="module")
 def scans_dir(face_model, tmp_path_factory):
-    """Two synthetic scans of the mean head under known similarities: (a) scale 1.1 and every
-    vertex offset 1 mm along its normal with a random sign (a uniform outward offset would be
-    partly absorbed by the ICP's scale/translation; a zero-mean one cannot be), (b) scale 1.25
-    without offset. Predictions: the mean head."""
+    """Two synthetic scans of the mean head with known answers (see write_known_answer_scans)."""
     root = tmp_path_factory.mktemp("scans")
-    verts = face_model.mean.numpy().astype(np.float64)
-    faces = face_model.faces.numpy()
-    normals = vertex_normals_np(verts, faces).astype(np.float64)
-    lm_idx = face_model.landmarks68.numpy()
-    sign = np.random.default_rng(0).choice([-1.0, 1.0], len(verts))[:, None]
-    cases = {"a_offset": (1.1, verts + sign * normals), "b_scaled": (1.25, verts)}
-    R = np.array([[0.98, -0.17, 0.0], [0.17, 0.98, 0.0], [0.0, 0.0, 1.0]])
-    R, _ = np.linalg.qr(R)
-    R *= np.sign(np.diag(R))  # proper rotation close to the one above
-    for name, (s, shape) in cases.items():
-        sub = root / name
-        sub.mkdir()
-        scan = M.apply_similarity(shape, s, R, np.array([5.0, -20.0, 300.0]))
-        text = "".join(f"v {x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in scan)
-        text += "".join(f"f {a + 1} {b + 1} {c + 1}\n" for a, b, c in faces)
-        (sub / "scan.obj").write_text(text)
-        (sub / "scan.json").write_text(json.dumps({"landmarks68": scan[lm_idx].tolist()}))
-        save_head(make_head(face_model, verts), sub / "head.npz")
+    write_known_answer_scans(face_model, root)
     return root
 
 
@@ -183,17 +197,112 @@ def test_run_timing_and_cli(tmp_path, scans_dir, face_model):
            "cases": {"256px": {"median_s": 0.5, "min_s": 0.4, "mean_s": 0.55, "max_s": 0.7, "repeats": 5},
                      "nested": {"cuda": {"median_s": 0.01, "repeats": 3}}}}
     (results / "render.json").write_text(json.dumps(doc))
+    (results / "z_list.json").write_text(json.dumps({
+        "name": "fit", "note": "loaded machine",
+        "results": [{"case": "a", "threads": 2, "forward": {"median_s": 0.2, "repeats": 3}}],
+        "cases": {"default_1view": {"wall_s": 10.5, "timings": {"detect_s": 1.0, "coarse_fit_s": 6.0, "total_s": 10.5}}}}))
     res = run_timing(results)
     rows = res["tables"]["timings (s)"]
     assert [(r["benchmark"], r["case"], r["median_s"]) for r in rows] == [
-        ("render", "cases/256px", 0.5), ("render", "cases/nested/cuda", 0.01)]
+        ("render", "cases/256px", 0.5), ("render", "cases/nested/cuda", 0.01),
+        ("fit", "results/a (2 threads)/forward", 0.2), ("fit", "cases/default_1view", 10.5)]
+    assert rows[-1]["stages"] == "detect_s 1.00, coarse_fit_s 6.00" and res["tables"]["notes"][0]["note"] == "loaded machine"
+    (results / "zz.json").write_text(json.dumps({"name": "fit_cuda", "cases": {"one": {"coarse_fit_s": 4.0, "loss": 2.0}},
+                                                 "other": {"ratio": 0.9}}))
+    rows = run_timing(results)["tables"]["timings (s)"]
+    assert rows[-1] == {"benchmark": "fit_cuda", "case": "cases/one", "median_s": None, "repeats": 1,
+                        "stages": "coarse_fit_s 4.00"} and len(rows) == 5
     assert res["tables"]["machines"][0]["cpu_count"] == 2
     out = tmp_path / "report"
     assert main(["evaluate", "timing", "--results", str(results), "--out", str(out)]) == 0
     assert "cases/nested/cuda" in (out / "report.md").read_text()
-    assert main(["evaluate", "scans", str(scans_dir), "--n", "1", "--out", str(tmp_path / "s")]) == 0
+    assert main(["evaluate", "scans", str(tmp_path / "known"), "--known-answer", "--n", "1", "--threads", "1",
+                 "--out", str(tmp_path / "s")]) == 0
     got = json.loads((tmp_path / "s" / "results.json").read_text())
     assert got["summary"]["p2plane_mean_mm"] == pytest.approx(1.0, abs=0.1)
+    assert got["expected"]["a_offset: ICP scale"] == pytest.approx(1 / 1.1) and "Known-answer" in got["description"]
     assert (tmp_path / "s" / "p2plane.png").exists()
     rigid = run_scans(scans_dir, n=1, with_scale=False, model=face_model)["per_item"][0]
     assert rigid["icp_scale"] == 1.0 and rigid["p2plane_mean_mm"] > 1.2  # a scale error ICP may not remove
+
+
+def _fake_results(root):
+    """A small docs/results-like folder: synthetic and landmarks reports (scans, timing missing)."""
+    machine = {"date_utc": "2026-01-02 03:04", "cpu_count": 2, "processor": "x86_64", "torch": "2.13", "torch_threads": 1}
+    docs = {
+        "synthetic": {"suite": "synthetic", "machine": machine,
+                      "config": {"quality": "default", "seed": 0, "detail": False, "landmarks": "truth"},
+                      "summary": {"faces": 3, "reconstructed": 3, "landmarks": "truth", "vertex_err_mean_mm": 1.234,
+                                  "lm_err_px224_mean": 0.9, "nme_interocular_mean_%": None}},
+        "landmarks": {"suite": "landmarks", "machine": machine,
+                      "config": {"folder": "/data/faces_dev", "sample": "random", "quality": "default"},
+                      "summary": {"photos": 5, "nme_io_mean_%": 4.5, "detector_nme_io_mean_%": 3.5,
+                                  "fit_vs_detector_io_mean_%": 3.2, "fit_vs_detector_io_inner_mean_%": 2.1,
+                                  "fit_vs_detector_target_%": 3.0}},
+    }
+    for suite, doc in docs.items():
+        (root / suite).mkdir(parents=True)
+        (root / suite / "results.json").write_text(json.dumps(doc))
+    return root
+
+
+def test_readme_results_idempotent(tmp_path):
+    results = _fake_results(tmp_path / "results")
+    readme = tmp_path / "README.md"
+    before = "# Project\n\nIntro text.\n\n## Tests\nkeep me\n"
+    readme.write_text(before)
+    assert update_readme(readme, results)  # markers appended at the end
+    once = readme.read_text()
+    assert once.startswith(before) and once.rstrip().endswith(END) and once.count(START) == 1
+    assert not update_readme(readme, results) and readme.read_text() == once  # idempotent
+    block = render_block(results)
+    assert "1.23" in block and "0.9" in block and "misses" in block and "meets" in block  # 3.2 % vs 3 %; 2.1 %
+    assert "Not run: `scans`, `timing`" in block and "2026-01-02 03:04 UTC" in block
+    assert "1.35 / 1.27 / 1.25" in block and "not measured" in block and "HELEN *training* set" in block
+    # text around existing markers is kept; a stale block is replaced
+    readme.write_text(f"# P\n{START}\nold\n{END}\ntail\n")
+    assert update_readme(readme, results)
+    text = readme.read_text()
+    assert text.startswith(f"# P\n{START}\n## Results") and text.endswith(f"{END}\ntail\n") and "old" not in text
+    assert not update_readme(readme, results)
+    from backend.evaluate.readme_results import main as readme_main
+
+    assert readme_main(["--results", str(results), "--readme", str(readme), "--check"]) == 0
+    readme.write_text(f"{START}\n{END}\n")
+    assert readme_main(["--results", str(results), "--readme", str(readme), "--check"]) == 1
+    readme.write_text(f"x {END} y {START}")
+    with pytest.raises(ValueError, match="markers"):
+        update_readme(readme, results)
+
+
+def test_ci_size_report(tmp_path, face_model):
+    """The whole path at CI size: a tiny synthetic run (injected reconstruction), its report, the README block."""
+    settings = SyntheticSettings(size=96, texture_size=32)
+    truth = {f.image.tobytes(): f for f in make_faces(face_model, 2, seed=1, settings=settings)}
+
+    def oracle(images, config):
+        face = truth[images[0].tobytes()]
+        return make_head(face_model, face.vertices, face.contour68, face.pose)
+
+    res = run_synthetic(n=2, seed=1, model=face_model, settings=settings, reconstruct_fn=oracle)
+    out = write_report(res, tmp_path / "results" / "synthetic", "Synthetic faces")
+    assert (out["json"].parent / "vertex_error.png").is_file() and "examples" in out
+    block = render_block(tmp_path / "results")
+    assert "2 of 2 random ICT faces" in block and "true 2-D landmarks" in block
+
+
+@pytest.mark.slow
+def test_synthetic_real_fit_smoke(face_model):
+    """One real draft-quality reconstruction of a synthetic face from its true landmarks."""
+    s = run_synthetic(n=1, quality="draft", seed=0, model=face_model)["summary"]
+    assert s["reconstructed"] == 1 and s["vertex_err_mean_mm"] < 4.0 and s["lm_err_px224_mean"] < 4.0
+
+
+def test_readme_results_variants(tmp_path):
+    results = _fake_results(tmp_path / "results")
+    (results / "synthetic_detector").mkdir()
+    doc = json.loads((results / "synthetic" / "results.json").read_text())
+    doc["summary"]["landmarks"] = "detector"
+    (results / "synthetic_detector" / "results.json").write_text(json.dumps(doc))
+    block = render_block(results)
+    assert block.index("true 2-D landmarks") < block.index("[`synthetic_detector`]") < block.index("Landmarks on photos")

@@ -1,9 +1,12 @@
 """``photohead evaluate``: accuracy and timing reports.
 
-- ``photohead evaluate synthetic [--n N] [--detail]``: random faces with known shape/pose/light,
-  rendered and reconstructed (vertex error mm, landmark NME, yaw error).
-- ``photohead evaluate landmarks DIR [--n N]``: 68-point NME (inter-ocular and box) on annotated
-  photos (``landmarks.json`` or per-image ``.pts``/``.json``), failure rate, yaw table.
+- ``photohead evaluate synthetic [--n N] [--detail] [--landmarks truth|detector]``: random faces
+  with known shape/pose/light, rendered and reconstructed (vertex error mm, landmark error in
+  224²-crop pixels and NME, yaw error, displacement correlation with ``--detail``).
+- ``photohead evaluate landmarks DIR [--n N] [--sample random] [--time-budget S] [--examples]``:
+  68-point NME (inter-ocular and box) of the fit and of the detector on annotated photos
+  (``landmarks.json`` or per-image ``.pts``/``.json``), failure rate, region and yaw tables,
+  fit-vs-detector agreement (issue 6).
 - ``photohead evaluate scans DIR [--n N] [--radius MM] [--rigid]``: scan-to-mesh error (MICC
   protocol; layout in ``backend.evaluate.suites``).
 - ``photohead evaluate timing [--results DIR]``: the benchmark results with machine info.
@@ -33,10 +36,18 @@ def _progress(fraction: float, message: str) -> None:
     sys.stderr.flush()
 
 
+def _set_threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def _finish(results: dict, out: Path, title: str) -> int:
     from ..evaluate.report import write_report
 
     sys.stderr.write("\n")
+    results.setdefault("command", "photohead " + " ".join(sys.argv[1:]))
     written = write_report(results, out, title)
     width = max((len(k) for k in results.get("summary", {})), default=0)
     for key, value in results.get("summary", {}).items():
@@ -47,25 +58,41 @@ def _finish(results: dict, out: Path, title: str) -> int:
 
 
 def _synthetic(args: argparse.Namespace) -> int:
+    _set_threads(args)
     from ..evaluate.suites import run_synthetic
 
     results = run_synthetic(n=args.n or 10, quality=args.quality, seed=args.seed, detail=args.detail,
-                            progress=_progress)
+                            landmarks=args.landmarks, time_budget_s=args.time_budget, progress=_progress)
     return _finish(results, args.out or Path("out/eval/synthetic"), "Synthetic faces")
 
 
 def _landmarks(args: argparse.Namespace) -> int:
+    _set_threads(args)
     from ..evaluate.suites import run_landmarks
 
-    results = run_landmarks(args.dir, n=args.n, quality=args.quality, seed=args.seed, progress=_progress)
+    results = run_landmarks(args.dir, n=args.n, quality=args.quality, seed=args.seed, sample=args.sample,
+                            time_budget_s=args.time_budget, examples=args.examples,
+                            per_item=not args.aggregate_only, progress=_progress)
     return _finish(results, args.out or Path("out/eval/landmarks"), f"Landmarks: {args.dir}")
 
 
 def _scans(args: argparse.Namespace) -> int:
+    _set_threads(args)
     from ..evaluate.suites import run_scans
 
+    expected = None
+    if args.known_answer:
+        from ..evaluate.synthetic import write_known_answer_scans
+        from ..facemodel import load_default
+
+        expected = write_known_answer_scans(load_default(), args.dir, seed=args.seed)
     results = run_scans(args.dir, n=args.n, quality=args.quality, seed=args.seed, radius_mm=args.radius,
                         with_scale=not args.rigid, progress=_progress)
+    if expected is not None:
+        results["expected"] = expected
+        results["description"] += (" Known-answer check of the harness (backend.evaluate.synthetic."
+                                   "write_known_answer_scans: the mean head vs itself under known similarities), "
+                                   "not a reconstruction result.")
     return _finish(results, args.out or Path("out/eval/scans"), f"Scans: {args.dir}")
 
 
@@ -90,6 +117,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="report folder (default out/eval/<suite>)")
     p.add_argument("--quality", choices=("draft", "default", "high"), default="default")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch intra-op threads (default: torch's); 1 is far faster on a machine shared with other jobs")
 
 
 def register(subparsers) -> None:
@@ -100,10 +129,23 @@ def register(subparsers) -> None:
     p = suites.add_parser("synthetic", help="random rendered faces with known answers")
     _common(p)
     p.add_argument("--detail", action="store_true", help="add UV detail and evaluate the detail stage")
+    p.add_argument("--landmarks", choices=("truth", "detector"), default="truth",
+                   help="landmarks given to the fit: the true ones (default: measures the fit) or dlib's on the "
+                        "render (dlib is out of its domain on these bald, featureless renders)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="S",
+                   help="stop starting new faces after S seconds (the report says how many ran)")
     p.set_defaults(handler=_synthetic)
     p = suites.add_parser("landmarks", help="68-point NME on annotated photos")
     p.add_argument("dir", type=Path, help="folder with photos and landmarks.json or .pts files")
     _common(p)
+    p.add_argument("--sample", choices=("first", "random"), default="first",
+                   help="which --n photos: the first by name or a random sample (--seed)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="S",
+                   help="stop starting new photos after S seconds (the report says how many ran)")
+    p.add_argument("--examples", action="store_true",
+                   help="also write landmark overlays of the photos (off: keep research-only photos out of reports)")
+    p.add_argument("--aggregate-only", action="store_true",
+                   help="no per-photo rows in results.json (for reports published from research-only data)")
     p.set_defaults(handler=_landmarks)
     p = suites.add_parser("scans", help="scan-to-mesh error (MICC protocol)", description=SCANS_LAYOUT,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,6 +153,8 @@ def register(subparsers) -> None:
     _common(p)
     p.add_argument("--radius", type=float, default=95.0, help="crop radius around the nose tip, mm")
     p.add_argument("--rigid", action="store_true", help="ICP without isotropic scale")
+    p.add_argument("--known-answer", action="store_true",
+                   help="first write synthetic scans with known answers into DIR (checks the harness itself)")
     p.set_defaults(handler=_scans)
     p = suites.add_parser("timing", help="collect benchmarks/results/*.json")
     _common(p)

@@ -26,7 +26,7 @@ from ..camera import Camera, project
 from ..lighting import sh_directional, vertex_normals
 
 __all__ = ["SyntheticSettings", "SyntheticFace", "make_face", "make_faces", "render_face", "random_albedo",
-           "random_displacement"]
+           "random_displacement", "write_known_answer_scans", "KNOWN_SCANS_EXPECTED", "vertex_displacement", "rendered_displacement"]
 
 
 @dataclass(frozen=True)
@@ -148,11 +148,7 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
     displacement = None
     if s.detail:
         displacement = random_displacement(rng, s.texture_size, tiles, s.detail_amplitude_mm)
-        # per-vertex: mean of the map at the vertex's UV corners (a vertex on a seam has several)
-        faces = model.faces.numpy().reshape(-1)
-        d_corner = _sample_map(displacement, model.uv.numpy()[model.faces_uv.numpy().reshape(-1)], tiles)
-        d_vert = np.bincount(faces, d_corner, minlength=model.n_verts) / np.maximum(
-            np.bincount(faces, minlength=model.n_verts), 1)
+        d_vert = vertex_displacement(model, displacement)
         n = vertex_normals(verts, model.faces)
         verts = verts + n * torch.from_numpy(d_vert).float()[None, :, None]
 
@@ -198,3 +194,77 @@ def make_faces(model, n: int, seed: int = 0, settings: SyntheticSettings | None 
     with torch.no_grad():
         return [make_face(model, rng, settings) for _ in range(n)]
 
+
+
+KNOWN_SCANS_EXPECTED = {
+    "a_offset: point-to-plane median (mm)": 1.0, "a_offset: ICP scale": 1 / 1.1,
+    "b_scaled: point-to-plane mean (mm)": 0.0, "b_scaled: ICP scale": 1 / 1.25,
+}
+
+
+def write_known_answer_scans(model, folder, seed: int = 0) -> dict[str, float]:
+    """Write a ``photohead evaluate scans`` folder whose answers are known (checks the harness,
+    not a reconstruction): two "scans" of the model's mean head under a known similarity
+    (rotation ≈ 10° about z, translation (5, −20, 300) mm), each with ``scan.json`` landmarks
+    and a ``head.npz`` prediction = the mean head.
+
+    - ``a_offset``: scale 1.1, every vertex moved 1 mm along its normal with a random sign (a
+      zero-mean offset the ICP's scale/translation cannot absorb) → point-to-plane ≈ 1 mm,
+      ICP scale ≈ 1/1.1;
+    - ``b_scaled``: scale 1.25, no offset → distances ≈ 0, ICP scale ≈ 1/1.25.
+
+    Returns :data:`KNOWN_SCANS_EXPECTED`.
+    """
+    import json
+    from pathlib import Path
+
+    from ..export import save_head, vertex_normals_np
+    from ..head import Head, ViewResult
+    from .metrics import apply_similarity
+
+    root = Path(folder)
+    verts = model.mean.cpu().numpy().astype(np.float64)
+    faces = model.faces.cpu().numpy()
+    normals = vertex_normals_np(verts, faces).astype(np.float64)
+    lm_idx = model.landmarks68.cpu().numpy()
+    sign = np.random.default_rng(seed).choice([-1.0, 1.0], len(verts))[:, None]
+    cases = {"a_offset": (1.1, verts + sign * normals), "b_scaled": (1.25, verts)}
+    R, _ = np.linalg.qr(np.array([[0.98, -0.17, 0.0], [0.17, 0.98, 0.0], [0.0, 0.0, 1.0]]))
+    R *= np.sign(np.diag(R))  # a proper rotation close to the one above
+    view = ViewResult(name="mean", image_size=(64, 64), pose=np.zeros(7), sh=np.zeros(27), exp=np.zeros(model.n_exp),
+                      landmarks68=np.zeros((68, 2)), detected68=np.zeros((68, 2)))
+    head = Head(model_name=model.name, vertices=verts.astype(np.float32), neutral=verts.astype(np.float32),
+                faces=faces, uv=model.uv.cpu().numpy(), faces_uv=model.faces_uv.cpu().numpy(),
+                id_coeffs=np.zeros(model.n_id), exp_coeffs=np.zeros(model.n_exp), exp_names=list(model.exp_names),
+                uv_tiles=model.uv_tiles, views=[view])
+    for name, (s, shape) in cases.items():
+        sub = root / name
+        sub.mkdir(parents=True, exist_ok=True)
+        scan = apply_similarity(shape, s, R, np.array([5.0, -20.0, 300.0]))
+        text = "".join(f"v {x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in scan)
+        text += "".join(f"f {a + 1} {b + 1} {c + 1}\n" for a, b, c in faces)
+        (sub / "scan.obj").write_text(text)
+        (sub / "scan.json").write_text(json.dumps({"landmarks68": scan[lm_idx].tolist()}))
+        save_head(head, sub / "head.npz")
+    return dict(KNOWN_SCANS_EXPECTED)
+
+
+def vertex_displacement(model, displacement: np.ndarray) -> np.ndarray:
+    """Per-vertex displacement (V,) mm as :func:`make_face` applies it: the UV map sampled at each
+    vertex's UV corners and averaged (a vertex on a seam has several)."""
+    faces = model.faces.cpu().numpy().reshape(-1)
+    d_corner = _sample_map(displacement, model.uv.cpu().numpy()[model.faces_uv.cpu().numpy().reshape(-1)], model.uv_tiles)
+    return np.bincount(faces, d_corner, minlength=model.n_verts) / np.maximum(np.bincount(faces, minlength=model.n_verts), 1)
+
+
+def rendered_displacement(model, displacement: np.ndarray, size: int) -> np.ndarray:
+    """The part of a synthetic displacement map the render can show: the per-vertex values
+    (:func:`vertex_displacement`) interpolated over the face-tile UV layout at ``size``²
+    (detail finer than the mesh is lost). Returns (size, size) float64 mm, NaN off the mesh."""
+    from ..render import interpolate
+    from ..uvmaps import face_tile_layout
+
+    layout = face_tile_layout(model, size)
+    d = torch.from_numpy(vertex_displacement(model, displacement)).float()[None, :, None]
+    out = interpolate(d, layout.frags.face_idx, layout.frags.bary, model.faces)[0, ..., 0].double().numpy()
+    return np.where(layout.valid[0].numpy(), out, np.nan)

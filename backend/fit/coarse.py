@@ -72,7 +72,7 @@ class CoarseFitConfig:
     jaw_weight: float = 0.5
     sliding_contour: bool = True
     shared_expression: bool = True
-    prior_scale: float = 0.1
+    prior_scale: float = 0.03
 
 
 QUALITY_PRESETS: dict[str, CoarseFitConfig] = {

@@ -1,16 +1,17 @@
-"""Networks: the stage-1 face encoder and the stage-2 detail U-Net.
+"""Networks: the stage-1 face encoder, the stage-2 detail U-Net and the UV albedo basis.
 
 Each takes a config dataclass (``EncoderConfig``, ``UNetConfig``) that a checkpoint stores,
 so :func:`build_encoder` / :func:`build_unet` rebuild the architecture from a plain dict.
 """
 from __future__ import annotations
 
+from .albedo import AlbedoBasis
 from .encoder import EncoderConfig, FaceEncoder, count_parameters, decompose, frontal_pose_for_crop
 from .unet import DetailUNet, UNetConfig
 
 __all__ = [
     "EncoderConfig", "FaceEncoder", "decompose", "frontal_pose_for_crop", "count_parameters",
-    "UNetConfig", "DetailUNet", "build_encoder", "build_unet",
+    "UNetConfig", "DetailUNet", "build_encoder", "build_unet", "AlbedoBasis",
 ]
 
 
