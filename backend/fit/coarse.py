@@ -51,8 +51,9 @@ class CoarseFitConfig:
     - ``prior_scale``: multiplies R_param's weight in this per-image fit (1.0 = the paper's
       balance, used unchanged by training). The paper's 20.0 regularises a network trained
       over 160k images; fitting one photo with it shrinks the identity towards the mean face.
-      Measured on 3 synthetic faces (default quality, no L_id): vertex error 2.19 mm at 1.0,
-      1.29 mm at 0.1 (mean face: 3.97 mm). All other weights are the paper's.
+      Measured with ``tests/test_reconstruct._synthetic_fit`` (default quality, no L_id, true
+      landmarks): 3 faces 2.19 mm at 1.0 and 1.29 mm at 0.1; 6 faces 1.23 mm at 0.1 and
+      1.00 mm at 0.03 (mean face 3.6–4.0 mm). All other weights are the paper's.
     """
 
     landmark_steps: int = 150
