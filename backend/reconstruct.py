@@ -105,11 +105,25 @@ def load_face_model(path: str | None) -> FaceModel:
     return load_model(path) if path else load_default()
 
 
-def prepare_view(image: str | Path | np.ndarray, face: int = 0, label: str = "", index: int = 0) -> PreparedView:
-    """Read, detect, align one photo. Raises NoFaceError / FaceTooSmallError / ImageReadError."""
+def prepare_view(
+    image: str | Path | np.ndarray, face: int = 0, label: str = "", index: int = 0, landmarks68: np.ndarray | None = None
+) -> PreparedView:
+    """Read, detect, align one photo. Raises NoFaceError / FaceTooSmallError / ImageReadError.
+
+    ``landmarks68`` (68,2) photo pixels (iBUG order), when given, replace the detector (e.g.
+    landmarks from another tool, or ground truth in evaluations); the box is their bounds.
+    """
     name = str(image) if isinstance(image, (str, Path)) else f"image #{index}"
     rgb = load_image(image)
-    found = detect_one(rgb, face=face, name=Path(name).name)
+    if landmarks68 is not None:
+        from .detect.base import Face
+
+        lm = np.asarray(landmarks68, np.float64)
+        if lm.shape != (68, 2) or not np.isfinite(lm).all():
+            raise PhotoheadError(f"{Path(name).name}: given landmarks must be 68 finite (x, y) points, got shape {lm.shape}")
+        found = Face(box=np.concatenate([lm.min(0), lm.max(0)]), landmarks=lm, score=1.0, backend="given")
+    else:
+        found = detect_one(rgb, face=face, name=Path(name).name)
     align = align_face(found.landmarks)
     crop = warp_to_crop(rgb, align.crop_from_image, CROP_SIZE).astype(np.float32)
     if crop.max() > 1.5:
@@ -266,8 +280,12 @@ def reconstruct(
     config: ReconstructConfig | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    landmarks: Sequence[np.ndarray | None] | None = None,
 ) -> Head:
     """Reconstruct one head from one or more photos of the same person.
+
+    ``landmarks``: optional per-photo (68,2) landmarks in photo pixels (None entries are
+    detected as usual).
 
     images: paths or (H,W,3) uint8 RGB arrays. Raises :class:`~backend.errors.PhotoheadError`
     subclasses with actionable messages (no face, unreadable file, missing model ...).
@@ -305,7 +323,8 @@ def reconstruct(
             progress(0.02 + 0.08 * i / len(images), f"detecting face in photo {i + 1}/{len(images)}")
         label = config.labels[i] if i < len(config.labels) else ""
         try:
-            views.append(prepare_view(img, config.face, label, i))
+            given = landmarks[i] if landmarks is not None and i < len(landmarks) else None
+            views.append(prepare_view(img, config.face, label, i, given))
         except NoFaceError as exc:
             if len(images) == 1:
                 raise
