@@ -380,9 +380,8 @@ def reconstruct(
     if progress:
         progress(0.96, "building the UV albedo")
     t2 = time.perf_counter()
-    albedo, view_weights = None, None
-    if fit.albedo is not None:
-        albedo, view_weights = delit_albedo(model, fit, views, ALBEDO_RES[config.quality], device, detail)
+    # photos de-lit into UV (also with a texture model, whose per-vertex albedo is coarse)
+    albedo, view_weights = delit_albedo(model, fit, views, ALBEDO_RES[config.quality], device, detail)
     timings["albedo_s"] = time.perf_counter() - t2
 
     head = assemble_head(model, fit, views, config, albedo)
