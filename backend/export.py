@@ -55,7 +55,7 @@ import numpy as np
 
 from .errors import PhotoheadError
 from .head import Head, ViewResult
-from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text, default_file_mode
+from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text, default_file_mode, to_jsonable
 
 __all__ = [
     "PARAMS_FORMAT", "PARAMS_VERSION", "HEAD_NPZ_VERSION", "ExportError",
@@ -374,21 +374,7 @@ def write_glb(head: Head, path: str | Path) -> Path:
 
 # ---------------------------------------------------------------------------------------
 # params.json
-def _plain(x: Any) -> Any:
-    """numpy/containers → plain JSON values (non-finite floats → None)."""
-    if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(float(x)) else None
-    return x
+_plain = to_jsonable  # numpy/containers → plain JSON values (non-finite floats → None)
 
 
 def _named(values: np.ndarray | None, names: list[str]) -> dict[str, float]:

@@ -22,7 +22,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import torch
 
-from .align import align_face, face_mask, points_to_image, warp_to_crop
+from .align import align_face, face_mask, points_to_crop, points_to_image, warp_to_crop
 from .camera import Camera, project
 from .detect import detect_one
 from .errors import NoFaceError, PhotoheadError, WeightsNotFoundError
@@ -125,10 +125,8 @@ def prepare_view(
     else:
         found = detect_one(rgb, face=face, name=Path(name).name)
     align = align_face(found.landmarks)
-    crop = warp_to_crop(rgb, align.crop_from_image, CROP_SIZE).astype(np.float32)
-    if crop.max() > 1.5:
-        crop = crop / 255.0
-    crop_lm = (align.crop_from_image[:, :2] @ found.landmarks.T).T + align.crop_from_image[:, 2]
+    crop = warp_to_crop(rgb, align.crop_from_image, CROP_SIZE)  # float32 in [0,1]
+    crop_lm = points_to_crop(found.landmarks, align.crop_from_image)
     mask = face_mask(crop_lm, CROP_SIZE, CROP_SIZE, soft_px=1.0)
     return PreparedView(
         name=name, image=rgb, detected68=np.asarray(found.landmarks, np.float64), face_box=np.asarray(found.box, np.float64),
@@ -217,7 +215,7 @@ def delit_albedo(
     # are expected) colours far from the view's median skin colour are down-weighted, so a hat
     # brim or hair on the forehead band does not land on the head.
     inner = torch.from_numpy(np.stack([
-        face_mask(v.crop_landmarks * k + 0.5 * k - 0.5, size, size, forehead=0.0, soft_px=4.0,
+        face_mask(reframe(v, size)[1], size, size, forehead=0.0, soft_px=4.0,
                   exclude_eyes=False, exclude_mouth=False) for v in views
     ])).to(device)
     grid = (un.screen[..., :2] + 0.5) * (2.0 / size) - 1.0
@@ -261,17 +259,23 @@ def _with_detail_normals(normals: torch.Tensor, detail: DetailFitResult, pose: t
     return out
 
 
+def reframe(view: PreparedView, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The view's crop framing at ``size``² instead of 224² (pixel-centre convention): returns
+    (crop_from_image (2,3), the detected landmarks in that crop (68,2))."""
+    k = size / CROP_SIZE
+    M = view.crop_from_image * k
+    M[:, 2] += 0.5 * k - 0.5
+    return M, view.crop_landmarks * k + 0.5 * k - 0.5
+
+
 def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The views' crops and skin masks re-sampled from the photos at ``size``² (same framing
     as the 224² crop). Returns (V,size,size,3) in [0,1] and (V,size,size)."""
     crops, masks = [], []
-    k = size / CROP_SIZE
     for view in views:
-        M = view.crop_from_image * k
-        M[:, 2] += 0.5 * k - 0.5
-        crop = warp_to_crop(view.image, M, size).astype(np.float32)
-        crops.append(crop / 255.0 if crop.max() > 1.5 else crop)
-        masks.append(face_mask(view.crop_landmarks * k + 0.5 * k - 0.5, size, size, soft_px=1.0 * k))
+        M, lm = reframe(view, size)
+        crops.append(warp_to_crop(view.image, M, size))
+        masks.append(face_mask(lm, size, size, soft_px=size / CROP_SIZE))
     return torch.from_numpy(np.stack(crops)), torch.from_numpy(np.stack(masks))
 
 

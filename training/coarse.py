@@ -34,7 +34,7 @@ from backend.losses import CoarseLossWeights, identity_loss, landmark_loss, para
 from backend.nets import EncoderConfig, FaceEncoder
 
 from .albedo_basis import AlbedoBasis
-from .config import help_text, CoarseConfig, ConfigError, parse_args, to_dict, write_resolved
+from .config import CoarseConfig, cli_main, to_dict, write_resolved
 from .data import aligned_crop_pose, build_datasets
 from .loop import StepResult, TrainResult, seed_everything, train
 
@@ -191,18 +191,7 @@ def run(cfg: CoarseConfig, detect_fn=None) -> TrainResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if "-h" in argv or "--help" in argv:
-        print(__doc__ + "\n" + help_text(CoarseConfig()))
-        return 0
-    try:
-        cfg = parse_args(CoarseConfig(), argv)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    result = run(cfg)
-    print(f"stage 1 done at step {result.step}; checkpoint: {result.last_checkpoint}")
-    return 0
+    return cli_main(CoarseConfig(), run, __doc__, "stage 1", argv)
 
 
 if __name__ == "__main__":

@@ -345,3 +345,22 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def write_resolved(cfg: Any, out_dir: str | Path) -> Path:
     """Write ``config.json`` (the fully resolved config) into the run folder, atomically."""
     return atomic_write_text(Path(out_dir) / "config.json", json.dumps(to_dict(cfg), indent=2) + "\n")
+
+
+def cli_main(defaults: Any, run: "typing.Callable[[Any], Any]", doc: str, stage: str, argv: list[str] | None = None) -> int:
+    """The trainers' ``main``: ``--help`` prints ``doc`` and every config key; otherwise parse
+    ``argv`` over ``defaults`` (exit code 2 on a bad key or value) and ``run`` the config."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        print(doc + "\n" + help_text(defaults))
+        return 0
+    try:
+        cfg = parse_args(defaults, argv)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    result = run(cfg)
+    print(f"{stage} done at step {result.step}; checkpoint: {result.last_checkpoint}")
+    return 0

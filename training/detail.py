@@ -32,7 +32,7 @@ from backend.nets import DetailUNet, EncoderConfig, FaceEncoder, UNetConfig
 
 from .albedo_basis import AlbedoBasis
 from .coarse import CoarseTask, float32_region
-from .config import help_text, ConfigError, DetailConfig, parse_args, to_dict, write_resolved
+from .config import ConfigError, DetailConfig, cli_main, to_dict, write_resolved
 from .data import build_datasets
 from .loop import StepResult, TrainResult, seed_everything, train
 
@@ -164,18 +164,7 @@ def run(cfg: DetailConfig, detect_fn=None) -> TrainResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if "-h" in argv or "--help" in argv:
-        print(__doc__ + "\n" + help_text(DetailConfig()))
-        return 0
-    try:
-        cfg = parse_args(DetailConfig(), argv)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    result = run(cfg)
-    print(f"stage 2 done at step {result.step}; checkpoint: {result.last_checkpoint}")
-    return 0
+    return cli_main(DetailConfig(), run, __doc__, "stage 2", argv)
 
 
 if __name__ == "__main__":

@@ -18,28 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ..io_utils import atomic_path, atomic_write_bytes, atomic_write_text
+from ..io_utils import atomic_path, atomic_write_bytes, atomic_write_text, to_jsonable
 
 __all__ = ["write_report", "markdown_table", "jsonable"]
 
 
-def jsonable(x: Any) -> Any:
-    """numpy/Path/containers → plain JSON values (non-finite floats → None)."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(float(x)) else None
-    if isinstance(x, Path):
-        return str(x)
-    return x
+jsonable = to_jsonable  # numpy/Path/containers → plain JSON values (non-finite floats → None)
 
 
 def _cell(v: Any) -> str:
