@@ -10,6 +10,7 @@ blocks whose 3-D edges are much longer than the texel spacing (UV seams/island b
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -101,6 +102,56 @@ def displace(
     delta = (normals - coarse_normals).permute(0, 3, 1, 2)
     dense = positions.reshape(positions.shape[0], -1, 3)[:, topology.texels]
     return DetailedSurface(positions, normals, coarse_positions, coarse_normals, delta, dense)
+
+
+def displaced_mesh(
+    model, verts: torch.Tensor, displacement: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A renderable head whose face tile carries a UV displacement finer than the model's mesh
+    (synthetic ground truth): the face tile as the dense UV mesh of :func:`dense_topology`
+    displaced by ``displacement`` (S,S) mm along the coarse normals, plus the model's triangles
+    outside the face tile. verts (1,V,3) mm. Returns (verts (1,N',3), faces, uv, faces_uv)."""
+    from .uvmaps import face_tile_layout, uv_position_map
+
+    S = displacement.shape[0]
+    faces, uv, faces_uv = model.faces.cpu(), model.uv.cpu(), model.faces_uv.cpu()
+    layout = face_tile_layout(model.cpu() if model.mean.device.type != "cpu" else model, S)
+    coarse = uv_position_map(verts, faces, layout)
+    topo = dense_topology(layout, coarse)
+    surface = displace(coarse, displacement[None, None], layout, topo)
+    n_dense = surface.dense_verts.shape[1]
+    head = uv[faces_uv].mean(1)[:, 0] >= 1.0  # triangles of the other tiles
+    all_verts = torch.cat([surface.dense_verts, verts], 1)
+    all_faces = torch.cat([topo.faces, faces[head] + n_dense], 0)
+    all_uv = torch.cat([topo.uv, uv], 0)
+    all_faces_uv = torch.cat([topo.faces, faces_uv[head] + topo.uv.shape[0]], 0)
+    return all_verts, all_faces, all_uv, all_faces_uv
+
+
+def gaussian_kernel1d(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Normalised 1-D Gaussian of standard deviation ``sigma`` (texels), radius 3σ. Returns (K,)."""
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def masked_lowpass(x: torch.Tensor, valid: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian low-pass of a map restricted to its valid texels (normalised convolution, so the
+    border of the UV island does not pull values towards zero).
+
+    x (B,C,S,S); valid (B|1,1,S,S) float in [0,1]; sigma in texels. Returns (B,C,S,S), 0 off ``valid``.
+    """
+    k = gaussian_kernel1d(sigma, x.device, x.dtype)
+    r = k.numel() // 2
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        c = t.shape[1]
+        t = torch.nn.functional.conv2d(torch.nn.functional.pad(t, (r, r, 0, 0)), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        return torch.nn.functional.conv2d(torch.nn.functional.pad(t, (0, 0, r, r)), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+    weight = blur(valid.expand(x.shape[0], 1, -1, -1))
+    return blur(x * valid) / weight.clamp_min(1e-6) * valid
 
 
 def tangent_normal_map(surface: DetailedSurface, valid: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as Fn
 
 from .blend import ConfidenceSettings, per_view_confidence, silhouette_distance
+from .detail import displaced_mesh
 from .camera import Camera, to_camera_space
 from .facemodel import FaceModel
 from .lighting import sh_directional, sh_shading
@@ -279,7 +280,7 @@ def synthetic_views(
         disp = None
         if detail_mm > 0:
             disp = _wrinkles(tex_res, gen) * detail_mm
-            mesh = _displaced_mesh(model, verts, disp)
+            mesh = displaced_mesh(model, verts, disp)
         out = render(
             mesh[0].expand(V, -1, -1), mesh[1], poses, cam, sh, texture=albedo, uv=mesh[2], faces_uv=mesh[3],
             settings=settings,
@@ -305,29 +306,6 @@ def _wrinkles(size: int, generator: torch.Generator) -> torch.Tensor:
                            align_corners=False)[0, 0].clamp(0, 1)
     bumps = Fn.avg_pool2d(torch.randn(1, 1, size, size, generator=generator), 3, 1, 1)[0, 0]
     return (-creases * depth + 0.3 * bumps).clamp(-1.0, 1.0)
-
-
-def _displaced_mesh(
-    model: FaceModel, verts: torch.Tensor, displacement: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(verts (1,N',3), faces, uv, faces_uv): the face tile as a dense mesh displaced by
-    ``displacement`` (S,S) mm, plus the model's triangles outside the face tile."""
-    from .detail import dense_topology, displace
-    from .uvmaps import face_tile_layout, uv_position_map
-
-    S = displacement.shape[0]
-    faces, uv, faces_uv = model.faces.cpu(), model.uv.cpu(), model.faces_uv.cpu()
-    layout = face_tile_layout(model.cpu() if model.mean.device.type != "cpu" else model, S)
-    coarse = uv_position_map(verts, faces, layout)
-    topo = dense_topology(layout, coarse)
-    surface = displace(coarse, displacement[None, None], layout, topo)
-    n_dense = surface.dense_verts.shape[1]
-    head = uv[faces_uv].mean(1)[:, 0] >= 1.0  # triangles of the other tiles
-    all_verts = torch.cat([surface.dense_verts, verts], 1)
-    all_faces = torch.cat([topo.faces, faces[head] + n_dense], 0)
-    all_uv = torch.cat([topo.uv, uv], 0)
-    all_faces_uv = torch.cat([topo.faces, faces_uv[head] + topo.uv.shape[0]], 0)
-    return all_verts, all_faces, all_uv, all_faces_uv
 
 
 def synthetic_uv_frags(scene: SyntheticViews, tex_res: int) -> Fragments:

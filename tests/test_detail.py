@@ -94,3 +94,44 @@ def test_detail_fit_recovers_known_displacement(face_model, uv_size, steps, rend
     err_dense = (res.surface.dense_verts[0] - true_pts).norm(dim=-1)[region.reshape(-1)[topo.texels]].mean()
     assert err_dense < err_coarse
     assert res.pixel_detail[0] < 0.8 * res.pixel_coarse[0]
+
+
+def test_masked_lowpass_keeps_constants_and_highpass_keeps_fine_detail():
+    from backend.detail import masked_lowpass
+
+    S = 96
+    valid = torch.zeros(1, 1, S, S)
+    valid[..., 10:80, 20:90] = 1.0
+    const = torch.full((1, 1, S, S), 0.7)
+    low = masked_lowpass(const, valid, sigma=4.0)
+    # normalised convolution: a constant stays constant up to the island border, 0 outside
+    assert torch.allclose(low[valid.bool()], torch.tensor(0.7), atol=1e-5)
+    assert low[~valid.bool()].abs().max() == 0
+    y = torch.arange(S, dtype=torch.float32)[:, None].expand(S, S)
+    fine = torch.sin(2 * math.pi * y / 5.0)[None, None]  # 5-texel wavelength
+    broad = torch.sin(2 * math.pi * y / 120.0)[None, None]
+    inner = valid.bool().clone()
+    inner[..., :25, :] = False
+    inner[..., 65:, :] = False
+    hp = lambda x: (x - masked_lowpass(x, valid, 4.0))[inner]  # noqa: E731
+    assert hp(fine).std() > 0.9 * fine[inner].std()  # wrinkles pass
+    assert hp(broad).std() < 0.05 * broad[inner].std()  # broad shape errors do not
+
+
+def test_detail_fit_removes_broad_offsets(face_model):
+    """The fitted displacement is a detail layer: a broad offset in its start value is filtered out."""
+    m = face_model
+    verts = m.mean[None]
+    pose = torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.0, 8.0, 0.0]])
+    sh = sh_directional(torch.tensor([[0.3, 0.3, 1.0]]), 0.7, 0.5)
+    fit = CoarseFitResult(id=torch.zeros(1, m.n_id), exp=torch.zeros(1, m.n_exp), pose=pose, sh=sh,
+                          albedo=torch.full((1, 8, 16, 3), 0.6), tex=None, verts=verts, landmarks=torch.zeros(1, 68, 2))
+    image = torch.zeros(1, 224, 224, 3)
+    mask = torch.zeros(1, 224, 224)
+    S = 64
+    init = torch.full((1, 1, S, S), 0.8)
+    res = fit_detail(m, fit, image, mask, DetailFitConfig(uv_size=S, steps=0), init=init)
+    inner = face_tile_layout(m, S).valid[0]
+    assert res.displacement[0, 0][inner].abs().mean() < 0.1  # the 0.8 mm offset is gone
+    res_all = fit_detail(m, fit, image, mask, DetailFitConfig(uv_size=S, steps=0, highpass_sigma=None), init=init)
+    assert res_all.displacement[0, 0][inner].mean() == pytest.approx(0.8, abs=1e-4)

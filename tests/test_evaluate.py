@@ -306,3 +306,48 @@ def test_readme_results_variants(tmp_path):
     (results / "synthetic_detector" / "results.json").write_text(json.dumps(doc))
     block = render_block(results)
     assert block.index("true 2-D landmarks") < block.index("[`synthetic_detector`]") < block.index("Landmarks on photos")
+
+
+def test_synthetic_detail_is_visible_and_within_spec(face_model):
+    """Detail is drawn as 0.3–1.5 mm bands and bumps in the face tile and shows in the render
+    (the face tile is rendered as a dense displaced mesh)."""
+    from dataclasses import replace
+
+    plain = SyntheticSettings(size=160, texture_size=128, directional=(0.5, 0.5), ambient=(0.6, 0.6))
+    with_detail = replace(plain, detail=True)
+    a = make_faces(face_model, 1, seed=3, settings=with_detail)[0]
+    b = make_faces(face_model, 1, seed=3, settings=plain)[0]
+    d = a.displacement
+    assert d.shape == (128, 128 * face_model.uv_tiles)
+    assert np.abs(d[:, 128:]).max() == 0  # only the face tile
+    assert 0.3 <= np.abs(d).max() <= 1.5
+    assert (np.abs(d) > 0.05).mean() > 0.02  # not a few isolated texels
+    # same pose, light and albedo: the images differ only by the detail, inside the face
+    diff = np.abs(a.image.astype(int) - b.image.astype(int)).sum(-1)
+    assert (diff[a.mask] > 6).mean() > 0.02
+    assert np.allclose(a.coarse_vertices, b.vertices)
+
+
+def test_detail_errors_of_a_perfect_and_of_a_flat_answer(face_model):
+    from types import SimpleNamespace
+
+    from backend.evaluate.suites import detail_errors
+    from backend.evaluate.synthetic import resample_map, true_detail_surface
+    from backend.uvmaps import face_tile_layout
+
+    face = make_faces(face_model, 1, seed=1, settings=SyntheticSettings(size=128, texture_size=128, detail=True))[0]
+    S = 64
+    truth = resample_map(face.displacement[:, :128], S)
+    coarse, detailed = true_detail_surface(face_model, face, S)
+    texels = face_tile_layout(face_model, S).valid[0].numpy().reshape(-1)
+    tiles = face_model.uv_tiles
+    perfect = SimpleNamespace(displacement=np.concatenate([truth, np.zeros((S, S * (tiles - 1)))], 1),
+                              vertices=face.coarse_vertices, dense_vertices=detailed.reshape(-1, 3)[texels])
+    e = detail_errors(face_model, perfect, face)
+    assert e["disp_corr"] == pytest.approx(1.0, abs=1e-6)
+    assert e["dense_err_mm"] < 1e-3 < e["dense_coarse_err_mm"]
+    noise = np.random.default_rng(0).normal(size=perfect.displacement.shape)
+    flat = SimpleNamespace(displacement=noise, vertices=face.coarse_vertices, dense_vertices=coarse.reshape(-1, 3)[texels])
+    e = detail_errors(face_model, flat, face)
+    assert abs(e["disp_corr"]) < 0.15
+    assert e["dense_err_mm"] == pytest.approx(e["dense_coarse_err_mm"])

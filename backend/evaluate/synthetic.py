@@ -9,9 +9,11 @@ Used by ``photohead evaluate synthetic`` and by the coarse-fit tests. Each face 
   orthographic scale so the face (landmark box) spans ``face_fraction`` of the image, centred
   with a small random shift;
 - light: ambient + one directional SH light from the camera hemisphere;
-- optional UV detail (``detail=True``): a displacement map (mm) of random wrinkle-like
-  sinusoids inside the face tile, applied to the coarse vertices along their normals
-  (sampled at the vertex UVs, so only detail coarser than the mesh shows in the geometry).
+- optional UV detail (``detail=True``): a displacement map (mm) of wrinkle-like bands and
+  bumps (0.3–1.5 mm) inside the face tile (:func:`random_displacement`). The image renders the
+  face tile as a dense mesh displaced by the map (:func:`backend.detail.displaced_mesh`, one
+  vertex per texel), so detail finer than the model's mesh shows; ``vertices`` holds the
+  model's vertices moved by the map sampled at their UVs.
 The rendering call is isolated in :func:`render_face` (``backend.render``).
 """
 from __future__ import annotations
@@ -26,7 +28,8 @@ from ..camera import Camera, project
 from ..lighting import sh_directional, vertex_normals
 
 __all__ = ["SyntheticSettings", "SyntheticFace", "make_face", "make_faces", "render_face", "random_albedo",
-           "random_displacement", "write_known_answer_scans", "KNOWN_SCANS_EXPECTED", "vertex_displacement", "rendered_displacement"]
+           "random_displacement", "write_known_answer_scans", "KNOWN_SCANS_EXPECTED", "vertex_displacement", "visible_face_texels",
+           "true_detail_surface", "resample_map"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class SyntheticSettings:
     ambient: tuple[float, float] = (0.6, 1.0)
     directional: tuple[float, float] = (0.1, 0.5)
     detail: bool = False
-    detail_amplitude_mm: float = 0.5
+    detail_amplitude_mm: float = 1.5
     background: tuple[float, float, float] | None = None  # None: random grey
 
 
@@ -59,7 +62,7 @@ class SyntheticFace:
       ``contour68`` (68,2) the same with the jaw points 0–16 on the silhouette (sliding contour of
       ``backend.fit.contour``, what a 2-D annotator marks); ``yaw_deg`` (ry in degrees).
     - ``albedo`` (Ht, Ht·tiles, 3) float32 in [0,1] top row = v 1; ``displacement`` (Ht, Ht·tiles)
-      mm or None.
+      mm or None; ``coarse_vertices`` (V,3) mm the shape before the detail.
     """
 
     image: np.ndarray
@@ -75,6 +78,7 @@ class SyntheticFace:
     displacement: np.ndarray | None = None
     neutral: np.ndarray | None = None
     contour68: np.ndarray | None = None
+    coarse_vertices: np.ndarray | None = None
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
@@ -95,19 +99,43 @@ def random_albedo(rng: np.random.Generator, size: int, tiles: int) -> np.ndarray
     return np.clip(base + tint + noise, 0.0, 1.0).astype(np.float32)
 
 
-def random_displacement(rng: np.random.Generator, size: int, tiles: int, amplitude_mm: float) -> np.ndarray:
-    """(size, size·tiles) float32 mm: random oriented sinusoid wrinkles in the face tile (u < 1)."""
-    y, x = np.mgrid[0:size, 0:size].astype(np.float64) / size
+def random_displacement(rng: np.random.Generator, size: int, tiles: int, amplitude_mm: float = 1.5) -> np.ndarray:
+    """(size, size·tiles) float32 mm: wrinkle-like bands and bumps in the face tile (u < 1).
+
+    - 4–6 wrinkle bands: 2–4 parallel creases (cosine profile, wavelength 6–14 mm at the ICT
+      face tile's ≈ 1.1 mm per 1/256 of UV) of random orientation under a Gaussian envelope
+      (20–45 mm long, 8–18 mm wide);
+    - 12–20 bumps and dimples: Gaussian, radius 2–5 mm;
+    each with a peak height drawn in [0.2, 1] × ``amplitude_mm`` (0.3–1.5 mm at the default),
+    spread over the face (an ellipse around u 0.5, v 0.53: forehead to chin, cheek to cheek).
+    """
+    mm = 1.0 / 256 / 1.1  # UV units per mm (ICT face tile)
+    v, u = np.mgrid[0:size, 0:size].astype(np.float64)
+    u, v = (u + 0.5) / size, 1.0 - (v + 0.5) / size
     disp = np.zeros((size, size))
-    for _ in range(4):
+
+    def centre() -> tuple[float, float]:
+        r, a = math.sqrt(rng.uniform()), rng.uniform(0, 2 * math.pi)
+        return 0.5 + 0.28 * r * math.cos(a), 0.53 + 0.3 * r * math.sin(a)
+
+    for _ in range(int(rng.integers(4, 7))):
+        cu, cv = centre()
         theta = rng.uniform(0, math.pi)
-        freq = rng.uniform(10.0, 30.0)
-        phase = rng.uniform(0, 2 * math.pi)
-        disp += np.sin(2 * math.pi * freq * (x * math.cos(theta) + y * math.sin(theta)) + phase)
-    window = np.exp(-(((x - 0.5) ** 2 + (y - 0.55) ** 2) / 0.08))
-    disp = disp / 4.0 * window * amplitude_mm
+        along = (u - cu) * math.cos(theta) + (v - cv) * math.sin(theta)
+        across = -(u - cu) * math.sin(theta) + (v - cv) * math.cos(theta)
+        wavelength = rng.uniform(6.0, 14.0) * mm
+        creases = int(rng.integers(2, 5))
+        envelope = np.exp(-0.5 * (along / (rng.uniform(10, 22) * mm)) ** 2
+                          - 0.5 * (across / (0.5 * creases * wavelength)) ** 2)
+        height = rng.uniform(0.2, 1.0) * amplitude_mm * rng.choice([-1.0, 1.0])
+        disp += height * np.cos(2 * math.pi * across / wavelength) * envelope
+    for _ in range(int(rng.integers(12, 21))):
+        cu, cv = centre()
+        radius = rng.uniform(2.0, 5.0) * mm
+        height = rng.uniform(0.2, 1.0) * amplitude_mm * rng.choice([-1.0, 1.0])
+        disp += height * np.exp(-0.5 * ((u - cu) ** 2 + (v - cv) ** 2) / radius**2)
     out = np.zeros((size, size * tiles))
-    out[:, :size] = disp
+    out[:, :size] = np.clip(disp, -amplitude_mm, amplitude_mm)
     return out.astype(np.float32)
 
 
@@ -123,16 +151,18 @@ def _sample_map(image: np.ndarray, uv: np.ndarray, tiles: int) -> np.ndarray:
 
 def render_face(
     model, verts: torch.Tensor, pose: torch.Tensor, sh: torch.Tensor, albedo: np.ndarray, size: int,
-    background: tuple[float, float, float],
+    background: tuple[float, float, float], mesh: tuple[torch.Tensor, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render one head with ``backend.render``: verts (1,V,3) mm, pose (1,7), sh (1,27),
-    albedo (Ht,Wt,3) UV map. Returns (image (size,size,3) uint8, mask (size,size) bool)."""
+    albedo (Ht,Wt,3) UV map; ``mesh`` (verts, faces, uv, faces_uv) replaces the model's mesh
+    (:func:`backend.detail.displaced_mesh`). Returns (image (size,size,3) uint8, mask (size,size) bool)."""
     from ..render.renderer import RenderSettings, render
 
+    verts, faces, uv, faces_uv = mesh if mesh is not None else (verts, model.faces, model.uv, model.faces_uv)
     camera = Camera(size, size, "orthographic")
     settings = RenderSettings(background=background, u_range=(0.0, float(model.uv_tiles)))
-    out = render(verts, model.faces, pose, camera, sh, texture=torch.from_numpy(albedo).to(verts),
-                 uv=model.uv, faces_uv=model.faces_uv, settings=settings)
+    out = render(verts, faces, pose, camera, sh, texture=torch.from_numpy(albedo).to(verts),
+                 uv=uv, faces_uv=faces_uv, settings=settings)
     image = (out.image[0].clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
     return image, out.mask[0].cpu().numpy()
 
@@ -144,10 +174,24 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
     coeffs = model.sample(1, generator=gen, id_scale=s.id_scale, exp_scale=s.exp_scale)
     verts = coeffs["verts"].detach().float()  # (1,V,3)
     tiles = model.uv_tiles
+    coarse_vertices = verts[0].numpy().copy()
     albedo = random_albedo(rng, s.texture_size, tiles)
     displacement = None
+    mesh = None
     if s.detail:
+        from ..detail import displaced_mesh
+
         displacement = random_displacement(rng, s.texture_size, tiles, s.detail_amplitude_mm)
+        # rendered: the face tile as a dense mesh at the map's resolution (detail finer than the
+        # model's mesh shows); ``vertices``: the model's vertices moved by the map at their UVs
+        mesh = displaced_mesh(model, verts, torch.from_numpy(displacement[:, : s.texture_size]))
+        # behind it, the model's own face-tile triangles 2 mm inwards close the hairline cracks
+        # between the dense tile and the rest of the head (the map is within ±1.5 mm there)
+        tile = model.uv[model.faces_uv].mean(1)[:, 0] < 1.0
+        backing = verts - 2.0 * vertex_normals(verts, model.faces)
+        n_mesh = mesh[0].shape[1]
+        mesh = (torch.cat([mesh[0], backing], 1), torch.cat([mesh[1], model.faces[tile] + n_mesh]),
+                torch.cat([mesh[2], model.uv]), torch.cat([mesh[3], model.faces_uv[tile] + mesh[2].shape[0]]))
         d_vert = vertex_displacement(model, displacement)
         n = vertex_normals(verts, model.faces)
         verts = verts + n * torch.from_numpy(d_vert).float()[None, :, None]
@@ -170,7 +214,7 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
     sh = sh_directional(torch.tensor(direction[None], dtype=torch.float32), rng.uniform(*s.directional),
                         rng.uniform(*s.ambient))
     bg = s.background if s.background is not None else (float(rng.uniform(0.1, 0.9)),) * 3
-    image, mask = render_face(model, verts, pose, sh, albedo, s.size, bg)
+    image, mask = render_face(model, verts, pose, sh, albedo, s.size, bg, mesh)
     screen = project(verts, pose, camera)[..., :2]  # (1,V,2)
     landmarks = screen[0, model.landmarks68].numpy().astype(np.float64)
     from ..fit.contour import contour_candidates, select_contour
@@ -182,7 +226,7 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
         image=image, mask=mask, id=coeffs["id"][0].numpy(), exp=coeffs["exp"][0].numpy(),
         pose=pose[0].numpy(), sh=sh[0].numpy(), vertices=verts[0].numpy(), landmarks68=landmarks,
         yaw_deg=float(angles[1] / deg), albedo=albedo, displacement=displacement,
-        neutral=model(coeffs["id"], None)[0].detach().numpy(), contour68=contour,
+        neutral=model(coeffs["id"], None)[0].detach().numpy(), contour68=contour, coarse_vertices=coarse_vertices,
     )
 
 
@@ -257,14 +301,37 @@ def vertex_displacement(model, displacement: np.ndarray) -> np.ndarray:
     return np.bincount(faces, d_corner, minlength=model.n_verts) / np.maximum(np.bincount(faces, minlength=model.n_verts), 1)
 
 
-def rendered_displacement(model, displacement: np.ndarray, size: int) -> np.ndarray:
-    """The part of a synthetic displacement map the render can show: the per-vertex values
-    (:func:`vertex_displacement`) interpolated over the face-tile UV layout at ``size``²
-    (detail finer than the mesh is lost). Returns (size, size) float64 mm, NaN off the mesh."""
-    from ..render import interpolate
-    from ..uvmaps import face_tile_layout
+def visible_face_texels(model, face: SyntheticFace, size: int, min_cos: float = 0.3) -> np.ndarray:
+    """(size, size) bool: face-tile texels of the face region (``model.face_mask_regions``) whose
+    true surface faces the camera (cos > ``min_cos``) in ``face``'s pose — where a photo shows detail."""
+    from ..camera import euler_to_rotation
+    from ..multiview import face_region_mask
+    from ..uvmaps import face_tile_layout, grid_normals, uv_position_map
 
     layout = face_tile_layout(model, size)
-    d = torch.from_numpy(vertex_displacement(model, displacement)).float()[None, :, None]
-    out = interpolate(d, layout.frags.face_idx, layout.frags.bary, model.faces)[0, ..., 0].double().numpy()
-    return np.where(layout.valid[0].numpy(), out, np.nan)
+    verts = torch.from_numpy(face.coarse_vertices)[None].float()
+    normals = grid_normals(uv_position_map(verts, model.faces, layout), layout.valid)[0]  # (S,S,3) model space
+    R = euler_to_rotation(torch.from_numpy(face.pose[None, 1:4]).float())[0]
+    facing = (normals @ R.T)[..., 2] > min_cos
+    region = face_region_mask(model, layout.frags)
+    return (layout.valid[0] & facing & region).numpy()
+
+
+def true_detail_surface(model, face: SyntheticFace, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The true coarse and detailed surfaces at the face tile's ``size``² texels: (coarse, detailed)
+    (size, size, 3) mm model space (the displacement map resampled, applied along the normals)."""
+    from ..detail import dense_topology, displace
+    from ..uvmaps import face_tile_layout, uv_position_map
+
+    layout = face_tile_layout(model, size)
+    verts = torch.from_numpy(face.coarse_vertices)[None].float()
+    coarse = uv_position_map(verts, model.faces, layout)
+    disp = torch.from_numpy(resample_map(face.displacement[:, : face.displacement.shape[0]], size))[None, None].float()
+    surface = displace(coarse, disp * layout.valid[:, None], layout, dense_topology(layout, coarse))
+    return coarse[0].numpy(), surface.positions[0].numpy()
+
+
+def resample_map(image: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resampling of a square (H,H) map to (size,size) (texel centres aligned)."""
+    t = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None]
+    return torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy()
