@@ -586,7 +586,8 @@ def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarra
 
 
 OUTPUT_NAMES = ("head.obj", "head.mtl", "albedo.png", "displacement.png", "normal.png", "head.glb", "params.json",
-                "head.npz", "head_detailed.obj", "head_detailed.mtl", "preview.png")
+                "head.npz", "head_detailed.obj", "head_detailed.mtl", "preview.png", "preview_turntable.png",
+                "preview_uv.png", "coverage.png")
 
 
 def _merge_into(src: Path, dst: Path, names: list[str]) -> None:

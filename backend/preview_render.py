@@ -103,3 +103,176 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
         ["input", "render", "overlay (green: detected, red: fitted)",
          "detailed geometry" if head.dense_vertices is not None else "geometry", "side"],
     )
+
+
+# -- turntable and UV-map previews (multi-view runs) ---------------------------------------------
+TURNTABLE_YAWS = (-90.0, -45.0, 0.0, 45.0, 90.0)  # degrees, ry of backend.camera (+: face turns to image right)
+BACKGROUND = 0.18  # grey level behind turntable renders
+
+
+def head_mesh(head: Head, detailed: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The head as one renderable mesh in the model's UV tile layout.
+
+    With ``detailed`` and a dense mesh: the dense face tile (``dense_vertices``/``dense_faces``/
+    ``dense_uv``) plus the coarse triangles of the other tiles (scalp, ears, neck); otherwise
+    the coarse mesh. The dense tile's vertices sit at texel centres, so a hairline crack opens
+    along the tile border: :func:`render_head` closes it. Returns (verts (1,N,3) float32 mm,
+    faces (F,3) long, uv (T,2) float32, faces_uv (F,3) long), UVs over ``u ∈ [0, uv_tiles]``.
+    """
+    verts = torch.from_numpy(np.asarray(head.vertices, np.float32))[None]
+    faces = torch.from_numpy(np.asarray(head.faces, np.int64))
+    uv = torch.from_numpy(np.asarray(head.uv, np.float32))
+    faces_uv = torch.from_numpy(np.asarray(head.faces_uv, np.int64))
+    if not detailed or head.dense_vertices is None or head.dense_faces is None or head.dense_uv is None:
+        return verts, faces, uv, faces_uv
+    dense = torch.from_numpy(np.asarray(head.dense_vertices, np.float32))[None]
+    dense_faces = torch.from_numpy(np.asarray(head.dense_faces, np.int64))
+    dense_uv = torch.from_numpy(np.asarray(head.dense_uv, np.float32))
+    other = uv[faces_uv].mean(1)[:, 0] >= 1.0  # (F,) triangles outside the face tile
+    n, T = dense.shape[1], dense_uv.shape[0]
+    return (
+        torch.cat([dense, verts], 1),
+        torch.cat([dense_faces, faces[other] + n], 0),
+        torch.cat([dense_uv, uv], 0),
+        torch.cat([dense_faces, faces_uv[other] + T], 0),
+    )
+
+
+def render_head(
+    head: Head,
+    pose: torch.Tensor,
+    camera: Camera,
+    sh: torch.Tensor,
+    textured: bool = True,
+    background: tuple[float, float, float] = (BACKGROUND,) * 3,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render the head (detailed when it has a dense mesh) in B poses.
+
+    pose (B,7), sh (B,27) camera-space light; ``textured``: ``head.albedo`` (grey 0.7 when the
+    head has none or when False). The crack between the dense face tile and the coarse tiles is
+    closed by a second pass of the coarse face tile, used only where the first pass shows
+    nothing or a surface more than the largest displacement (+1 mm) behind it.
+    Returns (image (B,H,W,3) float32 in [0,1] over ``background``, mask (B,H,W) bool).
+    """
+    B = pose.shape[0]
+    settings = RenderSettings(u_range=(0.0, float(head.uv_tiles)), background=background)
+    tex = torch.from_numpy(np.asarray(head.albedo, np.float32)) if textured and head.albedo is not None else None
+
+    def draw(mesh):
+        v, f, uv, fuv = mesh
+        if tex is None:
+            return render(v.expand(B, -1, -1), f, pose, camera, sh, settings=settings)
+        return render(v.expand(B, -1, -1), f, pose, camera, sh, texture=tex, uv=uv, faces_uv=fuv, settings=settings)
+
+    with torch.no_grad():
+        main = draw(head_mesh(head))
+        if head.dense_vertices is None:
+            return main.image, main.mask
+        v, f, uv, fuv = head_mesh(head, detailed=False)
+        tile = uv[fuv].mean(1)[:, 0] < 1.0
+        under = draw((v, f[tile], uv, fuv[tile]))
+        depth_mm = 1.0 + (float(np.abs(head.displacement).max()) if head.displacement is not None else 2.0)
+        tol = depth_mm * (pose[:, 0].abs() if camera.projection == "orthographic" else torch.ones(B)).view(B, 1, 1)
+        fill = under.mask & (~main.mask | (main.depth > under.depth + tol))
+        image = torch.where(fill[..., None], under.image, main.image)
+    return image, main.mask | under.mask
+
+
+def turntable_poses(verts: torch.Tensor, yaws_deg: tuple[float, ...], size: int, fill: float = 0.9) -> torch.Tensor:
+    """Orthographic poses (Y,7) showing ``verts`` (1,N,3) mm from each yaw (degrees), the
+    bounding box centre at the image centre and the larger of its height and (rotated) width
+    at ``fill`` of ``size`` pixels in every panel (one scale for all)."""
+    lo, hi = verts[0].amin(0), verts[0].amax(0)
+    centre = (lo + hi) / 2
+    extent = float(torch.maximum(hi[1] - lo[1], torch.linalg.vector_norm((hi - lo)[[0, 2]])))
+    f = fill * size / extent
+    yaw = torch.tensor([math.radians(y) for y in yaws_deg], dtype=torch.float32)
+    c, s = yaw.cos(), yaw.sin()
+    pose = torch.zeros(len(yaws_deg), 7)
+    pose[:, 0] = f
+    pose[:, 2] = yaw
+    pose[:, 4] = -f * (c * centre[0] + s * centre[2])  # camera x of the rotated centre → 0
+    pose[:, 5] = -f * centre[1]
+    return pose
+
+
+def turntable_renders(
+    head: Head, yaws_deg: tuple[float, ...] = TURNTABLE_YAWS, size: int = PANEL, textured: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render the head from several yaws on a grey background (:func:`render_head`).
+
+    ``textured``: ``head.albedo`` under a soft camera-fixed light (grey when the head has no
+    albedo); otherwise the bare geometry under a grazing light. Both use the detailed mesh when
+    present. Returns (images (Y,size,size,3) uint8, masks (Y,size,size) bool).
+    """
+    Y = len(yaws_deg)
+    pose = turntable_poses(head_mesh(head, detailed=False)[0], yaws_deg, size)
+    if textured:
+        light = sh_directional(torch.tensor([[0.3, 0.35, 1.0]]).expand(Y, 3), intensity=0.55, ambient=0.6)
+    else:
+        light = _grey_light().expand(Y, -1)
+    image, mask = render_head(head, pose, Camera(size, size), light, textured=textured)
+    return _to_u8(image), mask.numpy()
+
+
+def render_turntable(head: Head, yaws_deg: tuple[float, ...] = TURNTABLE_YAWS, size: int = PANEL) -> np.ndarray:
+    """Turntable strip: the textured head (top row) and its shaded geometry, detailed when
+    present (bottom row), from each yaw in ``yaws_deg`` (default −90°, −45°, 0°, +45°, +90°;
+    +90° shows the subject's right side, face towards the image's right).
+    Returns (2·size, Y·size, 3) uint8, PNG-ready."""
+    tex, _ = turntable_renders(head, yaws_deg, size, textured=True)
+    geo, _ = turntable_renders(head, yaws_deg, size, textured=False)
+    labels = [f"yaw {y:+.0f} deg" for y in yaws_deg]
+    kind = "detailed geometry" if head.dense_vertices is not None else "geometry"
+    top = compose_panels(list(tex), [f"{lab}, textured" if i == 0 else lab for i, lab in enumerate(labels)])
+    bottom = compose_panels(list(geo), [kind] + [""] * (len(yaws_deg) - 1))
+    return np.concatenate([top, bottom], 0)
+
+
+def diverging_colours(values: np.ndarray, limit: float) -> np.ndarray:
+    """Blue (−limit) → white (0) → red (+limit) colour map of ``values`` (any shape, e.g. mm).
+    Returns (..., 3) float32 in [0,1]; values beyond ±limit saturate."""
+    stops = np.array([[0.02, 0.19, 0.38], [0.40, 0.65, 0.85], [0.97, 0.97, 0.97], [0.90, 0.45, 0.35],
+                      [0.40, 0.0, 0.12]], np.float32)  # at −1, −½, 0, +½, +1
+    t = (np.clip(np.asarray(values, np.float32) / max(float(limit), 1e-12), -1.0, 1.0) + 1.0) * 2.0  # [0,4]
+    i = np.minimum(np.floor(t).astype(np.int64), 3)
+    frac = (t - i)[..., None]
+    return stops[i] * (1.0 - frac) + stops[i + 1] * frac
+
+
+def render_uv_maps(head: Head, height: int = 256) -> np.ndarray:
+    """Panel of the blended UV maps, each ``height`` × ``height``·tiles, in a 2×2 grid:
+    albedo | displacement (blue −, red +, ±99th percentile mm in the label; dark grey where the
+    detail stage has no data) / tangent normal map | per-view coverage
+    (:func:`backend.multiview.coverage_image` of ``head.view_weights``: red, green, blue ... per
+    view, black unseen). Missing maps are dark grey with "n/a" in the label.
+    Returns (2·height, 2·tiles·height, 3) uint8, PNG-ready."""
+    from .multiview import coverage_image
+    from .render import rasterize_uv
+
+    tiles = head.uv_tiles
+    blank = np.full((height, height * tiles, 3), 0.25, np.float32)
+    albedo = blank if head.albedo is None else head.albedo
+    if head.displacement is not None:
+        d = np.asarray(head.displacement, np.float32)
+        S = d.shape[0]
+        frags = rasterize_uv(torch.from_numpy(head.uv).float(), torch.from_numpy(head.faces_uv).long(), S, S * tiles,
+                             (0.0, float(tiles)))
+        known = (frags.face_idx[0] >= 0).numpy()
+        known[:, S:] = False  # the detail stage covers the face tile only
+        limit = float(np.percentile(np.abs(d[known]), 99)) if known.any() else 1.0
+        disp = np.where(known[..., None], diverging_colours(d, limit), 0.25)
+        disp_label = f"displacement (+-{limit:.2f} mm)"
+    else:
+        disp, disp_label = blank, "displacement: n/a"
+    normal = blank if head.normal_map is None else head.normal_map
+    cover = blank if head.view_weights is None else coverage_image(head.view_weights)
+    n_views = 0 if head.view_weights is None else head.view_weights.shape[0]
+    top = compose_panels([albedo, disp], ["albedo" if head.albedo is not None else "albedo: n/a", disp_label], height)
+    bottom = compose_panels(
+        [normal, cover],
+        ["normal map" if head.normal_map is not None else "normal map: n/a",
+         f"coverage ({n_views} view{'s' if n_views > 1 else ''}: red, green, blue...)" if n_views else "coverage: n/a"],
+        height,
+    )
+    return np.concatenate([top, bottom], 0)

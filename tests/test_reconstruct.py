@@ -133,3 +133,7 @@ def test_cli_writes_every_output(tmp_path, capsys, grace_hopper):
     assert np.asarray(view["detected68"]).shape == (68, 2)
     preview = np.asarray(Image.open(out / "preview.png"))
     assert preview.shape[1] >= 4 * preview.shape[0]
+    turntable = np.asarray(Image.open(out / "preview_turntable.png"))  # 2 rows × 5 yaws
+    assert turntable.shape[1] == pytest.approx(2.5 * turntable.shape[0], rel=0.01)
+    uv = np.asarray(Image.open(out / "preview_uv.png"))
+    assert uv.shape[1] == 2 * uv.shape[0] and uv.std() > 10  # maps, not blank panels

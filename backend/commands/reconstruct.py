@@ -50,7 +50,7 @@ def _progress_printer(quiet: bool):
 
 def run(args: argparse.Namespace) -> int:
     from ..export import write_outputs
-    from ..preview_render import render_preview
+    from ..preview_render import render_preview, render_turntable, render_uv_maps
     from ..reconstruct import ReconstructConfig, reconstruct
     from ..samples import sample_photo
 
@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet and sys.stderr.isatty():
         print(file=sys.stderr)
     previews = {f"preview{'' if i == 0 else f'_view{i}'}": render_preview(head, i) for i in range(len(head.views))}
+    # the head from −90° to +90° (textured and shaded) and its UV maps, for every run
+    previews["preview_turntable"] = render_turntable(head)
+    previews["preview_uv"] = render_uv_maps(head)  # missing maps show as "n/a" panels
     if head.view_weights is not None and len(head.views) > 1:
         from ..multiview import coverage_image
 
