@@ -7,10 +7,16 @@ numpy). Nothing is modified in place.
 
 Pipeline (what :func:`backend.reconstruct.delit_albedo` chains for several photos)::
 
-    un = unwrap_image(...)                                   # per view: texture, visible, cosine, screen
+    frags, idx = facing_texels(uv, faces_uv, faces, ...)     # the T texels some view can face
+    un = unwrap_image(..., frags, ...)                       # per view: texture, visible, cosine, screen
+    un = Unwrapped(*(scatter_texels(x[:, 0], idx, H, W) ...))  # back to the H×W layout
     w = per_view_confidence(un, silhouette_distance(mask))   # (V,H,W) in [0,1]
     eq = equalize_views(delit_maps, w)                       # per-view gain (+ bias): overlaps agree
     albedo, coverage = multiband_blend(eq.maps, w)           # seams spread per frequency band
+
+Only the texels that can matter are worked on (:func:`facing_texels`, :func:`texel_subset`,
+:func:`scatter_texels`): the back of the head is never unwrapped, and one view's "blend" is its
+own map (no pyramid).
 
 Multi-band blending (Burt & Adelson's Laplacian-pyramid splining): each view's map is split
 into band-pass levels; level k of the result is the sum of the views' level k weighted by their
@@ -33,12 +39,18 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
-from .render.uv import Unwrapped
+from .render.rasterize import Fragments
+from .render.uv import Unwrapped, rasterize_uv
 
 __all__ = [
     "multiband_blend", "weighted_average", "fill_holes", "EqualizeSettings", "Equalization", "equalize_views",
     "ConfidenceSettings", "per_view_confidence", "silhouette_distance", "pixels_per_texel", "default_levels",
+    "facing_texels", "texel_subset", "scatter_texels",
 ]
+
+#: Camera-space normal z above which a vertex may face the camera (see :func:`facing_texels`):
+#: 10× the rasteriser's edge tolerance (barycentrics ≥ −1e-5), so no visible texel is missed.
+_FACING_MARGIN = 1e-4
 
 # 4-tap binomial kernel: blur + decimation centred between texel pairs (coarse texel i sits at
 # fine position 2i + 0.5, exactly where bilinear upsampling with align_corners=False expects it).
@@ -210,8 +222,8 @@ def multiband_blend(maps, weights, levels: int | None = None, fill: bool = True)
     no view sees (total weight 0) by push-pull from the blended ones; without it they are 0.
 
     Returns ``(blended (H,W,C), coverage (H,W))``, coverage = Σ_v weights (unnormalised;
-    compare it with a threshold for "seen"). With a single view the result equals its map
-    wherever its weight is > 0 (exactly, up to float rounding). The result is a convex
+    compare it with a threshold for "seen"). With a single view the result is its map wherever
+    its weight is > 0 (exactly; no pyramid is built). The result is a convex
     combination per band, not per texel: it can overshoot the input range by the size of
     the colour step it hides; clamp colours afterwards.
     """
@@ -223,17 +235,21 @@ def multiband_blend(maps, weights, levels: int | None = None, fill: bool = True)
     levels = default_levels(H, W) if levels is None else int(levels)
     if levels < 1:
         raise ValueError(f"levels must be >= 1, got {levels}")
-    # each view's map continued (nearest known texel) where it has no data, so its pyramid
-    # has no artificial edge there and its coarse bands extrapolate its own border colour
-    x = _nearest_extend(m.permute(0, 3, 1, 2), w > 0)  # (V,C,H,W)
-    lap = _laplacian_pyramid(x, levels)
-    wpyr = _gaussian_pyramid(w[:, None], levels)  # (V,1,h,w) per level
-    bands = []
-    for band, wk in zip(lap, wpyr):
-        total = wk.sum(0, keepdim=True)
-        norm = torch.where(total > 1e-12, wk / total.clamp_min(1e-12), torch.full_like(wk, 1.0 / V))
-        bands.append((band * norm).sum(0, keepdim=True))
-    out = _collapse(bands)[0].permute(1, 2, 0)  # (H,W,C)
+    if V == 1:
+        # one view: every band's normalised weight is 1, the pyramid collapses to the map itself
+        out = m[0]
+    else:
+        # each view's map continued (nearest known texel) where it has no data, so its pyramid
+        # has no artificial edge there and its coarse bands extrapolate its own border colour
+        x = _nearest_extend(m.permute(0, 3, 1, 2), w > 0)  # (V,C,H,W)
+        lap = _laplacian_pyramid(x, levels)
+        wpyr = _gaussian_pyramid(w[:, None], levels)  # (V,1,h,w) per level
+        bands = []
+        for band, wk in zip(lap, wpyr):
+            total = wk.sum(0, keepdim=True)
+            norm = torch.where(total > 1e-12, wk / total.clamp_min(1e-12), torch.full_like(wk, 1.0 / V))
+            bands.append((band * norm).sum(0, keepdim=True))
+        out = _collapse(bands)[0].permute(1, 2, 0)  # (H,W,C)
     cov = w.sum(0)
     covered = cov > 0
     if fill and not bool(covered.all()):
@@ -421,18 +437,22 @@ def pixels_per_texel(screen: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
     def derivative(dim: int) -> tuple[torch.Tensor, torch.Tensor]:
         n = p.shape[dim]
-        fwd = p.narrow(dim, 1, n - 1) - p.narrow(dim, 0, n - 1)
+        if n < 2:  # no neighbours along this axis
+            return torch.zeros_like(p), torch.zeros_like(valid)
+        fwd = p.narrow(dim, 1, n - 1) - p.narrow(dim, 0, n - 1)  # pair j = (j, j + 1)
         ok = valid.narrow(dim, 1, n - 1) & valid.narrow(dim, 0, n - 1)
-        zero = torch.zeros_like(p.narrow(dim, 0, 1))
-        fz = torch.zeros_like(valid.narrow(dim, 0, 1))
-        f = torch.cat([fwd, zero], dim)
-        fo = torch.cat([ok, fz], dim)
-        b = torch.cat([zero, fwd], dim)
-        bo = torch.cat([fz, ok], dim)
-        fn = torch.where(fo, f.norm(dim=-1), torch.full_like(f[..., 0], big))
-        bn = torch.where(bo, b.norm(dim=-1), torch.full_like(b[..., 0], big))
-        d = torch.where((fn <= bn)[..., None], f, b)
-        return d, fo | bo
+        # squared length per pair, once (elementwise: a norm over 2 channels is slow); invalid: never shorter
+        length = torch.where(ok, fwd[..., 0] * fwd[..., 0] + fwd[..., 1] * fwd[..., 1], big)
+        # texel j: forward pair j or backward pair j − 1, whichever is valid and shorter (the first
+        # and last texels have one pair: if it is invalid the texel is, and its difference unused)
+        inner = torch.where(
+            (length.narrow(dim, 1, n - 2) <= length.narrow(dim, 0, n - 2))[..., None],
+            fwd.narrow(dim, 1, n - 2), fwd.narrow(dim, 0, n - 2),
+        )
+        d = torch.cat([fwd.narrow(dim, 0, 1), inner, fwd.narrow(dim, n - 2, 1)], dim)
+        either = ok.narrow(dim, 1, n - 2) | ok.narrow(dim, 0, n - 2)
+        o = torch.cat([ok.narrow(dim, 0, 1), either, ok.narrow(dim, n - 2, 1)], dim)
+        return d, o
 
     du, ou = derivative(2)  # along columns (u)
     dv, ov = derivative(1)  # along rows (v)
@@ -456,8 +476,9 @@ def per_view_confidence(
       projection (:attr:`Unwrapped.screen`, pixel centres at integers);
     - resolution: ``(p / ref)^power`` clamped to 1, p = :func:`pixels_per_texel` and ref the
       best view of the texel (or ``settings.reference_ppt``);
-    - image_weight: optional (V,Hi,Wi) photo-space weight in [0,1] (e.g. the skin mask), sampled
-      like the distance.
+    - image_weight: optional (V,Hw,Ww) photo-space weight in [0,1] (e.g. the skin mask), sampled
+      like the distance; it covers the same frame as the distance map at any resolution (e.g.
+      the 224² crop's mask for a 512² re-crop: sampled at the same, normalised positions).
 
     unwrapped: batch V (one per photo; Hi×Wi must match the distance map). Returns (V,H,W)
     float tensor on the unwrap's device. Not differentiable (weights are data, not parameters).
@@ -474,16 +495,31 @@ def per_view_confidence(
         if dist.dim() != 3 or dist.shape[0] != vis.shape[0]:
             raise ValueError(f"silhouette distance must be (V,Hi,Wi) with V={vis.shape[0]}, got {tuple(dist.shape)}")
         Hi, Wi = dist.shape[-2:]
-        grid = torch.stack([(screen[..., 0] + 0.5) * (2.0 / Wi) - 1.0, (screen[..., 1] + 0.5) * (2.0 / Hi) - 1.0], -1)
+        V, H, W = vis.shape
+        if image_weight is not None:
+            iw, _ = _to_tensor(image_weight)
+            iw = iw.to(device=screen.device, dtype=dtype)
+            if iw.dim() != 3 or iw.shape[0] != V:
+                raise ValueError(f"image_weight must be (V,Hw,Ww) with V={V}, got {tuple(iw.shape)}")
+        # every factor but the resolution (which needs the neighbours) on the texels some view sees
+        seen = vis.any(0).reshape(-1).nonzero().squeeze(1)  # (T,) flat
 
-        def sample(img: torch.Tensor) -> torch.Tensor:
-            return Fn.grid_sample(img[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
+        def texels(x: torch.Tensor) -> torch.Tensor:  # (V,H,W,...) → (V,T,...)
+            return x.flatten(1, 2).index_select(1, seen)
 
-        facing = _smoothstep((unwrapped.cosine.detach().to(dtype) - s.cosine_start) / (s.cosine_full - s.cosine_start))
+        p = texels(screen)
+        grid = torch.stack([(p[..., 0] + 0.5) * (2.0 / Wi) - 1.0, (p[..., 1] + 0.5) * (2.0 / Hi) - 1.0], -1)[:, :, None]
+
+        def sample(img: torch.Tensor) -> torch.Tensor:  # (V,Hi',Wi') → (V,T)
+            out = Fn.grid_sample(img[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            return out[:, 0, :, 0]
+
+        cosine = texels(unwrapped.cosine.detach()).to(dtype)
+        facing = _smoothstep((cosine - s.cosine_start) / (s.cosine_full - s.cosine_start))
         sil = _smoothstep(sample(dist) / max(s.silhouette_px, 1e-6))
-        conf = vis.to(dtype) * facing * sil
+        conf = texels(vis).to(dtype) * facing * sil
         if s.resolution_power > 0:
-            ppt = pixels_per_texel(screen, vis)
+            ppt = texels(pixels_per_texel(screen, vis))
             if s.reference_ppt is None:
                 ref = ppt.amax(0, keepdim=True)
             else:
@@ -491,9 +527,52 @@ def per_view_confidence(
             res = (ppt / ref.clamp_min(1e-12)).clamp(0.0, 1.0) ** s.resolution_power
             conf = conf * res
         if image_weight is not None:
-            iw, _ = _to_tensor(image_weight)
-            iw = iw.to(device=screen.device, dtype=dtype)
-            if iw.shape != dist.shape:
-                raise ValueError(f"image_weight must be {tuple(dist.shape)}, got {tuple(iw.shape)}")
             conf = conf * sample(iw).clamp(0.0, 1.0)
-    return conf
+        out = conf.new_zeros(V, H * W).index_copy_(1, seen, conf)
+    return out.view(V, H, W)
+
+
+# -- texel subsets -----------------------------------------------------------------------------
+def facing_texels(
+    uv: torch.Tensor, faces_uv: torch.Tensor, faces: torch.Tensor, normals: torch.Tensor, height: int, width: int,
+    u_range: tuple[float, float] = (0.0, 1.0),
+) -> tuple[Fragments, torch.Tensor]:
+    """The texels of an H×W UV layout some view may see, as a list of T texels.
+
+    uv (Tu,2), faces_uv (F,3): the layout (:func:`backend.render.rasterize_uv`); faces (F,3)
+    the mesh's; normals (V,N,3) unit vertex normals in each view's orthographic camera frame
+    (z towards the camera, the cosine of :func:`backend.render.unwrap_image` for orthographic
+    poses). Only faces with a vertex normal of z > −1e-4 in some view are rasterised: on any
+    other face the interpolated normal faces away from every camera (cosine ≤ 0, even with the
+    rasteriser's edge tolerance), so :func:`backend.render.unwrap_image` would mark its texels
+    invisible. (A texel on an edge shared with a dropped face, which the full layout gives to
+    the lower face index, may go to the kept face here; its normal is then, within the edge
+    tolerance, the shared edge's, whose vertices face away.)
+
+    Returns (fragments (1,1,T) of those texels, face indices into ``faces``, for per-texel
+    operations such as interpolate and unwrap_image; their flat indices (T,) into the H×W
+    layout, ascending, for :func:`scatter_texels`).
+    """
+    front = (normals[..., 2] > -_FACING_MARGIN)[:, faces.long()].any(-1).any(0).nonzero().squeeze(1)  # (F',)
+    frags = rasterize_uv(uv, faces_uv.index_select(0, front), height, width, u_range)
+    index = (frags.face_idx.reshape(-1) >= 0).nonzero().squeeze(1)
+    sub = texel_subset(frags, index)
+    return Fragments(front[sub.face_idx], sub.bary, sub.depth), index
+
+
+def texel_subset(frags: Fragments, index: torch.Tensor) -> Fragments:
+    """The fragments (batch 1, any H×W) of the texels ``index`` (T,) (flat, into H×W) as a 1×T
+    image: per-texel operations (interpolate, unwrap_image) then run on those texels only."""
+    return Fragments(
+        face_idx=frags.face_idx.reshape(-1).index_select(0, index).view(1, 1, -1),
+        bary=frags.bary.reshape(-1, 3).index_select(0, index).view(1, 1, -1, 3),
+        depth=frags.depth.reshape(-1).index_select(0, index).view(1, 1, -1),
+    )
+
+
+def scatter_texels(values: torch.Tensor, index: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Per-texel values (V,T,...) at the flat texel indices ``index`` (T,) → (V,H,W,...) maps,
+    zero (False) at every other texel. The inverse of ``maps.flatten(1, 2).index_select(1, index)``."""
+    V, rest = values.shape[0], values.shape[2:]
+    out = values.new_zeros((V, height * width) + rest).index_copy_(1, index, values)
+    return out.view((V, height, width) + rest)

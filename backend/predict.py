@@ -16,8 +16,8 @@ model card (:class:`~backend.nets.albedo.AlbedoBasis`). The result is a
 
 :meth:`Predictor.predict_detail` does what the stage-2 trainer feeds the U-Net
 (``training/detail.py``): photo and coarse render at the encoder's crop size unwrapped into the
-face UV tile (:func:`~backend.uvmaps.unwrap_pair`), visibility-masked; with several views the
-per-view displacements are averaged weighted by each view's visibility.
+face UV tile (the values of :func:`~backend.uvmaps.unwrap_pair`, in one pass), visibility-masked;
+with several views the per-view displacements are averaged weighted by each view's visibility.
 """
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ from .errors import ModelFormatError, WeightsFormatError, WeightsNotFoundError
 from .facemodel import FaceModel
 from .fit.coarse import CoarseFitResult
 from .nets import AlbedoBasis, DetailUNet, FaceEncoder, build_encoder, build_unet
-from .render.renderer import RenderSettings, render
-from .uvmaps import face_tile_layout, unwrap_pair
+from .render import unwrap_image
+from .render.renderer import RenderResult, RenderSettings, render
+from .uvmaps import UVLayout, face_tile_layout
 
 __all__ = ["Predictor", "load_predictor", "COARSE_FILE", "DETAIL_FILE", "CROP_SIZE"]
 
@@ -183,9 +184,8 @@ class Predictor:
         k = S / R
         pose = coarse.pose * torch.tensor([k, 1, 1, 1, k, k, k], device=coarse.pose.device, dtype=coarse.pose.dtype)
         cam = Camera(S, S)
-        coarse_img = self._coarse_render(model, coarse, pose, cam)
         layout = face_tile_layout(model, self.unet.config.size)
-        pair, visible = unwrap_pair(photo, coarse_img, coarse.verts, model.faces, pose, cam, layout)
+        pair, visible = self._unet_input(model, coarse, photo, pose, cam, layout)
         disp = self.unet(pair, visible).float()  # (V,1,Su,Su) mm
         weight = visible.sum(0, keepdim=True)
         blended = (disp * visible).sum(0, keepdim=True) / weight.clamp_min(1e-6)
@@ -196,16 +196,27 @@ class Predictor:
             layout = face_tile_layout(model, out)
         return disp * layout.valid[:, None].to(disp.dtype)
 
-    def _coarse_render(self, model: FaceModel, coarse: CoarseFitResult, pose: torch.Tensor, cam: Camera) -> torch.Tensor:
-        """The coarse face rendered with its albedo and light, as the stage-2 trainer does. (V,S,S,3)."""
+    def _unet_input(self, model: FaceModel, coarse: CoarseFitResult, photo: torch.Tensor, pose: torch.Tensor,
+                    cam: Camera, layout: UVLayout) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`~backend.uvmaps.unwrap_pair` of the photo (V,S,S,3) and the coarse render, in one
+        pass: one rasterisation (the render's) and one unwrap of both images stacked as 6
+        channels (same geometry, same visibility). Returns (input (V,6,Su,Su), visible (V,1,Su,Su))."""
+        rend = self._coarse_render(model, coarse, pose, cam)
+        both = unwrap_image(torch.cat([photo, rend.image], -1), coarse.verts, model.faces, pose, cam, layout.frags,
+                            fragments=rend.fragments)
+        vis = both.visible.to(photo.dtype)[..., None]  # (V,Su,Su,1)
+        return (both.texture * vis).permute(0, 3, 1, 2), vis.permute(0, 3, 1, 2)
+
+    def _coarse_render(self, model: FaceModel, coarse: CoarseFitResult, pose: torch.Tensor,
+                       cam: Camera) -> RenderResult:
+        """The coarse face rendered with its albedo and light, as the stage-2 trainer does (image (V,S,S,3))."""
         V = coarse.verts.shape[0]
         if coarse.albedo is not None:
-            rend = render(coarse.verts, model.faces, pose, cam, coarse.sh, texture=coarse.albedo.expand(V, -1, -1, -1),
-                          uv=model.uv, faces_uv=model.faces_uv, settings=RenderSettings(u_range=(0.0, float(model.uv_tiles))))
-        else:
-            colours = model.albedo(coarse.tex).expand(V, -1, -1)
-            rend = render(coarse.verts, model.faces, pose, cam, coarse.sh, vertex_colors=colours)
-        return rend.image
+            settings = RenderSettings(u_range=(0.0, float(model.uv_tiles)))
+            return render(coarse.verts, model.faces, pose, cam, coarse.sh, texture=coarse.albedo.expand(V, -1, -1, -1),
+                          uv=model.uv, faces_uv=model.faces_uv, settings=settings)
+        colours = model.albedo(coarse.tex).expand(V, -1, -1)
+        return render(coarse.verts, model.faces, pose, cam, coarse.sh, vertex_colors=colours)
 
     def init_for_fit(self, coarse: CoarseFitResult) -> dict[str, torch.Tensor]:
         """A prediction as ``fit_coarse(init=...)`` takes it (hybrid mode)."""

@@ -181,54 +181,80 @@ def delit_albedo(
     (:func:`backend.blend.per_view_confidence`: visibility × facing × distance to the
     silhouette × resolution × the photo's skin mask, so hair, hats and background never land on
     the head) is multiplied, outside the inner face, by a robust term that down-weights colours
-    far from the view's median skin colour (a hat brim or hair on the forehead band). Several views are gain-equalised on their overlap
-    and blended with a Laplacian pyramid (no seams); texels no view sees get the median delit
-    skin colour with a soft transition, so scalp and neck match the face.
+    far from the view's median skin colour (a hat brim or hair on the forehead band). Several
+    views are gain-equalised on their overlap and blended with a Laplacian pyramid (no seams);
+    texels no view sees get the median delit skin colour with a soft transition, so scalp and
+    neck match the face. Only the texels some view can face are unwrapped, and only those with
+    confidence are delit (the rest of the layout never reaches the result).
 
     Returns (albedo (R, R·tiles, 3) float32 in [0,1] top row v = 1, weights (V,R,R·tiles)).
     """
-    from .blend import equalize_views, multiband_blend, per_view_confidence, silhouette_distance
+    from .blend import (
+        equalize_views, facing_texels, multiband_blend, per_view_confidence, scatter_texels, silhouette_distance,
+        texel_subset,
+    )
     from .camera import to_camera_space
-    from .lighting import sh_shading
-    from .render import rasterize, rasterize_uv, unwrap_image
-    from .render.uv import normal_map
+    from .lighting import sh_shading, vertex_normals
+    from .render import Unwrapped, interpolate, rasterize, unwrap_image
 
-    tiles = model.uv_tiles
+    V, tiles = len(views), model.uv_tiles
     H, W = resolution, resolution * tiles
-    frags = rasterize_uv(model.uv, model.faces_uv, H, W, (0.0, float(tiles)))
-    size = 512
+    size = 512  # photo re-sampling (px), finer than the face tile's texels across the face
     k = size / CROP_SIZE
-    crops, skins = detail_inputs(views, size)
-    crops, skins = crops.to(device), skins.to(device)
+
+    crops = torch.from_numpy(np.stack([warp_to_crop(v.image, reframe(v, size)[0], size) for v in views])).to(device)
+    # photo-space masks are drawn in the 224² crop and sampled at the same (normalised) points:
+    # the skin mask of the fit (its blur is 2.3 px of the re-crop), and the inner face (jaw +
+    # brows hull, where eyes, brows and lips are expected; σ = 4 px of the re-crop) used below
+    skins = torch.from_numpy(np.stack([v.skin_mask for v in views])).to(device)
+    inner = torch.from_numpy(np.stack([
+        face_mask(v.crop_landmarks, CROP_SIZE, CROP_SIZE, forehead=0.0, soft_px=4.0 / k,
+                  exclude_eyes=False, exclude_mouth=False) for v in views
+    ])).to(device)
     pose = fit.pose * torch.tensor([k, 1, 1, 1, k, k, k], device=device, dtype=fit.pose.dtype)
     cam = Camera(size, size)
     screen_frags = rasterize(project(fit.verts, pose, cam), model.faces, size, size)
-    un = unwrap_image(crops, fit.verts, model.faces, pose, cam, frags, fragments=screen_frags)
-    normals = normal_map(to_camera_space(fit.verts, pose, "orthographic"), model.faces, frags)
-    if detail is not None:
-        normals = torch.cat([_with_detail_normals(normals[i : i + 1], detail, fit.pose[i : i + 1], i) for i in range(len(views))])
-    shading = sh_shading(normals, fit.sh).clamp_min(0.05)
-    delit = (un.texture / shading).clamp(0.0, 1.0)  # (V,H,W,3)
+    cam_normals = vertex_normals(to_camera_space(fit.verts, pose, "orthographic"), model.faces)  # (V,N,3)
+    # unwrap the T texels some view can face (the rest of the head is invisible in every view)
+    frags, facing = facing_texels(model.uv, model.faces_uv, model.faces, cam_normals, H, W, (0.0, float(tiles)))
+    part = unwrap_image(crops, fit.verts, model.faces, pose, cam, frags, fragments=screen_frags)  # (V,1,T,...)
+    un = Unwrapped(*(scatter_texels(x[:, 0], facing, H, W)  # (V,H,W,...): zero/False off the T texels
+                     for x in (part.texture, part.visible, part.cosine, part.screen)))
     dist = silhouette_distance(screen_frags.mask, screen_frags.depth, 4.0 * k)
-    weight = per_view_confidence(un, dist, image_weight=skins)
-    # Robust colour term: outside the inner face (jaw + brows hull, where eyes, brows and lips
-    # are expected) colours far from the view's median skin colour are down-weighted, so a hat
-    # brim or hair on the forehead band does not land on the head.
-    inner = torch.from_numpy(np.stack([
-        face_mask(reframe(v, size)[1], size, size, forehead=0.0, soft_px=4.0,
-                  exclude_eyes=False, exclude_mouth=False) for v in views
-    ])).to(device)
-    grid = (un.screen[..., :2] + 0.5) * (2.0 / size) - 1.0
-    inner_at = torch.nn.functional.grid_sample(inner[:, None], grid.to(inner.dtype), align_corners=False)[:, 0]
-    for i in range(len(views)):  # a loop over views
-        core = weight[i] > 0.5
+    weight = per_view_confidence(un, dist, image_weight=skins)  # (V,H,W)
+
+    # delight only the T' texels some view has confidence in: (V,T',...) from here on
+    keep = (weight.flatten(1, 2).index_select(1, facing) > 0).any(0).nonzero().squeeze(1)
+    used, sub = facing[keep], texel_subset(frags, keep)  # (T',) flat texels, their fragments
+
+    def at_used(maps: torch.Tensor) -> torch.Tensor:  # (V,H,W,...) → (V,T',...)
+        return maps.flatten(1, 2).index_select(1, used)
+
+    normals = interpolate(cam_normals, sub.face_idx, sub.bary, model.faces)[:, 0]
+    normals = torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)  # (V,T',3) camera space
+    if detail is not None:
+        full = scatter_texels(normals, used, H, W)
+        full = torch.cat([_with_detail_normals(full[i : i + 1], detail, fit.pose[i : i + 1], i) for i in range(V)])
+        normals = at_used(full)
+    shading = sh_shading(normals, fit.sh).clamp_min(0.05)
+    delit = (at_used(un.texture) / shading).clamp(0.0, 1.0)  # (V,T',3)
+    conf = at_used(weight)  # (V,T')
+    # Robust colour term: outside the inner face, colours far from the view's median skin
+    # colour are down-weighted, so a hat brim or hair on the forehead band does not land on the head.
+    grid = (at_used(un.screen)[:, :, None, :2] + 0.5) * (2.0 / size) - 1.0  # (V,T',1,2)
+    inner_at = torch.nn.functional.grid_sample(inner[:, None], grid.to(inner.dtype), align_corners=False)[:, 0, :, 0]
+    for i in range(V):  # a loop over views
+        core = conf[i] > 0.5
         if core.any():
             median = delit[i][core].median(0).values
             robust = torch.exp(-((delit[i] - median) ** 2).sum(-1) / (2 * 0.2**2))
-            weight[i] = weight[i] * torch.maximum(robust, inner_at[i])
-    if len(views) > 1:
+            conf[i] = conf[i] * torch.maximum(robust, inner_at[i])
+    weight = scatter_texels(conf, used, H, W)
+    delit = scatter_texels(delit, used, H, W)  # (V,H,W,3), zero where no view has weight
+    if V > 1:
         delit = torch.as_tensor(equalize_views(delit, weight).maps)
-    blended, coverage = multiband_blend(delit, weight)
+    # texels of zero coverage get the fill colour below: no need to fill them in the blend
+    blended, coverage = multiband_blend(delit, weight, fill=False)
     blended, coverage = torch.as_tensor(blended), torch.as_tensor(coverage)
     seen = coverage > 0.25
     colour = blended[seen].median(0).values if seen.any() else torch.tensor([0.62, 0.47, 0.40], device=blended.device)
@@ -270,7 +296,11 @@ def reframe(view: PreparedView, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The views' crops and skin masks re-sampled from the photos at ``size``² (same framing
-    as the 224² crop). Returns (V,size,size,3) in [0,1] and (V,size,size)."""
+    as the 224² crop; at 224² they are the views' own). Returns (V,size,size,3) in [0,1] and
+    (V,size,size)."""
+    if size == CROP_SIZE:  # what prepare_view drew: reframe is the identity here
+        crops, masks = (np.stack([getattr(v, name) for v in views]) for name in ("crop", "skin_mask"))
+        return torch.from_numpy(crops), torch.from_numpy(masks)
     crops, masks = [], []
     for view in views:
         M, lm = reframe(view, size)

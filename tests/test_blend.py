@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from backend.blend import (
-    ConfidenceSettings, EqualizeSettings, equalize_views, fill_holes, multiband_blend, per_view_confidence,
-    pixels_per_texel, silhouette_distance, weighted_average,
+    ConfidenceSettings, EqualizeSettings, equalize_views, facing_texels, fill_holes, multiband_blend,
+    per_view_confidence, pixels_per_texel, scatter_texels, silhouette_distance, texel_subset, weighted_average,
 )
-from backend.render import Unwrapped
+from backend.camera import Camera, project, to_camera_space
+from backend.lighting import vertex_normals
+from backend.render import Fragments, Unwrapped, rasterize, rasterize_uv, unwrap_image
 
 H, W = 64, 128
 
@@ -61,6 +63,18 @@ def test_single_view_reproduced_exactly_where_weighted():
     torch.testing.assert_close(out[seen], image[0][seen], atol=1e-5, rtol=0)
     torch.testing.assert_close(coverage, weight[0])
     assert torch.isfinite(out).all()
+
+
+def test_single_view_blend_is_its_map_without_a_pyramid():
+    g = torch.Generator().manual_seed(2)
+    image = torch.rand(1, 40, 60, 3, generator=g)
+    weight = torch.rand(1, 40, 60, generator=g) * (torch.rand(1, 40, 60, generator=g) > 0.5)
+    seen = weight[0] > 0
+    out, coverage = multiband_blend(image, weight, fill=False)
+    assert torch.equal(out[seen], image[0][seen]) and (out[~seen] == 0).all()  # exactly
+    filled, _ = multiband_blend(image, weight)
+    assert torch.equal(filled[seen], image[0][seen]) and torch.isfinite(filled).all()
+    torch.testing.assert_close(coverage, weight[0])
 
 
 def test_uncovered_texels_are_filled_smoothly_not_black():
@@ -145,6 +159,39 @@ def test_pixels_per_texel_of_an_affine_projection():
     torch.testing.assert_close(ppt, expected)
 
 
+def _pixels_per_texel_reference(screen: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Slow twin of pixels_per_texel: per texel, the shorter valid of the forward and backward
+    difference along each axis (Python loops)."""
+    V, Ht, Wt = valid.shape
+    out = torch.zeros(V, Ht, Wt)
+    p = screen[..., :2]
+
+    def diff(v, i, j, di, dj):
+        best = None
+        for a, b in (((i, j), (i + di, j + dj)), ((i - di, j - dj), (i, j))):
+            if 0 <= min(a + b) and max(a[0], b[0]) < Ht and max(a[1], b[1]) < Wt and valid[v][a] and valid[v][b]:
+                d = p[v][b] - p[v][a]
+                if best is None or float(d.norm()) < float(best.norm()):
+                    best = d
+        return best
+
+    for v in range(V):
+        for i in range(Ht):
+            for j in range(Wt):
+                du, dv = diff(v, i, j, 0, 1), diff(v, i, j, 1, 0)
+                if valid[v, i, j] and du is not None and dv is not None:
+                    out[v, i, j] = float(abs(du[0] * dv[1] - du[1] * dv[0])) ** 0.5
+    return out
+
+
+def test_pixels_per_texel_matches_the_slow_reference():
+    g = torch.Generator().manual_seed(3)
+    for shape in ((1, 1, 1), (1, 2, 5), (2, 7, 9)):
+        screen = torch.rand(*shape, 3, generator=g) * 20.0
+        valid = torch.rand(*shape, generator=g) > 0.3
+        torch.testing.assert_close(pixels_per_texel(screen, valid), _pixels_per_texel_reference(screen, valid))
+
+
 def test_silhouette_distance_and_depth_jumps():
     mask = torch.zeros(1, 21, 21, dtype=torch.bool)
     mask[0, 5:16, 5:16] = True
@@ -186,3 +233,49 @@ def test_per_view_confidence_terms():
     # hidden texels weigh nothing
     un3 = Unwrapped(texture=un.texture, visible=torch.zeros_like(un.visible), cosine=cos, screen=screen)
     assert (per_view_confidence(un3, far) == 0).all()
+    # an image weight covering the same frame at another resolution is sampled at the same places
+    left = torch.zeros(1, 40, 40)
+    left[:, :, :20] = 1.0
+    coarse_left = torch.nn.functional.avg_pool2d(left[:, None], 4)[:, 0]  # (1,10,10)
+    ramp = per_view_confidence(un, far, s, image_weight=left)
+    torch.testing.assert_close(per_view_confidence(un, far, s, image_weight=coarse_left)[:, :, :8], ramp[:, :, :8])
+
+
+def test_texel_subsets_scatter_back_to_the_layout():
+    frags = Fragments(face_idx=torch.arange(12).view(1, 3, 4) - 2, bary=torch.rand(1, 3, 4, 3),
+                      depth=torch.zeros(1, 3, 4))
+    index = torch.tensor([2, 5, 11])
+    sub = texel_subset(frags, index)
+    assert sub.face_idx.shape == (1, 1, 3) and sub.face_idx.flatten().tolist() == [0, 3, 9]
+    torch.testing.assert_close(sub.bary[0, 0], frags.bary.reshape(-1, 3)[index])
+    values = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    maps = scatter_texels(values, index, 3, 4)
+    assert maps.shape == (2, 3, 4) and float(maps.sum()) == 21.0
+    assert torch.equal(maps.flatten(1, 2).index_select(1, index), values)
+    flags = scatter_texels(torch.ones(1, 3, dtype=torch.bool), index, 3, 4)
+    assert flags.dtype == torch.bool and int(flags.sum()) == 3
+
+
+def test_facing_texels_unwrap_what_the_whole_layout_does(face_model):
+    """Unwrapping only the texels some view can face gives the whole layout's unwrap (and
+    confidence) on every visible texel; the others are the back of the head."""
+    m, S, Ht = face_model, 96, 64
+    cam = Camera(S, S)
+    pose = torch.tensor([[S / 260.0, 0.1, 0.5, 0.05, 0.0, 5.0, 0.0], [S / 260.0, -0.2, -0.9, 0.0, 3.0, 0.0, 0.0]])
+    verts = m(torch.zeros(2, m.n_id), torch.zeros(2, m.n_exp))
+    image = torch.rand(2, S, S, 3, generator=torch.Generator().manual_seed(4))
+    screen = rasterize(project(verts, pose, cam), m.faces, S, S)
+    u_range = (0.0, float(m.uv_tiles))
+    full = unwrap_image(image, verts, m.faces, pose, cam, rasterize_uv(m.uv, m.faces_uv, Ht, Ht * m.uv_tiles, u_range),
+                        fragments=screen)
+    normals = vertex_normals(to_camera_space(verts, pose, "orthographic"), m.faces)
+    frags, index = facing_texels(m.uv, m.faces_uv, m.faces, normals, Ht, Ht * m.uv_tiles, u_range)
+    assert 0 < index.numel() < int((full.cosine != 0).sum())
+    part = unwrap_image(image, verts, m.faces, pose, cam, frags, fragments=screen)
+    un = Unwrapped(*(scatter_texels(x[:, 0], index, Ht, Ht * m.uv_tiles)
+                     for x in (part.texture, part.visible, part.cosine, part.screen)))
+    assert torch.equal(un.visible, full.visible)
+    vis = full.visible
+    assert torch.equal(un.texture[vis], full.texture[vis]) and torch.equal(un.screen[vis], full.screen[vis])
+    dist = silhouette_distance(screen.mask, screen.depth, 4.0)
+    torch.testing.assert_close(per_view_confidence(un, dist), per_view_confidence(full, dist), rtol=0, atol=0)

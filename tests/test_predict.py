@@ -74,6 +74,24 @@ def test_predictor_outputs_in_crop_frame(checkpoints, face_model):
     assert one.shape == (1, 1, UV, UV) and torch.isfinite(one).all()
 
 
+def test_unet_input_is_unwrap_pair_in_one_pass(checkpoints, face_model):
+    """The predictor unwraps photo and coarse render together, reusing the render's
+    rasterisation: exactly the trainer's unwrap_pair."""
+    from backend.uvmaps import face_tile_layout, unwrap_pair
+
+    pred = load_predictor(checkpoints, "cpu", face_model)
+    crops = torch.rand(2, 224, 224, 3, generator=torch.Generator().manual_seed(5))
+    coarse = pred.predict_coarse(face_model, crops, shared_expression=False)
+    photo = pred._encoder_input(crops)
+    k = CROP / 224
+    pose = coarse.pose * torch.tensor([k, 1, 1, 1, k, k, k])
+    cam, layout = Camera(CROP, CROP), face_tile_layout(face_model, UV)
+    render = pred._coarse_render(face_model, coarse, pose, cam).image
+    want = unwrap_pair(photo, render, coarse.verts, face_model.faces, pose, cam, layout)
+    got = pred._unet_input(face_model, coarse, photo, pose, cam, layout)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+
 def test_predict_mode_real_photo(checkpoints, grace_hopper):
     head = reconstruct([grace_hopper], ReconstructConfig(mode="predict", quality="draft", identity=False,
                                                          checkpoints=str(checkpoints)))
