@@ -128,6 +128,19 @@ def displaced_mesh(
     return all_verts, all_faces, all_uv, all_faces_uv
 
 
+def border_fade(valid: torch.Tensor, width: int) -> torch.Tensor:
+    """(B,1,S,S) ramp from 0 on a UV island's border texels to 1 at ``width`` texels inside
+    (chessboard distance), so a displacement vanishes where the dense tile meets the rest of the
+    head (no cracks at the seam, in the dense mesh or under Blender's displacement modifier).
+    valid (B,1,S,S) float in {0,1}."""
+    inside = valid
+    total = torch.zeros_like(valid)
+    for _ in range(max(1, width)):  # erosion steps (width is a few texels)
+        inside = 1.0 - torch.nn.functional.max_pool2d(1.0 - inside, 3, stride=1, padding=1)
+        total = total + inside
+    return total / max(1, width)
+
+
 def gaussian_kernel1d(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
     """Normalised 1-D Gaussian of standard deviation ``sigma`` (texels), radius 3σ. Returns (K,)."""
     radius = max(1, int(math.ceil(3.0 * sigma)))

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as Fn
 
 from ..camera import Camera
-from ..detail import DenseTopology, DetailedSurface, dense_topology, displace, masked_lowpass
+from ..detail import DenseTopology, DetailedSurface, border_fade, dense_topology, displace, masked_lowpass
 from ..facemodel import FaceModel
 from ..losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss
 from ..progress import CancelToken, ProgressFn, check_cancel
@@ -124,6 +124,8 @@ def fit_detail(
     disp = torch.nn.Parameter(disp)
     opt = torch.optim.Adam([disp], lr=config.lr)
     sigma = config.lowpass_sigma * config.uv_size  # texels
+    # the displacement fades to 0 over ≈ 3.4 mm at the UV island borders (face-tile seam, ears)
+    fade = border_fade(valid, max(1, round(3 * config.uv_size / 256)))
     n_valid = valid.sum().clamp_min(1.0)
 
     def render_views(surface: DetailedSurface):
@@ -138,16 +140,17 @@ def fit_detail(
     terms: dict[str, torch.Tensor] = {}
     for step in range(config.steps):
         check_cancel(cancel)
-        surface = displace(coarse_pos, disp.expand(V, -1, -1, -1), layout, topo, coarse_n)
+        shown = disp * fade
+        surface = displace(coarse_pos, shown.expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend, mask = render_views(surface)
         terms = {
             "pixel": pixel_loss(images, rend.image, mask),
-            "smooth": smooth_loss(disp, surface.delta_normals[:1], valid, w),
-            "disp": disp_loss(disp, surface.delta_normals[:1], valid, w),
+            "smooth": smooth_loss(shown, surface.delta_normals[:1], valid, w),
+            "disp": disp_loss(shown, surface.delta_normals[:1], valid, w),
         }
         loss = w.pixel * terms["pixel"] + w.smooth * terms["smooth"] + w.disp * terms["disp"]
         if config.lowpass_weight > 0:
-            terms["lowpass"] = masked_lowpass(disp, valid, sigma).pow(2).sum() / n_valid
+            terms["lowpass"] = masked_lowpass(shown, valid, sigma).pow(2).sum() / n_valid
             loss = loss + config.lowpass_weight * terms["lowpass"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -160,7 +163,7 @@ def fit_detail(
         if step % 10 == 0 or step == config.steps - 1:
             history.append({"step": step, **{k: float(v.detach()) for k, v in terms.items()}})
     with torch.no_grad():
-        disp = disp.detach()
+        disp = disp.detach() * fade
         surface = displace(coarse_pos, disp.expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend, mask = render_views(surface)
         pixel_detail = [float(pixel_loss(images[i : i + 1], rend.image[i : i + 1], mask[i : i + 1])) for i in range(V)]
