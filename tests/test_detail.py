@@ -151,3 +151,13 @@ def test_border_fade_is_zero_on_island_borders_and_one_inside():
     assert fade[0, 0, 3, 8] == pytest.approx(1 / 3) and fade[0, 0, 4, 8] == pytest.approx(2 / 3)
     assert fade[0, 0, 10, 10] == 1.0
     assert fade[valid == 0].abs().max() == 0
+
+
+def test_dense_mesh_keeps_stretched_ear_triangles(face_model):
+    """Only true cuts between UV islands are left open: a large limit adds almost nothing more
+    (the default once dropped stretched ear triangles, which showed as holes)."""
+    layout = face_tile_layout(face_model, 128)
+    pos = uv_position_map((face_model.mean * torch.tensor([1.0, 1.15, 1.0]))[None], face_model.faces, layout)
+    n_default = dense_topology(layout, pos).faces.shape[0]
+    n_all = dense_topology(layout, pos, seam_factor=1e6).faces.shape[0]
+    assert n_all - n_default <= 0.0005 * n_all
