@@ -231,8 +231,9 @@ def run_synthetic(
     ``landmarks``: ``truth`` (default) hands the true 2-D landmarks (``contour68``) to the
     pipeline in place of the detector (:func:`given_landmarks`), so the suite measures the fit;
     ``detector`` runs dlib on the render as for a photo. dlib's predictor is out of its domain
-    on these renders (no brows, lashes, lips or hair in the albedo): on 12 faces (seed 0) its
-    error was 4.7–27 px at 224² (mean 13.6 px), which then dominates every number. With the real
+    on these renders (bald, no lashes or hair; painted brows and lips only since the albedo
+    gained them): its mean error at 224² was 13.6 px without brows and lips, 8.8 px with them
+    (20 faces, seed 0), which then dominates every number. With the real
     reconstruction, ``truth`` mode still runs dlib on each render and reports its error
     (``detector_*``). ``time_budget_s`` stops starting new faces after that many seconds.
     """

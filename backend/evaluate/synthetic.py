@@ -4,7 +4,8 @@ Used by ``photohead evaluate synthetic`` and by the coarse-fit tests. Each face 
 - identity x_id ~ N(0, ``id_scale``²) (the model's unit-variance coefficients);
 - expression: :meth:`FaceModel.sample` (|N(0, ``exp_scale``²)| blendshape weights in [0,1]);
 - albedo: a UV texture (the model has no albedo basis): a random skin tone with smooth
-  low-frequency variation, darker brows/lips are not modelled;
+  low-frequency variation, darker brows and redder lips along the model's landmark chains
+  (``features``; an albedo edge that is not geometry, which the fit must not turn into shape);
 - pose: yaw uniform in ±``yaw_max_deg``, pitch ±``pitch_max_deg``, roll ±``roll_max_deg``,
   orthographic scale so the face (landmark box) spans ``face_fraction`` of the image, centred
   with a small random shift;
@@ -27,7 +28,7 @@ import torch
 from ..camera import Camera, project
 from ..lighting import sh_directional, vertex_normals
 
-__all__ = ["SyntheticSettings", "SyntheticFace", "make_face", "make_faces", "render_face", "random_albedo",
+__all__ = ["SyntheticSettings", "SyntheticFace", "make_face", "make_faces", "render_face", "random_albedo", "feature_polylines",
            "random_displacement", "write_known_answer_scans", "KNOWN_SCANS_EXPECTED", "vertex_displacement", "visible_face_texels",
            "true_detail_surface", "resample_map"]
 
@@ -49,6 +50,7 @@ class SyntheticSettings:
     detail: bool = False
     detail_amplitude_mm: float = 1.5
     background: tuple[float, float, float] | None = None  # None: random grey
+    features: bool = True  # darker brows and lips in the albedo
 
 
 @dataclass
@@ -90,13 +92,48 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.nd
     return out[:h, :w]
 
 
-def random_albedo(rng: np.random.Generator, size: int, tiles: int) -> np.ndarray:
-    """(size, size·tiles, 3) float32 skin-like albedo in [0,1], top row = v 1."""
+def random_albedo(rng: np.random.Generator, size: int, tiles: int, features_uv: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """(size, size·tiles, 3) float32 skin-like albedo in [0,1], top row = v 1.
+
+    ``features_uv`` (:func:`feature_polylines`) adds darker brows and redder, darker lips along
+    those UV polylines, so an albedo edge that is not geometry exists, as in photos."""
     tone = rng.uniform(0.25, 0.85)
     base = np.array([0.80, 0.58, 0.47]) * tone + np.array([0.12, 0.08, 0.06])
     tint = rng.normal(0.0, 0.03, 3)
     noise = _smooth_noise(rng, size, size * tiles, 8)[..., None] * 0.06
-    return np.clip(base + tint + noise, 0.0, 1.0).astype(np.float32)
+    albedo = base + tint + noise
+    if features_uv:
+        v, u = np.mgrid[0:size, 0 : size * tiles].astype(np.float64)
+        uv = np.stack([(u + 0.5) / size, 1.0 - (v + 0.5) / size], -1).reshape(-1, 1, 2)
+
+        def near(points: np.ndarray, radius: float) -> np.ndarray:  # soft (size, size·tiles) mask
+            d = np.sqrt(((uv - points[None]) ** 2).sum(-1)).min(1).reshape(size, size * tiles)
+            return np.clip(1.5 - d / radius, 0.0, 1.0)
+
+        brow = near(features_uv["brows"], 0.012)[..., None] * rng.uniform(0.35, 0.6)
+        lips = near(features_uv["lips"], 0.008)[..., None] * rng.uniform(0.15, 0.3)
+        albedo = albedo * (1.0 - brow) + np.array([0.18, 0.12, 0.09]) * brow
+        albedo = albedo * (1.0 - lips) + np.array([0.62, 0.28, 0.28]) * tone * lips
+    return np.clip(albedo, 0.0, 1.0).astype(np.float32)
+
+
+def feature_polylines(model, samples: int = 6) -> dict[str, np.ndarray]:
+    """UV points along the brows (landmarks 17–21, 22–26) and the outer lip contour (48–59,
+    closed) of ``model``'s landmark vertices, densified ``samples`` per segment: {"brows": (P,2),
+    "lips": (Q,2)}."""
+    faces, faces_uv = model.faces.cpu().numpy().reshape(-1), model.faces_uv.cpu().numpy().reshape(-1)
+    first = np.full(model.n_verts, -1, np.int64)
+    first[faces[::-1]] = faces_uv[::-1]  # one UV per vertex (its first corner)
+    lm_uv = model.uv.cpu().numpy()[first[model.landmarks68.cpu().numpy()]]
+    t = np.linspace(0.0, 1.0, samples)[None, :, None]
+
+    def dense(idx: list[int]) -> np.ndarray:
+        p = lm_uv[idx]
+        return (p[:-1, None] * (1 - t) + p[1:, None] * t).reshape(-1, 2)
+
+    brows = np.concatenate([dense(list(range(17, 22))), dense(list(range(22, 27)))])
+    lips = dense(list(range(48, 60)) + [48])
+    return {"brows": brows, "lips": lips}
 
 
 def random_displacement(rng: np.random.Generator, size: int, tiles: int, amplitude_mm: float = 1.5) -> np.ndarray:
@@ -175,7 +212,7 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
     verts = coeffs["verts"].detach().float()  # (1,V,3)
     tiles = model.uv_tiles
     coarse_vertices = verts[0].numpy().copy()
-    albedo = random_albedo(rng, s.texture_size, tiles)
+    albedo = random_albedo(rng, s.texture_size, tiles, feature_polylines(model) if s.features else None)
     displacement = None
     mesh = None
     if s.detail:
