@@ -10,11 +10,11 @@ blocks whose 3-D edges are much longer than the texel spacing (UV seams/island b
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
+from .image_filters import gaussian_blur
 from .uvmaps import UVLayout, grid_normals, tangent_frames
 
 
@@ -143,30 +143,14 @@ def border_fade(valid: torch.Tensor, width: int) -> torch.Tensor:
     return total / max(1, width)
 
 
-def gaussian_kernel1d(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Normalised 1-D Gaussian of standard deviation ``sigma`` (texels), radius 3σ. Returns (K,)."""
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
 def masked_lowpass(x: torch.Tensor, valid: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian low-pass of a map restricted to its valid texels (normalised convolution, so the
     border of the UV island does not pull values towards zero).
 
     x (B,C,S,S); valid (B|1,1,S,S) float in [0,1]; sigma in texels. Returns (B,C,S,S), 0 off ``valid``.
     """
-    k = gaussian_kernel1d(sigma, x.device, x.dtype)
-    r = k.numel() // 2
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        c = t.shape[1]
-        t = torch.nn.functional.conv2d(torch.nn.functional.pad(t, (r, r, 0, 0)), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-        return torch.nn.functional.conv2d(torch.nn.functional.pad(t, (0, 0, r, r)), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-    weight = blur(valid.expand(x.shape[0], 1, -1, -1))
-    return blur(x * valid) / weight.clamp_min(1e-6) * valid
+    weight = gaussian_blur(valid.expand(x.shape[0], 1, -1, -1), sigma, padding="constant")
+    return gaussian_blur(x * valid, sigma, padding="constant") / weight.clamp_min(1e-6) * valid
 
 
 def tangent_normal_map(surface: DetailedSurface, valid: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..image_filters import gaussian_blur
 from .network import CHIP_SIZE, IdentityNet, load_identity_net
 
 __all__ = ["face_chip_transform", "extract_chips", "identity_features", "FaceIdentity", "MEAN_FACE_TEMPLATE"]
@@ -104,18 +105,6 @@ def _pyramid_levels(transform: torch.Tensor, size: int) -> list[int]:
     return levels
 
 
-def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    C = images.shape[1]
-    out = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="replicate"),
-                   kernel.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
-    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"),
-                    kernel.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
-
-
 def extract_chips(images: torch.Tensor, transform: torch.Tensor, size: int = CHIP_SIZE,
                   antialias: bool = True) -> torch.Tensor:
     """Resample face chips, differentiably (``affine_grid`` + bilinear ``grid_sample``).
@@ -140,7 +129,7 @@ def extract_chips(images: torch.Tensor, transform: torch.Tensor, size: int = CHI
             blurred = []
             for i, n in enumerate(levels):
                 img = images[i:i + 1]
-                blurred.append(_gaussian_blur(img, math.sqrt((4 ** n - 1) / 3)) if n else img)
+                blurred.append(gaussian_blur(img, math.sqrt((4 ** n - 1) / 3)) if n else img)
             images = torch.cat(blurred, 0)
     # Normalised coordinates (align_corners=True): chip u ∈ [0,size−1] ↔ [−1,1]; image x likewise.
     dt, dev = images.dtype, images.device
