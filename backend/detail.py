@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .image_filters import gaussian_blur
-from .uvmaps import UVLayout, grid_normals, tangent_frames
+from .uvmaps import UVLayout, face_tile_triangles, grid_normals, tangent_frames
 
 
 @dataclass(frozen=True)
@@ -121,13 +121,23 @@ def displaced_mesh(
     coarse = uv_position_map(verts, faces, layout)
     topo = dense_topology(layout, coarse)
     surface = displace(coarse, displacement[None, None], layout, topo)
-    n_dense = surface.dense_verts.shape[1]
-    head = uv[faces_uv].mean(1)[:, 0] >= 1.0  # triangles of the other tiles
-    all_verts = torch.cat([surface.dense_verts, verts], 1)
-    all_faces = torch.cat([topo.faces, faces[head] + n_dense], 0)
-    all_uv = torch.cat([topo.uv, uv], 0)
-    all_faces_uv = torch.cat([topo.faces, faces_uv[head] + topo.uv.shape[0]], 0)
-    return all_verts, all_faces, all_uv, all_faces_uv
+    return with_dense_face_tile((surface.dense_verts, topo.faces, topo.uv), (verts, faces, uv, faces_uv))
+
+
+def with_dense_face_tile(
+    dense: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    coarse: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One mesh of a dense face tile and the coarse triangles of the other tiles (scalp, neck).
+
+    dense: (verts (1,N,3), faces (M,3), uv (N,2)), one UV per vertex; coarse: (verts (1,V,3),
+    faces (F,3), uv (T,2), faces_uv (F,3)). Returns (verts (1,N+V,3), faces, uv, faces_uv)."""
+    d_verts, d_faces, d_uv = dense
+    verts, faces, uv, faces_uv = coarse
+    other = ~face_tile_triangles(uv, faces_uv)
+    n, t = d_verts.shape[1], d_uv.shape[0]
+    return (torch.cat([d_verts, verts], 1), torch.cat([d_faces, faces[other] + n], 0),
+            torch.cat([d_uv, uv], 0), torch.cat([d_faces, faces_uv[other] + t], 0))
 
 
 def border_fade(valid: torch.Tensor, width: int) -> torch.Tensor:

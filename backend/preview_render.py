@@ -8,11 +8,13 @@ import torch
 
 from .align import warp_to_crop
 from .camera import Camera, project
+from .detail import with_dense_face_tile
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
 from .lighting import sh_ambient, sh_directional
 from .preview import compose_panels, draw_landmarks
 from .render import RenderSettings, render
+from .uvmaps import face_tile_triangles
 
 PANEL = 320  # preview panel size, pixels
 
@@ -128,14 +130,7 @@ def head_mesh(head: Head, detailed: bool = True) -> tuple[torch.Tensor, torch.Te
     dense = torch.from_numpy(np.asarray(head.dense_vertices, np.float32))[None]
     dense_faces = torch.from_numpy(np.asarray(head.dense_faces, np.int64))
     dense_uv = torch.from_numpy(np.asarray(head.dense_uv, np.float32))
-    other = uv[faces_uv].mean(1)[:, 0] >= 1.0  # (F,) triangles outside the face tile
-    n, T = dense.shape[1], dense_uv.shape[0]
-    return (
-        torch.cat([dense, verts], 1),
-        torch.cat([dense_faces, faces[other] + n], 0),
-        torch.cat([dense_uv, uv], 0),
-        torch.cat([dense_faces, faces_uv[other] + T], 0),
-    )
+    return with_dense_face_tile((dense, dense_faces, dense_uv), (verts, faces, uv, faces_uv))
 
 
 def render_head(
@@ -169,7 +164,7 @@ def render_head(
         if head.dense_vertices is None:
             return main.image, main.mask
         v, f, uv, fuv = head_mesh(head, detailed=False)
-        tile = uv[fuv].mean(1)[:, 0] < 1.0
+        tile = face_tile_triangles(uv, fuv)
         under = draw((v, f[tile], uv, fuv[tile]))
         depth_mm = 1.0 + (float(np.abs(head.displacement).max()) if head.displacement is not None else 2.0)
         tol = depth_mm * (pose[:, 0].abs() if camera.projection == "orthographic" else torch.ones(B)).view(B, 1, 1)

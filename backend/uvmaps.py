@@ -28,6 +28,11 @@ class UVLayout:
     valid: torch.Tensor
 
 
+def face_tile_triangles(uv: torch.Tensor, faces_uv: torch.Tensor) -> torch.Tensor:
+    """(F,) bool: the triangles whose UV centroid lies in the face tile (u < 1)."""
+    return uv[faces_uv].mean(1)[:, 0] < FACE_TILE[1]
+
+
 def face_tile_layout(model: FaceModel, size: int) -> UVLayout:
     """Rasterise the model's face tile at ``size``×``size`` texels."""
     frags = rasterize_uv(model.uv, model.faces_uv, size, size, FACE_TILE)

@@ -217,6 +217,7 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
     mesh = None
     if s.detail:
         from ..detail import displaced_mesh
+        from ..uvmaps import face_tile_triangles
 
         displacement = random_displacement(rng, s.texture_size, tiles, s.detail_amplitude_mm)
         # rendered: the face tile as a dense mesh at the map's resolution (detail finer than the
@@ -224,7 +225,7 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
         mesh = displaced_mesh(model, verts, torch.from_numpy(displacement[:, : s.texture_size]))
         # behind it, the model's own face-tile triangles 2 mm inwards close the hairline cracks
         # between the dense tile and the rest of the head (the map is within ±1.5 mm there)
-        tile = model.uv[model.faces_uv].mean(1)[:, 0] < 1.0
+        tile = face_tile_triangles(model.uv, model.faces_uv)
         backing = verts - 2.0 * vertex_normals(verts, model.faces)
         n_mesh = mesh[0].shape[1]
         mesh = (torch.cat([mesh[0], backing], 1), torch.cat([mesh[1], model.faces[tile] + n_mesh]),
