@@ -39,8 +39,8 @@ class DetailFitConfig:
       its low frequencies (Gaussian σ = ``lowpass_sigma`` × the UV tile, 0.016 ≈ 4.6 mm on ICT's
       face tile) is penalised with ``lowpass_weight`` (mm² per texel, against L_pixel in 8-bit
       levels), so broad coarse-shape and lighting errors are not absorbed as displacement.
-      A trade-off (three synthetic faces without brows/lips in the albedo; astronaut / grace_hopper L_pixel drop): weight 0 →
-      correlation 0.49, drops 20 % / 31 %; 100 → 0.54, 17 % / 28 %; 500 → 0.55, 14 % / 26 %.
+      A trade-off (three synthetic faces without brows/lips in the albedo; astronaut /
+      grace_hopper L_pixel drop): weight 0 → correlation 0.49, drops 20 % / 31 %; 100 → 0.54, 17 % / 28 %; 500 → 0.55, 14 % / 26 %.
       The absorbed low frequencies do lower the dense mesh's error a little (1.735 vs 1.739 mm),
       so the map is not made a pure detail layer. A penalty, not a projection: removing the
       low-pass inside the optimisation rang as concentric ripples where the photo gives no
