@@ -22,7 +22,7 @@ import numpy as np
 __all__ = [
     "TEMPLATE_68_MM", "INNER_POINTS", "AlignSettings", "Alignment", "canonical_landmarks",
     "estimate_similarity", "invert_affine", "align_face", "points_to_crop", "points_to_image",
-    "warp_to_crop", "crop_valid_mask", "face_mask",
+    "warp_to_crop", "crop_valid_mask", "face_mask", "feature_polygons",
 ]
 
 # ICT-FaceKit mean face (ict_head.npz `mean[landmarks68]`), frontal: x = X, y = −Y, in mm,
@@ -252,6 +252,32 @@ def crop_valid_mask(image_shape: tuple[int, ...], crop_from_image: np.ndarray, s
     return (pts[..., 0] >= -0.5) & (pts[..., 0] <= w - 0.5) & (pts[..., 1] >= -0.5) & (pts[..., 1] <= h - 0.5)
 
 
+# Brow band around iBUG's brow points (which trace the brow's upper edge), in eye widths
+# (≈ 30 mm): the hair lies mostly below the points. Lips: the outer contour grown outwards.
+BROW_ABOVE, BROW_BELOW, BROW_ENDS, LIP_MARGIN = 0.15, 0.4, 0.15, 0.1
+
+
+def feature_polygons(landmarks68: np.ndarray) -> list[np.ndarray]:
+    """Polygons (P,2) in the landmarks' pixels covering the two brows and the lips (outer
+    contour 48–59 grown by ``LIP_MARGIN`` eye widths), from 68 iBUG landmarks."""
+    lm = np.asarray(landmarks68, np.float64)
+    eye_w = 0.5 * (np.linalg.norm(lm[39] - lm[36]) + np.linalg.norm(lm[45] - lm[42]))
+    up = lm[BROWS].mean(0) - lm[8]
+    up /= max(float(np.hypot(*up)), 1e-9)
+    polys = []
+    for brow in (lm[17:22], lm[22:27]):
+        along = brow[-1] - brow[0]
+        along /= max(float(np.hypot(*along)), 1e-9)
+        ends = np.concatenate([brow[:1] - BROW_ENDS * eye_w * along, brow, brow[-1:] + BROW_ENDS * eye_w * along])
+        polys.append(np.concatenate([ends + BROW_ABOVE * eye_w * up, (ends - BROW_BELOW * eye_w * up)[::-1]]))
+    lips = lm[48:60]
+    centre = lips.mean(0)
+    radial = lips - centre
+    radial /= np.linalg.norm(radial, axis=1, keepdims=True).clip(1e-9)
+    polys.append(lips + LIP_MARGIN * eye_w * radial)
+    return polys
+
+
 def _polygon_mask(poly: np.ndarray, height: int, width: int) -> np.ndarray:
     from skimage.draw import polygon
 
@@ -263,14 +289,16 @@ def _polygon_mask(poly: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def face_mask(
     landmarks68: np.ndarray, height: int, width: int, forehead: float = 0.35, soft_px: float = 0.0,
-    exclude_eyes: bool = True, exclude_mouth: bool = True,
+    exclude_eyes: bool = True, exclude_mouth: bool = True, exclude_features: bool = False,
 ) -> np.ndarray:
     """Skin mask for the photometric loss from 68 landmarks (pixels of the frame of size H×W).
 
     Convex hull of the jaw and the brows raised towards the forehead by ``forehead`` × the
     brow-to-chin distance (along the face's up direction), minus the eyes and the inner
-    mouth. ``soft_px`` > 0 blurs the edges (Gaussian σ in pixels). Returns (H,W) float32 in
-    [0,1].
+    mouth. ``exclude_features`` also removes the brows and the lips (:func:`feature_polygons`):
+    not skin, and their colour edges are what a smooth albedo cannot hold, so the detail stage
+    would turn them into ridges. ``soft_px`` > 0 blurs the edges (Gaussian σ in pixels).
+    Returns (H,W) float32 in [0,1].
     """
     from scipy.spatial import ConvexHull
 
@@ -292,6 +320,8 @@ def face_mask(
         holes += [lm[RIGHT_EYE], lm[LEFT_EYE]]
     if exclude_mouth:
         holes.append(lm[INNER_MOUTH])
+    if exclude_features:
+        holes += feature_polygons(lm)
     for hole in holes:
         mask &= ~_polygon_mask(hole, height, width)
     out = mask.astype(np.float32)

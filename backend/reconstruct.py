@@ -295,17 +295,15 @@ def reframe(view: PreparedView, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The views' crops and skin masks re-sampled from the photos at ``size``² (same framing
-    as the 224² crop; at 224² they are the views' own). Returns (V,size,size,3) in [0,1] and
-    (V,size,size)."""
-    if size == CROP_SIZE:  # what prepare_view drew: reframe is the identity here
-        crops, masks = (np.stack([getattr(v, name) for v in views]) for name in ("crop", "skin_mask"))
-        return torch.from_numpy(crops), torch.from_numpy(masks)
+    """The views' crops re-sampled from the photos at ``size``² (same framing as the 224² crop;
+    at 224² they are the views' own) and their skin masks without the brows and lips (whose
+    colour edges the smooth albedo cannot hold: the detail stage would raise them as ridges).
+    Returns (V,size,size,3) in [0,1] and (V,size,size)."""
     crops, masks = [], []
     for view in views:
         M, lm = reframe(view, size)
-        crops.append(warp_to_crop(view.image, M, size))
-        masks.append(face_mask(lm, size, size, soft_px=size / CROP_SIZE))
+        crops.append(view.crop if size == CROP_SIZE else warp_to_crop(view.image, M, size))
+        masks.append(face_mask(lm, size, size, soft_px=size / CROP_SIZE, exclude_features=True))
     return torch.from_numpy(np.stack(crops)), torch.from_numpy(np.stack(masks))
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from backend.align import (
     TEMPLATE_68_MM, AlignSettings, align_face, canonical_landmarks, crop_valid_mask, estimate_similarity,
-    face_mask, invert_affine, points_to_crop, points_to_image, warp_to_crop,
+    face_mask, feature_polygons, invert_affine, points_to_crop, points_to_image, warp_to_crop,
 )
 
 
@@ -147,6 +147,26 @@ def test_face_mask_regions():
     soft = face_mask(t, 224, 224, soft_px=3.0)
     assert 0.0 <= soft.min() and soft.max() <= 1.0 and soft[int(t[30, 1]), int(t[30, 0])] > 0.99
     assert ((soft > 0) & (soft < 1)).sum() > 100
+
+
+def test_face_mask_excludes_brows_and_lips():
+    t = canonical_landmarks()  # 1 px per mm
+    plain = face_mask(t, 224, 224)
+    skin = face_mask(t, 224, 224, exclude_features=True)
+    def at(m, p):
+        return m[int(round(p[1])), int(round(p[0]))]
+
+    for i in (19, 24, 51, 57):  # brow tops, upper and lower lip
+        assert at(plain, t[i]) == 1.0 and at(skin, t[i]) == 0.0, i
+    # the brow hair lies below iBUG's brow points: 6 mm below is out, the eye's upper lid is in
+    assert at(skin, t[19] + [0, 6]) == 0.0 and at(skin, t[37] - [0, 4]) == 1.0
+    # skin stays: between the brows (frown lines), the forehead, the nasolabial folds, the chin
+    for p in (t[[21, 22]].mean(0), t[19] - [0, 15], 0.5 * (t[31] + t[48]), t[8] - [0, 8]):
+        assert at(skin, p) == 1.0, p
+    removed = (plain - skin).sum() / plain.sum()
+    assert 0.05 < removed < 0.2  # two brows and the lips: a tenth of the face, not more
+    polys = feature_polygons(t)
+    assert len(polys) == 3 and all(p.ndim == 2 and p.shape[1] == 2 for p in polys)
 
 
 def test_bad_landmarks():
