@@ -161,3 +161,27 @@ def test_dense_mesh_keeps_stretched_ear_triangles(face_model):
     n_default = dense_topology(layout, pos).faces.shape[0]
     n_all = dense_topology(layout, pos, seam_factor=1e6).faces.shape[0]
     assert n_all - n_default <= 0.0005 * n_all
+
+
+def test_curved_position_map_follows_a_coarse_sphere():
+    """Phong tessellation puts the texels of a coarse sphere (10° facets) close to the sphere
+    while flat interpolation cuts its chords; at the vertices both are exact."""
+    from backend.render import rasterize_uv
+    from backend.render.primitives import uv_sphere
+    from backend.uvmaps import UVLayout
+
+    verts, faces, uv, faces_uv = uv_sphere(radius=100.0, n_lat=18, n_lon=36)
+    frags = rasterize_uv(uv, faces_uv, 128, 128, (0.0, 1.0))
+    layout = UVLayout(size=128, frags=frags, valid=frags.face_idx >= 0)
+    away_from_poles = layout.valid[0] & (frags.bary[0].max(-1).values < 0.999)
+    rows = torch.arange(128)
+    away_from_poles &= ((rows[:, None] > 10) & (rows[:, None] < 117))  # the pole fans are degenerate in UV
+    radius = {c: uv_position_map(verts[None], faces, layout, curved=c)[0].norm(dim=-1)[away_from_poles] for c in (False, True)}
+    flat_err, curved_err = (100.0 - radius[False]).abs().mean(), (100.0 - radius[True]).abs().mean()
+    assert flat_err > 0.3  # mm: chords of 10° facets sit up to 0.4 mm inside
+    assert curved_err < 0.1 * flat_err  # ½-Phong on a sphere: 0.008 mm
+    # texels at a vertex (barycentric ≈ 1) are the vertex itself either way
+    at_vertex = layout.valid[0] & (frags.bary[0].max(-1).values > 0.9999)
+    if at_vertex.any():
+        both = [uv_position_map(verts[None], faces, layout, curved=c)[0][at_vertex] for c in (False, True)]
+        torch.testing.assert_close(both[0], both[1], atol=1e-3, rtol=0)
