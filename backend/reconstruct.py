@@ -294,17 +294,24 @@ def reframe(view: PreparedView, size: int) -> tuple[np.ndarray, np.ndarray]:
     return M, view.crop_landmarks * k + 0.5 * k - 0.5
 
 
-def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The views' crops re-sampled from the photos at ``size``² (same framing as the 224² crop;
-    at 224² they are the views' own) and their skin masks without the brows and lips (whose
-    colour edges the smooth albedo cannot hold: the detail stage would raise them as ridges).
-    Returns (V,size,size,3) in [0,1] and (V,size,size)."""
-    crops, masks = [], []
+    at 224² they are the views' own) and their skin masks: without the brows and lips, and
+    weighted by the skin colour likelihood (hair fringes, hats, glasses frames out). Their colour
+    edges are what the smooth albedo cannot hold: the detail stage would raise them as ridges.
+    Also the plain landmark face mask (brows, lips and all), on which the photometric error is
+    reported. Returns crops (V,size,size,3) in [0,1], skin masks and face masks (V,size,size)."""
+    from .skin import skin_likelihood
+
+    crops, skins, faces = [], [], []
     for view in views:
         M, lm = reframe(view, size)
-        crops.append(view.crop if size == CROP_SIZE else warp_to_crop(view.image, M, size))
-        masks.append(face_mask(lm, size, size, soft_px=size / CROP_SIZE, exclude_features=True))
-    return torch.from_numpy(np.stack(crops)), torch.from_numpy(np.stack(masks))
+        crop = view.crop if size == CROP_SIZE else warp_to_crop(view.image, M, size)
+        mask = face_mask(lm, size, size, soft_px=size / CROP_SIZE, exclude_features=True)
+        crops.append(crop)
+        skins.append(mask * skin_likelihood(crop, mask))
+        faces.append(view.skin_mask if size == CROP_SIZE else face_mask(lm, size, size, soft_px=size / CROP_SIZE))
+    return tuple(torch.from_numpy(np.stack(x)) for x in (crops, skins, faces))
 
 
 def reconstruct(
@@ -398,14 +405,14 @@ def reconstruct(
     elif config.detail:
         t3 = time.perf_counter()
         det_cfg = DETAIL_PRESETS[config.quality]
-        crops, masks = detail_inputs(views, det_cfg.render_size)
+        crops, masks, face_masks = detail_inputs(views, det_cfg.render_size)
         disp0 = None
         if predictor is not None and predictor.has_detail:
             disp0 = predictor.predict_detail(model, fit, crops224, size=det_cfg.uv_size)
         if config.mode == "predict":
             det_cfg = replace(det_cfg, steps=0)  # no optimisation: builds the surface of the prediction
         detail = fit_detail(
-            model, fit, crops.to(device), masks.to(device), det_cfg, init=disp0,
+            model, fit, crops.to(device), masks.to(device), det_cfg, init=disp0, report_mask=face_masks.to(device),
             progress=Stage(progress, 0.75, 0.95, cancel), cancel=cancel,
         )
         timings["detail_predict_s" if config.mode == "predict" else "detail_fit_s"] = time.perf_counter() - t3
@@ -493,3 +500,5 @@ def attach_detail(head: Head, detail: DetailFitResult, tiles: int) -> None:
     head.dense_uv = detail.topology.uv.cpu().numpy().astype(np.float32)
     head.metrics["pixel_loss_coarse"] = float(np.mean(detail.pixel_coarse))
     head.metrics["pixel_loss_detail"] = float(np.mean(detail.pixel_detail))
+    head.metrics["pixel_loss_skin_coarse"] = float(np.mean(detail.pixel_skin_coarse))
+    head.metrics["pixel_loss_skin_detail"] = float(np.mean(detail.pixel_skin_detail))

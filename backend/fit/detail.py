@@ -68,7 +68,8 @@ DETAIL_PRESETS: dict[str, DetailFitConfig] = {
 class DetailFitResult:
     """displacement (1,1,S,S) mm; surface: the displaced surface per view; topology: dense mesh
     connectivity; layout: the face-tile UV rasterisation; dense_albedo (1,N,3);
-    pixel_coarse / pixel_detail: L_pixel of the coarse and the detailed render per view."""
+    pixel_coarse / pixel_detail: L_pixel of the coarse and the detailed render per view over the
+    report mask; pixel_skin_coarse / pixel_skin_detail: the same over the loss's skin mask."""
 
     displacement: torch.Tensor
     surface: DetailedSurface
@@ -77,6 +78,8 @@ class DetailFitResult:
     dense_albedo: torch.Tensor
     pixel_coarse: list[float] = field(default_factory=list)
     pixel_detail: list[float] = field(default_factory=list)
+    pixel_skin_coarse: list[float] = field(default_factory=list)
+    pixel_skin_detail: list[float] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -103,11 +106,14 @@ def fit_detail(
     init: torch.Tensor | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    report_mask: torch.Tensor | None = None,
 ) -> DetailFitResult:
     """Optimise the displacement map against V views.
 
     images (V,R,R,3) in [0,1] at ``config.render_size`` (the coarse crop resampled); skin_mask
-    (V,R,R); ``fit`` in the 224² crop frame. Returns :class:`DetailFitResult`.
+    (V,R,R) weights the photometric loss; report_mask (V,R,R) (default: skin_mask) is where the
+    coarse and detailed L_pixel are reported; ``fit`` in the 224² crop frame.
+    Returns :class:`DetailFitResult`.
     """
     V, R = images.shape[0], images.shape[1]
     crop = 224
@@ -135,10 +141,14 @@ def fit_detail(
         rend = render(surface.dense_verts, topo.faces, pose, cam, fit.sh, vertex_colors=dense_albedo.expand(V, -1, -1), settings=settings)
         return rend, skin_mask * rend.alpha
 
+    def per_view(rend, mask) -> list[float]:
+        return [float(pixel_loss(images[i : i + 1], rend.image[i : i + 1], mask[i : i + 1])) for i in range(V)]
+
+    report = skin_mask if report_mask is None else report_mask
     with torch.no_grad():
         flat = displace(coarse_pos, torch.zeros_like(disp).expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend0, mask0 = render_views(flat)
-        pixel_coarse = [float(pixel_loss(images[i : i + 1], rend0.image[i : i + 1], mask0[i : i + 1])) for i in range(V)]
+        pixel_coarse, pixel_skin_coarse = per_view(rend0, report * rend0.alpha), per_view(rend0, mask0)
     history = []
     terms: dict[str, torch.Tensor] = {}
     for step in range(config.steps):
@@ -169,8 +179,9 @@ def fit_detail(
         disp = disp.detach() * fade
         surface = displace(coarse_pos, disp.expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend, mask = render_views(surface)
-        pixel_detail = [float(pixel_loss(images[i : i + 1], rend.image[i : i + 1], mask[i : i + 1])) for i in range(V)]
+        pixel_detail, pixel_skin_detail = per_view(rend, report * rend.alpha), per_view(rend, mask)
     return DetailFitResult(
         displacement=disp, surface=surface, topology=topo, layout=layout, dense_albedo=dense_albedo,
-        pixel_coarse=pixel_coarse, pixel_detail=pixel_detail, history=history,
+        pixel_coarse=pixel_coarse, pixel_detail=pixel_detail, pixel_skin_coarse=pixel_skin_coarse,
+        pixel_skin_detail=pixel_skin_detail, history=history,
     )

@@ -1,0 +1,75 @@
+"""Per-photo skin colour likelihood: which pixels of a face crop look like this person's skin.
+
+The paper's photometric loss runs over *visible skin*. The landmark mask (``align.face_mask``)
+also covers what lies on the skin inside the face outline: hair fringes, hats, glasses frames.
+The coarse albedo soaks up their colour, but their edges reach the detail stage as shading, which
+the displacement then turns into bumps. This module scores each pixel against robust skin colour
+statistics taken from the mask itself (no trained classifier, so it adapts to any skin tone, white
+balance and exposure):
+
+- chroma: log(R/G) and log(B/G) (shading-invariant for a white-ish light) within a few robust
+  standard deviations of the mask's median;
+- luminance: within a broad factor of the median, so shading and wrinkles stay, while near-black
+  hair and blown highlights go.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SkinSettings", "skin_likelihood"]
+
+_LUMA = np.array([0.299, 0.587, 0.114])
+_MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class SkinSettings:
+    """- ``chroma_sigmas``: full weight within this Mahalanobis distance of the skin chroma,
+      falling to 0 at √2 times it;
+    - ``luminance_range``: full weight for luminance within these factors of the skin median,
+      ramping to 0 over ``ramp`` (natural log units) outside;
+    - ``min_chroma_sigma``: floor of the chroma spread (log units), for very even skin;
+    - ``blur_px``: Gaussian σ (pixels) applied before the colour ratios;
+    - ``min_pixels``: fewer mask pixels than this → no statistics, weight 1 everywhere."""
+
+    chroma_sigmas: float = 3.0
+    min_chroma_sigma: float = 0.03
+    blur_px: float = 1.0
+    luminance_range: tuple[float, float] = (0.3, 2.5)
+    ramp: float = 0.3
+    min_pixels: int = 200
+
+
+def skin_likelihood(crop: np.ndarray, mask: np.ndarray, settings: SkinSettings = SkinSettings()) -> np.ndarray:
+    """Weight in [0,1] per pixel of how much ``crop`` looks like the skin under ``mask``.
+
+    crop (H,W,3) float in [0,1]; mask (H,W) in [0,1] (the landmark skin mask; its fully-set
+    pixels give the statistics). Returns (H,W) float32.
+    """
+    crop = np.asarray(crop, np.float64)
+    core = np.asarray(mask) > 0.99
+    if core.sum() < settings.min_pixels:
+        return np.ones(crop.shape[:2], np.float32)
+    from scipy.ndimage import gaussian_filter
+
+    eps = 2.0 / 255.0
+    smooth = gaussian_filter(crop, sigma=(settings.blur_px, settings.blur_px, 0))  # chroma of dark pixels is noisy
+    luminance = smooth @ _LUMA + eps
+    chroma = np.log((smooth[..., [0, 2]] + eps) / (smooth[..., 1:2] + eps))  # (H,W,2) log R/G, log B/G
+    samples = chroma[core]
+    centre = np.median(samples, 0)
+    dev = samples - centre
+    spread = _MAD_TO_SIGMA * np.median(np.abs(dev), 0) + 1e-6
+    inliers = dev[np.all(np.abs(dev) < 3.0 * spread, 1)]  # covariance without hair/hat pixels
+    cov = np.cov(inliers.T) if len(inliers) > 2 else np.diag(spread**2)
+    cov = cov + np.eye(2) * settings.min_chroma_sigma**2
+    d = chroma - centre
+    m2 = np.einsum("...i,ij,...j->...", d, np.linalg.inv(cov), d)  # squared Mahalanobis distance
+    k2 = settings.chroma_sigmas**2
+    w_chroma = np.clip((2.0 * k2 - m2) / k2, 0.0, 1.0)
+    r = np.log(luminance / np.median(luminance[core]))
+    lo, hi = np.log(settings.luminance_range[0]), np.log(settings.luminance_range[1])
+    w_lum = np.clip((r - lo) / settings.ramp + 1.0, 0.0, 1.0) * np.clip((hi - r) / settings.ramp + 1.0, 0.0, 1.0)
+    return (w_chroma * w_lum).astype(np.float32)

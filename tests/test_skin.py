@@ -1,0 +1,37 @@
+"""Skin colour likelihood: shading stays skin, hair and hats do not, for any skin tone."""
+import numpy as np
+import pytest
+
+from backend.skin import skin_likelihood
+
+
+def _scene(skin_rgb, rng, hair_rgb=(0.12, 0.08, 0.06)):
+    """A 120² crop: skin under a left-to-right shading ramp (×0.4…×1.1) with wrinkle-like
+    stripes (±15 %) and noise, a dark hair fringe (top rows) and a red hat patch; mask = everything."""
+    h = w = 120
+    shade = np.linspace(0.4, 1.1, w)[None, :] * (1.0 + 0.15 * np.sin(np.arange(h) / 2.0))[:, None]
+    crop = np.clip(np.asarray(skin_rgb)[None, None] * shade[..., None] + rng.normal(0, 0.01, (h, w, 3)), 0, 1)
+    crop[:15] = hair_rgb
+    crop[100:, :30] = [0.75, 0.12, 0.15]  # red hat
+    return crop, np.ones((h, w), np.float32)
+
+
+# Brown hair on dark skin differs too little in colour and brightness (×0.38) to be told
+# apart by colour alone: the dark-skin case uses black hair.
+@pytest.mark.parametrize("skin_rgb, hair_rgb", [((0.78, 0.58, 0.48), (0.12, 0.08, 0.06)),
+                                                ((0.42, 0.27, 0.19), (0.04, 0.035, 0.035))], ids=["light", "dark"])
+def test_skin_kept_hair_and_hat_rejected(skin_rgb, hair_rgb):
+    crop, mask = _scene(skin_rgb, np.random.default_rng(0), hair_rgb)
+    w = skin_likelihood(crop, mask)
+    assert w.shape == mask.shape and w.dtype == np.float32
+    skin = w[20:100, :]  # all shading levels and stripes
+    assert skin.mean() > 0.97 and np.quantile(skin, 0.02) > 0.8
+    assert w[:12].max() < 0.05  # hair: too dark (its last rows blur into the skin)
+    assert w[103:, :27].max() < 0.05  # hat: wrong chroma
+
+
+def test_too_few_pixels_gives_no_opinion():
+    crop, _ = _scene((0.78, 0.58, 0.48), np.random.default_rng(1))
+    mask = np.zeros(crop.shape[:2], np.float32)
+    mask[:5, :5] = 1.0
+    np.testing.assert_array_equal(skin_likelihood(crop, mask), 1.0)
