@@ -342,12 +342,19 @@ def test_detail_errors_of_a_perfect_and_of_a_flat_answer(face_model):
     texels = face_tile_layout(face_model, S).valid[0].numpy().reshape(-1)
     tiles = face_model.uv_tiles
     perfect = SimpleNamespace(displacement=np.concatenate([truth, np.zeros((S, S * (tiles - 1)))], 1),
-                              vertices=face.coarse_vertices, dense_vertices=detailed.reshape(-1, 3)[texels])
+                              vertices=face.coarse_vertices, dense_vertices=detailed.reshape(-1, 3)[texels],
+                              views=[SimpleNamespace(pose=face.pose)])
     e = detail_errors(face_model, perfect, face)
     assert e["disp_corr"] == pytest.approx(1.0, abs=1e-6)
+    assert e["disp_corr_image"] == pytest.approx(1.0, abs=1e-6)
     assert e["dense_err_mm"] < 1e-3 < e["dense_coarse_err_mm"]
     noise = np.random.default_rng(0).normal(size=perfect.displacement.shape)
-    flat = SimpleNamespace(displacement=noise, vertices=face.coarse_vertices, dense_vertices=coarse.reshape(-1, 3)[texels])
+    flat = SimpleNamespace(displacement=noise, vertices=face.coarse_vertices, dense_vertices=coarse.reshape(-1, 3)[texels],
+                           views=[SimpleNamespace(pose=face.pose)])
     e = detail_errors(face_model, flat, face)
-    assert abs(e["disp_corr"]) < 0.15
+    assert abs(e["disp_corr"]) < 0.15 and abs(e["disp_corr_image"]) < 0.15
     assert e["dense_err_mm"] == pytest.approx(e["dense_coarse_err_mm"])
+    # the truth seen through a mesh shifted by 2 mm sideways: the texels still match, the pixels less
+    shifted = SimpleNamespace(**{**vars(perfect), "vertices": face.coarse_vertices + np.array([2.0, 0.0, 0.0])})
+    e = detail_errors(face_model, shifted, face)
+    assert e["disp_corr"] == pytest.approx(1.0, abs=1e-6) and e["disp_corr_image"] < 0.9

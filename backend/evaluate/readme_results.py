@@ -128,6 +128,8 @@ def _synthetic(doc: dict[str, Any]) -> list[str]:
                      _target_min(s.get("disp_corr_mean"), 0.7)])
     if "disp_corr_tile_mean" in s:
         rows.append(["… over the whole face tile the true map covers (incl. unseen texels)", s.get("disp_corr_tile_mean"), "", ""])
+    if "disp_corr_image_mean" in s:
+        rows.append(["… pixel by pixel in the photo, each map seen through its own mesh and pose", s.get("disp_corr_image_mean"), "", ""])
     if "dense_err_mm_mean" in s:
         rows.append(["distance to the true detailed surface, visible face region: dense mesh / coarse mesh",
                      f"{_fmt(s.get('dense_err_mm_mean'))} / {_fmt(s.get('dense_coarse_err_mm_mean'))}", "mm",

@@ -30,7 +30,7 @@ from ..lighting import sh_directional, vertex_normals
 
 __all__ = ["SyntheticSettings", "SyntheticFace", "make_face", "make_faces", "render_face", "random_albedo", "feature_polylines",
            "random_displacement", "write_known_answer_scans", "KNOWN_SCANS_EXPECTED", "vertex_displacement", "visible_face_texels",
-           "true_detail_surface", "resample_map"]
+           "true_detail_surface", "resample_map", "displacement_in_image"]
 
 
 @dataclass(frozen=True)
@@ -353,6 +353,30 @@ def visible_face_texels(model, face: SyntheticFace, size: int, min_cos: float = 
     facing = (normals @ R.T)[..., 2] > min_cos
     region = face_region_mask(model, layout.frags)
     return (layout.valid[0] & facing & region).numpy()
+
+
+def displacement_in_image(
+    model, vertices: np.ndarray, pose: np.ndarray, width: int, height: int, displacement: np.ndarray,
+    texel_mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A face-tile displacement map (S,S) mm seen through a mesh in a photo: per pixel, the map
+    sampled at the UV of the surface point ``vertices`` (V,3) mm show there in ``pose`` (7,)
+    (orthographic, at the photo's ``width``×``height``). ``texel_mask`` (S,S) bool: pixels whose
+    UV falls outside it are dropped. Returns (H,W) mm and (H,W) bool (face-tile pixels kept)."""
+    from ..render import interpolate, rasterize, sample_texture
+    from ..uvmaps import face_tile_triangles
+
+    verts = torch.from_numpy(np.asarray(vertices, np.float32))[None]
+    screen = project(verts, torch.from_numpy(np.asarray(pose, np.float32))[None], Camera(width, height))
+    frags = rasterize(screen, model.faces, height, width)
+    uv = interpolate(model.uv, frags.face_idx, frags.bary, model.faces_uv)  # (1,H,W,2)
+    tile = face_tile_triangles(model.uv, model.faces_uv)
+    keep = (frags.face_idx >= 0) & tile[frags.face_idx.clamp_min(0)]
+    values = sample_texture(torch.from_numpy(np.asarray(displacement, np.float32))[..., None], uv)[0, ..., 0]
+    if texel_mask is not None:
+        inside = sample_texture(torch.from_numpy(np.asarray(texel_mask, np.float32))[..., None], uv)[0, ..., 0]
+        keep = keep & (inside > 0.99)
+    return values.numpy(), keep[0].numpy()
 
 
 def true_detail_surface(model, face: SyntheticFace, size: int) -> tuple[np.ndarray, np.ndarray]:
