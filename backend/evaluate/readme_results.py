@@ -211,6 +211,31 @@ def _timing(doc: dict[str, Any]) -> list[str]:
 
 
 SECTIONS = {"synthetic": _synthetic, "landmarks": _landmarks, "scans": _scans, "timing": _timing}
+DETAIL_REAL = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "detail_real.json"
+
+
+def _detail_real(doc: dict[str, Any]) -> list[str]:
+    """The detail stage on the package photos (``benchmarks/bench_detail_real.py``)."""
+    photos = doc.get("photos") or {}
+    target = doc.get("target_drop", 0.2)
+    machine = dict(doc.get("machine") or {})
+    if machine.get("loadavg_1m") is not None:
+        machine["loadavg_1m"] = round(float(machine["loadavg_1m"]), 2)
+    when = {"machine": {**machine, "date_utc": str(doc.get("created_utc", ""))[:16].replace("T", " ")}}
+    out = [f"**Detail stage on real photos** (`python -m benchmarks.bench_detail_real`, quality "
+           f"`{doc.get('quality', 'default')}`; {_where(when)}): L_pixel (8-bit levels) of the coarse and the "
+           "detailed render, over the landmark face mask (brows and lips included) and over the skin mask the "
+           "detail fit uses (brows, lips and non-skin colours left out).", ""]
+    rows = []
+    for name, e in photos.items():
+        drop, skin = e.get("drop"), e.get("drop_skin")
+        rows.append([name, f"{_fmt(e.get('pixel_loss_coarse'))} → {_fmt(e.get('pixel_loss_detail'))}",
+                     f"{100 * drop:.1f} %" if drop is not None else "–",
+                     f"{100 * skin:.1f} %" if skin is not None else "–",
+                     _target_min(100 * drop if drop is not None else None, 100 * target), e.get("detail_fit_s")])
+    out += _table(["photo", "L_pixel coarse → detailed (face mask)", "drop", "drop (skin mask)",
+                   f"target ≥ {100 * target:.0f} % (face mask)", "detail s"], rows) + [""]
+    return out
 
 
 def render_block(results_dir: str | Path) -> str:
@@ -239,6 +264,8 @@ def render_block(results_dir: str | Path) -> str:
             lines += section
     if missing:
         lines += ["Not run: " + ", ".join(f"`{m}`" for m in missing) + ".", ""]
+    if DETAIL_REAL.exists():
+        lines += _detail_real(json.loads(DETAIL_REAL.read_text()))
     lines += ["### The paper and its peers (their benchmarks, not run here)", "",
               "From the paper (Chen et al., TIP 2020), as restated in PAPER.md; peers as reported in the paper.", ""]
     lines += _table(["benchmark", "metric", "paper", "peers (in the paper)", "ours"],
