@@ -405,6 +405,10 @@ def train(
                 )
         if bar is not None:
             bar.close()
+        if env.distributed:
+            # every rank leaves together: a rank tearing gloo down while rank 0 still writes the
+            # last checkpoint aborted now and then ("terminate called without an active exception")
+            dist.barrier()
         return TrainResult(step, history, val_history, out_dir, last_ckpt)
     finally:
         if writer is not None:
