@@ -85,7 +85,7 @@ class PreparedView:
     image_from_crop: np.ndarray  # (2,3)
     crop: np.ndarray  # (S,S,3) float32 [0,1]
     crop_landmarks: np.ndarray  # (68,2) crop px
-    skin_mask: np.ndarray  # (S,S) float32
+    face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all)
     label: str = ""
 
 
@@ -131,7 +131,7 @@ def prepare_view(
     return PreparedView(
         name=name, image=rgb, detected68=np.asarray(found.landmarks, np.float64), face_box=np.asarray(found.box, np.float64),
         crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
-        crop_landmarks=crop_lm, skin_mask=mask, label=label,
+        crop_landmarks=crop_lm, face_mask=mask, label=label,
     )
 
 
@@ -204,9 +204,9 @@ def delit_albedo(
 
     crops = torch.from_numpy(np.stack([warp_to_crop(v.image, reframe(v, size)[0], size) for v in views])).to(device)
     # photo-space masks are drawn in the 224² crop and sampled at the same (normalised) points:
-    # the skin mask of the fit (its blur is 2.3 px of the re-crop), and the inner face (jaw +
+    # the landmark face mask (its blur is 2.3 px of the re-crop), and the inner face (jaw +
     # brows hull, where eyes, brows and lips are expected; σ = 4 px of the re-crop) used below
-    skins = torch.from_numpy(np.stack([v.skin_mask for v in views])).to(device)
+    faces = torch.from_numpy(np.stack([v.face_mask for v in views])).to(device)
     inner = torch.from_numpy(np.stack([
         face_mask(v.crop_landmarks, CROP_SIZE, CROP_SIZE, forehead=0.0, soft_px=4.0 / k,
                   exclude_eyes=False, exclude_mouth=False) for v in views
@@ -221,7 +221,7 @@ def delit_albedo(
     un = Unwrapped(*(scatter_texels(x[:, 0], facing, H, W)  # (V,H,W,...): zero/False off the T texels
                      for x in (part.texture, part.visible, part.cosine, part.screen)))
     dist = silhouette_distance(screen_frags.mask, screen_frags.depth, 4.0 * k)
-    weight = per_view_confidence(un, dist, image_weight=skins)  # (V,H,W)
+    weight = per_view_confidence(un, dist, image_weight=faces)  # (V,H,W)
 
     # delight only the T' texels some view has confidence in: (V,T',...) from here on
     keep = (weight.flatten(1, 2).index_select(1, facing) > 0).any(0).nonzero().squeeze(1)
@@ -294,23 +294,29 @@ def reframe(view: PreparedView, size: int) -> tuple[np.ndarray, np.ndarray]:
     return M, view.crop_landmarks * k + 0.5 * k - 0.5
 
 
-def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The views' crops re-sampled from the photos at ``size``² (same framing as the 224² crop;
-    at 224² they are the views' own) and their skin masks: without the brows and lips, and
-    weighted by the skin colour likelihood (hair fringes, hats, glasses frames out). Their colour
-    edges are what the smooth albedo cannot hold: the detail stage would raise them as ridges.
-    Also the plain landmark face mask (brows, lips and all), on which the photometric error is
-    reported. Returns crops (V,size,size,3) in [0,1], skin masks and face masks (V,size,size)."""
+def skin_mask_of(crop: np.ndarray, landmarks68: np.ndarray, size: int) -> np.ndarray:
+    """The photometric loss's mask for one view (both stages): the landmark face mask without the
+    brows and lips, weighted by the skin colour likelihood (hair fringes, hats, glasses frames
+    out). Their colour edges are what a smooth albedo cannot hold: the fit would raise them as
+    ridges. crop (size,size,3) [0,1]; landmarks68 in its pixels. Returns (size,size) float32."""
     from .skin import skin_likelihood
 
+    mask = face_mask(landmarks68, size, size, soft_px=size / CROP_SIZE, exclude_features=True)
+    return mask * skin_likelihood(crop, mask)
+
+
+def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The views' crops re-sampled from the photos at ``size``² (same framing as the 224² crop;
+    at 224² they are the views' own), their skin masks (:func:`skin_mask_of`) and their plain
+    landmark face masks (brows, lips and all), on which the photometric error is reported.
+    Returns crops (V,size,size,3) in [0,1], skin masks and face masks (V,size,size)."""
     crops, skins, faces = [], [], []
     for view in views:
         M, lm = reframe(view, size)
         crop = view.crop if size == CROP_SIZE else warp_to_crop(view.image, M, size)
-        mask = face_mask(lm, size, size, soft_px=size / CROP_SIZE, exclude_features=True)
         crops.append(crop)
-        skins.append(mask * skin_likelihood(crop, mask))
-        faces.append(view.skin_mask if size == CROP_SIZE else face_mask(lm, size, size, soft_px=size / CROP_SIZE))
+        skins.append(skin_mask_of(crop, lm, size))
+        faces.append(view.face_mask if size == CROP_SIZE else face_mask(lm, size, size, soft_px=size / CROP_SIZE))
     return tuple(torch.from_numpy(np.stack(x)) for x in (crops, skins, faces))
 
 
@@ -393,7 +399,8 @@ def reconstruct(
         fit = predicted
     else:
         fit = fit_coarse(
-            model, crops224, to_t([v.crop_landmarks for v in views]), to_t([v.skin_mask for v in views]),
+            model, crops224, to_t([v.crop_landmarks for v in views]),
+            to_t([skin_mask_of(v.crop, v.crop_landmarks, CROP_SIZE) for v in views]),
             fit_cfg, identity_net=identity, progress=Stage(progress, 0.1, 0.75, cancel), cancel=cancel,
             init=None if predicted is None else predictor.init_for_fit(predicted),
         )

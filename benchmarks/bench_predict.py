@@ -139,7 +139,7 @@ def convergence(name: str, photo, checkpoints: Path, quality: str) -> dict:
     model = load_default()
     view = prepare_view(photo)
     f = lambda a: torch.from_numpy(a).float()[None]  # noqa: E731
-    crops, lms, mask = f(view.crop), f(view.crop_landmarks), f(view.skin_mask)
+    crops, lms, mask = f(view.crop), f(view.crop_landmarks), f(view.face_mask)
     cfg = replace(QUALITY_PRESETS[quality], identity=False)
     pred = load_predictor(checkpoints, "cpu", model)
     predicted = pred.predict_coarse(model, crops)
