@@ -10,7 +10,10 @@ docs/results/synthetic), which would measure the detector, not multi-view. Per r
 - ``coverage``: fraction of the UV face region seen (visible and facing, cos > 0.2) by at least
   one view, through the *fitted* geometry and poses;
 - ``albedo_error``: mean |albedo − truth| over the covered face region after one gain per
-  channel (the albedo/light scale ambiguity);
+  channel (the albedo/light scale ambiguity); each run over its own coverage, so three views
+  (98 %, grazing sides included) and the frontal photo (76 %, its easiest part) are not measured
+  on the same texels: ``albedo_error_frontal_region`` measures every run over the frontal
+  photo's coverage, and the check compares on it;
 - ``disp_corr``: correlation of the displacement with the truth over the covered face tile;
 - ``vertex_error_mm``: similarity-aligned mean vertex error over the narrow face region.
 Writes benchmarks/results/multiview_synthetic.json.
@@ -24,6 +27,16 @@ import numpy as np
 import torch
 
 from .common import write_result
+
+
+def _albedo_error(head, scene, sel: np.ndarray) -> float:
+    """Mean |albedo − truth| over the (R, R·tiles) bool texels ``sel``, after one gain per channel."""
+    R = scene.albedo.shape[0]
+    albedo = torch.from_numpy(head.albedo).permute(2, 0, 1)[None]
+    albedo = torch.nn.functional.interpolate(albedo, size=(R, sel.shape[1]), mode="area")[0].permute(1, 2, 0).numpy()
+    pred, truth = albedo[sel], scene.albedo.numpy()[sel]
+    gain = (pred * truth).sum(0) / np.maximum((pred * pred).sum(0), 1e-9)
+    return float(np.abs(pred * gain - truth).mean())
 
 
 def _metrics(head, scene, model) -> dict[str, float]:
@@ -45,12 +58,7 @@ def _metrics(head, scene, model) -> dict[str, float]:
         seen |= (un.visible & (un.cosine > 0.2))[0]
     cov = float((seen & region).sum() / region.sum())
     sel = (seen & region).numpy()
-    albedo = torch.from_numpy(head.albedo).permute(2, 0, 1)[None]
-    albedo = torch.nn.functional.interpolate(albedo, size=(R, R * tiles), mode="area")[0].permute(1, 2, 0).numpy()
-    pred, truth = albedo[sel], scene.albedo.numpy()[sel]
-    gain = (pred * truth).sum(0) / np.maximum((pred * pred).sum(0), 1e-9)
-    albedo_err = float(np.abs(pred * gain - truth).mean())
-    out = {"coverage": cov, "albedo_error": albedo_err}
+    out = {"coverage": cov, "albedo_error": _albedo_error(head, scene, sel), "_seen": sel}
     if head.displacement is not None and scene.displacement is not None:
         S = scene.displacement.shape[0]
         d = torch.from_numpy(head.displacement[:, : head.displacement.shape[0]])[None, None]
@@ -86,17 +94,22 @@ def main(argv: list[str] | None = None) -> int:
     vid[:, :17] = select_contour(screen, rows)
     truth68 = [screen[v, vid[v]].numpy() for v in range(len(photos))]
     config = ReconstructConfig(quality=args.quality, device="cpu")
-    runs = {}
+    runs, heads = {}, {}
     for name, idx in (("yaw-60", [0]), ("yaw0", [1]), ("yaw+60", [2]), ("three_views", [0, 1, 2])):
-        head = reconstruct([photos[i] for i in idx], config, landmarks=[truth68[i] for i in idx])
+        heads[name] = head = reconstruct([photos[i] for i in idx], config, landmarks=[truth68[i] for i in idx])
         runs[name] = {**_metrics(head, scene, model), "total_s": head.timings.get("total_s"), "warnings": head.warnings}
-        print(name, runs[name], flush=True)
+    frontal = runs["yaw0"]["_seen"]
+    for name, run in runs.items():
+        del run["_seen"]
+        run["albedo_error_frontal_region"] = _albedo_error(heads[name], scene, frontal)
+        print(name, run, flush=True)
     singles = [runs[k] for k in ("yaw-60", "yaw0", "yaw+60")]
     three = runs["three_views"]
     checks = {
         "coverage_three_ge_0.95": three["coverage"] >= 0.95,
         "coverage_frontal_le_0.70": runs["yaw0"]["coverage"] <= 0.70,
-        "albedo_better_than_best_single": three["albedo_error"] < min(r["albedo_error"] for r in singles),
+        "albedo_better_than_best_single": three["albedo_error_frontal_region"]
+        < min(r["albedo_error_frontal_region"] for r in singles),
         "disp_corr_better_than_best_single": three.get("disp_corr", 0) > max(r.get("disp_corr", 0) for r in singles),
         "vertex_error_le_best_single": three["vertex_error_mm"] <= min(r["vertex_error_mm"] for r in singles),
     }
