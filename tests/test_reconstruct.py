@@ -39,8 +39,10 @@ def test_real_photo_head_contents(hopper_head, face_model):
     assert h.displacement is not None and np.abs(h.displacement).max() <= 3.0 + 1e-5
     assert h.normal_map.shape[:2] == h.displacement.shape
     assert h.dense_vertices.shape[0] > 5000 and h.dense_faces.max() < h.dense_vertices.shape[0]
-    # the detail stage explains the photo better than the coarse mesh
+    # the detail stage explains the photo better than the coarse mesh, most clearly on the skin
+    # both stages fit (draft: 7 % lower there, default 39 %; her hat and glasses are in the face mask)
     assert h.metrics["pixel_loss_detail"] < h.metrics["pixel_loss_coarse"]
+    assert h.metrics["pixel_loss_skin_detail"] < 0.97 * h.metrics["pixel_loss_skin_coarse"]
     # the pose is in original-photo pixels: the projected model landmarks are the reported ones
     v = h.views[0]
     w, hgt = v.image_size
