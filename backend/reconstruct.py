@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .align import align_face, face_mask, points_to_crop, points_to_image, warp_to_crop
+from .skin import skin_mask
 from .camera import Camera, project
 from .detect import detect_one
 from .errors import NoFaceError, PhotoheadError, WeightsNotFoundError
@@ -294,20 +295,9 @@ def reframe(view: PreparedView, size: int) -> tuple[np.ndarray, np.ndarray]:
     return M, view.crop_landmarks * k + 0.5 * k - 0.5
 
 
-def skin_mask_of(crop: np.ndarray, landmarks68: np.ndarray, size: int) -> np.ndarray:
-    """The photometric loss's mask for one view (both stages): the landmark face mask without the
-    brows and lips, weighted by the skin colour likelihood (hair fringes, hats, glasses frames
-    out). Their colour edges are what a smooth albedo cannot hold: the fit would raise them as
-    ridges. crop (size,size,3) [0,1]; landmarks68 in its pixels. Returns (size,size) float32."""
-    from .skin import skin_likelihood
-
-    mask = face_mask(landmarks68, size, size, soft_px=size / CROP_SIZE, exclude_features=True)
-    return mask * skin_likelihood(crop, mask)
-
-
 def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The views' crops re-sampled from the photos at ``size``² (same framing as the 224² crop;
-    at 224² they are the views' own), their skin masks (:func:`skin_mask_of`) and their plain
+    at 224² they are the views' own), their skin masks (:func:`backend.skin.skin_mask`) and their plain
     landmark face masks (brows, lips and all), on which the photometric error is reported.
     Returns crops (V,size,size,3) in [0,1], skin masks and face masks (V,size,size)."""
     crops, skins, faces = [], [], []
@@ -315,7 +305,7 @@ def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, t
         M, lm = reframe(view, size)
         crop = view.crop if size == CROP_SIZE else warp_to_crop(view.image, M, size)
         crops.append(crop)
-        skins.append(skin_mask_of(crop, lm, size))
+        skins.append(skin_mask(crop, lm, size))
         faces.append(view.face_mask if size == CROP_SIZE else face_mask(lm, size, size, soft_px=size / CROP_SIZE))
     return tuple(torch.from_numpy(np.stack(x)) for x in (crops, skins, faces))
 
@@ -400,7 +390,7 @@ def reconstruct(
     else:
         fit = fit_coarse(
             model, crops224, to_t([v.crop_landmarks for v in views]),
-            to_t([skin_mask_of(v.crop, v.crop_landmarks, CROP_SIZE) for v in views]),
+            to_t([skin_mask(v.crop, v.crop_landmarks, CROP_SIZE) for v in views]),
             fit_cfg, identity_net=identity, progress=Stage(progress, 0.1, 0.75, cancel), cancel=cancel,
             init=None if predicted is None else predictor.init_for_fit(predicted),
         )

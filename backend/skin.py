@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SkinSettings", "skin_likelihood"]
+__all__ = ["SkinSettings", "skin_likelihood", "skin_mask"]
 
+_CROP_SIZE = 224  # the fit's crop (backend.align): the mask's edge blur is 1 px there
 _LUMA = np.array([0.299, 0.587, 0.114])
 _MAD_TO_SIGMA = 1.4826
 
@@ -73,3 +74,15 @@ def skin_likelihood(crop: np.ndarray, mask: np.ndarray, settings: SkinSettings =
     lo, hi = np.log(settings.luminance_range[0]), np.log(settings.luminance_range[1])
     w_lum = np.clip((r - lo) / settings.ramp + 1.0, 0.0, 1.0) * np.clip((hi - r) / settings.ramp + 1.0, 0.0, 1.0)
     return (w_chroma * w_lum).astype(np.float32)
+
+
+def skin_mask(crop: np.ndarray, landmarks68: np.ndarray, size: int) -> np.ndarray:
+    """The photometric loss's mask for one face crop (fit stages and training): the landmark face
+    mask without the brows and lips (:func:`backend.align.feature_polygons`), weighted by
+    :func:`skin_likelihood` (hair fringes, hats, glasses frames out). Their colour edges are what
+    a smooth albedo cannot hold: a fit would raise them as ridges. crop (size,size,3) in [0,1];
+    landmarks68 (68,2) in its pixels. Returns (size,size) float32 in [0,1]."""
+    from .align import face_mask
+
+    mask = face_mask(landmarks68, size, size, soft_px=size / _CROP_SIZE, exclude_features=True)
+    return (mask * skin_likelihood(crop, mask)).astype(np.float32)

@@ -4,7 +4,8 @@ Every dataset item is a dict of tensors (S = crop side):
 
 - ``image`` (3,S,S) float32 RGB in [0,1], the aligned crop (:mod:`backend.align` template);
 - ``landmarks`` (68,2) float32 detected landmarks in crop pixels (x right, y down);
-- ``mask`` (S,S) float32 in {0,1}: skin (landmark hull minus eyes/inner mouth) inside the photo.
+- ``mask`` (S,S) float32 in {0,1}: skin (landmark hull minus eyes, inner mouth, brows and lips, weighted
+  by the skin colour likelihood: :func:`backend.skin.skin_mask`) inside the photo.
 
 Preprocessing (:func:`preprocess_folder`) runs once per folder: detection + 68 landmarks
 (:mod:`backend.detect`), similarity crop (:mod:`backend.align`), skin mask. It is
@@ -77,7 +78,8 @@ def _default_detect(backend: str) -> DetectFn:
 
 def process_image(image: np.ndarray, detect_fn: DetectFn, settings: PreprocessSettings) -> dict | str:
     """One photo → ``{"crop", "mask", "landmarks", "score", "crop_from_image"}`` or a reject reason."""
-    from backend.align import AlignSettings, align_face, crop_valid_mask, face_mask, points_to_crop, warp_to_crop
+    from backend.align import AlignSettings, align_face, crop_valid_mask, points_to_crop, warp_to_crop
+    from backend.skin import skin_mask
 
     faces = detect_fn(image)
     if not faces:
@@ -92,7 +94,7 @@ def process_image(image: np.ndarray, detect_fn: DetectFn, settings: PreprocessSe
     align = align_face(landmarks, AlignSettings(size=S))
     crop = warp_to_crop(image, align.crop_from_image, S)
     lm_crop = points_to_crop(landmarks, align.crop_from_image)
-    mask = face_mask(lm_crop, S, S) * crop_valid_mask(image.shape, align.crop_from_image, S)
+    mask = skin_mask(crop, lm_crop, S) * crop_valid_mask(image.shape, align.crop_from_image, S)
     return {
         "crop": np.clip(np.rint(crop * 255.0), 0, 255).astype(np.uint8),  # warp_to_crop: float [0,1]
         "mask": (mask > 0.5).astype(np.uint8) * 255,

@@ -51,7 +51,7 @@ class CoarseFitConfig:
       fold shading that belongs to the geometry (synthetic detail suite, 8 faces: narrow-face error
       1.02 → 0.95 mm, displacement correlation 0.53 → 0.57; real photos: the detailed render's error
       lower on 4 of 5). It relies on the brows and lips being out of the photometric mask
-      (``reconstruct.skin_mask_of``): a smooth albedo cannot hold them and the shape would.
+      (``backend.skin.skin_mask``): a smooth albedo cannot hold them and the shape would.
     - ``jaw_weight``: weight of the 17 contour landmarks relative to the inner ones.
     - ``sliding_contour``: use the sliding jaw contour (:mod:`.contour`).
     - ``prior_scale``: multiplies R_param's weight in this per-image fit (1.0 = the paper's
