@@ -8,12 +8,12 @@ import torch
 
 from .align import warp_to_crop
 from .camera import Camera, project
-from .detail import with_dense_face_tile
+from .detail import border_fade, with_dense_face_tile
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
-from .lighting import sh_ambient, sh_directional
+from .lighting import sh_ambient, sh_directional, vertex_normals
 from .preview import compose_panels, draw_landmarks
-from .render import RenderSettings, render
+from .render import RenderSettings, interpolate, rasterize_uv, render
 from .uvmaps import face_tile_triangles
 
 PANEL = 320  # preview panel size, pixels
@@ -133,6 +133,34 @@ def head_mesh(head: Head, detailed: bool = True) -> tuple[torch.Tensor, torch.Te
     return with_dense_face_tile((dense, dense_faces, dense_uv), (verts, faces, uv, faces_uv))
 
 
+def head_normals(head: Head) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vertex normals (model space) for :func:`head_mesh`'s detailed mesh and for the coarse mesh.
+
+    The coarse normals come from the whole coarse mesh, so they stay smooth across the face-tile
+    border, where the detailed mesh drops the coarse face tile. Each dense vertex blends from the
+    coarse surface's smooth normal at its texel (on the tile border, where the displacement is 0)
+    to its own normal (3 texels in at 256²), so the two parts shade alike where they meet.
+    Returns (detailed (1,N+V,3) or None without a dense mesh, coarse (1,V,3))."""
+    verts = torch.from_numpy(np.asarray(head.vertices, np.float32))[None]
+    faces = torch.from_numpy(np.asarray(head.faces, np.int64))
+    coarse = vertex_normals(verts, faces)
+    if head.dense_vertices is None or head.dense_faces is None or head.dense_uv is None or head.displacement is None:
+        return None, coarse
+    dense = torch.from_numpy(np.asarray(head.dense_vertices, np.float32))[None]
+    own = vertex_normals(dense, torch.from_numpy(np.asarray(head.dense_faces, np.int64)))[0]  # (N,3)
+    S = head.displacement.shape[0]
+    frags = rasterize_uv(torch.from_numpy(np.asarray(head.uv, np.float32)),
+                         torch.from_numpy(np.asarray(head.faces_uv, np.int64)), S, S, (0.0, 1.0))
+    smooth = interpolate(coarse, frags.face_idx, frags.bary, faces)[0]  # (S,S,3) the coarse surface's
+    fade = border_fade(frags.mask[:, None].float(), max(1, round(3 * S / 256)))[0, 0]  # (S,S)
+    uv = torch.from_numpy(np.asarray(head.dense_uv, np.float32))  # texel centres of the face tile
+    col = (uv[:, 0] * S).long().clamp(0, S - 1)
+    row = ((1.0 - uv[:, 1]) * S).long().clamp(0, S - 1)
+    w = fade[row, col][:, None]
+    blended = torch.nn.functional.normalize(w * own + (1.0 - w) * smooth[row, col], dim=-1, eps=1e-12)
+    return torch.cat([blended, coarse[0]])[None], coarse
+
+
 def render_head(
     head: Head,
     pose: torch.Tensor,
@@ -153,19 +181,21 @@ def render_head(
     settings = RenderSettings(u_range=(0.0, float(head.uv_tiles)), background=background)
     tex = torch.from_numpy(np.asarray(head.albedo, np.float32)) if textured and head.albedo is not None else None
 
-    def draw(mesh):
+    def draw(mesh, normals):
         v, f, uv, fuv = mesh
         if tex is None:
-            return render(v.expand(B, -1, -1), f, pose, camera, sh, settings=settings)
-        return render(v.expand(B, -1, -1), f, pose, camera, sh, texture=tex, uv=uv, faces_uv=fuv, settings=settings)
+            return render(v.expand(B, -1, -1), f, pose, camera, sh, normals=normals, settings=settings)
+        return render(v.expand(B, -1, -1), f, pose, camera, sh, texture=tex, uv=uv, faces_uv=fuv, normals=normals,
+                      settings=settings)
 
     with torch.no_grad():
-        main = draw(head_mesh(head))
+        detailed_n, coarse_n = head_normals(head)
+        main = draw(head_mesh(head), coarse_n if detailed_n is None else detailed_n)
         if head.dense_vertices is None:
             return main.image, main.mask
         v, f, uv, fuv = head_mesh(head, detailed=False)
         tile = face_tile_triangles(uv, fuv)
-        under = draw((v, f[tile], uv, fuv[tile]))
+        under = draw((v, f[tile], uv, fuv[tile]), coarse_n)
         depth_mm = 1.0 + (float(np.abs(head.displacement).max()) if head.displacement is not None else 2.0)
         tol = depth_mm * (pose[:, 0].abs() if camera.projection == "orthographic" else torch.ones(B)).view(B, 1, 1)
         fill = under.mask & (~main.mask | (main.depth > under.depth + tol))

@@ -151,3 +151,40 @@ def test_diverging_colours():
     assert c[2].min() > 0.9  # zero → white
     assert c[3, 0] > c[3, 2] + 0.2 and c[1, 2] > c[1, 0] + 0.2  # + red, − blue
     assert diverging_colours(np.zeros((2, 4)), 0.0).shape == (2, 4, 3)  # a zero limit does not divide by zero
+
+
+def test_dense_tile_border_takes_the_coarse_surface_normal(face_model):
+    """Where the dense face tile meets the coarse mesh (separate vertices), both must shade alike:
+    on the tile's border texels the dense normals are the coarse surface's smooth normal (its own,
+    one-sided normals are ≈ 10° off there and showed as a line down the neck), and the coarse
+    part keeps the whole coarse mesh's normals."""
+    from backend.lighting import vertex_normals
+    from backend.preview_render import head_normals
+    from backend.render import interpolate
+    from backend.uvmaps import face_tile_layout
+
+    res = 64
+    head = model_head(face_model, dense_res=res)
+    detailed, coarse = head_normals(head)
+    n_dense = head.dense_vertices.shape[0]
+    assert detailed.shape == (1, n_dense + head.vertices.shape[0], 3)
+    torch.testing.assert_close(detailed.norm(dim=-1), torch.ones(detailed.shape[:2]), atol=1e-4, rtol=0)
+    faces = torch.from_numpy(head.faces.astype(np.int64))
+    torch.testing.assert_close(coarse, vertex_normals(torch.from_numpy(head.vertices)[None], faces))
+    torch.testing.assert_close(detailed[:, n_dense:], coarse)
+    # the border texels of the face tile, in dense-vertex order (the valid texels, row-major)
+    layout = face_tile_layout(face_model.cpu(), res)
+    valid = layout.valid[0]
+    eroded = -torch.nn.functional.max_pool2d(-valid[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0.5
+    texels = torch.nonzero(valid.reshape(-1)).squeeze(1)
+    border = (valid & ~eroded).reshape(-1)[texels]
+    smooth = interpolate(coarse, layout.frags.face_idx, layout.frags.bary, faces)[0]
+    smooth = torch.nn.functional.normalize(smooth, dim=-1).reshape(-1, 3)[texels][border]
+    own = vertex_normals(torch.from_numpy(head.dense_vertices)[None], torch.from_numpy(head.dense_faces.astype(np.int64)))[0]
+
+    def degrees(n):
+        return torch.rad2deg(torch.arccos((n * smooth).sum(-1).clamp(-1, 1)))
+
+    assert border.sum() > 50
+    assert degrees(detailed[0, :n_dense][border]).max() < 0.5
+    assert degrees(own[border]).mean() > 3.0  # what the blend repairs

@@ -83,6 +83,25 @@ def test_render_sphere_normals_and_lambert():
     assert (r.image[0][~r.mask[0]] == 0).all()
 
 
+def test_given_model_space_normals_turn_with_the_pose():
+    """``normals`` (model space) shade like the mesh's own normals under a rotated pose, and a
+    constant given normal shades the whole sphere as one flat patch."""
+    from backend.lighting import vertex_normals
+
+    verts, faces, _, _ = uv_sphere(60.0, 24, 48)
+    cam = Camera(64, 64)
+    pose = default_pose(1, cam)
+    pose[0, 0] = 0.4
+    pose[0, 1:4] = torch.tensor([0.3, -0.7, 0.2])
+    sh = sh_directional(torch.tensor([[0.3, 0.5, 1.0]]), 1.0)
+    own = render(verts[None], faces, pose, cam, sh)
+    given = render(verts[None], faces, pose, cam, sh, normals=vertex_normals(verts[None], faces))
+    torch.testing.assert_close(given.image, own.image, atol=1e-5, rtol=0)
+    flat = render(verts[None], faces, pose, cam, sh, normals=torch.tensor([[0.0, 0.0, 1.0]]).expand(verts.shape[0], 3))
+    lit = flat.image[0][flat.mask[0]]
+    assert (lit - lit[0]).abs().max() < 1e-5 and (own.image[0][own.mask[0]] - lit[0]).abs().max() > 0.2
+
+
 def test_render_perspective_plane_is_perspective_correct():
     """A plane tilted in depth: the texture's u at each pixel must follow the projective map."""
     verts, faces, uv = grid_mesh(2, size=200.0)

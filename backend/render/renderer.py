@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as Fn
 
-from ..camera import Camera, camera_to_screen, to_camera_space
+from ..camera import Camera, camera_to_screen, euler_to_rotation, to_camera_space
 from ..lighting import sh_shading, vertex_normals
 from .interpolate import interpolate, sample_texture
 from .rasterize import Fragments, RasterSettings, rasterize
@@ -93,6 +93,7 @@ def render(
     uv: torch.Tensor | None = None,
     faces_uv: torch.Tensor | None = None,
     vertex_colors: torch.Tensor | None = None,
+    normals: torch.Tensor | None = None,
     settings: RenderSettings | None = None,
 ) -> RenderResult:
     """Render a mesh with a Lambertian SH-lit albedo.
@@ -101,6 +102,8 @@ def render(
     sh: (B,27) light (None: unlit, shading 1). Albedo from either ``texture`` (B,Ht,Wt,3) or
     (Ht,Wt,3), top row v = 1, sampled at ``uv`` (T,2) through ``faces_uv`` (F,3) over
     ``settings.u_range``; or ``vertex_colors`` (B,V,3)/(V,3); or grey 0.7 when neither.
+    ``normals``: optional (B,V,3)/(V,3) model-space vertex normals for the shading (default: the
+    area-weighted normals of ``faces``), e.g. to keep shading smooth where two meshes meet.
     Returns :class:`RenderResult`; everything is differentiable w.r.t. verts, pose, sh, albedo
     (inside the silhouette: hard edges).
     """
@@ -114,7 +117,11 @@ def render(
     mask = frags.mask
     maskf = mask[..., None].to(screen.dtype)
 
-    n_vert = vertex_normals(cam_verts, faces)
+    if normals is None:
+        n_vert = vertex_normals(cam_verts, faces)
+    else:  # model → camera space: the pose's rotation (orthographic scale does not turn normals)
+        R = euler_to_rotation(pose[:, 1:4]).to(screen.dtype)
+        n_vert = normals.to(screen.dtype).expand(verts.shape[0], -1, -1) @ R.transpose(1, 2)
     normals = Fn.normalize(interpolate(n_vert, frags.face_idx, frags.bary, faces), dim=-1, eps=1e-12)
 
     if texture is not None:
