@@ -108,7 +108,8 @@ def package_photos(quality: str) -> dict:
         head = reconstruct([sample_photo(name)[1]], config)
         photos[name] = e = _entry(head)
         print(f"{name}: L_pixel {e['pixel_loss_coarse']:.2f} → {e['pixel_loss_detail']:.2f} "
-              f"(drop {e['drop']:.1%}, target {'met' if e['meets_target'] else 'MISSED'}; skin only {e['drop_skin']:.1%}), "
+              f"(drop {e['drop']:.1%}, target {'met' if e['meets_target'] else 'MISSED'}; "
+              f"skin only {e['drop_skin']:.1%}), "
               f"detail {e['detail_fit_s']:.1f} s, total {e['total_s']:.1f} s", flush=True)
         _save_png(closeup(head), OUT / f"closeup_{name}.png")
     return {"photos": photos, "summary": _stats([p["drop"] for p in photos.values()]),

@@ -180,7 +180,8 @@ def test_dense_tile_border_takes_the_coarse_surface_normal(face_model):
     border = (valid & ~eroded).reshape(-1)[texels]
     smooth = interpolate(coarse, layout.frags.face_idx, layout.frags.bary, faces)[0]
     smooth = torch.nn.functional.normalize(smooth, dim=-1).reshape(-1, 3)[texels][border]
-    own = vertex_normals(torch.from_numpy(head.dense_vertices)[None], torch.from_numpy(head.dense_faces.astype(np.int64)))[0]
+    dense_faces = torch.from_numpy(head.dense_faces.astype(np.int64))
+    own = vertex_normals(torch.from_numpy(head.dense_vertices)[None], dense_faces)[0]
 
     def degrees(n):
         return torch.rad2deg(torch.arccos((n * smooth).sum(-1).clamp(-1, 1)))
