@@ -86,7 +86,8 @@ class PreparedView:
     image_from_crop: np.ndarray  # (2,3)
     crop: np.ndarray  # (S,S,3) float32 [0,1]
     crop_landmarks: np.ndarray  # (68,2) crop px
-    face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all)
+    face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all): texture, reports
+    skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
     label: str = ""
 
 
@@ -132,7 +133,7 @@ def prepare_view(
     return PreparedView(
         name=name, image=rgb, detected68=np.asarray(found.landmarks, np.float64), face_box=np.asarray(found.box, np.float64),
         crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
-        crop_landmarks=crop_lm, face_mask=mask, label=label,
+        crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
     )
 
 
@@ -305,7 +306,7 @@ def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, t
         M, lm = reframe(view, size)
         crop = view.crop if size == CROP_SIZE else warp_to_crop(view.image, M, size)
         crops.append(crop)
-        skins.append(skin_mask(crop, lm, size))
+        skins.append(view.skin_mask if size == CROP_SIZE else skin_mask(crop, lm, size))
         faces.append(view.face_mask if size == CROP_SIZE else face_mask(lm, size, size, soft_px=size / CROP_SIZE))
     return tuple(torch.from_numpy(np.stack(x)) for x in (crops, skins, faces))
 
@@ -389,8 +390,7 @@ def reconstruct(
         fit = predicted
     else:
         fit = fit_coarse(
-            model, crops224, to_t([v.crop_landmarks for v in views]),
-            to_t([skin_mask(v.crop, v.crop_landmarks, CROP_SIZE) for v in views]),
+            model, crops224, to_t([v.crop_landmarks for v in views]), to_t([v.skin_mask for v in views]),
             fit_cfg, identity_net=identity, progress=Stage(progress, 0.1, 0.75, cancel), cancel=cancel,
             init=None if predicted is None else predictor.init_for_fit(predicted),
         )
