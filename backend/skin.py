@@ -20,7 +20,6 @@ import numpy as np
 
 __all__ = ["SkinSettings", "skin_likelihood", "skin_mask"]
 
-_CROP_SIZE = 224  # the fit's crop (backend.align): the mask's edge blur is 1 px there
 _LUMA = np.array([0.299, 0.587, 0.114])
 _MAD_TO_SIGMA = 1.4826
 
@@ -82,7 +81,8 @@ def skin_mask(crop: np.ndarray, landmarks68: np.ndarray, size: int) -> np.ndarra
     :func:`skin_likelihood` (hair fringes, hats, glasses frames out). Their colour edges are what
     a smooth albedo cannot hold: a fit would raise them as ridges. crop (size,size,3) in [0,1];
     landmarks68 (68,2) in its pixels. Returns (size,size) float32 in [0,1]."""
-    from .align import face_mask
+    from .align import AlignSettings, face_mask
 
-    mask = face_mask(landmarks68, size, size, soft_px=size / _CROP_SIZE, exclude_features=True)
+    # edge blur: 1 px at the fit's crop size (AlignSettings.size), scaled with the crop
+    mask = face_mask(landmarks68, size, size, soft_px=size / AlignSettings().size, exclude_features=True)
     return (mask * skin_likelihood(crop, mask)).astype(np.float32)
