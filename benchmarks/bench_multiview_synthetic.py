@@ -39,7 +39,8 @@ def _albedo_error(head, scene, sel: np.ndarray) -> float:
     return float(np.abs(pred * gain - truth).mean())
 
 
-def _metrics(head, scene, model) -> dict[str, float]:
+def _metrics(head, scene, model) -> tuple[dict[str, float], np.ndarray]:
+    """The run's metrics (module docstring) and its seen face-region texels (R, R·tiles) bool."""
     from backend.camera import Camera
     from backend.evaluate.metrics import vertex_error
     from backend.multiview import face_region_mask
@@ -58,7 +59,7 @@ def _metrics(head, scene, model) -> dict[str, float]:
         seen |= (un.visible & (un.cosine > 0.2))[0]
     cov = float((seen & region).sum() / region.sum())
     sel = (seen & region).numpy()
-    out = {"coverage": cov, "albedo_error": _albedo_error(head, scene, sel), "_seen": sel}
+    out = {"coverage": cov, "albedo_error": _albedo_error(head, scene, sel)}
     if head.displacement is not None and scene.displacement is not None:
         S = scene.displacement.shape[0]
         d = torch.from_numpy(head.displacement[:, : head.displacement.shape[0]])[None, None]
@@ -69,7 +70,7 @@ def _metrics(head, scene, model) -> dict[str, float]:
         out["disp_corr"] = float(np.corrcoef(d[m], gt[m])[0, 1]) if m.sum() > 10 else float("nan")
     narrow = (model.region == 0).numpy()
     out["vertex_error_mm"] = float(vertex_error(head.vertices, scene.coarse_verts[0].numpy(), narrow)["mean"])
-    return out
+    return out, sel
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,14 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     vid[:, :17] = select_contour(screen, rows)
     truth68 = [screen[v, vid[v]].numpy() for v in range(len(photos))]
     config = ReconstructConfig(quality=args.quality, device="cpu")
-    runs, heads = {}, {}
+    runs, heads, seen = {}, {}, {}
     for name, idx in (("yaw-60", [0]), ("yaw0", [1]), ("yaw+60", [2]), ("three_views", [0, 1, 2])):
         heads[name] = head = reconstruct([photos[i] for i in idx], config, landmarks=[truth68[i] for i in idx])
-        runs[name] = {**_metrics(head, scene, model), "total_s": head.timings.get("total_s"), "warnings": head.warnings}
-    frontal = runs["yaw0"]["_seen"]
+        metrics, seen[name] = _metrics(head, scene, model)
+        runs[name] = {**metrics, "total_s": head.timings.get("total_s"), "warnings": head.warnings}
     for name, run in runs.items():
-        del run["_seen"]
-        run["albedo_error_frontal_region"] = _albedo_error(heads[name], scene, frontal)
+        run["albedo_error_frontal_region"] = _albedo_error(heads[name], scene, seen["yaw0"])
         print(name, run, flush=True)
     singles = [runs[k] for k in ("yaw-60", "yaw0", "yaw+60")]
     three = runs["three_views"]
