@@ -6,11 +6,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SHARED_MODELS = SHARED / "models"
 FACES_DEV = SHARED / "data" / "faces_dev"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    the CPUs are shared, and two threads contending make fits several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 if SHARED_MODELS.exists() and str(SHARED_MODELS) not in os.environ.get("PHOTOHEAD_MODEL_PATH", ""):
     os.environ["PHOTOHEAD_MODEL_PATH"] = os.pathsep.join(

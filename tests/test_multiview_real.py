@@ -15,13 +15,7 @@ from backend.head import Head
 DEV_SET = ("helen_train_2140620254_2.jpg", "helen_train_2140530512_1.jpg", "helen_train_2134232899_2.jpg")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the CPUs are shared, and two threads contending make fits several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def skin_head(model, res: int = 64) -> Head:

@@ -15,13 +15,7 @@ SIZE = 96  # panel size for the tests, pixels
 RED, BLUE = (0.9, 0.1, 0.1), (0.1, 0.1, 0.9)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the CPUs are shared, and two threads contending make fits several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def model_head(model, res: int = 32, dense_res: int | None = None) -> Head:
