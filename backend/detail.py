@@ -153,6 +153,17 @@ def border_fade(valid: torch.Tensor, width: int) -> torch.Tensor:
     return total / max(1, width)
 
 
+# The displacement fades out over 3 texels at 256² (≈ 3.4 mm on ICT's face tile), scaled with the map.
+SEAM_FADE_TEXELS_256 = 3
+
+
+def seam_fade(valid: torch.Tensor) -> torch.Tensor:
+    """:func:`border_fade` over the detail maps' standard width (``SEAM_FADE_TEXELS_256`` at 256²,
+    scaled with S): where the fitted displacement vanishes, and where previews blend the dense
+    tile's normals into the coarse mesh's. valid (B,1,S,S) float in {0,1}."""
+    return border_fade(valid, max(1, round(SEAM_FADE_TEXELS_256 * valid.shape[-1] / 256)))
+
+
 def masked_lowpass(x: torch.Tensor, valid: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian low-pass of a map restricted to its valid texels (normalised convolution, so the
     border of the UV island does not pull values towards zero).

@@ -8,13 +8,13 @@ import torch
 
 from .align import warp_to_crop
 from .camera import Camera, project
-from .detail import border_fade, with_dense_face_tile
+from .detail import seam_fade, with_dense_face_tile
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
 from .lighting import sh_ambient, sh_directional, vertex_normals
 from .preview import compose_panels, draw_landmarks
 from .render import RenderSettings, interpolate, rasterize_uv, render
-from .uvmaps import face_tile_triangles
+from .uvmaps import FACE_TILE, face_tile_triangles
 
 PANEL = 320  # preview panel size, pixels
 
@@ -133,13 +133,14 @@ def head_mesh(head: Head, detailed: bool = True) -> tuple[torch.Tensor, torch.Te
     return with_dense_face_tile((dense, dense_faces, dense_uv), (verts, faces, uv, faces_uv))
 
 
-def head_normals(head: Head) -> tuple[torch.Tensor, torch.Tensor]:
+def head_normals(head: Head) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Vertex normals (model space) for :func:`head_mesh`'s detailed mesh and for the coarse mesh.
 
     The coarse normals come from the whole coarse mesh, so they stay smooth across the face-tile
     border, where the detailed mesh drops the coarse face tile. Each dense vertex blends from the
     coarse surface's smooth normal at its texel (on the tile border, where the displacement is 0)
-    to its own normal (3 texels in at 256²), so the two parts shade alike where they meet.
+    to its own normal over the displacement's fade (:func:`~backend.detail.seam_fade`), so the two
+    parts shade alike where they meet.
     Returns (detailed (1,N+V,3) or None without a dense mesh, coarse (1,V,3))."""
     verts = torch.from_numpy(np.asarray(head.vertices, np.float32))[None]
     faces = torch.from_numpy(np.asarray(head.faces, np.int64))
@@ -150,9 +151,9 @@ def head_normals(head: Head) -> tuple[torch.Tensor, torch.Tensor]:
     own = vertex_normals(dense, torch.from_numpy(np.asarray(head.dense_faces, np.int64)))[0]  # (N,3)
     S = head.displacement.shape[0]
     frags = rasterize_uv(torch.from_numpy(np.asarray(head.uv, np.float32)),
-                         torch.from_numpy(np.asarray(head.faces_uv, np.int64)), S, S, (0.0, 1.0))
+                         torch.from_numpy(np.asarray(head.faces_uv, np.int64)), S, S, FACE_TILE)
     smooth = interpolate(coarse, frags.face_idx, frags.bary, faces)[0]  # (S,S,3) the coarse surface's
-    fade = border_fade(frags.mask[:, None].float(), max(1, round(3 * S / 256)))[0, 0]  # (S,S)
+    fade = seam_fade(frags.mask[:, None].float())[0, 0]  # (S,S)
     uv = torch.from_numpy(np.asarray(head.dense_uv, np.float32))  # texel centres of the face tile
     col = (uv[:, 0] * S).long().clamp(0, S - 1)
     row = ((1.0 - uv[:, 1]) * S).long().clamp(0, S - 1)

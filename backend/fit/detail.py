@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as Fn
 
 from ..camera import Camera
-from ..detail import DenseTopology, DetailedSurface, border_fade, dense_topology, displace, masked_lowpass
+from ..detail import DenseTopology, DetailedSurface, dense_topology, displace, masked_lowpass, seam_fade
 from ..facemodel import FaceModel
 from ..losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss
 from ..progress import CancelToken, ProgressFn, check_cancel
@@ -136,7 +136,7 @@ def fit_detail(
     opt = torch.optim.Adam([disp], lr=config.lr)
     sigma = config.lowpass_sigma * config.uv_size  # texels
     # the displacement fades to 0 over ≈ 3.4 mm at the UV island borders (face-tile seam, ears)
-    fade = border_fade(valid, max(1, round(3 * config.uv_size / 256)))
+    fade = seam_fade(valid)
     n_valid = valid.sum().clamp_min(1.0)
 
     def render_views(surface: DetailedSurface):
