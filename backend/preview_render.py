@@ -47,7 +47,8 @@ def _to_u8(img: torch.Tensor) -> np.ndarray:
     return (img.clamp(0, 1).detach().cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
-def _grey_light() -> torch.Tensor:
+def grey_light() -> torch.Tensor:
+    """(1,27) the camera-space light of the grey geometry previews (from the upper right front)."""
     return sh_directional(torch.tensor([[0.35, 0.45, 1.0]]), intensity=0.75, ambient=0.35)
 
 
@@ -80,7 +81,7 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
             rend = render(verts, faces, pose, cam, sh, settings=settings)
         a = rend.alpha[..., None]
         textured = rend.image * a + photo_t * (1 - a)
-        shaded = render(verts, faces, pose, cam, _grey_light(), settings=settings)
+        shaded = render(verts, faces, pose, cam, grey_light(), settings=settings)
         overlay = photo_t * (1 - 0.55 * shaded.alpha[..., None]) + shaded.image * 0.55 * shaded.alpha[..., None]
         side_panels = []
         if head.dense_vertices is not None:
@@ -93,7 +94,7 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
                 geo_pose = pose
             else:
                 geo_pose = torch.tensor([[PANEL / 260.0, 0.0, yaw, 0.0, 0.0, 10.0 * PANEL / 260.0, 0.0]])
-            side = render(geo, geo_faces, geo_pose, cam, _grey_light(), settings=settings)
+            side = render(geo, geo_faces, geo_pose, cam, grey_light(), settings=settings)
             bg = torch.full_like(side.image, 0.18)
             side_panels.append(_to_u8((side.image * side.alpha[..., None] + bg * (1 - side.alpha[..., None]))[0]))
     over = _to_u8(overlay[0])
@@ -236,7 +237,7 @@ def turntable_renders(
     if textured:
         light = sh_directional(torch.tensor([[0.3, 0.35, 1.0]]).expand(Y, 3), intensity=0.55, ambient=0.6)
     else:
-        light = _grey_light().expand(Y, -1)
+        light = grey_light().expand(Y, -1)
     image, mask = render_head(head, pose, Camera(size, size), light, textured=textured)
     return _to_u8(image), mask.numpy()
 

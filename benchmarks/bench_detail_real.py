@@ -63,15 +63,14 @@ def closeup(head) -> np.ndarray:
     """
     from backend.align import warp_to_crop
     from backend.camera import Camera
-    from backend.lighting import sh_directional
     from backend.preview import compose_panels
-    from backend.preview_render import face_window, pose_in_window, render_head
+    from backend.preview_render import face_window, grey_light, pose_in_window, render_head
 
     view, size = head.views[0], CLOSEUP_SIZE
     M = face_window(view, size, margin=CLOSEUP_MARGIN)
     photo = (warp_to_crop(view.image, M, size) * 255 + 0.5).astype(np.uint8)
     pose = pose_in_window(torch.from_numpy(np.asarray(head.vertices, np.float32))[None], view, M, size)
-    light = sh_directional(torch.tensor([[0.35, 0.45, 1.0]]), intensity=0.75, ambient=0.35)  # as the previews
+    light = grey_light()
     panels = [photo]
     for h in (dataclasses.replace(head, dense_vertices=None), head):  # coarse, detailed
         image, _ = render_head(h, pose, Camera(size, size), light, textured=False)
