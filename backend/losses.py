@@ -38,16 +38,27 @@ class DetailLossWeights:
     w_dz: float = 0.01
 
 
+SATURATION = 250.0 / 255.0  # photo channels at or above this are treated as clipped (pixel_loss)
+
+
 def pixel_loss(
-    image: torch.Tensor, render: torch.Tensor, mask: torch.Tensor, value_range: float = 255.0
+    image: torch.Tensor, render: torch.Tensor, mask: torch.Tensor, value_range: float = 255.0,
+    saturation: float | None = SATURATION,
 ) -> torch.Tensor:
     """Eq. 3, L2,1: mean over masked pixels of the per-pixel Euclidean colour distance (not squared).
 
     image, render: (B,H,W,3) in [0,1]; mask: (B,H,W) in [0,1] (visible skin, soft allowed).
     The distance is measured in 8-bit intensity units (``value_range`` 255), the scale at which
     the paper's weights balance the landmark term (pixels²). Per-image means are averaged.
+
+    ``saturation``: a photo channel at or above it (clipped by the camera) only says "at least
+    this bright", so a render brighter than the photo there costs nothing (a censored
+    observation; None: plain two-sided residual). Without this, a fit darkens a clipped
+    forehead's albedo and the detail stage bends the skin away from the light to match the clip.
     """
-    diff = (image - render) * value_range
+    diff = (render - image) * value_range
+    if saturation is not None:
+        diff = torch.where(image >= saturation, diff.clamp(max=0.0), diff)
     dist = torch.sqrt((diff**2).sum(-1) + 1e-6)  # (B,H,W); eps keeps the gradient finite at 0
     weight = mask.to(dist.dtype)
     per_image = (dist * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1.0)

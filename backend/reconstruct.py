@@ -499,3 +499,5 @@ def attach_detail(head: Head, detail: DetailFitResult, tiles: int) -> None:
     head.metrics["pixel_loss_detail"] = float(np.mean(detail.pixel_detail))
     head.metrics["pixel_loss_skin_coarse"] = float(np.mean(detail.pixel_skin_coarse))
     head.metrics["pixel_loss_skin_detail"] = float(np.mean(detail.pixel_skin_detail))
+    if detail.pixel_albedo_only:
+        head.metrics["pixel_loss_albedo_only"] = float(np.mean(detail.pixel_albedo_only))

@@ -86,6 +86,9 @@ def _entry(head) -> dict:
     return {"pixel_loss_coarse": coarse, "pixel_loss_detail": detail, "drop": drop,
             "pixel_loss_skin_coarse": skin_c, "pixel_loss_skin_detail": skin_d,
             "drop_skin": 1.0 - skin_d / skin_c if skin_c else None,
+            # the detail stage's low-frequency albedo gain alone, displacement left out
+            "drop_albedo_gain_only": 1.0 - head.metrics["pixel_loss_albedo_only"] / coarse
+            if "pixel_loss_albedo_only" in head.metrics else None,
             "meets_target": bool(drop >= TARGET_DROP), "detail_fit_s": head.timings.get("detail_fit_s"),
             "total_s": head.timings.get("total_s"), "warnings": list(head.warnings)}
 

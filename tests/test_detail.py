@@ -58,10 +58,11 @@ def _bands(size: int, amplitude: float) -> torch.Tensor:
     return (waves * window * amplitude)[None, None]
 
 
-@pytest.mark.parametrize("uv_size,steps,render_size", [(64, 60, 224)])
-def test_detail_fit_recovers_known_displacement(face_model, uv_size, steps, render_size):
+def _detail_scene(m, uv_size: int, render_size: int, albedo_bias: float = 0.0) -> dict:
+    """A random head with known band-shaped detail rendered under a directional light.
+    ``albedo_bias``: a broad Gaussian patch (≈ 40 mm across) on the cheek whose albedo is
+    that fraction darker in the photo than the uniform coarse albedo given to the fit."""
     torch.manual_seed(0)
-    m = face_model
     verts = m(torch.randn(1, m.n_id) * 0.7, None)
     pose = torch.tensor([[render_size / 230.0, 0.05, 0.25, 0.0, 0.0, 8.0 * render_size / 230.0, 0.0]])
     sh = sh_directional(torch.tensor([[0.4, 0.3, 1.0]]), 0.8, 0.4)
@@ -70,7 +71,9 @@ def test_detail_fit_recovers_known_displacement(face_model, uv_size, steps, rend
     topo = dense_topology(layout, pos)
     truth = _bands(uv_size, 1.0) * layout.valid[:, None]
     surf = displace(pos, truth, layout, topo)
-    albedo = torch.full((1, topo.texels.numel(), 3), 0.6)
+    uv = topo.uv
+    patch = torch.exp(-((uv[:, 0] - 0.35) ** 2 + (uv[:, 1] - 0.45) ** 2) / (2 * 0.06**2))  # (N,)
+    albedo = (0.6 * (1.0 - albedo_bias * patch))[None, :, None].expand(1, -1, 3)
     cam = Camera(render_size, render_size)
     image = render(surf.dense_verts, topo.faces, pose, cam, sh, vertex_colors=albedo).image.clamp(0, 1)
     flat = displace(pos, torch.zeros_like(truth), layout, topo)
@@ -79,22 +82,55 @@ def test_detail_fit_recovers_known_displacement(face_model, uv_size, steps, rend
         id=torch.zeros(1, m.n_id), exp=torch.zeros(1, m.n_exp), pose=pose * torch.tensor([224 / render_size, 1, 1, 1, 224 / render_size, 224 / render_size, 1]),
         sh=sh, albedo=torch.full((1, 8, 16, 3), 0.6), tex=None, verts=verts, landmarks=torch.zeros(1, 68, 2),
     )
-    res = fit_detail(m, fit, image, coarse_mask, DetailFitConfig(uv_size=uv_size, steps=steps, render_size=render_size, lr=0.05))
-    # visible face region: texels whose surface faces the camera
-    n = grid_normals(pos, layout.valid)
+    # visible face region: texels whose surface faces the camera, textured by the bands
     from backend.camera import euler_to_rotation
 
+    n = grid_normals(pos, layout.valid)
     facing = (n @ euler_to_rotation(pose[:, 1:4])[0].T)[..., 2] > 0.5
-    region = (layout.valid & facing)[0] & (truth[0, 0].abs() > 0.05)  # visible, textured by the bands
-    pred, gt = res.displacement[0, 0][region], truth[0, 0][region]
-    corr = torch.corrcoef(torch.stack([pred, gt]))[0, 1].item()
+    region = (layout.valid & facing)[0] & (truth[0, 0].abs() > 0.05)
+    return {"fit": fit, "image": image, "mask": coarse_mask, "truth": truth, "region": region, "surf": surf,
+            "flat": flat, "topo": topo, "patch": patch}
+
+
+def _corr(res, scene) -> float:
+    region = scene["region"]
+    pred, gt = res.displacement[0, 0][region], scene["truth"][0, 0][region]
+    return torch.corrcoef(torch.stack([pred, gt]))[0, 1].item()
+
+
+@pytest.mark.parametrize("uv_size,steps,render_size", [(64, 60, 224)])
+def test_detail_fit_recovers_known_displacement(face_model, uv_size, steps, render_size):
+    scene = _detail_scene(face_model, uv_size, render_size)
+    res = fit_detail(face_model, scene["fit"], scene["image"], scene["mask"],
+                     DetailFitConfig(uv_size=uv_size, steps=steps, render_size=render_size, lr=0.05))
+    corr = _corr(res, scene)
     assert corr >= 0.7, corr
     # the dense mesh is closer to the true detailed surface than the coarse mesh
-    true_pts = surf.dense_verts[0]
-    err_coarse = (flat.dense_verts[0] - true_pts).norm(dim=-1)[region.reshape(-1)[topo.texels]].mean()
-    err_dense = (res.surface.dense_verts[0] - true_pts).norm(dim=-1)[region.reshape(-1)[topo.texels]].mean()
+    topo, region = scene["topo"], scene["region"]
+    true_pts = scene["surf"].dense_verts[0]
+    inside = region.reshape(-1)[topo.texels]
+    err_coarse = (scene["flat"].dense_verts[0] - true_pts).norm(dim=-1)[inside].mean()
+    err_dense = (res.surface.dense_verts[0] - true_pts).norm(dim=-1)[inside].mean()
     assert err_dense < err_coarse
     assert res.pixel_detail[0] < 0.8 * res.pixel_coarse[0]
+
+
+def test_albedo_gain_takes_a_regional_albedo_error_off_the_displacement(face_model):
+    """The coarse albedo is 25 % too bright on a cheek patch: with the low-frequency albedo gain
+    the fit darkens the patch's albedo (the gain alone explains part of L_pixel) and recovers the
+    bands better than without it, where the displacement must bend the patch away from the light."""
+    scene = _detail_scene(face_model, 64, 224, albedo_bias=0.25)
+    cfg = DetailFitConfig(uv_size=64, steps=60, lr=0.05)
+    with_gain = fit_detail(face_model, scene["fit"], scene["image"], scene["mask"], cfg)
+    without = fit_detail(face_model, scene["fit"], scene["image"], scene["mask"], replace(cfg, albedo_gain_cells=0))
+    c_with, c_without = _corr(with_gain, scene), _corr(without, scene)
+    assert c_with > c_without + 0.02, (c_with, c_without)
+    assert with_gain.pixel_albedo_only[0] < 0.9 * with_gain.pixel_coarse[0]
+    # the refined albedo is darker on the patch than away from it
+    patch = scene["patch"]
+    grey = with_gain.dense_albedo[0].mean(-1)
+    assert grey[patch > 0.7].mean() < 0.9 * grey[patch < 0.05].mean()
+    assert without.pixel_albedo_only[0] == pytest.approx(without.pixel_coarse[0])
 
 
 def test_masked_lowpass_keeps_constants_and_highpass_keeps_fine_detail():

@@ -14,6 +14,23 @@ def test_pixel_loss_is_l21_over_mask():
     assert torch.isclose(losses.pixel_loss(img / 255, ren / 255, mask), torch.tensor(2.5), atol=1e-3)
 
 
+def test_pixel_loss_censors_clipped_photo_channels():
+    """A photo channel at the clip level only bounds the render from below: brighter costs
+    nothing (and pulls nothing), darker costs its full distance; other channels stay two-sided."""
+    img = torch.tensor([[[[1.0, 0.5, 0.5]]]])  # red clipped
+    mask = torch.ones(1, 1, 1)
+    brighter = torch.tensor([[[[1.3, 0.5, 0.5]]]], requires_grad=True)
+    loss = losses.pixel_loss(img, brighter, mask)
+    loss.backward()
+    assert float(loss.detach()) < 0.01 and float(brighter.grad.abs().max()) == 0.0
+    darker = torch.tensor([[[[0.8, 0.5, 0.5]]]])
+    assert torch.isclose(losses.pixel_loss(img, darker, mask), torch.tensor(0.2 * 255), rtol=1e-3)
+    green_off = torch.tensor([[[[1.3, 0.6, 0.5]]]])  # unclipped green 0.1 too bright still counts
+    assert torch.isclose(losses.pixel_loss(img, green_off, mask), torch.tensor(0.1 * 255), rtol=1e-3)
+    # without censoring the brighter render costs its distance
+    assert torch.isclose(losses.pixel_loss(img, brighter.detach(), mask, saturation=None), torch.tensor(0.3 * 255), rtol=1e-3)
+
+
 def test_landmark_loss_mean_squared_distance():
     pred = torch.zeros(2, 68, 2)
     target = torch.zeros(2, 68, 2)

@@ -46,7 +46,18 @@ class DetailFitConfig:
       The absorbed low frequencies do lower the dense mesh's error a little (1.735 vs 1.739 mm),
       so the map is not made a pure detail layer. A penalty, not a projection: removing the
       low-pass inside the optimisation rang as concentric ripples where the photo gives no
-      evidence (under the chin)."""
+      evidence (under the chin).
+    - ``albedo_gain_cells`` / ``albedo_gain_weight`` / ``albedo_gain_lr``: a low-frequency
+      correction of the coarse albedo fitted with the displacement: an RGB log-gain on a
+      cells × cells grid over the face tile (16 → ≈ 18 mm cells on ICT), bilinearly upsampled,
+      with an L2 penalty (``albedo_gain_weight`` per squared log-gain, against L_pixel in 8-bit
+      levels); 0 cells turns it off. Why: L_pixel is L2,1, so each pixel pulls along the unit
+      direction of its colour residual. Where the coarse albedo is a few levels off over a
+      region (9 mm texels, heavily smoothed, fitted under the coarse shape's errors) every pixel
+      there pulls the same way, a wrinkle's small swings no longer flip the direction, and the
+      detail's signal is lost while the displacement bulges to absorb the bias. Synthetic detail
+      suite (8 faces): correlation 0.579 → 0.596; the gain alone (displacement frozen) explains
+      a few per cent of L_pixel (``DetailFitResult.pixel_albedo_only``; astronaut 6 % of the 25 %)."""
 
     uv_size: int = 256
     steps: int = 40
@@ -57,6 +68,9 @@ class DetailFitConfig:
     reg_scale: float = 1.0
     lowpass_sigma: float = 0.016
     lowpass_weight: float = 100.0
+    albedo_gain_cells: int = 16
+    albedo_gain_weight: float = 100.0
+    albedo_gain_lr: float = 0.01
 
 
 DETAIL_PRESETS: dict[str, DetailFitConfig] = {
@@ -71,7 +85,9 @@ class DetailFitResult:
     """displacement (1,1,S,S) mm; surface: the displaced surface per view; topology: dense mesh
     connectivity; layout: the face-tile UV rasterisation; dense_albedo (1,N,3);
     pixel_coarse / pixel_detail: L_pixel of the coarse and the detailed render per view over the
-    report mask; pixel_skin_coarse / pixel_skin_detail: the same over the loss's skin mask."""
+    report mask; pixel_skin_coarse / pixel_skin_detail: the same over the loss's skin mask;
+    pixel_albedo_only: over the report mask, the coarse surface with the refined albedo (what the
+    albedo gain explains without the displacement). dense_albedo is the refined albedo."""
 
     displacement: torch.Tensor
     surface: DetailedSurface
@@ -82,6 +98,7 @@ class DetailFitResult:
     pixel_detail: list[float] = field(default_factory=list)
     pixel_skin_coarse: list[float] = field(default_factory=list)
     pixel_skin_detail: list[float] = field(default_factory=list)
+    pixel_albedo_only: list[float] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -133,14 +150,26 @@ def fit_detail(
     settings = RenderSettings()
     disp = torch.zeros(1, 1, config.uv_size, config.uv_size, device=dev, dtype=dt) if init is None else init.clone()
     disp = torch.nn.Parameter(disp)
-    opt = torch.optim.Adam([disp], lr=config.lr)
+    groups = [{"params": [disp], "lr": config.lr}]
+    gain = None  # (1,3,G,G) log-gain of the coarse albedo over the face tile
+    if config.albedo_gain_cells > 0:
+        gain = torch.nn.Parameter(torch.zeros(1, 3, config.albedo_gain_cells, config.albedo_gain_cells, device=dev, dtype=dt))
+        groups.append({"params": [gain], "lr": config.albedo_gain_lr})
+    opt = torch.optim.Adam(groups)
     sigma = config.lowpass_sigma * config.uv_size  # texels
     # the displacement fades to 0 over ≈ 3.4 mm at the UV island borders (face-tile seam, ears)
     fade = seam_fade(valid)
     n_valid = valid.sum().clamp_min(1.0)
 
+    def albedo_now() -> torch.Tensor:  # (1,N,3) dense vertex albedo
+        if gain is None:
+            return dense_albedo
+        up = Fn.interpolate(gain, size=(config.uv_size, config.uv_size), mode="bilinear", align_corners=False)
+        factor = up.exp().permute(0, 2, 3, 1).reshape(1, -1, 3)[:, topo.texels]
+        return dense_albedo * factor
+
     def render_views(surface: DetailedSurface):
-        rend = render(surface.dense_verts, topo.faces, pose, cam, fit.sh, vertex_colors=dense_albedo.expand(V, -1, -1), settings=settings)
+        rend = render(surface.dense_verts, topo.faces, pose, cam, fit.sh, vertex_colors=albedo_now().expand(V, -1, -1), settings=settings)
         return rend, skin_mask * rend.alpha
 
     def per_view(rend, mask) -> list[float]:
@@ -167,6 +196,9 @@ def fit_detail(
         if config.lowpass_weight > 0:
             terms["lowpass"] = masked_lowpass(shown, valid, sigma).pow(2).sum() / n_valid
             loss = loss + config.lowpass_weight * terms["lowpass"]
+        if gain is not None:
+            terms["gain"] = gain.pow(2).mean()
+            loss = loss + config.albedo_gain_weight * terms["gain"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -182,8 +214,12 @@ def fit_detail(
         surface = displace(coarse_pos, disp.expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend, mask = render_views(surface)
         pixel_detail, pixel_skin_detail = per_view(rend, report * rend.alpha), per_view(rend, mask)
+        rend_a, _ = render_views(flat)  # the refined albedo on the coarse surface: the gain's own share
+        pixel_albedo_only = per_view(rend_a, report * rend_a.alpha)
+        dense_albedo = albedo_now()
     return DetailFitResult(
         displacement=disp, surface=surface, topology=topo, layout=layout, dense_albedo=dense_albedo,
+        pixel_albedo_only=pixel_albedo_only,
         pixel_coarse=pixel_coarse, pixel_detail=pixel_detail, pixel_skin_coarse=pixel_skin_coarse,
         pixel_skin_detail=pixel_skin_detail, history=history,
     )
