@@ -225,15 +225,16 @@ def _detail_real(doc: dict[str, Any]) -> list[str]:
     out = [f"**Detail stage on real photos** (`python -m benchmarks.bench_detail_real`, quality "
            f"`{doc.get('quality', 'default')}`; {_where(when)}): L_pixel (8-bit levels) of the coarse and the "
            "detailed render, over the landmark face mask (brows and lips included) and over the skin mask the "
-           "detail fit uses (brows, lips and non-skin colours left out).", ""]
+           "detail fit uses (brows, lips and non-skin colours left out). \"Albedo gain alone\": the drop from the "
+           "detail stage's low-frequency albedo correction on the coarse surface, displacement left out.", ""]
     rows = []
+    pct = lambda x: f"{100 * x:.1f} %" if x is not None else "–"  # noqa: E731
     for name, e in photos.items():
-        drop, skin = e.get("drop"), e.get("drop_skin")
+        drop = e.get("drop")
         rows.append([name, f"{_fmt(e.get('pixel_loss_coarse'))} → {_fmt(e.get('pixel_loss_detail'))}",
-                     f"{100 * drop:.1f} %" if drop is not None else "–",
-                     f"{100 * skin:.1f} %" if skin is not None else "–",
+                     pct(drop), pct(e.get("drop_albedo_gain_only")), pct(e.get("drop_skin")),
                      _target_min(100 * drop if drop is not None else None, 100 * target), e.get("detail_fit_s")])
-    out += _table(["photo", "L_pixel coarse → detailed (face mask)", "drop", "drop (skin mask)",
+    out += _table(["photo", "L_pixel coarse → detailed (face mask)", "drop", "albedo gain alone", "drop (skin mask)",
                    f"target ≥ {100 * target:.0f} % (face mask)", "detail s"], rows) + [""]
     return out
 
