@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .align import align_face, face_mask, points_to_crop, points_to_image, warp_to_crop
-from .skin import skin_mask
+from .skin import skin_mask, skin_weight
 from .camera import Camera, project
 from .detect import detect_one
 from .errors import NoFaceError, PhotoheadError, WeightsNotFoundError
@@ -182,8 +182,9 @@ def delit_albedo(
     normals, so wrinkle shading is not baked in twice). Per-texel confidence
     (:func:`backend.blend.per_view_confidence`: visibility × facing × distance to the
     silhouette × resolution × the photo's skin mask, so hair, hats and background never land on
-    the head) is multiplied, outside the inner face, by a robust term that down-weights colours
-    far from the view's median skin colour (a hat brim or hair on the forehead band). Several
+    the head) is multiplied, outside the inner face, by the photo's skin weight
+    (:func:`backend.skin.skin_weight`: skin colour likelihood, connected to the face) and a robust term that down-weights colours far from
+    the view's median skin colour (a hat brim or hair on the forehead band). Several
     views are gain-equalised on their overlap and blended with a Laplacian pyramid (no seams);
     texels no view sees get the median delit skin colour with a soft transition, so scalp and
     neck match the face. Only the texels some view can face are unwrapped, and only those with
@@ -241,16 +242,25 @@ def delit_albedo(
     shading = sh_shading(normals, fit.sh).clamp_min(0.05)
     delit = (at_used(un.texture) / shading).clamp(0.0, 1.0)  # (V,T',3)
     conf = at_used(weight)  # (V,T')
-    # Robust colour term: outside the inner face, colours far from the view's median skin
-    # colour are down-weighted, so a hat brim or hair on the forehead band does not land on the head.
+    # Outside the inner face only skin belongs on the head: there the confidence is multiplied by
+    # the photo's skin weight (backend.skin: colour likelihood, connected to the face) and by a robust term that down-weights
+    # delit colours far from the view's median skin colour, so a hat brim, a cap badge or hair on
+    # the forehead band does not land on the head (the robust term alone let a dark brim edge and
+    # grace_hopper's cap badge through at weight 0.6: a gold speck on the scalp).
     grid = (at_used(un.screen)[:, :, None, :2] + 0.5) * (2.0 / size) - 1.0  # (V,T',1,2)
-    inner_at = torch.nn.functional.grid_sample(inner[:, None], grid.to(inner.dtype), align_corners=False)[:, 0, :, 0]
+
+    def sample(maps: torch.Tensor) -> torch.Tensor:  # (V,224,224) photo-space → (V,T')
+        return torch.nn.functional.grid_sample(maps[:, None], grid.to(maps.dtype), align_corners=False)[:, 0, :, 0]
+
+    inner_at = sample(inner)
+    skin_at = sample(torch.from_numpy(np.stack([skin_weight(v.crop, v.crop_landmarks, CROP_SIZE, exclude_features=False)
+                                                for v in views])).to(device))
     for i in range(V):  # a loop over views
         core = conf[i] > 0.5
         if core.any():
             median = delit[i][core].median(0).values
             robust = torch.exp(-((delit[i] - median) ** 2).sum(-1) / (2 * 0.2**2))
-            conf[i] = conf[i] * torch.maximum(robust, inner_at[i])
+            conf[i] = conf[i] * torch.maximum(robust * skin_at[i], inner_at[i])
     weight = scatter_texels(conf, used, H, W)
     delit = scatter_texels(delit, used, H, W)  # (V,H,W,3), zero where no view has weight
     if V > 1:

@@ -10,7 +10,9 @@ balance and exposure):
 - chroma: log(R/G) and log(B/G) (shading-invariant for a white-ish light) within a few robust
   standard deviations of the mask's median;
 - luminance: within a broad factor of the median, so shading and wrinkles stay, while near-black
-  hair and blown highlights go.
+  hair and blown highlights go;
+- connectivity (:func:`connected_to_face`): skin-coloured islands cut off from the face's skin by
+  non-skin (a gold cap badge above a dark brim, a tan background patch) are not skin.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SkinSettings", "skin_likelihood", "skin_mask"]
+__all__ = ["SkinSettings", "skin_likelihood", "connected_to_face", "skin_weight", "skin_mask"]
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 _MAD_TO_SIGMA = 1.4826
@@ -75,14 +77,39 @@ def skin_likelihood(crop: np.ndarray, mask: np.ndarray, settings: SkinSettings =
     return (w_chroma * w_lum).astype(np.float32)
 
 
-def skin_mask(crop: np.ndarray, landmarks68: np.ndarray, size: int) -> np.ndarray:
-    """The photometric loss's mask for one face crop (fit stages and training): the landmark face
-    mask without the brows and lips (:func:`backend.align.feature_polygons`), weighted by
-    :func:`skin_likelihood` (hair fringes, hats, glasses frames out). Their colour edges are what
-    a smooth albedo cannot hold: a fit would raise them as ridges. crop (size,size,3) in [0,1];
-    landmarks68 (68,2) in its pixels. Returns (size,size) float32 in [0,1]."""
+def connected_to_face(weight: np.ndarray, seed: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """``weight`` (H,W) with every region of ``weight > threshold`` (8-connected) that does not
+    touch ``seed`` (H,W) bool set to 0: skin-coloured pixels count only when they join the face's
+    own skin. An empty seed keeps everything. Returns (H,W) float32."""
+    from scipy.ndimage import label
+
+    seed = np.asarray(seed, bool)
+    if not seed.any():
+        return np.asarray(weight, np.float32)
+    labels, _ = label(np.asarray(weight) > threshold, structure=np.ones((3, 3), bool))
+    keep = np.unique(labels[seed & (labels > 0)])
+    return (weight * np.isin(labels, keep)).astype(np.float32)
+
+
+def skin_weight(crop: np.ndarray, landmarks68: np.ndarray, size: int, exclude_features: bool = True) -> np.ndarray:
+    """Skin weight of one face crop: the landmark face mask (``exclude_features``: without the
+    brows and lips, :func:`backend.align.feature_polygons`) × :func:`skin_likelihood`, keeping only
+    the skin connected to the inner face (the jaw and brows hull, :func:`connected_to_face`).
+    crop (size,size,3) in [0,1]; landmarks68 (68,2) in its pixels. Returns (size,size) float32."""
     from .align import AlignSettings, face_mask
 
     # edge blur: 1 px at the fit's crop size (AlignSettings.size), scaled with the crop
-    mask = face_mask(landmarks68, size, size, soft_px=size / AlignSettings().size, exclude_features=True)
-    return (mask * skin_likelihood(crop, mask)).astype(np.float32)
+    mask = face_mask(landmarks68, size, size, soft_px=size / AlignSettings().size, exclude_features=exclude_features)
+    weight = mask * skin_likelihood(crop, mask)
+    inner = face_mask(landmarks68, size, size, forehead=0.0) > 0.5
+    return connected_to_face(weight, inner)
+
+
+def skin_mask(crop: np.ndarray, landmarks68: np.ndarray, size: int) -> np.ndarray:
+    """The photometric loss's mask for one face crop (fit stages and training): the landmark face
+    mask without the brows and lips (:func:`backend.align.feature_polygons`), weighted by
+    :func:`skin_likelihood` (hair fringes, hats, glasses frames out) and cut to the skin connected
+    to the face (:func:`skin_weight`). Their colour edges are what a smooth albedo cannot hold: a
+    fit would raise them as ridges. crop (size,size,3) in [0,1]; landmarks68 (68,2) in its pixels.
+    Returns (size,size) float32 in [0,1]."""
+    return skin_weight(crop, landmarks68, size, exclude_features=True)

@@ -35,3 +35,21 @@ def test_too_few_pixels_gives_no_opinion():
     mask = np.zeros(crop.shape[:2], np.float32)
     mask[:5, :5] = 1.0
     np.testing.assert_array_equal(skin_likelihood(crop, mask), 1.0)
+
+
+def test_skin_coloured_islands_cut_off_from_the_face_are_dropped():
+    """A gold cap badge above a dark brim has skin-like colour; only skin that joins the face's
+    own skin (the seed) counts. A fringe gap that opens onto the forehead stays."""
+    from backend.skin import connected_to_face
+
+    weight = np.zeros((60, 60), np.float32)
+    weight[25:, :] = 1.0  # the face's skin
+    weight[5:12, 20:30] = 0.9  # badge: skin-coloured, above a non-skin brim (rows 12-24)
+    weight[15:25, 40:43] = 1.0  # a gap in a fringe that opens onto the forehead
+    seed = np.zeros_like(weight, bool)
+    seed[40:50, 20:40] = True
+    out = connected_to_face(weight, seed)
+    assert out.dtype == np.float32
+    assert out[5:12, 20:30].max() == 0.0
+    assert (out[15:25, 40:43] == 1.0).all() and (out[25:] == 1.0).all()
+    np.testing.assert_array_equal(connected_to_face(weight, np.zeros_like(seed)), weight)  # no seed: no opinion
