@@ -77,18 +77,20 @@ def skin_likelihood(crop: np.ndarray, mask: np.ndarray, settings: SkinSettings =
     return (w_chroma * w_lum).astype(np.float32)
 
 
-def connected_to_face(weight: np.ndarray, seed: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+def connected_to_face(weight: np.ndarray, seed: np.ndarray, threshold: float = 0.5, edge_px: int = 3) -> np.ndarray:
     """``weight`` (H,W) with every region of ``weight > threshold`` (8-connected) that does not
     touch ``seed`` (H,W) bool set to 0: skin-coloured pixels count only when they join the face's
-    own skin. An empty seed keeps everything. Returns (H,W) float32."""
-    from scipy.ndimage import label
+    own skin. The soft rim below the threshold (``edge_px`` pixels) stays with the region it
+    borders. An empty seed keeps everything. Returns (H,W) float32."""
+    from scipy.ndimage import binary_dilation, label
 
     seed = np.asarray(seed, bool)
     if not seed.any():
         return np.asarray(weight, np.float32)
     labels, _ = label(np.asarray(weight) > threshold, structure=np.ones((3, 3), bool))
-    keep = np.unique(labels[seed & (labels > 0)])
-    return (weight * np.isin(labels, keep)).astype(np.float32)
+    ids = np.unique(labels[seed & (labels > 0)])
+    keep = binary_dilation(np.isin(labels, ids[ids > 0]), iterations=edge_px)
+    return (weight * keep).astype(np.float32)
 
 
 def skin_weight(crop: np.ndarray, landmarks68: np.ndarray, size: int, exclude_features: bool = True) -> np.ndarray:

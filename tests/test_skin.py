@@ -44,6 +44,7 @@ def test_skin_coloured_islands_cut_off_from_the_face_are_dropped():
 
     weight = np.zeros((60, 60), np.float32)
     weight[25:, :] = 1.0  # the face's skin
+    weight[24, :] = 0.3  # its soft rim
     weight[5:12, 20:30] = 0.9  # badge: skin-coloured, above a non-skin brim (rows 12-24)
     weight[15:25, 40:43] = 1.0  # a gap in a fringe that opens onto the forehead
     seed = np.zeros_like(weight, bool)
@@ -51,5 +52,6 @@ def test_skin_coloured_islands_cut_off_from_the_face_are_dropped():
     out = connected_to_face(weight, seed)
     assert out.dtype == np.float32
     assert out[5:12, 20:30].max() == 0.0
-    assert (out[15:25, 40:43] == 1.0).all() and (out[25:] == 1.0).all()
+    assert (out[15:24, 40:43] == 1.0).all() and (out[25:] == 1.0).all()
+    np.testing.assert_array_equal(out[24], weight[24])  # the rim stays with the face
     np.testing.assert_array_equal(connected_to_face(weight, np.zeros_like(seed)), weight)  # no seed: no opinion
