@@ -34,7 +34,11 @@ class SkinSettings:
       ramping to 0 over ``ramp`` (natural log units) outside;
     - ``min_chroma_sigma``: floor of the chroma spread (log units), for very even skin;
     - ``blur_px``: Gaussian σ (pixels) applied before the colour ratios;
-    - ``min_pixels``: fewer mask pixels than this → no statistics, weight 1 everywhere."""
+    - ``min_pixels``: fewer mask pixels than this → no statistics, weight 1 everywhere;
+    - ``band_chroma_sigmas``: the stricter chroma limit :func:`skin_weight` applies outside the
+      inner face (the forehead band above the brows), where only skin and hair meet: blond hair
+      is within 3 robust σ of skin chroma (astronaut's fringe: log B/G −0.37 against −0.16), and
+      inside the face that width is needed for blush, nasolabial shadows and lip corners."""
 
     chroma_sigmas: float = 3.0
     min_chroma_sigma: float = 0.03
@@ -42,6 +46,7 @@ class SkinSettings:
     luminance_range: tuple[float, float] = (0.3, 2.5)
     ramp: float = 0.3
     min_pixels: int = 200
+    band_chroma_sigmas: float = 1.5
 
 
 def skin_likelihood(crop: np.ndarray, mask: np.ndarray, settings: SkinSettings = SkinSettings()) -> np.ndarray:
@@ -95,16 +100,19 @@ def connected_to_face(weight: np.ndarray, seed: np.ndarray, threshold: float = 0
 
 def skin_weight(crop: np.ndarray, landmarks68: np.ndarray, size: int, exclude_features: bool = True) -> np.ndarray:
     """Skin weight of one face crop: the landmark face mask (``exclude_features``: without the
-    brows and lips, :func:`backend.align.feature_polygons`) × :func:`skin_likelihood`, keeping only
-    the skin connected to the inner face (the jaw and brows hull, :func:`connected_to_face`).
+    brows and lips, :func:`backend.align.feature_polygons`) × :func:`skin_likelihood` (with the
+    stricter ``band_chroma_sigmas`` outside the inner face, the jaw and brows hull), keeping only
+    the skin connected to the inner face (:func:`connected_to_face`).
     crop (size,size,3) in [0,1]; landmarks68 (68,2) in its pixels. Returns (size,size) float32."""
     from .align import AlignSettings, face_mask
 
     # edge blur: 1 px at the fit's crop size (AlignSettings.size), scaled with the crop
-    mask = face_mask(landmarks68, size, size, soft_px=size / AlignSettings().size, exclude_features=exclude_features)
-    weight = mask * skin_likelihood(crop, mask)
-    inner = face_mask(landmarks68, size, size, forehead=0.0) > 0.5
-    return connected_to_face(weight, inner)
+    scale = size / AlignSettings().size
+    mask = face_mask(landmarks68, size, size, soft_px=scale, exclude_features=exclude_features)
+    inner = face_mask(landmarks68, size, size, forehead=0.0, soft_px=2.0 * scale, exclude_eyes=False, exclude_mouth=False)
+    strict = SkinSettings(chroma_sigmas=SkinSettings().band_chroma_sigmas)
+    likelihood = inner * skin_likelihood(crop, mask) + (1.0 - inner) * skin_likelihood(crop, mask, strict)
+    return connected_to_face(mask * likelihood, inner > 0.5)
 
 
 def skin_mask(crop: np.ndarray, landmarks68: np.ndarray, size: int) -> np.ndarray:

@@ -55,3 +55,30 @@ def test_skin_coloured_islands_cut_off_from_the_face_are_dropped():
     assert (out[15:24, 40:43] == 1.0).all() and (out[25:] == 1.0).all()
     np.testing.assert_array_equal(out[24], weight[24])  # the rim stays with the face
     np.testing.assert_array_equal(connected_to_face(weight, np.zeros_like(seed)), weight)  # no seed: no opinion
+
+
+def test_blond_fringe_in_the_forehead_band_is_not_skin_but_the_same_tint_in_the_face_is():
+    """Blond hair is within 3 robust σ of skin chroma: inside the face that width must stay (a
+    yellower cheek is still skin), above the brows the stricter band limit drops it."""
+    from backend.align import canonical_landmarks, face_mask
+    from backend.skin import skin_weight
+
+    rng = np.random.default_rng(0)
+    lm = canonical_landmarks()
+    skin = np.array([0.78, 0.58, 0.48])
+    crop = skin[None, None] * rng.uniform(0.85, 1.1, (224, 224, 1)) + rng.normal(0, 0.01, (224, 224, 3))
+    crop[..., 2] *= np.exp(0.08 * np.sin(np.arange(224) * 2 * np.pi / 40.0))[None, :]  # skin's own tint spread: σ ≈ 0.057
+    crop = np.clip(crop, 0, 1)
+    blond = np.array([0.78, 0.60, 0.436])  # log B/G 0.13 below the skin's: within 3 σ, beyond 1.5·√2 σ
+    inner = face_mask(lm, 224, 224, forehead=0.0) > 0.5
+    band = (face_mask(lm, 224, 224) > 0.5) & ~inner
+    rows = np.nonzero(band.any(1))[0]
+    fringe = band & (np.arange(224)[:, None] < rows.min() + 8)  # the band's top rows
+    cheek = np.zeros_like(inner)
+    cheek[int(lm[31, 1]) - 4 : int(lm[31, 1]) + 4, int(lm[2, 0]) + 10 : int(lm[2, 0]) + 20] = True
+    crop[fringe] = blond
+    crop[cheek] = blond
+    w = skin_weight(crop, lm, 224)
+    assert w[fringe].mean() < 0.2
+    assert w[cheek].mean() > 0.8
+    assert w[band & ~fringe & (np.arange(224)[:, None] > rows.min() + 12)].mean() > 0.9  # forehead skin stays
