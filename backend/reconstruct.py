@@ -183,8 +183,9 @@ def delit_albedo(
     (:func:`backend.blend.per_view_confidence`: visibility × facing × distance to the
     silhouette × resolution × the photo's skin mask, so hair, hats and background never land on
     the head) is multiplied, outside the inner face, by the photo's skin weight
-    (:func:`backend.skin.skin_weight`: skin colour likelihood, connected to the face) and a robust term that down-weights colours far from
-    the view's median skin colour (a hat brim or hair on the forehead band). Several
+    (:func:`backend.skin.skin_weight`: skin colour likelihood, connected to the face) and by a
+    robust term that down-weights colours far from the view's median skin colour (a hat brim or
+    hair on the forehead band). Several
     views are gain-equalised on their overlap and blended with a Laplacian pyramid (no seams);
     texels no view sees get the median delit skin colour with a soft transition, so scalp and
     neck match the face. Only the texels some view can face are unwrapped, and only those with
@@ -243,10 +244,11 @@ def delit_albedo(
     delit = (at_used(un.texture) / shading).clamp(0.0, 1.0)  # (V,T',3)
     conf = at_used(weight)  # (V,T')
     # Outside the inner face only skin belongs on the head: there the confidence is multiplied by
-    # the photo's skin weight (backend.skin: colour likelihood, connected to the face) and by a robust term that down-weights
-    # delit colours far from the view's median skin colour, so a hat brim, a cap badge or hair on
-    # the forehead band does not land on the head (the robust term alone let a dark brim edge and
-    # grace_hopper's cap badge through at weight 0.6: a gold speck on the scalp).
+    # the photo's skin weight (backend.skin: colour likelihood, connected to the face; brows and
+    # lips kept, their tops reach into the band) and by a robust term that down-weights delit
+    # colours far from the view's median skin colour, so a hat brim, a cap badge or hair on the
+    # forehead band does not land on the head (the robust term alone let grace_hopper's cap badge
+    # through at weight 0.6: a gold speck on the scalp).
     grid = (at_used(un.screen)[:, :, None, :2] + 0.5) * (2.0 / size) - 1.0  # (V,T',1,2)
 
     def sample(maps: torch.Tensor) -> torch.Tensor:  # (V,224,224) photo-space → (V,T')

@@ -57,7 +57,7 @@ class DetailFitConfig:
       there pulls the same way, a wrinkle's small swings no longer flip the direction, and the
       detail's signal is lost while the displacement bulges to absorb the bias. Synthetic detail
       suite (8 faces): correlation 0.579 → 0.596; the gain alone (displacement frozen) explains
-      a few per cent of L_pixel (``DetailFitResult.pixel_albedo_only``; astronaut 6 % of the 25 %)."""
+      a few per cent of L_pixel (``DetailFitResult.pixel_albedo_only``; 3–6 % on the package photos)."""
 
     uv_size: int = 256
     steps: int = 40
