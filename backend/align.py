@@ -22,7 +22,7 @@ import numpy as np
 __all__ = [
     "TEMPLATE_68_MM", "INNER_POINTS", "AlignSettings", "Alignment", "canonical_landmarks",
     "estimate_similarity", "invert_affine", "align_face", "points_to_crop", "points_to_image",
-    "warp_to_crop", "crop_valid_mask", "face_mask", "feature_polygons",
+    "warp_to_crop", "crop_valid_mask", "face_mask", "inner_face_mask", "feature_polygons",
 ]
 
 # ICT-FaceKit mean face (ict_head.npz `mean[landmarks68]`), frontal: x = X, y = −Y, in mm,
@@ -330,3 +330,10 @@ def face_mask(
 
         out = gaussian_filter(out, sigma=float(soft_px)).astype(np.float32)
     return out
+
+
+def inner_face_mask(landmarks68: np.ndarray, height: int, width: int, soft_px: float = 0.0) -> np.ndarray:
+    """The inner face: the convex hull of the jaw and the brows, eyes and mouth included, no
+    forehead band (where brows, eyes and lips are expected, and only skin and hair meet outside
+    it). Returns (H,W) float32 in [0,1]; ``soft_px`` as :func:`face_mask`."""
+    return face_mask(landmarks68, height, width, forehead=0.0, soft_px=soft_px, exclude_eyes=False, exclude_mouth=False)

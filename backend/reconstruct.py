@@ -22,7 +22,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import torch
 
-from .align import align_face, face_mask, points_to_crop, points_to_image, warp_to_crop
+from .align import align_face, face_mask, inner_face_mask, points_to_crop, points_to_image, warp_to_crop
 from .skin import skin_mask, skin_weight
 from .camera import Camera, project
 from .detect import detect_one
@@ -211,10 +211,8 @@ def delit_albedo(
     # the landmark face mask (its blur is 2.3 px of the re-crop), and the inner face (jaw +
     # brows hull, where eyes, brows and lips are expected; σ = 4 px of the re-crop) used below
     faces = torch.from_numpy(np.stack([v.face_mask for v in views])).to(device)
-    inner = torch.from_numpy(np.stack([
-        face_mask(v.crop_landmarks, CROP_SIZE, CROP_SIZE, forehead=0.0, soft_px=4.0 / k,
-                  exclude_eyes=False, exclude_mouth=False) for v in views
-    ])).to(device)
+    inner = torch.from_numpy(np.stack([inner_face_mask(v.crop_landmarks, CROP_SIZE, CROP_SIZE, soft_px=4.0 / k)
+                                       for v in views])).to(device)
     pose = fit.pose * torch.tensor([k, 1, 1, 1, k, k, k], device=device, dtype=fit.pose.dtype)
     cam = Camera(size, size)
     screen_frags = rasterize(project(fit.verts, pose, cam), model.faces, size, size)

@@ -49,11 +49,15 @@ class SkinSettings:
     band_chroma_sigmas: float = 1.5
 
 
-def skin_likelihood(crop: np.ndarray, mask: np.ndarray, settings: SkinSettings = SkinSettings()) -> np.ndarray:
+def skin_likelihood(
+    crop: np.ndarray, mask: np.ndarray, settings: SkinSettings = SkinSettings(), band: np.ndarray | None = None,
+) -> np.ndarray:
     """Weight in [0,1] per pixel of how much ``crop`` looks like the skin under ``mask``.
 
     crop (H,W,3) float in [0,1]; mask (H,W) in [0,1] (the landmark skin mask; its fully-set
-    pixels give the statistics). Returns (H,W) float32.
+    pixels give the statistics); band (H,W) in [0,1], optional: where the stricter
+    ``settings.band_chroma_sigmas`` limit applies (blended with ``chroma_sigmas`` elsewhere;
+    same statistics). Returns (H,W) float32.
     """
     crop = np.asarray(crop, np.float64)
     core = np.asarray(mask) > 0.99
@@ -74,8 +78,14 @@ def skin_likelihood(crop: np.ndarray, mask: np.ndarray, settings: SkinSettings =
     cov = cov + np.eye(2) * settings.min_chroma_sigma**2
     d = chroma - centre
     m2 = np.einsum("...i,ij,...j->...", d, np.linalg.inv(cov), d)  # squared Mahalanobis distance
-    k2 = settings.chroma_sigmas**2
-    w_chroma = np.clip((2.0 * k2 - m2) / k2, 0.0, 1.0)
+
+    def chroma_weight(sigmas: float) -> np.ndarray:  # 1 within ``sigmas``, 0 beyond √2 × it
+        k2 = sigmas**2
+        return np.clip((2.0 * k2 - m2) / k2, 0.0, 1.0)
+
+    w_chroma = chroma_weight(settings.chroma_sigmas)
+    if band is not None:
+        w_chroma = (1.0 - band) * w_chroma + band * chroma_weight(settings.band_chroma_sigmas)
     r = np.log(luminance / np.median(luminance[core]))
     lo, hi = np.log(settings.luminance_range[0]), np.log(settings.luminance_range[1])
     w_lum = np.clip((r - lo) / settings.ramp + 1.0, 0.0, 1.0) * np.clip((hi - r) / settings.ramp + 1.0, 0.0, 1.0)
@@ -104,15 +114,13 @@ def skin_weight(crop: np.ndarray, landmarks68: np.ndarray, size: int, exclude_fe
     stricter ``band_chroma_sigmas`` outside the inner face, the jaw and brows hull), keeping only
     the skin connected to the inner face (:func:`connected_to_face`).
     crop (size,size,3) in [0,1]; landmarks68 (68,2) in its pixels. Returns (size,size) float32."""
-    from .align import AlignSettings, face_mask
+    from .align import AlignSettings, face_mask, inner_face_mask
 
     # edge blur: 1 px at the fit's crop size (AlignSettings.size), scaled with the crop
     scale = size / AlignSettings().size
     mask = face_mask(landmarks68, size, size, soft_px=scale, exclude_features=exclude_features)
-    inner = face_mask(landmarks68, size, size, forehead=0.0, soft_px=2.0 * scale, exclude_eyes=False, exclude_mouth=False)
-    strict = SkinSettings(chroma_sigmas=SkinSettings().band_chroma_sigmas)
-    likelihood = inner * skin_likelihood(crop, mask) + (1.0 - inner) * skin_likelihood(crop, mask, strict)
-    return connected_to_face(mask * likelihood, inner > 0.5)
+    inner = inner_face_mask(landmarks68, size, size, soft_px=2.0 * scale)
+    return connected_to_face(mask * skin_likelihood(crop, mask, band=1.0 - inner), inner > 0.5)
 
 
 def skin_mask(crop: np.ndarray, landmarks68: np.ndarray, size: int) -> np.ndarray:
