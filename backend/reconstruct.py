@@ -25,6 +25,7 @@ import torch
 from .align import align_face, face_mask, inner_face_mask, points_to_crop, points_to_image, warp_to_crop
 from .skin import skin_mask, skin_weight
 from .camera import Camera, project
+from .determinism import deterministic_on_cpu
 from .detect import detect_one
 from .errors import NoFaceError, PhotoheadError, WeightsNotFoundError
 from .facemodel import FaceModel, load_default, load_model
@@ -57,7 +58,8 @@ class ReconstructConfig:
     - ``identity``: use the identity loss L_id (needs the identity network's weights).
     - ``checkpoints``: folder with ``coarse.pt`` / ``detail.pt`` for predict/hybrid.
     - ``shared_expression``: multi-view: one expression for all photos.
-    - ``seed``: random seed (fits are deterministic for a given seed and device).
+    - ``seed``: random seed. On the CPU a fit gives the same bits for the same photo, seed and
+      thread count (:mod:`backend.determinism`); on CUDA it may differ in the last bits.
     - ``labels``: optional per-photo view labels (front/left/right...).
     """
 
@@ -348,11 +350,20 @@ def reconstruct(
         )
     if config.quality not in QUALITY_PRESETS:
         raise PhotoheadError(f"unknown quality {config.quality!r}: use draft, default or high")
-    timings: dict[str, float] = {}
-    warn_list: list[str] = []
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
+    with deterministic_on_cpu(device):
+        return _reconstruct_on(device, images, config, progress, cancel, landmarks, t0)
+
+
+def _reconstruct_on(
+    device: torch.device, images: Sequence[str | Path | np.ndarray], config: ReconstructConfig,
+    progress: ProgressFn | None, cancel: CancelToken | None, landmarks: Sequence[np.ndarray | None] | None, t0: float,
+) -> Head:
+    """:func:`reconstruct` after its checks, on ``device`` (``t0``: its start, for the timings)."""
+    timings: dict[str, float] = {}
+    warn_list: list[str] = []
     model = load_face_model(config.model).to(device)
     predictor = None
     if config.mode != "fit":

@@ -17,7 +17,13 @@ def fit_orthographic_pose(points3d: torch.Tensor, points2d: torch.Tensor, camera
     Returns pose (B,7) = (f, rx, ry, rz, tx, ty, 0) for :func:`backend.camera.project`: an affine
     camera is solved by least squares, then its two rows are projected to the nearest scaled
     rotation (SVD). Exact when the points are an exact scaled-orthographic image.
+
+    Solved in float64 and returned in the input dtype: LAPACK's float32 lstsq/SVD results move
+    in the last bits with the buffers' memory alignment, and the fit that starts from this pose
+    amplifies a 1e-5 px difference into millimetres, so float32 here made fits irreproducible.
     """
+    dtype = points3d.dtype
+    points3d, points2d = points3d.double(), points2d.double()
     cx, cy = camera.center
     # image → "camera up" coordinates: u = x − cx, w = cy − y, so [u, w] = f·(R v)_xy + t
     target = torch.stack([points2d[..., 0] - cx, cy - points2d[..., 1]], -1)  # (B,N,2)
@@ -38,4 +44,4 @@ def fit_orthographic_pose(points3d: torch.Tensor, points2d: torch.Tensor, camera
     f = (centred * rv).sum((1, 2)) / (rv * rv).sum((1, 2)).clamp_min(1e-12)
     t = (target - f[:, None, None] * rv).mean(1)
     angles = rotation_to_euler(R)
-    return torch.cat([f[:, None], angles, t, torch.zeros_like(f[:, None])], -1)
+    return torch.cat([f[:, None], angles, t, torch.zeros_like(f[:, None])], -1).to(dtype)
