@@ -30,8 +30,20 @@ def deterministic_on_cpu(device: torch.device) -> Iterator[None]:
         return
     was_on = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True)
+    _set_deterministic(True, warn_only=False)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(was_on, warn_only=warn_only)
+        _set_deterministic(was_on, warn_only=warn_only)
+
+
+def _set_deterministic(mode: bool, warn_only: bool) -> None:
+    """``torch.use_deterministic_algorithms`` without its first-call cost: the public function
+    also sets Inductor's flag and so imports ``torch._inductor`` (about 1 s in a fresh process,
+    which ``photohead reconstruct`` pays every run). We compile nothing, so the ATen flag it
+    sets underneath is all we need; the public function remains the fallback."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        setter(mode, warn_only=warn_only)

@@ -348,6 +348,9 @@ def test_detail_errors_of_a_perfect_and_of_a_flat_answer(face_model):
     assert e["disp_corr"] == pytest.approx(1.0, abs=1e-6)
     assert e["disp_corr_image"] == pytest.approx(1.0, abs=1e-6)
     assert e["dense_err_mm"] < 1e-3 < e["dense_coarse_err_mm"]
+    # the fit's skin mask covers most of the visible face, not the brows, lips or jaw underside
+    assert e["disp_corr_skin"] == pytest.approx(1.0, abs=1e-6)
+    assert 0.3 < e["skin_texel_share"] < 0.95 and 0.0 < e["skin_energy_share"] < 1.0
     noise = np.random.default_rng(0).normal(size=perfect.displacement.shape)
     flat = SimpleNamespace(displacement=noise, vertices=face.coarse_vertices, dense_vertices=coarse.reshape(-1, 3)[texels],
                            views=[SimpleNamespace(pose=face.pose)])
@@ -358,3 +361,22 @@ def test_detail_errors_of_a_perfect_and_of_a_flat_answer(face_model):
     shifted = SimpleNamespace(**{**vars(perfect), "vertices": face.coarse_vertices + np.array([2.0, 0.0, 0.0])})
     e = detail_errors(face_model, shifted, face)
     assert e["disp_corr"] == pytest.approx(1.0, abs=1e-6) and e["disp_corr_image"] < 0.9
+
+
+def test_photo_mask_at_texels_reads_the_crop_through_the_mesh(face_model):
+    from backend.evaluate.synthetic import photo_mask_at_texels, visible_face_texels
+
+    face = make_faces(face_model, 1, seed=1, settings=SyntheticSettings(size=128, texture_size=128))[0]
+    S, k = 64, 224 / 128
+    crop_from_image = np.array([[k, 0.0, 0.0], [0.0, k, 0.0]])  # the whole photo scaled to 224²
+    visible = visible_face_texels(face_model, face, S)
+    read = lambda mask, A: photo_mask_at_texels(  # noqa: E731
+        face_model, face.coarse_vertices, face.pose, 128, 128, mask, A, S)
+    ones = np.ones((224, 224))
+    assert (read(ones, crop_from_image)[visible] > 0.999).mean() > 0.98  # a few neck texels leave the photo
+    assert np.abs(read(ones, crop_from_image + [[0, 0, 1000.0], [0, 0, 0]])).max() == 0  # off the crop
+    # the photo's rendered-face mask, upsampled to the crop: every visible texel lands on the face
+    from PIL import Image
+    face_px = np.asarray(Image.fromarray(face.mask.astype(np.uint8) * 255).resize((224, 224), Image.NEAREST)) > 0
+    assert (read(face_px.astype(float), crop_from_image)[visible] > 0.5).mean() > 0.97
+    assert (read((~face_px).astype(float), crop_from_image)[visible] > 0.5).mean() < 0.03

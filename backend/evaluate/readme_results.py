@@ -130,6 +130,12 @@ def _synthetic(doc: dict[str, Any]) -> list[str]:
         rows.append(["… over the whole face tile the true map covers (incl. unseen texels)", s.get("disp_corr_tile_mean"), "", ""])
     if "disp_corr_image_mean" in s:
         rows.append(["… pixel by pixel in the photo, each map seen through its own mesh and pose", s.get("disp_corr_image_mean"), "", ""])
+    if "disp_corr_skin_mean" in s:
+        share = s.get("skin_texel_share_mean"), s.get("skin_energy_share_mean")
+        rows.append(["… over the visible texels the fit's skin mask covered "
+                     f"({_fmt(100 * share[0]) if share[0] is not None else '?'} % of them, "
+                     f"{_fmt(100 * share[1]) if share[1] is not None else '?'} % of the true map's energy; "
+                     "brows, lips and the jaw's underside are outside)", s.get("disp_corr_skin_mean"), "", ""])
     if "dense_err_mm_mean" in s:
         rows.append(["distance to the true detailed surface, visible face region: dense mesh / coarse mesh",
                      f"{_fmt(s.get('dense_err_mm_mean'))} / {_fmt(s.get('dense_coarse_err_mm_mean'))}", "mm",

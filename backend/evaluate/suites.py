@@ -138,6 +138,10 @@ def detail_errors(model, head, face) -> dict[str, float]:
       its own mesh and pose (:func:`~.synthetic.displacement_in_image`): a wrinkle recovered where
       the photo shows it counts even when the fitted mesh's UVs slide a millimetre or two over the
       true ones (the texel metric's registration error);
+    - ``disp_corr_skin``: the texel correlation over the visible face texels that the fit's
+      photometric mask covered (its skin mask: no brows, lips or jaw underside, where the photo's
+      shading was never asked to explain anything), with ``skin_texel_share`` /
+      ``skin_energy_share`` the share of the visible texels / of the true map's energy there;
     - ``dense_err_mm`` / ``dense_coarse_err_mm``: mean distance over the visible face region from
       the recovered dense (detailed) surface / the recovered coarse surface to the true detailed
       surface, texel by texel, after the similarity that aligns the recovered coarse mesh to the
@@ -146,7 +150,9 @@ def detail_errors(model, head, face) -> dict[str, float]:
     import torch
 
     from ..uvmaps import face_tile_layout, uv_position_map
-    from .synthetic import displacement_in_image, resample_map, true_detail_surface, visible_face_texels
+    from .synthetic import (
+        displacement_in_image, photo_mask_at_texels, resample_map, true_detail_surface, visible_face_texels,
+    )
 
     pred = np.asarray(head.displacement, np.float64)
     S = pred.shape[0]
@@ -159,6 +165,15 @@ def detail_errors(model, head, face) -> dict[str, float]:
     gt_px, gt_keep = displacement_in_image(model, face.coarse_vertices, face.pose, W, H, gt, visible)
     pred_px, pred_keep = displacement_in_image(model, head.vertices, head.views[0].pose, W, H, pred)
     out["disp_corr_image"] = M.displacement_correlation(pred_px, gt_px, gt_keep & pred_keep)
+    # where the photometric loss looked: the fit's skin mask (no brows, lips or jaw underside),
+    # carried to the texels through the fitted mesh and pose
+    truth = face.contour68 if face.contour68 is not None else face.landmarks68
+    skin224, crop_from_image = _fit_skin_mask(face.image, truth)
+    skin_uv = photo_mask_at_texels(model, head.vertices, head.views[0].pose, W, H, skin224, crop_from_image, S)
+    in_skin = visible & (skin_uv > 0.5)
+    out["disp_corr_skin"] = M.displacement_correlation(pred, gt, in_skin)
+    out["skin_texel_share"] = float(in_skin.sum() / max(visible.sum(), 1))
+    out["skin_energy_share"] = float((gt[in_skin] ** 2).sum() / max((gt[visible] ** 2).sum(), 1e-12))
     if head.dense_vertices is not None:
         mask = model.face_vertex_mask.numpy()
         s, R, t = M.similarity_align(head.vertices.astype(np.float64), face.coarse_vertices.astype(np.float64),
@@ -174,6 +189,15 @@ def detail_errors(model, head, face) -> dict[str, float]:
         out["dense_err_mm"] = float(np.linalg.norm(align(dense_pred) - true_detailed, axis=-1)[visible].mean())
         out["dense_coarse_err_mm"] = float(np.linalg.norm(align(coarse_pred) - true_detailed, axis=-1)[visible].mean())
     return out
+
+
+def _fit_skin_mask(image: np.ndarray, landmarks68: np.ndarray):
+    """The pipeline's skin mask (224² crop) for a photo with given landmarks, with the view
+    (for its ``crop_from_image``)."""
+    from ..reconstruct import prepare_view
+
+    view = prepare_view(image, landmarks68=landmarks68)
+    return view.skin_mask, view.crop_from_image
 
 
 @contextmanager
@@ -331,7 +355,8 @@ def run_synthetic(
         "wall_s": time.perf_counter() - t_all,
     }
     if detail:
-        for key in ("disp_corr", "disp_corr_tile", "disp_corr_image", "dense_err_mm", "dense_coarse_err_mm"):
+        for key in ("disp_corr", "disp_corr_tile", "disp_corr_image", "disp_corr_skin", "skin_texel_share",
+                    "skin_energy_share", "dense_err_mm", "dense_coarse_err_mm"):
             summary[f"{key}_mean"] = mean(key)
     return {
         "suite": "synthetic",

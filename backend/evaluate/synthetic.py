@@ -355,6 +355,29 @@ def visible_face_texels(model, face: SyntheticFace, size: int, min_cos: float = 
     return (layout.valid[0] & facing & region).numpy()
 
 
+def photo_mask_at_texels(
+    model, vertices: np.ndarray, pose: np.ndarray, width: int, height: int, mask: np.ndarray,
+    crop_from_image: np.ndarray, size: int,
+) -> np.ndarray:
+    """A crop-space mask (h,w) (e.g. the fit's 224² skin mask; ``crop_from_image`` (2,3) maps
+    photo pixels to its pixels) read at each face-tile texel (size²) of the mesh ``vertices``
+    (V,3) mm seen in ``pose`` (7,) (orthographic, photo of ``width``×``height``): bilinear, 0 off
+    the crop and on invalid texels. Occlusion is not tested (use with facing texels).
+    Returns (size,size) float."""
+    from scipy.ndimage import map_coordinates
+
+    from ..uvmaps import face_tile_layout, uv_position_map
+
+    layout = face_tile_layout(model, size)
+    pos = uv_position_map(torch.from_numpy(np.asarray(vertices, np.float32))[None], model.faces, layout)  # (1,S,S,3)
+    xy = project(pos.reshape(1, -1, 3), torch.from_numpy(np.asarray(pose, np.float32))[None],
+                 Camera(width, height))[0, :, :2].double().numpy()  # (S·S,2) photo px
+    A = np.asarray(crop_from_image, np.float64)
+    crop_xy = xy @ A[:, :2].T + A[:, 2]
+    values = map_coordinates(np.asarray(mask, np.float64), [crop_xy[:, 1], crop_xy[:, 0]], order=1, cval=0.0)
+    return (values.reshape(size, size) * layout.valid[0].numpy()).astype(np.float32)
+
+
 def displacement_in_image(
     model, vertices: np.ndarray, pose: np.ndarray, width: int, height: int, displacement: np.ndarray,
     texel_mask: np.ndarray | None = None,
