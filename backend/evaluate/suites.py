@@ -191,7 +191,7 @@ def detail_errors(model, head, face) -> dict[str, float]:
     return out
 
 
-def _fit_skin_mask(image: np.ndarray, landmarks68: np.ndarray):
+def _fit_skin_mask(image: np.ndarray, landmarks68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pipeline's skin mask (224² crop) for a photo with given landmarks, with the view
     (for its ``crop_from_image``)."""
     from ..reconstruct import prepare_view
