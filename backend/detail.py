@@ -185,3 +185,32 @@ def tangent_normal_map(surface: DetailedSurface, valid: torch.Tensor) -> torch.T
     flat = torch.tensor([0.0, 0.0, 1.0], dtype=n.dtype, device=n.device)
     local = torch.where(valid[..., None], local, flat)
     return local * 0.5 + 0.5
+
+
+def texel_evidence(
+    face_idx: torch.Tensor, bary: torch.Tensor, weight: torch.Tensor, topology: DenseTopology, sigma: float = 1.5,
+) -> torch.Tensor:
+    """How much of each texel the photometric loss sees, in [0,1]: the loss mask's pixel weight
+    splatted onto the dense mesh's texels (barycentric shares of each pixel's triangle), blurred
+    over ``sigma`` texels and divided by the same splat of every rendered pixel. 1 where every
+    pixel that shows the texel is in the mask, 0 where none is or the texel is not seen; the best
+    view counts (max over views). A texel seen only at a grazing angle still reads its share.
+
+    face_idx (V,H,W) long into ``topology.faces`` (−1 background); bary (V,H,W,3); weight (V,H,W)
+    the loss mask in [0,1]. Returns (1,1,S,S) float.
+    """
+    S = topology.size
+    V = face_idx.shape[0]
+    hit = face_idx >= 0
+    texel = topology.texels[topology.faces[face_idx.clamp_min(0)]]  # (V,H,W,3) flat texel ids
+    offsets = (torch.arange(V, device=texel.device) * S * S).view(V, 1, 1, 1)
+    share = bary.clamp_min(0.0) * hit[..., None].to(bary.dtype)  # (V,H,W,3)
+    seen = torch.zeros(2, V * S * S, device=bary.device, dtype=bary.dtype)
+    index = (texel + offsets).reshape(-1)
+    seen[0].index_add_(0, index, (share * weight[..., None].to(bary.dtype)).reshape(-1))
+    seen[1].index_add_(0, index, share.reshape(-1))
+    maps = gaussian_blur(seen.view(2 * V, 1, S, S), sigma, padding="constant").view(2, V, 1, S, S)
+    ratio = maps[0] / maps[1].clamp_min(1e-3)
+    ratio = torch.where(maps[1] > 1e-3, ratio, torch.zeros_like(ratio))
+    valid = (topology.texel_index >= 0).to(ratio.dtype).view(1, 1, S, S)
+    return ratio.clamp(0.0, 1.0).amax(0, keepdim=True) * valid

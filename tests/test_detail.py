@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.camera import Camera
-from backend.detail import dense_topology, displace, tangent_normal_map
+from backend.camera import Camera, project
+from backend.detail import dense_topology, displace, tangent_normal_map, texel_evidence
 from backend.fit.coarse import CoarseFitResult
 from backend.fit.detail import DetailFitConfig, fit_detail
 from backend.lighting import sh_directional
@@ -170,11 +170,58 @@ def test_detail_fit_penalises_broad_offsets(face_model):
 
     valid = face_tile_layout(m, S).valid[:, None].float()
     inner = border_fade(valid, 4)[0, 0] == 1  # away from the island borders, where the map fades to 0
-    cfg = DetailFitConfig(uv_size=S, steps=30, render_size=112)
+    cfg = DetailFitConfig(uv_size=S, steps=30, render_size=112, unseen_weight=0.0)
     kept = fit_detail(m, fit, image, mask, replace(cfg, lowpass_weight=0.0), init=init).displacement[0, 0][inner].mean()
     decayed = fit_detail(m, fit, image, mask, cfg, init=init).displacement[0, 0][inner].mean()
     assert kept > 0.4  # only L_disp (w_dz) and the smoothness at the faded border pull it down
     assert decayed < 0.3 * kept
+
+
+def _half_mask_scene(face_model, right_weight: float = 0.0):
+    """The band scene with the loss mask's right half (x ≥ 112 of 224) weighted ``right_weight``."""
+    scene = _detail_scene(face_model, 64, 224)
+    mask = scene["mask"].clone()
+    mask[..., 112:] *= right_weight
+    pose = scene["fit"].pose
+    xy = project(scene["flat"].positions.reshape(1, -1, 3), pose, Camera(224, 224))[0, :, :2].reshape(64, 64, 2)
+    return scene, mask, xy
+
+
+def test_texel_evidence_is_the_share_of_a_texels_pixels_in_the_mask(face_model):
+    scene, mask, xy = _half_mask_scene(face_model)
+    topo, pose = scene["topo"], scene["fit"].pose
+    rend = render(scene["flat"].dense_verts, topo.faces, pose, Camera(224, 224), scene["fit"].sh)
+    evidence = texel_evidence(rend.face_idx, rend.fragments.bary, mask * rend.alpha, topo)[0, 0]
+    full = texel_evidence(rend.face_idx, rend.fragments.bary, rend.alpha, topo)[0, 0]
+    seen = scene["region"]  # facing, valid texels inside the bands' window
+    left, right = seen & (xy[..., 0] < 100), seen & (xy[..., 0] > 124)
+    assert left.sum() > 100 and right.sum() > 100
+    assert evidence[left].mean() > 0.95 and evidence[right].mean() < 0.03
+    assert evidence[seen & (xy[..., 0] > 140)].max() < 0.01  # the blur reaches a few texels only
+    assert full[seen].mean() > 0.95  # every seen texel counts when the mask is the whole render
+    invalid = ~face_tile_layout(face_model, 64).valid[0]
+    assert full[invalid].max() == 0
+    assert ((evidence >= 0) & (evidence <= 1)).all()
+
+
+def test_detail_fit_pulls_weakly_seen_texels_flat(face_model):
+    """The loss mask weighs the photo's right half at 0.2 (a soft skin-mask edge: hair, brows):
+    there the unseen-texel pull shrinks the displacement by at least a fifth against the fit
+    without it, and changes nothing where the mask is whole (the left half's bands)."""
+    scene, mask, xy = _half_mask_scene(face_model, right_weight=0.2)
+    cfg = DetailFitConfig(uv_size=64, steps=60, lr=0.05)
+    pulled = fit_detail(face_model, scene["fit"], scene["image"], mask, cfg).displacement[0, 0]
+    free = fit_detail(face_model, scene["fit"], scene["image"], mask, replace(cfg, unseen_weight=0.0)).displacement[0, 0]
+    region = scene["region"]
+    left, right = region & (xy[..., 0] < 100), region & (xy[..., 0] > 130)
+    rms = lambda d, m: d[m].pow(2).mean().sqrt().item()  # noqa: E731
+    assert rms(free, right) > 0.02
+    assert rms(pulled, right) < 0.8 * rms(free, right)
+    truth = scene["truth"][0, 0]
+    corr = lambda d: torch.corrcoef(torch.stack([d[left], truth[left]]))[0, 1].item()  # noqa: E731
+    assert abs(corr(pulled) - corr(free)) < 0.01
+    assert corr(pulled) > 0.9
+    assert rms(pulled, left) > 0.9 * rms(free, left)
 
 
 def test_border_fade_is_zero_on_island_borders_and_one_inside():
