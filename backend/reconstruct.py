@@ -272,12 +272,49 @@ def delit_albedo(
     blended, coverage = torch.as_tensor(blended), torch.as_tensor(coverage)
     seen = coverage > 0.25
     colour = blended[seen].median(0).values if seen.any() else torch.tensor([0.62, 0.47, 0.40], device=blended.device)
-    # opacity of the photo texture: full wherever the summed confidence is a fair fraction,
-    # fading to the fill colour over the low-confidence rim (not a linear mix everywhere)
-    t = (coverage / 0.3).clamp(0.0, 1.0)[..., None]
-    w = t * t * (3.0 - 2.0 * t)
+    w = texture_opacity(coverage, facing)[..., None]
     out = blended * w + colour.view(1, 1, 3) * (1.0 - w)
     return out.clamp(0.0, 1.0).cpu().numpy().astype(np.float32), weight.cpu().numpy().astype(np.float32)
+
+
+# width (Gaussian σ, texels of a 512² tile ≈ 0.57 mm on ICT's face tile) of the texture's edge feather
+FEATHER_TEXELS_512 = 6.0
+
+
+def _smoothstep(t: torch.Tensor) -> torch.Tensor:
+    t = t.clamp(0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def texture_opacity(coverage: torch.Tensor, texels: torch.Tensor) -> torch.Tensor:
+    """Opacity of the photo texture over the fill colour, from the blended confidence.
+
+    Full wherever the summed confidence is a fair fraction (0.3), fading over the low-confidence
+    rim (not a linear mix everywhere), and never faster than a feather of σ ≈ 3.4 mm
+    (``FEATHER_TEXELS_512`` at 512 texels per tile, scaled with H) that ends at the confident
+    region's edge: where the skin weight stops at a hairline or a hat the confidence falls within
+    a texel or two, and the photo was cut out against the fill colour with a rim of hair-tinted
+    texels. The feather only lowers the opacity and is normalised over the ``texels`` (T,) some
+    view may face, so UV island borders do not fade. coverage (H,W) ≥ 0. Returns (H,W) in [0,1].
+    """
+    H = coverage.shape[0]
+    w = _smoothstep(coverage / 0.3)
+    inward = _smoothstep(2.0 * feathered(w, texels, FEATHER_TEXELS_512 * H / 512) - 1.0)
+    return torch.minimum(w, inward)
+
+
+def feathered(opacity: torch.Tensor, texels: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of an (H,W) opacity map normalised over the texels ``texels`` (T,) (flat
+    indices; the rest of the layout neither contributes nor receives). Returns (H,W), 0 off them."""
+    from .image_filters import gaussian_blur
+
+    H, W = opacity.shape
+    inside = torch.zeros(H * W, device=opacity.device, dtype=opacity.dtype)
+    inside[texels] = 1.0
+    inside = inside.view(1, 1, H, W)
+    num = gaussian_blur(opacity.view(1, 1, H, W) * inside, sigma, padding="constant")
+    den = gaussian_blur(inside, sigma, padding="constant")
+    return (num / den.clamp_min(1e-6) * inside)[0, 0]
 
 
 def _with_detail_normals(normals: torch.Tensor, detail: DetailFitResult, pose: torch.Tensor, view: int) -> torch.Tensor:

@@ -148,3 +148,30 @@ def test_cli_writes_every_output(tmp_path, capsys, grace_hopper):
     assert turntable.shape[1] == pytest.approx(2.5 * turntable.shape[0], rel=0.01)
     uv = np.asarray(Image.open(out / "preview_uv.png"))
     assert uv.shape[1] == 2 * uv.shape[0] and uv.std() > 10  # maps, not blank panels
+
+
+def test_texture_opacity_feathers_a_hard_edge_but_not_uv_island_borders():
+    """A confident region that stops dead (a hairline in the skin weight) fades to the fill colour
+    over several millimetres ending at the edge; two islands meeting at a UV border keep full
+    opacity there, and texels outside the layout stay 0."""
+    from backend.reconstruct import FEATHER_TEXELS_512, texture_opacity
+
+    H, W = 256, 512
+    sigma = FEATHER_TEXELS_512 * H / 512  # 3 texels here
+    inside = torch.zeros(H, W, dtype=torch.bool)
+    inside[20:220, 20:250] = True  # island A
+    inside[20:220, 262:500] = True  # island B: its left border faces A's right border across empty UV space
+    texels = inside.flatten().nonzero().squeeze(1)
+    coverage = inside.float()
+    coverage[20:220, 400:500] = 0.0  # B's confident part stops dead at column 400
+    opacity = texture_opacity(coverage, texels)
+    row = opacity[120]
+    assert row[20:250].min() > 0.999 and row[262:395 - int(4 * sigma)].min() > 0.999  # borders do not fade
+    assert row[399] < 0.05  # at the hard edge the photo is gone ...
+    s = int(sigma)
+    ramp = row[380:400]
+    assert (ramp[1:] <= ramp[:-1] + 1e-6).all()  # ... over a monotone ramp of about 2 σ
+    assert 0.3 < row[399 - s] < 0.9 and row[399 - 2 * s] > 0.9
+    assert row[400:].max() == 0 and opacity[~inside].max() == 0
+    # an uncut confident island is untouched by the feather (only the confidence rim fades)
+    assert torch.equal(texture_opacity(inside.float(), texels)[inside], torch.ones(int(inside.sum())))
