@@ -214,7 +214,8 @@ def _build_material(head, options: BuildOptions, created: _Created, with_detail_
         disp.location = (250, -450)
         disp.space = "OBJECT"
         disp.inputs["Midlevel"].default_value = 0.0
-        disp.inputs["Scale"].default_value = float(head.displacement_scale_mm) * MM_TO_M
+        # the float image holds millimetres (``displacement_scale_mm`` only normalises the 16-bit PNG)
+        disp.inputs["Scale"].default_value = MM_TO_M
         links.new(texture(img, -350, "Displacement (mm)").outputs["Color"], disp.inputs["Height"])
         links.new(disp.outputs["Displacement"], out.inputs["Displacement"])
         mat.displacement_method = "BOTH"

@@ -137,3 +137,19 @@ def test_perspective_view_camera(scene_mod, fake_head, face_model):
     assert scene.camera.data.type == "PERSP"
     px = landmark_pixels(scene, obj, scene.camera, face_model.landmarks68.numpy())
     assert np.abs(px - lms).max() < 1.0
+
+
+def test_displacement_material_moves_the_surface_by_the_maps_millimetres(scene_mod, fake_head):
+    """The displacement image holds millimetres; the material must turn them into metres whatever
+    ``displacement_scale_mm`` (the 16-bit PNG's normalisation, ≥ 1 mm) says: a 2.5 mm map
+    displaces 2.5 mm, not 2.5 × 2.5."""
+    disp = np.zeros_like(fake_head.displacement)
+    disp[10:20, 10:20] = 2.5
+    head = dataclasses.replace(fake_head, displacement=disp, displacement_scale_mm=2.5)
+    obj = scene_mod.build_head_objects(head, scene_mod.BuildOptions(cameras=False))
+    nodes = obj.data.materials[0].node_tree.nodes
+    node = next(n for n in nodes if n.bl_idname == "ShaderNodeDisplacement")
+    image = node.inputs["Height"].links[0].from_node.image
+    assert node.inputs["Midlevel"].default_value == 0.0
+    peak_m = max(image.pixels[:]) * node.inputs["Scale"].default_value  # height × scale, along the normal
+    assert peak_m == pytest.approx(2.5e-3, rel=1e-4)
