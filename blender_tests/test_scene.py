@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +154,96 @@ def test_displacement_material_moves_the_surface_by_the_maps_millimetres(scene_m
     assert node.inputs["Midlevel"].default_value == 0.0
     peak_m = max(image.pixels[:]) * node.inputs["Scale"].default_value  # height × scale, along the normal
     assert peak_m == pytest.approx(2.5e-3, rel=1e-4)
+
+
+def _detail_maps_for(head, face_model, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """A displacement (bands and bumps, mm) over the face tile and the tangent-space normal map
+    our pipeline derives from it on ``head``'s mesh, padded to the whole UV layout."""
+    import torch
+
+    from backend.detail import dense_topology, displace, tangent_normal_map
+    from backend.uvmaps import face_tile_layout, uv_position_map
+
+    layout = face_tile_layout(face_model, size)
+    pos = uv_position_map(torch.from_numpy(head.vertices)[None], face_model.faces, layout)
+    y, x = np.mgrid[0:size, 0:size] / size
+    disp = 0.8 * np.sin(2 * np.pi * 9 * y) * np.cos(2 * np.pi * 6 * x) + 0.6 * np.sin(2 * np.pi * 14 * (x + 0.5 * y))
+    disp = torch.from_numpy(disp.astype(np.float32))[None, None] * layout.valid[:, None]
+    surface = displace(pos, disp, layout, dense_topology(layout, pos))
+    normal = tangent_normal_map(surface, layout.valid)[0].numpy()
+    tiles = head.uv_tiles
+    pad = lambda m, fill: np.concatenate([m, np.broadcast_to(fill, (size, size * (tiles - 1)) + m.shape[2:])], 1)  # noqa: E731
+    return (pad(disp[0, 0].numpy(), 0.0).astype(np.float32),
+            pad(normal, np.array([0.5, 0.5, 1.0], np.float32)).astype(np.float32))
+
+
+def _render_detail_shading(scene_mod, head, source: str, flip_green: bool = False) -> np.ndarray:
+    """Grey Cycles render (sun from above the face) of ``head`` shaded only by its displacement
+    (as bump) or only by its normal map. Returns (H,W) luminance."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    if flip_green:
+        nm = head.normal_map.copy()
+        nm[..., 1] = 1.0 - nm[..., 1]
+        head = dataclasses.replace(head, normal_map=nm)
+    obj = scene_mod.build_head_objects(head, scene_mod.BuildOptions(cameras=False))
+    mat = obj.data.materials[0]
+    tree = mat.node_tree
+    bsdf = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
+    out = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeOutputMaterial")
+    for link in list(bsdf.inputs["Base Color"].links):
+        tree.links.remove(link)
+    bsdf.inputs["Base Color"].default_value = (0.7, 0.7, 0.7, 1.0)
+    drop = bsdf.inputs["Normal"] if source == "displacement" else out.inputs["Displacement"]
+    for link in list(drop.links):
+        tree.links.remove(link)
+    mat.displacement_method = "BUMP"
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = 8
+    scene.render.resolution_x, scene.render.resolution_y = 160, 200
+    world = bpy.data.worlds.new("World")
+    world.color = (0.05, 0.05, 0.05)
+    scene.world = world
+    sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
+    sun.data.energy = 4.0
+    sun.rotation_euler = (0.3, 0.0, 0.0)  # from above, in front: shading follows the +v slopes
+    scene.collection.objects.link(sun)
+    cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+    scene.collection.objects.link(cam)
+    scene.camera = cam
+    co = np.zeros(len(obj.data.vertices) * 3, np.float32)
+    obj.data.vertices.foreach_get("co", co)
+    centre = co.reshape(-1, 3).mean(0)
+    cam.location = (float(centre[0]), float(centre[1]) - 0.55, float(centre[2]) + 0.05)
+    cam.rotation_euler = (np.pi / 2, 0.0, 0.0)
+    cam.data.lens = 70
+    scene.render.filepath = str(Path(bpy.app.tempdir) / f"detail_{source}_{flip_green}.png")
+    bpy.ops.render.render(write_still=True)
+    img = bpy.data.images.load(scene.render.filepath)
+    w, h = img.size
+    px = np.array(img.pixels[:], np.float64).reshape(h, w, 4)[::-1, :, :3]
+    return px.mean(-1)
+
+
+def test_normal_map_shades_like_the_displacement_it_comes_from(scene_mod, fake_head, face_model):
+    """The exported tangent-space normal map (our frame: +X along +u, +Y along +v) and the
+    displacement map must light the same relief in Blender: the fine shading of the two
+    renders agrees (high-pass correlation), and a normal map with its green channel flipped
+    (DirectX convention) does not."""
+    from scipy.ndimage import gaussian_filter
+
+    disp, normal = _detail_maps_for(fake_head, face_model)
+    head = dataclasses.replace(fake_head, displacement=disp, displacement_scale_mm=float(max(1.0, np.abs(disp).max())),
+                               normal_map=normal)
+    bump = _render_detail_shading(scene_mod, head, "displacement")
+    mapped = _render_detail_shading(scene_mod, head, "normal")
+    flipped = _render_detail_shading(scene_mod, head, "normal", flip_green=True)
+    fine = lambda img: img - gaussian_filter(img, 3.0)  # noqa: E731
+    lit = (bump > 0.05) & (mapped > 0.05)
+    assert lit.mean() > 0.1
+    corr = lambda a, b: float(np.corrcoef(fine(a)[lit], fine(b)[lit])[0, 1])  # noqa: E731
+    agree, disagree = corr(bump, mapped), corr(bump, flipped)
+    print(f"normal map vs displacement shading: {agree:.3f}, green flipped: {disagree:.3f}")
+    assert agree > 0.8, (agree, disagree)
+    assert disagree < agree - 0.25, (agree, disagree)  # measured: 0.99 vs 0.64
