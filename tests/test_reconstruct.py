@@ -175,3 +175,25 @@ def test_texture_opacity_feathers_a_hard_edge_but_not_uv_island_borders():
     assert row[400:].max() == 0 and opacity[~inside].max() == 0
     # an uncut confident island is untouched by the feather (only the confidence rim fades)
     assert torch.equal(texture_opacity(inside.float(), texels)[inside], torch.ones(int(inside.sum())))
+
+
+def test_identity_stays_inside_its_ball(face_model):
+    """Landmarks of a face far outside the model's population (x_id ~ N(0, 3²): ‖x_id‖ ≈ 30)
+    pull an unbounded fit far out; with ``id_ball`` the fitted identity stays on or inside
+    ‖x_id‖ ≤ id_ball·√K_id, and the fit still follows the landmarks."""
+    from dataclasses import replace
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(1, face_model.n_id, generator=gen) * 3.0
+    verts = face_model(x, None)
+    pose = torch.tensor([[0.9, 0.05, 0.2, 0.0, 0.0, 0.0, 0.0]])
+    screen = project(verts, pose, Camera(224, 224))
+    lms = screen[:, face_model.landmarks68, :2]
+    img, mask = torch.full((1, 224, 224, 3), 0.5), torch.zeros(1, 224, 224)
+    cfg = CoarseFitConfig(landmark_steps=150, photo_schedule=(), identity=False, sliding_contour=False, prior_scale=0.001)
+    free = fit_coarse(face_model, img, lms, mask, replace(cfg, id_ball=None))
+    capped = fit_coarse(face_model, img, lms, mask, replace(cfg, id_ball=1.4))
+    radius = 1.4 * face_model.n_id**0.5
+    assert free.id.norm() > 1.2 * radius, free.id.norm()
+    assert capped.id.norm() <= radius * (1 + 1e-5)
+    assert (capped.landmarks - lms).norm(dim=-1).mean() < 3.0  # px: the landmarks are still followed
