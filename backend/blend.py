@@ -45,7 +45,7 @@ from .render.uv import Unwrapped, rasterize_uv
 __all__ = [
     "multiband_blend", "weighted_average", "fill_holes", "EqualizeSettings", "Equalization", "equalize_views",
     "ConfidenceSettings", "per_view_confidence", "silhouette_distance", "pixels_per_texel", "default_levels",
-    "facing_texels", "texel_subset", "scatter_texels",
+    "facing_texels", "texel_subset", "scatter_texels", "smoothstep",
 ]
 
 #: Camera-space normal z above which a vertex may face the camera (see :func:`facing_texels`):
@@ -377,7 +377,8 @@ class ConfidenceSettings:
     resolution_power: float = 1.0
 
 
-def _smoothstep(t: torch.Tensor) -> torch.Tensor:
+def smoothstep(t: torch.Tensor) -> torch.Tensor:
+    """Hermite ramp 3t² − 2t³ of t clamped to [0,1]: 0 below 0, 1 above 1, flat at both ends."""
     t = t.clamp(0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 
@@ -515,8 +516,8 @@ def per_view_confidence(
             return out[:, 0, :, 0]
 
         cosine = texels(unwrapped.cosine.detach()).to(dtype)
-        facing = _smoothstep((cosine - s.cosine_start) / (s.cosine_full - s.cosine_start))
-        sil = _smoothstep(sample(dist) / max(s.silhouette_px, 1e-6))
+        facing = smoothstep((cosine - s.cosine_start) / (s.cosine_full - s.cosine_start))
+        sil = smoothstep(sample(dist) / max(s.silhouette_px, 1e-6))
         conf = texels(vis).to(dtype) * facing * sil
         if s.resolution_power > 0:
             ppt = texels(pixels_per_texel(screen, vis))

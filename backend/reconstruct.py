@@ -281,11 +281,6 @@ def delit_albedo(
 FEATHER_TEXELS_512 = 6.0
 
 
-def _smoothstep(t: torch.Tensor) -> torch.Tensor:
-    t = t.clamp(0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def texture_opacity(coverage: torch.Tensor, texels: torch.Tensor) -> torch.Tensor:
     """Opacity of the photo texture over the fill colour, from the blended confidence.
 
@@ -294,27 +289,19 @@ def texture_opacity(coverage: torch.Tensor, texels: torch.Tensor) -> torch.Tenso
     (``FEATHER_TEXELS_512`` at 512 texels per tile, scaled with H) that ends at the confident
     region's edge: where the skin weight stops at a hairline or a hat the confidence falls within
     a texel or two, and the photo was cut out against the fill colour with a rim of hair-tinted
-    texels. The feather only lowers the opacity and is normalised over the ``texels`` (T,) some
-    view may face, so UV island borders do not fade. coverage (H,W) ≥ 0. Returns (H,W) in [0,1].
+    texels. The feather only lowers the opacity and is a blur normalised over the ``texels`` (T,)
+    (flat indices) some view may face (:func:`backend.detail.masked_lowpass`), so UV island
+    borders do not fade. coverage (H,W) ≥ 0. Returns (H,W) in [0,1].
     """
-    H = coverage.shape[0]
-    w = _smoothstep(coverage / 0.3)
-    inward = _smoothstep(2.0 * feathered(w, texels, FEATHER_TEXELS_512 * H / 512) - 1.0)
-    return torch.minimum(w, inward)
+    from .blend import smoothstep
+    from .detail import masked_lowpass
 
-
-def feathered(opacity: torch.Tensor, texels: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of an (H,W) opacity map normalised over the texels ``texels`` (T,) (flat
-    indices; the rest of the layout neither contributes nor receives). Returns (H,W), 0 off them."""
-    from .image_filters import gaussian_blur
-
-    H, W = opacity.shape
-    inside = torch.zeros(H * W, device=opacity.device, dtype=opacity.dtype)
+    H, W = coverage.shape
+    w = smoothstep(coverage / 0.3)
+    inside = torch.zeros(H * W, device=w.device, dtype=w.dtype)
     inside[texels] = 1.0
-    inside = inside.view(1, 1, H, W)
-    num = gaussian_blur(opacity.view(1, 1, H, W) * inside, sigma, padding="constant")
-    den = gaussian_blur(inside, sigma, padding="constant")
-    return (num / den.clamp_min(1e-6) * inside)[0, 0]
+    feather = masked_lowpass(w.view(1, 1, H, W), inside.view(1, 1, H, W), FEATHER_TEXELS_512 * H / 512)[0, 0]
+    return torch.minimum(w, smoothstep(2.0 * feather - 1.0))
 
 
 def _with_detail_normals(normals: torch.Tensor, detail: DetailFitResult, pose: torch.Tensor, view: int) -> torch.Tensor:
