@@ -95,21 +95,28 @@ def test_survives_save_and_reload(scene_mod, fake_head, photo_path, face_model, 
     assert np.abs(px - fake_head.views[0].landmarks68).max() < 1.0
 
 
-def test_cycles_preview(scene_mod, fake_head, photo_path, tmp_path):
-    """Render a tiny Cycles preview through the view camera; the head covers the frame centre."""
-    scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(photo_paths=[str(photo_path)]))
+def _cycles_with_sun(samples: int, background: float, sun_rotation: tuple[float, float, float]):
+    """The current scene set to render with Cycles on the CPU, a grey world and one sun of
+    energy 4. Returns the scene."""
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
-    scene.cycles.samples = 4
-    scene.render.resolution_percentage = 40  # 96×120
+    scene.cycles.samples = samples
     world = bpy.data.worlds.new("World")
-    world.color = (0.0, 0.0, 0.0)
+    world.color = (background,) * 3
     scene.world = world
     sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
     sun.data.energy = 4.0
-    sun.rotation_euler = (0.9, 0.0, 0.4)
+    sun.rotation_euler = sun_rotation
     scene.collection.objects.link(sun)
+    return scene
+
+
+def test_cycles_preview(scene_mod, fake_head, photo_path, tmp_path):
+    """Render a tiny Cycles preview through the view camera; the head covers the frame centre."""
+    scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(photo_paths=[str(photo_path)]))
+    scene = _cycles_with_sun(samples=4, background=0.0, sun_rotation=(0.9, 0.0, 0.4))
+    scene.render.resolution_percentage = 40  # 96×120
     scene.render.filepath = str(tmp_path / "preview.png")
     bpy.ops.render.render(write_still=True)
     img = bpy.data.images.load(str(tmp_path / "preview.png"))
@@ -197,18 +204,9 @@ def _render_detail_shading(scene_mod, head, source: str, flip_green: bool = Fals
     for link in list(drop.links):
         tree.links.remove(link)
     mat.displacement_method = "BUMP"
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = 8
+    # sun from above, in front: the shading follows the +v slopes
+    scene = _cycles_with_sun(samples=8, background=0.05, sun_rotation=(0.3, 0.0, 0.0))
     scene.render.resolution_x, scene.render.resolution_y = 160, 200
-    world = bpy.data.worlds.new("World")
-    world.color = (0.05, 0.05, 0.05)
-    scene.world = world
-    sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
-    sun.data.energy = 4.0
-    sun.rotation_euler = (0.3, 0.0, 0.0)  # from above, in front: shading follows the +v slopes
-    scene.collection.objects.link(sun)
     cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
     scene.collection.objects.link(cam)
     scene.camera = cam
