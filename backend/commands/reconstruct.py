@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", default="fit", choices=("fit", "predict", "hybrid"))
     p.add_argument("--quality", default="default", choices=("draft", "default", "high"))
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--nondeterministic", action="store_true",
+                   help="CUDA: skip what makes runs bit-identical (faster; runs then differ by ~0.2 mm)")
     p.add_argument("--model", help="face model file (default: ICT-FaceKit on the model search path)")
     p.add_argument("--face", type=int, default=0, help="which detected face to use (0 = most confident)")
     p.add_argument("--no-detail", action="store_true", help="skip the detail (displacement) stage")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     config = ReconstructConfig(
         mode=args.mode, quality=args.quality, device=args.device, model=args.model, face=args.face,
         detail=not args.no_detail, identity=not args.no_identity, checkpoints=args.checkpoints,
-        shared_expression=not args.per_view_expression,
+        shared_expression=not args.per_view_expression, deterministic=not args.nondeterministic,
         labels=[s.strip() for s in args.labels.split(",")] if args.labels else [],
     )
     t0 = time.perf_counter()

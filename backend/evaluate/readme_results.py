@@ -197,6 +197,10 @@ def _scans(doc: dict[str, Any]) -> list[str]:
     return out + _table(["metric", "value"], rows) + [""]
 
 
+# Runs a benchmark repeats for another purpose (a cold start, a repeatability check): not timings.
+_REPEATS = {"cold", "warm_again"}
+
+
 def _timing(doc: dict[str, Any]) -> list[str]:
     rows = (doc.get("tables") or {}).get("timings (s)", [])
     machines = {m.get("benchmark"): m for m in (doc.get("tables") or {}).get("machines", [])}
@@ -205,12 +209,14 @@ def _timing(doc: dict[str, Any]) -> list[str]:
            "`docs/results/timing/report.md`). Reconstruction of one photo (`bench_fit`):", ""]
     table = []
     for r in rows:
-        if not str(r.get("benchmark", "")).startswith("fit"):
+        case = str(r.get("case", ""))
+        if not str(r.get("benchmark", "")).startswith("fit") or case.split("/")[-1] in _REPEATS:
             continue
         m = machines.get(r["benchmark"], {})
-        where = f"{m.get('device') or 'cpu'}, {m.get('cpu_count', '?')}-core host, load avg {_fmt(m.get('loadavg_1m'))}, " \
+        device = m.get("gpu") or m.get("device") or "cpu"
+        where = f"{device}, {m.get('cpu_count', '?')}-core host, load avg {_fmt(m.get('loadavg_1m'))}, " \
                 f"{str(m.get('created_utc', '?'))[:16].replace('T', ' ')} UTC"
-        table.append([r["benchmark"], str(r["case"]).split("/")[-1], r.get("median_s"), r.get("stages", ""), where])
+        table.append([r["benchmark"], case.removeprefix("cases/"), r.get("median_s"), r.get("stages", ""), where])
     if table:
         out += _table(["benchmark", "case", "wall s", "stages (s)", "where, when"], table) + [""]
     return out

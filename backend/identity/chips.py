@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..image_filters import gaussian_blur
+from ..render.sample import grid_sample_bilinear
 from .network import CHIP_SIZE, IdentityNet, load_identity_net
 
 __all__ = ["face_chip_transform", "extract_chips", "identity_features", "FaceIdentity", "MEAN_FACE_TEMPLATE"]
@@ -139,7 +140,7 @@ def extract_chips(images: torch.Tensor, transform: torch.Tensor, size: int = CHI
     full = torch.cat([transform, torch.tensor([[[0.0, 0.0, 1.0]]], dtype=dt, device=dev).expand(B, 1, 3)], 1)
     theta = to_norm @ full @ to_chip_px  # (B,2,3)
     grid = F.affine_grid(theta, [B, images.shape[1], size, size], align_corners=True)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return grid_sample_bilinear(images, grid, padding_mode="zeros", align_corners=True)
 
 
 def identity_features(images: torch.Tensor, landmarks68: torch.Tensor, net: IdentityNet | None = None,

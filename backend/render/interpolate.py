@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as Fn
+
+from .sample import grid_sample_bilinear
 
 __all__ = ["interpolate", "sample_texture", "uv_to_grid"]
 
@@ -100,7 +101,7 @@ def sample_texture(
         tex = tex.expand(B, -1, -1, -1)
     elif tex.shape[0] != B:
         raise ValueError(f"texture batch {tex.shape[0]} does not match uv batch {B}")
-    out = Fn.grid_sample(tex, uv_to_grid(uv, u_range), mode="bilinear", padding_mode="border", align_corners=False)
+    out = grid_sample_bilinear(tex, uv_to_grid(uv, u_range), padding_mode="border", align_corners=False)
     out = out.permute(0, 2, 3, 1)
     if mask is not None:
         out = out * mask[..., None].to(out.dtype)

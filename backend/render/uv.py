@@ -18,6 +18,7 @@ from ..camera import Camera, project, to_camera_space, view_direction
 from ..lighting import vertex_normals
 from .interpolate import interpolate
 from .rasterize import Fragments, RasterSettings, rasterize
+from .sample import grid_sample_bilinear
 
 __all__ = [
     "rasterize_uv", "UVRasterCache", "uv_to_screen", "position_map", "normal_map",
@@ -186,8 +187,8 @@ def unwrap_image(
 
     # Bilinear colour at the projected position (pixel centres at integers, align_corners=False).
     grid = torch.stack([(p[..., 0] + 0.5) * (2.0 / W) - 1.0, (p[..., 1] + 0.5) * (2.0 / H) - 1.0], -1)
-    colour = Fn.grid_sample(
-        image.permute(0, 3, 1, 2).to(p.dtype), grid, mode="bilinear", padding_mode="border", align_corners=False
+    colour = grid_sample_bilinear(
+        image.permute(0, 3, 1, 2).to(p.dtype), grid, padding_mode="border", align_corners=False
     ).permute(0, 2, 3, 1)
 
     # Depth test against the nearest pixel of the depth buffer.
