@@ -29,7 +29,7 @@ def write_blend(
     bpy.ops.wm.read_factory_settings(use_empty=True)
     photos = [str(out_dir / v.name) for v in head.views]  # photos copied next to the result, if any
     build_head_objects(head, BuildOptions(
-        dense=dense and head.dense_vertices is not None, cameras=cameras, pack_images=pack_images,
+        dense=dense and head.displacement is not None, cameras=cameras, pack_images=pack_images,
         image_dir=str(out_dir), photo_paths=photos,
     ))
     target = out_dir / blend_file
@@ -46,7 +46,7 @@ def write_blend(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m addon.blendfile", description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path, help="folder holding head.npz; head.blend is written there")
-    parser.add_argument("--dense", action="store_true", help="build the dense displaced mesh (when present)")
+    parser.add_argument("--dense", action="store_true", help="bake the detail into a dense whole-head mesh (when the head has detail)")
     parser.add_argument("--no-cameras", dest="cameras", action="store_false", help="no camera per photo")
     parser.add_argument("--no-pack", dest="pack", action="store_false", help="save textures as files next to the .blend")
     args = parser.parse_args(argv)

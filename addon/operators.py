@@ -115,12 +115,12 @@ def finish_job(context, job: Job, state: JobState, settings) -> tuple[set[str], 
         try:
             head = backend_module("export").load_head(state.result_path)
             options = build_options(context, settings, job.images)
-            if options.dense and head.dense_vertices is None:
-                options.dense = False  # reported below: the detail stage produced no dense mesh
+            if options.dense and head.displacement is None:
+                options.dense = False  # reported below: the detail stage produced no displacement
             obj = build_head_objects(head, options)
         except (backend_module("errors").PhotoheadError, ImportError, ValueError, OSError, RuntimeError) as exc:
             return {"ERROR"}, f"Could not build the head: {exc}", None
-        note = " (no dense mesh in the result: built the base mesh)" if settings.dense_mesh and not options.dense else ""
+        note = " (no detail in the result: built the base mesh)" if settings.dense_mesh and not options.dense else ""
         warnings = f"; warnings: {'; '.join(head.warnings)}" if head.warnings else ""
         return {"INFO"}, f"Reconstructed {obj.name}{note}{warnings}", obj
     finally:

@@ -37,8 +37,9 @@ class BuildOptions:
     """How a Head becomes objects.
 
     - ``name``: base name of the objects (Blender adds .001 etc. on clashes);
-    - ``dense``: build ``head.dense_vertices`` (detail baked into geometry) when present,
-      else the coarse mesh with shape keys and normal/displacement maps;
+    - ``dense``: build the whole head with its detail baked into the geometry
+      (``backend.detailed_head``; needs ``head.displacement``), else the coarse mesh with
+      shape keys and normal/displacement maps;
     - ``cameras``: an orthographic camera per view aligned to its photo; the scene's render
       size becomes the first view's photo size and the first camera the scene camera if
       the scene has none;
@@ -83,8 +84,8 @@ def build_head_objects(head, options: BuildOptions | None = None) -> bpy.types.O
     ``obj["photohead"]``.
     """
     options = options or BuildOptions()
-    if options.dense and head.dense_vertices is None:
-        raise ValueError("this reconstruction has no dense mesh (detail stage off): build the base mesh instead")
+    if options.dense and head.displacement is None:
+        raise ValueError("this reconstruction has no detail (detail stage off): build the base mesh instead")
     if not options.pack_images and not options.image_dir:
         raise ValueError("images must be packed or saved into a folder: save the .blend first or enable Pack Images")
     scene = options.scene or bpy.context.scene
@@ -123,11 +124,13 @@ def build_head_objects(head, options: BuildOptions | None = None) -> bpy.types.O
 def _build_head(head, options: BuildOptions, created: _Created) -> bpy.types.Object:
     dense = options.dense
     if dense:
-        verts = np.asarray(head.dense_vertices, np.float64)
-        faces = np.asarray(head.dense_faces, np.int64)
-        uv = np.asarray(head.dense_uv, np.float32).copy()
-        uv[:, 0] /= head.uv_tiles  # dense_uv is in the model's tile layout, like head.uv (Head docs)
-        loop_uv = uv[faces.ravel()]
+        from . import backend_module
+
+        detailed = backend_module("detailed_head").detailed_head_mesh(head)  # numpy only, no torch
+        verts, faces = detailed.verts, detailed.faces
+        uv = detailed.uv.astype(np.float32)
+        uv[:, 0] /= head.uv_tiles  # the model's tile layout, squeezed like head.export_uv
+        loop_uv = uv[detailed.faces_uv.ravel()]
     else:
         base = head.neutral if head.exp_basis is not None else head.vertices
         verts = np.asarray(base, np.float64)

@@ -179,14 +179,17 @@ def _mtl_text(albedo_name: str | None, normal_name: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _dense_mesh(head: Head) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if head.dense_vertices is None or head.dense_faces is None or head.dense_uv is None:
-        raise ExportError("this Head has no dense (detailed) mesh: run the detail stage or export the coarse mesh")
-    verts = np.asarray(head.dense_vertices, np.float32)
-    faces = np.asarray(head.dense_faces, np.int64)
-    uv = np.asarray(head.dense_uv, np.float32).copy()
-    uv[:, 0] /= head.uv_tiles  # dense_uv uses the model's tile layout, like Head.uv
-    return verts, faces, uv
+def _detailed_mesh(head: Head) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The whole head with its displacement in the geometry (:mod:`backend.detailed_head`):
+    (verts, faces, uv in [0,1]², faces_uv)."""
+    from .detailed_head import detailed_head_mesh
+
+    if head.displacement is None:
+        raise ExportError("this Head has no displacement map: run the detail stage or export the coarse mesh")
+    mesh = detailed_head_mesh(head)
+    uv = mesh.uv.astype(np.float32)
+    uv[:, 0] /= head.uv_tiles  # the model's tile layout, squeezed into [0,1] like Head.export_uv
+    return mesh.verts.astype(np.float32), mesh.faces, uv, mesh.faces_uv
 
 
 def write_obj(head: Head, path: str | Path, dense: bool = False, textures: bool = True) -> dict[str, Path]:
@@ -194,15 +197,16 @@ def write_obj(head: Head, path: str | Path, dense: bool = False, textures: bool 
 
     ``dense=False``: the coarse mesh ``Head.vertices`` with its separate UV index (seams kept)
     and, when ``head.normal_map`` exists, ``normal.png`` referenced as ``map_Bump``.
-    ``dense=True``: the detailed mesh (``dense_vertices``/``dense_faces``/``dense_uv``, one UV
-    per vertex), no normal map (the detail is in the geometry). Returns {"obj", "mtl", "albedo"?,
-    "normal"?: path}; ``textures=False`` names the PNGs in the MTL without writing them.
-    Raises :class:`ExportError` when the dense mesh is missing.
+    ``dense=True``: the whole head with its detail in the geometry
+    (:func:`backend.detailed_head.detailed_head_mesh`: each coarse triangle split 16-fold at
+    256² maps, displaced; closed like the coarse mesh, same UV layout), no normal map (the
+    detail is in the geometry). Returns {"obj", "mtl", "albedo"?, "normal"?: path};
+    ``textures=False`` names the PNGs in the MTL without writing them. Raises
+    :class:`ExportError` when the displacement map is missing.
     """
     path = Path(path)
     if dense:
-        verts, faces, uv = _dense_mesh(head)
-        faces_uv = faces
+        verts, faces, uv, faces_uv = _detailed_mesh(head)
     else:
         verts = np.asarray(head.vertices, np.float32)
         faces = np.asarray(head.faces, np.int64)
@@ -539,7 +543,7 @@ def _write_all(head: Head, folder: Path, previews: dict[str, np.ndarray] | None)
     out.update(write_uv_maps(head, folder))
     obj = write_obj(head, folder / "head.obj", textures=False)
     out.update({"obj": obj["obj"], "mtl": obj["mtl"]})
-    if head.dense_vertices is not None:
+    if head.displacement is not None:
         dense = write_obj(head, folder / "head_detailed.obj", dense=True, textures=False)
         out.update({"dense_obj": dense["obj"], "dense_mtl": dense["mtl"]})
     out["glb"] = write_glb(head, folder / "head.glb")
@@ -557,7 +561,7 @@ def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarra
     """Write every output into ``out_dir`` as a whole. Returns {key: final path}.
 
     Files: head.obj/.mtl, albedo.png, displacement.png, normal.png (when present), head.glb,
-    params.json, head.npz, head_detailed.obj/.mtl (when dense), ``<name>.png`` per preview
+    params.json, head.npz, head_detailed.obj/.mtl (with detail), ``<name>.png`` per preview
     ((H,W,3) uint8). Everything is built in a sibling temporary folder first: on any error
     nothing is left behind and an existing ``out_dir`` keeps its old content. A new (or empty)
     ``out_dir`` appears in one rename; into an existing one each file is renamed over its old
@@ -592,7 +596,7 @@ OUTPUT_NAMES = ("head.obj", "head.mtl", "albedo.png", "displacement.png", "norma
 
 def _merge_into(src: Path, dst: Path, names: list[str]) -> None:
     """Rename ``src/name`` over ``dst/name`` for each name and retire stale outputs of an earlier
-    run (e.g. ``head_detailed.obj`` when this head has no dense mesh); restore all on failure."""
+    run (e.g. ``head_detailed.obj`` when this head has no detail); restore all on failure."""
     stale = [n for n in OUTPUT_NAMES if n not in names and (dst / n).exists()]
     stale += [p.name for p in dst.glob("preview_view*.png") if p.name not in names]
     backup = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=dst.parent))

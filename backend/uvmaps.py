@@ -13,6 +13,7 @@ import torch.nn.functional as Fn
 
 from .camera import Camera
 from .facemodel import FaceModel
+from .phong import PHONG_ALPHA
 from .render import Fragments, rasterize_uv, unwrap_image
 
 FACE_TILE = (0.0, 1.0)
@@ -39,18 +40,12 @@ def face_tile_layout(model: FaceModel, size: int) -> UVLayout:
     return UVLayout(size=size, frags=frags, valid=frags.face_idx >= 0)
 
 
-# Phong tessellation's shape factor (Boubekeur & Alexa 2008): 0 = flat triangles, 1 = fully
-# projected. On a sphere of 10° facets ½ leaves 0.008 mm mean radial error per 100 mm (flat:
-# 0.40 mm inside; their visual choice ¾: 0.19 mm outside), so ½ is the geometric choice.
-PHONG_ALPHA = 0.5
-
-
 def uv_position_map(verts: torch.Tensor, faces: torch.Tensor, layout: UVLayout, curved: bool = True) -> torch.Tensor:
     """Coarse UV position map: the surface point (mm) under each texel. Returns (B,S,S,3), 0 off-mesh.
 
     verts (B,V,3) mm, faces (F,3). ``curved`` (default): Phong tessellation of each triangle
     (the linear point's projections onto the three vertex tangent planes, blended by the
-    barycentrics, ``PHONG_ALPHA``), a smooth surface that meets the vertex normals, as a
+    barycentrics, :data:`backend.phong.PHONG_ALPHA`), a smooth surface that meets the vertex normals, as a
     renderer's smooth shading shows the coarse mesh. Flat (``curved=False``) triangles are
     up to ~1 cm across on ICT's neck: a dense mesh on them shows every coarse facet as a crease.
     """

@@ -46,23 +46,26 @@ def test_rollback_on_error(scene_mod, fake_head):
     assert not bpy.context.scene.objects
 
 
-def test_dense_mesh(scene_mod, fake_head):
-    n = 40
-    u, v = np.meshgrid(np.linspace(0, 1, n), np.linspace(0, 1, n))
-    verts = np.stack([u.ravel() * 100 - 50, v.ravel() * 100 - 50, np.zeros(n * n)], -1).astype(np.float32)
-    quads = np.array([[i * n + j, i * n + j + 1, (i + 1) * n + j + 1] for i in range(n - 1) for j in range(n - 1)])
-    head = dataclasses.replace(fake_head, dense_vertices=verts, dense_faces=quads,
-                               dense_uv=np.stack([u.ravel() * 2, v.ravel()], -1).astype(np.float32))
-    obj = scene_mod.build_head_objects(head, scene_mod.BuildOptions(dense=True, cameras=False))
-    assert len(obj.data.vertices) == n * n and obj.data.shape_keys is None
+def test_dense_mesh_is_the_whole_head_with_its_detail(scene_mod, fake_head):
+    from backend.detailed_head import detailed_head_mesh, subdivision_levels
+
+    obj = scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(dense=True, cameras=False))
+    mesh = detailed_head_mesh(fake_head)
+    assert len(obj.data.vertices) == len(mesh.verts) and len(obj.data.polygons) == len(mesh.faces)
+    levels = subdivision_levels(fake_head.displacement.shape[0])
+    assert len(obj.data.polygons) == 4 ** levels * len(fake_head.faces) and obj.data.shape_keys is None
+    co = np.zeros(len(obj.data.vertices) * 3, np.float32)
+    obj.data.vertices.foreach_get("co", co)
+    np.testing.assert_allclose(co.reshape(-1, 3), scene_mod.model_to_blender(mesh.verts), atol=1e-6)
     uv = np.zeros(len(obj.data.loops) * 2, np.float32)
     obj.data.uv_layers["UVMap"].uv.foreach_get("vector", uv)
-    assert uv.max() == pytest.approx(1.0)  # tile units divided by uv_tiles
+    assert 0.0 <= uv.min() and uv.max() <= 1.0 and uv.max() > 0.9  # both tiles, squeezed into [0,1]
     nodes = {n.bl_idname for n in obj.data.materials[0].node_tree.nodes}
     assert "ShaderNodeNormalMap" not in nodes and "ShaderNodeDisplacement" not in nodes
+    assert "ShaderNodeTexImage" in nodes  # the albedo, on the coarse mesh's UV layout
     assert json.loads(obj["photohead"])["mesh"] == "dense"
-    with pytest.raises(ValueError, match="no dense mesh"):
-        scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(dense=True))
+    with pytest.raises(ValueError, match="no detail"):
+        scene_mod.build_head_objects(dataclasses.replace(fake_head, displacement=None), scene_mod.BuildOptions(dense=True))
 
 
 def test_unpacked_images_saved_next_to_blend(scene_mod, fake_head, tmp_path):

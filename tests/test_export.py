@@ -93,21 +93,27 @@ def test_obj_round_trip(head, tmp_path):
     assert np.asarray(Image.open(tmp_path / "albedo.png")).shape == (64, 128, 3)
 
 
-def test_dense_obj(head, tmp_path):
-    with pytest.raises(export.ExportError, match="dense"):
-        export.write_obj(head, tmp_path / "head_detailed.obj", dense=True)
-    grid = np.stack(np.meshgrid(np.arange(3.0), np.arange(3.0)), -1).reshape(-1, 2)
-    dense = Head(**{**head.__dict__, "dense_vertices": np.c_[grid, np.zeros(9)].astype(np.float32),
-                    "dense_faces": np.array([[0, 1, 4], [0, 4, 3]]), "dense_uv": (grid / 2.0).astype(np.float32)})
-    export.write_obj(dense, tmp_path / "head_detailed.obj", dense=True)
+def test_detailed_obj_is_the_whole_head_with_its_detail(head, tmp_path):
+    """head_detailed.obj: every coarse triangle split in four (the fixture's 32² map), closed
+    where the coarse mesh is, the albedo's UV layout, the detail in the geometry."""
+    from backend.detailed_head import detailed_head_mesh
+
+    with pytest.raises(export.ExportError, match="displacement"):
+        export.write_obj(Head(**{**head.__dict__, "displacement": None}), tmp_path / "x.obj", dense=True)
+    export.write_obj(head, tmp_path / "head_detailed.obj", dense=True)
     v, vt, _, f = read_obj(tmp_path / "head_detailed.obj")
-    np.testing.assert_allclose(v[:, :2], grid, atol=1e-6)
-    np.testing.assert_allclose(vt[:, 0], grid[:, 0] / 2.0 / head.uv_tiles, atol=1e-6)
-    np.testing.assert_array_equal(f[:, :, 0], [[0, 1, 4], [0, 4, 3]])
+    mesh = detailed_head_mesh(head)
+    assert len(f) == 4 * len(head.faces) and len(v) == len(mesh.verts)
+    np.testing.assert_allclose(v, mesh.verts, atol=2e-6 * np.abs(mesh.verts).max())
+    assert vt.min() >= 0.0 and vt.max() <= 1.0  # u squeezed by the tile count, like head.obj
+    coarse_edges = np.sort(np.concatenate([head.faces[:, [0, 1]], head.faces[:, [1, 2]], head.faces[:, [2, 0]]]), 1)
+    dense_edges = np.sort(np.concatenate([f[:, [0, 1], 0], f[:, [1, 2], 0], f[:, [2, 0], 0]]), 1)
+    border = lambda e: (np.unique(e, axis=0, return_counts=True)[1] == 1).sum()  # noqa: E731
+    assert border(dense_edges) == 2 * border(coarse_edges)  # the same holes (eyes, mouth, neck), no new cuts
+    assert np.abs(mesh.displacement).max() > 0.5  # the fixture's ±0.8 mm patch is in the geometry
     assert "normal.png" not in (tmp_path / "head_detailed.mtl").read_text()
-    out = export.write_outputs(dense, tmp_path / "o")
+    out = export.write_outputs(head, tmp_path / "o")
     assert out["dense_obj"].name == "head_detailed.obj" and out["dense_obj"].exists()
-    np.testing.assert_array_equal(export.load_head(out["npz"]).dense_faces, dense.dense_faces)
 
 
 def parse_glb(path):
@@ -249,7 +255,7 @@ def test_write_outputs(head, tmp_path):
     out = export.write_outputs(head, tmp_path / "out", previews={"preview": preview})
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert names == {"head.obj", "head.mtl", "albedo.png", "displacement.png", "normal.png", "head.glb",
-                     "params.json", "head.npz", "preview.png"}
+                     "params.json", "head.npz", "preview.png", "head_detailed.obj", "head_detailed.mtl"}
     assert all(p.exists() and p.parent == tmp_path / "out" for p in out.values())
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary leftovers
     np.testing.assert_array_equal(export.load_head(out["npz"]).vertices, head.vertices)
@@ -274,9 +280,9 @@ def test_write_outputs_failure_leaves_nothing(head, tmp_path, monkeypatch):
     assert (old / "head.obj").read_text() == "old content"
     monkeypatch.undo()
     (old / "head_detailed.obj").write_text("stale dense mesh of an earlier run")
-    export.write_outputs(head, old)
+    export.write_outputs(Head(**{**head.__dict__, "displacement": None}), old)
     assert (old / "mine.txt").read_text() == "keep" and (old / "head.obj").read_text() != "old content"
-    assert not (old / "head_detailed.obj").exists()  # this head has no dense mesh
+    assert not (old / "head_detailed.obj").exists()  # this head has no detail
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
 
 

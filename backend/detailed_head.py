@@ -1,0 +1,148 @@
+"""The whole head with its detail in the geometry: what ``head_detailed.obj`` and the add-on's
+dense option export (numpy only: the add-on builds it inside Blender, without torch).
+
+The fit's dense mesh (:mod:`backend.detail`, the paper's UV render layer) covers the face tile
+only: one vertex per texel, so it has no scalp and its border is a cut. For export every coarse
+triangle is instead split into a regular lattice of ``n = 2^levels`` steps per edge; lattice
+points on a shared edge or corner are shared, so the result is as closed and manifold as the
+coarse mesh, and it keeps the coarse mesh's UV layout (seams included), so ``albedo.png``
+applies unchanged. Each point lies on the same Phong-tessellated surface as the fit's UV
+position map (:mod:`backend.phong`) and is moved along the interpolated vertex normal by the
+displacement map sampled at its UV (face tile; the other tiles carry none).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .phong import phong_points
+
+__all__ = ["DetailedHeadMesh", "detailed_head_mesh", "subdivision_levels", "lattice_subdivision", "sample_map"]
+
+
+@dataclass(frozen=True)
+class DetailedHeadMesh:
+    """verts (V,3) mm; faces (F,3); uv (T,2) in the model's tile layout (u ∈ [0, tiles]);
+    faces_uv (F,3); displacement (V,) mm applied to each vertex."""
+
+    verts: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray
+    faces_uv: np.ndarray
+    displacement: np.ndarray
+
+
+def subdivision_levels(map_size: int) -> int:
+    """Lattice levels for a displacement map of ``map_size``² texels per tile: ICT's face
+    triangles have 2.8 mm median edges and a 256² texel is ≈ 1.1 mm, so 2 levels (0.7 mm) sample
+    it; 1 level for maps of 128² or less. 512² maps keep 2 (3 would be 1.4 M triangles): the
+    normal map carries what is finer."""
+    return 1 if map_size <= 128 else 2
+
+
+def _lattice(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """One triangle's lattice: integer weights (P,3) of the points (i, j), i + j ≤ n, on corners
+    (0, 1, 2) = (n − i − j, i, j), and its n² triangles (n²,3) oriented like the corners."""
+    j, i = np.divmod(np.arange((n + 1) ** 2), n + 1)
+    keep = i + j <= n
+    i, j = i[keep], j[keep]
+    index = np.full((n + 2, n + 2), -1)
+    index[i, j] = np.arange(i.size)
+    ci, cj = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    up = ci + cj < n  # (i,j) → (i+1,j) → (i,j+1)
+    down = ci + cj < n - 1  # (i+1,j) → (i+1,j+1) → (i,j+1)
+    tris = np.concatenate([
+        np.stack([index[ci, cj], index[ci + 1, cj], index[ci, cj + 1]], -1)[up],
+        np.stack([index[ci + 1, cj], index[ci + 1, cj + 1], index[ci, cj + 1]], -1)[down],
+    ])
+    return np.stack([n - i - j, i, j], 1), tris
+
+
+def _shared_ids(table: np.ndarray, steps: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of every triangle's lattice points, shared along edges and at corners.
+
+    table (F,3) vertex (or UV) ids; steps (P,3) lattice weights. Returns (ids (F,P) in [0,N),
+    first (N,): the flat F·P position of each id's first occurrence)."""
+    F, P = table.shape[0], steps.shape[0]
+    zeros = (steps == 0).sum(1)
+    key = np.zeros((F, P, 4), np.int64)  # (kind, a, b, t): corner (0, vertex); edge (1, lo, hi, t); inside (2, f, p)
+    corner, on_edge, inside = zeros == 2, zeros == 1, zeros == 0
+    key[:, corner, 1] = table[:, steps[corner].argmax(1)]
+    zero_corner = (steps[on_edge] == 0).argmax(1)  # an edge point joins the other two corners
+    e0, e1 = (zero_corner + 1) % 3, (zero_corner + 2) % 3
+    va, vb = table[:, e0], table[:, e1]  # (F,Pe)
+    t_from_a = steps[on_edge][np.arange(e1.size), e1]  # steps from va towards vb
+    key[:, on_edge, 0] = 1
+    key[:, on_edge, 1], key[:, on_edge, 2] = np.minimum(va, vb), np.maximum(va, vb)
+    key[:, on_edge, 3] = np.where(va <= vb, t_from_a, n - t_from_a)
+    key[:, inside, 0] = 2
+    key[:, inside, 1] = np.arange(F)[:, None]
+    key[:, inside, 2] = np.flatnonzero(inside)[None]
+    _, first, ids = np.unique(key.reshape(-1, 4), axis=0, return_index=True, return_inverse=True)
+    return ids.reshape(F, P), first
+
+
+def lattice_subdivision(faces: np.ndarray, faces_uv: np.ndarray, levels: int) -> dict[str, np.ndarray]:
+    """Split every triangle into ``4^levels`` by a regular lattice of ``n = 2^levels`` steps.
+
+    faces, faces_uv (F,3). Returns ``faces``/``faces_uv`` (F·n²,3) of new vertex / UV ids and,
+    per new vertex / UV, its source triangle and barycentrics: ``vert_face`` (N,), ``vert_bary``
+    (N,3), ``uv_face`` (T,), ``uv_bary`` (T,3); ``vert_uv`` (N,) the UV id of each vertex's first
+    occurrence. Ids are ordered by (corners by coarse id, edge points, interior points)."""
+    if levels < 0:
+        raise ValueError(f"levels must be ≥ 0, got {levels}")
+    faces, faces_uv = np.asarray(faces, np.int64), np.asarray(faces_uv, np.int64)
+    if faces.shape != faces_uv.shape or faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"faces and faces_uv must both be (F,3), got {faces.shape} and {faces_uv.shape}")
+    n = 2 ** levels
+    steps, tris = _lattice(n)
+    F, P = faces.shape[0], steps.shape[0]
+    v_ids, v_first = _shared_ids(faces, steps, n)
+    t_ids, t_first = _shared_ids(faces_uv, steps, n)
+    return {
+        "faces": v_ids[:, tris].reshape(-1, 3), "faces_uv": t_ids[:, tris].reshape(-1, 3),
+        "vert_face": v_first // P, "vert_bary": steps[v_first % P] / n,
+        "uv_face": t_first // P, "uv_bary": steps[t_first % P] / n,
+        "vert_uv": t_ids.reshape(-1)[v_first],
+    }
+
+
+def sample_map(image: np.ndarray, uv: np.ndarray, u_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """Bilinear lookup of a single-channel map (H,W), top row = v 1, texel centres at
+    u = u0 + (j + ½)/W·(u1 − u0), edges clamped (as :func:`backend.render.sample_texture`).
+    uv (N,2) → (N,)."""
+    H, W = image.shape
+    x = np.clip((uv[:, 0] - u_range[0]) / (u_range[1] - u_range[0]) * W - 0.5, 0, W - 1)
+    y = np.clip((1.0 - uv[:, 1]) * H - 0.5, 0, H - 1)
+    x0, y0 = np.minimum(np.floor(x).astype(np.int64), W - 2), np.minimum(np.floor(y).astype(np.int64), H - 2)
+    fx, fy = x - x0, y - y0
+    return ((1 - fy) * ((1 - fx) * image[y0, x0] + fx * image[y0, x0 + 1])
+            + fy * ((1 - fx) * image[y0 + 1, x0] + fx * image[y0 + 1, x0 + 1]))
+
+
+def detailed_head_mesh(head, levels: int | None = None) -> DetailedHeadMesh:
+    """The whole head of ``head`` (a :class:`~backend.head.Head` with ``displacement``) with its
+    detail displaced into a lattice subdivision (module docstring). ``levels``: default
+    :func:`subdivision_levels` of the map size."""
+    from .export import vertex_normals_np
+
+    if head.displacement is None:
+        raise ValueError("this Head has no displacement map: run the detail stage")
+    disp = np.asarray(head.displacement, np.float64)  # (S, S·tiles) mm, top row = v 1
+    levels = subdivision_levels(disp.shape[0]) if levels is None else levels
+    verts = np.asarray(head.vertices, np.float64)
+    faces, faces_uv = np.asarray(head.faces, np.int64), np.asarray(head.faces_uv, np.int64)
+    uv = np.asarray(head.uv, np.float64)
+    sub = lattice_subdivision(faces, faces_uv, levels)
+    normals = vertex_normals_np(verts, faces).astype(np.float64)  # (V,3)
+    corners = faces[sub["vert_face"]]  # (N,3) coarse vertex ids
+    position = phong_points(verts[corners], normals[corners], sub["vert_bary"])
+    direction = (sub["vert_bary"][..., None] * normals[corners]).sum(1)
+    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
+    new_uv = (sub["uv_bary"][..., None] * uv[faces_uv[sub["uv_face"]]]).sum(1)  # (T,2)
+    # each vertex reads the map at the UV of its first occurrence (across a seam the map fades to 0)
+    tiles = max(1, int(getattr(head, "uv_tiles", 1)))
+    d = sample_map(disp, new_uv[sub["vert_uv"]], (0.0, float(tiles)))
+    return DetailedHeadMesh(verts=position + d[:, None] * direction, faces=sub["faces"], uv=new_uv,
+                            faces_uv=sub["faces_uv"], displacement=d)
