@@ -65,21 +65,29 @@ def _shared_ids(table: np.ndarray, steps: np.ndarray, n: int) -> tuple[np.ndarra
     table (F,3) vertex (or UV) ids; steps (P,3) lattice weights. Returns (ids (F,P) in [0,N),
     first (N,): the flat F·P position of each id's first occurrence)."""
     F, P = table.shape[0], steps.shape[0]
+    if max(F, int(table.max(initial=0)) + 1) >= 1 << 25 or n >= 16:
+        raise ValueError("mesh too large (2^25 vertices or faces) or too many levels (4 at most) to subdivide")
     zeros = (steps == 0).sum(1)
-    key = np.zeros((F, P, 4), np.int64)  # (kind, a, b, t): corner (0, vertex); edge (1, lo, hi, t); inside (2, f, p)
     corner, on_edge, inside = zeros == 2, zeros == 1, zeros == 0
-    key[:, corner, 1] = table[:, steps[corner].argmax(1)]
+    # one int64 key per point: kind (2 bits) | a (25) | b (25) | t (4); corner (0, vertex, 0, 0),
+    # edge (1, lower vertex, higher vertex, steps from the lower), inside (2, triangle, point, 0)
+    kind = np.zeros((F, P), np.int64)
+    a = np.zeros((F, P), np.int64)
+    b = np.zeros((F, P), np.int64)
+    t = np.zeros((F, P), np.int64)
+    a[:, corner] = table[:, steps[corner].argmax(1)]
     zero_corner = (steps[on_edge] == 0).argmax(1)  # an edge point joins the other two corners
     e0, e1 = (zero_corner + 1) % 3, (zero_corner + 2) % 3
     va, vb = table[:, e0], table[:, e1]  # (F,Pe)
     t_from_a = steps[on_edge][np.arange(e1.size), e1]  # steps from va towards vb
-    key[:, on_edge, 0] = 1
-    key[:, on_edge, 1], key[:, on_edge, 2] = np.minimum(va, vb), np.maximum(va, vb)
-    key[:, on_edge, 3] = np.where(va <= vb, t_from_a, n - t_from_a)
-    key[:, inside, 0] = 2
-    key[:, inside, 1] = np.arange(F)[:, None]
-    key[:, inside, 2] = np.flatnonzero(inside)[None]
-    _, first, ids = np.unique(key.reshape(-1, 4), axis=0, return_index=True, return_inverse=True)
+    kind[:, on_edge] = 1
+    a[:, on_edge], b[:, on_edge] = np.minimum(va, vb), np.maximum(va, vb)
+    t[:, on_edge] = np.where(va <= vb, t_from_a, n - t_from_a)
+    kind[:, inside] = 2
+    a[:, inside] = np.arange(F)[:, None]
+    b[:, inside] = np.flatnonzero(inside)[None]
+    key = (kind << 54) | (a << 29) | (b << 4) | t
+    _, first, ids = np.unique(key.reshape(-1), return_index=True, return_inverse=True)
     return ids.reshape(F, P), first
 
 

@@ -2,12 +2,13 @@
 
     python -m benchmarks.bench_train            # CPU, paper sizes (224² crops, 256² UV), slow on CPU
     python -m benchmarks.bench_train --quick    # small sizes, a smoke run
-    python -m benchmarks.bench_train --device cuda
+    python -m benchmarks.bench_train --device cuda [--amp]   # → train_cuda[_amp].json
 
 One "step" is a full optimizer step: forward (encoder → face model → renderer → losses; stage 2
 also the frozen stage-1 forward, UV unwrap, U-Net, displaced dense-mesh render), backward and
 Adam. Batches are synthetic faces (:class:`training.data.SyntheticFaceDataset`), so data loading
-is excluded. Writes ``benchmarks/results/train.json``.
+is excluded. Writes ``benchmarks/results/train.json`` (on a GPU ``train_cuda.json``, with ``--amp``
+``train_cuda_amp.json``).
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="64² crops, 64² UV, light encoder only")
     ap.add_argument("--amp", action="store_true", help="mixed precision (CUDA, bfloat16 autocast)")
+    ap.add_argument("--out", help="result name (default: train, train_cuda, train_cuda_amp)")
     args = ap.parse_args(argv)
     dev = torch.device(args.device)
     amp = args.amp and dev.type == "cuda"
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         "uv": uv, "ngf": ngf, "crop": crop, "batch": args.batch, **stats, "images_per_s": args.batch / stats["median_s"],
     }
     print(f"stage 2 U-Net {uv}² ngf {ngf}: {args.batch / stats['median_s']:.2f} images/s ({stats['median_s']:.2f} s/step)")
-    path = write_result("train", {
+    name = args.out or ("train" if dev.type == "cpu" else f"train_{dev.type}" + ("_amp" if amp else ""))
+    path = write_result(name, {
         "device": str(dev), "amp": amp, "quick": args.quick, "cases": cases,
         "note": "wall-clock on a shared machine: other jobs inflate CPU numbers (see machine.loadavg_1m)",
     }, device=args.device)
