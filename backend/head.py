@@ -46,8 +46,11 @@ class Head:
     - ``albedo`` (Ht, Ht·uv_tiles, 3) in [0,1] linear-ish sRGB values as photographed;
     - ``displacement`` (Hd, Hd·uv_tiles) mm along the coarse normal (zero outside the face tile),
     - ``normal_map`` (Hd, Hd·uv_tiles, 3) tangent-space normals in [0,1] (OpenGL, +Y up).
-    Dense mesh (detail stage): ``dense_vertices`` (N,3) mm, ``dense_faces`` (M,3), ``dense_uv`` (N,2)
-    in the model's tile layout like ``uv`` (the face tile: u ∈ [0,1]); exporters divide u by ``uv_tiles``.
+    Dense mesh (detail stage; the fit's UV render layer, one vertex per face-tile texel):
+    ``dense_vertices`` (N,3) mm, ``dense_faces`` (M,3), ``dense_uv`` (N,2) in the model's tile
+    layout like ``uv`` (the face tile: u ∈ [0,1]). Kept in ``head.npz`` and used by the previews;
+    ``head_detailed.obj`` and Blender's dense option are the whole head instead
+    (:mod:`backend.detailed_head`, built from ``vertices`` and ``displacement``).
     """
 
     model_name: str
