@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
+from ..blend import smoothstep
 from ..camera import Camera, project
 from ..facemodel import FaceModel
 from ..head import Head
@@ -146,8 +147,7 @@ def trusted_albedo(head: Head, trusted_weight: float) -> np.ndarray:
     if not trusted.any():
         return albedo
     fill = np.median(albedo[trusted], axis=0)
-    t = np.clip((w - trusted_weight / 2) / (trusted_weight / 2), 0.0, 1.0)[..., None]
-    keep = t * t * (3 - 2 * t)
+    keep = smoothstep(torch.from_numpy((w - trusted_weight / 2) / (trusted_weight / 2))).numpy()[..., None]
     return (albedo * keep + fill * (1 - keep)).astype(np.float32)
 
 
