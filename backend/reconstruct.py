@@ -62,7 +62,7 @@ class ReconstructConfig:
     - ``seed``: random seed. A fit gives the same bits for the same photo, seed and machine (CPU:
       and thread count; CUDA: and GPU model) (:mod:`backend.determinism`).
     - ``deterministic``: that promise. Free on the CPU; on CUDA it costs time (H200, default
-      quality: 8.7 s instead of 6.0 s), and off, two runs differ by about 0.2 mm.
+      quality: 6.9 s instead of 4.9 s), and off, two runs differ by about 0.2 mm.
     - ``labels``: optional per-photo view labels (front/left/right...).
     """
 

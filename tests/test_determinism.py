@@ -19,6 +19,19 @@ def test_on_inside_restored_after():
     assert not torch.are_deterministic_algorithms_enabled()
 
 
+def test_no_nan_filling_inside_and_the_setting_restored_after():
+    """Deterministic mode NaN-fills new tensors by default (one kernel per allocation on CUDA);
+    the block switches that off and puts it back."""
+    flag = pytest.importorskip("torch.utils.deterministic")
+    assert flag.fill_uninitialized_memory
+    with deterministic(torch.device("cpu")):
+        assert not flag.fill_uninitialized_memory
+    assert flag.fill_uninitialized_memory
+    with deterministic(torch.device("cuda")):  # the flags touch no GPU
+        assert not flag.fill_uninitialized_memory
+    assert flag.fill_uninitialized_memory
+
+
 def test_cuda_is_warn_only_and_restored():
     """Setting the flags touches no GPU, so this runs anywhere."""
     with deterministic(torch.device("cuda")):
