@@ -18,7 +18,8 @@ import numpy as np
 
 from .phong import phong_points
 
-__all__ = ["DetailedHeadMesh", "detailed_head_mesh", "subdivision_levels", "lattice_subdivision", "sample_map"]
+__all__ = ["DetailedHeadMesh", "detailed_head_mesh", "subdivision_levels", "lattice_subdivision", "sample_map",
+           "MAX_LEVELS"]
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,21 @@ class DetailedHeadMesh:
     displacement: np.ndarray
 
 
-def subdivision_levels(map_size: int) -> int:
-    """Lattice levels for a displacement map of ``map_size``² texels per tile: ICT's face
-    triangles have 2.8 mm median edges and a 256² texel is ≈ 1.1 mm, so 2 levels (0.7 mm) sample
-    it; 1 level for maps of 128² or less. 512² maps keep 2 (3 would be 1.4 M triangles): the
-    normal map carries what is finer."""
-    return 1 if map_size <= 128 else 2
+MAX_LEVELS = 2  # 4^2 = 16 triangles per coarse one (ICT at 256²: 357k); 3 levels would be 1.4 M
+
+
+def subdivision_levels(uv: np.ndarray, faces_uv: np.ndarray, map_size: int, max_levels: int = MAX_LEVELS) -> int:
+    """Lattice levels that bring the face tile's edges down to about one texel of a
+    ``map_size``² map: ``ceil(log2(median edge length in texels))``, at most ``max_levels``.
+    ICT: its median face-tile edge spans 1.2 / 2.3 / 4.7 texels at 128² / 256² / 512², so 1 / 2 /
+    2 (capped: the normal map carries what is finer). A denser model needs fewer levels.
+    uv (T,2) in tile units; faces_uv (F,3)."""
+    uv, faces_uv = np.asarray(uv, np.float64), np.asarray(faces_uv, np.int64)
+    tile = uv[faces_uv].mean(1)[:, 0] < 1.0  # the face tile (u < 1), as backend.uvmaps
+    corners = faces_uv[tile] if tile.any() else faces_uv
+    edges = np.concatenate([corners[:, [0, 1]], corners[:, [1, 2]], corners[:, [2, 0]]])
+    texels = float(np.median(np.linalg.norm(uv[edges[:, 0]] - uv[edges[:, 1]], axis=1))) * map_size
+    return int(min(max_levels, max(0, np.ceil(np.log2(max(texels, 1.0))))))
 
 
 def _lattice(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,16 +142,16 @@ def sample_map(image: np.ndarray, uv: np.ndarray, u_range: tuple[float, float] =
 def detailed_head_mesh(head, levels: int | None = None) -> DetailedHeadMesh:
     """The whole head of ``head`` (a :class:`~backend.head.Head` with ``displacement``) with its
     detail displaced into a lattice subdivision (module docstring). ``levels``: default
-    :func:`subdivision_levels` of the map size."""
+    :func:`subdivision_levels` of the model's UVs and the map size."""
     from .export import vertex_normals_np
 
     if head.displacement is None:
         raise ValueError("this Head has no displacement map: run the detail stage")
     disp = np.asarray(head.displacement, np.float64)  # (S, S·tiles) mm, top row = v 1
-    levels = subdivision_levels(disp.shape[0]) if levels is None else levels
     verts = np.asarray(head.vertices, np.float64)
     faces, faces_uv = np.asarray(head.faces, np.int64), np.asarray(head.faces_uv, np.int64)
     uv = np.asarray(head.uv, np.float64)
+    levels = subdivision_levels(uv, faces_uv, disp.shape[0]) if levels is None else levels
     sub = lattice_subdivision(faces, faces_uv, levels)
     normals = vertex_normals_np(verts, faces).astype(np.float64)  # (V,3)
     corners = faces[sub["vert_face"]]  # (N,3) coarse vertex ids

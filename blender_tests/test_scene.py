@@ -52,7 +52,7 @@ def test_dense_mesh_is_the_whole_head_with_its_detail(scene_mod, fake_head):
     obj = scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(dense=True, cameras=False))
     mesh = detailed_head_mesh(fake_head)
     assert len(obj.data.vertices) == len(mesh.verts) and len(obj.data.polygons) == len(mesh.faces)
-    levels = subdivision_levels(fake_head.displacement.shape[0])
+    levels = subdivision_levels(fake_head.uv, fake_head.faces_uv, fake_head.displacement.shape[0])
     assert len(obj.data.polygons) == 4 ** levels * len(fake_head.faces) and obj.data.shape_keys is None
     co = np.zeros(len(obj.data.vertices) * 3, np.float32)
     obj.data.vertices.foreach_get("co", co)

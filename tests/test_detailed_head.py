@@ -80,7 +80,12 @@ def test_head_is_displaced_where_and_as_far_as_the_map_says(face_model):
                 displacement=disp)
     flat = detailed_head_mesh(Head(**{**head.__dict__, "displacement": np.zeros_like(disp)}), levels=1)
     mesh = detailed_head_mesh(head, levels=1)
-    assert subdivision_levels(S) == 1 and subdivision_levels(256) == 2
+    uv, fuv = face_model.uv.numpy(), face_model.faces_uv.numpy()
+    # ICT's face-tile edges span 1.2 / 2.3 / 4.7 texels at 128² / 256² / 512²; a 4× denser
+    # UV layout (the same mesh, edges a quarter as long in UV) needs two levels fewer
+    assert [subdivision_levels(uv, fuv, s) for s in (64, 128, 256, 512)] == [0, 1, 2, 2]
+    assert subdivision_levels(uv, fuv, 512, max_levels=3) == 3
+    assert subdivision_levels(uv / 4.0, fuv, 256) == 0
     np.testing.assert_array_equal(mesh.faces, flat.faces)
     moved = np.linalg.norm(mesh.verts - flat.verts, axis=1)
     np.testing.assert_allclose(moved, np.abs(mesh.displacement), atol=1e-9)  # along a unit direction
