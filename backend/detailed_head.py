@@ -76,7 +76,7 @@ def _shared_ids(table: np.ndarray, steps: np.ndarray, n: int) -> tuple[np.ndarra
     first (N,): the flat F·P position of each id's first occurrence)."""
     F, P = table.shape[0], steps.shape[0]
     if max(F, int(table.max(initial=0)) + 1) >= 1 << 25 or n >= 16:
-        raise ValueError("mesh too large (2^25 vertices or faces) or too many levels (4 at most) to subdivide")
+        raise ValueError("mesh too large (2^25 vertices or faces) or too many levels (3 at most) to subdivide")
     zeros = (steps == 0).sum(1)
     corner, on_edge, inside = zeros == 2, zeros == 1, zeros == 0
     # one int64 key per point: kind (2 bits) | a (25) | b (25) | t (4); corner (0, vertex, 0, 0),

@@ -109,3 +109,17 @@ def test_head_is_displaced_where_and_as_far_as_the_map_says(face_model):
     pos = mesh.displacement > 0.5
     grow = np.linalg.norm(mesh.verts[pos] - centre, axis=1) - np.linalg.norm(flat.verts[pos] - centre, axis=1)
     assert np.median(grow) > 0.2
+
+
+def test_bad_arguments_are_refused():
+    faces = np.array([[0, 1, 2]])
+    with pytest.raises(ValueError, match="levels"):
+        lattice_subdivision(faces, faces, -1)
+    with pytest.raises(ValueError, match="3 at most"):
+        lattice_subdivision(faces, faces, 4)
+    with pytest.raises(ValueError, match=r"\(F,3\)"):
+        lattice_subdivision(faces, faces[:, :2], 1)
+    with pytest.raises(ValueError, match="no displacement"):
+        detailed_head_mesh(Head(model_name="x", vertices=np.zeros((3, 3)), neutral=np.zeros((3, 3)), faces=faces,
+                                uv=np.zeros((3, 2)), faces_uv=faces, id_coeffs=np.zeros(1), exp_coeffs=np.zeros(1),
+                                exp_names=[]))
