@@ -8,13 +8,12 @@ import torch
 
 from .align import warp_to_crop
 from .camera import Camera, project
-from .detail import seam_fade, with_dense_face_tile
+from .detailed_head import detailed_head_mesh
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
 from .lighting import sh_ambient, sh_directional, vertex_normals
 from .preview import compose_panels, draw_landmarks
-from .render import RenderSettings, interpolate, rasterize_uv, render
-from .uvmaps import FACE_TILE, face_tile_triangles
+from .render import RenderSettings, render
 
 PANEL = 320  # preview panel size, pixels
 
@@ -55,8 +54,8 @@ def grey_light() -> torch.Tensor:
 def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
     """input | render | overlay | shaded geometry (frontal) | shaded geometry (side) for one view.
 
-    The geometry panels show the detailed (dense) mesh when the head has one, in the view's
-    pose and from 70° to the side. Returns (PANEL, 5·PANEL, 3) uint8. The photo comes from
+    The geometry panels show the detailed whole head (``head_detailed.obj``'s mesh) when the head
+    has a displacement map, in the view's pose and from 70° to the side. Returns (PANEL, 5·PANEL, 3) uint8. The photo comes from
     ``view.image`` (required).
     """
     view = head.views[view_index]
@@ -84,16 +83,15 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
         shaded = render(verts, faces, pose, cam, grey_light(), settings=settings)
         overlay = photo_t * (1 - 0.55 * shaded.alpha[..., None]) + shaded.image * 0.55 * shaded.alpha[..., None]
         side_panels = []
-        if head.dense_vertices is not None:
-            geo = torch.from_numpy(head.dense_vertices)[None].float()
-            geo_faces = torch.from_numpy(head.dense_faces).long()
+        if head.displacement is not None:
+            geo, geo_faces = head_mesh(head)[:2]  # what head_detailed.obj holds
         else:
             geo, geo_faces = verts, faces
         for yaw in (None, math.radians(70)):
             if yaw is None:
                 geo_pose = pose
             else:
-                geo_pose = torch.tensor([[PANEL / 260.0, 0.0, yaw, 0.0, 0.0, 10.0 * PANEL / 260.0, 0.0]])
+                geo_pose = torch.tensor([[PANEL / 260.0, 0.0, yaw, 0.0, 0.0, 10.0 * PANEL / 260.0, 0.0]])  # a close-up
             side = render(geo, geo_faces, geo_pose, cam, grey_light(), settings=settings)
             bg = torch.full_like(side.image, 0.18)
             side_panels.append(_to_u8((side.image * side.alpha[..., None] + bg * (1 - side.alpha[..., None]))[0]))
@@ -104,7 +102,7 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
     return compose_panels(
         [_to_u8(photo_t[0]), _to_u8(textured[0]), over] + side_panels,
         ["input", "render", "overlay (green: detected, red: fitted)",
-         "detailed geometry" if head.dense_vertices is not None else "geometry", "side"],
+         "detailed geometry" if head.displacement is not None else "geometry", "side"],
     )
 
 
@@ -116,51 +114,19 @@ BACKGROUND = 0.18  # grey level behind turntable renders
 def head_mesh(head: Head, detailed: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The head as one renderable mesh in the model's UV tile layout.
 
-    With ``detailed`` and a dense mesh: the dense face tile (``dense_vertices``/``dense_faces``/
-    ``dense_uv``) plus the coarse triangles of the other tiles (scalp, ears, neck); otherwise
-    the coarse mesh. The dense tile's vertices sit at texel centres, so a hairline crack opens
-    along the tile border: :func:`render_head` closes it. Returns (verts (1,N,3) float32 mm,
+    With ``detailed`` and a displacement map: the whole head with its detail in the geometry
+    (:func:`backend.detailed_head.detailed_head_mesh`, the mesh of ``head_detailed.obj``: closed,
+    so it renders without cracks); otherwise the coarse mesh. Returns (verts (1,N,3) float32 mm,
     faces (F,3) long, uv (T,2) float32, faces_uv (F,3) long), UVs over ``u ∈ [0, uv_tiles]``.
     """
-    verts = torch.from_numpy(np.asarray(head.vertices, np.float32))[None]
-    faces = torch.from_numpy(np.asarray(head.faces, np.int64))
-    uv = torch.from_numpy(np.asarray(head.uv, np.float32))
-    faces_uv = torch.from_numpy(np.asarray(head.faces_uv, np.int64))
-    if not detailed or head.dense_vertices is None or head.dense_faces is None or head.dense_uv is None:
-        return verts, faces, uv, faces_uv
-    dense = torch.from_numpy(np.asarray(head.dense_vertices, np.float32))[None]
-    dense_faces = torch.from_numpy(np.asarray(head.dense_faces, np.int64))
-    dense_uv = torch.from_numpy(np.asarray(head.dense_uv, np.float32))
-    return with_dense_face_tile((dense, dense_faces, dense_uv), (verts, faces, uv, faces_uv))
-
-
-def head_normals(head: Head) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """Vertex normals (model space) for :func:`head_mesh`'s detailed mesh and for the coarse mesh.
-
-    The coarse normals come from the whole coarse mesh, so they stay smooth across the face-tile
-    border, where the detailed mesh drops the coarse face tile. Each dense vertex blends from the
-    coarse surface's smooth normal at its texel (on the tile border, where the displacement is 0)
-    to its own normal over the displacement's fade (:func:`~backend.detail.seam_fade`), so the two
-    parts shade alike where they meet.
-    Returns (detailed (1,N+V,3) or None without a dense mesh, coarse (1,V,3))."""
-    verts = torch.from_numpy(np.asarray(head.vertices, np.float32))[None]
-    faces = torch.from_numpy(np.asarray(head.faces, np.int64))
-    coarse = vertex_normals(verts, faces)
-    if head.dense_vertices is None or head.dense_faces is None or head.dense_uv is None or head.displacement is None:
-        return None, coarse
-    dense = torch.from_numpy(np.asarray(head.dense_vertices, np.float32))[None]
-    own = vertex_normals(dense, torch.from_numpy(np.asarray(head.dense_faces, np.int64)))[0]  # (N,3)
-    S = head.displacement.shape[0]
-    frags = rasterize_uv(torch.from_numpy(np.asarray(head.uv, np.float32)),
-                         torch.from_numpy(np.asarray(head.faces_uv, np.int64)), S, S, FACE_TILE)
-    smooth = interpolate(coarse, frags.face_idx, frags.bary, faces)[0]  # (S,S,3) the coarse surface's
-    fade = seam_fade(frags.mask[:, None].float())[0, 0]  # (S,S)
-    uv = torch.from_numpy(np.asarray(head.dense_uv, np.float32))  # texel centres of the face tile
-    col = (uv[:, 0] * S).long().clamp(0, S - 1)
-    row = ((1.0 - uv[:, 1]) * S).long().clamp(0, S - 1)
-    w = fade[row, col][:, None]
-    blended = torch.nn.functional.normalize(w * own + (1.0 - w) * smooth[row, col], dim=-1, eps=1e-12)
-    return torch.cat([blended, coarse[0]])[None], coarse
+    if detailed and head.displacement is not None:
+        mesh = detailed_head_mesh(head)
+        return (torch.from_numpy(mesh.verts.astype(np.float32))[None], torch.from_numpy(mesh.faces),
+                torch.from_numpy(mesh.uv.astype(np.float32)), torch.from_numpy(mesh.faces_uv))
+    return (torch.from_numpy(np.asarray(head.vertices, np.float32))[None],
+            torch.from_numpy(np.asarray(head.faces, np.int64)),
+            torch.from_numpy(np.asarray(head.uv, np.float32)),
+            torch.from_numpy(np.asarray(head.faces_uv, np.int64)))
 
 
 def render_head(
@@ -170,39 +136,27 @@ def render_head(
     sh: torch.Tensor,
     textured: bool = True,
     background: tuple[float, float, float] = (BACKGROUND,) * 3,
+    detailed: bool = True,
+    mesh: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Render the head (detailed when it has a dense mesh) in B poses.
+    """Render the head (detailed when it has a displacement map and ``detailed``) in B poses.
 
     pose (B,7), sh (B,27) camera-space light; ``textured``: ``head.albedo`` (grey 0.7 when the
-    head has none or when False). The crack between the dense face tile and the coarse tiles is
-    closed by a second pass of the coarse face tile, used only where the first pass shows
-    nothing or a surface more than the largest displacement (+1 mm) behind it.
-    Returns (image (B,H,W,3) float32 in [0,1] over ``background``, mask (B,H,W) bool).
+    head has none or when False); ``mesh``: :func:`head_mesh`'s result when the caller has it
+    already. Returns (image (B,H,W,3) float32 in [0,1] over ``background``, mask (B,H,W) bool).
     """
     B = pose.shape[0]
     settings = RenderSettings(u_range=(0.0, float(head.uv_tiles)), background=background)
-    tex = torch.from_numpy(np.asarray(head.albedo, np.float32)) if textured and head.albedo is not None else None
-
-    def draw(mesh, normals):
-        v, f, uv, fuv = mesh
-        if tex is None:
-            return render(v.expand(B, -1, -1), f, pose, camera, sh, normals=normals, settings=settings)
-        return render(v.expand(B, -1, -1), f, pose, camera, sh, texture=tex, uv=uv, faces_uv=fuv, normals=normals,
-                      settings=settings)
-
+    v, f, uv, fuv = mesh if mesh is not None else head_mesh(head, detailed)
     with torch.no_grad():
-        detailed_n, coarse_n = head_normals(head)
-        main = draw(head_mesh(head), coarse_n if detailed_n is None else detailed_n)
-        if head.dense_vertices is None:
-            return main.image, main.mask
-        v, f, uv, fuv = head_mesh(head, detailed=False)
-        tile = face_tile_triangles(uv, fuv)
-        under = draw((v, f[tile], uv, fuv[tile]), coarse_n)
-        depth_mm = 1.0 + (float(np.abs(head.displacement).max()) if head.displacement is not None else 2.0)
-        tol = depth_mm * (pose[:, 0].abs() if camera.projection == "orthographic" else torch.ones(B)).view(B, 1, 1)
-        fill = under.mask & (~main.mask | (main.depth > under.depth + tol))
-        image = torch.where(fill[..., None], under.image, main.image)
-    return image, main.mask | under.mask
+        normals = vertex_normals(v, f)
+        if textured and head.albedo is not None:
+            tex = torch.from_numpy(np.asarray(head.albedo, np.float32))
+            out = render(v.expand(B, -1, -1), f, pose, camera, sh, texture=tex, uv=uv, faces_uv=fuv, normals=normals,
+                         settings=settings)
+        else:
+            out = render(v.expand(B, -1, -1), f, pose, camera, sh, normals=normals, settings=settings)
+    return out.image, out.mask
 
 
 def turntable_poses(verts: torch.Tensor, yaws_deg: tuple[float, ...], size: int, fill: float = 0.9) -> torch.Tensor:
@@ -224,13 +178,15 @@ def turntable_poses(verts: torch.Tensor, yaws_deg: tuple[float, ...], size: int,
 
 
 def turntable_renders(
-    head: Head, yaws_deg: tuple[float, ...] = TURNTABLE_YAWS, size: int = PANEL, textured: bool = True
+    head: Head, yaws_deg: tuple[float, ...] = TURNTABLE_YAWS, size: int = PANEL, textured: bool = True,
+    mesh: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render the head from several yaws on a grey background (:func:`render_head`).
 
     ``textured``: ``head.albedo`` under a soft camera-fixed light (grey when the head has no
     albedo); otherwise the bare geometry under a grazing light. Both use the detailed mesh when
-    present. Returns (images (Y,size,size,3) uint8, masks (Y,size,size) bool).
+    present (``mesh``: :func:`head_mesh`'s, when the caller has it). Returns (images
+    (Y,size,size,3) uint8, masks (Y,size,size) bool).
     """
     Y = len(yaws_deg)
     pose = turntable_poses(head_mesh(head, detailed=False)[0], yaws_deg, size)
@@ -238,7 +194,7 @@ def turntable_renders(
         light = sh_directional(torch.tensor([[0.3, 0.35, 1.0]]).expand(Y, 3), intensity=0.55, ambient=0.6)
     else:
         light = grey_light().expand(Y, -1)
-    image, mask = render_head(head, pose, Camera(size, size), light, textured=textured)
+    image, mask = render_head(head, pose, Camera(size, size), light, textured=textured, mesh=mesh)
     return _to_u8(image), mask.numpy()
 
 
@@ -247,10 +203,11 @@ def render_turntable(head: Head, yaws_deg: tuple[float, ...] = TURNTABLE_YAWS, s
     present (bottom row), from each yaw in ``yaws_deg`` (default −90°, −45°, 0°, +45°, +90°;
     +90° shows the subject's right side, face towards the image's right).
     Returns (2·size, Y·size, 3) uint8, PNG-ready."""
-    tex, _ = turntable_renders(head, yaws_deg, size, textured=True)
-    geo, _ = turntable_renders(head, yaws_deg, size, textured=False)
+    mesh = head_mesh(head)  # built once for both rows
+    tex, _ = turntable_renders(head, yaws_deg, size, textured=True, mesh=mesh)
+    geo, _ = turntable_renders(head, yaws_deg, size, textured=False, mesh=mesh)
     labels = [f"yaw {y:+.0f} deg" for y in yaws_deg]
-    kind = "detailed geometry" if head.dense_vertices is not None else "geometry"
+    kind = "detailed geometry" if head.displacement is not None else "geometry"
     top = compose_panels(list(tex), [f"{lab}, textured" if i == 0 else lab for i, lab in enumerate(labels)])
     bottom = compose_panels(list(geo), [kind] + [""] * (len(yaws_deg) - 1))
     return np.concatenate([top, bottom], 0)

@@ -72,8 +72,8 @@ def closeup(head) -> np.ndarray:
     pose = pose_in_window(torch.from_numpy(np.asarray(head.vertices, np.float32))[None], view, M, size)
     light = grey_light()
     panels = [photo]
-    for h in (dataclasses.replace(head, dense_vertices=None), head):  # coarse, detailed
-        image, _ = render_head(h, pose, Camera(size, size), light, textured=False)
+    for detailed in (False, True):
+        image, _ = render_head(head, pose, Camera(size, size), light, textured=False, detailed=detailed)
         panels.append((image[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8))
     return compose_panels(panels, ["photo", "coarse geometry", "detailed geometry"])
 

@@ -246,14 +246,14 @@ def view_maps(head: Head, model: FaceModel, resolution: int | None = None, detai
     and lights with :func:`backend.multiview.delit_views`.
 
     Geometry: with ``detailed``, a dense mesh and one expression shared by all views (the
-    default fit), the detailed mesh of :func:`backend.preview_render.head_mesh` (its normals
+    default fit), the fit's dense face tile with the coarse rest of the head (its normals
     delight the wrinkles, as the pipeline does); otherwise each view's coarse mesh (neutral +
     its expression). resolution: texels per tile (default: the head's albedo's). Needs
     ``view.image`` on every view. Returns :class:`backend.multiview.DelitViews` ((V,H,W,3) maps,
     0 where the view does not see the texel; (V,H,W) weights ...).
     """
+    from ..detail import with_dense_face_tile
     from ..multiview import DelitViews, delit_views
-    from ..preview_render import head_mesh
     from ..render import rasterize_uv
 
     R = resolution or head.albedo.shape[0]
@@ -261,7 +261,13 @@ def view_maps(head: Head, model: FaceModel, resolution: int | None = None, detai
     exps = np.stack([np.asarray(v.exp, np.float32) for v in head.views])
     shared = bool(np.allclose(exps, exps[:1], atol=1e-6))
     if detailed and shared and head.dense_vertices is not None:
-        verts, faces, uv, faces_uv = head_mesh(head)
+        # the fit's dense face tile with the coarse rest of the head, as the pipeline delights
+        dense = (torch.from_numpy(np.asarray(head.dense_vertices, np.float32))[None],
+                 torch.from_numpy(np.asarray(head.dense_faces, np.int64)),
+                 torch.from_numpy(np.asarray(head.dense_uv, np.float32)))
+        coarse = (torch.from_numpy(np.asarray(head.vertices, np.float32))[None], model.faces.cpu(), model.uv.cpu(),
+                  model.faces_uv.cpu())
+        verts, faces, uv, faces_uv = with_dense_face_tile(dense, coarse)
         meshes = [verts] * len(head.views)
     else:
         faces, uv, faces_uv = model.faces.cpu(), model.uv.cpu(), model.faces_uv.cpu()
