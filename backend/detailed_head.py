@@ -115,7 +115,7 @@ def lattice_subdivision(faces: np.ndarray, faces_uv: np.ndarray, levels: int) ->
         raise ValueError(f"faces and faces_uv must both be (F,3), got {faces.shape} and {faces_uv.shape}")
     n = 2 ** levels
     steps, tris = _lattice(n)
-    F, P = faces.shape[0], steps.shape[0]
+    P = steps.shape[0]
     v_ids, v_first = _shared_ids(faces, steps, n)
     t_ids, t_first = _shared_ids(faces_uv, steps, n)
     return {

@@ -298,7 +298,6 @@ def _wrinkles(size: int, generator: torch.Generator) -> torch.Tensor:
     """(S,S) wrinkle-like pattern in [−1,1]: thin horizontal creases (forehead-like) whose
     depth varies smoothly, plus fine bumps."""
     rows = torch.arange(size, dtype=torch.float32)[:, None]
-    cols = torch.arange(size, dtype=torch.float32)[None, :]
     wobble = Fn.interpolate(torch.randn(1, 1, 4, 4, generator=generator), size=(size, size), mode="bicubic",
                             align_corners=False)[0, 0]
     creases = torch.sin(math.pi * (rows / (size / 14.0) + 0.3 * wobble)) ** 4

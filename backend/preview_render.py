@@ -11,7 +11,7 @@ from .camera import Camera, project
 from .detailed_head import detailed_head_mesh
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
-from .lighting import sh_ambient, sh_directional, vertex_normals
+from .lighting import sh_directional, vertex_normals
 from .preview import compose_panels, draw_landmarks
 from .render import RenderSettings, render
 

@@ -30,7 +30,7 @@ from .determinism import deterministic
 from .detect import detect_one
 from .errors import NoFaceError, PhotoheadError, WeightsNotFoundError
 from .facemodel import FaceModel, load_default, load_model
-from .fit.coarse import QUALITY_PRESETS, CoarseFitConfig, CoarseFitResult, fit_coarse
+from .fit.coarse import QUALITY_PRESETS, CoarseFitResult, fit_coarse
 from .fit.detail import DETAIL_PRESETS, DetailFitResult, fit_detail
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult

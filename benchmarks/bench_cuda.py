@@ -154,7 +154,6 @@ def case_synthetic(n: int) -> dict:
 def case_profile(lm: str | None, work: Path) -> dict:
     """Draft quality (the default's stages with fewer steps), GPU activity only: recording every
     CPU op of a default fit costs minutes."""
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
     _run("grace_hopper", GPU, "draft", lm)  # warm

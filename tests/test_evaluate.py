@@ -10,7 +10,6 @@ from PIL import Image
 
 from backend.cli import main
 from backend.errors import NoFaceError
-from backend.evaluate import metrics as M
 from backend.evaluate.report import write_report
 from backend.evaluate.readme_results import END, START, render_block, update_readme
 from backend.evaluate.suites import crop_scale, given_landmarks, run_landmarks, run_scans, run_synthetic, run_timing

@@ -1,7 +1,5 @@
 """reconstruct() and `photohead reconstruct` end to end: real photo, synthetic ground truth, bad input."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest

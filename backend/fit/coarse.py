@@ -17,8 +17,7 @@ All images here are the aligned crops (``size``×``size`` pixels, orthographic c
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as Fn

@@ -21,7 +21,7 @@ from ..losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss
 from ..progress import CancelToken, ProgressFn, check_cancel
 from ..render import RenderSettings, render, sample_texture
 from ..uvmaps import UVLayout, face_tile_layout, grid_normals, uv_position_map
-from .coarse import CoarseFitResult, _resize, _scale_pose
+from .coarse import CoarseFitResult, _scale_pose
 
 
 @dataclass(frozen=True)

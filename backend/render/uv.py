@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as Fn
 
-from ..camera import Camera, project, to_camera_space, view_direction
+from ..camera import Camera, project, to_camera_space
 from ..lighting import vertex_normals
 from .interpolate import interpolate
 from .rasterize import Fragments, RasterSettings, rasterize
