@@ -55,8 +55,8 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
     """input | render | overlay | shaded geometry (frontal) | shaded geometry (side) for one view.
 
     The geometry panels show the detailed whole head (``head_detailed.obj``'s mesh) when the head
-    has a displacement map, in the view's pose and from 70° to the side. Returns (PANEL, 5·PANEL, 3) uint8. The photo comes from
-    ``view.image`` (required).
+    has a displacement map, in the view's pose and from 70° to the side. Returns
+    (PANEL, 5·PANEL, 3) uint8. The photo comes from ``view.image`` (required).
     """
     view = head.views[view_index]
     if view.image is None:
