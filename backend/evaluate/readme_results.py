@@ -141,6 +141,9 @@ def _synthetic(doc: dict[str, Any]) -> list[str]:
                      f"{_fmt(s.get('dense_err_mm_mean'))} / {_fmt(s.get('dense_coarse_err_mm_mean'))}", "mm",
                      "dense < coarse (" + ("met" if (s.get("dense_err_mm_mean") or 1e9) < (s.get("dense_coarse_err_mm_mean") or 0)
                                            else "missed") + ")"])
+    if "export_err_mm_mean" in s:
+        rows.append(["… the exported whole-head mesh (`head_detailed.obj`) at its vertices / the same without detail",
+                     f"{_fmt(s.get('export_err_mm_mean'))} / {_fmt(s.get('export_flat_err_mm_mean'))}", "mm", ""])
     rows.append(["time per face", s.get("seconds_per_face"), "s", ""])
     if s.get("wall_s") is not None:
         wall = s["wall_s"] / 60.0
