@@ -180,20 +180,21 @@ def _mtl_text(albedo_name: str | None, normal_name: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _detailed_mesh(head: Head) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The whole head with its displacement in the geometry (:mod:`backend.detailed_head`):
-    (verts, faces, uv in [0,1]², faces_uv)."""
+def _detailed_mesh(head: Head, levels: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The whole head with its displacement in the geometry (:mod:`backend.detailed_head`;
+    ``levels``: its lattice levels, default from the map size): (verts, faces, uv in [0,1]², faces_uv)."""
     from .detailed_head import detailed_head_mesh
 
     if head.displacement is None:
         raise ExportError("this Head has no displacement map: run the detail stage or export the coarse mesh")
-    mesh = detailed_head_mesh(head)
+    mesh = detailed_head_mesh(head, levels)
     uv = mesh.uv.astype(np.float32)
     uv[:, 0] /= head.uv_tiles  # the model's tile layout, squeezed into [0,1] like Head.export_uv
     return mesh.verts.astype(np.float32), mesh.faces, uv, mesh.faces_uv
 
 
-def write_obj(head: Head, path: str | Path, dense: bool = False, textures: bool = True) -> dict[str, Path]:
+def write_obj(head: Head, path: str | Path, dense: bool = False, textures: bool = True,
+              dense_levels: int | None = None) -> dict[str, Path]:
     """Write ``path`` (OBJ, mm) + ``path.with_suffix('.mtl')`` + ``albedo.png`` beside it.
 
     ``dense=False``: the coarse mesh ``Head.vertices`` with its separate UV index (seams kept)
@@ -201,13 +202,14 @@ def write_obj(head: Head, path: str | Path, dense: bool = False, textures: bool 
     ``dense=True``: the whole head with its detail in the geometry
     (:func:`backend.detailed_head.detailed_head_mesh`: each coarse triangle split 16-fold at
     256² maps, displaced; closed like the coarse mesh, same UV layout), no normal map (the
-    detail is in the geometry). Returns {"obj", "mtl", "albedo"?, "normal"?: path};
+    detail is in the geometry; ``dense_levels``: 0–3 lattice levels instead of the default).
+    Returns {"obj", "mtl", "albedo"?, "normal"?: path};
     ``textures=False`` names the PNGs in the MTL without writing them. Raises
     :class:`ExportError` when the displacement map is missing.
     """
     path = Path(path)
     if dense:
-        verts, faces, uv, faces_uv = _detailed_mesh(head)
+        verts, faces, uv, faces_uv = _detailed_mesh(head, dense_levels)
     else:
         verts = np.asarray(head.vertices, np.float32)
         faces = np.asarray(head.faces, np.int64)
@@ -539,13 +541,14 @@ def load_head(path: str | Path) -> Head:
 
 # ---------------------------------------------------------------------------------------
 # everything at once
-def _write_all(head: Head, folder: Path, previews: dict[str, np.ndarray] | None) -> dict[str, Path]:
+def _write_all(head: Head, folder: Path, previews: dict[str, np.ndarray] | None,
+               dense_levels: int | None = None) -> dict[str, Path]:
     out: dict[str, Path] = {}
     out.update(write_uv_maps(head, folder))
     obj = write_obj(head, folder / "head.obj", textures=False)
     out.update({"obj": obj["obj"], "mtl": obj["mtl"]})
     if head.displacement is not None:
-        dense = write_obj(head, folder / "head_detailed.obj", dense=True, textures=False)
+        dense = write_obj(head, folder / "head_detailed.obj", dense=True, textures=False, dense_levels=dense_levels)
         out.update({"dense_obj": dense["obj"], "dense_mtl": dense["mtl"]})
     out["glb"] = write_glb(head, folder / "head.glb")
     out["params"] = write_params_json(head, folder / "params.json")
@@ -558,12 +561,13 @@ def _write_all(head: Head, folder: Path, previews: dict[str, np.ndarray] | None)
     return out
 
 
-def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarray] | None = None) -> dict[str, Path]:
+def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarray] | None = None,
+                  dense_levels: int | None = None) -> dict[str, Path]:
     """Write every output into ``out_dir`` as a whole. Returns {key: final path}.
 
     Files: head.obj/.mtl, albedo.png, displacement.png, normal.png (when present), head.glb,
-    params.json, head.npz, head_detailed.obj/.mtl (with detail), ``<name>.png`` per preview
-    ((H,W,3) uint8). Everything is built in a sibling temporary folder first: on any error
+    params.json, head.npz, head_detailed.obj/.mtl (with detail; ``dense_levels`` its lattice
+    levels, :func:`write_obj`), ``<name>.png`` per preview ((H,W,3) uint8). Everything is built in a sibling temporary folder first: on any error
     nothing is left behind and an existing ``out_dir`` keeps its old content. A new (or empty)
     ``out_dir`` appears in one rename; into an existing one each file is renamed over its old
     version and stale outputs of an earlier run are removed (files that are not Photohead
@@ -573,7 +577,7 @@ def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarra
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        built = _write_all(head, tmp, previews)
+        built = _write_all(head, tmp, previews, dense_levels)
         file_mode = default_file_mode()
         os.chmod(tmp, file_mode | ((file_mode & 0o444) >> 2))  # mkdtemp makes 0700; r → x for folders
         if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):

@@ -131,11 +131,14 @@ def test_cli_writes_every_output(tmp_path, capsys, grace_hopper):
     photo = tmp_path / "hopper.jpg"
     Image.fromarray(grace_hopper).save(photo)
     out = tmp_path / "out"
-    code, cap = _run_cli(["reconstruct", str(photo), "-o", str(out), "-q", "--quality", "draft", "--no-identity"], capsys)
+    code, cap = _run_cli(["reconstruct", str(photo), "-o", str(out), "-q", "--quality", "draft", "--no-identity",
+                          "--detail-mesh-levels", "0"], capsys)
     assert code == 0, cap.err
     for name in ("head.obj", "head.mtl", "albedo.png", "head.glb", "params.json", "preview.png", "displacement.png",
                  "normal.png", "head_detailed.obj"):
         assert (out / name).is_file(), name
+    faces = lambda name: sum(line.startswith("f ") for line in (out / name).read_text().splitlines())  # noqa: E731
+    assert faces("head_detailed.obj") == faces("head.obj")  # 0 levels: the coarse triangles, displaced
     params = json.loads((out / "params.json").read_text())
     view = params["views"][0]
     assert np.asarray(view["landmarks68"]).shape == (68, 2)
