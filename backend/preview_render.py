@@ -54,8 +54,10 @@ def grey_light() -> torch.Tensor:
 def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
     """input | render | overlay | shaded geometry (frontal) | shaded geometry (side) for one view.
 
-    The geometry panels show the detailed whole head (``head_detailed.obj``'s mesh) when the head
-    has a displacement map, in the view's pose and from 70° to the side. Returns
+    The render (textured, in the view's fitted light, over the photo) and the geometry panels
+    show the detailed whole head (``head_detailed.obj``'s mesh) when the head has a displacement
+    map and the view shares the first view's expression; the overlay shows the coarse fit, whose
+    landmarks it draws. Geometry: in the view's pose and from 70° to the side. Returns
     (PANEL, 5·PANEL, 3) uint8. The photo comes from ``view.image`` (required).
     """
     view = head.views[view_index]
@@ -72,21 +74,24 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
     cam = Camera(PANEL, PANEL)
     sh = torch.from_numpy(view.sh)[None].float()
     settings = RenderSettings(u_range=(0.0, float(head.uv_tiles)))
+    # the detailed head has the first view's expression: the other views show it when they share it
+    detailed = head.displacement is not None and (
+        view_index == 0 or np.allclose(np.asarray(view.exp), np.asarray(head.views[0].exp), atol=1e-6))
     with torch.no_grad():
-        if head.albedo is not None:
-            rend = render(verts, faces, pose, cam, sh, texture=torch.from_numpy(head.albedo)[None].float(),
-                          uv=torch.from_numpy(head.uv).float(), faces_uv=torch.from_numpy(head.faces_uv).long(), settings=settings)
+        mesh = head_mesh(head, detailed) if detailed else (verts, faces, torch.from_numpy(head.uv).float(),
+                                                          torch.from_numpy(head.faces_uv).long())
+        geo, geo_faces, uv, faces_uv = mesh
+        normals = vertex_normals(geo, geo_faces)
+        if head.albedo is not None:  # the result: the detailed head, textured, in the view's light
+            rend = render(geo, geo_faces, pose, cam, sh, texture=torch.from_numpy(head.albedo)[None].float(),
+                          uv=uv, faces_uv=faces_uv, normals=normals, settings=settings)
         else:
-            rend = render(verts, faces, pose, cam, sh, settings=settings)
+            rend = render(geo, geo_faces, pose, cam, sh, normals=normals, settings=settings)
         a = rend.alpha[..., None]
         textured = rend.image * a + photo_t * (1 - a)
         shaded = render(verts, faces, pose, cam, grey_light(), settings=settings)
         overlay = photo_t * (1 - 0.55 * shaded.alpha[..., None]) + shaded.image * 0.55 * shaded.alpha[..., None]
-        side_panels = []
-        if head.displacement is not None:
-            geo, geo_faces = head_mesh(head)[:2]  # what head_detailed.obj holds
-        else:
-            geo, geo_faces = verts, faces
+        side_panels = []  # the same mesh: what head_detailed.obj holds, when detailed
         for yaw in (None, math.radians(70)):
             if yaw is None:
                 geo_pose = pose
@@ -102,7 +107,7 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
     return compose_panels(
         [_to_u8(photo_t[0]), _to_u8(textured[0]), over] + side_panels,
         ["input", "render", "overlay (green: detected, red: fitted)",
-         "detailed geometry" if head.displacement is not None else "geometry", "side"],
+         "detailed geometry" if detailed else "geometry", "side"],
     )
 
 
