@@ -18,7 +18,9 @@ does not stop the others):
   (displacement correlation and dense/coarse error per face, comparable with the CPU suite's
   faces of the same index);
 - ``profile``: one warm draft run under ``torch.profiler`` (GPU activity only): GPU busy time
-  vs wall time, kernel count and the kernels that take the time (is the fit launch-bound?).
+  vs wall time, kernel count and the kernels that take the time (is the fit launch-bound?);
+- ``syncs``: the lines of our code that make a warm draft fit wait for the GPU (not in the
+  default list: run it with ``--cases syncs``).
 
 ``--landmarks`` hands each photo's 68 landmarks to the pipeline in place of the detector (a GPU
 machine without dlib's 100 MB predictor); ``--write-landmarks`` makes that file with the
@@ -168,6 +170,33 @@ def case_profile(lm: str | None, work: Path) -> dict:
             "top_ops": [{"op": e.key[:80], "count": e.count, "self_ms": self_us(e) / 1e3} for e in top]}
 
 
+def case_syncs(lm: str | None, work: Path) -> dict:
+    """Where a warm draft fit makes the CPU wait for the GPU: every synchronising CUDA call,
+    counted by the line of our code that made it (``torch.cuda.set_sync_debug_mode("warn")``).
+    In a launch-bound fit each one stops the CPU from queueing kernels ahead. (Written after the
+    last GPU lease: not run on a GPU yet.)"""
+    import collections
+    import warnings
+
+    import torch
+
+    if not GPU.startswith("cuda"):
+        return {"skipped": "needs CUDA"}
+    _run("grace_hopper", GPU, "draft", lm)  # warm
+    sites: collections.Counter = collections.Counter()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _, wall = _run("grace_hopper", GPU, "draft", lm)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    for w in caught:
+        if "synchroniz" in str(w.message):
+            sites[f"{Path(w.filename).name}:{w.lineno}"] += 1
+    return {"quality": "draft", "wall_s": wall, "syncs": sum(sites.values()), "top_sites": sites.most_common(25)}
+
+
 def _child(case: str, lm: str | None, work: Path, synthetic: int) -> dict:
     if case.startswith("photo_"):
         return case_photo(case[len("photo_"):], lm, work)
@@ -181,6 +210,8 @@ def _child(case: str, lm: str | None, work: Path, synthetic: int) -> dict:
         return case_synthetic(synthetic)
     if case == "profile":
         return case_profile(lm, work)
+    if case == "syncs":
+        return case_syncs(lm, work)
     raise SystemExit(f"unknown case {case!r}")
 
 
