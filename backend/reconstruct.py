@@ -550,3 +550,7 @@ def attach_detail(head: Head, detail: DetailFitResult, tiles: int) -> None:
     head.metrics["pixel_loss_skin_detail"] = float(np.mean(detail.pixel_skin_detail))
     if detail.pixel_albedo_only:
         head.metrics["pixel_loss_albedo_only"] = float(np.mean(detail.pixel_albedo_only))
+    if detail.pixel_rest_coarse:  # the face mask off the skin: brows, lips, hair, glasses
+        head.metrics["pixel_loss_rest_coarse"] = float(np.mean(detail.pixel_rest_coarse))
+        head.metrics["pixel_loss_rest_detail"] = float(np.mean(detail.pixel_rest_detail))
+        head.metrics["rest_error_share_coarse"] = float(np.mean(detail.rest_share_coarse))

@@ -89,6 +89,10 @@ def _entry(head) -> dict:
             # the detail stage's low-frequency albedo gain alone, displacement left out
             "drop_albedo_gain_only": 1.0 - head.metrics["pixel_loss_albedo_only"] / coarse
             if "pixel_loss_albedo_only" in head.metrics else None,
+            # the face mask off the skin (brows, lips, hair, glasses): its share of the coarse error, its drop
+            "rest_error_share_coarse": head.metrics.get("rest_error_share_coarse"),
+            "drop_rest": 1.0 - head.metrics["pixel_loss_rest_detail"] / head.metrics["pixel_loss_rest_coarse"]
+            if head.metrics.get("pixel_loss_rest_coarse") else None,
             "meets_target": bool(drop >= TARGET_DROP), "detail_fit_s": head.timings.get("detail_fit_s"),
             "total_s": head.timings.get("total_s"), "warnings": list(head.warnings)}
 
@@ -117,6 +121,17 @@ def package_photos(quality: str) -> dict:
     return {"photos": photos, "summary": _stats([p["drop"] for p in photos.values()]),
             "summary_skin": _stats([p["drop_skin"] for p in photos.values()]),
             "all_meet_target": all(p["meets_target"] for p in photos.values())}
+
+
+def _off_skin(items: dict) -> dict:
+    """The face mask off the skin over a photo set: its mean share of the coarse error, its mean
+    drop, and the correlation (Pearson) of each photo's face-mask drop with that share."""
+    share = np.array([i["rest_error_share_coarse"] for i in items.values()], float)
+    drop = np.array([i["drop"] for i in items.values()], float)
+    corr = float(np.corrcoef(share, drop)[0, 1]) if len(items) > 2 and share.std() > 0 else None
+    return {"mean_error_share": float(share.mean()), "min_error_share": float(share.min()),
+            "max_error_share": float(share.max()), "mean_drop": float(np.mean([i["drop_rest"] for i in items.values()])),
+            "corr_face_drop_vs_error_share": corr}
 
 
 def _is_grey(rgb: np.ndarray) -> bool:
@@ -168,6 +183,7 @@ def dev_set(dev: Path, n: int, seed: int, quality: str) -> dict:
         summary = {"dev": str(dev), "seed": seed, "requested": n, "quality": quality, "target_drop": TARGET_DROP,
                    "landmarks": "ground truth (given_landmarks)", **_stats(drops),
                    "skin_only": _stats([i["drop_skin"] for i in items.values()]),
+                   "off_skin": _off_skin(items),
                    "worst": {w: items[w]["drop"] for w in worst}, "skipped": skipped,
                    "wall_s": time.perf_counter() - t_all, "per_photo": items}
         atomic_write_text(OUT / "summary.json", json.dumps(to_jsonable(summary), indent=2) + "\n")
@@ -175,7 +191,9 @@ def dev_set(dev: Path, n: int, seed: int, quality: str) -> dict:
         raise SystemExit(f"no dev photo reconstructed (skipped: {skipped})")
     print(f"dev set ({len(items)} photos, seed {seed}): drop mean {summary['mean_drop']:.1%}, "
           f"median {summary['median_drop']:.1%}, ≥ {TARGET_DROP:.0%}: {summary['fraction_meeting_target']:.0%} "
-          f"(skin only: mean {summary['skin_only']['mean_drop']:.1%}), "
+          f"(skin only: mean {summary['skin_only']['mean_drop']:.1%}; off skin: {summary['off_skin']['mean_error_share']:.0%} "
+          f"of the coarse error, drop {summary['off_skin']['mean_drop']:.1%}, correlation of the drop with that share "
+          f"{summary['off_skin']['corr_face_drop_vs_error_share']}), "
           f"worst {', '.join(f'{w} {d:.1%}' for w, d in summary['worst'].items())}; "
           f"{summary['wall_s']:.0f} s → {OUT / 'summary.json'}", flush=True)
     return summary

@@ -133,6 +133,25 @@ def test_albedo_gain_takes_a_regional_albedo_error_off_the_displacement(face_mod
     assert without.pixel_albedo_only[0] == pytest.approx(without.pixel_coarse[0])
 
 
+def test_report_splits_the_face_mask_error_into_skin_and_the_rest(face_model):
+    """The loss sees the photo's left half only (the "skin"), the report mask is the whole face:
+    the off-skin half holds a good part of the coarse error and loses less of it than the skin."""
+    scene = _detail_scene(face_model, 64, 224)
+    full = scene["mask"]
+    left = full.clone()
+    left[..., 112:] = 0.0
+    res = fit_detail(face_model, scene["fit"], scene["image"], left, DetailFitConfig(uv_size=64, steps=40, lr=0.05),
+                     report_mask=full)
+    assert 0.25 < res.rest_share_coarse[0] < 0.85, res.rest_share_coarse  # half the pixels (the lit side errs more)
+    skin_drop = 1 - res.pixel_skin_detail[0] / res.pixel_skin_coarse[0]
+    rest_drop = 1 - res.pixel_rest_detail[0] / res.pixel_rest_coarse[0]
+    assert skin_drop > rest_drop + 0.1, (skin_drop, rest_drop)
+    # the two parts add up to the whole: Σ face·d = Σ skin·d + Σ rest·d (binary masks here)
+    whole = res.pixel_coarse[0] * float(full.sum())
+    parts = res.pixel_skin_coarse[0] * float(left.sum()) + res.pixel_rest_coarse[0] * float((full - left).sum())
+    assert whole == pytest.approx(parts, rel=1e-3)
+
+
 def test_masked_lowpass_keeps_constants_and_highpass_keeps_fine_detail():
     from backend.detail import masked_lowpass
 

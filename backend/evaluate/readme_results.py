@@ -241,16 +241,19 @@ def _detail_real(doc: dict[str, Any]) -> list[str]:
            f"`{doc.get('quality', 'default')}`; {_where(when)}): L_pixel (8-bit levels) of the coarse and the "
            "detailed render, over the landmark face mask (brows and lips included) and over the skin mask the "
            "detail fit uses (brows, lips and non-skin colours left out). \"Albedo gain alone\": the drop from the "
-           "detail stage's low-frequency albedo correction on the coarse surface, displacement left out.", ""]
+           "detail stage's low-frequency albedo correction on the coarse surface, displacement left out. "
+           "\"Off skin\": the face mask without the skin (brows, lips, hair, glasses), its share of the coarse "
+           "render's error and its drop: no geometry can paint a brow.", ""]
     rows = []
     pct = lambda x: f"{100 * x:.1f} %" if x is not None else "–"  # noqa: E731
     for name, e in photos.items():
         drop = e.get("drop")
         rows.append([name, f"{_fmt(e.get('pixel_loss_coarse'))} → {_fmt(e.get('pixel_loss_detail'))}",
                      pct(drop), pct(e.get("drop_albedo_gain_only")), pct(e.get("drop_skin")),
+                     f"{pct(e.get('rest_error_share_coarse'))} / {pct(e.get('drop_rest'))}",
                      _target_min(100 * drop if drop is not None else None, 100 * target), e.get("detail_fit_s")])
     out += _table(["photo", "L_pixel coarse → detailed (face mask)", "drop", "albedo gain alone", "drop (skin mask)",
-                   f"target ≥ {100 * target:.0f} % (face mask)", "detail s"], rows) + [""]
+                   "off skin: error share / drop", f"target ≥ {100 * target:.0f} % (face mask)", "detail s"], rows) + [""]
     return out
 
 

@@ -101,7 +101,10 @@ class DetailFitResult:
     pixel_coarse / pixel_detail: L_pixel of the coarse and the detailed render per view over the
     report mask; pixel_skin_coarse / pixel_skin_detail: the same over the loss's skin mask;
     pixel_albedo_only: over the report mask, the coarse surface with the refined albedo (what the
-    albedo gain explains without the displacement). dense_albedo is the refined albedo."""
+    albedo gain explains without the displacement); pixel_rest_coarse / pixel_rest_detail: over
+    the report mask without the skin (brows, lips, hair and glasses pixels: weight report·(1 −
+    skin)); rest_share_coarse: the part of the coarse render's report-mask error sum that lies
+    there. dense_albedo is the refined albedo."""
 
     displacement: torch.Tensor
     surface: DetailedSurface
@@ -113,6 +116,9 @@ class DetailFitResult:
     pixel_skin_coarse: list[float] = field(default_factory=list)
     pixel_skin_detail: list[float] = field(default_factory=list)
     pixel_albedo_only: list[float] = field(default_factory=list)
+    pixel_rest_coarse: list[float] = field(default_factory=list)
+    pixel_rest_detail: list[float] = field(default_factory=list)
+    rest_share_coarse: list[float] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -189,11 +195,18 @@ def fit_detail(
     def per_view(rend, mask) -> list[float]:
         return [float(pixel_loss(images[i : i + 1], rend.image[i : i + 1], mask[i : i + 1])) for i in range(V)]
 
+    def error_sum(pixel: list[float], mask) -> list[float]:  # mean × weight = Σ weight·distance, per view
+        return [p * max(float(mask[i].sum()), 1.0) for i, p in enumerate(pixel)]
+
     report = skin_mask if report_mask is None else report_mask
+    off_skin = report * (1.0 - skin_mask.clamp(0.0, 1.0))  # the report mask's brows, lips, hair...
     with torch.no_grad():
         flat = displace(coarse_pos, torch.zeros_like(disp).expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend0, mask0 = render_views(flat)
         pixel_coarse, pixel_skin_coarse = per_view(rend0, report * rend0.alpha), per_view(rend0, mask0)
+        pixel_rest_coarse = per_view(rend0, off_skin * rend0.alpha)
+        rest_share_coarse = [r / max(t, 1e-12) for r, t in zip(error_sum(pixel_rest_coarse, off_skin * rend0.alpha),
+                                                               error_sum(pixel_coarse, report * rend0.alpha))]
         unseen = None
         if config.unseen_weight > 0:
             evidence = texel_evidence(rend0.face_idx, rend0.fragments.bary, mask0, topo)
@@ -235,12 +248,14 @@ def fit_detail(
         surface = displace(coarse_pos, disp.expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend, mask = render_views(surface)
         pixel_detail, pixel_skin_detail = per_view(rend, report * rend.alpha), per_view(rend, mask)
+        pixel_rest_detail = per_view(rend, off_skin * rend.alpha)
         rend_a, _ = render_views(flat)  # the refined albedo on the coarse surface: the gain's own share
         pixel_albedo_only = per_view(rend_a, report * rend_a.alpha)
         dense_albedo = albedo_now()
     return DetailFitResult(
         displacement=disp, surface=surface, topology=topo, layout=layout, dense_albedo=dense_albedo,
-        pixel_albedo_only=pixel_albedo_only,
+        pixel_albedo_only=pixel_albedo_only, pixel_rest_coarse=pixel_rest_coarse, pixel_rest_detail=pixel_rest_detail,
+        rest_share_coarse=rest_share_coarse,
         pixel_coarse=pixel_coarse, pixel_detail=pixel_detail, pixel_skin_coarse=pixel_skin_coarse,
         pixel_skin_detail=pixel_skin_detail, history=history,
     )
