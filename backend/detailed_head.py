@@ -155,7 +155,8 @@ def detailed_head_mesh(head, levels: int | None = None) -> DetailedHeadMesh:
     sub = lattice_subdivision(faces, faces_uv, levels)
     normals = vertex_normals_np(verts, faces).astype(np.float64)  # (V,3)
     corners = faces[sub["vert_face"]]  # (N,3) coarse vertex ids
-    position = phong_points(verts[corners], normals[corners], sub["vert_bary"])
+    flat = (sub["vert_bary"][..., None] * verts[corners]).sum(1)  # (N,3) on the flat triangles
+    position = phong_points(flat, verts[corners], normals[corners], sub["vert_bary"])
     direction = (sub["vert_bary"][..., None] * normals[corners]).sum(1)
     direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
     new_uv = (sub["uv_bary"][..., None] * uv[faces_uv[sub["uv_face"]]]).sum(1)  # (T,2)

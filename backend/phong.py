@@ -9,7 +9,9 @@ that edge's two corners, so neighbouring triangles meet without cracks.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import TypeVar
+
+Array = TypeVar("Array")  # numpy.ndarray or torch.Tensor: the formula is the same for both
 
 __all__ = ["PHONG_ALPHA", "phong_points"]
 
@@ -19,10 +21,10 @@ __all__ = ["PHONG_ALPHA", "phong_points"]
 PHONG_ALPHA = 0.5
 
 
-def phong_points(corners: np.ndarray, normals: np.ndarray, bary: np.ndarray) -> np.ndarray:
-    """corners (N,3,3) positions, normals (N,3,3) unit vertex normals, bary (N,3) → (N,3) points."""
-    b = bary[..., None]
-    flat = (b * corners).sum(1)
-    q = flat[:, None]
-    projected = q - ((q - corners) * normals).sum(-1, keepdims=True) * normals
-    return (1.0 - PHONG_ALPHA) * flat + PHONG_ALPHA * (b * projected).sum(1)
+def phong_points(flat: Array, corners: Array, normals: Array, bary: Array) -> Array:
+    """The Phong points of linear points. numpy arrays or torch tensors, broadcast together:
+    flat (...,3) the linear points Σ b_k p_k; corners (...,3,3) the triangle's corner positions
+    and normals (...,3,3) their unit vertex normals; bary (...,3). Returns (...,3)."""
+    q = flat[..., None, :]
+    projected = q - ((q - corners) * normals).sum(-1)[..., None] * normals  # onto each corner's tangent plane
+    return (1.0 - PHONG_ALPHA) * flat + PHONG_ALPHA * (bary[..., None] * projected).sum(-2)

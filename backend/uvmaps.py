@@ -13,7 +13,7 @@ import torch.nn.functional as Fn
 
 from .camera import Camera
 from .facemodel import FaceModel
-from .phong import PHONG_ALPHA
+from .phong import phong_points
 from .render import Fragments, rasterize_uv, unwrap_image
 
 FACE_TILE = (0.0, 1.0)
@@ -45,8 +45,8 @@ def uv_position_map(verts: torch.Tensor, faces: torch.Tensor, layout: UVLayout, 
 
     verts (B,V,3) mm, faces (F,3). ``curved`` (default): Phong tessellation of each triangle
     (the linear point's projections onto the three vertex tangent planes, blended by the
-    barycentrics, :data:`backend.phong.PHONG_ALPHA`), a smooth surface that meets the vertex normals, as a
-    renderer's smooth shading shows the coarse mesh. Flat (``curved=False``) triangles are
+    barycentrics, :func:`backend.phong.phong_points`), a smooth surface that meets the vertex
+    normals, as a renderer's smooth shading shows the coarse mesh. Flat (``curved=False``) triangles are
     up to ~1 cm across on ICT's neck: a dense mesh on them shows every coarse facet as a crease.
     """
     from .lighting import vertex_normals
@@ -58,10 +58,7 @@ def uv_position_map(verts: torch.Tensor, faces: torch.Tensor, layout: UVLayout, 
         return flat
     corners = faces.long()[frags.face_idx[0].clamp_min(0)]  # (S,S,3) vertex ids
     p, n = verts[:, corners], vertex_normals(verts, faces.long())[:, corners]  # (B,S,S,3 corners,3)
-    q = flat[..., None, :]
-    projected = q - ((q - p) * n).sum(-1, keepdim=True) * n  # onto each corner's tangent plane
-    phong = (frags.bary[..., None].to(flat.dtype) * projected).sum(-2)
-    return ((1.0 - PHONG_ALPHA) * flat + PHONG_ALPHA * phong) * layout.valid[..., None].to(flat.dtype)
+    return phong_points(flat, p, n, frags.bary.to(flat.dtype)) * layout.valid[..., None].to(flat.dtype)
 
 
 def grid_normals(positions: torch.Tensor, valid: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:

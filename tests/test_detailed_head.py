@@ -53,7 +53,7 @@ def test_lattice_points_lie_on_the_phong_surface_of_a_sphere():
     sub = lattice_subdivision(faces, faces, 3)
     corners = faces[sub["vert_face"]]
     flat = (sub["vert_bary"][..., None] * verts[corners]).sum(1)
-    curved = phong_points(verts[corners], verts[corners] / 100.0, sub["vert_bary"])
+    curved = phong_points(flat, verts[corners], verts[corners] / 100.0, sub["vert_bary"])
     flat_err = np.abs(np.linalg.norm(flat, axis=1) - 100.0).mean()
     curved_err = np.abs(np.linalg.norm(curved, axis=1) - 100.0).mean()
     assert flat_err > 15.0 and curved_err < 0.5 * flat_err
