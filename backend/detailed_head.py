@@ -25,13 +25,15 @@ __all__ = ["DetailedHeadMesh", "detailed_head_mesh", "subdivision_levels", "latt
 @dataclass(frozen=True)
 class DetailedHeadMesh:
     """verts (V,3) mm; faces (F,3); uv (T,2) in the model's tile layout (u ∈ [0, tiles]);
-    faces_uv (F,3); displacement (V,) mm applied to each vertex."""
+    faces_uv (F,3); displacement (V,) mm applied to each vertex, read from the map at
+    vertex_uv (V,2) (one of a seam vertex's UVs: its first occurrence)."""
 
     verts: np.ndarray
     faces: np.ndarray
     uv: np.ndarray
     faces_uv: np.ndarray
     displacement: np.ndarray
+    vertex_uv: np.ndarray
 
 
 MAX_LEVELS = 2  # 4^2 = 16 triangles per coarse one (ICT at 256²: 357k); 3 levels would be 1.4 M
@@ -162,6 +164,7 @@ def detailed_head_mesh(head, levels: int | None = None) -> DetailedHeadMesh:
     new_uv = (sub["uv_bary"][..., None] * uv[faces_uv[sub["uv_face"]]]).sum(1)  # (T,2)
     # each vertex reads the map at the UV of its first occurrence (across a seam the map fades to 0)
     tiles = max(1, int(getattr(head, "uv_tiles", 1)))
-    d = sample_map(disp, new_uv[sub["vert_uv"]], (0.0, float(tiles)))
+    vertex_uv = new_uv[sub["vert_uv"]]
+    d = sample_map(disp, vertex_uv, (0.0, float(tiles)))
     return DetailedHeadMesh(verts=position + d[:, None] * direction, faces=sub["faces"], uv=new_uv,
-                            faces_uv=sub["faces_uv"], displacement=d)
+                            faces_uv=sub["faces_uv"], displacement=d, vertex_uv=vertex_uv)

@@ -210,8 +210,7 @@ def _export_errors(head, true_detailed: np.ndarray, visible: np.ndarray, align) 
     no_detail = copy.copy(head)
     no_detail.displacement = np.zeros_like(head.displacement)
     flat = detailed_head_mesh(no_detail)
-    vert_uv = np.zeros((len(mesh.verts), 2))
-    vert_uv[mesh.faces.ravel()] = mesh.uv[mesh.faces_uv.ravel()]  # one of each vertex's UVs
+    vert_uv = mesh.vertex_uv  # where each vertex read its displacement
     seen = (vert_uv[:, 0] < 1.0) & (sample_map(visible.astype(np.float64), vert_uv) > 0.999)
     truth = np.stack([sample_map(true_detailed[..., c].astype(np.float64), vert_uv[seen]) for c in range(3)], -1)
     return tuple(float(np.linalg.norm(align(m.verts[seen]) - truth, axis=-1).mean()) for m in (mesh, flat))
