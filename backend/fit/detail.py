@@ -203,10 +203,11 @@ def fit_detail(
     with torch.no_grad():
         flat = displace(coarse_pos, torch.zeros_like(disp).expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend0, mask0 = render_views(flat)
-        pixel_coarse, pixel_skin_coarse = per_view(rend0, report * rend0.alpha), per_view(rend0, mask0)
-        pixel_rest_coarse = per_view(rend0, off_skin * rend0.alpha)
-        rest_share_coarse = [r / max(t, 1e-12) for r, t in zip(error_sum(pixel_rest_coarse, off_skin * rend0.alpha),
-                                                               error_sum(pixel_coarse, report * rend0.alpha))]
+        face0, rest0 = report * rend0.alpha, off_skin * rend0.alpha
+        pixel_coarse, pixel_skin_coarse = per_view(rend0, face0), per_view(rend0, mask0)
+        pixel_rest_coarse = per_view(rend0, rest0)
+        rest_share_coarse = [r / max(t, 1e-12) for r, t in zip(error_sum(pixel_rest_coarse, rest0),
+                                                               error_sum(pixel_coarse, face0))]
         unseen = None
         if config.unseen_weight > 0:
             evidence = texel_evidence(rend0.face_idx, rend0.fragments.bary, mask0, topo)
