@@ -11,7 +11,7 @@ from .camera import Camera, project
 from .detailed_head import detailed_head_mesh
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
-from .lighting import sh_directional, vertex_normals
+from .lighting import sh_directional
 from .preview import compose_panels, draw_landmarks
 from .render import RenderSettings, render
 
@@ -81,12 +81,11 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
         mesh = head_mesh(head, detailed) if detailed else (verts, faces, torch.from_numpy(head.uv).float(),
                                                           torch.from_numpy(head.faces_uv).long())
         geo, geo_faces, uv, faces_uv = mesh
-        normals = vertex_normals(geo, geo_faces)
         if head.albedo is not None:  # the result: the detailed head, textured, in the view's light
             rend = render(geo, geo_faces, pose, cam, sh, texture=torch.from_numpy(head.albedo)[None].float(),
-                          uv=uv, faces_uv=faces_uv, normals=normals, settings=settings)
+                          uv=uv, faces_uv=faces_uv, settings=settings)
         else:
-            rend = render(geo, geo_faces, pose, cam, sh, normals=normals, settings=settings)
+            rend = render(geo, geo_faces, pose, cam, sh, settings=settings)
         a = rend.alpha[..., None]
         textured = rend.image * a + photo_t * (1 - a)
         shaded = render(verts, faces, pose, cam, grey_light(), settings=settings)
@@ -153,14 +152,12 @@ def render_head(
     B = pose.shape[0]
     settings = RenderSettings(u_range=(0.0, float(head.uv_tiles)), background=background)
     v, f, uv, fuv = mesh if mesh is not None else head_mesh(head, detailed)
-    with torch.no_grad():
-        normals = vertex_normals(v, f)
+    with torch.no_grad():  # the mesh's own (area-weighted) normals: render's default
         if textured and head.albedo is not None:
             tex = torch.from_numpy(np.asarray(head.albedo, np.float32))
-            out = render(v.expand(B, -1, -1), f, pose, camera, sh, texture=tex, uv=uv, faces_uv=fuv, normals=normals,
-                         settings=settings)
+            out = render(v.expand(B, -1, -1), f, pose, camera, sh, texture=tex, uv=uv, faces_uv=fuv, settings=settings)
         else:
-            out = render(v.expand(B, -1, -1), f, pose, camera, sh, normals=normals, settings=settings)
+            out = render(v.expand(B, -1, -1), f, pose, camera, sh, settings=settings)
     return out.image, out.mask
 
 
