@@ -97,16 +97,22 @@ def _difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict:
             "displacement_max_abs_mm": float(dd.max()), "displacement_correlation": corr}
 
 
+def _repeat(name: str, lm: str | None, deterministic: bool = True, n: int = 3) -> tuple[list[dict], list[dict]]:
+    """``n`` default reconstructions of ``name`` in this process: (summaries, arrays)."""
+    runs, arrays = [], []
+    for _ in range(n):
+        head, wall = _run(name, GPU, "default", lm, deterministic)
+        runs.append(_summary(head, wall))
+        arrays.append(_arrays(head))
+    return runs, arrays
+
+
 def case_photo(name: str, lm: str | None, work: Path) -> dict:
     import warnings
 
-    runs, arrays = [], []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for _ in range(3):  # cold, warm, warm again
-            head, wall = _run(name, GPU, "default", lm)
-            runs.append(_summary(head, wall))
-            arrays.append(_arrays(head))
+        runs, arrays = _repeat(name, lm)  # cold, warm, warm again
     flagged = sorted({str(w.message).splitlines()[0][:160] for w in caught if "determinis" in str(w.message)})
     np.savez(work / f"cuda_{name}.npz", **arrays[1])
     return {"cold": runs[0], "warm": runs[1], "warm_again": runs[2], "nondeterministic_ops_flagged": flagged,
@@ -125,11 +131,7 @@ def case_cpu(lm: str | None, work: Path) -> dict:
 def case_free(lm: str | None, work: Path) -> dict:
     """grace_hopper with ``deterministic=False``: what reproducibility costs in time, and how far
     two such runs drift apart."""
-    arrays, runs = [], []
-    for _ in range(3):
-        head, wall = _run("grace_hopper", GPU, "default", lm, deterministic=False)
-        arrays.append(_arrays(head))
-        runs.append(_summary(head, wall))
+    runs, arrays = _repeat("grace_hopper", lm, deterministic=False)
     return {"warm": runs[1], "warm_again": runs[2], "run_to_run": _difference(arrays[1], arrays[2]),
             "vs_deterministic": _difference(arrays[1], dict(np.load(work / "cuda_grace_hopper.npz")))}
 
