@@ -50,6 +50,25 @@ def photo_preview_icon(filepath: str) -> int:
     return previews[path].icon_id
 
 
+def job_config(settings, prefs=None) -> dict:
+    """The panel's settings as ``ReconstructConfig`` fields. Raises :class:`JobStartError` when
+    predict/hybrid mode has no usable checkpoint folder."""
+    config = {
+        "mode": settings.mode,
+        "quality": settings.quality,
+        "device": settings.device,
+        "labels": [p.label for p in settings.photos],
+    }
+    if settings.mode != "fit":
+        usable, reason = preferences.checkpoint_status(prefs)
+        if not usable:
+            raise JobStartError(reason)
+        config["checkpoints"] = bpy.path.abspath(prefs.checkpoints_dir)
+        if settings.mode == "hybrid" and settings.tune_unet:
+            config["tune_unet"] = True
+    return config
+
+
 def start_job(
     settings,
     prefs=None,
@@ -63,17 +82,7 @@ def start_job(
     absent = [p for p in photos if not os.path.isfile(p)]
     if absent:
         raise JobStartError(f"Photo not found: {absent[0]}")
-    config = {
-        "mode": settings.mode,
-        "quality": settings.quality,
-        "device": settings.device,
-        "labels": [p.label for p in settings.photos],
-    }
-    if settings.mode != "fit":
-        usable, reason = preferences.checkpoint_status(prefs)
-        if not usable:
-            raise JobStartError(reason)
-        config["checkpoints"] = bpy.path.abspath(prefs.checkpoints_dir)
+    config = job_config(settings, prefs)
     env = {}
     if prefs is not None and prefs.model_dir:
         existing = os.environ.get("PHOTOHEAD_MODEL_PATH", "")

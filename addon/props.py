@@ -43,6 +43,11 @@ class PHOTOHEAD_PG_settings(PropertyGroup):
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="fit")
     quality: EnumProperty(name="Quality", items=QUALITY_ITEMS, default="default")
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
+    tune_unet: BoolProperty(
+        name="Tune U-Net", default=False,
+        description="Hybrid: fine-tune the detail U-Net's weights on the photos instead of optimising the "
+        "displacement map it predicts (needs detail.pt in the checkpoint folder)",
+    )
     dense_mesh: BoolProperty(
         name="Dense Displaced Mesh", default=False,
         description="Bake the detail into a dense whole-head mesh (about 180k vertices, no shape keys) "

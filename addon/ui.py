@@ -56,6 +56,8 @@ class PHOTOHEAD_PT_main(Panel):
         sub.prop_enum(settings, "mode", "hybrid")
         if not usable:
             col.label(text=reason, icon="INFO")
+        elif settings.mode == "hybrid":
+            col.prop(settings, "tune_unet")
         col.prop(settings, "quality")
         col.prop(settings, "device")
         box = col.box()

@@ -33,16 +33,13 @@ from .errors import ModelFormatError, WeightsFormatError, WeightsNotFoundError
 from .facemodel import FaceModel
 from .fit.coarse import CoarseFitResult
 from .nets import AlbedoBasis, DetailUNet, FaceEncoder, build_encoder, build_unet
-from .render import unwrap_image
-from .render.renderer import RenderResult, RenderSettings, render
-from .uvmaps import UVLayout, face_tile_layout
+from .detail_input import CROP_SIZE, DetailNetInput, blend_views, detail_net_input
+from .uvmaps import face_tile_layout
 
 __all__ = ["Predictor", "load_predictor", "COARSE_FILE", "DETAIL_FILE", "CROP_SIZE"]
 
 COARSE_FILE = "coarse.pt"
 DETAIL_FILE = "detail.pt"
-#: Side (px) of the aligned crops :mod:`backend.reconstruct` hands over (poses are in this frame).
-CROP_SIZE = 224
 
 _HOW_TO_TRAIN = (
     "train them with `photohead train coarse --data PHOTOS --out runs/coarse` (then "
@@ -172,51 +169,25 @@ class Predictor:
         side (bilinear resampling; default the U-Net's). Returns (1,1,size,size) mm, zero
         outside the face tile's valid texels. Raises WeightsNotFoundError without ``detail.pt``.
         """
+        net_input = self.detail_input(model, coarse, crops)
+        disp = blend_views(self.unet(net_input.pair, net_input.visible).float(), net_input.visible)
+        out = int(size or self.unet.config.size)
+        if out != disp.shape[-1]:
+            disp = Fn.interpolate(disp, size=(out, out), mode="bilinear", align_corners=False)
+        return disp * face_tile_layout(model, out).valid[:, None].to(disp.dtype)
+
+    @torch.no_grad()
+    def detail_input(self, model: FaceModel, coarse: CoarseFitResult, crops: torch.Tensor) -> DetailNetInput:
+        """The U-Net's input for V views as the stage-2 trainer builds it: the 224² crops
+        (V,224,224,3) resampled to the encoder's crop size (:func:`detail_net_input`). Raises
+        WeightsNotFoundError without ``detail.pt``."""
         if self.unet is None:
             raise WeightsNotFoundError(
                 f"no {DETAIL_FILE} in {self.folder}: the detail stage needs the stage-2 U-Net; "
                 + _HOW_TO_TRAIN.format(folder=self.folder)
             )
         self.check_model(model)
-        R = crops.shape[1]
-        S = self.in_size
-        photo = self._encoder_input(crops.float())
-        k = S / R
-        pose = coarse.pose * torch.tensor([k, 1, 1, 1, k, k, k], device=coarse.pose.device, dtype=coarse.pose.dtype)
-        cam = Camera(S, S)
-        layout = face_tile_layout(model, self.unet.config.size)
-        pair, visible = self._unet_input(model, coarse, photo, pose, cam, layout)
-        disp = self.unet(pair, visible).float()  # (V,1,Su,Su) mm
-        weight = visible.sum(0, keepdim=True)
-        blended = (disp * visible).sum(0, keepdim=True) / weight.clamp_min(1e-6)
-        disp = torch.where(weight > 1e-6, blended, disp.mean(0, keepdim=True))
-        out = int(size or self.unet.config.size)
-        if out != disp.shape[-1]:
-            disp = Fn.interpolate(disp, size=(out, out), mode="bilinear", align_corners=False)
-            layout = face_tile_layout(model, out)
-        return disp * layout.valid[:, None].to(disp.dtype)
-
-    def _unet_input(self, model: FaceModel, coarse: CoarseFitResult, photo: torch.Tensor, pose: torch.Tensor,
-                    cam: Camera, layout: UVLayout) -> tuple[torch.Tensor, torch.Tensor]:
-        """:func:`~backend.uvmaps.unwrap_pair` of the photo (V,S,S,3) and the coarse render, in one
-        pass: one rasterisation (the render's) and one unwrap of both images stacked as 6
-        channels (same geometry, same visibility). Returns (input (V,6,Su,Su), visible (V,1,Su,Su))."""
-        rend = self._coarse_render(model, coarse, pose, cam)
-        both = unwrap_image(torch.cat([photo, rend.image], -1), coarse.verts, model.faces, pose, cam, layout.frags,
-                            fragments=rend.fragments)
-        vis = both.visible.to(photo.dtype)[..., None]  # (V,Su,Su,1)
-        return (both.texture * vis).permute(0, 3, 1, 2), vis.permute(0, 3, 1, 2)
-
-    def _coarse_render(self, model: FaceModel, coarse: CoarseFitResult, pose: torch.Tensor,
-                       cam: Camera) -> RenderResult:
-        """The coarse face rendered with its albedo and light, as the stage-2 trainer does (image (V,S,S,3))."""
-        V = coarse.verts.shape[0]
-        if coarse.albedo is not None:
-            settings = RenderSettings(u_range=(0.0, float(model.uv_tiles)))
-            return render(coarse.verts, model.faces, pose, cam, coarse.sh, texture=coarse.albedo.expand(V, -1, -1, -1),
-                          uv=model.uv, faces_uv=model.faces_uv, settings=settings)
-        colours = model.albedo(coarse.tex).expand(V, -1, -1)
-        return render(coarse.verts, model.faces, pose, cam, coarse.sh, vertex_colors=colours)
+        return detail_net_input(model, coarse, self._encoder_input(crops.float()), self.unet.config.size)
 
     def init_for_fit(self, coarse: CoarseFitResult) -> dict[str, torch.Tensor]:
         """A prediction as ``fit_coarse(init=...)`` takes it (hybrid mode)."""

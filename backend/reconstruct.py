@@ -64,6 +64,10 @@ class ReconstructConfig:
     - ``deterministic``: that promise. Free on the CPU; on CUDA it costs time (H200, default
       quality: 6.9 s instead of 4.9 s), and off, two runs differ by about 0.2 mm.
     - ``labels``: optional per-photo view labels (front/left/right...).
+    - ``tune_unet``: hybrid mode's detail stage optimises a copy of the U-Net's weights per
+      photo (the displacement stays the network's output) instead of starting the map from its
+      prediction and optimising the map (PAPER.md's network fine-tuned on one photo; needs
+      ``detail.pt``).
     """
 
     mode: Mode = "fit"
@@ -78,6 +82,7 @@ class ReconstructConfig:
     seed: int = 0
     deterministic: bool = True
     labels: list[str] = field(default_factory=list)
+    tune_unet: bool = False
 
 
 @dataclass
@@ -378,6 +383,8 @@ def reconstruct(
         )
     if config.quality not in QUALITY_PRESETS:
         raise PhotoheadError(f"unknown quality {config.quality!r}: use draft, default or high")
+    if config.tune_unet and config.mode != "hybrid":
+        raise PhotoheadError(f"tuning the U-Net is part of hybrid mode, not {config.mode!r}: use --mode hybrid")
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
@@ -398,6 +405,10 @@ def _reconstruct_on(
         from .predict import load_predictor
 
         predictor = load_predictor(config.checkpoints, device, model)
+        if config.tune_unet and config.detail and not predictor.has_detail:
+            raise WeightsNotFoundError(
+                f"tuning the U-Net needs detail.pt in {config.checkpoints} (train stage 2, docs/training.md)"
+            )
     timings["load_s"] = time.perf_counter() - t0
     check_cancel(cancel)
 
@@ -452,16 +463,20 @@ def _reconstruct_on(
         t3 = time.perf_counter()
         det_cfg = DETAIL_PRESETS[config.quality]
         crops, masks, face_masks = detail_inputs(views, det_cfg.render_size)
-        disp0 = None
-        if predictor is not None and predictor.has_detail:
+        disp0 = net_input = None
+        if config.tune_unet:
+            net_input = predictor.detail_input(model, fit, crops224)
+        elif predictor is not None and predictor.has_detail:
             disp0 = predictor.predict_detail(model, fit, crops224, size=det_cfg.uv_size)
         if config.mode == "predict":
             det_cfg = replace(det_cfg, steps=0)  # no optimisation: builds the surface of the prediction
         detail = fit_detail(
             model, fit, crops.to(device), masks.to(device), det_cfg, init=disp0, report_mask=face_masks.to(device),
             progress=Stage(progress, 0.75, 0.95, cancel), cancel=cancel,
+            net=predictor.unet if net_input is not None else None, net_input=net_input,
         )
-        timings["detail_predict_s" if config.mode == "predict" else "detail_fit_s"] = time.perf_counter() - t3
+        stage = "detail_predict_s" if config.mode == "predict" else "detail_tune_s" if config.tune_unet else "detail_fit_s"
+        timings[stage] = time.perf_counter() - t3
     if progress:
         progress(0.96, "building the UV albedo")
     t2 = time.perf_counter()

@@ -75,3 +75,30 @@ def test_list_and_preferences_draw(addon, photo_path):
     addon.preferences.PHOTOHEAD_AP_preferences.draw(SimpleNamespace(layout=layout, **{
         k: getattr(prefs, k) for k in ("model_dir", "checkpoints_dir")}), bpy.context)
     assert any("All required Python packages found" in c[2].get("text", "") for c in calls if c[0] == "label")
+
+
+def test_hybrid_mode_offers_tuning_the_unet(addon, photo_path, tmp_path):
+    """The Tune U-Net switch shows in hybrid mode only (with a usable checkpoint folder) and
+    reaches the job's ReconstructConfig fields."""
+    from backend.reconstruct import ReconstructConfig
+
+    (tmp_path / "coarse.pt").write_bytes(b"")
+    prefs = bpy.context.preferences.addons[PACKAGE].preferences
+    settings = bpy.context.scene.photohead
+    settings.photos.add().filepath = str(photo_path)
+    prefs.checkpoints_dir = str(tmp_path)
+    try:
+        def shows_switch() -> bool:
+            return any(c[0] == "prop" and c[1][1:] == ("tune_unet",) for c in _draw_panel(addon))
+
+        settings.tune_unet = True
+        for mode, shown in (("fit", False), ("predict", False), ("hybrid", True)):
+            settings.mode = mode
+            assert shows_switch() == shown, mode
+            config = addon.operators.job_config(settings, prefs)
+            assert config.get("tune_unet", False) == shown, mode
+            assert ReconstructConfig(**config).tune_unet == shown
+        settings.tune_unet = False
+        assert "tune_unet" not in addon.operators.job_config(settings, prefs)
+    finally:
+        prefs.checkpoints_dir = ""

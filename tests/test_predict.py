@@ -11,6 +11,7 @@ import torch
 from backend.camera import Camera, project
 from backend.checkpoint import load_checkpoint, save_checkpoint
 from backend.errors import ModelFormatError, PhotoheadError, WeightsNotFoundError
+from backend.detail_input import coarse_render
 from backend.predict import load_predictor
 from backend.reconstruct import ReconstructConfig, reconstruct
 
@@ -86,10 +87,10 @@ def test_unet_input_is_unwrap_pair_in_one_pass(checkpoints, face_model):
     k = CROP / 224
     pose = coarse.pose * torch.tensor([k, 1, 1, 1, k, k, k])
     cam, layout = Camera(CROP, CROP), face_tile_layout(face_model, UV)
-    render = pred._coarse_render(face_model, coarse, pose, cam).image
+    render = coarse_render(face_model, coarse, pose, cam).image
     want = unwrap_pair(photo, render, coarse.verts, face_model.faces, pose, cam, layout)
-    got = pred._unet_input(face_model, coarse, photo, pose, cam, layout)
-    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    got = pred.detail_input(face_model, coarse, crops)
+    assert torch.equal(got.pair, want[0]) and torch.equal(got.visible, want[1])
 
 
 def test_predict_mode_real_photo(checkpoints, grace_hopper):
@@ -172,3 +173,23 @@ def test_albedo_basis_is_shared_with_training():
     assert out.shape == (1, 16, 32, 3) and torch.allclose(out[0, 0, 0], torch.tensor([0.72, 0.53, 0.44]))
     red = basis(torch.tensor([[1.0, 0, 0, 0, 0, 0]]))[0, ..., 0] - out[0, ..., 0]
     assert torch.allclose(red, torch.full_like(red, 0.08))  # first mode: +0.08 red everywhere
+
+
+def test_hybrid_mode_can_tune_the_unet(checkpoints, grace_hopper):
+    """--tune-unet: the detail stage fine-tunes the U-Net on the photo; the result lowers L_pixel
+    and stays within the net's bound."""
+    head = reconstruct([grace_hopper], ReconstructConfig(mode="hybrid", quality="draft", identity=False,
+                                                         checkpoints=str(checkpoints), tune_unet=True))
+    assert "detail_tune_s" in head.timings and "detail_fit_s" not in head.timings
+    assert head.displacement is not None and np.abs(head.displacement).max() <= 3.0 + 1e-5
+    assert head.metrics["pixel_loss_skin_detail"] < head.metrics["pixel_loss_skin_coarse"]
+
+
+def test_tuning_the_unet_is_checked_before_fitting(checkpoints, tmp_path, grace_hopper):
+    with pytest.raises(PhotoheadError, match="hybrid"):
+        reconstruct([grace_hopper], ReconstructConfig(mode="fit", tune_unet=True))
+    only_coarse = tmp_path / "coarse_only"
+    only_coarse.mkdir()
+    shutil.copy(checkpoints / "coarse.pt", only_coarse / "coarse.pt")
+    with pytest.raises(WeightsNotFoundError, match=r"detail\.pt"):
+        reconstruct([grace_hopper], ReconstructConfig(mode="hybrid", tune_unet=True, checkpoints=str(only_coarse)))

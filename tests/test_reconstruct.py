@@ -127,6 +127,13 @@ def test_cli_bad_input_exits_2_without_output(tmp_path, capsys, kind, grace_hopp
     assert not out.exists()
 
 
+def test_cli_tune_unet_outside_hybrid_exits_2_without_output(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, cap = _run_cli(["reconstruct", "--sample", "astronaut", "-o", str(out), "-q", "--tune-unet"], capsys)
+    assert code == 2 and "hybrid" in cap.err and cap.err.startswith("photohead: error:")
+    assert not out.exists()
+
+
 def test_cli_writes_every_output(tmp_path, capsys, grace_hopper):
     photo = tmp_path / "hopper.jpg"
     Image.fromarray(grace_hopper).save(photo)

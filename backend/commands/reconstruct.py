@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-view-expression", action="store_true", help="multi-view: one expression per photo")
     p.add_argument("--labels", help="comma-separated view labels, one per photo (front,left,right...)")
     p.add_argument("--checkpoints", help="folder with coarse.pt/detail.pt for --mode predict/hybrid")
+    p.add_argument("--tune-unet", action="store_true",
+                   help="hybrid mode: the detail stage fine-tunes the U-Net's weights on the photos instead of "
+                        "optimising the displacement map it predicts")
     p.add_argument("--blend", action="store_true", help="also write OUT/head.blend (needs the bpy module)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(handler=run)
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         detail=not args.no_detail, identity=not args.no_identity, checkpoints=args.checkpoints,
         shared_expression=not args.per_view_expression, deterministic=not args.nondeterministic,
         labels=[s.strip() for s in args.labels.split(",")] if args.labels else [],
+        tune_unet=args.tune_unet,
     )
     t0 = time.perf_counter()
     head = reconstruct(images, config, progress=_progress_printer(args.quiet))

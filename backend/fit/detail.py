@@ -9,6 +9,7 @@ from a prediction (the U-Net in hybrid mode).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -16,6 +17,7 @@ import torch.nn.functional as Fn
 
 from ..camera import Camera
 from ..detail import DenseTopology, DetailedSurface, dense_topology, displace, masked_lowpass, seam_fade, texel_evidence
+from ..detail_input import DetailNetInput, blend_views
 from ..facemodel import FaceModel
 from ..losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss
 from ..progress import CancelToken, ProgressFn, check_cancel
@@ -70,7 +72,9 @@ class DetailFitConfig:
       brows, lips and jaw underside, where its truth has detail a real photo would not show
       (8 faces: correlation 0.596 → 0.591, 20: 0.597; the 10-face suite 0.609 → 0.605); real
       photos' face-mask L_pixel drop −0.3 to −1.1 points (astronaut 19.1 → 18.5 %, grace
-      17.8 → 17.4 %); 0 turns it off."""
+      17.8 → 17.4 %); 0 turns it off.
+    - ``net_lr``: Adam learning rate of the U-Net's weights when ``fit_detail`` is given a net
+      to tune (hybrid mode's ``tune_unet``) instead of the map."""
 
     uv_size: int = 256
     steps: int = 40
@@ -85,6 +89,7 @@ class DetailFitConfig:
     albedo_gain_weight: float = 100.0
     albedo_gain_lr: float = 0.01
     unseen_weight: float = 100.0
+    net_lr: float = 1e-4
 
 
 DETAIL_PRESETS: dict[str, DetailFitConfig] = {
@@ -146,12 +151,21 @@ def fit_detail(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     report_mask: torch.Tensor | None = None,
+    net: torch.nn.Module | None = None,
+    net_input: DetailNetInput | None = None,
 ) -> DetailFitResult:
     """Optimise the displacement map against V views.
 
     images (V,R,R,3) in [0,1] at ``config.render_size`` (the coarse crop resampled); skin_mask
     (V,R,R) weights the photometric loss; report_mask (V,R,R) (default: skin_mask) is where the
-    coarse and detailed L_pixel are reported; ``fit`` in the 224² crop frame.
+    coarse and detailed L_pixel are reported; ``fit`` in the 224² crop frame; ``init``
+    (1,1,S,S) mm starts the map (a prediction).
+
+    ``net`` and ``net_input`` (:func:`backend.detail_input.detail_net_input`): the stage-2
+    U-Net becomes the map's parametrisation: the displacement is its output (views blended,
+    resampled to ``config.uv_size``) and a copy of its weights is optimised with the same loss
+    (``config.net_lr``; BatchNorm keeps its running statistics); ``net`` itself is not changed
+    and ``init`` is ignored. This is hybrid mode's network fine-tuned on the photo.
     Returns :class:`DetailFitResult`.
     """
     V, R = images.shape[0], images.shape[1]
@@ -168,9 +182,17 @@ def fit_detail(
     pose = _scale_pose(fit.pose, R / crop)
     cam = Camera(R, R)
     settings = RenderSettings()
-    disp = torch.zeros(1, 1, config.uv_size, config.uv_size, device=dev, dtype=dt) if init is None else init.clone()
-    disp = torch.nn.Parameter(disp)
-    groups = [{"params": [disp], "lr": config.lr}]
+    S = config.uv_size
+    tuned = None  # the U-Net copy whose weights parametrise the map
+    if net is not None:
+        if net_input is None:
+            raise ValueError("fit_detail: a net to tune needs its net_input (backend.detail_input.detail_net_input)")
+        tuned = copy.deepcopy(net).to(dev).eval().requires_grad_(True)
+        groups = [{"params": list(tuned.parameters()), "lr": config.net_lr}]
+    else:
+        disp = torch.zeros(1, 1, S, S, device=dev, dtype=dt) if init is None else init.clone()
+        disp = torch.nn.Parameter(disp)
+        groups = [{"params": [disp], "lr": config.lr}]
     gain = None  # (1,3,G,G) log-gain of the coarse albedo over the face tile
     if config.albedo_gain_cells > 0:
         gain = torch.nn.Parameter(torch.zeros(1, 3, config.albedo_gain_cells, config.albedo_gain_cells, device=dev, dtype=dt))
@@ -180,6 +202,14 @@ def fit_detail(
     # the displacement fades to 0 over ≈ 3.4 mm at the UV island borders (face-tile seam, ears)
     fade = seam_fade(valid)
     n_valid = valid.sum().clamp_min(1.0)
+
+    def map_now() -> torch.Tensor:  # (1,1,S,S) mm
+        if tuned is None:
+            return disp
+        out = blend_views(tuned(net_input.pair, net_input.visible).to(dt), net_input.visible.to(dt))
+        if out.shape[-1] != S:
+            out = Fn.interpolate(out, size=(S, S), mode="bilinear", align_corners=False)
+        return out * valid
 
     def albedo_now() -> torch.Tensor:  # (1,N,3) dense vertex albedo
         if gain is None:
@@ -201,7 +231,7 @@ def fit_detail(
     report = skin_mask if report_mask is None else report_mask
     off_skin = report * (1.0 - skin_mask.clamp(0.0, 1.0))  # the report mask's brows, lips, hair...
     with torch.no_grad():
-        flat = displace(coarse_pos, torch.zeros_like(disp).expand(V, -1, -1, -1), layout, topo, coarse_n)
+        flat = displace(coarse_pos, torch.zeros_like(valid).expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend0, mask0 = render_views(flat)
         face0, rest0 = report * rend0.alpha, off_skin * rend0.alpha
         pixel_coarse, pixel_skin_coarse = per_view(rend0, face0), per_view(rend0, mask0)
@@ -216,7 +246,7 @@ def fit_detail(
     terms: dict[str, torch.Tensor] = {}
     for step in range(config.steps):
         check_cancel(cancel)
-        shown = disp * fade
+        shown = map_now() * fade
         surface = displace(coarse_pos, shown.expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend, mask = render_views(surface)
         terms = {
@@ -237,15 +267,16 @@ def fit_detail(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        with torch.no_grad():
-            disp.clamp_(-config.max_mm, config.max_mm)
-            disp.mul_(valid)
+        if tuned is None:
+            with torch.no_grad():
+                disp.clamp_(-config.max_mm, config.max_mm)
+                disp.mul_(valid)
         if progress is not None and (step % 5 == 0 or step == config.steps - 1):
             progress((step + 1) / config.steps, f"detail {step + 1}/{config.steps}")
         if step % 10 == 0 or step == config.steps - 1:
             history.append({"step": step, **{k: float(v.detach()) for k, v in terms.items()}})
     with torch.no_grad():
-        disp = disp.detach() * fade
+        disp = map_now().detach().clamp(-config.max_mm, config.max_mm) * fade
         surface = displace(coarse_pos, disp.expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend, mask = render_views(surface)
         pixel_detail, pixel_skin_detail = per_view(rend, report * rend.alpha), per_view(rend, mask)
