@@ -16,6 +16,8 @@ import math
 
 import torch
 
+from .device_constants import constant
+
 SH_DIM = 27
 SH_PER_CHANNEL = 9
 
@@ -55,7 +57,7 @@ def sh_shading(normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
     sh: (B, 27). Returns (B, ..., 3) RGB shading (unitless; multiply by albedo).
     """
     basis = sh_basis(normals)  # (B,...,9)
-    weights = torch.tensor(_LAMBERT_OVER_PI, dtype=basis.dtype, device=basis.device)
+    weights = constant(_LAMBERT_OVER_PI, basis.device, basis.dtype)
     coeffs = sh.view(sh.shape[0], 3, SH_PER_CHANNEL) * weights  # (B,3,9)
     flat = basis.reshape(basis.shape[0], -1, SH_PER_CHANNEL)  # (B,N,9)
     out = flat @ coeffs.transpose(1, 2)  # (B,N,3)

@@ -175,8 +175,8 @@ def case_profile(lm: str | None, work: Path) -> dict:
 def case_syncs(lm: str | None, work: Path) -> dict:
     """Where a warm draft fit makes the CPU wait for the GPU: every synchronising CUDA call,
     counted by the line of our code that made it (``torch.cuda.set_sync_debug_mode("warn")``).
-    In a launch-bound fit each one stops the CPU from queueing kernels ahead. (Written after the
-    last GPU lease: not run on a GPU yet.)"""
+    In a launch-bound fit each one stops the CPU from queueing kernels ahead (docs/gpu.md: 1,277
+    on an H200, 567 after caching the constants)."""
     import collections
     import warnings
 

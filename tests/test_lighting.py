@@ -55,3 +55,13 @@ def test_normals_of_sphere_and_plane():
     # A vertex used by no face gets a zero normal.
     extra = torch.cat([pv, torch.tensor([[5.0, 5.0, 5.0]])])[None]
     assert vertex_normals(extra, pf)[0, -1].abs().sum() == 0
+
+
+def test_device_constants_are_made_once_with_the_values_asked():
+    from backend.device_constants import constant
+
+    a = constant((1.0, 2.0 / 3.0), torch.device("cpu"), torch.float32)
+    assert a is constant((1.0, 2.0 / 3.0), torch.device("cpu"), torch.float32)  # no new copy per call
+    assert torch.equal(a, torch.tensor([1.0, 2.0 / 3.0], dtype=torch.float32))
+    b = constant((1.0, 2.0 / 3.0), torch.device("cpu"), torch.float64)
+    assert b.dtype == torch.float64 and b[1].item() == 2.0 / 3.0

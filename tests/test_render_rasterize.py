@@ -263,3 +263,17 @@ def test_rejects_out_of_range_faces():
     sv, _ = _tri([(1, 1), (7, 1), (1, 7)])
     with pytest.raises(ValueError, match="faces index vertices"):
         rasterize(sv, torch.tensor([[0, 1, 3]]), 8, 8)
+
+
+def test_face_range_check_reruns_for_a_modified_tensor_or_another_mesh():
+    """The check is remembered per faces tensor (a fit rasterises the same faces every step and
+    reading their range stalls a GPU), but not past an in-place change or another vertex count."""
+    sv, _ = _tri([(1, 1), (7, 1), (1, 7)])
+    faces = torch.tensor([[0, 1, 2]])
+    assert rasterize(sv, faces, 8, 8).mask.any()
+    assert rasterize(sv, faces, 8, 8).mask.any()  # remembered
+    with pytest.raises(ValueError, match="faces index vertices 0..2 but screen_verts has 2"):
+        rasterize(sv[:, :2], faces, 8, 8)
+    faces[0, 2] = 3
+    with pytest.raises(ValueError, match="faces index vertices 0..3"):
+        rasterize(sv, faces, 8, 8)

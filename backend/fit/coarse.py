@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as Fn
 
 from ..camera import Camera, project
+from ..device_constants import constant
 from ..facemodel import FaceModel
 from ..lighting import sh_ambient
 from ..losses import CoarseLossWeights, identity_loss, landmark_loss, param_regularizer, pixel_loss
@@ -175,7 +176,7 @@ def _landmark_weights(cfg: CoarseFitConfig, device, dtype) -> torch.Tensor:
 
 def _scale_pose(pose: torch.Tensor, factor: float) -> torch.Tensor:
     """Pose for an image resized by ``factor`` (pixel-centre convention keeps the centre fixed)."""
-    scale = torch.tensor([factor, 1, 1, 1, factor, factor, factor], dtype=pose.dtype, device=pose.device)
+    scale = constant((factor, 1, 1, 1, factor, factor, factor), pose.device, pose.dtype)
     return pose * scale
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from ..device_constants import constant
+
 JAW = tuple(range(17))
 CHIN = 8
 
@@ -49,8 +51,7 @@ def select_contour(screen_xy: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     (image left), 9–16 the maximum. Returns (B,17) vertex ids.
     """
     x = screen_xy[..., 0][:, rows]  # (B,17,k)
-    sign = torch.ones(rows.shape[0], device=x.device)
-    sign[:CHIN] = -1.0
-    sign[CHIN] = 0.0
+    sign = constant(tuple(-1.0 if j < CHIN else 0.0 if j == CHIN else 1.0 for j in range(rows.shape[0])), x.device,
+                    torch.float32)
     best = (x * sign[None, :, None]).argmax(-1)  # (B,17)
     return rows[torch.arange(rows.shape[0], device=x.device)[None], best]

@@ -21,9 +21,12 @@ Two passes:
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
+
+from ..device_constants import constant
 
 __all__ = ["Fragments", "RasterSettings", "rasterize", "rasterize_reference"]
 
@@ -95,11 +98,7 @@ def _check_inputs(screen_verts: torch.Tensor, faces: torch.Tensor, height: int, 
         raise ValueError(f"faces on {faces.device} but screen_verts on {screen_verts.device}: move both to one device")
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height}x{width}")
-    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= screen_verts.shape[1]):
-        raise ValueError(
-            f"faces index vertices {int(faces.min())}..{int(faces.max())} but screen_verts has "
-            f"{screen_verts.shape[1]}: pass the faces of this mesh (faces_uv index uv, not vertices)"
-        )
+    _check_face_range(faces, screen_verts.shape[1])
 
 
 def rasterize(
@@ -252,9 +251,33 @@ def _dot3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2]
 
 
+# faces tensors already checked against a vertex count: id → (weak reference, version, n_verts).
+# Reading min/max makes the CPU wait for a GPU, and a fit rasterises the same faces every step.
+_CHECKED_FACES: dict[int, tuple[weakref.ref, int, int]] = {}
+
+
+def _check_face_range(faces: torch.Tensor, n_verts: int) -> None:
+    """Raise ValueError unless every index of ``faces`` is a vertex of an ``n_verts`` mesh; a
+    tensor that passed for this count (and was not modified since) is not read again."""
+    if not faces.numel():
+        return
+    seen = _CHECKED_FACES.get(id(faces))
+    if seen is not None and seen[0]() is faces and seen[1:] == (faces._version, n_verts):
+        return
+    lo, hi = (int(v) for v in torch.aminmax(faces))
+    if lo < 0 or hi >= n_verts:
+        raise ValueError(
+            f"faces index vertices {lo}..{hi} but screen_verts has {n_verts}: pass the faces of this mesh "
+            "(faces_uv index uv, not vertices)"
+        )
+    if len(_CHECKED_FACES) > 256:
+        _CHECKED_FACES.clear()
+    _CHECKED_FACES[id(faces)] = (weakref.ref(faces), faces._version, n_verts)
+
+
 def _ceil_log2(n: torch.Tensor) -> torch.Tensor:
     """ceil(log2(n)) for int64 n ≥ 1 (n ≤ 2^40)."""
-    powers = torch.tensor([1 << k for k in range(41)], device=n.device, dtype=n.dtype)
+    powers = constant(tuple(1 << k for k in range(41)), n.device, n.dtype)
     return torch.bucketize(n.contiguous(), powers)
 
 

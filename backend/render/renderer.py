@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as Fn
 
 from ..camera import Camera, camera_to_screen, euler_to_rotation, to_camera_space
+from ..device_constants import constant
 from ..lighting import sh_shading, vertex_normals
 from .interpolate import interpolate, sample_texture
 from .rasterize import Fragments, RasterSettings, rasterize
@@ -136,7 +137,7 @@ def render(
         shading = maskf.expand(*mask.shape, 3)
     else:
         shading = sh_shading(normals, sh) * maskf  # normals are unit already
-    bg = torch.tensor(settings.background, dtype=screen.dtype, device=screen.device)
+    bg = constant(tuple(settings.background), screen.device, screen.dtype)
     image = albedo * shading + (1.0 - maskf) * bg
     return RenderResult(
         image=image,
