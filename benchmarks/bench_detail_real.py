@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         payload = {"quality": args.quality, "target_drop": TARGET_DROP,
                    "detail_config": to_jsonable(dataclasses.asdict(DETAIL_PRESETS[args.quality])),
                    **package_photos(args.quality), "wall_s": time.perf_counter() - t0}
-        print("wrote", write_result("detail_real", payload))
+        name = "detail_real" if args.quality == "default" else f"detail_real_{args.quality}"
+        print("wrote", write_result(name, payload))
     if args.dev_set > 0:
         dev_set(args.dev, args.dev_set, args.seed, args.quality)
     return 0
