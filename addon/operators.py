@@ -65,6 +65,8 @@ def job_config(settings, prefs=None) -> dict:
             raise JobStartError(reason)
         config["checkpoints"] = bpy.path.abspath(prefs.checkpoints_dir)
         if settings.mode == "hybrid" and settings.tune_unet:
+            if not preferences.has_detail_checkpoint(prefs):
+                raise JobStartError(f"Tune U-Net needs {preferences.DETAIL_CHECKPOINT_FILE} in the checkpoint folder")
             config["tune_unet"] = True
     return config
 

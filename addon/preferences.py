@@ -12,6 +12,7 @@ from bpy.types import AddonPreferences, Operator
 from . import deps
 
 CHECKPOINT_FILE = "coarse.pt"  # what predict/hybrid need at least in the checkpoint folder
+DETAIL_CHECKPOINT_FILE = "detail.pt"  # the stage-2 U-Net: predict's detail, hybrid's Tune U-Net
 
 
 def get_preferences(context=None):
@@ -55,6 +56,12 @@ def checkpoint_status(prefs) -> tuple[bool, str]:
     if not (path / CHECKPOINT_FILE).is_file():
         return False, f"No {CHECKPOINT_FILE} in the checkpoint folder {path}"
     return True, ""
+
+
+def has_detail_checkpoint(prefs) -> bool:
+    """Whether the checkpoint folder holds the stage-2 U-Net (``detail.pt``)."""
+    folder = getattr(prefs, "checkpoints_dir", "") if prefs is not None else ""
+    return bool(folder) and (Path(bpy.path.abspath(folder)) / DETAIL_CHECKPOINT_FILE).is_file()
 
 
 class PHOTOHEAD_AP_preferences(AddonPreferences):

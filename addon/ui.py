@@ -57,7 +57,13 @@ class PHOTOHEAD_PT_main(Panel):
         if not usable:
             col.label(text=reason, icon="INFO")
         elif settings.mode == "hybrid":
-            col.prop(settings, "tune_unet")
+            has_unet = preferences.has_detail_checkpoint(prefs)
+            sub = col.row()
+            sub.enabled = has_unet
+            sub.prop(settings, "tune_unet")
+            if not has_unet:
+                col.label(text=f"Tune U-Net needs {preferences.DETAIL_CHECKPOINT_FILE} in the checkpoint folder",
+                          icon="INFO")
         col.prop(settings, "quality")
         col.prop(settings, "device")
         box = col.box()

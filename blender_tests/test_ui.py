@@ -91,7 +91,14 @@ def test_hybrid_mode_offers_tuning_the_unet(addon, photo_path, tmp_path):
         def shows_switch() -> bool:
             return any(c[0] == "prop" and c[1][1:] == ("tune_unet",) for c in _draw_panel(addon))
 
-        settings.tune_unet = True
+        settings.mode, settings.tune_unet = "hybrid", True
+        assert shows_switch()  # greyed out, with the reason, and refused at start without detail.pt
+        labels = [c[2].get("text", "") for c in _draw_panel(addon) if c[0] == "label"]
+        assert any("needs detail.pt" in t for t in labels)
+        with pytest.raises(addon.operators.JobStartError, match="detail.pt"):
+            addon.operators.job_config(settings, prefs)
+        (tmp_path / "detail.pt").write_bytes(b"")
+        assert not any("needs detail.pt" in c[2].get("text", "") for c in _draw_panel(addon) if c[0] == "label")
         for mode, shown in (("fit", False), ("predict", False), ("hybrid", True)):
             settings.mode = mode
             assert shows_switch() == shown, mode
