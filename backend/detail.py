@@ -164,13 +164,18 @@ def seam_fade(valid: torch.Tensor) -> torch.Tensor:
     return border_fade(valid, max(1, round(SEAM_FADE_TEXELS_256 * valid.shape[-1] / 256)))
 
 
-def masked_lowpass(x: torch.Tensor, valid: torch.Tensor, sigma: float) -> torch.Tensor:
+def masked_lowpass(
+    x: torch.Tensor, valid: torch.Tensor, sigma: float, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Gaussian low-pass of a map restricted to its valid texels (normalised convolution, so the
     border of the UV island does not pull values towards zero).
 
-    x (B,C,S,S); valid (B|1,1,S,S) float in [0,1]; sigma in texels. Returns (B,C,S,S), 0 off ``valid``.
+    x (B,C,S,S); valid (B|1,1,S,S) float in [0,1]; sigma in texels; ``weight``: the blurred
+    ``valid`` when the caller keeps it (an optimisation loop over a fixed mask), else computed.
+    Returns (B,C,S,S), 0 off ``valid``.
     """
-    weight = gaussian_blur(valid.expand(x.shape[0], 1, -1, -1), sigma, padding="constant")
+    if weight is None:
+        weight = gaussian_blur(valid.expand(x.shape[0], 1, -1, -1), sigma, padding="constant")
     return gaussian_blur(x * valid, sigma, padding="constant") / weight.clamp_min(1e-6) * valid
 
 

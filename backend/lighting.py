@@ -93,14 +93,34 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
     Returns (B,V,3). Vertices touched by no face get a zero normal.
     """
-    v0, v1, v2 = (verts[:, faces[:, i]] for i in range(3))  # (B,F,3)
+    B, V = verts.shape[:2]
+    v0, v1, v2 = _corners(verts, faces)  # (B,F,3)
     face_n = torch.cross(v1 - v0, v2 - v0, dim=-1)  # length = 2·area
     # One scatter for all three corners (faces.T flattened: corner-major, matching repeat).
-    normals = torch.zeros_like(verts).index_add(1, faces.t().reshape(-1), face_n.repeat(1, 3, 1))
+    rows = _batch_rows(faces.t().reshape(-1), B, V)
+    normals = verts.new_zeros(B * V, 3).index_add(0, rows, face_n.repeat(1, 3, 1).reshape(-1, 3)).view(B, V, 3)
     return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
 
 
 def face_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Unit face normals. verts (B,V,3), faces (F,3). Returns (B,F,3)."""
-    v0, v1, v2 = (verts[:, faces[:, i]] for i in range(3))
+    v0, v1, v2 = _corners(verts, faces)
     return torch.nn.functional.normalize(torch.cross(v1 - v0, v2 - v0, dim=-1), dim=-1, eps=1e-12)
+
+
+# Gathers and scatters run along dim 0 of the (B·V,3) vertex rows. On the CPU, ``index_add``
+# along dim 1 adds slice by slice (11× slower on ICT: 3.9 vs 0.34 ms) and the backward of
+# ``verts[:, idx]`` is an accumulating ``index_put_`` (0.5 ms); the row forms sum the same
+# terms in the same order, so the results keep their bits.
+def _batch_rows(index: torch.Tensor, B: int, V: int) -> torch.Tensor:
+    """Vertex ids (K,) → row ids (B·K,) into the (B·V,·) flattened batch."""
+    if B == 1:
+        return index
+    return (torch.arange(B, device=index.device)[:, None] * V + index[None]).reshape(-1)
+
+
+def _corners(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The three corner positions of every face, each (B,F,3)."""
+    B, V = verts.shape[:2]
+    flat = verts.reshape(B * V, 3)
+    return tuple(flat.index_select(0, _batch_rows(faces[:, i], B, V)).view(B, -1, 3) for i in range(3))

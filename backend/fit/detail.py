@@ -19,6 +19,7 @@ from ..camera import Camera
 from ..detail import DenseTopology, DetailedSurface, dense_topology, displace, masked_lowpass, seam_fade, texel_evidence
 from ..detail_input import DetailNetInput, blend_views
 from ..facemodel import FaceModel
+from ..image_filters import gaussian_blur
 from ..losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss
 from ..progress import CancelToken, ProgressFn, check_cancel
 from ..render import RenderSettings, render, sample_texture
@@ -202,6 +203,7 @@ def fit_detail(
     # the displacement fades to 0 over ≈ 3.4 mm at the UV island borders (face-tile seam, ears)
     fade = seam_fade(valid)
     n_valid = valid.sum().clamp_min(1.0)
+    lowpass_norm = gaussian_blur(valid, sigma, padding="constant")  # masked_lowpass's weight, fixed
 
     def map_now() -> torch.Tensor:  # (1,1,S,S) mm
         if tuned is None:
@@ -256,7 +258,7 @@ def fit_detail(
         }
         loss = w.pixel * terms["pixel"] + w.smooth * terms["smooth"] + w.disp * terms["disp"]
         if config.lowpass_weight > 0:
-            terms["lowpass"] = masked_lowpass(shown, valid, sigma).pow(2).sum() / n_valid
+            terms["lowpass"] = masked_lowpass(shown, valid, sigma, lowpass_norm).pow(2).sum() / n_valid
             loss = loss + config.lowpass_weight * terms["lowpass"]
         if unseen is not None:
             terms["unseen"] = (unseen * shown.pow(2)).sum() / n_valid
