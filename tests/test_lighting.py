@@ -65,3 +65,32 @@ def test_device_constants_are_made_once_with_the_values_asked():
     assert torch.equal(a, torch.tensor([1.0, 2.0 / 3.0], dtype=torch.float32))
     b = constant((1.0, 2.0 / 3.0), torch.device("cpu"), torch.float64)
     assert b.dtype == torch.float64 and b[1].item() == 2.0 / 3.0
+
+
+def test_vertex_and_face_normals_of_a_batch_equal_the_per_slice_formula_to_the_bit():
+    """The normals gather and scatter the flattened (B·V,3) rows (fast on the CPU); the values and
+    gradients are those of the plain ``verts[:, faces]`` / ``index_add`` along dim 1 formula, bit
+    for bit, for every batch element (duplicate indices and unused vertices included)."""
+    from backend.lighting import face_normals, vertex_normals
+
+    g = torch.Generator().manual_seed(3)
+    faces = torch.rand(150, 60, generator=g).argsort(-1)[:, :3]  # 3 distinct of vertices 0..59; 60..79 unused
+    verts = torch.randn(3, 80, 3, generator=g).requires_grad_()
+    probe_v, probe_f = torch.randn(3, 80, 3, generator=g), torch.randn(3, 150, 3, generator=g)
+
+    def reference(v, which):
+        v0, v1, v2 = (v[:, faces[:, i]] for i in range(3))
+        fn = torch.cross(v1 - v0, v2 - v0, dim=-1)
+        if which == "face":
+            return torch.nn.functional.normalize(fn, dim=-1, eps=1e-12)
+        n = torch.zeros_like(v).index_add(1, faces.t().reshape(-1), fn.repeat(1, 3, 1))
+        return torch.nn.functional.normalize(n, dim=-1, eps=1e-12)
+
+    for which, fn, probe in (("vertex", vertex_normals, probe_v), ("face", face_normals, probe_f)):
+        got, want = fn(verts, faces), reference(verts, which)
+        assert torch.equal(got, want), which
+        (g_got,) = torch.autograd.grad((got * probe).sum(), verts)
+        (g_want,) = torch.autograd.grad((want * probe).sum(), verts)
+        assert torch.equal(g_got, g_want), which
+    normals = vertex_normals(verts, faces)
+    assert normals[:, 60:].abs().max() == 0 and normals[:, :60].norm(dim=-1).min() > 0.999
