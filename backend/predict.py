@@ -29,11 +29,11 @@ import torch.nn.functional as Fn
 
 from .camera import Camera, project
 from .checkpoint import load_checkpoint, load_weights
+from .detail_input import CROP_SIZE, DetailNetInput, blend_views, detail_net_input
 from .errors import ModelFormatError, WeightsFormatError, WeightsNotFoundError
 from .facemodel import FaceModel
 from .fit.coarse import CoarseFitResult
 from .nets import AlbedoBasis, DetailUNet, FaceEncoder, build_encoder, build_unet
-from .detail_input import CROP_SIZE, DetailNetInput, blend_views, detail_net_input
 from .uvmaps import face_tile_layout
 
 __all__ = ["Predictor", "load_predictor", "COARSE_FILE", "DETAIL_FILE", "CROP_SIZE"]
