@@ -216,6 +216,59 @@ def _export_errors(head, true_detailed: np.ndarray, visible: np.ndarray, align) 
     return tuple(float(np.linalg.norm(align(m.verts[seen]) - truth, axis=-1).mean()) for m in (mesh, flat))
 
 
+def true_coarse_fit(model, face, view):
+    """A synthetic face's true coarse answer in the frame of ``view`` (its 224² crop): the true
+    shape before detail, its true projection carried into the crop (the crop is a similarity of
+    the photo, so the closed-form orthographic pose of every vertex is exact), the true light
+    turned with the crop's in-plane rotation (refitted on 2,000 normals: an SH rotation keeps
+    each band) and the true albedo. Returns a :class:`~backend.fit.coarse.CoarseFitResult`."""
+    import torch
+
+    from ..align import points_to_crop
+    from ..camera import Camera, euler_to_rotation, project
+    from ..fit.coarse import CoarseFitResult
+    from ..fit.pose_init import fit_orthographic_pose
+    from ..lighting import sh_basis
+    from ..reconstruct import CROP_SIZE
+
+    verts = torch.from_numpy(np.asarray(face.coarse_vertices, np.float64))[None]  # (1,V,3) mm
+    H, W = face.image.shape[:2]
+    pose_true = torch.from_numpy(np.asarray(face.pose, np.float64))[None]
+    xy = project(verts, pose_true, Camera(W, H))[0, :, :2].numpy()  # photo px
+    xy_crop = torch.from_numpy(points_to_crop(xy, view.crop_from_image))[None]
+    pose = fit_orthographic_pose(verts, xy_crop, Camera(CROP_SIZE, CROP_SIZE))  # (1,7) crop frame
+    # crop-camera normals m are true-camera normals q·m
+    q = euler_to_rotation(pose_true[:, 1:4])[0] @ euler_to_rotation(pose[:, 1:4])[0].T
+    m = torch.nn.functional.normalize(torch.randn(2000, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)), dim=-1)
+    sh_true = torch.from_numpy(np.asarray(face.sh, np.float64)).view(3, 9)
+    sh = torch.linalg.lstsq(sh_basis(m), sh_basis(m @ q.T) @ sh_true.T).solution.T.reshape(1, 27)
+    return CoarseFitResult(
+        id=torch.zeros(1, model.n_id), exp=torch.zeros(1, model.n_exp), pose=pose.float(), sh=sh.float(),
+        albedo=torch.from_numpy(np.asarray(face.albedo, np.float32))[None], tex=None, verts=verts.float(),
+        landmarks=project(verts, pose, Camera(CROP_SIZE, CROP_SIZE))[:, model.landmarks68, :2].float(),
+    )
+
+
+def oracle_detail_corr(model, face, quality: str) -> float:
+    """``disp_corr`` of the detail fit handed the synthetic face's true coarse answer
+    (:func:`true_coarse_fit`) on the pipeline's own crops and masks: what the detail stage
+    recovers behind a perfect stage 1, this photo's ceiling for ``disp_corr`` (one light shows
+    surface slopes along its direction only)."""
+    from ..fit.detail import DETAIL_PRESETS, fit_detail
+    from ..reconstruct import detail_inputs, prepare_view
+    from .synthetic import resample_map, visible_face_texels
+
+    truth = face.contour68 if face.contour68 is not None else face.landmarks68
+    view = prepare_view(face.image, landmarks68=truth)
+    config = DETAIL_PRESETS[quality]
+    crops, skin, face_masks = detail_inputs([view], config.render_size)
+    det = fit_detail(model, true_coarse_fit(model, face, view), crops, skin, config, report_mask=face_masks)
+    pred = det.displacement[0, 0].numpy().astype(np.float64)
+    S = pred.shape[0]
+    gt = resample_map(face.displacement[:, : face.displacement.shape[0]], S).astype(np.float64)
+    return M.displacement_correlation(pred, gt, visible_face_texels(model, face, S))
+
+
 def _fit_skin_mask(image: np.ndarray, landmarks68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pipeline's skin mask (224² crop) for a photo with given landmarks, with the view
     (for its ``crop_from_image``)."""
@@ -350,6 +403,8 @@ def run_synthetic(
                 "yaw_err_deg": abs(math.degrees(float(view.pose[2])) - face.yaw_deg), "seconds": dt}
         if detail and head.displacement is not None and face.displacement is not None:
             item.update(detail_errors(model, head, face))
+            if reconstruct_fn is None:  # the suite's own pipeline: also behind a perfect stage 1
+                item["disp_corr_oracle"] = oracle_detail_corr(model, face, quality)
         if landmarks == "truth" and reconstruct_fn is None:
             item["detector_err_px224"], item["detector_err_px224_inner"], item["detector"] = \
                 _detector_error_px224(face.image, truth)
@@ -384,6 +439,8 @@ def run_synthetic(
                     "skin_energy_share", "dense_err_mm", "dense_coarse_err_mm", "export_err_mm",
                     "export_flat_err_mm"):
             summary[f"{key}_mean"] = mean(key)
+        if any("disp_corr_oracle" in it for it in ok):
+            summary["disp_corr_oracle_mean"] = mean("disp_corr_oracle")
     return {
         "suite": "synthetic",
         "description": "Random ICT faces (identity ~ N(0, 1), expressions, bald, random skin albedo, light and "
