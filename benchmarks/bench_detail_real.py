@@ -12,13 +12,14 @@ and non-skin colours left out, :func:`backend.reconstruct.detail_inputs`).
 
 Package photos: scikit-image's ``astronaut`` and matplotlib's ``grace_hopper`` (public domain),
 reconstructed at ``--quality`` with the detector. Writes benchmarks/results/detail_real.json
-(per-photo losses, drop, ``detail_fit_s``, target check, the DetailFitConfig in use) and
-close-ups to runs/detail_real/closeup_<photo>.png.
+(``detail_real_<quality>.json`` at another quality: :func:`run_name`; per-photo losses, drop,
+``detail_fit_s``, target check, the DetailFitConfig in use) and close-ups to
+runs/detail_real[_<quality>]/closeup_<photo>.png.
 
 ``--dev-set N``: a deterministic sample (``--seed``) of N colour photos of ``--dev`` (faces_dev
 layout: images/*.jpg, landmarks.json), each reconstructed with its ground-truth landmarks in
 place of the detector (:func:`backend.evaluate.suites.given_landmarks`). Research-only data:
-summary.json and close-ups of the first 4 go to runs/detail_real/ only, never the repository.
+summary.json and close-ups of the first 4 go to runs/detail_real[_<quality>]/ only, never the repository.
 
 Close-ups: photo crop | coarse shaded geometry | detailed shaded geometry (grey, no texture,
 a fixed camera-space light) in the photo's pose, for checking that wrinkles and folds appear
@@ -41,7 +42,6 @@ from .common import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_DEFAULT = ROOT.parent / "shared" / "data" / "faces_dev"
-OUT = ROOT / "runs" / "detail_real"
 TARGET_DROP = 0.20  # issue 7: ≥ 20 % lower L_pixel from coarse to detailed
 PACKAGE_PHOTOS = ("astronaut", "grace_hopper")
 CLOSEUP_SIZE = 384  # close-up panel side, pixels
@@ -97,6 +97,12 @@ def _entry(head) -> dict:
             "total_s": head.timings.get("total_s"), "warnings": list(head.warnings)}
 
 
+def run_name(quality: str) -> str:
+    """``detail_real`` at default quality, else ``detail_real_<quality>``: the result JSON's name
+    and the runs/ folder of the summary and close-ups, so each preset keeps its own."""
+    return "detail_real" if quality == "default" else f"detail_real_{quality}"
+
+
 def _stats(drops: list[float]) -> dict:
     return {"count": len(drops), "mean_drop": statistics.fmean(drops), "median_drop": statistics.median(drops),
             "min_drop": min(drops), "max_drop": max(drops),
@@ -104,7 +110,7 @@ def _stats(drops: list[float]) -> dict:
 
 
 def package_photos(quality: str) -> dict:
-    """Reconstruct the package photos with detail; close-ups to runs/detail_real/."""
+    """Reconstruct the package photos with detail; close-ups to runs/:func:`run_name`/."""
     from backend.reconstruct import ReconstructConfig, reconstruct
     from backend.samples import sample_photo
 
@@ -117,7 +123,7 @@ def package_photos(quality: str) -> dict:
               f"(drop {e['drop']:.1%}, target {'met' if e['meets_target'] else 'MISSED'}; "
               f"skin only {e['drop_skin']:.1%}), "
               f"detail {e['detail_fit_s']:.1f} s, total {e['total_s']:.1f} s", flush=True)
-        _save_png(closeup(head), OUT / f"closeup_{name}.png")
+        _save_png(closeup(head), ROOT / "runs" / run_name(quality) / f"closeup_{name}.png")
     return {"photos": photos, "summary": _stats([p["drop"] for p in photos.values()]),
             "summary_skin": _stats([p["drop_skin"] for p in photos.values()]),
             "all_meet_target": all(p["meets_target"] for p in photos.values())}
@@ -140,7 +146,7 @@ def _is_grey(rgb: np.ndarray) -> bool:
 
 def dev_set(dev: Path, n: int, seed: int, quality: str) -> dict:
     """Reconstruct a seeded sample of ``n`` colour dev photos with ground-truth landmarks;
-    writes runs/detail_real/summary.json (after each photo) and close-ups of the first 4."""
+    writes runs/:func:`run_name`/summary.json (after each photo) and close-ups of the first 4."""
     from PIL import Image
 
     from backend.errors import PhotoheadError
@@ -149,6 +155,7 @@ def dev_set(dev: Path, n: int, seed: int, quality: str) -> dict:
     from backend.io_utils import atomic_write_text, to_jsonable
     from backend.reconstruct import ReconstructConfig, reconstruct
 
+    out = ROOT / "runs" / run_name(quality)
     if not (dev / "landmarks.json").exists():
         raise SystemExit(f"{dev}: no landmarks.json (pass --dev FOLDER with images/ and landmarks.json)")
     lms = read_landmarks_json(dev / "landmarks.json")
@@ -177,7 +184,7 @@ def dev_set(dev: Path, n: int, seed: int, quality: str) -> dict:
         print(f"[{len(items)}/{n}] {name}: L_pixel {e['pixel_loss_coarse']:.2f} → {e['pixel_loss_detail']:.2f} "
               f"(drop {e['drop']:.1%}, skin only {e['drop_skin']:.1%}), {e['total_s']:.1f} s", flush=True)
         if len(items) <= CLOSEUPS_DEV:
-            _save_png(closeup(head), OUT / f"closeup_dev{len(items)}_{Path(name).stem}.png")
+            _save_png(closeup(head), out / f"closeup_dev{len(items)}_{Path(name).stem}.png")
         drops = [i["drop"] for i in items.values()]
         worst = sorted(items, key=lambda x: items[x]["drop"])[:5]
         summary = {"dev": str(dev), "seed": seed, "requested": n, "quality": quality, "target_drop": TARGET_DROP,
@@ -186,7 +193,7 @@ def dev_set(dev: Path, n: int, seed: int, quality: str) -> dict:
                    "off_skin": _off_skin(items),
                    "worst": {w: items[w]["drop"] for w in worst}, "skipped": skipped,
                    "wall_s": time.perf_counter() - t_all, "per_photo": items}
-        atomic_write_text(OUT / "summary.json", json.dumps(to_jsonable(summary), indent=2) + "\n")
+        atomic_write_text(out / "summary.json", json.dumps(to_jsonable(summary), indent=2) + "\n")
     if not items:
         raise SystemExit(f"no dev photo reconstructed (skipped: {skipped})")
     print(f"dev set ({len(items)} photos, seed {seed}): drop mean {summary['mean_drop']:.1%}, "
@@ -195,7 +202,7 @@ def dev_set(dev: Path, n: int, seed: int, quality: str) -> dict:
           f"of the coarse error, drop {summary['off_skin']['mean_drop']:.1%}, correlation of the drop with that share "
           f"{summary['off_skin']['corr_face_drop_vs_error_share']}), "
           f"worst {', '.join(f'{w} {d:.1%}' for w, d in summary['worst'].items())}; "
-          f"{summary['wall_s']:.0f} s → {OUT / 'summary.json'}", flush=True)
+          f"{summary['wall_s']:.0f} s → {out / 'summary.json'}", flush=True)
     return summary
 
 
@@ -218,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = {"quality": args.quality, "target_drop": TARGET_DROP,
                    "detail_config": to_jsonable(dataclasses.asdict(DETAIL_PRESETS[args.quality])),
                    **package_photos(args.quality), "wall_s": time.perf_counter() - t0}
-        name = "detail_real" if args.quality == "default" else f"detail_real_{args.quality}"
-        print("wrote", write_result(name, payload))
+        print("wrote", write_result(run_name(args.quality), payload))
     if args.dev_set > 0:
         dev_set(args.dev, args.dev_set, args.seed, args.quality)
     return 0
