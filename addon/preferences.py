@@ -47,12 +47,17 @@ def missing_packages(refresh: bool = False) -> list[str]:
     return list(_missing_cached(tuple(python_paths())))
 
 
+def _checkpoint_folder(prefs) -> Path | None:
+    """The preferences' checkpoint folder as an absolute path, None when unset."""
+    folder = getattr(prefs, "checkpoints_dir", "") if prefs is not None else ""
+    return Path(bpy.path.abspath(folder)) if folder else None
+
+
 def checkpoint_status(prefs) -> tuple[bool, str]:
     """(usable, reason) for predict/hybrid modes."""
-    folder = getattr(prefs, "checkpoints_dir", "") if prefs is not None else ""
-    if not folder:
+    path = _checkpoint_folder(prefs)
+    if path is None:
         return False, "Predict/Hybrid need a checkpoint folder (set it in the add-on preferences)"
-    path = Path(bpy.path.abspath(folder))
     if not (path / CHECKPOINT_FILE).is_file():
         return False, f"No {CHECKPOINT_FILE} in the checkpoint folder {path}"
     return True, ""
@@ -60,8 +65,8 @@ def checkpoint_status(prefs) -> tuple[bool, str]:
 
 def has_detail_checkpoint(prefs) -> bool:
     """Whether the checkpoint folder holds the stage-2 U-Net (``detail.pt``)."""
-    folder = getattr(prefs, "checkpoints_dir", "") if prefs is not None else ""
-    return bool(folder) and (Path(bpy.path.abspath(folder)) / DETAIL_CHECKPOINT_FILE).is_file()
+    path = _checkpoint_folder(prefs)
+    return path is not None and (path / DETAIL_CHECKPOINT_FILE).is_file()
 
 
 class PHOTOHEAD_AP_preferences(AddonPreferences):
