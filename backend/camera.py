@@ -21,6 +21,8 @@ from typing import Literal
 
 import torch
 
+from .device_constants import constant
+
 POSE_DIM = 7
 
 Projection = Literal["orthographic", "perspective"]
@@ -86,6 +88,13 @@ def project(verts: torch.Tensor, pose: torch.Tensor, camera: Camera) -> torch.Te
     depth z (larger = farther; pixels for orthographic, mm for perspective).
     """
     return camera_to_screen(to_camera_space(verts, pose, camera.projection), pose, camera)
+
+
+def scale_pose(pose: torch.Tensor, factor: float) -> torch.Tensor:
+    """Orthographic pose (B,7) for the same view in an image resized by ``factor`` (the crop's
+    side times ``factor``): ``f`` and ``t`` scale, the angles stay; pixel centres map to pixel
+    centres (the image centre stays the centre)."""
+    return pose * constant((factor, 1, 1, 1, factor, factor, factor), pose.device, pose.dtype)
 
 
 def camera_to_screen(cam: torch.Tensor, pose: torch.Tensor, camera: Camera) -> torch.Tensor:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .camera import Camera
+from .camera import Camera, scale_pose
 from .facemodel import FaceModel
 from .fit.coarse import CoarseFitResult
 from .render import unwrap_image
@@ -54,7 +54,7 @@ def detail_net_input(model: FaceModel, coarse: CoarseFitResult, photo: torch.Ten
     rescaled to it); size: the U-Net's UV side."""
     S = photo.shape[1]
     k = S / CROP_SIZE
-    pose = coarse.pose * torch.tensor([k, 1, 1, 1, k, k, k], device=coarse.pose.device, dtype=coarse.pose.dtype)
+    pose = scale_pose(coarse.pose, k)
     cam = Camera(S, S)
     layout = face_tile_layout(model, size)
     rend = coarse_render(model, coarse, pose, cam)

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as Fn
 
-from .camera import Camera, project
+from .camera import Camera, project, scale_pose
 from .checkpoint import load_checkpoint, load_weights
 from .detail_input import CROP_SIZE, DetailNetInput, blend_views, detail_net_input
 from .errors import ModelFormatError, WeightsFormatError, WeightsNotFoundError
@@ -145,7 +145,7 @@ class Predictor:
         exp = exp.clamp(0.0, 1.0)  # blendshape weights, as the fit keeps them
         verts = model(identity.expand(V, -1), exp)
         k = R / self.in_size  # encoder frame → crop frame (pixel centres fixed: scale f, t)
-        pose = p["pose"] * torch.tensor([k, 1, 1, 1, k, k, k], device=p["pose"].device, dtype=p["pose"].dtype)
+        pose = scale_pose(p["pose"], k)
         landmarks = project(verts, pose, Camera(R, R))[:, model.landmarks68, :2]
         albedo = tex = None
         if model.has_texture:

@@ -25,7 +25,7 @@ import torch
 
 from .align import align_face, face_mask, inner_face_mask, points_to_crop, points_to_image, warp_to_crop
 from .skin import skin_mask, skin_weight
-from .camera import Camera, project
+from .camera import Camera, project, scale_pose
 from .determinism import deterministic
 from .detect import detect_one
 from .errors import NoFaceError, PhotoheadError, WeightsNotFoundError
@@ -224,7 +224,7 @@ def delit_albedo(
     faces = torch.from_numpy(np.stack([v.face_mask for v in views])).to(device)
     inner = torch.from_numpy(np.stack([inner_face_mask(v.crop_landmarks, CROP_SIZE, CROP_SIZE, soft_px=4.0 / k)
                                        for v in views])).to(device)
-    pose = fit.pose * torch.tensor([k, 1, 1, 1, k, k, k], device=device, dtype=fit.pose.dtype)
+    pose = scale_pose(fit.pose, k)
     cam = Camera(size, size)
     screen_frags = rasterize(project(fit.verts, pose, cam), model.faces, size, size)
     cam_normals = vertex_normals(to_camera_space(fit.verts, pose, "orthographic"), model.faces)  # (V,N,3)

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as Fn
 
-from ..camera import Camera, project
-from ..device_constants import constant
+from ..camera import Camera, project, scale_pose
 from ..facemodel import FaceModel
 from ..lighting import sh_ambient
 from ..losses import CoarseLossWeights, identity_loss, landmark_loss, param_regularizer, pixel_loss
@@ -174,12 +173,6 @@ def _landmark_weights(cfg: CoarseFitConfig, device, dtype) -> torch.Tensor:
     return w
 
 
-def _scale_pose(pose: torch.Tensor, factor: float) -> torch.Tensor:
-    """Pose for an image resized by ``factor`` (pixel-centre convention keeps the centre fixed)."""
-    scale = constant((factor, 1, 1, 1, factor, factor, factor), pose.device, pose.dtype)
-    return pose * scale
-
-
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     """(V,H,W,C) → (V,size,size,C) with area averaging (anti-aliased downscale)."""
     if images.shape[1] == size:
@@ -243,7 +236,7 @@ def fit_coarse(
     def shape_and_landmarks(pose_full: torch.Tensor, size: int):
         exp = params.exp.expand(V, -1) if params.exp.shape[0] == 1 else params.exp
         verts = model(params.id.expand(V, -1), exp)  # (V,N,3)
-        screen = project(verts, _scale_pose(pose_full, size / S), Camera(size, size))
+        screen = project(verts, scale_pose(pose_full, size / S), Camera(size, size))
         vid = lm_vid.expand(V, -1).clone()
         if config.sliding_contour:
             with torch.no_grad():
@@ -319,12 +312,12 @@ def fit_coarse(
             verts, exp, _, lms = shape_and_landmarks(pose, size)
             if params.albedo is not None:
                 rend = render(
-                    verts, model.faces, _scale_pose(pose, size / S), cam_s, params.sh,
+                    verts, model.faces, scale_pose(pose, size / S), cam_s, params.sh,
                     texture=params.albedo, uv=model.uv, faces_uv=model.faces_uv, settings=render_settings,
                 )
             else:
                 rend = render(
-                    verts, model.faces, _scale_pose(pose, size / S), cam_s, params.sh,
+                    verts, model.faces, scale_pose(pose, size / S), cam_s, params.sh,
                     vertex_colors=model.albedo(params.tex).expand(V, -1, -1), settings=render_settings,
                 )
             visible_face = face_tri[rend.face_idx.clamp_min(0)] & rend.mask

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as Fn
 
-from ..camera import Camera
+from ..camera import Camera, scale_pose
 from ..detail import DenseTopology, DetailedSurface, dense_topology, displace, masked_lowpass, seam_fade, texel_evidence
 from ..detail_input import DetailNetInput, blend_views
 from ..facemodel import FaceModel
@@ -24,7 +24,7 @@ from ..losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss
 from ..progress import CancelToken, ProgressFn, check_cancel
 from ..render import RenderSettings, render, sample_texture
 from ..uvmaps import UVLayout, face_tile_layout, grid_normals, uv_position_map
-from .coarse import CoarseFitResult, _scale_pose
+from .coarse import CoarseFitResult
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def fit_detail(
     albedo_map = coarse_albedo_map(model, fit, layout)
     dense_albedo = albedo_map.reshape(1, -1, 3)[:, topo.texels]
     valid = layout.valid[:, None].to(dt)  # (1,1,S,S)
-    pose = _scale_pose(fit.pose, R / crop)
+    pose = scale_pose(fit.pose, R / crop)
     cam = Camera(R, R)
     settings = RenderSettings()
     S = config.uv_size
