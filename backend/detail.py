@@ -164,18 +164,24 @@ def seam_fade(valid: torch.Tensor) -> torch.Tensor:
     return border_fade(valid, max(1, round(SEAM_FADE_TEXELS_256 * valid.shape[-1] / 256)))
 
 
+def lowpass_normaliser(valid: torch.Tensor, sigma: float) -> torch.Tensor:
+    """:func:`masked_lowpass`'s denominator, the blurred mask: valid (B,1,S,S) → (B,1,S,S).
+    A loop over a fixed mask computes it once and passes it in."""
+    return gaussian_blur(valid, sigma, padding="constant")
+
+
 def masked_lowpass(
     x: torch.Tensor, valid: torch.Tensor, sigma: float, weight: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Gaussian low-pass of a map restricted to its valid texels (normalised convolution, so the
     border of the UV island does not pull values towards zero).
 
-    x (B,C,S,S); valid (B|1,1,S,S) float in [0,1]; sigma in texels; ``weight``: the blurred
-    ``valid`` when the caller keeps it (an optimisation loop over a fixed mask), else computed.
+    x (B,C,S,S); valid (B|1,1,S,S) float in [0,1]; sigma in texels; ``weight``:
+    :func:`lowpass_normaliser` of ``valid`` when the caller keeps it, else computed.
     Returns (B,C,S,S), 0 off ``valid``.
     """
     if weight is None:
-        weight = gaussian_blur(valid.expand(x.shape[0], 1, -1, -1), sigma, padding="constant")
+        weight = lowpass_normaliser(valid.expand(x.shape[0], 1, -1, -1), sigma)
     return gaussian_blur(x * valid, sigma, padding="constant") / weight.clamp_min(1e-6) * valid
 
 

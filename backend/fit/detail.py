@@ -16,10 +16,12 @@ import torch
 import torch.nn.functional as Fn
 
 from ..camera import Camera, scale_pose
-from ..detail import DenseTopology, DetailedSurface, dense_topology, displace, masked_lowpass, seam_fade, texel_evidence
+from ..detail import (
+    DenseTopology, DetailedSurface, dense_topology, displace, lowpass_normaliser, masked_lowpass, seam_fade,
+    texel_evidence,
+)
 from ..detail_input import DetailNetInput, blend_views
 from ..facemodel import FaceModel
-from ..image_filters import gaussian_blur
 from ..losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss
 from ..progress import CancelToken, ProgressFn, check_cancel
 from ..render import RenderSettings, render, sample_texture
@@ -207,7 +209,7 @@ def fit_detail(
     # the displacement fades to 0 over ≈ 3.4 mm at the UV island borders (face-tile seam, ears)
     fade = seam_fade(valid)
     n_valid = valid.sum().clamp_min(1.0)
-    lowpass_norm = gaussian_blur(valid, sigma, padding="constant")  # masked_lowpass's weight, fixed
+    lowpass_norm = lowpass_normaliser(valid, sigma)  # masked_lowpass's denominator: the mask is fixed
 
     def map_now() -> torch.Tensor:  # (1,1,S,S) mm
         if tuned is None:
