@@ -5,7 +5,7 @@ in mm. Every loss returns a scalar tensor averaged over the batch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -36,6 +36,23 @@ class DetailLossWeights:
     w_sz: float = 10.0
     w_dn: float = 0.5
     w_dz: float = 0.01
+
+
+SMOOTH_REFERENCE_UV = 256  # texels per side of the UV map the paper's L_smooth weight balances
+
+
+def weights_at_uv_size(weights: DetailLossWeights, uv_size: int) -> DetailLossWeights:
+    """``weights`` with L_smooth's weight carried from the paper's 256² map to a ``uv_size``² map.
+
+    L_smooth (eq. 8) is a mean of squared differences between neighbouring texels. On the same
+    surface a map of twice the size has neighbours twice as close, so every difference halves and
+    the term falls 4×, while L_pixel and L_disp (means of per-pixel / per-texel values) do not
+    change. The weight therefore scales with (uv_size / 256)²: ×4 at 512², ×0.25 at 128², so each
+    size smooths the surface as the paper's 256² balance does (at 512² the unscaled weight let
+    photo noise crumple smooth skin into lumps).
+    """
+    scale = (uv_size / SMOOTH_REFERENCE_UV) ** 2
+    return replace(weights, smooth=weights.smooth * scale)
 
 
 SATURATION = 250.0 / 255.0  # photo channels at or above this are treated as clipped (pixel_loss)

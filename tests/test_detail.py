@@ -11,6 +11,7 @@ from backend.detail import dense_topology, displace, tangent_normal_map, texel_e
 from backend.fit.coarse import CoarseFitResult
 from backend.fit.detail import DetailFitConfig, fit_detail
 from backend.lighting import sh_directional
+from backend.losses import DetailLossWeights
 from backend.render import render
 from backend.uvmaps import face_tile_layout, grid_normals, uv_position_map
 
@@ -176,7 +177,9 @@ def test_masked_lowpass_keeps_constants_and_highpass_keeps_fine_detail():
 
 def test_detail_fit_penalises_broad_offsets(face_model):
     """The fitted displacement is a detail layer: a broad offset in its start value decays under
-    the low-frequency penalty, and stays without it (no photometric evidence here)."""
+    the low-frequency penalty, and stays without it (no photometric evidence here). L_disp is off:
+    Adam moves a texel ≈ lr per step whatever its gradient's size, so L_disp's tiny pull on a
+    constant (w_dz) alone would also wear the offset down within 30 steps."""
     m = face_model
     pose = torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.0, 8.0, 0.0]])
     sh = sh_directional(torch.tensor([[0.3, 0.3, 1.0]]), 0.7, 0.5)
@@ -189,10 +192,10 @@ def test_detail_fit_penalises_broad_offsets(face_model):
 
     valid = face_tile_layout(m, S).valid[:, None].float()
     inner = border_fade(valid, 4)[0, 0] == 1  # away from the island borders, where the map fades to 0
-    cfg = DetailFitConfig(uv_size=S, steps=30, render_size=112, unseen_weight=0.0)
+    cfg = DetailFitConfig(uv_size=S, steps=30, render_size=112, unseen_weight=0.0, weights=DetailLossWeights(disp=0.0))
     kept = fit_detail(m, fit, image, mask, replace(cfg, lowpass_weight=0.0), init=init).displacement[0, 0][inner].mean()
-    decayed = fit_detail(m, fit, image, mask, cfg, init=init).displacement[0, 0][inner].mean()
-    assert kept > 0.4  # only L_disp (w_dz) and the smoothness at the faded border pull it down
+    decayed = fit_detail(m, fit, image, mask, cfg, init=init).displacement[0, 0][inner].abs().mean()
+    assert kept > 0.5  # only the smoothness at the faded border wears it down
     assert decayed < 0.3 * kept
 
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from backend.checkpoint import load_checkpoint, load_weights, make_model_card
-from backend.losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss
+from backend.losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss, weights_at_uv_size
 from backend.nets import DetailUNet, EncoderConfig, FaceEncoder, UNetConfig
 
 from .albedo_basis import AlbedoBasis
@@ -95,7 +95,7 @@ class DetailTask:
             rendered = render(surf.dense_verts, self.topology.faces, pose, cam, sh, vertex_colors=albedo)
             mask = rendered.alpha * batch["mask"].float()
             valid = self.layout.valid[:, None].to(disp.dtype).expand_as(disp)
-            w = self.weights
+            w = weights_at_uv_size(self.weights, disp.shape[-1])  # the paper's 256² smoothing at any map size
             terms = {
                 "pixel": pixel_loss(photo, rendered.image, mask),
                 "smooth": smooth_loss(disp, surf.delta_normals, valid, w),

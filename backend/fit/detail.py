@@ -22,7 +22,7 @@ from ..detail import (
 )
 from ..detail_input import DetailNetInput, blend_views
 from ..facemodel import FaceModel
-from ..losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss
+from ..losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss, weights_at_uv_size
 from ..progress import CancelToken, ProgressFn, check_cancel
 from ..render import RenderSettings, render, sample_texture
 from ..uvmaps import UVLayout, face_tile_layout, grid_normals, uv_position_map
@@ -35,7 +35,8 @@ class DetailFitConfig:
     - ``steps``/``lr``: Adam schedule on the displacement (mm).
     - ``render_size``: crop resolution of the photometric loss (224 = the coarse crop).
     - ``max_mm``: displacement bound (clamped after each step).
-    - ``weights``: the paper's stage-2 weights.
+    - ``weights``: the paper's stage-2 weights, for a 256² map: L_smooth's is carried to
+      ``uv_size`` by :func:`backend.losses.weights_at_uv_size` (×(uv_size/256)²).
     - ``reg_scale``: multiplies L_smooth's and L_disp's weights in this per-image fit (as the
       coarse fit's ``prior_scale``). 1.0 (the paper's balance) by default: 0.3 recovers
       noise-free synthetic detail a little better (correlation +0.05) but crumples real skin
@@ -96,13 +97,12 @@ class DetailFitConfig:
 
 
 DETAIL_PRESETS: dict[str, DetailFitConfig] = {
+    # L_smooth's weight follows the map size (backend.losses.weights_at_uv_size): ×0.25 at draft's
+    # 128², ×4 at high's 512². Without it high's map crumpled smooth skin (the astronaut's forehead
+    # and cheeks), which raised the face-mask drop (17.5 % → 20.2 %) by fitting photo noise.
     "draft": DetailFitConfig(uv_size=128, steps=20),
     "default": DetailFitConfig(),
-    # L_smooth sums squared differences of neighbouring texels: at 512² the same surface has half
-    # the differences, so the paper's 256² weight smooths it 4× less. High keeps the 256² balance
-    # (smooth ×4): with the paper's weight its 512² map crumpled smooth skin (the astronaut's
-    # forehead and cheeks), which raised the face-mask drop (20.2 % → 17.5 % with ×4) by fitting noise.
-    "high": DetailFitConfig(uv_size=512, steps=60, render_size=448, weights=DetailLossWeights(smooth=40.0)),
+    "high": DetailFitConfig(uv_size=512, steps=60, render_size=448),
 }
 
 
@@ -179,6 +179,7 @@ def fit_detail(
     crop = 224
     dev, dt = images.device, images.dtype
     w = replace(config.weights, smooth=config.weights.smooth * config.reg_scale, disp=config.weights.disp * config.reg_scale)
+    w = weights_at_uv_size(w, config.uv_size)  # the paper's 256² smoothing at any map size
     layout = face_tile_layout(model, config.uv_size)
     coarse_pos = uv_position_map(fit.verts, model.faces, layout)  # (V,S,S,3)
     topo = dense_topology(layout, coarse_pos[:1])
