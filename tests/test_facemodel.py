@@ -96,3 +96,27 @@ def test_missing_model_says_how_to_fetch(tmp_path, monkeypatch):
     with pytest.raises(ModelNotFoundError, match=r"photohead models fetch ict") as info:
         load_default()
     assert str(tmp_path / "cache") in str(info.value)
+
+
+def test_ict_landmarks_follow_the_300w_convention(face_model):
+    """FaceModel re-assigns the table's ICT landmarks (and only those); the file keeps ICT's list."""
+    from backend.facemodel import find_model, load_model_data
+    from backend.facemodel.landmarks import ICT_300W, annotation_landmarks
+
+    data = load_model_data(find_model("ict_facekit/ict_head.npz"))
+    ict = np.asarray(data.landmarks68)
+    used = face_model.landmarks68.numpy()
+    changed = np.flatnonzero(used != ict)
+    assert sorted(changed) == sorted(ICT_300W)
+    assert all(ict[k] == old and used[k] == new for k, (old, new) in ICT_300W.items())
+    # 300-W's nose-bridge top sits higher than ICT's (towards the brows), its inner-lip points nearer the midline
+    mean = face_model.mean.numpy()
+    assert mean[used[27], 1] - mean[ict[27], 1] > 3.0
+    for inner_lip in (61, 63, 65, 67):
+        assert abs(mean[used[inner_lip], 0]) < abs(mean[ict[inner_lip], 0]) - 3.0
+    # a model that is not the converted ICT head keeps its own list, whatever its ids
+    assert np.array_equal(annotation_landmarks(ict, len(mean), "BFM"), ict)
+    assert np.array_equal(annotation_landmarks(ict, len(mean) + 1, data.source), ict)
+    other = ict.copy()
+    other[27] += 1  # an ICT variant with different landmark vertices
+    assert np.array_equal(annotation_landmarks(other, len(mean), data.source), other)

@@ -178,7 +178,9 @@ def _landmarks(doc: dict[str, Any]) -> list[str]:
     if folder == "faces_dev":
         out += ["Caveat: `faces_dev` is the 300-W re-annotation of the HELEN *training* set, which is part of the data "
                 "dlib's 68-point predictor was trained on, so the detector's numbers here are optimistic; the fit "
-                "inherits them through its landmark term.", ""]
+                "inherits them through its landmark term. The model's landmark vertices were matched to this "
+                "annotation convention on 120 other `faces_dev` photos (`backend/facemodel/landmarks.py`), none of "
+                "the 100 scored here.", ""]
     return out
 
 

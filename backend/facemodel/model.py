@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .landmarks import annotation_landmarks
+
 
 @dataclass
 class FaceModelData:
@@ -21,7 +23,8 @@ class FaceModelData:
       ``tex_std`` (K_tex,).
     - ``faces`` (F,3) int, counter-clockwise seen from outside; ``faces_uv`` (F,3) indices into
       ``uv`` (T,2) (separate index buffer: seams), u right, v up.
-    - ``landmarks68`` (68,) vertex indices, iBUG order.
+    - ``landmarks68`` (68,) vertex indices, iBUG order, as the model lists them (``FaceModel``
+      re-assigns some of ICT's to the 300-W annotation convention: :mod:`.landmarks`).
     - ``region`` (V,) uint8 labels naming ``region_names``; ``face_mask_regions`` the labels
       that count as "face" for losses and metrics.
     """
@@ -77,7 +80,9 @@ class FaceModel(nn.Module):
         self.register_buffer("id_basis", scaled(data.id_basis, data.id_std))
         self.register_buffer("exp_basis", scaled(data.exp_basis, data.exp_std))
         self.register_buffer("faces", torch.from_numpy(np.asarray(data.faces, np.int64)))
-        self.register_buffer("landmarks68", torch.from_numpy(np.asarray(data.landmarks68, np.int64)))
+        # the vertices the fit pulls onto detected (300-W-style) landmarks: ICT's list re-assigned
+        # where its convention differs (backend.facemodel.landmarks); other models unchanged
+        self.register_buffer("landmarks68", torch.from_numpy(annotation_landmarks(data.landmarks68, V, data.source)))
         if data.uv is None or data.faces_uv is None:
             uv, faces_uv = _planar_uv(np.asarray(data.mean, np.float32)), np.asarray(data.faces)
         else:

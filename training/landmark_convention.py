@@ -1,0 +1,147 @@
+"""Re-calibrate which mesh vertex stands for each 2-D landmark (backend.facemodel.landmarks).
+
+    python -m training.landmark_convention FOLDER [--n 120] [--seed 123] [--exclude-suite] [--out table.json]
+
+FOLDER holds photos with 68-point annotations (``backend.evaluate.readers.find_landmark_sets``).
+Each photo is fitted (default quality, coarse only); then, per landmark, the vertex near the
+current one is chosen whose projection through every photo's fitted mesh lands nearest the
+annotation on average (distances in inter-ocular units). Left/right pairs are chosen together
+(mirror vertices), midline points stay on the midline; jaw points (0–16) choose the anchor of
+their silhouette row (:func:`backend.fit.contour.contour_candidates`) by where that row's
+silhouette vertex lands. A landmark changes only when it gains more than ``min_gain``. It is a
+one-step estimate on meshes fitted with the current choice: run it again to refine.
+``--exclude-suite`` leaves out the 100 photos the landmark suite scores (``photohead evaluate
+landmarks --n 100 --sample random --seed 0``), so the suite stays a held-out check.
+Prints the changes as ``{landmark: (current vertex, new vertex)}`` and writes them as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# iBUG-68 mirror partner of each landmark (the subject's right ↔ left)
+MIRROR68 = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30, 35, 34, 33, 32, 31]
+            + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+            + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65])
+CHIN = 8
+
+
+def choose_landmark_vertices(
+    model, projected: np.ndarray, annotated: np.ndarray, radius_mm: float = 9.0, jaw_radius_mm: float = 20.0,
+    min_gain: float = 0.001,
+) -> dict[int, tuple[int, int]]:
+    """Landmark vertices that best match annotations, as {landmark: (current vertex, new vertex)}.
+
+    model: a :class:`~backend.facemodel.FaceModel` (its mean shape, current ``landmarks68`` and
+    face region); projected (P,V,2): every vertex of each photo's fitted mesh in that photo, and
+    annotated (P,68,2), both divided by the photo's inter-ocular distance; ``min_gain`` in the same
+    units (per landmark).
+    """
+    from scipy.spatial import cKDTree
+
+    from backend.fit.contour import contour_candidates
+
+    mean = model.mean.cpu().double().numpy()
+    current = model.landmarks68.cpu().numpy()
+    face = model.face_vertex_mask.cpu().numpy()
+    mirror_dist, mirror_vertex = cKDTree(mean).query(mean * [-1.0, 1.0, 1.0])
+    paired = mirror_dist < 1.0  # vertices with a mirror partner within 1 mm
+
+    def inner_cost(vertices: np.ndarray, k: int) -> np.ndarray:  # (C,) mean distance over photos
+        return np.linalg.norm(projected[:, vertices] - annotated[:, k, None], axis=-1).mean(0)
+
+    def jaw_cost(anchor: int, j: int) -> float:  # where the silhouette of the row anchored there lands
+        ids = current.copy()
+        ids[j] = anchor
+        row = contour_candidates(model.mean.cpu(), torch.from_numpy(ids), model.face_vertex_mask.cpu())[j].numpy()
+        x = projected[:, row, 0]
+        pick = row[np.argmin(x, 1) if j < CHIN else np.argmax(x, 1)]
+        return float(np.linalg.norm(projected[np.arange(len(pick)), pick] - annotated[:, j], axis=-1).mean())
+
+    changes: dict[int, tuple[int, int]] = {}
+    for k in range(68):  # a loop over landmarks (each scores its candidates in one batch)
+        m = MIRROR68[k]
+        if m < k or k == CHIN:
+            continue
+        jaw = k < 17
+        ok = (np.linalg.norm(mean - mean[current[k]], axis=1) < (jaw_radius_mm if jaw else radius_mm)) & paired & face
+        if jaw:  # the row stays on its side of the face
+            ok &= np.sign(mean[:, 0]) == np.sign(mean[current[k], 0])
+        if m == k:  # midline points stay on the midline
+            ok &= np.abs(mean[:, 0]) < 1.0
+        cand = np.flatnonzero(ok)
+        if len(cand) == 0:
+            continue
+        if jaw:
+            costs = np.array([jaw_cost(c, k) + jaw_cost(mirror_vertex[c], m) for c in cand])
+            now = jaw_cost(current[k], k) + jaw_cost(current[m], m)
+        else:
+            costs = inner_cost(cand, k) + (inner_cost(mirror_vertex[cand], m) if m != k else 0.0)
+            now = float(inner_cost(current[[k]], k)[0] + (inner_cost(current[[m]], m)[0] if m != k else 0.0))
+        best = int(np.argmin(costs))
+        if now - costs[best] > min_gain * (1 if m == k else 2):
+            changes[k] = (int(current[k]), int(cand[best]))
+            if m != k:
+                changes[m] = (int(current[m]), int(mirror_vertex[cand[best]]))
+    return dict(sorted(changes.items()))
+
+
+def fitted_projections(paths: list[Path], annotations: dict[Path, np.ndarray], progress=print):
+    """Fit each photo (default quality, coarse only) and return (projected (P,V,2), annotated
+    (P,68,2)) in inter-ocular units (outer eye corners of the annotation); photos without a face
+    are skipped."""
+    from backend.camera import Camera, project
+    from backend.errors import PhotoheadError
+    from backend.reconstruct import ReconstructConfig, reconstruct
+
+    projected, annotated = [], []
+    for i, path in enumerate(paths):
+        try:
+            head = reconstruct([str(path)], ReconstructConfig(detail=False))
+        except PhotoheadError as exc:
+            progress(f"{path.name}: skipped ({exc})")
+            continue
+        view = head.views[0]
+        width, height = view.image_size
+        xy = project(torch.from_numpy(head.vertices)[None].double(), torch.from_numpy(np.asarray(view.pose, np.float64))[None],
+                     Camera(width, height))[0, :, :2].numpy()
+        gt = np.asarray(annotations[path], np.float64)
+        io = max(float(np.linalg.norm(gt[36] - gt[45])), 1e-9)
+        projected.append(xy / io)
+        annotated.append(gt / io)
+        progress(f"[{i + 1}/{len(paths)}] {path.name}")
+    return np.stack(projected), np.stack(annotated)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from backend.evaluate.readers import find_landmark_sets
+    from backend.evaluate.suites import _pick
+    from backend.facemodel import load_default
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder")
+    ap.add_argument("--n", type=int, default=120)
+    ap.add_argument("--seed", type=int, default=123)
+    ap.add_argument("--exclude-suite", action="store_true")
+    ap.add_argument("--out", default="landmark_convention.json")
+    args = ap.parse_args(argv)
+    sets = find_landmark_sets(args.folder)
+    paths = list(sets)
+    if args.exclude_suite:
+        held_out = set(_pick(paths, 100, "random", 0))
+        paths = [p for p in paths if p not in held_out]
+    if args.n < len(paths):
+        paths = [paths[i] for i in np.sort(np.random.default_rng(args.seed).choice(len(paths), args.n, replace=False))]
+    projected, annotated = fitted_projections(paths, sets)
+    changes = choose_landmark_vertices(load_default(), projected, annotated)
+    Path(args.out).write_text(json.dumps({str(k): list(v) for k, v in changes.items()}, indent=1))
+    print(f"{len(projected)} photos; {len(changes)} landmarks change: {changes}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
