@@ -25,8 +25,9 @@ __all__ = [
     "warp_to_crop", "crop_valid_mask", "face_mask", "inner_face_mask", "feature_polygons",
 ]
 
-# ICT-FaceKit mean face (ict_head.npz `mean[landmarks68]`), frontal: x = X, y = −Y, in mm,
-# rounded to 0.01 mm. Point order: iBUG 68 (36–41 = the subject's right eye, at image left).
+# ICT-FaceKit mean face (ict_head.npz `mean[landmarks68]`, ICT's own landmark vertices: the fit
+# re-assigns some to the 300-W convention, backend.facemodel.landmarks, but this crop framing
+# stays as drawn), frontal: x = X, y = −Y, in mm, rounded to 0.01 mm. Point order: iBUG 68 (36–41 = the subject's right eye, at image left).
 TEMPLATE_68_MM = np.array([
     [-73.63, -36.76], [-72.76, -14.91], [-69.38, 4.61], [-65.57, 23.56], [-57.24, 44.87],
     [-43.02, 62.07], [-30.51, 69.12], [-15.37, 72.58], [0.00, 75.67], [15.37, 72.58],
