@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "TEMPLATE_68_MM", "INNER_POINTS", "AlignSettings", "Alignment", "canonical_landmarks",
+    "TEMPLATE_68_MM", "INNER_POINTS", "MIRROR_68", "AlignSettings", "Alignment", "canonical_landmarks",
     "estimate_similarity", "invert_affine", "align_face", "points_to_crop", "points_to_image",
     "warp_to_crop", "crop_valid_mask", "face_mask", "inner_face_mask", "feature_polygons",
 ]
@@ -56,6 +56,13 @@ RIGHT_EYE = np.arange(36, 42)  # subject's right, image left
 LEFT_EYE = np.arange(42, 48)
 INNER_MOUTH = np.arange(60, 68)
 
+
+# iBUG-68 point that each point becomes in the mirror image (the subject's right ↔ left; midline
+# points map to themselves): jaw 0↔16, brows 17↔26, nose wings 31↔35, eyes 36↔45 / 37↔44 / 40↔47,
+# mouth corners 48↔54, inner lips 60↔64, 61↔63, 65↔67.
+MIRROR_68 = tuple(list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30, 35, 34, 33, 32, 31]
+                  + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+                  + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65])
 
 @dataclass(frozen=True)
 class AlignSettings:

@@ -206,7 +206,7 @@ def test_subpixel_landmarks_on_small_face(grace_hopper):
     they agree with the full-size photo's landmarks scaled down."""
     img = _tiny(grace_hopper, 3)  # 170×200 photo at (100,100), eyes ~38 px apart
     sub = detect_one(img, min_size=20)
-    whole = detect_one(img, min_size=20, settings=DetectSettings(subpixel_min_side=0))
+    whole = detect_one(img, min_size=20, settings=DetectSettings(subpixel_min_side=0, flip_average=False))
     assert (np.abs(sub.landmarks - np.round(sub.landmarks)) > 0.1).mean() > 0.3
     assert (whole.landmarks == np.round(whole.landmarks)).all()
     ref = (detect_one(grace_hopper).landmarks + 0.5) * [170 / 512, 200 / 600] - 0.5 + 100
@@ -224,3 +224,25 @@ def test_face_is_frozen_and_serialisable(grace_hopper):
     assert (g.score, g.backend, g.detector, g.count) == (f.score, f.backend, f.detector, f.count)
     with pytest.raises(ValueError, match=r"\(68,2\)"):
         Face(box=np.zeros(4), landmarks=np.zeros((5, 2)), score=1.0, backend="dlib")
+
+
+def test_flip_average_is_mirror_consistent(grace_hopper):
+    """With ``flip_average`` the landmarks of the mirrored photo are exactly the mirrored
+    landmarks of the photo (each answer averages the same two predictions), and they differ
+    from a single prediction by about a pixel."""
+    pytest.importorskip("dlib")
+    from backend.align import MIRROR_68
+    from backend.detect.dlib_backend import _landmarks
+
+    img = np.ascontiguousarray(grace_hopper)
+    last = img.shape[1] - 1.0
+    box = np.array([[150.0, 140.0, 370.0, 360.0]])
+    both = _landmarks(img, box, 256, flip_average=True)[0]
+    mirrored = _landmarks(np.ascontiguousarray(img[:, ::-1]), np.array([[last - 370.0, 140.0, last - 150.0, 360.0]]), 256,
+                          flip_average=True)[0]
+    back = mirrored[list(MIRROR_68)]
+    back[:, 0] = last - back[:, 0]
+    np.testing.assert_allclose(both, back, atol=1e-9)
+    single = _landmarks(img, box, 256)[0]
+    shift = np.linalg.norm(both - single, axis=1).mean()
+    assert 0.1 < shift < 3.0, shift

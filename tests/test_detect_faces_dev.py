@@ -67,3 +67,21 @@ def test_faces_dev_large_sample_nme(faces_dev):
     assert nme.mean() < 0.05, f"mean NME {nme.mean():.3%}"
     assert first.mean() >= 0.9
     assert ordered.mean() >= 0.97
+
+
+def test_flip_average_lowers_the_error(faces_dev):
+    """Averaging with the mirror image's prediction (the default) beats one prediction on the
+    same sample (faces_dev: 2.67 → 2.57 % mean NME on 150 photos outside the landmark suite)."""
+    from backend.detect import DetectSettings
+
+    sample = _sample(faces_dev, 20, seed=1)
+    nme = {}
+    for flip in (False, True):
+        errors = []
+        for name, gt in sample:
+            faces = detect(load_image(faces_dev / "images" / name), settings=DetectSettings(flip_average=flip))
+            if faces:
+                lm = min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - gt.mean(0))).landmarks
+                errors.append(np.linalg.norm(lm - gt, axis=1).mean() / np.linalg.norm(gt[36] - gt[45]))
+        nme[flip] = np.mean(errors)
+    assert nme[True] < nme[False], nme

@@ -3,11 +3,12 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from training.landmark_convention import MIRROR68, choose_landmark_vertices
+from backend.align import MIRROR_68
+from training.landmark_convention import choose_landmark_vertices
 
 
 def test_mirror_table_is_an_involution():
-    assert sorted(MIRROR68) == list(range(68)) and all(MIRROR68[MIRROR68[k]] == k for k in range(68))
+    assert sorted(MIRROR_68) == list(range(68)) and all(MIRROR_68[MIRROR_68[k]] == k for k in range(68))
 
 
 def test_calibration_recovers_a_shifted_convention(face_model):

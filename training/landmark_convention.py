@@ -23,10 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# iBUG-68 mirror partner of each landmark (the subject's right ↔ left)
-MIRROR68 = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30, 35, 34, 33, 32, 31]
-            + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
-            + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65])
+from backend.align import MIRROR_68
+
 CHIN = 8
 
 
@@ -64,7 +62,7 @@ def choose_landmark_vertices(
 
     changes: dict[int, tuple[int, int]] = {}
     for k in range(68):  # a loop over landmarks (each scores its candidates in one batch)
-        m = MIRROR68[k]
+        m = MIRROR_68[k]
         if m < k or k == CHIN:
             continue
         jaw = k < 17

@@ -82,6 +82,8 @@ class DetectSettings:
     - ``subpixel_min_side``: dlib rounds landmarks to whole pixels; boxes smaller than this
       (px) are upscaled ×k (k ≤ 4) around the face before the predictor runs, giving 1/k px
       steps. 0 disables.
+    - ``flip_average``: dlib only: average the landmarks predicted on the photo and on its
+      mirror image (NME 2.67 → 2.57 % on faces_dev photos outside the landmark suite).
     - ``weights_dir``: face_alignment backend only: a folder holding its checkpoints
       (``2DFAN4*.zip``/``.pth`` and ``s3fd*.pth``); also searched: torch hub's ``checkpoints``.
     """
@@ -92,6 +94,7 @@ class DetectSettings:
     mmod_fallback: bool = True
     mmod_max_side: int = 640
     subpixel_min_side: int = 256
+    flip_average: bool = True
     weights_dir: str | None = None
 
     def __post_init__(self) -> None:

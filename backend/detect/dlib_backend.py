@@ -155,11 +155,28 @@ def _predict_subpixel(image: np.ndarray, box: np.ndarray, min_side: int) -> np.n
     return (pts + 0.5) / k - 0.5 + np.array([rx0, ry0], np.float64)
 
 
-def _landmarks(image: np.ndarray, boxes: np.ndarray, min_side: int) -> np.ndarray:
-    """68 landmarks (N,68,2) float64 at full resolution for boxes (N,4) in original pixels."""
+def _landmarks(image: np.ndarray, boxes: np.ndarray, min_side: int, flip_average: bool = False) -> np.ndarray:
+    """68 landmarks (N,68,2) float64 at full resolution for boxes (N,4) in original pixels.
+
+    ``flip_average``: also predict on the mirrored photo (mirrored box), mirror those points back
+    (x → W−1−x, iBUG order through :data:`backend.align.MIRROR_68`) and average the two. The
+    predictor's cascade is not mirror-symmetric, so the two answers err differently: on 150
+    faces_dev photos outside the landmark suite the NME went 2.67 → 2.57 % (median 2.30 → 2.23),
+    for one more predictor call per face (milliseconds).
+    """
     out = np.empty((len(boxes), 68, 2), np.float64)
+    if flip_average:
+        from ..align import MIRROR_68
+
+        mirrored = np.ascontiguousarray(image[:, ::-1])
+        last = image.shape[1] - 1.0  # x of the last pixel centre
     for i, box in enumerate(boxes):  # loop over faces, not pixels
         out[i] = _predict_subpixel(image, box, min_side)
+        if flip_average:
+            x0, y0, x1, y1 = box
+            seen = _predict_subpixel(mirrored, np.array([last - x1, y0, last - x0, y1]), min_side)
+            seen[:, 0] = last - seen[:, 0]
+            out[i] = 0.5 * (out[i] + seen[list(MIRROR_68)])
     return out
 
 
@@ -176,7 +193,7 @@ def detect_dlib(image: np.ndarray, settings: DetectSettings) -> list[Face]:
         detector = "mmod"
     if not len(boxes):
         return []
-    lms = _landmarks(image, boxes, settings.subpixel_min_side)
+    lms = _landmarks(image, boxes, settings.subpixel_min_side, settings.flip_average)
     return [
         Face(box=b, landmarks=lm, score=float(sc), backend="dlib", detector=detector)
         for b, lm, sc in zip(boxes, lms, scores)
