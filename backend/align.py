@@ -27,7 +27,8 @@ __all__ = [
 
 # ICT-FaceKit mean face (ict_head.npz `mean[landmarks68]`, ICT's own landmark vertices: the fit
 # re-assigns some to the 300-W convention, backend.facemodel.landmarks, but this crop framing
-# stays as drawn), frontal: x = X, y = −Y, in mm, rounded to 0.01 mm. Point order: iBUG 68 (36–41 = the subject's right eye, at image left).
+# stays as drawn), frontal: x = X, y = −Y, in mm, rounded to 0.01 mm. Point order: iBUG 68
+# (36–41 = the subject's right eye, at image left).
 TEMPLATE_68_MM = np.array([
     [-73.63, -36.76], [-72.76, -14.91], [-69.38, 4.61], [-65.57, 23.56], [-57.24, 44.87],
     [-43.02, 62.07], [-30.51, 69.12], [-15.37, 72.58], [0.00, 75.67], [15.37, 72.58],
@@ -63,6 +64,7 @@ INNER_MOUTH = np.arange(60, 68)
 MIRROR_68 = tuple(list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30, 35, 34, 33, 32, 31]
                   + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
                   + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65])
+
 
 @dataclass(frozen=True)
 class AlignSettings:

@@ -41,7 +41,7 @@ def choose_landmark_vertices(
     """
     from scipy.spatial import cKDTree
 
-    from backend.fit.contour import contour_candidates
+    from backend.fit.contour import contour_row
 
     mean = model.mean.cpu().double().numpy()
     current = model.landmarks68.cpu().numpy()
@@ -52,10 +52,10 @@ def choose_landmark_vertices(
     def inner_cost(vertices: np.ndarray, k: int) -> np.ndarray:  # (C,) mean distance over photos
         return np.linalg.norm(projected[:, vertices] - annotated[:, k, None], axis=-1).mean(0)
 
+    mean_t, face_t = model.mean.cpu(), model.face_vertex_mask.cpu()
+
     def jaw_cost(anchor: int, j: int) -> float:  # where the silhouette of the row anchored there lands
-        ids = current.copy()
-        ids[j] = anchor
-        row = contour_candidates(model.mean.cpu(), torch.from_numpy(ids), model.face_vertex_mask.cpu())[j].numpy()
+        row = contour_row(mean_t, int(anchor), face_t).numpy()
         x = projected[:, row, 0]
         pick = row[np.argmin(x, 1) if j < CHIN else np.argmax(x, 1)]
         return float(np.linalg.norm(projected[np.arange(len(pick)), pick] - annotated[:, j], axis=-1).mean())

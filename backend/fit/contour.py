@@ -15,32 +15,36 @@ JAW = tuple(range(17))
 CHIN = 8
 
 
+def contour_row(mean: torch.Tensor, vid: int, face_mask: torch.Tensor, band_mm: float = 3.0, k: int = 24) -> torch.Tensor:
+    """The candidate row of a jaw landmark (not the chin) anchored at vertex ``vid``: face-region
+    vertices on its side of the face within ``band_mm`` of its height, the k − 1 nearest to it
+    after the anchor itself. mean (V,3) mm; face_mask (V,) bool. Returns (k,) long vertex ids
+    (padded by repeating the anchor)."""
+    p = mean[vid]
+    side = torch.sign(p[0])
+    sel = face_mask & ((mean[:, 1] - p[1]).abs() < band_mm) & (torch.sign(mean[:, 0]) == side)
+    sel &= (mean[:, 0].abs() <= p[0].abs() + 12.0) & (mean[:, 2] >= p[2] - 35.0)
+    sel &= mean[:, 0].abs() >= p[0].abs() - 25.0
+    ids = torch.nonzero(sel).flatten()
+    # keep the k closest to the landmark (rows can be long on the forehead band)
+    ids = ids[torch.argsort((mean[ids] - p).norm(dim=-1))][: k - 1]
+    row = torch.full((k,), vid, dtype=torch.long)
+    row[1 : 1 + ids.numel()] = ids
+    return row
+
+
 def contour_candidates(
     mean: torch.Tensor, landmarks68: torch.Tensor, face_mask: torch.Tensor, band_mm: float = 3.0, k: int = 24
 ) -> torch.Tensor:
-    """Candidate vertex rows per jaw landmark.
+    """Candidate vertex rows per jaw landmark (:func:`contour_row`; the chin's row is its vertex).
 
     mean (V,3) mm; landmarks68 (68,) vertex ids; face_mask (V,) bool (vertices allowed: the
     face region). Returns (17, k) long vertex ids (rows padded by repeating the landmark vertex).
     """
     rows = torch.empty(len(JAW), k, dtype=torch.long)
-    allowed = face_mask.clone()
     for j in JAW:  # 17 landmarks: a loop over landmarks, not vertices
         vid = int(landmarks68[j])
-        p = mean[vid]
-        if j == CHIN:
-            rows[j] = vid
-            continue
-        side = torch.sign(p[0])
-        sel = allowed & ((mean[:, 1] - p[1]).abs() < band_mm) & (torch.sign(mean[:, 0]) == side)
-        sel &= (mean[:, 0].abs() <= p[0].abs() + 12.0) & (mean[:, 2] >= p[2] - 35.0)
-        sel &= mean[:, 0].abs() >= p[0].abs() - 25.0
-        ids = torch.nonzero(sel).flatten()
-        # keep the k closest to the landmark (rows can be long on the forehead band)
-        ids = ids[torch.argsort((mean[ids] - p).norm(dim=-1))][: k - 1]
-        row = torch.full((k,), vid, dtype=torch.long)
-        row[1 : 1 + ids.numel()] = ids
-        rows[j] = row
+        rows[j] = vid if j == CHIN else contour_row(mean, vid, face_mask, band_mm, k)
     return rows
 
 
