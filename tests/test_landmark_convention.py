@@ -47,3 +47,11 @@ def test_calibration_recovers_a_shifted_convention(face_model):
     changes = choose_landmark_vertices(m, (xy / io).numpy(), (ann / io).numpy())
     assert changes == {27: (int(current[27]), int(up[0])), 31: (int(current[31]), int(side)),
                        35: (int(current[35]), int(mirror[side]))}, changes
+
+
+def test_cli_refuses_a_folder_without_annotations(tmp_path, capsys):
+    from training.landmark_convention import main
+
+    out = tmp_path / "table.json"
+    assert main([str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "no such folder" in capsys.readouterr().err and not out.exists()

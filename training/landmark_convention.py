@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -112,13 +113,15 @@ def fitted_projections(paths: list[Path], annotations: dict[Path, np.ndarray], p
         projected.append(xy / io)
         annotated.append(gt / io)
         progress(f"[{i + 1}/{len(paths)}] {path.name}")
+    if not projected:
+        raise PhotoheadError(f"no face found in any of the {len(paths)} photos: nothing to calibrate on")
     return np.stack(projected), np.stack(annotated)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from backend.errors import PhotoheadError
     from backend.evaluate.readers import find_landmark_sets
-    from backend.evaluate.suites import _pick
-    from backend.facemodel import load_default
+    from backend.io_utils import atomic_write_text
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder")
@@ -127,18 +130,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exclude-suite", action="store_true")
     ap.add_argument("--out", default="landmark_convention.json")
     args = ap.parse_args(argv)
-    sets = find_landmark_sets(args.folder)
+    try:
+        sets = find_landmark_sets(args.folder)
+        changes = _calibrate(sets, args.n, args.seed, args.exclude_suite)
+    except PhotoheadError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    atomic_write_text(args.out, json.dumps({str(k): list(v) for k, v in changes.items()}, indent=1))
+    print(f"{len(changes)} landmarks change: {changes}")
+    return 0
+
+
+def _calibrate(sets: dict[Path, np.ndarray], n: int, seed: int, exclude_suite: bool) -> dict[int, tuple[int, int]]:
+    """Sample ``n`` annotated photos (``seed``; without the landmark suite's 100 when
+    ``exclude_suite``), fit them and choose the landmark vertices for the default model."""
+    from backend.evaluate.suites import _pick
+    from backend.facemodel import load_default
+
     paths = list(sets)
-    if args.exclude_suite:
+    if exclude_suite:
         held_out = set(_pick(paths, 100, "random", 0))
         paths = [p for p in paths if p not in held_out]
-    if args.n < len(paths):
-        paths = [paths[i] for i in np.sort(np.random.default_rng(args.seed).choice(len(paths), args.n, replace=False))]
+    if n < len(paths):
+        paths = [paths[i] for i in np.sort(np.random.default_rng(seed).choice(len(paths), n, replace=False))]
     projected, annotated = fitted_projections(paths, sets)
-    changes = choose_landmark_vertices(load_default(), projected, annotated)
-    Path(args.out).write_text(json.dumps({str(k): list(v) for k, v in changes.items()}, indent=1))
-    print(f"{len(projected)} photos; {len(changes)} landmarks change: {changes}")
-    return 0
+    print(f"{len(projected)} photos fitted")
+    return choose_landmark_vertices(load_default(), projected, annotated)
 
 
 if __name__ == "__main__":
