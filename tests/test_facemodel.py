@@ -120,3 +120,10 @@ def test_ict_landmarks_follow_the_300w_convention(face_model):
     other = ict.copy()
     other[27] += 1  # an ICT variant with different landmark vertices
     assert np.array_equal(annotation_landmarks(other, len(mean), data.source), other)
+    # a list from a user's side file is used as given, even ICT's own ids
+    from dataclasses import replace
+
+    from backend.facemodel import FaceModel
+
+    own = FaceModel(replace(data, landmarks_file="ict_head.landmarks68.json"))
+    assert np.array_equal(own.landmarks68.numpy(), ict)

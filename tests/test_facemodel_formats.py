@@ -222,6 +222,28 @@ def test_bfm_h5(tmp_path, cap):
     assert model.n_tex == K_TEX and np.allclose(data.tex_std, [0.1, 0.05])
 
 
+def test_landmark_side_file_replaces_the_models_list(tmp_path, cap):
+    """<model>.landmarks68.json beside a model replaces the list the model carries (here Deep3D's
+    built-in keypoints); a generic landmarks68.txt does not; a bad side file names itself."""
+    path = tmp_path / "BFM_model_front.mat"
+    _write_deep3d(path, cap)
+    (tmp_path / "landmarks68.txt").write_text(" ".join(map(str, np.arange(68) + 5)))  # a fallback only
+    assert np.array_equal(load_model_data(path).landmarks68, cap["landmarks"])
+    assert load_model_data(path).landmarks_file == ""
+    mine = (cap["landmarks"] + 1) % cap["n"]
+    side = tmp_path / "BFM_model_front.landmarks68.json"
+    side.write_text(json.dumps({"model": "BFM_model_front", "landmarks68": mine.tolist()}))
+    data = load_model_data(path)
+    assert np.array_equal(data.landmarks68, mine) and data.landmarks_file == str(side)
+    assert np.array_equal(FaceModel(data).landmarks68.numpy(), mine)
+    side.write_text(json.dumps({"landmarks68": mine[:67].tolist()}))
+    with pytest.raises(ModelFormatError, match=r"BFM_model_front\.landmarks68\.json: expected 68"):
+        load_model_data(path)
+    side.write_text(json.dumps({"landmarks68": [cap["n"]] * 68}))
+    with pytest.raises(ModelFormatError, match="out of range"):
+        load_model_data(path)
+
+
 def test_bfm_h5_missing_key(tmp_path, cap):
     path = tmp_path / "bfm.h5"
     _write_h5(path, cap, drop="shape/model/pcaBasis")

@@ -1,5 +1,6 @@
 """training.landmark_convention: the landmark-vertex calibration recovers a known convention."""
 import numpy as np
+import pytest
 import torch
 from scipy.spatial import cKDTree
 
@@ -55,3 +56,20 @@ def test_cli_refuses_a_folder_without_annotations(tmp_path, capsys):
     out = tmp_path / "table.json"
     assert main([str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "no such folder" in capsys.readouterr().err and not out.exists()
+
+
+def test_side_file_carries_the_whole_list_to_the_loader(face_model, tmp_path):
+    """landmark_side_file: the model's 68 ids with the changes applied, in the format the loader
+    reads; a change that does not start from the model's vertex is refused."""
+    from backend.facemodel.common import read_landmarks_file
+    from training.landmark_convention import landmark_side_file
+
+    ids = face_model.landmarks68.numpy()
+    changes = {27: (int(ids[27]), int(ids[27]) + 1), 61: (int(ids[61]), 7)}
+    path = tmp_path / "ict_head.landmarks68.json"
+    path.write_text(landmark_side_file(face_model, changes))
+    got = read_landmarks_file(path)
+    assert got[27] == ids[27] + 1 and got[61] == 7
+    assert np.array_equal(np.delete(got, [27, 61]), np.delete(ids, [27, 61]))
+    with pytest.raises(ValueError, match="landmark 27"):
+        landmark_side_file(face_model, {27: (int(ids[27]) + 2, 5)})

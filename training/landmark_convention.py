@@ -1,6 +1,7 @@
 """Re-calibrate which mesh vertex stands for each 2-D landmark (backend.facemodel.landmarks).
 
     python -m training.landmark_convention FOLDER [--n 120] [--seed 123] [--exclude-suite] [--out table.json]
+                                                  [--model FILE] [--landmarks68 FILE.landmarks68.json]
 
 FOLDER holds photos with 68-point annotations (``backend.evaluate.readers.find_landmark_sets``).
 Each photo is fitted (default quality, coarse only); then, per landmark, the vertex near the
@@ -13,6 +14,11 @@ one-step estimate on meshes fitted with the current choice: run it again to refi
 ``--exclude-suite`` leaves out the 100 photos the landmark suite scores (``photohead evaluate
 landmarks --n 100 --sample random --seed 0``), so the suite stays a held-out check.
 Prints the changes as ``{landmark: (current vertex, new vertex)}`` and writes them as JSON.
+
+``--model``: calibrate that model file (BFM, FLAME, an OBJ folder...) instead of the default
+head. ``--landmarks68``: also write the whole list (the model's 68 vertices with the changes
+applied) as a side file; saved beside the model as ``<model>.landmarks68.json`` it replaces the
+model's own list when the model loads (:func:`backend.facemodel.common.landmark_override_file`).
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ import torch
 from backend.align import MIRROR_68
 
 CHIN = 8
+MIN_PHOTOS = 30  # below this the tool warns: a landmark's mean offset is not yet above its noise
 
 
 def choose_landmark_vertices(
@@ -89,8 +96,10 @@ def choose_landmark_vertices(
     return dict(sorted(changes.items()))
 
 
-def fitted_projections(paths: list[Path], annotations: dict[Path, np.ndarray], progress=print):
-    """Fit each photo (default quality, coarse only) and return (projected (P,V,2), annotated
+def fitted_projections(paths: list[Path], annotations: dict[Path, np.ndarray], progress=print,
+                       model: str | None = None):
+    """Fit each photo (default quality, coarse only; ``model``: a face model file, default the
+    search path's) and return (projected (P,V,2), annotated
     (P,68,2)) in inter-ocular units (outer eye corners of the annotation); photos without a face
     are skipped."""
     from backend.camera import Camera, project
@@ -100,7 +109,7 @@ def fitted_projections(paths: list[Path], annotations: dict[Path, np.ndarray], p
     projected, annotated = [], []
     for i, path in enumerate(paths):
         try:
-            head = reconstruct([str(path)], ReconstructConfig(detail=False))
+            head = reconstruct([str(path)], ReconstructConfig(detail=False, model=model))
         except PhotoheadError as exc:
             progress(f"{path.name}: skipped ({exc})")
             continue
@@ -122,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     from backend.errors import PhotoheadError
     from backend.evaluate.readers import find_landmark_sets
     from backend.io_utils import atomic_write_text
+    from backend.reconstruct import load_face_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder")
@@ -129,23 +139,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=123)
     ap.add_argument("--exclude-suite", action="store_true")
     ap.add_argument("--out", default="landmark_convention.json")
+    ap.add_argument("--model", help="face model file to calibrate (default: the search path's default head)")
+    ap.add_argument("--landmarks68", help="also write the model's whole re-assigned list here (a side file)")
     args = ap.parse_args(argv)
     try:
         sets = find_landmark_sets(args.folder)
-        changes = _calibrate(sets, args.n, args.seed, args.exclude_suite)
+        face_model = load_face_model(args.model)
+        changes = _calibrate(sets, args.n, args.seed, args.exclude_suite, face_model, args.model)
     except PhotoheadError as exc:
         print(exc, file=sys.stderr)
         return 2
     atomic_write_text(args.out, json.dumps({str(k): list(v) for k, v in changes.items()}, indent=1))
     print(f"{len(changes)} landmarks change: {changes}")
+    if args.landmarks68:
+        atomic_write_text(args.landmarks68, landmark_side_file(face_model, changes))
+        print(f"wrote {args.landmarks68}: save it beside the model as <model>.landmarks68.json to use it")
     return 0
 
 
-def _calibrate(sets: dict[Path, np.ndarray], n: int, seed: int, exclude_suite: bool) -> dict[int, tuple[int, int]]:
+def landmark_side_file(face_model, changes: dict[int, tuple[int, int]]) -> str:
+    """The model's 68 landmark vertices with ``changes`` applied, as the JSON side file that
+    :func:`backend.facemodel.common.read_landmarks_file` reads."""
+    ids = face_model.landmarks68.numpy().astype(np.int64).copy()
+    for k, (old, new) in changes.items():
+        if int(ids[k]) != old:
+            raise ValueError(f"landmark {k}: the change starts from vertex {old}, the model has {int(ids[k])}")
+        ids[k] = new
+    return json.dumps({"model": face_model.name, "landmarks68": ids.tolist(),
+                       "changes": {str(k): list(v) for k, v in changes.items()}}, indent=1)
+
+
+def _calibrate(sets: dict[Path, np.ndarray], n: int, seed: int, exclude_suite: bool, face_model,
+               model_path: str | None = None) -> dict[int, tuple[int, int]]:
     """Sample ``n`` annotated photos (``seed``; without the landmark suite's 100 when
-    ``exclude_suite``), fit them and choose the landmark vertices for the default model."""
+    ``exclude_suite``), fit them with ``face_model`` (loaded from ``model_path``) and choose its
+    landmark vertices."""
     from backend.evaluate.suites import _pick
-    from backend.facemodel import load_default
 
     paths = list(sets)
     if exclude_suite:
@@ -153,9 +182,12 @@ def _calibrate(sets: dict[Path, np.ndarray], n: int, seed: int, exclude_suite: b
         paths = [p for p in paths if p not in held_out]
     if n < len(paths):
         paths = [paths[i] for i in np.sort(np.random.default_rng(seed).choice(len(paths), n, replace=False))]
-    projected, annotated = fitted_projections(paths, sets)
+    projected, annotated = fitted_projections(paths, sets, model=model_path)
     print(f"{len(projected)} photos fitted")
-    return choose_landmark_vertices(load_default(), projected, annotated)
+    if len(projected) < MIN_PHOTOS:
+        print(f"warning: only {len(projected)} photos: per-landmark choices this noisy are unreliable "
+              f"(the ICT table used 120)", file=sys.stderr)
+    return choose_landmark_vertices(face_model, projected, annotated)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Face models (3DMMs): the :class:`FaceModel` and one loader per file format."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from ..errors import ModelFormatError
+from .common import check_landmarks, landmark_override_file, read_landmarks_file
 from .model import FaceModel, FaceModelData
 from .search import DEFAULT_MODEL, cache_dir, find_model, search_path
 
@@ -14,8 +16,19 @@ __all__ = [
 
 
 def load_model_data(path: str | Path) -> FaceModelData:
-    """Read any supported model file/folder into :class:`FaceModelData` (format by name)."""
+    """Read any supported model file/folder into :class:`FaceModelData` (format by name). A
+    ``<model>.landmarks68.json`` (or ``.txt``) beside it replaces the model's landmark vertices
+    (:func:`.common.landmark_override_file`)."""
     path = Path(path)
+    data = _load_format(path)
+    override = landmark_override_file(path)
+    if override is None:
+        return data
+    ids = check_landmarks(read_landmarks_file(override), data.mean.shape[0], override)
+    return dataclasses.replace(data, landmarks68=ids, landmarks_file=str(override))
+
+
+def _load_format(path: Path) -> FaceModelData:
     name = path.name.lower()
     if path.is_dir():
         from .objdir import load_obj_folder

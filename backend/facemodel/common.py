@@ -11,7 +11,7 @@ from ..errors import ModelFormatError
 
 __all__ = [
     "UNIT_TO_MM", "FACE_WIDTH_MM", "unit_scale", "guess_unit_scale", "check_extent", "orient_outward",
-    "read_landmarks_file", "find_landmarks_file", "check_landmarks",
+    "read_landmarks_file", "find_landmarks_file", "landmark_override_file", "check_landmarks",
 ]
 
 UNIT_TO_MM = {"um": 1e-3, "µm": 1e-3, "micrometre": 1e-3, "mm": 1.0, "cm": 10.0, "dm": 100.0, "m": 1000.0}
@@ -91,6 +91,18 @@ def find_landmarks_file(model_path: Path) -> Path | None:
     for name in names:
         if (folder / name).is_file():
             return folder / name
+    return None
+
+
+def landmark_override_file(model_path: Path) -> Path | None:
+    """``<model>.landmarks68.{json,txt}`` beside a model file (``<stem>``) or folder (``<name>``):
+    the user's own choice of landmark vertices, e.g. written by ``training.landmark_convention``.
+    It replaces whatever list the model carries (loaders also read it as a fallback)."""
+    stem = model_path.name if model_path.is_dir() else model_path.stem
+    for suffix in (".landmarks68.json", ".landmarks68.txt"):
+        candidate = model_path.parent / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
     return None
 
 

@@ -24,7 +24,9 @@ class FaceModelData:
     - ``faces`` (F,3) int, counter-clockwise seen from outside; ``faces_uv`` (F,3) indices into
       ``uv`` (T,2) (separate index buffer: seams), u right, v up.
     - ``landmarks68`` (68,) vertex indices, iBUG order, as the model lists them (``FaceModel``
-      re-assigns some of ICT's to the 300-W annotation convention: :mod:`.landmarks`).
+      re-assigns some of ICT's to the 300-W annotation convention: :mod:`.landmarks`), or as a
+      ``<model>.landmarks68.json`` beside the model file replaced them (``landmarks_file`` names
+      it; ``FaceModel`` then uses the list as given).
     - ``region`` (V,) uint8 labels naming ``region_names``; ``face_mask_regions`` the labels
       that count as "face" for losses and metrics.
     """
@@ -48,6 +50,7 @@ class FaceModelData:
     face_mask_regions: tuple[int, ...] = (0,)
     source: str = ""
     license: str = ""
+    landmarks_file: str = ""
     extras: dict = field(default_factory=dict)
 
 
@@ -81,8 +84,10 @@ class FaceModel(nn.Module):
         self.register_buffer("exp_basis", scaled(data.exp_basis, data.exp_std))
         self.register_buffer("faces", torch.from_numpy(np.asarray(data.faces, np.int64)))
         # the vertices the fit pulls onto detected (300-W-style) landmarks: ICT's list re-assigned
-        # where its convention differs (backend.facemodel.landmarks); other models unchanged
-        self.register_buffer("landmarks68", torch.from_numpy(annotation_landmarks(data.landmarks68, V, data.source)))
+        # where its convention differs (backend.facemodel.landmarks); other models, and a list a
+        # user's side file gave, unchanged
+        ids = np.asarray(data.landmarks68, np.int64) if data.landmarks_file else annotation_landmarks(data.landmarks68, V, data.source)
+        self.register_buffer("landmarks68", torch.from_numpy(ids))
         if data.uv is None or data.faces_uv is None:
             uv, faces_uv = _planar_uv(np.asarray(data.mean, np.float32)), np.asarray(data.faces)
         else:
