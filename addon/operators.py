@@ -58,7 +58,11 @@ def job_config(settings, prefs=None) -> dict:
         "quality": settings.quality,
         "device": settings.device,
         "labels": [p.label for p in settings.photos],
+        "detector": settings.detector,
     }
+    weights = getattr(prefs, "fa_weights_dir", "") if prefs is not None else ""
+    if settings.detector == "face_alignment" and weights:
+        config["detector_weights"] = bpy.path.abspath(weights)
     if settings.mode != "fit":
         usable, reason = preferences.checkpoint_status(prefs)
         if not usable:

@@ -80,11 +80,17 @@ class PHOTOHEAD_AP_preferences(AddonPreferences):
         name="Checkpoint Folder", subtype="DIR_PATH",
         description="Folder with trained coarse.pt / detail.pt, needed by the Predict and Hybrid modes",
     )
+    fa_weights_dir: StringProperty(
+        name="Face-Alignment Weights", subtype="DIR_PATH",
+        description="Folder with face-alignment's 2DFAN4*.zip and s3fd*.pth, for the face-alignment landmarks "
+        "(Photohead never downloads them; default: torch hub's checkpoints)",
+    )
 
     def draw(self, context) -> None:
         layout = self.layout
         layout.prop(self, "model_dir")
         layout.prop(self, "checkpoints_dir")
+        layout.prop(self, "fa_weights_dir")
         box = layout.box()
         missing = missing_packages()
         row = box.row()

@@ -21,6 +21,11 @@ QUALITY_ITEMS = [
     ("default", "Default", "Balanced"),
     ("high", "High", "Slowest, finest texture and detail"),
 ]
+DETECTOR_ITEMS = [
+    ("dlib", "dlib", "dlib's 68-point predictor (face-recognition-models): works offline"),
+    ("face_alignment", "face-alignment", "FAN landmarks: needs the face-alignment package and its weights on disk "
+     "(their folder in the add-on preferences, or torch hub's cache)"),
+]
 DEVICE_ITEMS = [
     ("auto", "Auto", "CUDA when available, else CPU"),
     ("cpu", "CPU", "Always the CPU"),
@@ -43,6 +48,7 @@ class PHOTOHEAD_PG_settings(PropertyGroup):
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="fit")
     quality: EnumProperty(name="Quality", items=QUALITY_ITEMS, default="default")
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
+    detector: EnumProperty(name="Landmarks", items=DETECTOR_ITEMS, default="dlib")
     tune_unet: BoolProperty(
         name="Tune U-Net", default=False,
         description="Hybrid: fine-tune the detail U-Net's weights on the photos instead of optimising the "

@@ -66,6 +66,7 @@ class PHOTOHEAD_PT_main(Panel):
                           icon="INFO")
         col.prop(settings, "quality")
         col.prop(settings, "device")
+        col.prop(settings, "detector")
         box = col.box()
         box.prop(settings, "dense_mesh")
         box.prop(settings, "add_cameras")

@@ -35,6 +35,7 @@ params.json schema (``format`` = ``"photohead.params"``, ``version`` = 1), plain
                 "coeffs": {"id": [K_id], "exp": {name: weight}, "tex": [K_tex] | null},
                 "landmarks68": [[x, y] × 68],                # fitted model, photo pixels
                 "detected68": [[x, y] × 68],                 # detector, photo pixels
+                "detector": "dlib"|"face_alignment"|"given"|"",  # what gave detected68
                 "face_box": [x0, y0, x1, y1] | null,
                 "crop_from_image": [[3] × 2] | null}]}       # photo pixels → 224² crop
 """
@@ -413,6 +414,7 @@ def params_dict(head: Head) -> dict[str, Any]:
             "coeffs": {"id": ident, "exp": _named(v.exp, head.exp_names), "tex": tex},
             "landmarks68": _plain(np.asarray(v.landmarks68, np.float64)),
             "detected68": _plain(np.asarray(v.detected68, np.float64)),
+            "detector": v.detector,
             "face_box": None if v.face_box is None else _plain(np.asarray(v.face_box).reshape(-1)),
             "crop_from_image": None if v.crop_from_image is None else _plain(np.asarray(v.crop_from_image)),
         })

@@ -27,7 +27,8 @@ from .align import align_face, face_mask, inner_face_mask, points_to_crop, point
 from .skin import skin_mask, skin_weight
 from .camera import Camera, project, scale_pose
 from .determinism import deterministic
-from .detect import detect_one
+from .detect import BACKENDS as DETECTOR_BACKENDS
+from .detect import DetectSettings, detect_one
 from .errors import NoFaceError, PhotoheadError, WeightsNotFoundError
 from .facemodel import FaceModel, load_default, load_model
 from .fit.coarse import QUALITY_PRESETS, CoarseFitResult, fit_coarse
@@ -55,6 +56,9 @@ class ReconstructConfig:
     - ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     - ``model``: face model file (default: ICT on the search path).
     - ``face``: which detected face (0 = most confident) in each photo.
+    - ``detector``: the landmark detector, ``dlib`` (offline default) or ``face_alignment`` (needs
+      the face-alignment package and its weights on disk: ``detector_weights``, a folder, or
+      torch hub's checkpoints; :mod:`backend.detect.fa_backend`).
     - ``detail``: run the detail (stage-2) fit.
     - ``identity``: use the identity loss L_id (needs the identity network's weights).
     - ``checkpoints``: folder with ``coarse.pt`` / ``detail.pt`` for predict/hybrid.
@@ -75,6 +79,8 @@ class ReconstructConfig:
     device: str = "auto"
     model: str | None = None
     face: int = 0
+    detector: str = "dlib"
+    detector_weights: str | None = None
     detail: bool = True
     identity: bool = True
     checkpoints: str | None = None
@@ -100,6 +106,7 @@ class PreparedView:
     face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all): texture, reports
     skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
     label: str = ""
+    detector: str = ""  # what gave detected68: "dlib", "face_alignment" or "given"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -119,9 +126,11 @@ def load_face_model(path: str | None) -> FaceModel:
 
 
 def prepare_view(
-    image: str | Path | np.ndarray, face: int = 0, label: str = "", index: int = 0, landmarks68: np.ndarray | None = None
+    image: str | Path | np.ndarray, face: int = 0, label: str = "", index: int = 0, landmarks68: np.ndarray | None = None,
+    detector: str = "dlib", detect_settings: DetectSettings | None = None,
 ) -> PreparedView:
-    """Read, detect, align one photo. Raises NoFaceError / FaceTooSmallError / ImageReadError.
+    """Read, detect (``detector``, :func:`backend.detect.detect_one`), align one photo. Raises
+    NoFaceError / FaceTooSmallError / ImageReadError.
 
     ``landmarks68`` (68,2) photo pixels (iBUG order), when given, replace the detector (e.g.
     landmarks from another tool, or ground truth in evaluations); the box is their bounds.
@@ -136,7 +145,7 @@ def prepare_view(
             raise PhotoheadError(f"{Path(name).name}: given landmarks must be 68 finite (x, y) points, got shape {lm.shape}")
         found = Face(box=np.concatenate([lm.min(0), lm.max(0)]), landmarks=lm, score=1.0, backend="given")
     else:
-        found = detect_one(rgb, face=face, name=Path(name).name)
+        found = detect_one(rgb, face=face, name=Path(name).name, backend=detector, settings=detect_settings)
     align = align_face(found.landmarks)
     crop = warp_to_crop(rgb, align.crop_from_image, CROP_SIZE)  # float32 in [0,1]
     crop_lm = points_to_crop(found.landmarks, align.crop_from_image)
@@ -145,6 +154,7 @@ def prepare_view(
         name=name, image=rgb, detected68=np.asarray(found.landmarks, np.float64), face_box=np.asarray(found.box, np.float64),
         crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
         crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
+        detector=found.backend,
     )
 
 
@@ -383,6 +393,13 @@ def reconstruct(
         )
     if config.quality not in QUALITY_PRESETS:
         raise PhotoheadError(f"unknown quality {config.quality!r}: use draft, default or high")
+    if config.detector not in DETECTOR_BACKENDS:
+        raise PhotoheadError(f"unknown detector {config.detector!r}: use {' or '.join(DETECTOR_BACKENDS)}")
+    detects = landmarks is None or len(landmarks) < len(images) or any(lm is None for lm in landmarks)
+    if config.detector == "face_alignment" and detects:
+        from .detect.fa_backend import find_fa_weights
+
+        find_fa_weights(config.detector_weights)  # its weights before any work: a clear error, nothing fitted
     if config.tune_unet and config.mode != "hybrid":
         raise PhotoheadError(f"tuning the U-Net is part of hybrid mode, not {config.mode!r}: use --mode hybrid")
     t0 = time.perf_counter()
@@ -413,6 +430,7 @@ def _reconstruct_on(
     check_cancel(cancel)
 
     views: list[PreparedView] = []
+    detect_settings = DetectSettings(weights_dir=config.detector_weights)
     for i, img in enumerate(images):
         check_cancel(cancel)
         if progress:
@@ -420,7 +438,7 @@ def _reconstruct_on(
         label = config.labels[i] if i < len(config.labels) else ""
         try:
             given = landmarks[i] if landmarks is not None and i < len(landmarks) else None
-            views.append(prepare_view(img, config.face, label, i, given))
+            views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings))
         except NoFaceError as exc:
             if len(images) == 1:
                 raise
@@ -514,7 +532,7 @@ def assemble_head(
                 landmarks68=points_to_image(fit.landmarks[i].double().cpu().numpy(), view.image_from_crop).astype(np.float32),
                 detected68=view.detected68.astype(np.float32), projection="orthographic",
                 face_box=view.face_box.astype(np.float32), crop_from_image=view.crop_from_image.astype(np.float32),
-                image=view.image, label=view.label,
+                image=view.image, label=view.label, detector=view.detector,
             )
         )
     return Head(

@@ -109,3 +109,27 @@ def test_hybrid_mode_offers_tuning_the_unet(addon, photo_path, tmp_path):
         assert "tune_unet" not in addon.operators.job_config(settings, prefs)
     finally:
         prefs.checkpoints_dir = ""
+
+
+def test_landmark_detector_choice_reaches_the_job(addon, photo_path, tmp_path):
+    """The panel's Landmarks choice (and the preferences' face-alignment weights folder, only when
+    that detector is chosen) become the job's ReconstructConfig fields."""
+    from backend.reconstruct import ReconstructConfig
+
+    prefs = bpy.context.preferences.addons[PACKAGE].preferences
+    settings = bpy.context.scene.photohead
+    settings.photos.add().filepath = str(photo_path)
+    assert any(c[0] == "prop" and c[1][1:] == ("detector",) for c in _draw_panel(addon))
+    assert settings.detector == "dlib"
+    config = addon.operators.job_config(settings, prefs)
+    assert config["detector"] == "dlib" and "detector_weights" not in config
+    prefs.fa_weights_dir = str(tmp_path)
+    try:
+        assert "detector_weights" not in addon.operators.job_config(settings, prefs)  # dlib ignores the folder
+        settings.detector = "face_alignment"
+        config = addon.operators.job_config(settings, prefs)
+        made = ReconstructConfig(**config)
+        assert made.detector == "face_alignment" and made.detector_weights == str(tmp_path)
+    finally:
+        prefs.fa_weights_dir = ""
+        settings.detector = "dlib"

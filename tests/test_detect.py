@@ -174,6 +174,41 @@ def test_face_alignment_without_weights(tmp_path, monkeypatch, grace_hopper):
     assert str(tmp_path / "torch_home" / "hub" / "checkpoints") in msg
 
 
+def test_face_alignment_flip_average_is_its_flip_input(tmp_path, monkeypatch, grace_hopper):
+    """With weights on disk, face-alignment is built with flip_input = DetectSettings.flip_average
+    (its own mirrored-crop test) and its answer becomes a Face. A stand-in module plays the library."""
+    import sys
+    import types
+
+    from backend.detect import fa_backend
+
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "2DFAN4-cd938726ad.zip").write_bytes(b"")
+    (checkpoints / "s3fd-619a316812.pth").write_bytes(b"")
+    built = []
+
+    class FakeFA:
+        def __init__(self, kind, **kwargs):
+            built.append(kwargs)
+
+        def get_landmarks_from_image(self, image, return_bboxes, return_landmark_score):
+            lm = np.stack([np.linspace(100, 300, 68), np.linspace(120, 320, 68)], 1)
+            return [lm], [np.ones(68)], [np.array([90.0, 110.0, 310.0, 330.0, 0.99])]
+
+    fake = types.SimpleNamespace(FaceAlignment=FakeFA, LandmarksType=types.SimpleNamespace(TWO_D="2D"))
+    monkeypatch.setitem(sys.modules, "face_alignment", fake)
+    fa_backend._model.cache_clear()
+    try:
+        for flip in (True, False):
+            faces = fa_backend.detect_face_alignment(grace_hopper, DetectSettings(weights_dir=str(tmp_path / "hub"), flip_average=flip))
+            assert built[-1]["flip_input"] is flip and built[-1]["face_detector"] == "sfd"
+            assert len(faces) == 1 and faces[0].backend == "face_alignment" and abs(faces[0].score - 0.99) < 1e-9
+            assert faces[0].landmarks.shape == (68, 2)
+    finally:
+        fa_backend._model.cache_clear()
+
+
 def test_bad_arguments(grace_hopper):
     with pytest.raises(ValueError, match="unknown detector backend"):
         detect(grace_hopper, backend="opencv")

@@ -142,6 +142,7 @@ def test_joint_reconstruction_covers_more_than_the_frontal_frame(small_frames):
     joint = reconstruct(frames.images, config, landmarks=frames.landmarks68)
     front = reconstruct([frames.images[1]], config, landmarks=[frames.landmarks68[1]])
     assert joint.view_weights.shape[0] == 3 and not joint.warnings
+    assert [v.detector for v in joint.views] == ["given"] * 3  # the caller's landmarks, recorded as such
     cj, cf = joint.metrics["uv_face_coverage"], front.metrics["uv_face_coverage"]
     assert cj > cf + 0.1, (cj, cf)
 

@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from backend.cli import main
+from backend.errors import PhotoheadError
 from backend.evaluate.metrics import vertex_error
 from backend.evaluate.synthetic import SyntheticSettings, make_faces
 from backend.fit.coarse import CoarseFitConfig, fit_coarse
@@ -134,6 +135,24 @@ def test_cli_tune_unet_outside_hybrid_exits_2_without_output(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_cli_face_alignment_without_weights_exits_2_before_fitting(tmp_path, capsys, monkeypatch):
+    """--detector face_alignment with no weights on disk: a clear error naming what is missing
+    and where it looked, before the model loads or anything is fitted; nothing written."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    import backend.reconstruct as rec
+
+    monkeypatch.setattr(rec, "load_face_model", lambda path: pytest.fail("the model loaded before the detector check"))
+    out, weights = tmp_path / "out", tmp_path / "fan"
+    weights.mkdir()
+    code, cap = _run_cli(["reconstruct", "--sample", "astronaut", "-o", str(out), "-q", "--detector", "face_alignment",
+                          "--detector-weights", str(weights)], capsys)
+    assert code == 2 and cap.err.startswith("photohead: error:")
+    assert "2DFAN4" in cap.err and str(weights) in cap.err and "never downloads" in cap.err
+    assert not out.exists()
+    with pytest.raises(PhotoheadError, match="unknown detector 'mediapipe'"):
+        rec.reconstruct([np.zeros((64, 64, 3), np.uint8)], rec.ReconstructConfig(detector="mediapipe"))
+
+
 def test_cli_writes_every_output(tmp_path, capsys, grace_hopper):
     photo = tmp_path / "hopper.jpg"
     Image.fromarray(grace_hopper).save(photo)
@@ -149,7 +168,7 @@ def test_cli_writes_every_output(tmp_path, capsys, grace_hopper):
     params = json.loads((out / "params.json").read_text())
     view = params["views"][0]
     assert np.asarray(view["landmarks68"]).shape == (68, 2)
-    assert np.asarray(view["detected68"]).shape == (68, 2)
+    assert np.asarray(view["detected68"]).shape == (68, 2) and view["detector"] == "dlib"
     preview = np.asarray(Image.open(out / "preview.png"))
     assert preview.shape[1] >= 4 * preview.shape[0]
     turntable = np.asarray(Image.open(out / "preview_turntable.png"))  # 2 rows × 5 yaws

@@ -89,7 +89,7 @@ def _hub_dir(checkpoints: Path) -> Iterator[None]:
 
 
 @functools.lru_cache(maxsize=2)
-def _model(fan: Path, s3fd: Path, device: str):
+def _model(fan: Path, s3fd: Path, device: str, flip_input: bool):
     if fan.parent.name != "checkpoints":
         raise WeightsNotFoundError(
             f"face-alignment only loads its landmark weights from a torch-hub folder: move {fan.name} "
@@ -106,7 +106,7 @@ def _model(fan: Path, s3fd: Path, device: str):
     try:
         with _hub_dir(fan.parent):
             return face_alignment.FaceAlignment(
-                kind, device=device, flip_input=False, face_detector="sfd",
+                kind, device=device, flip_input=flip_input, face_detector="sfd",
                 face_detector_kwargs={"path_to_detector": str(s3fd)},
             )
     except OSError as exc:  # URLError is an OSError: it tried to download a file it lacks
@@ -118,7 +118,7 @@ def _model(fan: Path, s3fd: Path, device: str):
 def detect_face_alignment(image: np.ndarray, settings: DetectSettings, device: str = "cpu") -> list[Face]:
     """All faces in ``image`` (H,W,3) uint8 RGB with face-alignment, unsorted."""
     fan, s3fd = find_fa_weights(settings.weights_dir)
-    fa = _model(fan, s3fd, device)
+    fa = _model(fan, s3fd, device, settings.flip_average)  # its own flip test: heatmaps of both crops averaged
     out = fa.get_landmarks_from_image(image, return_bboxes=True, return_landmark_score=True)
     landmarks, _lm_scores, boxes = out
     if landmarks is None:
