@@ -368,9 +368,13 @@ def train(
             _check_finite({k: logged[k] for k in (*result.losses, "total")}, step + 1)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
+            scale = scaler.get_scale() if scaler.is_enabled() else None
             scaler.step(optimizer)
             scaler.update()
-            scheduler.step()
+            # float16: a step whose gradients overflowed is skipped and the scale drops; the
+            # schedule counts the optimizer's steps (no "scheduler before optimizer" warning)
+            if scale is None or scaler.get_scale() >= scale:
+                scheduler.step()
             step += 1
             logged["lr"] = optimizer.param_groups[0]["lr"]
             history.append(logged)
