@@ -256,7 +256,7 @@ def test_readme_results_idempotent(tmp_path):
     assert not update_readme(readme, results) and readme.read_text() == once  # idempotent
     block = render_block(results)
     assert "1.23" in block and "0.9" in block and "misses" in block and "meets" in block  # 3.2 % vs 3 %; 2.1 %
-    assert "Not run: `scans`, `timing`" in block and "2026-01-02 03:04 UTC" in block
+    assert "Not run: `scans`, `depth`, `timing`" in block and "2026-01-02 03:04 UTC" in block
     assert "1.35 / 1.27 / 1.25" in block and "not measured" in block and "HELEN *training* set" in block
     # text around existing markers is kept; a stale block is replaced
     readme.write_text(f"# P\n{START}\nold\n{END}\ntail\n")

@@ -9,6 +9,9 @@
   fit-vs-detector agreement (issue 6).
 - ``photohead evaluate scans DIR [--n N] [--radius MM] [--rigid]``: scan-to-mesh error (MICC
   protocol; layout in ``backend.evaluate.suites``).
+- ``photohead evaluate depth DIR [--n N] [--synthetic N]``: depth error against ground-truth depth
+  registered to each photo (FRGC2 protocol: min-max scaled, fixed mask; layout in
+  ``backend.evaluate.depth``).
 - ``photohead evaluate timing [--results DIR]``: the benchmark results with machine info.
 
 Common options: ``--out DIR`` (default ``out/eval/<suite>``), ``--quality``, ``--seed``. Each
@@ -96,6 +99,22 @@ def _scans(args: argparse.Namespace) -> int:
     return _finish(results, args.out or Path("out/eval/scans"), f"Scans: {args.dir}")
 
 
+def _depth(args: argparse.Namespace) -> int:
+    _set_threads(args)
+    from ..evaluate.depth import run_depth, write_synthetic_depth_set
+
+    if args.synthetic:
+        from ..facemodel import load_default
+
+        write_synthetic_depth_set(load_default(), args.dir, n=args.synthetic, seed=args.seed)
+    results = run_depth(args.dir, n=args.n, quality=args.quality, seed=args.seed, progress=_progress)
+    if args.synthetic:
+        results["description"] += (f" Subjects: {args.synthetic} synthetic renders of the face model with their true "
+                                   "depth (backend.evaluate.depth.write_synthetic_depth_set), fitted from their true 68 landmarks "
+                                   "(their photo.pts), with a fixed mask of the landmark face outline; not FRGC2.")
+    return _finish(results, args.out or Path("out/eval/depth"), f"Depth: {args.dir}")
+
+
 def _timing(args: argparse.Namespace) -> int:
     from ..evaluate.suites import run_timing
 
@@ -156,6 +175,17 @@ def register(subparsers) -> None:
     p.add_argument("--known-answer", action="store_true",
                    help="first write synthetic scans with known answers into DIR (checks the harness itself)")
     p.set_defaults(handler=_scans)
+    from ..evaluate.depth import DEPTH_LAYOUT
+
+    p = suites.add_parser("depth", help="depth error against registered ground truth (FRGC2 protocol)",
+                          description="Depth error (FRGC2 protocol as the paper reports it: the prediction's depth "
+                                      "min-max scaled to the ground truth inside a fixed mask).\nFolder layout:\n"
+                                      + DEPTH_LAYOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dir", type=Path, help="folder of <subject>/depth.npy or *.abs (+ one photo or head.npz)")
+    _common(p)
+    p.add_argument("--synthetic", type=_positive_int, default=None, metavar="N",
+                   help="first write N synthetic subjects (renders of the face model with their true depth) into DIR")
+    p.set_defaults(handler=_depth)
     p = suites.add_parser("timing", help="collect benchmarks/results/*.json")
     _common(p)
     p.add_argument("--results", type=Path, default=None, help="benchmark results folder")

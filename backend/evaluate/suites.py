@@ -1,4 +1,5 @@
-"""Evaluation suites behind ``photohead evaluate``: synthetic, landmarks, scans, timing.
+"""Evaluation suites behind ``photohead evaluate``: synthetic, landmarks, scans, timing (depth:
+:mod:`.depth`).
 
 Each ``run_*`` returns a results dict in :func:`~backend.evaluate.report.write_report`'s
 layout (``suite``, ``summary``, ``tables``, ``plots``, ``per_item``, ``config``, ``machine``).

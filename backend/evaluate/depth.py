@@ -1,0 +1,230 @@
+"""Depth-map error against ground-truth depth registered to the photo (``photohead evaluate depth``).
+
+The paper's FRGC2 row ("depth min-max scaled to GT, fixed mask", PAPER.md, after Sela et al.
+2017 and Tran et al. 2018): the reconstruction's depth is rendered in the photo's pixels, scaled
+linearly so its minimum and maximum inside the evaluation mask meet the ground truth's, and the
+mean absolute difference there is the error (mm). Min-max scaling hangs on two extreme pixels,
+so a least-squares scale + offset (``affine``) error is reported beside it.
+
+Folder layout (:func:`run_depth`)::
+
+    DIR/<subject>/<photo>.jpg|png   one photo
+    DIR/<subject>/depth.npy         (H,W) float: height towards the camera in mm, on the photo's
+                                    pixel grid (NaN: no data); or instead
+    DIR/<subject>/*.abs             an FRGC range file (flag + X/Y/Z in mm per pixel; Z grows
+                                    towards the scanner) on the photo's pixel grid
+    DIR/<subject>/mask.png          optional fixed evaluation mask (non-zero = evaluated; default:
+                                    every pixel with ground truth)
+    DIR/<subject>/<photo>.pts       optional 68 landmarks (300-W .pts, 1-based) given to the fit
+                                    instead of the detector
+    DIR/<subject>/head.npz          optional saved prediction (else the photo is reconstructed)
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import PhotoheadError
+from . import metrics as M
+from .readers import IMAGE_SUFFIXES, EvalDataError, read_pts
+
+__all__ = ["read_frgc_abs", "height_map", "depth_errors", "run_depth", "write_synthetic_depth_set", "DEPTH_LAYOUT"]
+
+DEPTH_LAYOUT = __doc__.split("Folder layout (:func:`run_depth`)::\n\n", 1)[1]
+FRGC_INVALID = -999999.0
+MIN_PIXELS = 50  # fewer evaluated pixels than this: the subject fails with a message
+
+
+def read_frgc_abs(path: str | Path) -> np.ndarray:
+    """An FRGC ``.abs`` range file: a header (``<R> rows``, ``<C> columns``, ``pixels (flag X Y
+    Z):``) then R·C flags and R·C values each of X, Y and Z (mm, row-major). Returns (R,C,3)
+    float64 XYZ, NaN where the flag is 0 or a value is FRGC's invalid marker (−999999)."""
+    path = Path(path)
+    try:
+        with open(path, encoding="ascii", errors="strict") as fh:
+            rows, cols = (int(fh.readline().split()[0]) for _ in range(2))
+            fh.readline()  # "pixels (flag X Y Z):"
+            values = np.array(fh.read().split(), np.float64)
+    except (OSError, ValueError, IndexError, UnicodeDecodeError) as exc:
+        raise EvalDataError(f"{path}: not an FRGC .abs range file ({exc})") from None
+    n = rows * cols
+    if rows < 1 or cols < 1 or values.size != 4 * n:
+        raise EvalDataError(f"{path}: header says {rows}×{cols} pixels (4×{n} values), the file holds {values.size}")
+    flag, xyz = values[:n].reshape(rows, cols), values[n:].reshape(3, rows, cols).transpose(1, 2, 0).copy()
+    xyz[(flag == 0) | np.any(xyz <= FRGC_INVALID + 0.5, -1)] = np.nan
+    return xyz
+
+
+def height_map(vertices: np.ndarray, faces: np.ndarray, pose: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A mesh's height towards an orthographic camera per photo pixel. vertices (V,3) mm model
+    space, faces (F,3) counter-clockwise seen from outside, pose (7,) for the photo at full size
+    (:mod:`backend.camera`). Returns (height, width) float64 mm (up to a constant), NaN where the
+    mesh does not cover the pixel or shows its inside (through the eye and mouth openings)."""
+    import torch
+
+    from ..camera import Camera, camera_to_screen, to_camera_space
+    from ..render import rasterize
+
+    pose_t = torch.as_tensor(np.asarray(pose, np.float64))[None]
+    faces_t = torch.as_tensor(np.asarray(faces, np.int64))
+    cam = to_camera_space(torch.as_tensor(np.asarray(vertices, np.float64))[None], pose_t, "orthographic")[0]
+    a, b, c = cam[faces_t[:, 0]], cam[faces_t[:, 1]], cam[faces_t[:, 2]]
+    front = (torch.linalg.cross(b - a, c - a)[:, 2] > 0).numpy()  # (F,) outward normal towards the camera (+z)
+    frags = rasterize(camera_to_screen(cam[None], pose_t, Camera(width, height)), faces_t, height, width)
+    out = -frags.depth[0].double().numpy() / float(pose[0])  # screen depth (px, smaller = nearer) → mm up
+    hit = frags.face_idx[0].numpy()
+    out[(hit < 0) | ~front[np.maximum(hit, 0)]] = np.nan
+    return out
+
+
+def depth_errors(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
+    """The protocol on one depth pair. pred, truth (H,W) heights in mm (NaN: none); mask (H,W)
+    bool (default: wherever ``truth`` has data). Returns ``minmax_mm`` (prediction min-max scaled
+    to the truth's range inside the mask, mean absolute error), ``affine_mm`` (least-squares scale
+    and offset), ``affine_scale``, ``pixels`` (evaluated) and ``coverage`` (share of the masked
+    ground truth the prediction covers). Raises :class:`EvalDataError` under ``MIN_PIXELS``."""
+    pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    if pred.shape != truth.shape:
+        raise EvalDataError(f"prediction {pred.shape} and ground-truth depth {truth.shape} differ in size")
+    wanted = np.isfinite(truth) & (np.ones(truth.shape, bool) if mask is None else np.asarray(mask, bool))
+    used = wanted & np.isfinite(pred)
+    if used.sum() < MIN_PIXELS:
+        raise EvalDataError(f"only {int(used.sum())} pixels have both a prediction and ground truth inside the mask "
+                            f"(need {MIN_PIXELS}): is the depth registered to the photo?")
+    p, g = pred[used], truth[used]
+    span = max(float(p.max() - p.min()), 1e-12)
+    minmax = (p - p.min()) / span * (g.max() - g.min()) + g.min()
+    design = np.stack([p, np.ones_like(p)], 1)
+    coef = np.linalg.lstsq(design, g, rcond=None)[0]
+    return {"minmax_mm": float(np.abs(minmax - g).mean()), "affine_mm": float(np.abs(design @ coef - g).mean()),
+            "affine_scale": float(coef[0]), "pixels": int(used.sum()), "coverage": float(used.sum() / wanted.sum())}
+
+
+def _ground_truth(subject: Path) -> np.ndarray:
+    """(H,W) heights in mm from depth.npy or the one *.abs file of a subject folder."""
+    if (subject / "depth.npy").is_file():
+        depth = np.load(subject / "depth.npy", allow_pickle=False)
+        if depth.ndim != 2:
+            raise EvalDataError(f"{subject / 'depth.npy'}: expected an (H,W) height map, got shape {depth.shape}")
+        return depth.astype(np.float64)
+    abs_files = sorted(subject.glob("*.abs"))
+    if len(abs_files) != 1:
+        raise EvalDataError(f"{subject}: needs depth.npy or exactly one .abs file (found {len(abs_files)} .abs)")
+    return read_frgc_abs(abs_files[0])[..., 2]
+
+
+def _mask(subject: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    path = subject / "mask.png"
+    if not path.is_file():
+        return None
+    from PIL import Image
+
+    mask = np.asarray(Image.open(path).convert("L")) > 0
+    if mask.shape != shape:
+        raise EvalDataError(f"{path}: {mask.shape[::-1]} px, the ground-truth depth is {shape[::-1]}")
+    return mask
+
+
+def run_depth(
+    folder: str | Path,
+    n: int | None = None,
+    quality: str = "default",
+    seed: int = 0,
+    reconstruct_fn: Callable | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> dict[str, Any]:
+    """Depth error over the subjects of ``folder`` (layout in the module docstring), in
+    :func:`backend.evaluate.report.write_report`'s layout. A subject that fails (no face, no
+    data) is listed with its error and left out of the means."""
+    from ..export import load_head
+    from .suites import _config, _default_reconstruct, _progress, given_landmarks, machine_summary
+
+    folder = Path(folder)
+    has_truth = lambda p: (p / "depth.npy").is_file() or any(p.glob("*.abs"))  # noqa: E731
+    subjects = sorted(p for p in folder.iterdir() if p.is_dir() and has_truth(p)) if folder.is_dir() else []
+    if not subjects:
+        raise EvalDataError(f"{folder}: no <subject>/depth.npy or <subject>/*.abs found "
+                            "(layout: `photohead evaluate depth --help`)")
+    subjects = subjects[: n if n else None]
+    items: list[dict[str, Any]] = []
+    for i, subject in enumerate(subjects):
+        _progress(progress, i, len(subjects), f"depth {subject.name} ({i + 1}/{len(subjects)})")
+        try:
+            truth = _ground_truth(subject)
+            if (subject / "head.npz").is_file():
+                head = load_head(subject / "head.npz")
+            else:
+                photos = sorted(str(p) for p in subject.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.name != "mask.png")
+                if len(photos) != 1:
+                    raise EvalDataError(f"{subject}: needs head.npz or exactly one photo (found {len(photos)})")
+                pts = Path(photos[0]).with_suffix(".pts")
+                with given_landmarks(read_pts(pts)) if pts.is_file() else nullcontext():
+                    head = (reconstruct_fn or _default_reconstruct())(photos, _config(quality, seed, True))
+            view = head.views[0]
+            width, height = view.image_size
+            if (height, width) != truth.shape:
+                raise EvalDataError(f"{subject}: the photo is {width}×{height} px, the depth {truth.shape[1]}×{truth.shape[0]}")
+            pred = height_map(head.vertices, head.faces, view.pose, width, height)
+            r = depth_errors(pred, truth, _mask(subject, truth.shape))
+        except PhotoheadError as exc:
+            items.append({"subject": subject.name, "error": str(exc)})
+            continue
+        items.append({"subject": subject.name, "depth_err_minmax_mm": r["minmax_mm"], "depth_err_affine_mm": r["affine_mm"],
+                      "affine_scale": r["affine_scale"], "coverage": r["coverage"], "pixels": r["pixels"]})
+    col = lambda key: np.array([it.get(key, np.nan) for it in items], np.float64)  # noqa: E731
+    minmax, affine = M.summarize(col("depth_err_minmax_mm")), M.summarize(col("depth_err_affine_mm"))
+    return {
+        "suite": "depth",
+        "description": "Depth error in the photo's pixels (FRGC2 protocol as the paper reports it: the prediction "
+                       "min-max scaled to the ground truth inside a fixed mask, mean absolute error; 'affine': "
+                       "least-squares scale and offset instead).",
+        "summary": {"subjects": len(subjects), "failed": sum(1 for it in items if "error" in it),
+                    "depth_err_minmax_mean_mm": minmax["mean"], "depth_err_minmax_std_mm": minmax["std"],
+                    "depth_err_affine_mean_mm": affine["mean"], "depth_err_affine_std_mm": affine["std"],
+                    "coverage_mean": float(np.nanmean(col("coverage"))) if np.isfinite(col("coverage")).any() else float("nan")},
+        "tables": {"per subject": items},
+        "plots": {"depth_error": {"kind": "bar", "labels": [it["subject"] for it in items],
+                                  "values": col("depth_err_minmax_mm"), "ylabel": "depth error, min-max scaled (mm)"}},
+        "per_item": items,
+        "config": {"folder": str(folder), "quality": quality, "seed": seed},
+        "machine": machine_summary(),
+    }
+
+
+def write_synthetic_depth_set(model, folder: str | Path, n: int = 3, seed: int = 0) -> list[Path]:
+    """Synthetic subjects in :func:`run_depth`'s layout: random faces of ``model`` rendered
+    (:func:`backend.evaluate.synthetic.make_faces`) with their true height maps, a fixed mask
+    (the landmark face outline, :func:`backend.align.face_mask` with eyes and mouth, on the face
+    region the render covers: no silhouette pixels, whose extreme heights would decide the
+    min-max scaling) and their true 68 landmarks (jaw on the silhouette, as annotators
+    mark it; dlib is out of its domain on these bald renders). Returns the subject folders."""
+    from PIL import Image
+
+    from ..align import face_mask
+    from ..io_utils import atomic_path
+    from .synthetic import make_faces
+
+    folder = Path(folder)
+    faces_np = model.faces.cpu().numpy()
+    face_vertex = model.face_vertex_mask.cpu().numpy()
+    face_tris = faces_np[face_vertex[faces_np].all(1)]
+    out = []
+    for i, face in enumerate(make_faces(model, n, seed=seed)):
+        subject = folder / f"synthetic_{i:03d}"
+        subject.mkdir(parents=True, exist_ok=True)
+        h, w = face.image.shape[:2]
+        Image.fromarray(face.image).save(subject / "photo.png")
+        depth = height_map(face.vertices, faces_np, face.pose, w, h)
+        with atomic_path(subject / "depth.npy") as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, depth.astype(np.float32))
+        region = np.isfinite(height_map(face.vertices, face_tris, face.pose, w, h))
+        region &= face_mask(face.contour68, h, w, exclude_eyes=False, exclude_mouth=False) > 0.5
+        Image.fromarray((region * 255).astype(np.uint8)).save(subject / "mask.png")
+        lines = ["version: 1", "n_points: 68", "{", *(f"{x + 1:.3f} {y + 1:.3f}" for x, y in face.contour68), "}"]
+        (subject / "photo.pts").write_text("\n".join(lines) + "\n")
+        out.append(subject)
+    return out
