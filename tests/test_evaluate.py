@@ -164,6 +164,11 @@ def test_run_landmarks(tmp_path):
     assert agg["plots"]["nme_cdf"]["values"][:3] == pytest.approx([2.0, 4.0, 12.0])  # sorted, no photo order
     budget = run_landmarks(tmp_path, reconstruct_fn=fake, time_budget_s=0.0)
     assert budget["summary"]["photos"] == 0 and "Stopped after 0 of 4" in budget["description"]
+    detectors = []
+    recording = lambda images, config: detectors.append(config.detector) or fake(images, config)  # noqa: E731
+    fan = run_landmarks(tmp_path, n=2, reconstruct_fn=recording, detector="face_alignment")
+    assert detectors == ["face_alignment"] * 2 and fan["config"]["detector"] == "face_alignment"
+    assert "detector's (face_alignment:" in fan["description"]
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ import math
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
@@ -497,6 +498,7 @@ def run_landmarks(
     per_item: bool = True,
     reconstruct_fn: ReconstructFn | None = None,
     progress: Callable[[float, str], None] | None = None,
+    detector: str = "dlib",
 ) -> dict[str, Any]:
     """Landmark accuracy on annotated photos (``folder``: see :func:`.readers.find_landmark_sets`).
 
@@ -511,12 +513,13 @@ def run_landmarks(
     stops starting new photos after that many seconds (the report says how many ran).
     ``examples`` adds landmark overlays of the photos; ``per_item`` False keeps only aggregates
     (no per-photo rows; the CDF's values sorted). Keep overlays off and per-item rows out of
-    anything published from data that must not be redistributed (``faces_dev``).
+    anything published from data that must not be redistributed (``faces_dev``). ``detector``:
+    the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib or face_alignment).
     """
     sets = find_landmark_sets(folder)
     paths = _pick(list(sets), n, sample, seed)
     recon = reconstruct_fn or _default_reconstruct()
-    config = _config(quality, seed, False)
+    config = replace(_config(quality, seed, False), detector=detector)
     items: list[dict[str, Any]] = []
     panels: list[np.ndarray] = []
     t_all = time.perf_counter()
@@ -596,8 +599,8 @@ def run_landmarks(
     return {
         "suite": "landmarks",
         "description": f"68-point landmark NME on {done} annotated photos ({sample} sample) from {folder}: the "
-                       "fitted model's projected landmarks (`landmarks68`) and the detector's (`detected68`, the "
-                       f"fit's input) against the annotation.{note}",
+                       f"fitted model's projected landmarks (`landmarks68`) and the detector's ({detector}: "
+                       f"`detected68`, the fit's input) against the annotation.{note}",
         "summary": summary,
         "tables": {"NME (inter-ocular) by region": regions, "NME (bbox) by fitted |yaw|": binned},
         "plots": {"nme_cdf": {"kind": "cdf", "values": 100 * (nme_io if per_item else np.sort(nme_io)),
@@ -605,7 +608,7 @@ def run_landmarks(
         "images": _examples(panels),
         "per_item": items if per_item else [],
         "config": {"folder": str(folder), "n": n, "sample": sample, "quality": quality, "seed": seed,
-                   "time_budget_s": time_budget_s, "per_item": per_item},
+                   "time_budget_s": time_budget_s, "per_item": per_item, "detector": detector},
         "machine": machine_summary(),
     }
 
