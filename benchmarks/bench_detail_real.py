@@ -3,6 +3,7 @@
     python -m benchmarks.bench_detail_real [--quality default]          # package photos
     python -m benchmarks.bench_detail_real --dev-set 24                 # + 24 faces_dev photos → runs/detail_real/
     python -m benchmarks.bench_detail_real --dev-only --dev-set 24 --seed 0
+    python -m benchmarks.bench_detail_real --dev-only --dev-set 24 --dev-order expressive
 
 Target: the photometric error inside the face mask drops by ≥ 20 % from the coarse to the
 detailed render, ``drop = 1 − pixel_loss_detail / pixel_loss_coarse`` (``head.metrics``, the
@@ -18,7 +19,10 @@ runs/detail_real[_<quality>]/closeup_<photo>.png.
 
 ``--dev-set N``: a deterministic sample (``--seed``) of N colour photos of ``--dev`` (faces_dev
 layout: images/*.jpg, landmarks.json), each reconstructed with its ground-truth landmarks in
-place of the detector (:func:`backend.evaluate.suites.given_landmarks`). Research-only data:
+place of the detector (:func:`backend.evaluate.suites.given_landmarks`). ``--dev-order
+expressive`` takes the N photos with the widest-open mouths instead (inner-lip gap 62–66 over the
+inter-ocular distance, from the annotations: issue 7 names "real expressive photos"); its
+summary is summary_expressive.json. Research-only data:
 summary.json and close-ups of the first 4 go to runs/detail_real[_<quality>]/ only, never the repository.
 
 Close-ups: photo crop | coarse shaded geometry | detailed shaded geometry (grey, no texture,
@@ -144,9 +148,26 @@ def _is_grey(rgb: np.ndarray) -> bool:
     return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
 
 
-def dev_set(dev: Path, n: int, seed: int, quality: str) -> dict:
-    """Reconstruct a seeded sample of ``n`` colour dev photos with ground-truth landmarks;
-    writes runs/:func:`run_name`/summary.json (after each photo) and close-ups of the first 4."""
+def mouth_opening(landmarks68: np.ndarray) -> float:
+    """Inner-lip gap (points 62–66) over the inter-ocular distance (36–45): 0 for a closed mouth."""
+    lm = np.asarray(landmarks68, np.float64)
+    return float(np.linalg.norm(lm[62] - lm[66]) / max(np.linalg.norm(lm[36] - lm[45]), 1e-9))
+
+
+def dev_order(names: list[str], landmarks: dict, order: str, seed: int) -> list[int]:
+    """Indices of ``names`` in the order the dev set is drawn: ``random`` (a ``seed`` permutation)
+    or ``expressive`` (widest-open mouth first, :func:`mouth_opening`; ties by name)."""
+    if order == "random":
+        return [int(k) for k in np.random.default_rng(seed).permutation(len(names))]
+    if order == "expressive":
+        return sorted(range(len(names)), key=lambda k: (-mouth_opening(landmarks[names[k]]), names[k]))
+    raise ValueError(f"unknown dev order {order!r}: use random or expressive")
+
+
+def dev_set(dev: Path, n: int, seed: int, quality: str, order: str = "random") -> dict:
+    """Reconstruct ``n`` colour dev photos (:func:`dev_order`) with ground-truth landmarks;
+    writes runs/:func:`run_name`/summary.json (summary_expressive.json for that order, after
+    each photo) and close-ups of the first 4."""
     from PIL import Image
 
     from backend.errors import PhotoheadError
@@ -160,13 +181,14 @@ def dev_set(dev: Path, n: int, seed: int, quality: str) -> dict:
         raise SystemExit(f"{dev}: no landmarks.json (pass --dev FOLDER with images/ and landmarks.json)")
     lms = read_landmarks_json(dev / "landmarks.json")
     names = sorted(n_ for n_ in lms if (dev / "images" / n_).exists())
-    order = np.random.default_rng(seed).permutation(len(names))
+    picks = dev_order(names, lms, order, seed)
+    summary_path = out / ("summary.json" if order == "random" else f"summary_{order}.json")
     config = ReconstructConfig(quality=quality, detail=True, device="cpu")
     items: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     t_all = time.perf_counter()
     summary: dict = {}
-    for k in order:  # a loop over photos, until n are reconstructed
+    for k in picks:  # a loop over photos, until n are reconstructed
         if len(items) >= n:
             break
         name = names[k]
@@ -183,26 +205,26 @@ def dev_set(dev: Path, n: int, seed: int, quality: str) -> dict:
         items[name] = e = _entry(head)
         print(f"[{len(items)}/{n}] {name}: L_pixel {e['pixel_loss_coarse']:.2f} → {e['pixel_loss_detail']:.2f} "
               f"(drop {e['drop']:.1%}, skin only {e['drop_skin']:.1%}), {e['total_s']:.1f} s", flush=True)
-        if len(items) <= CLOSEUPS_DEV:
+        if len(items) <= CLOSEUPS_DEV and order == "random":
             _save_png(closeup(head), out / f"closeup_dev{len(items)}_{Path(name).stem}.png")
         drops = [i["drop"] for i in items.values()]
         worst = sorted(items, key=lambda x: items[x]["drop"])[:5]
-        summary = {"dev": str(dev), "seed": seed, "requested": n, "quality": quality, "target_drop": TARGET_DROP,
+        summary = {"dev": str(dev), "order": order, "seed": seed, "requested": n, "quality": quality, "target_drop": TARGET_DROP,
                    "landmarks": "ground truth (given_landmarks)", **_stats(drops),
                    "skin_only": _stats([i["drop_skin"] for i in items.values()]),
                    "off_skin": _off_skin(items),
                    "worst": {w: items[w]["drop"] for w in worst}, "skipped": skipped,
                    "wall_s": time.perf_counter() - t_all, "per_photo": items}
-        atomic_write_text(out / "summary.json", json.dumps(to_jsonable(summary), indent=2) + "\n")
+        atomic_write_text(summary_path, json.dumps(to_jsonable(summary), indent=2) + "\n")
     if not items:
         raise SystemExit(f"no dev photo reconstructed (skipped: {skipped})")
-    print(f"dev set ({len(items)} photos, seed {seed}): drop mean {summary['mean_drop']:.1%}, "
+    print(f"dev set ({len(items)} photos, {order}{f', seed {seed}' if order == 'random' else ''}): drop mean {summary['mean_drop']:.1%}, "
           f"median {summary['median_drop']:.1%}, ≥ {TARGET_DROP:.0%}: {summary['fraction_meeting_target']:.0%} "
           f"(skin only: mean {summary['skin_only']['mean_drop']:.1%}; off skin: {summary['off_skin']['mean_error_share']:.0%} "
           f"of the coarse error, drop {summary['off_skin']['mean_drop']:.1%}, correlation of the drop with that share "
           f"{summary['off_skin']['corr_face_drop_vs_error_share']}), "
           f"worst {', '.join(f'{w} {d:.1%}' for w, d in summary['worst'].items())}; "
-          f"{summary['wall_s']:.0f} s → {out / 'summary.json'}", flush=True)
+          f"{summary['wall_s']:.0f} s → {summary_path}", flush=True)
     return summary
 
 
@@ -215,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev-set", type=int, default=0, metavar="N", help="also reconstruct N dev photos (0: off)")
     ap.add_argument("--dev", type=Path, default=DEV_DEFAULT, help="dev set folder (images/, landmarks.json)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the dev-set sample")
+    ap.add_argument("--dev-order", choices=("random", "expressive"), default="random",
+                    help="which dev photos: a seeded random sample, or the widest-open mouths first")
     ap.add_argument("--dev-only", action="store_true", help="only the dev set (no package photos, no result file)")
     args = ap.parse_args(argv)
     if args.dev_only and args.dev_set <= 0:
@@ -227,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                    **package_photos(args.quality), "wall_s": time.perf_counter() - t0}
         print("wrote", write_result(run_name(args.quality), payload))
     if args.dev_set > 0:
-        dev_set(args.dev, args.dev_set, args.seed, args.quality)
+        dev_set(args.dev, args.dev_set, args.seed, args.quality, args.dev_order)
     return 0
 
 
