@@ -153,6 +153,30 @@ def test_cli_face_alignment_without_weights_exits_2_before_fitting(tmp_path, cap
         rec.reconstruct([np.zeros((64, 64, 3), np.uint8)], rec.ReconstructConfig(detector="mediapipe"))
 
 
+def test_cli_each_photo_is_its_own_head_and_failures_are_skipped(tmp_path, capsys, grace_hopper):
+    """--each: one output folder per photo; a photo without a face is named, skipped and listed
+    in batch.json (exit 1); when every photo fails nothing is left (exit 2)."""
+    photos = tmp_path / "in"
+    photos.mkdir()
+    Image.fromarray(grace_hopper).save(photos / "hopper.jpg")
+    Image.fromarray(np.full((240, 320, 3), 127, np.uint8)).save(photos / "blank.png")
+    out = tmp_path / "out"
+    fast = ["-q", "--quality", "draft", "--no-detail", "--no-identity"]
+    code, cap = _run_cli(["reconstruct", str(photos / "hopper.jpg"), str(photos / "blank.png"), "-o", str(out), "--each",
+                          *fast], capsys)
+    assert code == 1 and "blank: " in cap.err and "no face" in cap.err
+    assert (out / "hopper" / "params.json").is_file() and not (out / "blank").exists()
+    batch = json.loads((out / "batch.json").read_text())
+    assert batch["failed"] == 1 and [("error" in r) for r in batch["photos"]] == [False, True]
+    assert json.loads((out / "hopper" / "params.json").read_text())["views"][0]["name"].endswith("hopper.jpg")
+    none = tmp_path / "none"
+    code, cap = _run_cli(["reconstruct", str(photos / "blank.png"), "-o", str(none), "--each", *fast], capsys)
+    assert code == 2 and "none of the 1 photos" in cap.err and not none.exists()
+    code, cap = _run_cli(["reconstruct", str(photos / "hopper.jpg"), "-o", str(none), "--each", "--labels", "front",
+                          *fast], capsys)
+    assert code == 2 and "--labels" in cap.err and not none.exists()
+
+
 def test_cli_writes_every_output(tmp_path, capsys, grace_hopper):
     photo = tmp_path / "hopper.jpg"
     Image.fromarray(grace_hopper).save(photo)

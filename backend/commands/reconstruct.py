@@ -1,8 +1,11 @@
 """``photohead reconstruct PHOTO [PHOTO ...] -o OUT``: photos → head.obj/.mtl, albedo.png, head.glb,
-params.json, preview.png (and head.blend with ``--blend``)."""
+params.json, preview.png (and head.blend with ``--blend``). Several photos are one person
+(multi-view); with ``--each`` every photo is its own head in ``OUT/<photo name>/`` (a batch: a
+photo that fails is reported and skipped, ``OUT/batch.json`` lists what happened to each)."""
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -39,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hybrid mode: the detail stage fine-tunes the U-Net's weights on the photos instead of "
                         "optimising the displacement map it predicts")
     p.add_argument("--blend", action="store_true", help="also write OUT/head.blend (needs the bpy module)")
+    p.add_argument("--each", action="store_true",
+                   help="batch: reconstruct every photo on its own into OUT/<photo name>/ (failures are skipped and "
+                        "listed in OUT/batch.json; exit code 1 if some failed, 2 if all did)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(handler=run)
 
@@ -61,9 +67,7 @@ def _progress_printer(quiet: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import write_outputs
-    from ..preview_render import render_preview, render_turntable, render_uv_maps
-    from ..reconstruct import ReconstructConfig, reconstruct
+    from ..reconstruct import ReconstructConfig
     from ..samples import sample_photo
 
     images: list = list(args.photos)
@@ -82,6 +86,57 @@ def run(args: argparse.Namespace) -> int:
         labels=[s.strip() for s in args.labels.split(",")] if args.labels else [],
         tune_unet=args.tune_unet,
     )
+    if args.each:
+        if args.labels:
+            raise PhotoheadError("--labels name the views of one person; with --each every photo is its own head")
+        return _run_each(args, images, config)
+    _reconstruct_into(args, images, config, Path(args.out))
+    return 0
+
+
+def _batch_names(images: list) -> list[str]:
+    """One output folder name per photo: its file stem (the sample's name), made unique."""
+    names: list[str] = []
+    for i, image in enumerate(images):
+        stem = Path(image).stem if isinstance(image, (str, Path)) else f"sample_{i}"
+        name, k = stem, 2
+        while name in names:
+            name, k = f"{stem}_{k}", k + 1
+        names.append(name)
+    return names
+
+
+def _run_each(args: argparse.Namespace, images: list, config) -> int:
+    """``--each``: one head per photo in OUT/<name>/; a failing photo is reported and skipped."""
+    from ..io_utils import atomic_write_text
+
+    out = Path(args.out)
+    rows = []
+    for name, image in zip(_batch_names(images), images):
+        t = time.perf_counter()
+        try:
+            _reconstruct_into(args, [image], config, out / name)
+        except PhotoheadError as exc:
+            print(f"photohead: error: {name}: {exc}", file=sys.stderr)
+            rows.append({"photo": str(image) if isinstance(image, (str, Path)) else name, "error": str(exc)})
+            continue
+        rows.append({"photo": str(image) if isinstance(image, (str, Path)) else name, "out": str(out / name),
+                     "seconds": round(time.perf_counter() - t, 2)})
+    failed = sum("error" in r for r in rows)
+    if failed == len(rows):  # nothing was made: leave no folder behind
+        raise PhotoheadError(f"none of the {len(rows)} photos could be reconstructed (each is named above)")
+    atomic_write_text(out / "batch.json", json.dumps({"photos": rows, "failed": failed}, indent=1) + "\n")
+    if not args.quiet:
+        print(f"batch: {len(rows) - failed} of {len(rows)} photos reconstructed → {out} (batch.json)")
+    return 1 if failed else 0
+
+
+def _reconstruct_into(args: argparse.Namespace, images: list, config, out: Path) -> None:
+    """Reconstruct ``images`` as one head and write every output (and head.blend) into ``out``."""
+    from ..export import write_outputs
+    from ..preview_render import render_preview, render_turntable, render_uv_maps
+    from ..reconstruct import reconstruct
+
     t0 = time.perf_counter()
     head = reconstruct(images, config, progress=_progress_printer(args.quiet))
     if not args.quiet and sys.stderr.isatty():
@@ -94,17 +149,16 @@ def run(args: argparse.Namespace) -> int:
         from ..multiview import coverage_image
 
         previews["coverage"] = coverage_image(head.view_weights)
-    paths = write_outputs(head, args.out, previews=previews, dense_levels=args.detail_mesh_levels)
+    paths = write_outputs(head, out, previews=previews, dense_levels=args.detail_mesh_levels)
     for w in head.warnings:
         print(f"photohead: warning: {w}", file=sys.stderr)
     if args.blend:
-        result = subprocess.run([sys.executable, "-m", "addon.blendfile", str(args.out)], capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-m", "addon.blendfile", str(out)], capture_output=True, text=True)
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["unknown error"]
             raise PhotoheadError(f"writing head.blend failed: {tail[0]}")
-        paths["blend"] = Path(args.out) / "head.blend"
+        paths["blend"] = out / "head.blend"
     if not args.quiet:
-        print(f"reconstructed {len(head.views)} view(s) in {time.perf_counter() - t0:.1f} s → {args.out}")
+        print(f"reconstructed {len(head.views)} view(s) in {time.perf_counter() - t0:.1f} s → {out}")
         for key, path in sorted(paths.items()):
             print(f"  {key:>12}: {path}")
-    return 0
