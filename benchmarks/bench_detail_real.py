@@ -167,7 +167,7 @@ def dev_order(names: list[str], landmarks: dict, order: str, seed: int) -> list[
 def dev_set(dev: Path, n: int, seed: int, quality: str, order: str = "random") -> dict:
     """Reconstruct ``n`` colour dev photos (:func:`dev_order`) with ground-truth landmarks;
     writes runs/:func:`run_name`/summary.json (summary_expressive.json for that order, after
-    each photo) and close-ups of the first 4."""
+    each photo) and, in random order, close-ups of the first 4."""
     from PIL import Image
 
     from backend.errors import PhotoheadError

@@ -89,16 +89,15 @@ def run(args: argparse.Namespace) -> int:
     if args.each:
         if args.labels:
             raise PhotoheadError("--labels name the views of one person; with --each every photo is its own head")
-        return _run_each(args, images, config)
+        return _run_each(args, images, [Path(p).stem for p in args.photos] + ([args.sample] if args.sample else []), config)
     _reconstruct_into(args, images, config, Path(args.out))
     return 0
 
 
-def _batch_names(images: list) -> list[str]:
-    """One output folder name per photo: its file stem (the sample's name), made unique."""
+def _unique(stems: list[str]) -> list[str]:
+    """The stems with ``_2``, ``_3``... added to repeats: one output folder per photo."""
     names: list[str] = []
-    for i, image in enumerate(images):
-        stem = Path(image).stem if isinstance(image, (str, Path)) else f"sample_{i}"
+    for stem in stems:
         name, k = stem, 2
         while name in names:
             name, k = f"{stem}_{k}", k + 1
@@ -106,22 +105,22 @@ def _batch_names(images: list) -> list[str]:
     return names
 
 
-def _run_each(args: argparse.Namespace, images: list, config) -> int:
-    """``--each``: one head per photo in OUT/<name>/; a failing photo is reported and skipped."""
+def _run_each(args: argparse.Namespace, images: list, stems: list[str], config) -> int:
+    """``--each``: one head per photo in OUT/<stem>/; a failing photo is reported and skipped."""
     from ..io_utils import atomic_write_text
 
     out = Path(args.out)
     rows = []
-    for name, image in zip(_batch_names(images), images):
+    for name, image in zip(_unique(stems), images):
         t = time.perf_counter()
+        row = {"photo": str(image) if isinstance(image, (str, Path)) else name}
         try:
             _reconstruct_into(args, [image], config, out / name)
+            row.update(out=str(out / name), seconds=round(time.perf_counter() - t, 2))
         except PhotoheadError as exc:
             print(f"photohead: error: {name}: {exc}", file=sys.stderr)
-            rows.append({"photo": str(image) if isinstance(image, (str, Path)) else name, "error": str(exc)})
-            continue
-        rows.append({"photo": str(image) if isinstance(image, (str, Path)) else name, "out": str(out / name),
-                     "seconds": round(time.perf_counter() - t, 2)})
+            row["error"] = str(exc)
+        rows.append(row)
     failed = sum("error" in r for r in rows)
     if failed == len(rows):  # nothing was made: leave no folder behind
         raise PhotoheadError(f"none of the {len(rows)} photos could be reconstructed (each is named above)")
