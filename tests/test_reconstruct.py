@@ -177,6 +177,35 @@ def test_cli_each_photo_is_its_own_head_and_failures_are_skipped(tmp_path, capsy
     assert code == 2 and "--labels" in cap.err and not none.exists()
 
 
+def test_cli_with_a_user_supplied_bfm_format_model(tmp_path, capsys, face_model):
+    """A model in another format runs end to end: the ICT shape written as a BFM2019-style .h5
+    (20 identity and 20 expression components, no UVs, no albedo model) with its landmarks in a
+    side file; the fit follows the detector and every output is written."""
+    h5py = pytest.importorskip("h5py")
+    k = 20
+    with h5py.File(tmp_path / "mine.h5", "w") as fh:
+        fh["shape/model/mean"] = face_model.mean.numpy().reshape(-1)
+        fh["shape/model/pcaBasis"] = face_model.id_basis.numpy()[:k].reshape(k, -1).T  # per unit coefficient, mm
+        fh["shape/model/pcaVariance"] = np.ones(k, np.float32)
+        fh["shape/representer/points"] = face_model.mean.numpy().T
+        fh["shape/representer/cells"] = face_model.faces.numpy().T.astype(np.uint32)
+        fh["expression/model/pcaBasis"] = face_model.exp_basis.numpy()[:k].reshape(k, -1).T
+        fh["expression/model/pcaVariance"] = np.ones(k, np.float32)
+    (tmp_path / "mine.landmarks68.json").write_text(json.dumps({"landmarks68": face_model.landmarks68.tolist()}))
+    out = tmp_path / "out"
+    code, cap = _run_cli(["reconstruct", "--sample", "grace_hopper", "--model", str(tmp_path / "mine.h5"), "-o", str(out),
+                          "-q", "--quality", "draft", "--no-identity"], capsys)
+    assert code == 0, cap.err
+    params = json.loads((out / "params.json").read_text())
+    assert params["model"] == "mine" and len(params["coeffs"]["id"]) == k and len(params["coeffs"]["exp"]) == k
+    view = params["views"][0]
+    fitted, detected = np.asarray(view["landmarks68"]), np.asarray(view["detected68"])
+    iod = np.linalg.norm(detected[36] - detected[45])
+    assert np.linalg.norm(fitted - detected, axis=1).mean() / iod < 0.04  # the fit follows its input
+    for name in ("head.obj", "albedo.png", "displacement.png", "head_detailed.obj", "preview.png"):
+        assert (out / name).is_file(), name
+
+
 def test_cli_writes_every_output(tmp_path, capsys, grace_hopper):
     photo = tmp_path / "hopper.jpg"
     Image.fromarray(grace_hopper).save(photo)
