@@ -96,6 +96,11 @@ def test_suite_on_synthetic_subjects(face_model, tmp_path):
     bad = tmp_path / "no_photo"
     bad.mkdir()
     np.save(bad / "depth.npy", np.zeros((8, 8), np.float32))
+    other = tmp_path / "other_method"  # another method's depth map, scored as it is
+    other.mkdir()
+    depth = np.load(subjects[0] / "depth.npy")
+    np.save(other / "depth.npy", depth)
+    np.save(other / "pred_depth.npy", 0.5 * depth + 100.0)
 
     def as_truth(photos, config):
         import backend.reconstruct as rec
@@ -110,8 +115,11 @@ def test_suite_on_synthetic_subjects(face_model, tmp_path):
         return _truth_head(face_model, type(face)(**{**face.__dict__, "vertices": face_model.mean.numpy()}))
 
     exact = run_depth(tmp_path, reconstruct_fn=as_truth)
-    assert exact["summary"]["subjects"] == 3 and exact["summary"]["failed"] == 1
-    assert "exactly one photo" in next(it["error"] for it in exact["per_item"] if it["subject"] == "no_photo")
+    assert exact["summary"]["subjects"] == 4 and exact["summary"]["failed"] == 1
+    rows = {it["subject"]: it for it in exact["per_item"]}
+    assert "exactly one photo" in rows["no_photo"]["error"]
+    assert rows["other_method"]["source"] == "pred_depth.npy" and rows["other_method"]["depth_err_affine_mm"] < 1e-4
+    assert rows["synthetic_000"]["source"] == "reconstruction"
     assert exact["summary"]["depth_err_minmax_mean_mm"] < 1e-3 and exact["summary"]["coverage_mean"] > 0.99
     mean = run_depth(tmp_path, reconstruct_fn=as_mean)
     assert mean["summary"]["depth_err_minmax_mean_mm"] > 0.5 and mean["summary"]["depth_err_affine_mean_mm"] > 0.3
@@ -122,7 +130,7 @@ def test_suite_on_synthetic_subjects(face_model, tmp_path):
 
     write_report(mean, tmp_path / "results" / "depth", "Depth")
     block = render_block(tmp_path / "results")
-    assert "**Depth** (`photohead evaluate depth`): 3 subjects, 1 failed." in block
+    assert "**Depth** (`photohead evaluate depth`): 4 subjects, 1 failed." in block
     assert f"{mean['summary']['depth_err_minmax_mean_mm']:.3g} ±" in block
 
 

@@ -18,6 +18,8 @@ Folder layout (:func:`run_depth`)::
     DIR/<subject>/<photo>.pts       optional 68 landmarks (300-W .pts, 1-based) given to the fit
                                     instead of the detector
     DIR/<subject>/head.npz          optional saved prediction (else the photo is reconstructed)
+    DIR/<subject>/pred_depth.npy    optional: another method's (H,W) predicted heights, scored as
+                                    they are (no photo or head needed)
 """
 from __future__ import annotations
 
@@ -128,6 +130,37 @@ def _mask(subject: Path, shape: tuple[int, int]) -> np.ndarray | None:
     return mask
 
 
+def _prediction(subject: Path, shape: tuple[int, int], reconstruct: Callable) -> tuple[np.ndarray, str]:
+    """The subject's predicted heights (H,W) mm and where they come from: another method's
+    pred_depth.npy, a saved head.npz, or the reconstruction of its one photo (with its .pts
+    landmarks when present) rendered in the photo's pixels."""
+    from ..export import load_head
+    from .suites import given_landmarks
+
+    if (subject / "pred_depth.npy").is_file():
+        pred = np.load(subject / "pred_depth.npy", allow_pickle=False).astype(np.float64)
+        return pred, "pred_depth.npy"
+    if (subject / "head.npz").is_file():
+        head, source = load_head(subject / "head.npz"), "head.npz"
+    else:
+        photos = sorted(str(p) for p in subject.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.name != "mask.png")
+        if len(photos) != 1:
+            raise EvalDataError(f"{subject}: needs pred_depth.npy, head.npz or exactly one photo (found {len(photos)})")
+        pts = Path(photos[0]).with_suffix(".pts")
+        with given_landmarks(read_pts(pts)) if pts.is_file() else nullcontext():
+            head, source = reconstruct(photos), "reconstruction"
+    view = head.views[0]
+    width, height = view.image_size
+    if (height, width) != shape:
+        raise EvalDataError(f"{subject}: the photo is {width}×{height} px, the depth {shape[1]}×{shape[0]}")
+    return height_map(head.vertices, head.faces, view.pose, width, height), source
+
+
+def _row(r: dict[str, float]) -> dict[str, float]:
+    return {"depth_err_minmax_mm": r["minmax_mm"], "depth_err_affine_mm": r["affine_mm"],
+            "affine_scale": r["affine_scale"], "coverage": r["coverage"], "pixels": r["pixels"]}
+
+
 def run_depth(
     folder: str | Path,
     n: int | None = None,
@@ -139,8 +172,7 @@ def run_depth(
     """Depth error over the subjects of ``folder`` (layout in the module docstring), in
     :func:`backend.evaluate.report.write_report`'s layout. A subject that fails (no face, no
     data) is listed with its error and left out of the means."""
-    from ..export import load_head
-    from .suites import _config, _default_reconstruct, _progress, given_landmarks, machine_summary
+    from .suites import _config, _default_reconstruct, _progress, machine_summary
 
     folder = Path(folder)
     has_truth = lambda p: (p / "depth.npy").is_file() or any(p.glob("*.abs"))  # noqa: E731
@@ -149,31 +181,17 @@ def run_depth(
         raise EvalDataError(f"{folder}: no <subject>/depth.npy or <subject>/*.abs found "
                             "(layout: `photohead evaluate depth --help`)")
     subjects = subjects[: n if n else None]
+    recon, config = reconstruct_fn or _default_reconstruct(), _config(quality, seed, True)
     items: list[dict[str, Any]] = []
     for i, subject in enumerate(subjects):
         _progress(progress, i, len(subjects), f"depth {subject.name} ({i + 1}/{len(subjects)})")
         try:
             truth = _ground_truth(subject)
-            if (subject / "head.npz").is_file():
-                head = load_head(subject / "head.npz")
-            else:
-                photos = sorted(str(p) for p in subject.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.name != "mask.png")
-                if len(photos) != 1:
-                    raise EvalDataError(f"{subject}: needs head.npz or exactly one photo (found {len(photos)})")
-                pts = Path(photos[0]).with_suffix(".pts")
-                with given_landmarks(read_pts(pts)) if pts.is_file() else nullcontext():
-                    head = (reconstruct_fn or _default_reconstruct())(photos, _config(quality, seed, True))
-            view = head.views[0]
-            width, height = view.image_size
-            if (height, width) != truth.shape:
-                raise EvalDataError(f"{subject}: the photo is {width}×{height} px, the depth {truth.shape[1]}×{truth.shape[0]}")
-            pred = height_map(head.vertices, head.faces, view.pose, width, height)
+            pred, source = _prediction(subject, truth.shape, lambda photos: recon(photos, config))
             r = depth_errors(pred, truth, _mask(subject, truth.shape))
+            items.append({"subject": subject.name, "source": source, **_row(r)})
         except PhotoheadError as exc:
             items.append({"subject": subject.name, "error": str(exc)})
-            continue
-        items.append({"subject": subject.name, "depth_err_minmax_mm": r["minmax_mm"], "depth_err_affine_mm": r["affine_mm"],
-                      "affine_scale": r["affine_scale"], "coverage": r["coverage"], "pixels": r["pixels"]})
     col = lambda key: np.array([it.get(key, np.nan) for it in items], np.float64)  # noqa: E731
     minmax, affine = M.summarize(col("depth_err_minmax_mm")), M.summarize(col("depth_err_affine_mm"))
     return {
