@@ -177,6 +177,22 @@ def test_cli_each_photo_is_its_own_head_and_failures_are_skipped(tmp_path, capsy
     assert code == 2 and "--labels" in cap.err and not none.exists()
 
 
+def test_cli_each_keeps_the_outputs_when_only_head_blend_fails(tmp_path, capsys, grace_hopper, monkeypatch):
+    import subprocess
+
+    from backend.commands import reconstruct as command
+
+    monkeypatch.setattr(command.subprocess, "run",
+                        lambda *a, **k: subprocess.CompletedProcess(a, 1, "", "no bpy module here"))
+    Image.fromarray(grace_hopper).save(tmp_path / "hopper.jpg")
+    out = tmp_path / "out"
+    code, cap = _run_cli(["reconstruct", str(tmp_path / "hopper.jpg"), "-o", str(out), "--each", "--blend", "-q",
+                          "--quality", "draft", "--no-detail", "--no-identity"], capsys)
+    row = json.loads((out / "batch.json").read_text())["photos"][0]
+    assert code == 1 and "head.blend failed: no bpy module here" in row["error"]
+    assert row["out"] == str(out / "hopper") and (out / "hopper" / "params.json").is_file()
+
+
 def test_cli_with_a_user_supplied_bfm_format_model(tmp_path, capsys, face_model):
     """A model in another format runs end to end: the ICT shape written as a BFM2019-style .h5
     (20 identity and 20 expression components, no UVs, no albedo model) with its landmarks in a

@@ -114,15 +114,18 @@ def _run_each(args: argparse.Namespace, images: list, stems: list[str], config) 
     for name, image in zip(_unique(stems), images):
         t = time.perf_counter()
         row = {"photo": str(image) if isinstance(image, (str, Path)) else name}
+        written: list[Path] = []
         try:
-            _reconstruct_into(args, [image], config, out / name)
-            row.update(out=str(out / name), seconds=round(time.perf_counter() - t, 2))
+            _reconstruct_into(args, [image], config, out / name, written)
+            row["seconds"] = round(time.perf_counter() - t, 2)
         except PhotoheadError as exc:
             print(f"photohead: error: {name}: {exc}", file=sys.stderr)
             row["error"] = str(exc)
+        if written:  # the outputs, also when a later step (head.blend) failed
+            row["out"] = str(written[0])
         rows.append(row)
     failed = sum("error" in r for r in rows)
-    if failed == len(rows):  # nothing was made: leave no folder behind
+    if not any("out" in r for r in rows):  # nothing was made: leave no folder behind
         raise PhotoheadError(f"none of the {len(rows)} photos could be reconstructed (each is named above)")
     atomic_write_text(out / "batch.json", json.dumps({"photos": rows, "failed": failed}, indent=1) + "\n")
     if not args.quiet:
@@ -130,8 +133,9 @@ def _run_each(args: argparse.Namespace, images: list, stems: list[str], config) 
     return 1 if failed else 0
 
 
-def _reconstruct_into(args: argparse.Namespace, images: list, config, out: Path) -> None:
-    """Reconstruct ``images`` as one head and write every output (and head.blend) into ``out``."""
+def _reconstruct_into(args: argparse.Namespace, images: list, config, out: Path, written: list | None = None) -> None:
+    """Reconstruct ``images`` as one head and write every output (and head.blend) into ``out``;
+    ``written`` gets ``out`` appended once the outputs are there (before head.blend)."""
     from ..export import write_outputs
     from ..preview_render import render_preview, render_turntable, render_uv_maps
     from ..reconstruct import reconstruct
@@ -149,6 +153,8 @@ def _reconstruct_into(args: argparse.Namespace, images: list, config, out: Path)
 
         previews["coverage"] = coverage_image(head.view_weights)
     paths = write_outputs(head, out, previews=previews, dense_levels=args.detail_mesh_levels)
+    if written is not None:
+        written.append(out)
     for w in head.warnings:
         print(f"photohead: warning: {w}", file=sys.stderr)
     if args.blend:
