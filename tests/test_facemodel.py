@@ -127,3 +127,30 @@ def test_ict_landmarks_follow_the_300w_convention(face_model):
 
     own = FaceModel(replace(data, landmarks_file="ict_head.landmarks68.json"))
     assert np.array_equal(own.landmarks68.numpy(), ict)
+
+
+def test_projected_uv_keeps_the_sides_and_back_off_the_face_tile(face_model):
+    """A model without UVs (here ICT's head without its own) gets two tiles whose triangles do
+    not pile up: the texels a tile's triangles cover ≈ their summed UV area (one front projection
+    of the whole head claimed 45 % of the face tile's texels twice)."""
+    import torch
+
+    from backend.facemodel.model import projected_uv
+    from backend.render import rasterize_uv
+
+    mean, faces = face_model.mean.numpy().astype(np.float64), face_model.faces.numpy()
+    uv, faces_uv = projected_uv(mean, faces)
+    assert uv.shape == (2 * len(mean), 2) and faces_uv.shape == faces.shape
+    assert np.array_equal(faces_uv % len(mean), faces)  # the same corners, in one tile or the other
+    tile_of = np.floor(uv[faces_uv][:, :, 0].mean(1)).astype(int)
+    assert set(np.unique(tile_of)) == {0, 1} and np.all(np.floor(uv[faces_uv][..., 0]) == tile_of[:, None])
+    nose_tip = int(face_model.landmarks68[30])
+    assert np.all(tile_of[np.any(faces == nose_tip, 1)] == 0)  # the face is in the face tile
+    back = int(np.argmin(mean[:, 2]))
+    assert np.all(tile_of[np.any(faces == back, 1)] == 1)  # the back of the head is not
+    for tile, limit in ((0, 0.01), (1, 0.06)):
+        frags = rasterize_uv(torch.from_numpy(uv), torch.from_numpy(faces_uv), 512, 512, (float(tile), tile + 1.0))
+        t = uv[faces_uv[tile_of == tile]]
+        e1, e2 = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+        area = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).sum() * 512 * 512  # texels
+        assert 1.0 - float((frags.face_idx >= 0).sum()) / area < limit, tile

@@ -89,7 +89,7 @@ class FaceModel(nn.Module):
         ids = np.asarray(data.landmarks68, np.int64) if data.landmarks_file else annotation_landmarks(data.landmarks68, V, data.source)
         self.register_buffer("landmarks68", torch.from_numpy(ids))
         if data.uv is None or data.faces_uv is None:
-            uv, faces_uv = _planar_uv(np.asarray(data.mean, np.float32)), np.asarray(data.faces)
+            uv, faces_uv = projected_uv(np.asarray(data.mean, np.float64), np.asarray(data.faces, np.int64))
         else:
             uv, faces_uv = data.uv, data.faces_uv
         self.register_buffer("uv", torch.from_numpy(np.asarray(uv, np.float32)))
@@ -189,9 +189,28 @@ class FaceModel(nn.Module):
         )
 
 
-def _planar_uv(mean: np.ndarray) -> np.ndarray:
-    """Front-projected UVs for models that ship none: x,y of the mean face mapped to [0,1]²."""
+def projected_uv(mean: np.ndarray, faces: np.ndarray, front_cos: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """UVs for models that ship none, in ICT's two-tile layout (face tile u∈[0,1], head u∈[1,2]).
+
+    Triangles facing the front (outward normal of the mean shape within 60° of +z, ``front_cos``;
+    faces counter-clockwise from outside) are projected front-on into tile 0 (x, y of the mean
+    face); the rest of the head is unrolled around the vertical axis into tile 1 (a cylinder whose
+    seam runs down the front, where the front tile already is; a triangle across it joins tile 0).
+    One front projection for the whole head put the back and the sides of the skull on the face's
+    texels: the photo's cheek was smeared along the side of the head and the detail map's texels
+    were claimed twice. mean (V,3), faces (F,3). Returns uv (2V,2) float32 and faces_uv (F,3)
+    int64 (tile-1 triangles index the second V entries)."""
+    a, b, c = (mean[faces[:, k]] for k in range(3))
+    normal = np.cross(b - a, c - a)
+    front = normal[:, 2] >= front_cos * np.linalg.norm(normal, axis=1)  # (F,)
     xy = mean[:, :2]
     lo, hi = xy.min(0), xy.max(0)
     span = float((hi - lo).max()) or 1.0
-    return ((xy - lo) / span * 0.98 + 0.01).astype(np.float32)
+    front_uv = (xy - lo) / span * 0.98 + 0.01  # (V,2) in [0.01, 0.99]²
+    centre = mean.mean(0)
+    around = np.arctan2(mean[:, 0] - centre[0], centre[2] - mean[:, 2])  # radians, 0 at the back, ±π at the front
+    side_u = 1.01 + 0.98 * (around + np.pi) / (2.0 * np.pi)
+    front |= np.ptp(side_u[faces], axis=1) > 0.5  # across the seam
+    uv = np.concatenate([front_uv, np.stack([side_u, front_uv[:, 1]], 1)]).astype(np.float32)
+    faces_uv = np.where(front[:, None], faces, faces + len(mean)).astype(np.int64)
+    return uv, faces_uv
