@@ -406,6 +406,11 @@ def test_obj_folder_errors(tmp_path, cap):
     write_obj(folder / "neutral.obj", cap["verts"], cap["quads"])
     with pytest.raises(ModelFormatError, match="landmarks68.json or landmarks68.txt"):
         load_model_data(folder)
+    beside = tmp_path / "nolm.landmarks68.json"  # the folder's own side file, next to it
+    beside.write_text(json.dumps({"landmarks68": cap["landmarks"].tolist()}))
+    data = load_model_data(folder)
+    assert np.array_equal(data.landmarks68, cap["landmarks"]) and data.landmarks_file == str(beside)
+    beside.unlink()
     (folder / "landmarks68.txt").write_text(" ".join(map(str, cap["landmarks"])))
     write_obj(folder / "identity0.obj", cap["verts"][:-1], cap["quads"][:10])
     with pytest.raises(ModelFormatError, match=r"identity0\.obj: .* vertices"):

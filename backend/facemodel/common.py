@@ -83,12 +83,13 @@ def read_landmarks_file(path: Path) -> np.ndarray:
 
 
 def find_landmarks_file(model_path: Path) -> Path | None:
-    """``<stem>.landmarks68.{json,txt}`` or ``landmarks68.{json,txt}`` next to a model file
-    (inside it, for a folder)."""
+    """The model's own side file (:func:`landmark_override_file`), else ``landmarks68.{json,txt}``
+    next to a model file (inside it, for a folder)."""
+    own = landmark_override_file(model_path)
+    if own is not None:
+        return own
     folder = model_path if model_path.is_dir() else model_path.parent
-    names = [] if model_path.is_dir() else [f"{model_path.stem}.landmarks68.json", f"{model_path.stem}.landmarks68.txt"]
-    names += ["landmarks68.json", "landmarks68.txt"]
-    for name in names:
+    for name in ("landmarks68.json", "landmarks68.txt"):
         if (folder / name).is_file():
             return folder / name
     return None
@@ -97,7 +98,8 @@ def find_landmarks_file(model_path: Path) -> Path | None:
 def landmark_override_file(model_path: Path) -> Path | None:
     """``<model>.landmarks68.{json,txt}`` beside a model file (``<stem>``) or folder (``<name>``):
     the user's own choice of landmark vertices, e.g. written by ``training.landmark_convention``.
-    It replaces whatever list the model carries (loaders also read it as a fallback)."""
+    It replaces whatever list the model carries (loaders read it first when they need a side
+    file: :func:`find_landmarks_file`)."""
     stem = model_path.name if model_path.is_dir() else model_path.stem
     for suffix in (".landmarks68.json", ".landmarks68.txt"):
         candidate = model_path.parent / f"{stem}{suffix}"
