@@ -74,7 +74,10 @@ def height_map(vertices: np.ndarray, faces: np.ndarray, pose: np.ndarray, width:
     faces_t = torch.as_tensor(np.asarray(faces, np.int64))
     cam = to_camera_space(torch.as_tensor(np.asarray(vertices, np.float64))[None], pose_t, "orthographic")[0]
     a, b, c = cam[faces_t[:, 0]], cam[faces_t[:, 1]], cam[faces_t[:, 2]]
-    front = (torch.linalg.cross(b - a, c - a)[:, 2] > 0).numpy()  # (F,) outward normal towards the camera (+z)
+    # (F,) outward normal towards the camera (+z). Not RasterSettings.cull_backfaces: culling shows
+    # what lies behind a back face, whose extreme heights then decided the
+    # min-max scaling (one synthetic face 4.4 → 21 mm); a pixel whose nearest face is a back face has no depth.
+    front = (torch.linalg.cross(b - a, c - a)[:, 2] > 0).numpy()
     frags = rasterize(camera_to_screen(cam[None], pose_t, Camera(width, height)), faces_t, height, width)
     out = -frags.depth[0].double().numpy() / float(pose[0])  # screen depth (px, smaller = nearer) → mm up
     hit = frags.face_idx[0].numpy()
