@@ -1,0 +1,60 @@
+"""The do-nothing baseline of the synthetic suites: the model's mean face scored like a fit.
+
+    python -m benchmarks.bench_mean_face          # → benchmarks/results/mean_face.json
+
+For each synthetic suite variant (the same faces as ``photohead evaluate synthetic`` with its
+default seed: 20 faces without detail, 10 with), the mean face (identity and expression
+coefficients 0) is compared with each true face exactly as a reconstruction is
+(:func:`backend.evaluate.metrics.vertex_error`: similarity-aligned vertex error on the face
+regions, and on the narrow face). A fit that scores above these numbers did worse than not
+fitting at all. No reconstruction runs; the faces are rendered only because the generator
+renders them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+import numpy as np
+
+from backend.evaluate import metrics as M
+from backend.evaluate.suites import DETAIL_CONDITIONS
+from backend.evaluate.synthetic import SyntheticSettings, make_faces
+from backend.facemodel import load_default
+from benchmarks.common import write_result
+
+# suite variant → (faces, with detail): the variants whose results the docs show.
+VARIANTS: dict[str, tuple[int, bool]] = {"synthetic": (20, False), "synthetic_detail": (10, True)}
+
+
+def mean_face_errors(model, n: int, detail: bool, seed: int = 0) -> dict[str, float]:
+    """Mean over ``n`` synthetic faces of the mean face's vertex error (mm), face regions and narrow face."""
+    settings = SyntheticSettings()
+    if detail:
+        settings = replace(settings, **DETAIL_CONDITIONS)
+    faces = make_faces(model, n, seed=seed, settings=settings)
+    mean = model.mean.reshape(-1, 3).numpy().astype(np.float64)  # (V,3) mm
+    mask = model.face_vertex_mask.numpy()
+    narrow = model.region.numpy() == 0
+    per_face = [M.vertex_error(mean, f.vertices, mask)["mean"] for f in faces]
+    per_face_narrow = [M.vertex_error(mean, f.vertices, narrow)["mean"] for f in faces]
+    return {"faces": n, "seed": seed, "vertex_err_mean_mm": float(np.mean(per_face)),
+            "vertex_err_narrow_face_mean_mm": float(np.mean(per_face_narrow)),
+            "vertex_err_median_mm": float(np.median(per_face)), "per_face_mm": [float(e) for e in per_face]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    model = load_default()
+    variants = {name: mean_face_errors(model, n, detail, args.seed) for name, (n, detail) in VARIANTS.items()}
+    for name, v in variants.items():
+        print(f"{name}: mean face {v['vertex_err_mean_mm']:.2f} mm (narrow face {v['vertex_err_narrow_face_mean_mm']:.2f} mm)")
+    write_result("mean_face", {"variants": variants})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
