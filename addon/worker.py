@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
             protocol.write(json.dumps(message) + "\n")
             protocol.flush()
 
+    # Before the backend imports torch: idle OpenMP threads sleep instead of spinning, so a
+    # reconstruction beside Blender and the artist's other programs slows by its fair share.
+    backend_module("threads").apply_process_policy()
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     return run(job, emit, _StdinCancel(sys.stdin))
 
