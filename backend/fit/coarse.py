@@ -1,4 +1,4 @@
-"""Stage-1 fit by analysis-by-synthesis with the paper's losses (PAPER.md eqs. 3–6).
+"""Stage-1 fit by analysis-by-synthesis with the paper's losses (its eqs. 3–6).
 
 One or more views of one person (V views, batched): identity and albedo are shared, pose and
 light are per view, expression is shared or per view. Schedule:

@@ -1,4 +1,4 @@
-"""Stage-2 fit: the UV displacement map optimised per person with L_fine (PAPER.md eqs. 7–9):
+"""Stage-2 fit: the UV displacement map optimised per person with L_fine (eqs. 7–9 of the paper):
 
     L_fine = 1.0·L_pixel + 10·L_smooth (w_sn 20, w_sz 10) + 10·L_disp (w_dn 0.5, w_dz 0.01)
 
