@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..errors import PhotoheadError
+from ..quality import DEFAULT, QUALITY_NAMES
 from ..threads import apply_process_policy, set_intra_op_threads, threads_from_env
 
 
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder (written atomically)")
     p.add_argument("--sample", choices=("grace_hopper", "astronaut"), help="use a package-shipped sample photo")
     p.add_argument("--mode", default="fit", choices=("fit", "predict", "hybrid"))
-    p.add_argument("--quality", default="default", choices=("draft", "default", "high"))
+    p.add_argument("--quality", default=DEFAULT, choices=QUALITY_NAMES)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--detail-mesh-levels", type=int, choices=(0, 1, 2, 3),
                    help="head_detailed.obj: split each coarse triangle into 4^N (default: from the detail map's "
