@@ -6,7 +6,7 @@
 - ``photohead evaluate landmarks DIR [--n N] [--sample random] [--time-budget S] [--examples]``:
   68-point NME (inter-ocular and box) of the fit and of the detector on annotated photos
   (``landmarks.json`` or per-image ``.pts``/``.json``), failure rate, region and yaw tables,
-  fit-vs-detector agreement (issue 6).
+  fit-vs-detector agreement.
 - ``photohead evaluate scans DIR [--n N] [--radius MM] [--rigid]``: scan-to-mesh error (MICC
   protocol; layout in ``evaluation.suites``).
 - ``photohead evaluate depth DIR [--n N] [--synthetic N]``: depth error against ground-truth depth

@@ -132,7 +132,7 @@ DETAIL_CONDITIONS = {"detail": True, "size": 512, "face_fraction": 0.5, "directi
 
 
 def detail_errors(model, head, face) -> dict[str, float]:
-    """Detail stage vs a synthetic face's truth (issue 7's acceptance):
+    """Detail stage vs a synthetic face's truth:
 
     - ``disp_corr``: Pearson correlation of the recovered and the true displacement over the
       visible face region (:func:`~.synthetic.visible_face_texels`: face region, facing the
@@ -345,9 +345,8 @@ def run_synthetic(
     ``landmarks``: ``truth`` (default) hands the true 2-D landmarks (``contour68``) to the
     pipeline in place of the detector (:func:`given_landmarks`), so the suite measures the fit;
     ``detector`` runs dlib on the render as for a photo. dlib's predictor is out of its domain
-    on these renders (bald, no lashes or hair; painted brows and lips only since the albedo
-    gained them): its mean error at 224² was 13.6 px without brows and lips, 8.8 px with them
-    (20 faces, seed 0), which then dominates every number. With the real
+    on these renders (bald, no lashes or hair, painted brows and lips): its error (about 8 px
+    in the 224² crop) then dominates every number. With the real
     reconstruction, ``truth`` mode still runs dlib on each render and reports its error
     (``detector_*``). ``time_budget_s`` stops starting new faces after that many seconds.
     """
@@ -471,7 +470,7 @@ def run_synthetic(
 # ---------------------------------------------------------------------------------------
 REGIONS: dict[str, slice] = {"jaw": slice(0, 17), "brows": slice(17, 27), "nose": slice(27, 36),
                               "eyes": slice(36, 48), "mouth": slice(48, 68)}
-FIT_VS_DETECTOR_TARGET = 0.03  # issue 6: mean |landmarks68 − detected68| ≤ 3 % of the inter-ocular distance
+FIT_VS_DETECTOR_TARGET = 0.03  # target: mean |landmarks68 − detected68| ≤ 3 % of the inter-ocular distance
 
 
 def _interocular(gt: np.ndarray) -> float:

@@ -11,7 +11,7 @@ from PIL import Image
 from backend.cli import main
 from backend.errors import NoFaceError
 from evaluation.report import write_report
-from evaluation.readme_results import render_page, write_page
+from evaluation.results_page import render_page, write_page
 from evaluation.suites import crop_scale, given_landmarks, run_landmarks, run_scans, run_synthetic, run_timing
 from evaluation.synthetic import SyntheticSettings, make_faces, write_known_answer_scans
 from backend.head import Head, ViewResult
@@ -274,7 +274,7 @@ def test_results_page_idempotent(tmp_path):
         "synthetic_detail": {"faces": 3, "seed": 0, "detail": True, "vertex_err_mean_mm": 9.0}}}))
     text = render_page(results, page.parent, bench)
     assert "| 1.23 | 4.32 | mm |" in text and "| 9 |" not in text and "bench_mean_face" in text
-    from evaluation.readme_results import main as page_main
+    from evaluation.results_page import main as page_main
 
     args = ["--results", str(results), "--out", str(page), "--benchmarks", str(bench)]
     assert page_main([*args, "--check"]) == 1  # the baseline file is new
