@@ -99,7 +99,7 @@ class TFLiteNet(nn.Module):
     def _buffer(self, array: np.ndarray) -> str:
         name = f"w{self._nbuf}"
         self._nbuf += 1
-        self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(array, np.float32)))
+        self.register_buffer(name, torch.from_numpy(np.array(array, np.float32)))
         return name
 
     def _params(self, op: TFLiteOperator, consts: dict[int, np.ndarray], model: TFLiteModel) -> dict:
