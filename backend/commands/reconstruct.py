@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 from ..errors import PhotoheadError
+from ..quality import DEFAULT, QUALITY_NAMES
+from ..threads import set_intra_op_threads, threads_from_env
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder (written atomically)")
     p.add_argument("--sample", choices=("grace_hopper", "astronaut"), help="use a package-shipped sample photo")
     p.add_argument("--mode", default="fit", choices=("fit", "predict", "hybrid"))
-    p.add_argument("--quality", default="default", choices=("draft", "default", "high"))
+    p.add_argument("--quality", default=DEFAULT, choices=QUALITY_NAMES)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--detail-mesh-levels", type=int, choices=(0, 1, 2, 3),
                    help="head_detailed.obj: split each coarse triangle into 4^N (default: from the detail map's "
@@ -47,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--each", action="store_true",
                    help="batch: reconstruct every photo on its own into OUT/<photo name>/ (failures are skipped and "
                         "listed in OUT/batch.json; exit code 1 if some failed, 2 if all did)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for the fit (default: $PHOTOHEAD_THREADS, else one per core); "
+                        "use 1 when running several jobs at once")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(handler=run)
 
@@ -80,6 +85,13 @@ def run(args: argparse.Namespace) -> int:
     for photo in args.photos:
         if not Path(photo).exists():
             raise PhotoheadError(f"{photo}: no such file")
+    try:
+        threads = args.threads if args.threads is not None else threads_from_env()
+    except ValueError as exc:
+        raise PhotoheadError(str(exc)) from None
+    if threads is not None and threads < 1:
+        raise PhotoheadError(f"--threads {threads}: give a whole number of threads, 1 or more")
+    set_intra_op_threads(threads)
     config = ReconstructConfig(
         mode=args.mode, quality=args.quality, device=args.device, model=args.model, face=args.face,
         detector=args.detector, detector_weights=args.detector_weights,

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import DetectSettings, Face, downscale_for_detection, small_to_orig
+from .mediapipe_68 import mesh_to_68
 from .mediapipe_nets import FULL_RANGE, MESH_SIZE, SHORT_RANGE, BlazeFaceSpec, load_blazeface, load_face_mesh, weighted_nms
 
 __all__ = ["MeshResult", "crop_transform", "detect_mediapipe", "detector_input", "mesh_in_rois", "roi_from_points", "sample_crops"]
@@ -152,8 +153,6 @@ def detect_mediapipe(image: np.ndarray, settings: DetectSettings) -> list[Face]:
     probability, ``detector`` "blazeface-short" or "blazeface-full". Faces whose mesh presence is
     below 0.5 are dropped, as MediaPipe does.
     """
-    from .mediapipe_68 import mesh_to_68
-
     image = np.ascontiguousarray(image)
     folder = settings.weights_dir if settings.weights_dir else None
     detector = "blazeface-short"

@@ -4,13 +4,12 @@ The ``mediapipe==0.10.14`` wheel (Apache-2.0) is downloaded from the package ind
 names its content hash, checked against its sha256, and opened as a zip: only the detector and
 Face Mesh files (:data:`~.mediapipe_nets.MEDIAPIPE_FILES`, each checked by sha256) and the
 wheel's LICENSE are kept, in ``<model cache>/mediapipe/``. Every file is parsed and built into its
-PyTorch module before it is installed. The ``.tflite`` files are read at load time (parsing and
-building all three takes ~0.1 s), so there is no converted copy to keep in step.
+PyTorch module before it is installed. The ``.tflite`` files themselves are read at load time
+(no converted copy to keep in step).
 Only this explicit command downloads; library code never does.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -18,8 +17,12 @@ import zipfile
 from pathlib import Path
 
 from ..errors import ModelFetchError, PhotoheadError
+from ..facemodel.fetch import _download, _sha256, _umask
+from ..facemodel.search import cache_dir
 from ..progress import CancelToken, ProgressFn, check_cancel
 from .mediapipe_nets import MEDIAPIPE_FILES, MEDIAPIPE_FOLDER
+from .tflite import read_tflite
+from .tflite_torch import TFLiteNet
 
 __all__ = ["MEDIAPIPE_WHEEL", "fetch_mediapipe", "mediapipe_default_dest"]
 
@@ -35,14 +38,10 @@ _LICENSE_MEMBER = "mediapipe-0.10.14.dist-info/LICENSE"
 
 def mediapipe_default_dest() -> Path:
     """Where ``fetch mediapipe`` installs by default: ``cache_dir()/mediapipe`` (on the search path)."""
-    from ..facemodel.search import cache_dir
-
     return cache_dir() / MEDIAPIPE_FOLDER
 
 
 def _installed(dest: Path, files: dict[str, str]) -> bool:
-    from ..facemodel.fetch import _sha256
-
     return all((dest / n).is_file() and _sha256(dest / n) == h for n, h in files.items())
 
 
@@ -68,8 +67,6 @@ def fetch_mediapipe(
     Raises :class:`ModelFetchError` on a network, checksum or format failure; ``dest`` keeps the
     files it had (new ones are moved in only after all verified).
     """
-    from ..facemodel.fetch import _download, _sha256, _umask
-
     wheel = wheel or MEDIAPIPE_WHEEL
     files = files or MEDIAPIPE_FILES
     dest = Path(dest) if dest is not None else mediapipe_default_dest()
@@ -107,9 +104,6 @@ def fetch_mediapipe(
             raise ModelFetchError(f"{source}: not a zip/wheel ({exc})") from None
         local.unlink()
         report(0.95, "checking the networks")
-        from .tflite import read_tflite
-        from .tflite_torch import TFLiteNet
-
         for name in files:
             try:
                 TFLiteNet(read_tflite(staging / name))

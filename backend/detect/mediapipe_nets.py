@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsNotFoundError
+from ..facemodel.search import search_path
 from .tflite import read_tflite
 from .tflite_torch import TFLiteNet
 
@@ -160,8 +161,6 @@ def find_mediapipe_file(name: str, folder: str | Path | None = None) -> Path:
 
     Raises :class:`WeightsNotFoundError` saying how to install it.
     """
-    from ..facemodel.search import search_path
-
     dirs = [Path(folder)] if folder is not None else [d / MEDIAPIPE_FOLDER for d in search_path()]
     for d in dirs:
         if (d / name).is_file():
