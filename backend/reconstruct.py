@@ -55,8 +55,10 @@ class ReconstructConfig:
     - ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     - ``model``: face model file (default: ICT on the search path).
     - ``face``: which detected face (0 = most confident) in each photo.
-    - ``detector``: the landmark detector, ``dlib`` (offline default) or ``face_alignment`` (needs
-      the face-alignment package and its weights on disk: ``detector_weights``, a folder, or
+    - ``detector``: the landmark detector, ``dlib`` (offline default), ``mediapipe`` (BlazeFace +
+      Face Mesh in PyTorch, :mod:`backend.detect.mediapipe_backend`; its files from `photohead
+      models fetch mediapipe`, or ``detector_weights`` a folder holding them) or ``face_alignment``
+      (needs the face-alignment package and its weights on disk: ``detector_weights``, a folder, or
       torch hub's checkpoints; :mod:`backend.detect.fa_backend`).
     - ``detail``: run the detail (stage-2) fit.
     - ``identity``: use the identity loss L_id (needs the identity network's weights).
@@ -105,7 +107,7 @@ class PreparedView:
     face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all): texture, reports
     skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
     label: str = ""
-    detector: str = ""  # what gave detected68: "dlib", "face_alignment" or "given"
+    detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe" or "given"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -398,6 +400,11 @@ def reconstruct(
         from .detect.fa_backend import find_fa_weights
 
         find_fa_weights(config.detector_weights)  # its weights before any work: a clear error, nothing fitted
+    if config.detector == "mediapipe" and detects:
+        from .detect.mediapipe_nets import MEDIAPIPE_FILES, find_mediapipe_file
+
+        for name in MEDIAPIPE_FILES:  # its weights before any work, as for face_alignment
+            find_mediapipe_file(name, config.detector_weights)
     if config.tune_unet and config.mode != "hybrid":
         raise PhotoheadError(f"tuning the U-Net is part of hybrid mode, not {config.mode!r}: use --mode hybrid")
     t0 = time.perf_counter()

@@ -504,7 +504,7 @@ def run_landmarks(
     ``examples`` adds landmark overlays of the photos; ``per_item`` False keeps only aggregates
     (no per-photo rows; the CDF's values sorted). Keep overlays off and per-item rows out of
     anything published from data that must not be redistributed (``faces_dev``). ``detector``:
-    the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib or face_alignment).
+    the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib, face_alignment or mediapipe).
     """
     sets = find_landmark_sets(folder)
     paths = pick_paths(list(sets), n, sample, seed)
