@@ -77,7 +77,7 @@ def _landmarks(args: argparse.Namespace) -> int:
     results = run_landmarks(args.dir, n=args.n, quality=args.quality, seed=args.seed, sample=args.sample,
                             time_budget_s=args.time_budget, examples=args.examples,
                             per_item=not args.aggregate_only, progress=_progress, detector=args.detector)
-    return _finish(results, args.out or Path("out/eval/landmarks"), f"Landmarks: {args.dir}")
+    return _finish(results, args.out or Path("out/eval/landmarks"), f"Landmarks: {Path(args.dir).name}")
 
 
 def _scans(args: argparse.Namespace) -> int:

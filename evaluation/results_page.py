@@ -251,7 +251,7 @@ def _timing(doc: dict[str, Any]) -> list[str]:
         case = str(r.get("case", ""))
         if not str(r.get("benchmark", "")).startswith("fit") or case.split("/")[-1] in _REPEATS:
             continue
-        m = machines.get(r["benchmark"], {})
+        m = r.get("where") or machines.get(r["benchmark"], {})  # a section's own machine first
         device = m.get("gpu") or m.get("device") or "cpu"
         where = f"{device}, {m.get('cpu_count', '?')}-core host, load avg {_fmt(m.get('loadavg_1m'))}, " \
                 f"{str(m.get('created_utc', '?'))[:16].replace('T', ' ')} UTC"
