@@ -6,7 +6,7 @@ Overrides come from a TOML file (``--config run.toml``; tables for nested config
 dataclass annotations. :func:`write_resolved` saves the final config into the run folder, and
 every checkpoint carries it too.
 
-Paper values (PAPER.md "Training schedule"): Adam, batch 10; stage 1 lr 1e-4 ×0.9 every 5,000
+The paper's values (its "Training schedule"): Adam, batch 10; stage 1 lr 1e-4 ×0.9 every 5,000
 steps for 200,000 steps, L_coarse weights (1.3, 1.0, 1.5, 20) with ω (1.3, 1.0, 1.3); stage 2 lr
 2e-3 ×0.98 every 5,000 steps for 20,000 steps, L_fine weights (1.0, 10, 10), w_sn 20, w_sz 10,
 w_dn 0.5, w_dz 0.01; CelebA with 1,000 training images held out for validation.
@@ -93,6 +93,10 @@ class DataConfig:
     - ``min_face_px``: reject faces whose landmark box is smaller; ``min_score``: reject
       detections below this confidence. ``workers``: preprocessing processes.
     - ``synthetic_count``: images in the synthetic set.
+    - ``layout``: ``auto``, ``folder``, ``celeba`` (official partition file) or ``ffhq``;
+      ``split``: ``auto`` (train for CelebA/FFHQ, all for a folder), ``train``, ``val``, ``test``,
+      ``all``; ``shard_size``: photos per cache shard (see :mod:`training.prepare`). With a
+      prepared cache (``photohead train prepare``), ``data`` may be left empty.
     """
 
     data: str = ""
@@ -103,6 +107,9 @@ class DataConfig:
     min_score: float = 0.0
     workers: int = 2
     synthetic_count: int = 64
+    layout: Literal["auto", "folder", "celeba", "ffhq"] = "auto"
+    split: Literal["auto", "train", "val", "test", "all"] = "auto"
+    shard_size: int = 500
 
 
 @dataclass
