@@ -2,7 +2,7 @@
 
 Each subcommand lives in ``backend/commands/<name>.py`` with ``register(subparsers)``; the
 handler it sets returns an exit code. :class:`PhotoheadError` becomes a one-line message and
-exit code 2.
+exit code 2 (the checks in :mod:`backend.validate` raise them before any work).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from .errors import PhotoheadError
+from .validate import one_line
 
 COMMANDS = ("reconstruct", "models", "evaluate", "train")
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except PhotoheadError as exc:
-        print(f"photohead: error: {exc}", file=sys.stderr)
+        print(f"photohead: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("photohead: interrupted", file=sys.stderr)

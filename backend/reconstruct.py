@@ -37,6 +37,7 @@ from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
 from .image_io import load_image
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
+from .validate import check_face_index, check_photos
 
 Mode = Literal["fit", "predict", "hybrid"]
 Quality = Literal["draft", "default", "high"]
@@ -107,6 +108,7 @@ class PreparedView:
     skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
     label: str = ""
     detector: str = ""  # what gave detected68: "dlib", "face_alignment" or "given"
+    faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -154,7 +156,7 @@ def prepare_view(
         name=name, image=rgb, detected68=np.asarray(found.landmarks, np.float64), face_box=np.asarray(found.box, np.float64),
         crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
         crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
-        detector=found.backend,
+        detector=found.backend, faces_note=found.note,
     )
 
 
@@ -402,6 +404,8 @@ def reconstruct(
         find_fa_weights(config.detector_weights)  # its weights before any work: a clear error, nothing fitted
     if config.tune_unet and config.mode != "hybrid":
         raise PhotoheadError(f"tuning the U-Net is part of hybrid mode, not {config.mode!r}: use --mode hybrid")
+    check_face_index(config.face)
+    check_photos(images)  # regular files, decodable, large enough: before the model loads
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
@@ -439,6 +443,8 @@ def _reconstruct_on(
         try:
             given = landmarks[i] if landmarks is not None and i < len(landmarks) else None
             views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings))
+            if views[-1].faces_note:
+                warn_list.append(views[-1].faces_note)
         except NoFaceError as exc:
             if len(images) == 1:
                 raise

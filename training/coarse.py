@@ -37,6 +37,7 @@ from .albedo_basis import AlbedoBasis
 from .config import CoarseConfig, cli_main, to_dict, write_resolved
 from .data import aligned_crop_pose, build_datasets
 from .loop import StepResult, TrainResult, seed_everything, train
+from .preflight import check_run, check_weights
 
 
 def float32_region(device: torch.device):
@@ -173,9 +174,11 @@ def run(cfg: CoarseConfig, detect_fn=None) -> TrainResult:
     """Build data and task from ``cfg`` and train (resumes per ``cfg.resume``)."""
     from backend.facemodel import load_default
 
+    check_run(cfg)  # run folder, data folder, checkpoint files: before any work
     face_model = load_default(cfg.model or None)
     seed_everything(cfg.loop.seed)  # same initial weights on every rank and every run
     task = build_task(cfg, face_model)
+    check_weights(cfg, task.model)  # resume/init weights fit the encoder: before preprocessing
     out = Path(cfg.out)
     cache = Path(cfg.data.cache) if cfg.data.cache else out / "cache"
     train_set, val_set, summary = build_datasets(cfg.data, face_model, cfg.data.crop_size, cfg.loop.seed, cache, detect_fn)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from backend.errors import PhotoheadError
 from backend.io_utils import atomic_path, atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -55,6 +56,10 @@ class PreprocessSettings:
     shard_size: int = 500
     workers: int = 2
     limit: int = 0
+
+
+class TrainingDataError(PhotoheadError):
+    """The training data folder is missing, holds no photos, or yields no usable face."""
 
 
 def find_images(root: str | Path) -> list[Path]:
@@ -341,6 +346,9 @@ def build_datasets(data, face_model, crop_size: int, seed: int, cache_dir: str |
         settings = PreprocessSettings(crop_size=crop_size, min_face_px=data.min_face_px, min_score=data.min_score,
                                       workers=data.workers)
         report = preprocess_folder(data.data, cache_dir, settings, detect_fn=detect_fn)
+        if report["kept"] == 0:
+            reasons = ", ".join(f"{k}: {v}" for k, v in report["rejected"].items() if v)
+            raise TrainingDataError(f"{data.data}: none of the {report['images']} photos gave a usable face ({reasons})")
         full = CachedFaceDataset(cache_dir)
         summary = {"source": str(data.data), "images": report["images"], "kept": report["kept"],
                    "rejected": report["rejected"]}

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ..errors import PhotoheadError
+from ..validate import check_face_index, check_output_dir, check_photos, estimate_output_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,9 +76,12 @@ def run(args: argparse.Namespace) -> int:
         images.append(sample_photo(args.sample)[1])
     if not images:
         raise PhotoheadError("no photo given: pass photo files or --sample grace_hopper")
-    for photo in args.photos:
-        if not Path(photo).exists():
-            raise PhotoheadError(f"{photo}: no such file")
+    # before any work (backend.validate): where the results go, --face, the photos
+    need = estimate_output_bytes(args.quality, 1 if args.each else len(images), not args.no_detail)
+    check_output_dir(args.out, need * (len(images) if args.each else 1), "batch folder" if args.each else "output folder")
+    check_face_index(args.face)
+    if not args.each:  # --each names and skips a bad photo (reconstruct checks each one)
+        check_photos(images, decode=False)  # reconstruct() decodes them before the model loads
     config = ReconstructConfig(
         mode=args.mode, quality=args.quality, device=args.device, model=args.model, face=args.face,
         detector=args.detector, detector_weights=args.detector_weights,
@@ -116,6 +120,7 @@ def _run_each(args: argparse.Namespace, images: list, stems: list[str], config) 
         row = {"photo": str(image) if isinstance(image, (str, Path)) else name}
         written: list[Path] = []
         try:
+            check_output_dir(out / name)
             _reconstruct_into(args, [image], config, out / name, written)
             row["seconds"] = round(time.perf_counter() - t, 2)
         except PhotoheadError as exc:

@@ -5,6 +5,7 @@ import dataclasses
 from pathlib import Path
 
 from ..errors import ModelFormatError
+from ..validate import check_model_arrays
 from .common import check_landmarks, landmark_override_file, read_landmarks_file
 from .model import FaceModel, FaceModelData
 from .search import DEFAULT_MODEL, cache_dir, find_model, search_path
@@ -21,6 +22,7 @@ def load_model_data(path: str | Path) -> FaceModelData:
     (:func:`.common.landmark_override_file`)."""
     path = Path(path)
     data = _load_format(path)
+    check_model_arrays(data, path)  # dtypes, shapes, index ranges: one line here, not an IndexError mid-fit
     override = landmark_override_file(path)
     if override is None:
         return data

@@ -31,7 +31,17 @@ def load_npz(path: str | Path) -> FaceModelData:
                 f"{path}: not a Photohead face model: missing key(s) {', '.join(missing)} "
                 f"(has {', '.join(arrays.files) or 'nothing'})"
             )
-        get = lambda k: arrays[k] if k in arrays.files else None  # noqa: E731
+        def get(key: str) -> np.ndarray | None:
+            if key not in arrays.files:
+                return None
+            try:
+                return arrays[key]
+            except ValueError:  # an object array: reading it would unpickle
+                raise ModelFormatError(
+                    f"{path}: array '{key}' holds pickled Python objects, which Photohead never loads: "
+                    "re-save the model with numeric arrays"
+                ) from None
+
         mean = get("mean")
         if mean.ndim != 2 or mean.shape[1] != 3:
             raise ModelFormatError(f"{path}: 'mean' must be (V,3), got {mean.shape}")
