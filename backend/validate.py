@@ -44,13 +44,17 @@ class OutputLocationError(PhotoheadError):
 def one_line(text: Any) -> str:
     """``text`` as one line: ANSI escapes removed, whitespace runs (newlines, tabs) collapsed.
 
-    torch's refusal of an unsafe pickle spans five lines with colour codes; its informative part
-    (``WeightsUnpickler error: ...``) is kept when present.
+    torch's refusal of an unsafe pickle spans several lines (with colour codes in some versions);
+    only its informative part is kept (``WeightsUnpickler error: ...``, or the paragraph naming
+    the refused global).
     """
     s = _ANSI.sub("", str(text))
     marker = "WeightsUnpickler error:"
     if marker in s:
         s = s[s.index(marker):].split("\n\n")[0]
+    elif s.lstrip().startswith("Weights only load failed"):  # keep the paragraph naming the reason
+        middle = [p for p in re.split(r"\n\s*\n", s)[1:] if p.strip() and not p.strip().startswith("Check the documentation")]
+        s = "refused by torch.load(weights_only=True): " + (middle[0] if middle else "unsupported content")
     return " ".join(s.split())
 
 
@@ -213,7 +217,7 @@ def check_photo(path: str | os.PathLike, decode: bool = True) -> tuple[int, int]
         raise ImageReadError(f"{p}: not a readable image ({one_line(exc)})") from None
     if w is not None:
         _check_size(p, w, h)
-    if decode:
+    if decode or w is None:
         from .image_io import load_image
 
         try:
