@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from .errors import PhotoheadError
+from .threads import apply_process_policy
 from .validate import one_line
 
 COMMANDS = ("reconstruct", "models", "evaluate", "train")
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    apply_process_policy()  # before the subcommands import torch (backend.threads says why)
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)

@@ -32,17 +32,16 @@ def load_npz(path: str | Path) -> FaceModelData:
                 f"{path}: not a Photohead face model: missing key(s) {', '.join(missing)} "
                 f"(has {', '.join(arrays.files) or 'nothing'})"
             )
-        def get(key: str) -> np.ndarray | None:
-            if key not in arrays.files:
-                return None
+        loaded = {}
+        for key in arrays.files:  # each array once: an NpzFile decompresses the member again on every access
             try:
-                return arrays[key]
+                loaded[key] = arrays[key]
             except ValueError:  # an object array: reading it would unpickle
                 raise ModelFormatError(
                     f"{path}: array '{key}' holds pickled Python objects, which Photohead never loads: "
                     "re-save the model with numeric arrays"
                 ) from None
-
+        get = loaded.get
         mean = get("mean")
         if mean.ndim != 2 or mean.shape[1] != 3:
             raise ModelFormatError(f"{path}: 'mean' must be (V,3), got {mean.shape}")
