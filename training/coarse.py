@@ -38,15 +38,8 @@ from backend.nets import EXP_RANGE, EncoderConfig, FaceEncoder, clamp_expression
 from .albedo_basis import AlbedoBasis
 from .config import CoarseConfig, cli_main, to_dict, write_resolved
 from .data import aligned_crop_pose, build_datasets
-    out = Path(cfg.out)
-    check_run(cfg)  # run folder name and writability, data folder, checkpoints' contents: before any work
-    resume_from = check_run_folder(out, cfg.resume, cfg.init)  # before anything is written
-    if resume_from is not None:
-        cfg = settle_resume_config(cfg, resume_from)
-    face_model = load_default(cfg.model or None)
-    seed_everything(cfg.loop.seed)  # same initial weights on every rank and every run
-    task = build_task(cfg, face_model)
-    check_weights(cfg, task.model)  # resume/init weights fit the encoder: before preprocessing
+from .loop import StepResult, TrainResult, check_run_folder, seed_everything, settle_resume_config, train
+from .preflight import check_run, check_weights
 
 
 def float32_region(device: torch.device):

@@ -23,22 +23,16 @@ __all__ = ["TrainingDataError", "check_run", "check_weights"]
 
 
 def check_run(cfg: Any) -> None:
-    """Run folder (a name, a folder, writable, no earlier run unless resuming), data folder
-    (exists, holds photos), checkpoint files named by ``resume``/``init``/``coarse`` (readable
-    Photohead checkpoints)."""
-    from .loop import RunFolderError
-
+    """Run folder (a name, writable), data folder (exists, holds photos), checkpoint files named by
+    ``resume``/``init``/``coarse`` when they exist (readable Photohead checkpoints, tensors within
+    the file; a missing one is named by :func:`training.loop.check_run_folder`, which also refuses
+    an earlier run without ``--resume``)."""
     out_text = str(cfg.out)
     if not out_text.strip():
         raise OutputLocationError("the run folder name is empty: pass --out RUN")
     out = Path(out_text)
     if out.exists() and not out.is_dir():
         raise OutputLocationError(f"{out}: the run folder exists and is not a folder: choose another --out")
-    if cfg.resume == "" and (out / "last.pt").exists():
-        raise RunFolderError(
-            f"{out} already holds a run (last.pt): pass --resume=auto to continue it, "
-            "--init=PATH to start from its weights in a new --out folder, or choose another --out"
-        )
     check_writable(out, "run folder")
     data = cfg.data.data
     if data != "synthetic":
@@ -49,12 +43,9 @@ def check_run(cfg: Any) -> None:
             raise TrainingDataError(f"{root}: the data folder {'is not a folder' if root.exists() else 'does not exist'}")
         if not find_images(root):
             raise TrainingDataError(f"{root}: the data folder holds no photos ({', '.join(IMAGE_EXTENSIONS)})")
-    for key in ("init", "coarse"):
-        path = getattr(cfg, key, "")
-        if path:
-            load_checkpoint(path)  # exists, a Photohead checkpoint, tensors within the file
-    if cfg.resume not in ("", "auto"):
-        load_checkpoint(cfg.resume)
+    for path in (getattr(cfg, "init", ""), getattr(cfg, "coarse", ""), cfg.resume):
+        if path and path != "auto" and Path(path).is_file():
+            load_checkpoint(path)
 
 
 def check_weights(cfg: Any, model: nn.Module) -> None:
