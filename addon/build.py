@@ -2,7 +2,8 @@
 
 Reads ``manifest.toml`` (the source of truth), stages the add-on as
 ``<stage>/<id>/`` = ``addon/*.py`` (without this script) + ``backend/`` as a subpackage +
-a generated ``blender_manifest.toml``, and zips the staged folder's contents into
+a generated ``blender_manifest.toml`` (the layers above the backend, ``evaluation/`` and
+``training/``, stay out), and zips the staged folder's contents into
 ``<dist>/<id>-<version>.zip``. Validate the result with Blender's own tool::
 
     python <bpy>/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py validate dist/photohead-0.1.0.zip

@@ -67,13 +67,15 @@ def one_line(text: Any) -> str:
 _MESH_BYTES = 16e6
 _PER_ALBEDO_TEXEL = 40.0  # bytes per albedo texel, all maps together (float32 copies dominate)
 _DENSE_BYTES = {"draft": 9e6, "default": 36e6, "high": 145e6}
-_ALBEDO_RES = {"draft": 256, "default": 512, "high": 1024}
 _SAFETY = 1.5
 
 
 def estimate_output_bytes(quality: str = "default", views: int = 1, detail: bool = True) -> int:
-    """A generous estimate (×1.5) of one result folder's size in bytes for ``quality``."""
-    res = _ALBEDO_RES.get(quality, 1024)
+    """A generous estimate (×1.5) of one result folder's size in bytes for ``quality`` (its
+    albedo resolution from :data:`backend.preset.PRESETS`)."""
+    from .preset import PRESETS
+
+    res = PRESETS[quality].albedo_res if quality in PRESETS else 1024
     total = _MESH_BYTES + _PER_ALBEDO_TEXEL * res * res * 2 + views * 2e6
     if detail:
         total += _DENSE_BYTES.get(quality, _DENSE_BYTES["high"])

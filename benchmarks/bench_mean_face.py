@@ -5,7 +5,7 @@
 For each synthetic suite variant (the same faces as ``photohead evaluate synthetic`` with its
 default seed: 20 faces without detail, 10 with), the mean face (identity and expression
 coefficients 0) is compared with each true face exactly as a reconstruction is
-(:func:`backend.evaluate.metrics.vertex_error`: similarity-aligned vertex error on the face
+(:func:`evaluation.metrics.vertex_error`: similarity-aligned vertex error on the face
 regions, and on the narrow face). A fit that scores above these numbers did worse than not
 fitting at all. No reconstruction runs; the faces are rendered only because the generator
 renders them.
@@ -18,9 +18,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from backend.evaluate import metrics as M
-from backend.evaluate.suites import DETAIL_CONDITIONS
-from backend.evaluate.synthetic import SyntheticSettings, make_faces
+from evaluation import metrics as M
+from evaluation.suites import DETAIL_CONDITIONS
+from evaluation.synthetic import SyntheticSettings, make_faces
 from backend.facemodel import load_default
 from benchmarks.common import write_result
 

@@ -10,10 +10,10 @@ from PIL import Image
 
 from backend.cli import main
 from backend.errors import NoFaceError
-from backend.evaluate.report import write_report
-from backend.evaluate.readme_results import render_page, write_page
-from backend.evaluate.suites import crop_scale, given_landmarks, run_landmarks, run_scans, run_synthetic, run_timing
-from backend.evaluate.synthetic import SyntheticSettings, make_faces, write_known_answer_scans
+from evaluation.report import write_report
+from evaluation.results_page import render_page, write_page
+from evaluation.suites import crop_scale, given_landmarks, run_landmarks, run_scans, run_synthetic, run_timing
+from evaluation.synthetic import SyntheticSettings, make_faces, write_known_answer_scans
 from backend.head import Head, ViewResult
 
 
@@ -274,7 +274,7 @@ def test_results_page_idempotent(tmp_path):
         "synthetic_detail": {"faces": 3, "seed": 0, "detail": True, "vertex_err_mean_mm": 9.0}}}))
     text = render_page(results, page.parent, bench)
     assert "| 1.23 | 4.32 | mm |" in text and "| 9 |" not in text and "bench_mean_face" in text
-    from backend.evaluate.readme_results import main as page_main
+    from evaluation.results_page import main as page_main
 
     args = ["--results", str(results), "--out", str(page), "--benchmarks", str(bench)]
     assert page_main([*args, "--check"]) == 1  # the baseline file is new
@@ -337,8 +337,8 @@ def test_synthetic_detail_is_visible_and_within_spec(face_model):
 def test_detail_errors_of_a_perfect_and_of_a_flat_answer(face_model):
     from types import SimpleNamespace
 
-    from backend.evaluate.suites import detail_errors
-    from backend.evaluate.synthetic import resample_map, true_detail_surface
+    from evaluation.suites import detail_errors
+    from evaluation.synthetic import resample_map, true_detail_surface
     from backend.uvmaps import face_tile_layout
 
     face = make_faces(face_model, 1, seed=1, settings=SyntheticSettings(size=128, texture_size=128, detail=True))[0]
@@ -376,7 +376,7 @@ def test_detail_errors_of_a_perfect_and_of_a_flat_answer(face_model):
 
 
 def test_photo_mask_at_texels_reads_the_crop_through_the_mesh(face_model):
-    from backend.evaluate.synthetic import photo_mask_at_texels, visible_face_texels
+    from evaluation.synthetic import photo_mask_at_texels, visible_face_texels
 
     face = make_faces(face_model, 1, seed=1, settings=SyntheticSettings(size=128, texture_size=128))[0]
     S, k = 64, 224 / 128
@@ -401,7 +401,7 @@ def test_true_coarse_fit_redraws_the_photo_in_its_crop(face_model):
     from dataclasses import replace
 
     from backend.camera import Camera
-    from backend.evaluate.suites import true_coarse_fit
+    from evaluation.suites import true_coarse_fit
     from backend.reconstruct import CROP_SIZE, prepare_view
     from backend.render import RenderSettings, render
 
@@ -428,8 +428,28 @@ def test_oracle_detail_fit_recovers_the_synthetic_detail(face_model):
     a clearly positive correlation (0.65 measured), where an unrelated map would score about 0."""
     from dataclasses import replace
 
-    from backend.evaluate.suites import DETAIL_CONDITIONS, oracle_detail_corr
+    from evaluation.suites import DETAIL_CONDITIONS, oracle_detail_corr
 
     settings = replace(SyntheticSettings(), **{**DETAIL_CONDITIONS, "size": 320}, texture_size=128)
     face = make_faces(face_model, 1, seed=0, settings=settings)[0]
     assert oracle_detail_corr(face_model, face, "draft") > 0.5
+
+
+def test_timing_rows_carry_a_later_sections_own_machine(tmp_path):
+    """A benchmark file with a section run later on another machine: its rows name that machine,
+    on the results page too; the report names the folder, not a path on this machine."""
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    (bench / "fit_cuda.json").write_text(json.dumps({
+        "name": "fit_cuda", "created_utc": "2026-01-01T00:00:00+00:00", "machine": {"gpu": "GPU A", "cpu_count": 16},
+        "cases": {"warm": {"wall_s": 6.0}},
+        "later": {"created_utc": "2026-02-02T00:00:00+00:00", "machine": {"gpu": "GPU B", "cpu_count": 8},
+                  "cases": {"warm": {"wall_s": 8.0}}}}))
+    res = run_timing(bench)
+    rows = {r["case"]: r for r in res["tables"]["timings (s)"]}
+    assert "where" not in rows["cases/warm"] and rows["later/cases/warm"]["where"]["gpu"] == "GPU B"
+    assert str(tmp_path) not in res["description"] and "`benchmarks`" in res["description"]
+    write_report(res, tmp_path / "docs" / "results" / "timing", "Timing")
+    page = render_page(tmp_path / "docs" / "results", benchmarks_dir=bench)
+    assert "| fit_cuda | warm | 6 |" in page and "GPU A, 16-core host" in page
+    assert "| fit_cuda | later/cases/warm | 8 |" in page and "GPU B, 8-core host" in page and "2026-02-02 00:00 UTC" in page

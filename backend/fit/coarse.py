@@ -85,14 +85,6 @@ class CoarseFitConfig:
     id_ball: float | None = 1.7
 
 
-QUALITY_PRESETS: dict[str, CoarseFitConfig] = {
-    "draft": CoarseFitConfig(landmark_steps=100, photo_schedule=((112, 40),), identity=False),
-    "default": CoarseFitConfig(),
-    "high": CoarseFitConfig(landmark_steps=200, photo_schedule=((112, 60), (224, 120)), albedo_size=48,
-                            albedo_smooth=8000.0 * (48 / 32) ** 2),
-}
-
-
 @dataclass
 class CoarseFitResult:
     """Fitted parameters (crop frame). V views; K sizes from the model.

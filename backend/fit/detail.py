@@ -81,16 +81,6 @@ class DetailFitConfig:
     net_lr: float = 1e-4
 
 
-DETAIL_PRESETS: dict[str, DetailFitConfig] = {
-    # L_smooth's weight follows the map size (backend.losses.weights_at_uv_size): ×0.25 at draft's
-    # 128², ×4 at high's 512². Without it high's map crumpled smooth skin (the astronaut's forehead
-    # and cheeks), which raised the face-mask drop (17.5 % → 20.2 %) by fitting photo noise.
-    "draft": DetailFitConfig(uv_size=128, steps=20),
-    "default": DetailFitConfig(),
-    "high": DetailFitConfig(uv_size=512, steps=60, render_size=448),
-}
-
-
 @dataclass
 class DetailFitResult:
     """displacement (1,1,S,S) mm; surface: the displaced surface per view; topology: dense mesh
