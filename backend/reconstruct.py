@@ -410,7 +410,7 @@ def reconstruct(
     if config.tune_unet and config.mode != "hybrid":
         raise PhotoheadError(f"tuning the U-Net is part of hybrid mode, not {config.mode!r}: use --mode hybrid")
     check_face_index(config.face)
-    check_photos(images)  # regular files, decodable, large enough: before the model loads
+    check_photos(images, decode=False)  # regular files, sizes from the headers: before the model loads
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)

@@ -245,7 +245,7 @@ def test_bad_photo(capfd, no_fit, photo, tmp_path, kind):
 
 
 def test_bad_photo_among_good_ones_stops_before_work(capfd, no_fit, photo, tmp_path):
-    """Multi-view: the third photo is truncated; refused before the model loads or any detection."""
+    """Multi-view: the third photo is truncated; refused when it is decoded, before any fit."""
     bad = _bad_photo("truncated", tmp_path, photo)
     assert_refused(*run_cli(capfd, str(photo), str(photo), str(bad), "-o", str(tmp_path / "out")),
                    absent=tmp_path / "out", match="truncated.jpg")

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, need * (len(images) if args.each else 1), "batch folder" if args.each else "output folder")
     check_face_index(args.face)
     if not args.each:  # --each names and skips a bad photo (reconstruct checks each one)
-        check_photos(images, decode=False)  # reconstruct() decodes them before the model loads
+        check_photos(images, decode=False)  # headers only: each photo is decoded once, before its detection
     try:
         threads = args.threads if args.threads is not None else threads_from_env()
     except ValueError as exc:
