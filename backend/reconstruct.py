@@ -52,7 +52,7 @@ class ReconstructConfig:
 
     - ``mode``: ``fit`` (per-image analysis-by-synthesis, no weights), ``predict`` (trained
       encoder + U-Net), ``hybrid`` (predict initialises fit).
-    - ``quality``: fit schedule and UV resolution preset (README lists times).
+    - ``quality``: fit schedule and UV resolution preset (:mod:`backend.preset`).
     - ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     - ``model``: face model file (default: ICT on the search path).
     - ``face``: which detected face (0 = most confident) in each photo.
@@ -69,12 +69,12 @@ class ReconstructConfig:
     - ``shared_expression``: multi-view: one expression for all photos.
     - ``seed``: random seed. A fit gives the same bits for the same photo, seed and machine (CPU:
       and thread count; CUDA: and GPU model) (:mod:`backend.determinism`).
-    - ``deterministic``: that promise. Free on the CPU; on CUDA it costs time (H200, default
-      quality: 6.9 s instead of 4.9 s), and off, two runs differ by about 0.2 mm.
+    - ``deterministic``: that promise. Free on the CPU; on CUDA it costs time, and off, two
+      runs differ by about 0.2 mm.
     - ``labels``: optional per-photo view labels (front/left/right...).
     - ``tune_unet``: hybrid mode's detail stage optimises a copy of the U-Net's weights per
       photo (the displacement stays the network's output) instead of starting the map from its
-      prediction and optimising the map (PAPER.md's network fine-tuned on one photo; needs
+      prediction and optimising the map (the paper's network fine-tuned on one photo; needs
       ``detail.pt``).
     """
 
