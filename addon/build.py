@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import re
 import shutil
 import sys
@@ -114,6 +115,13 @@ def _copy_tree(src: Path, dst: Path, patterns: list[str], skip: set[str] = froze
         shutil.copy2(path, target)
 
 
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)  # the wheel cache and the staging folder are usually on one disk
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def find_face_model() -> Path:
     """The converted ICT model folder (``ict_facekit``) on the model search path.
 
@@ -144,7 +152,7 @@ def stage(manifest: dict, stage_root: Path, wheels: Sequence[Path] = (), model_d
     if wheels:
         (folder / "wheels").mkdir()
         for wheel in wheels:
-            shutil.copy2(wheel, folder / "wheels" / wheel.name)
+            _link_or_copy(wheel, folder / "wheels" / wheel.name)
         manifest = {**manifest, "wheels": [f"./wheels/{w.name}" for w in wheels]}
     if model_dir is not None:
         target = folder / MODEL_DIR / model_dir.name

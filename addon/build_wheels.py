@@ -129,13 +129,17 @@ def best_wheel(files, name: str, version: str, platform: str) -> Path | None:
     return best
 
 
-def pip_download_command(spec: str, platform: str, dest: Path) -> list[str]:
-    """``pip download`` of one pinned wheel for ``platform`` and CPython 3.11, no dependencies."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", "-d", str(dest)]
+def pip_target_options(platform: str) -> list[str]:
+    """pip options selecting binary wheels for ``platform`` and CPython 3.11."""
+    opts = ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]
     for plat in PLATFORM_TAGS[platform]:
-        cmd += ["--platform", plat]
-    return [*cmd, spec]
+        opts += ["--platform", plat]
+    return opts
+
+
+def pip_download_command(spec: str, platform: str, dest: Path) -> list[str]:
+    """``pip download`` of one pinned wheel for ``platform``, no dependencies."""
+    return [sys.executable, "-m", "pip", "download", "--no-deps", *pip_target_options(platform), "-d", str(dest), spec]
 
 
 def _run(cmd: list[str], what: str) -> None:

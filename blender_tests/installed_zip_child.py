@@ -19,11 +19,12 @@ import bpy
 PACKAGE = "bl_ext.user_default.photohead"
 # Run in the worker's environment: where every package the reconstruction needs comes from.
 PROBE = """
-import json, sys
-import dlib, face_recognition_models, numpy, PIL, scipy, skimage, torch
+import importlib.util, json, sys
+import dlib, numpy, PIL, scipy, skimage, torch
 import photohead.backend.reconstruct
-mods = {m.__name__: m.__file__ for m in (dlib, face_recognition_models, numpy, PIL, scipy, skimage, torch,
-                                          photohead.backend.reconstruct)}
+mods = {m.__name__: m.__file__ for m in (dlib, numpy, PIL, scipy, skimage, torch, photohead.backend.reconstruct)}
+# located, not imported, as the backend does (its __init__ needs pkg_resources, gone from setuptools)
+mods["face_recognition_models"] = importlib.util.find_spec("face_recognition_models").origin
 x = torch.ones(4, 4) @ torch.ones(4, 4)
 print(json.dumps({"modules": mods, "sys_path": sys.path, "torch": torch.__version__,
                   "cuda": torch.cuda.is_available(), "matmul": float(x.sum())}))
