@@ -2,7 +2,8 @@
 
 Reads ``manifest.toml`` (the source of truth), stages the add-on as
 ``<stage>/<id>/`` = ``addon/*.py`` (without the build scripts) + ``backend/`` as a subpackage +
-a generated ``blender_manifest.toml``, and zips the staged folder's contents.
+a generated ``blender_manifest.toml`` (the layers above the backend, ``evaluation/`` and
+``training/``, stay out), and zips the staged folder's contents.
 
 - Default: one self-contained zip per platform of ``pyproject.toml``
   ``[tool.photohead.extension.platforms]``, ``<dist>/<id>-<version>-<platform>.zip``, with
@@ -141,7 +142,7 @@ def find_face_model() -> Path:
 def stage(manifest: dict, stage_root: Path, wheels: Sequence[Path] = (), model_dir: Path | None = None,
           pins: dict[str, str] | None = None) -> Path:
     """Assemble the add-on folder ``stage_root/<id>``, with ``wheels/``, ``models/`` and
-    ``pins.json`` (the versions, for the opt-in installs in ``deps``) when given; returns it."""
+    ``versions.json`` (the pinned versions, for the opt-in installs in ``deps``) when given; returns it."""
     patterns = list(manifest.get("build", {}).get("paths_exclude_pattern", []))
     folder = stage_root / manifest["id"]
     if folder.exists():
@@ -161,7 +162,7 @@ def stage(manifest: dict, stage_root: Path, wheels: Sequence[Path] = (), model_d
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, target / name)
     if pins:
-        (folder / "pins.json").write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        (folder / "versions.json").write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     (folder / "blender_manifest.toml").write_text(render_blender_manifest(manifest), encoding="utf-8")
     return folder
 

@@ -25,13 +25,13 @@ REQUIRED: dict[str, str] = {
     "PIL": "pillow",
     "skimage": "scikit-image",
 }
-PINS_FILE = "pins.json"  # written into the zip by addon.build: {distribution: version}
+VERSIONS_FILE = "versions.json"  # written into the zip by addon.build: {distribution: version}
 _PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 
 def pinned_versions() -> dict[str, str]:
-    """Distribution → exact version: the zip's ``pins.json``, else the repository's pyproject.toml."""
-    pins = Path(__file__).with_name(PINS_FILE)
+    """Distribution → exact version: the zip's ``versions.json``, else the repository's pyproject.toml."""
+    pins = Path(__file__).with_name(VERSIONS_FILE)
     if pins.is_file():
         return json.loads(pins.read_text(encoding="utf-8"))
     text = _PYPROJECT.read_text(encoding="utf-8") if _PYPROJECT.is_file() else ""

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .quality import DEFAULT
+
 
 @dataclass
 class ViewResult:
@@ -76,7 +78,7 @@ class Head:
     tex_coeffs: np.ndarray | None = None
     views: list[ViewResult] = field(default_factory=list)
     mode: str = "fit"
-    quality: str = "default"
+    quality: str = DEFAULT
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     view_weights: np.ndarray | None = None  # (V, Ht, Ht·uv_tiles) per-view albedo blending weights

@@ -31,19 +31,18 @@ from .detect import BACKENDS as DETECTOR_BACKENDS
 from .detect import DetectSettings, detect_one
 from .errors import NoFaceError, PhotoheadError, WeightsNotFoundError
 from .facemodel import FaceModel, load_default, load_model
-from .fit.coarse import QUALITY_PRESETS, CoarseFitResult, fit_coarse
-from .fit.detail import DETAIL_PRESETS, DetailFitResult, fit_detail
+from .fit.coarse import CoarseFitResult, fit_coarse
+from .fit.detail import DetailFitResult, fit_detail
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
 from .image_io import load_image
+from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
+from .quality import DEFAULT
 
 Mode = Literal["fit", "predict", "hybrid"]
-Quality = Literal["draft", "default", "high"]
 
 CROP_SIZE = 224
-# UV texels per tile of the exported albedo, per quality.
-ALBEDO_RES = {"draft": 256, "default": 512, "high": 1024}
 
 
 @dataclass
@@ -75,7 +74,7 @@ class ReconstructConfig:
     """
 
     mode: Mode = "fit"
-    quality: Quality = "default"
+    quality: str = DEFAULT  # a name of backend.quality.QUALITIES
     device: str = "auto"
     model: str | None = None
     face: int = 0
@@ -391,8 +390,7 @@ def reconstruct(
             f"mode {config.mode!r} needs trained networks: pass --checkpoints DIR (a folder with coarse.pt and "
             "optionally detail.pt, see docs/training.md) or use --mode fit"
         )
-    if config.quality not in QUALITY_PRESETS:
-        raise PhotoheadError(f"unknown quality {config.quality!r}: use draft, default or high")
+    preset = resolve_preset(config.quality)
     if config.detector not in DETECTOR_BACKENDS:
         raise PhotoheadError(f"unknown detector {config.detector!r}: use {' or '.join(DETECTOR_BACKENDS)}")
     detects = landmarks is None or len(landmarks) < len(images) or any(lm is None for lm in landmarks)
@@ -406,14 +404,15 @@ def reconstruct(
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     with deterministic(device) if config.deterministic else nullcontext():
-        return _reconstruct_on(device, images, config, progress, cancel, landmarks, t0)
+        return _reconstruct_on(device, images, config, preset, progress, cancel, landmarks, t0)
 
 
 def _reconstruct_on(
-    device: torch.device, images: Sequence[str | Path | np.ndarray], config: ReconstructConfig,
+    device: torch.device, images: Sequence[str | Path | np.ndarray], config: ReconstructConfig, preset: Preset,
     progress: ProgressFn | None, cancel: CancelToken | None, landmarks: Sequence[np.ndarray | None] | None, t0: float,
 ) -> Head:
-    """:func:`reconstruct` after its checks, on ``device`` (``t0``: its start, for the timings)."""
+    """:func:`reconstruct` after its checks, on ``device`` with ``config.quality``'s ``preset`` (``t0``: its
+    start, for the timings)."""
     timings: dict[str, float] = {}
     warn_list: list[str] = []
     model = load_face_model(config.model).to(device)
@@ -447,7 +446,7 @@ def _reconstruct_on(
         raise NoFaceError("no face found in any of the photos: " + "; ".join(warn_list))
     timings["detect_s"] = time.perf_counter() - t0
 
-    fit_cfg = replace(QUALITY_PRESETS[config.quality], identity=config.identity, shared_expression=config.shared_expression)
+    fit_cfg = replace(preset.coarse, identity=config.identity, shared_expression=config.shared_expression)
     if config.mode == "predict":
         fit_cfg = replace(fit_cfg, identity=False)  # no fit: L_id only serves the multi-view outlier check
     identity = _identity_adapter(device) if (fit_cfg.identity or len(views) > 1) else None
@@ -479,7 +478,7 @@ def _reconstruct_on(
         warn_list.append(f"no detail.pt in {config.checkpoints}: detail stage skipped (train stage 2, docs/training.md)")
     elif config.detail:
         t3 = time.perf_counter()
-        det_cfg = DETAIL_PRESETS[config.quality]
+        det_cfg = preset.detail
         crops, masks, face_masks = detail_inputs(views, det_cfg.render_size)
         disp0 = net_input = None
         if config.tune_unet:
@@ -499,7 +498,7 @@ def _reconstruct_on(
         progress(0.96, "building the UV albedo")
     t2 = time.perf_counter()
     # photos de-lit into UV (also with a texture model, whose per-vertex albedo is coarse)
-    albedo, view_weights = delit_albedo(model, fit, views, ALBEDO_RES[config.quality], device, detail)
+    albedo, view_weights = delit_albedo(model, fit, views, preset.albedo_res, device, detail)
     timings["albedo_s"] = time.perf_counter() - t2
 
     head = assemble_head(model, fit, views, config, albedo)

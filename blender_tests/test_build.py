@@ -29,6 +29,8 @@ def test_zip_layout_and_manifest(extension_zip):
     assert {"__init__.py", "worker.py", "job.py", "scene.py", "blendfile.py", "backend/__init__.py",
             "backend/head.py", "backend/export.py", "backend/reconstruct.py"} <= names
     assert "build.py" not in names
+    assert not [n for n in names if "evaluat" in n or n.startswith(("training/", "tests/", "benchmarks/"))]
+    assert "backend/commands/evaluate.py" not in names and "backend/quality.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert manifest["schema_version"] == "1.0.0"
     assert manifest["id"] == "photohead"

@@ -81,7 +81,7 @@ def test_zip_contents_and_manifest(platform_zips):
         assert versions["torch"] == ("2.13.0+cpu" if platform == "linux-x64" else "2.13.0")
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
-            assert json.loads(zf.read("pins.json")) == PINS.versions
+            assert json.loads(zf.read("versions.json")) == PINS.versions
         assert {"models/ict_facekit/ict_head.npz", "models/ict_facekit/LICENSE", "__init__.py",
                 "backend/reconstruct.py"} <= names
         assert not {"build.py", "build_wheels.py"} & names

@@ -8,8 +8,8 @@ from PIL import Image
 
 from backend.cli import main
 from backend.errors import PhotoheadError
-from backend.evaluate.metrics import vertex_error
-from backend.evaluate.synthetic import SyntheticSettings, make_faces
+from evaluation.metrics import vertex_error
+from evaluation.synthetic import SyntheticSettings, make_faces
 from backend.fit.coarse import CoarseFitConfig, fit_coarse
 from backend.fit.contour import contour_candidates, select_contour
 from backend.camera import Camera, project
@@ -88,9 +88,9 @@ def test_synthetic_coarse_fit_small(face_model):
 
 @pytest.mark.slow
 def test_synthetic_coarse_fit_default_quality(face_model):
-    from backend.fit.coarse import QUALITY_PRESETS
+    from backend.preset import resolve_preset
 
-    errs, base, lm = _synthetic_fit(face_model, 5, QUALITY_PRESETS["default"], seed=1)
+    errs, base, lm = _synthetic_fit(face_model, 5, resolve_preset("default").coarse, seed=1)
     assert errs.mean() <= 1.5, errs
     assert lm.mean() <= 1.5, lm
 

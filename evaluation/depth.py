@@ -29,7 +29,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import PhotoheadError
+from backend.errors import PhotoheadError
+from backend.quality import DEFAULT as DEFAULT_QUALITY
 from . import metrics as M
 from .readers import IMAGE_SUFFIXES, EvalDataError, read_pts
 
@@ -67,8 +68,8 @@ def height_map(vertices: np.ndarray, faces: np.ndarray, pose: np.ndarray, width:
     mesh does not cover the pixel or shows its inside (through the eye and mouth openings)."""
     import torch
 
-    from ..camera import Camera, camera_to_screen, to_camera_space
-    from ..render import rasterize
+    from backend.camera import Camera, camera_to_screen, to_camera_space
+    from backend.render import rasterize
 
     pose_t = torch.as_tensor(np.asarray(pose, np.float64))[None]
     faces_t = torch.as_tensor(np.asarray(faces, np.int64))
@@ -137,7 +138,7 @@ def _prediction(subject: Path, shape: tuple[int, int], reconstruct: Callable) ->
     """The subject's predicted heights (H,W) mm and where they come from: another method's
     pred_depth.npy, a saved head.npz, or the reconstruction of its one photo (with its .pts
     landmarks when present) rendered in the photo's pixels."""
-    from ..export import load_head
+    from backend.export import load_head
     from .suites import given_landmarks
 
     if (subject / "pred_depth.npy").is_file():
@@ -167,13 +168,13 @@ def _row(r: dict[str, float]) -> dict[str, float]:
 def run_depth(
     folder: str | Path,
     n: int | None = None,
-    quality: str = "default",
+    quality: str = DEFAULT_QUALITY,
     seed: int = 0,
     reconstruct_fn: Callable | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> dict[str, Any]:
     """Depth error over the subjects of ``folder`` (layout in the module docstring), in
-    :func:`backend.evaluate.report.write_report`'s layout. A subject that fails (no face, no
+    :func:`evaluation.report.write_report`'s layout. A subject that fails (no face, no
     data) is listed with its error and left out of the means."""
     from .suites import _config, _default_reconstruct, _progress, machine_summary
 
@@ -217,15 +218,15 @@ def run_depth(
 
 def write_synthetic_depth_set(model, folder: str | Path, n: int = 3, seed: int = 0) -> list[Path]:
     """Synthetic subjects in :func:`run_depth`'s layout: random faces of ``model`` rendered
-    (:func:`backend.evaluate.synthetic.make_faces`) with their true height maps, a fixed mask
+    (:func:`evaluation.synthetic.make_faces`) with their true height maps, a fixed mask
     (the landmark face outline, :func:`backend.align.face_mask` with eyes and mouth, on the face
     region the render covers: no silhouette pixels, whose extreme heights would decide the
     min-max scaling) and their true 68 landmarks (jaw on the silhouette, as annotators
     mark it; dlib is out of its domain on these bald renders). Returns the subject folders."""
     from PIL import Image
 
-    from ..align import face_mask
-    from ..io_utils import atomic_path
+    from backend.align import face_mask
+    from backend.io_utils import atomic_path
     from .synthetic import make_faces
 
     folder = Path(folder)

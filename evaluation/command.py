@@ -8,10 +8,10 @@
   (``landmarks.json`` or per-image ``.pts``/``.json``), failure rate, region and yaw tables,
   fit-vs-detector agreement (issue 6).
 - ``photohead evaluate scans DIR [--n N] [--radius MM] [--rigid]``: scan-to-mesh error (MICC
-  protocol; layout in ``backend.evaluate.suites``).
+  protocol; layout in ``evaluation.suites``).
 - ``photohead evaluate depth DIR [--n N] [--synthetic N]``: depth error against ground-truth depth
   registered to each photo (FRGC2 protocol: min-max scaled, fixed mask; layout in
-  ``backend.evaluate.depth``).
+  ``evaluation.depth``).
 - ``photohead evaluate timing [--results DIR]``: the benchmark results with machine info.
 
 Common options: ``--out DIR`` (default ``out/eval/<suite>``), ``--quality``, ``--seed``. Each
@@ -23,6 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from backend.quality import DEFAULT, QUALITY_NAMES
 
 SCANS_LAYOUT = """Scan-to-mesh error (MICC protocol: crop 95 mm around the nose tip, landmark-initialised
 ICP with isotropic scale, point-to-point and point-to-plane distances in mm).
@@ -47,7 +48,7 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 
 def _finish(results: dict, out: Path, title: str) -> int:
-    from ..evaluate.report import write_report
+    from .report import write_report
 
     sys.stderr.write("\n")
     results.setdefault("command", "photohead " + " ".join(sys.argv[1:]))
@@ -62,7 +63,7 @@ def _finish(results: dict, out: Path, title: str) -> int:
 
 def _synthetic(args: argparse.Namespace) -> int:
     _set_threads(args)
-    from ..evaluate.suites import run_synthetic
+    from .suites import run_synthetic
 
     results = run_synthetic(n=args.n or 10, quality=args.quality, seed=args.seed, detail=args.detail,
                             landmarks=args.landmarks, time_budget_s=args.time_budget, progress=_progress)
@@ -71,7 +72,7 @@ def _synthetic(args: argparse.Namespace) -> int:
 
 def _landmarks(args: argparse.Namespace) -> int:
     _set_threads(args)
-    from ..evaluate.suites import run_landmarks
+    from .suites import run_landmarks
 
     results = run_landmarks(args.dir, n=args.n, quality=args.quality, seed=args.seed, sample=args.sample,
                             time_budget_s=args.time_budget, examples=args.examples,
@@ -81,19 +82,19 @@ def _landmarks(args: argparse.Namespace) -> int:
 
 def _scans(args: argparse.Namespace) -> int:
     _set_threads(args)
-    from ..evaluate.suites import run_scans
+    from .suites import run_scans
 
     expected = None
     if args.known_answer:
-        from ..evaluate.synthetic import write_known_answer_scans
-        from ..facemodel import load_default
+        from .synthetic import write_known_answer_scans
+        from backend.facemodel import load_default
 
         expected = write_known_answer_scans(load_default(), args.dir, seed=args.seed)
     results = run_scans(args.dir, n=args.n, quality=args.quality, seed=args.seed, radius_mm=args.radius,
                         with_scale=not args.rigid, progress=_progress)
     if expected is not None:
         results["expected"] = expected
-        results["description"] += (" Known-answer check of the harness (backend.evaluate.synthetic."
+        results["description"] += (" Known-answer check of the harness (evaluation.synthetic."
                                    "write_known_answer_scans: the mean head vs itself under known similarities), "
                                    "not a reconstruction result.")
     return _finish(results, args.out or Path("out/eval/scans"), f"Scans: {args.dir}")
@@ -101,22 +102,22 @@ def _scans(args: argparse.Namespace) -> int:
 
 def _depth(args: argparse.Namespace) -> int:
     _set_threads(args)
-    from ..evaluate.depth import run_depth, write_synthetic_depth_set
+    from .depth import run_depth, write_synthetic_depth_set
 
     if args.synthetic:
-        from ..facemodel import load_default
+        from backend.facemodel import load_default
 
         write_synthetic_depth_set(load_default(), args.dir, n=args.synthetic, seed=args.seed)
     results = run_depth(args.dir, n=args.n, quality=args.quality, seed=args.seed, progress=_progress)
     if args.synthetic:
         results["description"] += (f" Subjects: {args.synthetic} synthetic renders of the face model with their true "
-                                   "depth (backend.evaluate.depth.write_synthetic_depth_set), fitted from their true 68 landmarks "
+                                   "depth (evaluation.depth.write_synthetic_depth_set), fitted from their true 68 landmarks "
                                    "(their photo.pts), with a fixed mask of the landmark face outline; not FRGC2.")
     return _finish(results, args.out or Path("out/eval/depth"), f"Depth: {args.dir}")
 
 
 def _timing(args: argparse.Namespace) -> int:
-    from ..evaluate.suites import run_timing
+    from .suites import run_timing
 
     return _finish(run_timing(args.results), args.out or Path("out/eval/timing"), "Timing")
 
@@ -134,7 +135,7 @@ def _positive_int(text: str) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=_positive_int, default=None, help="number of items (default: synthetic 10, others all)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default out/eval/<suite>)")
-    p.add_argument("--quality", choices=("draft", "default", "high"), default="default")
+    p.add_argument("--quality", choices=QUALITY_NAMES, default=DEFAULT)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="torch intra-op threads (default: torch's); 1 is far faster on a machine shared with other jobs")
@@ -177,7 +178,7 @@ def register(subparsers) -> None:
     p.add_argument("--known-answer", action="store_true",
                    help="first write synthetic scans with known answers into DIR (checks the harness itself)")
     p.set_defaults(handler=_scans)
-    from ..evaluate.depth import DEPTH_LAYOUT
+    from .depth import DEPTH_LAYOUT
 
     p = suites.add_parser("depth", help="depth error against registered ground truth (FRGC2 protocol)",
                           description="Depth error (FRGC2 protocol as the paper reports it: the prediction's depth "

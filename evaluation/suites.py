@@ -1,7 +1,7 @@
 """Evaluation suites behind ``photohead evaluate``: synthetic, landmarks, scans, timing (depth:
 :mod:`.depth`).
 
-Each ``run_*`` returns a results dict in :func:`~backend.evaluate.report.write_report`'s
+Each ``run_*`` returns a results dict in :func:`~evaluation.report.write_report`'s
 layout (``suite``, ``summary``, ``tables``, ``plots``, ``per_item``, ``config``, ``machine``).
 The reconstruction is injectable (``reconstruct_fn(images, config) -> Head``, default
 :func:`backend.reconstruct.reconstruct`) so the harness is tested without the real fit.
@@ -34,10 +34,11 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import PhotoheadError
-from ..head import Head
+from backend.errors import PhotoheadError
+from backend.quality import DEFAULT as DEFAULT_QUALITY
+from backend.head import Head
 from . import metrics as M
-from .readers import IMAGE_SUFFIXES, EvalDataError, find_landmark_sets, read_obj_mesh
+from .readers import IMAGE_SUFFIXES, EvalDataError, find_landmark_sets, pick_paths, read_obj_mesh
 
 __all__ = ["ReconstructFn", "given_landmarks", "crop_scale", "run_synthetic", "run_landmarks", "run_scans",
            "run_timing", "machine_summary", "evaluate_scan", "NOSE_TIP_LANDMARK"]
@@ -47,13 +48,13 @@ NOSE_TIP_LANDMARK = 30  # iBUG 68: tip of the nose
 
 
 def _default_reconstruct() -> ReconstructFn:
-    from ..reconstruct import reconstruct
+    from backend.reconstruct import reconstruct
 
     return lambda images, config: reconstruct(images, config)
 
 
 def _config(quality: str, seed: int, detail: bool):
-    from ..reconstruct import ReconstructConfig
+    from backend.reconstruct import ReconstructConfig
 
     return ReconstructConfig(quality=quality, seed=seed, detail=detail)
 
@@ -83,7 +84,7 @@ MAX_PANELS = 6
 
 def _overlay(image, truth68: np.ndarray | None, fitted68: np.ndarray | None) -> np.ndarray:
     """Photo with ground-truth (green) and fitted (red) landmarks, 256 px high."""
-    from ..preview import draw_landmarks, resize_to_height, to_uint8_rgb
+    from backend.preview import draw_landmarks, resize_to_height, to_uint8_rgb
 
     img = to_uint8_rgb(image)
     scale = 256.0 / img.shape[0]
@@ -95,7 +96,7 @@ def _overlay(image, truth68: np.ndarray | None, fitted68: np.ndarray | None) -> 
 
 
 def _examples(panels: list[np.ndarray]) -> dict[str, np.ndarray]:
-    from ..preview import compose_panels
+    from backend.preview import compose_panels
 
     return {"examples": compose_panels(panels)} if panels else {}
 
@@ -153,7 +154,7 @@ def detail_errors(model, head, face) -> dict[str, float]:
     """
     import torch
 
-    from ..uvmaps import face_tile_layout, uv_position_map
+    from backend.uvmaps import face_tile_layout, uv_position_map
     from .synthetic import (
         displacement_in_image, photo_mask_at_texels, resample_map, true_detail_surface, visible_face_texels,
     )
@@ -206,7 +207,7 @@ def _export_errors(head, true_detailed: np.ndarray, visible: np.ndarray, align) 
     compare the two numbers with each other, not with ``dense_err_mm``."""
     import copy
 
-    from ..detailed_head import detailed_head_mesh, sample_map
+    from backend.detailed_head import detailed_head_mesh, sample_map
 
     mesh = detailed_head_mesh(head)
     no_detail = copy.copy(head)
@@ -226,12 +227,12 @@ def true_coarse_fit(model, face, view):
     each band) and the true albedo. Returns a :class:`~backend.fit.coarse.CoarseFitResult`."""
     import torch
 
-    from ..align import points_to_crop
-    from ..camera import Camera, euler_to_rotation, project
-    from ..fit.coarse import CoarseFitResult
-    from ..fit.pose_init import fit_orthographic_pose
-    from ..lighting import sh_basis
-    from ..reconstruct import CROP_SIZE
+    from backend.align import points_to_crop
+    from backend.camera import Camera, euler_to_rotation, project
+    from backend.fit.coarse import CoarseFitResult
+    from backend.fit.pose_init import fit_orthographic_pose
+    from backend.lighting import sh_basis
+    from backend.reconstruct import CROP_SIZE
 
     verts = torch.from_numpy(np.asarray(face.coarse_vertices, np.float64))[None]  # (1,V,3) mm
     H, W = face.image.shape[:2]
@@ -256,13 +257,14 @@ def oracle_detail_corr(model, face, quality: str) -> float:
     (:func:`true_coarse_fit`) on the pipeline's own crops and masks: what the detail stage
     recovers behind a perfect stage 1, this photo's ceiling for ``disp_corr`` (one light shows
     surface slopes along its direction only)."""
-    from ..fit.detail import DETAIL_PRESETS, fit_detail
-    from ..reconstruct import detail_inputs, prepare_view
+    from backend.fit.detail import fit_detail
+    from backend.preset import resolve_preset
+    from backend.reconstruct import detail_inputs, prepare_view
     from .synthetic import resample_map, visible_face_texels
 
     truth = face.contour68 if face.contour68 is not None else face.landmarks68
     view = prepare_view(face.image, landmarks68=truth)
-    config = DETAIL_PRESETS[quality]
+    config = resolve_preset(quality).detail
     crops, skin, face_masks = detail_inputs([view], config.render_size)
     det = fit_detail(model, true_coarse_fit(model, face, view), crops, skin, config, report_mask=face_masks)
     pred = det.displacement[0, 0].numpy().astype(np.float64)
@@ -274,7 +276,7 @@ def oracle_detail_corr(model, face, quality: str) -> float:
 def _fit_skin_mask(image: np.ndarray, landmarks68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pipeline's skin mask (224² crop) for a photo with given landmarks, with the view
     (for its ``crop_from_image``)."""
-    from ..reconstruct import prepare_view
+    from backend.reconstruct import prepare_view
 
     view = prepare_view(image, landmarks68=landmarks68)
     return view.skin_mask, view.crop_from_image
@@ -289,8 +291,8 @@ def given_landmarks(landmarks68: np.ndarray) -> Iterator[None]:
     """
     from unittest import mock
 
-    from .. import reconstruct as recon_module
-    from ..detect.base import Face
+    from backend import reconstruct as recon_module
+    from backend.detect.base import Face
 
     lm = np.asarray(landmarks68, np.float64).reshape(68, 2)
 
@@ -305,8 +307,8 @@ def given_landmarks(landmarks68: np.ndarray) -> Iterator[None]:
 def _detector_error_px224(image: np.ndarray, truth: np.ndarray) -> tuple[float, float, str]:
     """dlib on a synthetic render: (mean error over 68 points, over 17–67) in 224²-crop pixels
     (crop from the detected landmarks, as reconstruct does) and the detector used; NaN when none."""
-    from ..align import align_face
-    from ..detect import detect
+    from backend.align import align_face
+    from backend.detect import detect
 
     faces = detect(image)
     if not faces:
@@ -318,7 +320,7 @@ def _detector_error_px224(image: np.ndarray, truth: np.ndarray) -> tuple[float, 
 
 def run_synthetic(
     n: int = 10,
-    quality: str = "default",
+    quality: str = DEFAULT_QUALITY,
     seed: int = 0,
     detail: bool = False,
     landmarks: str = "truth",
@@ -351,7 +353,7 @@ def run_synthetic(
     """
     from dataclasses import replace
 
-    from ..facemodel import load_default
+    from backend.facemodel import load_default
     from .synthetic import SyntheticSettings, make_faces
 
     model = model if model is not None else load_default()
@@ -476,21 +478,10 @@ def _interocular(gt: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(gt, np.float64)[36] - np.asarray(gt, np.float64)[45]))
 
 
-def _pick(paths: list[Path], n: int | None, sample: str, seed: int) -> list[Path]:
-    if sample not in ("first", "random"):
-        raise ValueError(f"unknown sample {sample!r}: use 'first' or 'random'")
-    if not n or n >= len(paths):
-        return paths
-    if sample == "first":
-        return paths[:n]
-    idx = np.sort(np.random.default_rng(seed).choice(len(paths), n, replace=False))
-    return [paths[i] for i in idx]
-
-
 def run_landmarks(
     folder: str | Path,
     n: int | None = None,
-    quality: str = "default",
+    quality: str = DEFAULT_QUALITY,
     seed: int = 0,
     sample: str = "first",
     time_budget_s: float | None = None,
@@ -517,7 +508,7 @@ def run_landmarks(
     the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib or face_alignment).
     """
     sets = find_landmark_sets(folder)
-    paths = _pick(list(sets), n, sample, seed)
+    paths = pick_paths(list(sets), n, sample, seed)
     recon = reconstruct_fn or _default_reconstruct()
     config = replace(_config(quality, seed, False), detector=detector)
     items: list[dict[str, Any]] = []
@@ -666,7 +657,7 @@ def evaluate_scan(
 def run_scans(
     folder: str | Path,
     n: int | None = None,
-    quality: str = "default",
+    quality: str = DEFAULT_QUALITY,
     seed: int = 0,
     radius_mm: float = 95.0,
     with_scale: bool = True,
@@ -675,7 +666,7 @@ def run_scans(
     progress: Callable[[float, str], None] | None = None,
 ) -> dict[str, Any]:
     """Scan-to-mesh error over the subjects in ``folder`` (layout in the module docstring)."""
-    from ..export import load_head
+    from backend.export import load_head
 
     folder = Path(folder)
     subjects = sorted(p for p in folder.iterdir() if (p / "scan.obj").is_file()) if folder.is_dir() else []
@@ -699,7 +690,7 @@ def run_scans(
                 items.append({"subject": subject.name, "error": str(exc)})
                 continue
         if landmark_idx is None:
-            from ..facemodel import load_default
+            from backend.facemodel import load_default
 
             landmark_idx = (model if model is not None else load_default()).landmarks68.numpy()
         verts, _, nose, lms = _load_scan(subject)
