@@ -16,7 +16,9 @@ PYTEST_ARGS ?= -m "not slow"
 BPY_OLDEST ?= 4.2.23
 BPY_NEWEST ?= 5.0.1
 BPY_NUMPY ?= 1.26.4
-BPY42_SITE := .venv-bpy42/lib/python3.11/site-packages
+BPY42_SITE := $(CURDIR)/.venv-bpy42/lib/python3.11/site-packages
+# Zip-level tests run once (they start their own clean Blenders of both versions).
+ZIP_TESTS := --ignore=blender_tests/test_installed_zip.py --ignore=blender_tests/test_platform_zips.py
 
 .PHONY: demo test test-all venv bpy-venvs extension bench clean
 
@@ -48,11 +50,11 @@ demo: venv
 # Every test on bpy 5.0 (the venv's), then the add-on tests again on bpy 4.2 (its site-packages first).
 test: venv bpy-venvs
 	$(PY) -m pytest $(PYTEST_ARGS)
-	PYTHONPATH=$(BPY42_SITE) $(PY) -m pytest blender_tests $(PYTEST_ARGS) --ignore=blender_tests/test_installed_zip.py
+	PYTHONPATH=$(BPY42_SITE) $(PY) -m pytest blender_tests $(PYTEST_ARGS) $(ZIP_TESTS)
 
 test-all: venv bpy-venvs
 	$(PY) -m pytest -m ""
-	PYTHONPATH=$(BPY42_SITE) $(PY) -m pytest blender_tests -m "" --ignore=blender_tests/test_installed_zip.py
+	PYTHONPATH=$(BPY42_SITE) $(PY) -m pytest blender_tests -m "" $(ZIP_TESTS)
 
 extension: venv
 	$(PY) -m addon.build

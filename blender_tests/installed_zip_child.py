@@ -45,10 +45,19 @@ def main(zip_path: str, photo: str, out_json: str) -> None:
     report["wheels_dir"] = prefs_mod.wheels_site_packages()
 
     settings = bpy.context.scene.photohead
-    settings.photos.add().filepath = photo
+    blank = str(Path(out_json).with_name("blank.png"))
+    image = bpy.data.images.new("blank", 64, 64)
+    image.filepath_raw, image.file_format = blank, "PNG"
+    image.save()  # a grey photo with no face
     settings.quality = "draft"
     settings.device = "cpu"
     prefs = bpy.context.preferences.addons[PACKAGE].preferences
+    settings.photos.add().filepath = blank
+    report["failed"] = _run_job(addon, settings, prefs)
+    settings.photos.add().filepath = photo  # the blank photo first: skipped, every later view shifts
+    settings.add_cameras = True
+    report["cancelled"] = _run_job(addon, settings, prefs, cancel=True)
+    report["objects_after_failures"] = len(bpy.data.objects)
     t0 = time.perf_counter()
     job = addon.operators.start_job(settings, prefs)
     probe = subprocess.run([job.python, "-c", PROBE], env=job.worker_env(), capture_output=True, text=True)
@@ -60,12 +69,25 @@ def main(zip_path: str, photo: str, out_json: str) -> None:
     report["finish"] = [sorted(kind), message]
     if obj is not None:
         name = obj.name
+        report["camera_backgrounds"] = [
+            bpy.path.abspath(bg.image.filepath) for cam in bpy.data.objects if cam.type == "CAMERA"
+            for bg in cam.data.background_images if bg.image is not None]
         blend = str(Path(out_json).with_suffix(".blend"))
         bpy.ops.wm.save_as_mainfile(filepath=blend)
         bpy.ops.wm.read_factory_settings(use_empty=True)
         bpy.ops.wm.open_mainfile(filepath=blend)
         report["reopened"] = _describe(bpy.data.objects[name])
     Path(out_json).write_text(json.dumps(report, indent=1), encoding="utf-8")
+
+
+def _run_job(addon, settings, prefs, cancel: bool = False) -> list:
+    """(status, finish report, message) of a job on the panel's photos, cancelled at once if asked."""
+    job = addon.operators.start_job(settings, prefs)
+    if cancel:
+        job.cancel()
+    state = job.wait(timeout=600)
+    kind, message, obj = addon.operators.finish_job(bpy.context, job, state, settings)
+    return [state.status, sorted(kind), message, obj is None]
 
 
 def _interfaces() -> list[str]:

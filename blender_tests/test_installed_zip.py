@@ -95,7 +95,13 @@ def test_linux_zip_in_clean_blender(version, linux_zip, grace_hopper, tmp_path):
     assert all(Path(p).resolve().is_relative_to(CLEAN_BPY[version].resolve()) for p in dev), dev
     assert probe["torch"] == "2.13.0+cpu" and not probe["cuda"] and probe["matmul"] == 64.0
 
+    # a photo with no face fails cleanly; a cancel at once stops the worker; neither adds objects
+    assert report["failed"][:2] == ["FAILED", ["ERROR"]] and "face" in report["failed"][2].lower(), report["failed"]
+    assert report["failed"][3] and report["cancelled"][0] == "CANCELLED" and report["cancelled"][3], report
+    assert report["objects_after_failures"] == 0
     assert report["job"]["status"] == "DONE", report["job"]
+    # the blank photo was skipped: the one camera shows grace_hopper, not the photo list's first
+    assert [Path(p).name for p in report["camera_backgrounds"]] == [grace_hopper.name], report["camera_backgrounds"]
     assert report["finish"][0] == ["INFO"], report["finish"]
     head = report["reopened"]
     assert head["material"] and head["base_color_linked"]
