@@ -374,7 +374,7 @@ def fit_parameters(head, dense: bool = False) -> dict:
                 "name": v.name, "label": v.label, "image_size": [int(s) for s in v.image_size],
                 "projection": v.projection, "pose": _plain(np.asarray(v.pose)), "sh": _plain(np.asarray(v.sh)),
                 "exp": _plain(np.asarray(v.exp)), "landmarks68": _plain(np.asarray(v.landmarks68)),
-                "detected68": _plain(np.asarray(v.detected68)), "face_box": _plain(v.face_box),
+                "detected68": _plain(np.asarray(v.detected68)), "detector": v.detector, "face_box": _plain(v.face_box),
                 "crop_from_image": _plain(v.crop_from_image),
             }
             for v in head.views

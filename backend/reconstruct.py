@@ -51,12 +51,14 @@ class ReconstructConfig:
 
     - ``mode``: ``fit`` (per-image analysis-by-synthesis, no weights), ``predict`` (trained
       encoder + U-Net), ``hybrid`` (predict initialises fit).
-    - ``quality``: fit schedule and UV resolution preset (README lists times).
+    - ``quality``: fit schedule and UV resolution preset (:mod:`backend.preset`).
     - ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     - ``model``: face model file (default: ICT on the search path).
     - ``face``: which detected face (0 = most confident) in each photo.
-    - ``detector``: the landmark detector, ``dlib`` (offline default) or ``face_alignment`` (needs
-      the face-alignment package and its weights on disk: ``detector_weights``, a folder, or
+    - ``detector``: the landmark detector, ``dlib`` (offline default), ``mediapipe`` (BlazeFace +
+      Face Mesh in PyTorch, :mod:`backend.detect.mediapipe_backend`; its files from `photohead
+      models fetch mediapipe`, or ``detector_weights`` a folder holding them) or ``face_alignment``
+      (needs the face-alignment package and its weights on disk: ``detector_weights``, a folder, or
       torch hub's checkpoints; :mod:`backend.detect.fa_backend`).
     - ``detail``: run the detail (stage-2) fit.
     - ``identity``: use the identity loss L_id (needs the identity network's weights).
@@ -64,12 +66,12 @@ class ReconstructConfig:
     - ``shared_expression``: multi-view: one expression for all photos.
     - ``seed``: random seed. A fit gives the same bits for the same photo, seed and machine (CPU:
       and thread count; CUDA: and GPU model) (:mod:`backend.determinism`).
-    - ``deterministic``: that promise. Free on the CPU; on CUDA it costs time (H200, default
-      quality: 6.9 s instead of 4.9 s), and off, two runs differ by about 0.2 mm.
+    - ``deterministic``: that promise. Free on the CPU; on CUDA it costs time, and off, two
+      runs differ by about 0.2 mm.
     - ``labels``: optional per-photo view labels (front/left/right...).
     - ``tune_unet``: hybrid mode's detail stage optimises a copy of the U-Net's weights per
       photo (the displacement stays the network's output) instead of starting the map from its
-      prediction and optimising the map (PAPER.md's network fine-tuned on one photo; needs
+      prediction and optimising the map (the paper's network fine-tuned on one photo; needs
       ``detail.pt``).
     """
 
@@ -105,7 +107,7 @@ class PreparedView:
     face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all): texture, reports
     skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
     label: str = ""
-    detector: str = ""  # what gave detected68: "dlib", "face_alignment" or "given"
+    detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe" or "given"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -398,6 +400,11 @@ def reconstruct(
         from .detect.fa_backend import find_fa_weights
 
         find_fa_weights(config.detector_weights)  # its weights before any work: a clear error, nothing fitted
+    if config.detector == "mediapipe" and detects:
+        from .detect.mediapipe_nets import MEDIAPIPE_FILES, find_mediapipe_file
+
+        for name in MEDIAPIPE_FILES:  # its weights before any work, as for face_alignment
+            find_mediapipe_file(name, config.detector_weights)
     if config.tune_unet and config.mode != "hybrid":
         raise PhotoheadError(f"tuning the U-Net is part of hybrid mode, not {config.mode!r}: use --mode hybrid")
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@
 - ``photohead evaluate landmarks DIR [--n N] [--sample random] [--time-budget S] [--examples]``:
   68-point NME (inter-ocular and box) of the fit and of the detector on annotated photos
   (``landmarks.json`` or per-image ``.pts``/``.json``), failure rate, region and yaw tables,
-  fit-vs-detector agreement (issue 6).
+  fit-vs-detector agreement.
 - ``photohead evaluate scans DIR [--n N] [--radius MM] [--rigid]``: scan-to-mesh error (MICC
   protocol; layout in ``evaluation.suites``).
 - ``photohead evaluate depth DIR [--n N] [--synthetic N]``: depth error against ground-truth depth
@@ -77,7 +77,7 @@ def _landmarks(args: argparse.Namespace) -> int:
     results = run_landmarks(args.dir, n=args.n, quality=args.quality, seed=args.seed, sample=args.sample,
                             time_budget_s=args.time_budget, examples=args.examples,
                             per_item=not args.aggregate_only, progress=_progress, detector=args.detector)
-    return _finish(results, args.out or Path("out/eval/landmarks"), f"Landmarks: {args.dir}")
+    return _finish(results, args.out or Path("out/eval/landmarks"), f"Landmarks: {Path(args.dir).name}")
 
 
 def _scans(args: argparse.Namespace) -> int:
@@ -164,8 +164,8 @@ def register(subparsers) -> None:
                    help="stop starting new photos after S seconds (the report says how many ran)")
     p.add_argument("--examples", action="store_true",
                    help="also write landmark overlays of the photos (off: keep research-only photos out of reports)")
-    p.add_argument("--detector", choices=("dlib", "face_alignment"), default="dlib",
-                   help="the reconstruction's landmark detector (face_alignment: its weights on disk)")
+    p.add_argument("--detector", choices=("dlib", "face_alignment", "mediapipe"), default="dlib",
+                   help="the reconstruction's landmark detector (face_alignment, mediapipe: their weights on disk)")
     p.add_argument("--aggregate-only", action="store_true",
                    help="no per-photo rows in results.json (for reports published from research-only data)")
     p.set_defaults(handler=_landmarks)

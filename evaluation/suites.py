@@ -132,7 +132,7 @@ DETAIL_CONDITIONS = {"detail": True, "size": 512, "face_fraction": 0.5, "directi
 
 
 def detail_errors(model, head, face) -> dict[str, float]:
-    """Detail stage vs a synthetic face's truth (issue 7's acceptance):
+    """Detail stage vs a synthetic face's truth:
 
     - ``disp_corr``: Pearson correlation of the recovered and the true displacement over the
       visible face region (:func:`~.synthetic.visible_face_texels`: face region, facing the
@@ -345,9 +345,8 @@ def run_synthetic(
     ``landmarks``: ``truth`` (default) hands the true 2-D landmarks (``contour68``) to the
     pipeline in place of the detector (:func:`given_landmarks`), so the suite measures the fit;
     ``detector`` runs dlib on the render as for a photo. dlib's predictor is out of its domain
-    on these renders (bald, no lashes or hair; painted brows and lips only since the albedo
-    gained them): its mean error at 224² was 13.6 px without brows and lips, 8.8 px with them
-    (20 faces, seed 0), which then dominates every number. With the real
+    on these renders (bald, no lashes or hair, painted brows and lips): its error (about 8 px
+    in the 224² crop) then dominates every number. With the real
     reconstruction, ``truth`` mode still runs dlib on each render and reports its error
     (``detector_*``). ``time_budget_s`` stops starting new faces after that many seconds.
     """
@@ -471,7 +470,7 @@ def run_synthetic(
 # ---------------------------------------------------------------------------------------
 REGIONS: dict[str, slice] = {"jaw": slice(0, 17), "brows": slice(17, 27), "nose": slice(27, 36),
                               "eyes": slice(36, 48), "mouth": slice(48, 68)}
-FIT_VS_DETECTOR_TARGET = 0.03  # issue 6: mean |landmarks68 − detected68| ≤ 3 % of the inter-ocular distance
+FIT_VS_DETECTOR_TARGET = 0.03  # target: mean |landmarks68 − detected68| ≤ 3 % of the inter-ocular distance
 
 
 def _interocular(gt: np.ndarray) -> float:
@@ -505,7 +504,7 @@ def run_landmarks(
     ``examples`` adds landmark overlays of the photos; ``per_item`` False keeps only aggregates
     (no per-photo rows; the CDF's values sorted). Keep overlays off and per-item rows out of
     anything published from data that must not be redistributed (``faces_dev``). ``detector``:
-    the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib or face_alignment).
+    the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib, face_alignment or mediapipe).
     """
     sets = find_landmark_sets(folder)
     paths = pick_paths(list(sets), n, sample, seed)
@@ -589,7 +588,7 @@ def run_landmarks(
     note = f" Stopped after {done} of {len(paths)} photos (time budget {time_budget_s:g} s)." if stopped else ""
     return {
         "suite": "landmarks",
-        "description": f"68-point landmark NME on {done} annotated photos ({sample} sample) from {folder}: the "
+        "description": f"68-point landmark NME on {done} annotated photos ({sample} sample) from `{Path(folder).name}`: the "
                        f"fitted model's projected landmarks (`landmarks68`) and the detector's ({detector}: "
                        f"`detected68`, the fit's input) against the annotation.{note}",
         "summary": summary,
@@ -721,16 +720,24 @@ def run_scans(
 TIMING_KEYS = ("median_s", "min_s", "mean_s", "max_s", "repeats")
 
 
-def _timing_rows(node: Any, path: str, rows: list[dict[str, Any]], bench: str) -> None:
+def _timing_rows(node: Any, path: str, rows: list[dict[str, Any]], bench: str,
+                 where: dict[str, Any] | None = None) -> None:
     """One row per timed case: a dict holding ``median_s`` (repeated timings), ``wall_s`` (one
     run, e.g. ``bench_fit``, whose stage ``timings`` are kept) or only flat ``*_s`` stage times.
-    Lists of cases are walked too, a case named by its ``case``/``name`` key, else its index."""
+    Lists of cases are walked too, a case named by its ``case``/``name`` key, else its index.
+    A section with its own ``machine`` (a later run on another machine, appended to the file)
+    puts it, with its ``created_utc``, into each of its rows as ``where``."""
     if isinstance(node, dict):
+        if isinstance(node.get("machine"), dict):
+            m = node["machine"]
+            where = {"created_utc": node.get("created_utc"),
+                     **{k: m.get(k) for k in ("processor", "cpu_count", "torch", "gpu", "device", "loadavg_1m")}}
+        extra = {"where": where} if where else {}
         if "median_s" in node:
-            rows.append({"benchmark": bench, "case": path or "-", **{k: node.get(k) for k in TIMING_KEYS}})
+            rows.append({"benchmark": bench, "case": path or "-", **{k: node.get(k) for k in TIMING_KEYS}, **extra})
             return
         if "wall_s" in node and isinstance(node["wall_s"], (int, float)):
-            row = {"benchmark": bench, "case": path or "-", "median_s": node["wall_s"], "repeats": 1}
+            row = {"benchmark": bench, "case": path or "-", "median_s": node["wall_s"], "repeats": 1, **extra}
             stages = node.get("timings") if isinstance(node.get("timings"), dict) else {}
             if stages:
                 row["stages"] = ", ".join(f"{k} {v:.2f}" for k, v in stages.items()
@@ -741,23 +748,26 @@ def _timing_rows(node: Any, path: str, rows: list[dict[str, Any]], bench: str) -
         if secs and not any(isinstance(v, (dict, list)) for v in node.values()):
             # a leaf of named stage timings (e.g. {"coarse_fit_s": 4.8, "detail_fit_s": 1.1})
             rows.append({"benchmark": bench, "case": path or "-", "median_s": node.get("total_s"), "repeats": 1,
-                         "stages": ", ".join(f"{k} {v:.2f}" for k, v in secs.items() if k != "total_s")})
+                         "stages": ", ".join(f"{k} {v:.2f}" for k, v in secs.items() if k != "total_s"), **extra})
             return
         for key, value in node.items():
             if key != "machine" and not str(key).startswith("target"):  # targets are limits, not timings
-                _timing_rows(value, f"{path}/{key}" if path else str(key), rows, bench)
+                _timing_rows(value, f"{path}/{key}" if path else str(key), rows, bench, where)
     elif isinstance(node, list):
         for i, value in enumerate(node):
             name = str(value.get("case", value.get("name", i))) if isinstance(value, dict) else str(i)
             if isinstance(value, dict) and "threads" in value:
                 name += f" ({value['threads']} threads)"
-            _timing_rows(value, f"{path}/{name}" if path else name, rows, bench)
+            _timing_rows(value, f"{path}/{name}" if path else name, rows, bench, where)
 
 
 def run_timing(results_dir: str | Path | None = None) -> dict[str, Any]:
     """Collect ``benchmarks/results/*.json`` (``benchmarks.common.write_result`` files): one row
     per timed case (any dict holding ``median_s``), plus each file's machine."""
-    results_dir = Path(results_dir) if results_dir else Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    root = Path(__file__).resolve().parents[1]  # the repository
+    results_dir = Path(results_dir) if results_dir else root / "benchmarks" / "results"
+    where = results_dir.resolve()
+    where = where.relative_to(root) if where.is_relative_to(root) else Path(where.name)  # no machine paths in reports
     files = sorted(results_dir.glob("*.json")) if results_dir.is_dir() else []
     rows: list[dict[str, Any]] = []
     machines: list[dict[str, Any]] = []
@@ -769,7 +779,7 @@ def run_timing(results_dir: str | Path | None = None) -> dict[str, Any]:
             rows.append({"benchmark": path.stem, "case": f"unreadable: {exc}"})
             continue
         name = str(doc.get("name", path.stem))
-        _timing_rows({k: v for k, v in doc.items() if k not in ("name", "created_utc")}, "", rows, name)
+        _timing_rows({k: v for k, v in doc.items() if k not in ("name", "created_utc", "machine")}, "", rows, name)
         m = doc.get("machine") or {}
         machines.append({"benchmark": name, "created_utc": doc.get("created_utc"),
                          **{k: m.get(k) for k in ("processor", "cpu_count", "torch", "gpu", "device", "loadavg_1m")}})
@@ -778,11 +788,11 @@ def run_timing(results_dir: str | Path | None = None) -> dict[str, Any]:
                 notes.append({"benchmark": name, key: doc[key]})
     return {
         "suite": "timing",
-        "description": f"{len(files)} benchmark result files from {results_dir}.",
+        "description": f"{len(files)} benchmark result files from `{where.as_posix()}`.",
         "summary": {"files": len(files), "cases": len(rows)},
         "tables": {"timings (s)": rows, "machines": machines, "notes": notes},
         "plots": {},
         "per_item": rows,
-        "config": {"results_dir": str(results_dir)},
+        "config": {"results_dir": where.as_posix()},
         "machine": machine_summary(),
     }

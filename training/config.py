@@ -93,6 +93,10 @@ class DataConfig:
     - ``min_face_px``: reject faces whose landmark box is smaller; ``min_score``: reject
       detections below this confidence. ``workers``: preprocessing processes.
     - ``synthetic_count``: images in the synthetic set.
+    - ``layout``: ``auto``, ``folder``, ``celeba`` (official partition file) or ``ffhq``;
+      ``split``: ``auto`` (train for CelebA/FFHQ, all for a folder), ``train``, ``val``, ``test``,
+      ``all``; ``shard_size``: photos per cache shard (see :mod:`training.prepare`). With a
+      prepared cache (``photohead train prepare``), ``data`` may be left empty.
     """
 
     data: str = ""
@@ -103,6 +107,9 @@ class DataConfig:
     min_score: float = 0.0
     workers: int = 2
     synthetic_count: int = 64
+    layout: Literal["auto", "folder", "celeba", "ffhq"] = "auto"
+    split: Literal["auto", "train", "val", "test", "all"] = "auto"
+    shard_size: int = 500
 
 
 @dataclass
