@@ -28,6 +28,7 @@ from .skin import skin_mask, skin_weight
 from .camera import Camera, project, scale_pose
 from .determinism import deterministic
 from .detect import BACKENDS as DETECTOR_BACKENDS
+from .detect.combined import MISSING_MEDIAPIPE, MediaPipeMissingWarning, mediapipe_available
 from .detect import DetectSettings, detect_one
 from .errors import NoFaceError, PhotoheadError, WeightsNotFoundError
 from .facemodel import FaceModel, load_default, load_model
@@ -57,7 +58,9 @@ class ReconstructConfig:
     - ``face``: which detected face (0 = most confident) in each photo.
     - ``detector``: the landmark detector, ``dlib`` (offline default), ``mediapipe`` (BlazeFace +
       Face Mesh in PyTorch, :mod:`backend.detect.mediapipe_backend`; its files from `photohead
-      models fetch mediapipe`, or ``detector_weights`` a folder holding them) or ``face_alignment``
+      models fetch mediapipe`, or ``detector_weights`` a folder holding them), ``auto`` (dlib's
+      points checked by Face Mesh, :mod:`backend.detect.combined`; dlib alone with a warning
+      when MediaPipe's weights are missing) or ``face_alignment``
       (needs the face-alignment package and its weights on disk: ``detector_weights``, a folder, or
       torch hub's checkpoints; :mod:`backend.detect.fa_backend`).
     - ``detail``: run the detail (stage-2) fit.
@@ -437,6 +440,10 @@ def _reconstruct_on(
 
     views: list[PreparedView] = []
     detect_settings = DetectSettings(weights_dir=config.detector_weights)
+    detects = landmarks is None or len(landmarks) < len(images) or any(lm is None for lm in landmarks)
+    if config.detector == "auto" and detects:
+        if not mediapipe_available(config.detector_weights):
+            warn_list.append(MISSING_MEDIAPIPE)  # said once in the result, not once per photo
     for i, img in enumerate(images):
         check_cancel(cancel)
         if progress:
@@ -444,7 +451,9 @@ def _reconstruct_on(
         label = config.labels[i] if i < len(config.labels) else ""
         try:
             given = landmarks[i] if landmarks is not None and i < len(landmarks) else None
-            views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MediaPipeMissingWarning)  # in warn_list already
+                views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings))
         except NoFaceError as exc:
             if len(images) == 1:
                 raise

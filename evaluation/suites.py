@@ -53,10 +53,28 @@ def _default_reconstruct() -> ReconstructFn:
     return lambda images, config: reconstruct(images, config)
 
 
-def _config(quality: str, seed: int, detail: bool):
+def _config(quality: str, seed: int, detail: bool, mode: str = "fit", checkpoints: str | Path | None = None):
+    """The suites' reconstruction settings. ``mode``: ``fit``, ``predict`` or ``hybrid`` (the
+    trained networks in ``checkpoints``: a folder with ``coarse.pt`` and optionally ``detail.pt``)."""
     from backend.reconstruct import ReconstructConfig
 
-    return ReconstructConfig(quality=quality, seed=seed, detail=detail)
+    return ReconstructConfig(quality=quality, seed=seed, detail=detail, mode=mode,
+                             checkpoints=str(checkpoints) if checkpoints else None)
+
+
+def check_mode(mode: str, checkpoints: str | Path | None) -> None:
+    """Raise before any work when ``mode`` needs networks that ``checkpoints`` does not hold
+    (:class:`~backend.errors.WeightsNotFoundError`, saying how to make them)."""
+    if mode not in ("fit", "predict", "hybrid"):
+        raise EvalDataError(f"unknown mode {mode!r}: use fit, predict or hybrid")
+    if mode != "fit":
+        from backend.errors import WeightsNotFoundError
+        from backend.predict import load_predictor
+
+        if not checkpoints:
+            raise WeightsNotFoundError(f"--mode {mode} needs --checkpoints DIR (coarse.pt, optionally detail.pt; "
+                                       "docs/training.md)")
+        load_predictor(checkpoints)
 
 
 def machine_summary() -> dict[str, Any]:
@@ -329,8 +347,11 @@ def run_synthetic(
     settings=None,
     reconstruct_fn: ReconstructFn | None = None,
     progress: Callable[[float, str], None] | None = None,
+    mode: str = "fit",
+    checkpoints: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Reconstruct ``n`` synthetic faces (:mod:`.synthetic`) and compare with their ground truth.
+    """Reconstruct ``n`` synthetic faces (:mod:`.synthetic`) and compare with their ground truth
+    (``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode).
 
     Per face: face-region vertex error after similarity alignment (mm, ``Head.vertices`` vs the
     true shape; ``Head.neutral`` vs the true identity-only shape); landmark error of the fitted
@@ -362,7 +383,7 @@ def run_synthetic(
     if landmarks not in SYNTHETIC_LANDMARKS:
         raise ValueError(f"unknown landmarks {landmarks!r}: use 'truth' or 'detector'")
     recon = reconstruct_fn or _default_reconstruct()
-    config = _config(quality, seed, detail)
+    config = _config(quality, seed, detail, mode, checkpoints)
     faces = make_faces(model, n, seed=seed, settings=settings)
     mask = model.face_vertex_mask.numpy()  # face regions (ICT: narrow face + forehead band, ears, front of neck)
     narrow = model.region.numpy() == 0  # ICT "face_narrow": the face proper (brows to chin, cheek to cheek)
@@ -420,7 +441,7 @@ def run_synthetic(
     mean = lambda key: M.summarize(col(key))["mean"]  # noqa: E731
     summary = {
         "faces": len(items), "faces_requested": n, "reconstructed": len(ok), "no_face": len(items) - len(ok),
-        "landmarks": landmarks,
+        "landmarks": landmarks, "mode": mode,
         "vertex_err_mean_mm": mean("vertex_err_mean_mm"),
         "vertex_err_narrow_face_mean_mm": mean("vertex_err_narrow_mean_mm"),
         "vertex_err_median_mm": M.summarize(col("vertex_err_median_mm"))["median"],
@@ -461,7 +482,8 @@ def run_synthetic(
                                    "xlabel": "mean face vertex error (mm)"}},
         "images": _examples(panels),
         "per_item": items,
-        "config": {"n": n, "quality": quality, "seed": seed, "detail": detail, "landmarks": landmarks,
+        "config": {"n": n, "quality": quality, "seed": seed, "detail": detail, "landmarks": landmarks, "mode": mode,
+                   "checkpoints": str(checkpoints) if checkpoints else None,
                    "time_budget_s": time_budget_s, "settings": settings.__dict__},
         "machine": machine_summary(),
     }
@@ -489,6 +511,8 @@ def run_landmarks(
     reconstruct_fn: ReconstructFn | None = None,
     progress: Callable[[float, str], None] | None = None,
     detector: str = "dlib",
+    mode: str = "fit",
+    checkpoints: str | Path | None = None,
 ) -> dict[str, Any]:
     """Landmark accuracy on annotated photos (``folder``: see :func:`.readers.find_landmark_sets`).
 
@@ -505,11 +529,12 @@ def run_landmarks(
     (no per-photo rows; the CDF's values sorted). Keep overlays off and per-item rows out of
     anything published from data that must not be redistributed (``faces_dev``). ``detector``:
     the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib, face_alignment or mediapipe).
+    ``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode.
     """
     sets = find_landmark_sets(folder)
     paths = pick_paths(list(sets), n, sample, seed)
     recon = reconstruct_fn or _default_reconstruct()
-    config = replace(_config(quality, seed, False), detector=detector)
+    config = replace(_config(quality, seed, False, mode, checkpoints), detector=detector)
     items: list[dict[str, Any]] = []
     panels: list[np.ndarray] = []
     t_all = time.perf_counter()
@@ -559,6 +584,7 @@ def run_landmarks(
     summary = {
         "photos": done,
         "photos_requested": len(paths),
+        "mode": mode,
         "no_face": sum(1 for it in items if "error" in it),
         "nme_io_mean_%": 100 * M.summarize(nme_io)["mean"],
         "nme_io_median_%": 100 * M.summarize(nme_io)["median"],

@@ -274,6 +274,18 @@ def test_results_page_idempotent(tmp_path):
         "synthetic_detail": {"faces": 3, "seed": 0, "detail": True, "vertex_err_mean_mm": 9.0}}}))
     text = render_page(results, page.parent, bench)
     assert "| 1.23 | 4.32 | mm |" in text and "| 9 |" not in text and "bench_mean_face" in text
+    # depth: the mean face's column only beside the same synthetic subjects
+    depth = {"suite": "depth", "config": {"seed": 0}, "per_item": [{"subject": "synthetic_000"}, {"subject": "synthetic_001"}],
+             "summary": {"subjects": 2, "depth_err_minmax_mean_mm": 2.5, "depth_err_minmax_std_mm": 1.0}}
+    (results / "depth").mkdir()
+    (results / "depth" / "results.json").write_text(json.dumps(depth))
+    baseline = json.loads((bench / "mean_face.json").read_text())
+    (bench / "mean_face.json").write_text(json.dumps({**baseline, "depth": {
+        "subjects": 2, "seed": 0, "depth_err_minmax_mean_mm": 7.5, "depth_err_minmax_std_mm": 3.0}}))
+    assert "| 2.5 ± 1 mm | 7.5 ± 3 mm |" in render_page(results, page.parent, bench)
+    depth["per_item"][1]["subject"] = "frgc_0001"
+    (results / "depth" / "results.json").write_text(json.dumps(depth))
+    assert "7.5 ± 3 mm" not in render_page(results, page.parent, bench)
     from evaluation.results_page import main as page_main
 
     args = ["--results", str(results), "--out", str(page), "--benchmarks", str(bench)]

@@ -113,6 +113,26 @@ class DataConfig:
 
 
 @dataclass
+class SuiteEvalConfig:
+    """The evaluation suites during training (:mod:`training.validation`): every ``every`` steps
+    (0 = off) rank 0 saves the current networks to ``<out>/eval_ckpt/`` and runs the synthetic
+    suite on ``synthetic_n`` faces and, when ``landmarks`` names a folder of annotated photos,
+    the landmark suite on ``landmarks_n`` of them (a fixed seeded sample), in ``mode`` (predict
+    or hybrid) at ``quality``. Their summaries are logged to TensorBoard (``eval/<suite>/<key>``);
+    ``best.pt`` keeps the checkpoint with the best ``metric`` (``<suite>/<summary key>``, lower is
+    better unless ``higher_is_better``)."""
+
+    every: int = 0
+    synthetic_n: int = 8
+    landmarks: str = ""
+    landmarks_n: int = 8
+    mode: Literal["predict", "hybrid"] = "predict"
+    quality: str = "draft"
+    metric: str = "synthetic/vertex_err_mean_mm"
+    higher_is_better: bool = False
+
+
+@dataclass
 class EncoderArchConfig:
     """Stage-1 encoder choice: ``vgg16`` (paper, VGG-Face structure) or ``light``; channel
     ``width`` multiplier; VGG ``fc_dim``."""
@@ -148,6 +168,7 @@ class CoarseConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, lr_decay=0.9, lr_decay_every=5000))
     loss: CoarseLossWeights = field(default_factory=CoarseLossWeights)
+    eval: SuiteEvalConfig = field(default_factory=SuiteEvalConfig)
 
 
 @dataclass
@@ -172,6 +193,7 @@ class DetailConfig:
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=20_000))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, lr_decay=0.98, lr_decay_every=5000))
     loss: DetailLossWeights = field(default_factory=DetailLossWeights)
+    eval: SuiteEvalConfig = field(default_factory=lambda: SuiteEvalConfig(metric="synthetic/vertex_err_mean_mm"))
 
 
 # -- overrides -----------------------------------------------------------------------------
