@@ -187,7 +187,7 @@ def register(subparsers) -> None:
                    help="stop starting new photos after S seconds (the report says how many ran)")
     p.add_argument("--examples", action="store_true",
                    help="also write landmark overlays of the photos (off: keep research-only photos out of reports)")
-    p.add_argument("--detector", choices=("dlib", "face_alignment", "mediapipe"), default="dlib",
+    p.add_argument("--detector", choices=("dlib", "face_alignment", "mediapipe", "auto"), default="dlib",
                    help="the reconstruction's landmark detector (face_alignment, mediapipe: their weights on disk)")
     p.add_argument("--aggregate-only", action="store_true",
                    help="no per-photo rows in results.json (for reports published from research-only data)")
