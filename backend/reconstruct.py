@@ -28,6 +28,7 @@ from .skin import skin_mask, skin_weight
 from .camera import Camera, project, scale_pose
 from .determinism import deterministic
 from .detect import BACKENDS as DETECTOR_BACKENDS
+from .detect.combined import MISSING_MEDIAPIPE, MediaPipeMissingWarning, mediapipe_available
 from .detect import DetectSettings, detect_one
 from .errors import NoFaceError, PhotoheadError, WeightsNotFoundError
 from .facemodel import FaceModel, load_default, load_model
@@ -39,6 +40,7 @@ from .image_io import load_image
 from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
 from .quality import DEFAULT
+from .validate import check_face_index, check_photos
 
 Mode = Literal["fit", "predict", "hybrid"]
 
@@ -57,7 +59,9 @@ class ReconstructConfig:
     - ``face``: which detected face (0 = most confident) in each photo.
     - ``detector``: the landmark detector, ``dlib`` (offline default), ``mediapipe`` (BlazeFace +
       Face Mesh in PyTorch, :mod:`backend.detect.mediapipe_backend`; its files from `photohead
-      models fetch mediapipe`, or ``detector_weights`` a folder holding them) or ``face_alignment``
+      models fetch mediapipe`, or ``detector_weights`` a folder holding them), ``auto`` (dlib's
+      points checked by Face Mesh, :mod:`backend.detect.combined`; dlib alone with a warning
+      when MediaPipe's weights are missing) or ``face_alignment``
       (needs the face-alignment package and its weights on disk: ``detector_weights``, a folder, or
       torch hub's checkpoints; :mod:`backend.detect.fa_backend`).
     - ``detail``: run the detail (stage-2) fit.
@@ -108,6 +112,7 @@ class PreparedView:
     skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
     label: str = ""
     detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe" or "given"
+    faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -155,7 +160,7 @@ def prepare_view(
         name=name, image=rgb, detected68=np.asarray(found.landmarks, np.float64), face_box=np.asarray(found.box, np.float64),
         crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
         crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
-        detector=found.backend,
+        detector=found.backend, faces_note=found.note,
     )
 
 
@@ -407,6 +412,8 @@ def reconstruct(
             find_mediapipe_file(name, config.detector_weights)
     if config.tune_unet and config.mode != "hybrid":
         raise PhotoheadError(f"tuning the U-Net is part of hybrid mode, not {config.mode!r}: use --mode hybrid")
+    check_face_index(config.face)
+    check_photos(images, decode=False)  # regular files, sizes from the headers: before the model loads
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
@@ -437,6 +444,10 @@ def _reconstruct_on(
 
     views: list[PreparedView] = []
     detect_settings = DetectSettings(weights_dir=config.detector_weights)
+    detects = landmarks is None or len(landmarks) < len(images) or any(lm is None for lm in landmarks)
+    if config.detector == "auto" and detects:
+        if not mediapipe_available(config.detector_weights):
+            warn_list.append(MISSING_MEDIAPIPE)  # said once in the result, not once per photo
     for i, img in enumerate(images):
         check_cancel(cancel)
         if progress:
@@ -444,7 +455,11 @@ def _reconstruct_on(
         label = config.labels[i] if i < len(config.labels) else ""
         try:
             given = landmarks[i] if landmarks is not None and i < len(landmarks) else None
-            views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MediaPipeMissingWarning)  # in warn_list already
+                views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings))
+            if views[-1].faces_note:
+                warn_list.append(views[-1].faces_note)
         except NoFaceError as exc:
             if len(images) == 1:
                 raise

@@ -172,6 +172,8 @@ def run_depth(
     seed: int = 0,
     reconstruct_fn: Callable | None = None,
     progress: Callable[[float, str], None] | None = None,
+    mode: str = "fit",
+    checkpoints: str | Path | None = None,
 ) -> dict[str, Any]:
     """Depth error over the subjects of ``folder`` (layout in the module docstring), in
     :func:`evaluation.report.write_report`'s layout. A subject that fails (no face, no
@@ -185,7 +187,7 @@ def run_depth(
         raise EvalDataError(f"{folder}: no <subject>/depth.npy or <subject>/*.abs found "
                             "(layout: `photohead evaluate depth --help`)")
     subjects = subjects[: n if n else None]
-    recon, config = reconstruct_fn or _default_reconstruct(), _config(quality, seed, True)
+    recon, config = reconstruct_fn or _default_reconstruct(), _config(quality, seed, True, mode, checkpoints)
     items: list[dict[str, Any]] = []
     for i, subject in enumerate(subjects):
         _progress(progress, i, len(subjects), f"depth {subject.name} ({i + 1}/{len(subjects)})")

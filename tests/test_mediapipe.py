@@ -225,3 +225,38 @@ def test_reconstruct_checks_mediapipe_weights_first(tmp_path, astronaut):
 
     with pytest.raises(WeightsNotFoundError, match="models fetch mediapipe"):
         reconstruct([astronaut], ReconstructConfig(detector="mediapipe", detector_weights=str(tmp_path)))
+
+
+def test_auto_keeps_dlib_points_where_the_mesh_agrees(nets, astronaut):
+    pytest.importorskip("dlib")
+    (face,) = detect(astronaut, backend="auto")
+    (dlib_face,) = detect(astronaut, backend="dlib")
+    assert face.backend == "dlib" and face.detector == "hog+mesh" and face.dense.shape == (468, 3)
+    np.testing.assert_array_equal(face.landmarks, dlib_face.landmarks)
+
+
+def test_auto_replaces_a_layout_the_mesh_contradicts(nets, astronaut, monkeypatch):
+    """A dlib layout 30 % of the eye distance off the face (what it does on profiles) gives way
+    to the mesh's 68 points."""
+    import dataclasses
+
+    import backend.detect.combined as combined
+
+    (mesh_face,) = detect(astronaut, backend="mediapipe")
+    eye = np.linalg.norm(mesh_face.landmarks[36] - mesh_face.landmarks[45])
+    pasted = dataclasses.replace(mesh_face, landmarks=mesh_face.landmarks + [0.3 * eye, 0.0], backend="dlib",
+                                 detector="hog", dense=None, presence=None)
+    monkeypatch.setattr(combined, "detect_dlib", lambda image, settings: [pasted])
+    (face,) = detect(astronaut, backend="auto")
+    assert face.backend == "mediapipe"
+    np.testing.assert_allclose(face.landmarks, mesh_face.landmarks)
+    assert combined.disagreement(pasted.landmarks, mesh_face.landmarks) == pytest.approx(0.3)
+
+
+def test_auto_without_mediapipe_weights_is_dlib_with_a_warning(tmp_path, astronaut):
+    pytest.importorskip("dlib")
+    from backend.detect.combined import MediaPipeMissingWarning
+
+    with pytest.warns(MediaPipeMissingWarning, match="models fetch mediapipe"):
+        (face,) = detect(astronaut, backend="auto", settings=DetectSettings(weights_dir=str(tmp_path)))
+    assert face.backend == "dlib" and face.dense is None

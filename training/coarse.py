@@ -39,6 +39,8 @@ from .albedo_basis import AlbedoBasis
 from .config import CoarseConfig, cli_main, to_dict, write_resolved
 from .data import aligned_crop_pose, build_datasets
 from .loop import StepResult, TrainResult, check_run_folder, seed_everything, settle_resume_config, train
+from .preflight import check_run, check_weights
+from .validation import SuiteValidation
 
 
 def float32_region(device: torch.device):
@@ -191,12 +193,15 @@ def run(cfg: CoarseConfig, detect_fn=None) -> TrainResult:
     from backend.facemodel import load_default
 
     out = Path(cfg.out)
+    check_run(cfg)  # run folder name and writability, data folder, checkpoints' contents: before any work
     resume_from = check_run_folder(out, cfg.resume, cfg.init)  # before anything is written
     if resume_from is not None:
         cfg = settle_resume_config(cfg, resume_from)
+    suite_hook = SuiteValidation(cfg.eval, "coarse", out, coarse_ckpt=None) if cfg.eval.every > 0 else None
     face_model = load_default(cfg.model or None)
     seed_everything(cfg.loop.seed)  # same initial weights on every rank and every run
     task = build_task(cfg, face_model)
+    check_weights(cfg, task.model)  # resume/init weights fit the encoder: before preprocessing
     cache = Path(cfg.data.cache) if cfg.data.cache else out / "cache"
     train_set, val_set, summary = build_datasets(cfg.data, face_model, cfg.data.crop_size, cfg.loop.seed, cache, detect_fn)
     rank0 = int(__import__("os").environ.get("RANK", "0")) == 0
@@ -206,8 +211,11 @@ def run(cfg: CoarseConfig, detect_fn=None) -> TrainResult:
                            data_summary=summary, steps=0, config=to_dict(cfg), stage="coarse")
     if task.albedo is not None:
         card["albedo_basis"] = {"kind": "lowfreq", "k": task.albedo.n_tex, "uv_size": task.albedo.uv_size}
+    if suite_hook is not None:
+        suite_hook.card = card
     return train(task, train_set, loop=cfg.loop, optim=cfg.optim, out_dir=out, run_config=to_dict(cfg),
-                 model_card=card, val_set=val_set if len(val_set) else None, resume=cfg.resume, init=cfg.init)
+                 model_card=card, val_set=val_set if len(val_set) else None, resume=cfg.resume, init=cfg.init,
+                 suite_hook=suite_hook)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 import tomllib
 import types
 import typing
@@ -113,6 +115,26 @@ class DataConfig:
 
 
 @dataclass
+class SuiteEvalConfig:
+    """The evaluation suites during training (:mod:`training.validation`): every ``every`` steps
+    (0 = off) rank 0 saves the current networks to ``<out>/eval_ckpt/`` and runs the synthetic
+    suite on ``synthetic_n`` faces and, when ``landmarks`` names a folder of annotated photos,
+    the landmark suite on ``landmarks_n`` of them (a fixed seeded sample), in ``mode`` (predict
+    or hybrid) at ``quality``. Their summaries are logged to TensorBoard (``eval/<suite>/<key>``);
+    ``best.pt`` keeps the checkpoint with the best ``metric`` (``<suite>/<summary key>``, lower is
+    better unless ``higher_is_better``)."""
+
+    every: int = 0
+    synthetic_n: int = 8
+    landmarks: str = ""
+    landmarks_n: int = 8
+    mode: Literal["predict", "hybrid"] = "predict"
+    quality: str = "draft"
+    metric: str = "synthetic/vertex_err_mean_mm"
+    higher_is_better: bool = False
+
+
+@dataclass
 class EncoderArchConfig:
     """Stage-1 encoder choice: ``vgg16`` (paper, VGG-Face structure) or ``light``; channel
     ``width`` multiplier; VGG ``fc_dim``."""
@@ -148,6 +170,7 @@ class CoarseConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, lr_decay=0.9, lr_decay_every=5000))
     loss: CoarseLossWeights = field(default_factory=CoarseLossWeights)
+    eval: SuiteEvalConfig = field(default_factory=SuiteEvalConfig)
 
 
 @dataclass
@@ -172,6 +195,7 @@ class DetailConfig:
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=20_000))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, lr_decay=0.98, lr_decay_every=5000))
     loss: DetailLossWeights = field(default_factory=DetailLossWeights)
+    eval: SuiteEvalConfig = field(default_factory=lambda: SuiteEvalConfig(metric="synthetic/vertex_err_mean_mm"))
 
 
 # -- overrides -----------------------------------------------------------------------------
@@ -380,10 +404,17 @@ def cli_main(defaults: Any, run: "typing.Callable[[Any], Any]", doc: str, stage:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    from backend.errors import PhotoheadError
+    from backend.validate import one_line
+
+    out = Path(cfg.out) if str(cfg.out).strip() else None
+    made_here = out is not None and not out.exists()
     try:
         result = run(cfg)
-    except (ConfigError, PhotoheadError) as exc:  # bad input found by the run's checks (folder, data, weights)
-        print(f"{stage}: {exc}", file=sys.stderr)
+    except (PhotoheadError, ConfigError) as exc:  # bad input: one line, exit 2, no debris
+        if made_here and out.is_dir() and not any(out.glob("*.pt")) and int(os.environ.get("RANK", "0")) == 0:
+            shutil.rmtree(out, ignore_errors=True)
+        print(f"{stage}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     print(f"{stage} done at step {result.step}; checkpoint: {result.last_checkpoint}")
     return 0
