@@ -5,6 +5,8 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy.types import PropertyGroup
 
+from . import backend_module
+
 VIEW_LABEL_ITEMS = [
     ("front", "Front", "The face looks at the camera"),
     ("left", "Left", "The subject's left side faces the camera"),
@@ -16,15 +18,16 @@ MODE_ITEMS = [
     ("predict", "Predict", "Trained networks only (fast); needs a checkpoint folder"),
     ("hybrid", "Hybrid", "Networks initialise the fit; needs a checkpoint folder"),
 ]
-QUALITY_ITEMS = [
-    ("draft", "Draft", "Fastest, coarser texture and detail"),
-    ("default", "Default", "Balanced"),
-    ("high", "High", "Slowest, finest texture and detail"),
-]
+_quality = backend_module("quality")  # torch-free: the names and descriptions only
+QUALITY_ITEMS = [(name, name.title(), text) for name, text in _quality.QUALITIES.items()]
 DETECTOR_ITEMS = [
     ("dlib", "dlib", "dlib's 68-point predictor (face-recognition-models): works offline"),
     ("face_alignment", "face-alignment", "FAN landmarks: needs the face-alignment package and its weights on disk "
      "(their folder in the add-on preferences, or torch hub's cache)"),
+    ("mediapipe", "MediaPipe", "BlazeFace + Face Mesh (468 points) in PyTorch: holds up at large head turns; "
+     "needs `photohead models fetch mediapipe` once"),
+    ("auto", "dlib + Face Mesh", "dlib's points, checked by Face Mesh and replaced where they disagree "
+     "(large head turns); without MediaPipe's weights, dlib alone"),
 ]
 DEVICE_ITEMS = [
     ("auto", "Auto", "CUDA when available, else CPU"),
@@ -46,7 +49,7 @@ class PHOTOHEAD_PG_settings(PropertyGroup):
     photos: CollectionProperty(type=PHOTOHEAD_PG_photo)
     active_photo: IntProperty(name="Active Photo", default=0, min=0)
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="fit")
-    quality: EnumProperty(name="Quality", items=QUALITY_ITEMS, default="default")
+    quality: EnumProperty(name="Quality", items=QUALITY_ITEMS, default=_quality.DEFAULT)
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
     detector: EnumProperty(name="Landmarks", items=DETECTOR_ITEMS, default="dlib")
     tune_unet: BoolProperty(
@@ -60,6 +63,16 @@ class PHOTOHEAD_PG_settings(PropertyGroup):
         "instead of a base mesh with displacement and normal maps",
     )
     add_cameras: BoolProperty(name="Camera per Photo", default=True, description="Add a camera aligned to each photo")
+    set_render: BoolProperty(
+        name="Render Size from Photo", default=False,
+        description="Set the scene's render size to the first photo's and make its camera the scene camera "
+        "(off: the scene's render settings and active camera are left alone)",
+    )
+    make_pins: BoolProperty(
+        name="Landmark Pins", default=True,
+        description="After a reconstruction, add a Landmarks object per photo (the 68 points the fit used) to "
+        "correct and Refit",
+    )
     pack_images: BoolProperty(
         name="Pack Images", default=True,
         description="Pack textures into the .blend (otherwise they are saved next to the saved .blend)",

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .quality import DEFAULT
+
 
 @dataclass
 class ViewResult:
@@ -14,8 +16,8 @@ class ViewResult:
     - ``pose`` (7,) (f, rx, ry, rz, tx, ty, tz) for ``projection`` at the photo's full size
       (see ``backend.camera``); ``sh`` (27,); ``exp`` (K_exp,) this view's expression.
     - ``landmarks68`` (68,2) fitted model landmarks projected into the photo; ``detected68``
-      (68,2) the detector's (``detector``: "dlib", "face_alignment", or "given" when the caller
-      passed landmarks); ``face_box`` (4,) x0,y0,x1,y1.
+      (68,2) the detector's (``detector``: "dlib", "face_alignment", "mediapipe", or "given" when
+      the caller passed landmarks); ``face_box`` (4,) x0,y0,x1,y1.
     - ``crop_from_image`` (2,3) similarity mapping photo pixels → the 224² crop.
     """
 
@@ -76,7 +78,7 @@ class Head:
     tex_coeffs: np.ndarray | None = None
     views: list[ViewResult] = field(default_factory=list)
     mode: str = "fit"
-    quality: str = "default"
+    quality: str = DEFAULT
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     view_weights: np.ndarray | None = None  # (V, Ht, Ht·uv_tiles) per-view albedo blending weights

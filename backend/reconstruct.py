@@ -28,23 +28,24 @@ from .skin import skin_mask, skin_weight
 from .camera import Camera, project, scale_pose
 from .determinism import deterministic
 from .detect import BACKENDS as DETECTOR_BACKENDS
+from .detect.combined import MISSING_MEDIAPIPE, MediaPipeMissingWarning, mediapipe_available
 from .detect import DetectSettings, detect_one
 from .errors import NoFaceError, PhotoheadError, WeightsNotFoundError
 from .facemodel import FaceModel, load_default, load_model
-from .fit.coarse import QUALITY_PRESETS, CoarseFitResult, fit_coarse
-from .fit.detail import DETAIL_PRESETS, DetailFitResult, fit_detail
+from .fit.coarse import CoarseFitResult, fit_coarse
+from .fit.detail import DetailFitResult, fit_detail
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
 from .head_parts import attach_parts
 from .image_io import load_image
+from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
+from .quality import DEFAULT
+from .validate import check_face_index, check_photos
 
 Mode = Literal["fit", "predict", "hybrid"]
-Quality = Literal["draft", "default", "high"]
 
 CROP_SIZE = 224
-# UV texels per tile of the exported albedo, per quality.
-ALBEDO_RES = {"draft": 256, "default": 512, "high": 1024}
 
 
 @dataclass
@@ -53,12 +54,16 @@ class ReconstructConfig:
 
     - ``mode``: ``fit`` (per-image analysis-by-synthesis, no weights), ``predict`` (trained
       encoder + U-Net), ``hybrid`` (predict initialises fit).
-    - ``quality``: fit schedule and UV resolution preset (README lists times).
+    - ``quality``: fit schedule and UV resolution preset (:mod:`backend.preset`).
     - ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     - ``model``: face model file (default: ICT on the search path).
     - ``face``: which detected face (0 = most confident) in each photo.
-    - ``detector``: the landmark detector, ``dlib`` (offline default) or ``face_alignment`` (needs
-      the face-alignment package and its weights on disk: ``detector_weights``, a folder, or
+    - ``detector``: the landmark detector, ``dlib`` (offline default), ``mediapipe`` (BlazeFace +
+      Face Mesh in PyTorch, :mod:`backend.detect.mediapipe_backend`; its files from `photohead
+      models fetch mediapipe`, or ``detector_weights`` a folder holding them), ``auto`` (dlib's
+      points checked by Face Mesh, :mod:`backend.detect.combined`; dlib alone with a warning
+      when MediaPipe's weights are missing) or ``face_alignment``
+      (needs the face-alignment package and its weights on disk: ``detector_weights``, a folder, or
       torch hub's checkpoints; :mod:`backend.detect.fa_backend`).
     - ``detail``: run the detail (stage-2) fit.
     - ``identity``: use the identity loss L_id (needs the identity network's weights).
@@ -66,17 +71,17 @@ class ReconstructConfig:
     - ``shared_expression``: multi-view: one expression for all photos.
     - ``seed``: random seed. A fit gives the same bits for the same photo, seed and machine (CPU:
       and thread count; CUDA: and GPU model) (:mod:`backend.determinism`).
-    - ``deterministic``: that promise. Free on the CPU; on CUDA it costs time (H200, default
-      quality: 6.9 s instead of 4.9 s), and off, two runs differ by about 0.2 mm.
+    - ``deterministic``: that promise. Free on the CPU; on CUDA it costs time, and off, two
+      runs differ by about 0.2 mm.
     - ``labels``: optional per-photo view labels (front/left/right...).
     - ``tune_unet``: hybrid mode's detail stage optimises a copy of the U-Net's weights per
       photo (the displacement stays the network's output) instead of starting the map from its
-      prediction and optimising the map (PAPER.md's network fine-tuned on one photo; needs
+      prediction and optimising the map (the paper's network fine-tuned on one photo; needs
       ``detail.pt``).
     """
 
     mode: Mode = "fit"
-    quality: Quality = "default"
+    quality: str = DEFAULT  # a name of backend.quality.QUALITIES
     device: str = "auto"
     model: str | None = None
     face: int = 0
@@ -107,7 +112,8 @@ class PreparedView:
     face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all): texture, reports
     skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
     label: str = ""
-    detector: str = ""  # what gave detected68: "dlib", "face_alignment" or "given"
+    detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe" or "given"
+    faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -155,7 +161,7 @@ def prepare_view(
         name=name, image=rgb, detected68=np.asarray(found.landmarks, np.float64), face_box=np.asarray(found.box, np.float64),
         crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
         crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
-        detector=found.backend,
+        detector=found.backend, faces_note=found.note,
     )
 
 
@@ -392,8 +398,7 @@ def reconstruct(
             f"mode {config.mode!r} needs trained networks: pass --checkpoints DIR (a folder with coarse.pt and "
             "optionally detail.pt, see docs/training.md) or use --mode fit"
         )
-    if config.quality not in QUALITY_PRESETS:
-        raise PhotoheadError(f"unknown quality {config.quality!r}: use draft, default or high")
+    preset = resolve_preset(config.quality)
     if config.detector not in DETECTOR_BACKENDS:
         raise PhotoheadError(f"unknown detector {config.detector!r}: use {' or '.join(DETECTOR_BACKENDS)}")
     detects = landmarks is None or len(landmarks) < len(images) or any(lm is None for lm in landmarks)
@@ -401,20 +406,28 @@ def reconstruct(
         from .detect.fa_backend import find_fa_weights
 
         find_fa_weights(config.detector_weights)  # its weights before any work: a clear error, nothing fitted
+    if config.detector == "mediapipe" and detects:
+        from .detect.mediapipe_nets import MEDIAPIPE_FILES, find_mediapipe_file
+
+        for name in MEDIAPIPE_FILES:  # its weights before any work, as for face_alignment
+            find_mediapipe_file(name, config.detector_weights)
     if config.tune_unet and config.mode != "hybrid":
         raise PhotoheadError(f"tuning the U-Net is part of hybrid mode, not {config.mode!r}: use --mode hybrid")
+    check_face_index(config.face)
+    check_photos(images, decode=False)  # regular files, sizes from the headers: before the model loads
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     with deterministic(device) if config.deterministic else nullcontext():
-        return _reconstruct_on(device, images, config, progress, cancel, landmarks, t0)
+        return _reconstruct_on(device, images, config, preset, progress, cancel, landmarks, t0)
 
 
 def _reconstruct_on(
-    device: torch.device, images: Sequence[str | Path | np.ndarray], config: ReconstructConfig,
+    device: torch.device, images: Sequence[str | Path | np.ndarray], config: ReconstructConfig, preset: Preset,
     progress: ProgressFn | None, cancel: CancelToken | None, landmarks: Sequence[np.ndarray | None] | None, t0: float,
 ) -> Head:
-    """:func:`reconstruct` after its checks, on ``device`` (``t0``: its start, for the timings)."""
+    """:func:`reconstruct` after its checks, on ``device`` with ``config.quality``'s ``preset`` (``t0``: its
+    start, for the timings)."""
     timings: dict[str, float] = {}
     warn_list: list[str] = []
     model = load_face_model(config.model).to(device)
@@ -432,6 +445,10 @@ def _reconstruct_on(
 
     views: list[PreparedView] = []
     detect_settings = DetectSettings(weights_dir=config.detector_weights)
+    detects = landmarks is None or len(landmarks) < len(images) or any(lm is None for lm in landmarks)
+    if config.detector == "auto" and detects:
+        if not mediapipe_available(config.detector_weights):
+            warn_list.append(MISSING_MEDIAPIPE)  # said once in the result, not once per photo
     for i, img in enumerate(images):
         check_cancel(cancel)
         if progress:
@@ -439,7 +456,11 @@ def _reconstruct_on(
         label = config.labels[i] if i < len(config.labels) else ""
         try:
             given = landmarks[i] if landmarks is not None and i < len(landmarks) else None
-            views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MediaPipeMissingWarning)  # in warn_list already
+                views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings))
+            if views[-1].faces_note:
+                warn_list.append(views[-1].faces_note)
         except NoFaceError as exc:
             if len(images) == 1:
                 raise
@@ -448,7 +469,7 @@ def _reconstruct_on(
         raise NoFaceError("no face found in any of the photos: " + "; ".join(warn_list))
     timings["detect_s"] = time.perf_counter() - t0
 
-    fit_cfg = replace(QUALITY_PRESETS[config.quality], identity=config.identity, shared_expression=config.shared_expression)
+    fit_cfg = replace(preset.coarse, identity=config.identity, shared_expression=config.shared_expression)
     if config.mode == "predict":
         fit_cfg = replace(fit_cfg, identity=False)  # no fit: L_id only serves the multi-view outlier check
     identity = _identity_adapter(device) if (fit_cfg.identity or len(views) > 1) else None
@@ -480,7 +501,7 @@ def _reconstruct_on(
         warn_list.append(f"no detail.pt in {config.checkpoints}: detail stage skipped (train stage 2, docs/training.md)")
     elif config.detail:
         t3 = time.perf_counter()
-        det_cfg = DETAIL_PRESETS[config.quality]
+        det_cfg = preset.detail
         crops, masks, face_masks = detail_inputs(views, det_cfg.render_size)
         disp0 = net_input = None
         if config.tune_unet:
@@ -500,7 +521,7 @@ def _reconstruct_on(
         progress(0.96, "building the UV albedo")
     t2 = time.perf_counter()
     # photos de-lit into UV (also with a texture model, whose per-vertex albedo is coarse)
-    albedo, view_weights = delit_albedo(model, fit, views, ALBEDO_RES[config.quality], device, detail)
+    albedo, view_weights = delit_albedo(model, fit, views, preset.albedo_res, device, detail)
     timings["albedo_s"] = time.perf_counter() - t2
 
     head = assemble_head(model, fit, views, config, albedo)

@@ -145,7 +145,7 @@ def case_high(lm: str | None, work: Path) -> dict:
 def case_synthetic(n: int) -> dict:
     from dataclasses import replace
 
-    from backend.evaluate.suites import run_synthetic
+    from evaluation.suites import run_synthetic
     from backend.reconstruct import reconstruct
 
     result = run_synthetic(n=n, detail=True, reconstruct_fn=lambda images, config: reconstruct(

@@ -19,7 +19,7 @@ runs/detail_real[_<quality>]/closeup_<photo>.png.
 
 ``--dev-set N``: a deterministic sample (``--seed``) of N colour photos of ``--dev`` (faces_dev
 layout: images/*.jpg, landmarks.json), each reconstructed with its ground-truth landmarks in
-place of the detector (:func:`backend.evaluate.suites.given_landmarks`). ``--dev-order
+place of the detector (:func:`evaluation.suites.given_landmarks`). ``--dev-order
 expressive`` takes the N photos with the widest-open mouths instead (inner-lip gap 62–66 over the
 inter-ocular distance, from the annotations: issue 7 names "real expressive photos"); its
 summary is summary_expressive.json. Research-only data:
@@ -171,8 +171,8 @@ def dev_set(dev: Path, n: int, seed: int, quality: str, order: str = "random") -
     from PIL import Image
 
     from backend.errors import PhotoheadError
-    from backend.evaluate.readers import read_landmarks_json
-    from backend.evaluate.suites import given_landmarks
+    from evaluation.readers import read_landmarks_json
+    from evaluation.suites import given_landmarks
     from backend.io_utils import atomic_write_text, to_jsonable
     from backend.reconstruct import ReconstructConfig, reconstruct
 
@@ -229,11 +229,12 @@ def dev_set(dev: Path, n: int, seed: int, quality: str, order: str = "random") -
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backend.fit.detail import DETAIL_PRESETS
     from backend.io_utils import to_jsonable
+    from backend.preset import resolve_preset
+    from backend.quality import DEFAULT, QUALITY_NAMES
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quality", default="default", choices=tuple(DETAIL_PRESETS))
+    ap.add_argument("--quality", default=DEFAULT, choices=QUALITY_NAMES)
     ap.add_argument("--dev-set", type=int, default=0, metavar="N", help="also reconstruct N dev photos (0: off)")
     ap.add_argument("--dev", type=Path, default=DEV_DEFAULT, help="dev set folder (images/, landmarks.json)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the dev-set sample")
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dev_only:
         t0 = time.perf_counter()
         payload = {"quality": args.quality, "target_drop": TARGET_DROP,
-                   "detail_config": to_jsonable(dataclasses.asdict(DETAIL_PRESETS[args.quality])),
+                   "detail_config": to_jsonable(dataclasses.asdict(resolve_preset(args.quality).detail)),
                    **package_photos(args.quality), "wall_s": time.perf_counter() - t0}
         print("wrote", write_result(run_name(args.quality), payload))
     if args.dev_set > 0:

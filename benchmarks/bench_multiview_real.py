@@ -6,14 +6,14 @@ and (optionally) a same-person set found in the research-only dev set.
 
 Shippable set: matplotlib's public-domain ``grace_hopper`` photo is reconstructed at ``--quality``;
 that textured, detailed head is rendered at yaw −50°, 0°, +50° under three directional lights and
-RGB gains (:func:`backend.evaluate.multiview_real.render_frames`, 400², noisy grey background);
+RGB gains (:func:`evaluation.multiview_real.render_frames`, 400², noisy grey background);
 the three frames are reconstructed jointly and the frontal frame alone. Landmarks: the projected
 model landmarks (jaw on the silhouette) are passed to ``reconstruct`` for every frame, because
 dlib is far off at ±50° on these renders (its error per frame is recorded). Measured:
 - ``uv_face_coverage`` (``head.metrics``: blending weight > 0.1, so only inside each photo's
   landmark skin mask) of the joint and the frontal-only reconstruction, and
   ``visible_face_coverage`` (seen facing the camera, cosine > 0.2, as in bench_multiview_synthetic);
-- seam visibility (:func:`~backend.evaluate.multiview_real.blend_comparison`): mean luminance
+- seam visibility (:func:`~evaluation.multiview_real.blend_comparison`): mean luminance
   gradient on dominant-view borders / elsewhere on plain skin of the face (plain: the source
   albedo's gradient, or else the per-view maps', below its median), for the pipeline's albedo
   and for simpler blends of the same per-view maps (naive weighted average, hard switch ...);
@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from backend.quality import DEFAULT, QUALITY_NAMES
 
 from .common import write_result
 
@@ -130,7 +132,7 @@ def _checks(runs: dict, seams: dict) -> dict[str, bool]:
 
 def grace_set(quality: str, size: int) -> dict:
     """The shippable grace_hopper set: frames, reconstructions, metrics and docs images."""
-    from backend.evaluate.multiview_real import FrameSettings, blend_comparison, render_frames, trusted_albedo
+    from evaluation.multiview_real import FrameSettings, blend_comparison, render_frames, trusted_albedo
     from backend.preview import compose_panels
     from backend.preview_render import render_turntable, render_uv_maps
     from backend.reconstruct import ReconstructConfig, load_face_model, reconstruct
@@ -186,8 +188,8 @@ def dev_set(dev: Path, quality: str, threshold: float) -> dict:
     """Find and reconstruct a same-person set of the dev set; outputs only under runs/multiview_dev/."""
     from PIL import Image
 
-    from backend.evaluate.multiview_real import blend_comparison, dev_descriptors, same_person_sets
-    from backend.evaluate.readers import read_landmarks_json
+    from evaluation.multiview_real import blend_comparison, dev_descriptors, same_person_sets
+    from evaluation.readers import read_landmarks_json
     from backend.preview import compose_panels
     from backend.preview_render import render_preview, render_turntable, render_uv_maps
     from backend.reconstruct import ReconstructConfig, load_face_model, reconstruct
@@ -230,7 +232,7 @@ def dev_set(dev: Path, quality: str, threshold: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quality", default="default", choices=("draft", "default", "high"))
+    ap.add_argument("--quality", default=DEFAULT, choices=QUALITY_NAMES)
     ap.add_argument("--size", type=int, default=400, help="frame size, pixels")
     ap.add_argument("--dev-set", action="store_true", help="also reconstruct a same-person set of the dev set")
     ap.add_argument("--dev-only", action="store_true", help="only the dev set (no grace_hopper set, no result file)")

@@ -3,7 +3,7 @@
     python -m benchmarks.bench_multiview_synthetic [--quality default] [--size 320]
 
 One random face (texture + wrinkle detail) rendered at yaw −60°, 0°, +60° under different
-lights (:func:`backend.multiview.synthetic_views`), reconstructed from all three photos and from
+lights (:func:`evaluation.multiview_scene.synthetic_views`), reconstructed from all three photos and from
 each photo alone with the real pipeline, given the true 2-D landmarks (silhouette jaw, as the
 fit defines them): dlib is out of its domain on these bald renders (13 px error at 224²,
 docs/results/synthetic), which would measure the detector, not multi-view. Per run:
@@ -42,7 +42,7 @@ def _albedo_error(head, scene, sel: np.ndarray) -> float:
 def _metrics(head, scene, model) -> tuple[dict[str, float], np.ndarray]:
     """The run's metrics (module docstring) and its seen face-region texels (R, R·tiles) bool."""
     from backend.camera import Camera
-    from backend.evaluate.metrics import vertex_error
+    from evaluation.metrics import vertex_error
     from backend.multiview import face_region_mask
     from backend.render import rasterize_uv, unwrap_image
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     from backend.facemodel import load_default
-    from backend.multiview import synthetic_views
+    from evaluation.multiview_scene import synthetic_views
     from backend.reconstruct import ReconstructConfig, reconstruct
 
     model = load_default()

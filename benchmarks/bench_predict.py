@@ -7,7 +7,7 @@
    reported without model loading (face model + checkpoints, ``timings["load_s"]``), with and
    without face detection (``timings["detect_s"]``, which includes loading), plus the per-stage
    timings of the median run.
-2. **Hybrid vs fit convergence**: the coarse fit (``QUALITY_PRESETS[--fit-quality]``, L_id off)
+2. **Hybrid vs fit convergence**: the coarse fit (``resolve_preset(--fit-quality).coarse``, L_id off)
    from the closed-form pose (fit mode) and from the network's prediction (hybrid), same photo,
    same schedule. The loss per step is recorded by wrapping the loss functions the fit calls;
    it is L = 1.3·L_pixel + 1.0·L_lm + 20·prior_scale·R_param (the fit's objective without its
@@ -131,7 +131,8 @@ def first_step_at_or_below(steps: list[dict], target: float, stage: str, key: st
 
 
 def convergence(name: str, photo, checkpoints: Path, quality: str) -> dict:
-    from backend.fit.coarse import QUALITY_PRESETS, fit_coarse
+    from backend.fit.coarse import fit_coarse
+    from backend.preset import resolve_preset
     from backend.facemodel import load_default
     from backend.predict import load_predictor
     from backend.reconstruct import prepare_view
@@ -140,7 +141,7 @@ def convergence(name: str, photo, checkpoints: Path, quality: str) -> dict:
     view = prepare_view(photo)
     f = lambda a: torch.from_numpy(a).float()[None]  # noqa: E731
     crops, lms, mask = f(view.crop), f(view.crop_landmarks), f(view.face_mask)
-    cfg = replace(QUALITY_PRESETS[quality], identity=False)
+    cfg = replace(resolve_preset(quality).coarse, identity=False)
     pred = load_predictor(checkpoints, "cpu", model)
     predicted = pred.predict_coarse(model, crops)
     out = {"photo": name, "fit_quality": quality, "total_steps": cfg.landmark_steps + sum(n for _, n in cfg.photo_schedule)}

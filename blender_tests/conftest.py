@@ -104,7 +104,9 @@ def fake_head(photo_path):
 
 
 def landmark_pixels(scene, head_obj, cam_obj, vertex_ids: np.ndarray) -> np.ndarray:
-    """(68,2) image pixels (x right, y down, top-left pixel centre = 0) of evaluated vertices."""
+    """(68,2) photo pixels (x right, y down, top-left pixel centre = 0) of evaluated vertices seen
+    through a Photohead camera, whatever the scene's render size: the camera fits the photo's
+    height to the frame's (sensor_fit VERTICAL), centred."""
     import bpy
     from bpy_extras.object_utils import world_to_camera_view
     from mathutils import Vector
@@ -117,11 +119,13 @@ def landmark_pixels(scene, head_obj, cam_obj, vertex_ids: np.ndarray) -> np.ndar
     finally:
         evaluated.to_mesh_clear()
     co = co.reshape(-1, 3)
-    width, height = scene.render.resolution_x, scene.render.resolution_y
+    width, height = (int(s) for s in cam_obj["photohead_image_size"])
+    render = scene.render
+    frame_width = height * (render.resolution_x * render.pixel_aspect_x) / (render.resolution_y * render.pixel_aspect_y)
     out = []
     for i in vertex_ids:
         ndc = world_to_camera_view(scene, cam_obj, head_obj.matrix_world @ Vector(co[i].tolist()))
-        out.append((ndc.x * width - 0.5, (1.0 - ndc.y) * height - 0.5))
+        out.append((ndc.x * frame_width - (frame_width - width) / 2 - 0.5, (1.0 - ndc.y) * height - 0.5))
     return np.asarray(out)
 
 
@@ -141,3 +145,24 @@ def face_model():
 def scene_mod(addon):
     """The installed add-on's ``scene`` module (build_head_objects, BuildOptions, model_to_blender)."""
     return importlib.import_module(f"{PACKAGE}.scene")
+
+
+def scene_state() -> tuple:
+    """What a failed or cancelled job must leave unchanged: object names and datablock counts."""
+    import bpy
+
+    return (sorted(o.name for o in bpy.data.objects), len(bpy.data.meshes), len(bpy.data.materials),
+            len(bpy.data.images), len(bpy.data.cameras))
+
+
+def photo_settings(*photos):
+    """The scene's Photohead settings with these photos (the first labelled front), draft quality."""
+    import bpy
+
+    settings = bpy.context.scene.photohead
+    for path in photos:
+        item = settings.photos.add()
+        item.filepath = str(path)
+        item.label = "front" if len(settings.photos) == 1 else "other"
+    settings.quality = "draft"
+    return settings

@@ -29,6 +29,8 @@ def test_zip_layout_and_manifest(extension_zip):
     assert {"__init__.py", "worker.py", "job.py", "scene.py", "blendfile.py", "backend/__init__.py",
             "backend/head.py", "backend/export.py", "backend/reconstruct.py"} <= names
     assert "build.py" not in names
+    assert not [n for n in names if "evaluat" in n or n.startswith(("training/", "tests/", "benchmarks/"))]
+    assert "backend/commands/evaluate.py" not in names and "backend/quality.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert manifest["schema_version"] == "1.0.0"
     assert manifest["id"] == "photohead"
@@ -71,7 +73,9 @@ def test_deps_pip_command():
     from addon import deps
 
     cmd = deps.pip_install_command("/x/site-packages", ["dlib", "PIL"], python="py")
-    assert cmd == ["py", "-m", "pip", "install", "--upgrade", "--target", "/x/site-packages", "dlib-bin", "pillow"]
+    pins = deps.pinned_versions()
+    assert cmd == ["py", "-m", "pip", "install", "--upgrade", "--target", "/x/site-packages",
+                   f"dlib-bin=={pins['dlib-bin']}", f"pillow=={pins['pillow']}"]
     with pytest.raises(ValueError, match="not a Photohead dependency"):
         deps.pip_install_command("/x", ["requests"])
     assert deps.missing_packages() == []  # the dev venv has everything

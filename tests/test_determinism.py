@@ -81,8 +81,8 @@ def test_importing_backend_fixes_the_cublas_workspace_unless_the_user_chose_one(
 def test_two_fits_on_cuda_give_the_same_bits(face_model):
     """A draft fit with detail of one synthetic face, twice on the GPU: identical vertices and
     displacement (without backend.determinism they differed by 0.2 mm on an H200)."""
-    from backend.evaluate.suites import DETAIL_CONDITIONS
-    from backend.evaluate.synthetic import SyntheticSettings, make_faces
+    from evaluation.suites import DETAIL_CONDITIONS
+    from evaluation.synthetic import SyntheticSettings, make_faces
     from backend.reconstruct import ReconstructConfig, reconstruct
 
     face = make_faces(face_model, 1, seed=5, settings=SyntheticSettings(**DETAIL_CONDITIONS))[0]

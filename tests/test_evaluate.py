@@ -10,10 +10,10 @@ from PIL import Image
 
 from backend.cli import main
 from backend.errors import NoFaceError
-from backend.evaluate.report import write_report
-from backend.evaluate.readme_results import END, START, render_block, update_readme
-from backend.evaluate.suites import crop_scale, given_landmarks, run_landmarks, run_scans, run_synthetic, run_timing
-from backend.evaluate.synthetic import SyntheticSettings, make_faces, write_known_answer_scans
+from evaluation.report import write_report
+from evaluation.results_page import render_page, write_page
+from evaluation.suites import crop_scale, given_landmarks, run_landmarks, run_scans, run_synthetic, run_timing
+from evaluation.synthetic import SyntheticSettings, make_faces, write_known_answer_scans
 from backend.head import Head, ViewResult
 
 
@@ -235,7 +235,7 @@ def _fake_results(root):
     machine = {"date_utc": "2026-01-02 03:04", "cpu_count": 2, "processor": "x86_64", "torch": "2.13", "torch_threads": 1}
     docs = {
         "synthetic": {"suite": "synthetic", "machine": machine,
-                      "config": {"quality": "default", "seed": 0, "detail": False, "landmarks": "truth"},
+                      "config": {"n": 3, "quality": "default", "seed": 0, "detail": False, "landmarks": "truth"},
                       "summary": {"faces": 3, "reconstructed": 3, "landmarks": "truth", "vertex_err_mean_mm": 1.234,
                                   "lm_err_px224_mean": 0.9, "nme_interocular_mean_%": None}},
         "landmarks": {"suite": "landmarks", "machine": machine,
@@ -250,33 +250,47 @@ def _fake_results(root):
     return root
 
 
-def test_readme_results_idempotent(tmp_path):
-    results = _fake_results(tmp_path / "results")
-    readme = tmp_path / "README.md"
-    before = "# Project\n\nIntro text.\n\n## Tests\nkeep me\n"
-    readme.write_text(before)
-    assert update_readme(readme, results)  # markers appended at the end
-    once = readme.read_text()
-    assert once.startswith(before) and once.rstrip().endswith(END) and once.count(START) == 1
-    assert not update_readme(readme, results) and readme.read_text() == once  # idempotent
-    block = render_block(results)
-    assert "1.23" in block and "0.9" in block and "misses" in block and "meets" in block  # 3.2 % vs 3 %; 2.1 %
-    assert "Not run: `scans`, `depth`, `timing`" in block and "2026-01-02 03:04 UTC" in block
-    assert "1.35 / 1.27 / 1.25" in block and "not measured" in block and "HELEN *training* set" in block
-    # text around existing markers is kept; a stale block is replaced
-    readme.write_text(f"# P\n{START}\nold\n{END}\ntail\n")
-    assert update_readme(readme, results)
-    text = readme.read_text()
-    assert text.startswith(f"# P\n{START}\n## Results") and text.endswith(f"{END}\ntail\n") and "old" not in text
-    assert not update_readme(readme, results)
-    from backend.evaluate.readme_results import main as readme_main
+def test_results_page_idempotent(tmp_path):
+    results = _fake_results(tmp_path / "docs" / "results")
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    page = tmp_path / "docs" / "results.md"
+    assert write_page(page, results, bench)
+    once = page.read_text()
+    assert once.startswith("# Results\n") and "do not edit by hand" in once
+    assert not write_page(page, results, bench) and page.read_text() == once  # idempotent
+    text = render_page(results, page.parent, bench)
+    assert text == once
+    assert "1.23" in text and "0.9" in text and "misses" in text and "meets" in text  # 3.2 % vs 3 %; 2.1 %
+    assert "Not run: `scans`, `depth`, `timing`" in text and "2026-01-02 03:04 UTC" in text
+    assert "1.35 / 1.27 / 1.25" in text and "not measured" in text and "HELEN *training* set" in text
+    assert "mean face (no fit)" not in text  # no baseline file: no baseline column
+    # each suite's report is linked relative to the page
+    (results / "synthetic" / "report.md").write_text("# report\n")
+    assert "[results/synthetic/report.md](results/synthetic/report.md)" in render_page(results, page.parent, bench)
+    # the mean face on the same faces (count, seed, detail) stands beside ours
+    (bench / "mean_face.json").write_text(json.dumps({"created_utc": "2026-01-03T00:00:00+00:00", "variants": {
+        "synthetic": {"faces": 3, "seed": 0, "detail": False, "vertex_err_mean_mm": 4.321},
+        "synthetic_detail": {"faces": 3, "seed": 0, "detail": True, "vertex_err_mean_mm": 9.0}}}))
+    text = render_page(results, page.parent, bench)
+    assert "| 1.23 | 4.32 | mm |" in text and "| 9 |" not in text and "bench_mean_face" in text
+    # depth: the mean face's column only beside the same synthetic subjects
+    depth = {"suite": "depth", "config": {"seed": 0}, "per_item": [{"subject": "synthetic_000"}, {"subject": "synthetic_001"}],
+             "summary": {"subjects": 2, "depth_err_minmax_mean_mm": 2.5, "depth_err_minmax_std_mm": 1.0}}
+    (results / "depth").mkdir()
+    (results / "depth" / "results.json").write_text(json.dumps(depth))
+    baseline = json.loads((bench / "mean_face.json").read_text())
+    (bench / "mean_face.json").write_text(json.dumps({**baseline, "depth": {
+        "subjects": 2, "seed": 0, "depth_err_minmax_mean_mm": 7.5, "depth_err_minmax_std_mm": 3.0}}))
+    assert "| 2.5 ± 1 mm | 7.5 ± 3 mm |" in render_page(results, page.parent, bench)
+    depth["per_item"][1]["subject"] = "frgc_0001"
+    (results / "depth" / "results.json").write_text(json.dumps(depth))
+    assert "7.5 ± 3 mm" not in render_page(results, page.parent, bench)
+    from evaluation.results_page import main as page_main
 
-    assert readme_main(["--results", str(results), "--readme", str(readme), "--check"]) == 0
-    readme.write_text(f"{START}\n{END}\n")
-    assert readme_main(["--results", str(results), "--readme", str(readme), "--check"]) == 1
-    readme.write_text(f"x {END} y {START}")
-    with pytest.raises(ValueError, match="markers"):
-        update_readme(readme, results)
+    args = ["--results", str(results), "--out", str(page), "--benchmarks", str(bench)]
+    assert page_main([*args, "--check"]) == 1  # the baseline file is new
+    assert page_main(args) == 0 and page_main([*args, "--check"]) == 0
 
 
 def test_ci_size_report(tmp_path, face_model):
@@ -291,7 +305,7 @@ def test_ci_size_report(tmp_path, face_model):
     res = run_synthetic(n=2, seed=1, model=face_model, settings=settings, reconstruct_fn=oracle)
     out = write_report(res, tmp_path / "results" / "synthetic", "Synthetic faces")
     assert (out["json"].parent / "vertex_error.png").is_file() and "examples" in out
-    block = render_block(tmp_path / "results")
+    block = render_page(tmp_path / "results")
     assert "2 of 2 random ICT faces" in block and "true 2-D landmarks" in block
 
 
@@ -302,13 +316,13 @@ def test_synthetic_real_fit_smoke(face_model):
     assert s["reconstructed"] == 1 and s["vertex_err_mean_mm"] < 4.0 and s["lm_err_px224_mean"] < 4.0
 
 
-def test_readme_results_variants(tmp_path):
+def test_results_page_variants(tmp_path):
     results = _fake_results(tmp_path / "results")
     (results / "synthetic_detector").mkdir()
     doc = json.loads((results / "synthetic" / "results.json").read_text())
     doc["summary"]["landmarks"] = "detector"
     (results / "synthetic_detector" / "results.json").write_text(json.dumps(doc))
-    block = render_block(results)
+    block = render_page(results)
     assert block.index("true 2-D landmarks") < block.index("[`synthetic_detector`]") < block.index("Landmarks on photos")
 
 
@@ -335,8 +349,8 @@ def test_synthetic_detail_is_visible_and_within_spec(face_model):
 def test_detail_errors_of_a_perfect_and_of_a_flat_answer(face_model):
     from types import SimpleNamespace
 
-    from backend.evaluate.suites import detail_errors
-    from backend.evaluate.synthetic import resample_map, true_detail_surface
+    from evaluation.suites import detail_errors
+    from evaluation.synthetic import resample_map, true_detail_surface
     from backend.uvmaps import face_tile_layout
 
     face = make_faces(face_model, 1, seed=1, settings=SyntheticSettings(size=128, texture_size=128, detail=True))[0]
@@ -374,7 +388,7 @@ def test_detail_errors_of_a_perfect_and_of_a_flat_answer(face_model):
 
 
 def test_photo_mask_at_texels_reads_the_crop_through_the_mesh(face_model):
-    from backend.evaluate.synthetic import photo_mask_at_texels, visible_face_texels
+    from evaluation.synthetic import photo_mask_at_texels, visible_face_texels
 
     face = make_faces(face_model, 1, seed=1, settings=SyntheticSettings(size=128, texture_size=128))[0]
     S, k = 64, 224 / 128
@@ -399,7 +413,7 @@ def test_true_coarse_fit_redraws_the_photo_in_its_crop(face_model):
     from dataclasses import replace
 
     from backend.camera import Camera
-    from backend.evaluate.suites import true_coarse_fit
+    from evaluation.suites import true_coarse_fit
     from backend.reconstruct import CROP_SIZE, prepare_view
     from backend.render import RenderSettings, render
 
@@ -426,8 +440,28 @@ def test_oracle_detail_fit_recovers_the_synthetic_detail(face_model):
     a clearly positive correlation (0.65 measured), where an unrelated map would score about 0."""
     from dataclasses import replace
 
-    from backend.evaluate.suites import DETAIL_CONDITIONS, oracle_detail_corr
+    from evaluation.suites import DETAIL_CONDITIONS, oracle_detail_corr
 
     settings = replace(SyntheticSettings(), **{**DETAIL_CONDITIONS, "size": 320}, texture_size=128)
     face = make_faces(face_model, 1, seed=0, settings=settings)[0]
     assert oracle_detail_corr(face_model, face, "draft") > 0.5
+
+
+def test_timing_rows_carry_a_later_sections_own_machine(tmp_path):
+    """A benchmark file with a section run later on another machine: its rows name that machine,
+    on the results page too; the report names the folder, not a path on this machine."""
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    (bench / "fit_cuda.json").write_text(json.dumps({
+        "name": "fit_cuda", "created_utc": "2026-01-01T00:00:00+00:00", "machine": {"gpu": "GPU A", "cpu_count": 16},
+        "cases": {"warm": {"wall_s": 6.0}},
+        "later": {"created_utc": "2026-02-02T00:00:00+00:00", "machine": {"gpu": "GPU B", "cpu_count": 8},
+                  "cases": {"warm": {"wall_s": 8.0}}}}))
+    res = run_timing(bench)
+    rows = {r["case"]: r for r in res["tables"]["timings (s)"]}
+    assert "where" not in rows["cases/warm"] and rows["later/cases/warm"]["where"]["gpu"] == "GPU B"
+    assert str(tmp_path) not in res["description"] and "`benchmarks`" in res["description"]
+    write_report(res, tmp_path / "docs" / "results" / "timing", "Timing")
+    page = render_page(tmp_path / "docs" / "results", benchmarks_dir=bench)
+    assert "| fit_cuda | warm | 6 |" in page and "GPU A, 16-core host" in page
+    assert "| fit_cuda | later/cases/warm | 8 |" in page and "GPU B, 8-core host" in page and "2026-02-02 00:00 UTC" in page

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.evaluate.depth import depth_errors, height_map, read_frgc_abs, run_depth, write_synthetic_depth_set
-from backend.evaluate.readers import EvalDataError
+from evaluation.depth import depth_errors, height_map, read_frgc_abs, run_depth, write_synthetic_depth_set
+from evaluation.readers import EvalDataError
 from backend.head import Head, ViewResult
 
 
@@ -89,7 +89,7 @@ def _truth_head(model, face):
 def test_suite_on_synthetic_subjects(face_model, tmp_path):
     """The true head scores 0; the mean face in the true pose scores millimetres; a subject
     without a photo or with a mis-sized depth is listed with its error, not averaged."""
-    from backend.evaluate.synthetic import make_faces
+    from evaluation.synthetic import make_faces
 
     subjects = write_synthetic_depth_set(face_model, tmp_path, n=2, seed=3)
     truth = {s.name: f for s, f in zip(subjects, make_faces(face_model, 2, seed=3))}
@@ -125,11 +125,11 @@ def test_suite_on_synthetic_subjects(face_model, tmp_path):
     assert mean["summary"]["depth_err_minmax_mean_mm"] > 0.5 and mean["summary"]["depth_err_affine_mean_mm"] > 0.3
     with pytest.raises(EvalDataError, match="no <subject>/depth.npy"):
         run_depth(tmp_path / "no_photo")
-    from backend.evaluate.readme_results import render_block
-    from backend.evaluate.report import write_report
+    from evaluation.results_page import render_page
+    from evaluation.report import write_report
 
     write_report(mean, tmp_path / "results" / "depth", "Depth")
-    block = render_block(tmp_path / "results")
+    block = render_page(tmp_path / "results")
     assert "**Depth** (`photohead evaluate depth`): 4 subjects, 1 failed." in block
     assert f"{mean['summary']['depth_err_minmax_mean_mm']:.3g} ±" in block
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from backend.evaluate import metrics as M
-from backend.evaluate.readers import LandmarkFormatError, read_landmarks_json, read_obj_mesh, read_pts
+from evaluation import metrics as M
+from evaluation.readers import LandmarkFormatError, read_landmarks_json, read_obj_mesh, read_pts
 
 
 def random_similarity(seed: int, scale: float = 1.3):

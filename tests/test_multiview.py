@@ -8,8 +8,8 @@ import torch
 from backend.blend import equalize_views, fill_holes, multiband_blend, weighted_average
 from backend.multiview import (
     VIEW_COLOURS, coverage_image, delit_views, face_region_coverage, face_region_mask, identity_outliers,
-    synthetic_uv_frags, synthetic_views,
 )
+from evaluation.multiview_scene import synthetic_uv_frags, synthetic_views
 
 
 def _descriptors(n: int, seed: int = 0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Real-photo multi-view tools (backend.evaluate.multiview_real): rendered frame sets, the seam
+"""Real-photo multi-view tools (evaluation.multiview_real): rendered frame sets, the seam
 metric, same-person sets; the dev-set check skips when faces_dev is absent."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.evaluate.multiview_real import (
+from evaluation.multiview_real import (
     DevDescriptors, FrameSettings, luminance_gradient, render_frames, same_person_sets, seam_stats, trusted_albedo,
 )
 from backend.head import Head
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def skin_head(model, res: int = 64) -> Head:
     """The model's mean face as a Head with a skin-like albedo (no reconstruction needed)."""
-    from backend.multiview import skin_texture
+    from evaluation.multiview_scene import skin_texture
 
     v = model.mean.cpu().numpy().astype(np.float32)
     albedo = skin_texture(res, res * model.uv_tiles, torch.Generator().manual_seed(0)).numpy()
@@ -152,7 +152,7 @@ def test_dev_set_group_is_one_person_with_different_yaw(faces_dev, face_model):
     """The three photos the benchmark reconstructs: one person (descriptors within 0.6), three
     different source photos, colour, yaw spread > 30°. Reads the photos in place, writes nothing."""
     from backend.errors import WeightsNotFoundError
-    from backend.evaluate.multiview_real import dev_descriptors
+    from evaluation.multiview_real import dev_descriptors
     from backend.multiview import SAME_PERSON_THRESHOLD
 
     try:

@@ -8,8 +8,8 @@ from PIL import Image
 
 from backend.cli import main
 from backend.errors import PhotoheadError
-from backend.evaluate.metrics import vertex_error
-from backend.evaluate.synthetic import SyntheticSettings, make_faces
+from evaluation.metrics import vertex_error
+from evaluation.synthetic import SyntheticSettings, make_faces
 from backend.fit.coarse import CoarseFitConfig, fit_coarse
 from backend.fit.contour import contour_candidates, select_contour
 from backend.camera import Camera, project
@@ -88,9 +88,9 @@ def test_synthetic_coarse_fit_small(face_model):
 
 @pytest.mark.slow
 def test_synthetic_coarse_fit_default_quality(face_model):
-    from backend.fit.coarse import QUALITY_PRESETS
+    from backend.preset import resolve_preset
 
-    errs, base, lm = _synthetic_fit(face_model, 5, QUALITY_PRESETS["default"], seed=1)
+    errs, base, lm = _synthetic_fit(face_model, 5, resolve_preset("default").coarse, seed=1)
     assert errs.mean() <= 1.5, errs
     assert lm.mean() <= 1.5, lm
 
@@ -149,8 +149,8 @@ def test_cli_face_alignment_without_weights_exits_2_before_fitting(tmp_path, cap
     assert code == 2 and cap.err.startswith("photohead: error:")
     assert "2DFAN4" in cap.err and str(weights) in cap.err and "never downloads" in cap.err
     assert not out.exists()
-    with pytest.raises(PhotoheadError, match="unknown detector 'mediapipe'"):
-        rec.reconstruct([np.zeros((64, 64, 3), np.uint8)], rec.ReconstructConfig(detector="mediapipe"))
+    with pytest.raises(PhotoheadError, match="unknown detector 'openpose'"):
+        rec.reconstruct([np.zeros((64, 64, 3), np.uint8)], rec.ReconstructConfig(detector="openpose"))
 
 
 def test_cli_each_photo_is_its_own_head_and_failures_are_skipped(tmp_path, capsys, grace_hopper):

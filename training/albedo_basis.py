@@ -76,13 +76,14 @@ def build(photos: list, out: str, k: int = 40, model_path: str | None = None, pr
     from backend.facemodel.model import FaceModel
     from backend.facemodel.npz import save_npz
     from backend.facemodel.search import DEFAULT_MODEL
+    from backend.quality import DRAFT
     from backend.reconstruct import ReconstructConfig, reconstruct
 
     src = find_model(DEFAULT_MODEL, model_path)
     data = load_model_data(src)
     model = FaceModel(data)
     albedos, seen = [], []
-    config = ReconstructConfig(quality="draft", detail=False, identity=False, model=str(src))
+    config = ReconstructConfig(quality=DRAFT, detail=False, identity=False, model=str(src))
     for i, photo in enumerate(photos):
         try:
             head = reconstruct([photo], config)

@@ -6,7 +6,7 @@ Overrides come from a TOML file (``--config run.toml``; tables for nested config
 dataclass annotations. :func:`write_resolved` saves the final config into the run folder, and
 every checkpoint carries it too.
 
-Paper values (PAPER.md "Training schedule"): Adam, batch 10; stage 1 lr 1e-4 ×0.9 every 5,000
+The paper's values (its "Training schedule"): Adam, batch 10; stage 1 lr 1e-4 ×0.9 every 5,000
 steps for 200,000 steps, L_coarse weights (1.3, 1.0, 1.5, 20) with ω (1.3, 1.0, 1.3); stage 2 lr
 2e-3 ×0.98 every 5,000 steps for 20,000 steps, L_fine weights (1.0, 10, 10), w_sn 20, w_sz 10,
 w_dn 0.5, w_dz 0.01; CelebA with 1,000 training images held out for validation.
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 import tomllib
 import types
 import typing
@@ -32,13 +34,19 @@ class ConfigError(ValueError):
 
 @dataclass
 class OptimConfig:
-    """Adam with step decay: ``lr · lr_decay^(step // lr_decay_every)``."""
+    """Adam with step decay: ``lr · lr_decay^(step // lr_decay_every)``.
+
+    ``grad_clip``: largest global L2 norm of the gradients (rescaled above it), 0 = no clipping
+    (the paper names none). The norm before clipping is logged as ``train/grad_norm``: pick a
+    limit a little above its usual values to cut only the outliers.
+    """
 
     lr: float = 1e-4
     lr_decay: float = 0.9
     lr_decay_every: int = 5000
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
+    grad_clip: float = 0.0
 
 
 @dataclass
@@ -87,6 +95,10 @@ class DataConfig:
     - ``min_face_px``: reject faces whose landmark box is smaller; ``min_score``: reject
       detections below this confidence. ``workers``: preprocessing processes.
     - ``synthetic_count``: images in the synthetic set.
+    - ``layout``: ``auto``, ``folder``, ``celeba`` (official partition file) or ``ffhq``;
+      ``split``: ``auto`` (train for CelebA/FFHQ, all for a folder), ``train``, ``val``, ``test``,
+      ``all``; ``shard_size``: photos per cache shard (see :mod:`training.prepare`). With a
+      prepared cache (``photohead train prepare``), ``data`` may be left empty.
     """
 
     data: str = ""
@@ -97,6 +109,29 @@ class DataConfig:
     min_score: float = 0.0
     workers: int = 2
     synthetic_count: int = 64
+    layout: Literal["auto", "folder", "celeba", "ffhq"] = "auto"
+    split: Literal["auto", "train", "val", "test", "all"] = "auto"
+    shard_size: int = 500
+
+
+@dataclass
+class SuiteEvalConfig:
+    """The evaluation suites during training (:mod:`training.validation`): every ``every`` steps
+    (0 = off) rank 0 saves the current networks to ``<out>/eval_ckpt/`` and runs the synthetic
+    suite on ``synthetic_n`` faces and, when ``landmarks`` names a folder of annotated photos,
+    the landmark suite on ``landmarks_n`` of them (a fixed seeded sample), in ``mode`` (predict
+    or hybrid) at ``quality``. Their summaries are logged to TensorBoard (``eval/<suite>/<key>``);
+    ``best.pt`` keeps the checkpoint with the best ``metric`` (``<suite>/<summary key>``, lower is
+    better unless ``higher_is_better``)."""
+
+    every: int = 0
+    synthetic_n: int = 8
+    landmarks: str = ""
+    landmarks_n: int = 8
+    mode: Literal["predict", "hybrid"] = "predict"
+    quality: str = "draft"
+    metric: str = "synthetic/vertex_err_mean_mm"
+    higher_is_better: bool = False
 
 
 @dataclass
@@ -135,6 +170,7 @@ class CoarseConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, lr_decay=0.9, lr_decay_every=5000))
     loss: CoarseLossWeights = field(default_factory=CoarseLossWeights)
+    eval: SuiteEvalConfig = field(default_factory=SuiteEvalConfig)
 
 
 @dataclass
@@ -159,6 +195,7 @@ class DetailConfig:
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=20_000))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, lr_decay=0.98, lr_decay_every=5000))
     loss: DetailLossWeights = field(default_factory=DetailLossWeights)
+    eval: SuiteEvalConfig = field(default_factory=lambda: SuiteEvalConfig(metric="synthetic/vertex_err_mean_mm"))
 
 
 # -- overrides -----------------------------------------------------------------------------
@@ -292,8 +329,9 @@ def load_toml(path: str | Path) -> dict:
         raise ConfigError(f"config file {path}: {exc}") from exc
 
 
-#: ``--data DIR`` and ``--out RUN`` are shorthands for these keys.
-ALIASES = {"data": "data.data", "cache": "data.cache", "steps": "loop.steps", "seed": "loop.seed"}
+#: Shorthands: ``--data DIR`` is ``--data.data=DIR``, ``--lr=1e-4`` is ``--optim.lr=1e-4``, ...
+ALIASES = {"data": "data.data", "cache": "data.cache", "steps": "loop.steps", "seed": "loop.seed", "lr": "optim.lr",
+           "batch_size": "loop.batch_size", "device": "loop.device"}
 
 
 def parse_args(cfg: Any, argv: list[str]) -> Any:
@@ -328,15 +366,18 @@ def parse_args(cfg: Any, argv: list[str]) -> Any:
 
 def help_text(cfg: Any) -> str:
     """Every ``--key=default`` of a config, one per line."""
-    lines = [f"  --{k}={v!r}" for k, v in _flatten(to_dict(cfg)).items()]
-    return "options (--key=value or --key value; --config FILE.toml first):\n" + "\n".join(lines)
+    lines = [f"  --{k}={v!r}" for k, v in flatten(to_dict(cfg)).items()]
+    short = ", ".join(f"--{a} = --{k}" for a, k in ALIASES.items())
+    return ("options (--key=value or --key value; --config FILE.toml first):\n" + "\n".join(lines)
+            + f"\nshorthands: {short}")
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested dicts → one dict with dotted keys (``{"optim": {"lr": 1}}`` → ``{"optim.lr": 1}``)."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[prefix + k] = v
     return out
@@ -356,11 +397,24 @@ def cli_main(defaults: Any, run: "typing.Callable[[Any], Any]", doc: str, stage:
     if "-h" in argv or "--help" in argv:
         print(doc + "\n" + help_text(defaults))
         return 0
+    from backend.errors import PhotoheadError
+
     try:
         cfg = parse_args(defaults, argv)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    result = run(cfg)
+    from backend.errors import PhotoheadError
+    from backend.validate import one_line
+
+    out = Path(cfg.out) if str(cfg.out).strip() else None
+    made_here = out is not None and not out.exists()
+    try:
+        result = run(cfg)
+    except (PhotoheadError, ConfigError) as exc:  # bad input: one line, exit 2, no debris
+        if made_here and out.is_dir() and not any(out.glob("*.pt")) and int(os.environ.get("RANK", "0")) == 0:
+            shutil.rmtree(out, ignore_errors=True)
+        print(f"{stage}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
     print(f"{stage} done at step {result.step}; checkpoint: {result.last_checkpoint}")
     return 0

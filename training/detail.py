@@ -29,12 +29,15 @@ from torch import nn
 from backend.checkpoint import load_checkpoint, load_weights, make_model_card
 from backend.losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss, weights_at_uv_size
 from backend.nets import DetailUNet, EncoderConfig, FaceEncoder, UNetConfig
+from backend.validate import check_architecture
 
 from .albedo_basis import AlbedoBasis
 from .coarse import CoarseTask, float32_region
 from .config import ConfigError, DetailConfig, cli_main, to_dict, write_resolved
 from .data import build_datasets
-from .loop import StepResult, TrainResult, seed_everything, train
+from .loop import StepResult, TrainResult, check_run_folder, seed_everything, settle_resume_config, train
+from .preflight import check_run, check_weights
+from .validation import SuiteValidation
 
 
 class DetailTask:
@@ -127,6 +130,7 @@ def load_coarse(path: str | Path, face_model) -> CoarseTask:
             f"{path} was trained with face model {fm_card.get('name')!r} ({fm_card.get('n_verts')} vertices), "
             f"not {face_model.name!r} ({face_model.n_verts}): pass the same --model"
         )
+    check_architecture(ckpt, lambda arch: FaceEncoder(EncoderConfig.from_dict(arch)), path, "a stage-1 encoder")
     encoder = FaceEncoder(EncoderConfig.from_dict(ckpt["arch"]))
     load_weights(ckpt, encoder)
     albedo = None
@@ -148,10 +152,16 @@ def run(cfg: DetailConfig, detect_fn=None) -> TrainResult:
     """Build data and task from ``cfg`` and train (resumes per ``cfg.resume``)."""
     from backend.facemodel import load_default
 
+    out = Path(cfg.out)
+    check_run(cfg)  # run folder name and writability, data folder, checkpoints' contents: before any work
+    resume_from = check_run_folder(out, cfg.resume, cfg.init)  # before anything is written
+    if resume_from is not None:
+        cfg = settle_resume_config(cfg, resume_from)
+    suite_hook = SuiteValidation(cfg.eval, "detail", out, coarse_ckpt=cfg.coarse) if cfg.eval.every > 0 else None
     face_model = load_default(cfg.model or None)
     seed_everything(cfg.loop.seed)  # same initial weights on every rank and every run
     task = build_task(cfg, face_model)
-    out = Path(cfg.out)
+    check_weights(cfg, task.model)  # resume/init weights fit the U-Net: before preprocessing
     crop = task.coarse.model.config.in_size
     cache = Path(cfg.data.cache) if cfg.data.cache else out / "cache"
     train_set, val_set, summary = build_datasets(cfg.data, face_model, crop, cfg.loop.seed, cache, detect_fn)
@@ -159,8 +169,11 @@ def run(cfg: DetailConfig, detect_fn=None) -> TrainResult:
         write_resolved(cfg, out)
     card = make_model_card(face_model=face_model, uv_size=cfg.uv_size, data_summary=summary, config=to_dict(cfg),
                            stage="detail", notes=f"stage 1: {cfg.coarse}")
+    if suite_hook is not None:
+        suite_hook.card = card
     return train(task, train_set, loop=cfg.loop, optim=cfg.optim, out_dir=out, run_config=to_dict(cfg),
-                 model_card=card, val_set=val_set if len(val_set) else None, resume=cfg.resume, init=cfg.init)
+                 model_card=card, val_set=val_set if len(val_set) else None, resume=cfg.resume, init=cfg.init,
+                 suite_hook=suite_hook)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@
     python -m training.landmark_convention FOLDER [--n 120] [--seed 123] [--exclude-suite] [--out table.json]
                                                   [--model FILE] [--landmarks68 FILE.landmarks68.json]
 
-FOLDER holds photos with 68-point annotations (``backend.evaluate.readers.find_landmark_sets``).
+FOLDER holds photos with 68-point annotations (``evaluation.readers.find_landmark_sets``).
 Each photo is fitted (default quality, coarse only); then, per landmark, the vertex near the
 current one is chosen whose projection through every photo's fitted mesh lands nearest the
 annotation on average (distances in inter-ocular units). Left/right pairs are chosen together
@@ -129,7 +129,7 @@ def fitted_projections(paths: list[Path], annotations: dict[Path, np.ndarray], p
 
 def main(argv: list[str] | None = None) -> int:
     from backend.errors import PhotoheadError
-    from backend.evaluate.readers import find_landmark_sets
+    from evaluation.readers import find_landmark_sets
     from backend.io_utils import atomic_write_text
     from backend.reconstruct import load_face_model
 
@@ -174,11 +174,11 @@ def _calibrate(sets: dict[Path, np.ndarray], n: int, seed: int, exclude_suite: b
     """Sample ``n`` annotated photos (``seed``; without the landmark suite's 100 when
     ``exclude_suite``), fit them with ``face_model`` (loaded from ``model_path``) and choose its
     landmark vertices."""
-    from backend.evaluate.suites import _pick
+    from evaluation.readers import pick_paths
 
     paths = list(sets)
     if exclude_suite:
-        held_out = set(_pick(paths, 100, "random", 0))
+        held_out = set(pick_paths(paths, 100, "random", 0))
         paths = [p for p in paths if p not in held_out]
     if n < len(paths):
         paths = [paths[i] for i in np.sort(np.random.default_rng(seed).choice(len(paths), n, replace=False))]

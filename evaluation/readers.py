@@ -1,4 +1,5 @@
-"""Readers for evaluation data: 68-point ``.pts`` and JSON landmark files, OBJ scans.
+"""Readers for evaluation data: 68-point ``.pts`` and JSON landmark files, OBJ scans; the sample of
+photos a suite scores (:func:`pick_paths`).
 
 Landmarks come back as (68,2) float64 pixels, 0-based pixel centres (x right, y down).
 """
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PhotoheadError
+from backend.errors import PhotoheadError
 
-__all__ = ["EvalDataError", "LandmarkFormatError", "read_pts", "read_landmarks_json", "read_obj_mesh", "find_landmark_sets"]
+__all__ = ["EvalDataError", "LandmarkFormatError", "read_pts", "read_landmarks_json", "read_obj_mesh", "find_landmark_sets",
+           "pick_paths"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -147,3 +149,16 @@ def read_obj_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if not verts:
         raise LandmarkFormatError(f"{path}: no vertices ('v x y z' lines) found")
     return np.asarray(verts, np.float64), np.asarray(faces, np.int64).reshape(-1, 3)
+
+
+def pick_paths(paths: list[Path], n: int | None, sample: str, seed: int) -> list[Path]:
+    """``n`` of ``paths`` (all when ``n`` is None or not smaller): the first ``n`` (``sample``
+    ``"first"``) or a seeded random sample kept in their order (``"random"``)."""
+    if sample not in ("first", "random"):
+        raise ValueError(f"unknown sample {sample!r}: use 'first' or 'random'")
+    if not n or n >= len(paths):
+        return paths
+    if sample == "first":
+        return paths[:n]
+    idx = np.sort(np.random.default_rng(seed).choice(len(paths), n, replace=False))
+    return [paths[i] for i in idx]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io_utils import atomic_path, atomic_write_bytes, atomic_write_text, to_jsonable
+from backend.io_utils import atomic_path, atomic_write_bytes, atomic_write_text, to_jsonable
 
 __all__ = ["write_report", "markdown_table", "jsonable"]
 
@@ -109,7 +109,7 @@ def write_report(results: dict[str, Any], out_dir: str | Path, title: str) -> di
         written[name] = path
         md.append(f"![{name}]({path.name})\n")
     for name, image in (results.get("images") or {}).items():
-        from ..export import encode_png
+        from backend.export import encode_png
 
         path = out_dir / f"{name}.png"
         atomic_write_bytes(path, encode_png(np.asarray(image)))

@@ -1,7 +1,7 @@
 """Evaluation suites behind ``photohead evaluate``: synthetic, landmarks, scans, timing (depth:
 :mod:`.depth`).
 
-Each ``run_*`` returns a results dict in :func:`~backend.evaluate.report.write_report`'s
+Each ``run_*`` returns a results dict in :func:`~evaluation.report.write_report`'s
 layout (``suite``, ``summary``, ``tables``, ``plots``, ``per_item``, ``config``, ``machine``).
 The reconstruction is injectable (``reconstruct_fn(images, config) -> Head``, default
 :func:`backend.reconstruct.reconstruct`) so the harness is tested without the real fit.
@@ -34,10 +34,11 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import PhotoheadError
-from ..head import Head
+from backend.errors import PhotoheadError
+from backend.quality import DEFAULT as DEFAULT_QUALITY
+from backend.head import Head
 from . import metrics as M
-from .readers import IMAGE_SUFFIXES, EvalDataError, find_landmark_sets, read_obj_mesh
+from .readers import IMAGE_SUFFIXES, EvalDataError, find_landmark_sets, pick_paths, read_obj_mesh
 
 __all__ = ["ReconstructFn", "given_landmarks", "crop_scale", "run_synthetic", "run_landmarks", "run_scans",
            "run_timing", "machine_summary", "evaluate_scan", "NOSE_TIP_LANDMARK"]
@@ -47,15 +48,33 @@ NOSE_TIP_LANDMARK = 30  # iBUG 68: tip of the nose
 
 
 def _default_reconstruct() -> ReconstructFn:
-    from ..reconstruct import reconstruct
+    from backend.reconstruct import reconstruct
 
     return lambda images, config: reconstruct(images, config)
 
 
-def _config(quality: str, seed: int, detail: bool):
-    from ..reconstruct import ReconstructConfig
+def _config(quality: str, seed: int, detail: bool, mode: str = "fit", checkpoints: str | Path | None = None):
+    """The suites' reconstruction settings. ``mode``: ``fit``, ``predict`` or ``hybrid`` (the
+    trained networks in ``checkpoints``: a folder with ``coarse.pt`` and optionally ``detail.pt``)."""
+    from backend.reconstruct import ReconstructConfig
 
-    return ReconstructConfig(quality=quality, seed=seed, detail=detail)
+    return ReconstructConfig(quality=quality, seed=seed, detail=detail, mode=mode,
+                             checkpoints=str(checkpoints) if checkpoints else None)
+
+
+def check_mode(mode: str, checkpoints: str | Path | None) -> None:
+    """Raise before any work when ``mode`` needs networks that ``checkpoints`` does not hold
+    (:class:`~backend.errors.WeightsNotFoundError`, saying how to make them)."""
+    if mode not in ("fit", "predict", "hybrid"):
+        raise EvalDataError(f"unknown mode {mode!r}: use fit, predict or hybrid")
+    if mode != "fit":
+        from backend.errors import WeightsNotFoundError
+        from backend.predict import load_predictor
+
+        if not checkpoints:
+            raise WeightsNotFoundError(f"--mode {mode} needs --checkpoints DIR (coarse.pt, optionally detail.pt; "
+                                       "docs/training.md)")
+        load_predictor(checkpoints)
 
 
 def machine_summary() -> dict[str, Any]:
@@ -83,7 +102,7 @@ MAX_PANELS = 6
 
 def _overlay(image, truth68: np.ndarray | None, fitted68: np.ndarray | None) -> np.ndarray:
     """Photo with ground-truth (green) and fitted (red) landmarks, 256 px high."""
-    from ..preview import draw_landmarks, resize_to_height, to_uint8_rgb
+    from backend.preview import draw_landmarks, resize_to_height, to_uint8_rgb
 
     img = to_uint8_rgb(image)
     scale = 256.0 / img.shape[0]
@@ -95,7 +114,7 @@ def _overlay(image, truth68: np.ndarray | None, fitted68: np.ndarray | None) -> 
 
 
 def _examples(panels: list[np.ndarray]) -> dict[str, np.ndarray]:
-    from ..preview import compose_panels
+    from backend.preview import compose_panels
 
     return {"examples": compose_panels(panels)} if panels else {}
 
@@ -131,7 +150,7 @@ DETAIL_CONDITIONS = {"detail": True, "size": 512, "face_fraction": 0.5, "directi
 
 
 def detail_errors(model, head, face) -> dict[str, float]:
-    """Detail stage vs a synthetic face's truth (issue 7's acceptance):
+    """Detail stage vs a synthetic face's truth:
 
     - ``disp_corr``: Pearson correlation of the recovered and the true displacement over the
       visible face region (:func:`~.synthetic.visible_face_texels`: face region, facing the
@@ -153,7 +172,7 @@ def detail_errors(model, head, face) -> dict[str, float]:
     """
     import torch
 
-    from ..uvmaps import face_tile_layout, uv_position_map
+    from backend.uvmaps import face_tile_layout, uv_position_map
     from .synthetic import (
         displacement_in_image, photo_mask_at_texels, resample_map, true_detail_surface, visible_face_texels,
     )
@@ -206,7 +225,7 @@ def _export_errors(head, true_detailed: np.ndarray, visible: np.ndarray, align) 
     compare the two numbers with each other, not with ``dense_err_mm``."""
     import copy
 
-    from ..detailed_head import detailed_head_mesh, sample_map
+    from backend.detailed_head import detailed_head_mesh, sample_map
 
     mesh = detailed_head_mesh(head)
     no_detail = copy.copy(head)
@@ -226,12 +245,12 @@ def true_coarse_fit(model, face, view):
     each band) and the true albedo. Returns a :class:`~backend.fit.coarse.CoarseFitResult`."""
     import torch
 
-    from ..align import points_to_crop
-    from ..camera import Camera, euler_to_rotation, project
-    from ..fit.coarse import CoarseFitResult
-    from ..fit.pose_init import fit_orthographic_pose
-    from ..lighting import sh_basis
-    from ..reconstruct import CROP_SIZE
+    from backend.align import points_to_crop
+    from backend.camera import Camera, euler_to_rotation, project
+    from backend.fit.coarse import CoarseFitResult
+    from backend.fit.pose_init import fit_orthographic_pose
+    from backend.lighting import sh_basis
+    from backend.reconstruct import CROP_SIZE
 
     verts = torch.from_numpy(np.asarray(face.coarse_vertices, np.float64))[None]  # (1,V,3) mm
     H, W = face.image.shape[:2]
@@ -256,13 +275,14 @@ def oracle_detail_corr(model, face, quality: str) -> float:
     (:func:`true_coarse_fit`) on the pipeline's own crops and masks: what the detail stage
     recovers behind a perfect stage 1, this photo's ceiling for ``disp_corr`` (one light shows
     surface slopes along its direction only)."""
-    from ..fit.detail import DETAIL_PRESETS, fit_detail
-    from ..reconstruct import detail_inputs, prepare_view
+    from backend.fit.detail import fit_detail
+    from backend.preset import resolve_preset
+    from backend.reconstruct import detail_inputs, prepare_view
     from .synthetic import resample_map, visible_face_texels
 
     truth = face.contour68 if face.contour68 is not None else face.landmarks68
     view = prepare_view(face.image, landmarks68=truth)
-    config = DETAIL_PRESETS[quality]
+    config = resolve_preset(quality).detail
     crops, skin, face_masks = detail_inputs([view], config.render_size)
     det = fit_detail(model, true_coarse_fit(model, face, view), crops, skin, config, report_mask=face_masks)
     pred = det.displacement[0, 0].numpy().astype(np.float64)
@@ -274,7 +294,7 @@ def oracle_detail_corr(model, face, quality: str) -> float:
 def _fit_skin_mask(image: np.ndarray, landmarks68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pipeline's skin mask (224² crop) for a photo with given landmarks, with the view
     (for its ``crop_from_image``)."""
-    from ..reconstruct import prepare_view
+    from backend.reconstruct import prepare_view
 
     view = prepare_view(image, landmarks68=landmarks68)
     return view.skin_mask, view.crop_from_image
@@ -289,8 +309,8 @@ def given_landmarks(landmarks68: np.ndarray) -> Iterator[None]:
     """
     from unittest import mock
 
-    from .. import reconstruct as recon_module
-    from ..detect.base import Face
+    from backend import reconstruct as recon_module
+    from backend.detect.base import Face
 
     lm = np.asarray(landmarks68, np.float64).reshape(68, 2)
 
@@ -305,8 +325,8 @@ def given_landmarks(landmarks68: np.ndarray) -> Iterator[None]:
 def _detector_error_px224(image: np.ndarray, truth: np.ndarray) -> tuple[float, float, str]:
     """dlib on a synthetic render: (mean error over 68 points, over 17–67) in 224²-crop pixels
     (crop from the detected landmarks, as reconstruct does) and the detector used; NaN when none."""
-    from ..align import align_face
-    from ..detect import detect
+    from backend.align import align_face
+    from backend.detect import detect
 
     faces = detect(image)
     if not faces:
@@ -318,7 +338,7 @@ def _detector_error_px224(image: np.ndarray, truth: np.ndarray) -> tuple[float, 
 
 def run_synthetic(
     n: int = 10,
-    quality: str = "default",
+    quality: str = DEFAULT_QUALITY,
     seed: int = 0,
     detail: bool = False,
     landmarks: str = "truth",
@@ -327,8 +347,11 @@ def run_synthetic(
     settings=None,
     reconstruct_fn: ReconstructFn | None = None,
     progress: Callable[[float, str], None] | None = None,
+    mode: str = "fit",
+    checkpoints: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Reconstruct ``n`` synthetic faces (:mod:`.synthetic`) and compare with their ground truth.
+    """Reconstruct ``n`` synthetic faces (:mod:`.synthetic`) and compare with their ground truth
+    (``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode).
 
     Per face: face-region vertex error after similarity alignment (mm, ``Head.vertices`` vs the
     true shape; ``Head.neutral`` vs the true identity-only shape); landmark error of the fitted
@@ -343,15 +366,14 @@ def run_synthetic(
     ``landmarks``: ``truth`` (default) hands the true 2-D landmarks (``contour68``) to the
     pipeline in place of the detector (:func:`given_landmarks`), so the suite measures the fit;
     ``detector`` runs dlib on the render as for a photo. dlib's predictor is out of its domain
-    on these renders (bald, no lashes or hair; painted brows and lips only since the albedo
-    gained them): its mean error at 224² was 13.6 px without brows and lips, 8.8 px with them
-    (20 faces, seed 0), which then dominates every number. With the real
+    on these renders (bald, no lashes or hair, painted brows and lips): its error (about 8 px
+    in the 224² crop) then dominates every number. With the real
     reconstruction, ``truth`` mode still runs dlib on each render and reports its error
     (``detector_*``). ``time_budget_s`` stops starting new faces after that many seconds.
     """
     from dataclasses import replace
 
-    from ..facemodel import load_default
+    from backend.facemodel import load_default
     from .synthetic import SyntheticSettings, make_faces
 
     model = model if model is not None else load_default()
@@ -361,7 +383,7 @@ def run_synthetic(
     if landmarks not in SYNTHETIC_LANDMARKS:
         raise ValueError(f"unknown landmarks {landmarks!r}: use 'truth' or 'detector'")
     recon = reconstruct_fn or _default_reconstruct()
-    config = _config(quality, seed, detail)
+    config = _config(quality, seed, detail, mode, checkpoints)
     faces = make_faces(model, n, seed=seed, settings=settings)
     mask = model.face_vertex_mask.numpy()  # face regions (ICT: narrow face + forehead band, ears, front of neck)
     narrow = model.region.numpy() == 0  # ICT "face_narrow": the face proper (brows to chin, cheek to cheek)
@@ -419,7 +441,7 @@ def run_synthetic(
     mean = lambda key: M.summarize(col(key))["mean"]  # noqa: E731
     summary = {
         "faces": len(items), "faces_requested": n, "reconstructed": len(ok), "no_face": len(items) - len(ok),
-        "landmarks": landmarks,
+        "landmarks": landmarks, "mode": mode,
         "vertex_err_mean_mm": mean("vertex_err_mean_mm"),
         "vertex_err_narrow_face_mean_mm": mean("vertex_err_narrow_mean_mm"),
         "vertex_err_median_mm": M.summarize(col("vertex_err_median_mm"))["median"],
@@ -460,7 +482,8 @@ def run_synthetic(
                                    "xlabel": "mean face vertex error (mm)"}},
         "images": _examples(panels),
         "per_item": items,
-        "config": {"n": n, "quality": quality, "seed": seed, "detail": detail, "landmarks": landmarks,
+        "config": {"n": n, "quality": quality, "seed": seed, "detail": detail, "landmarks": landmarks, "mode": mode,
+                   "checkpoints": str(checkpoints) if checkpoints else None,
                    "time_budget_s": time_budget_s, "settings": settings.__dict__},
         "machine": machine_summary(),
     }
@@ -469,28 +492,17 @@ def run_synthetic(
 # ---------------------------------------------------------------------------------------
 REGIONS: dict[str, slice] = {"jaw": slice(0, 17), "brows": slice(17, 27), "nose": slice(27, 36),
                               "eyes": slice(36, 48), "mouth": slice(48, 68)}
-FIT_VS_DETECTOR_TARGET = 0.03  # issue 6: mean |landmarks68 − detected68| ≤ 3 % of the inter-ocular distance
+FIT_VS_DETECTOR_TARGET = 0.03  # target: mean |landmarks68 − detected68| ≤ 3 % of the inter-ocular distance
 
 
 def _interocular(gt: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(gt, np.float64)[36] - np.asarray(gt, np.float64)[45]))
 
 
-def _pick(paths: list[Path], n: int | None, sample: str, seed: int) -> list[Path]:
-    if sample not in ("first", "random"):
-        raise ValueError(f"unknown sample {sample!r}: use 'first' or 'random'")
-    if not n or n >= len(paths):
-        return paths
-    if sample == "first":
-        return paths[:n]
-    idx = np.sort(np.random.default_rng(seed).choice(len(paths), n, replace=False))
-    return [paths[i] for i in idx]
-
-
 def run_landmarks(
     folder: str | Path,
     n: int | None = None,
-    quality: str = "default",
+    quality: str = DEFAULT_QUALITY,
     seed: int = 0,
     sample: str = "first",
     time_budget_s: float | None = None,
@@ -499,6 +511,8 @@ def run_landmarks(
     reconstruct_fn: ReconstructFn | None = None,
     progress: Callable[[float, str], None] | None = None,
     detector: str = "dlib",
+    mode: str = "fit",
+    checkpoints: str | Path | None = None,
 ) -> dict[str, Any]:
     """Landmark accuracy on annotated photos (``folder``: see :func:`.readers.find_landmark_sets`).
 
@@ -514,12 +528,13 @@ def run_landmarks(
     ``examples`` adds landmark overlays of the photos; ``per_item`` False keeps only aggregates
     (no per-photo rows; the CDF's values sorted). Keep overlays off and per-item rows out of
     anything published from data that must not be redistributed (``faces_dev``). ``detector``:
-    the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib or face_alignment).
+    the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib, face_alignment or mediapipe).
+    ``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode.
     """
     sets = find_landmark_sets(folder)
-    paths = _pick(list(sets), n, sample, seed)
+    paths = pick_paths(list(sets), n, sample, seed)
     recon = reconstruct_fn or _default_reconstruct()
-    config = replace(_config(quality, seed, False), detector=detector)
+    config = replace(_config(quality, seed, False, mode, checkpoints), detector=detector)
     items: list[dict[str, Any]] = []
     panels: list[np.ndarray] = []
     t_all = time.perf_counter()
@@ -569,6 +584,7 @@ def run_landmarks(
     summary = {
         "photos": done,
         "photos_requested": len(paths),
+        "mode": mode,
         "no_face": sum(1 for it in items if "error" in it),
         "nme_io_mean_%": 100 * M.summarize(nme_io)["mean"],
         "nme_io_median_%": 100 * M.summarize(nme_io)["median"],
@@ -598,7 +614,7 @@ def run_landmarks(
     note = f" Stopped after {done} of {len(paths)} photos (time budget {time_budget_s:g} s)." if stopped else ""
     return {
         "suite": "landmarks",
-        "description": f"68-point landmark NME on {done} annotated photos ({sample} sample) from {folder}: the "
+        "description": f"68-point landmark NME on {done} annotated photos ({sample} sample) from `{Path(folder).name}`: the "
                        f"fitted model's projected landmarks (`landmarks68`) and the detector's ({detector}: "
                        f"`detected68`, the fit's input) against the annotation.{note}",
         "summary": summary,
@@ -666,7 +682,7 @@ def evaluate_scan(
 def run_scans(
     folder: str | Path,
     n: int | None = None,
-    quality: str = "default",
+    quality: str = DEFAULT_QUALITY,
     seed: int = 0,
     radius_mm: float = 95.0,
     with_scale: bool = True,
@@ -675,7 +691,7 @@ def run_scans(
     progress: Callable[[float, str], None] | None = None,
 ) -> dict[str, Any]:
     """Scan-to-mesh error over the subjects in ``folder`` (layout in the module docstring)."""
-    from ..export import load_head
+    from backend.export import load_head
 
     folder = Path(folder)
     subjects = sorted(p for p in folder.iterdir() if (p / "scan.obj").is_file()) if folder.is_dir() else []
@@ -699,7 +715,7 @@ def run_scans(
                 items.append({"subject": subject.name, "error": str(exc)})
                 continue
         if landmark_idx is None:
-            from ..facemodel import load_default
+            from backend.facemodel import load_default
 
             landmark_idx = (model if model is not None else load_default()).landmarks68.numpy()
         verts, _, nose, lms = _load_scan(subject)
@@ -730,16 +746,24 @@ def run_scans(
 TIMING_KEYS = ("median_s", "min_s", "mean_s", "max_s", "repeats")
 
 
-def _timing_rows(node: Any, path: str, rows: list[dict[str, Any]], bench: str) -> None:
+def _timing_rows(node: Any, path: str, rows: list[dict[str, Any]], bench: str,
+                 where: dict[str, Any] | None = None) -> None:
     """One row per timed case: a dict holding ``median_s`` (repeated timings), ``wall_s`` (one
     run, e.g. ``bench_fit``, whose stage ``timings`` are kept) or only flat ``*_s`` stage times.
-    Lists of cases are walked too, a case named by its ``case``/``name`` key, else its index."""
+    Lists of cases are walked too, a case named by its ``case``/``name`` key, else its index.
+    A section with its own ``machine`` (a later run on another machine, appended to the file)
+    puts it, with its ``created_utc``, into each of its rows as ``where``."""
     if isinstance(node, dict):
+        if isinstance(node.get("machine"), dict):
+            m = node["machine"]
+            where = {"created_utc": node.get("created_utc"),
+                     **{k: m.get(k) for k in ("processor", "cpu_count", "torch", "gpu", "device", "loadavg_1m")}}
+        extra = {"where": where} if where else {}
         if "median_s" in node:
-            rows.append({"benchmark": bench, "case": path or "-", **{k: node.get(k) for k in TIMING_KEYS}})
+            rows.append({"benchmark": bench, "case": path or "-", **{k: node.get(k) for k in TIMING_KEYS}, **extra})
             return
         if "wall_s" in node and isinstance(node["wall_s"], (int, float)):
-            row = {"benchmark": bench, "case": path or "-", "median_s": node["wall_s"], "repeats": 1}
+            row = {"benchmark": bench, "case": path or "-", "median_s": node["wall_s"], "repeats": 1, **extra}
             stages = node.get("timings") if isinstance(node.get("timings"), dict) else {}
             if stages:
                 row["stages"] = ", ".join(f"{k} {v:.2f}" for k, v in stages.items()
@@ -750,23 +774,26 @@ def _timing_rows(node: Any, path: str, rows: list[dict[str, Any]], bench: str) -
         if secs and not any(isinstance(v, (dict, list)) for v in node.values()):
             # a leaf of named stage timings (e.g. {"coarse_fit_s": 4.8, "detail_fit_s": 1.1})
             rows.append({"benchmark": bench, "case": path or "-", "median_s": node.get("total_s"), "repeats": 1,
-                         "stages": ", ".join(f"{k} {v:.2f}" for k, v in secs.items() if k != "total_s")})
+                         "stages": ", ".join(f"{k} {v:.2f}" for k, v in secs.items() if k != "total_s"), **extra})
             return
         for key, value in node.items():
             if key != "machine" and not str(key).startswith("target"):  # targets are limits, not timings
-                _timing_rows(value, f"{path}/{key}" if path else str(key), rows, bench)
+                _timing_rows(value, f"{path}/{key}" if path else str(key), rows, bench, where)
     elif isinstance(node, list):
         for i, value in enumerate(node):
             name = str(value.get("case", value.get("name", i))) if isinstance(value, dict) else str(i)
             if isinstance(value, dict) and "threads" in value:
                 name += f" ({value['threads']} threads)"
-            _timing_rows(value, f"{path}/{name}" if path else name, rows, bench)
+            _timing_rows(value, f"{path}/{name}" if path else name, rows, bench, where)
 
 
 def run_timing(results_dir: str | Path | None = None) -> dict[str, Any]:
     """Collect ``benchmarks/results/*.json`` (``benchmarks.common.write_result`` files): one row
     per timed case (any dict holding ``median_s``), plus each file's machine."""
-    results_dir = Path(results_dir) if results_dir else Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    root = Path(__file__).resolve().parents[1]  # the repository
+    results_dir = Path(results_dir) if results_dir else root / "benchmarks" / "results"
+    where = results_dir.resolve()
+    where = where.relative_to(root) if where.is_relative_to(root) else Path(where.name)  # no machine paths in reports
     files = sorted(results_dir.glob("*.json")) if results_dir.is_dir() else []
     rows: list[dict[str, Any]] = []
     machines: list[dict[str, Any]] = []
@@ -778,7 +805,7 @@ def run_timing(results_dir: str | Path | None = None) -> dict[str, Any]:
             rows.append({"benchmark": path.stem, "case": f"unreadable: {exc}"})
             continue
         name = str(doc.get("name", path.stem))
-        _timing_rows({k: v for k, v in doc.items() if k not in ("name", "created_utc")}, "", rows, name)
+        _timing_rows({k: v for k, v in doc.items() if k not in ("name", "created_utc", "machine")}, "", rows, name)
         m = doc.get("machine") or {}
         machines.append({"benchmark": name, "created_utc": doc.get("created_utc"),
                          **{k: m.get(k) for k in ("processor", "cpu_count", "torch", "gpu", "device", "loadavg_1m")}})
@@ -787,11 +814,11 @@ def run_timing(results_dir: str | Path | None = None) -> dict[str, Any]:
                 notes.append({"benchmark": name, key: doc[key]})
     return {
         "suite": "timing",
-        "description": f"{len(files)} benchmark result files from {results_dir}.",
+        "description": f"{len(files)} benchmark result files from `{where.as_posix()}`.",
         "summary": {"files": len(files), "cases": len(rows)},
         "tables": {"timings (s)": rows, "machines": machines, "notes": notes},
         "plots": {},
         "per_item": rows,
-        "config": {"results_dir": str(results_dir)},
+        "config": {"results_dir": where.as_posix()},
         "machine": machine_summary(),
     }

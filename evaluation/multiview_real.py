@@ -1,4 +1,4 @@
-"""Multi-view reconstruction on real photos (issue 9): a shippable rendered frame set, a seam
+"""Multi-view reconstruction on real photos: a shippable rendered frame set, a seam
 metric for blended UV albedos, and same-person photo sets found in a landmark dev set.
 
 - :func:`render_frames`: frames of a reconstructed real head (e.g. matplotlib's public-domain
@@ -22,10 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
-from ..blend import smoothstep
-from ..camera import Camera, project
-from ..facemodel import FaceModel
-from ..head import Head
+from backend.blend import smoothstep
+from backend.camera import Camera, project
+from backend.facemodel import FaceModel
+from backend.head import Head
 
 __all__ = [
     "FrameSettings", "RenderedFrames", "render_frames", "trusted_albedo", "SeamStats", "luminance_gradient",
@@ -91,9 +91,9 @@ def render_frames(head: Head, model: FaceModel, settings: FrameSettings | None =
     model: the face model the head was fitted with (its landmark vertices and jaw contour rows).
     Raises ValueError when the head has no albedo or the per-frame settings disagree in length.
     """
-    from ..fit.contour import contour_candidates, select_contour
-    from ..lighting import sh_directional
-    from ..preview_render import render_head
+    from backend.fit.contour import contour_candidates, select_contour
+    from backend.lighting import sh_directional
+    from backend.preview_render import render_head
 
     s = settings or FrameSettings()
     V = len(s.yaws_deg)
@@ -252,9 +252,9 @@ def view_maps(head: Head, model: FaceModel, resolution: int | None = None, detai
     ``view.image`` on every view. Returns :class:`backend.multiview.DelitViews` ((V,H,W,3) maps,
     0 where the view does not see the texel; (V,H,W) weights ...).
     """
-    from ..detail import with_dense_face_tile
-    from ..multiview import DelitViews, delit_views
-    from ..render import rasterize_uv
+    from backend.detail import with_dense_face_tile
+    from backend.multiview import DelitViews, delit_views
+    from backend.render import rasterize_uv
 
     R = resolution or head.albedo.shape[0]
     u_range = (0.0, float(head.uv_tiles))
@@ -304,9 +304,9 @@ def blend_comparison(head: Head, model: FaceModel, truth=None, smooth_quantile: 
     - ``average_equalized``: weighted average after gain equalisation;
     - ``winner_take_all``: each texel from its dominant view (hard seams, for reference).
     """
-    from ..blend import equalize_views, fill_holes, multiband_blend, weighted_average
-    from ..multiview import face_region_mask
-    from ..render import rasterize_uv
+    from backend.blend import equalize_views, fill_holes, multiband_blend, weighted_average
+    from backend.multiview import face_region_mask
+    from backend.render import rasterize_uv
 
     if head.view_weights is None or head.albedo is None or len(head.views) < 2:
         raise ValueError("blend_comparison needs a multi-view head with albedo and view_weights")
@@ -364,7 +364,7 @@ class DevDescriptors:
 def landmark_yaw(model: FaceModel, landmarks68: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """Head yaw (degrees, ry of :mod:`backend.camera`) from 68 landmarks by the closed-form
     orthographic pose of the model's mean inner landmarks (17–67). landmarks68 (N,68,2) px."""
-    from ..fit.pose_init import INNER_LANDMARKS, fit_orthographic_pose
+    from backend.fit.pose_init import INNER_LANDMARKS, fit_orthographic_pose
 
     ids = model.landmarks68.cpu()[list(INNER_LANDMARKS)]
     p3 = model.mean.cpu().double()[ids][None].expand(len(landmarks68), -1, -1)
@@ -381,7 +381,7 @@ def dev_descriptors(folder: str | Path, model: FaceModel, cache: str | Path | No
     writes only ``cache``. Raises FileNotFoundError when no listed photo exists."""
     from PIL import Image
 
-    from ..identity import identity_features, load_identity_net
+    from backend.identity import identity_features, load_identity_net
     from .readers import read_landmarks_json
 
     folder = Path(folder)
@@ -453,7 +453,7 @@ def same_person_sets(dev: DevDescriptors, threshold: float = 0.5, min_views: int
     """
     from scipy.sparse.csgraph import connected_components
 
-    from ..multiview import SAME_PERSON_THRESHOLD
+    from backend.multiview import SAME_PERSON_THRESHOLD
 
     d = np.linalg.norm(dev.descriptors[:, None] - dev.descriptors[None], axis=-1)  # (N,N)
     pid = np.array([_photo_id(n) for n in dev.names])

@@ -1,6 +1,6 @@
 """Depth-map error against ground-truth depth registered to the photo (``photohead evaluate depth``).
 
-The paper's FRGC2 row ("depth min-max scaled to GT, fixed mask", PAPER.md, after Sela et al.
+The paper's FRGC2 row ("depth min-max scaled to GT, fixed mask", after Sela et al.
 2017 and Tran et al. 2018): the reconstruction's depth is rendered in the photo's pixels, scaled
 linearly so its minimum and maximum inside the evaluation mask meet the ground truth's, and the
 mean absolute difference there is the error (mm). Min-max scaling hangs on two extreme pixels,
@@ -29,7 +29,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import PhotoheadError
+from backend.errors import PhotoheadError
+from backend.quality import DEFAULT as DEFAULT_QUALITY
 from . import metrics as M
 from .readers import IMAGE_SUFFIXES, EvalDataError, read_pts
 
@@ -67,16 +68,16 @@ def height_map(vertices: np.ndarray, faces: np.ndarray, pose: np.ndarray, width:
     mesh does not cover the pixel or shows its inside (through the eye and mouth openings)."""
     import torch
 
-    from ..camera import Camera, camera_to_screen, to_camera_space
-    from ..render import rasterize
+    from backend.camera import Camera, camera_to_screen, to_camera_space
+    from backend.render import rasterize
 
     pose_t = torch.as_tensor(np.asarray(pose, np.float64))[None]
     faces_t = torch.as_tensor(np.asarray(faces, np.int64))
     cam = to_camera_space(torch.as_tensor(np.asarray(vertices, np.float64))[None], pose_t, "orthographic")[0]
     a, b, c = cam[faces_t[:, 0]], cam[faces_t[:, 1]], cam[faces_t[:, 2]]
     # (F,) outward normal towards the camera (+z). Not RasterSettings.cull_backfaces: culling shows
-    # what lies behind a back face, whose extreme heights then decided the
-    # min-max scaling (one synthetic face 4.4 → 21 mm); a pixel whose nearest face is a back face has no depth.
+    # what lies behind a back face, whose extreme heights then decide the min-max scaling (one
+    # synthetic face: 21 mm error instead of 4.4); a pixel whose nearest face is a back face has no depth.
     front = (torch.linalg.cross(b - a, c - a)[:, 2] > 0).numpy()
     frags = rasterize(camera_to_screen(cam[None], pose_t, Camera(width, height)), faces_t, height, width)
     out = -frags.depth[0].double().numpy() / float(pose[0])  # screen depth (px, smaller = nearer) → mm up
@@ -137,7 +138,7 @@ def _prediction(subject: Path, shape: tuple[int, int], reconstruct: Callable) ->
     """The subject's predicted heights (H,W) mm and where they come from: another method's
     pred_depth.npy, a saved head.npz, or the reconstruction of its one photo (with its .pts
     landmarks when present) rendered in the photo's pixels."""
-    from ..export import load_head
+    from backend.export import load_head
     from .suites import given_landmarks
 
     if (subject / "pred_depth.npy").is_file():
@@ -167,13 +168,15 @@ def _row(r: dict[str, float]) -> dict[str, float]:
 def run_depth(
     folder: str | Path,
     n: int | None = None,
-    quality: str = "default",
+    quality: str = DEFAULT_QUALITY,
     seed: int = 0,
     reconstruct_fn: Callable | None = None,
     progress: Callable[[float, str], None] | None = None,
+    mode: str = "fit",
+    checkpoints: str | Path | None = None,
 ) -> dict[str, Any]:
     """Depth error over the subjects of ``folder`` (layout in the module docstring), in
-    :func:`backend.evaluate.report.write_report`'s layout. A subject that fails (no face, no
+    :func:`evaluation.report.write_report`'s layout. A subject that fails (no face, no
     data) is listed with its error and left out of the means."""
     from .suites import _config, _default_reconstruct, _progress, machine_summary
 
@@ -184,7 +187,7 @@ def run_depth(
         raise EvalDataError(f"{folder}: no <subject>/depth.npy or <subject>/*.abs found "
                             "(layout: `photohead evaluate depth --help`)")
     subjects = subjects[: n if n else None]
-    recon, config = reconstruct_fn or _default_reconstruct(), _config(quality, seed, True)
+    recon, config = reconstruct_fn or _default_reconstruct(), _config(quality, seed, True, mode, checkpoints)
     items: list[dict[str, Any]] = []
     for i, subject in enumerate(subjects):
         _progress(progress, i, len(subjects), f"depth {subject.name} ({i + 1}/{len(subjects)})")
@@ -217,15 +220,15 @@ def run_depth(
 
 def write_synthetic_depth_set(model, folder: str | Path, n: int = 3, seed: int = 0) -> list[Path]:
     """Synthetic subjects in :func:`run_depth`'s layout: random faces of ``model`` rendered
-    (:func:`backend.evaluate.synthetic.make_faces`) with their true height maps, a fixed mask
+    (:func:`evaluation.synthetic.make_faces`) with their true height maps, a fixed mask
     (the landmark face outline, :func:`backend.align.face_mask` with eyes and mouth, on the face
     region the render covers: no silhouette pixels, whose extreme heights would decide the
     min-max scaling) and their true 68 landmarks (jaw on the silhouette, as annotators
     mark it; dlib is out of its domain on these bald renders). Returns the subject folders."""
     from PIL import Image
 
-    from ..align import face_mask
-    from ..io_utils import atomic_path
+    from backend.align import face_mask
+    from backend.io_utils import atomic_path
     from .synthetic import make_faces
 
     folder = Path(folder)

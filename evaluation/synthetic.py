@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..camera import Camera, project
-from ..lighting import sh_directional, vertex_normals
+from backend.camera import Camera, project
+from backend.lighting import sh_directional, vertex_normals
 
 __all__ = ["SyntheticSettings", "SyntheticFace", "make_face", "make_faces", "render_face", "random_albedo", "feature_polylines",
            "random_displacement", "write_known_answer_scans", "KNOWN_SCANS_EXPECTED", "vertex_displacement", "visible_face_texels",
@@ -193,7 +193,7 @@ def render_face(
     """Render one head with ``backend.render``: verts (1,V,3) mm, pose (1,7), sh (1,27),
     albedo (Ht,Wt,3) UV map; ``mesh`` (verts, faces, uv, faces_uv) replaces the model's mesh
     (:func:`backend.detail.displaced_mesh`). Returns (image (size,size,3) uint8, mask (size,size) bool)."""
-    from ..render.renderer import RenderSettings, render
+    from backend.render.renderer import RenderSettings, render
 
     verts, faces, uv, faces_uv = mesh if mesh is not None else (verts, model.faces, model.uv, model.faces_uv)
     camera = Camera(size, size, "orthographic")
@@ -216,8 +216,8 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
     displacement = None
     mesh = None
     if s.detail:
-        from ..detail import displaced_mesh
-        from ..uvmaps import face_tile_triangles
+        from backend.detail import displaced_mesh
+        from backend.uvmaps import face_tile_triangles
 
         displacement = random_displacement(rng, s.texture_size, tiles, s.detail_amplitude_mm)
         # rendered: the face tile as a dense mesh at the map's resolution (detail finer than the
@@ -255,7 +255,7 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
     image, mask = render_face(model, verts, pose, sh, albedo, s.size, bg, mesh)
     screen = project(verts, pose, camera)[..., :2]  # (1,V,2)
     landmarks = screen[0, model.landmarks68].numpy().astype(np.float64)
-    from ..fit.contour import contour_candidates, select_contour
+    from backend.fit.contour import contour_candidates, select_contour
 
     rows = contour_candidates(model.mean, model.landmarks68, model.face_vertex_mask)
     contour = landmarks.copy()
@@ -300,8 +300,8 @@ def write_known_answer_scans(model, folder, seed: int = 0) -> dict[str, float]:
     import json
     from pathlib import Path
 
-    from ..export import save_head, vertex_normals_np
-    from ..head import Head, ViewResult
+    from backend.export import save_head, vertex_normals_np
+    from backend.head import Head, ViewResult
     from .metrics import apply_similarity
 
     root = Path(folder)
@@ -342,9 +342,9 @@ def vertex_displacement(model, displacement: np.ndarray) -> np.ndarray:
 def visible_face_texels(model, face: SyntheticFace, size: int, min_cos: float = 0.3) -> np.ndarray:
     """(size, size) bool: face-tile texels of the face region (``model.face_mask_regions``) whose
     true surface faces the camera (cos > ``min_cos``) in ``face``'s pose — where a photo shows detail."""
-    from ..camera import euler_to_rotation
-    from ..multiview import face_region_mask
-    from ..uvmaps import face_tile_layout, grid_normals, uv_position_map
+    from backend.camera import euler_to_rotation
+    from backend.multiview import face_region_mask
+    from backend.uvmaps import face_tile_layout, grid_normals, uv_position_map
 
     layout = face_tile_layout(model, size)
     verts = torch.from_numpy(face.coarse_vertices)[None].float()
@@ -366,7 +366,7 @@ def photo_mask_at_texels(
     Returns (size,size) float."""
     from scipy.ndimage import map_coordinates
 
-    from ..uvmaps import face_tile_layout, uv_position_map
+    from backend.uvmaps import face_tile_layout, uv_position_map
 
     layout = face_tile_layout(model, size)
     pos = uv_position_map(torch.from_numpy(np.asarray(vertices, np.float32))[None], model.faces, layout)  # (1,S,S,3)
@@ -386,8 +386,8 @@ def displacement_in_image(
     sampled at the UV of the surface point ``vertices`` (V,3) mm show there in ``pose`` (7,)
     (orthographic, at the photo's ``width``×``height``). ``texel_mask`` (S,S) bool: pixels whose
     UV falls outside it are dropped. Returns (H,W) mm and (H,W) bool (face-tile pixels kept)."""
-    from ..render import interpolate, rasterize, sample_texture
-    from ..uvmaps import face_tile_triangles
+    from backend.render import interpolate, rasterize, sample_texture
+    from backend.uvmaps import face_tile_triangles
 
     verts = torch.from_numpy(np.asarray(vertices, np.float32))[None]
     screen = project(verts, torch.from_numpy(np.asarray(pose, np.float32))[None], Camera(width, height))
@@ -405,8 +405,8 @@ def displacement_in_image(
 def true_detail_surface(model, face: SyntheticFace, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The true coarse and detailed surfaces at the face tile's ``size``² texels: (coarse, detailed)
     (size, size, 3) mm model space (the displacement map resampled, applied along the normals)."""
-    from ..detail import dense_topology, displace
-    from ..uvmaps import face_tile_layout, uv_position_map
+    from backend.detail import dense_topology, displace
+    from backend.uvmaps import face_tile_layout, uv_position_map
 
     layout = face_tile_layout(model, size)
     verts = torch.from_numpy(face.coarse_vertices)[None].float()
