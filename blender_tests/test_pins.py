@@ -143,6 +143,8 @@ def test_pins_are_the_given_landmarks_and_refit_replaces_the_head(addon, pins_mo
     report, message, head2 = _run(addon, settings, "fake_reconstruct", refit=True)
     assert report == {"INFO"} and message.startswith("Refitted")
     assert first_root not in bpy.data.objects
+    new = {head2.parent, *head2.parent.children_recursive}
+    assert [o.name for o in bpy.context.scene.objects if o not in new and not o.get("photohead_pins")] == []
     assert [o for o in bpy.data.objects if o.get("photohead")] == [head2]
     assert json.loads(head2["photohead"])["views"][0]["detected68"][MOVED[0]] == pytest.approx(pixels[MOVED[0]], abs=1e-3)
     assert _pins() == [pins] and pins.parent.parent == head2.parent
