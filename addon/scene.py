@@ -187,6 +187,8 @@ def _add_shape_keys(obj: bpy.types.Object, head) -> None:
 # -- material and images ---------------------------------------------------------------------
 def _build_material(head, options: BuildOptions, created: _Created, with_detail_maps: bool) -> bpy.types.Material:
     mat = created.add(bpy.data.materials, bpy.data.materials.new(f"{options.name} Skin"))
+    if mat.node_tree is None:  # Blender < 5.0: a new material has no node tree until use_nodes
+        mat.use_nodes = True
     tree = mat.node_tree
     nodes, links = tree.nodes, tree.links
     nodes.clear()
