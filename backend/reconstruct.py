@@ -42,6 +42,7 @@ from .image_io import load_image
 from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
 from .quality import DEFAULT
+from .validate import check_face_index, check_photos
 
 Mode = Literal["fit", "predict", "hybrid"]
 
@@ -113,6 +114,7 @@ class PreparedView:
     skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
     label: str = ""
     detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe" or "given"
+    faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
     mesh68: np.ndarray | None = None  # (68,2) photo px: Face Mesh's 68 points, when it ran
     presence: float | None = None  # Face Mesh's face-presence probability, when it ran
 
@@ -162,8 +164,8 @@ def prepare_view(
         name=name, image=rgb, detected68=np.asarray(found.landmarks, np.float64), face_box=np.asarray(found.box, np.float64),
         crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
         crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
-        detector=found.backend, mesh68=None if found.dense is None else mesh_to_68(found.dense),
-        presence=found.presence,
+        detector=found.backend, faces_note=found.note,
+        mesh68=None if found.dense is None else mesh_to_68(found.dense), presence=found.presence,
     )
 
 
@@ -415,6 +417,8 @@ def reconstruct(
             find_mediapipe_file(name, config.detector_weights)
     if config.tune_unet and config.mode != "hybrid":
         raise PhotoheadError(f"tuning the U-Net is part of hybrid mode, not {config.mode!r}: use --mode hybrid")
+    check_face_index(config.face)
+    check_photos(images, decode=False)  # regular files, sizes from the headers: before the model loads
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
@@ -459,6 +463,8 @@ def _reconstruct_on(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MediaPipeMissingWarning)  # in warn_list already
                 views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings))
+            if views[-1].faces_note:
+                warn_list.append(views[-1].faces_note)
         except NoFaceError as exc:
             if len(images) == 1:
                 raise

@@ -19,9 +19,12 @@ class Face:
       36–47 eyes: 36–41 the subject's right eye, at image left; 48–67 mouth).
     - ``score``: the detector's confidence (HOG: SVM margin, > 0 typical for faces; mmod:
       CNN confidence). Only comparable between faces from the same ``detector``.
-    - ``backend``: "dlib" or "face_alignment"; ``detector``: "hog", "mmod", "sfd", ...
-    - ``index``: rank of this face in its image (0 = most confident); ``count``: how many
-      faces were found in the image (for messages like "3 faces found, using #0").
+    - ``backend``: "dlib", "face_alignment" or "mediapipe" (what gave ``landmarks``); ``detector``:
+      "hog", "mmod", "sfd", "blazeface-short", "hog+mesh" (auto: dlib checked by Face Mesh), ...
+    - ``index``: rank of this face in its image (0 = most confident from :func:`detect`, the
+      largest confident one from ``detect_one``); ``count``: how many faces were found in the
+      image (for messages like "3 faces found, using #0"); ``note``: ``detect_one``'s one-line
+      report of every face when there are several ("" otherwise).
     - ``dense`` (468,3) float64 or None: MediaPipe Face Mesh points (x, y px; z relative depth,
       px scale, smaller = nearer); ``presence``: Face Mesh's face-presence probability or None.
     """
@@ -33,6 +36,7 @@ class Face:
     detector: str = ""
     index: int = 0
     count: int = 1
+    note: str = ""
     dense: np.ndarray | None = None
     presence: float | None = None
 
