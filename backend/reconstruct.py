@@ -37,6 +37,7 @@ from .fit.coarse import CoarseFitResult, fit_coarse
 from .fit.detail import DetailFitResult, fit_detail
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
+from .head_parts import attach_parts
 from .trust import assess, view_evidence
 from .image_io import load_image
 from .preset import Preset, resolve_preset
@@ -565,7 +566,7 @@ def assemble_head(
                 image=view.image, label=view.label, detector=view.detector,
             )
         )
-    return Head(
+    head = Head(
         model_name=model.name, vertices=np32(fit.verts[0]), neutral=np32(neutral[0]),
         faces=model.faces.cpu().numpy().astype(np.int32), uv=np32(model.uv),
         faces_uv=model.faces_uv.cpu().numpy().astype(np.int32), id_coeffs=np32(fit.id[0]),
@@ -573,6 +574,8 @@ def assemble_head(
         uv_tiles=model.uv_tiles, albedo=albedo, tex_coeffs=None if fit.tex is None else np32(fit.tex[0]),
         views=results, mode=config.mode, quality=config.quality,
     )
+    attach_parts(head, model, fit.id[:1], fit.exp[:1])  # eyes, sockets, teeth when the model has them
+    return head
 
 
 def uv_face_coverage(model: FaceModel, weights: np.ndarray) -> float:
