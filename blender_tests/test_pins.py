@@ -169,6 +169,7 @@ def test_reconstruct_without_pins_makes_them_from_the_fit(addon, pins_mod, photo
     assert np.abs(pins_mod.pins_pixels(pins) - np.asarray(view["detected68"])).max() < 1e-4
     ops = [(c[1][0], c[2].get("text")) for c in _draw_panel(addon) if c[0] == "operator"]
     assert ("photohead.reconstruct", "Refit") in ops and ("photohead.detect_landmarks", None) in ops
+    assert ("photohead.import_result", "Import Result…") in ops
     settings.make_pins = False
     bpy.data.objects.remove(pins)
     _run(addon, settings, "fake_reconstruct")
