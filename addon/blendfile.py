@@ -15,6 +15,13 @@ from pathlib import Path
 from . import backend_module
 
 
+def result_photo_candidates(out_dir: str | os.PathLike, head) -> list[str]:
+    """Where a result folder's photos may be: copied into the folder, or at their own paths."""
+    out_dir = Path(out_dir)
+    names = [Path(v.name.replace("\\", "/")).name for v in head.views if v.name]
+    return [str(out_dir / n) for n in names] + [v.name for v in head.views if v.name]
+
+
 def write_blend(
     out_dir: str | os.PathLike, dense: bool = False, cameras: bool = True, pack_images: bool = True,
     head_file: str = "head.npz", blend_file: str = "head.blend",
@@ -27,10 +34,10 @@ def write_blend(
     out_dir = Path(out_dir).resolve()
     head = backend_module("export").load_head(out_dir / head_file)
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    photos = [str(out_dir / v.name) for v in head.views]  # photos copied next to the result, if any
     build_head_objects(head, BuildOptions(
         dense=dense and head.displacement is not None, cameras=cameras, pack_images=pack_images,
-        image_dir=str(out_dir), photo_paths=photos,
+        image_dir=str(out_dir), photo_paths=result_photo_candidates(out_dir, head),
+        set_render=True,  # a new scene: its render size and camera are the first photo's
     ))
     target = out_dir / blend_file
     tmp = out_dir / f".{target.stem}.tmp.blend"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from .worker import DEFAULT_RECONSTRUCT
+from .worker import DEFAULT_FUNCTIONS, TASKS
 
 PENDING, RUNNING, DONE, FAILED, CANCELLED = "PENDING", "RUNNING", "DONE", "FAILED", "CANCELLED"
 CANCEL_GRACE_S = 10.0  # after a cancel request the worker is killed if still alive
@@ -45,10 +45,15 @@ class JobState:
 
 
 class Job:
-    """One reconstruction in a spawned Python process.
+    """One reconstruction (or landmark detection) in a spawned Python process.
 
     - ``images``: photo paths; ``config``: ReconstructConfig fields as a dict;
-    - ``reconstruct``: dotted ``module:function`` run by the worker (tests inject fakes);
+    - ``task``: ``"reconstruct"`` (result: ``head.npz``) or ``"detect"`` (result:
+      ``landmarks.json``, the 68 landmarks of each photo);
+    - ``reconstruct``: dotted ``module:function`` run by the worker (default: the task's
+      backend function; tests inject fakes);
+    - ``landmarks``: per photo (68,2) photo pixels or None, passed to the reconstruction as
+      given landmarks (the artist's pins); photos with None are detected as usual;
     - ``python``: interpreter for the worker (default: this one, i.e. Blender's);
     - ``python_paths``: extra ``PYTHONPATH`` entries (e.g. the extension's site-packages);
     - ``env``: extra environment variables (e.g. ``PHOTOHEAD_MODEL_PATH``).
@@ -58,14 +63,21 @@ class Job:
         self,
         images: Sequence[str | os.PathLike],
         config: dict[str, Any] | None = None,
-        reconstruct: str = DEFAULT_RECONSTRUCT,
+        reconstruct: str = "",
         python: str | None = None,
         python_paths: Sequence[str | os.PathLike] = (),
         env: dict[str, str] | None = None,
+        task: str = "reconstruct",
+        landmarks: Sequence[Any] | None = None,
     ):
+        if task not in TASKS:
+            raise ValueError(f"unknown job task {task!r}: use one of {TASKS}")
         self.images = [str(p) for p in images]
         self.config = dict(config or {})
-        self.reconstruct = reconstruct
+        self.task = task
+        self.reconstruct = reconstruct or DEFAULT_FUNCTIONS[task]
+        self.landmarks = None if landmarks is None else [
+            None if lm is None else [[float(x), float(y)] for x, y in lm] for lm in landmarks]
         self.python = python or sys.executable
         self.python_paths = [str(p) for p in python_paths]
         self.env = dict(env or {})
@@ -85,10 +97,12 @@ class Job:
         self.workdir = Path(tempfile.mkdtemp(prefix="photohead-job-"))
         job_file = self.workdir / "job.json"
         job_file.write_text(json.dumps({
+            "task": self.task,
             "images": self.images,
             "config": self.config,
             "reconstruct": self.reconstruct,
-            "output": str(self.workdir / "head.npz"),
+            "landmarks": self.landmarks,
+            "output": str(self.workdir / ("head.npz" if self.task == "reconstruct" else "landmarks.json")),
         }), encoding="utf-8")
         package_dir = Path(__file__).resolve().parent
         env = dict(os.environ)
@@ -208,6 +222,20 @@ class Job:
             self._log.flush()
         text = (self.workdir / "worker.log").read_text(encoding="utf-8", errors="replace").strip()
         return text[-chars:]
+
+    def keep_result(self, folder: str | os.PathLike) -> Path:
+        """Move the job folder (its result and worker log) into ``folder`` and keep it out of
+        :meth:`cleanup`. Returns the kept folder. Raises ``OSError``."""
+        if self.workdir is None:
+            raise RuntimeError("the job has no folder (never started, or already cleaned up)")
+        if self._log is not None and not self._log.closed:
+            self._log.close()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{self.workdir.name}"
+        shutil.move(str(self.workdir), str(target))
+        self.workdir = None
+        return target
 
     def cleanup(self) -> None:
         """Stop the worker if still running and delete the job folder (after the result is loaded)."""

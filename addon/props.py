@@ -59,6 +59,16 @@ class PHOTOHEAD_PG_settings(PropertyGroup):
         "instead of a base mesh with displacement and normal maps",
     )
     add_cameras: BoolProperty(name="Camera per Photo", default=True, description="Add a camera aligned to each photo")
+    set_render: BoolProperty(
+        name="Render Size from Photo", default=False,
+        description="Set the scene's render size to the first photo's and make its camera the scene camera "
+        "(off: the scene's render settings and active camera are left alone)",
+    )
+    make_pins: BoolProperty(
+        name="Landmark Pins", default=True,
+        description="After a reconstruction, add a Landmarks object per photo (the 68 points the fit used) to "
+        "correct and Refit",
+    )
     pack_images: BoolProperty(
         name="Pack Images", default=True,
         description="Pack textures into the .blend (otherwise they are saved next to the saved .blend)",

@@ -13,6 +13,7 @@ def register() -> None:
     for cls in classes:
         bpy.utils.register_class(cls)
     props.register()
+    bpy.types.TOPBAR_MT_file_import.append(operators.menu_import)
     operators._Runtime.previews = bpy.utils.previews.new()
 
 
@@ -25,6 +26,7 @@ def unregister() -> None:
     if operators._Runtime.previews is not None:
         bpy.utils.previews.remove(operators._Runtime.previews)
         operators._Runtime.previews = None
+    bpy.types.TOPBAR_MT_file_import.remove(operators.menu_import)
     props.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

@@ -40,12 +40,17 @@ class BuildOptions:
     - ``dense``: build the whole head with its detail baked into the geometry
       (``backend.geometry``; needs ``head.displacement``), else the coarse mesh with
       shape keys and normal/displacement maps;
-    - ``cameras``: an orthographic camera per view aligned to its photo; the scene's render
-      size becomes the first view's photo size and the first camera the scene camera if
-      the scene has none;
+    - ``cameras``: a camera per view aligned to its photo (the photo as its background; the
+      first camera becomes the scene camera only when the scene has none);
+    - ``set_render``: also set the scene's render size to the first photo's and make its
+      camera the scene camera. Off by default: the artist's render settings are left alone
+      (the cameras fit the photo's height into the frame, so the overlay holds for any
+      render size at least as wide as the photo's aspect);
     - ``pack_images``: pack the textures into the .blend; otherwise save them as files into
       ``image_dir`` (required then: normally the folder of the .blend);
-    - ``photo_paths``: per-view photo files for the camera backgrounds (else ``view.image``);
+    - ``photo_paths``: candidate photo files for the camera backgrounds; each view takes the
+      one whose path is the view's own (``view.name``), else the only one with its file name,
+      else ``view.name`` itself when that file exists, else its stored ``view.image``;
     - ``collection``: where to link the objects (default: the scene's collection).
     """
 
@@ -55,6 +60,7 @@ class BuildOptions:
     pack_images: bool = True
     image_dir: str | None = None
     photo_paths: Sequence[str] = ()
+    set_render: bool = False
     collection: Any = None
     scene: Any = None
 
@@ -110,13 +116,14 @@ def build_head_objects(head, options: BuildOptions | None = None) -> bpy.types.O
     # Link everything in one step.
     for obj in (root, head_obj, *cameras):
         collection.objects.link(obj)
-    if cameras:
+    if cameras and options.set_render:
         width, height = head.views[0].image_size
         scene.render.resolution_x, scene.render.resolution_y = int(width), int(height)
         scene.render.resolution_percentage = 100
         scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
-        if scene.camera is None:
-            scene.camera = cameras[0]
+        scene.camera = cameras[0]
+    elif cameras and scene.camera is None:
+        scene.camera = cameras[0]
     return head_obj
 
 
@@ -258,28 +265,31 @@ def _build_camera(view, index: int, options: BuildOptions, created: _Created) ->
     rot = np.array(Euler((rx, ry, rz), "XYZ").to_matrix())  # Rz·Ry·Rx, as backend.camera
     label = view.label or (VIEW_LABELS[0] if index == 0 else f"view{index}")
     cam_data = created.add(bpy.data.cameras, bpy.data.cameras.new(f"{options.name} {label}"))
+    # The photo's height spans the frame's height (VERTICAL fit): for any render size whose aspect is
+    # at least the photo's, the background (FIT) and the projection agree pixel for pixel.
+    cam_data.sensor_fit = "VERTICAL"
     if view.projection == "orthographic":
         cam_data.type = "ORTHO"
-        cam_data.ortho_scale = max(width, height) / f * MM_TO_M
+        cam_data.ortho_scale = height / f * MM_TO_M
         # camera space in mm: the image centre is at (−tx/f, −ty/f); the camera sits in front
         eye_model = rot.T @ np.array([-tx / f, -ty / f, _ORTHO_CAMERA_DISTANCE_MM])
     else:  # perspective: f in pixels, the camera at the camera-space origin (c = R·v + t = 0)
         cam_data.type = "PERSP"
-        cam_data.sensor_fit = "AUTO"
-        cam_data.sensor_width = 36.0
-        cam_data.lens = f * 36.0 / max(width, height)
+        cam_data.sensor_height = 24.0
+        cam_data.lens = f * 24.0 / height
         eye_model = -rot.T @ np.array([tx, ty, tz])
     cam_data.clip_start = 0.01
     cam_data.clip_end = 10.0
     # Blender camera axes (x right, y up, looking along −z) = camera-space axes = rows of R.
     axes = model_to_blender(rot, scale=1.0).T  # columns: the camera's x/y/z axes in Blender
     location = model_to_blender(eye_model)
-    photo = _photo_image(view, index, options, created)
+    photo_path = match_photo(view.name, options.photo_paths)
+    photo = _photo_image(view, index, options, created, photo_path)
     if photo is not None:
         cam_data.show_background_images = True
         background = cam_data.background_images.new()
         background.image = photo
-        background.frame_method = "STRETCH"
+        background.frame_method = "FIT"
         background.alpha = 0.6
     cam = created.add(bpy.data.objects, bpy.data.objects.new(f"{options.name} Camera {label}", cam_data))
     matrix = Matrix.Identity(4)
@@ -290,13 +300,36 @@ def _build_camera(view, index: int, options: BuildOptions, created: _Created) ->
     cam.matrix_world = matrix
     cam["photohead_view"] = index
     cam["photohead_image_size"] = [width, height]
+    cam["photohead_photo"] = photo_path or view.name  # the landmark pins of this photo attach here
+    # the pins' plane: halfway between the camera and the head
+    cam["photohead_pin_depth"] = 0.5 * float(np.linalg.norm(location))  # the head sits near the origin
     return cam
 
 
-def _photo_image(view, index: int, options: BuildOptions, created: _Created):
-    """The view's photo as a Blender image (from its file when known, else from view.image)."""
-    path = options.photo_paths[index] if index < len(options.photo_paths) else None
-    if path and os.path.isfile(path):
+def match_photo(view_name: str, candidates: Sequence[str]) -> str | None:
+    """The photo file of a view named ``view_name`` (the path it was reconstructed from).
+
+    Matched by the view's own path, never by position (a skipped photo shifts the views):
+    the candidate with the same absolute path, else the only candidate with the same file
+    name, else ``view_name`` itself when that file exists; None when nothing matches.
+    """
+    if not view_name:
+        return None
+    target = os.path.normcase(os.path.abspath(view_name))
+    files = [str(c) for c in candidates if c and os.path.isfile(c)]
+    same = [c for c in files if os.path.normcase(os.path.abspath(c)) == target]
+    if same:
+        return same[0]
+    base = os.path.basename(view_name.replace("\\", "/"))
+    named = {os.path.normcase(os.path.abspath(c)) for c in files if os.path.basename(c) == base}
+    if len(named) == 1:
+        return next(c for c in files if os.path.basename(c) == base)
+    return view_name if os.path.isfile(view_name) else None
+
+
+def _photo_image(view, index: int, options: BuildOptions, created: _Created, path: str | None):
+    """The view's photo as a Blender image (from its file ``path`` when known, else from view.image)."""
+    if path:
         image = bpy.data.images.load(str(path), check_existing=False)
         created.add(bpy.data.images, image)
         if options.pack_images:

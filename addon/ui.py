@@ -1,9 +1,10 @@
 """The "Photohead" tab in the 3D viewport sidebar."""
 from __future__ import annotations
 
+import bpy
 from bpy.types import Panel, UIList
 
-from . import operators, preferences
+from . import operators, pins, preferences
 
 
 class PHOTOHEAD_UL_photos(UIList):
@@ -17,6 +18,8 @@ class PHOTOHEAD_UL_photos(UIList):
             row.label(text=name, icon_value=icon_id)
         else:
             row.label(text=name, icon="IMAGE_DATA")
+        if pins.find_pins(bpy.path.abspath(item.filepath), context.scene) is not None:
+            row.label(text="", icon="PINNED")  # has a Landmarks object
         row.prop(item, "label", text="")
 
 
@@ -70,6 +73,8 @@ class PHOTOHEAD_PT_main(Panel):
         box = col.box()
         box.prop(settings, "dense_mesh")
         box.prop(settings, "add_cameras")
+        box.prop(settings, "set_render")
+        box.prop(settings, "make_pins")
         box.prop(settings, "pack_images")
 
         missing = preferences.missing_packages()
@@ -79,9 +84,16 @@ class PHOTOHEAD_PT_main(Panel):
             layout.progress(factor=settings.progress, type="BAR", text=settings.status or "Working…")
             layout.operator("photohead.cancel", icon="CANCEL")
         else:
-            layout.operator("photohead.reconstruct", icon="USER")
+            photos = [bpy.path.abspath(p.filepath) for p in settings.photos]
+            pinned = [pins.find_pins(p, context.scene) for p in photos]
+            layout.operator("photohead.detect_landmarks", icon="PINNED")
+            row = layout.row(align=True)
+            row.operator("photohead.reconstruct", icon="USER")
+            if any(o is not None and o.parent is not None and not o.parent.get("photohead_pre_fit") for o in pinned):
+                row.operator("photohead.reconstruct", text="Refit", icon="FILE_REFRESH").refit = True
             if settings.status:
                 layout.label(text=settings.status)
+        layout.operator("photohead.import_result", text="Import Result…", icon="IMPORT")
 
 
 classes = (PHOTOHEAD_UL_photos, PHOTOHEAD_PT_main)

@@ -1,8 +1,14 @@
 """Reconstruction worker process (no bpy): ``python -m <package>.worker JOB.json``.
 
-``JOB.json``: ``{"images": [paths], "config": {ReconstructConfig fields},
-"reconstruct": "module:function", "output": "path/head.npz"}``. A ``reconstruct`` module
-named ``backend`` or ``backend.*`` is resolved against the backend this package carries.
+``JOB.json``: ``{"task": "reconstruct" | "detect", "images": [paths], "config":
+{ReconstructConfig fields}, "reconstruct": "module:function", "landmarks": [(68,2) | null]
+| null, "output": path}``. A ``reconstruct`` module named ``backend`` or ``backend.*`` is
+resolved against the backend this package carries.
+- ``reconstruct``: ``function(images, config, progress, cancel[, landmarks=...])`` returns a
+  Head, saved with ``backend.export.save_head`` to ``output`` (``landmarks``: the artist's
+  pins as given landmarks, passed only when the job has some);
+- ``detect``: ``function(images, config, progress, cancel)`` returns one
+  ``PhotoLandmarks`` per photo, written as a JSON list to ``output``.
 
 Protocol (one JSON object per line on stdout; everything else the job prints goes to stderr):
 ``{"event": "progress", "fraction": f, "message": m}`` while running, then exactly one of
@@ -25,6 +31,9 @@ from typing import Any, Callable, TextIO
 from . import backend_module
 
 DEFAULT_RECONSTRUCT = "backend.reconstruct:reconstruct"
+DEFAULT_DETECT = "backend.detect.photos:detect_photos"
+DEFAULT_FUNCTIONS = {"reconstruct": DEFAULT_RECONSTRUCT, "detect": DEFAULT_DETECT}
+TASKS = tuple(DEFAULT_FUNCTIONS)
 
 
 def load_callable(spec: str) -> Callable[..., Any]:
@@ -49,6 +58,13 @@ def make_config(fields: dict[str, Any]):
     return config_cls(**fields)
 
 
+def _array(points):
+    """JSON (68,2) points → float64 numpy array (numpy is imported only inside the worker)."""
+    import numpy as np
+
+    return np.asarray(points, np.float64)
+
+
 class _StdinCancel:
     """Cancel token set by a ``cancel`` line on stdin or by stdin closing (parent gone)."""
 
@@ -70,7 +86,10 @@ def run(job: dict[str, Any], emit: Callable[[dict], None], cancel) -> int:
     """Run one job; every outcome is reported through ``emit``. Returns the exit code."""
     errors = backend_module("errors")
     try:
-        reconstruct = load_callable(job.get("reconstruct") or DEFAULT_RECONSTRUCT)
+        task = job.get("task", "reconstruct")
+        if task not in TASKS:
+            raise ValueError(f"unknown job task {task!r}: use one of {TASKS}")
+        function = load_callable(job.get("reconstruct") or DEFAULT_FUNCTIONS[task])
         config = make_config(dict(job.get("config", {})))
 
         def progress(fraction: float, message: str) -> None:
@@ -78,11 +97,22 @@ def run(job: dict[str, Any], emit: Callable[[dict], None], cancel) -> int:
                 raise errors.CancelledError("cancelled by the user")
             emit({"event": "progress", "fraction": float(fraction), "message": str(message)})
 
-        head = reconstruct([str(p) for p in job["images"]], config, progress, cancel)
-        if cancel.is_set():
-            raise errors.CancelledError("cancelled by the user")
-        emit({"event": "progress", "fraction": 1.0, "message": "saving the result"})
-        backend_module("export").save_head(head, job["output"])
+        images = [str(p) for p in job["images"]]
+        if task == "detect":
+            found = function(images, config, progress, cancel)
+            if cancel.is_set():
+                raise errors.CancelledError("cancelled by the user")
+            io_utils = backend_module("io_utils")
+            rows = [io_utils.to_jsonable(dataclasses.asdict(f)) for f in found]
+            io_utils.atomic_write_text(job["output"], json.dumps(rows))
+        else:
+            given = job.get("landmarks")
+            extra = {"landmarks": [None if lm is None else _array(lm) for lm in given]} if given else {}
+            head = function(images, config, progress, cancel, **extra)
+            if cancel.is_set():
+                raise errors.CancelledError("cancelled by the user")
+            emit({"event": "progress", "fraction": 1.0, "message": "saving the result"})
+            backend_module("export").save_head(head, job["output"])
     except errors.CancelledError as exc:
         emit({"event": "cancelled", "message": str(exc)})
         return 0
@@ -114,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
             protocol.write(json.dumps(message) + "\n")
             protocol.flush()
 
+    # Before the backend imports torch: idle OpenMP threads sleep instead of spinning, so a
+    # reconstruction beside Blender and the artist's other programs slows by its fair share.
+    backend_module("threads").apply_process_policy()
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     return run(job, emit, _StdinCancel(sys.stdin))
 

@@ -11,7 +11,7 @@ In the crop this puts the brows at y ≈ 61, the eyes at y ≈ 90, the chin at y
 jaw corners at x ≈ 38…186: the whole face with chin and ~60 px of forehead visible, like
 Deep3D's 224² crops. The similarity is fitted on the inner points (brows, nose, eyes, mouth:
 17–67) because a 3D model's jaw vertices follow the 3-D contour, not the 2-D outline that
-detectors mark (MEASURED.md).
+detectors mark.
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ import sys
 
 from .commands import models, reconstruct, train
 from .errors import PhotoheadError
+from .threads import apply_process_policy
 
 COMMANDS = (reconstruct, models, train)
 # Subcommands of packages above the backend: (package, module with register(), why it may be absent).
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    apply_process_policy()  # before the subcommands import torch (backend.threads says why)
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)

@@ -1,4 +1,4 @@
-"""The UV render layer (PAPER.md stage 2): coarse UV position map + displacement → dense mesh.
+"""The UV render layer (the paper's stage 2): coarse UV position map + displacement → dense mesh.
 
 Displacement is applied **along the coarse surface normal** (mm), not along the camera's depth
 as in the paper: the map then means the same thing in every view, which multi-view blending and
@@ -75,7 +75,7 @@ class DetailedSurface:
     """Displaced surface in UV and as a dense mesh (B batch).
 
     positions (B,S,S,3) mm; normals (B,S,S,3) of the displaced surface; coarse_positions and
-    coarse_normals (B,S,S,3); delta_normals (B,3,S,S) = normals − coarse_normals (PAPER.md Δn); dense_verts
+    coarse_normals (B,S,S,3); delta_normals (B,3,S,S) = normals − coarse_normals (the paper's Δn); dense_verts
     (B,N,3) mm.
     """
 

@@ -1,4 +1,4 @@
-"""The stage-2 U-Net's input (PAPER.md "Stage 2"): the photo and the coarse render unwrapped
+"""The stage-2 U-Net's input (the paper's "Stage 2"): the photo and the coarse render unwrapped
 into the face UV tile, visibility-masked, and the blend of per-view outputs into one map.
 
 Shared by predict mode (:mod:`backend.predict`) and the hybrid detail fit, which tunes the

@@ -1,15 +1,13 @@
 """Bit-reproducible fits on the CPU and on CUDA.
 
 An analysis-by-synthesis fit is chaotic: a last-bit change of one gradient early on moves the
-result by a fraction of a millimetre (astronaut, default fit: a 1e-4 px shift of the starting
-pose moves the face by 0.23 mm on average, 0.5 mm at most). The sources of such changes found
-and closed:
+result by a fraction of a millimetre (docs/design.md, "Determinism"). The sources of such
+changes closed here:
 
 - float32 LAPACK in the closed-form pose (``fit.pose_init``, solved in float64);
 - every gather's backward (``index_put_``/``index_add_`` with accumulation): the multithreaded
   CPU kernel and the CUDA kernel add atomically, in a different order each run. PyTorch's
-  deterministic mode swaps in sorted kernels; on this 2-core CPU it costs nothing measurable
-  (default fit of astronaut: 11.5 s without, 10.9 s with);
+  deterministic mode swaps in sorted kernels (no measurable cost on the CPU);
 - on CUDA, ``grid_sample``'s backward (atomic adds, no deterministic kernel in PyTorch):
   :mod:`backend.render.sample` gathers instead in this mode;
 - on CUDA, cuBLAS is deterministic only with a fixed workspace: ``CUBLAS_WORKSPACE_CONFIG``
@@ -17,10 +15,7 @@ and closed:
   sets it (when unset) to ``:4096:8``. A process that ran cuBLAS before its first
   deterministic block keeps the workspace it started with.
 
-Measured on an H200 (``benchmarks/bench_cuda.py``): without this, two default fits of
-grace_hopper on the same GPU differed by 0.18 mm mean, 0.59 mm max vertex distance; with it
-they are identical, at 6.9 s instead of 4.9 s (the sorted kernels; the mode's NaN-filling of
-new tensors, switched off here, had cost another 1.8 s).
+On CUDA the sorted kernels cost time (docs/design.md, "GPU").
 """
 from __future__ import annotations
 

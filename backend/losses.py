@@ -1,4 +1,4 @@
-"""The paper's losses (PAPER.md eqs. 3–9) as pure functions, with their weights in two dataclasses.
+"""The paper's losses (its eqs. 3–9) as pure functions, with their weights in two dataclasses.
 
 Units: images in [0,1] RGB, landmarks in pixels of the image the loss is computed at, displacements
 in mm. Every loss returns a scalar tensor averaged over the batch.

@@ -33,7 +33,7 @@ from .detail_input import DetailNetInput, blend_views, detail_net_input
 from .errors import ModelFormatError, WeightsFormatError, WeightsNotFoundError
 from .facemodel import FaceModel
 from .fit.coarse import CoarseFitResult
-from .nets import AlbedoBasis, DetailUNet, FaceEncoder, build_encoder, build_unet
+from .nets import AlbedoBasis, DetailUNet, FaceEncoder, build_encoder, build_unet, clamp_expression
 from .uvmaps import face_tile_layout
 
 __all__ = ["Predictor", "load_predictor", "COARSE_FILE", "DETAIL_FILE"]
@@ -142,7 +142,7 @@ class Predictor:
         p = self.encoder.decompose(self.encoder(x).float())
         identity = p["id"].mean(0, keepdim=True)
         exp = p["exp"].mean(0, keepdim=True).expand(V, -1) if shared_expression else p["exp"]
-        exp = exp.clamp(0.0, 1.0)  # blendshape weights, as the fit keeps them
+        exp = clamp_expression(exp)  # blendshape weights, as the fit keeps them and stage 1 trains them
         verts = model(identity.expand(V, -1), exp)
         k = R / self.in_size  # encoder frame → crop frame (pixel centres fixed: scale f, t)
         pose = scale_pose(p["pose"], k)

@@ -115,7 +115,7 @@ def unwrap_pair(
     camera: Camera,
     layout: UVLayout,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The stage-2 network input (PAPER.md): the input photo and the coarse texture (rendered
+    """The stage-2 network input, as in the paper: the input photo and the coarse texture (rendered
     coarse face) unwrapped into the face tile at the same resolution, concatenated, with
     invisible texels masked out using the estimated pose.
 

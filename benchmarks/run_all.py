@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("bench_render", "bench_detect", "bench_identity", "bench_facemodel_io", "bench_multiview", "bench_fit", "bench_addon", "bench_train", "bench_predict")
+BENCHMARKS = ("bench_render", "bench_detect", "bench_identity", "bench_facemodel_io", "bench_multiview", "bench_fit", "bench_addon", "bench_train", "bench_predict",
+              "bench_mean_face")
 
 
 def main() -> int:

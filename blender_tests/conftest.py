@@ -104,7 +104,9 @@ def fake_head(photo_path):
 
 
 def landmark_pixels(scene, head_obj, cam_obj, vertex_ids: np.ndarray) -> np.ndarray:
-    """(68,2) image pixels (x right, y down, top-left pixel centre = 0) of evaluated vertices."""
+    """(68,2) photo pixels (x right, y down, top-left pixel centre = 0) of evaluated vertices seen
+    through a Photohead camera, whatever the scene's render size: the camera fits the photo's
+    height to the frame's (sensor_fit VERTICAL), centred."""
     import bpy
     from bpy_extras.object_utils import world_to_camera_view
     from mathutils import Vector
@@ -117,11 +119,13 @@ def landmark_pixels(scene, head_obj, cam_obj, vertex_ids: np.ndarray) -> np.ndar
     finally:
         evaluated.to_mesh_clear()
     co = co.reshape(-1, 3)
-    width, height = scene.render.resolution_x, scene.render.resolution_y
+    width, height = (int(s) for s in cam_obj["photohead_image_size"])
+    render = scene.render
+    frame_width = height * (render.resolution_x * render.pixel_aspect_x) / (render.resolution_y * render.pixel_aspect_y)
     out = []
     for i in vertex_ids:
         ndc = world_to_camera_view(scene, cam_obj, head_obj.matrix_world @ Vector(co[i].tolist()))
-        out.append((ndc.x * width - 0.5, (1.0 - ndc.y) * height - 0.5))
+        out.append((ndc.x * frame_width - (frame_width - width) / 2 - 0.5, (1.0 - ndc.y) * height - 0.5))
     return np.asarray(out)
 
 

@@ -69,7 +69,7 @@ def make_head(image_paths: Sequence[str] = (), image_size: tuple[int, int] = (32
             screen = project(verts[None], pose, Camera(width, height))[0]
         lms = screen[model.landmarks68, :2].numpy().astype(np.float64)
         views.append(ViewResult(
-            name=Path(image_paths[i]).name if image_paths else f"view{i}",
+            name=str(image_paths[i]) if image_paths else f"view{i}",
             image_size=(width, height), pose=pose[0].numpy(), sh=np.zeros(27, np.float32),
             exp=exp[0].numpy(), landmarks68=lms, detected68=lms + 0.5, label="front" if i == 0 else "other",
         ))
@@ -83,12 +83,40 @@ def make_head(image_paths: Sequence[str] = (), image_size: tuple[int, int] = (32
     )
 
 
-def fake_reconstruct(images, config=None, progress=None, cancel=None):
-    """Fast fake: reports progress and returns :func:`make_head` for the photos."""
+def fake_reconstruct(images, config=None, progress=None, cancel=None, landmarks=None):
+    """Fast fake: reports progress and returns :func:`make_head` for the photos. Given
+    ``landmarks`` (the pins) become the views' ``detected68`` with detector "given", as in
+    ``backend.reconstruct``."""
     for i in range(3):
         if progress is not None:
             progress(i / 3, f"fake step {i + 1}/3")
-    return make_head([str(p) for p in images])
+    head = make_head([str(p) for p in images])
+    for view, given in zip(head.views, landmarks or ()):
+        if given is not None:
+            view.detected68, view.detector = np.asarray(given, np.float64), "given"
+    return head
+
+
+def fake_skip_first(images, config=None, progress=None, cancel=None):
+    """Like a reconstruction whose first photo had no face: only the other photos have views."""
+    head = make_head([str(p) for p in images[1:]])
+    head.warnings.append(f"skipped: no face found in {Path(str(images[0])).name}")
+    return head
+
+
+def fake_detect(images, config=None, progress=None, cancel=None):
+    """Detection-only fake: the fake head's landmarks for each photo, the placeholder layout for a
+    photo whose name contains "noface"."""
+    photos = _backend("detect.photos")
+    found = []
+    for path in (str(p) for p in images):
+        width, height = _image_size(path)
+        if "noface" in Path(path).name:
+            found.append(photos.PhotoLandmarks(path, (width, height), photos.placeholder_landmarks(width, height),
+                                               "placeholder", "no face found"))
+        else:
+            found.append(photos.PhotoLandmarks(path, (width, height), make_head([path]).views[0].detected68, "dlib"))
+    return found
 
 
 def fake_slow(images, config=None, progress=None, cancel=None):

@@ -82,9 +82,9 @@ def test_fake_job_builds_the_head(addon, photo_path, face_model):
     assert images["Displacement (mm)"].is_float and images["Displacement (mm)"].packed_file is not None
     # camera: the photo behind it, landmarks land on the view's landmarks68
     cam = next(c for c in root.children if c.type == "CAMERA")
-    assert bpy.context.scene.camera == cam and cam.data.type == "ORTHO"
+    assert bpy.context.scene.camera == cam and cam.data.type == "ORTHO"  # the scene had none
     assert cam.data.background_images[0].image.size[:] == (240, 300)
-    assert (bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y) == (240, 300)
+    assert (bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y) == (1920, 1080)  # untouched
     lms = np.asarray(params["views"][0]["landmarks68"])
     px = landmark_pixels(bpy.context.scene, obj, cam, face_model.landmarks68.numpy())
     assert np.abs(px - lms).max() < 1.0
@@ -123,7 +123,8 @@ def test_operator_reports_errors(addon, photo_path):
     assert _scene_state() == before
     assert "no face found" in bpy.context.scene.photohead.status
     assert bpy.ops.photohead.reconstruct(job_function=f"{FAKE}:fake_reconstruct", job_python_path=str(ROOT)) == {"FINISHED"}
-    assert len(bpy.data.meshes) == 1 and bpy.context.scene.photohead.status.startswith("Reconstructed")
+    heads = [o for o in bpy.data.objects if o.get("photohead")]
+    assert len(heads) == 1 and bpy.context.scene.photohead.status.startswith("Reconstructed")
 
 
 def test_repo_layout_job_rejects_unknown_config(photo_path):

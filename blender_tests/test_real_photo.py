@@ -23,6 +23,7 @@ def test_grace_hopper_real_pipeline(addon, face_model, tmp_path):
     settings.photos.add().filepath = str(photo)
     settings.quality = "draft"
     settings.device = "cpu"
+    settings.set_render = True  # render size = the photo's, for the preview below
     job = addon.operators.start_job(settings, None)
     state = job.wait(timeout=1800)
     report, message, obj = addon.operators.finish_job(bpy.context, job, state, settings)

@@ -117,7 +117,7 @@ def _cycles_with_sun(samples: int, background: float, sun_rotation: tuple[float,
 
 def test_cycles_preview(scene_mod, fake_head, photo_path, tmp_path):
     """Render a tiny Cycles preview through the view camera; the head covers the frame centre."""
-    scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(photo_paths=[str(photo_path)]))
+    scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(photo_paths=[str(photo_path)], set_render=True))
     scene = _cycles_with_sun(samples=4, background=0.0, sun_rotation=(0.9, 0.0, 0.4))
     scene.render.resolution_percentage = 40  # 96×120
     scene.render.filepath = str(tmp_path / "preview.png")

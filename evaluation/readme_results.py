@@ -1,36 +1,37 @@
-"""Generate the README's "## Results" section from the evaluation reports.
+"""Generate docs/results.md, the page of measured results, from the evaluation reports.
 
-    python -m evaluation.readme_results [--results docs/results] [--readme README.md] [--check]
+    python -m evaluation.readme_results [--results docs/results] [--out docs/results.md]
+        [--benchmarks benchmarks/results] [--check]
 
 Reads ``<results>/<suite>/results.json`` (written by ``photohead evaluate <suite> --out
-docs/results/<suite>``; variants in ``<suite>_<name>/`` follow their suite) and rewrites the block between ``<!-- results:start -->`` and
-``<!-- results:end -->`` in the README (appended at the end when the markers are missing).
-The block depends only on those files, so running the script again changes nothing
-(``--check`` exits 1 when the README is out of date). Suites without a results file are
-listed as "not run".
+docs/results/<suite>``; variants in ``<suite>_<name>/`` follow their suite) and the benchmark
+files it names (``benchmarks/results/detail_real.json``, ``mean_face.json``), and writes the
+whole page. The page depends only on those files, so running the script again changes nothing
+(``--check`` exits 1 when the page is out of date). Suites without a results file are listed as
+"not run".
 
-The paper's and its peers' numbers (``PAPER_RESULTS``) are restated from the paper (PAPER.md,
-"Results to beat"); they are on benchmarks we do not have here (MICC Florence,
-FaceWarehouse, FRGC2), so they sit beside ours, not against them.
+The paper's and its peers' numbers (``PAPER_RESULTS``) are restated from the paper's tables;
+they are on benchmarks we do not have here (MICC Florence, FaceWarehouse, FRGC2), so they sit
+beside ours, not against them.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from backend.io_utils import atomic_write_text
 from backend.quality import DEFAULT as DEFAULT_QUALITY
 
-__all__ = ["START", "END", "PAPER_RESULTS", "render_block", "update_readme", "main"]
+__all__ = ["PAPER_RESULTS", "render_page", "write_page", "main"]
 
-START = "<!-- results:start -->"
-END = "<!-- results:end -->"
 SUITES = ("synthetic", "landmarks", "scans", "depth", "timing")
 
-# (benchmark, metric, paper, peers as reported in the paper) — PAPER.md "Results to beat".
+# (benchmark, metric, paper, peers as reported in the paper): the paper's result tables.
 PAPER_RESULTS: tuple[tuple[str, str, str, str], ...] = (
     ("MICC Florence, coarse (Indoor-Coop / PTZ-Indoor / PTZ-Outdoor)", "point-to-plane, mm",
      "1.35 / 1.27 / 1.25", "MoFA 1.38 / 1.27 / 1.28; Genova 1.41 / 1.34 / 1.26"),
@@ -40,7 +41,7 @@ PAPER_RESULTS: tuple[tuple[str, str, str, str], ...] = (
     ("FRGC2 (depth min-max scaled to GT, fixed mask)", "depth error, mm", "5.05 ± 1.44", "Tran18 6.73; Sela17 10.55"),
 )
 
-# Landmark peers measured on other data (MEASURED.md), for scale only.
+# Landmark peers measured by the project team on other photo sets, for scale only.
 LANDMARK_PEERS: tuple[tuple[str, str, str], ...] = (
     ("dlib 68-point predictor on its HOG boxes", "300-W-style test photos", "2.7 % (inter-ocular)"),
     ("3DDFA-V2 (MobileNet ×0.5)", "300-W-style photos", "~6 % (inter-ocular)"),
@@ -95,8 +96,19 @@ def _target_min(value: Any, limit: float) -> str:
     return f"≥ {_fmt(limit)} ({'met' if value >= limit else 'missed'})"
 
 
-def _synthetic(doc: dict[str, Any]) -> list[str]:
+def _baseline(doc: dict[str, Any], mean_face: dict[str, Any] | None) -> dict[str, Any]:
+    """The mean face's errors on the same synthetic faces (``mean_face.json``: same face count,
+    seed and detail setting), or {} when not measured."""
+    c = doc.get("config", {})
+    for v in ((mean_face or {}).get("variants") or {}).values():
+        if (v.get("faces"), v.get("seed"), bool(v.get("detail"))) == (c.get("n"), c.get("seed"), bool(c.get("detail"))):
+            return v
+    return {}
+
+
+def _synthetic(doc: dict[str, Any], mean_face: dict[str, Any] | None = None) -> list[str]:
     s, c = doc.get("summary", {}), doc.get("config", {})
+    base = _baseline(doc, mean_face)
     st = c.get("settings") or {}
     given = "true 2-D landmarks (detector bypassed)" if s.get("landmarks", c.get("landmarks")) == "truth" \
         else "dlib's landmarks on the render"
@@ -154,7 +166,12 @@ def _synthetic(doc: dict[str, Any]) -> list[str]:
         wall = s["wall_s"] / 60.0
         rows.append([f"whole run ({s.get('faces')} faces)", wall, "min",
                      _target(wall, 15.0) if s.get("faces") == 20 and c.get("quality") == DEFAULT_QUALITY else ""])
-    return out + _table(["metric", "ours", "unit", "target (issues)"], rows) + [""]
+    if not base:
+        return out + _table(["metric", "ours", "unit", "target"], rows) + [""]
+    baseline = {0: "vertex_err_mean_mm", 1: "vertex_err_narrow_face_mean_mm", 2: "vertex_err_median_mm",
+                3: "vertex_err_worst_mm"}  # row → the mean face's number for it
+    rows = [[r[0], r[1], base.get(baseline[i]) if i in baseline else "", *r[2:]] for i, r in enumerate(rows)]
+    return out + _table(["metric", "ours", "mean face (no fit)", "unit", "target"], rows) + [""]
 
 
 def _landmarks(doc: dict[str, Any]) -> list[str]:
@@ -175,7 +192,7 @@ def _landmarks(doc: dict[str, Any]) -> list[str]:
     target = s.get("fit_vs_detector_target_%", 3.0)
     allpts, inner = s.get("fit_vs_detector_io_mean_%"), s.get("fit_vs_detector_io_inner_mean_%")
     verdict = lambda v: "–" if v is None else ("meets" if v <= target else "misses")  # noqa: E731
-    out += [f"Fit vs its input (issue 6, mean |`landmarks68` − `detected68`| / inter-ocular, target ≤ {_fmt(target)} %): "
+    out += [f"Fit vs its input (mean |`landmarks68` − `detected68`| / inter-ocular, target ≤ {_fmt(target)} %): "
             f"all 68 points {_fmt(allpts)} % ({verdict(allpts)}), inner 17–67 {_fmt(inner)} % ({verdict(inner)}).", ""]
     if folder == "faces_dev":
         out += ["Caveat: `faces_dev` is the 300-W re-annotation of the HELEN *training* set, which is part of the data "
@@ -227,8 +244,8 @@ def _timing(doc: dict[str, Any]) -> list[str]:
     rows = (doc.get("tables") or {}).get("timings (s)", [])
     machines = {m.get("benchmark"): m for m in (doc.get("tables") or {}).get("machines", [])}
     out = [f"**Timing** (`photohead evaluate timing`: {doc.get('summary', {}).get('cases')} cases from "
-           f"{doc.get('summary', {}).get('files')} `benchmarks/results/*.json` files; all of them in "
-           "`docs/results/timing/report.md`). Reconstruction of one photo (`bench_fit`):", ""]
+           f"{doc.get('summary', {}).get('files')} `benchmarks/results/*.json` files, all of them in its report). "
+           "Reconstruction of one photo (`bench_fit`):", ""]
     table = []
     for r in rows:
         case = str(r.get("case", ""))
@@ -245,19 +262,24 @@ def _timing(doc: dict[str, Any]) -> list[str]:
 
 
 SECTIONS = {"synthetic": _synthetic, "landmarks": _landmarks, "scans": _scans, "depth": _depth, "timing": _timing}
-DETAIL_REAL = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "detail_real.json"
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+BENCHMARKS = ROOT / "benchmarks" / "results"
+
+
+def _bench_where(doc: dict[str, Any]) -> str:
+    """:func:`_where` for a benchmark file (``created_utc`` and ``machine`` at its top level)."""
+    machine = dict(doc.get("machine") or {})
+    if machine.get("loadavg_1m") is not None:
+        machine["loadavg_1m"] = round(float(machine["loadavg_1m"]), 2)
+    return _where({"machine": {**machine, "date_utc": str(doc.get("created_utc", ""))[:16].replace("T", " ")}})
 
 
 def _detail_real(doc: dict[str, Any]) -> list[str]:
     """The detail stage on the package photos (``benchmarks/bench_detail_real.py``)."""
     photos = doc.get("photos") or {}
     target = doc.get("target_drop", 0.2)
-    machine = dict(doc.get("machine") or {})
-    if machine.get("loadavg_1m") is not None:
-        machine["loadavg_1m"] = round(float(machine["loadavg_1m"]), 2)
-    when = {"machine": {**machine, "date_utc": str(doc.get("created_utc", ""))[:16].replace("T", " ")}}
     out = [f"**Detail stage on real photos** (`python -m benchmarks.bench_detail_real`, quality "
-           f"`{doc.get('quality', DEFAULT_QUALITY)}`; {_where(when)}): L_pixel (8-bit levels) of the coarse and the "
+           f"`{doc.get('quality', DEFAULT_QUALITY)}`; {_bench_where(doc)}): L_pixel (8-bit levels) of the coarse and the "
            "detailed render, over the landmark face mask (brows and lips included) and over the skin mask the "
            "detail fit uses (brows, lips and non-skin colours left out). \"Albedo gain alone\": the drop from the "
            "detail stage's low-frequency albedo correction on the coarse surface, displacement left out. "
@@ -276,18 +298,30 @@ def _detail_real(doc: dict[str, Any]) -> list[str]:
     return out
 
 
-def render_block(results_dir: str | Path) -> str:
-    """The Markdown between the markers (without them), from ``results_dir/<suite>/results.json``."""
+def _read(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def render_page(results_dir: str | Path, page_dir: str | Path | None = None,
+                benchmarks_dir: str | Path | None = None) -> str:
+    """The whole Markdown page from ``results_dir/<suite>*/results.json`` and the benchmark files
+    in ``benchmarks_dir`` (default: the repository's ``benchmarks/results``). Links to each
+    suite's report are relative to ``page_dir`` (default: the parent of ``results_dir``)."""
     results_dir = Path(results_dir)
-    lines = ["## Results", "",
-             "_Generated by `python -m evaluation.readme_results` from `docs/results/*/results.json` "
-             "(full reports, tables and plots in `docs/results/<suite>/report.md`); do not edit by hand._", "",
-             "**Read this first.** Our numbers below are measured on synthetic renders of the ICT face model, on a "
+    page_dir = Path(page_dir) if page_dir is not None else results_dir.parent
+    bench = Path(benchmarks_dir) if benchmarks_dir is not None else BENCHMARKS
+    mean_face = _read(bench / "mean_face.json")
+    lines = ["# Results", "",
+             "_Generated by `python -m evaluation.readme_results` from `docs/results/*/results.json` and "
+             "`benchmarks/results/*.json`; do not edit by hand. Each suite's full report (per-item tables, plots) "
+             "is linked under its table._", "",
+             "**Read this first.** Our numbers are measured on synthetic renders of the ICT face model, on a "
              "sample of 300-W/HELEN photos (2-D landmarks only), on a synthetic known-answer scan check and on "
-             "synthetic depth maps. None of "
-             "them is one of the paper's benchmarks (MICC Florence, FaceWarehouse, FRGC2), which we have not run: "
-             "they are not comparable with the paper's table.", "",
-             "### Ours", ""]
+             "synthetic depth maps. None of them is one of the paper's benchmarks (MICC Florence, FaceWarehouse, "
+             "FRGC2), which we have not run: they are not comparable with the paper's table. The synthetic faces "
+             "are drawn from the model the fit uses; the mean face (no fit at all) is the baseline to beat, and "
+             "the runs with dlib's landmarks are the realistic setting.", "",
+             "## Ours", ""]
     missing = []
     for suite in SUITES:
         # docs/results/<suite>/ first, then variants such as <suite>_detector/, by name
@@ -297,60 +331,54 @@ def render_block(results_dir: str | Path) -> str:
         if not docs:
             missing.append(suite)
         for q, doc in docs:
-            section = SECTIONS[suite](doc)
+            section = _synthetic(doc, mean_face) if suite == "synthetic" else SECTIONS[suite](doc)
             if q.parent.name != suite:
                 section[0] = f"[`{q.parent.name}`] " + section[0]
             lines += section
+            if (q.parent / "report.md").exists():
+                link = Path(os.path.relpath(q.parent / "report.md", page_dir)).as_posix()
+                lines += [f"Full report: [{link}]({link})", ""]
     if missing:
         lines += ["Not run: " + ", ".join(f"`{m}`" for m in missing) + ".", ""]
-    if DETAIL_REAL.exists():
-        lines += _detail_real(json.loads(DETAIL_REAL.read_text()))
-    lines += ["### The paper and its peers (their benchmarks, not run here)", "",
-              "From the paper (Chen et al., TIP 2020), as restated in PAPER.md; peers as reported in the paper.", ""]
+    detail_real = _read(bench / "detail_real.json")
+    if detail_real is not None:
+        lines += _detail_real(detail_real)
+    if mean_face is not None:
+        lines += [f"Mean-face baseline: `python -m benchmarks.bench_mean_face` ({_bench_where(mean_face)}): "
+                  "the model's mean shape scored against the same synthetic faces as a reconstruction is.", ""]
+    lines += ["## The paper and its peers (their benchmarks, not run here)", "",
+              "From the paper (Chen et al., TIP 2020); peers as reported in the paper.", ""]
     lines += _table(["benchmark", "metric", "paper", "peers (in the paper)", "ours"],
                     [[b, m, p, q, "not measured"] for b, m, p, q in PAPER_RESULTS])
-    lines += ["", "Landmark accuracy of other methods, measured by the team on *other* photo sets (MEASURED.md), "
-              "for scale only:", ""]
+    lines += ["", "Landmark accuracy of other methods, measured by the project team on *other* photo sets "
+              "(not reproducible from this repository), for scale only:", ""]
     lines += _table(["method", "data", "NME"], [list(r) for r in LANDMARK_PEERS])
     return "\n".join(lines).rstrip() + "\n"
 
 
-def update_readme(readme: str | Path, results_dir: str | Path) -> bool:
-    """Rewrite the block between the markers (append the markers at the end when missing).
-    Returns True when the file changed."""
-    readme = Path(readme)
-    text = readme.read_text()
-    block = f"{START}\n{render_block(results_dir)}{END}"
-    if START in text and END in text and text.index(START) < text.index(END):
-        head, rest = text.split(START, 1)
-        tail = rest.split(END, 1)[1]
-        new = head + block + tail
-    elif START in text or END in text:
-        raise ValueError(f"{readme}: only one of the markers {START} / {END} is present (or they are out of order)")
-    else:
-        new = text.rstrip("\n") + "\n\n" + block + "\n"
-    if new == text:
+def write_page(out: str | Path, results_dir: str | Path, benchmarks_dir: str | Path | None = None) -> bool:
+    """Write the page to ``out`` (atomically) unless it is already up to date. Returns True when it changed."""
+    out = Path(out)
+    page = render_page(results_dir, out.parent, benchmarks_dir)
+    if out.exists() and out.read_text() == page:
         return False
-    readme.write_text(new)
+    atomic_write_text(out, page)
     return True
 
 
 def main(argv: list[str] | None = None) -> int:
-    root = Path(__file__).resolve().parents[2]
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--results", type=Path, default=root / "docs" / "results", help="folder of <suite>/results.json")
-    ap.add_argument("--readme", type=Path, default=root / "README.md")
-    ap.add_argument("--check", action="store_true", help="do not write; exit 1 when the README is out of date")
+    ap.add_argument("--results", type=Path, default=ROOT / "docs" / "results", help="folder of <suite>/results.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md", help="the page to write")
+    ap.add_argument("--benchmarks", type=Path, default=BENCHMARKS, help="folder of the benchmark result files")
+    ap.add_argument("--check", action="store_true", help="do not write; exit 1 when the page is out of date")
     args = ap.parse_args(argv)
     if args.check:
-        text = args.readme.read_text()
-        block = f"{START}\n{render_block(args.results)}{END}"
-        ok = block in text
-        print("README results are up to date" if ok else "README results are out of date: run "
-              "python -m evaluation.readme_results")
+        ok = args.out.exists() and args.out.read_text() == render_page(args.results, args.out.parent, args.benchmarks)
+        print(f"{args.out} is up to date" if ok else f"{args.out} is out of date: run python -m evaluation.readme_results")
         return 0 if ok else 1
-    changed = update_readme(args.readme, args.results)
-    print(f"{args.readme}: {'updated' if changed else 'unchanged'}")
+    changed = write_page(args.out, args.results, args.benchmarks)
+    print(f"{args.out}: {'updated' if changed else 'unchanged'}")
     return 0
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 from backend.cli import main
 from backend.errors import NoFaceError
 from evaluation.report import write_report
-from evaluation.readme_results import END, START, render_block, update_readme
+from evaluation.readme_results import render_page, write_page
 from evaluation.suites import crop_scale, given_landmarks, run_landmarks, run_scans, run_synthetic, run_timing
 from evaluation.synthetic import SyntheticSettings, make_faces, write_known_answer_scans
 from backend.head import Head, ViewResult
@@ -235,7 +235,7 @@ def _fake_results(root):
     machine = {"date_utc": "2026-01-02 03:04", "cpu_count": 2, "processor": "x86_64", "torch": "2.13", "torch_threads": 1}
     docs = {
         "synthetic": {"suite": "synthetic", "machine": machine,
-                      "config": {"quality": "default", "seed": 0, "detail": False, "landmarks": "truth"},
+                      "config": {"n": 3, "quality": "default", "seed": 0, "detail": False, "landmarks": "truth"},
                       "summary": {"faces": 3, "reconstructed": 3, "landmarks": "truth", "vertex_err_mean_mm": 1.234,
                                   "lm_err_px224_mean": 0.9, "nme_interocular_mean_%": None}},
         "landmarks": {"suite": "landmarks", "machine": machine,
@@ -250,33 +250,35 @@ def _fake_results(root):
     return root
 
 
-def test_readme_results_idempotent(tmp_path):
-    results = _fake_results(tmp_path / "results")
-    readme = tmp_path / "README.md"
-    before = "# Project\n\nIntro text.\n\n## Tests\nkeep me\n"
-    readme.write_text(before)
-    assert update_readme(readme, results)  # markers appended at the end
-    once = readme.read_text()
-    assert once.startswith(before) and once.rstrip().endswith(END) and once.count(START) == 1
-    assert not update_readme(readme, results) and readme.read_text() == once  # idempotent
-    block = render_block(results)
-    assert "1.23" in block and "0.9" in block and "misses" in block and "meets" in block  # 3.2 % vs 3 %; 2.1 %
-    assert "Not run: `scans`, `depth`, `timing`" in block and "2026-01-02 03:04 UTC" in block
-    assert "1.35 / 1.27 / 1.25" in block and "not measured" in block and "HELEN *training* set" in block
-    # text around existing markers is kept; a stale block is replaced
-    readme.write_text(f"# P\n{START}\nold\n{END}\ntail\n")
-    assert update_readme(readme, results)
-    text = readme.read_text()
-    assert text.startswith(f"# P\n{START}\n## Results") and text.endswith(f"{END}\ntail\n") and "old" not in text
-    assert not update_readme(readme, results)
-    from evaluation.readme_results import main as readme_main
+def test_results_page_idempotent(tmp_path):
+    results = _fake_results(tmp_path / "docs" / "results")
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    page = tmp_path / "docs" / "results.md"
+    assert write_page(page, results, bench)
+    once = page.read_text()
+    assert once.startswith("# Results\n") and "do not edit by hand" in once
+    assert not write_page(page, results, bench) and page.read_text() == once  # idempotent
+    text = render_page(results, page.parent, bench)
+    assert text == once
+    assert "1.23" in text and "0.9" in text and "misses" in text and "meets" in text  # 3.2 % vs 3 %; 2.1 %
+    assert "Not run: `scans`, `depth`, `timing`" in text and "2026-01-02 03:04 UTC" in text
+    assert "1.35 / 1.27 / 1.25" in text and "not measured" in text and "HELEN *training* set" in text
+    assert "mean face (no fit)" not in text  # no baseline file: no baseline column
+    # each suite's report is linked relative to the page
+    (results / "synthetic" / "report.md").write_text("# report\n")
+    assert "[results/synthetic/report.md](results/synthetic/report.md)" in render_page(results, page.parent, bench)
+    # the mean face on the same faces (count, seed, detail) stands beside ours
+    (bench / "mean_face.json").write_text(json.dumps({"created_utc": "2026-01-03T00:00:00+00:00", "variants": {
+        "synthetic": {"faces": 3, "seed": 0, "detail": False, "vertex_err_mean_mm": 4.321},
+        "synthetic_detail": {"faces": 3, "seed": 0, "detail": True, "vertex_err_mean_mm": 9.0}}}))
+    text = render_page(results, page.parent, bench)
+    assert "| 1.23 | 4.32 | mm |" in text and "| 9 |" not in text and "bench_mean_face" in text
+    from evaluation.readme_results import main as page_main
 
-    assert readme_main(["--results", str(results), "--readme", str(readme), "--check"]) == 0
-    readme.write_text(f"{START}\n{END}\n")
-    assert readme_main(["--results", str(results), "--readme", str(readme), "--check"]) == 1
-    readme.write_text(f"x {END} y {START}")
-    with pytest.raises(ValueError, match="markers"):
-        update_readme(readme, results)
+    args = ["--results", str(results), "--out", str(page), "--benchmarks", str(bench)]
+    assert page_main([*args, "--check"]) == 1  # the baseline file is new
+    assert page_main(args) == 0 and page_main([*args, "--check"]) == 0
 
 
 def test_ci_size_report(tmp_path, face_model):
@@ -291,7 +293,7 @@ def test_ci_size_report(tmp_path, face_model):
     res = run_synthetic(n=2, seed=1, model=face_model, settings=settings, reconstruct_fn=oracle)
     out = write_report(res, tmp_path / "results" / "synthetic", "Synthetic faces")
     assert (out["json"].parent / "vertex_error.png").is_file() and "examples" in out
-    block = render_block(tmp_path / "results")
+    block = render_page(tmp_path / "results")
     assert "2 of 2 random ICT faces" in block and "true 2-D landmarks" in block
 
 
@@ -302,13 +304,13 @@ def test_synthetic_real_fit_smoke(face_model):
     assert s["reconstructed"] == 1 and s["vertex_err_mean_mm"] < 4.0 and s["lm_err_px224_mean"] < 4.0
 
 
-def test_readme_results_variants(tmp_path):
+def test_results_page_variants(tmp_path):
     results = _fake_results(tmp_path / "results")
     (results / "synthetic_detector").mkdir()
     doc = json.loads((results / "synthetic" / "results.json").read_text())
     doc["summary"]["landmarks"] = "detector"
     (results / "synthetic_detector" / "results.json").write_text(json.dumps(doc))
-    block = render_block(results)
+    block = render_page(results)
     assert block.index("true 2-D landmarks") < block.index("[`synthetic_detector`]") < block.index("Landmarks on photos")
 
 

@@ -125,11 +125,11 @@ def test_suite_on_synthetic_subjects(face_model, tmp_path):
     assert mean["summary"]["depth_err_minmax_mean_mm"] > 0.5 and mean["summary"]["depth_err_affine_mean_mm"] > 0.3
     with pytest.raises(EvalDataError, match="no <subject>/depth.npy"):
         run_depth(tmp_path / "no_photo")
-    from evaluation.readme_results import render_block
+    from evaluation.readme_results import render_page
     from evaluation.report import write_report
 
     write_report(mean, tmp_path / "results" / "depth", "Depth")
-    block = render_block(tmp_path / "results")
+    block = render_page(tmp_path / "results")
     assert "**Depth** (`photohead evaluate depth`): 4 subjects, 1 failed." in block
     assert f"{mean['summary']['depth_err_minmax_mean_mm']:.3g} ±" in block
 

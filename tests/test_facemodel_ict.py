@@ -160,13 +160,14 @@ def test_cli_convert_and_list(tmp_path, monkeypatch, capsys, ict_ref):
     assert main(["models", "convert-ict", str(SAMPLE), str(out)]) == 2  # identity002 missing: clear error
     assert "identity002.obj" in capsys.readouterr().err and not out.exists()
     assert main(["models", "convert-ict", str(SAMPLE), str(out), "--allow-partial"]) == 0
-    assert out.exists()
+    assert out.exists() and (out.parent / "ict_parts.npz").exists()  # the eyes, teeth, ... beside the head
     monkeypatch.setenv("PHOTOHEAD_MODEL_PATH", str(tmp_path / "models"))
     monkeypatch.setenv("PHOTOHEAD_CACHE", str(tmp_path / "cache"))
     capsys.readouterr()
     assert main(["models", "list", "--check"]) == 0
     text = capsys.readouterr().out
     assert f"{out} (default): 11248 verts, 22288 tris, id 2, exp 2" in text
+    assert "ict_parts" not in text  # a parts file is not listed as a model
 
 
 def test_cli_list_empty_search_path(tmp_path, monkeypatch, capsys):

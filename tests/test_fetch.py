@@ -65,8 +65,12 @@ def test_fetch_subset_converts_like_shipped_npz(mirror, tmp_path):
     messages = []
     path = fetch_ict(dest=dest, base_url=url, files=SUBSET, progress=lambda f, m: messages.append((f, m)), timeout=10)
     assert path == dest / "ict_head.npz"
-    assert _leftovers(dest) == ["LICENSE", "ict_head.npz", "ict_head.source.json"]
+    assert _leftovers(dest) == ["LICENSE", "ict_head.npz", "ict_head.source.json", "ict_parts.npz"]
     assert _leftovers(dest.parent) == ["ict_facekit"]  # staging folder removed
+    with np.load(dest / "ict_parts.npz") as parts, np.load(RAW / "ict_parts.npz") as ref_parts:  # eyes, teeth, ...
+        np.testing.assert_array_equal(parts["mean"], ref_parts["mean"])
+        np.testing.assert_array_equal(parts["faces"], ref_parts["faces"])
+        np.testing.assert_array_equal(parts["exp_basis"][0], ref_parts["exp_basis"][list(ref_parts["exp_names"]).index("jawOpen")])
     assert "MIT License" in (dest / "LICENSE").read_text()
     fractions = [f for f, _ in messages]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0

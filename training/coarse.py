@@ -15,7 +15,8 @@ Resume with ``--resume=auto``; start from other weights at step 0 with ``--init=
 
 Per step (:meth:`CoarseTask.step`): encoder → code → (id, exp, tex, sh, pose) → face model →
 orthographic projection → renderer → L_coarse = 1.3·L_pixel + 1.0·L_lm + 1.5·L_id + 20·R_param
-(weights in ``--loss.*``). The renderer, face model and identity net run in float32 even
+(weights in ``--loss.*``; L_lm in px² of the 224² crop at any ``--data.crop_size``, the
+expression clamped to the blendshape range as predict mode clamps it). The renderer, face model and identity net run in float32 even
 under mixed precision.
 """
 from __future__ import annotations
@@ -30,13 +31,14 @@ from torch import nn
 
 from backend.camera import Camera, project
 from backend.checkpoint import make_model_card, unwrap
+from backend.detail_input import CROP_SIZE
 from backend.losses import CoarseLossWeights, identity_loss, landmark_loss, param_regularizer, pixel_loss
-from backend.nets import EncoderConfig, FaceEncoder
+from backend.nets import EXP_RANGE, EncoderConfig, FaceEncoder, clamp_expression
 
 from .albedo_basis import AlbedoBasis
 from .config import CoarseConfig, cli_main, to_dict, write_resolved
 from .data import aligned_crop_pose, build_datasets
-from .loop import StepResult, TrainResult, seed_everything, train
+from .loop import StepResult, TrainResult, check_run_folder, seed_everything, settle_resume_config, train
 
 
 def float32_region(device: torch.device):
@@ -46,7 +48,8 @@ def float32_region(device: torch.device):
 
 @dataclass
 class CoarseOutputs:
-    """Decoded prediction of a batch: ``params`` from :func:`decompose`, ``verts`` (B,V,3) mm,
+    """Decoded prediction of a batch: ``params`` from :func:`decompose` with ``exp`` clamped to
+    the blendshape range as predict mode clamps it (``exp_raw``: the encoder's value), ``verts`` (B,V,3) mm,
     ``landmarks`` (B,68,2) crop px, ``albedo_uv`` (B,Ht,Wt,3) or None, ``vertex_albedo`` (B,V,3) or None."""
 
     params: dict[str, torch.Tensor]
@@ -59,6 +62,12 @@ class CoarseOutputs:
 class CoarseTask:
     """What one stage-1 step computes. ``model`` is the (trainable) encoder; the face model,
     albedo basis and identity net are frozen companions moved with :meth:`to`."""
+
+    #: How decode keeps the expression in :data:`~backend.nets.EXP_RANGE`: ``"straight_through"``
+    #: (what inference builds, with the data gradient passed through; the default), ``"hard"``
+    #: (plain clamp) or ``"none"`` (the encoder's raw values). Only ``benchmarks.bench_exp_clamp``
+    #: changes it, to measure the choice (docs/training.md, "Expression range").
+    exp_clamp: str = "straight_through"
 
     def __init__(self, face_model, encoder: FaceEncoder, weights: CoarseLossWeights = CoarseLossWeights(),
                  albedo: AlbedoBasis | None = None, identity_net: nn.Module | None = None):
@@ -86,7 +95,12 @@ class CoarseTask:
         cfg = unwrap(self.model).config
         from backend.nets import decompose
 
-        p = decompose(code.float(), cfg)
+        p = dict(decompose(code.float(), cfg))
+        p["exp_raw"] = p["exp"]
+        if self.exp_clamp == "straight_through":
+            p["exp"] = clamp_expression(p["exp_raw"])
+        elif self.exp_clamp == "hard":
+            p["exp"] = p["exp_raw"].clamp(*EXP_RANGE)
         verts = self.face_model(p["id"], p["exp"])
         lm = project(verts, p["pose"], self.camera)[:, self.face_model.landmarks68, :2]
         albedo_uv = vertex_albedo = None
@@ -110,12 +124,15 @@ class CoarseTask:
         images = batch["image"]  # (B,3,S,S)
         code = model(images)
         w = self.weights
+        # L_lm in px² of the 224² crop whatever the crop size (as the fit measures it), so the
+        # paper's weight balances it against L_pixel at every --data.crop_size
+        lm_scale = (CROP_SIZE / images.shape[-1]) ** 2
         with float32_region(images.device):
             out = self.decode(code)
             p = out.params
             terms = {
-                "landmark": landmark_loss(out.landmarks, batch["landmarks"].float()),
-                "reg": param_regularizer(p["id"], p["exp"], p["tex"] if p["tex"].numel() else None, w),
+                "landmark": landmark_loss(out.landmarks, batch["landmarks"].float()) * lm_scale,
+                "reg": param_regularizer(p["id"], p["exp_raw"], p["tex"] if p["tex"].numel() else None, w),
             }
             rendered = None
             if w.pixel > 0 or (w.identity > 0 and self.identity_net is not None) or want_images:
@@ -137,7 +154,7 @@ class CoarseTask:
             losses = {k: getattr(w, k) * v for k, v in terms.items()}
             metrics = {f"raw_{k}": v.detach() for k, v in terms.items()}
             if "landmark" in terms:
-                metrics["lm_rmse_px"] = terms["landmark"].detach().sqrt()
+                metrics["lm_rmse_px224"] = terms["landmark"].detach().sqrt()
             imgs = {}
             if want_images and rendered is not None:
                 alpha = rendered.alpha[..., None]
@@ -173,10 +190,13 @@ def run(cfg: CoarseConfig, detect_fn=None) -> TrainResult:
     """Build data and task from ``cfg`` and train (resumes per ``cfg.resume``)."""
     from backend.facemodel import load_default
 
+    out = Path(cfg.out)
+    resume_from = check_run_folder(out, cfg.resume, cfg.init)  # before anything is written
+    if resume_from is not None:
+        cfg = settle_resume_config(cfg, resume_from)
     face_model = load_default(cfg.model or None)
     seed_everything(cfg.loop.seed)  # same initial weights on every rank and every run
     task = build_task(cfg, face_model)
-    out = Path(cfg.out)
     cache = Path(cfg.data.cache) if cfg.data.cache else out / "cache"
     train_set, val_set, summary = build_datasets(cfg.data, face_model, cfg.data.crop_size, cfg.loop.seed, cache, detect_fn)
     rank0 = int(__import__("os").environ.get("RANK", "0")) == 0

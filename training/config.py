@@ -6,7 +6,7 @@ Overrides come from a TOML file (``--config run.toml``; tables for nested config
 dataclass annotations. :func:`write_resolved` saves the final config into the run folder, and
 every checkpoint carries it too.
 
-Paper values (PAPER.md "Training schedule"): Adam, batch 10; stage 1 lr 1e-4 ×0.9 every 5,000
+The paper's values (its "Training schedule"): Adam, batch 10; stage 1 lr 1e-4 ×0.9 every 5,000
 steps for 200,000 steps, L_coarse weights (1.3, 1.0, 1.5, 20) with ω (1.3, 1.0, 1.3); stage 2 lr
 2e-3 ×0.98 every 5,000 steps for 20,000 steps, L_fine weights (1.0, 10, 10), w_sn 20, w_sz 10,
 w_dn 0.5, w_dz 0.01; CelebA with 1,000 training images held out for validation.
@@ -32,13 +32,19 @@ class ConfigError(ValueError):
 
 @dataclass
 class OptimConfig:
-    """Adam with step decay: ``lr · lr_decay^(step // lr_decay_every)``."""
+    """Adam with step decay: ``lr · lr_decay^(step // lr_decay_every)``.
+
+    ``grad_clip``: largest global L2 norm of the gradients (rescaled above it), 0 = no clipping
+    (the paper names none). The norm before clipping is logged as ``train/grad_norm``: pick a
+    limit a little above its usual values to cut only the outliers.
+    """
 
     lr: float = 1e-4
     lr_decay: float = 0.9
     lr_decay_every: int = 5000
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
+    grad_clip: float = 0.0
 
 
 @dataclass
@@ -292,8 +298,9 @@ def load_toml(path: str | Path) -> dict:
         raise ConfigError(f"config file {path}: {exc}") from exc
 
 
-#: ``--data DIR`` and ``--out RUN`` are shorthands for these keys.
-ALIASES = {"data": "data.data", "cache": "data.cache", "steps": "loop.steps", "seed": "loop.seed"}
+#: Shorthands: ``--data DIR`` is ``--data.data=DIR``, ``--lr=1e-4`` is ``--optim.lr=1e-4``, ...
+ALIASES = {"data": "data.data", "cache": "data.cache", "steps": "loop.steps", "seed": "loop.seed", "lr": "optim.lr",
+           "batch_size": "loop.batch_size", "device": "loop.device"}
 
 
 def parse_args(cfg: Any, argv: list[str]) -> Any:
@@ -328,15 +335,18 @@ def parse_args(cfg: Any, argv: list[str]) -> Any:
 
 def help_text(cfg: Any) -> str:
     """Every ``--key=default`` of a config, one per line."""
-    lines = [f"  --{k}={v!r}" for k, v in _flatten(to_dict(cfg)).items()]
-    return "options (--key=value or --key value; --config FILE.toml first):\n" + "\n".join(lines)
+    lines = [f"  --{k}={v!r}" for k, v in flatten(to_dict(cfg)).items()]
+    short = ", ".join(f"--{a} = --{k}" for a, k in ALIASES.items())
+    return ("options (--key=value or --key value; --config FILE.toml first):\n" + "\n".join(lines)
+            + f"\nshorthands: {short}")
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested dicts → one dict with dotted keys (``{"optim": {"lr": 1}}`` → ``{"optim.lr": 1}``)."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[prefix + k] = v
     return out
@@ -356,11 +366,17 @@ def cli_main(defaults: Any, run: "typing.Callable[[Any], Any]", doc: str, stage:
     if "-h" in argv or "--help" in argv:
         print(doc + "\n" + help_text(defaults))
         return 0
+    from backend.errors import PhotoheadError
+
     try:
         cfg = parse_args(defaults, argv)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    result = run(cfg)
+    try:
+        result = run(cfg)
+    except (ConfigError, PhotoheadError) as exc:  # bad input found by the run's checks (folder, data, weights)
+        print(f"{stage}: {exc}", file=sys.stderr)
+        return 2
     print(f"{stage} done at step {result.step}; checkpoint: {result.last_checkpoint}")
     return 0

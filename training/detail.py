@@ -34,7 +34,7 @@ from .albedo_basis import AlbedoBasis
 from .coarse import CoarseTask, float32_region
 from .config import ConfigError, DetailConfig, cli_main, to_dict, write_resolved
 from .data import build_datasets
-from .loop import StepResult, TrainResult, seed_everything, train
+from .loop import StepResult, TrainResult, check_run_folder, seed_everything, settle_resume_config, train
 
 
 class DetailTask:
@@ -148,10 +148,13 @@ def run(cfg: DetailConfig, detect_fn=None) -> TrainResult:
     """Build data and task from ``cfg`` and train (resumes per ``cfg.resume``)."""
     from backend.facemodel import load_default
 
+    out = Path(cfg.out)
+    resume_from = check_run_folder(out, cfg.resume, cfg.init)  # before anything is written
+    if resume_from is not None:
+        cfg = settle_resume_config(cfg, resume_from)
     face_model = load_default(cfg.model or None)
     seed_everything(cfg.loop.seed)  # same initial weights on every rank and every run
     task = build_task(cfg, face_model)
-    out = Path(cfg.out)
     crop = task.coarse.model.config.in_size
     cache = Path(cfg.data.cache) if cfg.data.cache else out / "cache"
     train_set, val_set, summary = build_datasets(cfg.data, face_model, crop, cfg.loop.seed, cache, detect_fn)

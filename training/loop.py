@@ -47,7 +47,7 @@ from backend.checkpoint import load_checkpoint, load_weights, restore_training_s
 from backend.errors import PhotoheadError
 from backend.io_utils import atomic_path
 
-from .config import LoopConfig, OptimConfig
+from .config import LoopConfig, OptimConfig, apply_overrides, flatten, to_dict
 
 log = logging.getLogger("photohead.training")
 
@@ -134,13 +134,31 @@ def _all_gather_objects(obj: Any, env: DistEnv) -> list[Any]:
     return out
 
 
-def _mean_over_ranks(values: dict[str, torch.Tensor], env: DistEnv) -> dict[str, float]:
-    keys = sorted(values)
-    vec = torch.stack([values[k].detach().float().reshape(()) for k in keys])
+@dataclass
+class _Pending:
+    """One step's logged values before they are read: ``values`` device scalars, ``losses`` the
+    names of the optimised terms (and ``total``), ``lr`` the learning rate it used."""
+
+    step: int
+    values: dict[str, torch.Tensor]
+    losses: tuple[str, ...]
+    lr: float
+
+
+def _read_pending(pending: list[_Pending], env: DistEnv) -> list[dict[str, float]]:
+    """Steps' device scalars → rank-averaged floats (plus ``lr``): one all-reduce and one host
+    read for all of them (every rank holds the same steps)."""
+    keys = [sorted(p.values) for p in pending]
+    flat = torch.cat([torch.stack([p.values[k].float().reshape(()) for k in ks]) for p, ks in zip(pending, keys)])
     if env.distributed:
-        dist.all_reduce(vec, op=dist.ReduceOp.SUM)
-        vec = vec / env.world_size
-    return dict(zip(keys, vec.cpu().tolist()))
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat = flat / env.world_size
+    numbers = flat.cpu().tolist()
+    rows, i = [], 0
+    for p, ks in zip(pending, keys):
+        rows.append({**dict(zip(ks, numbers[i:i + len(ks)])), "lr": p.lr})
+        i += len(ks)
+    return rows
 
 
 # -- RNG state ---------------------------------------------------------------------------------
@@ -250,8 +268,10 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def _check_finite(values: dict[str, float], step: int) -> None:
-    if not all(math.isfinite(v) for v in values.values()):
+def _check_finite(values: dict[str, float], step: int, judged: tuple[str, ...]) -> None:
+    """Raise FloatingPointError showing every value when one of ``judged`` (the loss terms and
+    their total) is not finite at ``step``."""
+    if not all(math.isfinite(values[k]) for k in judged):
         shown = ", ".join(f"{k}={v:.6g}" for k, v in values.items())
         raise FloatingPointError(f"non-finite loss at step {step}: {shown}")
 
@@ -318,7 +338,7 @@ def train(
         amp_dtype = getattr(torch, loop.amp_dtype)
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
-        ckpt_path = _resolve_resume(resume, out_dir)
+        ckpt_path = check_run_folder(out_dir, resume, init)
         step, ckpt = 0, None
         if ckpt_path is not None:
             ckpt = load_checkpoint(ckpt_path, map_location="cpu")
@@ -356,6 +376,37 @@ def train(
         val_history: list[tuple[int, dict[str, float]]] = []
         last_ckpt = None
         t_last, n_last = time.perf_counter(), step
+        params = [p for p in model.parameters() if p.requires_grad]
+        # the hot path never waits for the device: each step's values stay device tensors until a
+        # flush (log step, validation, checkpoint, end) reduces them over ranks and reads them once
+        pending: list[_Pending] = []
+        flush_every = loop.log_every if loop.log_every > 0 else 100
+
+        def flush() -> None:
+            nonlocal t_last, n_last
+            if not pending:
+                return
+            rows = _read_pending(pending, env)
+            steps = [p.step for p in pending]
+            for p, row in zip(pending, rows):
+                _check_finite(row, p.step, p.losses)
+                history.append(row)
+            pending.clear()
+            if env.is_main:
+                last_step, last = steps[-1], rows[-1]
+                if bar is not None:
+                    bar.set_postfix(loss=f"{last['total']:.4g}")
+                if writer is not None and loop.log_every > 0:
+                    for s_, row in zip(steps, rows):
+                        if s_ % loop.log_every == 0:
+                            for k, v in row.items():
+                                writer.add_scalar(f"train/{k}", v, s_)
+                    if last_step % loop.log_every == 0:
+                        now = time.perf_counter()
+                        writer.add_scalar("train/images_per_s",
+                                          (last_step - n_last) * loop.batch_size / max(now - t_last, 1e-9), last_step)
+                        t_last, n_last = now, last_step
+
         while step < loop.steps:
             batch = _to_device(next(batches), env.device)
             want_images = env.is_main and loop.image_every > 0 and (step + 1) % loop.image_every == 0
@@ -364,11 +415,13 @@ def train(
             with amp_ctx:
                 result = task.step(ddp_model, batch, want_images)
             total = sum(result.losses.values())
-            logged = _mean_over_ranks({**result.losses, **result.metrics, "total": total}, env)
-            _check_finite({k: logged[k] for k in (*result.losses, "total")}, step + 1)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
-            scale = scaler.get_scale() if scaler.is_enabled() else None
+            scaler.unscale_(optimizer)  # no-op without float16 loss scaling; clipping needs true gradients
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            if optim.grad_clip > 0:
+                torch.nn.utils.clip_grads_with_norm_(params, optim.grad_clip, grad_norm)
+            scale = scaler.get_scale() if scaler.is_enabled() else None  # float16 only: reads the scale
             scaler.step(optimizer)
             scaler.update()
             # float16: a step whose gradients overflowed is skipped and the scale drops; the
@@ -376,22 +429,19 @@ def train(
             if scale is None or scaler.get_scale() >= scale:
                 scheduler.step()
             step += 1
-            logged["lr"] = optimizer.param_groups[0]["lr"]
-            history.append(logged)
+            values = {k: v.detach() for k, v in {**result.losses, **result.metrics, "total": total}.items()}
+            values["grad_norm"] = grad_norm.detach()
+            pending.append(_Pending(step, values, (*result.losses, "total"), optimizer.param_groups[0]["lr"]))
 
-            if env.is_main:
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{logged['total']:.4g}")
-                if writer is not None and loop.log_every > 0 and step % loop.log_every == 0:
-                    now = time.perf_counter()
-                    for k, v in logged.items():
-                        writer.add_scalar(f"train/{k}", v, step)
-                    writer.add_scalar("train/images_per_s", (step - n_last) * loop.batch_size / max(now - t_last, 1e-9), step)
-                    t_last, n_last = now, step
-                if writer is not None and want_images and result.images:
-                    writer.add_image("train/grid", make_grid(result.images), step)
-            if val_set is not None and loop.val_every > 0 and step % loop.val_every == 0:
+            if env.is_main and bar is not None:
+                bar.update(1)
+            if writer is not None and want_images and result.images:
+                writer.add_image("train/grid", make_grid(result.images), step)
+            do_val = val_set is not None and loop.val_every > 0 and step % loop.val_every == 0
+            do_ckpt = loop.ckpt_every > 0 and (step % loop.ckpt_every == 0 or step == loop.steps)
+            if step % flush_every == 0 or do_val or do_ckpt or step == loop.steps:
+                flush()  # before a checkpoint: non-finite losses raise before their weights are saved
+            if do_val:
                 if env.is_main:
                     values, images = _validate(task, unwrap(model), val_set, loop, env.device, use_amp)
                     val_history.append((step, values))
@@ -402,7 +452,7 @@ def train(
                             writer.add_image("val/grid", make_grid(images), step)
                 if env.distributed:
                     dist.barrier()
-            if loop.ckpt_every > 0 and (step % loop.ckpt_every == 0 or step == loop.steps):
+            if do_ckpt:
                 last_ckpt = _save(
                     out_dir, env=env, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, step=step,
                     cfg=loop, run_config=run_config, model_card=model_card, sampler=sampler, history_tail=history[-1],
@@ -421,8 +471,19 @@ def train(
             dist.destroy_process_group()
 
 
-def _resolve_resume(resume: str, out_dir: Path) -> Path | None:
+def check_run_folder(out_dir: str | Path, resume: str = "", init: str = "") -> Path | None:
+    """The checkpoint a run resumes from (None: a fresh run), checked before anything is written.
+
+    ``resume``: "" fresh run (refused with :class:`RunFolderError` when ``out_dir`` holds
+    ``last.pt``), ``"auto"`` (``last.pt`` when present) or a checkpoint path (must exist);
+    ``init``: a checkpoint to take weights from (must exist).
+    """
+    out_dir = Path(out_dir)
     last = out_dir / "last.pt"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunFolderError(f"--out {out_dir} is a file, not a run folder: choose another --out")
+    if init and not Path(init).is_file():
+        raise RunFolderError(f"--init checkpoint {init} not found")
     if resume == "":
         if last.exists():
             raise RunFolderError(
@@ -432,7 +493,37 @@ def _resolve_resume(resume: str, out_dir: Path) -> Path | None:
         return None
     if resume == "auto":
         return last if last.exists() else None
+    if not Path(resume).is_file():
+        raise RunFolderError(f"--resume checkpoint {resume} not found (--resume=auto continues {last} when present)")
     return Path(resume)
+
+
+#: Settings a resumed run takes from its checkpoint, whatever the command line says: the
+#: optimizer's and the LR schedule's state, and the seed of the data order and RNG streams.
+RESTORED_ON_RESUME = ("optim.lr", "optim.betas", "optim.weight_decay", "optim.lr_decay", "optim.lr_decay_every",
+                      "loop.seed")
+_NOT_SETTINGS = ("resume", "init")
+
+
+def settle_resume_config(cfg: Any, ckpt_path: str | Path) -> Any:
+    """``cfg`` for resuming from ``ckpt_path``: the :data:`RESTORED_ON_RESUME` keys set to the
+    checkpoint's values, with a warning naming each value given that the checkpoint replaces, and
+    one naming the other settings that differ from the checkpoint's (they take effect from the
+    checkpoint's step). So ``config.json`` and later checkpoints record what the run really uses."""
+    ckpt = load_checkpoint(ckpt_path, map_location="cpu")
+    old = flatten(ckpt.get("config") or {})
+    new = flatten(to_dict(cfg))
+    replaced = {k: old[k] for k in RESTORED_ON_RESUME if k in old and k in new and old[k] != new[k]}
+    if replaced:
+        shown = ", ".join(f"{k}={new[k]!r} → {old[k]!r}" for k in replaced)
+        log.warning("resuming from %s: the checkpoint's settings replace those given (%s); to change them start a "
+                    "new run with --init=%s", ckpt_path, shown, ckpt_path)
+    changed = [k for k in new if k in old and old[k] != new[k] and k not in replaced and k not in _NOT_SETTINGS]
+    if changed:
+        shown = ", ".join(f"{k}: {old[k]!r} → {new[k]!r}" for k in changed)
+        log.warning("resuming from %s at step %s with changed settings (they apply from there): %s",
+                    ckpt_path, ckpt.get("step"), shown)
+    return apply_overrides(cfg, replaced) if replaced else cfg
 
 
 def _restore_rng(ckpt: dict, env: DistEnv, seed: int, step: int) -> None:

@@ -1,10 +1,11 @@
 """``photohead models``: fetch, list and convert face models.
 
 - ``photohead models fetch ict [--dest DIR] [--url BASE] [--force]``: download ICT-FaceKit at
-  the pinned commit, verify, convert into the cache (``ict_facekit/ict_head.npz`` + LICENSE).
+  the pinned commit, verify, convert into the cache (``ict_facekit/ict_head.npz``, ``ict_parts.npz`` + LICENSE).
 - ``photohead models list [--check]``: model files found on the search path.
 - ``photohead models convert-ict SRC_DIR OUT.npz [--allow-partial]``: convert a local copy of
-  ICT's ``FaceXModel/`` folder.
+  ICT's ``FaceXModel/`` folder (the parts go into ``<stem>_parts.npz`` beside, ``ict_parts.npz``
+  for ``ict_head.npz``).
 """
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def find_model_files(folders: list[Path]) -> list[Path]:
             continue
         for candidate in [*visible(folder), *(p for d in visible(folder) if d.is_dir() for p in visible(d))]:
             if candidate.is_file() and candidate.suffix.lower() in MODEL_SUFFIXES:
-                found.append(candidate)
+                if not candidate.stem.endswith("_parts"):  # a model's parts file (eyes, teeth), not a model
+                    found.append(candidate)
             elif candidate.is_dir() and (
                 (candidate / NEUTRAL_NAME).is_file() or (candidate / MANIFEST_NAME).is_file() or is_ict_folder(candidate)
             ):

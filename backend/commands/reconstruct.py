@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import PhotoheadError
 from ..quality import DEFAULT, QUALITY_NAMES
+from ..threads import set_intra_op_threads, threads_from_env
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--each", action="store_true",
                    help="batch: reconstruct every photo on its own into OUT/<photo name>/ (failures are skipped and "
                         "listed in OUT/batch.json; exit code 1 if some failed, 2 if all did)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for the fit (default: $PHOTOHEAD_THREADS, else one per core); "
+                        "use 1 when running several jobs at once")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(handler=run)
 
@@ -79,6 +83,13 @@ def run(args: argparse.Namespace) -> int:
     for photo in args.photos:
         if not Path(photo).exists():
             raise PhotoheadError(f"{photo}: no such file")
+    try:
+        threads = args.threads if args.threads is not None else threads_from_env()
+    except ValueError as exc:
+        raise PhotoheadError(str(exc)) from None
+    if threads is not None and threads < 1:
+        raise PhotoheadError(f"--threads {threads}: give a whole number of threads, 1 or more")
+    set_intra_op_threads(threads)
     config = ReconstructConfig(
         mode=args.mode, quality=args.quality, device=args.device, model=args.model, face=args.face,
         detector=args.detector, detector_weights=args.detector_weights,

@@ -83,9 +83,8 @@ class DetectSettings:
       (px) are upscaled ×k (k ≤ 4) around the face before the predictor runs, giving 1/k px
       steps. 0 disables.
     - ``flip_average``: average the landmarks predicted on the photo and on its mirror image.
-      dlib: two predictor runs, points averaged (NME 2.67 → 2.57 % on faces_dev photos outside
-      the landmark suite). face-alignment: its own ``flip_input`` (the network also sees the
-      mirrored crop, heatmaps averaged; not measured here, its weights are not offline).
+      dlib: two predictor runs, points averaged. face-alignment: its own ``flip_input`` (the
+      network also sees the mirrored crop, heatmaps averaged).
     - ``weights_dir``: face_alignment backend only: a folder holding its checkpoints
       (``2DFAN4*.zip``/``.pth`` and ``s3fd*.pth``); also searched: torch hub's ``checkpoints``.
     """

@@ -4,7 +4,7 @@ Models come from the ``face-recognition-models`` package, located with
 ``importlib.util.find_spec`` (its ``__init__`` imports ``pkg_resources``, so it is never
 imported). dlib and the models are loaded lazily on first use and cached per process.
 
-Strategy (why): the 68-point predictor was trained on HOG boxes (MEASURED.md), so HOG runs
+Strategy (why): the 68-point predictor was trained on HOG boxes, so HOG runs
 first — it is also 10–30× cheaper than mmod. It runs on a copy downscaled to ≤
 ``max_detect_side`` px, upsampled ×2 (up to ``max_upsample`` times) only when nothing is
 found. When HOG still finds nothing, mmod (more robust to pose/occlusion) runs on a ≤
@@ -29,12 +29,8 @@ MMOD_FILE = "mmod_human_face_detector.dat"
 
 # mmod box → HOG-like box, in units of the mmod box width w (boxes are square):
 #   cx_hog = cx_mmod + dx·w,  cy_hog = cy_mmod + dy·w,  side_hog = scale·w.
-# Fitted on faces_dev (HELEN/300-W, 320² crops, faces ~200 px): every second file of the
-# sorted list, first 300; the 288 where both detectors found the face (box nearest the
-# ground-truth landmark centre). Grid search minimising the predictor's mean NME (inter-ocular,
-# outer eye corners) on half of them; on the other, held-out half: HOG boxes 2.64 %, raw mmod
-# boxes 3.61 % (95th pct 9.3 %), mapped mmod boxes 2.93 % (95th pct 4.9 %). (Medians of the
-# per-photo box ratios gave dx 0.056, dy 0.089, scale 1.09: similar, slightly worse NME.)
+# Grid-searched on development photos for the predictor's lowest landmark error on mapped mmod
+# boxes (docs/design.md, "Landmarks and the jaw contour", has the held-out numbers).
 MMOD_TO_HOG = {"dx": 0.05, "dy": 0.05, "scale": 1.05}
 
 
@@ -128,8 +124,7 @@ def _predict_subpixel(image: np.ndarray, box: np.ndarray, min_side: int) -> np.n
 
     dlib rounds its landmark output to whole pixels; for a box smaller than ``min_side`` the
     predictor runs on a ×k bilinear upscale of the box region (k ≤ 4) so the rounding step is
-    1/k px. On faces_dev (200 px faces) this changed the mean NME by < 0.1 % (2.56 → 2.53 % at
-    ×2): it matters for small faces and for a smooth landmark loss, not for accuracy at large.
+    1/k px: it matters for small faces and for a smooth landmark loss, not for accuracy at large.
     """
     dlib = _dlib()
     pred = _predictor()
@@ -160,9 +155,8 @@ def _landmarks(image: np.ndarray, boxes: np.ndarray, min_side: int, flip_average
 
     ``flip_average``: also predict on the mirrored photo (mirrored box), mirror those points back
     (x → W−1−x, iBUG order through :data:`backend.align.MIRROR_68`) and average the two. The
-    predictor's cascade is not mirror-symmetric, so the two answers err differently: on 150
-    faces_dev photos outside the landmark suite the NME went 2.67 → 2.57 % (median 2.30 → 2.23),
-    for one more predictor call per face (milliseconds).
+    predictor's cascade is not mirror-symmetric, so the two answers err differently
+    (docs/design.md); it costs one more predictor call per face (milliseconds).
     """
     out = np.empty((len(boxes), 68, 2), np.float64)
     if flip_average:

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import ModelFormatError
 from .common import check_landmarks, landmark_override_file, read_landmarks_file
 from .model import FaceModel, FaceModelData
+from .parts import load_parts_npz, match_parts, parts_file_for
 from .search import DEFAULT_MODEL, cache_dir, find_model, search_path
 
 __all__ = [
@@ -16,11 +17,17 @@ __all__ = [
 
 
 def load_model_data(path: str | Path) -> FaceModelData:
-    """Read any supported model file/folder into :class:`FaceModelData` (format by name). A
+    """Read any supported model file/folder into :class:`FaceModelData` (format by name). An npz
+    model's parts (eyes, teeth, ...) come from :func:`.parts.parts_file_for` beside it when present. A
     ``<model>.landmarks68.json`` (or ``.txt``) beside it replaces the model's landmark vertices
     (:func:`.common.landmark_override_file`)."""
     path = Path(path)
     data = _load_format(path)
+    parts_path = parts_file_for(path)
+    if data.parts is None and path.suffix.lower() == ".npz" and parts_path.is_file():
+        parts = match_parts(load_parts_npz(parts_path), data.mean.shape[0], data.id_basis.shape[0],
+                            list(data.exp_names), str(parts_path))
+        data = dataclasses.replace(data, parts=parts)
     override = landmark_override_file(path)
     if override is None:
         return data

@@ -38,6 +38,7 @@ from .ict_convert import (
     ICT_INDEX_FILE, ICT_NEUTRAL, N_POLYS_FULL, N_UV_FULL, N_VERTS_FULL, ICTConvertSettings, convert_ict,
 )
 from .objio import ObjMesh, read_obj
+from .parts import parts_file_for, save_parts_npz
 from .search import cache_dir
 
 __all__ = ["MANIFEST_PATH", "ICT_MODEL_FILE", "load_manifest", "ict_default_dest", "fetch_ict", "verify_file"]
@@ -168,8 +169,8 @@ def fetch_ict(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> Path:
-    """Download, verify and convert ICT-FaceKit into ``dest/ict_head.npz`` (+ ``LICENSE``,
-    ``ict_head.source.json``). Returns the npz path.
+    """Download, verify and convert ICT-FaceKit into ``dest/ict_head.npz`` (+ ``ict_parts.npz``,
+    ``LICENSE``, ``ict_head.source.json``). Returns the npz path.
 
     - ``dest``: folder; default :func:`ict_default_dest` (on the model search path).
     - ``base_url``: replaces the manifest's raw-file base (a mirror, or a test server); the
@@ -246,6 +247,11 @@ def fetch_ict(
             atomic_write_text(path, text)
             os.chmod(path, mode)
         check_cancel(cancel)
+        parts_path = parts_file_for(target)
+        if not parts_path.exists():
+            written.append(parts_path)
+        save_parts_npz(data.parts, parts_path)  # eyes, sockets, teeth (backend.facemodel.parts)
+        os.chmod(parts_path, mode)
         save_npz(data, target)  # last: its presence means "installed"
         os.chmod(target, mode)
         report(1.0, f"installed {target}")

@@ -19,6 +19,9 @@ Output: the spec in ``ict_facekit/README.md`` next to ``ict_head.npz``:
   JSON), copied below as data;
 - ``fitting_verts`` = ``idx_to_fitting_verts``; ``rigid_verts`` = ``idx_to_rigid_verts`` that
   fall in the kept subset (order kept);
+- the other 15 geometries (eyes, sockets, gums, teeth, lashes) go into ``FaceModelData.parts``
+  (:mod:`.parts`; written as ``ict_parts.npz`` beside the head: float16 identity deltas, global
+  vertex ids, ICT's UVs and materials);
 - ``region``: 0 ``face_narrow`` (ICT narrow face area, vertices 0–6705), 1 ``face_outer``
   (rest of ICT's full face area, 6706–9408), 2 ``head_neck`` (9409–11247).
 """
@@ -35,6 +38,7 @@ from ..errors import ModelFormatError
 from ..progress import ProgressFn, check_cancel, CancelToken
 from .model import FaceModelData
 from .objio import read_obj, read_obj_vertices
+from .parts import ict_parts_from_obj, parts_file_for, save_parts_npz
 
 __all__ = [
     "ICT_REPOSITORY", "ICT_COMMIT", "ICT_SOURCE", "ICT_NEUTRAL", "ICT_INDEX_FILE", "ICTConvertSettings",
@@ -201,21 +205,26 @@ def convert_ict(
 
     mean = (neutral_cm[:N_VERTS] * CM_TO_MM).astype(np.float32)
 
-    def delta(path: Path) -> np.ndarray:
+    def delta(path: Path) -> np.ndarray:  # (26719,3) mm, the whole ICT mesh
         verts = read_obj_vertices(path)
         _check_shape(verts, path)
-        return ((verts[:N_VERTS] - neutral_cm[:N_VERTS]) * CM_TO_MM).astype(np.float32)
+        return (verts - neutral_cm) * CM_TO_MM
 
+    n_parts = N_VERTS_FULL - N_VERTS  # eyes, sockets, teeth, lashes (backend.facemodel.parts)
     id_basis = np.zeros((len(identity_files), N_VERTS, 3), np.float32)
+    parts_id = np.zeros((len(identity_files), n_parts, 3), np.float16)
     for i, path in enumerate(identity_files):
         check_cancel(cancel)
         report((1 + i) / total, f"reading {path.name}")
-        id_basis[i] = delta(path)
+        full = delta(path)
+        id_basis[i], parts_id[i] = full[:N_VERTS], full[N_VERTS:]
     exp_basis = np.zeros((len(exp_names), N_VERTS, 3), np.float32)
+    parts_exp = np.zeros((len(exp_names), n_parts, 3), np.float32)
     for j, name in enumerate(exp_names):
         check_cancel(cancel)
         report((1 + len(identity_files) + j) / total, f"reading {name}.obj")
-        exp_basis[j] = delta(src / f"{name}.obj")
+        full = delta(src / f"{name}.obj")
+        exp_basis[j], parts_exp[j] = full[:N_VERTS], full[N_VERTS:]
 
     faces = np.stack([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]], axis=1).reshape(-1, 3)
     faces_uv = np.stack([quads_uv[:, [0, 1, 2]], quads_uv[:, [0, 2, 3]]], axis=1).reshape(-1, 3)
@@ -236,6 +245,10 @@ def convert_ict(
     source = settings.source + (
         f" [partial: {len(identity_files)} identity modes, {len(exp_names)} expressions]" if partial else ""
     )
+    parts = ict_parts_from_obj(
+        neutral, src / ICT_NEUTRAL, (neutral_cm[N_VERTS:] * CM_TO_MM).astype(np.float32), parts_id, parts_exp,
+        exp_names, source, settings.license,
+    )
     report(1.0, "converted")
     return FaceModelData(
         name="ict_head",
@@ -255,6 +268,7 @@ def convert_ict(
         source=source,
         license=settings.license,
         extras=extras,
+        parts=parts,
     )
 
 
@@ -265,8 +279,10 @@ def convert_ict_to_npz(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> Path:
-    """Convert ``src_dir`` (ICT ``FaceXModel/``) and write ``out_path`` atomically. Returns the path."""
+    """Convert ``src_dir`` (ICT ``FaceXModel/``) and write ``out_path`` atomically, with the parts
+    (eyes, sockets, teeth, lashes) in :func:`.parts.parts_file_for` beside it. Returns the path."""
     from .npz import save_npz
 
     data = convert_ict(src_dir, settings, progress, cancel)
+    save_parts_npz(data.parts, parts_file_for(out_path))
     return save_npz(data, out_path)

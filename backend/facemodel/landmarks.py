@@ -12,15 +12,14 @@ gap and leaves a fitted landmark error that is systematic, not noise.
 points (0–16 slide along the silhouette, each on a row of vertices around its anchor,
 :mod:`backend.fit.contour`). Chosen by ``python -m training.landmark_convention`` (which
 reproduces this table from the same fits): default fits of 120 development photos (the 300-W
-re-annotated HELEN set in ``../shared/data/faces_dev``, disjoint from the 100 photos of the
-landmark suite); per landmark, the vertex within 9 mm of ICT's (jaw: the row anchor within
+re-annotated HELEN set ``faces_dev``, disjoint from the 100 photos of the landmark suite); per
+landmark, the vertex within 9 mm of ICT's (jaw: the row anchor within
 20 mm) whose projection (row's silhouette) through each photo's fitted mesh lands nearest the
 annotation on average, each left/right pair chosen jointly (mirror vertices; midline points stay
-on the midline), kept only where it gains > 0.1 % of the inter-ocular distance. Split-half check
-(choose on one half, score the other): inner landmarks 2.70 → 2.42 % and 2.87 → 2.62 %, jaw
-5.75 → 5.11 % and 5.81 → 5.14 %. Moves: 0.8–4.4 mm (inner), 3.4–10 mm (jaw anchors). On the
-landmark suite's 100 photos the fitted NME went 3.46 → 3.06 %. The table is a model parameter,
-like a network weight; it holds no image or annotation data.
+on the midline), kept only where it gains > 0.1 % of the inter-ocular distance. Moves: 0.8–4.4 mm
+(inner), 3.4–10 mm (jaw anchors); the evidence is in docs/design.md ("Landmarks and the jaw
+contour"). The table is a model parameter, like a network weight; it holds no image or
+annotation data.
 """
 from __future__ import annotations
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 from torch import nn
 
 from .landmarks import annotation_landmarks
+from .parts import FacePartsData
 
 
 @dataclass
@@ -52,6 +53,7 @@ class FaceModelData:
     license: str = ""
     landmarks_file: str = ""
     extras: dict = field(default_factory=dict)
+    parts: FacePartsData | None = None  # eyes, sockets, teeth (:mod:`.parts`); None: skin only
 
 
 class FaceModel(nn.Module):
@@ -102,6 +104,21 @@ class FaceModel(nn.Module):
         else:
             self.tex_mean = None
             self.tex_basis = None
+        # parts (eyes, sockets, teeth; :mod:`.parts`): own bases, the skin's coefficients
+        self.parts_info: FacePartsData | None = None  # names, ranges, UVs, materials, mean (bases dropped)
+        for name in ("parts_mean", "parts_id_basis", "parts_exp_basis", "parts_faces"):
+            self.register_buffer(name, None)
+        if data.parts is not None:
+            parts = data.parts
+            n_id, n_exp = self.id_basis.shape[0], self.exp_basis.shape[0]
+            if parts.id_basis.shape[0] < n_id or parts.exp_basis.shape[0] != n_exp or parts.vertex_offset != V:
+                raise ValueError(f"face model {self.name!r}: its parts do not match the skin's vertices/coefficients")
+            self.register_buffer("parts_mean", torch.from_numpy(np.asarray(parts.mean, np.float32)))
+            self.register_buffer("parts_id_basis", scaled(parts.id_basis[:n_id], data.id_std))
+            self.register_buffer("parts_exp_basis", scaled(parts.exp_basis, data.exp_std))
+            self.register_buffer("parts_faces", torch.from_numpy(np.asarray(parts.faces, np.int64)))
+            empty = np.zeros((0, parts.mean.shape[0], 3), np.float32)
+            self.parts_info = replace(parts, id_basis=empty, exp_basis=empty)
 
     # -- sizes -------------------------------------------------------------------------
     @property
@@ -125,6 +142,11 @@ class FaceModel(nn.Module):
         return 0 if self.tex_basis is None else self.tex_basis.shape[0]
 
     @property
+    def has_parts(self) -> bool:
+        """True when the model carries parts (eyes, sockets, teeth, ...) beside the skin."""
+        return self.parts_mean is not None
+
+    @property
     def has_texture(self) -> bool:
         return self.tex_basis is not None
 
@@ -145,14 +167,15 @@ class FaceModel(nn.Module):
 
         Returns (B,V,3) mm in model space.
         """
-        ref = id_coeffs if id_coeffs is not None else exp_coeffs
-        batch = 1 if ref is None else ref.shape[0]
-        verts = self.mean.expand(batch, -1, -1)
-        if id_coeffs is not None:
-            verts = verts + torch.einsum("bk,kvc->bvc", id_coeffs, self.id_basis)
-        if exp_coeffs is not None:
-            verts = verts + torch.einsum("bk,kvc->bvc", exp_coeffs, self.exp_basis)
-        return verts
+        return _linear_shape(self.mean, self.id_basis, self.exp_basis, id_coeffs, exp_coeffs)
+
+    def parts_forward(self, id_coeffs: torch.Tensor | None = None, exp_coeffs: torch.Tensor | None = None) -> torch.Tensor:
+        """The parts' vertices for the same coefficients as :meth:`forward`: id (B,K_id), exp
+        (B,K_exp) (either may be None). Returns (B,P,3) mm; their triangles (``parts_faces``)
+        index ``torch.cat([forward(...), parts_forward(...)], 1)``. Needs :attr:`has_parts`."""
+        if self.parts_mean is None:
+            raise ValueError(f"face model {self.name!r} has no parts (eyes, teeth): install ict_parts.npz beside it")
+        return _linear_shape(self.parts_mean, self.parts_id_basis, self.parts_exp_basis, id_coeffs, exp_coeffs)
 
     def albedo(self, tex_coeffs: torch.Tensor) -> torch.Tensor:
         """Per-vertex albedo (B,V,3) in [0,1] from tex (B,K_tex). Needs a texture model."""
@@ -186,7 +209,22 @@ class FaceModel(nn.Module):
         return (
             f"name={self.name!r}, verts={self.n_verts}, faces={self.n_faces}, uv={self.uv.shape[0]}, "
             f"id={self.n_id}, exp={self.n_exp}, tex={self.n_tex}, uv_tiles={self.uv_tiles}"
+            + (f", parts={len(self.parts_info.part_names)}" if self.parts_info is not None else "")
         )
+
+
+def _linear_shape(mean: torch.Tensor, id_basis: torch.Tensor, exp_basis: torch.Tensor,
+                  id_coeffs: torch.Tensor | None, exp_coeffs: torch.Tensor | None) -> torch.Tensor:
+    """mean (V,3) + id (B,K_id)·id_basis (K_id,V,3) + exp (B,K_exp)·exp_basis; either set of
+    coefficients may be None (batch 1 when both are). Returns (B,V,3)."""
+    ref = id_coeffs if id_coeffs is not None else exp_coeffs
+    batch = 1 if ref is None else ref.shape[0]
+    verts = mean.expand(batch, -1, -1)
+    if id_coeffs is not None:
+        verts = verts + torch.einsum("bk,kvc->bvc", id_coeffs, id_basis)
+    if exp_coeffs is not None:
+        verts = verts + torch.einsum("bk,kvc->bvc", exp_coeffs, exp_basis)
+    return verts
 
 
 def projected_uv(mean: np.ndarray, faces: np.ndarray, front_cos: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

@@ -31,7 +31,9 @@ def load_npz(path: str | Path) -> FaceModelData:
                 f"{path}: not a Photohead face model: missing key(s) {', '.join(missing)} "
                 f"(has {', '.join(arrays.files) or 'nothing'})"
             )
-        get = lambda k: arrays[k] if k in arrays.files else None  # noqa: E731
+        # Each array once: an NpzFile decompresses the member again on every access.
+        loaded = {k: arrays[k] for k in arrays.files}
+        get = loaded.get
         mean = get("mean")
         if mean.ndim != 2 or mean.shape[1] != 3:
             raise ModelFormatError(f"{path}: 'mean' must be (V,3), got {mean.shape}")

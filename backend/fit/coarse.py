@@ -1,4 +1,4 @@
-"""Stage-1 fit by analysis-by-synthesis with the paper's losses (PAPER.md eqs. 3–6).
+"""Stage-1 fit by analysis-by-synthesis with the paper's losses (its eqs. 3–6).
 
 One or more views of one person (V views, batched): identity and albedo are shared, pose and
 light are per view, expression is shared or per view. Schedule:
@@ -46,29 +46,22 @@ class CoarseFitConfig:
     - ``albedo_size``: texels per UV tile of the fitted albedo map.
     - ``albedo_prior`` / ``albedo_smooth``: weights of the mean-skin prior and the smoothness term
       (mean squared neighbour difference; a map of ``albedo_size`` A needs (A/32)² times the weight
-      for the same smoothness in mm). 8000 at 32²: with 2000 the 9 mm texels soaked up wrinkle and
-      fold shading that belongs to the geometry (synthetic detail suite, 8 faces: narrow-face error
-      1.02 → 0.95 mm, displacement correlation 0.53 → 0.57; real photos: the detailed render's error
-      lower on 4 of 5). It relies on the brows and lips being out of the photometric mask
+      for the same smoothness in mm). Smooth enough that wrinkle and fold shading goes to the
+      geometry, not the albedo; it relies on the brows and lips being out of the photometric mask
       (``backend.skin.skin_mask``): a smooth albedo cannot hold them and the shape would.
     - ``jaw_weight``: weight of the 17 contour landmarks relative to the inner ones.
     - ``sliding_contour``: use the sliding jaw contour (:mod:`.contour`).
     - ``prior_scale``: multiplies R_param's weight in this per-image fit (1.0 = the paper's
       balance, used unchanged by training). The paper's 20.0 regularises a network trained
       over 160k images; fitting one photo with it shrinks the identity towards the mean face.
-      Measured with ``tests/test_reconstruct._synthetic_fit`` (default quality, no L_id, true
-      landmarks): 3 faces 2.19 mm at 1.0 and 1.29 mm at 0.1; 6 faces 1.23 mm at 0.1 and
-      1.00 mm at 0.03 (mean face 3.6–4.0 mm). All other weights are the paper's.
+      All other weights are the paper's.
     - ``id_ball``: the identity stays inside the ball ‖x_id‖ ≤ ``id_ball``·√K_id (projected
       after every step; None: unbounded). The coefficients are unit-variance, so a face of the
-      model's population has ‖x_id‖ ≈ √K_id (ICT: 10 ± 0.7, the synthetic suites' faces), and
-      real photos fit well at 1.4–1.65·√K (a dev photo 14.6, grace_hopper 15.8, astronaut
-      16.5). Why: the weak prior let some photos drift to 2.15·√K (a close-up selfie, a hand
-      on the chin): pointed elf ears, an ear folded through itself, a jaw pulled sideways, where
-      hair or a hand hides what would hold them. Capped at 1.7 the jaw and the fold are gone and
-      the ears much smaller, the coarse L_pixel no worse (58.7 vs 58.5, 18.3 vs 18.9 levels);
-      1.4 cures the ears too but binds on grace_hopper (landmark error 2.2 → 3.1 px, L_pixel
-      59.9 → 61.2). The synthetic suites never reach the bound (their results are unchanged).
+      model's population has ‖x_id‖ ≈ √K_id; the ball stops the weak prior from letting hair or
+      a hand pull the ears and jaw out of shape.
+
+    The evidence for ``albedo_smooth``, ``prior_scale`` and ``id_ball``: docs/design.md,
+    "Coarse fit (stage 1)".
     """
 
     landmark_steps: int = 150

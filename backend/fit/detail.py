@@ -1,4 +1,4 @@
-"""Stage-2 fit: the UV displacement map optimised per person with L_fine (PAPER.md eqs. 7–9):
+"""Stage-2 fit: the UV displacement map optimised per person with L_fine (eqs. 7–9 of the paper):
 
     L_fine = 1.0·L_pixel + 10·L_smooth (w_sn 20, w_sz 10) + 10·L_disp (w_dn 0.5, w_dz 0.01)
 
@@ -38,47 +38,32 @@ class DetailFitConfig:
     - ``weights``: the paper's stage-2 weights, for a 256² map: L_smooth's is carried to
       ``uv_size`` by :func:`backend.losses.weights_at_uv_size` (×(uv_size/256)²).
     - ``reg_scale``: multiplies L_smooth's and L_disp's weights in this per-image fit (as the
-      coarse fit's ``prior_scale``). 1.0 (the paper's balance) by default: 0.3 recovers
-      noise-free synthetic detail a little better (correlation +0.05) but crumples real skin
-      (grace_hopper's forehead turns to crêpe paper: photo noise becomes geometry).
+      coarse fit's ``prior_scale``); 1.0 is the paper's balance. Lower values let photo noise
+      become geometry on real skin.
     - ``lowpass_sigma`` / ``lowpass_weight``: the displacement is a detail layer: the energy of
       its low frequencies (Gaussian σ = ``lowpass_sigma`` × the UV tile, 0.016 ≈ 4.6 mm on ICT's
       face tile) is penalised with ``lowpass_weight`` (mm² per texel, against L_pixel in 8-bit
-      levels), so broad coarse-shape and lighting errors are not absorbed as displacement.
-      A trade-off (three synthetic faces without brows/lips in the albedo; astronaut /
-      grace_hopper L_pixel drop): weight 0 → correlation 0.49, drops 20 % / 31 %; 100 → 0.54, 17 % / 28 %; 500 → 0.55, 14 % / 26 %.
-      Re-checked with the skin-only masks and the smoother coarse albedo (8 faces of the detail
-      suite): 30 → 0.554, 100 → 0.574, 300 → 0.584, at about one point of real-photo drop per step.
-      The absorbed low frequencies do lower the dense mesh's error a little (1.735 vs 1.739 mm),
-      so the map is not made a pure detail layer. A penalty, not a projection: removing the
-      low-pass inside the optimisation rang as concentric ripples where the photo gives no
-      evidence (under the chin).
+      levels), so broad coarse-shape and lighting errors are not absorbed as displacement. A
+      penalty, not a projection: removing the low-pass inside the optimisation rings as ripples
+      where the photo gives no evidence.
     - ``albedo_gain_cells`` / ``albedo_gain_weight`` / ``albedo_gain_lr``: a low-frequency
       correction of the coarse albedo fitted with the displacement: an RGB log-gain on a
       cells × cells grid over the face tile (16 → ≈ 18 mm cells on ICT), bilinearly upsampled,
       with an L2 penalty (``albedo_gain_weight`` per squared log-gain, against L_pixel in 8-bit
-      levels); 0 cells turns it off. Why: L_pixel is L2,1, so each pixel pulls along the unit
-      direction of its colour residual. Where the coarse albedo is a few levels off over a
-      region (9 mm texels, heavily smoothed, fitted under the coarse shape's errors) every pixel
-      there pulls the same way, a wrinkle's small swings no longer flip the direction, and the
-      detail's signal is lost while the displacement bulges to absorb the bias. Synthetic detail
-      suite (8 faces): correlation 0.579 → 0.596; the gain alone (displacement frozen) explains
-      a few per cent of L_pixel (``DetailFitResult.pixel_albedo_only``; 3–6 % on the package photos).
+      levels); 0 cells turns it off. L_pixel is L2,1, so each pixel pulls along the unit
+      direction of its colour residual: where the coarse albedo is a few levels off over a
+      region, every pixel there pulls the same way and a wrinkle's small swings no longer steer
+      the displacement. ``DetailFitResult.pixel_albedo_only`` reports what the gain alone explains.
     - ``unseen_weight``: pulls the displacement to 0 where the photometric loss does not look
       (mm² per texel, mean over the tile, against L_pixel in 8-bit levels), weighted by
       1 − :func:`backend.detail.texel_evidence` (the share of a texel's pixels inside the loss
       mask, best view): hair, brows, lips, the neck below the jaw contour and texels no view sees.
-      The skin mask is soft, and L2,1 pulls each pixel with unit force whatever its weight, so
-      hair pixels weighted a little at a fringe turned the hair's colour into relief (the
-      astronaut's hairline: 0.19–0.22 mm rms on texels of evidence 0.05–0.95, 0.04 mm where
-      none), and the low-pass penalty rang as ripples on the neck. Measured: 100 removes the
-      lumps (50 leaves traces, 20 most); the synthetic suite loses its extrapolation into the
-      brows, lips and jaw underside, where its truth has detail a real photo would not show
-      (8 faces: correlation 0.596 → 0.591, 20: 0.597; the 10-face suite 0.609 → 0.605); real
-      photos' face-mask L_pixel drop −0.3 to −1.1 points (astronaut 19.1 → 18.5 %, grace
-      17.8 → 17.4 %); 0 turns it off.
+      The skin mask is soft and L2,1 pulls each pixel with unit force whatever its weight, so
+      without it hair at a fringe becomes relief; 0 turns it off.
     - ``net_lr``: Adam learning rate of the U-Net's weights when ``fit_detail`` is given a net
-      to tune (hybrid mode's ``tune_unet``) instead of the map."""
+      to tune (hybrid mode's ``tune_unet``) instead of the map.
+
+    The evidence for these settings: docs/design.md, "Detail fit (stage 2)"."""
 
     uv_size: int = 256
     steps: int = 40

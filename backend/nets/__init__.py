@@ -6,11 +6,12 @@ so :func:`build_encoder` / :func:`build_unet` rebuild the architecture from a pl
 from __future__ import annotations
 
 from .albedo import AlbedoBasis
-from .encoder import EncoderConfig, FaceEncoder, count_parameters, decompose, frontal_pose_for_crop
+from .encoder import (EXP_RANGE, EncoderConfig, FaceEncoder, clamp_expression, count_parameters, decompose,
+                      frontal_pose_for_crop)
 from .unet import DetailUNet, UNetConfig
 
 __all__ = [
-    "EncoderConfig", "FaceEncoder", "decompose", "frontal_pose_for_crop", "count_parameters",
+    "EncoderConfig", "FaceEncoder", "decompose", "EXP_RANGE", "clamp_expression", "frontal_pose_for_crop", "count_parameters",
     "UNetConfig", "DetailUNet", "build_encoder", "build_unet", "AlbedoBasis",
 ]
 

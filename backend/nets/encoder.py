@@ -234,5 +234,20 @@ def decompose(code: torch.Tensor, config: EncoderConfig) -> dict[str, torch.Tens
     return dict(zip(config.sizes.keys(), parts))
 
 
+#: Range of ICT-style blendshape weights (0 = neutral, 1 = the full expression). The fit keeps its
+#: expression coefficients in it; predict mode and the stage-1 trainer clamp the regressed ones to
+#: it, so training and inference build the same mesh (docs/training.md, "Expression range").
+EXP_RANGE: tuple[float, float] = (0.0, 1.0)
+
+
+def clamp_expression(exp: torch.Tensor) -> torch.Tensor:
+    """Expression coefficients (B,K_exp) clamped to :data:`EXP_RANGE`, with a straight-through
+    gradient: the forward value is the clamped one (the mesh inference builds), the backward pass
+    is the identity, so a coefficient the encoder puts outside the range still receives the data
+    terms' gradient (a hard clamp's is zero there and leaves it to R_param alone)."""
+    clamped = exp.clamp(*EXP_RANGE)
+    return exp + (clamped - exp).detach() if exp.requires_grad else clamped
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())

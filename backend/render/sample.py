@@ -2,9 +2,8 @@
 
 ``torch.nn.functional.grid_sample``'s backward scatters each output's gradient into the input
 with atomic adds on CUDA, so the input's gradient sums in a different order each run (PyTorch
-has no deterministic kernel for it: ``grid_sampler_2d_backward_cuda``). Measured on an H200:
-it alone kept two default fits of the same photo 0.2 mm apart (mean vertex distance) with
-deterministic algorithms on. :func:`grid_sample_bilinear` is ``grid_sample`` except when the
+has no deterministic kernel for it: ``grid_sampler_2d_backward_cuda``), enough on its own to
+keep two fits of one photo apart (docs/design.md, "Determinism"). :func:`grid_sample_bilinear` is ``grid_sample`` except when the
 input needs a gradient on CUDA under ``torch.are_deterministic_algorithms_enabled()``; then it
 gathers the four neighbours with ``index_select``, whose backward (``index_add_``) PyTorch
 sums in a fixed order in that mode. The CPU path is untouched (its kernel is deterministic).

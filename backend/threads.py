@@ -1,0 +1,77 @@
+"""CPU thread policy: how a fit shares the processor with other programs.
+
+PyTorch's CPU kernels run on an OpenMP team. By default the team's idle threads spin for a
+while at every barrier, and every parallel op waits for its slowest thread. When another
+program holds one of the cores, each op then waits a scheduler slice for the thread that lost
+its core, and the fit slows by an order of magnitude instead of by its fair share
+(docs/speed.md has the measurements). Two settings prevent it:
+
+- ``OMP_WAIT_POLICY=PASSIVE``: idle team threads sleep instead of spinning. The OpenMP runtime
+  reads it once, when it is loaded (at ``import torch``), so :func:`apply_process_policy` must
+  run before that: the command line and the add-on's worker call it first thing.
+- ``PHOTOHEAD_THREADS``: a fixed intra-op thread count, for users who run several jobs at once
+  (``--threads`` on the command line sets it).
+
+Results do not depend on the thread count (the fit is bit-identical with 1 and 2 threads;
+``tests/test_threads.py``).
+
+This module imports nothing heavy, so it can be imported before torch.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import MutableMapping
+
+__all__ = ["PROCESS_DEFAULTS", "apply_process_policy", "set_intra_op_threads", "threads_from_env",
+           "worker_environment"]
+
+# Environment defaults for a process that runs fits. A value the user set wins.
+PROCESS_DEFAULTS: dict[str, str] = {
+    "OMP_WAIT_POLICY": "PASSIVE",  # idle OpenMP threads sleep (GNU and LLVM OpenMP)
+    "KMP_BLOCKTIME": "0",          # the same for Intel's OpenMP runtime, where torch links it
+}
+
+THREADS_VAR = "PHOTOHEAD_THREADS"
+
+
+def worker_environment(environ: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """Add :data:`PROCESS_DEFAULTS` to ``environ`` where unset (for a child process's env).
+
+    Returns ``environ``, changed in place: it is the caller's copy for a child process."""
+    for key, value in PROCESS_DEFAULTS.items():
+        environ.setdefault(key, value)
+    return environ
+
+
+def apply_process_policy() -> bool:
+    """Apply the thread policy to this process; call it before ``import torch``.
+
+    Returns False (and changes nothing) when torch is already imported: the OpenMP runtime
+    has read its settings by then, and only a fixed thread count (``PHOTOHEAD_THREADS``,
+    applied by :func:`threads_from_env`'s caller) can still help."""
+    if "torch" in sys.modules:
+        return False
+    worker_environment(os.environ)
+    return True
+
+
+def threads_from_env(environ: MutableMapping[str, str] | None = None) -> int | None:
+    """The intra-op thread count asked for in ``PHOTOHEAD_THREADS``, or None when unset.
+
+    Raises ValueError with a readable message for anything but a positive integer."""
+    raw = (os.environ if environ is None else environ).get(THREADS_VAR, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{THREADS_VAR}={raw!r}: give a whole number of threads, 1 or more")
+    return int(raw)
+
+
+def set_intra_op_threads(count: int | None) -> None:
+    """Fix torch's intra-op thread count (None: leave torch's choice, one per core)."""
+    if count is None:
+        return
+    import torch  # lazy: this module is imported before torch on purpose (see the docstring)
+
+    torch.set_num_threads(count)
