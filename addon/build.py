@@ -1,31 +1,42 @@
-"""Build the Blender extension zip: ``python -m addon.build [--dist DIR] [--stage DIR]``.
+"""Build the Blender extension zips: ``python -m addon.build [--platform P ...] [--dev]``.
 
 Reads ``manifest.toml`` (the source of truth), stages the add-on as
-``<stage>/<id>/`` = ``addon/*.py`` (without this script) + ``backend/`` as a subpackage +
+``<stage>/<id>/`` = ``addon/*.py`` (without the build scripts) + ``backend/`` as a subpackage +
 a generated ``blender_manifest.toml`` (the layers above the backend, ``evaluation/`` and
-``training/``, stay out), and zips the staged folder's contents into
-``<dist>/<id>-<version>.zip``. Validate the result with Blender's own tool::
+``training/``, stay out), and zips the staged folder's contents.
 
-    python <bpy>/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py validate dist/photohead-0.1.0.zip
+- Default: one self-contained zip per platform of ``pyproject.toml``
+  ``[tool.photohead.extension.platforms]``, ``<dist>/<id>-<version>-<platform>.zip``, with
+  ``wheels/`` (every pinned dependency for Blender's Python 3.11, see :mod:`addon.build_wheels`;
+  cached in ``<dist>/wheelcache``) and the ICT face model (``models/ict_facekit``, MIT) taken
+  from the model search path. Installing such a zip needs no network.
+- ``--dev``: ``<dist>/<id>-<version>.zip`` without wheels or model, for a Blender whose Python
+  already has the packages (the development venv).
 
-No bpy needed.
+Validate with Blender's own tool (no bpy import needed)::
+
+    python <bpy>/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py validate dist/photohead-0.1.0-linux_x64.zip
 """
 from __future__ import annotations
 
 import argparse
 import fnmatch
 import json
+import os
 import re
 import shutil
 import sys
 import tomllib
 import zipfile
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDON_DIR = Path(__file__).resolve().parent
 BACKEND_DIR = ROOT / "backend"
-EXCLUDED_ADDON_FILES = {"build.py"}
+EXCLUDED_ADDON_FILES = {"build.py", "build_wheels.py"}
+MODEL_DIR = "models"  # inside the add-on; the worker adds it to the model search path
+MODEL_FILES = ("ict_head.npz", "LICENSE", "README.md")  # of ict_facekit/; LICENSE (MIT) required
 # Keys Blender's manifest knows (schema 1.0.0); anything else in manifest.toml is an error.
 _TOP_KEYS = (
     "schema_version", "id", "version", "name", "tagline", "maintainer", "type", "website", "tags",
@@ -105,8 +116,33 @@ def _copy_tree(src: Path, dst: Path, patterns: list[str], skip: set[str] = froze
         shutil.copy2(path, target)
 
 
-def stage(manifest: dict, stage_root: Path) -> Path:
-    """Assemble the add-on folder ``stage_root/<id>``; returns it."""
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)  # the wheel cache and the staging folder are usually on one disk
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def find_face_model() -> Path:
+    """The converted ICT model folder (``ict_facekit``) on the model search path.
+
+    Raises :class:`ManifestError` saying how to get it (``photohead models fetch ict``)."""
+    from backend.errors import ModelNotFoundError
+    from backend.facemodel.search import DEFAULT_MODEL, find_model
+
+    try:
+        folder = find_model(DEFAULT_MODEL).parent
+    except ModelNotFoundError as exc:
+        raise ManifestError(f"the zips bundle the ICT face model: {exc}") from exc
+    if not (folder / "LICENSE").is_file():
+        raise ManifestError(f"{folder} has no LICENSE: the ICT model ships with its MIT licence")
+    return folder
+
+
+def stage(manifest: dict, stage_root: Path, wheels: Sequence[Path] = (), model_dir: Path | None = None,
+          pins: dict[str, str] | None = None) -> Path:
+    """Assemble the add-on folder ``stage_root/<id>``, with ``wheels/``, ``models/`` and
+    ``versions.json`` (the pinned versions, for the opt-in installs in ``deps``) when given; returns it."""
     patterns = list(manifest.get("build", {}).get("paths_exclude_pattern", []))
     folder = stage_root / manifest["id"]
     if folder.exists():
@@ -114,43 +150,92 @@ def stage(manifest: dict, stage_root: Path) -> Path:
     folder.mkdir(parents=True)
     _copy_tree(ADDON_DIR, folder, patterns, skip=EXCLUDED_ADDON_FILES, top_only=True)
     _copy_tree(BACKEND_DIR, folder / "backend", patterns)
+    if wheels:
+        (folder / "wheels").mkdir()
+        for wheel in wheels:
+            _link_or_copy(wheel, folder / "wheels" / wheel.name)
+        manifest = {**manifest, "wheels": [f"./wheels/{w.name}" for w in wheels]}
+    if model_dir is not None:
+        target = folder / MODEL_DIR / model_dir.name
+        target.mkdir(parents=True)
+        for name in MODEL_FILES:
+            if (model_dir / name).is_file():
+                shutil.copy2(model_dir / name, target / name)
+    if pins:
+        (folder / "versions.json").write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     (folder / "blender_manifest.toml").write_text(render_blender_manifest(manifest), encoding="utf-8")
     return folder
 
 
 def zip_folder(folder: Path, out: Path) -> Path:
-    """Zip the folder's contents (manifest at the zip root), deterministic order and times."""
+    """Zip the folder's contents (manifest at the zip root), deterministic order and times.
+    Wheels and npz files are stored (already compressed), the rest deflated."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(tmp, "w") as zf:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=(2024, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
+                info.compress_type = zipfile.ZIP_STORED if path.suffix in (".whl", ".npz") else zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
-                zf.writestr(info, path.read_bytes())
+                with open(path, "rb") as src, zf.open(info, "w") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
     tmp.replace(out)
     return out
 
 
+def zip_name(manifest: dict, platform: str | None = None) -> str:
+    """``<id>-<version>[-<platform>].zip``, the platform as Blender's ``--split-platforms`` writes it."""
+    suffix = f"-{platform.replace('-', '_')}" if platform else ""
+    return f"{manifest['id']}-{manifest['version']}{suffix}.zip"
+
+
 def build(dist: Path = ROOT / "dist", stage_root: Path = ROOT / "build" / "extension") -> Path:
-    """Stage and zip the extension; returns the zip path."""
+    """The development zip (no wheels, no model); returns its path."""
     manifest = read_manifest()
     folder = stage(manifest, Path(stage_root))
-    return zip_folder(folder, Path(dist) / f"{manifest['id']}-{manifest['version']}.zip")
+    return zip_folder(folder, Path(dist) / zip_name(manifest))
+
+
+def build_platform(platform: str, dist: Path = ROOT / "dist", stage_root: Path = ROOT / "build" / "extension",
+                   cache: Path | None = None, model_dir: Path | None = None) -> Path:
+    """The self-contained zip for one Blender platform (e.g. ``linux-x64``); returns its path.
+
+    Raises :class:`ManifestError` (no face model) or :class:`build_wheels.WheelError`."""
+    from . import build_wheels
+
+    manifest = read_manifest()
+    pins = build_wheels.load_pins()
+    if platform not in pins.platforms:
+        raise ManifestError(f"unknown platform {platform!r}; pyproject.toml lists {sorted(pins.platforms)}")
+    wheels = build_wheels.resolve(pins, platform, Path(cache or Path(dist) / "wheelcache"))
+    model_dir = model_dir or find_face_model()
+    folder = stage({**manifest, "platforms": [platform]}, Path(stage_root) / platform, wheels, model_dir, pins.versions)
+    return zip_folder(folder, Path(dist) / zip_name(manifest, platform))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import build_wheels
+
     parser = argparse.ArgumentParser(prog="python -m addon.build", description=__doc__.splitlines()[0])
-    parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder for the zip")
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder for the zips")
     parser.add_argument("--stage", type=Path, default=ROOT / "build" / "extension", help="staging folder")
+    parser.add_argument("--cache", type=Path, default=None, help="wheel cache (default: DIST/wheelcache)")
+    parser.add_argument("--platform", action="append", default=None,
+                        help="Blender platform (repeatable); default: every one in pyproject.toml")
+    parser.add_argument("--dev", action="store_true", help="one zip without wheels or model")
     args = parser.parse_args(argv)
     try:
-        path = build(args.dist, args.stage)
-    except ManifestError as exc:
+        if args.dev:
+            paths = [build(args.dist, args.stage)]
+        else:
+            platforms = args.platform or sorted(build_wheels.load_pins().platforms)
+            paths = [build_platform(p, args.dist, args.stage, args.cache) for p in platforms]
+    except (ManifestError, build_wheels.WheelError) as exc:
         print(f"addon.build: error: {exc}", file=sys.stderr)
         return 2
-    print(path)
+    for path in paths:
+        print(f"{path}  {path.stat().st_size / 2**20:.0f} MiB")
     return 0
 
 

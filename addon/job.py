@@ -105,13 +105,7 @@ class Job:
             "output": str(self.workdir / ("head.npz" if self.task == "reconstruct" else "landmarks.json")),
         }), encoding="utf-8")
         package_dir = Path(__file__).resolve().parent
-        env = dict(os.environ)
-        env.update(self.env)
-        paths = [str(package_dir.parent), *self.python_paths]
-        if env.get("PYTHONPATH"):
-            paths.append(env["PYTHONPATH"])
-        env["PYTHONPATH"] = os.pathsep.join(paths)
-        env["PYTHONUNBUFFERED"] = "1"
+        env = self.worker_env()
         self._log = open(self.workdir / "worker.log", "w", encoding="utf-8")
         try:
             self._proc = subprocess.Popen(
@@ -127,6 +121,24 @@ class Job:
         self._reader.start()
         self._state = JobState(RUNNING, 0.0, "starting")
         return self._state
+
+    def worker_env(self) -> dict[str, str]:
+        """The worker's environment: this one plus ``env``; ``PYTHONPATH`` = this package's parent,
+        ``python_paths``, then any inherited entries; the face model the zip bundles
+        (``<package>/models``) last on ``PHOTOHEAD_MODEL_PATH``."""
+        package_dir = Path(__file__).resolve().parent
+        env = dict(os.environ)
+        env.update(self.env)
+        paths = [str(package_dir.parent), *self.python_paths]
+        if env.get("PYTHONPATH"):
+            paths.append(env["PYTHONPATH"])
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+        bundled = package_dir / "models"
+        if bundled.is_dir():
+            env["PHOTOHEAD_MODEL_PATH"] = os.pathsep.join(
+                p for p in (env.get("PHOTOHEAD_MODEL_PATH", ""), str(bundled)) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
 
     def _read(self, stream) -> None:
         for line in stream:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import functools
 import subprocess
+import sys
 from pathlib import Path
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import BoolProperty, StringProperty
 from bpy.types import AddonPreferences, Operator
 
 from . import deps
@@ -29,10 +30,17 @@ def site_packages_dir(create: bool = False) -> str | None:
     return bpy.utils.extension_path_user(__package__, path="site-packages", create=create)
 
 
+def wheels_site_packages() -> str:
+    """Where Blender unpacks the wheels of installed extensions (it appends this to ``sys.path``)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return bpy.utils.user_resource("EXTENSIONS", path=f".local/lib/{version}/site-packages")
+
+
 def python_paths() -> list[str]:
-    """Extra import folders for the worker: the extension's site-packages when it exists."""
-    folder = site_packages_dir()
-    return [folder] if folder and Path(folder).is_dir() else []
+    """Extra import folders for the worker, first wins: the extension's own site-packages (opt-in
+    pip installs, e.g. CUDA torch), then the bundled wheels Blender unpacked."""
+    folders = [site_packages_dir(), wheels_site_packages()]
+    return [f for f in folders if f and Path(f).is_dir()]
 
 
 @functools.lru_cache(maxsize=1)
@@ -105,6 +113,9 @@ class PHOTOHEAD_AP_preferences(AddonPreferences):
                 col.label(text="Installing needs online access: Preferences > System > Network", icon="INFO")
             col.operator("photohead.install_dependencies", icon="IMPORT")
             col.label(text=f"Installs into {site_packages_dir() or 'the extension folder'}")
+        elif sys.platform.startswith("linux") and site_packages_dir() is not None:
+            op = box.operator("photohead.install_dependencies", text="Install CUDA Torch (NVIDIA GPU, several GB)")
+            op.cuda_torch = True
 
 
 class PHOTOHEAD_OT_check_dependencies(Operator):
@@ -125,6 +136,8 @@ class PHOTOHEAD_OT_install_dependencies(Operator):
     bl_idname = "photohead.install_dependencies"
     bl_label = "Install Missing Packages"
 
+    cuda_torch: BoolProperty(name="CUDA Torch", description="Install the CUDA build of torch (opt-in, Linux)")
+
     _proc: subprocess.Popen | None = None
     _timer = None
 
@@ -133,7 +146,7 @@ class PHOTOHEAD_OT_install_dependencies(Operator):
             self.report({"ERROR"}, "Online access is off: allow it in Preferences > System > Network, then retry")
             return {"CANCELLED"}
         missing = missing_packages(refresh=True)
-        if not missing:
+        if not missing and not self.cuda_torch:
             self.report({"INFO"}, "All dependencies already installed")
             return {"FINISHED"}
         target = site_packages_dir(create=True)
@@ -143,7 +156,8 @@ class PHOTOHEAD_OT_install_dependencies(Operator):
         log_path = Path(target).parent / "pip-install.log"
         try:
             with open(log_path, "w", encoding="utf-8") as log:
-                self._proc = subprocess.Popen(deps.pip_install_command(target, missing), stdout=log, stderr=subprocess.STDOUT)
+                cmd = deps.cuda_torch_command(target) if self.cuda_torch else deps.pip_install_command(target, missing)
+                self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         except OSError as exc:
             self.report({"ERROR"}, f"Could not start pip: {exc}")
             return {"CANCELLED"}
@@ -153,7 +167,8 @@ class PHOTOHEAD_OT_install_dependencies(Operator):
             return self._done(context)
         self._timer = context.window_manager.event_timer_add(0.5, window=context.window)
         context.window_manager.modal_handler_add(self)
-        self.report({"INFO"}, "Installing " + ", ".join(missing) + " (see " + str(log_path) + ")")
+        what = "CUDA torch" if self.cuda_torch else ", ".join(missing)
+        self.report({"INFO"}, f"Installing {what} (see {log_path})")
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):

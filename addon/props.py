@@ -24,6 +24,10 @@ DETECTOR_ITEMS = [
     ("dlib", "dlib", "dlib's 68-point predictor (face-recognition-models): works offline"),
     ("face_alignment", "face-alignment", "FAN landmarks: needs the face-alignment package and its weights on disk "
      "(their folder in the add-on preferences, or torch hub's cache)"),
+    ("mediapipe", "MediaPipe", "BlazeFace + Face Mesh (468 points) in PyTorch: holds up at large head turns; "
+     "needs `photohead models fetch mediapipe` once"),
+    ("auto", "dlib + Face Mesh", "dlib's points, checked by Face Mesh and replaced where they disagree "
+     "(large head turns); without MediaPipe's weights, dlib alone"),
 ]
 DEVICE_ITEMS = [
     ("auto", "Auto", "CUDA when available, else CPU"),

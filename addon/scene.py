@@ -187,6 +187,8 @@ def _add_shape_keys(obj: bpy.types.Object, head) -> None:
 # -- material and images ---------------------------------------------------------------------
 def _build_material(head, options: BuildOptions, created: _Created, with_detail_maps: bool) -> bpy.types.Material:
     mat = created.add(bpy.data.materials, bpy.data.materials.new(f"{options.name} Skin"))
+    if mat.node_tree is None:  # Blender < 5.0: a new material has no node tree until use_nodes
+        mat.use_nodes = True
     tree = mat.node_tree
     nodes, links = tree.nodes, tree.links
     nodes.clear()
@@ -372,7 +374,7 @@ def fit_parameters(head, dense: bool = False) -> dict:
                 "name": v.name, "label": v.label, "image_size": [int(s) for s in v.image_size],
                 "projection": v.projection, "pose": _plain(np.asarray(v.pose)), "sh": _plain(np.asarray(v.sh)),
                 "exp": _plain(np.asarray(v.exp)), "landmarks68": _plain(np.asarray(v.landmarks68)),
-                "detected68": _plain(np.asarray(v.detected68)), "face_box": _plain(v.face_box),
+                "detected68": _plain(np.asarray(v.detected68)), "detector": v.detector, "face_box": _plain(v.face_box),
                 "crop_from_image": _plain(v.crop_from_image),
             }
             for v in head.views

@@ -35,7 +35,7 @@ params.json schema (``format`` = ``"photohead.params"``, ``version`` = 1), plain
                 "coeffs": {"id": [K_id], "exp": {name: weight}, "tex": [K_tex] | null},
                 "landmarks68": [[x, y] × 68],                # fitted model, photo pixels
                 "detected68": [[x, y] × 68],                 # detector, photo pixels
-                "detector": "dlib"|"face_alignment"|"given"|"",  # what gave detected68
+                "detector": "dlib"|"face_alignment"|"mediapipe"|"given"|"",  # what gave detected68
                 "face_box": [x0, y0, x1, y1] | null,
                 "crop_from_image": [[3] × 2] | null}]}       # photo pixels → 224² crop
 """

@@ -16,8 +16,8 @@ class ViewResult:
     - ``pose`` (7,) (f, rx, ry, rz, tx, ty, tz) for ``projection`` at the photo's full size
       (see ``backend.camera``); ``sh`` (27,); ``exp`` (K_exp,) this view's expression.
     - ``landmarks68`` (68,2) fitted model landmarks projected into the photo; ``detected68``
-      (68,2) the detector's (``detector``: "dlib", "face_alignment", or "given" when the caller
-      passed landmarks); ``face_box`` (4,) x0,y0,x1,y1.
+      (68,2) the detector's (``detector``: "dlib", "face_alignment", "mediapipe", or "given" when
+      the caller passed landmarks); ``face_box`` (4,) x0,y0,x1,y1.
     - ``crop_from_image`` (2,3) similarity mapping photo pixels → the 224² crop.
     """
 

@@ -34,7 +34,7 @@ class PreparedView:
     face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all): texture, reports
     skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
     label: str = ""
-    detector: str = ""  # what gave detected68: "dlib", "face_alignment" or "given"
+    detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe" or "given"
 
 
 def prepare_view(

@@ -27,7 +27,9 @@ import torch
 from .assemble import assemble_head, with_detail
 from .detect import BACKENDS as DETECTOR_BACKENDS
 from .detect import DetectSettings
+from .detect.combined import MISSING_MEDIAPIPE, MediaPipeMissingWarning, mediapipe_available
 from .detect.fa_backend import find_fa_weights
+from .detect.mediapipe_nets import MEDIAPIPE_FILES, find_mediapipe_file
 from .determinism import deterministic
 from .device import resolve_device
 from .errors import NoFaceError, PhotoheadError
@@ -52,12 +54,16 @@ class ReconstructConfig:
 
     - ``mode``: ``fit`` (per-image analysis-by-synthesis, no weights), ``predict`` (trained
       encoder + U-Net), ``hybrid`` (predict initialises fit).
-    - ``quality``: fit schedule and UV resolution preset (README lists times).
+    - ``quality``: fit schedule and UV resolution preset (:mod:`backend.preset`).
     - ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     - ``model``: face model file (default: ICT on the search path).
     - ``face``: which detected face (0 = most confident) in each photo.
-    - ``detector``: the landmark detector, ``dlib`` (offline default) or ``face_alignment`` (needs
-      the face-alignment package and its weights on disk: ``detector_weights``, a folder, or
+    - ``detector``: the landmark detector, ``dlib`` (offline default), ``mediapipe`` (BlazeFace +
+      Face Mesh in PyTorch, :mod:`backend.detect.mediapipe_backend`; its files from `photohead
+      models fetch mediapipe`, or ``detector_weights`` a folder holding them), ``auto`` (dlib's
+      points checked by Face Mesh, :mod:`backend.detect.combined`; dlib alone with a warning
+      when MediaPipe's weights are missing) or ``face_alignment``
+      (needs the face-alignment package and its weights on disk: ``detector_weights``, a folder, or
       torch hub's checkpoints; :mod:`backend.detect.fa_backend`).
     - ``detail``: run the detail (stage-2) fit.
     - ``identity``: use the identity loss L_id (needs the identity network's weights).
@@ -65,8 +71,8 @@ class ReconstructConfig:
     - ``shared_expression``: multi-view: one expression for all photos.
     - ``seed``: random seed. A fit gives the same bits for the same photo, seed and machine (CPU:
       and thread count; CUDA: and GPU model) (:mod:`backend.determinism`).
-    - ``deterministic``: that promise. Free on the CPU; on CUDA it costs time (H200, default
-      quality: 6.9 s instead of 4.9 s), and off, two runs differ by about 0.2 mm.
+    - ``deterministic``: that promise. Free on the CPU; on CUDA it costs time, and off, two
+      runs differ by about 0.2 mm.
     - ``labels``: optional per-photo view labels (front/left/right...).
     - ``tune_unet``: hybrid mode's detail stage optimises a copy of the U-Net's weights per
       photo (the displacement stays the network's output) instead of starting the map from its
@@ -121,6 +127,9 @@ def reconstruct(
     detects = landmarks is None or len(landmarks) < len(images) or any(lm is None for lm in landmarks)
     if config.detector == "face_alignment" and detects:
         find_fa_weights(config.detector_weights)  # its weights before any work: a clear error, nothing fitted
+    if config.detector == "mediapipe" and detects:
+        for name in MEDIAPIPE_FILES:  # its weights before any work, as for face_alignment
+            find_mediapipe_file(name, config.detector_weights)
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
@@ -205,6 +214,10 @@ def _prepare_views(
     a face is skipped with a warning in ``warn_list``. Raises :class:`NoFaceError` when none has one."""
     views: list[PreparedView] = []
     detect_settings = DetectSettings(weights_dir=config.detector_weights)
+    detects = landmarks is None or len(landmarks) < len(images) or any(lm is None for lm in landmarks)
+    if config.detector == "auto" and detects:
+        if not mediapipe_available(config.detector_weights):
+            warn_list.append(MISSING_MEDIAPIPE)  # said once in the result, not once per photo
     for i, img in enumerate(images):
         check_cancel(cancel)
         if progress:
@@ -212,7 +225,9 @@ def _prepare_views(
         label = config.labels[i] if i < len(config.labels) else ""
         try:
             given = landmarks[i] if landmarks is not None and i < len(landmarks) else None
-            views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MediaPipeMissingWarning)  # in warn_list already
+                views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings))
         except NoFaceError as exc:
             if len(images) == 1:
                 raise

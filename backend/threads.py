@@ -12,8 +12,10 @@ its core, and the fit slows by an order of magnitude instead of by its fair shar
 - ``PHOTOHEAD_THREADS``: a fixed intra-op thread count, for users who run several jobs at once
   (``--threads`` on the command line sets it).
 
-Results do not depend on the thread count (the fit is bit-identical with 1 and 2 threads;
-``tests/test_threads.py``).
+A run repeats to the bit with the same thread count. A different count changes the order of
+PyTorch's large CPU reductions, and the fit, being chaotic, carries that last-bit change into
+the head: grace_hopper comes out bit-identical on 1 and 2 threads, astronaut 0.7 mm apart at
+most (docs/speed.md).
 
 This module imports nothing heavy, so it can be imported before torch.
 """

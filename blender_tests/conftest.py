@@ -145,3 +145,24 @@ def face_model():
 def scene_mod(addon):
     """The installed add-on's ``scene`` module (build_head_objects, BuildOptions, model_to_blender)."""
     return importlib.import_module(f"{PACKAGE}.scene")
+
+
+def scene_state() -> tuple:
+    """What a failed or cancelled job must leave unchanged: object names and datablock counts."""
+    import bpy
+
+    return (sorted(o.name for o in bpy.data.objects), len(bpy.data.meshes), len(bpy.data.materials),
+            len(bpy.data.images), len(bpy.data.cameras))
+
+
+def photo_settings(*photos):
+    """The scene's Photohead settings with these photos (the first labelled front), draft quality."""
+    import bpy
+
+    settings = bpy.context.scene.photohead
+    for path in photos:
+        item = settings.photos.add()
+        item.filepath = str(path)
+        item.label = "front" if len(settings.photos) == 1 else "other"
+    settings.quality = "draft"
+    return settings

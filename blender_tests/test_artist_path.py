@@ -13,21 +13,10 @@ bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.blender
 
 from .conftest import FAKE, ROOT, landmark_pixels  # noqa: E402
+from .conftest import photo_settings as _settings  # noqa: E402
+from .conftest import scene_state as _scene_state  # noqa: E402
 
 TIMEOUT_S = 120
-
-
-def _scene_state() -> tuple:
-    return (sorted(o.name for o in bpy.data.objects), len(bpy.data.meshes), len(bpy.data.materials),
-            len(bpy.data.images), len(bpy.data.cameras))
-
-
-def _settings(*photos):
-    settings = bpy.context.scene.photohead
-    for path in photos:
-        settings.photos.add().filepath = str(path)
-    settings.quality = "draft"
-    return settings
 
 
 def _run(addon, settings, function: str, **kwargs):
@@ -84,6 +73,7 @@ def _region(kind: str, x: int, y: int, w: int, h: int, category="Photohead"):
 
 
 def test_esc_cancels_only_over_the_panel(addon):
+    assert {"type", "x", "y", "width", "height", "active_panel_category"} <= set(bpy.types.Region.bl_rna.properties.keys())
     over = addon.operators.event_over_panel
     screen = SimpleNamespace(areas=[
         _area("PROPERTIES", [_region("WINDOW", 0, 0, 300, 800)]),

@@ -73,7 +73,9 @@ def test_deps_pip_command():
     from addon import deps
 
     cmd = deps.pip_install_command("/x/site-packages", ["dlib", "PIL"], python="py")
-    assert cmd == ["py", "-m", "pip", "install", "--upgrade", "--target", "/x/site-packages", "dlib-bin", "pillow"]
+    pins = deps.pinned_versions()
+    assert cmd == ["py", "-m", "pip", "install", "--upgrade", "--target", "/x/site-packages",
+                   f"dlib-bin=={pins['dlib-bin']}", f"pillow=={pins['pillow']}"]
     with pytest.raises(ValueError, match="not a Photohead dependency"):
         deps.pip_install_command("/x", ["requests"])
     assert deps.missing_packages() == []  # the dev venv has everything

@@ -11,22 +11,10 @@ bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.blender
 
 from .conftest import FAKE, ROOT, landmark_pixels  # noqa: E402
+from .conftest import photo_settings as _settings  # noqa: E402
+from .conftest import scene_state as _scene_state  # noqa: E402
 
 TIMEOUT_S = 120
-
-
-def _scene_state() -> tuple:
-    return (sorted(o.name for o in bpy.data.objects), len(bpy.data.meshes), len(bpy.data.materials),
-            len(bpy.data.images), len(bpy.data.cameras))
-
-
-def _settings(photo_path):
-    settings = bpy.context.scene.photohead
-    item = settings.photos.add()
-    item.filepath = str(photo_path)
-    item.label = "front"
-    settings.quality = "draft"
-    return settings
 
 
 def _run(addon, settings, function: str, cancel_after: float | None = None):

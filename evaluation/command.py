@@ -6,7 +6,7 @@
 - ``photohead evaluate landmarks DIR [--n N] [--sample random] [--time-budget S] [--examples]``:
   68-point NME (inter-ocular and box) of the fit and of the detector on annotated photos
   (``landmarks.json`` or per-image ``.pts``/``.json``), failure rate, region and yaw tables,
-  fit-vs-detector agreement (issue 6).
+  fit-vs-detector agreement.
 - ``photohead evaluate scans DIR [--n N] [--radius MM] [--rigid]``: scan-to-mesh error (MICC
   protocol; layout in ``evaluation.suites``).
 - ``photohead evaluate depth DIR [--n N] [--synthetic N]``: depth error against ground-truth depth
@@ -14,7 +14,9 @@
   ``evaluation.depth``).
 - ``photohead evaluate timing [--results DIR]``: the benchmark results with machine info.
 
-Common options: ``--out DIR`` (default ``out/eval/<suite>``), ``--quality``, ``--seed``. Each
+Common options: ``--out DIR`` (default ``out/eval/<suite>``), ``--quality``, ``--seed``;
+synthetic, landmarks and depth also take ``--mode fit|predict|hybrid --checkpoints DIR`` (the
+trained networks, docs/training.md) and run the same protocol with them. Each
 suite writes ``results.json``, ``report.md`` and plots into ``--out`` and prints the summary.
 """
 from __future__ import annotations
@@ -65,8 +67,10 @@ def _synthetic(args: argparse.Namespace) -> int:
     _set_threads(args)
     from .suites import run_synthetic
 
+    _check_mode(args)
     results = run_synthetic(n=args.n or 10, quality=args.quality, seed=args.seed, detail=args.detail,
-                            landmarks=args.landmarks, time_budget_s=args.time_budget, progress=_progress)
+                            landmarks=args.landmarks, time_budget_s=args.time_budget, progress=_progress,
+                            mode=args.mode, checkpoints=args.checkpoints)
     return _finish(results, args.out or Path("out/eval/synthetic"), "Synthetic faces")
 
 
@@ -74,10 +78,12 @@ def _landmarks(args: argparse.Namespace) -> int:
     _set_threads(args)
     from .suites import run_landmarks
 
+    _check_mode(args)
     results = run_landmarks(args.dir, n=args.n, quality=args.quality, seed=args.seed, sample=args.sample,
                             time_budget_s=args.time_budget, examples=args.examples,
-                            per_item=not args.aggregate_only, progress=_progress, detector=args.detector)
-    return _finish(results, args.out or Path("out/eval/landmarks"), f"Landmarks: {args.dir}")
+                            per_item=not args.aggregate_only, progress=_progress, detector=args.detector,
+                            mode=args.mode, checkpoints=args.checkpoints)
+    return _finish(results, args.out or Path("out/eval/landmarks"), f"Landmarks: {Path(args.dir).name}")
 
 
 def _scans(args: argparse.Namespace) -> int:
@@ -108,7 +114,9 @@ def _depth(args: argparse.Namespace) -> int:
         from backend.facemodel import load_default
 
         write_synthetic_depth_set(load_default(), args.dir, n=args.synthetic, seed=args.seed)
-    results = run_depth(args.dir, n=args.n, quality=args.quality, seed=args.seed, progress=_progress)
+    _check_mode(args)
+    results = run_depth(args.dir, n=args.n, quality=args.quality, seed=args.seed, progress=_progress,
+                        mode=args.mode, checkpoints=args.checkpoints)
     if args.synthetic:
         results["description"] += (f" Subjects: {args.synthetic} synthetic renders of the face model with their true "
                                    "depth (evaluation.depth.write_synthetic_depth_set), fitted from their true 68 landmarks "
@@ -120,6 +128,19 @@ def _timing(args: argparse.Namespace) -> int:
     from .suites import run_timing
 
     return _finish(run_timing(args.results), args.out or Path("out/eval/timing"), "Timing")
+
+
+def _check_mode(args: argparse.Namespace) -> None:
+    from .suites import check_mode
+
+    check_mode(args.mode, args.checkpoints)
+
+
+def _network(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=("fit", "predict", "hybrid"), default="fit",
+                   help="reconstruct by fitting (default) or with the trained networks (predict, hybrid)")
+    p.add_argument("--checkpoints", type=Path, default=None, metavar="DIR",
+                   help="folder with coarse.pt (and optionally detail.pt) for --mode predict/hybrid")
 
 
 def _positive_int(text: str) -> int:
@@ -148,6 +169,7 @@ def register(subparsers) -> None:
     suites = ev.add_subparsers(dest="suite", required=True)
     p = suites.add_parser("synthetic", help="random rendered faces with known answers")
     _common(p)
+    _network(p)
     p.add_argument("--detail", action="store_true", help="add UV detail and evaluate the detail stage")
     p.add_argument("--landmarks", choices=("truth", "detector"), default="truth",
                    help="landmarks given to the fit: the true ones (default: measures the fit) or dlib's on the "
@@ -158,14 +180,15 @@ def register(subparsers) -> None:
     p = suites.add_parser("landmarks", help="68-point NME on annotated photos")
     p.add_argument("dir", type=Path, help="folder with photos and landmarks.json or .pts files")
     _common(p)
+    _network(p)
     p.add_argument("--sample", choices=("first", "random"), default="first",
                    help="which --n photos: the first by name or a random sample (--seed)")
     p.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="stop starting new photos after S seconds (the report says how many ran)")
     p.add_argument("--examples", action="store_true",
                    help="also write landmark overlays of the photos (off: keep research-only photos out of reports)")
-    p.add_argument("--detector", choices=("dlib", "face_alignment"), default="dlib",
-                   help="the reconstruction's landmark detector (face_alignment: its weights on disk)")
+    p.add_argument("--detector", choices=("dlib", "face_alignment", "mediapipe", "auto"), default="dlib",
+                   help="the reconstruction's landmark detector (face_alignment, mediapipe: their weights on disk)")
     p.add_argument("--aggregate-only", action="store_true",
                    help="no per-photo rows in results.json (for reports published from research-only data)")
     p.set_defaults(handler=_landmarks)
@@ -186,6 +209,7 @@ def register(subparsers) -> None:
                                       + DEPTH_LAYOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dir", type=Path, help="folder of <subject>/depth.npy or *.abs (+ one photo or head.npz)")
     _common(p)
+    _network(p)
     p.add_argument("--synthetic", type=_positive_int, default=None, metavar="N",
                    help="first write N synthetic subjects (renders of the face model with their true depth) into DIR")
     p.set_defaults(handler=_depth)

@@ -1,6 +1,6 @@
 """Depth-map error against ground-truth depth registered to the photo (``photohead evaluate depth``).
 
-The paper's FRGC2 row ("depth min-max scaled to GT, fixed mask", PAPER.md, after Sela et al.
+The paper's FRGC2 row ("depth min-max scaled to GT, fixed mask", after Sela et al.
 2017 and Tran et al. 2018): the reconstruction's depth is rendered in the photo's pixels, scaled
 linearly so its minimum and maximum inside the evaluation mask meet the ground truth's, and the
 mean absolute difference there is the error (mm). Min-max scaling hangs on two extreme pixels,
@@ -76,8 +76,8 @@ def height_map(vertices: np.ndarray, faces: np.ndarray, pose: np.ndarray, width:
     cam = to_camera_space(torch.as_tensor(np.asarray(vertices, np.float64))[None], pose_t, "orthographic")[0]
     a, b, c = cam[faces_t[:, 0]], cam[faces_t[:, 1]], cam[faces_t[:, 2]]
     # (F,) outward normal towards the camera (+z). Not RasterSettings.cull_backfaces: culling shows
-    # what lies behind a back face, whose extreme heights then decided the
-    # min-max scaling (one synthetic face 4.4 → 21 mm); a pixel whose nearest face is a back face has no depth.
+    # what lies behind a back face, whose extreme heights then decide the min-max scaling (one
+    # synthetic face: 21 mm error instead of 4.4); a pixel whose nearest face is a back face has no depth.
     front = (torch.linalg.cross(b - a, c - a)[:, 2] > 0).numpy()
     frags = rasterize(camera_to_screen(cam[None], pose_t, Camera(width, height)), faces_t, height, width)
     out = -frags.depth[0].double().numpy() / float(pose[0])  # screen depth (px, smaller = nearer) → mm up
@@ -172,6 +172,8 @@ def run_depth(
     seed: int = 0,
     reconstruct_fn: Callable | None = None,
     progress: Callable[[float, str], None] | None = None,
+    mode: str = "fit",
+    checkpoints: str | Path | None = None,
 ) -> dict[str, Any]:
     """Depth error over the subjects of ``folder`` (layout in the module docstring), in
     :func:`evaluation.report.write_report`'s layout. A subject that fails (no face, no
@@ -185,7 +187,7 @@ def run_depth(
         raise EvalDataError(f"{folder}: no <subject>/depth.npy or <subject>/*.abs found "
                             "(layout: `photohead evaluate depth --help`)")
     subjects = subjects[: n if n else None]
-    recon, config = reconstruct_fn or _default_reconstruct(), _config(quality, seed, True)
+    recon, config = reconstruct_fn or _default_reconstruct(), _config(quality, seed, True, mode, checkpoints)
     items: list[dict[str, Any]] = []
     for i, subject in enumerate(subjects):
         _progress(progress, i, len(subjects), f"depth {subject.name} ({i + 1}/{len(subjects)})")

@@ -1,4 +1,4 @@
-"""Multi-view reconstruction on real photos (issue 9): a shippable rendered frame set, a seam
+"""Multi-view reconstruction on real photos: a shippable rendered frame set, a seam
 metric for blended UV albedos, and same-person photo sets found in a landmark dev set.
 
 - :func:`render_frames`: frames of a reconstructed real head (e.g. matplotlib's public-domain

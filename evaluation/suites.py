@@ -53,10 +53,28 @@ def _default_reconstruct() -> ReconstructFn:
     return lambda images, config: reconstruct(images, config)
 
 
-def _config(quality: str, seed: int, detail: bool):
+def _config(quality: str, seed: int, detail: bool, mode: str = "fit", checkpoints: str | Path | None = None):
+    """The suites' reconstruction settings. ``mode``: ``fit``, ``predict`` or ``hybrid`` (the
+    trained networks in ``checkpoints``: a folder with ``coarse.pt`` and optionally ``detail.pt``)."""
     from backend.reconstruct import ReconstructConfig
 
-    return ReconstructConfig(quality=quality, seed=seed, detail=detail)
+    return ReconstructConfig(quality=quality, seed=seed, detail=detail, mode=mode,
+                             checkpoints=str(checkpoints) if checkpoints else None)
+
+
+def check_mode(mode: str, checkpoints: str | Path | None) -> None:
+    """Raise before any work when ``mode`` needs networks that ``checkpoints`` does not hold
+    (:class:`~backend.errors.WeightsNotFoundError`, saying how to make them)."""
+    if mode not in ("fit", "predict", "hybrid"):
+        raise EvalDataError(f"unknown mode {mode!r}: use fit, predict or hybrid")
+    if mode != "fit":
+        from backend.errors import WeightsNotFoundError
+        from backend.predict import load_predictor
+
+        if not checkpoints:
+            raise WeightsNotFoundError(f"--mode {mode} needs --checkpoints DIR (coarse.pt, optionally detail.pt; "
+                                       "docs/training.md)")
+        load_predictor(checkpoints)
 
 
 def machine_summary() -> dict[str, Any]:
@@ -132,7 +150,7 @@ DETAIL_CONDITIONS = {"detail": True, "size": 512, "face_fraction": 0.5, "directi
 
 
 def detail_errors(model, head, face) -> dict[str, float]:
-    """Detail stage vs a synthetic face's truth (issue 7's acceptance):
+    """Detail stage vs a synthetic face's truth:
 
     - ``disp_corr``: Pearson correlation of the recovered and the true displacement over the
       visible face region (:func:`~.synthetic.visible_face_texels`: face region, facing the
@@ -329,8 +347,11 @@ def run_synthetic(
     settings=None,
     reconstruct_fn: ReconstructFn | None = None,
     progress: Callable[[float, str], None] | None = None,
+    mode: str = "fit",
+    checkpoints: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Reconstruct ``n`` synthetic faces (:mod:`.synthetic`) and compare with their ground truth.
+    """Reconstruct ``n`` synthetic faces (:mod:`.synthetic`) and compare with their ground truth
+    (``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode).
 
     Per face: face-region vertex error after similarity alignment (mm, ``Head.vertices`` vs the
     true shape; ``Head.neutral`` vs the true identity-only shape); landmark error of the fitted
@@ -345,9 +366,8 @@ def run_synthetic(
     ``landmarks``: ``truth`` (default) hands the true 2-D landmarks (``contour68``) to the
     pipeline in place of the detector (:func:`given_landmarks`), so the suite measures the fit;
     ``detector`` runs dlib on the render as for a photo. dlib's predictor is out of its domain
-    on these renders (bald, no lashes or hair; painted brows and lips only since the albedo
-    gained them): its mean error at 224² was 13.6 px without brows and lips, 8.8 px with them
-    (20 faces, seed 0), which then dominates every number. With the real
+    on these renders (bald, no lashes or hair, painted brows and lips): its error (about 8 px
+    in the 224² crop) then dominates every number. With the real
     reconstruction, ``truth`` mode still runs dlib on each render and reports its error
     (``detector_*``). ``time_budget_s`` stops starting new faces after that many seconds.
     """
@@ -363,7 +383,7 @@ def run_synthetic(
     if landmarks not in SYNTHETIC_LANDMARKS:
         raise ValueError(f"unknown landmarks {landmarks!r}: use 'truth' or 'detector'")
     recon = reconstruct_fn or _default_reconstruct()
-    config = _config(quality, seed, detail)
+    config = _config(quality, seed, detail, mode, checkpoints)
     faces = make_faces(model, n, seed=seed, settings=settings)
     mask = model.face_vertex_mask.numpy()  # face regions (ICT: narrow face + forehead band, ears, front of neck)
     narrow = model.region.numpy() == 0  # ICT "face_narrow": the face proper (brows to chin, cheek to cheek)
@@ -421,7 +441,7 @@ def run_synthetic(
     mean = lambda key: M.summarize(col(key))["mean"]  # noqa: E731
     summary = {
         "faces": len(items), "faces_requested": n, "reconstructed": len(ok), "no_face": len(items) - len(ok),
-        "landmarks": landmarks,
+        "landmarks": landmarks, "mode": mode,
         "vertex_err_mean_mm": mean("vertex_err_mean_mm"),
         "vertex_err_narrow_face_mean_mm": mean("vertex_err_narrow_mean_mm"),
         "vertex_err_median_mm": M.summarize(col("vertex_err_median_mm"))["median"],
@@ -462,7 +482,8 @@ def run_synthetic(
                                    "xlabel": "mean face vertex error (mm)"}},
         "images": _examples(panels),
         "per_item": items,
-        "config": {"n": n, "quality": quality, "seed": seed, "detail": detail, "landmarks": landmarks,
+        "config": {"n": n, "quality": quality, "seed": seed, "detail": detail, "landmarks": landmarks, "mode": mode,
+                   "checkpoints": str(checkpoints) if checkpoints else None,
                    "time_budget_s": time_budget_s, "settings": settings.__dict__},
         "machine": machine_summary(),
     }
@@ -471,7 +492,7 @@ def run_synthetic(
 # ---------------------------------------------------------------------------------------
 REGIONS: dict[str, slice] = {"jaw": slice(0, 17), "brows": slice(17, 27), "nose": slice(27, 36),
                               "eyes": slice(36, 48), "mouth": slice(48, 68)}
-FIT_VS_DETECTOR_TARGET = 0.03  # issue 6: mean |landmarks68 − detected68| ≤ 3 % of the inter-ocular distance
+FIT_VS_DETECTOR_TARGET = 0.03  # target: mean |landmarks68 − detected68| ≤ 3 % of the inter-ocular distance
 
 
 def _interocular(gt: np.ndarray) -> float:
@@ -490,6 +511,8 @@ def run_landmarks(
     reconstruct_fn: ReconstructFn | None = None,
     progress: Callable[[float, str], None] | None = None,
     detector: str = "dlib",
+    mode: str = "fit",
+    checkpoints: str | Path | None = None,
 ) -> dict[str, Any]:
     """Landmark accuracy on annotated photos (``folder``: see :func:`.readers.find_landmark_sets`).
 
@@ -505,12 +528,13 @@ def run_landmarks(
     ``examples`` adds landmark overlays of the photos; ``per_item`` False keeps only aggregates
     (no per-photo rows; the CDF's values sorted). Keep overlays off and per-item rows out of
     anything published from data that must not be redistributed (``faces_dev``). ``detector``:
-    the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib or face_alignment).
+    the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib, face_alignment or mediapipe).
+    ``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode.
     """
     sets = find_landmark_sets(folder)
     paths = pick_paths(list(sets), n, sample, seed)
     recon = reconstruct_fn or _default_reconstruct()
-    config = replace(_config(quality, seed, False), detector=detector)
+    config = replace(_config(quality, seed, False, mode, checkpoints), detector=detector)
     items: list[dict[str, Any]] = []
     panels: list[np.ndarray] = []
     t_all = time.perf_counter()
@@ -560,6 +584,7 @@ def run_landmarks(
     summary = {
         "photos": done,
         "photos_requested": len(paths),
+        "mode": mode,
         "no_face": sum(1 for it in items if "error" in it),
         "nme_io_mean_%": 100 * M.summarize(nme_io)["mean"],
         "nme_io_median_%": 100 * M.summarize(nme_io)["median"],
@@ -589,7 +614,7 @@ def run_landmarks(
     note = f" Stopped after {done} of {len(paths)} photos (time budget {time_budget_s:g} s)." if stopped else ""
     return {
         "suite": "landmarks",
-        "description": f"68-point landmark NME on {done} annotated photos ({sample} sample) from {folder}: the "
+        "description": f"68-point landmark NME on {done} annotated photos ({sample} sample) from `{Path(folder).name}`: the "
                        f"fitted model's projected landmarks (`landmarks68`) and the detector's ({detector}: "
                        f"`detected68`, the fit's input) against the annotation.{note}",
         "summary": summary,
@@ -721,16 +746,24 @@ def run_scans(
 TIMING_KEYS = ("median_s", "min_s", "mean_s", "max_s", "repeats")
 
 
-def _timing_rows(node: Any, path: str, rows: list[dict[str, Any]], bench: str) -> None:
+def _timing_rows(node: Any, path: str, rows: list[dict[str, Any]], bench: str,
+                 where: dict[str, Any] | None = None) -> None:
     """One row per timed case: a dict holding ``median_s`` (repeated timings), ``wall_s`` (one
     run, e.g. ``bench_fit``, whose stage ``timings`` are kept) or only flat ``*_s`` stage times.
-    Lists of cases are walked too, a case named by its ``case``/``name`` key, else its index."""
+    Lists of cases are walked too, a case named by its ``case``/``name`` key, else its index.
+    A section with its own ``machine`` (a later run on another machine, appended to the file)
+    puts it, with its ``created_utc``, into each of its rows as ``where``."""
     if isinstance(node, dict):
+        if isinstance(node.get("machine"), dict):
+            m = node["machine"]
+            where = {"created_utc": node.get("created_utc"),
+                     **{k: m.get(k) for k in ("processor", "cpu_count", "torch", "gpu", "device", "loadavg_1m")}}
+        extra = {"where": where} if where else {}
         if "median_s" in node:
-            rows.append({"benchmark": bench, "case": path or "-", **{k: node.get(k) for k in TIMING_KEYS}})
+            rows.append({"benchmark": bench, "case": path or "-", **{k: node.get(k) for k in TIMING_KEYS}, **extra})
             return
         if "wall_s" in node and isinstance(node["wall_s"], (int, float)):
-            row = {"benchmark": bench, "case": path or "-", "median_s": node["wall_s"], "repeats": 1}
+            row = {"benchmark": bench, "case": path or "-", "median_s": node["wall_s"], "repeats": 1, **extra}
             stages = node.get("timings") if isinstance(node.get("timings"), dict) else {}
             if stages:
                 row["stages"] = ", ".join(f"{k} {v:.2f}" for k, v in stages.items()
@@ -741,23 +774,26 @@ def _timing_rows(node: Any, path: str, rows: list[dict[str, Any]], bench: str) -
         if secs and not any(isinstance(v, (dict, list)) for v in node.values()):
             # a leaf of named stage timings (e.g. {"coarse_fit_s": 4.8, "detail_fit_s": 1.1})
             rows.append({"benchmark": bench, "case": path or "-", "median_s": node.get("total_s"), "repeats": 1,
-                         "stages": ", ".join(f"{k} {v:.2f}" for k, v in secs.items() if k != "total_s")})
+                         "stages": ", ".join(f"{k} {v:.2f}" for k, v in secs.items() if k != "total_s"), **extra})
             return
         for key, value in node.items():
             if key != "machine" and not str(key).startswith("target"):  # targets are limits, not timings
-                _timing_rows(value, f"{path}/{key}" if path else str(key), rows, bench)
+                _timing_rows(value, f"{path}/{key}" if path else str(key), rows, bench, where)
     elif isinstance(node, list):
         for i, value in enumerate(node):
             name = str(value.get("case", value.get("name", i))) if isinstance(value, dict) else str(i)
             if isinstance(value, dict) and "threads" in value:
                 name += f" ({value['threads']} threads)"
-            _timing_rows(value, f"{path}/{name}" if path else name, rows, bench)
+            _timing_rows(value, f"{path}/{name}" if path else name, rows, bench, where)
 
 
 def run_timing(results_dir: str | Path | None = None) -> dict[str, Any]:
     """Collect ``benchmarks/results/*.json`` (``benchmarks.common.write_result`` files): one row
     per timed case (any dict holding ``median_s``), plus each file's machine."""
-    results_dir = Path(results_dir) if results_dir else Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    root = Path(__file__).resolve().parents[1]  # the repository
+    results_dir = Path(results_dir) if results_dir else root / "benchmarks" / "results"
+    where = results_dir.resolve()
+    where = where.relative_to(root) if where.is_relative_to(root) else Path(where.name)  # no machine paths in reports
     files = sorted(results_dir.glob("*.json")) if results_dir.is_dir() else []
     rows: list[dict[str, Any]] = []
     machines: list[dict[str, Any]] = []
@@ -769,7 +805,7 @@ def run_timing(results_dir: str | Path | None = None) -> dict[str, Any]:
             rows.append({"benchmark": path.stem, "case": f"unreadable: {exc}"})
             continue
         name = str(doc.get("name", path.stem))
-        _timing_rows({k: v for k, v in doc.items() if k not in ("name", "created_utc")}, "", rows, name)
+        _timing_rows({k: v for k, v in doc.items() if k not in ("name", "created_utc", "machine")}, "", rows, name)
         m = doc.get("machine") or {}
         machines.append({"benchmark": name, "created_utc": doc.get("created_utc"),
                          **{k: m.get(k) for k in ("processor", "cpu_count", "torch", "gpu", "device", "loadavg_1m")}})
@@ -778,11 +814,11 @@ def run_timing(results_dir: str | Path | None = None) -> dict[str, Any]:
                 notes.append({"benchmark": name, key: doc[key]})
     return {
         "suite": "timing",
-        "description": f"{len(files)} benchmark result files from {results_dir}.",
+        "description": f"{len(files)} benchmark result files from `{where.as_posix()}`.",
         "summary": {"files": len(files), "cases": len(rows)},
         "tables": {"timings (s)": rows, "machines": machines, "notes": notes},
         "plots": {},
         "per_item": rows,
-        "config": {"results_dir": str(results_dir)},
+        "config": {"results_dir": where.as_posix()},
         "machine": machine_summary(),
     }

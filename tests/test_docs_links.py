@@ -70,3 +70,11 @@ def test_no_reference_to_files_outside_the_repository(doc):
 def test_readme_is_a_short_guide():
     size = len((ROOT / "README.md").read_bytes())
     assert size <= README_MAX_BYTES, f"README.md is {size} bytes, over {README_MAX_BYTES}: move detail into docs/"
+
+
+def test_results_page_is_generated_from_the_current_results():
+    from evaluation.results_page import render_page
+
+    page = ROOT / "docs" / "results.md"
+    assert page.read_text(encoding="utf-8") == render_page(ROOT / "docs" / "results"), \
+        "docs/results.md is out of date: run python -m evaluation.results_page"

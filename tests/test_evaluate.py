@@ -11,7 +11,7 @@ from PIL import Image
 from backend.cli import main
 from backend.errors import NoFaceError
 from evaluation.report import write_report
-from evaluation.readme_results import render_page, write_page
+from evaluation.results_page import render_page, write_page
 from evaluation.suites import crop_scale, given_landmarks, run_landmarks, run_scans, run_synthetic, run_timing
 from evaluation.synthetic import SyntheticSettings, make_faces, write_known_answer_scans
 from backend.head import Head, ViewResult
@@ -274,7 +274,19 @@ def test_results_page_idempotent(tmp_path):
         "synthetic_detail": {"faces": 3, "seed": 0, "detail": True, "vertex_err_mean_mm": 9.0}}}))
     text = render_page(results, page.parent, bench)
     assert "| 1.23 | 4.32 | mm |" in text and "| 9 |" not in text and "bench_mean_face" in text
-    from evaluation.readme_results import main as page_main
+    # depth: the mean face's column only beside the same synthetic subjects
+    depth = {"suite": "depth", "config": {"seed": 0}, "per_item": [{"subject": "synthetic_000"}, {"subject": "synthetic_001"}],
+             "summary": {"subjects": 2, "depth_err_minmax_mean_mm": 2.5, "depth_err_minmax_std_mm": 1.0}}
+    (results / "depth").mkdir()
+    (results / "depth" / "results.json").write_text(json.dumps(depth))
+    baseline = json.loads((bench / "mean_face.json").read_text())
+    (bench / "mean_face.json").write_text(json.dumps({**baseline, "depth": {
+        "subjects": 2, "seed": 0, "depth_err_minmax_mean_mm": 7.5, "depth_err_minmax_std_mm": 3.0}}))
+    assert "| 2.5 ± 1 mm | 7.5 ± 3 mm |" in render_page(results, page.parent, bench)
+    depth["per_item"][1]["subject"] = "frgc_0001"
+    (results / "depth" / "results.json").write_text(json.dumps(depth))
+    assert "7.5 ± 3 mm" not in render_page(results, page.parent, bench)
+    from evaluation.results_page import main as page_main
 
     args = ["--results", str(results), "--out", str(page), "--benchmarks", str(bench)]
     assert page_main([*args, "--check"]) == 1  # the baseline file is new
@@ -434,3 +446,23 @@ def test_oracle_detail_fit_recovers_the_synthetic_detail(face_model):
     settings = replace(SyntheticSettings(), **{**DETAIL_CONDITIONS, "size": 320}, texture_size=128)
     face = make_faces(face_model, 1, seed=0, settings=settings)[0]
     assert oracle_detail_corr(face_model, face, "draft") > 0.5
+
+
+def test_timing_rows_carry_a_later_sections_own_machine(tmp_path):
+    """A benchmark file with a section run later on another machine: its rows name that machine,
+    on the results page too; the report names the folder, not a path on this machine."""
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    (bench / "fit_cuda.json").write_text(json.dumps({
+        "name": "fit_cuda", "created_utc": "2026-01-01T00:00:00+00:00", "machine": {"gpu": "GPU A", "cpu_count": 16},
+        "cases": {"warm": {"wall_s": 6.0}},
+        "later": {"created_utc": "2026-02-02T00:00:00+00:00", "machine": {"gpu": "GPU B", "cpu_count": 8},
+                  "cases": {"warm": {"wall_s": 8.0}}}}))
+    res = run_timing(bench)
+    rows = {r["case"]: r for r in res["tables"]["timings (s)"]}
+    assert "where" not in rows["cases/warm"] and rows["later/cases/warm"]["where"]["gpu"] == "GPU B"
+    assert str(tmp_path) not in res["description"] and "`benchmarks`" in res["description"]
+    write_report(res, tmp_path / "docs" / "results" / "timing", "Timing")
+    page = render_page(tmp_path / "docs" / "results", benchmarks_dir=bench)
+    assert "| fit_cuda | warm | 6 |" in page and "GPU A, 16-core host" in page
+    assert "| fit_cuda | later/cases/warm | 8 |" in page and "GPU B, 8-core host" in page and "2026-02-02 00:00 UTC" in page

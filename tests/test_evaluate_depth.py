@@ -125,7 +125,7 @@ def test_suite_on_synthetic_subjects(face_model, tmp_path):
     assert mean["summary"]["depth_err_minmax_mean_mm"] > 0.5 and mean["summary"]["depth_err_affine_mean_mm"] > 0.3
     with pytest.raises(EvalDataError, match="no <subject>/depth.npy"):
         run_depth(tmp_path / "no_photo")
-    from evaluation.readme_results import render_page
+    from evaluation.results_page import render_page
     from evaluation.report import write_report
 
     write_report(mean, tmp_path / "results" / "depth", "Depth")

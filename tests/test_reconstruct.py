@@ -149,8 +149,8 @@ def test_cli_face_alignment_without_weights_exits_2_before_fitting(tmp_path, cap
     assert code == 2 and cap.err.startswith("photohead: error:")
     assert "2DFAN4" in cap.err and str(weights) in cap.err and "never downloads" in cap.err
     assert not out.exists()
-    with pytest.raises(PhotoheadError, match="unknown detector 'mediapipe'"):
-        rec.reconstruct([np.zeros((64, 64, 3), np.uint8)], rec.ReconstructConfig(detector="mediapipe"))
+    with pytest.raises(PhotoheadError, match="unknown detector 'openpose'"):
+        rec.reconstruct([np.zeros((64, 64, 3), np.uint8)], rec.ReconstructConfig(detector="openpose"))
 
 
 def test_cli_each_photo_is_its_own_head_and_failures_are_skipped(tmp_path, capsys, grace_hopper):

@@ -1,5 +1,6 @@
 """The CPU thread policy: OpenMP threads sleep when idle (set before torch loads, the user's own
 value kept), a fixed thread count on request, and results that do not depend on it."""
+import json
 import os
 import subprocess
 import sys
@@ -62,19 +63,30 @@ def test_reconstruct_refuses_zero_threads_before_any_work(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_coarse_fit_is_the_same_on_one_and_two_threads():
-    """So that a thread count chosen for a busy machine changes the time, not the head."""
-    from backend.reconstruct import ReconstructConfig, reconstruct
-    from backend.samples import sample_photo
+def test_each_in_parallel_gives_the_heads_of_single_runs(tmp_path, grace_hopper):
+    """--each on two cores: two worker processes with one thread each; every photo's head is
+    bit-identical to a run of that photo alone on one thread."""
+    from PIL import Image
 
-    _, img = sample_photo("grace_hopper")
-    config = ReconstructConfig(quality="draft", device="cpu", detail=False)
-    saved = torch.get_num_threads()
-    try:
-        heads = []
-        for n in (1, 2):
-            torch.set_num_threads(n)
-            heads.append(reconstruct([img], config))
-    finally:
-        torch.set_num_threads(saved)
-    np.testing.assert_array_equal(heads[0].vertices, heads[1].vertices)
+    photos = []
+    for name, img in (("hopper", grace_hopper), ("flipped", np.ascontiguousarray(grace_hopper[:, ::-1]))):
+        Image.fromarray(img).save(tmp_path / f"{name}.png")
+        photos.append(str(tmp_path / f"{name}.png"))
+    fast = ["--quality", "draft", "--no-detail", "--no-identity", "-q"]
+    out = tmp_path / "batch"
+    run = _python(f"from backend.cli import main; raise SystemExit(main({['reconstruct', *photos, '-o', str(out), '--each', '--jobs', '2', '--threads', '1', *fast]!r}))")
+    assert run.returncode == 0, run.stderr
+    batch = json.loads((out / "batch.json").read_text())
+    assert (batch["jobs"], batch["threads_per_job"], batch["failed"]) == (2, 1, 0)
+    single = tmp_path / "single"
+    run = _python(f"from backend.cli import main; raise SystemExit(main({['reconstruct', photos[1], '-o', str(single), '--threads', '1', *fast]!r}))")
+    assert run.returncode == 0, run.stderr
+    with np.load(out / "flipped" / "head.npz") as a, np.load(single / "head.npz") as b:
+        np.testing.assert_array_equal(a["vertices"], b["vertices"])
+
+
+def test_jobs_needs_each_and_a_positive_count(tmp_path):
+    for extra, message in ((["--jobs", "2"], "use it with --each"), (["--each", "--jobs", "0"], "--jobs 0")):
+        out = _python(f"from backend.cli import main; raise SystemExit(main({['reconstruct', '--sample', 'grace_hopper', '-o', str(tmp_path / 'o'), *extra]!r}))")
+        assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "o").exists()

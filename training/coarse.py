@@ -39,6 +39,7 @@ from .albedo_basis import AlbedoBasis
 from .config import CoarseConfig, cli_main, to_dict, write_resolved
 from .data import aligned_crop_pose, build_datasets
 from .loop import StepResult, TrainResult, check_run_folder, seed_everything, settle_resume_config, train
+from .validation import SuiteValidation
 
 
 def float32_region(device: torch.device):
@@ -194,6 +195,7 @@ def run(cfg: CoarseConfig, detect_fn=None) -> TrainResult:
     resume_from = check_run_folder(out, cfg.resume, cfg.init)  # before anything is written
     if resume_from is not None:
         cfg = settle_resume_config(cfg, resume_from)
+    suite_hook = SuiteValidation(cfg.eval, "coarse", out, coarse_ckpt=None) if cfg.eval.every > 0 else None
     face_model = load_default(cfg.model or None)
     seed_everything(cfg.loop.seed)  # same initial weights on every rank and every run
     task = build_task(cfg, face_model)
@@ -206,8 +208,11 @@ def run(cfg: CoarseConfig, detect_fn=None) -> TrainResult:
                            data_summary=summary, steps=0, config=to_dict(cfg), stage="coarse")
     if task.albedo is not None:
         card["albedo_basis"] = {"kind": "lowfreq", "k": task.albedo.n_tex, "uv_size": task.albedo.uv_size}
+    if suite_hook is not None:
+        suite_hook.card = card
     return train(task, train_set, loop=cfg.loop, optim=cfg.optim, out_dir=out, run_config=to_dict(cfg),
-                 model_card=card, val_set=val_set if len(val_set) else None, resume=cfg.resume, init=cfg.init)
+                 model_card=card, val_set=val_set if len(val_set) else None, resume=cfg.resume, init=cfg.init,
+                 suite_hook=suite_hook)
 
 
 def main(argv: list[str] | None = None) -> int:

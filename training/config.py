@@ -93,6 +93,10 @@ class DataConfig:
     - ``min_face_px``: reject faces whose landmark box is smaller; ``min_score``: reject
       detections below this confidence. ``workers``: preprocessing processes.
     - ``synthetic_count``: images in the synthetic set.
+    - ``layout``: ``auto``, ``folder``, ``celeba`` (official partition file) or ``ffhq``;
+      ``split``: ``auto`` (train for CelebA/FFHQ, all for a folder), ``train``, ``val``, ``test``,
+      ``all``; ``shard_size``: photos per cache shard (see :mod:`training.prepare`). With a
+      prepared cache (``photohead train prepare``), ``data`` may be left empty.
     """
 
     data: str = ""
@@ -103,6 +107,29 @@ class DataConfig:
     min_score: float = 0.0
     workers: int = 2
     synthetic_count: int = 64
+    layout: Literal["auto", "folder", "celeba", "ffhq"] = "auto"
+    split: Literal["auto", "train", "val", "test", "all"] = "auto"
+    shard_size: int = 500
+
+
+@dataclass
+class SuiteEvalConfig:
+    """The evaluation suites during training (:mod:`training.validation`): every ``every`` steps
+    (0 = off) rank 0 saves the current networks to ``<out>/eval_ckpt/`` and runs the synthetic
+    suite on ``synthetic_n`` faces and, when ``landmarks`` names a folder of annotated photos,
+    the landmark suite on ``landmarks_n`` of them (a fixed seeded sample), in ``mode`` (predict
+    or hybrid) at ``quality``. Their summaries are logged to TensorBoard (``eval/<suite>/<key>``);
+    ``best.pt`` keeps the checkpoint with the best ``metric`` (``<suite>/<summary key>``, lower is
+    better unless ``higher_is_better``)."""
+
+    every: int = 0
+    synthetic_n: int = 8
+    landmarks: str = ""
+    landmarks_n: int = 8
+    mode: Literal["predict", "hybrid"] = "predict"
+    quality: str = "draft"
+    metric: str = "synthetic/vertex_err_mean_mm"
+    higher_is_better: bool = False
 
 
 @dataclass
@@ -141,6 +168,7 @@ class CoarseConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, lr_decay=0.9, lr_decay_every=5000))
     loss: CoarseLossWeights = field(default_factory=CoarseLossWeights)
+    eval: SuiteEvalConfig = field(default_factory=SuiteEvalConfig)
 
 
 @dataclass
@@ -165,6 +193,7 @@ class DetailConfig:
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=20_000))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, lr_decay=0.98, lr_decay_every=5000))
     loss: DetailLossWeights = field(default_factory=DetailLossWeights)
+    eval: SuiteEvalConfig = field(default_factory=lambda: SuiteEvalConfig(metric="synthetic/vertex_err_mean_mm"))
 
 
 # -- overrides -----------------------------------------------------------------------------

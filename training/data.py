@@ -17,14 +17,15 @@ multiprocess (one worker per shard), and it rejects non-faces with a reason:
 Cache layout (``cache/``): ``manifest.json`` (root, file list, settings), per shard
 ``shard_NNNNN.crops.npy`` (n,S,S,3) uint8, ``.masks.npy`` (n,S,S) uint8, ``.meta.npz``
 (landmarks (n,68,2) float32, source index, score, crop_from_image (n,2,3)) and ``.json``
-(rejects; written last), and ``report.json``.
+(rejects; written last), and ``report.json`` and ``rejects.json`` (photo, reason). The
+command ``photohead train prepare`` (:mod:`training.prepare`) builds the cache from a folder,
+CelebA's or FFHQ's splits, over several processes or torchrun ranks (one writer per shard).
 """
 from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -119,8 +120,9 @@ def _shard_paths(cache: Path, shard: int) -> dict[str, Path]:
     return {k: Path(f"{stem}.{k}") for k in ("crops.npy", "masks.npy", "meta.npz", "json")}
 
 
-def _process_shard(args: tuple) -> dict:
-    """Worker: process files[start:stop] into one shard (skipped when already complete)."""
+def _process_shard(args: tuple, tick: Callable[[], None] | None = None) -> dict:
+    """Worker: process files[start:stop] into one shard (skipped when already complete);
+    ``tick()`` after each photo (in-process runs only)."""
     cache, shard, files, start, settings, detect_fn = args
     paths = _shard_paths(cache, shard)
     if paths["json"].exists():
@@ -134,9 +136,13 @@ def _process_shard(args: tuple) -> dict:
         out = "unreadable" if image is None else process_image(image, detect_fn, settings)
         if isinstance(out, str):
             rejects[out].append(start + i)
+            if tick:
+                tick()
             continue
         crops.append(out["crop"]); masks.append(out["mask"]); lms.append(out["landmarks"])
         src.append(start + i); scores.append(out["score"]); mats.append(out["crop_from_image"])
+        if tick:
+            tick()
     n = len(crops)
     arrays = {
         "crops.npy": np.stack(crops) if n else np.zeros((0, S, S, 3), np.uint8),
@@ -163,51 +169,21 @@ def preprocess_folder(
     detect_fn: DetectFn | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> dict:
-    """Detect, align and mask every photo under ``root`` into ``cache`` (resumable). Returns the report.
+    """Detect, align and mask every photo under ``root`` into ``cache`` (resumable, one process
+    or ``settings.workers``). Returns the report. :func:`training.prepare.prepare_cache` does the
+    work (CelebA / FFHQ splits and several ranks: :mod:`training.prepare`).
 
     ``detect_fn`` replaces :func:`backend.detect.detect` (must be picklable when ``workers`` > 1).
-    A cache made with other settings or another file list raises ``ValueError``.
+    A cache made with other photos or another crop size raises ``ValueError``.
     """
-    cache = Path(cache)
-    cache.mkdir(parents=True, exist_ok=True)
+    from .prepare import prepare_cache
+
     files = [str(p) for p in find_images(root)]
     if settings.limit:
         files = files[: settings.limit]
-    manifest = {"root": str(Path(root).resolve()), "files": files, "settings": asdict(settings)}
-    mpath = cache / "manifest.json"
-    if mpath.exists():
-        old = json.loads(mpath.read_text())
-        if old["files"] != files or old["settings"]["crop_size"] != settings.crop_size or \
-                old["settings"]["shard_size"] != settings.shard_size:
-            raise ValueError(f"cache {cache} was made from other photos or settings: delete it or pass another --cache")
-    else:
-        atomic_write_text(mpath, json.dumps(manifest))
-    n_shards = math.ceil(len(files) / settings.shard_size)
-    jobs = [
-        (cache, s, files[s * settings.shard_size:(s + 1) * settings.shard_size], s * settings.shard_size, settings, detect_fn)
-        for s in range(n_shards)
-    ]
-    summaries = []
-    if settings.workers <= 1 or n_shards <= 1:
-        for k, job in enumerate(jobs):
-            summaries.append(_process_shard(job))
-            if progress:
-                progress((k + 1) / n_shards, f"preprocessed shard {k + 1}/{n_shards}")
-    else:
-        with mp.get_context("spawn").Pool(settings.workers) as pool:
-            for k, summary in enumerate(pool.imap_unordered(_process_shard, jobs)):
-                summaries.append(summary)
-                if progress:
-                    progress((k + 1) / n_shards, f"preprocessed shard {k + 1}/{n_shards}")
-    report = {
-        "images": len(files),
-        "kept": sum(s["kept"] for s in summaries),
-        "rejected": {r: sum(len(s["rejected"][r]) for s in summaries) for r in REJECT_REASONS},
-        "shards": n_shards,
-        "settings": asdict(settings),
-    }
-    atomic_write_text(cache / "report.json", json.dumps(report, indent=2) + "\n")
-    return report
+    tell = (lambda done, total: progress(done / max(total, 1), f"preprocessed {done}/{total} photos")) if progress else None
+    return prepare_cache(files, cache, settings, detect_fn=detect_fn, progress=tell,
+                         source={"root": str(Path(root).resolve()), "layout": "folder", "split": "all"})
 
 
 class CachedFaceDataset(Dataset):
@@ -329,6 +305,32 @@ class SyntheticFaceDataset(Dataset):
         return item
 
 
+def prepared_cache(data, crop_size: int, cache_dir: str | Path, detect_fn: DetectFn | None = None) -> dict:
+    """The cache report for a :class:`~training.config.DataConfig`: an existing complete cache is
+    used as it is when ``data.data`` is empty; otherwise the photos are listed (layout, split)
+    and this rank's shards prepared (torchrun ranks each take their own shards, then wait for the
+    others'), as ``photohead train prepare`` does."""
+    from .prepare import PrepareError, distributed_share, list_photos, prepare_cache, settings_from
+
+    cache_dir = Path(cache_dir)
+    if not data.data:
+        if not (cache_dir / "manifest.json").exists():
+            raise PrepareError(f"no training data: pass --data DIR (photos), --data synthetic, or --cache of a cache "
+                               f"made by `photohead train prepare` ({cache_dir} holds none)")
+        manifest = json.loads((cache_dir / "manifest.json").read_text())
+        files, settings = manifest["files"], PreprocessSettings(**manifest["settings"])
+        if settings.crop_size != crop_size:
+            raise PrepareError(f"cache {cache_dir} holds {settings.crop_size}² crops, the run asks for {crop_size}²: "
+                               f"pass --data.crop_size={settings.crop_size} or prepare another cache")
+    else:
+        files = list_photos(data.data, data.layout, data.split)
+        settings = settings_from(data, crop_size)
+    rank, world = distributed_share()
+    source = {"root": str(Path(data.data).resolve()) if data.data else "", "layout": data.layout, "split": data.split}
+    return prepare_cache(files, cache_dir, settings, detect_fn=detect_fn, rank=rank, world=world, source=source,
+                         wait=True)
+
+
 def build_datasets(data, face_model, crop_size: int, seed: int, cache_dir: str | Path,
                    detect_fn: DetectFn | None = None) -> tuple[Dataset, Dataset, dict]:
     """Train/val datasets and a data summary (for the model card) from a :class:`DataConfig`."""
@@ -336,13 +338,9 @@ def build_datasets(data, face_model, crop_size: int, seed: int, cache_dir: str |
         full = SyntheticFaceDataset(face_model, n=data.synthetic_count, size=crop_size, seed=seed)
         summary = {"source": "synthetic", "images": len(full)}
     else:
-        if not data.data:
-            raise ValueError("no training data: pass --data DIR (an image folder) or --data synthetic")
-        settings = PreprocessSettings(crop_size=crop_size, min_face_px=data.min_face_px, min_score=data.min_score,
-                                      workers=data.workers)
-        report = preprocess_folder(data.data, cache_dir, settings, detect_fn=detect_fn)
+        report = prepared_cache(data, crop_size, cache_dir, detect_fn)
         full = CachedFaceDataset(cache_dir)
-        summary = {"source": str(data.data), "images": report["images"], "kept": report["kept"],
+        summary = {"source": str(data.data or cache_dir), "images": report["images"], "kept": report["kept"],
                    "rejected": report["rejected"]}
     train, val = split_train_val(full, data.val_count, seed)
     summary.update(train=len(train), val=len(val))

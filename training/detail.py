@@ -35,6 +35,7 @@ from .coarse import CoarseTask, float32_region
 from .config import ConfigError, DetailConfig, cli_main, to_dict, write_resolved
 from .data import build_datasets
 from .loop import StepResult, TrainResult, check_run_folder, seed_everything, settle_resume_config, train
+from .validation import SuiteValidation
 
 
 class DetailTask:
@@ -152,6 +153,7 @@ def run(cfg: DetailConfig, detect_fn=None) -> TrainResult:
     resume_from = check_run_folder(out, cfg.resume, cfg.init)  # before anything is written
     if resume_from is not None:
         cfg = settle_resume_config(cfg, resume_from)
+    suite_hook = SuiteValidation(cfg.eval, "detail", out, coarse_ckpt=cfg.coarse) if cfg.eval.every > 0 else None
     face_model = load_default(cfg.model or None)
     seed_everything(cfg.loop.seed)  # same initial weights on every rank and every run
     task = build_task(cfg, face_model)
@@ -162,8 +164,11 @@ def run(cfg: DetailConfig, detect_fn=None) -> TrainResult:
         write_resolved(cfg, out)
     card = make_model_card(face_model=face_model, uv_size=cfg.uv_size, data_summary=summary, config=to_dict(cfg),
                            stage="detail", notes=f"stage 1: {cfg.coarse}")
+    if suite_hook is not None:
+        suite_hook.card = card
     return train(task, train_set, loop=cfg.loop, optim=cfg.optim, out_dir=out, run_config=to_dict(cfg),
-                 model_card=card, val_set=val_set if len(val_set) else None, resume=cfg.resume, init=cfg.init)
+                 model_card=card, val_set=val_set if len(val_set) else None, resume=cfg.resume, init=cfg.init,
+                 suite_hook=suite_hook)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -278,14 +278,15 @@ def _check_finite(values: dict[str, float], step: int, judged: tuple[str, ...]) 
 
 def _save(
     out_dir: Path, *, env: DistEnv, model, optimizer, scheduler, scaler, step, cfg: LoopConfig, run_config, model_card,
-    sampler: StepBatchSampler, history_tail,
+    sampler: StepBatchSampler, history_tail, best: dict | None = None,
 ) -> Path | None:
     rngs = _all_gather_objects(rng_state(), env)  # every rank's RNG (collective: all ranks call)
     if not env.is_main:
         return None
     card = dict(model_card or {})
     card["steps"] = int(step)
-    extra = {"rng": rngs, "world_size": env.world_size, "data_position": sampler.position(step), "history_tail": history_tail}
+    extra = {"rng": rngs, "world_size": env.world_size, "data_position": sampler.position(step), "history_tail": history_tail,
+             "best": best}
     path = out_dir / f"step_{step:07d}.pt"
     save_checkpoint(
         path, model=model, optimizer=optimizer, scheduler=scheduler, step=step, config=run_config,
@@ -316,11 +317,16 @@ def train(
     val_set: Dataset | None = None,
     resume: str = "",
     init: str = "",
+    suite_hook: Any | None = None,
 ) -> TrainResult:
     """Run (or resume) training of ``task.model`` until ``loop.steps``. See the module docstring.
 
     ``resume``: "" fresh run (refuses a folder holding ``last.pt``), ``"auto"`` (``last.pt`` if
     present) or a checkpoint path. ``init``: checkpoint whose weights start a fresh run at step 0.
+    ``suite_hook``: a :class:`training.validation.SuiteValidation`; every ``suite_hook.cfg.every``
+    steps rank 0 runs it, logs its values (``eval/<suite>/<key>``, also in ``val_history``) and
+    writes ``best.pt`` when its declared metric improves (the best so far is kept in every
+    checkpoint, so a resumed run continues the comparison).
     """
     env = init_distributed(loop.device)
     out_dir = Path(out_dir)
@@ -340,9 +346,11 @@ def train(
 
         ckpt_path = check_run_folder(out_dir, resume, init)
         step, ckpt = 0, None
+        best: dict | None = None  # {"metric", "value", "step"} of best.pt
         if ckpt_path is not None:
             ckpt = load_checkpoint(ckpt_path, map_location="cpu")
             step = restore_training_state(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
+            best = (ckpt.get("extra") or {}).get("best")
         elif init:
             load_weights(init, model)
         if env.is_main:
@@ -438,8 +446,9 @@ def train(
             if writer is not None and want_images and result.images:
                 writer.add_image("train/grid", make_grid(result.images), step)
             do_val = val_set is not None and loop.val_every > 0 and step % loop.val_every == 0
+            do_suite = suite_hook is not None and suite_hook.cfg.every > 0 and step % suite_hook.cfg.every == 0
             do_ckpt = loop.ckpt_every > 0 and (step % loop.ckpt_every == 0 or step == loop.steps)
-            if step % flush_every == 0 or do_val or do_ckpt or step == loop.steps:
+            if step % flush_every == 0 or do_val or do_suite or do_ckpt or step == loop.steps:
                 flush()  # before a checkpoint: non-finite losses raise before their weights are saved
             if do_val:
                 if env.is_main:
@@ -452,10 +461,30 @@ def train(
                             writer.add_image("val/grid", make_grid(images), step)
                 if env.distributed:
                     dist.barrier()
+            if do_suite:
+                if env.is_main:
+                    values = suite_hook(step, unwrap(model))
+                    val_history.append((step, values))
+                    if writer is not None:
+                        for k, v in values.items():
+                            writer.add_scalar(f"eval/{k}", v, step)
+                    metric = suite_hook.cfg.metric
+                    value = values.get(metric, float("nan"))
+                    if suite_hook.metric_improves(value, None if best is None else best["value"]):
+                        best = {"metric": metric, "value": value, "step": step}
+                        save_checkpoint(out_dir / "best.pt", model=model, optimizer=optimizer, scheduler=scheduler,
+                                        step=step, config=run_config, model_card={**(model_card or {}), "steps": step,
+                                                                                  "best": best}, scaler=scaler)
+                    elif not math.isfinite(value):
+                        log.warning("step %d: the evaluation metric %s is %s (known: %s); best.pt not updated",
+                                    step, metric, value, ", ".join(sorted(values)))
+                if env.distributed:
+                    dist.barrier()
             if do_ckpt:
                 last_ckpt = _save(
                     out_dir, env=env, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, step=step,
                     cfg=loop, run_config=run_config, model_card=model_card, sampler=sampler, history_tail=history[-1],
+                    best=best,
                 )
         if bar is not None:
             bar.close()

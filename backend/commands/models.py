@@ -2,6 +2,8 @@
 
 - ``photohead models fetch ict [--dest DIR] [--url BASE] [--force]``: download ICT-FaceKit at
   the pinned commit, verify, convert into the cache (``ict_facekit/ict_head.npz``, ``ict_parts.npz`` + LICENSE).
+- ``photohead models fetch mediapipe [--dest DIR] [--url WHEEL] [--force]``: MediaPipe's face
+  detector and Face Mesh ``.tflite`` files from the pinned wheel (``mediapipe/`` in the cache).
 - ``photohead models list [--check]``: model files found on the search path.
 - ``photohead models convert-ict SRC_DIR OUT.npz [--allow-partial]``: convert a local copy of
   ICT's ``FaceXModel/`` folder (the parts go into ``<stem>_parts.npz`` beside, ``ict_parts.npz``
@@ -36,11 +38,16 @@ class _Printer:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from ..facemodel.fetch import fetch_ict
-
     printer = _Printer()
     try:
-        path = fetch_ict(dest=args.dest, base_url=args.url, force=args.force, progress=printer)
+        if args.which == "mediapipe":
+            from ..detect.mediapipe_fetch import fetch_mediapipe
+
+            path = fetch_mediapipe(dest=args.dest, url=args.url, force=args.force, progress=printer)
+        else:
+            from ..facemodel.fetch import fetch_ict
+
+            path = fetch_ict(dest=args.dest, base_url=args.url, force=args.force, progress=printer)
     finally:
         printer.close()
     print(path)
@@ -122,9 +129,12 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="models_action", required=True)
 
     fetch = actions.add_parser("fetch", help="download and convert a face model (explicit network access)")
-    fetch.add_argument("which", choices=["ict"], help="ict: ICT-FaceKit Face Model Light (MIT), ~400 MB download")
+    fetch.add_argument("which", choices=["ict", "mediapipe"],
+                       help="ict: ICT-FaceKit Face Model Light (MIT), ~400 MB download; mediapipe: face detector + "
+                            "Face Mesh weights (Apache-2.0) from the pinned mediapipe 0.10.14 wheel, 36 MB download")
     fetch.add_argument("--dest", type=Path, default=None, help="install folder (default: the user model cache)")
-    fetch.add_argument("--url", default=None, help="base URL of a mirror holding FaceXModel/... and LICENSE")
+    fetch.add_argument("--url", default=None, help="ict: base URL of a mirror holding FaceXModel/... and LICENSE; "
+                                                   "mediapipe: another URL (or file://) of the same wheel")
     fetch.add_argument("--force", action="store_true", help="fetch again even if the model is installed")
     fetch.set_defaults(handler=_fetch)
 

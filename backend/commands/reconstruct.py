@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..errors import PhotoheadError
 from ..quality import DEFAULT, QUALITY_NAMES
-from ..threads import set_intra_op_threads, threads_from_env
+from ..threads import apply_process_policy, set_intra_op_threads, threads_from_env
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,10 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="CUDA: skip what makes runs bit-identical (faster; runs then differ by ~0.2 mm)")
     p.add_argument("--model", help="face model file (default: ICT-FaceKit on the model search path)")
     p.add_argument("--face", type=int, default=0, help="which detected face to use (0 = most confident)")
-    p.add_argument("--detector", default="dlib", choices=("dlib", "face_alignment"),
-                   help="landmark detector: dlib (offline default) or face_alignment (its weights must be on disk)")
+    p.add_argument("--detector", default="dlib", choices=("dlib", "face_alignment", "mediapipe", "auto"),
+                   help="landmark detector: dlib (offline default), mediapipe (BlazeFace + Face Mesh; "
+                        "`photohead models fetch mediapipe` once), auto (dlib's points checked by Face Mesh, "
+                        "replaced where they disagree) or face_alignment (its weights must be on disk)")
     p.add_argument("--detector-weights", help="face_alignment: folder with 2DFAN4*.zip and s3fd*.pth "
-                                              "(default: torch hub's checkpoints)")
+                                              "(default: torch hub's checkpoints); mediapipe: folder with its "
+                                              ".tflite files (default: mediapipe/ on the model search path)")
     p.add_argument("--no-detail", action="store_true", help="skip the detail (displacement) stage")
     p.add_argument("--no-identity", action="store_true", help="fit without the identity loss L_id")
     p.add_argument("--per-view-expression", action="store_true", help="multi-view: one expression per photo")
@@ -50,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for the fit (default: $PHOTOHEAD_THREADS, else one per core); "
                         "use 1 when running several jobs at once")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="--each on the CPU: photos reconstructed in parallel (default: one per core, "
+                        "as memory allows); each job gets its share of the cores")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(handler=run)
 
@@ -98,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         labels=[s.strip() for s in args.labels.split(",")] if args.labels else [],
         tune_unet=args.tune_unet,
     )
+    if args.jobs is not None and not args.each:
+        raise PhotoheadError("--jobs runs the photos of a batch in parallel: use it with --each")
     if args.each:
         if args.labels:
             raise PhotoheadError("--labels name the views of one person; with --each every photo is its own head")
@@ -118,31 +129,100 @@ def _unique(stems: list[str]) -> list[str]:
 
 
 def _run_each(args: argparse.Namespace, images: list, stems: list[str], config) -> int:
-    """``--each``: one head per photo in OUT/<stem>/; a failing photo is reported and skipped."""
+    """``--each``: one head per photo in OUT/<stem>/; a failing photo is reported and skipped.
+
+    On the CPU the photos run in parallel worker processes (``--jobs``), each with its share of
+    the cores: a fit gains little from a second thread, so two one-thread fits finish sooner
+    than two two-thread fits one after the other. Each photo's head is the one a single run
+    with the same thread count gives (``backend.threads`` says what the count changes)."""
     from ..io_utils import atomic_write_text
 
     out = Path(args.out)
+    jobs, threads = _each_plan(args, config, len(images))
+    # Parallel workers print nothing of their own (their lines would interleave); one line a photo here.
+    worker_args = args if jobs == 1 else argparse.Namespace(**{**vars(args), "quiet": True})
+    tasks = [(worker_args, image, config, out / name, name) for name, image in zip(_unique(stems), images)]
+    if jobs == 1:
+        results = (_each_photo(*task) for task in tasks)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_each_worker_init, initargs=(threads,))
+        results = pool.map(_each_photo, *zip(*tasks))
     rows = []
-    for name, image in zip(_unique(stems), images):
-        t = time.perf_counter()
-        row = {"photo": str(image) if isinstance(image, (str, Path)) else name}
-        written: list[Path] = []
-        try:
-            _reconstruct_into(args, [image], config, out / name, written)
-            row["seconds"] = round(time.perf_counter() - t, 2)
-        except PhotoheadError as exc:
-            print(f"photohead: error: {name}: {exc}", file=sys.stderr)
-            row["error"] = str(exc)
-        if written:  # the outputs, also when a later step (head.blend) failed
-            row["out"] = str(written[0])
-        rows.append(row)
+    try:
+        for name, row in zip((t[4] for t in tasks), results):
+            if "error" in row:
+                print(f"photohead: error: {name}: {row['error']}", file=sys.stderr)
+            elif jobs > 1 and not args.quiet:
+                print(f"{name}: {row['seconds']:.1f} s → {row['out']}")
+            rows.append(row)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     failed = sum("error" in r for r in rows)
     if not any("out" in r for r in rows):  # nothing was made: leave no folder behind
         raise PhotoheadError(f"none of the {len(rows)} photos could be reconstructed (each is named above)")
-    atomic_write_text(out / "batch.json", json.dumps({"photos": rows, "failed": failed}, indent=1) + "\n")
+    atomic_write_text(out / "batch.json", json.dumps({"photos": rows, "failed": failed, "jobs": jobs,
+                                                      "threads_per_job": threads}, indent=1) + "\n")
     if not args.quiet:
         print(f"batch: {len(rows) - failed} of {len(rows)} photos reconstructed → {out} (batch.json)")
     return 1 if failed else 0
+
+
+# Peak resident memory of one reconstruction (benchmarks/results/fit.json: ≤ 1.2 GB per photo).
+_PHOTO_PEAK_BYTES = 1.5 * 2**30
+
+
+def _each_plan(args: argparse.Namespace, config, n_photos: int) -> tuple[int, int | None]:
+    """(worker processes, intra-op threads per worker or None for torch's default) for --each."""
+    if args.jobs is not None and args.jobs < 1:
+        raise PhotoheadError(f"--jobs {args.jobs}: give a whole number of processes, 1 or more")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if args.jobs is not None:
+        jobs = min(args.jobs, n_photos)
+    elif _uses_cuda(config.device) or n_photos < 2:
+        jobs = 1  # one GPU: the photos take turns on it
+    else:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            free = cores * _PHOTO_PEAK_BYTES
+        jobs = max(1, min(cores, n_photos, int(free // _PHOTO_PEAK_BYTES)))
+    if jobs == 1:
+        return 1, args.threads
+    return jobs, args.threads or max(1, cores // jobs)
+
+
+def _uses_cuda(device: str) -> bool:
+    if device == "cuda":
+        return True
+    if device != "auto":
+        return False
+    import torch  # lazy: the command line sets the thread policy before torch loads
+
+    return torch.cuda.is_available()
+
+
+def _each_worker_init(threads: int | None) -> None:
+    """A --each worker process: the thread policy before torch loads, then its thread share."""
+    apply_process_policy()
+    set_intra_op_threads(threads)
+
+
+def _each_photo(args: argparse.Namespace, image, config, out: Path, name: str) -> dict:
+    """Reconstruct one photo of a batch into ``out``; the batch.json row (error instead of raising)."""
+    t = time.perf_counter()
+    row = {"photo": str(image) if isinstance(image, (str, Path)) else name}
+    written: list[Path] = []
+    try:
+        _reconstruct_into(args, [image], config, out, written)
+        row["seconds"] = round(time.perf_counter() - t, 2)
+    except PhotoheadError as exc:
+        row["error"] = str(exc)
+    if written:  # the outputs, also when a later step (head.blend) failed
+        row["out"] = str(written[0])
+    return row
 
 
 def _reconstruct_into(args: argparse.Namespace, images: list, config, out: Path, written: list | None = None) -> None:

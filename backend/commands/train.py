@@ -1,4 +1,4 @@
-"""``photohead train coarse|detail|albedo-basis [--key=value ...]``: launches the trainers in
+"""``photohead train prepare|coarse|detail|albedo-basis [--key=value ...]``: launches the trainers in
 ``training/`` (a layer above the backend) as ``python -m training.<stage>`` so the backend never
 imports them. Every argument after the stage is passed through (see ``--help`` of each)."""
 from __future__ import annotations
@@ -7,11 +7,12 @@ import argparse
 import subprocess
 import sys
 
-STAGES = {"coarse": "training.coarse", "detail": "training.detail", "albedo-basis": "training.albedo_basis"}
+STAGES = {"prepare": "training.prepare", "coarse": "training.coarse", "detail": "training.detail",
+          "albedo-basis": "training.albedo_basis"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train stage 1 (coarse) or stage 2 (detail) on a folder of photos")
+    p = sub.add_parser("train", help="prepare the training cache, train stage 1 (coarse) or stage 2 (detail)")
     p.add_argument("stage", choices=sorted(STAGES))
     p.add_argument("args", nargs=argparse.REMAINDER, help="trainer arguments, e.g. --data DIR --out RUN --lr=1e-4")
     p.set_defaults(handler=run)

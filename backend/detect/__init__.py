@@ -5,7 +5,10 @@
     print(face.summary())                       # "2 faces found, using #0"
 
 Backends: ``"dlib"`` (default, offline: HOG + mmod fallback + 68-point predictor from
-``face-recognition-models``) and ``"face_alignment"`` (only when its weights are on disk).
+``face-recognition-models``), ``"face_alignment"`` (only when its weights are on disk),
+``"mediapipe"`` (BlazeFace + Face Mesh ported to PyTorch, :mod:`.mediapipe_backend`; its
+``.tflite`` files from ``photohead models fetch mediapipe``) and ``"auto"`` (both: the mesh
+checks dlib's points and replaces them where they disagree, :mod:`.combined`).
 All coordinates are in ORIGINAL image pixels, 0-based pixel centres (DESIGN.md).
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ from .base import DetectSettings, Face, rank_faces
 
 __all__ = ["BACKENDS", "DEFAULT_MIN_SIZE", "DetectSettings", "Face", "detect", "detect_one"]
 
-BACKENDS = ("dlib", "face_alignment")
+BACKENDS = ("dlib", "face_alignment", "mediapipe", "auto")
 
 # Smallest face accepted by detect_one, in pixels of the landmarks' bounding box (longer
 # side). The 224² crop holds a face ~150 px across; below 64 px it would be upsampled > 2×.
@@ -53,6 +56,14 @@ def detect(
         from .dlib_backend import detect_dlib
 
         faces = detect_dlib(rgb, settings)
+    elif backend == "auto":
+        from .combined import detect_auto
+
+        faces = detect_auto(rgb, settings)
+    elif backend == "mediapipe":
+        from .mediapipe_backend import detect_mediapipe
+
+        faces = detect_mediapipe(rgb, settings)
     else:
         from .fa_backend import detect_face_alignment
 

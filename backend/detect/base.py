@@ -22,6 +22,8 @@ class Face:
     - ``backend``: "dlib" or "face_alignment"; ``detector``: "hog", "mmod", "sfd", ...
     - ``index``: rank of this face in its image (0 = most confident); ``count``: how many
       faces were found in the image (for messages like "3 faces found, using #0").
+    - ``dense`` (468,3) float64 or None: MediaPipe Face Mesh points (x, y px; z relative depth,
+      px scale, smaller = nearer); ``presence``: Face Mesh's face-presence probability or None.
     """
 
     box: np.ndarray
@@ -31,6 +33,8 @@ class Face:
     detector: str = ""
     index: int = 0
     count: int = 1
+    dense: np.ndarray | None = None
+    presence: float | None = None
 
     def __post_init__(self) -> None:
         box = np.asarray(self.box, np.float64).reshape(-1)
@@ -41,17 +45,29 @@ class Face:
         lm.flags.writeable = False
         object.__setattr__(self, "box", box)
         object.__setattr__(self, "landmarks", lm)
+        if self.dense is not None:
+            dense = np.array(self.dense, np.float64)
+            if dense.ndim != 2 or dense.shape[1] != 3:
+                raise ValueError(f"Face.dense must be (P,3), got {dense.shape}")
+            dense.flags.writeable = False
+            object.__setattr__(self, "dense", dense)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (lists of floats); :meth:`from_dict` restores it."""
-        return {"box": self.box.tolist(), "landmarks": self.landmarks.tolist(), "score": self.score,
-                "backend": self.backend, "detector": self.detector, "index": self.index, "count": self.count}
+        d = {"box": self.box.tolist(), "landmarks": self.landmarks.tolist(), "score": self.score,
+             "backend": self.backend, "detector": self.detector, "index": self.index, "count": self.count}
+        if self.dense is not None:
+            d["dense"] = self.dense.tolist()
+        if self.presence is not None:
+            d["presence"] = self.presence
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Face":
         return cls(box=np.asarray(d["box"]), landmarks=np.asarray(d["landmarks"]), score=float(d["score"]),
                    backend=str(d["backend"]), detector=str(d.get("detector", "")), index=int(d.get("index", 0)),
-                   count=int(d.get("count", 1)))
+                   count=int(d.get("count", 1)), dense=None if d.get("dense") is None else np.asarray(d["dense"]),
+                   presence=None if d.get("presence") is None else float(d["presence"]))
 
     @property
     def size(self) -> float:
@@ -84,9 +100,13 @@ class DetectSettings:
       steps. 0 disables.
     - ``flip_average``: average the landmarks predicted on the photo and on its mirror image.
       dlib: two predictor runs, points averaged. face-alignment: its own ``flip_input`` (the
-      network also sees the mirrored crop, heatmaps averaged).
-    - ``weights_dir``: face_alignment backend only: a folder holding its checkpoints
-      (``2DFAN4*.zip``/``.pth`` and ``s3fd*.pth``); also searched: torch hub's ``checkpoints``.
+      network also sees the mirrored crop, heatmaps averaged). mediapipe: not used.
+    - ``weights_dir``: face_alignment: a folder holding its checkpoints (``2DFAN4*.zip``/``.pth``
+      and ``s3fd*.pth``; also searched: torch hub's ``checkpoints``). mediapipe: the folder holding
+      its ``.tflite`` files (default: ``mediapipe/`` on the model search path).
+    - ``max_faces``: mediapipe: at most this many detections get a mesh (best first).
+    - ``mesh_passes``: mediapipe: Face Mesh runs on the detector's region, then (each further
+      pass) on the region of its own previous points, as MediaPipe's tracking does.
     """
 
     max_detect_side: int = 1000
@@ -97,6 +117,8 @@ class DetectSettings:
     subpixel_min_side: int = 256
     flip_average: bool = True
     weights_dir: str | None = None
+    max_faces: int = 4
+    mesh_passes: int = 2
 
     def __post_init__(self) -> None:
         if self.max_detect_side < 64:
@@ -105,6 +127,10 @@ class DetectSettings:
             raise ValueError(f"max_upsample must be in 0..3, got {self.max_upsample}")
         if self.mmod_max_side < 64:
             raise ValueError(f"mmod_max_side must be ≥ 64 px, got {self.mmod_max_side}")
+        if self.max_faces < 1:
+            raise ValueError(f"max_faces must be ≥ 1, got {self.max_faces}")
+        if not 1 <= self.mesh_passes <= 3:
+            raise ValueError(f"mesh_passes must be in 1..3, got {self.mesh_passes}")
 
 
 def downscale_for_detection(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
