@@ -27,8 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import WeightsNotFoundError
+from .errors import WeightsFormatError, WeightsNotFoundError
 from .io_utils import atomic_path
+from .validate import check_tensor_sizes, one_line
 
 FORMAT = "photohead-checkpoint"
 FORMAT_VERSION = 1
@@ -129,10 +130,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"checkpoint {path} not found: train one (python -m training.coarse) or pass its path")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    try:  # mmap: tensors stay in the file until copied, so a declared size is checked before any allocation
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
-        raise CheckpointFormatError(f"{path}: not a readable checkpoint ({exc})") from exc
+        raise CheckpointFormatError(f"{path}: not a readable checkpoint ({one_line(exc)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointFormatError(f"{path}: not a Photohead checkpoint (no '{FORMAT}' header)")
     version = ckpt.get("format_version")
@@ -140,6 +141,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
         raise CheckpointFormatError(
             f"{path}: checkpoint format version {version} is newer than this code reads ({FORMAT_VERSION}); update Photohead"
         )
+    try:
+        check_tensor_sizes(ckpt, path)
+    except WeightsFormatError as exc:
+        raise CheckpointFormatError(str(exc)) from None
     return ckpt
 
 

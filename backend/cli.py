@@ -4,7 +4,8 @@
 Each backend subcommand lives in ``backend/commands/<name>.py`` with ``register(subparsers)``;
 the handler it sets returns an exit code. ``evaluate`` lives in the top-level ``evaluation``
 package (a layer above the backend), registered the same way when that package is installed.
-:class:`PhotoheadError` becomes a one-line message and exit code 2.
+:class:`PhotoheadError` becomes a one-line message and exit code 2 (the checks in
+:mod:`backend.validate` raise them before any work).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import sys
 from .commands import models, reconstruct, train
 from .errors import PhotoheadError
 from .threads import apply_process_policy
+from .validate import one_line
 
 COMMANDS = (reconstruct, models, train)
 # Subcommands of packages above the backend: (package, module with register(), why it may be absent).
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except PhotoheadError as exc:
-        print(f"photohead: error: {exc}", file=sys.stderr)
+        print(f"photohead: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("photohead: interrupted", file=sys.stderr)

@@ -57,6 +57,7 @@ import numpy as np
 from .errors import PhotoheadError
 from .geometry import detailed_head_mesh, vertex_normals_np
 from .head import Head, ViewResult
+from .atomic_folder import replace_folder
 from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text, default_file_mode, to_jsonable
 
 __all__ = [
@@ -553,10 +554,10 @@ def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarra
     Files: head.obj/.mtl, albedo.png, displacement.png, normal.png (when present), head.glb,
     params.json, head.npz, head_detailed.obj/.mtl (with detail; ``dense_levels`` its lattice
     levels, :func:`write_obj`), ``<name>.png`` per preview ((H,W,3) uint8). Everything is built in a sibling temporary folder first: on any error
-    nothing is left behind and an existing ``out_dir`` keeps its old content. A new (or empty)
-    ``out_dir`` appears in one rename; into an existing one each file is renamed over its old
-    version and stale outputs of an earlier run are removed (files that are not Photohead
-    outputs are kept), with the old state restored if a rename fails.
+    nothing is left behind and an existing ``out_dir`` keeps its old content. The finished
+    folder then takes ``out_dir``'s place in one step (:func:`backend.atomic_folder.replace_folder`):
+    outputs of an earlier run are replaced or retired as a whole, files that are not Photohead
+    outputs are kept.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -565,14 +566,10 @@ def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarra
         built = _write_all(head, tmp, previews, dense_levels)
         file_mode = default_file_mode()
         os.chmod(tmp, file_mode | ((file_mode & 0o444) >> 2))  # mkdtemp makes 0700; r → x for folders
-        if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
-            if out_dir.exists():
-                out_dir.rmdir()
-            os.replace(tmp, out_dir)
-        elif not out_dir.is_dir():
-            raise NotADirectoryError(f"{out_dir} exists and is not a folder: choose another output folder")
-        else:
-            _merge_into(tmp, out_dir, [p.name for p in built.values()])
+        if os.path.lexists(out_dir) and not out_dir.is_dir():
+            raise ExportError(f"{out_dir} exists and is not a folder: choose another output folder")
+        # one step: the old result or the new one, never a mix (also under kill -9)
+        replace_folder(tmp, out_dir, keep=lambda name: not is_output_name(name))
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -584,35 +581,7 @@ OUTPUT_NAMES = ("head.obj", "head.mtl", "albedo.png", "displacement.png", "norma
                 "preview_uv.png", "coverage.png")
 
 
-def _merge_into(src: Path, dst: Path, names: list[str]) -> None:
-    """Rename ``src/name`` over ``dst/name`` for each name and retire stale outputs of an earlier
-    run (e.g. ``head_detailed.obj`` when this head has no detail); restore all on failure."""
-    stale = [n for n in OUTPUT_NAMES if n not in names and (dst / n).exists()]
-    stale += [p.name for p in dst.glob("preview_view*.png") if p.name not in names]
-    backup = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=dst.parent))
-    moved: list[tuple[str, bool]] = []  # (name, had an old version)
-    retired: list[str] = []
-    try:
-        for name in stale:
-            os.replace(dst / name, backup / name)
-            retired.append(name)
-        for name in names:
-            had_old = (dst / name).exists()
-            if had_old:
-                os.replace(dst / name, backup / name)
-            moved.append((name, had_old))
-            os.replace(src / name, dst / name)
-    except BaseException:
-        undo = [(name, had_old) for name, had_old in reversed(moved)] + [(name, True) for name in retired]
-        for name, had_old in undo:  # best effort: one failed restore must not stop the others
-            try:
-                if had_old:
-                    if (backup / name).exists():
-                        os.replace(backup / name, dst / name)
-                elif (dst / name).exists() and not (src / name).exists():
-                    (dst / name).unlink()
-            except OSError:
-                continue
-        raise
-    finally:
-        shutil.rmtree(backup, ignore_errors=True)
+def is_output_name(name: str) -> bool:
+    """Whether a file name in a result folder is one of Photohead's outputs (replaced or retired
+    by the next run); anything else there is the user's and is kept."""
+    return name in OUTPUT_NAMES or (name.startswith("preview_view") and name.endswith(".png"))

@@ -35,6 +35,7 @@ from .facemodel import FaceModel
 from .fit.coarse import CoarseFitResult
 from .nets import AlbedoBasis, DetailUNet, FaceEncoder, build_encoder, build_unet, clamp_expression
 from .uvmaps import face_tile_layout
+from .validate import check_architecture, one_line
 
 __all__ = ["Predictor", "load_predictor", "COARSE_FILE", "DETAIL_FILE"]
 
@@ -236,11 +237,12 @@ def load_predictor(checkpoints_dir: str | Path, device: str | torch.device = "cp
     device = torch.device(device)
     ckpt = _read(coarse_path, "coarse")
     card = ckpt.get("model_card") or {}
+    check_architecture(ckpt, build_encoder, coarse_path, "a stage-1 encoder")  # before allocating it
     try:
         encoder = build_encoder(ckpt["arch"])
         load_weights(ckpt, encoder)
     except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-        raise WeightsFormatError(f"{coarse_path}: not a stage-1 encoder checkpoint this code reads ({exc})") from exc
+        raise WeightsFormatError(f"{coarse_path}: not a stage-1 encoder checkpoint this code reads ({one_line(exc)})") from None
     albedo = None
     basis = card.get("albedo_basis")
     if basis:
@@ -260,11 +262,12 @@ def load_predictor(checkpoints_dir: str | Path, device: str | torch.device = "cp
     if detail_path.is_file():
         dckpt = _read(detail_path, "detail")
         detail_card = dckpt.get("model_card") or {}
+        check_architecture(dckpt, build_unet, detail_path, "a stage-2 U-Net")
         try:
             unet = build_unet(dckpt["arch"])
             load_weights(dckpt, unet)
         except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-            raise WeightsFormatError(f"{detail_path}: not a stage-2 U-Net checkpoint this code reads ({exc})") from exc
+            raise WeightsFormatError(f"{detail_path}: not a stage-2 U-Net checkpoint this code reads ({one_line(exc)})") from None
         unet = unet.eval().to(device)
     predictor = Predictor(
         encoder=encoder.eval().to(device), unet=unet, albedo_spec=albedo, coarse_card=card, detail_card=detail_card,

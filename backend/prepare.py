@@ -35,6 +35,7 @@ class PreparedView:
     skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
     label: str = ""
     detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe" or "given"
+    faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
 
 
 def prepare_view(
@@ -64,7 +65,7 @@ def prepare_view(
         name=name, image=rgb, detected68=np.asarray(found.landmarks, np.float64), face_box=np.asarray(found.box, np.float64),
         crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
         crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
-        detector=found.backend,
+        detector=found.backend, faces_note=found.note,
     )
 
 

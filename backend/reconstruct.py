@@ -44,6 +44,7 @@ from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
 from .quality import DEFAULT
 from .texture import delit_albedo, uv_face_coverage
+from .validate import check_face_index, check_photos
 
 __all__ = ["ReconstructConfig", "reconstruct", "load_face_model"]
 
@@ -130,6 +131,8 @@ def reconstruct(
     if config.detector == "mediapipe" and detects:
         for name in MEDIAPIPE_FILES:  # its weights before any work, as for face_alignment
             find_mediapipe_file(name, config.detector_weights)
+    check_face_index(config.face)
+    check_photos(images, decode=False)  # regular files, sizes from the headers: before the model loads
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
@@ -228,6 +231,8 @@ def _prepare_views(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MediaPipeMissingWarning)  # in warn_list already
                 views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings))
+            if views[-1].faces_note:
+                warn_list.append(views[-1].faces_note)
         except NoFaceError as exc:
             if len(images) == 1:
                 raise

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from backend.detect import DetectSettings, Face, detect, detect_one
-from backend.errors import FaceTooSmallError, NoFaceError, WeightsNotFoundError
+from backend.errors import FaceTooSmallError, NoFaceError, PhotoheadError, WeightsNotFoundError
 
 pytest.importorskip("dlib")
 
@@ -138,9 +138,12 @@ def test_two_faces(astronaut, grace_hopper):
     assert xs[0] < 512 < xs[1]
     for f in real:
         check_plausible(f)
-    f1 = detect_one(both, face=1)
-    assert f1.index == 1 and f1.summary() == f"{len(faces)} faces found, using #1"
-    with pytest.raises(NoFaceError, match=rf"face #9 requested but only {len(faces)} face\(s\) found"):
+    # detect_one: the weak false detection dropped (MIN_SCORE), the largest face first, all reported
+    f0, f1 = detect_one(both), detect_one(both, face=1)
+    assert f0.size > f1.size and f0.landmarks[:, 0].mean() > 512 and (f0.count, f1.index) == (2, 1)
+    assert f0.note.startswith("2 faces (largest first): #0 box (") and f0.note.endswith("using #0 (the largest; --face N picks another)")
+    assert f1.summary() == "2 faces found, using #1" and f1.note.count(" score ") == 2
+    with pytest.raises(NoFaceError, match=r"face #9 requested but only 2 face\(s\) found"):
         detect_one(both, face=9)
 
 
@@ -212,7 +215,7 @@ def test_face_alignment_flip_average_is_its_flip_input(tmp_path, monkeypatch, gr
 def test_bad_arguments(grace_hopper):
     with pytest.raises(ValueError, match="unknown detector backend"):
         detect(grace_hopper, backend="opencv")
-    with pytest.raises(ValueError, match="face index"):
+    with pytest.raises(PhotoheadError, match="--face must be 0 or more"):  # a user's error: one line, exit 2
         detect_one(grace_hopper, face=-1)
     with pytest.raises(ValueError, match="max_upsample"):
         DetectSettings(max_upsample=9)

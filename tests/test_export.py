@@ -341,22 +341,20 @@ def test_outputs_get_normal_permissions(head, tmp_path):
     assert ((tmp_path / "perm").stat().st_mode & 0o777) == 0o777 & ~umask
 
 
-def test_write_outputs_rename_failure_restores_old(head, tmp_path, monkeypatch):
-    import os
+def test_write_outputs_swap_failure_keeps_old(head, tmp_path, monkeypatch):
+    """The finished folder replaces an earlier result in one swap; when it fails the old result
+    stays as it was (every write step: tests/test_fault_injection.py)."""
+    from backend import atomic_folder
 
     old = tmp_path / "old"
     export.write_outputs(head, old)
-    before = {p.name: p.read_bytes() for p in old.iterdir()}
     (old / "head_detailed.obj").write_text("earlier dense mesh")
-    before["head_detailed.obj"] = b"earlier dense mesh"
-    real_replace = os.replace
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
 
-    def flaky(a, b):
-        if Path(a).name == "head.glb" and Path(a).parent.name.endswith(".tmp") and Path(b).parent == old:
-            raise OSError("rename failed")
-        return real_replace(a, b)
+    def failing(a, b):
+        raise OSError("rename failed")
 
-    monkeypatch.setattr(os, "replace", flaky)
+    monkeypatch.setattr(atomic_folder, "exchange", failing)
     changed = Head(**{**head.__dict__, "vertices": head.vertices + 1.0})
     with pytest.raises(OSError, match="rename failed"):
         export.write_outputs(changed, old)

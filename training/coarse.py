@@ -39,6 +39,7 @@ from .albedo_basis import AlbedoBasis
 from .config import CoarseConfig, cli_main, to_dict, write_resolved
 from .data import aligned_crop_pose, build_datasets
 from .loop import StepResult, TrainResult, check_run_folder, seed_everything, settle_resume_config, train
+from .preflight import check_run, check_weights
 from .validation import SuiteValidation
 
 
@@ -192,6 +193,7 @@ def run(cfg: CoarseConfig, detect_fn=None) -> TrainResult:
     from backend.facemodel import load_default
 
     out = Path(cfg.out)
+    check_run(cfg)  # run folder name and writability, data folder, checkpoints' contents: before any work
     resume_from = check_run_folder(out, cfg.resume, cfg.init)  # before anything is written
     if resume_from is not None:
         cfg = settle_resume_config(cfg, resume_from)
@@ -199,6 +201,7 @@ def run(cfg: CoarseConfig, detect_fn=None) -> TrainResult:
     face_model = load_default(cfg.model or None)
     seed_everything(cfg.loop.seed)  # same initial weights on every rank and every run
     task = build_task(cfg, face_model)
+    check_weights(cfg, task.model)  # resume/init weights fit the encoder: before preprocessing
     cache = Path(cfg.data.cache) if cfg.data.cache else out / "cache"
     train_set, val_set, summary = build_datasets(cfg.data, face_model, cfg.data.crop_size, cfg.loop.seed, cache, detect_fn)
     rank0 = int(__import__("os").environ.get("RANK", "0")) == 0

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 import tomllib
 import types
 import typing
@@ -403,10 +405,17 @@ def cli_main(defaults: Any, run: "typing.Callable[[Any], Any]", doc: str, stage:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    from backend.errors import PhotoheadError
+    from backend.validate import one_line
+
+    out = Path(cfg.out) if str(cfg.out).strip() else None
+    made_here = out is not None and not out.exists()
     try:
         result = run(cfg)
-    except (ConfigError, PhotoheadError) as exc:  # bad input found by the run's checks (folder, data, weights)
-        print(f"{stage}: {exc}", file=sys.stderr)
+    except (PhotoheadError, ConfigError) as exc:  # bad input: one line, exit 2, no debris
+        if made_here and out.is_dir() and not any(out.glob("*.pt")) and int(os.environ.get("RANK", "0")) == 0:
+            shutil.rmtree(out, ignore_errors=True)
+        print(f"{stage}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     print(f"{stage} done at step {result.step}; checkpoint: {result.last_checkpoint}")
     return 0

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from backend.errors import PhotoheadError
 from backend.io_utils import atomic_path, atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -56,6 +57,10 @@ class PreprocessSettings:
     shard_size: int = 500
     workers: int = 2
     limit: int = 0
+
+
+class TrainingDataError(PhotoheadError):
+    """The training data folder is missing, holds no photos, or yields no usable face."""
 
 
 def find_images(root: str | Path) -> list[Path]:
@@ -339,6 +344,10 @@ def build_datasets(data, face_model, crop_size: int, seed: int, cache_dir: str |
         summary = {"source": "synthetic", "images": len(full)}
     else:
         report = prepared_cache(data, crop_size, cache_dir, detect_fn)
+        if report["kept"] == 0:
+            reasons = ", ".join(f"{k}: {v}" for k, v in report["rejected"].items() if v)
+            raise TrainingDataError(f"{data.data or cache_dir}: none of the {report['images']} photos gave a usable "
+                                    f"face ({reasons or 'no photos'})")
         full = CachedFaceDataset(cache_dir)
         summary = {"source": str(data.data or cache_dir), "images": report["images"], "kept": report["kept"],
                    "rejected": report["rejected"]}

@@ -29,12 +29,14 @@ from torch import nn
 from backend.checkpoint import load_checkpoint, load_weights, make_model_card
 from backend.losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss, weights_at_uv_size
 from backend.nets import DetailUNet, EncoderConfig, FaceEncoder, UNetConfig
+from backend.validate import check_architecture
 
 from .albedo_basis import AlbedoBasis
 from .coarse import CoarseTask, float32_region
 from .config import ConfigError, DetailConfig, cli_main, to_dict, write_resolved
 from .data import build_datasets
 from .loop import StepResult, TrainResult, check_run_folder, seed_everything, settle_resume_config, train
+from .preflight import check_run, check_weights
 from .validation import SuiteValidation
 
 
@@ -128,6 +130,7 @@ def load_coarse(path: str | Path, face_model) -> CoarseTask:
             f"{path} was trained with face model {fm_card.get('name')!r} ({fm_card.get('n_verts')} vertices), "
             f"not {face_model.name!r} ({face_model.n_verts}): pass the same --model"
         )
+    check_architecture(ckpt, lambda arch: FaceEncoder(EncoderConfig.from_dict(arch)), path, "a stage-1 encoder")
     encoder = FaceEncoder(EncoderConfig.from_dict(ckpt["arch"]))
     load_weights(ckpt, encoder)
     albedo = None
@@ -150,6 +153,7 @@ def run(cfg: DetailConfig, detect_fn=None) -> TrainResult:
     from backend.facemodel import load_default
 
     out = Path(cfg.out)
+    check_run(cfg)  # run folder name and writability, data folder, checkpoints' contents: before any work
     resume_from = check_run_folder(out, cfg.resume, cfg.init)  # before anything is written
     if resume_from is not None:
         cfg = settle_resume_config(cfg, resume_from)
@@ -157,6 +161,7 @@ def run(cfg: DetailConfig, detect_fn=None) -> TrainResult:
     face_model = load_default(cfg.model or None)
     seed_everything(cfg.loop.seed)  # same initial weights on every rank and every run
     task = build_task(cfg, face_model)
+    check_weights(cfg, task.model)  # resume/init weights fit the U-Net: before preprocessing
     crop = task.coarse.model.config.in_size
     cache = Path(cfg.data.cache) if cfg.data.cache else out / "cache"
     train_set, val_set, summary = build_datasets(cfg.data, face_model, crop, cfg.loop.seed, cache, detect_fn)

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import PhotoheadError
 from ..quality import DEFAULT, QUALITY_NAMES
 from ..threads import apply_process_policy, set_intra_op_threads, threads_from_env
+from ..validate import check_face_index, check_output_dir, check_photos, estimate_output_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,9 +90,12 @@ def run(args: argparse.Namespace) -> int:
         images.append(sample_photo(args.sample)[1])
     if not images:
         raise PhotoheadError("no photo given: pass photo files or --sample grace_hopper")
-    for photo in args.photos:
-        if not Path(photo).exists():
-            raise PhotoheadError(f"{photo}: no such file")
+    # before any work (backend.validate): where the results go, --face, the photos
+    need = estimate_output_bytes(args.quality, 1 if args.each else len(images), not args.no_detail)
+    check_output_dir(args.out, need * (len(images) if args.each else 1), "batch folder" if args.each else "output folder")
+    check_face_index(args.face)
+    if not args.each:  # --each names and skips a bad photo (reconstruct checks each one)
+        check_photos(images, decode=False)  # headers only: each photo is decoded once, before its detection
     try:
         threads = args.threads if args.threads is not None else threads_from_env()
     except ValueError as exc:
@@ -216,6 +220,7 @@ def _each_photo(args: argparse.Namespace, image, config, out: Path, name: str) -
     row = {"photo": str(image) if isinstance(image, (str, Path)) else name}
     written: list[Path] = []
     try:
+        check_output_dir(out)  # before any work on this photo
         _reconstruct_into(args, [image], config, out, written)
         row["seconds"] = round(time.perf_counter() - t, 2)
     except PhotoheadError as exc:

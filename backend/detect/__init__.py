@@ -1,8 +1,8 @@
 """Face detection + 68 landmarks behind one interface.
 
     faces = detect(image)                       # list[Face], most confident first
-    face = detect_one(image, face=0)            # raises NoFaceError / FaceTooSmallError
-    print(face.summary())                       # "2 faces found, using #0"
+    face = detect_one(image, face=0)            # the largest confident face; NoFaceError / FaceTooSmallError
+    print(face.note)                            # "2 faces in x.jpg (largest first): #0 box ... score ...; using #0"
 
 Backends: ``"dlib"`` (default, offline: HOG + mmod fallback + 68-point predictor from
 ``face-recognition-models``), ``"face_alignment"`` (only when its weights are on disk),
@@ -17,11 +17,16 @@ import os
 
 import numpy as np
 
+from dataclasses import replace
+
 from ..errors import FaceTooSmallError, NoFaceError
+from ..validate import check_face_index
 from ..image_io import as_rgb_uint8, load_image
 from .base import DetectSettings, Face, rank_faces
+from .choose import MIN_SCORE, choose_faces, faces_report
 
-__all__ = ["BACKENDS", "DEFAULT_MIN_SIZE", "DetectSettings", "Face", "detect", "detect_one"]
+__all__ = ["BACKENDS", "DEFAULT_MIN_SIZE", "MIN_SCORE", "DetectSettings", "Face", "detect", "detect_one",
+           "choose_faces", "faces_report"]
 
 BACKENDS = ("dlib", "face_alignment", "mediapipe", "auto")
 
@@ -79,23 +84,24 @@ def detect_one(
     settings: DetectSettings | None = None,
     name: str = "",
 ) -> Face:
-    """The ``face``-th detected face (0 = most confident), checked for size.
+    """The ``face``-th confident face, largest first (0 = the largest), checked for size.
 
-    The returned :class:`Face` carries ``count`` (faces found) and ``index``; use
-    ``face.summary()`` for "3 faces found, using #0". ``name`` (default: the path when one
-    is given) is put into error messages.
+    Detections scoring below their detector's threshold (:data:`.choose.MIN_SCORE`, measured on
+    the dev photos, docs/reliability.md) are dropped when a face reaches it; the rest are ordered
+    by size (:func:`.choose.choose_faces`). The returned :class:`Face` carries ``count``,
+    ``index`` and, when several faces remain, ``note``: one line listing each (index, box, score).
+    ``name`` (default: the path when one is given) is put into messages.
 
-    Raises :class:`NoFaceError` when nothing is found or ``face`` ≥ the count, and
-    :class:`FaceTooSmallError` when the chosen face's size (longer side of its landmarks'
-    box, pixels) is below ``min_size``.
+    Raises :class:`PhotoheadError` for ``face`` < 0, :class:`NoFaceError` when nothing is found
+    or ``face`` ≥ the count, and :class:`FaceTooSmallError` when the chosen face's size (longer
+    side of its landmarks' box, pixels) is below ``min_size``.
     """
-    if face < 0:
-        raise ValueError(f"face index must be ≥ 0, got {face}")
+    check_face_index(face)
     if not name and isinstance(image, (str, os.PathLike)):
         name = os.fspath(image)
     where = f" in {name}" if name else ""
     rgb = _as_image(image)
-    faces = detect(rgb, backend=backend, settings=settings)
+    faces = choose_faces(detect(rgb, backend=backend, settings=settings))
     if not faces:
         h, w = rgb.shape[:2]
         raise NoFaceError(
@@ -104,7 +110,8 @@ def detect_one(
         )
     if face >= len(faces):
         raise NoFaceError(
-            f"face #{face} requested{where} but only {len(faces)} face(s) found (valid: 0..{len(faces) - 1})"
+            f"face #{face} requested{where} but only {len(faces)} face(s) found (valid: 0..{len(faces) - 1}; "
+            f"{faces_report(faces, name)})"
         )
     chosen = faces[face]
     if chosen.size < min_size:
@@ -112,5 +119,7 @@ def detect_one(
             f"face too small{where}: {chosen.size:.0f} px, need ≥ {min_size:.0f} px: "
             "use a larger or closer photo of the face"
         )
+    if len(faces) > 1:
+        chosen = replace(chosen, note=f"{faces_report(faces, name)}; using #{face}" +
+                         (" (the largest; --face N picks another)" if face == 0 else ""))
     return chosen
-

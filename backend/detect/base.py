@@ -20,8 +20,10 @@ class Face:
     - ``score``: the detector's confidence (HOG: SVM margin, > 0 typical for faces; mmod:
       CNN confidence). Only comparable between faces from the same ``detector``.
     - ``backend``: "dlib" or "face_alignment"; ``detector``: "hog", "mmod", "sfd", ...
-    - ``index``: rank of this face in its image (0 = most confident); ``count``: how many
-      faces were found in the image (for messages like "3 faces found, using #0").
+    - ``index``: rank of this face in its image (0 = most confident from :func:`detect`, the
+      largest confident one from ``detect_one``); ``count``: how many faces were found in the
+      image (for messages like "3 faces found, using #0"); ``note``: ``detect_one``'s one-line
+      report of every face when there are several ("" otherwise).
     - ``dense`` (468,3) float64 or None: MediaPipe Face Mesh points (x, y px; z relative depth,
       px scale, smaller = nearer); ``presence``: Face Mesh's face-presence probability or None.
     """
@@ -33,6 +35,7 @@ class Face:
     detector: str = ""
     index: int = 0
     count: int = 1
+    note: str = ""
     dense: np.ndarray | None = None
     presence: float | None = None
 

@@ -5,6 +5,7 @@ import dataclasses
 from pathlib import Path
 
 from ..errors import ModelFormatError
+from ..validate import check_model_arrays
 from .common import check_landmarks, landmark_override_file, read_landmarks_file
 from .model import FaceModel, FaceModelData
 from .parts import load_parts_npz, match_parts, parts_file_for
@@ -23,6 +24,7 @@ def load_model_data(path: str | Path) -> FaceModelData:
     (:func:`.common.landmark_override_file`)."""
     path = Path(path)
     data = _load_format(path)
+    check_model_arrays(data, path)  # dtypes, shapes, index ranges: one line here, not an IndexError mid-fit
     parts_path = parts_file_for(path)
     if data.parts is None and path.suffix.lower() == ".npz" and parts_path.is_file():
         parts = match_parts(load_parts_npz(parts_path), data.mean.shape[0], data.id_basis.shape[0],

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFormatError
+from ..validate import one_line
 from .model import FaceModelData
 
 REQUIRED_KEYS = ("mean", "id_basis", "exp_basis", "faces", "landmarks68")
@@ -31,8 +32,15 @@ def load_npz(path: str | Path) -> FaceModelData:
                 f"{path}: not a Photohead face model: missing key(s) {', '.join(missing)} "
                 f"(has {', '.join(arrays.files) or 'nothing'})"
             )
-        # Each array once: an NpzFile decompresses the member again on every access.
-        loaded = {k: arrays[k] for k in arrays.files}
+        loaded = {}
+        for key in arrays.files:  # each array once: an NpzFile decompresses the member again on every access
+            try:
+                loaded[key] = arrays[key]
+            except ValueError:  # an object array: reading it would unpickle
+                raise ModelFormatError(
+                    f"{path}: array '{key}' holds pickled Python objects, which Photohead never loads: "
+                    "re-save the model with numeric arrays"
+                ) from None
         get = loaded.get
         mean = get("mean")
         if mean.ndim != 2 or mean.shape[1] != 3:
@@ -49,28 +57,31 @@ def load_npz(path: str | Path) -> FaceModelData:
             if get(k) is not None
         }
         name = _str(get("name")) if get("name") is not None else path.stem
-        return FaceModelData(
-            name=name,
-            mean=mean.astype(np.float32),
-            faces=get("faces").astype(np.int64),
-            id_basis=get("id_basis"),
-            exp_basis=get("exp_basis"),
-            landmarks68=get("landmarks68").astype(np.int64),
-            uv=get("uv"),
-            faces_uv=get("faces_uv"),
-            id_std=get("id_std"),
-            exp_std=get("exp_std"),
-            exp_names=[str(s) for s in get("exp_names")] if get("exp_names") is not None else [],
-            tex_mean=get("tex_mean"),
-            tex_basis=get("tex_basis"),
-            tex_std=get("tex_std"),
-            region=get("region"),
-            region_names=region_names,
-            face_mask_regions=face_regions or (0,),
-            source=_str(get("source")) if get("source") is not None else "",
-            license=_str(get("license")) if get("license") is not None else "",
-            extras=extras,
-        )
+        try:  # dtype conversions: e.g. faces stored as strings
+            return FaceModelData(
+                name=name,
+                mean=mean.astype(np.float32),
+                faces=get("faces").astype(np.int64),
+                id_basis=get("id_basis"),
+                exp_basis=get("exp_basis"),
+                landmarks68=get("landmarks68").astype(np.int64),
+                uv=get("uv"),
+                faces_uv=get("faces_uv"),
+                id_std=get("id_std"),
+                exp_std=get("exp_std"),
+                exp_names=[str(s) for s in get("exp_names")] if get("exp_names") is not None else [],
+                tex_mean=get("tex_mean"),
+                tex_basis=get("tex_basis"),
+                tex_std=get("tex_std"),
+                region=get("region"),
+                region_names=region_names,
+                face_mask_regions=face_regions or (0,),
+                source=_str(get("source")) if get("source") is not None else "",
+                license=_str(get("license")) if get("license") is not None else "",
+                extras=extras,
+            )
+        except (ValueError, TypeError) as exc:
+            raise ModelFormatError(f"{path}: an array has the wrong type ({one_line(exc)})") from None
 
 
 def save_npz(data: FaceModelData, path: str | Path) -> Path:
