@@ -283,10 +283,11 @@ def _apply_detection(context, result_path: str):
         _remove_objects([o for o in made if o.name in bpy.data.objects])
         raise
     first = pins.find_pins(rows[0]["name"], context.scene) if rows else None
+    photos = f"{len(rows)} photo{'' if len(rows) == 1 else 's'}"
     if placeholders:
-        return ({"WARNING"}, f"Landmarks of {len(rows)} photos; no face found in {', '.join(placeholders)}: "
+        return ({"WARNING"}, f"Landmarks of {photos}; no face found in {', '.join(placeholders)}: "
                 "drag its points onto the face (Edit Mode, through its camera)", first)
-    return {"INFO"}, f"Landmarks of {len(rows)} photos: check them through each photo's camera, then Reconstruct", first
+    return {"INFO"}, f"Landmarks of {photos}: check them through each photo's camera, then Reconstruct", first
 
 
 def _fitted_camera(photo: str, scene):
@@ -439,7 +440,7 @@ def event_over_panel(context, event) -> bool:
         for region in area.regions:
             if (region.type == "UI" and region.x <= event.mouse_x < region.x + region.width
                     and region.y <= event.mouse_y < region.y + region.height):
-                return region.active_panel_category in ("Photohead", None)
+                return getattr(region, "active_panel_category", None) in ("Photohead", None)
     return False
 
 
@@ -452,6 +453,20 @@ class _JobOperator:
     task = "reconstruct"
     _job: Job | None = None
     _timer = None
+
+    # Injectable for tests and experiments: the worker's function and import paths.
+    job_function: StringProperty(default="", options={"HIDDEN", "SKIP_SAVE"})
+    job_python_path: StringProperty(default="", options={"HIDDEN", "SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context):
+        if running_job() is not None:
+            cls.poll_message_set("A job is already running")
+            return False
+        if not context.scene.photohead.photos:
+            cls.poll_message_set("Add at least one photo")
+            return False
+        return True
 
     def _start(self, context) -> bool:
         extra = [p for p in self.job_python_path.split(os.pathsep) if p]
@@ -516,16 +531,6 @@ class _JobOperator:
                 _Runtime.job, _Runtime.replace_roots = None, ()
 
 
-def _poll_idle(cls, context) -> bool:
-    if running_job() is not None:
-        cls.poll_message_set("A job is already running")
-        return False
-    if not context.scene.photohead.photos:
-        cls.poll_message_set("Add at least one photo")
-        return False
-    return True
-
-
 class PHOTOHEAD_OT_reconstruct(_JobOperator, Operator):
     """Reconstruct a head from the photos in a background process (photos with Landmarks objects use those points)"""
 
@@ -533,9 +538,6 @@ class PHOTOHEAD_OT_reconstruct(_JobOperator, Operator):
     bl_label = "Reconstruct"
     bl_options = {"UNDO"}
 
-    # Injectable for tests and experiments: the worker's function and import paths.
-    job_function: StringProperty(default="", options={"HIDDEN", "SKIP_SAVE"})
-    job_python_path: StringProperty(default="", options={"HIDDEN", "SKIP_SAVE"})
     refit: BoolProperty(name="Refit", default=False, options={"SKIP_SAVE"},
                         description="Fit again to the Landmarks objects and replace the head they belong to")
 
@@ -545,10 +547,6 @@ class PHOTOHEAD_OT_reconstruct(_JobOperator, Operator):
             return "Fit again to the corrected Landmarks objects and replace the earlier head"
         return cls.__doc__
 
-    @classmethod
-    def poll(cls, context):
-        return _poll_idle(cls, context)
-
 
 class PHOTOHEAD_OT_detect_landmarks(_JobOperator, Operator):
     """Find the 68 landmarks of each photo and show them as Landmarks objects to correct before the fit"""
@@ -557,13 +555,6 @@ class PHOTOHEAD_OT_detect_landmarks(_JobOperator, Operator):
     bl_label = "Detect Landmarks"
     bl_options = {"UNDO"}
     task = "detect"
-
-    job_function: StringProperty(default="", options={"HIDDEN", "SKIP_SAVE"})
-    job_python_path: StringProperty(default="", options={"HIDDEN", "SKIP_SAVE"})
-
-    @classmethod
-    def poll(cls, context):
-        return _poll_idle(cls, context)
 
 
 class PHOTOHEAD_OT_import_result(Operator, ImportHelper):

@@ -17,6 +17,8 @@ from typing import Any, Sequence
 import bpy
 import numpy as np
 
+from .parts_scene import build_part_objects
+
 MM_TO_M = 0.001
 # Model space (mm, +Y up, +Z towards the camera) → Blender (m, +Z up, the face looks along −Y).
 _MODEL_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
@@ -104,6 +106,8 @@ def build_head_objects(head, options: BuildOptions | None = None) -> bpy.types.O
         root["photohead_root"] = True
         head_obj = _build_head(head, options, created)
         head_obj.parent = root
+        part_objs = build_part_objects(head, head_obj, options.name, created, model_to_blender, _mesh_from_arrays,
+                                       shape_keys=not options.dense)
         cameras = []
         if options.cameras:
             for index, view in enumerate(head.views):
@@ -114,7 +118,7 @@ def build_head_objects(head, options: BuildOptions | None = None) -> bpy.types.O
         created.remove_all()
         raise
     # Link everything in one step.
-    for obj in (root, head_obj, *cameras):
+    for obj in (root, head_obj, *part_objs, *cameras):
         collection.objects.link(obj)
     if cameras and options.set_render:
         width, height = head.views[0].image_size

@@ -16,6 +16,7 @@ from .fit.coarse import CoarseFitResult
 from .fit.detail import DetailFitResult
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
+from .head_parts import attach_parts
 from .prepare import PreparedView
 
 __all__ = ["image_frame_pose", "assemble_head", "with_detail"]
@@ -54,7 +55,7 @@ def assemble_head(
                 image=view.image, label=view.label, detector=view.detector,
             )
         )
-    return Head(
+    head = Head(
         model_name=model.name, vertices=np32(fit.verts[0]), neutral=np32(neutral[0]),
         faces=model.faces.cpu().numpy().astype(np.int32), uv=np32(model.uv),
         faces_uv=model.faces_uv.cpu().numpy().astype(np.int32), id_coeffs=np32(fit.id[0]),
@@ -62,6 +63,8 @@ def assemble_head(
         uv_tiles=model.uv_tiles, albedo=albedo, tex_coeffs=None if fit.tex is None else np32(fit.tex[0]),
         views=results, mode=mode, quality=quality,
     )
+    attach_parts(head, model, fit.id[:1], fit.exp[:1])  # eyes, sockets, teeth when the model has them
+    return head
 
 
 def _tile_pad(face_tile: np.ndarray, tiles: int, fill) -> np.ndarray:

@@ -58,6 +58,7 @@ from .errors import PhotoheadError
 from .geometry import detailed_head_mesh, vertex_normals_np
 from .head import Head, ViewResult
 from .atomic_folder import replace_folder
+from .head_parts import glb_part_nodes, has_parts, mtl_parts_text, obj_parts_section
 from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text, default_file_mode, to_jsonable
 
 __all__ = [
@@ -141,7 +142,7 @@ def _format_rows(fmt: str, rows: np.ndarray) -> str:
     return ((fmt + "\n") * len(rows)) % tuple(rows.ravel().tolist())
 
 
-def _obj_text(vertices, uv, normals, faces, faces_uv, mtl_name: str | None, comment: str) -> str:
+def _obj_text(vertices, uv, normals, faces, faces_uv, mtl_name: str | None, comment: str, extra: str = "") -> str:
     corners = np.stack([faces + 1, faces_uv + 1, faces + 1], -1).reshape(len(faces), 9)  # v/vt/vn
     parts = [f"# {comment}\n# units: millimetres, +Y up, +Z out of the face\n"]
     if mtl_name:
@@ -154,6 +155,7 @@ def _obj_text(vertices, uv, normals, faces, faces_uv, mtl_name: str | None, comm
         parts.append("usemtl head\n")
     parts.append("s 1\n")
     parts.append(_format_rows("f %d/%d/%d %d/%d/%d %d/%d/%d", corners))
+    parts.append(extra)  # more groups (the head's parts), indexing the same v/vt/vn lists
     return "".join(parts)
 
 
@@ -202,6 +204,12 @@ def write_obj(head: Head, path: str | Path, dense: bool = False, textures: bool 
         uv = head.export_uv
     _check_mesh(verts, faces, uv, faces_uv, "dense mesh" if dense else "coarse mesh")
     normals = vertex_normals_np(verts, faces)
+    extra = mtl_extra = ""
+    if not dense and has_parts(head):  # eyes, sockets, teeth as named groups (the detailed mesh: skin only)
+        part_verts, part_uv, part_normals, extra = obj_parts_section(head, len(uv))
+        verts, uv = np.concatenate([verts, part_verts]), np.concatenate([uv, part_uv])
+        normals = np.concatenate([normals, part_normals])
+        mtl_extra = mtl_parts_text(head)
     written: dict[str, Path] = {}
     albedo_name = normal_name = None
     if head.albedo is not None:
@@ -213,10 +221,10 @@ def write_obj(head: Head, path: str | Path, dense: bool = False, textures: bool 
         if textures:
             written["normal"] = _write_png(head.normal_map, path.parent / normal_name)
     mtl = path.with_suffix(".mtl")
-    written["mtl"] = atomic_write_text(mtl, _mtl_text(albedo_name, normal_name))
+    written["mtl"] = atomic_write_text(mtl, _mtl_text(albedo_name, normal_name) + mtl_extra)
     kind = "detailed" if dense else "coarse"
     written["obj"] = atomic_write_text(
-        path, _obj_text(verts, uv, normals, faces, faces_uv, mtl.name, f"Photohead {kind} head ({head.model_name})")
+        path, _obj_text(verts, uv, normals, faces, faces_uv, mtl.name, f"Photohead {kind} head ({head.model_name})", extra)
     )
     return written
 
@@ -338,13 +346,16 @@ def write_glb(head: Head, path: str | Path) -> Path:
         material["normalTexture"] = {"index": add_texture(head.normal_map, "normal"), "texCoord": 0}
     primitive["material"] = 0
 
+    nodes: list[dict[str, Any]] = [{"name": "head", "mesh": 0}]
+    meshes, materials = [mesh], [material]
+    glb_part_nodes(head, b, nodes, meshes, materials, MM_TO_M)  # eyes, teeth, ...: child nodes of the head
     doc: dict[str, Any] = {
         "asset": {"version": "2.0", "generator": "Photohead"},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
-        "nodes": [{"name": "head", "mesh": 0}],
-        "meshes": [mesh],
-        "materials": [material],
+        "nodes": nodes,
+        "meshes": meshes,
+        "materials": materials,
         "accessors": b.accessors,
         "bufferViews": b.buffer_views,
     }

@@ -83,6 +83,19 @@ class Head:
     metrics: dict[str, float] = field(default_factory=dict)
     view_weights: np.ndarray | None = None  # (V, Ht, Ht·uv_tiles) per-view albedo blending weights
     warnings: list[str] = field(default_factory=list)
+    # parts (eyes, sockets, teeth, lashes; backend.head_parts), None for a skin-only model. P part
+    # vertices, Fp triangles indexing concatenate(vertices, parts_vertices); flat materials.
+    parts_vertices: np.ndarray | None = None   # (P,3) mm, posed like ``vertices``
+    parts_neutral: np.ndarray | None = None    # (P,3) mm, identity only
+    parts_exp_basis: np.ndarray | None = None  # (K_exp,P,3) mm per unit weight
+    parts_faces: np.ndarray | None = None      # (Fp,3) int32
+    parts_uv: np.ndarray | None = None         # (Tp,2) in [0,1]²
+    parts_faces_uv: np.ndarray | None = None   # (Fp,3) int32
+    parts_material: np.ndarray | None = None   # (Fp,) int16 into part_material_names
+    part_names: list[str] = field(default_factory=list)
+    part_face_range: np.ndarray | None = None  # (n,2) int32 [start, end) rows of parts_faces
+    part_material_names: list[str] = field(default_factory=list)
+    part_material_colors: np.ndarray | None = None  # (M,3) float32 sRGB [0,1]
 
     @property
     def export_uv(self) -> np.ndarray:

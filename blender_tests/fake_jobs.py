@@ -73,7 +73,7 @@ def make_head(image_paths: Sequence[str] = (), image_size: tuple[int, int] = (32
             image_size=(width, height), pose=pose[0].numpy(), sh=np.zeros(27, np.float32),
             exp=exp[0].numpy(), landmarks68=lms, detected68=lms + 0.5, label="front" if i == 0 else "other",
         ))
-    return Head(
+    head = Head(
         model_name=model.name, vertices=verts.numpy(), neutral=neutral.numpy(),
         faces=model.faces.numpy(), uv=model.uv.numpy(), faces_uv=model.faces_uv.numpy(),
         id_coeffs=id_coeffs[0].numpy(), exp_coeffs=exp[0].numpy(), exp_names=list(model.exp_names),
@@ -81,6 +81,8 @@ def make_head(image_paths: Sequence[str] = (), image_size: tuple[int, int] = (32
         displacement_scale_mm=1.0, normal_map=normal_map, views=views, mode="fit", quality="draft",
         timings={"total": 0.1},
     )
+    _backend("head_parts").attach_parts(head, model, id_coeffs, exp)  # eyes, sockets, teeth
+    return head
 
 
 def fake_reconstruct(images, config=None, progress=None, cancel=None, landmarks=None):

@@ -1,16 +1,19 @@
 """Head writers: OBJ/MTL/PNG, GLB, params.json, UV maps, head.npz, write_outputs (atomicity)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from backend import export
 from backend.head import Head, ViewResult
+from backend.head_parts import EXPORTED_PARTS, attach_parts, part_meshes
 
 
 @pytest.fixture(scope="module")
@@ -361,3 +364,79 @@ def test_write_outputs_swap_failure_keeps_old(head, tmp_path, monkeypatch):
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in old.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+
+
+# -- parts (eyes, sockets, teeth, lashes: backend.head_parts) -----------------------------------
+@pytest.fixture(scope="module")
+def parts_head(head, face_model):
+    if not face_model.has_parts:
+        pytest.skip("the face model has no parts file (ict_parts.npz)")
+    out = dataclasses.replace(head)
+    attach_parts(out, face_model, torch.zeros(1, face_model.n_id), torch.from_numpy(head.exp_coeffs)[None])
+    return out
+
+
+def test_attach_parts_follows_the_head(parts_head, face_model):
+    head = parts_head
+    assert head.part_names == list(EXPORTED_PARTS)
+    V = len(head.vertices)
+    assert head.parts_faces.max() == V + len(head.parts_vertices) - 1 and head.parts_faces.min() < V
+    expected = head.parts_neutral + np.einsum("k,kvc->vc", head.exp_coeffs, head.parts_exp_basis)
+    np.testing.assert_allclose(head.parts_vertices, expected, atol=1e-3)
+    names = head.part_material_names
+    eye = slice(*head.part_face_range[head.part_names.index("eyeball_left")])
+    assert {names[m] for m in np.unique(head.parts_material[eye])} == {"sclera", "iris", "pupil"}
+    pupil = (head.parts_material[eye] == names.index("pupil")).sum()
+    iris = (head.parts_material[eye] == names.index("iris")).sum()
+    assert 0.2 < pupil / (pupil + iris) < 0.7
+    meshes = part_meshes(head)
+    socket = meshes[0]  # the mouth socket copies the skin's inner-lip rim: same positions
+    rim = socket.source < V
+    np.testing.assert_array_equal(socket.vertices[rim], head.vertices[socket.source[rim]])
+    assert socket.exp_basis.shape == (len(head.exp_names), len(socket.vertices), 3)
+
+
+def test_obj_has_part_groups_and_materials(parts_head, tmp_path):
+    head = parts_head
+    written = export.write_obj(head, tmp_path / "head.obj", textures=False)
+    text = written["obj"].read_text()
+    groups = [line.split()[1] for line in text.splitlines() if line.startswith("g ")]
+    assert groups == list(EXPORTED_PARTS)
+    v, vt, vn, f = read_obj(written["obj"])
+    assert len(v) == len(head.vertices) + len(head.parts_vertices) == len(vn)
+    assert len(f) == len(head.faces) + len(head.parts_faces)
+    np.testing.assert_allclose(v[len(head.vertices):], head.parts_vertices, atol=1e-5)
+    np.testing.assert_array_equal(f[len(head.faces):, :, 0], head.parts_faces)
+    mtl = written["mtl"].read_text()
+    used = {line.split()[1] for line in text.splitlines() if line.startswith("usemtl ")}
+    assert used <= {line.split()[1] for line in mtl.splitlines() if line.startswith("newmtl ")}
+    assert "part_teeth" in used and "part_iris" in used
+    dense = export.write_obj(head, tmp_path / "dense.obj", dense=True, textures=False)["obj"].read_text()
+    assert "\ng " not in dense and "part_" not in dense  # the detailed mesh stays skin-only
+
+
+def test_glb_has_part_nodes_with_morphs(parts_head, tmp_path):
+    head = parts_head
+    doc, binary = parse_glb(export.write_glb(head, tmp_path / "head.glb"))
+    nodes = doc["nodes"]
+    assert [nodes[i]["name"] for i in nodes[0]["children"]] == list(EXPORTED_PARTS)
+    teeth = doc["meshes"][nodes[nodes[0]["children"][EXPORTED_PARTS.index("teeth")]]["mesh"]]
+    assert teeth["extras"]["targetNames"] == head.exp_names
+    np.testing.assert_allclose(teeth["weights"], head.exp_coeffs, atol=1e-6)
+    prim = teeth["primitives"][0]
+    base = accessor_array(doc, binary, prim["attributes"]["POSITION"])
+    jaw = accessor_array(doc, binary, prim["targets"][head.exp_names.index("jawOpen")]["POSITION"])
+    assert -jaw[:, 1].min() > 0.005  # jawOpen lowers the lower teeth by more than 5 mm (metres here)
+    assert base.shape[1] == 3
+    material = doc["materials"][prim["material"]]
+    assert material["name"] == "part_teeth" and min(material["pbrMetallicRoughness"]["baseColorFactor"][:3]) > 0.4
+    eye = doc["meshes"][nodes[nodes[0]["children"][EXPORTED_PARTS.index("eyeball_left")]]["mesh"]]
+    assert len(eye["primitives"]) == 3  # sclera, iris, pupil
+
+
+def test_head_npz_keeps_parts(parts_head, tmp_path):
+    head = parts_head
+    back = export.load_head(export.save_head(head, tmp_path / "head.npz", compress=True))
+    assert back.part_names == head.part_names and back.part_material_names == head.part_material_names
+    np.testing.assert_array_equal(back.parts_faces, head.parts_faces)
+    np.testing.assert_array_equal(back.parts_exp_basis, head.parts_exp_basis)

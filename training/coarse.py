@@ -72,8 +72,9 @@ class CoarseTask:
     exp_clamp: str = "straight_through"
 
     def __init__(self, face_model, encoder: FaceEncoder, weights: CoarseLossWeights = CoarseLossWeights(),
-                 albedo: AlbedoBasis | None = None, identity_net: nn.Module | None = None):
+                 albedo: AlbedoBasis | None = None, identity_net: nn.Module | None = None, supervised: float = 0.0):
         self.face_model = face_model
+        self.supervised = supervised  # weight of L_param on batches that carry true "id"/"exp"
         self.model = encoder
         self.weights = weights
         self.albedo = albedo
@@ -153,7 +154,10 @@ class CoarseTask:
                         f_in = identity_features(images.float(), lm, self.identity_net)
                     f_out = identity_features(composite, lm, self.identity_net)
                     terms["identity"] = identity_loss(f_in, f_out)
-            losses = {k: getattr(w, k) * v for k, v in terms.items()}
+            if self.supervised > 0 and "id" in batch and "exp" in batch:  # known coefficients (synthetic faces)
+                terms["param"] = (p["id"] - batch["id"].float()).pow(2).mean() + \
+                    (p["exp"] - batch["exp"].float()).pow(2).mean()
+            losses = {k: (self.supervised if k == "param" else getattr(w, k)) * v for k, v in terms.items()}
             metrics = {f"raw_{k}": v.detach() for k, v in terms.items()}
             if "landmark" in terms:
                 metrics["lm_rmse_px224"] = terms["landmark"].detach().sqrt()
@@ -185,7 +189,7 @@ def build_task(cfg: CoarseConfig, face_model) -> CoarseTask:
         from backend.identity import load_identity_net
 
         identity_net = load_identity_net()
-    return CoarseTask(face_model, FaceEncoder(enc_cfg), cfg.loss, albedo, identity_net)
+    return CoarseTask(face_model, FaceEncoder(enc_cfg), cfg.loss, albedo, identity_net, supervised=cfg.supervised)
 
 
 def run(cfg: CoarseConfig, detect_fn=None) -> TrainResult:

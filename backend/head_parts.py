@@ -1,0 +1,356 @@
+"""A head's parts (eyes, eye and mouth sockets, gums, tongue, teeth, lashes) for the exporters,
+previews and the Blender add-on. numpy only at import (the add-on imports it).
+
+:func:`attach_parts` fills the ``parts_*`` fields of a :class:`~backend.head.Head` from a face
+model with parts (:mod:`backend.facemodel.parts`): the same identity and expression
+coefficients as the skin, each part with one flat-coloured material per region (the iris and
+sclera colours from the photo: :mod:`backend.parts_texture`). :func:`part_meshes` cuts them into
+self-contained meshes (one per part; a socket carries copies of the skin rim vertices it is
+stitched to, with the same shape keys, so it closes onto the skin without a gap).
+
+ICT's thin shading helpers (lacrimal fluid, eye blend, eye occlusion: transparent or dark
+overlays in ICT's renders) are left out: drawn opaque they hide the eye.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "part_meshes", "has_parts",
+    "obj_parts_section", "mtl_parts_text",
+]
+
+EXPORTED_PARTS = (
+    "mouth_socket", "eye_socket_left", "eye_socket_right", "gums_and_tongue", "teeth",
+    "eyeball_left", "eyeball_right", "eyelashes_left", "eyelashes_right",
+)
+# material name → default colour (sRGB in [0,1], like the albedo map); the photo replaces
+# sclera and iris (backend.parts_texture)
+PART_MATERIALS = {
+    "socket": (0.30, 0.07, 0.06),       # mouth interior and eye sockets: dark red
+    "gums_tongue": (0.55, 0.20, 0.19),
+    "teeth": (0.85, 0.82, 0.72),
+    "sclera": (0.85, 0.82, 0.78),
+    "iris": (0.33, 0.24, 0.16),
+    "pupil": (0.02, 0.02, 0.02),
+    "eyelashes": (0.07, 0.05, 0.04),
+}
+_PART_MATERIAL = {
+    "mouth_socket": "socket", "eye_socket_left": "socket", "eye_socket_right": "socket",
+    "gums_and_tongue": "gums_tongue", "teeth": "teeth", "eyelashes_left": "eyelashes", "eyelashes_right": "eyelashes",
+}
+PUPIL_FRACTION = 0.42  # pupil radius / iris radius (a mid-size pupil)
+
+
+@dataclass(frozen=True)
+class PartMesh:
+    """One part as a self-contained mesh (model space, mm). n vertices, f triangles.
+
+    ``vertices`` (n,3) posed like ``Head.vertices``; ``neutral`` (n,3) identity only;
+    ``exp_basis`` (K_exp,n,3) or None; ``faces`` (f,3) local, counter-clockwise from outside;
+    ``uv`` (t,2) in [0,1]², ``faces_uv`` (f,3); ``material`` (f,) index into
+    ``Head.part_material_names``; ``source`` (n,) vertex ids in ``concatenate(skin, parts)``.
+    """
+
+    name: str
+    vertices: np.ndarray
+    neutral: np.ndarray
+    exp_basis: np.ndarray | None
+    faces: np.ndarray
+    uv: np.ndarray
+    faces_uv: np.ndarray
+    material: np.ndarray
+    source: np.ndarray
+
+
+def has_parts(head) -> bool:
+    """True when ``head`` carries parts (``parts_faces`` set)."""
+    return getattr(head, "parts_faces", None) is not None and len(head.parts_faces) > 0
+
+
+def _fold_uv(uv: np.ndarray, faces_uv: np.ndarray, face_range: np.ndarray) -> np.ndarray:
+    """ICT's parts UVs (u over several tiles) folded into [0,1]²: each part's tile shifted to 0."""
+    out = uv.astype(np.float32).copy()
+    for f0, f1 in face_range:
+        ids = np.unique(faces_uv[f0:f1])
+        if ids.size:
+            out[ids, 0] -= np.floor(np.median(uv[ids, 0]))
+    return np.clip(out, 0.0, 1.0)
+
+
+def _eye_materials(mean: np.ndarray, faces: np.ndarray, eye_region: np.ndarray, offset: int,
+                   vertex_range: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Sclera / iris / pupil face masks of one eyeball. mean (P,3) part vertices (neutral), faces
+    (f,3) global ids of that eyeball, eye_region (f,) 0/2 sclera, 1/3 iris."""
+    iris = eye_region % 2 == 1
+    ball = mean[vertex_range[0] - offset : vertex_range[1] - offset]
+    iris_v = mean[np.unique(faces[iris]) - offset]
+    centre = iris_v.mean(0)
+    axis = centre - ball.mean(0)
+    axis /= max(np.linalg.norm(axis), 1e-9)
+
+    def radial(p: np.ndarray) -> np.ndarray:
+        d = p - centre
+        return np.linalg.norm(d - (d @ axis)[:, None] * axis, axis=1)
+
+    pupil = iris & (radial(mean[faces - offset].mean(1)) < PUPIL_FRACTION * radial(iris_v).max())
+    return {"sclera": ~iris, "iris": iris & ~pupil, "pupil": pupil}
+
+
+def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[float, float, float]] | None = None) -> None:
+    """Fill ``head.parts_*`` from ``model`` (a :class:`~backend.facemodel.FaceModel` with parts)
+    for the coefficients of ``head.vertices``: id (1,K_id), exp (1,K_exp) tensors. ``colors``
+    overrides :data:`PART_MATERIALS` entries (sRGB [0,1]). Does nothing for a model without parts."""
+    if not getattr(model, "has_parts", False):
+        return
+    import torch
+
+    info = model.parts_info
+    V = model.n_verts
+    with torch.no_grad():
+        posed = model.parts_forward(id_coeffs, exp_coeffs)[0].float().cpu().numpy()
+        neutral = model.parts_forward(id_coeffs, None)[0].float().cpu().numpy()
+        basis = model.parts_exp_basis.float().cpu().numpy()
+    names = list(info.part_names)
+    keep = [names.index(n) for n in EXPORTED_PARTS if n in names]
+    vrange = np.asarray(info.part_vertex_range, np.int64) - V  # local rows of the parts arrays
+    frange = np.asarray(info.part_face_range, np.int64)
+    rows = np.concatenate([np.arange(*vrange[k]) for k in keep])  # kept part rows
+    new_row = np.full(len(info.mean), -1, np.int64)
+    new_row[rows] = np.arange(len(rows))
+    material_names = list(PART_MATERIALS)
+    faces, faces_uv, material, ranges = [], [], [], []
+    for k in keep:
+        f = np.asarray(info.faces[frange[k, 0] : frange[k, 1]], np.int64)
+        name = names[k]
+        if name.startswith("eyeball"):
+            masks = _eye_materials(info.mean, f, info.eye_region_of_face[frange[k, 0] : frange[k, 1]], V,
+                                   tuple(info.part_vertex_range[k]))
+            mat = np.zeros(len(f), np.int64)
+            for m, mask in masks.items():
+                mat[mask] = material_names.index(m)
+        else:
+            mat = np.full(len(f), material_names.index(_PART_MATERIAL.get(name, "socket")), np.int64)
+        order = np.argsort(mat, kind="stable")  # one run per material (one usemtl / primitive each)
+        f, mat = f[order], mat[order]
+        start = sum(len(x) for x in faces)
+        ranges.append((start, start + len(f)))
+        faces.append(np.where(f < V, f, V + new_row[np.maximum(f - V, 0)]))
+        faces_uv.append(np.asarray(info.faces_uv[frange[k, 0] : frange[k, 1]], np.int64)[order])
+        material.append(mat)
+    faces_uv_all = np.concatenate(faces_uv)
+    uv_ids, faces_uv_new = np.unique(faces_uv_all, return_inverse=True)
+    uv = _fold_uv(info.uv, faces_uv_all, np.asarray(ranges))[uv_ids]
+    palette = dict(PART_MATERIALS, **(colors or {}))
+    head.parts_vertices = posed[rows].astype(np.float32)
+    head.parts_neutral = neutral[rows].astype(np.float32)
+    head.parts_exp_basis = basis[:, rows].astype(np.float32)
+    head.parts_faces = np.concatenate(faces).astype(np.int32)
+    head.parts_uv = uv.astype(np.float32)
+    head.parts_faces_uv = faces_uv_new.reshape(-1, 3).astype(np.int32)
+    head.parts_material = np.concatenate(material).astype(np.int16)
+    head.part_names = [names[k] for k in keep]
+    head.part_face_range = np.asarray(ranges, np.int32)
+    head.part_material_names = material_names
+    head.part_material_colors = np.asarray([palette[m] for m in material_names], np.float32)
+
+
+def part_meshes(head, vertices: np.ndarray | None = None) -> list[PartMesh]:
+    """Each of ``head``'s parts as a :class:`PartMesh` (empty list without parts).
+
+    ``vertices``: (V,3) skin vertices the sockets' rims copy (default ``head.vertices``); the
+    neutral rims come from ``head.neutral`` and the rim shape keys from ``head.exp_basis``.
+    """
+    if not has_parts(head):
+        return []
+    skin = np.asarray(head.vertices if vertices is None else vertices, np.float32)
+    all_posed = np.concatenate([skin, head.parts_vertices])
+    all_neutral = np.concatenate([np.asarray(head.neutral, np.float32), head.parts_neutral])
+    basis = None
+    if head.parts_exp_basis is not None and head.exp_basis is not None:
+        basis = np.concatenate([np.asarray(head.exp_basis, np.float32), head.parts_exp_basis], 1)
+    out = []
+    for name, (f0, f1) in zip(head.part_names, np.asarray(head.part_face_range)):
+        faces = np.asarray(head.parts_faces[f0:f1], np.int64)
+        ids, local = np.unique(faces, return_inverse=True)
+        fuv = np.asarray(head.parts_faces_uv[f0:f1], np.int64)
+        uv_ids, local_uv = np.unique(fuv, return_inverse=True)
+        out.append(PartMesh(
+            name=name, vertices=all_posed[ids], neutral=all_neutral[ids],
+            exp_basis=None if basis is None else basis[:, ids], faces=local.reshape(-1, 3),
+            uv=np.asarray(head.parts_uv, np.float32)[uv_ids], faces_uv=local_uv.reshape(-1, 3),
+            material=np.asarray(head.parts_material[f0:f1], np.int64), source=ids,
+        ))
+    return out
+
+
+def vertex_normals_np(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (V,3) of faces (F,3) CCW (:func:`backend.export.vertex_normals_np`)."""
+    from .export import vertex_normals_np as normals
+
+    return normals(vertices, faces)
+
+
+def obj_parts_section(head, n_uv: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """The parts for ``head.obj``: vertices (P,3), UVs (Tp,2) and normals (P,3) to append after
+    the skin's (V vertices, ``n_uv`` UVs, V normals), and the ``g <part>`` / ``usemtl part_<material>``
+    groups with their 1-based ``f v/vt/vn`` lines (vertex ids in ``concatenate(skin, parts)``)."""
+    if not has_parts(head):
+        return np.zeros((0, 3), np.float32), np.zeros((0, 2), np.float32), np.zeros((0, 3), np.float32), ""
+    V = len(head.vertices)
+    everything = np.concatenate([np.asarray(head.vertices, np.float32), head.parts_vertices])
+    faces = np.asarray(head.parts_faces, np.int64)
+    normals = vertex_normals_np(everything, faces)[V:]
+    corners = np.stack([faces + 1, np.asarray(head.parts_faces_uv, np.int64) + 1 + n_uv, faces + 1], -1)
+    text = []
+    for name, (f0, f1) in zip(head.part_names, np.asarray(head.part_face_range)):
+        text.append(f"g {name}\n")
+        mats = np.asarray(head.parts_material[f0:f1])
+        cuts = np.flatnonzero(np.diff(mats)) + 1
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(mats)]):
+            text.append(f"usemtl part_{head.part_material_names[int(mats[a])]}\n")
+            rows = corners[f0 + a : f0 + b].reshape(-1, 9)
+            text.append((("f %d/%d/%d %d/%d/%d %d/%d/%d\n") * len(rows)) % tuple(rows.ravel().tolist()))
+    return head.parts_vertices, head.parts_uv, normals, "".join(text)
+
+
+def mtl_parts_text(head) -> str:
+    """``newmtl part_<material>`` blocks with flat diffuse colours (empty without parts)."""
+    if not has_parts(head):
+        return ""
+    lines = []
+    for name, rgb in zip(head.part_material_names, np.asarray(head.part_material_colors, np.float64)):
+        lines += [f"newmtl part_{name}", "Ka 0 0 0", "Kd {:.4f} {:.4f} {:.4f}".format(*rgb),
+                  "Ks 0.3 0.3 0.3" if name in ("sclera", "iris", "pupil", "teeth") else "Ks 0.05 0.05 0.05",
+                  "Ns 40", "d 1", "illum 2"]
+    return "\n".join(lines) + "\n"
+
+
+def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    """sRGB-encoded [0,1] → linear (glTF ``baseColorFactor`` and Blender colours are linear)."""
+    c = np.clip(np.asarray(rgb, np.float64), 0.0, 1.0)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def glb_part_nodes(head, builder, nodes: list, meshes: list, materials: list, scale: float) -> None:
+    """Append the parts to a glTF document being built (``backend.export.write_glb``): one mesh
+    and node per part, a child of node 0 (the head), one primitive per material (flat
+    ``baseColorFactor``), the head's morph targets and weights when it has them. ``builder``:
+    the export's buffer builder (``view``/``accessor``); ``scale``: mm → glTF units."""
+    if not has_parts(head):
+        return
+    from .export import split_seams
+
+    array_buffer, element_buffer = 34962, 34963
+    morphs = head.exp_basis is not None and head.parts_exp_basis is not None and len(head.exp_names) > 0
+    weights = np.zeros(len(head.exp_names) if morphs else 0, np.float64)
+    if morphs:
+        coeffs = np.asarray(head.exp_coeffs, np.float64).reshape(-1)
+        weights[: min(len(coeffs), len(weights))] = coeffs[: len(weights)]
+    gltf_material: dict[int, int] = {}
+    children = []
+    for part in part_meshes(head):
+        base = part.neutral if morphs else part.vertices
+        vidx, tidx, faces = split_seams(part.faces, part.faces_uv)
+        uv = part.uv[tidx].copy()
+        uv[:, 1] = 1.0 - uv[:, 1]
+        attributes = {
+            "POSITION": builder.accessor(base[vidx] * scale, "VEC3", array_buffer, minmax=True),
+            "NORMAL": builder.accessor(vertex_normals_np(base, part.faces)[vidx], "VEC3", array_buffer),
+            "TEXCOORD_0": builder.accessor(uv, "VEC2", array_buffer),
+        }
+        targets = None
+        if morphs:
+            targets = [{"POSITION": builder.accessor(part.exp_basis[k][vidx] * scale, "VEC3", array_buffer, minmax=True)}
+                       for k in range(len(part.exp_basis))]
+        primitives = []
+        for m in np.unique(part.material):
+            if int(m) not in gltf_material:
+                name = head.part_material_names[int(m)]
+                colour = [float(c) for c in srgb_to_linear(head.part_material_colors[int(m)])] + [1.0]
+                materials.append({"name": f"part_{name}", "doubleSided": name == "eyelashes", "pbrMetallicRoughness": {
+                    "baseColorFactor": colour, "metallicFactor": 0.0,
+                    "roughnessFactor": 0.3 if name in ("sclera", "iris", "pupil", "teeth") else 0.7}})
+                gltf_material[int(m)] = len(materials) - 1
+            primitive = {"attributes": attributes, "mode": 4, "material": gltf_material[int(m)],
+                         "indices": builder.accessor(faces[part.material == m], "SCALAR", element_buffer, minmax=True)}
+            if targets is not None:
+                primitive["targets"] = targets
+            primitives.append(primitive)
+        mesh = {"name": part.name, "primitives": primitives}
+        if morphs:
+            mesh["weights"] = [float(w) for w in weights]
+            mesh["extras"] = {"targetNames": list(head.exp_names)}
+        meshes.append(mesh)
+        nodes.append({"name": part.name, "mesh": len(meshes) - 1})
+        children.append(len(nodes) - 1)
+    nodes[0]["children"] = children
+
+
+def boundary_vertices(faces: np.ndarray, n_verts: int) -> np.ndarray:
+    """(V,) bool: vertices on an open edge (an edge of one triangle only) of faces (F,3)."""
+    faces = np.asarray(faces, np.int64)
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    out = np.zeros(n_verts, bool)
+    out[unique[counts == 1].ravel()] = True
+    return out
+
+
+def first_skin_hit(origins: np.ndarray, directions: np.ndarray, skin: np.ndarray, skin_faces: np.ndarray,
+                   reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where rays ``origins + s·directions`` (N,3 each, unit directions), s ∈ (0, ``reach``], first
+    meet the skin (V,3), faces (F,3) counter-clockwise from outside. Returns (s (N,), inf where
+    none; outer (N,) bool: the hit is on a triangle's outer face)."""
+    o = np.asarray(origins, np.float64)
+    d = np.asarray(directions, np.float64)
+    skin = np.asarray(skin, np.float64)
+    faces = np.asarray(skin_faces, np.int64)
+    a, b, c = (skin[faces[:, k]] for k in range(3))
+    centre = (a + b + c) / 3.0
+    radius = float(np.max(np.linalg.norm(np.stack([a, b, c]) - centre, axis=-1)))
+    first = np.full(len(o), np.inf)
+    outer_first = np.zeros(len(o), bool)
+    # candidates: triangles whose centre lies in the ball around each ray's segment
+    from scipy.spatial import cKDTree
+
+    hits = cKDTree(centre).query_ball_point(o + 0.5 * reach * d, 0.5 * reach + radius)
+    counts = np.fromiter(map(len, hits), np.int64, len(hits))
+    pi = np.repeat(np.arange(len(o)), counts)
+    fi = np.concatenate([np.asarray(h, np.int64) for h in hits]) if counts.sum() else np.zeros(0, np.int64)
+    if len(pi) == 0:
+        return first, outer_first
+    e1, e2 = b[fi] - a[fi], c[fi] - a[fi]  # Möller–Trumbore over all (ray, triangle) pairs
+    h = np.cross(d[pi], e2)
+    det = np.einsum("nc,nc->n", e1, h)
+    ok = np.abs(det) > 1e-12
+    inv = 1.0 / np.where(ok, det, 1.0)
+    sv = o[pi] - a[fi]
+    u = np.einsum("nc,nc->n", sv, h) * inv
+    qv = np.cross(sv, e1)
+    v = np.einsum("nc,nc->n", d[pi], qv) * inv
+    t = np.einsum("nc,nc->n", e2, qv) * inv
+    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9) & (t <= reach)
+    np.minimum.at(first, pi[hit], t[hit])
+    is_first = hit & (t == first[pi])
+    outer_first[pi[is_first & (det < 0)]] = True  # the ray runs against the face normal e1×e2
+    return first, outer_first
+
+
+def skin_penetration(points: np.ndarray, normals: np.ndarray, skin: np.ndarray, skin_faces: np.ndarray,
+                     reach: float = 5.0) -> np.ndarray:
+    """How far part vertices stick out through the skin. points (N,3) with their part's outward
+    normals (N,3); skin (V,3) with faces (F,3) counter-clockwise from outside; same units.
+
+    A point pokes through by t when the ray from it back into its own part, ``p − s·n`` for
+    s ∈ (0, ``reach``], first meets the skin at s = t on a triangle's *outer* face: the skin
+    lies behind the part's surface there, so the part is outside the skin. A part seen through
+    an opening (the eye between the lids, teeth between the lips) has no skin behind it, and one
+    under the skin has the skin's inner face behind it: both give 0. Returns (N,) ≥ 0.
+    """
+    n = np.asarray(normals, np.float64)
+    n = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    t, outer = first_skin_hit(points, -n, skin, skin_faces, reach)
+    return np.where(outer & np.isfinite(t), t, 0.0)
