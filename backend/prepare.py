@@ -12,6 +12,7 @@ import torch
 from .align import CROP_SIZE, align_face, face_mask, points_to_crop, warp_to_crop
 from .detect import DetectSettings, detect_one
 from .detect.base import Face
+from .detect.mediapipe_68 import mesh_to_68
 from .errors import PhotoheadError
 from .image_io import load_image
 from .skin import skin_mask
@@ -36,6 +37,8 @@ class PreparedView:
     label: str = ""
     detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe" or "given"
     faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
+    mesh68: np.ndarray | None = None  # (68,2) photo px: Face Mesh's 68 points, when it ran
+    presence: float | None = None  # Face Mesh's face-presence probability, when it ran
 
 
 def prepare_view(
@@ -66,6 +69,7 @@ def prepare_view(
         crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
         crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
         detector=found.backend, faces_note=found.note,
+        mesh68=None if found.dense is None else mesh_to_68(found.dense), presence=found.presence,
     )
 
 

@@ -44,6 +44,7 @@ from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
 from .quality import DEFAULT
 from .texture import delit_albedo, uv_face_coverage
+from .trust import assess, view_evidence
 from .validate import check_face_index, check_photos
 
 __all__ = ["ReconstructConfig", "reconstruct", "load_face_model"]
@@ -201,7 +202,11 @@ def _run(
         head = with_detail(head, detail, model.uv_tiles)
     head.view_weights = view_weights
     head.metrics["uv_face_coverage"] = uv_face_coverage(model, view_weights)
-    head.warnings.extend(warn_list)
+    evidence = [view_evidence(Path(v.name).name if len(views) > 1 else "", r.landmarks68, r.detected68,
+                              float(r.pose[2]), v.mesh68, v.presence) for v, r in zip(views, head.views)]
+    trust_metrics, trust_warn = assess(evidence, head.id_coeffs, fit_cfg.id_ball)
+    head.metrics.update(trust_metrics)
+    head.warnings.extend(warn_list + trust_warn)
     timings["total_s"] = time.perf_counter() - t0
     head.timings.update(timings)
     if progress:
