@@ -43,7 +43,7 @@ from .image_io import load_image
 from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
 from .quality import DEFAULT
-from .validate import check_face_index, check_photos
+from .validate import check_face_index, check_labels, check_model_path, check_photos
 
 Mode = Literal["fit", "predict", "hybrid"]
 
@@ -419,6 +419,8 @@ def reconstruct(
     if config.tune_unet and config.mode != "hybrid":
         raise PhotoheadError(f"tuning the U-Net is part of hybrid mode, not {config.mode!r}: use --mode hybrid")
     check_face_index(config.face)
+    check_labels(config.labels, len(images))
+    check_model_path(config.model)
     check_photos(images, decode=False)  # regular files, sizes from the headers: before the model loads
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
