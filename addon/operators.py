@@ -181,7 +181,7 @@ def finish_job(context, job: Job, state: JobState, settings) -> tuple[set[str], 
             kind = f" ({state.error_type})" if state.error_type else ""
             return {"ERROR"}, f"{_task_name(job)} failed{kind}: {state.message}", None
         if job.task == "detect":
-            return _apply_detection(context, state.result_path)
+            return _apply_detection(context, state.result_path, pack=settings.pack_images)
         return _apply_reconstruction(context, job, state, settings)
     finally:
         job.cleanup()
@@ -256,8 +256,9 @@ def attach_pins(context, root, head, make: bool = True) -> list[bpy.types.Object
     return placed
 
 
-def _apply_detection(context, result_path: str):
-    """Landmarks objects from a detection job's ``landmarks.json`` (existing ones are moved)."""
+def _apply_detection(context, result_path: str, pack: bool = True):
+    """Landmarks objects from a detection job's ``landmarks.json`` (existing ones are updated);
+    ``pack``: pack the photos shown by new pre-fit cameras into the .blend."""
     rows = json.loads(Path(result_path).read_text(encoding="utf-8"))
     made, placeholders = [], []
     try:
@@ -271,7 +272,7 @@ def _apply_detection(context, result_path: str):
                 if obj is not None:  # the photo changed size: start again
                     _remove_objects([obj])
                 cam = _fitted_camera(photo, context.scene) or pins.photo_camera(
-                    f"Photo {os.path.basename(photo)}", photo, width, height, index, context.collection)
+                    f"Photo {os.path.basename(photo)}", photo, width, height, index, context.collection, pack=pack)
                 if cam.get("photohead_pre_fit"):
                     made.append(cam)
                 obj = pins.create_pins(f"Landmarks {os.path.basename(photo)}", row["landmarks68"], cam, photo,
@@ -283,10 +284,11 @@ def _apply_detection(context, result_path: str):
         _remove_objects([o for o in made if o.name in bpy.data.objects])
         raise
     first = pins.find_pins(rows[0]["name"], context.scene) if rows else None
+    photos = f"{len(rows)} photo{'' if len(rows) == 1 else 's'}"
     if placeholders:
-        return ({"WARNING"}, f"Landmarks of {len(rows)} photos; no face found in {', '.join(placeholders)}: "
+        return ({"WARNING"}, f"Landmarks of {photos}; no face found in {', '.join(placeholders)}: "
                 "drag its points onto the face (Edit Mode, through its camera)", first)
-    return {"INFO"}, f"Landmarks of {len(rows)} photos: check them through each photo's camera, then Reconstruct", first
+    return {"INFO"}, f"Landmarks of {photos}: check them through each photo's camera, then Reconstruct", first
 
 
 def _fitted_camera(photo: str, scene):
@@ -439,7 +441,7 @@ def event_over_panel(context, event) -> bool:
         for region in area.regions:
             if (region.type == "UI" and region.x <= event.mouse_x < region.x + region.width
                     and region.y <= event.mouse_y < region.y + region.height):
-                return region.active_panel_category in ("Photohead", None)
+                return getattr(region, "active_panel_category", None) in ("Photohead", None)
     return False
 
 
@@ -452,6 +454,20 @@ class _JobOperator:
     task = "reconstruct"
     _job: Job | None = None
     _timer = None
+
+    # Injectable for tests and experiments: the worker's function and import paths.
+    job_function: StringProperty(default="", options={"HIDDEN", "SKIP_SAVE"})
+    job_python_path: StringProperty(default="", options={"HIDDEN", "SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context):
+        if running_job() is not None:
+            cls.poll_message_set("A job is already running")
+            return False
+        if not context.scene.photohead.photos:
+            cls.poll_message_set("Add at least one photo")
+            return False
+        return True
 
     def _start(self, context) -> bool:
         extra = [p for p in self.job_python_path.split(os.pathsep) if p]
@@ -516,16 +532,6 @@ class _JobOperator:
                 _Runtime.job, _Runtime.replace_roots = None, ()
 
 
-def _poll_idle(cls, context) -> bool:
-    if running_job() is not None:
-        cls.poll_message_set("A job is already running")
-        return False
-    if not context.scene.photohead.photos:
-        cls.poll_message_set("Add at least one photo")
-        return False
-    return True
-
-
 class PHOTOHEAD_OT_reconstruct(_JobOperator, Operator):
     """Reconstruct a head from the photos in a background process (photos with Landmarks objects use those points)"""
 
@@ -533,9 +539,6 @@ class PHOTOHEAD_OT_reconstruct(_JobOperator, Operator):
     bl_label = "Reconstruct"
     bl_options = {"UNDO"}
 
-    # Injectable for tests and experiments: the worker's function and import paths.
-    job_function: StringProperty(default="", options={"HIDDEN", "SKIP_SAVE"})
-    job_python_path: StringProperty(default="", options={"HIDDEN", "SKIP_SAVE"})
     refit: BoolProperty(name="Refit", default=False, options={"SKIP_SAVE"},
                         description="Fit again to the Landmarks objects and replace the head they belong to")
 
@@ -545,10 +548,6 @@ class PHOTOHEAD_OT_reconstruct(_JobOperator, Operator):
             return "Fit again to the corrected Landmarks objects and replace the earlier head"
         return cls.__doc__
 
-    @classmethod
-    def poll(cls, context):
-        return _poll_idle(cls, context)
-
 
 class PHOTOHEAD_OT_detect_landmarks(_JobOperator, Operator):
     """Find the 68 landmarks of each photo and show them as Landmarks objects to correct before the fit"""
@@ -557,13 +556,6 @@ class PHOTOHEAD_OT_detect_landmarks(_JobOperator, Operator):
     bl_label = "Detect Landmarks"
     bl_options = {"UNDO"}
     task = "detect"
-
-    job_function: StringProperty(default="", options={"HIDDEN", "SKIP_SAVE"})
-    job_python_path: StringProperty(default="", options={"HIDDEN", "SKIP_SAVE"})
-
-    @classmethod
-    def poll(cls, context):
-        return _poll_idle(cls, context)
 
 
 class PHOTOHEAD_OT_import_result(Operator, ImportHelper):

@@ -587,6 +587,8 @@ def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarra
     outputs of an earlier run are replaced or retired as a whole, files that are not Photohead
     outputs are kept.
     """
+    if not os.fspath(out_dir).strip():  # Path("") is the current folder
+        raise ExportError("the output folder name is empty: name a folder")
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))

@@ -29,6 +29,7 @@ from .camera import Camera, project, scale_pose
 from .determinism import deterministic
 from .detect import BACKENDS as DETECTOR_BACKENDS
 from .detect.combined import MISSING_MEDIAPIPE, MediaPipeMissingWarning, mediapipe_available
+from .detect.mediapipe_68 import mesh_to_68
 from .detect import DetectSettings, detect_one
 from .errors import NoFaceError, PhotoheadError, WeightsNotFoundError
 from .facemodel import FaceModel, load_default, load_model
@@ -38,6 +39,7 @@ from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
 from .head_parts import attach_parts
 from .parts_texture import eye_colours
+from .trust import assess, view_evidence
 from .image_io import load_image
 from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
@@ -115,6 +117,8 @@ class PreparedView:
     label: str = ""
     detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe" or "given"
     faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
+    mesh68: np.ndarray | None = None  # (68,2) photo px: Face Mesh's 68 points, when it ran
+    presence: float | None = None  # Face Mesh's face-presence probability, when it ran
 
 
 def resolve_device(name: str) -> torch.device:
@@ -163,6 +167,7 @@ def prepare_view(
         crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
         crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
         detector=found.backend, faces_note=found.note,
+        mesh68=None if found.dense is None else mesh_to_68(found.dense), presence=found.presence,
     )
 
 
@@ -531,7 +536,11 @@ def _reconstruct_on(
     if view_weights is not None:
         head.view_weights = view_weights
         head.metrics["uv_face_coverage"] = uv_face_coverage(model, view_weights)
-    head.warnings.extend(warn_list)
+    evidence = [view_evidence(Path(v.name).name if len(views) > 1 else "", r.landmarks68, r.detected68,
+                              float(r.pose[2]), v.mesh68, v.presence) for v, r in zip(views, head.views)]
+    trust_metrics, trust_warn = assess(evidence, head.id_coeffs, fit_cfg.id_ball)
+    head.metrics.update(trust_metrics)
+    head.warnings.extend(warn_list + trust_warn)
     timings["total_s"] = time.perf_counter() - t0
     head.timings.update(timings)
     if progress:

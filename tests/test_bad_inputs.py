@@ -326,6 +326,44 @@ def test_photo_checks_take_milliseconds(photo):
     assert time.perf_counter() - t < 1.0
 
 
+# -- several faces -----------------------------------------------------------------------------------------
+def _face(x: float, side: float, score: float, detector: str = "hog"):
+    from backend.detect import Face
+
+    lm = np.stack([np.linspace(x, x + side, 68), np.linspace(10, 10 + side, 68)], 1)
+    return Face(box=[x, 10, x + side, 10 + side], landmarks=lm, score=score, backend="dlib", detector=detector)
+
+
+def test_choose_faces_drops_weak_detections_and_puts_the_largest_first():
+    from backend.detect import MIN_SCORE, choose_faces, faces_report
+
+    t = MIN_SCORE["hog"]
+    faces = choose_faces([_face(0, 80, t + 1.0), _face(200, 150, t + 0.2), _face(400, 300, t - 0.01)])
+    assert [(f.size, f.index, f.count) for f in faces] == [(150, 0, 2), (80, 1, 2)]  # the weak 300 px box dropped
+    lone = choose_faces([_face(0, 90, t - 0.2)])
+    assert len(lone) == 1 and lone[0].score == pytest.approx(t - 0.2)  # a photo's only face is kept
+    assert faces_report(faces, "x.jpg") == (f"2 faces in x.jpg (largest first): #0 box (200,10,350,160) score {t + 0.2:.2f}, "
+                                            f"#1 box (0,10,80,90) score {t + 1.0:.2f}")
+
+
+@pytest.mark.slow
+def test_several_faces_are_reported_and_the_largest_used(capfd, tmp_path, astronaut, grace_hopper):
+    """Issue case 8 at draft quality: two people side by side; every face is listed in one warning
+    line (and params.json), the larger face (grace_hopper's, right) is reconstructed."""
+    import json
+
+    gh = np.asarray(Image.fromarray(grace_hopper).resize((437, 512)))
+    Image.fromarray(np.concatenate([astronaut, gh], axis=1)).save(tmp_path / "two.png")
+    rc = cli_main(["reconstruct", str(tmp_path / "two.png"), "-o", str(tmp_path / "out"), "--quality", "draft", "-q"])
+    err = capfd.readouterr().err
+    assert rc == 0, err
+    notes = [line for line in err.splitlines() if "faces in" in line]
+    assert len(notes) == 1 and "2 faces in two.png (largest first): #0 box (" in notes[0] and "using #0" in notes[0]
+    params = json.loads((tmp_path / "out" / "params.json").read_text())
+    assert any("2 faces in" in w for w in params["warnings"])
+    assert params["views"][0]["face_box"][0] > 512  # grace_hopper's face
+
+
 # -- face models ---------------------------------------------------------------------------------------
 def test_tiny_model_is_valid(tmp_path):
     from backend.facemodel import load_model
@@ -417,8 +455,8 @@ def _bad_ckpt(kind: str, folder: Path, good: Path) -> Path:
     elif kind == "missing_keys":
         ckpt["model"] = dict(list(ckpt["model"].items())[:2])
         torch.save(ckpt, path)
-    elif kind == "huge_width":  # the architecture declares a network of ~15 GB
-        ckpt["arch"] = {**ckpt["arch"], "width": 400.0, "fc_dim": 200_000}
+    elif kind == "huge_width":  # the architecture declares a network of 28 GB
+        ckpt["arch"] = {**ckpt["arch"], "width": 50.0, "fc_dim": 100_000}
         torch.save(ckpt, path)
     elif kind == "huge_stride0":  # issue case 10: a tensor declaring 15 GB over one stored float
         key = next(iter(ckpt["model"]))

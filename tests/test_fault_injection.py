@@ -120,6 +120,14 @@ def test_writer_exception_at_each_step_leaves_the_old_result(old_and_new, tmp_pa
     assert state(out) == new  # stale preview_view1.png retired, notes.txt kept
 
 
+def test_writer_refuses_an_empty_folder_name(tmp_path, monkeypatch):
+    """``write_outputs(head, "")`` would have written into the current folder."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(export.ExportError, match="name is empty"):
+        export.write_outputs(tiny_head(1), "")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_writer_disk_full_half_way_through_each_file(old_and_new, tmp_path, monkeypatch):
     """ENOSPC after half of each file's bytes (the temporary file), one file at a time."""
     out, old, new = old_and_new

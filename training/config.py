@@ -156,6 +156,9 @@ class CoarseConfig:
     - ``init``: checkpoint to take weights from at step 0 (not a resume).
     - ``resume``: "" (fresh run; refuses a non-empty run folder with a checkpoint), ``auto``
       (``<out>/last.pt`` when present) or a checkpoint path.
+    - ``supervised``: weight of L_param, the mean squared error of the regressed identity and
+      expression coefficients against the true ones, on data that knows them (synthetic faces:
+      ``--data synthetic`` or a ``photohead train synth`` cache); 0 = off (the paper's training).
     """
 
     out: str = "runs/coarse"
@@ -165,6 +168,7 @@ class CoarseConfig:
     use_identity: bool = True
     init: str = ""
     resume: str = ""
+    supervised: float = 0.0
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderArchConfig = field(default_factory=EncoderArchConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
@@ -358,10 +362,22 @@ def parse_args(cfg: Any, argv: list[str]) -> Any:
         if key == "config":
             files.append(value)
             continue
-        overrides[ALIASES.get(key, key)] = value
+        overrides[_resolve_alias(cfg, key)] = value
     for f in files:
         cfg = apply_overrides(cfg, load_toml(f))
     return apply_overrides(cfg, overrides)
+
+
+def _resolve_alias(cfg: Any, key: str) -> str:
+    """``key`` or the key its shorthand stands for: a shorthand applies where its target exists
+    and ``key`` is not a plain field of ``cfg`` (``--seed`` is ``loop.seed`` for a trainer,
+    ``seed`` itself for ``training.synth``; ``--data`` is ``data.data`` wherever ``data`` is a table)."""
+    alias = ALIASES.get(key)
+    if alias is None or not hasattr(cfg, alias.partition(".")[0]):
+        return key
+    if hasattr(cfg, key) and not dataclasses.is_dataclass(getattr(cfg, key)):
+        return key
+    return alias
 
 
 def help_text(cfg: Any) -> str:

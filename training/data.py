@@ -5,7 +5,9 @@ Every dataset item is a dict of tensors (S = crop side):
 - ``image`` (3,S,S) float32 RGB in [0,1], the aligned crop (:mod:`backend.align` template);
 - ``landmarks`` (68,2) float32 detected landmarks in crop pixels (x right, y down);
 - ``mask`` (S,S) float32 in {0,1}: skin (landmark hull minus eyes, inner mouth, brows and lips, weighted
-  by the skin colour likelihood: :func:`backend.skin.skin_mask`) inside the photo.
+  by the skin colour likelihood: :func:`backend.skin.skin_mask`) inside the photo;
+- synthetic faces only (:class:`SyntheticFaceDataset`, a cache made by ``photohead train synth``):
+  their true ``id`` (K_id,) and ``exp`` (K_exp,) coefficients (plus ``pose``, ``sh`` for the former).
 
 Preprocessing (:func:`preprocess_folder`) runs once per folder: detection + 68 landmarks
 (:mod:`backend.detect`), similarity crop (:mod:`backend.align`), skin mask. It is
@@ -38,6 +40,8 @@ from backend.io_utils import atomic_path, atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 REJECT_REASONS = ("unreadable", "no_face", "too_small", "low_score")
+#: known coefficients a cache of synthetic faces carries per item (``photohead train synth``)
+TRUTH_KEYS = ("id", "exp")
 
 # detect_fn(image (H,W,3) uint8) -> list of (landmarks (68,2) image px, score), most confident first
 DetectFn = Callable[[np.ndarray], list[tuple[np.ndarray, float]]]
@@ -133,35 +137,43 @@ def _process_shard(args: tuple, tick: Callable[[], None] | None = None) -> dict:
     if paths["json"].exists():
         return json.loads(paths["json"].read_text())
     detect_fn = detect_fn or _default_detect(settings.detector)
-    S = settings.crop_size
-    crops, masks, lms, src, scores, mats = [], [], [], [], [], []
-    rejects: dict[str, list[int]] = {r: [] for r in REJECT_REASONS}
+    results = []
     for i, f in enumerate(files):
         image = _read_image(Path(f))
-        out = "unreadable" if image is None else process_image(image, detect_fn, settings)
-        if isinstance(out, str):
-            rejects[out].append(start + i)
-            if tick:
-                tick()
-            continue
-        crops.append(out["crop"]); masks.append(out["mask"]); lms.append(out["landmarks"])
-        src.append(start + i); scores.append(out["score"]); mats.append(out["crop_from_image"])
+        results.append((start + i, "unreadable" if image is None else process_image(image, detect_fn, settings)))
         if tick:
             tick()
-    n = len(crops)
-    arrays = {
-        "crops.npy": np.stack(crops) if n else np.zeros((0, S, S, 3), np.uint8),
-        "masks.npy": np.stack(masks) if n else np.zeros((0, S, S), np.uint8),
-    }
+    return write_shard(cache, shard, settings.crop_size, results)
+
+
+def write_shard(cache: Path, shard: int, crop_size: int, results: list[tuple[int, dict | str]],
+                extra: dict[str, np.ndarray] | None = None) -> dict:
+    """Write one cache shard (layout in the module doc), its ``.json`` completion marker last.
+
+    ``results``: (source index, :func:`process_image` output or a reject reason) per photo, in
+    order; ``extra``: more per-kept-item arrays for ``meta.npz`` (e.g. a synthetic face's true
+    ``id``, ``exp``). Returns the shard summary."""
+    paths = _shard_paths(cache, shard)
+    S = crop_size
+    kept = [(i, out) for i, out in results if not isinstance(out, str)]
+    rejects: dict[str, list[int]] = {r: [] for r in REJECT_REASONS}
+    for i, out in results:
+        if isinstance(out, str):
+            rejects[out].append(i)
+    n = len(kept)
+    stack = lambda key, empty: np.stack([o[key] for _, o in kept]) if n else empty  # noqa: E731
+    arrays = {"crops.npy": stack("crop", np.zeros((0, S, S, 3), np.uint8)),
+              "masks.npy": stack("mask", np.zeros((0, S, S), np.uint8))}
     for key, arr in arrays.items():
         with atomic_path(paths[key]) as tmp:
             with tmp.open("wb") as fh:
                 np.save(fh, arr)
     with atomic_path(paths["meta.npz"]) as tmp:
         with tmp.open("wb") as fh:
-            np.savez(fh, landmarks=np.stack(lms) if n else np.zeros((0, 68, 2), np.float32),
-                     source=np.asarray(src, np.int64), score=np.asarray(scores, np.float32),
-                     crop_from_image=np.stack(mats) if n else np.zeros((0, 2, 3), np.float32))
+            np.savez(fh, landmarks=stack("landmarks", np.zeros((0, 68, 2), np.float32)),
+                     source=np.asarray([i for i, _ in kept], np.int64),
+                     score=np.asarray([o["score"] for _, o in kept], np.float32),
+                     crop_from_image=stack("crop_from_image", np.zeros((0, 2, 3), np.float32)), **(extra or {}))
     summary = {"shard": shard, "kept": n, "rejected": rejects}
     atomic_write_text(paths["json"], json.dumps(summary))  # completion marker, written last
     return summary
@@ -209,7 +221,8 @@ class CachedFaceDataset(Dataset):
             if not p["json"].exists():
                 raise FileNotFoundError(f"cache {cache}: shard {s} is incomplete; rerun preprocessing (it resumes)")
             meta = np.load(p["meta.npz"])
-            entry = {"paths": p, "landmarks": meta["landmarks"], "source": meta["source"], "crops": None, "masks": None}
+            entry = {"paths": p, "landmarks": meta["landmarks"], "source": meta["source"], "crops": None, "masks": None,
+                     "truth": {k: meta[k] for k in TRUTH_KEYS if k in meta.files}}
             self.shards.append(entry)
             index += [(s, i) for i in range(len(entry["source"]))]
         self.index = index
@@ -225,7 +238,9 @@ class CachedFaceDataset(Dataset):
             sh["masks"] = np.load(sh["paths"]["masks.npy"], mmap_mode="r")
         crop = torch.from_numpy(np.array(sh["crops"][i])).permute(2, 0, 1).float() / 255.0
         mask = torch.from_numpy(np.array(sh["masks"][i])).float() / 255.0
-        return {"image": crop, "landmarks": torch.from_numpy(sh["landmarks"][i].copy()), "mask": mask}
+        item = {"image": crop, "landmarks": torch.from_numpy(sh["landmarks"][i].copy()), "mask": mask}
+        item.update({k: torch.from_numpy(v[i].astype(np.float32)) for k, v in sh["truth"].items()})
+        return item
 
     def source_path(self, k: int) -> str:
         s, i = self.index[k]

@@ -35,9 +35,11 @@ def check_run(cfg: Any) -> None:
         raise OutputLocationError(f"{out}: the run folder exists and is not a folder: choose another --out")
     check_writable(out, "run folder")
     data = cfg.data.data
-    if data != "synthetic":
+    prepared = bool(cfg.data.cache) and (Path(cfg.data.cache) / "manifest.json").is_file()
+    if data != "synthetic" and not (prepared and not data):  # --cache alone: a cache made by `train prepare`
         if not data:
-            raise TrainingDataError("no training data: pass --data DIR (a folder of photos) or --data synthetic")
+            raise TrainingDataError("no training data: pass --data DIR (a folder of photos), --data synthetic, or "
+                                    "--cache DIR of a cache made by `photohead train prepare`")
         root = Path(data)
         if not root.is_dir():
             raise TrainingDataError(f"{root}: the data folder {'is not a folder' if root.exists() else 'does not exist'}")

@@ -199,6 +199,7 @@ def prepare_cache(
     files: list[str], cache: str | Path, settings: PreprocessSettings = PreprocessSettings(), *,
     detect_fn: DetectFn | None = None, rank: int = 0, world: int = 1, source: dict | None = None,
     progress: Callable[[int, int], None] | None = None, wait: bool = False, poll_s: float = 2.0,
+    shard_fn: Callable[..., dict] = _process_shard,
 ) -> dict | None:
     """Preprocess this rank's shards of ``files`` into ``cache`` (resumable). Returns the report
     when every shard is finished (written here if this rank finished last), else None; with
@@ -206,7 +207,9 @@ def prepare_cache(
 
     ``progress(photos_done, photos_total)``: this rank's photos (per photo in one process, per
     shard with ``settings.workers`` > 1). ``detect_fn`` replaces :func:`backend.detect.detect`
-    (picklable when ``workers`` > 1).
+    (picklable when ``workers`` > 1). ``shard_fn(job, tick=None)`` makes one shard from
+    ``job = (cache, shard, files, start, settings, detect_fn)`` (default: read and preprocess the
+    photos; :mod:`training.synth` renders faces instead).
     """
     if not 0 <= rank < world:
         raise PrepareError(f"rank {rank} is not in 0..{world - 1}")
@@ -230,10 +233,10 @@ def prepare_cache(
                 if progress:
                     progress(done, total)
 
-            _process_shard(job, tick)
+            shard_fn(job, tick)
     else:
         with mp.get_context("spawn").Pool(min(settings.workers, len(jobs))) as pool:
-            for summary in pool.imap_unordered(_process_shard, jobs):
+            for summary in pool.imap_unordered(shard_fn, jobs):
                 done += len(files[summary["shard"] * size:(summary["shard"] + 1) * size])
                 if progress:
                     progress(done, total)
@@ -298,18 +301,23 @@ def run(cfg: PrepareConfig, detect_fn: DetectFn | None = None) -> dict | None:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def command_main(defaults, run_fn: Callable, doc: str, name: str, argv: list[str] | None) -> int:
+    """A cache command's ``main``: ``--help`` prints ``doc`` and every key; bad input is one
+    line on stderr and exit code 2."""
     argv = sys.argv[1:] if argv is None else argv
     if "-h" in argv or "--help" in argv:
-        print(__doc__ + "\n" + help_text(PrepareConfig()))
+        print(doc + "\n" + help_text(defaults))
         return 0
     try:
-        cfg = parse_args(PrepareConfig(), argv)
-        run(cfg)
+        run_fn(parse_args(defaults, argv))
     except (ConfigError, PrepareError) as exc:
-        print(f"prepare: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return command_main(PrepareConfig(), run, __doc__, "prepare", argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``photohead train prepare|coarse|detail|albedo-basis [--key=value ...]``: launches the trainers in
+"""``photohead train prepare|synth|coarse|detail|albedo-basis [--key=value ...]``: launches the trainers in
 ``training/`` (a layer above the backend) as ``python -m training.<stage>`` so the backend never
 imports them. Every argument after the stage is passed through (see ``--help`` of each)."""
 from __future__ import annotations
@@ -7,8 +7,8 @@ import argparse
 import subprocess
 import sys
 
-STAGES = {"prepare": "training.prepare", "coarse": "training.coarse", "detail": "training.detail",
-          "albedo-basis": "training.albedo_basis"}
+STAGES = {"prepare": "training.prepare", "synth": "training.synth", "coarse": "training.coarse",
+          "detail": "training.detail", "albedo-basis": "training.albedo_basis"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,108 @@
+"""Is a reconstruction trustworthy? Evidence from the fit itself, and warnings when it is not.
+
+A fit follows its landmarks; when the detector pasted a frontal layout beside a turned head, the
+fit twists the head to match and nothing looked wrong. The evidence used here needs no ground
+truth:
+
+- ``landmark_residual``: mean distance between the fitted model's projected 68 points and the
+  detected ones, in the detection's outer-eye distances (36–45). A fit that cannot explain its
+  landmarks is large here.
+- ``mesh_disagreement``: the same distance between the fitted points and Face Mesh's 68 points
+  (an independent 3-D detector; only when it ran: ``--detector mediapipe`` or ``auto``).
+- ``presence``: Face Mesh's face-presence probability for the crop.
+- ``yaw_deg``: the fitted head's yaw; beyond ``max_yaw_deg`` the far half of the face is unseen.
+- ``identity_norm``: ‖x_id‖/√K_id of the fitted identity (unit-variance coefficients); at the
+  fit's identity ball the shape was held back by the bound, not by the photo.
+
+:func:`assess` returns the per-view evidence, flat summary metrics (for ``params.json``) and one
+warning line per problem.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TrustSettings", "ViewEvidence", "assess", "view_evidence"]
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """Thresholds of :func:`assess` (units as in the module docstring).
+
+    - ``max_landmark_residual``: fitted vs detected points, eye distances.
+    - ``max_mesh_disagreement``: fitted vs Face Mesh points, eye distances.
+    - ``min_presence``: Face Mesh's face-presence probability.
+    - ``max_yaw_deg``: |yaw| of the fitted head, degrees.
+    - ``id_ball_fraction``: warn when ‖x_id‖/√K reaches this fraction of the fit's identity ball.
+    """
+
+    max_landmark_residual: float = 0.08
+    max_mesh_disagreement: float = 0.12
+    min_presence: float = 0.8
+    max_yaw_deg: float = 75.0
+    id_ball_fraction: float = 0.98
+
+
+@dataclass(frozen=True)
+class ViewEvidence:
+    """One view's evidence (None where it does not apply)."""
+
+    name: str
+    landmark_residual: float
+    yaw_deg: float
+    mesh_disagreement: float | None = None
+    presence: float | None = None
+
+
+def _eye_units(a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> float:
+    """Mean distance between (68,2) point sets a and b, in ``ref``'s outer-eye distances."""
+    eye = max(float(np.linalg.norm(ref[36] - ref[45])), 1e-6)
+    return float(np.linalg.norm(np.asarray(a, np.float64) - b, axis=1).mean() / eye)
+
+
+def view_evidence(name: str, fitted68: np.ndarray, detected68: np.ndarray, yaw_rad: float,
+                  mesh68: np.ndarray | None = None, presence: float | None = None) -> ViewEvidence:
+    """Evidence for one view: points (68,2) photo px, yaw in radians."""
+    return ViewEvidence(
+        name=name, landmark_residual=_eye_units(fitted68, detected68, detected68), yaw_deg=math.degrees(yaw_rad),
+        mesh_disagreement=None if mesh68 is None else _eye_units(fitted68, mesh68, mesh68), presence=presence,
+    )
+
+
+def assess(views: list[ViewEvidence], id_coeffs: np.ndarray, id_ball: float | None,
+           settings: TrustSettings | None = None) -> tuple[dict[str, float], list[str]]:
+    """Summary metrics ``trust_*`` (worst view) and warning lines for ``views`` and the identity."""
+    s = settings or TrustSettings()
+    warn: list[str] = []
+    for v in views:
+        where = f"{v.name}: " if len(views) > 1 or v.name else ""
+        if v.landmark_residual > s.max_landmark_residual:
+            warn.append(f"{where}the fitted face misses its landmarks by {100 * v.landmark_residual:.0f} % of the eye "
+                        "distance: the head may be wrong (check the overlay in preview.png)")
+        if v.mesh_disagreement is not None and v.mesh_disagreement > s.max_mesh_disagreement:
+            warn.append(f"{where}the fitted face is {100 * v.mesh_disagreement:.0f} % of the eye distance away from Face "
+                        "Mesh's landmarks: the landmarks or the fit are likely wrong")
+        if v.presence is not None and v.presence < s.min_presence:
+            warn.append(f"{where}Face Mesh is unsure this is a face (presence {v.presence:.2f})")
+        if abs(v.yaw_deg) > s.max_yaw_deg:
+            warn.append(f"{where}the head is turned {abs(v.yaw_deg):.0f}° (beyond ±{s.max_yaw_deg:.0f}°): "
+                        "the far side of the face is guessed")
+    ids = np.asarray(id_coeffs, np.float64).reshape(-1)
+    id_norm = float(np.linalg.norm(ids) / math.sqrt(max(ids.size, 1)))
+    if id_ball is not None and id_norm >= s.id_ball_fraction * id_ball:
+        warn.append(f"the identity is at the edge of the allowed range (‖x_id‖/√K = {id_norm:.2f}, bound {id_ball:.2f}): "
+                    "the shape may be exaggerated")
+    metrics = {
+        "trust_landmark_residual": max(v.landmark_residual for v in views),
+        "trust_yaw_deg": max(abs(v.yaw_deg) for v in views),
+        "trust_identity_norm": id_norm,
+    }
+    meshes = [v.mesh_disagreement for v in views if v.mesh_disagreement is not None]
+    if meshes:
+        metrics["trust_mesh_disagreement"] = max(meshes)
+    presences = [v.presence for v in views if v.presence is not None]
+    if presences:
+        metrics["trust_presence"] = min(presences)
+    return metrics, warn
