@@ -17,6 +17,7 @@ from .fit.detail import DetailFitResult
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
 from .head_parts import attach_parts
+from .parts_texture import eye_colours
 from .prepare import PreparedView
 
 __all__ = ["image_frame_pose", "assemble_head", "with_detail"]
@@ -63,7 +64,9 @@ def assemble_head(
         uv_tiles=model.uv_tiles, albedo=albedo, tex_coeffs=None if fit.tex is None else np32(fit.tex[0]),
         views=results, mode=mode, quality=quality,
     )
-    attach_parts(head, model, fit.id[:1], fit.exp[:1])  # eyes, sockets, teeth when the model has them
+    # eyes, sockets, teeth when the model has them; iris and sclera from the first photo's eyes
+    colours = eye_colours(views[0].image, views[0].detected68, np32(fit.sh[0])) if model.has_parts else None
+    attach_parts(head, model, fit.id[:1], fit.exp[:1], colours)
     return head
 
 

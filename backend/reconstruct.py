@@ -45,7 +45,7 @@ from .progress import CancelToken, ProgressFn, Stage, check_cancel
 from .quality import DEFAULT
 from .texture import delit_albedo, uv_face_coverage
 from .trust import assess, view_evidence
-from .validate import check_face_index, check_photos
+from .validate import check_face_index, check_labels, check_model_path, check_photos
 
 __all__ = ["ReconstructConfig", "reconstruct", "load_face_model"]
 
@@ -133,6 +133,8 @@ def reconstruct(
         for name in MEDIAPIPE_FILES:  # its weights before any work, as for face_alignment
             find_mediapipe_file(name, config.detector_weights)
     check_face_index(config.face)
+    check_labels(config.labels, len(images))
+    check_model_path(config.model)
     check_photos(images, decode=False)  # regular files, sizes from the headers: before the model loads
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)

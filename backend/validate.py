@@ -26,7 +26,7 @@ from .quality import DEFAULT, DRAFT, HIGH
 
 __all__ = [
     "MIN_PHOTO_SIDE", "OutputLocationError", "one_line", "max_photo_pixels", "check_output_dir", "check_writable",
-    "estimate_output_bytes", "is_result_folder", "check_photo", "check_photos", "check_face_index",
+    "estimate_output_bytes", "is_result_folder", "check_photo", "check_photos", "check_face_index", "check_labels", "check_model_path",
     "check_model_arrays", "check_tensor_sizes", "check_state_shapes",
 ]
 
@@ -263,6 +263,20 @@ def check_face_index(face: Any) -> int:
     if isinstance(face, bool) or not isinstance(face, (int, np.integer)) or face < 0:
         raise PhotoheadError(f"--face must be 0 or more (0 = the largest face), got {face!r}")
     return int(face)
+
+
+def check_labels(labels: Sequence[str], n_photos: int) -> None:
+    """``--labels``: none, or one per photo (three labels for two photos used to be ignored silently)."""
+    if labels and len(labels) != n_photos:
+        raise PhotoheadError(f"--labels gives {len(labels)} label(s) for {n_photos} photo(s): give one per photo, in order")
+
+
+def check_model_path(path: str | os.PathLike | None) -> None:
+    """``--model``: when given, an existing file or folder (the format is checked when it loads)."""
+    if path is not None and str(path).strip() and not os.path.exists(path):
+        from .errors import ModelNotFoundError
+
+        raise ModelNotFoundError(f"{path}: no such face model file or folder (--model)")
 
 
 # -- face model arrays ---------------------------------------------------------------------------

@@ -251,6 +251,14 @@ def test_bad_photo_among_good_ones_stops_before_work(capfd, no_fit, photo, tmp_p
                    absent=tmp_path / "out", match="truncated.jpg")
 
 
+def test_labels_count_and_missing_model(capfd, no_fit, photo, tmp_path):
+    """Three labels for two photos were ignored silently; a missing --model is named as such."""
+    assert_refused(*run_cli(capfd, str(photo), str(photo), "--labels", "a,b,c", "-o", str(tmp_path / "out")),
+                   absent=tmp_path / "out", match="--labels gives 3 label(s) for 2 photo(s)")
+    assert_refused(*run_cli(capfd, str(photo), "--model", str(tmp_path / "none.npz"), "-o", str(tmp_path / "out")),
+                   absent=tmp_path / "out", match="no such face model file or folder")
+
+
 @pytest.mark.parametrize("face,match", [(-1, "--face must be 0 or more"), (5, "face #5 requested")])
 def test_face_index(capfd, no_fit, photo, tmp_path, face, match):
     """Issue case 5: ``--face -1`` was a ValueError traceback; out of range is named with the count."""
