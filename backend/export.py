@@ -62,7 +62,7 @@ from .head_parts import glb_part_nodes, has_parts, mtl_parts_text, obj_parts_sec
 from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text, default_file_mode, to_jsonable
 
 __all__ = [
-    "PARAMS_FORMAT", "PARAMS_VERSION", "HEAD_NPZ_VERSION", "ExportError",
+    "PARAMS_FORMAT", "PARAMS_VERSION", "HEAD_NPZ_VERSION", "MM_TO_M", "ExportError", "detailed_mesh_arrays",
     "write_obj", "write_glb", "write_params_json", "params_dict",
     "write_uv_maps", "save_head", "load_head", "write_outputs", "encode_png",
     "displacement_to_uint16", "uint16_to_displacement",
@@ -169,7 +169,7 @@ def _mtl_text(albedo_name: str | None, normal_name: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _detailed_mesh(head: Head, levels: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def detailed_mesh_arrays(head: Head, levels: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The whole head with its displacement in the geometry (:mod:`backend.geometry`;
     ``levels``: its lattice levels, default from the map size): (verts, faces, uv in [0,1]², faces_uv)."""
     if head.displacement is None:
@@ -196,7 +196,7 @@ def write_obj(head: Head, path: str | Path, dense: bool = False, textures: bool 
     """
     path = Path(path)
     if dense:
-        verts, faces, uv, faces_uv = _detailed_mesh(head, dense_levels)
+        verts, faces, uv, faces_uv = detailed_mesh_arrays(head, dense_levels)
     else:
         verts = np.asarray(head.vertices, np.float32)
         faces = np.asarray(head.faces, np.int64)

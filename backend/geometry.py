@@ -1,6 +1,7 @@
-"""Mesh geometry in numpy, free of torch (the add-on builds the dense head inside Blender):
-area-weighted vertex normals, Phong tessellation, and the whole head with its detail in the
-geometry (what ``head_detailed.obj`` and the add-on's dense option export). :mod:`backend.export`
+"""Mesh and camera geometry in numpy, free of torch (the add-on calls it inside Blender):
+area-weighted vertex normals, Phong tessellation, the whole head with its detail in the
+geometry (what ``head_detailed.obj`` and the add-on's dense option export), and a view's
+camera frame (:func:`camera_frame`). :mod:`backend.export`
 imports this module; it imports nothing of the backend.
 
 Phong tessellation (Boubekeur & Alexa 2008) is the smooth surface over a triangle mesh that the
@@ -27,7 +28,8 @@ from typing import TypeVar
 import numpy as np
 
 __all__ = ["vertex_normals_np", "PHONG_ALPHA", "phong_points", "DetailedHeadMesh", "detailed_head_mesh",
-           "subdivision_levels", "lattice_subdivision", "sample_map", "MAX_LEVELS"]
+           "subdivision_levels", "lattice_subdivision", "sample_map", "MAX_LEVELS", "euler_to_rotation_np",
+           "CameraFrame", "camera_frame", "ORTHO_CAMERA_DISTANCE_MM"]
 
 Array = TypeVar("Array")  # numpy.ndarray or torch.Tensor: the Phong formula is the same for both
 
@@ -206,3 +208,52 @@ def detailed_head_mesh(head, levels: int | None = None) -> DetailedHeadMesh:
     d = sample_map(disp, vertex_uv, (0.0, float(tiles)))
     return DetailedHeadMesh(verts=position + d[:, None] * direction, faces=sub["faces"], uv=new_uv,
                             faces_uv=sub["faces_uv"], displacement=d, vertex_uv=vertex_uv)
+
+
+# -- cameras -------------------------------------------------------------------------------------
+ORTHO_CAMERA_DISTANCE_MM = 1000.0  # a scene camera for an orthographic view sits this far in front
+
+
+def euler_to_rotation_np(angles: np.ndarray) -> np.ndarray:
+    """:func:`backend.camera.euler_to_rotation` in numpy (float64): angles (..., 3) radians
+    (rx, ry, rz) → (..., 3, 3) ``Rz·Ry·Rx``."""
+    a = np.asarray(angles, np.float64)
+    cx, sx, cy, sy, cz, sz = np.cos(a[..., 0]), np.sin(a[..., 0]), np.cos(a[..., 1]), np.sin(a[..., 1]), \
+        np.cos(a[..., 2]), np.sin(a[..., 2])
+    one, zero = np.ones_like(cx), np.zeros_like(cx)
+    shape = a.shape[:-1] + (3, 3)
+    Rx = np.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx], -1).reshape(shape)
+    Ry = np.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).reshape(shape)
+    Rz = np.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], -1).reshape(shape)
+    return Rz @ Ry @ Rx
+
+
+@dataclass(frozen=True)
+class CameraFrame:
+    """A view's camera placed in model space (mm), for a scene camera that sees the photo.
+
+    - ``axes`` (3,3): rows = the camera's x (image right), y (image up) and z (towards the viewer:
+      the camera looks along −z) in model coordinates (= the rows of the pose's R);
+    - ``eye`` (3,) mm: the camera's position;
+    - ``projection``: ``orthographic`` (``f``: pixels per mm) or ``perspective`` (``f``: the focal
+      length in pixels).
+    """
+
+    axes: np.ndarray
+    eye: np.ndarray
+    projection: str
+    f: float
+
+
+def camera_frame(pose: np.ndarray, projection: str, distance_mm: float = ORTHO_CAMERA_DISTANCE_MM) -> CameraFrame:
+    """The camera of a view's 7-D pose (:mod:`backend.camera`: f, rx, ry, rz, tx, ty, tz) whose
+    image is the photo. Orthographic: camera space in mm has the image centre at (−tx/f, −ty/f);
+    the camera sits ``distance_mm`` in front. Perspective: the camera at the camera-space origin
+    (R·v + t = 0)."""
+    f, rx, ry, rz, tx, ty, tz = (float(v) for v in np.asarray(pose, np.float64).ravel()[:7])
+    rot = euler_to_rotation_np(np.array([rx, ry, rz]))
+    if projection == "orthographic":
+        return CameraFrame(axes=rot, eye=rot.T @ np.array([-tx / f, -ty / f, distance_mm]), projection=projection, f=f)
+    if projection == "perspective":
+        return CameraFrame(axes=rot, eye=-rot.T @ np.array([tx, ty, tz]), projection=projection, f=f)
+    raise ValueError(f"unknown projection {projection!r}: use 'orthographic' or 'perspective'")
