@@ -54,10 +54,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PhotoheadError
-from .geometry import detailed_head_mesh, vertex_normals_np
-from .head import Head, ViewResult
 from .atomic_folder import replace_folder
+from .errors import PhotoheadError
+from .geometry import detailed_head_mesh, split_seams, vertex_normals_np
+from .head import Head, ViewResult
 from .head_parts import glb_part_nodes, has_parts, mtl_parts_text, obj_parts_section
 from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text, default_file_mode, to_jsonable
 
@@ -91,7 +91,7 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of an (H,W,3)/(H,W) image: uint8 as is, float in [0,1] → 8-bit, uint16 → 16-bit grey."""
-    from PIL import Image
+    from PIL import Image  # lazy: PIL is not in Blender's Python (the add-on imports this module)
 
     image = np.asarray(image)
     if image.dtype == np.uint16:
@@ -274,17 +274,6 @@ class _GlbBuilder:
     def binary(self) -> bytes:
         data = b"".join(self.chunks)
         return data + b"\x00" * ((-len(data)) % 4)
-
-
-def split_seams(faces: np.ndarray, faces_uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One vertex per unique (position, UV) pair, as glTF needs.
-
-    faces, faces_uv (F,3). Returns (vert_idx (N,), uv_idx (N,), new_faces (F,3)): new vertex i is
-    position ``vert_idx[i]`` with UV ``uv_idx[i]``.
-    """
-    pairs = np.stack([np.asarray(faces, np.int64).reshape(-1), np.asarray(faces_uv, np.int64).reshape(-1)], -1)
-    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    return unique[:, 0], unique[:, 1], inverse.reshape(-1, 3)
 
 
 def write_glb(head: Head, path: str | Path) -> Path:

@@ -29,7 +29,7 @@ import numpy as np
 
 __all__ = ["vertex_normals_np", "PHONG_ALPHA", "phong_points", "DetailedHeadMesh", "detailed_head_mesh",
            "subdivision_levels", "lattice_subdivision", "sample_map", "MAX_LEVELS", "euler_to_rotation_np",
-           "CameraFrame", "camera_frame", "ORTHO_CAMERA_DISTANCE_MM"]
+           "CameraFrame", "camera_frame", "ORTHO_CAMERA_DISTANCE_MM", "split_seams"]
 
 Array = TypeVar("Array")  # numpy.ndarray or torch.Tensor: the Phong formula is the same for both
 
@@ -53,6 +53,17 @@ def vertex_normals_np(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     length = np.linalg.norm(n, axis=1, keepdims=True)
     out = np.where(length > 1e-20, n / np.maximum(length, 1e-20), np.array([0.0, 0.0, 1.0]))
     return out.astype(np.float32)
+
+
+def split_seams(faces: np.ndarray, faces_uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One vertex per unique (position, UV) pair, as glTF needs.
+
+    faces, faces_uv (F,3). Returns (vert_idx (N,), uv_idx (N,), new_faces (F,3)): new vertex i is
+    position ``vert_idx[i]`` with UV ``uv_idx[i]``.
+    """
+    pairs = np.stack([np.asarray(faces, np.int64).reshape(-1), np.asarray(faces_uv, np.int64).reshape(-1)], -1)
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    return unique[:, 0], unique[:, 1], inverse.reshape(-1, 3)
 
 
 def phong_points(flat: Array, corners: Array, normals: Array, bary: Array) -> Array:

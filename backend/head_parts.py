@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import vertex_normals_np
+from .geometry import split_seams, vertex_normals_np
 
 __all__ = [
     "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "part_meshes", "has_parts",
@@ -111,7 +111,7 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     overrides :data:`PART_MATERIALS` entries (sRGB [0,1]). Does nothing for a model without parts."""
     if not getattr(model, "has_parts", False):
         return
-    import torch
+    import torch  # lazy: the add-on imports this module (through export) in Blender, without torch
 
     info = model.parts_info
     V = model.n_verts
@@ -242,7 +242,6 @@ def glb_part_nodes(head, builder, nodes: list, meshes: list, materials: list, sc
     the export's buffer builder (``view``/``accessor``); ``scale``: mm → glTF units."""
     if not has_parts(head):
         return
-    from .export import split_seams
 
     array_buffer, element_buffer = 34962, 34963
     morphs = head.exp_basis is not None and head.parts_exp_basis is not None and len(head.exp_names) > 0
@@ -315,7 +314,7 @@ def first_skin_hit(origins: np.ndarray, directions: np.ndarray, skin: np.ndarray
     first = np.full(len(o), np.inf)
     outer_first = np.zeros(len(o), bool)
     # candidates: triangles whose centre lies in the ball around each ray's segment
-    from scipy.spatial import cKDTree
+    from scipy.spatial import cKDTree  # lazy: Blender's Python has no scipy (export imports this module)
 
     hits = cKDTree(centre).query_ball_point(o + 0.5 * reach * d, 0.5 * reach + radius)
     counts = np.fromiter(map(len, hits), np.int64, len(hits))

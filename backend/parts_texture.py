@@ -6,6 +6,10 @@ Teeth, gums and the mouth interior keep their plain colours (``backend.head_part
 from __future__ import annotations
 
 import numpy as np
+import torch
+from matplotlib.path import Path
+
+from .lighting import sh_shading
 
 __all__ = ["eye_colours"]
 
@@ -15,8 +19,6 @@ MIN_PIXELS = 12  # fewer pixels inside the contours: keep the default colours
 
 def _inside(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
     """(H,W) bool: pixel centres inside ``polygon`` (n,2) x,y pixels."""
-    from matplotlib.path import Path
-
     x0, y0 = np.floor(polygon.min(0)).astype(int)
     x1, y1 = np.ceil(polygon.max(0)).astype(int)
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1 + 1, width), min(y1 + 1, height)
@@ -36,10 +38,6 @@ def eye_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray) -> d
     Inside the two eye contours, pixels are ranked by brightness: the iris is the median of the
     darker half without its darkest 15 % (pupil, lashes, lid shadow), the sclera the median of the
     brightest fifth. Both are divided by the shading of a camera-facing normal."""
-    import torch
-
-    from .lighting import sh_shading
-
     img = np.asarray(image, np.float32) / 255.0
     pts = np.asarray(landmarks68, np.float64)
     mask = _inside(pts[RIGHT_EYE], *img.shape[:2]) | _inside(pts[LEFT_EYE], *img.shape[:2])

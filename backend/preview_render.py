@@ -8,13 +8,14 @@ import torch
 
 from .align import warp_to_crop
 from .camera import Camera, project
-from .geometry import detailed_head_mesh
 from .fit.pose_init import fit_orthographic_pose
+from .geometry import detailed_head_mesh
 from .head import Head, ViewResult
 from .head_parts import has_parts, preview_parts, swatch_tile
 from .lighting import sh_directional
 from .preview import compose_panels, draw_landmarks
-from .render import RenderSettings, render
+from .render import RenderSettings, rasterize_uv, render
+from .texture import coverage_image
 
 PANEL = 320  # preview panel size, pixels
 
@@ -260,9 +261,6 @@ def render_uv_maps(head: Head, height: int = 256) -> np.ndarray:
     (:func:`backend.texture.coverage_image` of ``head.view_weights``: red, green, blue ... per
     view, black unseen). Missing maps are dark grey with "n/a" in the label.
     Returns (2·height, 2·tiles·height, 3) uint8, PNG-ready."""
-    from .texture import coverage_image
-    from .render import rasterize_uv
-
     tiles = head.uv_tiles
     blank = np.full((height, height * tiles, 3), 0.25, np.float32)
     albedo = blank if head.albedo is None else head.albedo

@@ -14,7 +14,8 @@ import torch.nn.functional as Fn
 from .camera import Camera
 from .facemodel import FaceModel
 from .geometry import phong_points
-from .render import Fragments, rasterize_uv, unwrap_image
+from .lighting import vertex_normals
+from .render import Fragments, interpolate, rasterize_uv, unwrap_image
 
 FACE_TILE = (0.0, 1.0)
 
@@ -49,9 +50,6 @@ def uv_position_map(verts: torch.Tensor, faces: torch.Tensor, layout: UVLayout, 
     normals, as a renderer's smooth shading shows the coarse mesh. Flat (``curved=False``) triangles are
     up to ~1 cm across on ICT's neck: a dense mesh on them shows every coarse facet as a crease.
     """
-    from .lighting import vertex_normals
-    from .render import interpolate
-
     frags = layout.frags
     flat = interpolate(verts, frags.face_idx, frags.bary, faces)
     if not curved:

@@ -10,6 +10,7 @@ Rationale and the measured numbers behind the limits: docs/reliability.md.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shutil
@@ -20,8 +21,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
-from .errors import ImageReadError, ModelFormatError, PhotoheadError, WeightsFormatError
+from .errors import ImageReadError, ModelFormatError, ModelNotFoundError, PhotoheadError, WeightsFormatError
+from .image_io import load_image
 from .quality import DEFAULT, DRAFT, HIGH
 
 __all__ = [
@@ -74,7 +77,7 @@ _SAFETY = 1.5
 def estimate_output_bytes(quality: str = DEFAULT, views: int = 1, detail: bool = True) -> int:
     """A generous estimate (×1.5) of one result folder's size in bytes for ``quality`` (its
     albedo resolution from :data:`backend.preset.PRESETS`)."""
-    from .preset import PRESETS
+    from .preset import PRESETS  # lazy: the command line validates before torch loads (thread policy)
 
     res = PRESETS[quality].albedo_res if quality in PRESETS else 1024
     total = _MESH_BYTES + _PER_ALBEDO_TEXEL * res * res * 2 + views * 2e6
@@ -85,8 +88,6 @@ def estimate_output_bytes(quality: str = DEFAULT, views: int = 1, detail: bool =
 
 def is_result_folder(folder: Path) -> bool:
     """Whether ``folder`` holds an earlier Photohead result (``params.json``) or batch (``batch.json``)."""
-    import json
-
     for name, fmt in (("params.json", "photohead.params"), ("batch.json", None)):
         path = folder / name
         if path.is_file():
@@ -162,8 +163,6 @@ def check_output_dir(out: str | os.PathLike, need_bytes: int = 0, what: str = "o
 def max_photo_pixels() -> int:
     """Largest photo accepted (pixels): Pillow's decompression-bomb limit (2 × MAX_IMAGE_PIXELS,
     179 MP by default), above which it refuses to decode."""
-    from PIL import Image
-
     return int(2 * (Image.MAX_IMAGE_PIXELS or 89_478_485))
 
 
@@ -201,7 +200,6 @@ def check_photo(path: str | os.PathLike, decode: bool = True) -> tuple[int, int]
         raise ImageReadError(f"{p}: is {_kind(st.st_mode)}, not a photo file: save the photo to a file first")
     if st.st_size == 0:
         raise ImageReadError(f"{p}: the photo file is empty (0 bytes)")
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
@@ -221,8 +219,6 @@ def check_photo(path: str | os.PathLike, decode: bool = True) -> tuple[int, int]
     if w is not None:
         _check_size(p, w, h)
     if decode or w is None:
-        from .image_io import load_image
-
         try:
             h, w = load_image(p).shape[:2]
         except ImageReadError as exc:
@@ -274,8 +270,6 @@ def check_labels(labels: Sequence[str], n_photos: int) -> None:
 def check_model_path(path: str | os.PathLike | None) -> None:
     """``--model``: when given, an existing file or folder (the format is checked when it loads)."""
     if path is not None and str(path).strip() and not os.path.exists(path):
-        from .errors import ModelNotFoundError
-
         raise ModelNotFoundError(f"{path}: no such face model file or folder (--model)")
 
 
@@ -341,7 +335,7 @@ def check_model_arrays(data: Any, path: str | os.PathLike) -> None:
 
 # -- checkpoints -------------------------------------------------------------------------------------
 def _tensors(obj: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
-    import torch
+    import torch  # lazy: the command line validates before torch loads (thread policy)
 
     if isinstance(obj, torch.Tensor):
         yield prefix, obj
@@ -396,7 +390,7 @@ def check_architecture(ckpt: Mapping[str, Any], build: Any, path: str | os.PathL
     so a huge declared width allocates nothing, and compare its weights' names and shapes with the
     checkpoint's (whose tensors :func:`check_tensor_sizes` bounded by the file size). Raises
     :class:`~backend.errors.WeightsFormatError` before the real network is allocated."""
-    import torch
+    import torch  # lazy: the command line validates before torch loads (thread policy)
 
     try:
         with torch.device("meta"):

@@ -21,11 +21,24 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as Fn
+from PIL import Image
+from scipy.sparse.csgraph import connected_components
 
-from backend.blend import smoothstep
+from backend.blend import equalize_views, fill_holes, multiband_blend, smoothstep, weighted_average
 from backend.camera import Camera, project
+from backend.detail import with_dense_face_tile
 from backend.facemodel import FaceModel
+from backend.fit.contour import contour_candidates, select_contour
+from backend.fit.pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from backend.head import Head
+from backend.identity import identity_features, load_identity_net
+from backend.lighting import sh_directional
+from backend.multiview import SAME_PERSON_THRESHOLD
+from backend.preview_render import render_head
+from backend.render import rasterize_uv
+from backend.texture import DelitViews, delight_views, face_region_mask
+
+from .readers import read_landmarks_json
 
 __all__ = [
     "FrameSettings", "RenderedFrames", "render_frames", "trusted_albedo", "SeamStats", "luminance_gradient",
@@ -91,10 +104,6 @@ def render_frames(head: Head, model: FaceModel, settings: FrameSettings | None =
     model: the face model the head was fitted with (its landmark vertices and jaw contour rows).
     Raises ValueError when the head has no albedo or the per-frame settings disagree in length.
     """
-    from backend.fit.contour import contour_candidates, select_contour
-    from backend.lighting import sh_directional
-    from backend.preview_render import render_head
-
     s = settings or FrameSettings()
     V = len(s.yaws_deg)
     if head.albedo is None:
@@ -253,9 +262,6 @@ def view_maps(head: Head, model: FaceModel, resolution: int | None = None, detai
     ``view.image`` on every view. Returns :class:`backend.texture.DelitViews` ((V,H,W,3) maps,
     0 where the view does not see the texel; (V,H,W) weights ...).
     """
-    from backend.detail import with_dense_face_tile
-    from backend.texture import DelitViews, delight_views
-
     R = resolution or head.albedo.shape[0]
     u_range = (0.0, float(head.uv_tiles))
     exps = np.stack([np.asarray(v.exp, np.float32) for v in head.views])
@@ -304,10 +310,6 @@ def blend_comparison(head: Head, model: FaceModel, truth=None, smooth_quantile: 
     - ``average_equalized``: weighted average after gain equalisation;
     - ``winner_take_all``: each texel from its dominant view (hard seams, for reference).
     """
-    from backend.blend import equalize_views, fill_holes, multiband_blend, weighted_average
-    from backend.texture import face_region_mask
-    from backend.render import rasterize_uv
-
     if head.view_weights is None or head.albedo is None or len(head.views) < 2:
         raise ValueError("blend_comparison needs a multi-view head with albedo and view_weights")
     V, H, W = head.view_weights.shape
@@ -364,8 +366,6 @@ class DevDescriptors:
 def landmark_yaw(model: FaceModel, landmarks68: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """Head yaw (degrees, ry of :mod:`backend.camera`) from 68 landmarks by the closed-form
     orthographic pose of the model's mean inner landmarks (17–67). landmarks68 (N,68,2) px."""
-    from backend.fit.pose_init import INNER_LANDMARKS, fit_orthographic_pose
-
     ids = model.landmarks68.cpu()[list(INNER_LANDMARKS)]
     p3 = model.mean.cpu().double()[ids][None].expand(len(landmarks68), -1, -1)
     p2 = torch.from_numpy(np.asarray(landmarks68, np.float64)[:, list(INNER_LANDMARKS)])
@@ -379,11 +379,6 @@ def dev_descriptors(folder: str | Path, model: FaceModel, cache: str | Path | No
     faces_dev (``images/*.jpg`` + ``landmarks.json``): all listed photos, or only ``names``.
     Cached in ``cache`` (.npz; reused when it lists the same names). Reads the photos in place;
     writes only ``cache``. Raises FileNotFoundError when no listed photo exists."""
-    from PIL import Image
-
-    from backend.identity import identity_features, load_identity_net
-    from .readers import read_landmarks_json
-
     folder = Path(folder)
     lms = read_landmarks_json(folder / "landmarks.json")
     names = sorted(n for n in (lms if names is None else names) if n in lms and (folder / "images" / n).exists())
@@ -451,10 +446,6 @@ def same_person_sets(dev: DevDescriptors, threshold: float = 0.5, min_views: int
     dev: :class:`DevDescriptors`. Returns dicts ``{"names", "yaw_deg", "max_distance",
     "spread_deg"}``, widest spread first.
     """
-    from scipy.sparse.csgraph import connected_components
-
-    from backend.multiview import SAME_PERSON_THRESHOLD
-
     d = np.linalg.norm(dev.descriptors[:, None] - dev.descriptors[None], axis=-1)  # (N,N)
     pid = np.array([_photo_id(n) for n in dev.names])
     ok = dev.colourfulness >= min_colourfulness

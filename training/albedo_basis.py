@@ -33,12 +33,19 @@ import sys as _sys
 from pathlib import Path as _Path
 
 import numpy as _np
+from scipy.ndimage import map_coordinates
+
+from backend.errors import PhotoheadError
+from backend.facemodel import find_model, load_model_data
+from backend.facemodel.model import FaceModel
+from backend.facemodel.npz import save_npz
+from backend.facemodel.search import DEFAULT_MODEL
+from backend.quality import DRAFT
+from backend.reconstruct import ReconstructConfig, reconstruct
 
 
 def vertex_albedo(head, model) -> tuple[_np.ndarray, _np.ndarray]:
     """Per-vertex albedo (V,3) and a seen mask (V,) from a reconstructed Head's UV albedo."""
-    from scipy.ndimage import map_coordinates
-
     h, w = head.albedo.shape[:2]
     uv = model.uv.numpy()[model.faces_uv.numpy().reshape(-1)]
     col = uv[:, 0] / model.uv_tiles * w - 0.5
@@ -71,14 +78,6 @@ def texture_pca(albedos: _np.ndarray, seen: _np.ndarray, k: int) -> tuple[_np.nd
 
 def build(photos: list, out: str, k: int = 40, model_path: str | None = None, progress=print) -> _Path:
     """Fit ``photos``, build the basis, write the model with it to ``out``. Returns the path."""
-    from backend.errors import PhotoheadError
-    from backend.facemodel import find_model, load_model_data
-    from backend.facemodel.model import FaceModel
-    from backend.facemodel.npz import save_npz
-    from backend.facemodel.search import DEFAULT_MODEL
-    from backend.quality import DRAFT
-    from backend.reconstruct import ReconstructConfig, reconstruct
-
     src = find_model(DEFAULT_MODEL, model_path)
     data = load_model_data(src)
     model = FaceModel(data)
