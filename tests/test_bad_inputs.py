@@ -416,6 +416,21 @@ def test_truncated_and_foreign_model_files(tmp_path):
             load_model(tmp_path / name)
 
 
+@pytest.mark.parametrize("name", ["junk.mat", "junk.h5", "junk.pkl", "junk.npz", "empty_folder"])
+def test_junk_model_files_of_every_format(tmp_path, name):
+    """A truncated .mat raised scipy's MatReadError; every format's loader gives one ModelFormatError line."""
+    from backend.facemodel import load_model
+
+    path = tmp_path / name
+    if name == "empty_folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"junk")
+    with pytest.raises(ModelFormatError) as info:
+        load_model(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("case", ["object_arrays", "face_index_beyond_vertices"])
 def test_bad_model_file_cli(capfd, no_fit, photo, tmp_path, case):
     model = tiny_model(tmp_path / "model.npz", **MODEL_CASES[case][0])
@@ -560,6 +575,25 @@ def test_trainer_refuses_earlier_run_without_resume(capfd, tmp_path):
 ])
 def test_trainer_bad_arguments(capfd, tmp_path, argv, match):
     assert_refused(*_train(capfd, *argv, "--out", str(tmp_path / "run")), absent=tmp_path / "run", match=match)
+
+
+@pytest.mark.parametrize("case", ["missing", "one_photo", "folder_out"])
+def test_albedo_basis_trainer(capfd, photo, tmp_path, case):
+    """`photohead train albedo-basis` raised a traceback (exit 1) after trying every photo."""
+    from training.albedo_basis import main
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    (data / "a.jpg").write_bytes(photo.read_bytes())
+    if case == "folder_out":
+        (data / "b.jpg").write_bytes(photo.read_bytes())
+    argv = {"missing": ["--data", str(tmp_path / "none"), "--out", str(tmp_path / "m.npz")],
+            "one_photo": ["--data", str(data), "--out", str(tmp_path / "m.npz")],
+            "folder_out": ["--data", str(data), "--out", str(tmp_path)]}[case]
+    before = snapshot(tmp_path)
+    rc = main(argv)
+    assert_refused(rc, capfd.readouterr().err, root=tmp_path, before=before,
+                   match={"missing": "does not exist", "one_photo": "needs at least 2", "folder_out": "name the output"}[case])
 
 
 def test_trainer_init_from_wrong_network(capfd, coarse_ckpt, tmp_path):
