@@ -181,7 +181,7 @@ def finish_job(context, job: Job, state: JobState, settings) -> tuple[set[str], 
             kind = f" ({state.error_type})" if state.error_type else ""
             return {"ERROR"}, f"{_task_name(job)} failed{kind}: {state.message}", None
         if job.task == "detect":
-            return _apply_detection(context, state.result_path)
+            return _apply_detection(context, state.result_path, pack=settings.pack_images)
         return _apply_reconstruction(context, job, state, settings)
     finally:
         job.cleanup()
@@ -256,8 +256,9 @@ def attach_pins(context, root, head, make: bool = True) -> list[bpy.types.Object
     return placed
 
 
-def _apply_detection(context, result_path: str):
-    """Landmarks objects from a detection job's ``landmarks.json`` (existing ones are moved)."""
+def _apply_detection(context, result_path: str, pack: bool = True):
+    """Landmarks objects from a detection job's ``landmarks.json`` (existing ones are updated);
+    ``pack``: pack the photos shown by new pre-fit cameras into the .blend."""
     rows = json.loads(Path(result_path).read_text(encoding="utf-8"))
     made, placeholders = [], []
     try:
@@ -271,7 +272,7 @@ def _apply_detection(context, result_path: str):
                 if obj is not None:  # the photo changed size: start again
                     _remove_objects([obj])
                 cam = _fitted_camera(photo, context.scene) or pins.photo_camera(
-                    f"Photo {os.path.basename(photo)}", photo, width, height, index, context.collection)
+                    f"Photo {os.path.basename(photo)}", photo, width, height, index, context.collection, pack=pack)
                 if cam.get("photohead_pre_fit"):
                     made.append(cam)
                 obj = pins.create_pins(f"Landmarks {os.path.basename(photo)}", row["landmarks68"], cam, photo,

@@ -5,8 +5,8 @@
 Predict mode clamps the encoder's ICT blendshape weights to [0, 1] (the fit keeps them there);
 until now stage 1 trained on the unclamped mesh. This trains the same small stage-1 encoder
 (light, ``--size``² synthetic faces with known coefficients, L_pixel + L_lm + R_param, same seed
-and data order) three ways — decode with no clamp, a hard clamp, and the straight-through clamp
-the trainer now uses — and scores each on held-out synthetic faces, predicting with and without
+and data order) three ways — decode with no clamp, a hard clamp (the trainer's default since this
+measurement) and a straight-through clamp (clamped forward, identity gradient) — and scores each on held-out synthetic faces, predicting with and without
 the clamp at inference:
 
 - ``exp_err_mm``: mean distance over the face-region vertices between the predicted and the
@@ -32,7 +32,7 @@ from .common import RESULTS_DIR as RESULTS, write_result
 
 def _score(task, test, clamp: bool) -> dict[str, float]:
     from backend.camera import project
-    from backend.detail_input import CROP_SIZE
+    from backend.align import CROP_SIZE
     from backend.nets import clamp_expression
 
     fm = task.face_model

@@ -101,8 +101,8 @@ def prepare_speed(doc: dict) -> list[str]:
     """``bench_prepare``: photos per second per worker process."""
     rows = [[r["workers"], r["photos"], r["seconds"], r["photos_per_s"], r["photos_per_s_per_worker"],
              r.get("detect_s_per_photo", "–"), r.get("other_s_per_photo", "–")] for r in doc["runs"]]
-    return [f"{doc.get('source', '?')}; {_where(doc)}. Wall time includes starting the worker processes "
-            "and loading dlib's models in each.", ""] + _table(
+    return [f"{doc.get('source', '?')}; {_where(doc)}. One worker: in-process, warm (steady state per core); "
+            "more workers: wall time includes starting the processes and loading dlib's models in each.", ""] + _table(
         ["worker processes", "photos", "wall time (s)", "photos/s", "photos/s per worker",
          "detector (s/photo)", "align + mask + write (s/photo)"], rows)
 

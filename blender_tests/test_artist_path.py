@@ -186,6 +186,7 @@ def test_import_result_folder(addon, fake_head, photo_path, tmp_path, face_model
     write_outputs(head, out)
     shutil.copy(photo_path, out / "grace.png")
     settings = bpy.context.scene.photohead
+    assert addon.operators.menu_import in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()  # File > Import
     assert bpy.ops.photohead.import_result(filepath=str(out / "params.json")) == {"FINISHED"}
     obj = next(o for o in bpy.context.scene.objects if o.type == "MESH" and o.get("photohead"))
     assert obj.parent.name == "Photohead result"

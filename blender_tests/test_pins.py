@@ -143,6 +143,8 @@ def test_pins_are_the_given_landmarks_and_refit_replaces_the_head(addon, pins_mo
     report, message, head2 = _run(addon, settings, "fake_reconstruct", refit=True)
     assert report == {"INFO"} and message.startswith("Refitted")
     assert first_root not in bpy.data.objects
+    new = {head2.parent, *head2.parent.children_recursive}
+    assert [o.name for o in bpy.context.scene.objects if o not in new and not o.get("photohead_pins")] == []
     assert [o for o in bpy.data.objects if o.get("photohead")] == [head2]
     assert json.loads(head2["photohead"])["views"][0]["detected68"][MOVED[0]] == pytest.approx(pixels[MOVED[0]], abs=1e-3)
     assert _pins() == [pins] and pins.parent.parent == head2.parent
@@ -167,6 +169,7 @@ def test_reconstruct_without_pins_makes_them_from_the_fit(addon, pins_mod, photo
     assert np.abs(pins_mod.pins_pixels(pins) - np.asarray(view["detected68"])).max() < 1e-4
     ops = [(c[1][0], c[2].get("text")) for c in _draw_panel(addon) if c[0] == "operator"]
     assert ("photohead.reconstruct", "Refit") in ops and ("photohead.detect_landmarks", None) in ops
+    assert ("photohead.import_result", "Import Result…") in ops
     settings.make_pins = False
     bpy.data.objects.remove(pins)
     _run(addon, settings, "fake_reconstruct")

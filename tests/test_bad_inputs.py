@@ -65,12 +65,12 @@ def assert_refused(rc: int, err: str, *, absent: Path | None = None, root: Path 
 @pytest.fixture
 def no_fit(monkeypatch):
     """Fail loudly if a case gets as far as fitting: every check must come first."""
-    import backend.reconstruct as recon
+    import backend.modes as modes
 
     def refuse(*args, **kwargs):
         raise AssertionError("validation let a bad input through to the fit")
 
-    monkeypatch.setattr(recon, "fit_coarse", refuse)
+    monkeypatch.setattr(modes, "fit_coarse", refuse)  # the fit and hybrid modes' coarse stage
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +249,14 @@ def test_bad_photo_among_good_ones_stops_before_work(capfd, no_fit, photo, tmp_p
     bad = _bad_photo("truncated", tmp_path, photo)
     assert_refused(*run_cli(capfd, str(photo), str(photo), str(bad), "-o", str(tmp_path / "out")),
                    absent=tmp_path / "out", match="truncated.jpg")
+
+
+def test_labels_count_and_missing_model(capfd, no_fit, photo, tmp_path):
+    """Three labels for two photos were ignored silently; a missing --model is named as such."""
+    assert_refused(*run_cli(capfd, str(photo), str(photo), "--labels", "a,b,c", "-o", str(tmp_path / "out")),
+                   absent=tmp_path / "out", match="--labels gives 3 label(s) for 2 photo(s)")
+    assert_refused(*run_cli(capfd, str(photo), "--model", str(tmp_path / "none.npz"), "-o", str(tmp_path / "out")),
+                   absent=tmp_path / "out", match="no such face model file or folder")
 
 
 @pytest.mark.parametrize("face,match", [(-1, "--face must be 0 or more"), (5, "face #5 requested")])
@@ -455,8 +463,8 @@ def _bad_ckpt(kind: str, folder: Path, good: Path) -> Path:
     elif kind == "missing_keys":
         ckpt["model"] = dict(list(ckpt["model"].items())[:2])
         torch.save(ckpt, path)
-    elif kind == "huge_width":  # the architecture declares a network of ~15 GB
-        ckpt["arch"] = {**ckpt["arch"], "width": 400.0, "fc_dim": 200_000}
+    elif kind == "huge_width":  # the architecture declares a network of 28 GB
+        ckpt["arch"] = {**ckpt["arch"], "width": 50.0, "fc_dim": 100_000}
         torch.save(ckpt, path)
     elif kind == "huge_stride0":  # issue case 10: a tensor declaring 15 GB over one stored float
         key = next(iter(ckpt["model"]))

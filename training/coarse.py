@@ -31,9 +31,9 @@ from torch import nn
 
 from backend.camera import Camera, project
 from backend.checkpoint import make_model_card, unwrap
-from backend.detail_input import CROP_SIZE
+from backend.align import CROP_SIZE
 from backend.losses import CoarseLossWeights, identity_loss, landmark_loss, param_regularizer, pixel_loss
-from backend.nets import EXP_RANGE, EncoderConfig, FaceEncoder, clamp_expression
+from backend.nets import EncoderConfig, FaceEncoder, clamp_expression
 
 from .albedo_basis import AlbedoBasis
 from .config import CoarseConfig, cli_main, to_dict, write_resolved
@@ -65,11 +65,11 @@ class CoarseTask:
     """What one stage-1 step computes. ``model`` is the (trainable) encoder; the face model,
     albedo basis and identity net are frozen companions moved with :meth:`to`."""
 
-    #: How decode keeps the expression in :data:`~backend.nets.EXP_RANGE`: ``"straight_through"``
-    #: (what inference builds, with the data gradient passed through; the default), ``"hard"``
-    #: (plain clamp) or ``"none"`` (the encoder's raw values). Only ``benchmarks.bench_exp_clamp``
+    #: How decode keeps the expression in :data:`~backend.nets.EXP_RANGE`: ``"hard"`` (the plain
+    #: clamp predict mode applies; the default), ``"straight_through"`` (clamped forward, identity
+    #: gradient) or ``"none"`` (the encoder's raw values). Only ``benchmarks.bench_exp_clamp``
     #: changes it, to measure the choice (docs/training.md, "Expression range").
-    exp_clamp: str = "straight_through"
+    exp_clamp: str = "hard"
 
     def __init__(self, face_model, encoder: FaceEncoder, weights: CoarseLossWeights = CoarseLossWeights(),
                  albedo: AlbedoBasis | None = None, identity_net: nn.Module | None = None, supervised: float = 0.0):
@@ -100,10 +100,10 @@ class CoarseTask:
 
         p = dict(decompose(code.float(), cfg))
         p["exp_raw"] = p["exp"]
-        if self.exp_clamp == "straight_through":
+        if self.exp_clamp == "hard":
             p["exp"] = clamp_expression(p["exp_raw"])
-        elif self.exp_clamp == "hard":
-            p["exp"] = p["exp_raw"].clamp(*EXP_RANGE)
+        elif self.exp_clamp == "straight_through":
+            p["exp"] = p["exp_raw"] + (clamp_expression(p["exp_raw"]) - p["exp_raw"]).detach()
         verts = self.face_model(p["id"], p["exp"])
         lm = project(verts, p["pose"], self.camera)[:, self.face_model.landmarks68, :2]
         albedo_uv = vertex_albedo = None

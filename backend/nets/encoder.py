@@ -241,12 +241,10 @@ EXP_RANGE: tuple[float, float] = (0.0, 1.0)
 
 
 def clamp_expression(exp: torch.Tensor) -> torch.Tensor:
-    """Expression coefficients (B,K_exp) clamped to :data:`EXP_RANGE`, with a straight-through
-    gradient: the forward value is the clamped one (the mesh inference builds), the backward pass
-    is the identity, so a coefficient the encoder puts outside the range still receives the data
-    terms' gradient (a hard clamp's is zero there and leaves it to R_param alone)."""
-    clamped = exp.clamp(*EXP_RANGE)
-    return exp + (clamped - exp).detach() if exp.requires_grad else clamped
+    """Expression coefficients (B,K_exp) clamped to :data:`EXP_RANGE`: the mesh predict mode
+    builds and stage 1 trains on (a plain clamp: no gradient outside the range, where R_param on
+    the raw value pulls a coefficient back)."""
+    return exp.clamp(*EXP_RANGE)
 
 
 def count_parameters(module: nn.Module) -> int:
