@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .geometry import vertex_normals_np
+
 __all__ = [
     "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "part_meshes", "has_parts",
     "obj_parts_section", "mtl_parts_text",
@@ -190,13 +192,6 @@ def part_meshes(head, vertices: np.ndarray | None = None) -> list[PartMesh]:
             material=np.asarray(head.parts_material[f0:f1], np.int64), source=ids,
         ))
     return out
-
-
-def vertex_normals_np(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (V,3) of faces (F,3) CCW (:func:`backend.export.vertex_normals_np`)."""
-    from .export import vertex_normals_np as normals
-
-    return normals(vertices, faces)
 
 
 def obj_parts_section(head, n_uv: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:

@@ -8,7 +8,7 @@ import torch
 
 from .align import warp_to_crop
 from .camera import Camera, project
-from .detailed_head import detailed_head_mesh
+from .geometry import detailed_head_mesh
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
 from .head_parts import has_parts, preview_parts, swatch_tile
@@ -124,7 +124,7 @@ def head_mesh(head: Head, detailed: bool = True) -> tuple[torch.Tensor, torch.Te
     """The head as one renderable mesh in the model's UV tile layout.
 
     With ``detailed`` and a displacement map: the whole head with its detail in the geometry
-    (:func:`backend.detailed_head.detailed_head_mesh`, the mesh of ``head_detailed.obj``: closed,
+    (:func:`backend.geometry.detailed_head_mesh`, the mesh of ``head_detailed.obj``: closed,
     so it renders without cracks); otherwise the coarse mesh. Returns (verts (1,N,3) float32 mm,
     faces (F,3) long, uv (T,2) float32, faces_uv (F,3) long), UVs over ``u ∈ [0, uv_tiles]``.
     """
@@ -257,10 +257,10 @@ def render_uv_maps(head: Head, height: int = 256) -> np.ndarray:
     """Panel of the blended UV maps, each ``height`` × ``height``·tiles, in a 2×2 grid:
     albedo | displacement (blue −, red +, ±99th percentile mm in the label; dark grey where the
     detail stage has no data) / tangent normal map | per-view coverage
-    (:func:`backend.multiview.coverage_image` of ``head.view_weights``: red, green, blue ... per
+    (:func:`backend.texture.coverage_image` of ``head.view_weights``: red, green, blue ... per
     view, black unseen). Missing maps are dark grey with "n/a" in the label.
     Returns (2·height, 2·tiles·height, 3) uint8, PNG-ready."""
-    from .multiview import coverage_image
+    from .texture import coverage_image
     from .render import rasterize_uv
 
     tiles = head.uv_tiles

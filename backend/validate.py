@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import ImageReadError, ModelFormatError, PhotoheadError, WeightsFormatError
+from .quality import DEFAULT, DRAFT, HIGH
 
 __all__ = [
     "MIN_PHOTO_SIDE", "OutputLocationError", "one_line", "max_photo_pixels", "check_output_dir", "check_writable",
@@ -66,11 +67,11 @@ def one_line(text: Any) -> str:
 # docs/reliability.md gives the measured folder.
 _MESH_BYTES = 16e6
 _PER_ALBEDO_TEXEL = 40.0  # bytes per albedo texel, all maps together (float32 copies dominate)
-_DENSE_BYTES = {"draft": 9e6, "default": 36e6, "high": 145e6}
+_DENSE_BYTES = {DRAFT: 9e6, DEFAULT: 36e6, HIGH: 145e6}
 _SAFETY = 1.5
 
 
-def estimate_output_bytes(quality: str = "default", views: int = 1, detail: bool = True) -> int:
+def estimate_output_bytes(quality: str = DEFAULT, views: int = 1, detail: bool = True) -> int:
     """A generous estimate (×1.5) of one result folder's size in bytes for ``quality`` (its
     albedo resolution from :data:`backend.preset.PRESETS`)."""
     from .preset import PRESETS
@@ -78,7 +79,7 @@ def estimate_output_bytes(quality: str = "default", views: int = 1, detail: bool
     res = PRESETS[quality].albedo_res if quality in PRESETS else 1024
     total = _MESH_BYTES + _PER_ALBEDO_TEXEL * res * res * 2 + views * 2e6
     if detail:
-        total += _DENSE_BYTES.get(quality, _DENSE_BYTES["high"])
+        total += _DENSE_BYTES.get(quality, _DENSE_BYTES[HIGH])
     return int(total * _SAFETY)
 
 

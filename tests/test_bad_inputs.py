@@ -65,12 +65,12 @@ def assert_refused(rc: int, err: str, *, absent: Path | None = None, root: Path 
 @pytest.fixture
 def no_fit(monkeypatch):
     """Fail loudly if a case gets as far as fitting: every check must come first."""
-    import backend.reconstruct as recon
+    import backend.modes as modes
 
     def refuse(*args, **kwargs):
         raise AssertionError("validation let a bad input through to the fit")
 
-    monkeypatch.setattr(recon, "fit_coarse", refuse)
+    monkeypatch.setattr(modes, "fit_coarse", refuse)  # the fit and hybrid modes' coarse stage
 
 
 @pytest.fixture(scope="module")
