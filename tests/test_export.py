@@ -99,7 +99,7 @@ def test_obj_round_trip(head, tmp_path):
 def test_detailed_obj_is_the_whole_head_with_its_detail(head, tmp_path):
     """head_detailed.obj: every coarse triangle split in four (the fixture's map at 128²), closed
     where the coarse mesh is, the albedo's UV layout, the detail in the geometry."""
-    from backend.detailed_head import detailed_head_mesh
+    from backend.geometry import detailed_head_mesh
 
     head = Head(**{**head.__dict__, "displacement": np.kron(head.displacement, np.ones((4, 4), np.float32))})
     with pytest.raises(export.ExportError, match="displacement"):

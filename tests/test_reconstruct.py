@@ -250,7 +250,7 @@ def test_texture_opacity_feathers_a_hard_edge_but_not_uv_island_borders():
     """A confident region that stops dead (a hairline in the skin weight) fades to the fill colour
     over several millimetres ending at the edge; two islands meeting at a UV border keep full
     opacity there, and texels outside the layout stay 0."""
-    from backend.reconstruct import FEATHER_TEXELS_512, texture_opacity
+    from backend.texture import FEATHER_TEXELS_512, texture_opacity
 
     H, W = 256, 512
     sigma = FEATHER_TEXELS_512 * H / 512  # 3 texels here
