@@ -285,3 +285,15 @@ def test_cli_models_fetch_mediapipe(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("photohead: error:") and "sha256" in err[-1]
     assert not (tmp_path / "mp2").exists()
+
+
+def test_auto_runs_the_mesh_in_dlibs_box_when_blazeface_misses(nets, astronaut, monkeypatch):
+    pytest.importorskip("dlib")
+    import backend.detect.combined as combined
+
+    (reference,) = detect(astronaut, backend="mediapipe")
+    monkeypatch.setattr(combined, "detect_mediapipe", lambda image, settings: [])
+    (face,) = detect(astronaut, backend="auto")
+    assert face.detector == "hog+mesh" and face.backend == "dlib" and face.dense is not None
+    eye = np.linalg.norm(reference.landmarks[36] - reference.landmarks[45])
+    assert np.linalg.norm(face.dense[:, :2] - reference.dense[:, :2], axis=1).mean() < 0.05 * eye
