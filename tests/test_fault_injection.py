@@ -120,6 +120,32 @@ def test_writer_exception_at_each_step_leaves_the_old_result(old_and_new, tmp_pa
     assert state(out) == new  # stale preview_view1.png retired, notes.txt kept
 
 
+def test_user_files_and_folders_in_a_result_folder_are_kept(tmp_path):
+    """The user's file (hard-linked before the swap) and sub-folder (moved after it) stay; the
+    earlier run's outputs that this one does not write are retired with the old folder."""
+    out = tmp_path / "out"
+    export.write_outputs(tiny_head(1), out, previews=previews(1))
+    (out / "mine").mkdir()
+    (out / "mine" / "sketch.txt").write_text("keep me")
+    (out / "notes.txt").write_text("and me")
+    export.write_outputs(tiny_head(2), out, previews={"preview": previews(2)["preview"]})
+    assert (out / "mine" / "sketch.txt").read_text() == "keep me" and (out / "notes.txt").read_text() == "and me"
+    assert not (out / "preview_view1.png").exists() and export.load_head(out / "head.npz").model_name == "tiny"
+    assert np.array_equal(export.load_head(out / "head.npz").vertices, tiny_head(2).vertices)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_without_an_atomic_swap_the_old_folder_is_renamed_aside(tmp_path, monkeypatch):
+    """Where renameat2(RENAME_EXCHANGE) is missing: two renames, same result, nothing left over."""
+    out = tmp_path / "out"
+    export.write_outputs(tiny_head(1), out, previews=previews(1))
+    (out / "notes.txt").write_text("keep")
+    monkeypatch.setattr(atomic_folder, "exchange", lambda a, b: False)
+    export.write_outputs(tiny_head(2), out)
+    assert np.array_equal(export.load_head(out / "head.npz").vertices, tiny_head(2).vertices)
+    assert (out / "notes.txt").read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_writer_refuses_an_empty_folder_name(tmp_path, monkeypatch):
     """``write_outputs(head, "")`` would have written into the current folder."""
     monkeypatch.chdir(tmp_path)
