@@ -33,9 +33,8 @@ __all__ = [
     "check_model_arrays", "check_tensor_sizes", "check_state_shapes",
 ]
 
-# Shortest photo side accepted (px). The detector's smallest face is 64 px across
-# (backend.detect.DEFAULT_MIN_SIZE), so a smaller photo cannot hold one; a 1×1 photo used to
-# crash inside dlib's filters.
+# Shortest photo side accepted (px): the detector's smallest face is 64 px across
+# (backend.detect.DEFAULT_MIN_SIZE), so a smaller photo cannot hold one.
 MIN_PHOTO_SIDE = 64
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -63,11 +62,9 @@ def one_line(text: Any) -> str:
 
 
 # -- output location ------------------------------------------------------------------------------
-# Size of one result folder for the ICT model (V = 26,719 vertices, 53 expressions): the parts
-# that do not depend on the UV maps (head.glb's morph targets, head.npz's bases, head.obj: 14.7 MB
-# measured at draft on grace_hopper), the per-texel parts (UV PNGs, the npz's float copies of the
-# maps) over the albedo layout, and head_detailed.obj (8.7 MB at draft; 4× per lattice level).
-# docs/reliability.md gives the measured folder.
+# One result folder for the ICT model, from a measured draft folder (docs/reliability.md): the
+# parts that do not depend on the UV maps (head.glb's morph targets, head.npz, head.obj), bytes per
+# albedo texel over all UV maps, and head_detailed.obj per quality (4× per lattice level).
 _MESH_BYTES = 16e6
 _PER_ALBEDO_TEXEL = 40.0  # bytes per albedo texel, all maps together (float32 copies dominate)
 _DENSE_BYTES = {DRAFT: 9e6, DEFAULT: 36e6, HIGH: 145e6}
@@ -128,7 +125,7 @@ def check_writable(path: Path, what: str = "output folder") -> Path:
 def check_output_dir(out: str | os.PathLike, need_bytes: int = 0, what: str = "output folder") -> Path:
     """Check that ``out`` can become a result folder; return it as a Path.
 
-    Refused: an empty name (``-o ""`` used to mean the current folder), an existing file, a
+    Refused: an empty name (``Path("")`` is the current folder), an existing file, a
     folder holding files that are not an earlier Photohead result (they could be replaced), a
     location where nothing can be created (read-only, no permission: probed by creating and
     removing an empty folder where the results' temporary folder goes), and a disk with less
@@ -262,7 +259,7 @@ def check_face_index(face: Any) -> int:
 
 
 def check_labels(labels: Sequence[str], n_photos: int) -> None:
-    """``--labels``: none, or one per photo (three labels for two photos used to be ignored silently)."""
+    """``--labels``: none, or one per photo."""
     if labels and len(labels) != n_photos:
         raise PhotoheadError(f"--labels gives {len(labels)} label(s) for {n_photos} photo(s): give one per photo, in order")
 
