@@ -42,6 +42,7 @@ from backend.facemodel.npz import save_npz
 from backend.facemodel.search import DEFAULT_MODEL
 from backend.quality import DRAFT
 from backend.reconstruct import ReconstructConfig, reconstruct
+from backend.validate import check_writable, one_line
 
 
 def vertex_albedo(head, model) -> tuple[_np.ndarray, _np.ndarray]:
@@ -111,9 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=40, help="number of texture modes")
     ap.add_argument("--model", help="input face model (default: ICT on the search path)")
     args = ap.parse_args(argv)
-    from backend.errors import PhotoheadError
-    from backend.validate import check_writable, one_line
-
     exts = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
     try:  # before any fit: the photo folder holds 2 photos or more, the output file can be written
         root, out = _Path(args.data), _Path(args.out)
