@@ -568,13 +568,18 @@ def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarra
     nothing is left behind and an existing ``out_dir`` keeps its old content. The finished
     folder then takes ``out_dir``'s place in one step (:func:`backend.atomic_folder.replace_folder`):
     outputs of an earlier run are replaced or retired as a whole, files that are not Photohead
-    outputs are kept.
+    outputs are kept. An OSError on the way (a full disk, a read-only mount) becomes one
+    :class:`ExportError` line; its ``__cause__`` is the OSError.
     """
     if not os.fspath(out_dir).strip():  # Path("") is the current folder
         raise ExportError("the output folder name is empty: name a folder")
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    earlier = out_dir.is_dir() and any(out_dir.iterdir())
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    except OSError as exc:
+        raise _write_failed(out_dir, exc, earlier) from exc
     try:
         built = _write_all(head, tmp, previews, dense_levels)
         file_mode = default_file_mode()
@@ -583,10 +588,18 @@ def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarra
             raise ExportError(f"{out_dir} exists and is not a folder: choose another output folder")
         # one step: the old result or the new one, never a mix (also under kill -9)
         replace_folder(tmp, out_dir, keep=lambda name: not is_output_name(name))
+    except OSError as exc:  # a full disk, a read-only mount, a failed rename: one line, not a traceback
+        raise _write_failed(out_dir, exc, earlier) from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return {k: out_dir / p.name for k, p in built.items()}
+
+
+def _write_failed(out_dir: Path, exc: OSError, earlier: bool) -> ExportError:
+    """The :class:`ExportError` for an OSError while writing ``out_dir`` (its cause keeps the errno)."""
+    kept = "the earlier result there is unchanged" if earlier else "nothing was written"
+    return ExportError(f"{out_dir}: writing the results failed ({exc.strerror or exc}); {kept}")
 
 
 OUTPUT_NAMES = ("head.obj", "head.mtl", "albedo.png", "displacement.png", "normal.png", "head.glb", "params.json",

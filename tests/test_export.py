@@ -359,7 +359,7 @@ def test_write_outputs_swap_failure_keeps_old(head, tmp_path, monkeypatch):
 
     monkeypatch.setattr(atomic_folder, "exchange", failing)
     changed = Head(**{**head.__dict__, "vertices": head.vertices + 1.0})
-    with pytest.raises(OSError, match="rename failed"):
+    with pytest.raises(export.ExportError, match="rename failed"):
         export.write_outputs(changed, old)
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in old.iterdir()} == before

@@ -112,7 +112,7 @@ def test_writer_exception_at_each_step_leaves_the_old_result(old_and_new, tmp_pa
         with monkeypatch.context() as m:
             m.setattr(io_utils.os, "replace", maybe_fail(real_replace))
             m.setattr(atomic_folder, "exchange", maybe_fail(real_exchange))
-            with pytest.raises(OSError, match="injected failure"):
+            with pytest.raises(export.ExportError, match="injected failure"):
                 export.write_outputs(tiny_head(2), out, previews={"preview": previews(2)["preview"]})
         assert state(out) == old, f"step {k}: {seen[k]}"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["count", "out", "ref"]  # no temporary leftovers
@@ -182,7 +182,7 @@ def test_writer_disk_full_half_way_through_each_file(old_and_new, tmp_path, monk
         with monkeypatch.context() as m:
             m.setattr(export, "atomic_write_bytes", half_then_full)
             m.setattr(io_utils, "atomic_write_bytes", half_then_full)
-            with pytest.raises(OSError, match="No space left"):
+            with pytest.raises(export.ExportError, match="No space left"):
                 export.write_outputs(tiny_head(2), out, previews={"preview": previews(2)["preview"]})
         assert state(out) == old, names[k]
         assert sorted(p.name for p in tmp_path.iterdir()) == ["count", "out", "ref"]
@@ -250,9 +250,9 @@ def test_writer_on_a_full_1mb_tmpfs(tmpfs_1mb):
     out = tmpfs_1mb / "out"
     export.write_outputs(tiny_head(1), out, previews=previews(1))
     before, free = state(out), os.statvfs(tmpfs_1mb).f_bfree
-    with pytest.raises(OSError) as info:
+    with pytest.raises(export.ExportError, match="earlier result there is unchanged") as info:
         export.write_outputs(tiny_head(2, albedo_side=1024), out)
-    assert info.value.errno == errno.ENOSPC
+    assert info.value.__cause__.errno == errno.ENOSPC and "\n" not in str(info.value)
     assert state(out) == before and [p.name for p in tmpfs_1mb.iterdir()] == ["out"]
     assert os.statvfs(tmpfs_1mb).f_bfree == free
 
