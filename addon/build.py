@@ -36,7 +36,8 @@ ADDON_DIR = Path(__file__).resolve().parent
 BACKEND_DIR = ROOT / "backend"
 EXCLUDED_ADDON_FILES = {"build.py", "build_wheels.py"}
 MODEL_DIR = "models"  # inside the add-on; the worker adds it to the model search path
-MODEL_FILES = ("ict_head.npz", "LICENSE", "README.md")  # of ict_facekit/; LICENSE (MIT) required
+# of ict_facekit/: the model, its parts (eyes, teeth, ...: backend.facemodel.parts), MIT LICENSE
+MODEL_FILES = ("ict_head.npz", "ict_parts.npz", "LICENSE", "README.md")
 # Keys Blender's manifest knows (schema 1.0.0); anything else in manifest.toml is an error.
 _TOP_KEYS = (
     "schema_version", "id", "version", "name", "tagline", "maintainer", "type", "website", "tags",
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"addon.build: error: {exc}", file=sys.stderr)
         return 2
     for path in paths:
-        print(f"{path}  {path.stat().st_size / 2**20:.0f} MiB")
+        print(f"{path}  {path.stat().st_size / 2**20:.1f} MiB")
     return 0
 
 

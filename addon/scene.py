@@ -40,7 +40,7 @@ class BuildOptions:
 
     - ``name``: base name of the objects (Blender adds .001 etc. on clashes);
     - ``dense``: build the whole head with its detail baked into the geometry
-      (``backend.detailed_head``; needs ``head.displacement``), else the coarse mesh with
+      (``backend.geometry``; needs ``head.displacement``), else the coarse mesh with
       shape keys and normal/displacement maps;
     - ``cameras``: a camera per view aligned to its photo (the photo as its background; the
       first camera becomes the scene camera only when the scene has none);
@@ -137,7 +137,7 @@ def _build_head(head, options: BuildOptions, created: _Created) -> bpy.types.Obj
     if dense:
         from . import backend_module
 
-        detailed = backend_module("detailed_head").detailed_head_mesh(head)  # numpy only, no torch
+        detailed = backend_module("geometry").detailed_head_mesh(head)  # numpy only, no torch
         verts, faces = detailed.verts, detailed.faces
         uv = detailed.uv.astype(np.float32)
         uv[:, 0] /= head.uv_tiles  # the model's tile layout, squeezed like head.export_uv

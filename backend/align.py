@@ -20,10 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "TEMPLATE_68_MM", "INNER_POINTS", "MIRROR_68", "AlignSettings", "Alignment", "canonical_landmarks",
+    "CROP_SIZE", "TEMPLATE_68_MM", "INNER_POINTS", "MIRROR_68", "AlignSettings", "Alignment", "canonical_landmarks",
     "estimate_similarity", "invert_affine", "align_face", "points_to_crop", "points_to_image",
     "warp_to_crop", "crop_valid_mask", "face_mask", "inner_face_mask", "feature_polygons",
 ]
+
+CROP_SIZE = 224  # pixels of the canonical crop the fits and networks work on
 
 # ICT-FaceKit mean face (ict_head.npz `mean[landmarks68]`, ICT's own landmark vertices: the fit
 # re-assigns some to the 300-W convention, backend.facemodel.landmarks, but this crop framing

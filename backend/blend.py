@@ -5,7 +5,7 @@ row = v 1) with the letters V views, H×W texels, C channels, Hi×Wi photo pixel
 be torch tensors (any device/float dtype; results follow them) or numpy arrays (results are
 numpy). Nothing is modified in place.
 
-Pipeline (what :func:`backend.reconstruct.delit_albedo` chains for several photos)::
+Pipeline (what :func:`backend.texture.delit_albedo` chains for several photos)::
 
     frags, idx = facing_texels(uv, faces_uv, faces, ...)     # the T texels some view can face
     un = unwrap_image(..., frags, ...)                       # per view: texture, visible, cosine, screen

@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PhotoheadError
+from .geometry import detailed_head_mesh, vertex_normals_np
 from .head import Head, ViewResult
 from .atomic_folder import replace_folder
 from .head_parts import glb_part_nodes, has_parts, mtl_parts_text, obj_parts_section
@@ -62,7 +63,7 @@ from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text, defaul
 
 __all__ = [
     "PARAMS_FORMAT", "PARAMS_VERSION", "HEAD_NPZ_VERSION", "ExportError",
-    "vertex_normals_np", "write_obj", "write_glb", "write_params_json", "params_dict",
+    "write_obj", "write_glb", "write_params_json", "params_dict",
     "write_uv_maps", "save_head", "load_head", "write_outputs", "encode_png",
     "displacement_to_uint16", "uint16_to_displacement",
 ]
@@ -80,22 +81,6 @@ class ExportError(PhotoheadError, ValueError):
 
 # ---------------------------------------------------------------------------------------
 # small helpers
-def vertex_normals_np(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals. vertices (V,3), faces (F,3) CCW. Returns (V,3) float32.
-
-    Vertices used by no face get (0, 0, 1).
-    """
-    v = np.asarray(vertices, np.float64)
-    f = np.asarray(faces, np.int64)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # (F,3), |.| = 2·area
-    idx = f.reshape(-1)
-    rep = np.repeat(fn, 3, axis=0)
-    n = np.stack([np.bincount(idx, rep[:, c], minlength=len(v)) for c in range(3)], -1)
-    length = np.linalg.norm(n, axis=1, keepdims=True)
-    out = np.where(length > 1e-20, n / np.maximum(length, 1e-20), np.array([0.0, 0.0, 1.0]))
-    return out.astype(np.float32)
-
-
 def _to_uint8(image: np.ndarray) -> np.ndarray:
     """Float [0,1] (or uint8) image → uint8."""
     image = np.asarray(image)
@@ -185,10 +170,8 @@ def _mtl_text(albedo_name: str | None, normal_name: str | None) -> str:
 
 
 def _detailed_mesh(head: Head, levels: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The whole head with its displacement in the geometry (:mod:`backend.detailed_head`;
+    """The whole head with its displacement in the geometry (:mod:`backend.geometry`;
     ``levels``: its lattice levels, default from the map size): (verts, faces, uv in [0,1]², faces_uv)."""
-    from .detailed_head import detailed_head_mesh
-
     if head.displacement is None:
         raise ExportError("this Head has no displacement map: run the detail stage or export the coarse mesh")
     mesh = detailed_head_mesh(head, levels)
@@ -204,7 +187,7 @@ def write_obj(head: Head, path: str | Path, dense: bool = False, textures: bool 
     ``dense=False``: the coarse mesh ``Head.vertices`` with its separate UV index (seams kept)
     and, when ``head.normal_map`` exists, ``normal.png`` referenced as ``map_Bump``.
     ``dense=True``: the whole head with its detail in the geometry
-    (:func:`backend.detailed_head.detailed_head_mesh`: each coarse triangle split 16-fold at
+    (:func:`backend.geometry.detailed_head_mesh`: each coarse triangle split 16-fold at
     256² maps, displaced; closed like the coarse mesh, same UV layout), no normal map (the
     detail is in the geometry; ``dense_levels``: 0–3 lattice levels instead of the default).
     Returns {"obj", "mtl", "albedo"?, "normal"?: path};
@@ -585,13 +568,18 @@ def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarra
     nothing is left behind and an existing ``out_dir`` keeps its old content. The finished
     folder then takes ``out_dir``'s place in one step (:func:`backend.atomic_folder.replace_folder`):
     outputs of an earlier run are replaced or retired as a whole, files that are not Photohead
-    outputs are kept.
+    outputs are kept. An OSError on the way (a full disk, a read-only mount) becomes one
+    :class:`ExportError` line; its ``__cause__`` is the OSError.
     """
     if not os.fspath(out_dir).strip():  # Path("") is the current folder
         raise ExportError("the output folder name is empty: name a folder")
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    earlier = out_dir.is_dir() and any(out_dir.iterdir())
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    except OSError as exc:
+        raise _write_failed(out_dir, exc, earlier) from exc
     try:
         built = _write_all(head, tmp, previews, dense_levels)
         file_mode = default_file_mode()
@@ -600,10 +588,18 @@ def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarra
             raise ExportError(f"{out_dir} exists and is not a folder: choose another output folder")
         # one step: the old result or the new one, never a mix (also under kill -9)
         replace_folder(tmp, out_dir, keep=lambda name: not is_output_name(name))
+    except OSError as exc:  # a full disk, a read-only mount, a failed rename: one line, not a traceback
+        raise _write_failed(out_dir, exc, earlier) from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return {k: out_dir / p.name for k, p in built.items()}
+
+
+def _write_failed(out_dir: Path, exc: OSError, earlier: bool) -> ExportError:
+    """The :class:`ExportError` for an OSError while writing ``out_dir`` (its cause keeps the errno)."""
+    kept = "the earlier result there is unchanged" if earlier else "nothing was written"
+    return ExportError(f"{out_dir}: writing the results failed ({exc.strerror or exc}); {kept}")
 
 
 OUTPUT_NAMES = ("head.obj", "head.mtl", "albedo.png", "displacement.png", "normal.png", "head.glb", "params.json",

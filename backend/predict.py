@@ -29,7 +29,7 @@ import torch.nn.functional as Fn
 
 from .camera import Camera, project, scale_pose
 from .checkpoint import load_checkpoint, load_weights
-from .detail_input import CROP_SIZE, DetailNetInput, blend_views, detail_net_input
+from .detail_input import DetailNetInput, blend_views, detail_net_input
 from .errors import ModelFormatError, WeightsFormatError, WeightsNotFoundError
 from .facemodel import FaceModel
 from .fit.coarse import CoarseFitResult
@@ -37,7 +37,7 @@ from .nets import AlbedoBasis, DetailUNet, FaceEncoder, build_encoder, build_une
 from .uvmaps import face_tile_layout
 from .validate import check_architecture, one_line
 
-__all__ = ["Predictor", "load_predictor", "COARSE_FILE", "DETAIL_FILE", "CROP_SIZE"]
+__all__ = ["Predictor", "load_predictor", "COARSE_FILE", "DETAIL_FILE"]
 
 COARSE_FILE = "coarse.pt"
 DETAIL_FILE = "detail.pt"
@@ -128,7 +128,7 @@ class Predictor:
     def predict_coarse(self, model: FaceModel, crops: torch.Tensor, shared_expression: bool = True) -> CoarseFitResult:
         """One encoder pass over V aligned crops of one person.
 
-        crops (V,224,224,3) float in [0,1] (:func:`backend.reconstruct.prepare_view`), on the
+        crops (V,224,224,3) float in [0,1] (:func:`backend.prepare.prepare_view`), on the
         predictor's device. Identity (and albedo) are averaged over the views; the expression
         too when ``shared_expression``. Returns a :class:`CoarseFitResult` in the 224² crop
         frame: id (1,K_id), exp (V,K_exp) clamped to [0,1] as the fit keeps it, pose (V,7) orthographic, sh (V,27), albedo

@@ -205,7 +205,7 @@ def seam_stats(albedo, weights, region, band: int = 2, min_weight: float = 0.25,
 
     albedo (H,W,3) in [0,1] (or any colour map, e.g. a residual); weights (V,H,W) per-view
     blending weights; region (H,W) bool the texels to measure (e.g.
-    :func:`backend.multiview.face_region_mask`). Measured texels: in the region, total weight >
+    :func:`backend.texture.face_region_mask`). Measured texels: in the region, total weight >
     ``min_weight``, more than ``margin`` texels from the region's and the seen area's edges (UV
     island borders are not seams) and, when given, in ``smooth`` (H,W) bool (e.g. plain skin:
     dominant-view borders follow the nose, eyes and lips, whose own texture would otherwise
@@ -243,18 +243,18 @@ def seam_stats(albedo, weights, region, band: int = 2, min_weight: float = 0.25,
 
 def view_maps(head: Head, model: FaceModel, resolution: int | None = None, detailed: bool = True):
     """Per-view delit UV albedos of a multi-view head, recomputed from its photos, fitted poses
-    and lights with :func:`backend.multiview.delit_views`.
+    and lights with :func:`backend.texture.delight_views`, the de-lighting the pipeline's albedo uses
+    (without the photo-space face mask the pipeline weights its crops with).
 
     Geometry: with ``detailed``, a dense mesh and one expression shared by all views (the
     default fit), the fit's dense face tile with the coarse rest of the head (its normals
     delight the wrinkles, as the pipeline does); otherwise each view's coarse mesh (neutral +
     its expression). resolution: texels per tile (default: the head's albedo's). Needs
-    ``view.image`` on every view. Returns :class:`backend.multiview.DelitViews` ((V,H,W,3) maps,
+    ``view.image`` on every view. Returns :class:`backend.texture.DelitViews` ((V,H,W,3) maps,
     0 where the view does not see the texel; (V,H,W) weights ...).
     """
     from backend.detail import with_dense_face_tile
-    from backend.multiview import DelitViews, delit_views
-    from backend.render import rasterize_uv
+    from backend.texture import DelitViews, delight_views
 
     R = resolution or head.albedo.shape[0]
     u_range = (0.0, float(head.uv_tiles))
@@ -275,15 +275,15 @@ def view_maps(head: Head, model: FaceModel, resolution: int | None = None, detai
         basis = torch.from_numpy(head.exp_basis).float() if head.exp_basis is not None else None
         meshes = [(neutral if basis is None else neutral + torch.einsum("k,kvc->vc", torch.from_numpy(e), basis))[None]
                   for e in exps]
-    frags = rasterize_uv(uv, faces_uv, R, R * head.uv_tiles, u_range)
     parts = []
     for view, verts in zip(head.views, meshes):  # a loop over views (photo sizes may differ)
         if view.image is None:
             raise ValueError(f"{view.name}: view_maps needs the photo in view.image")
         w, h = view.image_size
         img = torch.from_numpy(view.image).float()[None] / 255.0
-        parts.append(delit_views(img, verts, faces, torch.from_numpy(view.pose).float()[None],
-                                 torch.from_numpy(view.sh).float()[None], Camera(w, h), frags))
+        parts.append(delight_views(img, verts, faces, uv, faces_uv, torch.from_numpy(view.pose).float()[None],
+                                   Camera(w, h), torch.from_numpy(view.sh).float()[None], R, R * head.uv_tiles,
+                                   u_range).maps())
     return DelitViews(*(torch.cat([getattr(p, k) for p in parts]) for k in ("maps", "weights", "texture", "shading")))
 
 
@@ -305,7 +305,7 @@ def blend_comparison(head: Head, model: FaceModel, truth=None, smooth_quantile: 
     - ``winner_take_all``: each texel from its dominant view (hard seams, for reference).
     """
     from backend.blend import equalize_views, fill_holes, multiband_blend, weighted_average
-    from backend.multiview import face_region_mask
+    from backend.texture import face_region_mask
     from backend.render import rasterize_uv
 
     if head.view_weights is None or head.albedo is None or len(head.views) < 2:

@@ -217,7 +217,7 @@ def detail_errors(model, head, face) -> dict[str, float]:
 
 def _export_errors(head, true_detailed: np.ndarray, visible: np.ndarray, align) -> tuple[float, float]:
     """Mean distance from the exported whole-head detailed mesh (``head_detailed.obj``,
-    :mod:`backend.detailed_head`) and from the same lattice without displacement to the true
+    :mod:`backend.geometry`) and from the same lattice without displacement to the true
     detailed surface at the same UV, over the vertices whose four surrounding texels are all in
     the visible face region. true_detailed (S,S,3) mm over the face tile; visible (S,S) bool;
     ``align`` maps the reconstruction onto the truth. Returns (detailed, flat) mm. The truth is
@@ -225,7 +225,7 @@ def _export_errors(head, true_detailed: np.ndarray, visible: np.ndarray, align) 
     compare the two numbers with each other, not with ``dense_err_mm``."""
     import copy
 
-    from backend.detailed_head import detailed_head_mesh, sample_map
+    from backend.geometry import detailed_head_mesh, sample_map
 
     mesh = detailed_head_mesh(head)
     no_detail = copy.copy(head)
@@ -250,7 +250,7 @@ def true_coarse_fit(model, face, view):
     from backend.fit.coarse import CoarseFitResult
     from backend.fit.pose_init import fit_orthographic_pose
     from backend.lighting import sh_basis
-    from backend.reconstruct import CROP_SIZE
+    from backend.align import CROP_SIZE
 
     verts = torch.from_numpy(np.asarray(face.coarse_vertices, np.float64))[None]  # (1,V,3) mm
     H, W = face.image.shape[:2]
@@ -277,7 +277,7 @@ def oracle_detail_corr(model, face, quality: str) -> float:
     surface slopes along its direction only)."""
     from backend.fit.detail import fit_detail
     from backend.preset import resolve_preset
-    from backend.reconstruct import detail_inputs, prepare_view
+    from backend.prepare import detail_inputs, prepare_view
     from .synthetic import resample_map, visible_face_texels
 
     truth = face.contour68 if face.contour68 is not None else face.landmarks68
@@ -294,7 +294,7 @@ def oracle_detail_corr(model, face, quality: str) -> float:
 def _fit_skin_mask(image: np.ndarray, landmarks68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pipeline's skin mask (224² crop) for a photo with given landmarks, with the view
     (for its ``crop_from_image``)."""
-    from backend.reconstruct import prepare_view
+    from backend.prepare import prepare_view
 
     view = prepare_view(image, landmarks68=landmarks68)
     return view.skin_mask, view.crop_from_image
@@ -304,12 +304,12 @@ def _fit_skin_mask(image: np.ndarray, landmarks68: np.ndarray) -> tuple[np.ndarr
 def given_landmarks(landmarks68: np.ndarray) -> Iterator[None]:
     """Within this block, :func:`backend.reconstruct.reconstruct` takes ``landmarks68`` (68,2)
     photo pixels as its detection instead of running the detector (everything after detection
-    is unchanged). It replaces the ``detect_one`` that ``backend.reconstruct.prepare_view``
+    is unchanged). It replaces the ``detect_one`` that ``backend.prepare.prepare_view``
     calls; the box is the landmarks' bounding box.
     """
     from unittest import mock
 
-    from backend import reconstruct as recon_module
+    from backend import prepare as prepare_module
     from backend.detect.base import Face
 
     lm = np.asarray(landmarks68, np.float64).reshape(68, 2)
@@ -318,7 +318,7 @@ def given_landmarks(landmarks68: np.ndarray) -> Iterator[None]:
         return Face(box=np.concatenate([lm.min(0), lm.max(0)]), landmarks=lm.copy(), score=1.0,
                     backend="given", detector="ground truth")
 
-    with mock.patch.object(recon_module, "detect_one", detect_given):
+    with mock.patch.object(prepare_module, "detect_one", detect_given):
         yield
 
 

@@ -300,7 +300,8 @@ def write_known_answer_scans(model, folder, seed: int = 0) -> dict[str, float]:
     import json
     from pathlib import Path
 
-    from backend.export import save_head, vertex_normals_np
+    from backend.export import save_head
+    from backend.geometry import vertex_normals_np
     from backend.head import Head, ViewResult
     from .metrics import apply_similarity
 
@@ -343,7 +344,7 @@ def visible_face_texels(model, face: SyntheticFace, size: int, min_cos: float = 
     """(size, size) bool: face-tile texels of the face region (``model.face_mask_regions``) whose
     true surface faces the camera (cos > ``min_cos``) in ``face``'s pose — where a photo shows detail."""
     from backend.camera import euler_to_rotation
-    from backend.multiview import face_region_mask
+    from backend.texture import face_region_mask
     from backend.uvmaps import face_tile_layout, grid_normals, uv_position_map
 
     layout = face_tile_layout(model, size)

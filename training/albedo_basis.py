@@ -112,9 +112,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=40, help="number of texture modes")
     ap.add_argument("--model", help="input face model (default: ICT on the search path)")
     args = ap.parse_args(argv)
+    from backend.errors import PhotoheadError
+    from backend.validate import check_writable, one_line
+
     exts = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-    photos = sorted(p for p in _Path(args.data).rglob("*") if p.suffix.lower() in exts)[: args.n]
-    path = build([str(p) for p in photos], args.out, args.k, args.model)
+    try:  # before any fit: the photo folder holds 2 photos or more, the output file can be written
+        root, out = _Path(args.data), _Path(args.out)
+        if not root.is_dir():
+            raise PhotoheadError(f"{root}: the photo folder {'is not a folder' if root.exists() else 'does not exist'}")
+        photos = sorted(p for p in root.rglob("*") if p.suffix.lower() in exts and p.is_file())[: args.n]
+        if len(photos) < 2:
+            raise PhotoheadError(f"{root}: {len(photos)} photo(s) found; a texture basis needs at least 2")
+        if not args.out.strip() or out.is_dir() or out.suffix.lower() != ".npz":
+            raise PhotoheadError(f"--out {args.out!r}: name the output model file, e.g. models/ict_head_tex.npz")
+        check_writable(out, "output model file")
+        path = build([str(p) for p in photos], args.out, args.k, args.model)
+    except PhotoheadError as exc:
+        print(f"albedo basis: error: {one_line(exc)}", file=_sys.stderr)
+        return 2
     print(f"wrote {path}")
     return 0
 

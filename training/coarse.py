@@ -31,7 +31,7 @@ from torch import nn
 
 from backend.camera import Camera, project
 from backend.checkpoint import make_model_card, unwrap
-from backend.detail_input import CROP_SIZE
+from backend.align import CROP_SIZE
 from backend.losses import CoarseLossWeights, identity_loss, landmark_loss, param_regularizer, pixel_loss
 from backend.nets import EncoderConfig, FaceEncoder, clamp_expression
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from backend.io_utils import atomic_write_text
 from backend.losses import CoarseLossWeights, DetailLossWeights
+from backend.quality import DRAFT
 
 
 class ConfigError(ValueError):
@@ -129,7 +130,7 @@ class SuiteEvalConfig:
     landmarks: str = ""
     landmarks_n: int = 8
     mode: Literal["predict", "hybrid"] = "predict"
-    quality: str = "draft"
+    quality: str = DRAFT
     metric: str = "synthetic/vertex_err_mean_mm"
     higher_is_better: bool = False
 

@@ -246,7 +246,7 @@ def _reconstruct_into(args: argparse.Namespace, images: list, config, out: Path,
     previews["preview_turntable"] = render_turntable(head)
     previews["preview_uv"] = render_uv_maps(head)  # missing maps show as "n/a" panels
     if head.view_weights is not None and len(head.views) > 1:
-        from ..multiview import coverage_image
+        from ..texture import coverage_image
 
         previews["coverage"] = coverage_image(head.view_weights)
     paths = write_outputs(head, out, previews=previews, dense_levels=args.detail_mesh_levels)

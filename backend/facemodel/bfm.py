@@ -57,7 +57,7 @@ def _read_mat(path: Path) -> dict:
             return {k: np.asarray(fh[k]).T for k in fh.keys() if isinstance(fh[k], h5py.Dataset)}
     except FileNotFoundError as exc:
         raise ModelFormatError(f"{path}: file not found") from exc
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, scipy.io.matlab.MatReadError) as exc:  # MatReadError: truncated, junk
         raise ModelFormatError(f"{path}: not a readable MATLAB .mat file ({exc})") from exc
 
 
