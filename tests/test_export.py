@@ -457,3 +457,18 @@ def test_head_npz_keeps_parts(parts_head, tmp_path):
     assert back.part_names == head.part_names and back.part_material_names == head.part_material_names
     np.testing.assert_array_equal(back.parts_faces, head.parts_faces)
     np.testing.assert_array_equal(back.parts_exp_basis, head.parts_exp_basis)
+
+
+def test_previews_show_the_parts(head, parts_head):
+    from backend.preview_render import head_mesh, preview_texture, turntable_renders
+
+    v, f, uv, fuv = head_mesh(parts_head, detailed=False)
+    assert f.shape[0] == len(head.faces) + len(parts_head.parts_faces)
+    tex, u_max = preview_texture(parts_head)
+    assert u_max == head.uv_tiles + 1 and tex.shape[1] == head.albedo.shape[1] + head.albedo.shape[0]
+    with_parts, _ = turntable_renders(parts_head, (0.0,), size=160)
+    skin_only, _ = turntable_renders(head, (0.0,), size=160)
+    changed = np.abs(with_parts.astype(int) - skin_only.astype(int)).max(-1) > 20
+    assert changed.sum() > 30  # the eyes (and the lips' slit) now show the parts
+    rows = np.flatnonzero(changed.any(1))
+    assert rows.min() > 30 and rows.max() < 130  # in the face, not around the silhouette
