@@ -33,13 +33,13 @@ def backend_module(submodule: str = "") -> ModuleType:
 
 def register() -> None:
     """Blender entry point: register properties, operators, panel and preferences."""
-    from . import registration
+    from . import registration  # lazy: the worker and addon.build import this package without bpy
 
     registration.register()
 
 
 def unregister() -> None:
     """Blender entry point: undo :func:`register`."""
-    from . import registration
+    from . import registration  # lazy: the worker and addon.build import this package without bpy
 
     registration.unregister()

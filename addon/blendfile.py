@@ -27,9 +27,9 @@ def write_blend(
     head_file: str = "head.npz", blend_file: str = "head.blend",
 ) -> Path:
     """Build the scene for ``out_dir/head_file`` and save ``out_dir/blend_file``. Returns its path."""
-    import bpy
+    import bpy  # lazy: only the process that writes the .blend has bpy
 
-    from .scene import BuildOptions, build_head_objects
+    from .scene import BuildOptions, build_head_objects  # lazy: bpy (scene) only here
 
     out_dir = Path(out_dir).resolve()
     head = backend_module("export").load_head(out_dir / head_file)

@@ -31,12 +31,15 @@ import zipfile
 from pathlib import Path
 from typing import Sequence
 
+from . import backend_module
+
 ROOT = Path(__file__).resolve().parents[1]
 ADDON_DIR = Path(__file__).resolve().parent
 BACKEND_DIR = ROOT / "backend"
 EXCLUDED_ADDON_FILES = {"build.py", "build_wheels.py"}
 MODEL_DIR = "models"  # inside the add-on; the worker adds it to the model search path
-MODEL_FILES = ("ict_head.npz", "LICENSE", "README.md")  # of ict_facekit/; LICENSE (MIT) required
+# of ict_facekit/: the model, its parts (eyes, teeth, ...: backend.facemodel.parts), MIT LICENSE
+MODEL_FILES = ("ict_head.npz", "ict_parts.npz", "LICENSE", "README.md")
 # Keys Blender's manifest knows (schema 1.0.0); anything else in manifest.toml is an error.
 _TOP_KEYS = (
     "schema_version", "id", "version", "name", "tagline", "maintainer", "type", "website", "tags",
@@ -127,12 +130,10 @@ def find_face_model() -> Path:
     """The converted ICT model folder (``ict_facekit``) on the model search path.
 
     Raises :class:`ManifestError` saying how to get it (``photohead models fetch ict``)."""
-    from backend.errors import ModelNotFoundError
-    from backend.facemodel.search import DEFAULT_MODEL, find_model
-
+    search = backend_module("facemodel.search")  # at call time: backend.facemodel loads torch
     try:
-        folder = find_model(DEFAULT_MODEL).parent
-    except ModelNotFoundError as exc:
+        folder = search.find_model(search.DEFAULT_MODEL).parent
+    except backend_module("errors").ModelNotFoundError as exc:
         raise ManifestError(f"the zips bundle the ICT face model: {exc}") from exc
     if not (folder / "LICENSE").is_file():
         raise ManifestError(f"{folder} has no LICENSE: the ICT model ships with its MIT licence")
@@ -202,7 +203,7 @@ def build_platform(platform: str, dist: Path = ROOT / "dist", stage_root: Path =
     """The self-contained zip for one Blender platform (e.g. ``linux-x64``); returns its path.
 
     Raises :class:`ManifestError` (no face model) or :class:`build_wheels.WheelError`."""
-    from . import build_wheels
+    from . import build_wheels  # lazy: packaging is needed only for the platform zips
 
     manifest = read_manifest()
     pins = build_wheels.load_pins()
@@ -215,7 +216,7 @@ def build_platform(platform: str, dist: Path = ROOT / "dist", stage_root: Path =
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import build_wheels
+    from . import build_wheels  # lazy: packaging is needed only for the platform zips
 
     parser = argparse.ArgumentParser(prog="python -m addon.build", description=__doc__.splitlines()[0])
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder for the zips")
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"addon.build: error: {exc}", file=sys.stderr)
         return 2
     for path in paths:
-        print(f"{path}  {path.stat().st_size / 2**20:.0f} MiB")
+        print(f"{path}  {path.stat().st_size / 2**20:.1f} MiB")
     return 0
 
 

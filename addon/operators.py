@@ -20,6 +20,7 @@ from bpy_extras.io_utils import ImportHelper
 
 from . import backend_module, pins, preferences
 from .job import CANCELLED, DONE, Job, JobState
+from .blendfile import result_photo_candidates
 
 IMAGE_GLOB = "*.jpg;*.jpeg;*.png;*.bmp;*.tif;*.tiff;*.webp"
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -156,7 +157,7 @@ def _result_roots(photos: Sequence[str], scene) -> tuple[str, ...]:
 def build_options(context, settings, photo_paths: Sequence[str], name: str = "Photohead"):
     """Scene build options from the panel settings (``photo_paths``: candidate photo files,
     matched to the views by their own paths)."""
-    from .scene import BuildOptions
+    from .scene import BuildOptions  # lazy: registration stays light
 
     blend_dir = os.path.dirname(bpy.data.filepath) if bpy.data.filepath else None
     return BuildOptions(
@@ -217,7 +218,7 @@ def build_result(context, settings, head, photo_paths: Sequence[str], name: str 
     """The objects of ``head`` in the scene, with its photos' Landmarks objects moved onto (or
     made for) its cameras. Returns (head object, note for the report). Raises on failure,
     leaving the scene as it was."""
-    from .scene import build_head_objects
+    from .scene import build_head_objects  # lazy: registration stays light
 
     options = build_options(context, settings, photo_paths, name)
     note = ""
@@ -345,8 +346,6 @@ def import_result(context, settings, path: str) -> bpy.types.Object:
     """Build a result folder written by ``photohead reconstruct`` (or kept by a failed build) into
     the scene. ``path``: the folder, its ``head.npz`` or its ``params.json``. Returns the head
     object. Raises :class:`JobStartError` for a path without a head file."""
-    from .blendfile import result_photo_candidates
-
     path = Path(bpy.path.abspath(path))
     folder = path if path.is_dir() else path.parent
     head_file = path if path.suffix == ".npz" else folder / "head.npz"

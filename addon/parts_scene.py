@@ -46,6 +46,8 @@ def build_part_objects(head, head_obj, name: str, created, model_to_blender, mes
 
 def _flat_material(label: str, linear_rgb: np.ndarray, kind: str, created):
     mat = created.add(bpy.data.materials, bpy.data.materials.new(label))
+    if mat.node_tree is None:  # Blender < 5.0: a new material has no node tree until use_nodes
+        mat.use_nodes = True
     bsdf = mat.node_tree.nodes.get("Principled BSDF")
     if bsdf is None:  # the default tree without its shader: make one
         bsdf = mat.node_tree.nodes.new("ShaderNodeBsdfPrincipled")

@@ -16,13 +16,17 @@ from typing import Any, Sequence
 
 import bpy
 import numpy as np
+from mathutils import Matrix
 
+from . import backend_module
 from .parts_scene import build_part_objects
 
-MM_TO_M = 0.001
+# numpy-only backend modules (no torch in Blender's process): the dense mesh, params, camera frames
+_export = backend_module("export")
+_geometry = backend_module("geometry")
+MM_TO_M = _export.MM_TO_M
 # Model space (mm, +Y up, +Z towards the camera) → Blender (m, +Z up, the face looks along −Y).
 _MODEL_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-_ORTHO_CAMERA_DISTANCE_MM = 1000.0  # orthographic cameras sit this far in front of the head
 VIEW_LABELS = ("front", "left", "right", "other")
 
 
@@ -40,7 +44,7 @@ class BuildOptions:
 
     - ``name``: base name of the objects (Blender adds .001 etc. on clashes);
     - ``dense``: build the whole head with its detail baked into the geometry
-      (``backend.detailed_head``; needs ``head.displacement``), else the coarse mesh with
+      (``backend.geometry``; needs ``head.displacement``), else the coarse mesh with
       shape keys and normal/displacement maps;
     - ``cameras``: a camera per view aligned to its photo (the photo as its background; the
       first camera becomes the scene camera only when the scene has none);
@@ -135,13 +139,8 @@ def build_head_objects(head, options: BuildOptions | None = None) -> bpy.types.O
 def _build_head(head, options: BuildOptions, created: _Created) -> bpy.types.Object:
     dense = options.dense
     if dense:
-        from . import backend_module
-
-        detailed = backend_module("detailed_head").detailed_head_mesh(head)  # numpy only, no torch
-        verts, faces = detailed.verts, detailed.faces
-        uv = detailed.uv.astype(np.float32)
-        uv[:, 0] /= head.uv_tiles  # the model's tile layout, squeezed like head.export_uv
-        loop_uv = uv[detailed.faces_uv.ravel()]
+        verts, faces, uv, faces_uv = _export.detailed_mesh_arrays(head)  # head_detailed.obj's mesh and UVs
+        loop_uv = uv[faces_uv.ravel()]
     else:
         base = head.neutral if head.exp_basis is not None else head.vertices
         verts = np.asarray(base, np.float64)
@@ -152,7 +151,7 @@ def _build_head(head, options: BuildOptions, created: _Created) -> bpy.types.Obj
     if not dense and head.exp_basis is not None:
         _add_shape_keys(obj, head)
     mesh.materials.append(_build_material(head, options, created, with_detail_maps=not dense))
-    obj["photohead"] = json.dumps(fit_parameters(head, dense))
+    obj["photohead"] = json.dumps({**_export.params_dict(head), "mesh": "dense" if dense else "coarse"})
     return obj
 
 
@@ -264,31 +263,25 @@ def _image(name: str, array: np.ndarray, options: BuildOptions, created: _Create
 # -- cameras -------------------------------------------------------------------------------------
 def _build_camera(view, index: int, options: BuildOptions, created: _Created) -> bpy.types.Object:
     """A camera whose image is the view's photo: pixels of the photo ↔ pixels of the render."""
-    from mathutils import Euler, Matrix
-
     width, height = (int(s) for s in view.image_size)
-    f, rx, ry, rz, tx, ty, tz = (float(v) for v in np.asarray(view.pose).ravel()[:7])
-    rot = np.array(Euler((rx, ry, rz), "XYZ").to_matrix())  # Rz·Ry·Rx, as backend.camera
+    frame = _geometry.camera_frame(view.pose, view.projection)
     label = view.label or (VIEW_LABELS[0] if index == 0 else f"view{index}")
     cam_data = created.add(bpy.data.cameras, bpy.data.cameras.new(f"{options.name} {label}"))
     # The photo's height spans the frame's height (VERTICAL fit): for any render size whose aspect is
     # at least the photo's, the background (FIT) and the projection agree pixel for pixel.
     cam_data.sensor_fit = "VERTICAL"
-    if view.projection == "orthographic":
+    if frame.projection == "orthographic":
         cam_data.type = "ORTHO"
-        cam_data.ortho_scale = height / f * MM_TO_M
-        # camera space in mm: the image centre is at (−tx/f, −ty/f); the camera sits in front
-        eye_model = rot.T @ np.array([-tx / f, -ty / f, _ORTHO_CAMERA_DISTANCE_MM])
-    else:  # perspective: f in pixels, the camera at the camera-space origin (c = R·v + t = 0)
+        cam_data.ortho_scale = height / frame.f * MM_TO_M  # f: pixels per mm
+    else:  # perspective: f in pixels
         cam_data.type = "PERSP"
         cam_data.sensor_height = 24.0
-        cam_data.lens = f * 24.0 / height
-        eye_model = -rot.T @ np.array([tx, ty, tz])
+        cam_data.lens = frame.f * 24.0 / height
     cam_data.clip_start = 0.01
     cam_data.clip_end = 10.0
-    # Blender camera axes (x right, y up, looking along −z) = camera-space axes = rows of R.
-    axes = model_to_blender(rot, scale=1.0).T  # columns: the camera's x/y/z axes in Blender
-    location = model_to_blender(eye_model)
+    # Blender camera axes (x right, y up, looking along −z) = the frame's axes.
+    axes = model_to_blender(frame.axes, scale=1.0).T  # columns: the camera's x/y/z axes in Blender
+    location = model_to_blender(frame.eye)
     photo_path = match_photo(view.name, options.photo_paths)
     photo = _photo_image(view, index, options, created, photo_path)
     if photo is not None:
@@ -345,42 +338,3 @@ def _photo_image(view, index: int, options: BuildOptions, created: _Created, pat
         pixels = np.asarray(view.image, np.float32) / 255.0
         return _image(f"{options.name} Photo {index}", pixels, options, created, data=False)
     return None
-
-
-# -- parameters ---------------------------------------------------------------------------------
-def _plain(value):
-    if value is None:
-        return None
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return value
-
-
-def fit_parameters(head, dense: bool = False) -> dict:
-    """The fit's parameters as JSON-ready data (stored on the head object)."""
-    return {
-        "model": head.model_name,
-        "mode": head.mode,
-        "quality": head.quality,
-        "mesh": "dense" if dense else "coarse",
-        "uv_tiles": int(head.uv_tiles),
-        "displacement_scale_mm": float(head.displacement_scale_mm),
-        "id_coeffs": _plain(np.asarray(head.id_coeffs)),
-        "exp_coeffs": _plain(np.asarray(head.exp_coeffs)),
-        "exp_names": list(head.exp_names),
-        "timings": {k: float(v) for k, v in head.timings.items()},
-        "metrics": {k: float(v) for k, v in head.metrics.items()},
-        "warnings": list(head.warnings),
-        "views": [
-            {
-                "name": v.name, "label": v.label, "image_size": [int(s) for s in v.image_size],
-                "projection": v.projection, "pose": _plain(np.asarray(v.pose)), "sh": _plain(np.asarray(v.sh)),
-                "exp": _plain(np.asarray(v.exp)), "landmarks68": _plain(np.asarray(v.landmarks68)),
-                "detected68": _plain(np.asarray(v.detected68)), "detector": v.detector, "face_box": _plain(v.face_box),
-                "crop_from_image": _plain(v.crop_from_image),
-            }
-            for v in head.views
-        ],
-    }

@@ -60,7 +60,7 @@ def make_config(fields: dict[str, Any]):
 
 def _array(points):
     """JSON (68,2) points → float64 numpy array (numpy is imported only inside the worker)."""
-    import numpy as np
+    import numpy as np  # lazy: addon.job imports this module in Blender's process, numpy-free
 
     return np.asarray(points, np.float64)
 

@@ -18,12 +18,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+from scipy.spatial import ConvexHull
+from skimage.draw import polygon
 
 __all__ = [
-    "TEMPLATE_68_MM", "INNER_POINTS", "MIRROR_68", "AlignSettings", "Alignment", "canonical_landmarks",
+    "CROP_SIZE", "TEMPLATE_68_MM", "INNER_POINTS", "MIRROR_68", "AlignSettings", "Alignment", "canonical_landmarks",
     "estimate_similarity", "invert_affine", "align_face", "points_to_crop", "points_to_image",
     "warp_to_crop", "crop_valid_mask", "face_mask", "inner_face_mask", "feature_polygons",
 ]
+
+CROP_SIZE = 224  # pixels of the canonical crop the fits and networks work on
 
 # ICT-FaceKit mean face (ict_head.npz `mean[landmarks68]`, ICT's own landmark vertices: the fit
 # re-assigns some to the 300-W convention, backend.facemodel.landmarks, but this crop framing
@@ -211,7 +217,6 @@ def _prefilter(image: np.ndarray, crop_from_image: np.ndarray) -> tuple[np.ndarr
     k = int(np.floor(1.0 / scale)) if scale > 0 else 1
     if k < 2 or min(image.shape[:2]) < 2 * k:
         return image, M
-    from PIL import Image
 
     small = np.asarray(Image.fromarray(np.ascontiguousarray(image)).reduce(k))
     # reduced px = (x + 0.5)/k − 0.5  ⇒  x = k·x_r + (k − 1)/2
@@ -289,8 +294,6 @@ def feature_polygons(landmarks68: np.ndarray) -> list[np.ndarray]:
 
 
 def _polygon_mask(poly: np.ndarray, height: int, width: int) -> np.ndarray:
-    from skimage.draw import polygon
-
     mask = np.zeros((height, width), bool)
     rr, cc = polygon(poly[:, 1], poly[:, 0], shape=(height, width))
     mask[rr, cc] = True
@@ -310,8 +313,6 @@ def face_mask(
     would turn them into ridges. ``soft_px`` > 0 blurs the edges (Gaussian σ in pixels).
     Returns (H,W) float32 in [0,1].
     """
-    from scipy.spatial import ConvexHull
-
     lm = np.asarray(landmarks68, np.float64)
     if lm.shape != (68, 2) or not np.isfinite(lm).all():
         raise ValueError(f"expected finite (68,2) landmarks, got {lm.shape}")
@@ -336,8 +337,6 @@ def face_mask(
         mask &= ~_polygon_mask(hole, height, width)
     out = mask.astype(np.float32)
     if soft_px > 0:
-        from scipy.ndimage import gaussian_filter
-
         out = gaussian_filter(out, sigma=float(soft_px)).astype(np.float32)
     return out
 

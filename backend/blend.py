@@ -5,7 +5,7 @@ row = v 1) with the letters V views, H×W texels, C channels, Hi×Wi photo pixel
 be torch tensors (any device/float dtype; results follow them) or numpy arrays (results are
 numpy). Nothing is modified in place.
 
-Pipeline (what :func:`backend.reconstruct.delit_albedo` chains for several photos)::
+Pipeline (what :func:`backend.texture.delit_albedo` chains for several photos)::
 
     frags, idx = facing_texels(uv, faces_uv, faces, ...)     # the T texels some view can face
     un = unwrap_image(..., frags, ...)                       # per view: texture, visible, cosine, screen
@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as Fn
+from scipy.ndimage import distance_transform_edt
 
 from .render.rasterize import Fragments
 from .render.uv import Unwrapped, rasterize_uv
@@ -174,8 +175,6 @@ def _nearest_extend(x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     """Copy into every unknown texel the value of its nearest known texel (Euclidean, via
     ``scipy.ndimage.distance_transform_edt`` on the CPU). x (N,C,H,W), known (N,H,W) bool.
     Known texels are unchanged; an image with no known texel is left as is."""
-    from scipy.ndimage import distance_transform_edt
-
     N, C, H, W = x.shape
     k = known.cpu().numpy()
     rows = np.empty((N, H, W), np.int64)
@@ -393,8 +392,6 @@ def silhouette_distance(mask, depth=None, depth_jump: float | None = None):
     Returns (V,Hi,Wi) float32 (0 outside the mask), via ``scipy.ndimage.distance_transform_edt``
     (CPU; the result is moved back to the input's device).
     """
-    from scipy.ndimage import distance_transform_edt
-
     m, numpy = _to_tensor(mask)
     inside = m > 0.5
     if inside.dim() != 3:

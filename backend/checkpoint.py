@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import pickle
 import platform
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"checkpoint {path} not found: train one (python -m training.coarse) or pass its path")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; junk, truncated or another format
+        raise CheckpointFormatError(f"{path}: not a readable checkpoint (not a torch.save archive: truncated or another "
+                                    "format)")
     try:  # mmap: tensors stay in the file until copied, so a declared size is checked before any allocation
         ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .image_filters import gaussian_blur
-from .uvmaps import UVLayout, face_tile_triangles, grid_normals, tangent_frames
+from .uvmaps import UVLayout, face_tile_layout, face_tile_triangles, grid_normals, tangent_frames, uv_position_map
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,6 @@ def displaced_mesh(
     (synthetic ground truth): the face tile as the dense UV mesh of :func:`dense_topology`
     displaced by ``displacement`` (S,S) mm along the coarse normals, plus the model's triangles
     outside the face tile. verts (1,V,3) mm. Returns (verts (1,N',3), faces, uv, faces_uv)."""
-    from .uvmaps import face_tile_layout, uv_position_map
-
     S = displacement.shape[0]
     faces, uv, faces_uv = model.faces.cpu(), model.uv.cpu(), model.faces_uv.cpu()
     layout = face_tile_layout(model.cpu() if model.mean.device.type != "cpu" else model, S)

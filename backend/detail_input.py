@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .align import CROP_SIZE
 from .camera import Camera, scale_pose
 from .facemodel import FaceModel
 from .fit.coarse import CoarseFitResult
@@ -17,10 +18,7 @@ from .render import unwrap_image
 from .render.renderer import RenderResult, RenderSettings, render
 from .uvmaps import face_tile_layout
 
-__all__ = ["DetailNetInput", "coarse_render", "detail_net_input", "blend_views", "CROP_SIZE"]
-
-#: Side (px) of the aligned crops the coarse poses refer to.
-CROP_SIZE = 224
+__all__ = ["DetailNetInput", "coarse_render", "detail_net_input", "blend_views"]
 
 
 @dataclass

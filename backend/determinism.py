@@ -11,13 +11,15 @@ changes closed here:
 - on CUDA, ``grid_sample``'s backward (atomic adds, no deterministic kernel in PyTorch):
   :mod:`backend.render.sample` gathers instead in this mode;
 - on CUDA, cuBLAS is deterministic only with a fixed workspace: ``CUBLAS_WORKSPACE_CONFIG``
-  must be set before cuBLAS starts, so importing :mod:`backend` sets it (when unset) to
-  ``:4096:8``.
+  must be set before cuBLAS starts in the process, so :func:`deterministic` on a CUDA device
+  sets it (when unset) to ``:4096:8``. A process that ran cuBLAS before its first
+  deterministic block keeps the workspace it started with.
 
 On CUDA the sorted kernels cost time (docs/design.md, "GPU").
 """
 from __future__ import annotations
 
+import os
 import warnings
 from contextlib import contextmanager
 from typing import Iterator
@@ -29,7 +31,10 @@ try:
 except ImportError:  # pragma: no cover - older PyTorch: nothing to switch off
     _fill_flag = None
 
-__all__ = ["deterministic"]
+__all__ = ["deterministic", "CUBLAS_WORKSPACE"]
+
+# cuBLAS's fixed workspace for reproducible CUDA matrix products (the user's own value wins)
+CUBLAS_WORKSPACE = ":4096:8"
 
 # Ops whose CUDA kernel PyTorch flags as nondeterministic but whose results we only use in ways
 # that are: ``median(dim)``'s *indices* may pick any of equal values; we read its values.
@@ -41,10 +46,13 @@ def deterministic(device: torch.device) -> Iterator[None]:
     """Within this block, PyTorch's deterministic algorithms are on (the previous setting is
     restored after). On the CPU strictly: an op without a deterministic kernel raises. On CUDA
     such an op warns instead (``warn_only``; the one known harmless warning is silenced), so a
-    PyTorch version that flags a new op slows nothing and breaks nothing. Other devices: no change."""
+    PyTorch version that flags a new op slows nothing and breaks nothing; ``CUBLAS_WORKSPACE_CONFIG``
+    is set (when unset) for the rest of the process. Other devices: no change."""
     if device.type not in ("cpu", "cuda"):
         yield
         return
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
     was_on = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     was_filling = getattr(_fill_flag, "fill_uninitialized_memory", None)

@@ -54,15 +54,16 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PhotoheadError
-from .head import Head, ViewResult
 from .atomic_folder import replace_folder
+from .errors import PhotoheadError
+from .geometry import detailed_head_mesh, split_seams, vertex_normals_np
+from .head import Head, ViewResult
 from .head_parts import glb_part_nodes, has_parts, mtl_parts_text, obj_parts_section
 from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text, default_file_mode, to_jsonable
 
 __all__ = [
-    "PARAMS_FORMAT", "PARAMS_VERSION", "HEAD_NPZ_VERSION", "ExportError",
-    "vertex_normals_np", "write_obj", "write_glb", "write_params_json", "params_dict",
+    "PARAMS_FORMAT", "PARAMS_VERSION", "HEAD_NPZ_VERSION", "MM_TO_M", "ExportError", "detailed_mesh_arrays",
+    "write_obj", "write_glb", "write_params_json", "params_dict",
     "write_uv_maps", "save_head", "load_head", "write_outputs", "encode_png",
     "displacement_to_uint16", "uint16_to_displacement",
 ]
@@ -80,22 +81,6 @@ class ExportError(PhotoheadError, ValueError):
 
 # ---------------------------------------------------------------------------------------
 # small helpers
-def vertex_normals_np(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals. vertices (V,3), faces (F,3) CCW. Returns (V,3) float32.
-
-    Vertices used by no face get (0, 0, 1).
-    """
-    v = np.asarray(vertices, np.float64)
-    f = np.asarray(faces, np.int64)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # (F,3), |.| = 2·area
-    idx = f.reshape(-1)
-    rep = np.repeat(fn, 3, axis=0)
-    n = np.stack([np.bincount(idx, rep[:, c], minlength=len(v)) for c in range(3)], -1)
-    length = np.linalg.norm(n, axis=1, keepdims=True)
-    out = np.where(length > 1e-20, n / np.maximum(length, 1e-20), np.array([0.0, 0.0, 1.0]))
-    return out.astype(np.float32)
-
-
 def _to_uint8(image: np.ndarray) -> np.ndarray:
     """Float [0,1] (or uint8) image → uint8."""
     image = np.asarray(image)
@@ -106,7 +91,7 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of an (H,W,3)/(H,W) image: uint8 as is, float in [0,1] → 8-bit, uint16 → 16-bit grey."""
-    from PIL import Image
+    from PIL import Image  # lazy: PIL is not in Blender's Python (the add-on imports this module)
 
     image = np.asarray(image)
     if image.dtype == np.uint16:
@@ -184,11 +169,9 @@ def _mtl_text(albedo_name: str | None, normal_name: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _detailed_mesh(head: Head, levels: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The whole head with its displacement in the geometry (:mod:`backend.detailed_head`;
+def detailed_mesh_arrays(head: Head, levels: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The whole head with its displacement in the geometry (:mod:`backend.geometry`;
     ``levels``: its lattice levels, default from the map size): (verts, faces, uv in [0,1]², faces_uv)."""
-    from .detailed_head import detailed_head_mesh
-
     if head.displacement is None:
         raise ExportError("this Head has no displacement map: run the detail stage or export the coarse mesh")
     mesh = detailed_head_mesh(head, levels)
@@ -204,7 +187,7 @@ def write_obj(head: Head, path: str | Path, dense: bool = False, textures: bool 
     ``dense=False``: the coarse mesh ``Head.vertices`` with its separate UV index (seams kept)
     and, when ``head.normal_map`` exists, ``normal.png`` referenced as ``map_Bump``.
     ``dense=True``: the whole head with its detail in the geometry
-    (:func:`backend.detailed_head.detailed_head_mesh`: each coarse triangle split 16-fold at
+    (:func:`backend.geometry.detailed_head_mesh`: each coarse triangle split 16-fold at
     256² maps, displaced; closed like the coarse mesh, same UV layout), no normal map (the
     detail is in the geometry; ``dense_levels``: 0–3 lattice levels instead of the default).
     Returns {"obj", "mtl", "albedo"?, "normal"?: path};
@@ -213,7 +196,7 @@ def write_obj(head: Head, path: str | Path, dense: bool = False, textures: bool 
     """
     path = Path(path)
     if dense:
-        verts, faces, uv, faces_uv = _detailed_mesh(head, dense_levels)
+        verts, faces, uv, faces_uv = detailed_mesh_arrays(head, dense_levels)
     else:
         verts = np.asarray(head.vertices, np.float32)
         faces = np.asarray(head.faces, np.int64)
@@ -291,17 +274,6 @@ class _GlbBuilder:
     def binary(self) -> bytes:
         data = b"".join(self.chunks)
         return data + b"\x00" * ((-len(data)) % 4)
-
-
-def split_seams(faces: np.ndarray, faces_uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One vertex per unique (position, UV) pair, as glTF needs.
-
-    faces, faces_uv (F,3). Returns (vert_idx (N,), uv_idx (N,), new_faces (F,3)): new vertex i is
-    position ``vert_idx[i]`` with UV ``uv_idx[i]``.
-    """
-    pairs = np.stack([np.asarray(faces, np.int64).reshape(-1), np.asarray(faces_uv, np.int64).reshape(-1)], -1)
-    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    return unique[:, 0], unique[:, 1], inverse.reshape(-1, 3)
 
 
 def write_glb(head: Head, path: str | Path) -> Path:
@@ -585,13 +557,18 @@ def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarra
     nothing is left behind and an existing ``out_dir`` keeps its old content. The finished
     folder then takes ``out_dir``'s place in one step (:func:`backend.atomic_folder.replace_folder`):
     outputs of an earlier run are replaced or retired as a whole, files that are not Photohead
-    outputs are kept.
+    outputs are kept. An OSError on the way (a full disk, a read-only mount) becomes one
+    :class:`ExportError` line; its ``__cause__`` is the OSError.
     """
     if not os.fspath(out_dir).strip():  # Path("") is the current folder
         raise ExportError("the output folder name is empty: name a folder")
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    earlier = out_dir.is_dir() and any(out_dir.iterdir())
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    except OSError as exc:
+        raise _write_failed(out_dir, exc, earlier) from exc
     try:
         built = _write_all(head, tmp, previews, dense_levels)
         file_mode = default_file_mode()
@@ -600,10 +577,18 @@ def write_outputs(head: Head, out_dir: str | Path, previews: dict[str, np.ndarra
             raise ExportError(f"{out_dir} exists and is not a folder: choose another output folder")
         # one step: the old result or the new one, never a mix (also under kill -9)
         replace_folder(tmp, out_dir, keep=lambda name: not is_output_name(name))
+    except OSError as exc:  # a full disk, a read-only mount, a failed rename: one line, not a traceback
+        raise _write_failed(out_dir, exc, earlier) from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return {k: out_dir / p.name for k, p in built.items()}
+
+
+def _write_failed(out_dir: Path, exc: OSError, earlier: bool) -> ExportError:
+    """The :class:`ExportError` for an OSError while writing ``out_dir`` (its cause keeps the errno)."""
+    kept = "the earlier result there is unchanged" if earlier else "nothing was written"
+    return ExportError(f"{out_dir}: writing the results failed ({exc.strerror or exc}); {kept}")
 
 
 OUTPUT_NAMES = ("head.obj", "head.mtl", "albedo.png", "displacement.png", "normal.png", "head.glb", "params.json",

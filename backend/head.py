@@ -54,7 +54,7 @@ class Head:
     ``dense_vertices`` (N,3) mm, ``dense_faces`` (M,3), ``dense_uv`` (N,2) in the model's tile
     layout like ``uv`` (the face tile: u ∈ [0,1]). Kept in ``head.npz`` and used by the previews;
     ``head_detailed.obj`` and Blender's dense option are the whole head instead
-    (:mod:`backend.detailed_head`, built from ``vertices`` and ``displacement``).
+    (:mod:`backend.geometry`, built from ``vertices`` and ``displacement``).
     """
 
     model_name: str

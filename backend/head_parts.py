@@ -9,7 +9,10 @@ self-contained meshes (one per part; a socket carries copies of the skin rim ver
 stitched to, with the same shape keys, so it closes onto the skin without a gap).
 
 ICT's thin shading helpers (lacrimal fluid, eye blend, eye occlusion: transparent or dark
-overlays in ICT's renders) are left out: drawn opaque they hide the eye.
+overlays in ICT's renders) and its eyelashes (alpha-textured cards) are left out: drawn opaque
+they hide the eye or paint a black band over the lid. The eyeball keeps its outer shell,
+painted sclera / iris / pupil (ICT's inner iris sphere, seen through a transparent cornea in
+ICT's renders, is dropped).
 """
 from __future__ import annotations
 
@@ -17,14 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .geometry import split_seams, vertex_normals_np
+
 __all__ = [
     "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "part_meshes", "has_parts",
     "obj_parts_section", "mtl_parts_text",
 ]
 
 EXPORTED_PARTS = (
-    "mouth_socket", "eye_socket_left", "eye_socket_right", "gums_and_tongue", "teeth",
-    "eyeball_left", "eyeball_right", "eyelashes_left", "eyelashes_right",
+    "mouth_socket", "eye_socket_left", "eye_socket_right", "gums_and_tongue", "teeth", "eyeball_left", "eyeball_right",
 )
 # material name → default colour (sRGB in [0,1], like the albedo map); the photo replaces
 # sclera and iris (backend.parts_texture)
@@ -35,13 +39,13 @@ PART_MATERIALS = {
     "sclera": (0.85, 0.82, 0.78),
     "iris": (0.33, 0.24, 0.16),
     "pupil": (0.02, 0.02, 0.02),
-    "eyelashes": (0.07, 0.05, 0.04),
 }
 _PART_MATERIAL = {
     "mouth_socket": "socket", "eye_socket_left": "socket", "eye_socket_right": "socket",
-    "gums_and_tongue": "gums_tongue", "teeth": "teeth", "eyelashes_left": "eyelashes", "eyelashes_right": "eyelashes",
+    "gums_and_tongue": "gums_tongue", "teeth": "teeth",
 }
-PUPIL_FRACTION = 0.42  # pupil radius / iris radius (a mid-size pupil)
+IRIS_RADIUS_MM = 5.6   # the human iris is about 11–12 mm across
+PUPIL_RADIUS_MM = 2.2  # a mid-size pupil
 
 
 @dataclass(frozen=True)
@@ -80,23 +84,25 @@ def _fold_uv(uv: np.ndarray, faces_uv: np.ndarray, face_range: np.ndarray) -> np
     return np.clip(out, 0.0, 1.0)
 
 
-def _eye_materials(mean: np.ndarray, faces: np.ndarray, eye_region: np.ndarray, offset: int,
-                   vertex_range: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Sclera / iris / pupil face masks of one eyeball. mean (P,3) part vertices (neutral), faces
-    (f,3) global ids of that eyeball, eye_region (f,) 0/2 sclera, 1/3 iris."""
-    iris = eye_region % 2 == 1
-    ball = mean[vertex_range[0] - offset : vertex_range[1] - offset]
-    iris_v = mean[np.unique(faces[iris]) - offset]
-    centre = iris_v.mean(0)
-    axis = centre - ball.mean(0)
-    axis /= max(np.linalg.norm(axis), 1e-9)
-
-    def radial(p: np.ndarray) -> np.ndarray:
-        d = p - centre
-        return np.linalg.norm(d - (d @ axis)[:, None] * axis, axis=1)
-
-    pupil = iris & (radial(mean[faces - offset].mean(1)) < PUPIL_FRACTION * radial(iris_v).max())
-    return {"sclera": ~iris, "iris": iris & ~pupil, "pupil": pupil}
+def _eye_materials(mean: np.ndarray, faces: np.ndarray, eye_region: np.ndarray, offset: int) -> dict[str, np.ndarray]:
+    """Face masks of one eyeball: "sclera", "iris", "pupil" on its outer shell and "hidden" for
+    ICT's inner iris sphere (under the outer shell, textured through a transparent cornea in ICT's
+    renders). mean (P,3) part vertices (neutral), faces (f,3) global ids of that eyeball,
+    eye_region (f,) 0/2 outer shell, 1/3 inner sphere. The iris and pupil are discs around the
+    axis from the eyeball's centre through the cornea's apex (:data:`IRIS_RADIUS_MM`, :data:`PUPIL_RADIUS_MM`)."""
+    outer = eye_region % 2 == 0
+    centres = mean[faces - offset].mean(1)  # (f,3)
+    ball = mean[np.unique(faces[outer]) - offset]
+    centre = ball.mean(0)
+    apex = ball[np.argmax(ball[:, 2])]  # the cornea's apex: the eye looks along +z at rest
+    axis = (apex - centre) / max(np.linalg.norm(apex - centre), 1e-9)
+    rel = centres - centre
+    along = rel @ axis
+    radial = np.linalg.norm(rel - along[:, None] * axis, axis=1)
+    front = outer & (along > 0)
+    pupil = front & (radial < PUPIL_RADIUS_MM)
+    iris = front & (radial < IRIS_RADIUS_MM) & ~pupil
+    return {"sclera": outer & ~iris & ~pupil, "iris": iris, "pupil": pupil, "hidden": ~outer}
 
 
 def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[float, float, float]] | None = None) -> None:
@@ -105,7 +111,7 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     overrides :data:`PART_MATERIALS` entries (sRGB [0,1]). Does nothing for a model without parts."""
     if not getattr(model, "has_parts", False):
         return
-    import torch
+    import torch  # lazy: the add-on imports this module (through export) in Blender, without torch
 
     info = model.parts_info
     V = model.n_verts
@@ -115,31 +121,33 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
         basis = model.parts_exp_basis.float().cpu().numpy()
     names = list(info.part_names)
     keep = [names.index(n) for n in EXPORTED_PARTS if n in names]
-    vrange = np.asarray(info.part_vertex_range, np.int64) - V  # local rows of the parts arrays
     frange = np.asarray(info.part_face_range, np.int64)
-    rows = np.concatenate([np.arange(*vrange[k]) for k in keep])  # kept part rows
-    new_row = np.full(len(info.mean), -1, np.int64)
-    new_row[rows] = np.arange(len(rows))
     material_names = list(PART_MATERIALS)
     faces, faces_uv, material, ranges = [], [], [], []
     for k in keep:
         f = np.asarray(info.faces[frange[k, 0] : frange[k, 1]], np.int64)
         name = names[k]
+        fuv = np.asarray(info.faces_uv[frange[k, 0] : frange[k, 1]], np.int64)
         if name.startswith("eyeball"):
-            masks = _eye_materials(info.mean, f, info.eye_region_of_face[frange[k, 0] : frange[k, 1]], V,
-                                   tuple(info.part_vertex_range[k]))
+            masks = _eye_materials(info.mean, f, info.eye_region_of_face[frange[k, 0] : frange[k, 1]], V)
             mat = np.zeros(len(f), np.int64)
-            for m, mask in masks.items():
-                mat[mask] = material_names.index(m)
+            for m in ("sclera", "iris", "pupil"):
+                mat[masks[m]] = material_names.index(m)
+            f, fuv, mat = f[~masks["hidden"]], fuv[~masks["hidden"]], mat[~masks["hidden"]]
         else:
             mat = np.full(len(f), material_names.index(_PART_MATERIAL.get(name, "socket")), np.int64)
         order = np.argsort(mat, kind="stable")  # one run per material (one usemtl / primitive each)
         f, mat = f[order], mat[order]
         start = sum(len(x) for x in faces)
         ranges.append((start, start + len(f)))
-        faces.append(np.where(f < V, f, V + new_row[np.maximum(f - V, 0)]))
-        faces_uv.append(np.asarray(info.faces_uv[frange[k, 0] : frange[k, 1]], np.int64)[order])
+        faces.append(f)
+        faces_uv.append(fuv[order])
         material.append(mat)
+    all_faces = np.concatenate(faces)
+    rows = np.unique(all_faces[all_faces >= V]) - V  # the part vertices the kept triangles use
+    new_row = np.full(len(info.mean), -1, np.int64)
+    new_row[rows] = np.arange(len(rows))
+    all_faces = np.where(all_faces < V, all_faces, V + new_row[np.maximum(all_faces - V, 0)])
     faces_uv_all = np.concatenate(faces_uv)
     uv_ids, faces_uv_new = np.unique(faces_uv_all, return_inverse=True)
     uv = _fold_uv(info.uv, faces_uv_all, np.asarray(ranges))[uv_ids]
@@ -147,7 +155,7 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     head.parts_vertices = posed[rows].astype(np.float32)
     head.parts_neutral = neutral[rows].astype(np.float32)
     head.parts_exp_basis = basis[:, rows].astype(np.float32)
-    head.parts_faces = np.concatenate(faces).astype(np.int32)
+    head.parts_faces = all_faces.astype(np.int32)
     head.parts_uv = uv.astype(np.float32)
     head.parts_faces_uv = faces_uv_new.reshape(-1, 3).astype(np.int32)
     head.parts_material = np.concatenate(material).astype(np.int16)
@@ -184,13 +192,6 @@ def part_meshes(head, vertices: np.ndarray | None = None) -> list[PartMesh]:
             material=np.asarray(head.parts_material[f0:f1], np.int64), source=ids,
         ))
     return out
-
-
-def vertex_normals_np(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (V,3) of faces (F,3) CCW (:func:`backend.export.vertex_normals_np`)."""
-    from .export import vertex_normals_np as normals
-
-    return normals(vertices, faces)
 
 
 def obj_parts_section(head, n_uv: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -234,6 +235,29 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
+def _morph_accessor(builder, deltas: np.ndarray, array_buffer: int, still: float = 1e-5) -> int:
+    """A morph target's POSITION accessor: sparse (indices + values of the rows that move more
+    than ``still``, in the glTF units, i.e. 0.01 mm; zeros elsewhere, glTF 2.0 ``accessor.sparse``)
+    when fewer than half the rows move, as for most expressions on most parts (a jaw shape does
+    not move the eyes: ICT's deltas there are float noise up to 1e-6 m); dense otherwise."""
+    deltas = np.ascontiguousarray(deltas, np.float32)
+    moving = np.flatnonzero(np.abs(deltas).max(1) > still)
+    if len(moving) * 2 >= len(deltas):
+        return builder.accessor(deltas, "VEC3", array_buffer, minmax=True)
+    stored = np.zeros_like(deltas)
+    stored[moving] = deltas[moving]
+    accessor = {"componentType": 5126, "count": int(len(deltas)), "type": "VEC3",
+                "min": [float(x) for x in stored.min(0)], "max": [float(x) for x in stored.max(0)]}
+    if len(moving):
+        accessor["sparse"] = {
+            "count": int(len(moving)),
+            "indices": {"bufferView": builder.view(moving.astype(np.uint32).tobytes()), "componentType": 5125},
+            "values": {"bufferView": builder.view(deltas[moving].tobytes())},
+        }
+    builder.accessors.append(accessor)
+    return len(builder.accessors) - 1
+
+
 def glb_part_nodes(head, builder, nodes: list, meshes: list, materials: list, scale: float) -> None:
     """Append the parts to a glTF document being built (``backend.export.write_glb``): one mesh
     and node per part, a child of node 0 (the head), one primitive per material (flat
@@ -241,7 +265,6 @@ def glb_part_nodes(head, builder, nodes: list, meshes: list, materials: list, sc
     the export's buffer builder (``view``/``accessor``); ``scale``: mm → glTF units."""
     if not has_parts(head):
         return
-    from .export import split_seams
 
     array_buffer, element_buffer = 34962, 34963
     morphs = head.exp_basis is not None and head.parts_exp_basis is not None and len(head.exp_names) > 0
@@ -263,14 +286,14 @@ def glb_part_nodes(head, builder, nodes: list, meshes: list, materials: list, sc
         }
         targets = None
         if morphs:
-            targets = [{"POSITION": builder.accessor(part.exp_basis[k][vidx] * scale, "VEC3", array_buffer, minmax=True)}
+            targets = [{"POSITION": _morph_accessor(builder, part.exp_basis[k][vidx] * scale, array_buffer)}
                        for k in range(len(part.exp_basis))]
         primitives = []
         for m in np.unique(part.material):
             if int(m) not in gltf_material:
                 name = head.part_material_names[int(m)]
                 colour = [float(c) for c in srgb_to_linear(head.part_material_colors[int(m)])] + [1.0]
-                materials.append({"name": f"part_{name}", "doubleSided": name == "eyelashes", "pbrMetallicRoughness": {
+                materials.append({"name": f"part_{name}", "doubleSided": False, "pbrMetallicRoughness": {
                     "baseColorFactor": colour, "metallicFactor": 0.0,
                     "roughnessFactor": 0.3 if name in ("sclera", "iris", "pupil", "teeth") else 0.7}})
                 gltf_material[int(m)] = len(materials) - 1
@@ -314,7 +337,7 @@ def first_skin_hit(origins: np.ndarray, directions: np.ndarray, skin: np.ndarray
     first = np.full(len(o), np.inf)
     outer_first = np.zeros(len(o), bool)
     # candidates: triangles whose centre lies in the ball around each ray's segment
-    from scipy.spatial import cKDTree
+    from scipy.spatial import cKDTree  # lazy: Blender's Python has no scipy (export imports this module)
 
     hits = cKDTree(centre).query_ball_point(o + 0.5 * reach * d, 0.5 * reach + radius)
     counts = np.fromiter(map(len, hits), np.int64, len(hits))
@@ -354,3 +377,31 @@ def skin_penetration(points: np.ndarray, normals: np.ndarray, skin: np.ndarray, 
     n = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
     t, outer = first_skin_hit(points, -n, skin, skin_faces, reach)
     return np.where(outer & np.isfinite(t), t, 0.0)
+
+
+def preview_parts(head, tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The parts as one mesh for the preview renderer, coloured through an extra UV tile.
+
+    Every triangle's UVs sit at the centre of its material's swatch in the UV tile starting at
+    u = ``tile`` (the skin's tiles come first; :func:`swatch_tile` paints it). Returns (verts
+    (N,3) mm, faces (F,3) local, uv (M,2), faces_uv (F,3)); empty arrays without parts."""
+    meshes = part_meshes(head)
+    if not meshes:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64), np.zeros((0, 2), np.float32), np.zeros((0, 3), np.int64)
+    M = len(head.part_material_names)
+    uv = np.stack([tile + (np.arange(M) + 0.5) / M, np.full(M, 0.5)], 1).astype(np.float32)
+    verts, faces, faces_uv, offset = [], [], [], 0
+    for part in meshes:
+        verts.append(part.vertices)
+        faces.append(part.faces + offset)
+        faces_uv.append(np.repeat(part.material[:, None], 3, 1))
+        offset += len(part.vertices)
+    return np.concatenate(verts).astype(np.float32), np.concatenate(faces), uv, np.concatenate(faces_uv)
+
+
+def swatch_tile(head, height: int) -> np.ndarray:
+    """(height, height, 3) float32: one vertical stripe per part material, its colour (sRGB
+    [0,1], like the albedo map); the tile :func:`preview_parts` points at."""
+    colours = np.asarray(head.part_material_colors, np.float32)
+    stripe = np.repeat(np.arange(len(colours)), int(np.ceil(height / len(colours))))[:height]
+    return np.broadcast_to(colours[stripe][None], (height, height, 3)).copy()

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageReadError
 
@@ -29,8 +30,6 @@ _EXIF_ORIENTATION_TAG = 0x0112
 
 def _exif_transpose(img):
     """Apply the EXIF orientation tag (all 8 values) and return an upright PIL image."""
-    from PIL import Image
-
     try:
         orientation = img.getexif().get(_EXIF_ORIENTATION_TAG, 1)
     except (OSError, ValueError, SyntaxError):  # broken EXIF block: keep pixels as stored
@@ -137,7 +136,7 @@ def _pil_to_array(img, background: tuple[int, int, int]) -> np.ndarray:
 def _read_16bit_rgb_tiff(path: Path) -> np.ndarray | None:
     """PIL cannot decode 16-bit RGB(A) TIFFs; tifffile (a scikit-image dependency) can."""
     try:
-        import tifffile
+        import tifffile  # optional: only 16-bit RGB TIFFs need it
     except ImportError:
         return None
     try:
@@ -166,7 +165,6 @@ def load_image(
         raise ImageReadError(
             f"cannot load an image from a {type(path_or_array).__name__}; pass a file path or an (H,W,3) array"
         )
-    from PIL import Image, UnidentifiedImageError
 
     path = Path(path_or_array)
     if not path.exists():

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as Fn
 
 from .camera import Camera, project, scale_pose
 from .checkpoint import load_checkpoint, load_weights
-from .detail_input import CROP_SIZE, DetailNetInput, blend_views, detail_net_input
+from .detail_input import DetailNetInput, blend_views, detail_net_input
 from .errors import ModelFormatError, WeightsFormatError, WeightsNotFoundError
 from .facemodel import FaceModel
 from .fit.coarse import CoarseFitResult
@@ -37,7 +38,7 @@ from .nets import AlbedoBasis, DetailUNet, FaceEncoder, build_encoder, build_une
 from .uvmaps import face_tile_layout
 from .validate import check_architecture, one_line
 
-__all__ = ["Predictor", "load_predictor", "COARSE_FILE", "DETAIL_FILE", "CROP_SIZE"]
+__all__ = ["Predictor", "load_predictor", "COARSE_FILE", "DETAIL_FILE"]
 
 COARSE_FILE = "coarse.pt"
 DETAIL_FILE = "detail.pt"
@@ -128,7 +129,7 @@ class Predictor:
     def predict_coarse(self, model: FaceModel, crops: torch.Tensor, shared_expression: bool = True) -> CoarseFitResult:
         """One encoder pass over V aligned crops of one person.
 
-        crops (V,224,224,3) float in [0,1] (:func:`backend.reconstruct.prepare_view`), on the
+        crops (V,224,224,3) float in [0,1] (:func:`backend.prepare.prepare_view`), on the
         predictor's device. Identity (and albedo) are averaged over the views; the expression
         too when ``shared_expression``. Returns a :class:`CoarseFitResult` in the 224² crop
         frame: id (1,K_id), exp (V,K_exp) clamped to [0,1] as the fit keeps it, pose (V,7) orthographic, sh (V,27), albedo
@@ -213,6 +214,19 @@ def _read(path: Path, stage: str) -> dict:
     return ckpt
 
 
+def _build(ckpt: dict, build: Callable[[dict], torch.nn.Module], path: Path, what: str) -> torch.nn.Module:
+    """The network of a checkpoint: its architecture checked, built from its ``arch``, its weights
+    loaded. Raises :class:`WeightsFormatError` naming ``path`` and ``what`` it should hold (``"a
+    stage-1 encoder"``)."""
+    check_architecture(ckpt, build, path, what)  # before allocating it
+    try:
+        net = build(ckpt["arch"])
+        load_weights(ckpt, net)
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        raise WeightsFormatError(f"{path}: not {what} checkpoint this code reads ({one_line(exc)})") from None
+    return net
+
+
 def load_predictor(checkpoints_dir: str | Path, device: str | torch.device = "cpu",
                    model: FaceModel | None = None) -> Predictor:
     """Read ``coarse.pt`` (required) and ``detail.pt`` (optional) from ``checkpoints_dir``.
@@ -237,12 +251,7 @@ def load_predictor(checkpoints_dir: str | Path, device: str | torch.device = "cp
     device = torch.device(device)
     ckpt = _read(coarse_path, "coarse")
     card = ckpt.get("model_card") or {}
-    check_architecture(ckpt, build_encoder, coarse_path, "a stage-1 encoder")  # before allocating it
-    try:
-        encoder = build_encoder(ckpt["arch"])
-        load_weights(ckpt, encoder)
-    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-        raise WeightsFormatError(f"{coarse_path}: not a stage-1 encoder checkpoint this code reads ({one_line(exc)})") from None
+    encoder = _build(ckpt, build_encoder, coarse_path, "a stage-1 encoder")
     albedo = None
     basis = card.get("albedo_basis")
     if basis:
@@ -262,13 +271,7 @@ def load_predictor(checkpoints_dir: str | Path, device: str | torch.device = "cp
     if detail_path.is_file():
         dckpt = _read(detail_path, "detail")
         detail_card = dckpt.get("model_card") or {}
-        check_architecture(dckpt, build_unet, detail_path, "a stage-2 U-Net")
-        try:
-            unet = build_unet(dckpt["arch"])
-            load_weights(dckpt, unet)
-        except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-            raise WeightsFormatError(f"{detail_path}: not a stage-2 U-Net checkpoint this code reads ({one_line(exc)})") from None
-        unet = unet.eval().to(device)
+        unet = _build(dckpt, build_unet, detail_path, "a stage-2 U-Net").eval().to(device)
     predictor = Predictor(
         encoder=encoder.eval().to(device), unet=unet, albedo_spec=albedo, coarse_card=card, detail_card=detail_card,
         folder=folder, device=device,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["draw_landmarks", "compose_panels", "resize_to_height", "to_uint8_rgb", "blend", "make_preview"]
 
@@ -55,8 +56,6 @@ def draw_landmarks(
 
 def resize_to_height(image: np.ndarray, height: int) -> np.ndarray:
     """Resize (H,W,3) uint8 to ``height`` rows keeping the aspect ratio (bilinear). Returns uint8."""
-    from PIL import Image
-
     image = to_uint8_rgb(image)
     if height <= 0:
         raise ValueError(f"height must be positive, got {height}")
@@ -75,8 +74,6 @@ def compose_panels(
     panels: (H_i,W_i,3) uint8 (or float [0,1]); labels: one short text per panel, drawn
     top-left in white on a dark box with PIL's default font. Returns (H, ΣW, 3) uint8.
     """
-    from PIL import Image, ImageDraw, ImageFont
-
     if not panels:
         raise ValueError("compose_panels needs at least one panel")
     if labels is not None and len(labels) != len(panels):

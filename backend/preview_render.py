@@ -8,12 +8,14 @@ import torch
 
 from .align import warp_to_crop
 from .camera import Camera, project
-from .detailed_head import detailed_head_mesh
 from .fit.pose_init import fit_orthographic_pose
+from .geometry import detailed_head_mesh
 from .head import Head, ViewResult
+from .head_parts import has_parts, preview_parts, swatch_tile
 from .lighting import sh_directional
 from .preview import compose_panels, draw_landmarks
-from .render import RenderSettings, render
+from .render import RenderSettings, rasterize_uv, render
+from .texture import coverage_image
 
 PANEL = 320  # preview panel size, pixels
 
@@ -73,16 +75,20 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
     pose = pose_in_window(verts, view, M, PANEL)
     cam = Camera(PANEL, PANEL)
     sh = torch.from_numpy(view.sh)[None].float()
-    settings = RenderSettings(u_range=(0.0, float(head.uv_tiles)))
+    albedo, u_max = preview_texture(head)
+    settings = RenderSettings(u_range=(0.0, u_max))
     # the detailed head has the first view's expression: the other views show it when they share it
     detailed = head.displacement is not None and (
         view_index == 0 or np.allclose(np.asarray(view.exp), np.asarray(head.views[0].exp), atol=1e-6))
     with torch.no_grad():
-        mesh = head_mesh(head, detailed) if detailed else (verts, faces, torch.from_numpy(head.uv).float(),
-                                                          torch.from_numpy(head.faces_uv).long())
+        if detailed:
+            mesh = head_mesh(head, detailed)
+        else:
+            v, f, uv, fuv = _with_parts(head, verts[0].numpy(), head.faces, np.asarray(head.uv, np.float32), head.faces_uv)
+            mesh = (torch.from_numpy(v)[None], torch.from_numpy(f), torch.from_numpy(uv), torch.from_numpy(fuv))
         geo, geo_faces, uv, faces_uv = mesh
-        if head.albedo is not None:  # the result: the detailed head, textured, in the view's light
-            rend = render(geo, geo_faces, pose, cam, sh, texture=torch.from_numpy(head.albedo)[None].float(),
+        if albedo is not None:  # the result: the detailed head, textured, in the view's light
+            rend = render(geo, geo_faces, pose, cam, sh, texture=albedo[None].float(),
                           uv=uv, faces_uv=faces_uv, settings=settings)
         else:
             rend = render(geo, geo_faces, pose, cam, sh, settings=settings)
@@ -119,18 +125,40 @@ def head_mesh(head: Head, detailed: bool = True) -> tuple[torch.Tensor, torch.Te
     """The head as one renderable mesh in the model's UV tile layout.
 
     With ``detailed`` and a displacement map: the whole head with its detail in the geometry
-    (:func:`backend.detailed_head.detailed_head_mesh`, the mesh of ``head_detailed.obj``: closed,
+    (:func:`backend.geometry.detailed_head_mesh`, the mesh of ``head_detailed.obj``: closed,
     so it renders without cracks); otherwise the coarse mesh. Returns (verts (1,N,3) float32 mm,
     faces (F,3) long, uv (T,2) float32, faces_uv (F,3) long), UVs over ``u ∈ [0, uv_tiles]``.
     """
     if detailed and head.displacement is not None:
         mesh = detailed_head_mesh(head)
-        return (torch.from_numpy(mesh.verts.astype(np.float32))[None], torch.from_numpy(mesh.faces),
-                torch.from_numpy(mesh.uv.astype(np.float32)), torch.from_numpy(mesh.faces_uv))
-    return (torch.from_numpy(np.asarray(head.vertices, np.float32))[None],
-            torch.from_numpy(np.asarray(head.faces, np.int64)),
-            torch.from_numpy(np.asarray(head.uv, np.float32)),
-            torch.from_numpy(np.asarray(head.faces_uv, np.int64)))
+        skin = (mesh.verts.astype(np.float32), mesh.faces, mesh.uv.astype(np.float32), mesh.faces_uv)
+    else:
+        skin = (np.asarray(head.vertices, np.float32), np.asarray(head.faces, np.int64),
+                np.asarray(head.uv, np.float32), np.asarray(head.faces_uv, np.int64))
+    v, f, uv, fuv = _with_parts(head, *skin)
+    return (torch.from_numpy(v)[None], torch.from_numpy(f), torch.from_numpy(uv), torch.from_numpy(fuv))
+
+
+def _with_parts(head: Head, verts: np.ndarray, faces: np.ndarray, uv: np.ndarray, faces_uv: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The skin mesh with the head's parts (eyes, teeth, ...) appended, their UVs in the swatch
+    tile after the skin's (:func:`preview_texture`); unchanged without parts."""
+    pv, pf, puv, pfuv = preview_parts(head, head.uv_tiles)
+    if len(pf) == 0:
+        return verts, np.asarray(faces, np.int64), uv, np.asarray(faces_uv, np.int64)
+    return (np.concatenate([verts, pv]), np.concatenate([faces, pf + len(verts)]).astype(np.int64),
+            np.concatenate([uv, puv]), np.concatenate([faces_uv, pfuv + len(uv)]).astype(np.int64))
+
+
+def preview_texture(head: Head) -> tuple[torch.Tensor | None, float]:
+    """The albedo (H, W, 3) with the parts' swatch tile appended when the head has parts, and
+    the u range it spans (``uv_tiles``, + 1 with parts). (None, uv_tiles) without an albedo."""
+    if head.albedo is None:
+        return None, float(head.uv_tiles)
+    albedo = np.asarray(head.albedo, np.float32)
+    if not has_parts(head):
+        return torch.from_numpy(albedo), float(head.uv_tiles)
+    return torch.from_numpy(np.concatenate([albedo, swatch_tile(head, albedo.shape[0])], 1)), float(head.uv_tiles + 1)
 
 
 def render_head(
@@ -150,11 +178,11 @@ def render_head(
     already. Returns (image (B,H,W,3) float32 in [0,1] over ``background``, mask (B,H,W) bool).
     """
     B = pose.shape[0]
-    settings = RenderSettings(u_range=(0.0, float(head.uv_tiles)), background=background)
+    tex, u_max = preview_texture(head)
+    settings = RenderSettings(u_range=(0.0, u_max), background=background)
     v, f, uv, fuv = mesh if mesh is not None else head_mesh(head, detailed)
     with torch.no_grad():  # the mesh's own (area-weighted) normals: render's default
-        if textured and head.albedo is not None:
-            tex = torch.from_numpy(np.asarray(head.albedo, np.float32))
+        if textured and tex is not None:
             out = render(v.expand(B, -1, -1), f, pose, camera, sh, texture=tex, uv=uv, faces_uv=fuv, settings=settings)
         else:
             out = render(v.expand(B, -1, -1), f, pose, camera, sh, settings=settings)
@@ -230,12 +258,9 @@ def render_uv_maps(head: Head, height: int = 256) -> np.ndarray:
     """Panel of the blended UV maps, each ``height`` × ``height``·tiles, in a 2×2 grid:
     albedo | displacement (blue −, red +, ±99th percentile mm in the label; dark grey where the
     detail stage has no data) / tangent normal map | per-view coverage
-    (:func:`backend.multiview.coverage_image` of ``head.view_weights``: red, green, blue ... per
+    (:func:`backend.texture.coverage_image` of ``head.view_weights``: red, green, blue ... per
     view, black unseen). Missing maps are dark grey with "n/a" in the label.
     Returns (2·height, 2·tiles·height, 3) uint8, PNG-ready."""
-    from .multiview import coverage_image
-    from .render import rasterize_uv
-
     tiles = head.uv_tiles
     blank = np.full((height, height * tiles, 3), 0.25, np.float32)
     albedo = blank if head.albedo is None else head.albedo

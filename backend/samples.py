@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.cbook
 import numpy as np
+from PIL import Image
+from skimage import data
 
 from .errors import ImageReadError
 
@@ -16,13 +19,8 @@ def sample_photo(name: str) -> tuple[str, np.ndarray]:
     ``grace_hopper``: matplotlib's sample data; ``astronaut``: scikit-image's (NASA, public domain).
     """
     if name == "grace_hopper":
-        import matplotlib.cbook
-        from PIL import Image
-
         path = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
         return str(path), np.asarray(Image.open(path).convert("RGB"))
     if name == "astronaut":
-        from skimage import data
-
         return "astronaut.png", data.astronaut()
     raise ImageReadError(f"unknown sample photo {name!r}: choose one of {', '.join(SAMPLES)}")

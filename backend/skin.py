@@ -19,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import binary_dilation, gaussian_filter, label
+
+from .align import AlignSettings, face_mask, inner_face_mask
 
 __all__ = ["SkinSettings", "skin_likelihood", "connected_to_face", "skin_weight", "skin_mask"]
 
@@ -63,7 +66,6 @@ def skin_likelihood(
     core = np.asarray(mask) > 0.99
     if core.sum() < settings.min_pixels:
         return np.ones(crop.shape[:2], np.float32)
-    from scipy.ndimage import gaussian_filter
 
     eps = 2.0 / 255.0
     smooth = gaussian_filter(crop, sigma=(settings.blur_px, settings.blur_px, 0))  # chroma of dark pixels is noisy
@@ -97,8 +99,6 @@ def connected_to_face(weight: np.ndarray, seed: np.ndarray, threshold: float = 0
     touch ``seed`` (H,W) bool set to 0: skin-coloured pixels count only when they join the face's
     own skin. The soft rim below the threshold (``edge_px`` pixels) stays with the region it
     borders. An empty seed keeps everything. Returns (H,W) float32."""
-    from scipy.ndimage import binary_dilation, label
-
     seed = np.asarray(seed, bool)
     if not seed.any():
         return np.asarray(weight, np.float32)
@@ -114,8 +114,6 @@ def skin_weight(crop: np.ndarray, landmarks68: np.ndarray, size: int, exclude_fe
     stricter ``band_chroma_sigmas`` outside the inner face, the jaw and brows hull), keeping only
     the skin connected to the inner face (:func:`connected_to_face`).
     crop (size,size,3) in [0,1]; landmarks68 (68,2) in its pixels. Returns (size,size) float32."""
-    from .align import AlignSettings, face_mask, inner_face_mask
-
     # edge blur: 1 px at the fit's crop size (AlignSettings.size), scaled with the crop
     scale = size / AlignSettings().size
     mask = face_mask(landmarks68, size, size, soft_px=scale, exclude_features=exclude_features)

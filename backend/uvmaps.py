@@ -13,8 +13,9 @@ import torch.nn.functional as Fn
 
 from .camera import Camera
 from .facemodel import FaceModel
-from .phong import phong_points
-from .render import Fragments, rasterize_uv, unwrap_image
+from .geometry import phong_points
+from .lighting import vertex_normals
+from .render import Fragments, interpolate, rasterize_uv, unwrap_image
 
 FACE_TILE = (0.0, 1.0)
 
@@ -45,13 +46,10 @@ def uv_position_map(verts: torch.Tensor, faces: torch.Tensor, layout: UVLayout, 
 
     verts (B,V,3) mm, faces (F,3). ``curved`` (default): Phong tessellation of each triangle
     (the linear point's projections onto the three vertex tangent planes, blended by the
-    barycentrics, :func:`backend.phong.phong_points`), a smooth surface that meets the vertex
+    barycentrics, :func:`backend.geometry.phong_points`), a smooth surface that meets the vertex
     normals, as a renderer's smooth shading shows the coarse mesh. Flat (``curved=False``) triangles are
     up to ~1 cm across on ICT's neck: a dense mesh on them shows every coarse facet as a crease.
     """
-    from .lighting import vertex_normals
-    from .render import interpolate
-
     frags = layout.frags
     flat = interpolate(verts, frags.face_idx, frags.bary, faces)
     if not curved:

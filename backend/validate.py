@@ -10,6 +10,7 @@ Rationale and the measured numbers behind the limits: docs/reliability.md.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shutil
@@ -20,18 +21,20 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
-from .errors import ImageReadError, ModelFormatError, PhotoheadError, WeightsFormatError
+from .errors import ImageReadError, ModelFormatError, ModelNotFoundError, PhotoheadError, WeightsFormatError
+from .image_io import load_image
+from .quality import DEFAULT, DRAFT, HIGH
 
 __all__ = [
     "MIN_PHOTO_SIDE", "OutputLocationError", "one_line", "max_photo_pixels", "check_output_dir", "check_writable",
-    "estimate_output_bytes", "is_result_folder", "check_photo", "check_photos", "check_face_index",
+    "estimate_output_bytes", "is_result_folder", "check_photo", "check_photos", "check_face_index", "check_labels", "check_model_path",
     "check_model_arrays", "check_tensor_sizes", "check_state_shapes",
 ]
 
-# Shortest photo side accepted (px). The detector's smallest face is 64 px across
-# (backend.detect.DEFAULT_MIN_SIZE), so a smaller photo cannot hold one; a 1×1 photo used to
-# crash inside dlib's filters.
+# Shortest photo side accepted (px): the detector's smallest face is 64 px across
+# (backend.detect.DEFAULT_MIN_SIZE), so a smaller photo cannot hold one.
 MIN_PHOTO_SIDE = 64
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -59,33 +62,29 @@ def one_line(text: Any) -> str:
 
 
 # -- output location ------------------------------------------------------------------------------
-# Size of one result folder for the ICT model (V = 26,719 vertices, 53 expressions): the parts
-# that do not depend on the UV maps (head.glb's morph targets, head.npz's bases, head.obj: 14.7 MB
-# measured at draft on grace_hopper), the per-texel parts (UV PNGs, the npz's float copies of the
-# maps) over the albedo layout, and head_detailed.obj (8.7 MB at draft; 4× per lattice level).
-# docs/reliability.md gives the measured folder.
+# One result folder for the ICT model, from a measured draft folder (docs/reliability.md): the
+# parts that do not depend on the UV maps (head.glb's morph targets, head.npz, head.obj), bytes per
+# albedo texel over all UV maps, and head_detailed.obj per quality (4× per lattice level).
 _MESH_BYTES = 16e6
 _PER_ALBEDO_TEXEL = 40.0  # bytes per albedo texel, all maps together (float32 copies dominate)
-_DENSE_BYTES = {"draft": 9e6, "default": 36e6, "high": 145e6}
+_DENSE_BYTES = {DRAFT: 9e6, DEFAULT: 36e6, HIGH: 145e6}
 _SAFETY = 1.5
 
 
-def estimate_output_bytes(quality: str = "default", views: int = 1, detail: bool = True) -> int:
+def estimate_output_bytes(quality: str = DEFAULT, views: int = 1, detail: bool = True) -> int:
     """A generous estimate (×1.5) of one result folder's size in bytes for ``quality`` (its
     albedo resolution from :data:`backend.preset.PRESETS`)."""
-    from .preset import PRESETS
+    from .preset import PRESETS  # lazy: the command line validates before torch loads (thread policy)
 
     res = PRESETS[quality].albedo_res if quality in PRESETS else 1024
     total = _MESH_BYTES + _PER_ALBEDO_TEXEL * res * res * 2 + views * 2e6
     if detail:
-        total += _DENSE_BYTES.get(quality, _DENSE_BYTES["high"])
+        total += _DENSE_BYTES.get(quality, _DENSE_BYTES[HIGH])
     return int(total * _SAFETY)
 
 
 def is_result_folder(folder: Path) -> bool:
     """Whether ``folder`` holds an earlier Photohead result (``params.json``) or batch (``batch.json``)."""
-    import json
-
     for name, fmt in (("params.json", "photohead.params"), ("batch.json", None)):
         path = folder / name
         if path.is_file():
@@ -126,7 +125,7 @@ def check_writable(path: Path, what: str = "output folder") -> Path:
 def check_output_dir(out: str | os.PathLike, need_bytes: int = 0, what: str = "output folder") -> Path:
     """Check that ``out`` can become a result folder; return it as a Path.
 
-    Refused: an empty name (``-o ""`` used to mean the current folder), an existing file, a
+    Refused: an empty name (``Path("")`` is the current folder), an existing file, a
     folder holding files that are not an earlier Photohead result (they could be replaced), a
     location where nothing can be created (read-only, no permission: probed by creating and
     removing an empty folder where the results' temporary folder goes), and a disk with less
@@ -161,8 +160,6 @@ def check_output_dir(out: str | os.PathLike, need_bytes: int = 0, what: str = "o
 def max_photo_pixels() -> int:
     """Largest photo accepted (pixels): Pillow's decompression-bomb limit (2 × MAX_IMAGE_PIXELS,
     179 MP by default), above which it refuses to decode."""
-    from PIL import Image
-
     return int(2 * (Image.MAX_IMAGE_PIXELS or 89_478_485))
 
 
@@ -200,7 +197,6 @@ def check_photo(path: str | os.PathLike, decode: bool = True) -> tuple[int, int]
         raise ImageReadError(f"{p}: is {_kind(st.st_mode)}, not a photo file: save the photo to a file first")
     if st.st_size == 0:
         raise ImageReadError(f"{p}: the photo file is empty (0 bytes)")
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
@@ -220,8 +216,6 @@ def check_photo(path: str | os.PathLike, decode: bool = True) -> tuple[int, int]
     if w is not None:
         _check_size(p, w, h)
     if decode or w is None:
-        from .image_io import load_image
-
         try:
             h, w = load_image(p).shape[:2]
         except ImageReadError as exc:
@@ -262,6 +256,18 @@ def check_face_index(face: Any) -> int:
     if isinstance(face, bool) or not isinstance(face, (int, np.integer)) or face < 0:
         raise PhotoheadError(f"--face must be 0 or more (0 = the largest face), got {face!r}")
     return int(face)
+
+
+def check_labels(labels: Sequence[str], n_photos: int) -> None:
+    """``--labels``: none, or one per photo."""
+    if labels and len(labels) != n_photos:
+        raise PhotoheadError(f"--labels gives {len(labels)} label(s) for {n_photos} photo(s): give one per photo, in order")
+
+
+def check_model_path(path: str | os.PathLike | None) -> None:
+    """``--model``: when given, an existing file or folder (the format is checked when it loads)."""
+    if path is not None and str(path).strip() and not os.path.exists(path):
+        raise ModelNotFoundError(f"{path}: no such face model file or folder (--model)")
 
 
 # -- face model arrays ---------------------------------------------------------------------------
@@ -326,7 +332,7 @@ def check_model_arrays(data: Any, path: str | os.PathLike) -> None:
 
 # -- checkpoints -------------------------------------------------------------------------------------
 def _tensors(obj: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
-    import torch
+    import torch  # lazy: the command line validates before torch loads (thread policy)
 
     if isinstance(obj, torch.Tensor):
         yield prefix, obj
@@ -381,7 +387,7 @@ def check_architecture(ckpt: Mapping[str, Any], build: Any, path: str | os.PathL
     so a huge declared width allocates nothing, and compare its weights' names and shapes with the
     checkpoint's (whose tensors :func:`check_tensor_sizes` bounded by the file size). Raises
     :class:`~backend.errors.WeightsFormatError` before the real network is allocated."""
-    import torch
+    import torch  # lazy: the command line validates before torch loads (thread policy)
 
     try:
         with torch.device("meta"):

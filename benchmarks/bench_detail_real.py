@@ -9,7 +9,7 @@ Target: the photometric error inside the face mask drops by ≥ 20 % from the co
 detailed render, ``drop = 1 − pixel_loss_detail / pixel_loss_coarse`` (``head.metrics``, the
 mean per-view L_pixel of :func:`backend.fit.detail.fit_detail`, 8-bit levels, over the landmark
 face mask with brows and lips). ``drop_skin``: the same over the loss's own mask (brows, lips
-and non-skin colours left out, :func:`backend.reconstruct.detail_inputs`).
+and non-skin colours left out, :func:`backend.prepare.detail_inputs`).
 
 Package photos: scikit-image's ``astronaut`` and matplotlib's ``grace_hopper`` (public domain),
 reconstructed at ``--quality`` with the detector. Writes benchmarks/results/detail_real.json

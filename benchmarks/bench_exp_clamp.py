@@ -32,7 +32,7 @@ from .common import RESULTS_DIR as RESULTS, write_result
 
 def _score(task, test, clamp: bool) -> dict[str, float]:
     from backend.camera import project
-    from backend.detail_input import CROP_SIZE
+    from backend.align import CROP_SIZE
     from backend.nets import clamp_expression
 
     fm = task.face_model

@@ -55,7 +55,7 @@ def _save_png(image: np.ndarray, path: Path) -> None:
 
 def _albedo_error(head, truth: np.ndarray, model) -> float:
     """Mean |albedo·gain − truth| over the face region texels the head's views see (weight > 0.25)."""
-    from backend.multiview import face_region_mask
+    from backend.texture import face_region_mask
     from backend.render import rasterize_uv
 
     R, W = truth.shape[:2]
@@ -70,7 +70,7 @@ def _visible_coverage(head, model, res: int = 256) -> float:
     """Fraction of the UV face region some view sees facing it (visible, cosine > 0.2) through the
     fitted geometry and poses, skin mask ignored (the ``coverage`` of bench_multiview_synthetic)."""
     from backend.camera import Camera
-    from backend.multiview import face_region_mask
+    from backend.texture import face_region_mask
     from backend.render import rasterize_uv, unwrap_image
 
     frags = rasterize_uv(model.uv, model.faces_uv, res, res * head.uv_tiles, (0.0, float(head.uv_tiles)))

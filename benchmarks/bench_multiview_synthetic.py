@@ -43,7 +43,7 @@ def _metrics(head, scene, model) -> tuple[dict[str, float], np.ndarray]:
     """The run's metrics (module docstring) and its seen face-region texels (R, R·tiles) bool."""
     from backend.camera import Camera
     from evaluation.metrics import vertex_error
-    from backend.multiview import face_region_mask
+    from backend.texture import face_region_mask
     from backend.render import rasterize_uv, unwrap_image
 
     R = scene.albedo.shape[0]

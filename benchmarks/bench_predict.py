@@ -135,7 +135,7 @@ def convergence(name: str, photo, checkpoints: Path, quality: str) -> dict:
     from backend.preset import resolve_preset
     from backend.facemodel import load_default
     from backend.predict import load_predictor
-    from backend.reconstruct import prepare_view
+    from backend.prepare import prepare_view
 
     model = load_default()
     view = prepare_view(photo)

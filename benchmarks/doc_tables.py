@@ -111,6 +111,7 @@ def prepare_speed(doc: dict) -> list[str]:
 TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "predict_time": ("predict", predict_time),
     "hybrid_vs_fit": ("predict", hybrid_vs_fit),
+    "hybrid_vs_fit_synth_init": ("predict_synth_init", hybrid_vs_fit),
     "exp_clamp": ("exp_clamp", exp_clamp),
     "prepare_speed": ("prepare", prepare_speed),
 }

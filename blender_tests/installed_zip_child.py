@@ -107,6 +107,7 @@ def _describe(obj) -> dict:
                                                    "colorspace": img.colorspace_settings.name}
     keys = obj.data.shape_keys.key_blocks if obj.data.shape_keys else []
     return {"vertices": len(obj.data.vertices), "material": mat.name if mat else None, "images": images,
+            "parts": sorted(child.name for child in obj.children if child.type == "MESH"),
             "shape_keys": [k.name for k in keys], "base_color_linked":
             bool(mat and mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"].is_linked)}
 

@@ -82,7 +82,8 @@ def test_zip_contents_and_manifest(platform_zips):
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
             assert json.loads(zf.read("versions.json")) == PINS.versions
-        assert {"models/ict_facekit/ict_head.npz", "models/ict_facekit/LICENSE", "__init__.py",
+        assert {"models/ict_facekit/ict_head.npz", "models/ict_facekit/ict_parts.npz", "models/ict_facekit/LICENSE",
+                "__init__.py",
                 "backend/reconstruct.py"} <= names
         assert not {"build.py", "build_wheels.py"} & names
         assert not [n for n in names if n.startswith(("training/", "evaluation/")) or "__pycache__" in n]

@@ -47,7 +47,7 @@ def test_rollback_on_error(scene_mod, fake_head):
 
 
 def test_dense_mesh_is_the_whole_head_with_its_detail(scene_mod, fake_head):
-    from backend.detailed_head import detailed_head_mesh, subdivision_levels
+    from backend.geometry import detailed_head_mesh, subdivision_levels
 
     obj = scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(dense=True, cameras=False))
     mesh = detailed_head_mesh(fake_head)

@@ -1,7 +1,8 @@
 """Evaluation (a layer above ``backend``, not shipped in the Blender extension): metrics with known
 answers, data readers, synthetic scenes, reports and the ``photohead evaluate`` suites.
 
-Heavy parts (torch, the face model, matplotlib) are imported by the functions that need them.
+The package itself (metrics, readers, report) imports no torch: ``photohead``'s parser imports it.
+The suites' modules import torch and the backend at their top.
 """
 from __future__ import annotations
 

@@ -27,6 +27,9 @@ from pathlib import Path
 
 from backend.quality import DEFAULT, QUALITY_NAMES
 
+from .readers import DEPTH_LAYOUT
+from .report import write_report
+
 SCANS_LAYOUT = """Scan-to-mesh error (MICC protocol: crop 95 mm around the nose tip, landmark-initialised
 ICP with isotropic scale, point-to-point and point-to-plane distances in mm).
 
@@ -44,14 +47,12 @@ def _progress(fraction: float, message: str) -> None:
 
 def _set_threads(args: argparse.Namespace) -> None:
     if getattr(args, "threads", None):
-        import torch
+        import torch  # lazy: photohead's parser stays free of torch
 
         torch.set_num_threads(args.threads)
 
 
 def _finish(results: dict, out: Path, title: str) -> int:
-    from .report import write_report
-
     sys.stderr.write("\n")
     results.setdefault("command", "photohead " + " ".join(sys.argv[1:]))
     written = write_report(results, out, title)
@@ -65,7 +66,7 @@ def _finish(results: dict, out: Path, title: str) -> int:
 
 def _synthetic(args: argparse.Namespace) -> int:
     _set_threads(args)
-    from .suites import run_synthetic
+    from .suites import run_synthetic  # lazy: photohead's parser stays free of torch
 
     _check_mode(args)
     results = run_synthetic(n=args.n or 10, quality=args.quality, seed=args.seed, detail=args.detail,
@@ -76,7 +77,7 @@ def _synthetic(args: argparse.Namespace) -> int:
 
 def _landmarks(args: argparse.Namespace) -> int:
     _set_threads(args)
-    from .suites import run_landmarks
+    from .suites import run_landmarks  # lazy: photohead's parser stays free of torch
 
     _check_mode(args)
     results = run_landmarks(args.dir, n=args.n, quality=args.quality, seed=args.seed, sample=args.sample,
@@ -88,12 +89,13 @@ def _landmarks(args: argparse.Namespace) -> int:
 
 def _scans(args: argparse.Namespace) -> int:
     _set_threads(args)
-    from .suites import run_scans
+    from .suites import run_scans  # lazy: photohead's parser stays free of torch
 
     expected = None
     if args.known_answer:
-        from .synthetic import write_known_answer_scans
-        from backend.facemodel import load_default
+        from backend.facemodel import load_default  # lazy: photohead's parser stays free of torch
+
+        from .synthetic import write_known_answer_scans  # lazy: photohead's parser stays free of torch
 
         expected = write_known_answer_scans(load_default(), args.dir, seed=args.seed)
     results = run_scans(args.dir, n=args.n, quality=args.quality, seed=args.seed, radius_mm=args.radius,
@@ -108,10 +110,10 @@ def _scans(args: argparse.Namespace) -> int:
 
 def _depth(args: argparse.Namespace) -> int:
     _set_threads(args)
-    from .depth import run_depth, write_synthetic_depth_set
+    from .depth import run_depth, write_synthetic_depth_set  # lazy: photohead's parser stays free of torch
 
     if args.synthetic:
-        from backend.facemodel import load_default
+        from backend.facemodel import load_default  # lazy: photohead's parser stays free of torch
 
         write_synthetic_depth_set(load_default(), args.dir, n=args.synthetic, seed=args.seed)
     _check_mode(args)
@@ -125,13 +127,13 @@ def _depth(args: argparse.Namespace) -> int:
 
 
 def _timing(args: argparse.Namespace) -> int:
-    from .suites import run_timing
+    from .suites import run_timing  # lazy: photohead's parser stays free of torch
 
     return _finish(run_timing(args.results), args.out or Path("out/eval/timing"), "Timing")
 
 
 def _check_mode(args: argparse.Namespace) -> None:
-    from .suites import check_mode
+    from .suites import check_mode  # lazy: photohead's parser stays free of torch
 
     check_mode(args.mode, args.checkpoints)
 
@@ -201,8 +203,6 @@ def register(subparsers) -> None:
     p.add_argument("--known-answer", action="store_true",
                    help="first write synthetic scans with known answers into DIR (checks the harness itself)")
     p.set_defaults(handler=_scans)
-    from .depth import DEPTH_LAYOUT
-
     p = suites.add_parser("depth", help="depth error against registered ground truth (FRGC2 protocol)",
                           description="Depth error (FRGC2 protocol as the paper reports it: the prediction's depth "
                                       "min-max scaled to the ground truth inside a fixed mask).\nFolder layout:\n"

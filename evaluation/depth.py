@@ -6,20 +6,7 @@ linearly so its minimum and maximum inside the evaluation mask meet the ground t
 mean absolute difference there is the error (mm). Min-max scaling hangs on two extreme pixels,
 so a least-squares scale + offset (``affine``) error is reported beside it.
 
-Folder layout (:func:`run_depth`)::
-
-    DIR/<subject>/<photo>.jpg|png   one photo
-    DIR/<subject>/depth.npy         (H,W) float: height towards the camera in mm, on the photo's
-                                    pixel grid (NaN: no data); or instead
-    DIR/<subject>/*.abs             an FRGC range file (flag + X/Y/Z in mm per pixel; Z grows
-                                    towards the scanner) on the photo's pixel grid
-    DIR/<subject>/mask.png          optional fixed evaluation mask (non-zero = evaluated; default:
-                                    every pixel with ground truth)
-    DIR/<subject>/<photo>.pts       optional 68 landmarks (300-W .pts, 1-based) given to the fit
-                                    instead of the detector
-    DIR/<subject>/head.npz          optional saved prediction (else the photo is reconstructed)
-    DIR/<subject>/pred_depth.npy    optional: another method's (H,W) predicted heights, scored as
-                                    they are (no photo or head needed)
+Folder layout: :data:`evaluation.readers.DEPTH_LAYOUT`.
 """
 from __future__ import annotations
 
@@ -28,15 +15,24 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
+from PIL import Image
 
+from backend.align import face_mask
+from backend.camera import Camera, camera_to_screen, to_camera_space
 from backend.errors import PhotoheadError
+from backend.export import load_head
+from backend.io_utils import atomic_path
 from backend.quality import DEFAULT as DEFAULT_QUALITY
+from backend.render import rasterize
+
 from . import metrics as M
 from .readers import IMAGE_SUFFIXES, EvalDataError, read_pts
+from .suites import _config, _default_reconstruct, _progress, given_landmarks, machine_summary
+from .synthetic import make_faces
 
-__all__ = ["read_frgc_abs", "height_map", "depth_errors", "run_depth", "write_synthetic_depth_set", "DEPTH_LAYOUT"]
+__all__ = ["read_frgc_abs", "height_map", "depth_errors", "run_depth", "write_synthetic_depth_set"]
 
-DEPTH_LAYOUT = __doc__.split("Folder layout (:func:`run_depth`)::\n\n", 1)[1]
 FRGC_INVALID = -999999.0
 MIN_PIXELS = 50  # fewer evaluated pixels than this: the subject fails with a message
 
@@ -66,11 +62,6 @@ def height_map(vertices: np.ndarray, faces: np.ndarray, pose: np.ndarray, width:
     space, faces (F,3) counter-clockwise seen from outside, pose (7,) for the photo at full size
     (:mod:`backend.camera`). Returns (height, width) float64 mm (up to a constant), NaN where the
     mesh does not cover the pixel or shows its inside (through the eye and mouth openings)."""
-    import torch
-
-    from backend.camera import Camera, camera_to_screen, to_camera_space
-    from backend.render import rasterize
-
     pose_t = torch.as_tensor(np.asarray(pose, np.float64))[None]
     faces_t = torch.as_tensor(np.asarray(faces, np.int64))
     cam = to_camera_space(torch.as_tensor(np.asarray(vertices, np.float64))[None], pose_t, "orthographic")[0]
@@ -126,7 +117,6 @@ def _mask(subject: Path, shape: tuple[int, int]) -> np.ndarray | None:
     path = subject / "mask.png"
     if not path.is_file():
         return None
-    from PIL import Image
 
     mask = np.asarray(Image.open(path).convert("L")) > 0
     if mask.shape != shape:
@@ -138,9 +128,6 @@ def _prediction(subject: Path, shape: tuple[int, int], reconstruct: Callable) ->
     """The subject's predicted heights (H,W) mm and where they come from: another method's
     pred_depth.npy, a saved head.npz, or the reconstruction of its one photo (with its .pts
     landmarks when present) rendered in the photo's pixels."""
-    from backend.export import load_head
-    from .suites import given_landmarks
-
     if (subject / "pred_depth.npy").is_file():
         pred = np.load(subject / "pred_depth.npy", allow_pickle=False).astype(np.float64)
         return pred, "pred_depth.npy"
@@ -178,8 +165,6 @@ def run_depth(
     """Depth error over the subjects of ``folder`` (layout in the module docstring), in
     :func:`evaluation.report.write_report`'s layout. A subject that fails (no face, no
     data) is listed with its error and left out of the means."""
-    from .suites import _config, _default_reconstruct, _progress, machine_summary
-
     folder = Path(folder)
     has_truth = lambda p: (p / "depth.npy").is_file() or any(p.glob("*.abs"))  # noqa: E731
     subjects = sorted(p for p in folder.iterdir() if p.is_dir() and has_truth(p)) if folder.is_dir() else []
@@ -225,12 +210,6 @@ def write_synthetic_depth_set(model, folder: str | Path, n: int = 3, seed: int =
     region the render covers: no silhouette pixels, whose extreme heights would decide the
     min-max scaling) and their true 68 landmarks (jaw on the silhouette, as annotators
     mark it; dlib is out of its domain on these bald renders). Returns the subject folders."""
-    from PIL import Image
-
-    from backend.align import face_mask
-    from backend.io_utils import atomic_path
-    from .synthetic import make_faces
-
     folder = Path(folder)
     faces_np = model.faces.cpu().numpy()
     face_vertex = model.face_vertex_mask.cpu().numpy()

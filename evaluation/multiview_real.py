@@ -21,11 +21,24 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as Fn
+from PIL import Image
+from scipy.sparse.csgraph import connected_components
 
-from backend.blend import smoothstep
+from backend.blend import equalize_views, fill_holes, multiband_blend, smoothstep, weighted_average
 from backend.camera import Camera, project
+from backend.detail import with_dense_face_tile
 from backend.facemodel import FaceModel
+from backend.fit.contour import contour_candidates, select_contour
+from backend.fit.pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from backend.head import Head
+from backend.identity import identity_features, load_identity_net
+from backend.lighting import sh_directional
+from backend.multiview import SAME_PERSON_THRESHOLD
+from backend.preview_render import render_head
+from backend.render import rasterize_uv
+from backend.texture import DelitViews, delight_views, face_region_mask
+
+from .readers import read_landmarks_json
 
 __all__ = [
     "FrameSettings", "RenderedFrames", "render_frames", "trusted_albedo", "SeamStats", "luminance_gradient",
@@ -91,10 +104,6 @@ def render_frames(head: Head, model: FaceModel, settings: FrameSettings | None =
     model: the face model the head was fitted with (its landmark vertices and jaw contour rows).
     Raises ValueError when the head has no albedo or the per-frame settings disagree in length.
     """
-    from backend.fit.contour import contour_candidates, select_contour
-    from backend.lighting import sh_directional
-    from backend.preview_render import render_head
-
     s = settings or FrameSettings()
     V = len(s.yaws_deg)
     if head.albedo is None:
@@ -205,7 +214,7 @@ def seam_stats(albedo, weights, region, band: int = 2, min_weight: float = 0.25,
 
     albedo (H,W,3) in [0,1] (or any colour map, e.g. a residual); weights (V,H,W) per-view
     blending weights; region (H,W) bool the texels to measure (e.g.
-    :func:`backend.multiview.face_region_mask`). Measured texels: in the region, total weight >
+    :func:`backend.texture.face_region_mask`). Measured texels: in the region, total weight >
     ``min_weight``, more than ``margin`` texels from the region's and the seen area's edges (UV
     island borders are not seams) and, when given, in ``smooth`` (H,W) bool (e.g. plain skin:
     dominant-view borders follow the nose, eyes and lips, whose own texture would otherwise
@@ -243,19 +252,16 @@ def seam_stats(albedo, weights, region, band: int = 2, min_weight: float = 0.25,
 
 def view_maps(head: Head, model: FaceModel, resolution: int | None = None, detailed: bool = True):
     """Per-view delit UV albedos of a multi-view head, recomputed from its photos, fitted poses
-    and lights with :func:`backend.multiview.delit_views`.
+    and lights with :func:`backend.texture.delight_views`, the de-lighting the pipeline's albedo uses
+    (without the photo-space face mask the pipeline weights its crops with).
 
     Geometry: with ``detailed``, a dense mesh and one expression shared by all views (the
     default fit), the fit's dense face tile with the coarse rest of the head (its normals
     delight the wrinkles, as the pipeline does); otherwise each view's coarse mesh (neutral +
     its expression). resolution: texels per tile (default: the head's albedo's). Needs
-    ``view.image`` on every view. Returns :class:`backend.multiview.DelitViews` ((V,H,W,3) maps,
+    ``view.image`` on every view. Returns :class:`backend.texture.DelitViews` ((V,H,W,3) maps,
     0 where the view does not see the texel; (V,H,W) weights ...).
     """
-    from backend.detail import with_dense_face_tile
-    from backend.multiview import DelitViews, delit_views
-    from backend.render import rasterize_uv
-
     R = resolution or head.albedo.shape[0]
     u_range = (0.0, float(head.uv_tiles))
     exps = np.stack([np.asarray(v.exp, np.float32) for v in head.views])
@@ -275,15 +281,15 @@ def view_maps(head: Head, model: FaceModel, resolution: int | None = None, detai
         basis = torch.from_numpy(head.exp_basis).float() if head.exp_basis is not None else None
         meshes = [(neutral if basis is None else neutral + torch.einsum("k,kvc->vc", torch.from_numpy(e), basis))[None]
                   for e in exps]
-    frags = rasterize_uv(uv, faces_uv, R, R * head.uv_tiles, u_range)
     parts = []
     for view, verts in zip(head.views, meshes):  # a loop over views (photo sizes may differ)
         if view.image is None:
             raise ValueError(f"{view.name}: view_maps needs the photo in view.image")
         w, h = view.image_size
         img = torch.from_numpy(view.image).float()[None] / 255.0
-        parts.append(delit_views(img, verts, faces, torch.from_numpy(view.pose).float()[None],
-                                 torch.from_numpy(view.sh).float()[None], Camera(w, h), frags))
+        parts.append(delight_views(img, verts, faces, uv, faces_uv, torch.from_numpy(view.pose).float()[None],
+                                   Camera(w, h), torch.from_numpy(view.sh).float()[None], R, R * head.uv_tiles,
+                                   u_range).maps())
     return DelitViews(*(torch.cat([getattr(p, k) for p in parts]) for k in ("maps", "weights", "texture", "shading")))
 
 
@@ -304,10 +310,6 @@ def blend_comparison(head: Head, model: FaceModel, truth=None, smooth_quantile: 
     - ``average_equalized``: weighted average after gain equalisation;
     - ``winner_take_all``: each texel from its dominant view (hard seams, for reference).
     """
-    from backend.blend import equalize_views, fill_holes, multiband_blend, weighted_average
-    from backend.multiview import face_region_mask
-    from backend.render import rasterize_uv
-
     if head.view_weights is None or head.albedo is None or len(head.views) < 2:
         raise ValueError("blend_comparison needs a multi-view head with albedo and view_weights")
     V, H, W = head.view_weights.shape
@@ -364,8 +366,6 @@ class DevDescriptors:
 def landmark_yaw(model: FaceModel, landmarks68: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """Head yaw (degrees, ry of :mod:`backend.camera`) from 68 landmarks by the closed-form
     orthographic pose of the model's mean inner landmarks (17–67). landmarks68 (N,68,2) px."""
-    from backend.fit.pose_init import INNER_LANDMARKS, fit_orthographic_pose
-
     ids = model.landmarks68.cpu()[list(INNER_LANDMARKS)]
     p3 = model.mean.cpu().double()[ids][None].expand(len(landmarks68), -1, -1)
     p2 = torch.from_numpy(np.asarray(landmarks68, np.float64)[:, list(INNER_LANDMARKS)])
@@ -379,11 +379,6 @@ def dev_descriptors(folder: str | Path, model: FaceModel, cache: str | Path | No
     faces_dev (``images/*.jpg`` + ``landmarks.json``): all listed photos, or only ``names``.
     Cached in ``cache`` (.npz; reused when it lists the same names). Reads the photos in place;
     writes only ``cache``. Raises FileNotFoundError when no listed photo exists."""
-    from PIL import Image
-
-    from backend.identity import identity_features, load_identity_net
-    from .readers import read_landmarks_json
-
     folder = Path(folder)
     lms = read_landmarks_json(folder / "landmarks.json")
     names = sorted(n for n in (lms if names is None else names) if n in lms and (folder / "images" / n).exists())
@@ -451,10 +446,6 @@ def same_person_sets(dev: DevDescriptors, threshold: float = 0.5, min_views: int
     dev: :class:`DevDescriptors`. Returns dicts ``{"names", "yaw_deg", "max_distance",
     "spread_deg"}``, widest spread first.
     """
-    from scipy.sparse.csgraph import connected_components
-
-    from backend.multiview import SAME_PERSON_THRESHOLD
-
     d = np.linalg.norm(dev.descriptors[:, None] - dev.descriptors[None], axis=-1)  # (N,N)
     pid = np.array([_photo_id(n) for n in dev.names])
     ok = dev.colourfulness >= min_colourfulness

@@ -13,9 +13,24 @@ import numpy as np
 from backend.errors import PhotoheadError
 
 __all__ = ["EvalDataError", "LandmarkFormatError", "read_pts", "read_landmarks_json", "read_obj_mesh", "find_landmark_sets",
-           "pick_paths"]
+           "pick_paths", "DEPTH_LAYOUT"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+# The folder layout of ``photohead evaluate depth`` (evaluation.depth.run_depth).
+DEPTH_LAYOUT = """    DIR/<subject>/<photo>.jpg|png   one photo
+    DIR/<subject>/depth.npy         (H,W) float: height towards the camera in mm, on the photo's
+                                    pixel grid (NaN: no data); or instead
+    DIR/<subject>/*.abs             an FRGC range file (flag + X/Y/Z in mm per pixel; Z grows
+                                    towards the scanner) on the photo's pixel grid
+    DIR/<subject>/mask.png          optional fixed evaluation mask (non-zero = evaluated; default:
+                                    every pixel with ground truth)
+    DIR/<subject>/<photo>.pts       optional 68 landmarks (300-W .pts, 1-based) given to the fit
+                                    instead of the detector
+    DIR/<subject>/head.npz          optional saved prediction (else the photo is reconstructed)
+    DIR/<subject>/pred_depth.npy    optional: another method's (H,W) predicted heights, scored as
+                                    they are (no photo or head needed)
+"""
 
 
 class EvalDataError(PhotoheadError):

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from backend.export import encode_png
 from backend.io_utils import atomic_path, atomic_write_bytes, atomic_write_text, to_jsonable
 
 __all__ = ["write_report", "markdown_table", "jsonable"]
@@ -50,10 +51,10 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None)
 
 
 def _plot(spec: dict[str, Any], path: Path, title: str) -> None:
-    import matplotlib
+    import matplotlib  # lazy: only for plots (photohead's parser imports this package)
 
     matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: only for plots (photohead's parser imports this package)
 
     fig = Figure(figsize=(5.0, 3.5), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
@@ -109,8 +110,6 @@ def write_report(results: dict[str, Any], out_dir: str | Path, title: str) -> di
         written[name] = path
         md.append(f"![{name}]({path.name})\n")
     for name, image in (results.get("images") or {}).items():
-        from backend.export import encode_png
-
         path = out_dir / f"{name}.png"
         atomic_write_bytes(path, encode_png(np.asarray(image)))
         written[name] = path

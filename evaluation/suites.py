@@ -22,23 +22,51 @@ point-to-plane distances of the aligned scan points (mm, see :mod:`.metrics`).
 """
 from __future__ import annotations
 
+import copy
+import datetime
 import json
 import math
 import os
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
+from unittest import mock
 
 import numpy as np
+import torch
+from PIL import Image
 
-from backend.errors import PhotoheadError
-from backend.quality import DEFAULT as DEFAULT_QUALITY
+from backend import prepare as prepare_module
+from backend.align import CROP_SIZE, align_face, points_to_crop
+from backend.camera import Camera, euler_to_rotation, project
+from backend.detect import detect
+from backend.detect.base import Face
+from backend.errors import PhotoheadError, WeightsNotFoundError
+from backend.export import load_head
+from backend.facemodel import load_default
+from backend.fit.coarse import CoarseFitResult
+from backend.fit.detail import fit_detail
+from backend.fit.pose_init import fit_orthographic_pose
+from backend.geometry import detailed_head_mesh, sample_map
 from backend.head import Head
+from backend.lighting import sh_basis
+from backend.predict import load_predictor
+from backend.prepare import detail_inputs, prepare_view
+from backend.preset import resolve_preset
+from backend.preview import compose_panels, draw_landmarks, resize_to_height, to_uint8_rgb
+from backend.quality import DEFAULT as DEFAULT_QUALITY
+from backend.reconstruct import ReconstructConfig, reconstruct
+from backend.uvmaps import face_tile_layout, uv_position_map
+
 from . import metrics as M
 from .readers import IMAGE_SUFFIXES, EvalDataError, find_landmark_sets, pick_paths, read_obj_mesh
+from .synthetic import (
+    SyntheticSettings, displacement_in_image, make_faces, photo_mask_at_texels, resample_map, true_detail_surface,
+    visible_face_texels,
+)
 
 __all__ = ["ReconstructFn", "given_landmarks", "crop_scale", "run_synthetic", "run_landmarks", "run_scans",
            "run_timing", "machine_summary", "evaluate_scan", "NOSE_TIP_LANDMARK"]
@@ -48,16 +76,12 @@ NOSE_TIP_LANDMARK = 30  # iBUG 68: tip of the nose
 
 
 def _default_reconstruct() -> ReconstructFn:
-    from backend.reconstruct import reconstruct
-
     return lambda images, config: reconstruct(images, config)
 
 
 def _config(quality: str, seed: int, detail: bool, mode: str = "fit", checkpoints: str | Path | None = None):
     """The suites' reconstruction settings. ``mode``: ``fit``, ``predict`` or ``hybrid`` (the
     trained networks in ``checkpoints``: a folder with ``coarse.pt`` and optionally ``detail.pt``)."""
-    from backend.reconstruct import ReconstructConfig
-
     return ReconstructConfig(quality=quality, seed=seed, detail=detail, mode=mode,
                              checkpoints=str(checkpoints) if checkpoints else None)
 
@@ -68,9 +92,6 @@ def check_mode(mode: str, checkpoints: str | Path | None) -> None:
     if mode not in ("fit", "predict", "hybrid"):
         raise EvalDataError(f"unknown mode {mode!r}: use fit, predict or hybrid")
     if mode != "fit":
-        from backend.errors import WeightsNotFoundError
-        from backend.predict import load_predictor
-
         if not checkpoints:
             raise WeightsNotFoundError(f"--mode {mode} needs --checkpoints DIR (coarse.pt, optionally detail.pt; "
                                        "docs/training.md)")
@@ -79,16 +100,12 @@ def check_mode(mode: str, checkpoints: str | Path | None) -> None:
 
 def machine_summary() -> dict[str, Any]:
     """Where an evaluation ran: platform, Python, CPU count, torch build and device."""
-    import datetime
-
     info: dict[str, Any] = {"date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
                             "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                             "python": platform.python_version(), "cpu_count": os.cpu_count()}
     if hasattr(os, "getloadavg"):
         info["loadavg_1m"] = round(os.getloadavg()[0], 2)
     try:
-        import torch
-
         info["torch"] = torch.__version__
         info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
         info["torch_threads"] = torch.get_num_threads()
@@ -102,8 +119,6 @@ MAX_PANELS = 6
 
 def _overlay(image, truth68: np.ndarray | None, fitted68: np.ndarray | None) -> np.ndarray:
     """Photo with ground-truth (green) and fitted (red) landmarks, 256 px high."""
-    from backend.preview import draw_landmarks, resize_to_height, to_uint8_rgb
-
     img = to_uint8_rgb(image)
     scale = 256.0 / img.shape[0]
     img = resize_to_height(img, 256)
@@ -114,8 +129,6 @@ def _overlay(image, truth68: np.ndarray | None, fitted68: np.ndarray | None) -> 
 
 
 def _examples(panels: list[np.ndarray]) -> dict[str, np.ndarray]:
-    from backend.preview import compose_panels
-
     return {"examples": compose_panels(panels)} if panels else {}
 
 
@@ -170,13 +183,6 @@ def detail_errors(model, head, face) -> dict[str, float]:
       the exported whole-head mesh (``head_detailed.obj``) / its lattice without displacement,
       vertex by vertex at its UV (over its vertices inside the visible region).
     """
-    import torch
-
-    from backend.uvmaps import face_tile_layout, uv_position_map
-    from .synthetic import (
-        displacement_in_image, photo_mask_at_texels, resample_map, true_detail_surface, visible_face_texels,
-    )
-
     pred = np.asarray(head.displacement, np.float64)
     S = pred.shape[0]
     pred = pred[:, :S]
@@ -217,16 +223,12 @@ def detail_errors(model, head, face) -> dict[str, float]:
 
 def _export_errors(head, true_detailed: np.ndarray, visible: np.ndarray, align) -> tuple[float, float]:
     """Mean distance from the exported whole-head detailed mesh (``head_detailed.obj``,
-    :mod:`backend.detailed_head`) and from the same lattice without displacement to the true
+    :mod:`backend.geometry`) and from the same lattice without displacement to the true
     detailed surface at the same UV, over the vertices whose four surrounding texels are all in
     the visible face region. true_detailed (S,S,3) mm over the face tile; visible (S,S) bool;
     ``align`` maps the reconstruction onto the truth. Returns (detailed, flat) mm. The truth is
     read between its texels bilinearly, which alone costs 0.06 mm at 256² (0.4 mm at 64²), so
     compare the two numbers with each other, not with ``dense_err_mm``."""
-    import copy
-
-    from backend.detailed_head import detailed_head_mesh, sample_map
-
     mesh = detailed_head_mesh(head)
     no_detail = copy.copy(head)
     no_detail.displacement = np.zeros_like(head.displacement)
@@ -243,15 +245,6 @@ def true_coarse_fit(model, face, view):
     the photo, so the closed-form orthographic pose of every vertex is exact), the true light
     turned with the crop's in-plane rotation (refitted on 2,000 normals: an SH rotation keeps
     each band) and the true albedo. Returns a :class:`~backend.fit.coarse.CoarseFitResult`."""
-    import torch
-
-    from backend.align import points_to_crop
-    from backend.camera import Camera, euler_to_rotation, project
-    from backend.fit.coarse import CoarseFitResult
-    from backend.fit.pose_init import fit_orthographic_pose
-    from backend.lighting import sh_basis
-    from backend.reconstruct import CROP_SIZE
-
     verts = torch.from_numpy(np.asarray(face.coarse_vertices, np.float64))[None]  # (1,V,3) mm
     H, W = face.image.shape[:2]
     pose_true = torch.from_numpy(np.asarray(face.pose, np.float64))[None]
@@ -275,11 +268,6 @@ def oracle_detail_corr(model, face, quality: str) -> float:
     (:func:`true_coarse_fit`) on the pipeline's own crops and masks: what the detail stage
     recovers behind a perfect stage 1, this photo's ceiling for ``disp_corr`` (one light shows
     surface slopes along its direction only)."""
-    from backend.fit.detail import fit_detail
-    from backend.preset import resolve_preset
-    from backend.reconstruct import detail_inputs, prepare_view
-    from .synthetic import resample_map, visible_face_texels
-
     truth = face.contour68 if face.contour68 is not None else face.landmarks68
     view = prepare_view(face.image, landmarks68=truth)
     config = resolve_preset(quality).detail
@@ -294,8 +282,6 @@ def oracle_detail_corr(model, face, quality: str) -> float:
 def _fit_skin_mask(image: np.ndarray, landmarks68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pipeline's skin mask (224² crop) for a photo with given landmarks, with the view
     (for its ``crop_from_image``)."""
-    from backend.reconstruct import prepare_view
-
     view = prepare_view(image, landmarks68=landmarks68)
     return view.skin_mask, view.crop_from_image
 
@@ -304,30 +290,22 @@ def _fit_skin_mask(image: np.ndarray, landmarks68: np.ndarray) -> tuple[np.ndarr
 def given_landmarks(landmarks68: np.ndarray) -> Iterator[None]:
     """Within this block, :func:`backend.reconstruct.reconstruct` takes ``landmarks68`` (68,2)
     photo pixels as its detection instead of running the detector (everything after detection
-    is unchanged). It replaces the ``detect_one`` that ``backend.reconstruct.prepare_view``
+    is unchanged). It replaces the ``detect_one`` that ``backend.prepare.prepare_view``
     calls; the box is the landmarks' bounding box.
     """
-    from unittest import mock
-
-    from backend import reconstruct as recon_module
-    from backend.detect.base import Face
-
     lm = np.asarray(landmarks68, np.float64).reshape(68, 2)
 
     def detect_given(image, face: int = 0, name: str = "", **_ignored) -> Face:
         return Face(box=np.concatenate([lm.min(0), lm.max(0)]), landmarks=lm.copy(), score=1.0,
                     backend="given", detector="ground truth")
 
-    with mock.patch.object(recon_module, "detect_one", detect_given):
+    with mock.patch.object(prepare_module, "detect_one", detect_given):
         yield
 
 
 def _detector_error_px224(image: np.ndarray, truth: np.ndarray) -> tuple[float, float, str]:
     """dlib on a synthetic render: (mean error over 68 points, over 17–67) in 224²-crop pixels
     (crop from the detected landmarks, as reconstruct does) and the detector used; NaN when none."""
-    from backend.align import align_face
-    from backend.detect import detect
-
     faces = detect(image)
     if not faces:
         return float("nan"), float("nan"), "none"
@@ -371,11 +349,6 @@ def run_synthetic(
     reconstruction, ``truth`` mode still runs dlib on each render and reports its error
     (``detector_*``). ``time_budget_s`` stops starting new faces after that many seconds.
     """
-    from dataclasses import replace
-
-    from backend.facemodel import load_default
-    from .synthetic import SyntheticSettings, make_faces
-
     model = model if model is not None else load_default()
     settings = settings or SyntheticSettings()
     if detail and not settings.detail:
@@ -556,8 +529,6 @@ def run_landmarks(
             continue
         view = head.views[0]
         if examples and len(panels) < MAX_PANELS:
-            from PIL import Image
-
             with Image.open(path) as im:
                 panels.append(_overlay(np.asarray(im.convert("RGB")), gt, view.landmarks68))
         fit, det = np.asarray(view.landmarks68, np.float64), np.asarray(view.detected68, np.float64)
@@ -691,8 +662,6 @@ def run_scans(
     progress: Callable[[float, str], None] | None = None,
 ) -> dict[str, Any]:
     """Scan-to-mesh error over the subjects in ``folder`` (layout in the module docstring)."""
-    from backend.export import load_head
-
     folder = Path(folder)
     subjects = sorted(p for p in folder.iterdir() if (p / "scan.obj").is_file()) if folder.is_dir() else []
     if not subjects:
@@ -715,8 +684,6 @@ def run_scans(
                 items.append({"subject": subject.name, "error": str(exc)})
                 continue
         if landmark_idx is None:
-            from backend.facemodel import load_default
-
             landmark_idx = (model if model is not None else load_default()).landmarks68.numpy()
         verts, _, nose, lms = _load_scan(subject)
         r = evaluate_scan(verts, head.vertices, head.faces, np.asarray(head.vertices)[landmark_idx], nose, lms,

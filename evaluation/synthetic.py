@@ -19,14 +19,28 @@ The rendering call is isolated in :func:`render_face` (``backend.render``).
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.ndimage import map_coordinates, zoom
 
-from backend.camera import Camera, project
+from backend.camera import Camera, euler_to_rotation, project
+from backend.detail import dense_topology, displace, displaced_mesh
+from backend.export import save_head
+from backend.fit.contour import contour_candidates, select_contour
+from backend.geometry import vertex_normals_np
+from backend.head import Head, ViewResult
 from backend.lighting import sh_directional, vertex_normals
+from backend.render import interpolate, rasterize, sample_texture
+from backend.render.renderer import RenderSettings, render
+from backend.texture import face_region_mask
+from backend.uvmaps import face_tile_layout, face_tile_triangles, grid_normals, uv_position_map
+
+from .metrics import apply_similarity
 
 __all__ = ["SyntheticSettings", "SyntheticFace", "make_face", "make_faces", "render_face", "random_albedo", "feature_polylines",
            "random_displacement", "write_known_answer_scans", "KNOWN_SCANS_EXPECTED", "vertex_displacement", "visible_face_texels",
@@ -85,8 +99,6 @@ class SyntheticFace:
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
     """Bilinearly upsampled random grid: (h,w) smooth noise in about [−1,1]."""
-    from scipy.ndimage import zoom
-
     coarse = rng.uniform(-1.0, 1.0, (cells, max(1, cells * w // h)))
     out = zoom(coarse, (h / coarse.shape[0], w / coarse.shape[1]), order=1, mode="nearest")
     return out[:h, :w]
@@ -178,8 +190,6 @@ def random_displacement(rng: np.random.Generator, size: int, tiles: int, amplitu
 
 def _sample_map(image: np.ndarray, uv: np.ndarray, tiles: int) -> np.ndarray:
     """Bilinear lookup of an (H, W[,C]) UV map (top row = v 1, width spans u ∈ [0, tiles]) at uv (N,2)."""
-    from scipy.ndimage import map_coordinates
-
     h, w = image.shape[:2]
     col = uv[:, 0] / tiles * w - 0.5
     row = (1.0 - uv[:, 1]) * h - 0.5
@@ -193,8 +203,6 @@ def render_face(
     """Render one head with ``backend.render``: verts (1,V,3) mm, pose (1,7), sh (1,27),
     albedo (Ht,Wt,3) UV map; ``mesh`` (verts, faces, uv, faces_uv) replaces the model's mesh
     (:func:`backend.detail.displaced_mesh`). Returns (image (size,size,3) uint8, mask (size,size) bool)."""
-    from backend.render.renderer import RenderSettings, render
-
     verts, faces, uv, faces_uv = mesh if mesh is not None else (verts, model.faces, model.uv, model.faces_uv)
     camera = Camera(size, size, "orthographic")
     settings = RenderSettings(background=background, u_range=(0.0, float(model.uv_tiles)))
@@ -216,9 +224,6 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
     displacement = None
     mesh = None
     if s.detail:
-        from backend.detail import displaced_mesh
-        from backend.uvmaps import face_tile_triangles
-
         displacement = random_displacement(rng, s.texture_size, tiles, s.detail_amplitude_mm)
         # rendered: the face tile as a dense mesh at the map's resolution (detail finer than the
         # model's mesh shows); ``vertices``: the model's vertices moved by the map at their UVs
@@ -255,7 +260,6 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
     image, mask = render_face(model, verts, pose, sh, albedo, s.size, bg, mesh)
     screen = project(verts, pose, camera)[..., :2]  # (1,V,2)
     landmarks = screen[0, model.landmarks68].numpy().astype(np.float64)
-    from backend.fit.contour import contour_candidates, select_contour
 
     rows = contour_candidates(model.mean, model.landmarks68, model.face_vertex_mask)
     contour = landmarks.copy()
@@ -297,13 +301,6 @@ def write_known_answer_scans(model, folder, seed: int = 0) -> dict[str, float]:
 
     Returns :data:`KNOWN_SCANS_EXPECTED`.
     """
-    import json
-    from pathlib import Path
-
-    from backend.export import save_head, vertex_normals_np
-    from backend.head import Head, ViewResult
-    from .metrics import apply_similarity
-
     root = Path(folder)
     verts = model.mean.cpu().numpy().astype(np.float64)
     faces = model.faces.cpu().numpy()
@@ -342,10 +339,6 @@ def vertex_displacement(model, displacement: np.ndarray) -> np.ndarray:
 def visible_face_texels(model, face: SyntheticFace, size: int, min_cos: float = 0.3) -> np.ndarray:
     """(size, size) bool: face-tile texels of the face region (``model.face_mask_regions``) whose
     true surface faces the camera (cos > ``min_cos``) in ``face``'s pose — where a photo shows detail."""
-    from backend.camera import euler_to_rotation
-    from backend.multiview import face_region_mask
-    from backend.uvmaps import face_tile_layout, grid_normals, uv_position_map
-
     layout = face_tile_layout(model, size)
     verts = torch.from_numpy(face.coarse_vertices)[None].float()
     normals = grid_normals(uv_position_map(verts, model.faces, layout), layout.valid)[0]  # (S,S,3) model space
@@ -364,10 +357,6 @@ def photo_mask_at_texels(
     (V,3) mm seen in ``pose`` (7,) (orthographic, photo of ``width``×``height``): bilinear, 0 off
     the crop and on invalid texels. Occlusion is not tested (use with facing texels).
     Returns (size,size) float."""
-    from scipy.ndimage import map_coordinates
-
-    from backend.uvmaps import face_tile_layout, uv_position_map
-
     layout = face_tile_layout(model, size)
     pos = uv_position_map(torch.from_numpy(np.asarray(vertices, np.float32))[None], model.faces, layout)  # (1,S,S,3)
     xy = project(pos.reshape(1, -1, 3), torch.from_numpy(np.asarray(pose, np.float32))[None],
@@ -386,9 +375,6 @@ def displacement_in_image(
     sampled at the UV of the surface point ``vertices`` (V,3) mm show there in ``pose`` (7,)
     (orthographic, at the photo's ``width``×``height``). ``texel_mask`` (S,S) bool: pixels whose
     UV falls outside it are dropped. Returns (H,W) mm and (H,W) bool (face-tile pixels kept)."""
-    from backend.render import interpolate, rasterize, sample_texture
-    from backend.uvmaps import face_tile_triangles
-
     verts = torch.from_numpy(np.asarray(vertices, np.float32))[None]
     screen = project(verts, torch.from_numpy(np.asarray(pose, np.float32))[None], Camera(width, height))
     frags = rasterize(screen, model.faces, height, width)
@@ -405,9 +391,6 @@ def displacement_in_image(
 def true_detail_surface(model, face: SyntheticFace, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The true coarse and detailed surfaces at the face tile's ``size``² texels: (coarse, detailed)
     (size, size, 3) mm model space (the displacement map resampled, applied along the normals)."""
-    from backend.detail import dense_topology, displace
-    from backend.uvmaps import face_tile_layout, uv_position_map
-
     layout = face_tile_layout(model, size)
     verts = torch.from_numpy(face.coarse_vertices)[None].float()
     coarse = uv_position_map(verts, model.faces, layout)

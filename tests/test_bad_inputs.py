@@ -65,12 +65,12 @@ def assert_refused(rc: int, err: str, *, absent: Path | None = None, root: Path 
 @pytest.fixture
 def no_fit(monkeypatch):
     """Fail loudly if a case gets as far as fitting: every check must come first."""
-    import backend.reconstruct as recon
+    import backend.modes as modes
 
     def refuse(*args, **kwargs):
         raise AssertionError("validation let a bad input through to the fit")
 
-    monkeypatch.setattr(recon, "fit_coarse", refuse)
+    monkeypatch.setattr(modes, "fit_coarse", refuse)  # the fit and hybrid modes' coarse stage
 
 
 @pytest.fixture(scope="module")
@@ -251,6 +251,14 @@ def test_bad_photo_among_good_ones_stops_before_work(capfd, no_fit, photo, tmp_p
                    absent=tmp_path / "out", match="truncated.jpg")
 
 
+def test_labels_count_and_missing_model(capfd, no_fit, photo, tmp_path):
+    """Three labels for two photos were ignored silently; a missing --model is named as such."""
+    assert_refused(*run_cli(capfd, str(photo), str(photo), "--labels", "a,b,c", "-o", str(tmp_path / "out")),
+                   absent=tmp_path / "out", match="--labels gives 3 label(s) for 2 photo(s)")
+    assert_refused(*run_cli(capfd, str(photo), "--model", str(tmp_path / "none.npz"), "-o", str(tmp_path / "out")),
+                   absent=tmp_path / "out", match="no such face model file or folder")
+
+
 @pytest.mark.parametrize("face,match", [(-1, "--face must be 0 or more"), (5, "face #5 requested")])
 def test_face_index(capfd, no_fit, photo, tmp_path, face, match):
     """Issue case 5: ``--face -1`` was a ValueError traceback; out of range is named with the count."""
@@ -266,14 +274,15 @@ def _encoded(img: Image.Image, fmt: str, **kw) -> Image.Image:
 
 
 @pytest.mark.parametrize("kind", ["16bit_gray_png", "16bit_rgb_tiff", "cmyk_jpeg", "palette_png", "rgba_png",
-                                  "la_png", "bilevel_png", "float_tiff"])
+                                  "la_png", "bilevel_png", "float_tiff", "animated_gif", "webp", "bmp"])
 def test_image_oddities_are_handled(tmp_path, kind):
     """Accepted and converted to 8-bit RGB (backend.image_io); the check passes them."""
     from backend.image_io import load_image
 
     w, h = 96, 80
     ramp = np.linspace(0, 1, w * h).reshape(h, w)
-    path = tmp_path / f"{kind}.{'tif' if 'tiff' in kind else 'jpg' if 'jpeg' in kind else 'png'}"
+    ext = {"animated_gif": "gif", "webp": "webp", "bmp": "bmp"}.get(kind)
+    path = tmp_path / f"{kind}.{ext or ('tif' if 'tiff' in kind else 'jpg' if 'jpeg' in kind else 'png')}"
     if kind == "16bit_gray_png":
         Image.fromarray((ramp * 65535).astype(np.uint16)).save(path)
     elif kind == "16bit_rgb_tiff":
@@ -294,14 +303,20 @@ def test_image_oddities_are_handled(tmp_path, kind):
         Image.fromarray(ramp > 0.5).save(path)
     elif kind == "float_tiff":
         Image.fromarray(ramp.astype(np.float32)).save(path)
+    elif kind == "animated_gif":  # the first frame is the photo
+        frames = [Image.fromarray((np.stack([ramp] * 3, -1) * 255 * k).astype(np.uint8)) for k in (1.0, 0.2)]
+        frames[0].save(path, save_all=True, append_images=frames[1:])
+    elif kind in ("webp", "bmp"):
+        Image.fromarray((np.stack([ramp] * 3, -1) * 255).astype(np.uint8)).save(path)
     assert validate.check_photo(path) == (w, h)
     rgb = load_image(path)
     assert rgb.shape == (h, w, 3) and rgb.dtype == np.uint8 and rgb.max() > 200
 
 
-@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("orientation", range(0, 10))
 def test_exif_orientations(tmp_path, orientation):
-    """EXIF orientations 1–8: the checked size and the loaded array are the upright photo."""
+    """EXIF orientations 1–8: the checked size and the loaded array are the upright photo; the
+    invalid values 0 and 9 leave the photo as stored."""
     from backend.image_io import load_image
 
     img = np.zeros((80, 120, 3), np.uint8)
@@ -310,10 +325,10 @@ def test_exif_orientations(tmp_path, orientation):
     exif[0x0112] = orientation
     path = tmp_path / f"o{orientation}.jpg"
     Image.fromarray(img).save(path, exif=exif, quality=95)
-    upright = (80, 120) if orientation <= 4 else (120, 80)
+    upright = (80, 120) if orientation <= 4 or orientation == 9 else (120, 80)
     rgb = load_image(path)
     assert rgb.shape[:2] == upright and validate.check_photo(path) == upright[::-1]
-    corner = {1: (0, 0), 2: (0, -1), 3: (-1, -1), 4: (-1, 0), 5: (0, 0), 6: (0, -1), 7: (-1, -1), 8: (-1, 0)}
+    corner = {0: (0, 0), 9: (0, 0), 1: (0, 0), 2: (0, -1), 3: (-1, -1), 4: (-1, 0), 5: (0, 0), 6: (0, -1), 7: (-1, -1), 8: (-1, 0)}
     r, c = corner[orientation]
     assert rgb[r, c].mean() > 200  # where a viewer shows the marker
 
@@ -406,6 +421,21 @@ def test_truncated_and_foreign_model_files(tmp_path):
     for name in ("cut.npz", "text.npz"):
         with pytest.raises(ModelFormatError, match=name):
             load_model(tmp_path / name)
+
+
+@pytest.mark.parametrize("name", ["junk.mat", "junk.h5", "junk.pkl", "junk.npz", "empty_folder"])
+def test_junk_model_files_of_every_format(tmp_path, name):
+    """A truncated .mat raised scipy's MatReadError; every format's loader gives one ModelFormatError line."""
+    from backend.facemodel import load_model
+
+    path = tmp_path / name
+    if name == "empty_folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"junk")
+    with pytest.raises(ModelFormatError) as info:
+        load_model(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("case", ["object_arrays", "face_index_beyond_vertices"])
@@ -552,6 +582,25 @@ def test_trainer_refuses_earlier_run_without_resume(capfd, tmp_path):
 ])
 def test_trainer_bad_arguments(capfd, tmp_path, argv, match):
     assert_refused(*_train(capfd, *argv, "--out", str(tmp_path / "run")), absent=tmp_path / "run", match=match)
+
+
+@pytest.mark.parametrize("case", ["missing", "one_photo", "folder_out"])
+def test_albedo_basis_trainer(capfd, photo, tmp_path, case):
+    """`photohead train albedo-basis` raised a traceback (exit 1) after trying every photo."""
+    from training.albedo_basis import main
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    (data / "a.jpg").write_bytes(photo.read_bytes())
+    if case == "folder_out":
+        (data / "b.jpg").write_bytes(photo.read_bytes())
+    argv = {"missing": ["--data", str(tmp_path / "none"), "--out", str(tmp_path / "m.npz")],
+            "one_photo": ["--data", str(data), "--out", str(tmp_path / "m.npz")],
+            "folder_out": ["--data", str(data), "--out", str(tmp_path)]}[case]
+    before = snapshot(tmp_path)
+    rc = main(argv)
+    assert_refused(rc, capfd.readouterr().err, root=tmp_path, before=before,
+                   match={"missing": "does not exist", "one_photo": "needs at least 2", "folder_out": "name the output"}[case])
 
 
 def test_trainer_init_from_wrong_network(capfd, coarse_ckpt, tmp_path):

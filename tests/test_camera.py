@@ -81,3 +81,29 @@ def test_default_pose_fits_the_head_and_view_direction():
 def test_unknown_projection_raises():
     with pytest.raises(ValueError, match="orthographic"):
         to_camera_space(torch.zeros(1, 1, 3), torch.zeros(1, 7), "fisheye")
+
+
+@pytest.mark.parametrize("projection", ["orthographic", "perspective"])
+def test_camera_frame_sees_what_the_projection_projects(projection):
+    """backend.geometry.camera_frame (numpy, for Blender's cameras) agrees with project(): a point
+    in the frame's camera space lands on the same pixel, and the numpy rotation is the torch one."""
+    from backend.geometry import camera_frame, euler_to_rotation_np
+
+    angles = torch.tensor([[0.3, -0.7, 0.2]], dtype=torch.float64)
+    torch.testing.assert_close(torch.from_numpy(euler_to_rotation_np(angles.numpy())), euler_to_rotation(angles))
+    cam = Camera(320, 240, projection)
+    if projection == "orthographic":
+        pose = torch.tensor([[1.3, 0.3, -0.7, 0.2, 12.0, -7.0, 3.0]], dtype=torch.float64)
+    else:
+        pose = torch.tensor([[900.0, 0.3, -0.7, 0.2, 8.0, -5.0, -600.0]], dtype=torch.float64)
+    verts = torch.tensor([[[10.0, 20.0, 30.0], [-40.0, 5.0, -15.0], [0.0, 0.0, 0.0]]], dtype=torch.float64)
+    expected = project(verts, pose, cam)[0, :, :2].numpy()
+    frame = camera_frame(pose[0].numpy(), projection)
+    c = (verts[0].numpy() - frame.eye) @ frame.axes.T  # camera space, mm; the camera looks along −z
+    scale = frame.f if projection == "orthographic" else frame.f / -c[:, 2:3]
+    cx, cy = cam.center
+    got = torch.tensor([cx, cy], dtype=torch.float64).numpy() + scale * c[:, :2] * [1.0, -1.0]
+    assert frame.f == pytest.approx(float(pose[0, 0]))
+    torch.testing.assert_close(torch.from_numpy(got), torch.from_numpy(expected), atol=1e-9, rtol=0)
+    if projection == "orthographic":
+        assert (c[:, 2] < 0).all()  # the head lies in front of the camera

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.detailed_head import detailed_head_mesh, lattice_subdivision, sample_map, subdivision_levels
+from backend.geometry import detailed_head_mesh, lattice_subdivision, sample_map, subdivision_levels
 from backend.head import Head
 
 
@@ -47,7 +47,7 @@ def test_closed_mesh_stays_closed_manifold_and_oriented(levels):
 def test_lattice_points_lie_on_the_phong_surface_of_a_sphere():
     """An octahedron with radial normals: the subdivided points are far closer to the sphere
     than the flat triangles' points (Phong tessellation at α = ½)."""
-    from backend.phong import phong_points
+    from backend.geometry import phong_points
 
     verts, faces = _octahedron()
     sub = lattice_subdivision(faces, faces, 3)

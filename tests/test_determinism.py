@@ -66,14 +66,19 @@ def test_sorted_accumulation_is_repeatable():
         torch.set_num_threads(threads)
 
 
-def test_importing_backend_fixes_the_cublas_workspace_unless_the_user_chose_one():
-    code = "import os, backend; print(os.environ.get('CUBLAS_WORKSPACE_CONFIG'))"
+def test_a_cuda_deterministic_block_fixes_the_cublas_workspace_unless_the_user_chose_one():
+    code = ("import os, torch, backend.reconstruct; from backend.determinism import deterministic; "
+            "print(os.environ.get('CUBLAS_WORKSPACE_CONFIG')); "
+            "ctx = deterministic(torch.device('cpu')); ctx.__enter__(); ctx.__exit__(None, None, None); "
+            "print(os.environ.get('CUBLAS_WORKSPACE_CONFIG')); "
+            "ctx = deterministic(torch.device('cuda')); ctx.__enter__(); ctx.__exit__(None, None, None); "
+            "print(os.environ.get('CUBLAS_WORKSPACE_CONFIG'))")
     env = {k: v for k, v in os.environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ":4096:8"
+    assert out.stdout.split() == ["None", "None", ":4096:8"]  # importing the backend changes nothing
     out = subprocess.run([sys.executable, "-c", code], env={**env, "CUBLAS_WORKSPACE_CONFIG": ":16:8"},
                          capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ":16:8"
+    assert out.stdout.split() == [":16:8"] * 3
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

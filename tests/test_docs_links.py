@@ -78,3 +78,26 @@ def test_results_page_is_generated_from_the_current_results():
     page = ROOT / "docs" / "results.md"
     assert page.read_text(encoding="utf-8") == render_page(ROOT / "docs" / "results"), \
         "docs/results.md is out of date: run python -m evaluation.results_page"
+
+
+def test_readme_results_summary_matches_the_result_files():
+    """The README's hand-written summary quotes the current result files (re-run a suite: update both)."""
+    import json
+
+    def summary(name):
+        return json.loads((ROOT / "docs" / "results" / name / "results.json").read_text())["summary"]
+
+    base = json.loads((ROOT / "benchmarks" / "results" / "mean_face.json").read_text())
+    truth, detected, depth = summary("synthetic"), summary("synthetic_detector"), summary("depth")
+    rows = {"face regions": ("vertex_err_mean_mm",), "narrow face": ("vertex_err_narrow_face_mean_mm",)}
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for label, (key,) in rows.items():
+        want = (f"| vertex error, {label} | {base['variants']['synthetic'][key]:.2f} mm | {truth[key]:.2f} mm | "
+                f"**{detected[key]:.2f} mm** |")
+        assert want in readme, f"README's results table should read: {want}"
+    want = f"{depth['depth_err_minmax_mean_mm']:.2f} ± {depth['depth_err_minmax_std_mm']:.2f} mm"
+    assert want in readme and f"{base['depth']['depth_err_minmax_mean_mm']:.2f} mm" in readme
+    detail = summary("synthetic_detail")
+    assert f"map {detail['disp_corr_mean']:.2f}" in readme and f"give {detail['disp_corr_oracle_mean']:.2f}" in readme
+    lm = summary("landmarks")
+    assert f"NME is {lm['nme_io_mean_%']:.2f} %" in readme and f"dlib's own {lm['detector_nme_io_mean_%']:.2f} %" in readme

@@ -102,7 +102,7 @@ def test_run_synthetic_with_oracle(face_model):
 
 def test_given_landmarks_replace_the_detector():
     """Within ``given_landmarks`` the pipeline's own view preparation uses the given points."""
-    from backend.reconstruct import prepare_view
+    from backend.prepare import prepare_view
 
     rng = np.random.default_rng(1)
     lm = np.stack([rng.uniform(60, 140, 68), rng.uniform(50, 150, 68)], -1)
@@ -414,7 +414,8 @@ def test_true_coarse_fit_redraws_the_photo_in_its_crop(face_model):
 
     from backend.camera import Camera
     from evaluation.suites import true_coarse_fit
-    from backend.reconstruct import CROP_SIZE, prepare_view
+    from backend.align import CROP_SIZE
+    from backend.prepare import prepare_view
     from backend.render import RenderSettings, render
 
     settings = SyntheticSettings(size=320, texture_size=64, roll_max_deg=30.0, directional=(0.7, 0.7),

@@ -103,7 +103,7 @@ def test_suite_on_synthetic_subjects(face_model, tmp_path):
     np.save(other / "pred_depth.npy", 0.5 * depth + 100.0)
 
     def as_truth(photos, config):
-        import backend.reconstruct as rec
+        import backend.prepare as rec
 
         face = truth[Path(photos[0]).parent.name]
         given = rec.detect_one(np.zeros((4, 4, 3), np.uint8)).landmarks  # photo.pts replaces the detector

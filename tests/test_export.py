@@ -99,7 +99,7 @@ def test_obj_round_trip(head, tmp_path):
 def test_detailed_obj_is_the_whole_head_with_its_detail(head, tmp_path):
     """head_detailed.obj: every coarse triangle split in four (the fixture's map at 128²), closed
     where the coarse mesh is, the albedo's UV layout, the detail in the geometry."""
-    from backend.detailed_head import detailed_head_mesh
+    from backend.geometry import detailed_head_mesh
 
     head = Head(**{**head.__dict__, "displacement": np.kron(head.displacement, np.ones((4, 4), np.float32))})
     with pytest.raises(export.ExportError, match="displacement"):
@@ -359,7 +359,7 @@ def test_write_outputs_swap_failure_keeps_old(head, tmp_path, monkeypatch):
 
     monkeypatch.setattr(atomic_folder, "exchange", failing)
     changed = Head(**{**head.__dict__, "vertices": head.vertices + 1.0})
-    with pytest.raises(OSError, match="rename failed"):
+    with pytest.raises(export.ExportError, match="rename failed"):
         export.write_outputs(changed, old)
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in old.iterdir()} == before
@@ -415,6 +415,20 @@ def test_obj_has_part_groups_and_materials(parts_head, tmp_path):
     assert "\ng " not in dense and "part_" not in dense  # the detailed mesh stays skin-only
 
 
+def _morph_target(doc, binary, index):
+    """A (possibly sparse) VEC3 float accessor as a dense (N,3) array."""
+    acc = doc["accessors"][index]
+    if "sparse" not in acc:
+        return accessor_array(doc, binary, index) if "bufferView" in acc else np.zeros((acc["count"], 3), np.float32)
+    out = np.zeros((acc["count"], 3), np.float32)
+    sp = acc["sparse"]
+    iv, vv = doc["bufferViews"][sp["indices"]["bufferView"]], doc["bufferViews"][sp["values"]["bufferView"]]
+    idx = np.frombuffer(binary, np.uint32, sp["count"], iv["byteOffset"])
+    out[idx] = np.frombuffer(binary, np.float32, sp["count"] * 3, vv["byteOffset"]).reshape(-1, 3)
+    np.testing.assert_allclose(out.min(0), acc["min"], atol=1e-7)
+    return out
+
+
 def test_glb_has_part_nodes_with_morphs(parts_head, tmp_path):
     head = parts_head
     doc, binary = parse_glb(export.write_glb(head, tmp_path / "head.glb"))
@@ -425,7 +439,10 @@ def test_glb_has_part_nodes_with_morphs(parts_head, tmp_path):
     np.testing.assert_allclose(teeth["weights"], head.exp_coeffs, atol=1e-6)
     prim = teeth["primitives"][0]
     base = accessor_array(doc, binary, prim["attributes"]["POSITION"])
-    jaw = accessor_array(doc, binary, prim["targets"][head.exp_names.index("jawOpen")]["POSITION"])
+    jaw = _morph_target(doc, binary, prim["targets"][head.exp_names.index("jawOpen")]["POSITION"])
+    blink = _morph_target(doc, binary, prim["targets"][head.exp_names.index("eyeBlink_L")]["POSITION"])
+    assert np.abs(blink).max() < 1e-5  # still rows are stored as zeros (sparse or no data at all)
+    assert any("sparse" in doc["accessors"][t["POSITION"]] for t in prim["targets"])
     assert -jaw[:, 1].min() > 0.005  # jawOpen lowers the lower teeth by more than 5 mm (metres here)
     assert base.shape[1] == 3
     material = doc["materials"][prim["material"]]
@@ -440,3 +457,18 @@ def test_head_npz_keeps_parts(parts_head, tmp_path):
     assert back.part_names == head.part_names and back.part_material_names == head.part_material_names
     np.testing.assert_array_equal(back.parts_faces, head.parts_faces)
     np.testing.assert_array_equal(back.parts_exp_basis, head.parts_exp_basis)
+
+
+def test_previews_show_the_parts(head, parts_head):
+    from backend.preview_render import head_mesh, preview_texture, turntable_renders
+
+    v, f, uv, fuv = head_mesh(parts_head, detailed=False)
+    assert f.shape[0] == len(head.faces) + len(parts_head.parts_faces)
+    tex, u_max = preview_texture(parts_head)
+    assert u_max == head.uv_tiles + 1 and tex.shape[1] == head.albedo.shape[1] + head.albedo.shape[0]
+    with_parts, _ = turntable_renders(parts_head, (0.0,), size=160)
+    skin_only, _ = turntable_renders(head, (0.0,), size=160)
+    changed = np.abs(with_parts.astype(int) - skin_only.astype(int)).max(-1) > 20
+    assert changed.sum() > 30  # the eyes (and the lips' slit) now show the parts
+    rows = np.flatnonzero(changed.any(1))
+    assert rows.min() > 30 and rows.max() < 130  # in the face, not around the silhouette

@@ -112,12 +112,38 @@ def test_writer_exception_at_each_step_leaves_the_old_result(old_and_new, tmp_pa
         with monkeypatch.context() as m:
             m.setattr(io_utils.os, "replace", maybe_fail(real_replace))
             m.setattr(atomic_folder, "exchange", maybe_fail(real_exchange))
-            with pytest.raises(OSError, match="injected failure"):
+            with pytest.raises(export.ExportError, match="injected failure"):
                 export.write_outputs(tiny_head(2), out, previews={"preview": previews(2)["preview"]})
         assert state(out) == old, f"step {k}: {seen[k]}"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["count", "out", "ref"]  # no temporary leftovers
     export.write_outputs(tiny_head(2), out, previews={"preview": previews(2)["preview"]})
     assert state(out) == new  # stale preview_view1.png retired, notes.txt kept
+
+
+def test_user_files_and_folders_in_a_result_folder_are_kept(tmp_path):
+    """The user's file (hard-linked before the swap) and sub-folder (moved after it) stay; the
+    earlier run's outputs that this one does not write are retired with the old folder."""
+    out = tmp_path / "out"
+    export.write_outputs(tiny_head(1), out, previews=previews(1))
+    (out / "mine").mkdir()
+    (out / "mine" / "sketch.txt").write_text("keep me")
+    (out / "notes.txt").write_text("and me")
+    export.write_outputs(tiny_head(2), out, previews={"preview": previews(2)["preview"]})
+    assert (out / "mine" / "sketch.txt").read_text() == "keep me" and (out / "notes.txt").read_text() == "and me"
+    assert not (out / "preview_view1.png").exists() and export.load_head(out / "head.npz").model_name == "tiny"
+    assert np.array_equal(export.load_head(out / "head.npz").vertices, tiny_head(2).vertices)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_without_an_atomic_swap_the_old_folder_is_renamed_aside(tmp_path, monkeypatch):
+    """Where renameat2(RENAME_EXCHANGE) is missing: two renames, same result, nothing left over."""
+    out = tmp_path / "out"
+    export.write_outputs(tiny_head(1), out, previews=previews(1))
+    (out / "notes.txt").write_text("keep")
+    monkeypatch.setattr(atomic_folder, "exchange", lambda a, b: False)
+    export.write_outputs(tiny_head(2), out)
+    assert np.array_equal(export.load_head(out / "head.npz").vertices, tiny_head(2).vertices)
+    assert (out / "notes.txt").read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_writer_refuses_an_empty_folder_name(tmp_path, monkeypatch):
@@ -156,7 +182,7 @@ def test_writer_disk_full_half_way_through_each_file(old_and_new, tmp_path, monk
         with monkeypatch.context() as m:
             m.setattr(export, "atomic_write_bytes", half_then_full)
             m.setattr(io_utils, "atomic_write_bytes", half_then_full)
-            with pytest.raises(OSError, match="No space left"):
+            with pytest.raises(export.ExportError, match="No space left"):
                 export.write_outputs(tiny_head(2), out, previews={"preview": previews(2)["preview"]})
         assert state(out) == old, names[k]
         assert sorted(p.name for p in tmp_path.iterdir()) == ["count", "out", "ref"]
@@ -224,9 +250,9 @@ def test_writer_on_a_full_1mb_tmpfs(tmpfs_1mb):
     out = tmpfs_1mb / "out"
     export.write_outputs(tiny_head(1), out, previews=previews(1))
     before, free = state(out), os.statvfs(tmpfs_1mb).f_bfree
-    with pytest.raises(OSError) as info:
+    with pytest.raises(export.ExportError, match="earlier result there is unchanged") as info:
         export.write_outputs(tiny_head(2, albedo_side=1024), out)
-    assert info.value.errno == errno.ENOSPC
+    assert info.value.__cause__.errno == errno.ENOSPC and "\n" not in str(info.value)
     assert state(out) == before and [p.name for p in tmpfs_1mb.iterdir()] == ["out"]
     assert os.statvfs(tmpfs_1mb).f_bfree == free
 

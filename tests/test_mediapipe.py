@@ -260,3 +260,40 @@ def test_auto_without_mediapipe_weights_is_dlib_with_a_warning(tmp_path, astrona
     with pytest.warns(MediaPipeMissingWarning, match="models fetch mediapipe"):
         (face,) = detect(astronaut, backend="auto", settings=DetectSettings(weights_dir=str(tmp_path)))
     assert face.backend == "dlib" and face.dense is None
+
+
+def test_cli_models_fetch_mediapipe(tmp_path, capsys, monkeypatch):
+    """`photohead models fetch mediapipe --url file://... --dest DIR` (pins swapped for a stand-in
+    wheel); a wheel that is not the pinned one: exit 2, one line, nothing installed."""
+    import hashlib
+
+    import backend.detect.mediapipe_fetch as mf
+    from backend.cli import main
+    from tests.test_tflite import _tiny_model
+
+    tiny, _ = _tiny_model(np.random.default_rng(1))
+    wheel, digest = _wheel(tmp_path, {"mediapipe/modules/face_detection/tiny.tflite": tiny})
+    monkeypatch.setattr(mf, "MEDIAPIPE_WHEEL", {"url": "unused", "sha256": digest})
+    monkeypatch.setattr(mf, "MEDIAPIPE_FILES", {"tiny.tflite": hashlib.sha256(tiny).hexdigest()})
+    dest = tmp_path / "mp"
+    assert main(["models", "fetch", "mediapipe", "--dest", str(dest), "--url", wheel.as_uri()]) == 0
+    assert (dest / "tiny.tflite").read_bytes() == tiny
+    capsys.readouterr()
+    (tmp_path / "other").mkdir()
+    other, _ = _wheel(tmp_path / "other", {"a": b"b"})
+    assert main(["models", "fetch", "mediapipe", "--dest", str(tmp_path / "mp2"), "--url", other.as_uri()]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("photohead: error:") and "sha256" in err[-1]
+    assert not (tmp_path / "mp2").exists()
+
+
+def test_auto_runs_the_mesh_in_dlibs_box_when_blazeface_misses(nets, astronaut, monkeypatch):
+    pytest.importorskip("dlib")
+    import backend.detect.combined as combined
+
+    (reference,) = detect(astronaut, backend="mediapipe")
+    monkeypatch.setattr(combined, "detect_mediapipe", lambda image, settings: [])
+    (face,) = detect(astronaut, backend="auto")
+    assert face.detector == "hog+mesh" and face.backend == "dlib" and face.dense is not None
+    eye = np.linalg.norm(reference.landmarks[36] - reference.landmarks[45])
+    assert np.linalg.norm(face.dense[:, :2] - reference.dense[:, :2], axis=1).mean() < 0.05 * eye

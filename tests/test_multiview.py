@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from backend.blend import equalize_views, fill_holes, multiband_blend, weighted_average
-from backend.multiview import (
-    VIEW_COLOURS, coverage_image, delit_views, face_region_coverage, face_region_mask, identity_outliers,
-)
+from backend.multiview import identity_outliers
+from backend.texture import VIEW_COLOURS, coverage_image, delight_views, face_region_coverage, face_region_mask
 from evaluation.multiview_scene import synthetic_uv_frags, synthetic_views
 
 
@@ -68,11 +67,20 @@ def scene_blend(face_model):
     res = 256
     scene = synthetic_views(face_model, (-60.0, 0.0, 60.0), size=224, tex_res=res, seed=0)
     frags = synthetic_uv_frags(scene, res)
-    views = delit_views(scene.images, scene.verts, scene.faces, scene.poses, scene.sh, scene.camera, frags)
+    views = _delight(scene, scene.verts, scene.faces, res)
     region = face_region_mask(face_model, frags)
     eq = equalize_views(views.maps, views.weights)
     blended, coverage = multiband_blend(eq.maps, views.weights)
     return scene, views, region, eq, blended, coverage
+
+
+def _delight(scene, verts, faces, res: int, layout=None):
+    """The scene's photos de-lit as the pipeline does, with the true poses and light and the mesh
+    ``verts``/``faces`` over the UV layout of ``layout`` (a scene; default ``scene``)."""
+    layout = layout or scene
+    tiles = int(round(scene.u_range[1] - scene.u_range[0]))
+    return delight_views(scene.images, verts, faces, layout.uv, layout.faces_uv, scene.poses, scene.camera, scene.sh,
+                         res, res * tiles, scene.u_range).maps()
 
 
 def _scale_invariant_error(estimate: torch.Tensor, truth: torch.Tensor, region: torch.Tensor) -> float:
@@ -111,19 +119,18 @@ def test_three_views_cover_the_face_and_blend_better_than_any_single_view(scene_
 @pytest.mark.slow
 def test_detail_scene_delights_better_with_the_detailed_geometry(face_model):
     """With UV displacement detail rendered, delighting with the detailed normals (what
-    ``reconstruct.delit_albedo`` does after the detail fit) beats delighting with the coarse mesh."""
+    ``texture.delit_albedo`` does after the detail fit) beats delighting with the coarse mesh."""
     res = 256
     scene = synthetic_views(face_model, size=224, tex_res=res, seed=1, detail_mm=1.0)
     assert scene.displacement is not None and scene.verts.shape[1] > face_model.n_verts
     coarse = synthetic_views(face_model, size=224, tex_res=res, seed=1)  # same random draws: same shape
     torch.testing.assert_close(coarse.verts, scene.coarse_verts)
-    frags = synthetic_uv_frags(scene, res)
     coarse_frags = synthetic_uv_frags(coarse, res)
     region = face_region_mask(face_model, coarse_frags)
     errors = {}
-    for name, verts, faces, fr in (("detailed", scene.verts, scene.faces, frags),
-                                   ("coarse", scene.coarse_verts, face_model.faces, coarse_frags)):
-        views = delit_views(scene.images, verts, faces, scene.poses, scene.sh, scene.camera, fr)
+    for name, verts, faces, scn in (("detailed", scene.verts, scene.faces, scene),
+                                    ("coarse", scene.coarse_verts, face_model.faces, coarse)):
+        views = _delight(scene, verts, faces, res, layout=scn)
         blended, _ = multiband_blend(equalize_views(views.maps, views.weights).maps, views.weights)
         errors[name] = _scale_invariant_error(blended, scene.albedo, region)
         assert face_region_coverage(views.weights, region) > 0.93

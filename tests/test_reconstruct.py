@@ -232,8 +232,10 @@ def test_cli_writes_every_output(tmp_path, capsys, grace_hopper):
     for name in ("head.obj", "head.mtl", "albedo.png", "head.glb", "params.json", "preview.png", "displacement.png",
                  "normal.png", "head_detailed.obj"):
         assert (out / name).is_file(), name
-    faces = lambda name: sum(line.startswith("f ") for line in (out / name).read_text().splitlines())  # noqa: E731
-    assert faces("head_detailed.obj") == faces("head.obj")  # 0 levels: the coarse triangles, displaced
+    faces = lambda name: sum(line.startswith("f ") for line in (out / name).read_text().split("\ng ")[0].splitlines())  # noqa: E731
+    # 0 levels: the coarse skin's triangles, displaced (head.obj's part groups follow its skin; the detailed mesh has none)
+    assert faces("head_detailed.obj") == faces("head.obj")
+    assert "\ng teeth\n" in (out / "head.obj").read_text() and "\ng " not in (out / "head_detailed.obj").read_text()
     params = json.loads((out / "params.json").read_text())
     view = params["views"][0]
     assert np.asarray(view["landmarks68"]).shape == (68, 2)
@@ -250,7 +252,7 @@ def test_texture_opacity_feathers_a_hard_edge_but_not_uv_island_borders():
     """A confident region that stops dead (a hairline in the skin weight) fades to the fill colour
     over several millimetres ending at the edge; two islands meeting at a UV border keep full
     opacity there, and texels outside the layout stay 0."""
-    from backend.reconstruct import FEATHER_TEXELS_512, texture_opacity
+    from backend.texture import FEATHER_TEXELS_512, texture_opacity
 
     H, W = 256, 512
     sigma = FEATHER_TEXELS_512 * H / 512  # 3 texels here

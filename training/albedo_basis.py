@@ -33,12 +33,20 @@ import sys as _sys
 from pathlib import Path as _Path
 
 import numpy as _np
+from scipy.ndimage import map_coordinates
+
+from backend.errors import PhotoheadError
+from backend.facemodel import find_model, load_model_data
+from backend.facemodel.model import FaceModel
+from backend.facemodel.npz import save_npz
+from backend.facemodel.search import DEFAULT_MODEL
+from backend.quality import DRAFT
+from backend.reconstruct import ReconstructConfig, reconstruct
+from backend.validate import check_writable, one_line
 
 
 def vertex_albedo(head, model) -> tuple[_np.ndarray, _np.ndarray]:
     """Per-vertex albedo (V,3) and a seen mask (V,) from a reconstructed Head's UV albedo."""
-    from scipy.ndimage import map_coordinates
-
     h, w = head.albedo.shape[:2]
     uv = model.uv.numpy()[model.faces_uv.numpy().reshape(-1)]
     col = uv[:, 0] / model.uv_tiles * w - 0.5
@@ -71,14 +79,6 @@ def texture_pca(albedos: _np.ndarray, seen: _np.ndarray, k: int) -> tuple[_np.nd
 
 def build(photos: list, out: str, k: int = 40, model_path: str | None = None, progress=print) -> _Path:
     """Fit ``photos``, build the basis, write the model with it to ``out``. Returns the path."""
-    from backend.errors import PhotoheadError
-    from backend.facemodel import find_model, load_model_data
-    from backend.facemodel.model import FaceModel
-    from backend.facemodel.npz import save_npz
-    from backend.facemodel.search import DEFAULT_MODEL
-    from backend.quality import DRAFT
-    from backend.reconstruct import ReconstructConfig, reconstruct
-
     src = find_model(DEFAULT_MODEL, model_path)
     data = load_model_data(src)
     model = FaceModel(data)
@@ -113,8 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", help="input face model (default: ICT on the search path)")
     args = ap.parse_args(argv)
     exts = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-    photos = sorted(p for p in _Path(args.data).rglob("*") if p.suffix.lower() in exts)[: args.n]
-    path = build([str(p) for p in photos], args.out, args.k, args.model)
+    try:  # before any fit: the photo folder holds 2 photos or more, the output file can be written
+        root, out = _Path(args.data), _Path(args.out)
+        if not root.is_dir():
+            raise PhotoheadError(f"{root}: the photo folder {'is not a folder' if root.exists() else 'does not exist'}")
+        photos = sorted(p for p in root.rglob("*") if p.suffix.lower() in exts and p.is_file())[: args.n]
+        if len(photos) < 2:
+            raise PhotoheadError(f"{root}: {len(photos)} photo(s) found; a texture basis needs at least 2")
+        if not args.out.strip() or out.is_dir() or out.suffix.lower() != ".npz":
+            raise PhotoheadError(f"--out {args.out!r}: name the output model file, e.g. models/ict_head_tex.npz")
+        check_writable(out, "output model file")
+        path = build([str(p) for p in photos], args.out, args.k, args.model)
+    except PhotoheadError as exc:
+        print(f"albedo basis: error: {one_line(exc)}", file=_sys.stderr)
+        return 2
     print(f"wrote {path}")
     return 0
 

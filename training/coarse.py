@@ -29,11 +29,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from backend.align import CROP_SIZE
 from backend.camera import Camera, project
 from backend.checkpoint import make_model_card, unwrap
-from backend.detail_input import CROP_SIZE
+from backend.facemodel import load_default
+from backend.identity import identity_features, load_identity_net
 from backend.losses import CoarseLossWeights, identity_loss, landmark_loss, param_regularizer, pixel_loss
-from backend.nets import EncoderConfig, FaceEncoder, clamp_expression
+from backend.nets import EncoderConfig, FaceEncoder, clamp_expression, decompose
+from backend.render.renderer import RenderSettings, render
 
 from .albedo_basis import AlbedoBasis
 from .config import CoarseConfig, cli_main, to_dict, write_resolved
@@ -96,7 +99,6 @@ class CoarseTask:
     def decode(self, code: torch.Tensor) -> CoarseOutputs:
         """code (B, code_dim) → :class:`CoarseOutputs` (float32)."""
         cfg = unwrap(self.model).config
-        from backend.nets import decompose
 
         p = dict(decompose(code.float(), cfg))
         p["exp_raw"] = p["exp"]
@@ -114,8 +116,6 @@ class CoarseTask:
         return CoarseOutputs(p, verts, lm, albedo_uv, vertex_albedo)
 
     def render(self, out: CoarseOutputs):
-        from backend.render.renderer import RenderSettings, render
-
         fm = self.face_model
         if out.albedo_uv is not None:
             return render(out.verts, fm.faces, out.params["pose"], self.camera, out.params["sh"], texture=out.albedo_uv,
@@ -145,8 +145,6 @@ class CoarseTask:
                 if w.pixel > 0:
                     terms["pixel"] = pixel_loss(photo, rendered.image, mask)
                 if w.identity > 0 and self.identity_net is not None:
-                    from backend.identity import identity_features
-
                     alpha = rendered.alpha[..., None]
                     composite = (rendered.image * alpha + photo * (1 - alpha)).permute(0, 3, 1, 2)
                     lm = batch["landmarks"].float()
@@ -186,16 +184,12 @@ def build_task(cfg: CoarseConfig, face_model) -> CoarseTask:
     )
     identity_net = None
     if cfg.use_identity and cfg.loss.identity > 0:
-        from backend.identity import load_identity_net
-
         identity_net = load_identity_net()
     return CoarseTask(face_model, FaceEncoder(enc_cfg), cfg.loss, albedo, identity_net, supervised=cfg.supervised)
 
 
 def run(cfg: CoarseConfig, detect_fn=None) -> TrainResult:
     """Build data and task from ``cfg`` and train (resumes per ``cfg.resume``)."""
-    from backend.facemodel import load_default
-
     out = Path(cfg.out)
     check_run(cfg)  # run folder name and writability, data folder, checkpoints' contents: before any work
     resume_from = check_run_folder(out, cfg.resume, cfg.init)  # before anything is written

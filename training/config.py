@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import tomllib
 import types
 import typing
@@ -24,8 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from backend.errors import PhotoheadError
 from backend.io_utils import atomic_write_text
 from backend.losses import CoarseLossWeights, DetailLossWeights
+from backend.quality import DRAFT
+from backend.validate import one_line
 
 
 class ConfigError(ValueError):
@@ -129,7 +133,7 @@ class SuiteEvalConfig:
     landmarks: str = ""
     landmarks_n: int = 8
     mode: Literal["predict", "hybrid"] = "predict"
-    quality: str = "draft"
+    quality: str = DRAFT
     metric: str = "synthetic/vertex_err_mean_mm"
     higher_is_better: bool = False
 
@@ -407,22 +411,16 @@ def write_resolved(cfg: Any, out_dir: str | Path) -> Path:
 def cli_main(defaults: Any, run: "typing.Callable[[Any], Any]", doc: str, stage: str, argv: list[str] | None = None) -> int:
     """The trainers' ``main``: ``--help`` prints ``doc`` and every config key; otherwise parse
     ``argv`` over ``defaults`` (exit code 2 on a bad key or value) and ``run`` the config."""
-    import sys
-
     argv = sys.argv[1:] if argv is None else argv
     if "-h" in argv or "--help" in argv:
         print(doc + "\n" + help_text(defaults))
         return 0
-    from backend.errors import PhotoheadError
 
     try:
         cfg = parse_args(defaults, argv)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    from backend.errors import PhotoheadError
-    from backend.validate import one_line
-
     out = Path(cfg.out) if str(cfg.out).strip() else None
     made_here = out is not None and not out.exists()
     try:

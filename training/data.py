@@ -33,10 +33,17 @@ from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset, Subset
 
+from backend.align import AlignSettings, align_face, crop_valid_mask, face_mask, points_to_crop, warp_to_crop
+from backend.camera import Camera, project
+from backend.detect import detect
 from backend.errors import PhotoheadError
 from backend.io_utils import atomic_path, atomic_write_text
+from backend.lighting import sh_ambient
+from backend.render.renderer import render
+from backend.skin import skin_mask
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 REJECT_REASONS = ("unreadable", "no_face", "too_small", "low_score")
@@ -78,8 +85,6 @@ def find_images(root: str | Path) -> list[Path]:
 
 
 def _default_detect(backend: str) -> DetectFn:
-    from backend.detect import detect
-
     def run(image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         return [(f.landmarks, float(f.score)) for f in detect(image, backend=backend)]
 
@@ -88,9 +93,6 @@ def _default_detect(backend: str) -> DetectFn:
 
 def process_image(image: np.ndarray, detect_fn: DetectFn, settings: PreprocessSettings) -> dict | str:
     """One photo → ``{"crop", "mask", "landmarks", "score", "crop_from_image"}`` or a reject reason."""
-    from backend.align import AlignSettings, align_face, crop_valid_mask, points_to_crop, warp_to_crop
-    from backend.skin import skin_mask
-
     faces = detect_fn(image)
     if not faces:
         return "no_face"
@@ -115,8 +117,6 @@ def process_image(image: np.ndarray, detect_fn: DetectFn, settings: PreprocessSe
 
 
 def _read_image(path: Path) -> np.ndarray | None:
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
@@ -193,7 +193,7 @@ def preprocess_folder(
     ``detect_fn`` replaces :func:`backend.detect.detect` (must be picklable when ``workers`` > 1).
     A cache made with other photos or another crop size raises ``ValueError``.
     """
-    from .prepare import prepare_cache
+    from .prepare import prepare_cache  # lazy: training.prepare imports this module
 
     files = [str(p) for p in find_images(root)]
     if settings.limit:
@@ -259,8 +259,6 @@ def split_train_val(dataset: Dataset, val_count: int, seed: int = 0) -> tuple[Su
 def aligned_crop_pose(crop_size: int) -> tuple[float, ...]:
     """The orthographic pose that puts the face model's mean landmarks on :mod:`backend.align`'s
     crop template (frontal, ``px_per_mm·S/224`` px/mm, template shifted down by ``shift_y_mm``)."""
-    from backend.align import AlignSettings
-
     st = AlignSettings(size=crop_size)
     k = st.px_per_mm * crop_size / 224.0
     return (k, 0.0, 0.0, 0.0, 0.0, -st.shift_y_mm * k, 0.0)
@@ -278,11 +276,6 @@ class SyntheticFaceDataset(Dataset):
 
     def __init__(self, face_model, n: int = 32, size: int = 64, seed: int = 0, id_scale: float = 0.7,
                  exp_scale: float = 0.15, max_angle: float = 0.25, jitter: float = 0.04, chunk: int = 16):
-        from backend.align import face_mask
-        from backend.camera import Camera, project
-        from backend.lighting import sh_ambient
-        from backend.render.renderer import render
-
         g = torch.Generator().manual_seed(seed)
         cam = Camera(size, size)
         base = torch.tensor(aligned_crop_pose(size))
@@ -330,6 +323,7 @@ def prepared_cache(data, crop_size: int, cache_dir: str | Path, detect_fn: Detec
     used as it is when ``data.data`` is empty; otherwise the photos are listed (layout, split)
     and this rank's shards prepared (torchrun ranks each take their own shards, then wait for the
     others'), as ``photohead train prepare`` does."""
+    # lazy: training.prepare imports this module
     from .prepare import PrepareError, distributed_share, list_photos, prepare_cache, settings_from
 
     cache_dir = Path(cache_dir)

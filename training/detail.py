@@ -27,8 +27,13 @@ import torch
 from torch import nn
 
 from backend.checkpoint import load_checkpoint, load_weights, make_model_card
+from backend.detail import dense_topology, displace
+from backend.facemodel import load_default
 from backend.losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss, weights_at_uv_size
 from backend.nets import DetailUNet, EncoderConfig, FaceEncoder, UNetConfig
+from backend.render.interpolate import interpolate, sample_texture
+from backend.render.renderer import render
+from backend.uvmaps import face_tile_layout, unwrap_pair, uv_position_map
 from backend.validate import check_architecture
 
 from .albedo_basis import AlbedoBasis
@@ -52,9 +57,6 @@ class DetailTask:
         self.topology = None
 
     def to(self, device: torch.device) -> "DetailTask":
-        from backend.detail import dense_topology
-        from backend.uvmaps import face_tile_layout, uv_position_map
-
         self.coarse.to(device)
         self.model.to(device)
         fm = self.coarse.face_model
@@ -65,8 +67,6 @@ class DetailTask:
 
     def _dense_albedo(self, out) -> torch.Tensor:
         """Coarse albedo at the dense vertices (B,N,3)."""
-        from backend.render.interpolate import interpolate, sample_texture
-
         topo = self.topology
         if out.albedo_uv is not None:
             uv = topo.uv[None, None].expand(out.albedo_uv.shape[0], 1, -1, 2)  # (B,1,N,2) face tile
@@ -77,10 +77,6 @@ class DetailTask:
         return uv_albedo.reshape(uv_albedo.shape[0], -1, 3)[:, topo.texels]
 
     def step(self, model: nn.Module, batch: dict[str, torch.Tensor], want_images: bool) -> StepResult:
-        from backend.detail import displace
-        from backend.render.renderer import render
-        from backend.uvmaps import unwrap_pair, uv_position_map
-
         images = batch["image"].float()  # (B,3,S,S)
         photo = images.permute(0, 2, 3, 1)
         fm, cam = self.coarse.face_model, self.coarse.camera
@@ -150,8 +146,6 @@ def build_task(cfg: DetailConfig, face_model) -> DetailTask:
 
 def run(cfg: DetailConfig, detect_fn=None) -> TrainResult:
     """Build data and task from ``cfg`` and train (resumes per ``cfg.resume``)."""
-    from backend.facemodel import load_default
-
     out = Path(cfg.out)
     check_run(cfg)  # run folder name and writability, data folder, checkpoints' contents: before any work
     resume_from = check_run_folder(out, cfg.resume, cfg.init)  # before anything is written

@@ -29,8 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from backend.align import MIRROR_68
+from backend.camera import Camera, project
+from backend.errors import PhotoheadError
+from backend.fit.contour import contour_row
+from backend.io_utils import atomic_write_text
+from backend.reconstruct import ReconstructConfig, load_face_model, reconstruct
+from evaluation.readers import find_landmark_sets, pick_paths
 
 CHIN = 8
 MIN_PHOTOS = 30  # below this the tool warns: a landmark's mean offset is not yet above its noise
@@ -47,10 +54,6 @@ def choose_landmark_vertices(
     annotated (P,68,2), both divided by the photo's inter-ocular distance; ``min_gain`` in the same
     units (per landmark).
     """
-    from scipy.spatial import cKDTree
-
-    from backend.fit.contour import contour_row
-
     mean = model.mean.cpu().double().numpy()
     current = model.landmarks68.cpu().numpy()
     face = model.face_vertex_mask.cpu().numpy()
@@ -102,10 +105,6 @@ def fitted_projections(paths: list[Path], annotations: dict[Path, np.ndarray], p
     search path's) and return (projected (P,V,2), annotated
     (P,68,2)) in inter-ocular units (outer eye corners of the annotation); photos without a face
     are skipped."""
-    from backend.camera import Camera, project
-    from backend.errors import PhotoheadError
-    from backend.reconstruct import ReconstructConfig, reconstruct
-
     projected, annotated = [], []
     for i, path in enumerate(paths):
         try:
@@ -128,11 +127,6 @@ def fitted_projections(paths: list[Path], annotations: dict[Path, np.ndarray], p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backend.errors import PhotoheadError
-    from evaluation.readers import find_landmark_sets
-    from backend.io_utils import atomic_write_text
-    from backend.reconstruct import load_face_model
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder")
     ap.add_argument("--n", type=int, default=120)
@@ -174,8 +168,6 @@ def _calibrate(sets: dict[Path, np.ndarray], n: int, seed: int, exclude_suite: b
     """Sample ``n`` annotated photos (``seed``; without the landmark suite's 100 when
     ``exclude_suite``), fit them with ``face_model`` (loaded from ``model_path``) and choose its
     landmark vertices."""
-    from evaluation.readers import pick_paths
-
     paths = list(sets)
     if exclude_suite:
         held_out = set(pick_paths(paths, 100, "random", 0))

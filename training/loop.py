@@ -42,6 +42,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
 
 from backend.checkpoint import load_checkpoint, load_weights, restore_training_state, save_checkpoint, unwrap
 from backend.errors import PhotoheadError
@@ -376,8 +377,6 @@ def train(
             writer = _summary_writer(out_dir)
         bar = None
         if env.is_main and loop.progress:
-            from tqdm import tqdm
-
             bar = tqdm(total=loop.steps, initial=step, desc="train", dynamic_ncols=True)
 
         history: list[dict[str, float]] = []
@@ -597,7 +596,7 @@ def _validate(task: TrainTask, model: nn.Module, val_set: Dataset, loop: LoopCon
 
 def _summary_writer(out_dir: Path):
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional dependency (tensorboard)
     except ImportError as exc:  # tensorboard is in the [train] extra
         raise ImportError("TensorBoard logging needs the 'tensorboard' package: pip install -e '.[train]'") from exc
     return SummaryWriter(log_dir=str(out_dir / "tb"))

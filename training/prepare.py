@@ -34,16 +34,19 @@ import multiprocessing as mp
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal
+
+from tqdm import tqdm
 
 from backend.errors import PhotoheadError
 from backend.io_utils import atomic_write_text
 
-from .config import ConfigError, DataConfig, parse_args, help_text
-from .data import (IMAGE_EXTENSIONS, REJECT_REASONS, DetectFn, PreprocessSettings, _process_shard, _shard_paths,
-                   find_images)
+from .config import ConfigError, DataConfig, help_text, parse_args
+from .data import (
+    IMAGE_EXTENSIONS, REJECT_REASONS, DetectFn, PreprocessSettings, _process_shard, _shard_paths, find_images,
+)
 
 LAYOUTS = ("folder", "celeba", "ffhq")
 CELEBA_SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -160,8 +163,6 @@ def _write_manifest(cache: Path, files: list[str], settings: PreprocessSettings,
                 f"{len(old['files'])} photos; asked: crop {settings.crop_size}, {len(files)} photos): delete it or "
                 "pass another --cache")
         if old["settings"]["shard_size"] != settings.shard_size:
-            from dataclasses import replace
-
             settings = replace(settings, shard_size=int(old["settings"]["shard_size"]))
         return settings
     manifest = {"root": source.get("root", ""), "source": source, "files": files, "settings": asdict(settings)}
@@ -275,8 +276,6 @@ def run(cfg: PrepareConfig, detect_fn: DetectFn | None = None) -> dict | None:
     source = {"root": str(Path(cfg.data.data).resolve()), "layout": cfg.data.layout, "split": cfg.data.split}
     bar = None
     if cfg.progress and rank == 0:
-        from tqdm import tqdm
-
         bar = tqdm(desc=f"prepare (rank {rank}/{world})", unit="photo", dynamic_ncols=True)
 
     def progress(done: int, total: int) -> None:

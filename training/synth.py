@@ -19,6 +19,7 @@ same ``--n``/``--seed``/``--size`` always give the same faces. The photo names i
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
+from tqdm import tqdm
+
+from backend.facemodel import load_default
+from evaluation.synthetic import SyntheticSettings, make_faces
 
 from .config import DataConfig
 from .data import PreprocessSettings, _shard_paths, process_image, write_shard
@@ -62,16 +68,9 @@ def _parse(name: str) -> tuple[int, int, int]:
 
 def _render_shard(job: tuple, tick: Callable[[], None] | None = None) -> dict:
     """:func:`training.prepare.prepare_cache`'s ``shard_fn``: render, align and write one shard."""
-    import torch
-
-    from backend.facemodel import load_default
-    from evaluation.synthetic import SyntheticSettings, make_faces
-
     cache, shard, names, start, settings, model_path = job
     paths = _shard_paths(cache, shard)
     if paths["json"].exists():
-        import json
-
         return json.loads(paths["json"].read_text())
     seed, size, _ = _parse(names[0])
     model = load_default(model_path or None)
@@ -104,8 +103,6 @@ def run(cfg: SynthConfig) -> dict | None:
                                   shard_size=cfg.data.shard_size, workers=cfg.data.workers)
     bar = None
     if cfg.progress and rank == 0:
-        from tqdm import tqdm
-
         bar = tqdm(desc=f"synth (rank {rank}/{world})", unit="face", dynamic_ncols=True)
 
     def progress(done: int, total: int) -> None:

@@ -19,6 +19,8 @@ from pathlib import Path
 from torch import nn
 
 from backend.checkpoint import save_checkpoint
+from backend.reconstruct import reconstruct
+from evaluation.suites import run_landmarks, run_synthetic
 
 from .config import ConfigError, SuiteEvalConfig
 
@@ -58,9 +60,6 @@ class SuiteValidation:
         return value > best if self.cfg.higher_is_better else value < best
 
     def __call__(self, step: int, model: nn.Module) -> dict[str, float]:
-        from backend.reconstruct import reconstruct
-        from evaluation.suites import run_landmarks, run_synthetic
-
         self.folder.mkdir(parents=True, exist_ok=True)
         card = {**self.card, "steps": int(step)}
         if self.stage == "coarse":

@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import PhotoheadError
+
 MODEL_SUFFIXES = (".npz", ".mat", ".h5", ".hdf5", ".pkl")
 
 
@@ -41,11 +43,11 @@ def _fetch(args: argparse.Namespace) -> int:
     printer = _Printer()
     try:
         if args.which == "mediapipe":
-            from ..detect.mediapipe_fetch import fetch_mediapipe
+            from ..detect.mediapipe_fetch import fetch_mediapipe  # lazy: torch loads after cli.main's thread policy
 
             path = fetch_mediapipe(dest=args.dest, url=args.url, force=args.force, progress=printer)
         else:
-            from ..facemodel.fetch import fetch_ict
+            from ..facemodel.fetch import fetch_ict  # lazy: torch loads after cli.main's thread policy
 
             path = fetch_ict(dest=args.dest, base_url=args.url, force=args.force, progress=printer)
     finally:
@@ -55,7 +57,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _describe(path: Path) -> str:
-    from ..facemodel import load_model_data
+    from ..facemodel import load_model_data  # lazy: torch loads after cli.main's thread policy
 
     data = load_model_data(path)
     return (f"{data.mean.shape[0]} verts, {data.faces.shape[0]} tris, id {data.id_basis.shape[0]}, "
@@ -64,8 +66,8 @@ def _describe(path: Path) -> str:
 
 def find_model_files(folders: list[Path]) -> list[Path]:
     """Model files in ``folders`` and their direct subfolders (npz/mat/h5/pkl, OBJ-folder manifests)."""
-    from ..facemodel.ict_convert import is_ict_folder
-    from ..facemodel.objdir import MANIFEST_NAME, NEUTRAL_NAME
+    from ..facemodel.ict_convert import is_ict_folder  # lazy: torch loads after cli.main's thread policy
+    from ..facemodel.objdir import MANIFEST_NAME, NEUTRAL_NAME  # lazy: torch loads after cli.main's thread policy
 
     def visible(folder: Path) -> list[Path]:
         return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
@@ -86,8 +88,7 @@ def find_model_files(folders: list[Path]) -> list[Path]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from ..errors import PhotoheadError
-    from ..facemodel import DEFAULT_MODEL, find_model, search_path
+    from ..facemodel import DEFAULT_MODEL, find_model, search_path  # lazy: torch loads after cli.main's thread policy
 
     folders = search_path()
     print("search path:")
@@ -112,6 +113,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _convert_ict(args: argparse.Namespace) -> int:
+    # lazy: torch loads after cli.main's thread policy
     from ..facemodel.ict_convert import ICTConvertSettings, convert_ict_to_npz
 
     printer = _Printer()

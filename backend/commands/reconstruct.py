@@ -15,6 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..errors import PhotoheadError
+from ..export import write_outputs
+from ..io_utils import atomic_write_text
 from ..quality import DEFAULT, QUALITY_NAMES
 from ..threads import apply_process_policy, set_intra_op_threads, threads_from_env
 from ..validate import check_face_index, check_output_dir, check_photos, estimate_output_bytes
@@ -82,8 +84,8 @@ def _progress_printer(quiet: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reconstruct import ReconstructConfig
-    from ..samples import sample_photo
+    from ..reconstruct import ReconstructConfig  # lazy: torch loads after cli.main's thread policy
+    from ..samples import sample_photo  # lazy: matplotlib and scikit-image load only for --sample
 
     images: list = list(args.photos)
     if args.sample:
@@ -139,8 +141,6 @@ def _run_each(args: argparse.Namespace, images: list, stems: list[str], config) 
     the cores: a fit gains little from a second thread, so two one-thread fits finish sooner
     than two two-thread fits one after the other. Each photo's head is the one a single run
     with the same thread count gives (``backend.threads`` says what the count changes)."""
-    from ..io_utils import atomic_write_text
-
     out = Path(args.out)
     jobs, threads = _each_plan(args, config, len(images))
     # Parallel workers print nothing of their own (their lines would interleave); one line a photo here.
@@ -233,9 +233,9 @@ def _each_photo(args: argparse.Namespace, image, config, out: Path, name: str) -
 def _reconstruct_into(args: argparse.Namespace, images: list, config, out: Path, written: list | None = None) -> None:
     """Reconstruct ``images`` as one head and write every output (and head.blend) into ``out``;
     ``written`` gets ``out`` appended once the outputs are there (before head.blend)."""
-    from ..export import write_outputs
+    # lazy: torch loads after cli.main's thread policy
     from ..preview_render import render_preview, render_turntable, render_uv_maps
-    from ..reconstruct import reconstruct
+    from ..reconstruct import reconstruct  # lazy: torch loads after cli.main's thread policy
 
     t0 = time.perf_counter()
     head = reconstruct(images, config, progress=_progress_printer(args.quiet))
@@ -246,7 +246,7 @@ def _reconstruct_into(args: argparse.Namespace, images: list, config, out: Path,
     previews["preview_turntable"] = render_turntable(head)
     previews["preview_uv"] = render_uv_maps(head)  # missing maps show as "n/a" panels
     if head.view_weights is not None and len(head.views) > 1:
-        from ..multiview import coverage_image
+        from ..texture import coverage_image  # lazy: torch loads after cli.main's thread policy
 
         previews["coverage"] = coverage_image(head.view_weights)
     paths = write_outputs(head, out, previews=previews, dense_levels=args.detail_mesh_levels)

@@ -14,16 +14,19 @@ All coordinates are in ORIGINAL image pixels, 0-based pixel centres (DESIGN.md).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 
-from dataclasses import replace
-
 from ..errors import FaceTooSmallError, NoFaceError
-from ..validate import check_face_index
 from ..image_io import as_rgb_uint8, load_image
+from ..validate import check_face_index
 from .base import DetectSettings, Face, rank_faces
 from .choose import MIN_SCORE, choose_faces, faces_report
+from .combined import detect_auto
+from .dlib_backend import detect_dlib
+from .fa_backend import detect_face_alignment
+from .mediapipe_backend import detect_mediapipe
 
 __all__ = ["BACKENDS", "DEFAULT_MIN_SIZE", "MIN_SCORE", "DetectSettings", "Face", "detect", "detect_one",
            "choose_faces", "faces_report"]
@@ -58,20 +61,12 @@ def detect(
         raise ValueError(f"unknown detector backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     rgb = _as_image(image)
     if backend == "dlib":
-        from .dlib_backend import detect_dlib
-
         faces = detect_dlib(rgb, settings)
     elif backend == "auto":
-        from .combined import detect_auto
-
         faces = detect_auto(rgb, settings)
     elif backend == "mediapipe":
-        from .mediapipe_backend import detect_mediapipe
-
         faces = detect_mediapipe(rgb, settings)
     else:
-        from .fa_backend import detect_face_alignment
-
         faces = detect_face_alignment(rgb, settings)
     return rank_faces(faces)
 

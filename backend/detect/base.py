@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from PIL import Image
 
 __all__ = ["Face", "DetectSettings", "downscale_for_detection", "small_to_orig", "rank_faces"]
 
@@ -147,7 +148,6 @@ def downscale_for_detection(image: np.ndarray, max_side: int) -> tuple[np.ndarra
     longest = max(h, w)
     if longest <= max_side:
         return image, 1.0
-    from PIL import Image
 
     s = max_side / float(longest)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))

@@ -1,11 +1,9 @@
 """Which detected face a reconstruction uses: confident faces only, the largest first.
 
-A photo of two people gave the smaller face by default (ranked by score), and dlib's HOG found a
-third, false "face" on a suit (score 0.17). :func:`choose_faces` drops detections below
-:data:`MIN_SCORE` for their detector whenever some face reaches it (a photo whose only face is a
-weak detection keeps it), then orders the rest by size, so ``--face 0`` is the largest confident
-face. The thresholds come from the detector scores of true and false faces on the dev photos
-(docs/reliability.md).
+:func:`choose_faces` drops detections below :data:`MIN_SCORE` for their detector whenever some
+face reaches it (a photo whose only face is a weak detection keeps it), then orders the rest by
+size, so ``--face 0`` is the largest confident face. The thresholds come from the detector scores
+of true and false faces on the dev photos (docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -16,10 +14,8 @@ from .base import Face
 __all__ = ["MIN_SCORE", "choose_faces", "faces_report"]
 
 # Minimum score per detector (Face.detector); other detectors keep every face. HOG: above every
-# detection that was not a face on the 870 dev photos (≤ 0.09 at dlib's threshold 0) and the
-# issue's suit (0.17); 68 of 869 true faces score lower at the photo's size (kept when nothing
-# else reaches it). mmod: below all 218 true faces it found (≥ 0.75), no false one seen.
-# benchmarks/results/face_scores.json.
+# detection on the dev photos that was not a face; mmod: below every true face it found
+# (docs/reliability.md, benchmarks/results/face_scores.json).
 MIN_SCORE = {"hog": 0.3, "mmod": 0.5}
 
 

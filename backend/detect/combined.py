@@ -6,8 +6,9 @@ beside the face. Face Mesh (a 3-D mesh regressed from a rotated crop) keeps its 
 at those poses. So both run; for each Face Mesh face, dlib's points are kept when their mean
 distance to the mesh's 68 points is below :data:`AGREE` × the mesh's outer-eye distance, and
 the mesh's 68 points are used otherwise (``Face.backend`` says which). Every face keeps the mesh's
-``dense`` points and ``presence``. Faces only dlib finds (HOG false positives on textures, or a
-profile BlazeFace missed) are returned only when the mesh finds no face at all. Without the
+``dense`` points and ``presence``. When BlazeFace finds no face (near profile) but dlib boxed
+one, Face Mesh runs in dlib's box (three passes, the first unlevelled). Faces only dlib finds
+(HOG false positives on textures) are returned only when the mesh finds no face at all. Without the
 MediaPipe files this is dlib alone, with a warning (``photohead models fetch mediapipe``).
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from ..errors import WeightsNotFoundError
 from .base import DetectSettings, Face
 from .dlib_backend import detect_dlib
-from .mediapipe_backend import detect_mediapipe
+from .mediapipe_backend import detect_mediapipe, mesh_faces_in_boxes
 from .mediapipe_nets import MEDIAPIPE_FILES, find_mediapipe_file
 
 __all__ = ["AGREE", "MISSING_MEDIAPIPE", "MediaPipeMissingWarning", "detect_auto", "disagreement", "mediapipe_available"]
@@ -59,6 +60,11 @@ def detect_auto(image: np.ndarray, settings: DetectSettings) -> list[Face]:
         warnings.warn(MISSING_MEDIAPIPE, MediaPipeMissingWarning, stacklevel=3)
         return dlib_faces
     mesh_faces = detect_mediapipe(image, settings)
+    if not mesh_faces and dlib_faces:  # near profile BlazeFace may miss a face dlib (mmod) boxed
+        boxes = np.stack([df.box for df in dlib_faces[: settings.max_faces]])
+        scores = np.array([df.score for df in dlib_faces[: settings.max_faces]])
+        mesh_faces = mesh_faces_in_boxes(image, boxes, scores, f"{dlib_faces[0].detector}-box", settings,
+                                         passes=max(settings.mesh_passes, 3))
     out, used = [], set()
     for mf in mesh_faces:
         centre, size = mf.landmarks.mean(0), mf.size

@@ -18,7 +18,9 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from ..align import MIRROR_68
 from ..errors import DependencyMissingError, WeightsNotFoundError
 from .base import DetectSettings, Face, downscale_for_detection, small_to_orig
 
@@ -36,7 +38,7 @@ MMOD_TO_HOG = {"dx": 0.05, "dy": 0.05, "scale": 1.05}
 
 def _dlib():
     try:
-        import dlib
+        import dlib  # lazy: a missing dlib becomes DependencyMissingError with the pip command
     except ImportError as exc:
         raise DependencyMissingError(
             "the dlib face detector is not installed: `pip install dlib-bin face-recognition-models` "
@@ -134,7 +136,6 @@ def _predict_subpixel(image: np.ndarray, box: np.ndarray, min_side: int) -> np.n
     if k <= 1:
         shape = pred(image, dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))))
         return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
-    from PIL import Image
 
     h, w = image.shape[:2]
     m = 0.5 * side  # the predictor looks a little outside its box
@@ -160,8 +161,6 @@ def _landmarks(image: np.ndarray, boxes: np.ndarray, min_side: int, flip_average
     """
     out = np.empty((len(boxes), 68, 2), np.float64)
     if flip_average:
-        from ..align import MIRROR_68
-
         mirrored = np.ascontiguousarray(image[:, ::-1])
         last = image.shape[1] - 1.0  # x of the last pixel centre
     for i, box in enumerate(boxes):  # loop over faces, not pixels

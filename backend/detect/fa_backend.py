@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch.hub
 
 from ..errors import DependencyMissingError, WeightsNotFoundError
 from .base import DetectSettings, Face
@@ -78,8 +79,6 @@ def find_fa_weights(weights_dir: str | None = None) -> tuple[Path, Path]:
 @contextlib.contextmanager
 def _hub_dir(checkpoints: Path) -> Iterator[None]:
     """Point torch hub at ``checkpoints``' parent while face-alignment resolves its files."""
-    import torch.hub
-
     old = torch.hub.get_dir()
     torch.hub.set_dir(str(checkpoints.parent))
     try:
@@ -96,7 +95,7 @@ def _model(fan: Path, s3fd: Path, device: str, flip_input: bool):
             f"into {fan.parent / 'checkpoints'} (or {hub_checkpoint_dir()})"
         )
     try:
-        import face_alignment
+        import face_alignment  # optional dependency (detector face_alignment)
     except ImportError as exc:
         raise DependencyMissingError(
             f"backend='face_alignment' needs the face-alignment package (`pip install face-alignment`): {exc}; "

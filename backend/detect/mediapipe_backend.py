@@ -27,7 +27,7 @@ from .base import DetectSettings, Face, downscale_for_detection, small_to_orig
 from .mediapipe_68 import mesh_to_68
 from .mediapipe_nets import FULL_RANGE, MESH_SIZE, SHORT_RANGE, BlazeFaceSpec, load_blazeface, load_face_mesh, weighted_nms
 
-__all__ = ["MeshResult", "crop_transform", "detect_mediapipe", "detector_input", "mesh_in_rois", "roi_from_points", "sample_crops"]
+__all__ = ["MeshResult", "crop_transform", "detect_mediapipe", "detector_input", "mesh_faces_in_boxes", "mesh_in_rois", "roi_from_points", "sample_crops"]
 
 ROI_SCALE = 1.5  # MediaPipe's RectTransformationCalculator scale for both ROIs
 MESH_EYE_CORNERS = (33, 263)  # the subject's right / left outer eye corners in Face Mesh
@@ -164,17 +164,30 @@ def detect_mediapipe(image: np.ndarray, settings: DetectSettings) -> list[Face]:
         return []
     boxes = np.stack([d[1] for d in dets])
     kps = np.stack([d[2] for d in dets])
+    d = kps[:, 1] - kps[:, 0]
+    return mesh_faces_in_boxes(image, boxes, np.array([d[0] for d in dets]), detector, settings,
+                               np.arctan2(d[:, 1], d[:, 0]))
+
+
+def mesh_faces_in_boxes(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, detector: str,
+                        settings: DetectSettings, angle: np.ndarray | None = None,
+                        passes: int | None = None) -> list[Face]:
+    """Face Mesh in face boxes (N,4) px (any detector's; ``angle`` (N,) rad levels the eyes, 0 when
+    unknown): region 1.5 × the box's longer side, then ``passes`` (default
+    ``settings.mesh_passes``) − 1 recentred passes. Returns the faces whose presence is ≥ 0.5,
+    with ``score`` from ``scores`` (N,)."""
+    folder = settings.weights_dir if settings.weights_dir else None
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     w = (boxes[:, 2:] - boxes[:, :2]).max(1)
     centre = 0.5 * (boxes[:, :2] + boxes[:, 2:])
-    d = kps[:, 1] - kps[:, 0]
-    result = mesh_in_rois(image, centre, ROI_SCALE * w, np.arctan2(d[:, 1], d[:, 0]), folder)
-    for _ in range(settings.mesh_passes - 1):
+    result = mesh_in_rois(image, centre, ROI_SCALE * w, np.zeros(len(w)) if angle is None else angle, folder)
+    for _ in range((passes or settings.mesh_passes) - 1):
         p = result.points[:, :, :2]
         result = mesh_in_rois(image, *roi_from_points(p, p[:, MESH_EYE_CORNERS[0]], p[:, MESH_EYE_CORNERS[1]]), folder)
     faces = []
-    for i, (score, box, _kp) in enumerate(dets):
+    for i, box in enumerate(boxes):
         if result.presence[i] < MIN_PRESENCE:
             continue
-        faces.append(Face(box=box, landmarks=mesh_to_68(result.points[i]), score=score, backend="mediapipe",
+        faces.append(Face(box=box, landmarks=mesh_to_68(result.points[i]), score=float(scores[i]), backend="mediapipe",
                           detector=detector, dense=result.points[i], presence=float(result.presence[i])))
     return faces

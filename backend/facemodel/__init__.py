@@ -6,8 +6,12 @@ from pathlib import Path
 
 from ..errors import ModelFormatError
 from ..validate import check_model_arrays
+from .bfm import load_bfm_h5, load_bfm_mat
 from .common import check_landmarks, landmark_override_file, read_landmarks_file
+from .flame import load_flame_pkl
 from .model import FaceModel, FaceModelData
+from .npz import load_npz
+from .objdir import load_obj_folder
 from .parts import load_parts_npz, match_parts, parts_file_for
 from .search import DEFAULT_MODEL, cache_dir, find_model, search_path
 
@@ -40,24 +44,14 @@ def load_model_data(path: str | Path) -> FaceModelData:
 def _load_format(path: Path) -> FaceModelData:
     name = path.name.lower()
     if path.is_dir():
-        from .objdir import load_obj_folder
-
         return load_obj_folder(path)
     if name.endswith(".npz"):
-        from .npz import load_npz
-
         return load_npz(path)
     if name.endswith(".mat"):
-        from .bfm import load_bfm_mat
-
         return load_bfm_mat(path)
     if name.endswith((".h5", ".hdf5")):
-        from .bfm import load_bfm_h5
-
         return load_bfm_h5(path)
     if name.endswith(".pkl"):
-        from .flame import load_flame_pkl
-
         return load_flame_pkl(path)
     raise ModelFormatError(
         f"{path}: unknown face model format (expected .npz, BFM .mat/.h5, FLAME .pkl or a folder of OBJ blendshapes)"

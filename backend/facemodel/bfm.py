@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 
 from ..errors import ModelFormatError
 from .common import (
@@ -44,20 +45,18 @@ _BFM09_KEYS = ("shapeMU", "shapePC", "shapeEV", "tl")
 
 def _read_mat(path: Path) -> dict:
     """Variables of a MATLAB file (v4–v7 via scipy; v7.3/HDF5 via h5py, transposed back)."""
-    import scipy.io
-
     try:
         return {k: v for k, v in scipy.io.loadmat(str(path)).items() if not k.startswith("__")}
     except NotImplementedError:  # v7.3 = HDF5
         try:
-            import h5py
+            import h5py  # optional: only for MATLAB v7.3 files
         except ImportError as exc:
             raise ModelFormatError(f"{path}: MATLAB v7.3 file; reading it needs h5py (pip install h5py)") from exc
         with h5py.File(path, "r") as fh:
             return {k: np.asarray(fh[k]).T for k in fh.keys() if isinstance(fh[k], h5py.Dataset)}
     except FileNotFoundError as exc:
         raise ModelFormatError(f"{path}: file not found") from exc
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, scipy.io.matlab.MatReadError) as exc:  # MatReadError: truncated, junk
         raise ModelFormatError(f"{path}: not a readable MATLAB .mat file ({exc})") from exc
 
 
@@ -271,7 +270,7 @@ def load_bfm_h5(path: str | Path) -> FaceModelData:
     """
     path = Path(path)
     try:
-        import h5py
+        import h5py  # optional: only for MATLAB v7.3 files
     except ImportError as exc:
         raise ModelFormatError(f"{path}: reading BFM .h5 files needs h5py (pip install 'photohead[formats]')") from exc
     try:

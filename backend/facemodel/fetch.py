@@ -33,10 +33,12 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ModelFetchError, ModelFormatError
+from ..io_utils import atomic_write_text
 from ..progress import CancelToken, ProgressFn, check_cancel
 from .ict_convert import (
     ICT_INDEX_FILE, ICT_NEUTRAL, N_POLYS_FULL, N_UV_FULL, N_VERTS_FULL, ICTConvertSettings, convert_ict,
 )
+from .npz import save_npz
 from .objio import ObjMesh, read_obj
 from .parts import parts_file_for, save_parts_npz
 from .search import cache_dir
@@ -223,9 +225,6 @@ def fetch_ict(
         settings = ICTConvertSettings(allow_partial=partial)
         data = convert_ict(staging / FOLDER, settings, lambda f, m: report(0.85 + 0.13 * f, f"converting: {m}"), cancel)
         license_text = (staging / LICENSE_FILE).read_text(encoding="utf-8")
-
-        from ..io_utils import atomic_write_text
-        from .npz import save_npz
 
         dest.mkdir(parents=True, exist_ok=True)
         mode = 0o666 & ~_umask()  # temp files are created 0600; installed files get the usual mode

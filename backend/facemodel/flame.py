@@ -28,6 +28,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse
 
 from ..errors import ModelFormatError
 from .common import check_extent, check_landmarks, find_landmarks_file, orient_outward, read_landmarks_file
@@ -76,8 +77,6 @@ class _FlameUnpickler(pickle.Unpickler):
         if module == "chumpy" or module.startswith("chumpy."):
             return _ChumpyStandIn
         if module.startswith("scipy.sparse") and name in _SPARSE:
-            import scipy.sparse
-
             return getattr(scipy.sparse, name)
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)

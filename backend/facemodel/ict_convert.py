@@ -35,8 +35,9 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..progress import ProgressFn, check_cancel, CancelToken
+from ..progress import CancelToken, ProgressFn, check_cancel
 from .model import FaceModelData
+from .npz import save_npz
 from .objio import read_obj, read_obj_vertices
 from .parts import ict_parts_from_obj, parts_file_for, save_parts_npz
 
@@ -281,8 +282,6 @@ def convert_ict_to_npz(
 ) -> Path:
     """Convert ``src_dir`` (ICT ``FaceXModel/``) and write ``out_path`` atomically, with the parts
     (eyes, sockets, teeth, lashes) in :func:`.parts.parts_file_for` beside it. Returns the path."""
-    from .npz import save_npz
-
     data = convert_ict(src_dir, settings, progress, cancel)
     save_parts_npz(data.parts, parts_file_for(out_path))
     return save_npz(data, out_path)

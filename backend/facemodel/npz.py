@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFormatError
+from ..io_utils import atomic_path
 from ..validate import one_line
 from .model import FaceModelData
 
@@ -86,8 +87,6 @@ def load_npz(path: str | Path) -> FaceModelData:
 
 def save_npz(data: FaceModelData, path: str | Path) -> Path:
     """Write ``data`` in the Photohead npz format, atomically. Returns the path."""
-    from ..io_utils import atomic_path
-
     arrays = {
         "name": np.array(data.name),
         "mean": np.asarray(data.mean, np.float32),

@@ -29,8 +29,10 @@ import numpy as np
 
 from ..errors import ModelFormatError
 from .common import (
-    check_extent, check_landmarks, find_landmarks_file, guess_unit_scale, orient_outward, read_landmarks_file, unit_scale,
+    check_extent, check_landmarks, find_landmarks_file, guess_unit_scale, orient_outward, read_landmarks_file,
+    unit_scale,
 )
+from .ict_convert import ICTConvertSettings, convert_ict, is_ict_folder
 from .model import FaceModelData
 from .objio import read_obj, read_obj_vertices
 
@@ -67,7 +69,6 @@ def load_obj_folder(path: str | Path) -> FaceModelData:
     folder = Path(path)
     if not folder.is_dir():
         raise ModelFormatError(f"{folder}: not a folder of OBJ blendshapes")
-    from .ict_convert import ICTConvertSettings, convert_ict, is_ict_folder
 
     if is_ict_folder(folder):
         return convert_ict(folder, ICTConvertSettings(allow_partial=True))

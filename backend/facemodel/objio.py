@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFormatError
+from ..io_utils import atomic_write_text
 
 __all__ = ["ObjMesh", "read_obj", "read_obj_vertices", "fan_triangulate"]
 
@@ -169,8 +170,6 @@ def read_obj(path: str | Path) -> ObjMesh:
 def write_obj(path: str | Path, vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray | None = None,
               faces_uv: np.ndarray | None = None) -> Path:
     """Write a simple OBJ (0-based ``faces`` (F,n), optional ``uv``/``faces_uv``), atomically."""
-    from ..io_utils import atomic_write_text
-
     vertices, faces = np.asarray(vertices, np.float64), np.asarray(faces, np.int64)
     parts = ["".join(f"v {x:.7g} {y:.7g} {z:.7g}\n" for x, y, z in vertices)]
     if uv is not None and faces_uv is not None:

@@ -11,12 +11,14 @@ README.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelFormatError
+from ..io_utils import atomic_path
+from .objio import fan_triangulate
 
 __all__ = [
     "FacePartsData", "ICT_PARTS", "parts_file_for", "load_parts_npz", "save_parts_npz", "ict_parts_from_obj",
@@ -126,8 +128,6 @@ def load_parts_npz(path: str | Path) -> FacePartsData:
 
 def save_parts_npz(parts: FacePartsData, path: str | Path) -> Path:
     """Write ``parts`` in the ``ict_parts.npz`` format, atomically. Returns the path."""
-    from ..io_utils import atomic_path
-
     arrays = {
         "vertex_offset": np.array(parts.vertex_offset, np.int32),
         "mean": np.asarray(parts.mean, np.float32),
@@ -185,8 +185,6 @@ def ict_parts_from_obj(
     re-read for its ``usemtl`` lines); ``mean_mm`` (P,3), ``id_basis`` (K_id,P,3) float16,
     ``exp_basis`` (K_exp,P,3) float32 rows ``vertex_offset…`` of the full mesh, in mm.
     """
-    from .objio import fan_triangulate
-
     first_vertex, first_polygon = ICT_PARTS[0][1][0], ICT_PARTS[0][2][0]
     start = int(neutral.offsets[first_polygon])
     counts = neutral.counts[first_polygon:]
@@ -232,6 +230,5 @@ def match_parts(parts: FacePartsData, n_verts: int, n_id: int, exp_names: list[s
     if missing:
         raise ModelFormatError(f"{where}: parts lack the skin's expression(s) {', '.join(missing[:5])}")
     order = [names.index(n) for n in exp_names]
-    from dataclasses import replace
 
     return replace(parts, id_basis=parts.id_basis[:n_id], exp_basis=parts.exp_basis[order], exp_names=list(exp_names))

@@ -24,7 +24,7 @@ from ..detail_input import DetailNetInput, blend_views
 from ..facemodel import FaceModel
 from ..losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss, weights_at_uv_size
 from ..progress import CancelToken, ProgressFn, check_cancel
-from ..render import RenderSettings, render, sample_texture
+from ..render import RenderSettings, interpolate, render, sample_texture
 from ..uvmaps import UVLayout, face_tile_layout, grid_normals, uv_position_map
 from .coarse import CoarseFitResult
 
@@ -117,7 +117,6 @@ def coarse_albedo_map(model: FaceModel, fit: CoarseFitResult, layout: UVLayout) 
     uv = torch.stack(torch.meshgrid(1.0 - (rows + 0.5) / S, (rows + 0.5) / S, indexing="ij")[::-1], -1)[None]
     if fit.albedo is not None:
         return sample_texture(fit.albedo, uv, (0.0, float(model.uv_tiles)))
-    from ..render import interpolate
 
     colours = model.albedo(fit.tex)
     return interpolate(colours, layout.frags.face_idx, layout.frags.bary, model.faces)

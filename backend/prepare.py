@@ -1,0 +1,97 @@
+"""Photo preparation: read a photo, find its face and 68 landmarks, and crop it to the fits'
+224² frame (:mod:`backend.align`), with its masks; the same framing re-sampled at other sizes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .align import CROP_SIZE, align_face, face_mask, points_to_crop, warp_to_crop
+from .detect import DetectSettings, detect_one
+from .detect.base import Face
+from .detect.mediapipe_68 import mesh_to_68
+from .errors import PhotoheadError
+from .image_io import load_image
+from .skin import skin_mask
+
+__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs"]
+
+
+@dataclass
+class PreparedView:
+    """One photo ready for fitting: the photo, its detection and its 224² crop."""
+
+    name: str
+    image: np.ndarray  # (H,W,3) uint8
+    detected68: np.ndarray  # (68,2) photo px
+    face_box: np.ndarray
+    crop_from_image: np.ndarray  # (2,3)
+    image_from_crop: np.ndarray  # (2,3)
+    crop: np.ndarray  # (S,S,3) float32 [0,1]
+    crop_landmarks: np.ndarray  # (68,2) crop px
+    face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all): texture, reports
+    skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
+    label: str = ""
+    detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe" or "given"
+    faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
+    mesh68: np.ndarray | None = None  # (68,2) photo px: Face Mesh's 68 points, when it ran
+    presence: float | None = None  # Face Mesh's face-presence probability, when it ran
+
+
+def prepare_view(
+    image: str | Path | np.ndarray, face: int = 0, label: str = "", index: int = 0, landmarks68: np.ndarray | None = None,
+    detector: str = "dlib", detect_settings: DetectSettings | None = None,
+) -> PreparedView:
+    """Read, detect (``detector``, :func:`backend.detect.detect_one`), align one photo. Raises
+    NoFaceError / FaceTooSmallError / ImageReadError.
+
+    ``landmarks68`` (68,2) photo pixels (iBUG order), when given, replace the detector (e.g.
+    landmarks from another tool, or ground truth in evaluations); the box is their bounds.
+    """
+    name = str(image) if isinstance(image, (str, Path)) else f"image #{index}"
+    rgb = load_image(image)
+    if landmarks68 is not None:
+        lm = np.asarray(landmarks68, np.float64)
+        if lm.shape != (68, 2) or not np.isfinite(lm).all():
+            raise PhotoheadError(f"{Path(name).name}: given landmarks must be 68 finite (x, y) points, got shape {lm.shape}")
+        found = Face(box=np.concatenate([lm.min(0), lm.max(0)]), landmarks=lm, score=1.0, backend="given")
+    else:
+        found = detect_one(rgb, face=face, name=Path(name).name, backend=detector, settings=detect_settings)
+    align = align_face(found.landmarks)
+    crop = warp_to_crop(rgb, align.crop_from_image, CROP_SIZE)  # float32 in [0,1]
+    crop_lm = points_to_crop(found.landmarks, align.crop_from_image)
+    mask = face_mask(crop_lm, CROP_SIZE, CROP_SIZE, soft_px=1.0)
+    return PreparedView(
+        name=name, image=rgb, detected68=np.asarray(found.landmarks, np.float64), face_box=np.asarray(found.box, np.float64),
+        crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
+        crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
+        detector=found.backend, faces_note=found.note,
+        mesh68=None if found.dense is None else mesh_to_68(found.dense), presence=found.presence,
+    )
+
+
+def reframe(view: PreparedView, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The view's crop framing at ``size``² instead of 224² (pixel-centre convention): returns
+    (crop_from_image (2,3), the detected landmarks in that crop (68,2))."""
+    k = size / CROP_SIZE
+    M = view.crop_from_image * k
+    M[:, 2] += 0.5 * k - 0.5
+    return M, view.crop_landmarks * k + 0.5 * k - 0.5
+
+
+def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The views' crops re-sampled from the photos at ``size``² (same framing as the 224² crop;
+    at 224² they are the views' own), their skin masks (:func:`backend.skin.skin_mask`) and their plain
+    landmark face masks (brows, lips and all), on which the photometric error is reported.
+    Returns crops (V,size,size,3) in [0,1], skin masks and face masks (V,size,size)."""
+    crops, skins, faces = [], [], []
+    for view in views:
+        M, lm = reframe(view, size)
+        crop = view.crop if size == CROP_SIZE else warp_to_crop(view.image, M, size)
+        crops.append(crop)
+        skins.append(view.skin_mask if size == CROP_SIZE else skin_mask(crop, lm, size))
+        faces.append(view.face_mask if size == CROP_SIZE else face_mask(lm, size, size, soft_px=size / CROP_SIZE))
+    return tuple(torch.from_numpy(np.stack(x)) for x in (crops, skins, faces))

@@ -1,0 +1,42 @@
+"""Iris and sclera colours from the pixels inside the eye contours, de-lit by the fitted light."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from backend.lighting import sh_ambient, sh_shading
+from backend.parts_texture import eye_colours
+
+
+def _eye_photo() -> tuple[np.ndarray, np.ndarray]:
+    """A 120² photo: skin, two eyes (white sclera, blue iris, black pupil), their 68-point contours."""
+    img = np.zeros((120, 120, 3), np.float32)
+    img[:] = (0.8, 0.6, 0.5)
+    ys, xs = np.mgrid[0:120, 0:120]
+    lm = np.zeros((68, 2))
+    for first, cx in ((36, 35.0), (42, 85.0)):
+        inside = ((xs - cx) / 18.0) ** 2 + ((ys - 60.0) / 9.0) ** 2 < 1.0
+        img[inside] = (0.9, 0.9, 0.88)
+        r = np.hypot(xs - cx, ys - 60.0)
+        img[inside & (r < 8)] = (0.2, 0.35, 0.7)
+        img[inside & (r < 3)] = (0.02, 0.02, 0.02)
+        angles = np.linspace(np.pi, -np.pi, 6, endpoint=False)  # the iBUG contour: corner, top, corner, bottom
+        lm[first : first + 6] = np.stack([cx + 18.5 * np.cos(angles), 60.0 + 9.5 * np.sin(angles)], 1)
+    return (img * 255 + 0.5).astype(np.uint8), lm
+
+
+def test_iris_and_sclera_from_the_eye_contours_are_delit():
+    photo, lm = _eye_photo()
+    for light in (1.0, 2.0):
+        sh = sh_ambient(light)[0].numpy()
+        shade = float(sh_shading(torch.tensor([[[0.0, 0.0, 1.0]]]), sh_ambient(light))[0, 0, 0])
+        got = eye_colours(photo, lm, sh)
+        np.testing.assert_allclose(np.array(got["iris"]) * shade, (0.2, 0.35, 0.7), atol=0.03)  # the iris pixels, de-lit
+        sclera = np.array(got["sclera"])
+        assert sclera.min() > 0.55 and np.ptp(sclera) < 0.1  # light and nearly neutral
+
+
+def test_closed_or_tiny_eyes_keep_the_defaults():
+    photo, lm = _eye_photo()
+    lm[36:48, 1] = 60.0  # contours collapsed to lines: no pixels inside
+    assert eye_colours(photo, lm, sh_ambient(1.0)[0].numpy()) == {}
