@@ -71,6 +71,18 @@ def test_forward_batched_equals_manual_sum(face_model):
     assert torch.equal(face_model(None, None)[0], face_model.mean)
 
 
+def test_restricted_model_is_forward_on_those_vertices(face_model):
+    g = torch.Generator().manual_seed(1)
+    ident = torch.randn(2, face_model.n_id, generator=g)
+    exp = torch.rand(2, face_model.n_exp, generator=g) * 0.5
+    ids = torch.tensor([face_model.n_verts - 1, 0, 17, 5000])
+    sub = face_model.restricted(ids)(ident, exp)
+    assert sub.shape == (2, 4, 3)
+    # the same linear map: equal up to the last bits of BLAS's summation order
+    np.testing.assert_allclose(sub.numpy(), face_model(ident, exp)[:, ids].numpy(), atol=1e-4)
+    assert not torch.equal(sub[:, 0], sub[:, 1])
+
+
 def test_sample_plausible_and_reproducible(face_model):
     s1 = face_model.sample(4, torch.Generator().manual_seed(1))
     s2 = face_model.sample(4, torch.Generator().manual_seed(1))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -168,6 +169,13 @@ class FaceModel(nn.Module):
         Returns (B,V,3) mm in model space.
         """
         return _linear_shape(self.mean, self.id_basis, self.exp_basis, id_coeffs, exp_coeffs)
+
+    def restricted(self, vertex_ids: torch.Tensor) -> Callable[[torch.Tensor | None, torch.Tensor | None], torch.Tensor]:
+        """:meth:`forward` on the vertices ``vertex_ids`` (U,) only: a function of (id (B,K_id),
+        exp (B,K_exp)) returning (B,U,3) mm, ``forward(id, exp)[:, vertex_ids]`` without the rest
+        of the mesh (the bases are gathered once, here)."""
+        mean, id_basis, exp_basis = self.mean[vertex_ids], self.id_basis[:, vertex_ids], self.exp_basis[:, vertex_ids]
+        return lambda id_coeffs, exp_coeffs: _linear_shape(mean, id_basis, exp_basis, id_coeffs, exp_coeffs)
 
     def parts_forward(self, id_coeffs: torch.Tensor | None = None, exp_coeffs: torch.Tensor | None = None) -> torch.Tensor:
         """The parts' vertices for the same coefficients as :meth:`forward`: id (B,K_id), exp

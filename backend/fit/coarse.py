@@ -218,14 +218,28 @@ def fit_coarse(
     total_steps = config.landmark_steps + sum(n for _, n in config.photo_schedule)
     step = 0
 
-    def shape_and_landmarks(pose_full: torch.Tensor, size: int):
+    # The landmark warm-up needs only the 68 landmark vertices and the jaw's contour candidates
+    # (U of the N vertices): the model evaluated on them alone is the same linear map.
+    used = torch.unique(torch.cat([lm_vid.reshape(-1), rows.reshape(-1)]))  # (U,) sorted vertex ids
+    local = torch.full((model.n_verts,), -1, dtype=torch.long, device=dev)
+    local[used] = torch.arange(used.numel(), device=dev)
+    sub_model = model.restricted(used)
+    sub_vid, sub_rows = local[lm_vid], local[rows]
+
+    def shape_and_landmarks(pose_full: torch.Tensor, size: int, subset: bool = False):
+        """verts (V,N,3) (the U landmark vertices when ``subset``), exp, screen, landmarks (V,68,2)."""
         exp = params.exp.expand(V, -1) if params.exp.shape[0] == 1 else params.exp
-        verts = model(params.id.expand(V, -1), exp)  # (V,N,3)
+        if subset:
+            verts = sub_model(params.id.expand(V, -1), exp)  # (V,U,3)
+            lm, cand = sub_vid, sub_rows
+        else:
+            verts = model(params.id.expand(V, -1), exp)  # (V,N,3)
+            lm, cand = lm_vid, rows
         screen = project(verts, scale_pose(pose_full, size / S), Camera(size, size))
-        vid = lm_vid.expand(V, -1).clone()
+        vid = lm.expand(V, -1).clone()
         if config.sliding_contour:
             with torch.no_grad():
-                vid[:, :17] = select_contour(screen[..., :2], rows)
+                vid[:, :17] = select_contour(screen[..., :2], cand)
         lms = torch.gather(screen[..., :2], 1, vid[..., None].expand(-1, -1, 2))
         return verts, exp, screen, lms
 
@@ -251,7 +265,7 @@ def fit_coarse(
     )
     for i in range(config.landmark_steps):
         check_cancel(cancel)
-        _, exp, _, lms = shape_and_landmarks(params.pose(), S)
+        _, exp, _, lms = shape_and_landmarks(params.pose(), S, subset=True)
         terms = {
             "landmark": landmark_loss(lms, landmarks, lm_weights),
             "reg": param_regularizer(params.id, exp, params.tex, w),
