@@ -127,7 +127,10 @@ def rasterize(
 def _visibility_keys(
     sv: torch.Tensor, faces: torch.Tensor, height: int, width: int, settings: RasterSettings
 ) -> torch.Tensor:
-    """(B·H·W,) int64 keys ``quantised depth << face_bits | face`` of the winning face, or the sentinel."""
+    """(B·H·W,) int64 keys ``quantised depth << face_bits | face`` of the winning face, or the sentinel.
+
+    Per-triangle quantities are kept planar (one contiguous row per quantity, a column per
+    triangle) and the kept triangles are gathered once, already sorted by bucket."""
     B, F, dev = sv.shape[0], faces.shape[0], sv.device
     keys = torch.full((B * height * width,), _SENTINEL, dtype=torch.int64, device=dev)
     if F == 0:
@@ -139,116 +142,130 @@ def _visibility_keys(
     margin = float(2 ** (key_bits - 12))
     depth_levels = float(2**key_bits) - 2 * margin
 
-    tri = sv.float().index_select(1, faces.reshape(-1)).view(B, F, 3, 3)
-    x, y, z = tri.unbind(-1)  # (B,F,3) each
-    # Depth key k: linear in screen space, smaller = nearer.
-    k = -1.0 / z if settings.perspective_correct else z
+    # corners[c, i] (B·F,): coordinate c (x, y, z) of corner i of every triangle instance b·F + f
+    coords = sv.float().permute(2, 0, 1).reshape(3 * B, -1)  # (3·B,N)
+    corners = coords.index_select(1, faces.t().reshape(-1)).view(3, B, 3, F).transpose(1, 2).reshape(3, 3, B * F)
+    x0, x1, x2 = corners[0]
+    y0, y1, y2 = corners[1]
+    z = corners[2]  # (3,B·F)
 
     # Pixel-centre bounding boxes clipped to the image (elementwise min/max: faster than amin).
-    x0, x1, x2 = x.unbind(-1)
-    y0, y1, y2 = y.unbind(-1)
     xmin = torch.minimum(torch.minimum(x0, x1), x2).ceil_().clamp_min_(0)
     xmax = torch.maximum(torch.maximum(x0, x1), x2).floor_().clamp_max_(width - 1)
     ymin = torch.minimum(torch.minimum(y0, y1), y2).ceil_().clamp_min_(0)
     ymax = torch.maximum(torch.maximum(y0, y1), y2).floor_().clamp_max_(height - 1)
     area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
-    keep = (xmin <= xmax) & (ymin <= ymax) & (area != 0) & torch.isfinite(tri.sum((-2, -1)))
+    keep = (xmin <= xmax) & (ymin <= ymax) & (area != 0) & torch.isfinite(corners.sum((0, 1)))
     if settings.cull_backfaces:
         keep &= area < 0
     if settings.z_near is not None:
-        keep &= (z >= settings.z_near).all(-1)
+        keep &= (z >= settings.z_near).all(0)
     if settings.perspective_correct:
-        keep &= (z > 0).all(-1)
-    sel = keep.reshape(-1).nonzero().squeeze(1)  # instances (b·F + f)
+        keep &= (z > 0).all(0)
+    sel = keep.nonzero().squeeze(1)  # instances (b·F + f)
     if sel.numel() == 0:
         return keys
 
-    def take(t: torch.Tensor) -> torch.Tensor:
-        return t.reshape(-1).index_select(0, sel)
-
-    bidx, fidx = sel // F, sel % F
-    xmin_, ymin_ = take(xmin), take(ymin)
-    bw = (take(xmax) - xmin_).long() + 1
-    bh = (take(ymax) - ymin_).long() + 1
-    x0, x1, x2, y0, y1, y2 = (take(t) for t in (x0, x1, x2, y0, y1, y2))
-    inv_area = 1.0 / take(area)
+    # Bucket by power-of-two box size per axis; sorting the instances once makes every bucket
+    # (and every chunk of ≤ max_candidates) a contiguous slice.
+    box = torch.stack([xmin, ymin, xmax, ymax]).index_select(1, sel)  # (4,n)
+    size = (box[2:] - box[:2]).long() + 1  # (2,n) box width, height
+    order = torch.argsort(_ceil_log2(size[0]) * 64 + _ceil_log2(size[1]))
+    sel, box, size = sel.index_select(0, order), box.index_select(1, order), size.index_select(1, order)
+    codes, counts = torch.unique_consecutive(
+        _ceil_log2(size[0]) * 64 + _ceil_log2(size[1]), return_counts=True)
+    xmin_, ymin_ = box[0], box[1]
+    tri = corners.view(9, B * F).index_select(1, sel)  # (9,n)
+    x0, x1, x2, y0, y1, y2 = tri[:6]
+    inv_area = 1.0 / ((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0))
     # Barycentrics as affine functions of the pixel offset (lx, ly) from (xmin, ymin):
     # b_i = A_i·lx + B_i·ly + C_i (edge functions of the opposite edge, over the area).
-    ex = torch.stack([x2 - x1, x0 - x2, x1 - x0], -1)  # edge i runs from vertex i+1 to i+2
-    ey = torch.stack([y2 - y1, y0 - y2, y1 - y0], -1)
-    sx = torch.stack([x1, x2, x0], -1)
-    sy = torch.stack([y1, y2, y0], -1)
-    A = -ey * inv_area[:, None]
-    Bc = ex * inv_area[:, None]
-    C = (ex * (ymin_[:, None] - sy) - ey * (xmin_[:, None] - sx)) * inv_area[:, None]
+    ex = torch.stack([x2 - x1, x0 - x2, x1 - x0])  # (3,n) edge i runs from vertex i+1 to i+2
+    ey = torch.stack([y2 - y1, y0 - y2, y1 - y0])
+    sx = torch.stack([x1, x2, x0])
+    sy = torch.stack([y1, y2, y0])
+    A = -ey * inv_area
+    Bc = ex * inv_area
+    C = (ex * (ymin_ - sy) - ey * (xmin_ - sx)) * inv_area
     # Quantised depth key, also affine in (lx, ly).
-    kv = k.reshape(-1, 3).index_select(0, sel)
+    kv = -1.0 / tri[6:] if settings.perspective_correct else tri[6:]  # (3,n)
     kmin, kmax = kv.min(), kv.max()
     kscale = depth_levels / (kmax - kmin).clamp_min(1e-30)
     kq = (kv - kmin) * kscale + margin
-    pix0 = bidx * (height * width) + ymin_.long() * width + xmin_.long()
+    pix0 = (sel // F) * (height * width) + ymin_.long() * width + xmin_.long()
 
-    fparams = torch.cat([A, Bc, C, torch.stack(_affine_depth(A, Bc, C, kq), -1)], -1)  # (N,12)
-    iparams = torch.stack([bw, bh, pix0, fidx], -1)  # (N,4)
-    _scan_buckets(keys, fparams, iparams, width, face_bits, depth_levels, settings)
+    fparams = torch.cat([A, Bc, C, torch.stack(_affine_depth(A, Bc, C, kq))])  # (12,n)
+    iparams = torch.stack([size[0], size[1], pix0, sel % F])  # (4,n)
+    _scan_buckets(keys, fparams, iparams, codes, counts, width, face_bits, settings)
     return keys
 
 
 def _affine_depth(A: torch.Tensor, Bc: torch.Tensor, C: torch.Tensor, kq: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Coefficients of the depth key k(lx, ly) = Ak·lx + Bk·ly + Ck from per-vertex keys kq (N,3)."""
-    # Explicit sums (not .sum(-1)): a fixed evaluation order keeps CPU and CUDA bitwise equal.
+    """Coefficients of the depth key k(lx, ly) = Ak·lx + Bk·ly + Ck from per-vertex keys kq (3,n)."""
+    # Explicit sums (not .sum(0)): a fixed evaluation order keeps CPU and CUDA bitwise equal.
     return tuple(_dot3(t, kq) for t in (A, Bc, C))
 
 
 def _scan_buckets(
-    keys: torch.Tensor, fparams: torch.Tensor, iparams: torch.Tensor, width: int, face_bits: int,
-    depth_levels: float, settings: RasterSettings,
+    keys: torch.Tensor, fparams: torch.Tensor, iparams: torch.Tensor, codes: torch.Tensor, counts: torch.Tensor,
+    width: int, face_bits: int, settings: RasterSettings,
 ) -> None:
     """Fold every (triangle, pixel-in-bbox) candidate into ``keys`` (in place, amin).
 
-    fparams (N,12): barycentric A(3), B(3), C(3) and depth-key Ak, Bk, Ck, all affine in the
-    pixel offset (lx, ly) from the box corner; iparams (N,4): box width, height, flat index of
-    the corner pixel, face index. Triangles are bucketed by power-of-two box size per axis,
-    sorted once, so each bucket (and each chunk of ≤ max_candidates) is a contiguous slice.
+    fparams (12,n): barycentric A(3), B(3), C(3) and depth-key Ak, Bk, Ck, all affine in the
+    pixel offset (lx, ly) from the box corner; iparams (4,n): box width, height, flat index of
+    the corner pixel, face index. The columns are sorted by bucket: ``codes`` (ceil log2 of the
+    box width · 64 + of its height) and ``counts`` give the consecutive buckets.
     """
     dev = keys.device
-    bw, bh = iparams[:, 0], iparams[:, 1]
-    code = _ceil_log2(bw) * 64 + _ceil_log2(bh)
-    order = torch.argsort(code)
-    codes, counts = torch.unique_consecutive(code.index_select(0, order), return_counts=True)
-    fparams, iparams = fparams.index_select(0, order), iparams.index_select(0, order)
     # Box sizes as floats, minus one: lx ≤ bw − 1 is a fourth "edge" in the min below.
-    box = (iparams[:, :2] - 1).float()
+    box = (iparams[:2] - 1).float()
     n_pix = keys.shape[0]
     tol = -settings.edge_tolerance
     start = 0
     for c, n in zip(codes.tolist(), counts.tolist()):
         sw, sh = 1 << (c // 64), 1 << (c % 64)
         per = max(1, settings.max_candidates // (sw * sh))
-        lx = torch.arange(sw, device=dev, dtype=torch.float32)
-        ly = torch.arange(sh, device=dev, dtype=torch.float32)[:, None]
-        offs = (torch.arange(sh, device=dev)[:, None] * width + torch.arange(sw, device=dev)).view(1, sh, sw)
+        lx, ly, offs = _box_offsets(sw, sh, width, dev)
         for s in range(start, start + n, per):
             e = min(s + per, start + n)
-            fp = fparams[s:e, :, None, None]  # (n,12,1,1)
-            ip = iparams[s:e, :, None, None]
-            bx = box[s:e, :, None, None]
+            fp = fparams[:, s:e, None, None]  # (12,n,1,1)
+            ip = iparams[:, s:e, None, None]
+            bx = box[:, s:e, None, None]
             # Inside ⇔ all three barycentrics ≥ tol and the pixel lies in the box.
-            m = torch.minimum(bx[:, 0] - lx, bx[:, 1] - ly)  # (n,sh,sw)
+            m = torch.minimum(bx[0] - lx, bx[1] - ly)  # (n,sh,sw)
             for i in range(3):
-                m = torch.minimum(m, fp[:, i] * lx + (fp[:, 3 + i] * ly + fp[:, 6 + i]))
+                m = torch.minimum(m, fp[i] * lx + (fp[3 + i] * ly + fp[6 + i]))
             inside = m >= tol
-            kk = (fp[:, 9] * lx + (fp[:, 10] * ly + fp[:, 11])).long()
-            key = torch.where(inside, (kk << face_bits) | ip[:, 3], _SENTINEL)
+            kk = (fp[9] * lx + (fp[10] * ly + fp[11])).long()
+            key = torch.where(inside, (kk << face_bits) | ip[3], _SENTINEL)
             # Out-of-box candidates may index past the image: clamp (their key is the sentinel).
-            pix = (ip[:, 2] + offs).clamp_(max=n_pix - 1)
+            pix = (ip[2] + offs).clamp_(max=n_pix - 1)
             keys.scatter_reduce_(0, pix.reshape(-1), key.reshape(-1), reduce="amin", include_self=True)
         start += n
 
 
+_BOX_OFFSETS: dict[tuple[int, int, int, torch.device], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+
+def _box_offsets(sw: int, sh: int, width: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """lx (sw,) and ly (sh,1) float pixel offsets in an sw×sh box and their flat image offsets
+    (1,sh,sw) for an image ``width`` wide; kept per size, since every step of a fit asks again."""
+    key = (sw, sh, width, dev)
+    found = _BOX_OFFSETS.get(key)
+    if found is None:
+        if len(_BOX_OFFSETS) > 512:
+            _BOX_OFFSETS.clear()
+        lx = torch.arange(sw, device=dev, dtype=torch.float32)
+        ly = torch.arange(sh, device=dev, dtype=torch.float32)[:, None]
+        offs = (torch.arange(sh, device=dev)[:, None] * width + torch.arange(sw, device=dev)).view(1, sh, sw)
+        found = _BOX_OFFSETS[key] = (lx, ly, offs)
+    return found
+
+
 def _dot3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Σ_i a[:, i]·b[:, i] over 3 columns, in a fixed order."""
-    return a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2]
+    """Σ_i a[i]·b[i] over 3 rows, in a fixed order."""
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
 
 # faces tensors already checked against a vertex count: id → (weak reference, version, n_verts).
