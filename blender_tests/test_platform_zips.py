@@ -24,9 +24,13 @@ PINS = build_wheels.load_pins()
 
 def _blender_ext_clis() -> list[Path]:
     """blender_ext.py of the bpy in this process and of the clean bpy 4.2 (when made)."""
+    # Once Blender has started, ``bpy.__file__`` names its scripts/modules copy, not the package
+    # in site-packages, so look on the import path (the running bpy's site-packages is on it).
     found = []
-    for site in (Path(bpy.__file__).resolve().parents[1], ROOT / ".venv-bpy42" / "lib" / "python3.11" / "site-packages"):
-        found += sorted(site.glob("bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    for entry in (*sys.path, ROOT / ".venv-bpy42" / "lib" / "python3.11" / "site-packages"):
+        site = Path(entry)
+        if site.is_dir():
+            found += sorted(p.resolve() for p in site.glob("bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
     return list(dict.fromkeys(found))
 
 
