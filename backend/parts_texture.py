@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from matplotlib.path import Path
+from skimage.measure import points_in_poly
 
 from .lighting import sh_shading
 
@@ -26,7 +26,7 @@ def _inside(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
     if x1 <= x0 or y1 <= y0:
         return mask
     ys, xs = np.mgrid[y0:y1, x0:x1]
-    mask[y0:y1, x0:x1] = Path(polygon).contains_points(np.stack([xs.ravel(), ys.ravel()], 1)).reshape(xs.shape)
+    mask[y0:y1, x0:x1] = points_in_poly(np.stack([xs.ravel(), ys.ravel()], 1), polygon).reshape(xs.shape)
     return mask
 
 

@@ -62,3 +62,24 @@ def test_addon_reaches_the_backend_only_through_its_loader():
     assert not bad, "the add-on imports the backend directly (use addon.backend_module):\n" + "\n".join(bad)
     loader = ast.parse((ROOT / "addon" / "__init__.py").read_text(encoding="utf-8"))
     assert "backend_module" in {n.name for n in loader.body if isinstance(n, ast.FunctionDef)}
+
+
+# The extension zip bundles only these third-party packages (pyproject's [tool.photohead.extension]);
+# matplotlib is a dev dependency, read only for the package's sample photos (backend/samples.py).
+DEV_ONLY = {"matplotlib": {"backend/samples.py"}, "h5py": None, "tensorboard": None}
+
+
+def test_backend_needs_no_dev_only_package_outside_its_optional_corners():
+    """A module-level import of a package the zip does not carry breaks every reconstruction in
+    Blender (a matplotlib import in the parts texture did); optional ones must be lazy."""
+    bad = []
+    for path in sorted((ROOT / "backend").rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:  # module level only
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            for mod in mods:
+                allowed = DEV_ONLY.get(_top(mod), ())
+                if _top(mod) in DEV_ONLY and (allowed is None or rel not in allowed):
+                    bad.append(f"{rel}:{node.lineno}: {mod}")
+    assert not bad, "module-level import of a package the extension zip does not bundle:\n" + "\n".join(bad)
