@@ -103,22 +103,27 @@ def fake_head(photo_path):
         pytest.skip(str(exc))
 
 
-def landmark_pixels(scene, head_obj, cam_obj, vertex_ids: np.ndarray) -> np.ndarray:
-    """(68,2) photo pixels (x right, y down, top-left pixel centre = 0) of evaluated vertices seen
-    through a Photohead camera, whatever the scene's render size: the camera fits the photo's
-    height to the frame's (sensor_fit VERTICAL), centred."""
+def evaluated_coords(obj) -> np.ndarray:
+    """(N,3) float32 vertex positions of ``obj`` after its shape keys and modifiers, object space (m)."""
     import bpy
-    from bpy_extras.object_utils import world_to_camera_view
-    from mathutils import Vector
-
-    evaluated = head_obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
     mesh = evaluated.to_mesh()
     try:
         co = np.zeros(len(mesh.vertices) * 3, np.float32)
         mesh.vertices.foreach_get("co", co)
     finally:
         evaluated.to_mesh_clear()
-    co = co.reshape(-1, 3)
+    return co.reshape(-1, 3)
+
+
+def landmark_pixels(scene, head_obj, cam_obj, vertex_ids: np.ndarray) -> np.ndarray:
+    """(68,2) photo pixels (x right, y down, top-left pixel centre = 0) of evaluated vertices seen
+    through a Photohead camera, whatever the scene's render size: the camera fits the photo's
+    height to the frame's (sensor_fit VERTICAL), centred."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    co = evaluated_coords(head_obj)
     width, height = (int(s) for s in cam_obj["photohead_image_size"])
     render = scene.render
     frame_width = height * (render.resolution_x * render.pixel_aspect_x) / (render.resolution_y * render.pixel_aspect_y)

@@ -8,17 +8,12 @@ import pytest
 bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.blender
 
+from .conftest import evaluated_coords  # noqa: E402
+
 
 def _evaluated_mm(obj) -> np.ndarray:
     """(N,3) evaluated vertex positions of ``obj`` in model space, mm."""
-    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    mesh = evaluated.to_mesh()
-    try:
-        co = np.zeros(len(mesh.vertices) * 3, np.float32)
-        mesh.vertices.foreach_get("co", co)
-    finally:
-        evaluated.to_mesh_clear()
-    co = co.reshape(-1, 3).astype(np.float64) * 1000.0
+    co = evaluated_coords(obj).astype(np.float64) * 1000.0
     return np.stack([co[:, 0], co[:, 2], -co[:, 1]], 1)  # Blender (x, y, z) m → model (x, z, −y)·1000
 
 
