@@ -25,6 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from backend.detectors import DEFAULT_DETECTOR, DETECTOR_NAMES
 from backend.quality import DEFAULT, QUALITY_NAMES
 
 from .readers import DEPTH_LAYOUT
@@ -189,7 +190,7 @@ def register(subparsers) -> None:
                    help="stop starting new photos after S seconds (the report says how many ran)")
     p.add_argument("--examples", action="store_true",
                    help="also write landmark overlays of the photos (off: keep research-only photos out of reports)")
-    p.add_argument("--detector", choices=("dlib", "face_alignment", "mediapipe", "auto"), default="dlib",
+    p.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
                    help="the reconstruction's landmark detector (face_alignment, mediapipe: their weights on disk)")
     p.add_argument("--aggregate-only", action="store_true",
                    help="no per-photo rows in results.json (for reports published from research-only data)")

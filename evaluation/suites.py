@@ -43,6 +43,7 @@ from backend import prepare as prepare_module
 from backend.align import CROP_SIZE, align_face, points_to_crop
 from backend.camera import Camera, euler_to_rotation, project
 from backend.detect import detect
+from backend.detectors import DEFAULT_DETECTOR
 from backend.detect.base import Face
 from backend.errors import PhotoheadError, WeightsNotFoundError
 from backend.export import load_head
@@ -304,7 +305,7 @@ def given_landmarks(landmarks68: np.ndarray) -> Iterator[None]:
 
 
 def _detector_error_px224(image: np.ndarray, truth: np.ndarray) -> tuple[float, float, str]:
-    """dlib on a synthetic render: (mean error over 68 points, over 17–67) in 224²-crop pixels
+    """The default detector on a synthetic render: (mean error over 68 points, over 17–67) in 224²-crop pixels
     (crop from the detected landmarks, as reconstruct does) and the detector used; NaN when none."""
     faces = detect(image)
     if not faces:
@@ -483,7 +484,7 @@ def run_landmarks(
     per_item: bool = True,
     reconstruct_fn: ReconstructFn | None = None,
     progress: Callable[[float, str], None] | None = None,
-    detector: str = "dlib",
+    detector: str = DEFAULT_DETECTOR,
     mode: str = "fit",
     checkpoints: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -501,7 +502,7 @@ def run_landmarks(
     ``examples`` adds landmark overlays of the photos; ``per_item`` False keeps only aggregates
     (no per-photo rows; the CDF's values sorted). Keep overlays off and per-item rows out of
     anything published from data that must not be redistributed (``faces_dev``). ``detector``:
-    the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib, face_alignment or mediapipe).
+    the reconstruction's landmark detector (``ReconstructConfig.detector``, default auto).
     ``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode.
     """
     sets = find_landmark_sets(folder)
