@@ -1,6 +1,6 @@
 """``photohead evaluate``: accuracy and timing reports.
 
-- ``photohead evaluate synthetic [--n N] [--detail] [--landmarks truth|detector]``: random faces
+- ``photohead evaluate synthetic [--n N] [--detail] [--landmarks truth|detector] [--detector D]``: random faces
   with known shape/pose/light, rendered and reconstructed (vertex error mm, landmark error in
   224²-crop pixels and NME, yaw error, displacement correlation with ``--detail``).
 - ``photohead evaluate landmarks DIR [--n N] [--sample random] [--time-budget S] [--examples]``:
@@ -72,7 +72,7 @@ def _synthetic(args: argparse.Namespace) -> int:
     _check_mode(args)
     results = run_synthetic(n=args.n or 10, quality=args.quality, seed=args.seed, detail=args.detail,
                             landmarks=args.landmarks, time_budget_s=args.time_budget, progress=_progress,
-                            mode=args.mode, checkpoints=args.checkpoints)
+                            mode=args.mode, checkpoints=args.checkpoints, detector=args.detector)
     return _finish(results, args.out or Path("out/eval/synthetic"), "Synthetic faces")
 
 
@@ -177,6 +177,8 @@ def register(subparsers) -> None:
     p.add_argument("--landmarks", choices=("truth", "detector"), default="truth",
                    help="landmarks given to the fit: the true ones (default: measures the fit) or dlib's on the "
                         "render (dlib is out of its domain on these bald, featureless renders)")
+    p.add_argument("--detector", choices=("dlib", "face_alignment", "mediapipe", "auto"), default="dlib",
+                   help="with --landmarks detector: the reconstruction's landmark detector")
     p.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="stop starting new faces after S seconds (the report says how many ran)")
     p.set_defaults(handler=_synthetic)

@@ -328,6 +328,7 @@ def run_synthetic(
     progress: Callable[[float, str], None] | None = None,
     mode: str = "fit",
     checkpoints: str | Path | None = None,
+    detector: str = "dlib",
 ) -> dict[str, Any]:
     """Reconstruct ``n`` synthetic faces (:mod:`.synthetic`) and compare with their ground truth
     (``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode).
@@ -344,11 +345,14 @@ def run_synthetic(
 
     ``landmarks``: ``truth`` (default) hands the true 2-D landmarks (``contour68``) to the
     pipeline in place of the detector (:func:`given_landmarks`), so the suite measures the fit;
-    ``detector`` runs dlib on the render as for a photo. dlib's predictor is out of its domain
+    ``detector`` runs the reconstruction's ``detector`` (``ReconstructConfig.detector``: dlib,
+    mediapipe, auto...) on the render as for a photo. dlib's predictor is out of its domain
     on these renders (bald, no lashes or hair, painted brows and lips): its error (about 8 px
     in the 224² crop) then dominates every number. With the real
     reconstruction, ``truth`` mode still runs dlib on each render and reports its error
     (``detector_*``). ``time_budget_s`` stops starting new faces after that many seconds.
+    The mean face (the model's mean shape, no fit) is scored on the same faces
+    (``mean_face_*``): a fit above it is worse than doing nothing.
     """
     model = model if model is not None else load_default()
     settings = settings or SyntheticSettings()
@@ -357,8 +361,9 @@ def run_synthetic(
     if landmarks not in SYNTHETIC_LANDMARKS:
         raise ValueError(f"unknown landmarks {landmarks!r}: use 'truth' or 'detector'")
     recon = reconstruct_fn or _default_reconstruct()
-    config = _config(quality, seed, detail, mode, checkpoints)
+    config = replace(_config(quality, seed, detail, mode, checkpoints), detector=detector)
     faces = make_faces(model, n, seed=seed, settings=settings)
+    mean_shape = model.mean.detach().cpu().numpy()
     mask = model.face_vertex_mask.numpy()  # face regions (ICT: narrow face + forehead band, ears, front of neck)
     narrow = model.region.numpy() == 0  # ICT "face_narrow": the face proper (brows to chin, cheek to cheek)
     items = []
@@ -391,6 +396,8 @@ def run_synthetic(
         k = crop_scale(view)
         item = {"index": i, "yaw_deg": face.yaw_deg, "vertex_err_mean_mm": verr["mean"],
                 "vertex_err_narrow_mean_mm": narrow_err["mean"],
+                "mean_face_err_mean_mm": M.vertex_error(mean_shape, face.vertices, mask)["mean"],
+                "mean_face_err_narrow_mean_mm": M.vertex_error(mean_shape, face.vertices, narrow)["mean"],
                 "vertex_err_median_mm": verr["median"], "neutral_err_mean_mm": nerr["mean"],
                 "lm_err_px224": k * _mean_px(view.landmarks68, truth),
                 "lm_err_px224_inner": k * _mean_px(view.landmarks68, truth, INNER),
@@ -418,6 +425,8 @@ def run_synthetic(
         "landmarks": landmarks, "mode": mode,
         "vertex_err_mean_mm": mean("vertex_err_mean_mm"),
         "vertex_err_narrow_face_mean_mm": mean("vertex_err_narrow_mean_mm"),
+        "mean_face_err_mean_mm": mean("mean_face_err_mean_mm"),
+        "mean_face_err_narrow_face_mean_mm": mean("mean_face_err_narrow_mean_mm"),
         "vertex_err_median_mm": M.summarize(col("vertex_err_median_mm"))["median"],
         "vertex_err_worst_mm": float(np.nanmax(col("vertex_err_mean_mm"))) if ok else float("nan"),
         "neutral_err_mean_mm": mean("neutral_err_mean_mm"),
@@ -448,7 +457,7 @@ def run_synthetic(
                        "the 224² fit crop; the true jaw points are the silhouette (the fit's sliding-contour "
                        "convention); `fixed_jaw` uses the fixed landmark vertices instead. Landmarks given to the "
                        + ("fit: the true 2-D landmarks (detector bypassed; `detector_err` is dlib's error on the same "
-                          "renders, for reference)." if landmarks == "truth" else "fit: dlib's detections on the render.")
+                          "renders, for reference)." if landmarks == "truth" else f"fit: {detector}'s detections on the render.")
                        + (f" Stopped after {len(items)} of {n} faces (time budget {time_budget_s:g} s)." if stopped else ""),
         "summary": summary,
         "tables": {"per face": items},
@@ -457,7 +466,7 @@ def run_synthetic(
         "images": _examples(panels),
         "per_item": items,
         "config": {"n": n, "quality": quality, "seed": seed, "detail": detail, "landmarks": landmarks, "mode": mode,
-                   "checkpoints": str(checkpoints) if checkpoints else None,
+                   "checkpoints": str(checkpoints) if checkpoints else None, "detector": detector,
                    "time_budget_s": time_budget_s, "settings": settings.__dict__},
         "machine": machine_summary(),
     }
