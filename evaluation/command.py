@@ -177,7 +177,7 @@ def register(subparsers) -> None:
     p.add_argument("--landmarks", choices=("truth", "detector"), default="truth",
                    help="landmarks given to the fit: the true ones (default: measures the fit) or dlib's on the "
                         "render (dlib is out of its domain on these bald, featureless renders)")
-    p.add_argument("--detector", choices=("dlib", "face_alignment", "mediapipe", "auto"), default="dlib",
+    p.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
                    help="with --landmarks detector: the reconstruction's landmark detector")
     p.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="stop starting new faces after S seconds (the report says how many ran)")

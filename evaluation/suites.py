@@ -304,10 +304,10 @@ def given_landmarks(landmarks68: np.ndarray) -> Iterator[None]:
         yield
 
 
-def _detector_error_px224(image: np.ndarray, truth: np.ndarray) -> tuple[float, float, str]:
-    """The default detector on a synthetic render: (mean error over 68 points, over 17–67) in 224²-crop pixels
+def _detector_error_px224(image: np.ndarray, truth: np.ndarray, detector: str) -> tuple[float, float, str]:
+    """``detector`` on a synthetic render: (mean error over 68 points, over 17–67) in 224²-crop pixels
     (crop from the detected landmarks, as reconstruct does) and the detector used; NaN when none."""
-    faces = detect(image)
+    faces = detect(image, backend=detector)
     if not faces:
         return float("nan"), float("nan"), "none"
     lm = faces[0].landmarks
@@ -328,7 +328,7 @@ def run_synthetic(
     progress: Callable[[float, str], None] | None = None,
     mode: str = "fit",
     checkpoints: str | Path | None = None,
-    detector: str = "dlib",
+    detector: str = DEFAULT_DETECTOR,
 ) -> dict[str, Any]:
     """Reconstruct ``n`` synthetic faces (:mod:`.synthetic`) and compare with their ground truth
     (``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode).
@@ -412,7 +412,7 @@ def run_synthetic(
                 item["disp_corr_oracle"] = oracle_detail_corr(model, face, quality)
         if landmarks == "truth" and reconstruct_fn is None:
             item["detector_err_px224"], item["detector_err_px224_inner"], item["detector"] = \
-                _detector_error_px224(face.image, truth)
+                _detector_error_px224(face.image, truth, detector)
         elif landmarks == "detector":
             item["detector_err_px224"] = item["input_err_px224"]
             item["detector_err_px224_inner"] = k * _mean_px(view.detected68, truth, INNER)
