@@ -25,6 +25,7 @@ from backend.reconstruct import ReconstructConfig, reconstruct
 
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
+WIDTH = 1200  # px of the saved strip (the repository keeps docs images small)
 
 
 def _photo_panel(head) -> np.ndarray:
@@ -61,7 +62,9 @@ def main() -> None:
                 row(path, DEFAULT_DETECTOR, args.quality, f"after ({DEFAULT_DETECTOR})")]
         sep = np.full((6, rows[0].shape[1], 3), 255, np.uint8)
         out = args.out / f"turntable_{tag}.png"
-        Image.fromarray(np.concatenate([rows[0], sep, rows[1]], 0)).save(out, optimize=True)
+        image = Image.fromarray(np.concatenate([rows[0], sep, rows[1]], 0))
+        image = image.resize((WIDTH, round(image.height * WIDTH / image.width)), Image.LANCZOS)
+        image.save(out, optimize=True)
         print("wrote", out)
 
 
