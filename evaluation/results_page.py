@@ -123,8 +123,8 @@ def _baseline(doc: dict[str, Any], mean_face: dict[str, Any] | None) -> dict[str
     its summary, over the faces it reconstructed), else ``mean_face.json``'s (same face count,
     seed and detail setting), or {} when not measured."""
     s, c = doc.get("summary", {}), doc.get("config", {})
-    if s.get("mean_face_vertex_err_mean_mm") is not None:
-        return {k: s.get(f"mean_face_{k}") for k in BASELINE_KEYS}
+    if s.get("mean_face_err_mean_mm") is not None:
+        return {k: s.get("mean_face_" + k.replace("vertex_", "")) for k in BASELINE_KEYS}
     for v in ((mean_face or {}).get("variants") or {}).values():
         if (v.get("faces"), v.get("seed"), bool(v.get("detail"))) == (c.get("n"), c.get("seed"), bool(c.get("detail"))):
             return v

@@ -347,7 +347,8 @@ def run_synthetic(
 
     ``landmarks``: ``truth`` (default) hands the true 2-D landmarks (``contour68``) to the
     pipeline in place of the detector (:func:`given_landmarks`), so the suite measures the fit;
-    ``detector`` runs dlib on the render as for a photo. dlib's predictor is out of its domain
+    ``detector`` runs the reconstruction's ``detector`` (``ReconstructConfig.detector``: dlib,
+    mediapipe, auto...) on the render as for a photo. dlib's predictor is out of its domain
     on these renders (bald, no lashes or hair, painted brows and lips): its error (about 8 px
     in the 224² crop) then dominates every number. With the real
     reconstruction, ``truth`` mode still runs dlib on each render and reports its error
@@ -498,24 +499,24 @@ def mean_face_errors(model, face, mask: np.ndarray, narrow: np.ndarray) -> dict[
     against the identity-only shape."""
     mean = model.mean.reshape(-1, 3).cpu().numpy().astype(np.float64)  # (V,3) mm
     err = M.vertex_error(mean, face.vertices, mask)
-    return {"mean_face_vertex_err_mean_mm": err["mean"], "mean_face_vertex_err_median_mm": err["median"],
-            "mean_face_vertex_err_narrow_mean_mm": M.vertex_error(mean, face.vertices, narrow)["mean"],
+    return {"mean_face_err_mean_mm": err["mean"], "mean_face_err_median_mm": err["median"],
+            "mean_face_err_narrow_mean_mm": M.vertex_error(mean, face.vertices, narrow)["mean"],
             "mean_face_neutral_err_mean_mm": M.vertex_error(mean, face.neutral, mask)["mean"]}
 
 
 def _mean_face_summary(ok: list[dict[str, Any]], col, mean) -> dict[str, Any]:
     """The mean face's summary over the reconstructed faces (as the fit's), the ratio of the
     fit's mean vertex error to it and the :data:`MEAN_FACE_TARGET` check."""
-    fit, base = mean("vertex_err_mean_mm"), mean("mean_face_vertex_err_mean_mm")
+    fit, base = mean("vertex_err_mean_mm"), mean("mean_face_err_mean_mm")
     ratio = fit / base if ok and base > 0 else float("nan")
     return {
-        "mean_face_vertex_err_mean_mm": base,
-        "mean_face_vertex_err_narrow_face_mean_mm": mean("mean_face_vertex_err_narrow_mean_mm"),
-        "mean_face_vertex_err_median_mm": M.summarize(col("mean_face_vertex_err_median_mm"))["median"],
-        "mean_face_vertex_err_worst_mm": float(np.nanmax(col("mean_face_vertex_err_mean_mm"))) if ok else float("nan"),
+        "mean_face_err_mean_mm": base,
+        "mean_face_err_narrow_face_mean_mm": mean("mean_face_err_narrow_mean_mm"),
+        "mean_face_err_median_mm": M.summarize(col("mean_face_err_median_mm"))["median"],
+        "mean_face_err_worst_mm": float(np.nanmax(col("mean_face_err_mean_mm"))) if ok else float("nan"),
         "mean_face_neutral_err_mean_mm": mean("mean_face_neutral_err_mean_mm"),
         "fit_over_mean_face": ratio,
-        "fit_over_mean_face_narrow": (mean("vertex_err_narrow_mean_mm") / mean("mean_face_vertex_err_narrow_mean_mm")
+        "fit_over_mean_face_narrow": (mean("vertex_err_narrow_mean_mm") / mean("mean_face_err_narrow_mean_mm")
                                       if ok else float("nan")),
         "fit_over_mean_face_target": MEAN_FACE_TARGET,
         "fit_over_mean_face_met": bool(ratio <= MEAN_FACE_TARGET),
