@@ -26,6 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from backend.detectors import DEFAULT_DETECTOR, DETECTOR_NAMES
 from backend.quality import DEFAULT, QUALITY_NAMES
 
 from .readers import DEPTH_LAYOUT
@@ -181,8 +182,8 @@ def register(subparsers) -> None:
                    help="renders: classic (bald, no eyes, orthographic, one white light) or realistic (eyes, teeth, "
                         "hair, a perspective lens, coloured lights, busy background); default realistic with "
                         "--landmarks detector, classic otherwise")
-    p.add_argument("--detector", choices=("dlib", "face_alignment", "mediapipe", "auto"), default=None,
-                   help="the reconstruction's landmark detector with --landmarks detector (default: reconstruct's)")
+    p.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
+                   help="with --landmarks detector: the reconstruction's landmark detector")
     p.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="stop starting new faces after S seconds (the report says how many ran)")
     p.set_defaults(handler=_synthetic)
@@ -196,7 +197,7 @@ def register(subparsers) -> None:
                    help="stop starting new photos after S seconds (the report says how many ran)")
     p.add_argument("--examples", action="store_true",
                    help="also write landmark overlays of the photos (off: keep research-only photos out of reports)")
-    p.add_argument("--detector", choices=("dlib", "face_alignment", "mediapipe", "auto"), default="dlib",
+    p.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
                    help="the reconstruction's landmark detector (face_alignment, mediapipe: their weights on disk)")
     p.add_argument("--aggregate-only", action="store_true",
                    help="no per-photo rows in results.json (for reports published from research-only data)")

@@ -43,6 +43,7 @@ from backend import prepare as prepare_module
 from backend.align import CROP_SIZE, align_face, points_to_crop
 from backend.camera import Camera, euler_to_rotation, project
 from backend.detect import detect
+from backend.detectors import DEFAULT_DETECTOR
 from backend.detect.base import Face
 from backend.errors import PhotoheadError, WeightsNotFoundError
 from backend.export import load_head
@@ -305,10 +306,10 @@ def given_landmarks(landmarks68: np.ndarray) -> Iterator[None]:
         yield
 
 
-def _detector_error_px224(image: np.ndarray, truth: np.ndarray) -> tuple[float, float, str]:
-    """dlib on a synthetic render: (mean error over 68 points, over 17–67) in 224²-crop pixels
+def _detector_error_px224(image: np.ndarray, truth: np.ndarray, detector: str) -> tuple[float, float, str]:
+    """``detector`` on a synthetic render: (mean error over 68 points, over 17–67) in 224²-crop pixels
     (crop from the detected landmarks, as reconstruct does) and the detector used; NaN when none."""
-    faces = detect(image)
+    faces = detect(image, backend=detector)
     if not faces:
         return float("nan"), float("nan"), "none"
     lm = faces[0].landmarks
@@ -330,7 +331,7 @@ def run_synthetic(
     mode: str = "fit",
     checkpoints: str | Path | None = None,
     scene: str | None = None,
-    detector: str | None = None,
+    detector: str = DEFAULT_DETECTOR,
 ) -> dict[str, Any]:
     """Reconstruct ``n`` synthetic faces (:mod:`.synthetic`) and compare with their ground truth
     (``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode).
@@ -357,7 +358,7 @@ def run_synthetic(
     ``scene``: a name of :data:`~.synthetic.SCENES` (``settings``, when given, wins); default
     ``realistic`` with the detector (eyes, teeth, hair, a perspective lens, coloured lights, a
     busy background) and ``classic`` with true landmarks (and with ``detail``). ``detector``: the
-    reconstruction's detector (``ReconstructConfig.detector``; None: its default).
+    reconstruction's detector (``ReconstructConfig.detector``).
 
     Every vertex error is reported beside the mean face's on the same faces (identity and
     expression 0, scored the same way: :func:`mean_face_errors`), with the ratio fit / mean face
@@ -376,9 +377,7 @@ def run_synthetic(
     if landmarks not in SYNTHETIC_LANDMARKS:
         raise ValueError(f"unknown landmarks {landmarks!r}: use 'truth' or 'detector'")
     recon = reconstruct_fn or _default_reconstruct()
-    config = _config(quality, seed, detail, mode, checkpoints)
-    if detector is not None:
-        config = replace(config, detector=detector)
+    config = replace(_config(quality, seed, detail, mode, checkpoints), detector=detector)
     faces = make_faces(model, n, seed=seed, settings=settings)
     mask = model.face_vertex_mask.numpy()  # face regions (ICT: narrow face + forehead band, ears, front of neck)
     narrow = model.region.numpy() == 0  # ICT "face_narrow": the face proper (brows to chin, cheek to cheek)
@@ -427,7 +426,7 @@ def run_synthetic(
                 item["disp_corr_oracle"] = oracle_detail_corr(model, face, quality)
         if landmarks == "truth" and reconstruct_fn is None:
             item["detector_err_px224"], item["detector_err_px224_inner"], item["detector"] = \
-                _detector_error_px224(face.image, truth)
+                _detector_error_px224(face.image, truth, detector)
         elif landmarks == "detector":
             item["detector_err_px224"] = item["input_err_px224"]
             item["detector_err_px224_inner"] = k * _mean_px(view.detected68, truth, INNER)
@@ -544,7 +543,7 @@ def run_landmarks(
     per_item: bool = True,
     reconstruct_fn: ReconstructFn | None = None,
     progress: Callable[[float, str], None] | None = None,
-    detector: str = "dlib",
+    detector: str = DEFAULT_DETECTOR,
     mode: str = "fit",
     checkpoints: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -562,7 +561,7 @@ def run_landmarks(
     ``examples`` adds landmark overlays of the photos; ``per_item`` False keeps only aggregates
     (no per-photo rows; the CDF's values sorted). Keep overlays off and per-item rows out of
     anything published from data that must not be redistributed (``faces_dev``). ``detector``:
-    the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib, face_alignment or mediapipe).
+    the reconstruction's landmark detector (``ReconstructConfig.detector``, default auto).
     ``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode.
     """
     sets = find_landmark_sets(folder)
