@@ -108,7 +108,7 @@ def test_dense_term_lowers_the_error_at_large_yaw(face_model, table):
     assert face.yaw_deg < -45
     view = prepare_view(face.image, detector="auto")
     t = lambda a: torch.from_numpy(np.asarray(a, np.float32))[None]  # noqa: E731
-    cfg = CoarseFitConfig(photo_schedule=(), identity=False)
+    cfg = CoarseFitConfig(photo_schedule=(), identity=False, dense_weight=1.0)
     mask = face_model.face_vertex_mask.numpy()
     err = {}
     for name, dense in (("68", None), ("dense", t(view.crop_dense()))):
