@@ -41,6 +41,11 @@ class PreparedView:
     mesh68: np.ndarray | None = None  # (68,2) photo px: Face Mesh's 68 points, when it ran
     presence: float | None = None  # Face Mesh's face-presence probability, when it ran
     detector_disagreement: float | None = None  # auto: dlib vs Face Mesh 68 points, mesh eye distances
+    dense: np.ndarray | None = None  # (468,3) Face Mesh's points (x, y photo px; z relative depth), when it ran
+
+    def crop_dense(self) -> np.ndarray | None:
+        """Face Mesh's points in the 224² crop (468,2) px, or None without them."""
+        return None if self.dense is None else points_to_crop(self.dense[:, :2], self.crop_from_image)
 
 
 def prepare_view(
@@ -73,6 +78,7 @@ def prepare_view(
         detector=found.backend, faces_note=found.note,
         mesh68=None if found.dense is None else mesh_to_68(found.dense), presence=found.presence,
         detector_disagreement=found.disagreement,
+        dense=None if found.dense is None else np.asarray(found.dense, np.float64),
     )
 
 
