@@ -61,10 +61,8 @@ def test_batched_fits_equal_one_by_one(face_model, dev_views):
     fit_all = fit_coarse(face_model, crops, lms, skins, COARSE, groups=groups)
     batched = split_coarse(fit_all, groups)
     dcrops, dmasks, dfaces = detail_inputs(dev_views, DETAIL.render_size)
-    layout = face_tile_layout(face_model, DETAIL.uv_size)
-    topos = [dense_topology(layout, uv_position_map(f.verts, face_model.faces, layout)) for f in batched]
     det_all = fit_detail(face_model, fit_all, dcrops, dmasks, DETAIL, report_mask=dfaces, groups=groups)
-    details = split_detail(det_all, groups, topos)
+    details = split_detail(det_all, groups)
     for i, view in enumerate(dev_views):
         one = fit_coarse(face_model, crops[i:i + 1], lms[i:i + 1], skins[i:i + 1], COARSE)
         b = batched[i]

@@ -19,9 +19,10 @@ from dataclasses import replace
 
 import torch
 
-from ..detail import DenseTopology, DetailedSurface
+from ..detail import DetailedSurface, dense_topology_batch, topology_subset
 from .coarse import CoarseFitResult
-from .groups import n_items
+from .detail import DetailFitResult
+from .groups import first_views, n_items
 
 __all__ = ["split_coarse", "split_detail"]
 
@@ -47,11 +48,13 @@ def split_coarse(result: CoarseFitResult, groups: torch.Tensor) -> list[CoarseFi
     return out
 
 
-def split_detail(result, groups: torch.Tensor, topologies: list[DenseTopology]) -> list:
-    """The per-item :class:`~backend.fit.detail.DetailFitResult` of a batched detail fit, each
-    with its own dense topology (``topologies``, the one its one-by-one fit builds)."""
+def split_detail(result: DetailFitResult, groups: torch.Tensor) -> list[DetailFitResult]:
+    """The per-item results of a batched detail fit, each with its own dense topology (the one
+    its one-by-one fit builds; the batch rendered their union)."""
     G = n_items(groups)
     per = groups.numel() // G
+    _, item_faces = dense_topology_batch(result.layout, first_views(result.surface.coarse_positions, groups))
+    topologies = [topology_subset(result.topology, item_faces[g]) for g in range(G)]
     out = []
     for g in range(G):
         v, i = slice(g * per, (g + 1) * per), slice(g, g + 1)
