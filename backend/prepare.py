@@ -11,6 +11,7 @@ import torch
 
 from .align import CROP_SIZE, align_face, face_mask, points_to_crop, warp_to_crop
 from .detect import DetectSettings, detect_one
+from .detectors import DEFAULT_DETECTOR
 from .detect.base import Face
 from .detect.mediapipe_68 import mesh_to_68
 from .errors import PhotoheadError
@@ -43,7 +44,7 @@ class PreparedView:
 
 def prepare_view(
     image: str | Path | np.ndarray, face: int = 0, label: str = "", index: int = 0, landmarks68: np.ndarray | None = None,
-    detector: str = "dlib", detect_settings: DetectSettings | None = None,
+    detector: str = DEFAULT_DETECTOR, detect_settings: DetectSettings | None = None,
 ) -> PreparedView:
     """Read, detect (``detector``, :func:`backend.detect.detect_one`), align one photo. Raises
     NoFaceError / FaceTooSmallError / ImageReadError.

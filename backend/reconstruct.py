@@ -27,6 +27,7 @@ import torch
 from .assemble import assemble_head, with_detail
 from .detect import BACKENDS as DETECTOR_BACKENDS
 from .detect import DetectSettings
+from .detectors import DEFAULT_DETECTOR
 from .detect.combined import MISSING_MEDIAPIPE, MediaPipeMissingWarning, mediapipe_available
 from .detect.fa_backend import find_fa_weights
 from .detect.mediapipe_nets import MEDIAPIPE_FILES, find_mediapipe_file
@@ -61,11 +62,11 @@ class ReconstructConfig:
     - ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     - ``model``: face model file (default: ICT on the search path).
     - ``face``: which detected face (0 = most confident) in each photo.
-    - ``detector``: the landmark detector, ``dlib`` (offline default), ``mediapipe`` (BlazeFace +
-      Face Mesh in PyTorch, :mod:`backend.detect.mediapipe_backend`; its files from `photohead
-      models fetch mediapipe`, or ``detector_weights`` a folder holding them), ``auto`` (dlib's
-      points checked by Face Mesh, :mod:`backend.detect.combined`; dlib alone with a warning
-      when MediaPipe's weights are missing) or ``face_alignment``
+    - ``detector``: the landmark detector, ``auto`` (the default: dlib's points checked by Face
+      Mesh, :mod:`backend.detect.combined`; dlib alone with a warning when MediaPipe's weights
+      are missing), ``dlib``, ``mediapipe`` (BlazeFace + Face Mesh in PyTorch,
+      :mod:`backend.detect.mediapipe_backend`; its files from `photohead models fetch
+      mediapipe`, or ``detector_weights`` a folder holding them) or ``face_alignment``
       (needs the face-alignment package and its weights on disk: ``detector_weights``, a folder, or
       torch hub's checkpoints; :mod:`backend.detect.fa_backend`).
     - ``detail``: run the detail (stage-2) fit.
@@ -88,7 +89,7 @@ class ReconstructConfig:
     device: str = "auto"
     model: str | None = None
     face: int = 0
-    detector: str = "dlib"
+    detector: str = DEFAULT_DETECTOR
     detector_weights: str | None = None
     detail: bool = True
     identity: bool = True
@@ -224,7 +225,8 @@ def _texture_and_assemble(
     head.metrics["uv_face_coverage"] = uv_face_coverage(model, view_weights)
     evidence = [view_evidence(Path(v.name).name if len(views) > 1 else "", r.landmarks68, r.detected68,
                               float(r.pose[2]), v.mesh68, v.presence) for v, r in zip(views, head.views)]
-    trust_metrics, trust_warn = assess(evidence, head.id_coeffs, fit_cfg.id_ball)
+    photo_error = next((h["pixel"] for h in reversed(fit.history) if "pixel" in h), None)
+    trust_metrics, trust_warn = assess(evidence, head.id_coeffs, fit_cfg.id_ball, photo_error=photo_error)
     head.metrics.update(trust_metrics)
     head.warnings.extend(warn_list + trust_warn)
     timings["total_s"] = time.perf_counter() - t0

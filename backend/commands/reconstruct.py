@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import PhotoheadError
 from ..export import write_outputs
 from ..io_utils import atomic_write_text
+from ..detectors import DEFAULT_DETECTOR, DETECTOR_NAMES, DETECTORS
 from ..quality import DEFAULT, QUALITY_NAMES
 from ..threads import apply_process_policy, set_intra_op_threads, threads_from_env
 from ..validate import check_face_index, check_output_dir, check_photos, estimate_output_bytes
@@ -37,10 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="CUDA: skip what makes runs bit-identical (faster; runs then differ by ~0.2 mm)")
     p.add_argument("--model", help="face model file (default: ICT-FaceKit on the model search path)")
     p.add_argument("--face", type=int, default=0, help="which detected face to use (0 = most confident)")
-    p.add_argument("--detector", default="dlib", choices=("dlib", "face_alignment", "mediapipe", "auto"),
-                   help="landmark detector: dlib (offline default), mediapipe (BlazeFace + Face Mesh; "
-                        "`photohead models fetch mediapipe` once), auto (dlib's points checked by Face Mesh, "
-                        "replaced where they disagree) or face_alignment (its weights must be on disk)")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTOR_NAMES,
+                   help="landmark detector: " + "; ".join(f"{k}: {v}" for k, v in DETECTORS.items()) +
+                        f" (default {DEFAULT_DETECTOR})")
     p.add_argument("--detector-weights", help="face_alignment: folder with 2DFAN4*.zip and s3fd*.pth "
                                               "(default: torch hub's checkpoints); mediapipe: folder with its "
                                               ".tflite files (default: mediapipe/ on the model search path)")
