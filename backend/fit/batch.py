@@ -31,9 +31,18 @@ def _rows(x: torch.Tensor | None, index: slice) -> torch.Tensor | None:
     return None if x is None else x[index]
 
 
+def _item_history(entry: dict, g: int) -> dict:
+    """A batch's history entry as item g's: its own L_pixel where the fit recorded it."""
+    own = {k: v for k, v in entry.items() if k != "pixel_items"}
+    if "pixel_items" in entry:
+        own["pixel"] = entry["pixel_items"][g]
+    return own
+
+
 def split_coarse(result: CoarseFitResult, groups: torch.Tensor) -> list[CoarseFitResult]:
     """The per-item results of a batched coarse fit, laid out as one-by-one fits return them
-    (id (1,K_id), exp (V_g,K_exp), pose (V_g,7), albedo (1,...)); each keeps the batch's history."""
+    (id (1,K_id), exp (V_g,K_exp), pose (V_g,7), albedo (1,...)); each keeps the batch's history
+    (loss terms are the batch's means, except L_pixel at the end of each photometric stage)."""
     G = n_items(groups)
     per = groups.numel() // G
     out = []
@@ -43,7 +52,7 @@ def split_coarse(result: CoarseFitResult, groups: torch.Tensor) -> list[CoarseFi
         out.append(CoarseFitResult(
             id=result.id[i], exp=exp, pose=result.pose[v], sh=result.sh[v], albedo=_rows(result.albedo, i),
             tex=_rows(result.tex, i), verts=result.verts[v], landmarks=result.landmarks[v],
-            history=list(result.history),
+            history=[_item_history(h, g) for h in result.history],
         ))
     return out
 

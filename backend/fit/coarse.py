@@ -29,7 +29,7 @@ from ..losses import CoarseLossWeights, identity_loss, landmark_loss, param_regu
 from ..progress import CancelToken, ProgressFn, check_cancel
 from ..render.renderer import RenderSettings, render
 from .contour import contour_candidates, select_contour
-from .groups import check_groups, per_view
+from .groups import check_groups, per_item_pixel, per_view
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 
 SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB in [0,1])
@@ -362,6 +362,8 @@ def fit_coarse(
             if progress is not None and (i % 5 == 0 or i == n_steps - 1):
                 progress(step / total_steps, f"photometric {size}px {i + 1}/{n_steps}")
         history.append({"stage": f"photo{size}", **{k: float(v.detach()) for k, v in terms.items()}})
+        if G > 1:  # each item's own photometric error (the batch's is their mean; the trust check reads it)
+            history[-1]["pixel_items"] = per_item_pixel(img_s, rend.image.detach(), mask, groups)
 
     with torch.no_grad():
         pose = params.pose()

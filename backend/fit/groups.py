@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_groups", "n_items", "per_view", "first_views"]
+from ..losses import pixel_loss
+
+__all__ = ["check_groups", "n_items", "per_view", "first_views", "per_item_pixel"]
 
 
 def check_groups(groups: torch.Tensor | None, n_views: int) -> int:
@@ -47,3 +49,12 @@ def first_views(x: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
     if G == V:
         return x
     return x[:: V // G]  # items hold V/G consecutive views each
+
+
+def per_item_pixel(image: torch.Tensor, render: torch.Tensor, mask: torch.Tensor, groups: torch.Tensor) -> list[float]:
+    """L_pixel of each item (:func:`backend.losses.pixel_loss` over its views): image, render
+    (V,H,W,3), mask (V,H,W). Returns G floats."""
+    G = n_items(groups)
+    per = groups.numel() // G
+    return [float(pixel_loss(image[g * per:(g + 1) * per], render[g * per:(g + 1) * per], mask[g * per:(g + 1) * per]))
+            for g in range(G)]
