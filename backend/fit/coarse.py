@@ -29,6 +29,7 @@ from ..losses import CoarseLossWeights, identity_loss, landmark_loss, param_regu
 from ..progress import CancelToken, ProgressFn, check_cancel
 from ..render.renderer import RenderSettings, render
 from .contour import contour_candidates, select_contour
+from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 
@@ -56,6 +57,9 @@ class CoarseFitConfig:
       balance, used unchanged by training). The paper's 20.0 regularises a network trained
       over 160k images; fitting one photo with it shrinks the identity towards the mean face.
       All other weights are the paper's.
+    - ``dense_weight``: weight of the dense Face Mesh term (:mod:`.dense`) relative to L_lm, for
+      views with dense points (0: off); ``jaw_weight_with_dense``: the jaw contour's weight in
+      those views (instead of ``jaw_weight``).
     - ``id_ball``: the identity stays inside the ball ‖x_id‖ ≤ ``id_ball``·√K_id (projected
       after every step; None: unbounded). The coefficients are unit-variance, so a face of the
       model's population has ‖x_id‖ ≈ √K_id; the ball stops the weak prior from letting hair or
@@ -84,6 +88,8 @@ class CoarseFitConfig:
     shared_expression: bool = True
     prior_scale: float = 0.03
     id_ball: float | None = 1.7
+    dense_weight: float = 0.0
+    jaw_weight_with_dense: float = 0.5
 
 
 @dataclass
@@ -187,6 +193,7 @@ def fit_coarse(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     init: dict[str, torch.Tensor] | None = None,
+    dense: torch.Tensor | None = None,
     groups: torch.Tensor | None = None,
 ) -> CoarseFitResult:
     """Fit the face model to V aligned crops of one person (or of G people: ``groups``).
@@ -197,6 +204,8 @@ def fit_coarse(
     ``init`` (hybrid mode): starting values from a prediction, any of ``id`` (1|V,K_id) (views
     averaged), ``exp`` (V,K_exp), ``pose`` (V,7) crop frame, ``sh`` (V,27), ``tex`` (1,K_tex),
     ``albedo`` (1,A,A·tiles,3); the closed-form pose is then not used.
+    ``dense`` (V,468,2): Face Mesh's points in crop pixels, NaN rows for views without them
+    (:mod:`.dense`; used when the model has a Face Mesh table).
     ``groups`` (V,) long: the item each view belongs to, for G independent fits in one batch
     (:mod:`.batch`); each item owns its identity, expression and albedo rows, and the loss is
     the sum of the items' own losses. None: all views are one person.
@@ -209,6 +218,10 @@ def fit_coarse(
     cam = Camera(S, S)
     w = config.weights
     lm_weights = _landmark_weights(config, dev, dt)
+    dense_t = dense_term(model, dense) if config.dense_weight > 0 else None
+    if dense_t is not None:  # (V,68): the jaw contour at its own weight in views with dense points
+        lm_weights = lm_weights.expand(V, -1).clone()
+        lm_weights[dense_t.has, :17] = config.jaw_weight_with_dense
 
     # 1. closed-form pose from the inner landmarks of the mean face
     inner = torch.tensor(INNER_LANDMARKS, device=dev)
@@ -236,7 +249,8 @@ def fit_coarse(
 
     # The landmark warm-up needs only the 68 landmark vertices and the jaw's contour candidates
     # (U of the N vertices): the model evaluated on them alone is the same linear map.
-    used = torch.unique(torch.cat([lm_vid.reshape(-1), rows.reshape(-1)]))  # (U,) sorted vertex ids
+    used = torch.unique(torch.cat([lm_vid.reshape(-1), rows.reshape(-1)]
+                                  + ([dense_t.vertex_ids()] if dense_t is not None else [])))  # (U,) sorted vertex ids
     local = torch.full((model.n_verts,), -1, dtype=torch.long, device=dev)
     local[used] = torch.arange(used.numel(), device=dev)
     sub_model = model.restricted(used)
@@ -281,12 +295,16 @@ def fit_coarse(
     )
     for i in range(config.landmark_steps):
         check_cancel(cancel)
-        _, exp, _, lms = shape_and_landmarks(params.pose(), S, subset=True)
+        _, exp, screen, lms = shape_and_landmarks(params.pose(), S, subset=True)
         terms = {
             "landmark": landmark_loss(lms, landmarks, lm_weights),
             "reg": param_regularizer(params.id, exp, params.tex, w),
         }
-        loss = (w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]) * G  # Σ per item
+        loss = w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
+        if dense_t is not None:
+            terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2], local), S, S)
+            loss = loss + w.landmark * config.dense_weight * terms["dense"]
+        loss = loss * G  # every term a mean over equal items: × G is the sum of the items' losses
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -324,7 +342,7 @@ def fit_coarse(
         for i in range(n_steps):
             check_cancel(cancel)
             pose = params.pose()
-            verts, exp, _, lms = shape_and_landmarks(pose, size)
+            verts, exp, screen, lms = shape_and_landmarks(pose, size)
             if params.albedo is not None:
                 rend = render(
                     verts, model.faces, scale_pose(pose, size / S), cam_s, params.sh,
@@ -344,6 +362,9 @@ def fit_coarse(
                 "reg": param_regularizer(params.id, exp, params.tex, w),
             }
             loss = w.pixel * terms["pixel"] + w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
+            if dense_t is not None:
+                terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2]), size, S)
+                loss = loss + w.landmark * config.dense_weight * terms["dense"]
             if target_feat is not None and size == S:
                 composite = rend.image * visible_face[..., None] + img_s * (~visible_face[..., None])
                 terms["identity"] = identity_loss(target_feat, identity_net(composite, landmarks))
