@@ -35,7 +35,8 @@ from .determinism import deterministic
 from .device import resolve_device
 from .errors import NoFaceError, PhotoheadError
 from .facemodel import FaceModel, load_default, load_model
-from .fit.detail import fit_detail
+from .fit.coarse import CoarseFitConfig, CoarseFitResult
+from .fit.detail import DetailFitResult, fit_detail
 from .head import Head
 from .identity import identity_features, load_identity_net
 from .modes import Mode, mode_for
@@ -123,25 +124,32 @@ def reconstruct(
     config = config or ReconstructConfig()
     if not images:
         raise PhotoheadError("no photos given")
-    mode = mode_for(config)
-    preset = resolve_preset(config.quality)
-    if config.detector not in DETECTOR_BACKENDS:
-        raise PhotoheadError(f"unknown detector {config.detector!r}: use {' or '.join(DETECTOR_BACKENDS)}")
     detects = landmarks is None or len(landmarks) < len(images) or any(lm is None for lm in landmarks)
-    if config.detector == "face_alignment" and detects:
-        find_fa_weights(config.detector_weights)  # its weights before any work: a clear error, nothing fitted
-    if config.detector == "mediapipe" and detects:
-        for name in MEDIAPIPE_FILES:  # its weights before any work, as for face_alignment
-            find_mediapipe_file(name, config.detector_weights)
-    check_face_index(config.face)
+    mode, preset = _checked(config, detects)
     check_labels(config.labels, len(images))
-    check_model_path(config.model)
     check_photos(images, decode=False)  # regular files, sizes from the headers: before the model loads
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     with deterministic(device) if config.deterministic else nullcontext():
         return _run(device, images, config, mode, preset, progress, cancel, landmarks, t0)
+
+
+def _checked(config: ReconstructConfig, detects: bool) -> tuple[Mode, Preset]:
+    """The mode's strategy and the quality's preset, after the checks of the options that need
+    no photo (``detects``: a detector will run, so its weights must be there)."""
+    mode = mode_for(config)
+    preset = resolve_preset(config.quality)
+    if config.detector not in DETECTOR_BACKENDS:
+        raise PhotoheadError(f"unknown detector {config.detector!r}: use {' or '.join(DETECTOR_BACKENDS)}")
+    if config.detector == "face_alignment" and detects:
+        find_fa_weights(config.detector_weights)  # its weights before any work: a clear error, nothing fitted
+    if config.detector == "mediapipe" and detects:
+        for name in MEDIAPIPE_FILES:  # its weights before any work, as for face_alignment
+            find_mediapipe_file(name, config.detector_weights)
+    check_face_index(config.face)
+    check_model_path(config.model)
+    return mode, preset
 
 
 def _run(
@@ -193,6 +201,16 @@ def _run(
         )
         timings[plan.timing] = time.perf_counter() - t3
 
+    return _texture_and_assemble(model, device, fit, detail, views, config, preset, fit_cfg, progress, warn_list,
+                                 timings, t0)
+
+
+def _texture_and_assemble(
+    model: FaceModel, device: torch.device, fit: CoarseFitResult, detail: DetailFitResult | None,
+    views: list[PreparedView], config: ReconstructConfig, preset: Preset, fit_cfg: CoarseFitConfig,
+    progress: ProgressFn | None, warn_list: list[str], timings: dict[str, float], t0: float,
+) -> Head:
+    """The texture and assemble stages of one head (also each head of a batch, :mod:`backend.batch`)."""
     # texture: the photos de-lit into UV (also with a texture model, whose per-vertex albedo is coarse)
     if progress:
         progress(0.96, "building the UV albedo")
