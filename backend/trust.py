@@ -13,6 +13,7 @@ truth:
 - ``yaw_deg``: the fitted head's yaw; beyond ``max_yaw_deg`` the far half of the face is unseen.
 - ``identity_norm``: ‖x_id‖/√K_id of the fitted identity (unit-variance coefficients); at the
   fit's identity ball the shape was held back by the bound, not by the photo.
+- ``photo_error``: the coarse fit's last photometric loss (mean over views; recorded, not warned on).
 
 :func:`assess` returns the per-view evidence, flat summary metrics (for ``params.json``) and one
 warning line per problem.
@@ -72,8 +73,9 @@ def view_evidence(name: str, fitted68: np.ndarray, detected68: np.ndarray, yaw_r
 
 
 def assess(views: list[ViewEvidence], id_coeffs: np.ndarray, id_ball: float | None,
-           settings: TrustSettings | None = None) -> tuple[dict[str, float], list[str]]:
-    """Summary metrics ``trust_*`` (worst view) and warning lines for ``views`` and the identity."""
+           settings: TrustSettings | None = None, photo_error: float | None = None) -> tuple[dict[str, float], list[str]]:
+    """Summary metrics ``trust_*`` (worst view) and warning lines for ``views`` and the identity
+    (``photo_error``: the coarse fit's last photometric loss, when it ran)."""
     s = settings or TrustSettings()
     warn: list[str] = []
     for v in views:
@@ -105,4 +107,6 @@ def assess(views: list[ViewEvidence], id_coeffs: np.ndarray, id_ball: float | No
     presences = [v.presence for v in views if v.presence is not None]
     if presences:
         metrics["trust_presence"] = min(presences)
+    if photo_error is not None:
+        metrics["trust_photo_error"] = float(photo_error)
     return metrics, warn

@@ -107,25 +107,31 @@ def rasterize(
     height: int,
     width: int,
     settings: RasterSettings | None = None,
+    face_mask: torch.Tensor | None = None,
 ) -> Fragments:
     """Rasterise triangles with a hard z-buffer.
 
     screen_verts: (B,V,3) float, x/y in pixels (camera convention), z depth (smaller = nearer).
     faces: (F,3) int vertex indices, shared by the batch. height, width: image size in pixels.
+    face_mask: optional (B,F) bool, the triangles each batch item draws (items whose meshes
+    differ in a few triangles, as batched independent detail fits; None: all).
     Returns :class:`Fragments`; barycentrics and depth carry gradients to ``screen_verts``.
     """
     settings = settings or RasterSettings()
     _check_inputs(screen_verts, faces, height, width)
+    if face_mask is not None and face_mask.shape != (screen_verts.shape[0], faces.shape[0]):
+        raise ValueError(f"face_mask must be (B,F) = {(screen_verts.shape[0], faces.shape[0])}, got {tuple(face_mask.shape)}")
     faces = faces.long()
     with torch.no_grad():
-        keys = _visibility_keys(screen_verts.detach(), faces, height, width, settings)
+        keys = _visibility_keys(screen_verts.detach(), faces, height, width, settings, face_mask)
     return _fragments_from_keys(screen_verts, faces, keys, height, width, settings)
 
 
 # --------------------------------------------------------------------------------------
 # pass 1: visibility
 def _visibility_keys(
-    sv: torch.Tensor, faces: torch.Tensor, height: int, width: int, settings: RasterSettings
+    sv: torch.Tensor, faces: torch.Tensor, height: int, width: int, settings: RasterSettings,
+    face_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(B·H·W,) int64 keys ``quantised depth << face_bits | face`` of the winning face, or the sentinel.
 
@@ -162,6 +168,8 @@ def _visibility_keys(
         keep &= (z >= settings.z_near).all(0)
     if settings.perspective_correct:
         keep &= (z > 0).all(0)
+    if face_mask is not None:
+        keep &= face_mask.reshape(-1)  # instances b·F + f
     sel = keep.nonzero().squeeze(1)  # instances (b·F + f)
     if sel.numel() == 0:
         return keys
