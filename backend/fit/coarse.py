@@ -32,6 +32,7 @@ from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
+from .step_graph import StepRunner, adam, use_graphs
 
 SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB in [0,1])
 
@@ -64,6 +65,8 @@ class CoarseFitConfig:
       after every step; None: unbounded). The coefficients are unit-variance, so a face of the
       model's population has ‖x_id‖ ≈ √K_id; the ball stops the weak prior from letting hair or
       a hand pull the ears and jaw out of shape.
+    - ``step_graphs``: the landmark warm-up's step replayed as a CUDA graph (:mod:`.step_graph`);
+      None: on CUDA only.
 
     The evidence for ``albedo_smooth``, ``prior_scale`` and ``id_ball``: docs/design.md,
     "Coarse fit (stage 1)".
@@ -88,6 +91,7 @@ class CoarseFitConfig:
     shared_expression: bool = True
     prior_scale: float = 0.03
     id_ball: float | None = 1.7
+    step_graphs: bool | None = None
     dense_weight: float = 0.0
     jaw_weight_with_dense: float = 0.5
 
@@ -284,17 +288,18 @@ def fit_coarse(
                 params.albedo.clamp_(0.0, 1.0)
 
     # 2. landmark warm-up
-    opt = torch.optim.Adam(
+    graph = use_graphs(config.step_graphs, dev)[1]
+    opt = adam(
         [
             {"params": [params.rot], "lr": config.lr_rot},
             {"params": [params.log_f], "lr": config.lr_scale},
             {"params": [params.trans], "lr": config.lr_trans},
             {"params": [params.id], "lr": config.lr_id},
             {"params": [params.exp], "lr": config.lr_exp},
-        ]
+        ], graph
     )
-    for i in range(config.landmark_steps):
-        check_cancel(cancel)
+
+    def landmark_step() -> dict[str, torch.Tensor]:  # capturable: static shapes, no host sync (.step_graph)
         _, exp, screen, lms = shape_and_landmarks(params.pose(), S, subset=True)
         terms = {
             "landmark": landmark_loss(lms, landmarks, lm_weights),
@@ -309,6 +314,12 @@ def fit_coarse(
         loss.backward()
         opt.step()
         clamp_()
+        return terms
+
+    run_step = StepRunner(landmark_step, graph)  # on CUDA: replayed as a CUDA graph
+    for i in range(config.landmark_steps):
+        check_cancel(cancel)
+        terms = run_step()
         step += 1
         if progress is not None and (i % 10 == 0 or i == config.landmark_steps - 1):
             progress(step / total_steps, f"landmarks {i + 1}/{config.landmark_steps}")
