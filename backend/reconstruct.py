@@ -225,7 +225,8 @@ def _texture_and_assemble(
     head.view_weights = view_weights
     head.metrics["uv_face_coverage"] = uv_face_coverage(model, view_weights)
     evidence = [view_evidence(Path(v.name).name if len(views) > 1 else "", r.landmarks68, r.detected68,
-                              float(r.pose[2]), v.mesh68, v.presence) for v, r in zip(views, head.views)]
+                              float(r.pose[2]), v.mesh68, v.presence, v.detector_disagreement)
+                for v, r in zip(views, head.views)]
     photo_error = next((h["pixel"] for h in reversed(fit.history) if "pixel" in h), None)
     trust_metrics, trust_warn = assess(evidence, head.id_coeffs, fit_cfg.id_ball, photo_error=photo_error)
     head.metrics.update(trust_metrics)
