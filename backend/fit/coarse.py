@@ -27,11 +27,13 @@ from ..facemodel import FaceModel
 from ..lighting import sh_ambient
 from ..losses import CoarseLossWeights, identity_loss, landmark_loss, param_regularizer, pixel_loss
 from ..progress import CancelToken, ProgressFn, check_cancel
+from ..render.rasterize import visibility
 from ..render.renderer import RenderSettings, render
 from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
+from .step_graph import StepRunner, adam, use_graphs
 
 SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB in [0,1])
 
@@ -64,6 +66,9 @@ class CoarseFitConfig:
       after every step; None: unbounded). The coefficients are unit-variance, so a face of the
       model's population has ‖x_id‖ ≈ √K_id; the ball stops the weak prior from letting hair or
       a hand pull the ears and jaw out of shape.
+    - ``step_graphs``: each step as a capturable step replayed as a CUDA graph (:mod:`.step_graph`;
+      the stage with L_id runs it eagerly); None: on CUDA only; True on the CPU runs the
+      capturable steps eagerly.
 
     The evidence for ``albedo_smooth``, ``prior_scale`` and ``id_ball``: docs/design.md,
     "Coarse fit (stage 1)".
@@ -88,6 +93,7 @@ class CoarseFitConfig:
     shared_expression: bool = True
     prior_scale: float = 0.03
     id_ball: float | None = 1.7
+    step_graphs: bool | None = None
     dense_weight: float = 0.0
     jaw_weight_with_dense: float = 0.5
 
@@ -284,17 +290,18 @@ def fit_coarse(
                 params.albedo.clamp_(0.0, 1.0)
 
     # 2. landmark warm-up
-    opt = torch.optim.Adam(
+    graph = use_graphs(config.step_graphs, dev)[1]
+    opt = adam(
         [
             {"params": [params.rot], "lr": config.lr_rot},
             {"params": [params.log_f], "lr": config.lr_scale},
             {"params": [params.trans], "lr": config.lr_trans},
             {"params": [params.id], "lr": config.lr_id},
             {"params": [params.exp], "lr": config.lr_exp},
-        ]
+        ], graph
     )
-    for i in range(config.landmark_steps):
-        check_cancel(cancel)
+
+    def landmark_step() -> dict[str, torch.Tensor]:  # capturable: static shapes, no host sync (.step_graph)
         _, exp, screen, lms = shape_and_landmarks(params.pose(), S, subset=True)
         terms = {
             "landmark": landmark_loss(lms, landmarks, lm_weights),
@@ -309,6 +316,12 @@ def fit_coarse(
         loss.backward()
         opt.step()
         clamp_()
+        return terms
+
+    run_step = StepRunner(landmark_step, graph)  # on CUDA: replayed as a CUDA graph
+    for i in range(config.landmark_steps):
+        check_cancel(cancel)
+        terms = run_step()
         step += 1
         if progress is not None and (i % 10 == 0 or i == config.landmark_steps - 1):
             progress(step / total_steps, f"landmarks {i + 1}/{config.landmark_steps}")
@@ -327,7 +340,8 @@ def fit_coarse(
         opt_groups.append({"params": [params.albedo], "lr": config.lr_albedo})
     else:
         opt_groups.append({"params": [params.tex], "lr": config.lr_id})
-    opt = torch.optim.Adam(opt_groups)
+    capturable, graph = use_graphs(config.step_graphs, dev)
+    opt = adam(opt_groups, graph)
     target_feat = None
     if identity_net is not None and config.identity:
         with torch.no_grad():
@@ -339,20 +353,22 @@ def fit_coarse(
         mask_s = _resize(skin_mask[..., None], size)[..., 0]
         lm_target = landmarks * (size / S) + 0.5 * (size / S) - 0.5
         cam_s = Camera(size, size)
-        for i in range(n_steps):
-            check_cancel(cancel)
+        visible = torch.empty(V * size * size, dtype=torch.long, device=dev) if capturable else None
+        last: dict[str, torch.Tensor] = {}  # the last step's render and loss mask
+
+        def photo_step() -> dict[str, torch.Tensor]:  # capturable with ``visible`` (.step_graph)
             pose = params.pose()
             verts, exp, screen, lms = shape_and_landmarks(pose, size)
             if params.albedo is not None:
                 rend = render(
                     verts, model.faces, scale_pose(pose, size / S), cam_s, params.sh,
                     texture=params.albedo if G == 1 else per_view(params.albedo, groups, V), uv=model.uv, faces_uv=model.faces_uv,
-                    settings=render_settings,
+                    settings=render_settings, visible=visible,
                 )
             else:
                 rend = render(
                     verts, model.faces, scale_pose(pose, size / S), cam_s, params.sh,
-                    vertex_colors=per_view(model.albedo(params.tex), groups, V), settings=render_settings,
+                    vertex_colors=per_view(model.albedo(params.tex), groups, V), settings=render_settings, visible=visible,
                 )
             visible_face = face_tri[rend.face_idx.clamp_min(0)] & rend.mask
             mask = mask_s * visible_face.to(dt)
@@ -379,12 +395,24 @@ def fit_coarse(
             loss.backward()
             opt.step()
             clamp_()
+            last.update(image=rend.image.detach(), mask=mask)
+            return terms
+
+        # L_id's network is not known to be capturable: its stage runs the same step eagerly
+        run_step = StepRunner(photo_step, graph and not (target_feat is not None and size == S))
+        for i in range(n_steps):
+            check_cancel(cancel)
+            if visible is not None:  # the rasteriser's pass 1 outside the step: its shapes depend on the data
+                with torch.no_grad():
+                    screen = shape_and_landmarks(params.pose(), size)[2]
+                    visible.copy_(visibility(screen, model.faces, size, size, render_settings.raster_settings(cam_s)))
+            terms = run_step()
             step += 1
             if progress is not None and (i % 5 == 0 or i == n_steps - 1):
                 progress(step / total_steps, f"photometric {size}px {i + 1}/{n_steps}")
         history.append({"stage": f"photo{size}", **{k: float(v.detach()) for k, v in terms.items()}})
         if G > 1:  # each item's own photometric error (the batch's is their mean; the trust check reads it)
-            history[-1]["pixel_items"] = per_item_pixel(img_s, rend.image.detach(), mask, groups)
+            history[-1]["pixel_items"] = per_item_pixel(img_s, last["image"], last["mask"], groups)
 
     with torch.no_grad():
         pose = params.pose()
