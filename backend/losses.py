@@ -83,10 +83,11 @@ def pixel_loss(
 
 
 def landmark_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Eq. 4: mean over landmarks of the squared 2-D distance. pred, target (B,68,2) px; weights (68,) optional."""
+    """Eq. 4: mean over landmarks of the squared 2-D distance. pred, target (B,68,2) px; weights (68,)
+    or per view (B,68), optional (a weighted mean per view, then the mean over views)."""
     sq = ((pred - target) ** 2).sum(-1)  # (B,68)
     if weights is not None:
-        return (sq * weights).sum(-1).div(weights.sum()).mean()
+        return (sq * weights).sum(-1).div(weights.sum(-1)).mean()
     return sq.mean()
 
 
