@@ -35,6 +35,7 @@ from .device import resolve_device
 from .errors import NoFaceError, PhotoheadError
 from .facemodel import FaceModel, load_default, load_model
 from .fit.detail import fit_detail
+from .fit.view_weights import view_weight_report
 from .head import Head
 from .identity import identity_features, load_identity_net
 from .modes import Mode, mode_for
@@ -207,8 +208,10 @@ def _run(
     evidence = [view_evidence(Path(v.name).name if len(views) > 1 else "", r.landmarks68, r.detected68,
                               float(r.pose[2]), v.mesh68, v.presence) for v, r in zip(views, head.views)]
     trust_metrics, trust_warn = assess(evidence, head.id_coeffs, fit_cfg.id_ball)
-    head.metrics.update(trust_metrics)
-    head.warnings.extend(warn_list + trust_warn)
+    weight_metrics, weight_warn = view_weight_report(fit.view_weights, [Path(v.name).name for v in views],
+                                                     fit_cfg.view_weights)
+    head.metrics.update(trust_metrics | weight_metrics)
+    head.warnings.extend(warn_list + weight_warn + trust_warn)
     timings["total_s"] = time.perf_counter() - t0
     head.timings.update(timings)
     if progress:

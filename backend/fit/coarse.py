@@ -30,6 +30,7 @@ from ..progress import CancelToken, ProgressFn, check_cancel
 from ..render.renderer import RenderSettings, render
 from .contour import contour_candidates, select_contour
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
+from .view_weights import ViewWeighting, ViewWeightSettings, landmark_residual_px, pixel_residual
 
 SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB in [0,1])
 
@@ -62,6 +63,7 @@ class CoarseFitConfig:
 
     The evidence for ``albedo_smooth``, ``prior_scale`` and ``id_ball``: docs/design.md,
     "Coarse fit (stage 1)".
+    - ``view_weights``: robust per-view weights of a multi-view fit (:mod:`.view_weights`).
     """
 
     landmark_steps: int = 150
@@ -83,6 +85,7 @@ class CoarseFitConfig:
     shared_expression: bool = True
     prior_scale: float = 0.03
     id_ball: float | None = 1.7
+    view_weights: ViewWeightSettings = ViewWeightSettings()
 
 
 @dataclass
@@ -91,7 +94,9 @@ class CoarseFitResult:
 
     id (1,K_id); exp (V,K_exp); pose (V,7) for an orthographic ``size``² crop camera; sh (V,27);
     albedo (1,A,A·tiles,3) UV map in [0,1] (or tex (1,K_tex) with a texture model);
-    verts (V,N,3) mm; landmarks (V,68,2) crop px; history: loss dicts per logged step.
+    verts (V,N,3) mm; landmarks (V,68,2) crop px; history: loss dicts per logged step;
+    view_weights (V,) the final robust view weights (:mod:`.view_weights`), None when every view
+    counted fully (one view, or weighting off).
     """
 
     id: torch.Tensor
@@ -103,6 +108,7 @@ class CoarseFitResult:
     verts: torch.Tensor
     landmarks: torch.Tensor
     history: list[dict[str, float]] = field(default_factory=list)
+    view_weights: torch.Tensor | None = None
 
 
 class _Params(torch.nn.Module):
@@ -217,6 +223,7 @@ def fit_coarse(
     history: list[dict[str, float]] = []
     total_steps = config.landmark_steps + sum(n for _, n in config.photo_schedule)
     step = 0
+    weighting = ViewWeighting(config.view_weights, V)
 
     # The landmark warm-up needs only the 68 landmark vertices and the jaw's contour candidates
     # (U of the N vertices): the model evaluated on them alone is the same linear map.
@@ -266,8 +273,11 @@ def fit_coarse(
     for i in range(config.landmark_steps):
         check_cancel(cancel)
         _, exp, _, lms = shape_and_landmarks(params.pose(), S, subset=True)
+        if weighting.due(i, config.landmark_steps, warmup=True):
+            weighting.update(landmark_residual_px(lms, landmarks, lm_weights))
+        vw = weighting.weights
         terms = {
-            "landmark": landmark_loss(lms, landmarks, lm_weights),
+            "landmark": landmark_loss(lms, landmarks, lm_weights, vw),
             "reg": param_regularizer(params.id, exp, params.tex, w),
         }
         loss = w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
@@ -278,7 +288,7 @@ def fit_coarse(
         step += 1
         if progress is not None and (i % 10 == 0 or i == config.landmark_steps - 1):
             progress(step / total_steps, f"landmarks {i + 1}/{config.landmark_steps}")
-    history.append({"stage": "landmarks", **{k: float(v.detach()) for k, v in terms.items()}})
+    history.append({"stage": "landmarks", **{k: float(v.detach()) for k, v in terms.items()}, **weighting.summary()})
 
     # 3. full loss, coarse to fine
     groups = [
@@ -321,15 +331,19 @@ def fit_coarse(
                 )
             visible_face = face_tri[rend.face_idx.clamp_min(0)] & rend.mask
             mask = mask_s * visible_face.to(dt)
+            if weighting.due(i, n_steps, warmup=False):
+                weighting.update(landmark_residual_px(lms, lm_target, lm_weights) * (S / size),
+                                 pixel_residual(img_s, rend.image, mask))
+            vw = weighting.weights
             terms = {
-                "pixel": pixel_loss(img_s, rend.image, mask),
-                "landmark": landmark_loss(lms, lm_target, lm_weights) * (S / size) ** 2,
+                "pixel": pixel_loss(img_s, rend.image, mask, view_weights=vw),
+                "landmark": landmark_loss(lms, lm_target, lm_weights, vw) * (S / size) ** 2,
                 "reg": param_regularizer(params.id, exp, params.tex, w),
             }
             loss = w.pixel * terms["pixel"] + w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
             if target_feat is not None and size == S:
                 composite = rend.image * visible_face[..., None] + img_s * (~visible_face[..., None])
-                terms["identity"] = identity_loss(target_feat, identity_net(composite, landmarks))
+                terms["identity"] = identity_loss(target_feat, identity_net(composite, landmarks), vw)
                 loss = loss + w.identity * terms["identity"]
             if params.albedo is not None:
                 alb = params.albedo
@@ -343,7 +357,8 @@ def fit_coarse(
             step += 1
             if progress is not None and (i % 5 == 0 or i == n_steps - 1):
                 progress(step / total_steps, f"photometric {size}px {i + 1}/{n_steps}")
-        history.append({"stage": f"photo{size}", **{k: float(v.detach()) for k, v in terms.items()}})
+        history.append({"stage": f"photo{size}", **{k: float(v.detach()) for k, v in terms.items()},
+                        **weighting.summary()})
 
     with torch.no_grad():
         pose = params.pose()
@@ -358,4 +373,5 @@ def fit_coarse(
         verts=verts.detach(),
         landmarks=lms.detach(),
         history=history,
+        view_weights=weighting.weights,
     )
