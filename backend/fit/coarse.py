@@ -274,10 +274,9 @@ def fit_coarse(
         check_cancel(cancel)
         _, exp, _, lms = shape_and_landmarks(params.pose(), S, subset=True)
         if weighting.due(i, config.landmark_steps, warmup=True):
-            weighting.update(landmark_residual_px(lms, landmarks, lm_weights))
-        vw = weighting.weights
+            weighting.update(landmark_residual_px(lms, landmarks, lm_weights), params.rot[:, 1])
         terms = {
-            "landmark": landmark_loss(lms, landmarks, lm_weights, vw),
+            "landmark": landmark_loss(lms, landmarks, lm_weights, weighting.landmark_weights),
             "reg": param_regularizer(params.id, exp, params.tex, w),
         }
         loss = w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
@@ -332,12 +331,12 @@ def fit_coarse(
             visible_face = face_tri[rend.face_idx.clamp_min(0)] & rend.mask
             mask = mask_s * visible_face.to(dt)
             if weighting.due(i, n_steps, warmup=False):
-                weighting.update(landmark_residual_px(lms, lm_target, lm_weights) * (S / size),
+                weighting.update(landmark_residual_px(lms, lm_target, lm_weights) * (S / size), params.rot[:, 1],
                                  pixel_residual(img_s, rend.image, mask))
             vw = weighting.weights
             terms = {
                 "pixel": pixel_loss(img_s, rend.image, mask, view_weights=vw),
-                "landmark": landmark_loss(lms, lm_target, lm_weights, vw) * (S / size) ** 2,
+                "landmark": landmark_loss(lms, lm_target, lm_weights, weighting.landmark_weights) * (S / size) ** 2,
                 "reg": param_regularizer(params.id, exp, params.tex, w),
             }
             loss = w.pixel * terms["pixel"] + w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]

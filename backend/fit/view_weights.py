@@ -9,8 +9,10 @@ iteratively reweighted least squares over views:
 
 - residuals per view v: r_lm (root weighted mean squared landmark distance, pixels of the 224²
   crop) and r_px (the photometric loss L_pixel of that view alone, 8-bit units);
-- robust scale: the lower median over views, floored (``min_landmark_px``, ``min_pixel``) so
-  that views which all fit well keep weight 1 whatever their small differences;
+- robust scale: the lower median over views for the landmark residuals (in units of each
+  view's expected detector noise, ``yaw_noise``), the smallest for the photometric ones,
+  floored (``min_landmark_px``, ``min_pixel``) so that views which all fit well keep weight 1
+  whatever their small differences;
 - ratio t = r / scale → weight 1 for t ≤ ``inlier``, ``floor`` for t ≥ ``outlier``, a smooth
   step between (cubic); a view's weight is the smaller of its landmark and photometric weights.
 
@@ -48,17 +50,31 @@ class ViewWeightSettings:
     - ``floor``: the smallest weight (> 0 so the view's own pose and light keep being fitted).
     - ``min_landmark_px``: floor of the landmark residuals' scale, pixels of the 224² crop.
     - ``min_pixel``: floor of the photometric residuals' scale, 8-bit units (L_pixel's).
+    - ``pixel_inlier`` / ``pixel_outlier``: the ratios for the photometric residuals, whose
+      reference is the best-explained view, not the median: when the shared shape follows two
+      side views, the frontal view is the worst explained, 2.5× the best on the bench's heads,
+      while a view with a pasted layout is 5× or more.
+    - ``yaw_noise``: the detector's landmark error grows with the head's yaw, modelled as
+      σ ∝ 1 + ``yaw_noise``·sin²(yaw), and each view's landmark term is also weighted by 1/σ²
+      relative to the most frontal view (0: off). The mean error alone grows like 1.45
+      (benchmarks/results/detector_yaw.json: 3.1 % of the face box at |yaw| < 30°, 4.5 % at
+      30–50°, 5.6 % at 50–65°), but the two sides' errors are alike (the jaw and brows pulled
+      the same way), so together they outvote the frontal view; 4.0 (weight 0.09 at ±50°)
+      is what docs/multiview.md measured.
     - ``warn_below``: a final weight below this is reported as a warning naming the view.
     """
 
     enabled: bool = True
-    update_every: int = 10
+    update_every: int = 5
     warmup_start: float = 0.5
     inlier: float = 1.5
     outlier: float = 3.0
     floor: float = 0.01
     min_landmark_px: float = 3.0
     min_pixel: float = 2.0
+    pixel_inlier: float = 3.0
+    pixel_outlier: float = 5.0
+    yaw_noise: float = 4.0
     warn_below: float = 0.5
 
 
@@ -74,11 +90,25 @@ def _smooth_step_down(t: torch.Tensor, lo: float, hi: float, floor: float) -> to
     return 1.0 - (1.0 - floor) * s
 
 
-def robust_view_weights(residuals: torch.Tensor, min_scale: float, settings: ViewWeightSettings) -> torch.Tensor:
+def robust_view_weights(residuals: torch.Tensor, min_scale: float, settings: ViewWeightSettings,
+                        inlier: float | None = None, outlier: float | None = None,
+                        reference: str = "median") -> torch.Tensor:
     """Weights (V,) in [floor, 1] for per-view residuals (V,) ≥ 0: the residual over
-    max(lower median, ``min_scale``) through the smooth step of :class:`ViewWeightSettings`."""
-    scale = lower_median(residuals).clamp_min(min_scale)
-    return _smooth_step_down(residuals / scale, settings.inlier, settings.outlier, settings.floor)
+    max(reference, ``min_scale``) through the smooth step of :class:`ViewWeightSettings`
+    (its ``inlier``/``outlier`` ratios unless given); ``reference`` "median" (the lower median)
+    or "min" (the best-explained view)."""
+    ref = lower_median(residuals) if reference == "median" else residuals.min()
+    scale = ref.clamp_min(min_scale)
+    lo = settings.inlier if inlier is None else inlier
+    hi = settings.outlier if outlier is None else outlier
+    return _smooth_step_down(residuals / scale, lo, hi, settings.floor)
+
+
+def yaw_landmark_weights(yaw: torch.Tensor, yaw_noise: float) -> torch.Tensor:
+    """(V,) in (0,1]: 1/σ² of each view's landmark noise σ ∝ 1 + ``yaw_noise``·sin²(yaw), relative
+    to the most frontal view. yaw (V,) radians."""
+    inv_var = (1.0 + yaw_noise * yaw.sin().pow(2)).pow(-2)
+    return inv_var / inv_var.max()
 
 
 def landmark_residual_px(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -99,15 +129,19 @@ class ViewWeighting:
     """The fit's per-view weights as it runs (state of the IRLS loop).
 
     ``weights`` is None while every view counts fully (one view, weighting disabled, or no update
-    yet), else (V,) in [floor, 1]. ``landmark`` / ``pixel`` hold the latest residuals (V,) used.
+    yet), else (V,) in [floor, 1]: the robust weights of L_pixel and L_id; ``landmark_weights``
+    (V,) those times the yaw weights, for L_lm. ``landmark`` / ``pixel`` / ``yaw`` hold the latest
+    residuals and yaws (V,) used.
     """
 
     def __init__(self, settings: ViewWeightSettings, n_views: int):
         self.settings = settings
         self.active = settings.enabled and n_views > 1
         self.weights: torch.Tensor | None = None
+        self.landmark_weights: torch.Tensor | None = None
         self.landmark: torch.Tensor | None = None
         self.pixel: torch.Tensor | None = None
+        self.yaw: torch.Tensor | None = None
 
     def due(self, step: int, n_steps: int, warmup: bool) -> bool:
         """Whether to update at ``step`` (0-based) of a stage of ``n_steps``."""
@@ -117,21 +151,26 @@ class ViewWeighting:
         return step >= start and (step - start) % self.settings.update_every == 0
 
     @torch.no_grad()
-    def update(self, landmark_px: torch.Tensor, pixel: torch.Tensor | None = None) -> None:
-        """New weights from per-view landmark residuals (V,) px at 224² and, in the photometric
-        stages, photometric residuals (V,) 8-bit units."""
+    def update(self, landmark_px: torch.Tensor, yaw: torch.Tensor, pixel: torch.Tensor | None = None) -> None:
+        """New weights from per-view landmark residuals (V,) px at 224², the fitted yaws (V,)
+        radians and, in the photometric stages, photometric residuals (V,) 8-bit units (None:
+        the previous ones are kept, if any)."""
         s = self.settings
-        self.landmark = landmark_px.detach()
-        w = robust_view_weights(self.landmark, s.min_landmark_px, s)
+        self.landmark, self.yaw = landmark_px.detach(), yaw.detach()
+        yaw_w = yaw_landmark_weights(self.yaw, s.yaw_noise) if s.yaw_noise > 0 else torch.ones_like(self.yaw)
+        w = robust_view_weights(self.landmark * yaw_w.sqrt(), s.min_landmark_px, s)  # residuals in units of σ
         if pixel is not None:
             self.pixel = pixel.detach()
-            w = torch.minimum(w, robust_view_weights(self.pixel, s.min_pixel, s))
+        if self.pixel is not None:
+            w = torch.minimum(w, robust_view_weights(self.pixel, s.min_pixel, s, s.pixel_inlier, s.pixel_outlier, "min"))
         self.weights = w
+        self.landmark_weights = w * yaw_w
 
     def summary(self) -> dict[str, list[float]]:
         """The latest weights and residuals as lists (for the history and ``params.json``)."""
         out: dict[str, list[float]] = {}
-        for key, value in (("weights", self.weights), ("landmark_px", self.landmark), ("pixel", self.pixel)):
+        for key, value in (("weights", self.weights), ("landmark_weights", self.landmark_weights),
+                           ("landmark_px", self.landmark), ("pixel", self.pixel), ("yaw", self.yaw)):
             if value is not None:
                 out[key] = [float(x) for x in value]
         return out
