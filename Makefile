@@ -20,7 +20,7 @@ BPY42_SITE := $(CURDIR)/.venv-bpy42/lib/python3.11/site-packages
 # Zip-level tests run once (they start their own clean Blenders of both versions).
 ZIP_TESTS := --ignore=blender_tests/test_installed_zip.py --ignore=blender_tests/test_platform_zips.py
 
-.PHONY: demo test test-all venv bpy-venvs extension bench clean
+.PHONY: demo test test-all venv mediapipe bpy-venvs extension bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 venv: $(VENV)/.installed
+
+# MediaPipe's face detector + Face Mesh weights for the default detector (auto): the pinned wheel,
+# checked by sha256; a no-op when they are installed already.
+mediapipe: venv
+	$(PY) -m backend.cli models fetch mediapipe
 
 .venv-bpy42/.installed: Makefile $(VENV)/.installed
 	rm -rf $(@D) && $(PYTHON) -m venv --without-pip $(@D)
@@ -43,20 +48,20 @@ venv: $(VENV)/.installed
 
 bpy-venvs: .venv-bpy42/.installed .venv-bpy50/.installed
 
-demo: venv
+demo: venv mediapipe
 	$(PY) -m backend.cli reconstruct --sample grace_hopper -o $(OUT) --blend
 	@echo "Demo outputs in $(OUT)/ (open preview.png)"
 
 # Every test on bpy 5.0 (the venv's), then the add-on tests again on bpy 4.2 (its site-packages first).
-test: venv bpy-venvs
+test: venv mediapipe bpy-venvs
 	$(PY) -m pytest $(PYTEST_ARGS)
 	PYTHONPATH=$(BPY42_SITE) $(PY) -m pytest blender_tests $(PYTEST_ARGS) $(ZIP_TESTS)
 
-test-all: venv bpy-venvs
+test-all: venv mediapipe bpy-venvs
 	$(PY) -m pytest -m ""
 	PYTHONPATH=$(BPY42_SITE) $(PY) -m pytest blender_tests -m "" $(ZIP_TESTS)
 
-extension: venv
+extension: venv mediapipe
 	$(PY) -m addon.build
 
 bench: venv

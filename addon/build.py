@@ -8,8 +8,10 @@ a generated ``blender_manifest.toml`` (the layers above the backend, ``evaluatio
 - Default: one self-contained zip per platform of ``pyproject.toml``
   ``[tool.photohead.extension.platforms]``, ``<dist>/<id>-<version>-<platform>.zip``, with
   ``wheels/`` (every pinned dependency for Blender's Python 3.11, see :mod:`addon.build_wheels`;
-  cached in ``<dist>/wheelcache``) and the ICT face model (``models/ict_facekit``, MIT) taken
-  from the model search path. Installing such a zip needs no network.
+  cached in ``<dist>/wheelcache``), the ICT face model (``models/ict_facekit``, MIT) and
+  MediaPipe's face detector and Face Mesh weights for the default detector (``models/mediapipe``:
+  the three ``.tflite`` files, 2.1 MB, checked by sha256, and the Apache-2.0 ``LICENSE``), both
+  taken from the model search path. Installing such a zip needs no network.
 - ``--dev``: ``<dist>/<id>-<version>.zip`` without wheels or model, for a Blender whose Python
   already has the packages (the development venv).
 
@@ -40,6 +42,13 @@ EXCLUDED_ADDON_FILES = {"build.py", "build_wheels.py"}
 MODEL_DIR = "models"  # inside the add-on; the worker adds it to the model search path
 # of ict_facekit/: the model, its parts (eyes, teeth, ...: backend.facemodel.parts), MIT LICENSE
 MODEL_FILES = ("ict_head.npz", "ict_parts.npz", "LICENSE", "README.md")
+MEDIAPIPE_NOTICE = (
+    "MediaPipe face detection and Face Mesh models (face_detection_short_range.tflite,\n"
+    "face_detection_full_range_sparse.tflite, face_landmark.tflite), unmodified, from the\n"
+    "mediapipe 0.10.14 wheel (https://pypi.org/project/mediapipe/0.10.14/).\n"
+    "Copyright The MediaPipe Authors. Licensed under the Apache License 2.0 (LICENSE, this folder).\n"
+    "Read by Photohead's PyTorch port (backend/detect/mediapipe_nets.py); MediaPipe itself is not included.\n"
+)
 # Keys Blender's manifest knows (schema 1.0.0); anything else in manifest.toml is an error.
 _TOP_KEYS = (
     "schema_version", "id", "version", "name", "tagline", "maintainer", "type", "website", "tags",
@@ -140,10 +149,33 @@ def find_face_model() -> Path:
     return folder
 
 
+def find_mediapipe_dir() -> Path:
+    """The folder holding MediaPipe's ``.tflite`` files (``mediapipe/`` on the model search path),
+    each checked against its pinned sha256, and the wheel's Apache-2.0 ``LICENSE``.
+
+    Raises :class:`ManifestError` saying how to get them (``photohead models fetch mediapipe``)."""
+    nets = backend_module("detect.mediapipe_nets")  # at call time: backend.detect loads torch
+    fetch = backend_module("facemodel.fetch")
+    try:
+        paths = {name: nets.find_mediapipe_file(name) for name in nets.MEDIAPIPE_FILES}
+    except backend_module("errors").WeightsNotFoundError as exc:
+        raise ManifestError(f"the zips bundle MediaPipe's weights for the default detector: {exc}") from exc
+    folder = next(iter(paths.values())).parent
+    for name, digest in nets.MEDIAPIPE_FILES.items():
+        if paths[name].parent != folder or fetch._sha256(paths[name]) != digest:
+            raise ManifestError(f"{paths[name]}: not the pinned file (sha256 or folder differs): "
+                                "run `photohead models fetch mediapipe --force`")
+    if not (folder / "LICENSE").is_file():
+        raise ManifestError(f"{folder} has no LICENSE: MediaPipe's weights ship with their Apache-2.0 licence "
+                            "(`photohead models fetch mediapipe --force` puts it there)")
+    return folder
+
+
 def stage(manifest: dict, stage_root: Path, wheels: Sequence[Path] = (), model_dir: Path | None = None,
-          pins: dict[str, str] | None = None) -> Path:
-    """Assemble the add-on folder ``stage_root/<id>``, with ``wheels/``, ``models/`` and
-    ``versions.json`` (the pinned versions, for the opt-in installs in ``deps``) when given; returns it."""
+          pins: dict[str, str] | None = None, mediapipe_dir: Path | None = None) -> Path:
+    """Assemble the add-on folder ``stage_root/<id>``, with ``wheels/``, ``models/`` (the face
+    model from ``model_dir``, MediaPipe's files from ``mediapipe_dir``) and ``versions.json`` (the
+    pinned versions, for the opt-in installs in ``deps``) when given; returns it."""
     patterns = list(manifest.get("build", {}).get("paths_exclude_pattern", []))
     folder = stage_root / manifest["id"]
     if folder.exists():
@@ -162,6 +194,12 @@ def stage(manifest: dict, stage_root: Path, wheels: Sequence[Path] = (), model_d
         for name in MODEL_FILES:
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, target / name)
+    if mediapipe_dir is not None:
+        target = folder / MODEL_DIR / backend_module("detect.mediapipe_nets").MEDIAPIPE_FOLDER
+        target.mkdir(parents=True)
+        for name in (*backend_module("detect.mediapipe_nets").MEDIAPIPE_FILES, "LICENSE"):
+            shutil.copy2(mediapipe_dir / name, target / name)
+        (target / "NOTICE").write_text(MEDIAPIPE_NOTICE, encoding="utf-8")
     if pins:
         (folder / "versions.json").write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     (folder / "blender_manifest.toml").write_text(render_blender_manifest(manifest), encoding="utf-8")
@@ -202,7 +240,7 @@ def build_platform(platform: str, dist: Path = ROOT / "dist", stage_root: Path =
                    cache: Path | None = None, model_dir: Path | None = None) -> Path:
     """The self-contained zip for one Blender platform (e.g. ``linux-x64``); returns its path.
 
-    Raises :class:`ManifestError` (no face model) or :class:`build_wheels.WheelError`."""
+    Raises :class:`ManifestError` (no face model or MediaPipe files) or :class:`build_wheels.WheelError`."""
     from . import build_wheels  # lazy: packaging is needed only for the platform zips
 
     manifest = read_manifest()
@@ -211,7 +249,8 @@ def build_platform(platform: str, dist: Path = ROOT / "dist", stage_root: Path =
         raise ManifestError(f"unknown platform {platform!r}; pyproject.toml lists {sorted(pins.platforms)}")
     wheels = build_wheels.resolve(pins, platform, Path(cache or Path(dist) / "wheelcache"))
     model_dir = model_dir or find_face_model()
-    folder = stage({**manifest, "platforms": [platform]}, Path(stage_root) / platform, wheels, model_dir, pins.versions)
+    folder = stage({**manifest, "platforms": [platform]}, Path(stage_root) / platform, wheels, model_dir, pins.versions,
+                   find_mediapipe_dir())
     return zip_folder(folder, Path(dist) / zip_name(manifest, platform))
 
 

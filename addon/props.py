@@ -20,15 +20,10 @@ MODE_ITEMS = [
 ]
 _quality = backend_module("quality")  # torch-free: the names and descriptions only
 QUALITY_ITEMS = [(name, name.title(), text) for name, text in _quality.QUALITIES.items()]
-DETECTOR_ITEMS = [
-    ("dlib", "dlib", "dlib's 68-point predictor (face-recognition-models): works offline"),
-    ("face_alignment", "face-alignment", "FAN landmarks: needs the face-alignment package and its weights on disk "
-     "(their folder in the add-on preferences, or torch hub's cache)"),
-    ("mediapipe", "MediaPipe", "BlazeFace + Face Mesh (468 points) in PyTorch: holds up at large head turns; "
-     "needs `photohead models fetch mediapipe` once"),
-    ("auto", "dlib + Face Mesh", "dlib's points, checked by Face Mesh and replaced where they disagree "
-     "(large head turns); without MediaPipe's weights, dlib alone"),
-]
+_detectors = backend_module("detectors")  # torch-free: the names, descriptions and default only
+_DETECTOR_LABELS = {"auto": "Auto (dlib + Face Mesh)", "dlib": "dlib", "mediapipe": "MediaPipe",
+                    "face_alignment": "face-alignment"}
+DETECTOR_ITEMS = [(name, _DETECTOR_LABELS.get(name, name), text) for name, text in _detectors.DETECTORS.items()]
 DEVICE_ITEMS = [
     ("auto", "Auto", "CUDA when available, else CPU"),
     ("cpu", "CPU", "Always the CPU"),
@@ -51,7 +46,7 @@ class PHOTOHEAD_PG_settings(PropertyGroup):
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="fit")
     quality: EnumProperty(name="Quality", items=QUALITY_ITEMS, default=_quality.DEFAULT)
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
-    detector: EnumProperty(name="Landmarks", items=DETECTOR_ITEMS, default="dlib")
+    detector: EnumProperty(name="Landmarks", items=DETECTOR_ITEMS, default=_detectors.DEFAULT_DETECTOR)
     tune_unet: BoolProperty(
         name="Tune U-Net", default=False,
         description="Hybrid: fine-tune the detail U-Net's weights on the photos instead of optimising the "

@@ -43,6 +43,7 @@ def assemble_head(
     ``quality``: the reconstruction's, recorded in the head)."""
     np32 = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
     neutral = model(fit.id, None)
+    fixed68 = project(fit.verts[:, model.landmarks68], fit.pose, Camera(CROP_SIZE, CROP_SIZE))[..., :2]  # (V,68,2) crop px
     results = []
     for i, view in enumerate(views):
         pose_img = image_frame_pose(fit.verts[i : i + 1], fit.pose[i : i + 1], view)
@@ -54,6 +55,7 @@ def assemble_head(
                 detected68=view.detected68.astype(np.float32), projection="orthographic",
                 face_box=view.face_box.astype(np.float32), crop_from_image=view.crop_from_image.astype(np.float32),
                 image=view.image, label=view.label, detector=view.detector,
+                landmarks68_3d=points_to_image(fixed68[i].double().cpu().numpy(), view.image_from_crop).astype(np.float32),
             )
         )
     head = Head(

@@ -33,7 +33,10 @@ params.json schema (``format`` = ``"photohead.params"``, ``version`` = 1), plain
                 "pose": {"f", "rx", "ry", "rz", "tx", "ty", "tz"},  # backend.camera, radians
                 "sh": [27],                                  # backend.lighting layout
                 "coeffs": {"id": [K_id], "exp": {name: weight}, "tex": [K_tex] | null},
-                "landmarks68": [[x, y] × 68],                # fitted model, photo pixels
+                "landmarks68": [[x, y] × 68],                # fitted model, photo pixels; jaw 0–16 on the
+                                                             # 2-D silhouette (300-W convention)
+                "landmarks68_3d": [[x, y] × 68] | null,      # the same, fixed model vertices (AFLW2000-3D
+                                                             # style: the 3-D jaw line, hidden or not)
                 "detected68": [[x, y] × 68],                 # detector, photo pixels
                 "detector": "dlib"|"face_alignment"|"mediapipe"|"given"|"",  # what gave detected68
                 "face_box": [x0, y0, x1, y1] | null,
@@ -397,6 +400,7 @@ def params_dict(head: Head) -> dict[str, Any]:
             "sh": _plain(np.asarray(v.sh).reshape(-1)),
             "coeffs": {"id": ident, "exp": _named(v.exp, head.exp_names), "tex": tex},
             "landmarks68": _plain(np.asarray(v.landmarks68, np.float64)),
+            "landmarks68_3d": None if v.landmarks68_3d is None else _plain(np.asarray(v.landmarks68_3d, np.float64)),
             "detected68": _plain(np.asarray(v.detected68, np.float64)),
             "detector": v.detector,
             "face_box": None if v.face_box is None else _plain(np.asarray(v.face_box).reshape(-1)),

@@ -18,6 +18,9 @@ class ViewResult:
     - ``landmarks68`` (68,2) fitted model landmarks projected into the photo; ``detected68``
       (68,2) the detector's (``detector``: "dlib", "face_alignment", "mediapipe", or "given" when
       the caller passed landmarks); ``face_box`` (4,) x0,y0,x1,y1.
+    - ``landmarks68_3d`` (68,2) the same 68 points as fixed model vertices (AFLW2000-3D style: the
+      jaw is the 3-D jaw line, hidden or not, where ``landmarks68``'s jaw is the 2-D silhouette
+      of the 300-W convention), projected into the photo; None in heads from older versions.
     - ``crop_from_image`` (2,3) similarity mapping photo pixels → the 224² crop.
     """
 
@@ -34,6 +37,7 @@ class ViewResult:
     image: np.ndarray | None = None
     label: str = ""
     detector: str = ""
+    landmarks68_3d: np.ndarray | None = None
 
 
 @dataclass

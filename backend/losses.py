@@ -94,14 +94,15 @@ def landmark_loss(
     pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None,
     view_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Eq. 4: mean over landmarks of the squared 2-D distance. pred, target (B,68,2) px; weights (68,) optional;
-    view_weights (B,) optional: a weighted mean over the batch (as in :func:`pixel_loss`)."""
+    """Eq. 4: mean over landmarks of the squared 2-D distance. pred, target (B,68,2) px; weights (68,)
+    or per view (B,68), optional (a weighted mean per view, then the mean over views); view_weights
+    (B,) optional: that mean over views weighted (as in :func:`pixel_loss`)."""
     sq = ((pred - target) ** 2).sum(-1)  # (B,68)
     if view_weights is not None:
-        per_image = (sq * weights).sum(-1).div(weights.sum()) if weights is not None else sq.mean(-1)
+        per_image = (sq * weights).sum(-1).div(weights.sum(-1)) if weights is not None else sq.mean(-1)
         return _weighted_mean(per_image, view_weights)
     if weights is not None:
-        return (sq * weights).sum(-1).div(weights.sum()).mean()
+        return (sq * weights).sum(-1).div(weights.sum(-1)).mean()
     return sq.mean()
 
 

@@ -11,6 +11,7 @@ import torch
 
 from .align import CROP_SIZE, align_face, face_mask, points_to_crop, warp_to_crop
 from .detect import DetectSettings, detect_one
+from .detectors import DEFAULT_DETECTOR
 from .detect.base import Face
 from .detect.mediapipe_68 import mesh_to_68
 from .errors import PhotoheadError
@@ -39,11 +40,17 @@ class PreparedView:
     faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
     mesh68: np.ndarray | None = None  # (68,2) photo px: Face Mesh's 68 points, when it ran
     presence: float | None = None  # Face Mesh's face-presence probability, when it ran
+    detector_disagreement: float | None = None  # auto: dlib vs Face Mesh 68 points, mesh eye distances
+    dense: np.ndarray | None = None  # (468,3) Face Mesh's points (x, y photo px; z relative depth), when it ran
+
+    def crop_dense(self) -> np.ndarray | None:
+        """Face Mesh's points in the 224² crop (468,2) px, or None without them."""
+        return None if self.dense is None else points_to_crop(self.dense[:, :2], self.crop_from_image)
 
 
 def prepare_view(
     image: str | Path | np.ndarray, face: int = 0, label: str = "", index: int = 0, landmarks68: np.ndarray | None = None,
-    detector: str = "dlib", detect_settings: DetectSettings | None = None,
+    detector: str = DEFAULT_DETECTOR, detect_settings: DetectSettings | None = None,
 ) -> PreparedView:
     """Read, detect (``detector``, :func:`backend.detect.detect_one`), align one photo. Raises
     NoFaceError / FaceTooSmallError / ImageReadError.
@@ -70,6 +77,8 @@ def prepare_view(
         crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
         detector=found.backend, faces_note=found.note,
         mesh68=None if found.dense is None else mesh_to_68(found.dense), presence=found.presence,
+        detector_disagreement=found.disagreement,
+        dense=None if found.dense is None else np.asarray(found.dense, np.float64),
     )
 
 

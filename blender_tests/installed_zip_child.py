@@ -40,6 +40,8 @@ def main(zip_path: str, photo: str, out_json: str) -> None:
     report["install_result"] = sorted(result)
     addon = importlib.import_module(PACKAGE)
     report["addon_file"] = addon.__file__
+    bundled = Path(addon.__file__).parent / "models" / "mediapipe"
+    report["mediapipe_files"] = sorted(p.name for p in bundled.iterdir()) if bundled.is_dir() else []
     prefs_mod = importlib.import_module(f"{PACKAGE}.preferences")
     report["missing"] = prefs_mod.missing_packages(refresh=True)
     report["wheels_dir"] = prefs_mod.wheels_site_packages()

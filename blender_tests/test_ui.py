@@ -120,16 +120,16 @@ def test_landmark_detector_choice_reaches_the_job(addon, photo_path, tmp_path):
     settings = bpy.context.scene.photohead
     settings.photos.add().filepath = str(photo_path)
     assert any(c[0] == "prop" and c[1][1:] == ("detector",) for c in _draw_panel(addon))
-    assert settings.detector == "dlib"
+    assert settings.detector == "auto"  # the default: dlib checked by Face Mesh
     config = addon.operators.job_config(settings, prefs)
-    assert config["detector"] == "dlib" and "detector_weights" not in config
+    assert config["detector"] == "auto" and "detector_weights" not in config
     prefs.fa_weights_dir = str(tmp_path)
     try:
-        assert "detector_weights" not in addon.operators.job_config(settings, prefs)  # dlib ignores the folder
+        assert "detector_weights" not in addon.operators.job_config(settings, prefs)  # auto ignores the folder
         settings.detector = "face_alignment"
         config = addon.operators.job_config(settings, prefs)
         made = ReconstructConfig(**config)
         assert made.detector == "face_alignment" and made.detector_weights == str(tmp_path)
     finally:
         prefs.fa_weights_dir = ""
-        settings.detector = "dlib"
+        settings.detector = "auto"

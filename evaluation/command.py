@@ -1,8 +1,9 @@
 """``photohead evaluate``: accuracy and timing reports.
 
-- ``photohead evaluate synthetic [--n N] [--detail] [--landmarks truth|detector]``: random faces
-  with known shape/pose/light, rendered and reconstructed (vertex error mm, landmark error in
-  224²-crop pixels and NME, yaw error, displacement correlation with ``--detail``).
+- ``photohead evaluate synthetic [--n N] [--detail] [--landmarks truth|detector] [--scene
+  classic|realistic] [--detector D]``: random faces with known shape/pose/light, rendered and
+  reconstructed (vertex error mm beside the mean face's, landmark error in 224²-crop pixels and
+  NME, yaw error, displacement correlation with ``--detail``).
 - ``photohead evaluate landmarks DIR [--n N] [--sample random] [--time-budget S] [--examples]``:
   68-point NME (inter-ocular and box) of the fit and of the detector on annotated photos
   (``landmarks.json`` or per-image ``.pts``/``.json``), failure rate, region and yaw tables,
@@ -25,6 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from backend.detectors import DEFAULT_DETECTOR, DETECTOR_NAMES
 from backend.quality import DEFAULT, QUALITY_NAMES
 
 from .readers import DEPTH_LAYOUT
@@ -71,7 +73,7 @@ def _synthetic(args: argparse.Namespace) -> int:
     _check_mode(args)
     results = run_synthetic(n=args.n or 10, quality=args.quality, seed=args.seed, detail=args.detail,
                             landmarks=args.landmarks, time_budget_s=args.time_budget, progress=_progress,
-                            mode=args.mode, checkpoints=args.checkpoints)
+                            mode=args.mode, checkpoints=args.checkpoints, scene=args.scene, detector=args.detector)
     return _finish(results, args.out or Path("out/eval/synthetic"), "Synthetic faces")
 
 
@@ -174,8 +176,15 @@ def register(subparsers) -> None:
     _network(p)
     p.add_argument("--detail", action="store_true", help="add UV detail and evaluate the detail stage")
     p.add_argument("--landmarks", choices=("truth", "detector"), default="truth",
-                   help="landmarks given to the fit: the true ones (default: measures the fit) or dlib's on the "
-                        "render (dlib is out of its domain on these bald, featureless renders)")
+                   help="landmarks given to the fit: the true ones (default: measures the fit) or the detector's "
+                        "on the render")
+    p.add_argument("--scene", choices=("classic", "realistic", "realistic_cycles"), default=None,
+                   help="renders: classic (bald, no eyes, orthographic, one white light), realistic (eyes, teeth, "
+                        "hair, a perspective lens, coloured lights, busy background) or realistic_cycles (the same, "
+                        "path-traced by Blender's Cycles through bpy); default realistic with --landmarks detector, "
+                        "classic otherwise")
+    p.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
+                   help="with --landmarks detector: the reconstruction's landmark detector")
     p.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="stop starting new faces after S seconds (the report says how many ran)")
     p.set_defaults(handler=_synthetic)
@@ -189,7 +198,7 @@ def register(subparsers) -> None:
                    help="stop starting new photos after S seconds (the report says how many ran)")
     p.add_argument("--examples", action="store_true",
                    help="also write landmark overlays of the photos (off: keep research-only photos out of reports)")
-    p.add_argument("--detector", choices=("dlib", "face_alignment", "mediapipe", "auto"), default="dlib",
+    p.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
                    help="the reconstruction's landmark detector (face_alignment, mediapipe: their weights on disk)")
     p.add_argument("--aggregate-only", action="store_true",
                    help="no per-photo rows in results.json (for reports published from research-only data)")

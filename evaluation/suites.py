@@ -43,6 +43,7 @@ from backend import prepare as prepare_module
 from backend.align import CROP_SIZE, align_face, points_to_crop
 from backend.camera import Camera, euler_to_rotation, project
 from backend.detect import detect
+from backend.detectors import DEFAULT_DETECTOR
 from backend.detect.base import Face
 from backend.errors import PhotoheadError, WeightsNotFoundError
 from backend.export import load_head
@@ -62,13 +63,15 @@ from backend.reconstruct import ReconstructConfig, reconstruct
 from backend.uvmaps import face_tile_layout, uv_position_map
 
 from . import metrics as M
+from .results_page import scene_text
 from .readers import IMAGE_SUFFIXES, EvalDataError, find_landmark_sets, pick_paths, read_obj_mesh
 from .synthetic import (
-    SyntheticSettings, displacement_in_image, make_faces, photo_mask_at_texels, resample_map, true_detail_surface,
+    SCENES, SyntheticSettings, displacement_in_image, make_faces, photo_mask_at_texels, resample_map, true_detail_surface,
     visible_face_texels,
 )
 
-__all__ = ["ReconstructFn", "given_landmarks", "crop_scale", "run_synthetic", "run_landmarks", "run_scans",
+__all__ = ["ReconstructFn", "given_landmarks", "crop_scale", "run_synthetic", "mean_face_errors",
+           "MEAN_FACE_TARGET", "run_landmarks", "run_scans",
            "run_timing", "machine_summary", "evaluate_scan", "NOSE_TIP_LANDMARK"]
 
 ReconstructFn = Callable[[Sequence[Any], Any], Head]
@@ -303,10 +306,10 @@ def given_landmarks(landmarks68: np.ndarray) -> Iterator[None]:
         yield
 
 
-def _detector_error_px224(image: np.ndarray, truth: np.ndarray) -> tuple[float, float, str]:
-    """dlib on a synthetic render: (mean error over 68 points, over 17–67) in 224²-crop pixels
+def _detector_error_px224(image: np.ndarray, truth: np.ndarray, detector: str) -> tuple[float, float, str]:
+    """``detector`` on a synthetic render: (mean error over 68 points, over 17–67) in 224²-crop pixels
     (crop from the detected landmarks, as reconstruct does) and the detector used; NaN when none."""
-    faces = detect(image)
+    faces = detect(image, backend=detector)
     if not faces:
         return float("nan"), float("nan"), "none"
     lm = faces[0].landmarks
@@ -327,6 +330,8 @@ def run_synthetic(
     progress: Callable[[float, str], None] | None = None,
     mode: str = "fit",
     checkpoints: str | Path | None = None,
+    scene: str | None = None,
+    detector: str = DEFAULT_DETECTOR,
 ) -> dict[str, Any]:
     """Reconstruct ``n`` synthetic faces (:mod:`.synthetic`) and compare with their ground truth
     (``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode).
@@ -343,20 +348,36 @@ def run_synthetic(
 
     ``landmarks``: ``truth`` (default) hands the true 2-D landmarks (``contour68``) to the
     pipeline in place of the detector (:func:`given_landmarks`), so the suite measures the fit;
-    ``detector`` runs dlib on the render as for a photo. dlib's predictor is out of its domain
+    ``detector`` runs the reconstruction's ``detector`` (``ReconstructConfig.detector``: dlib,
+    mediapipe, auto...) on the render as for a photo. dlib's predictor is out of its domain
     on these renders (bald, no lashes or hair, painted brows and lips): its error (about 8 px
     in the 224² crop) then dominates every number. With the real
     reconstruction, ``truth`` mode still runs dlib on each render and reports its error
     (``detector_*``). ``time_budget_s`` stops starting new faces after that many seconds.
+
+    ``scene``: a name of :data:`~.synthetic.SCENES` (``settings``, when given, wins); default
+    ``realistic`` with the detector (eyes, teeth, hair, a perspective lens, coloured lights, a
+    busy background) and ``classic`` with true landmarks (and with ``detail``). ``detector``: the
+    reconstruction's detector (``ReconstructConfig.detector``).
+
+    Every vertex error is reported beside the mean face's on the same faces (identity and
+    expression 0, scored the same way: :func:`mean_face_errors`), with the ratio fit / mean face
+    and the check ``ratio ≤`` :data:`MEAN_FACE_TARGET` (issue 23: at least 30 % below).
     """
     model = model if model is not None else load_default()
-    settings = settings or SyntheticSettings()
+    if settings is None:
+        scene = scene or ("realistic" if landmarks == "detector" and not detail else "classic")
+        if scene not in SCENES:
+            raise ValueError(f"unknown scene {scene!r}: use {' or '.join(SCENES)}")
+        settings = SCENES[scene]
+    else:
+        scene = scene or "custom"
     if detail and not settings.detail:
         settings = replace(settings, **DETAIL_CONDITIONS)
     if landmarks not in SYNTHETIC_LANDMARKS:
         raise ValueError(f"unknown landmarks {landmarks!r}: use 'truth' or 'detector'")
     recon = reconstruct_fn or _default_reconstruct()
-    config = _config(quality, seed, detail, mode, checkpoints)
+    config = replace(_config(quality, seed, detail, mode, checkpoints), detector=detector)
     faces = make_faces(model, n, seed=seed, settings=settings)
     mask = model.face_vertex_mask.numpy()  # face regions (ICT: narrow face + forehead band, ears, front of neck)
     narrow = model.region.numpy() == 0  # ICT "face_narrow": the face proper (brows to chin, cheek to cheek)
@@ -391,6 +412,7 @@ def run_synthetic(
         item = {"index": i, "yaw_deg": face.yaw_deg, "vertex_err_mean_mm": verr["mean"],
                 "vertex_err_narrow_mean_mm": narrow_err["mean"],
                 "vertex_err_median_mm": verr["median"], "neutral_err_mean_mm": nerr["mean"],
+                **mean_face_errors(model, face, mask, narrow),
                 "lm_err_px224": k * _mean_px(view.landmarks68, truth),
                 "lm_err_px224_inner": k * _mean_px(view.landmarks68, truth, INNER),
                 "lm_err_px224_fixed_jaw": k * _mean_px(view.landmarks68, face.landmarks68),
@@ -404,7 +426,7 @@ def run_synthetic(
                 item["disp_corr_oracle"] = oracle_detail_corr(model, face, quality)
         if landmarks == "truth" and reconstruct_fn is None:
             item["detector_err_px224"], item["detector_err_px224_inner"], item["detector"] = \
-                _detector_error_px224(face.image, truth)
+                _detector_error_px224(face.image, truth, detector)
         elif landmarks == "detector":
             item["detector_err_px224"] = item["input_err_px224"]
             item["detector_err_px224_inner"] = k * _mean_px(view.detected68, truth, INNER)
@@ -420,6 +442,7 @@ def run_synthetic(
         "vertex_err_median_mm": M.summarize(col("vertex_err_median_mm"))["median"],
         "vertex_err_worst_mm": float(np.nanmax(col("vertex_err_mean_mm"))) if ok else float("nan"),
         "neutral_err_mean_mm": mean("neutral_err_mean_mm"),
+        **_mean_face_summary(ok, col, mean),
         "lm_err_px224_mean": mean("lm_err_px224"),
         "lm_err_px224_inner_mean": mean("lm_err_px224_inner"),
         "lm_err_px224_fixed_jaw_mean": mean("lm_err_px224_fixed_jaw"),
@@ -440,14 +463,16 @@ def run_synthetic(
             summary["disp_corr_oracle_mean"] = mean("disp_corr_oracle")
     return {
         "suite": "synthetic",
-        "description": "Random ICT faces (identity ~ N(0, 1), expressions, bald, random skin albedo, light and "
-                       f"pose: yaw within ±{settings.yaw_max_deg:g}°) rendered at {settings.size}² by backend.render "
-                       "with known shape, pose and light, then reconstructed from the image alone (dlib detection, "
-                       "fit). Vertex errors: face region, after a similarity alignment. Landmark errors: pixels of "
+        "description": f"Random ICT faces (identity ~ N(0, 1), expressions, {scene_text(settings.__dict__)}; "
+                       f"yaw within ±{settings.yaw_max_deg:g}°) rendered at {settings.size}² "
+                       "with known shape, pose and light, then reconstructed from the image alone. Vertex errors: "
+                       "face region, after a similarity alignment, beside the mean face's (no fit) on the same "
+                       "faces. Landmark errors: pixels of "
                        "the 224² fit crop; the true jaw points are the silhouette (the fit's sliding-contour "
                        "convention); `fixed_jaw` uses the fixed landmark vertices instead. Landmarks given to the "
                        + ("fit: the true 2-D landmarks (detector bypassed; `detector_err` is dlib's error on the same "
-                          "renders, for reference)." if landmarks == "truth" else "fit: dlib's detections on the render.")
+                          "renders, for reference)." if landmarks == "truth"
+                          else f"fit: the detector's ({config.detector}) landmarks on the render.")
                        + (f" Stopped after {len(items)} of {n} faces (time budget {time_budget_s:g} s)." if stopped else ""),
         "summary": summary,
         "tables": {"per face": items},
@@ -456,9 +481,44 @@ def run_synthetic(
         "images": _examples(panels),
         "per_item": items,
         "config": {"n": n, "quality": quality, "seed": seed, "detail": detail, "landmarks": landmarks, "mode": mode,
+                   "scene": scene, "detector": config.detector,
                    "checkpoints": str(checkpoints) if checkpoints else None,
                    "time_budget_s": time_budget_s, "settings": settings.__dict__},
         "machine": machine_summary(),
+    }
+
+
+MEAN_FACE_TARGET = 0.7  # issue 23: the fit's vertex error at least 30 % below the mean face's
+
+
+def mean_face_errors(model, face, mask: np.ndarray, narrow: np.ndarray) -> dict[str, float]:
+    """The do-nothing baseline on one synthetic face: the model's mean face (identity and
+    expression 0) scored as a reconstruction is (similarity-aligned vertex error, mm): on the
+    face regions ``mask`` (V,) bool (mean, median), the narrow face ``narrow`` (V,) bool, and
+    against the identity-only shape."""
+    mean = model.mean.reshape(-1, 3).cpu().numpy().astype(np.float64)  # (V,3) mm
+    err = M.vertex_error(mean, face.vertices, mask)
+    return {"mean_face_err_mean_mm": err["mean"], "mean_face_err_median_mm": err["median"],
+            "mean_face_err_narrow_mean_mm": M.vertex_error(mean, face.vertices, narrow)["mean"],
+            "mean_face_neutral_err_mean_mm": M.vertex_error(mean, face.neutral, mask)["mean"]}
+
+
+def _mean_face_summary(ok: list[dict[str, Any]], col, mean) -> dict[str, Any]:
+    """The mean face's summary over the reconstructed faces (as the fit's), the ratio of the
+    fit's mean vertex error to it and the :data:`MEAN_FACE_TARGET` check."""
+    fit, base = mean("vertex_err_mean_mm"), mean("mean_face_err_mean_mm")
+    ratio = fit / base if ok and base > 0 else float("nan")
+    return {
+        "mean_face_err_mean_mm": base,
+        "mean_face_err_narrow_face_mean_mm": mean("mean_face_err_narrow_mean_mm"),
+        "mean_face_err_median_mm": M.summarize(col("mean_face_err_median_mm"))["median"],
+        "mean_face_err_worst_mm": float(np.nanmax(col("mean_face_err_mean_mm"))) if ok else float("nan"),
+        "mean_face_neutral_err_mean_mm": mean("mean_face_neutral_err_mean_mm"),
+        "fit_over_mean_face": ratio,
+        "fit_over_mean_face_narrow": (mean("vertex_err_narrow_mean_mm") / mean("mean_face_err_narrow_mean_mm")
+                                      if ok else float("nan")),
+        "fit_over_mean_face_target": MEAN_FACE_TARGET,
+        "fit_over_mean_face_met": bool(ratio <= MEAN_FACE_TARGET),
     }
 
 
@@ -483,7 +543,7 @@ def run_landmarks(
     per_item: bool = True,
     reconstruct_fn: ReconstructFn | None = None,
     progress: Callable[[float, str], None] | None = None,
-    detector: str = "dlib",
+    detector: str = DEFAULT_DETECTOR,
     mode: str = "fit",
     checkpoints: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -501,7 +561,7 @@ def run_landmarks(
     ``examples`` adds landmark overlays of the photos; ``per_item`` False keeps only aggregates
     (no per-photo rows; the CDF's values sorted). Keep overlays off and per-item rows out of
     anything published from data that must not be redistributed (``faces_dev``). ``detector``:
-    the reconstruction's landmark detector (``ReconstructConfig.detector``: dlib, face_alignment or mediapipe).
+    the reconstruction's landmark detector (``ReconstructConfig.detector``, default auto).
     ``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode.
     """
     sets = find_landmark_sets(folder)

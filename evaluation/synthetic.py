@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +41,10 @@ from backend.texture import face_region_mask
 from backend.uvmaps import face_tile_layout, face_tile_triangles, grid_normals, uv_position_map
 
 from .metrics import apply_similarity
+from .synthetic_cycles import render_cycles
+from .synthetic_scene import Lights, busy_background, hair_tile, hair_uv, parts_mesh, perspective_pose, random_lights, scalp_faces
 
-__all__ = ["SyntheticSettings", "SyntheticFace", "make_face", "make_faces", "render_face", "random_albedo", "feature_polylines",
+__all__ = ["SyntheticSettings", "SCENES", "SyntheticFace", "make_face", "make_faces", "render_face", "random_albedo", "feature_polylines",
            "random_displacement", "write_known_answer_scans", "KNOWN_SCANS_EXPECTED", "vertex_displacement", "visible_face_texels",
            "true_detail_surface", "resample_map", "displacement_in_image"]
 
@@ -65,6 +67,35 @@ class SyntheticSettings:
     detail_amplitude_mm: float = 1.5
     background: tuple[float, float, float] | None = None  # None: random grey
     features: bool = True  # darker brows and lips in the albedo
+    # less friendly renders (:mod:`.synthetic_scene`; all off: the classic suite, bit for bit)
+    parts: bool = False  # eyes (sclera, iris, pupil), teeth, gums, tongue, mouth and eye sockets
+    hair: bool = False  # a hair-coloured scalp (hairline 15–45 mm above the brows; 15 % stay bald)
+    projection: str = "orthographic"  # or "perspective": a lens of ``focal_35mm`` at the framing distance
+    focal_35mm: tuple[float, float] = (35.0, 85.0)  # 35-mm-equivalent focal length range (perspective)
+    light_colour: float = 0.0  # each light's warm/cool tint: red ×(1+a), blue ×(1−a), |a| ≤ this
+    second_light: bool = False  # a second directional light from anywhere, 20–70 % of the key's strength
+    busy_background: bool = False  # a coloured gradient with blotches instead of a flat grey
+    pixel_noise: float = 0.0  # Gaussian pixel noise, standard deviation in 8-bit levels
+    renderer: str = "backend"  # or "cycles": Blender's path tracer through bpy (:mod:`.synthetic_cycles`)
+
+    @property
+    def friendly(self) -> bool:
+        """True for the classic scene (none of the less friendly options)."""
+        return not (self.parts or self.hair or self.projection != "orthographic" or self.light_colour
+                    or self.second_light or self.busy_background or self.pixel_noise or self.renderer != "backend")
+
+
+# The suite's scenes: ``classic`` (bald, eyeless, orthographic, one white light; the settings the
+# true-landmark tables were measured with), ``realistic`` (eyes and teeth, hair, a 35–85 mm lens,
+# coloured key + second light, a busy background, noise: the default with a detector) and
+# ``realistic_cycles`` (the same heads, cameras and lights path-traced by Blender's Cycles).
+SCENES: dict[str, SyntheticSettings] = {
+    "classic": SyntheticSettings(),
+    "realistic": SyntheticSettings(parts=True, hair=True, projection="perspective", light_colour=0.15,
+                                   second_light=True, ambient=(0.4, 0.9), directional=(0.2, 0.8),
+                                   busy_background=True, pixel_noise=2.0),
+}
+SCENES["realistic_cycles"] = replace(SCENES["realistic"], renderer="cycles")  # path-traced (bpy), same draws
 
 
 @dataclass
@@ -72,7 +103,7 @@ class SyntheticFace:
     """One synthetic sample and its ground truth.
 
     - ``image`` (H,W,3) uint8 RGB; ``mask`` (H,W) bool pixels covered by the head.
-    - ``id`` (K_id,), ``exp`` (K_exp,), ``pose`` (7,) (backend.camera, orthographic), ``sh`` (27,).
+    - ``id`` (K_id,), ``exp`` (K_exp,), ``pose`` (7,) (backend.camera, in ``projection``), ``sh`` (27,).
     - ``vertices`` (V,3) mm model space (identity + expression [+ detail]); ``neutral`` (V,3) mm
       identity only; ``landmarks68`` (68,2) pixels (projected model landmark vertices);
       ``contour68`` (68,2) the same with the jaw points 0–16 on the silhouette (sliding contour of
@@ -95,6 +126,7 @@ class SyntheticFace:
     neutral: np.ndarray | None = None
     contour68: np.ndarray | None = None
     coarse_vertices: np.ndarray | None = None
+    projection: str = "orthographic"
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
@@ -199,22 +231,57 @@ def _sample_map(image: np.ndarray, uv: np.ndarray, tiles: int) -> np.ndarray:
 def render_face(
     model, verts: torch.Tensor, pose: torch.Tensor, sh: torch.Tensor, albedo: np.ndarray, size: int,
     background: tuple[float, float, float], mesh: tuple[torch.Tensor, ...] | None = None,
+    projection: str = "orthographic", u_tiles: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Render one head with ``backend.render``: verts (1,V,3) mm, pose (1,7), sh (1,27),
-    albedo (Ht,Wt,3) UV map; ``mesh`` (verts, faces, uv, faces_uv) replaces the model's mesh
-    (:func:`backend.detail.displaced_mesh`). Returns (image (size,size,3) uint8, mask (size,size) bool)."""
+    """Render one head with ``backend.render``: verts (1,V,3) mm, pose (1,7) in ``projection``,
+    sh (1,27), albedo (Ht,Wt,3) UV map spanning u ∈ [0, ``u_tiles``] (default: the model's
+    tiles); ``mesh`` (verts, faces, uv, faces_uv) replaces the model's mesh
+    (:func:`backend.detail.displaced_mesh`, parts appended). Returns (image (size,size,3) uint8,
+    mask (size,size) bool)."""
     verts, faces, uv, faces_uv = mesh if mesh is not None else (verts, model.faces, model.uv, model.faces_uv)
-    camera = Camera(size, size, "orthographic")
-    settings = RenderSettings(background=background, u_range=(0.0, float(model.uv_tiles)))
+    camera = Camera(size, size, projection)
+    settings = RenderSettings(background=background, u_range=(0.0, float(u_tiles or model.uv_tiles)))
     out = render(verts, faces, pose, camera, sh, texture=torch.from_numpy(albedo).to(verts),
                  uv=uv, faces_uv=faces_uv, settings=settings)
     image = (out.image[0].clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
     return image, out.mask[0].cpu().numpy()
 
 
+def _scene_mesh(model, s: SyntheticSettings, rng: np.random.Generator, coeffs: dict[str, torch.Tensor],
+                verts: torch.Tensor, albedo: np.ndarray) -> tuple[tuple[torch.Tensor, ...], np.ndarray, float]:
+    """The skin with a hair-coloured scalp and the parts appended (``s.hair``, ``s.parts``), and
+    the texture with the parts' swatch tile and the hair tile after the skin's
+    (:mod:`.synthetic_scene`). verts (1,V,3) mm. Returns (mesh, texture, its u range)."""
+    tiles, size = model.uv_tiles, albedo.shape[0]
+    faces, uv, faces_uv = model.faces, model.uv, model.faces_uv
+    swatch = hair = np.full((size, size, 3), 0.5, np.float32)
+    if s.hair and rng.uniform() > 0.15:
+        scalp = scalp_faces(model, verts[0], rng.uniform(15.0, 45.0))
+        hair = hair_tile(rng, size)
+        faces_uv = torch.where(scalp[:, None], faces + uv.shape[0], faces_uv)
+        uv = torch.cat([uv, hair_uv(verts[0], tiles + 1)])
+    mesh = (verts, faces, uv, faces_uv)
+    if s.parts:
+        parts, swatch = parts_mesh(model, coeffs["id"], coeffs["exp"], verts, tiles, rng, size)
+        mesh = (torch.cat([verts, parts[0]], 1), torch.cat([faces, parts[1] + verts.shape[1]]),
+                torch.cat([uv, parts[2]]), torch.cat([faces_uv, parts[3] + uv.shape[0]]))
+    return mesh, np.concatenate([albedo, swatch, hair], 1), float(tiles + 2)
+
+
 def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | None = None) -> SyntheticFace:
-    """Draw and render one synthetic face with ``model`` (a CPU :class:`FaceModel`)."""
+    """Draw and render one synthetic face with ``model`` (a CPU :class:`FaceModel`).
+
+    The classic scene (:attr:`SyntheticSettings.friendly`) draws exactly what it always drew; the
+    less friendly options draw from a child generator seeded after the classic draws."""
     s = settings or SyntheticSettings()
+    if s.projection not in ("orthographic", "perspective"):
+        raise ValueError(f"unknown projection {s.projection!r}: use 'orthographic' or 'perspective'")
+    if s.renderer not in ("backend", "cycles"):
+        raise ValueError(f"unknown renderer {s.renderer!r}: use 'backend' or 'cycles'")
+    if s.detail and (s.hair or s.projection != "orthographic"):
+        raise ValueError("detail renders need the orthographic camera and no hair (their metrics assume both)")
+    if s.parts and not model.has_parts:
+        raise ValueError(f"parts=True needs a face model with parts; {model.name!r} has none (ict_parts.npz)")
     gen = torch.Generator().manual_seed(int(rng.integers(0, 2**31 - 1)))
     coeffs = model.sample(1, generator=gen, id_scale=s.id_scale, exp_scale=s.exp_scale)
     verts = coeffs["verts"].detach().float()  # (1,V,3)
@@ -254,10 +321,34 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
     pose[0, 5] = (float(centre[1]) - (s.size - 1) / 2) + shift[1]
 
     direction = np.array([rng.uniform(-1, 1), rng.uniform(-0.5, 1), rng.uniform(0.3, 1.0)])
-    sh = sh_directional(torch.tensor(direction[None], dtype=torch.float32), rng.uniform(*s.directional),
-                        rng.uniform(*s.ambient))
+    key, ambient = rng.uniform(*s.directional), rng.uniform(*s.ambient)
+    sh = sh_directional(torch.tensor(direction[None], dtype=torch.float32), key, ambient)
+    lights = Lights((ambient,) * 3, ((tuple(direction), (key,) * 3),))
     bg = s.background if s.background is not None else (float(rng.uniform(0.1, 0.9)),) * 3
-    image, mask = render_face(model, verts, pose, sh, albedo, s.size, bg, mesh)
+    texture, u_tiles = albedo, None
+    extra = None if s.friendly else np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
+    if extra is not None:
+        if s.projection == "perspective":
+            camera = Camera(s.size, s.size, "perspective")
+            pose = perspective_pose(lm, angles, s.size, s.face_fraction, extra.uniform(*s.focal_35mm), shift)
+        if s.light_colour or s.second_light:
+            lights = random_lights(extra, s.ambient, s.directional, s.light_colour, s.second_light)
+            sh = lights.sh()
+        if s.hair or s.parts:
+            mesh, texture, u_tiles = _scene_mesh(model, s, extra, coeffs, verts, albedo)
+    if s.renderer == "cycles":
+        v, f, uv, fuv = mesh if mesh is not None else (verts, model.faces, model.uv, model.faces_uv)
+        image, mask = render_cycles(v[0].numpy(), f.numpy(), uv.numpy(), fuv.numpy(), texture,
+                                    float(u_tiles or model.uv_tiles), pose[0].numpy(), s.projection, s.size, lights,
+                                    seed=0)
+        if not (extra is not None and s.busy_background):
+            image = np.where(mask[..., None], image, np.round(np.asarray(bg) * 255.0).astype(np.uint8))
+    else:
+        image, mask = render_face(model, verts, pose, sh, texture, s.size, bg, mesh, s.projection, u_tiles)
+    if extra is not None and s.busy_background:
+        image = np.where(mask[..., None], image, (busy_background(extra, s.size) * 255.0 + 0.5).astype(np.uint8))
+    if extra is not None and s.pixel_noise:
+        image = np.clip(image + extra.normal(0.0, s.pixel_noise, image.shape) + 0.5, 0, 255).astype(np.uint8)
     screen = project(verts, pose, camera)[..., :2]  # (1,V,2)
     landmarks = screen[0, model.landmarks68].numpy().astype(np.float64)
 
@@ -269,6 +360,7 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
         pose=pose[0].numpy(), sh=sh[0].numpy(), vertices=verts[0].numpy(), landmarks68=landmarks,
         yaw_deg=float(angles[1] / deg), albedo=albedo, displacement=displacement,
         neutral=model(coeffs["id"], None)[0].detach().numpy(), contour68=contour, coarse_vertices=coarse_vertices,
+        projection=s.projection,
     )
 
 

@@ -1,6 +1,7 @@
 """backend.detect: dlib detection + 68 landmarks on real photos and on every bad input."""
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 
@@ -8,10 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.detect import DetectSettings, Face, detect, detect_one
+import backend.detect
+from backend.detect import DetectSettings, Face
 from backend.errors import FaceTooSmallError, NoFaceError, PhotoheadError, WeightsNotFoundError
 
 pytest.importorskip("dlib")
+# These tests are dlib's (the default detector, auto, checks dlib's points with Face Mesh: test_mediapipe.py).
+detect = functools.partial(backend.detect.detect, backend="dlib")
+detect_one = functools.partial(backend.detect.detect_one, backend="dlib")
 
 
 def _iod(lm: np.ndarray) -> float:

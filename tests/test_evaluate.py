@@ -10,6 +10,7 @@ from PIL import Image
 
 from backend.cli import main
 from backend.errors import NoFaceError
+from evaluation import metrics as M
 from evaluation.report import write_report
 from evaluation.results_page import render_page, write_page
 from evaluation.suites import crop_scale, given_landmarks, run_landmarks, run_scans, run_synthetic, run_timing
@@ -86,15 +87,25 @@ def test_run_synthetic_with_oracle(face_model):
     assert s["vertex_err_mean_mm"] < 1e-3 and s["nme_interocular_mean_%"] < 1e-6 and s["yaw_err_mean_deg"] < 1e-4
     assert s["lm_err_px224_mean"] < 1e-9 and s["lm_err_px224_fixed_jaw_mean"] > 0.0  # the jaw conventions differ
     assert "error" in res["per_item"][2] and s["neutral_err_mean_mm"] < 1e-3
+    mean_face = np.mean([M.vertex_error(face_model.mean.numpy(), f.vertices, face_model.face_vertex_mask.numpy())["mean"]
+                         for f in list(truth.values())[:2]])
+    assert s["mean_face_err_mean_mm"] == pytest.approx(mean_face) and s["mean_face_err_mean_mm"] > 1.0
+    # the mean face on the same (reconstructed) faces, and the fit / mean face check
+    assert s["mean_face_neutral_err_mean_mm"] > 0.5 and s["fit_over_mean_face"] < 1e-3 and s["fit_over_mean_face_met"]
+    assert res["config"]["scene"] == "custom" and "mean face" in res["description"]
 
     def noisy(images, config):
         face = truth[images[0].tobytes()]
         return make_head(face_model, face.vertices + np.array([0.0, 0.0, 1.0]) * (face.vertices[:, :1] > 0),
                          face.contour68 + np.array([3.0, 4.0]), face.pose)  # 5 px in the photo = 10 px at 224²
 
-    s2 = run_synthetic(n=3, seed=7, model=face_model, settings=settings, reconstruct_fn=noisy,
-                       landmarks="detector")["summary"]
+    seen = []
+    res2 = run_synthetic(n=3, seed=7, model=face_model, settings=settings, landmarks="detector", detector="auto",
+                         reconstruct_fn=lambda images, config: seen.append(config.detector) or noisy(images, config))
+    s2 = res2["summary"]
+    assert seen == ["auto"] * 3 and res2["config"]["detector"] == "auto"
     assert 0.2 < s2["vertex_err_mean_mm"] < 1.0 and s2["nme_interocular_mean_%"] > 0.5
+    assert s2["fit_over_mean_face"] == pytest.approx(s2["vertex_err_mean_mm"] / s2["mean_face_err_mean_mm"])
     assert s2["lm_err_px224_mean"] == pytest.approx(10.0) and s2["lm_err_px224_inner_mean"] == pytest.approx(10.0)
     with pytest.raises(ValueError, match="truth"):
         run_synthetic(n=1, model=face_model, settings=settings, reconstruct_fn=noisy, landmarks="oracle")
@@ -274,6 +285,17 @@ def test_results_page_idempotent(tmp_path):
         "synthetic_detail": {"faces": 3, "seed": 0, "detail": True, "vertex_err_mean_mm": 9.0}}}))
     text = render_page(results, page.parent, bench)
     assert "| 1.23 | 4.32 | mm |" in text and "| 9 |" not in text and "bench_mean_face" in text
+    # the suite's own baseline (same faces) wins over the file's, with the fit / mean face check
+    original = (results / "synthetic" / "results.json").read_text()
+    doc = json.loads(original)
+    doc["summary"].update({"mean_face_err_mean_mm": 2.0, "fit_over_mean_face": 0.617, "fit_over_mean_face_target": 0.7})
+    (results / "synthetic" / "results.json").write_text(json.dumps(doc))
+    text = render_page(results, page.parent, bench)
+    assert "| 1.23 | 2 | mm |" in text and "| 0.617 |  |  | ≤ 0.7 (met) |" in text
+    doc["summary"]["fit_over_mean_face"] = 0.9
+    (results / "synthetic" / "results.json").write_text(json.dumps(doc))
+    assert "| 0.9 |  |  | ≤ 0.7 (missed) |" in render_page(results, page.parent, bench)
+    (results / "synthetic" / "results.json").write_text(original)
     # depth: the mean face's column only beside the same synthetic subjects
     depth = {"suite": "depth", "config": {"seed": 0}, "per_item": [{"subject": "synthetic_000"}, {"subject": "synthetic_001"}],
              "summary": {"subjects": 2, "depth_err_minmax_mean_mm": 2.5, "depth_err_minmax_std_mm": 1.0}}

@@ -297,3 +297,18 @@ def test_auto_runs_the_mesh_in_dlibs_box_when_blazeface_misses(nets, astronaut, 
     assert face.detector == "hog+mesh" and face.backend == "dlib" and face.dense is not None
     eye = np.linalg.norm(reference.landmarks[36] - reference.landmarks[45])
     assert np.linalg.norm(face.dense[:, :2] - reference.dense[:, :2], axis=1).mean() < 0.05 * eye
+
+
+def test_auto_tries_weak_blazeface_candidates_when_nothing_else_finds_the_face(nets, astronaut, monkeypatch):
+    """Near profile neither BlazeFace at its threshold nor dlib may find the face: auto then takes
+    BlazeFace's weaker candidates, each verified by the mesh (presence), and finds the same face."""
+    import backend.detect.combined as combined
+
+    (reference,) = detect(astronaut, backend="mediapipe")
+    monkeypatch.setattr(combined, "detect_mediapipe", lambda image, settings: [])
+    monkeypatch.setattr(combined, "detect_dlib", lambda image, settings: [])
+    (face,) = detect(astronaut, backend="auto")
+    assert face.detector == "blazeface-weak" and face.backend == "mediapipe" and face.presence >= 0.5
+    eye = np.linalg.norm(reference.landmarks[36] - reference.landmarks[45])
+    assert np.linalg.norm(face.landmarks - reference.landmarks, axis=1).mean() < 0.05 * eye
+    assert detect(np.full((256, 256, 3), 128, np.uint8), backend="auto") == []  # a blank photo stays faceless

@@ -8,6 +8,7 @@ from PIL import Image
 
 from backend.cli import main
 from backend.errors import PhotoheadError
+from backend.export import params_dict
 from evaluation.metrics import vertex_error
 from evaluation.synthetic import SyntheticSettings, make_faces
 from backend.fit.coarse import CoarseFitConfig, fit_coarse
@@ -48,6 +49,13 @@ def test_real_photo_head_contents(hopper_head, face_model):
     screen = project(torch.from_numpy(h.vertices)[None], torch.from_numpy(v.pose)[None], Camera(w, hgt))[0, :, :2]
     lm_vid = face_model.landmarks68.numpy()  # 30 (nose tip) is a fixed vertex, not on the jaw contour
     assert np.allclose(screen[lm_vid[30]].numpy(), v.landmarks68[30], atol=0.5)
+    # two 68-point conventions: the 2-D silhouette jaw (landmarks68) and fixed vertices (landmarks68_3d)
+    assert np.allclose(screen[lm_vid].numpy(), v.landmarks68_3d, atol=0.5)
+    assert np.allclose(v.landmarks68_3d[17:], v.landmarks68[17:], atol=0.01)
+    assert np.abs(v.landmarks68_3d[:17] - v.landmarks68[:17]).max() > 1.0
+    doc = params_dict(h)["views"][0]
+    assert np.allclose(doc["landmarks68_3d"], v.landmarks68_3d, atol=1e-4)
+    assert np.allclose(doc["landmarks68"], v.landmarks68, atol=1e-4)
 
 
 def test_fit_is_reproducible(hopper_head, grace_hopper):

@@ -4,11 +4,12 @@
     face = detect_one(image, face=0)            # the largest confident face; NoFaceError / FaceTooSmallError
     print(face.note)                            # "2 faces in x.jpg (largest first): #0 box ... score ...; using #0"
 
-Backends: ``"dlib"`` (default, offline: HOG + mmod fallback + 68-point predictor from
-``face-recognition-models``), ``"face_alignment"`` (only when its weights are on disk),
-``"mediapipe"`` (BlazeFace + Face Mesh ported to PyTorch, :mod:`.mediapipe_backend`; its
-``.tflite`` files from ``photohead models fetch mediapipe``) and ``"auto"`` (both: the mesh
-checks dlib's points and replaces them where they disagree, :mod:`.combined`).
+Backends: ``"auto"`` (the default, :data:`backend.detectors.DEFAULT_DETECTOR`: dlib checked by
+Face Mesh, which replaces its points where they disagree, :mod:`.combined`; dlib alone with a
+warning when MediaPipe's files are missing), ``"dlib"`` (offline: HOG + mmod fallback + 68-point
+predictor from ``face-recognition-models``), ``"face_alignment"`` (only when its weights are on
+disk) and ``"mediapipe"`` (BlazeFace + Face Mesh ported to PyTorch, :mod:`.mediapipe_backend`;
+its ``.tflite`` files from ``photohead models fetch mediapipe``).
 All coordinates are in ORIGINAL image pixels, 0-based pixel centres (DESIGN.md).
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import FaceTooSmallError, NoFaceError
+from ..detectors import DEFAULT_DETECTOR, DETECTOR_NAMES
 from ..image_io import as_rgb_uint8, load_image
 from ..validate import check_face_index
 from .base import DetectSettings, Face, rank_faces
@@ -31,7 +33,7 @@ from .mediapipe_backend import detect_mediapipe
 __all__ = ["BACKENDS", "DEFAULT_MIN_SIZE", "MIN_SCORE", "DetectSettings", "Face", "detect", "detect_one",
            "choose_faces", "faces_report"]
 
-BACKENDS = ("dlib", "face_alignment", "mediapipe", "auto")
+BACKENDS = DETECTOR_NAMES
 
 # Smallest face accepted by detect_one, in pixels of the landmarks' bounding box (longer
 # side). The 224² crop holds a face ~150 px across; below 64 px it would be upsampled > 2×.
@@ -45,7 +47,7 @@ def _as_image(image: np.ndarray | str | os.PathLike) -> np.ndarray:
 
 
 def detect(
-    image: np.ndarray | str | os.PathLike, backend: str = "dlib", settings: DetectSettings | None = None
+    image: np.ndarray | str | os.PathLike, backend: str = DEFAULT_DETECTOR, settings: DetectSettings | None = None
 ) -> list[Face]:
     """Detect every face in ``image`` and predict its 68 landmarks.
 
@@ -75,7 +77,7 @@ def detect_one(
     image: np.ndarray | str | os.PathLike,
     face: int = 0,
     min_size: float = DEFAULT_MIN_SIZE,
-    backend: str = "dlib",
+    backend: str = DEFAULT_DETECTOR,
     settings: DetectSettings | None = None,
     name: str = "",
 ) -> Face:

@@ -28,6 +28,8 @@ class Face:
       report of every face when there are several ("" otherwise).
     - ``dense`` (468,3) float64 or None: MediaPipe Face Mesh points (x, y px; z relative depth,
       px scale, smaller = nearer); ``presence``: Face Mesh's face-presence probability or None.
+    - ``disagreement``: ``auto`` only, when both ran: mean distance between dlib's and Face Mesh's
+      68 points in the mesh's outer-eye distances (:func:`.combined.disagreement`), else None.
     """
 
     box: np.ndarray
@@ -40,6 +42,7 @@ class Face:
     note: str = ""
     dense: np.ndarray | None = None
     presence: float | None = None
+    disagreement: float | None = None
 
     def __post_init__(self) -> None:
         box = np.asarray(self.box, np.float64).reshape(-1)
@@ -65,6 +68,8 @@ class Face:
             d["dense"] = self.dense.tolist()
         if self.presence is not None:
             d["presence"] = self.presence
+        if self.disagreement is not None:
+            d["disagreement"] = self.disagreement
         return d
 
     @classmethod
@@ -72,7 +77,8 @@ class Face:
         return cls(box=np.asarray(d["box"]), landmarks=np.asarray(d["landmarks"]), score=float(d["score"]),
                    backend=str(d["backend"]), detector=str(d.get("detector", "")), index=int(d.get("index", 0)),
                    count=int(d.get("count", 1)), dense=None if d.get("dense") is None else np.asarray(d["dense"]),
-                   presence=None if d.get("presence") is None else float(d["presence"]))
+                   presence=None if d.get("presence") is None else float(d["presence"]),
+                   disagreement=None if d.get("disagreement") is None else float(d["disagreement"]))
 
     @property
     def size(self) -> float:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..align import TEMPLATE_68_MM
+from ..detectors import DEFAULT_DETECTOR
 from ..errors import CancelledError, FaceTooSmallError, NoFaceError
 from ..image_io import load_image
 from . import detect_one
@@ -66,7 +67,7 @@ def detect_photos(
     layout and the reason in ``message``. Raises ``ImageReadError`` for an unreadable photo,
     ``CancelledError`` when ``cancel.is_set()``.
     """
-    detector = getattr(config, "detector", "dlib")
+    detector = getattr(config, "detector", DEFAULT_DETECTOR)
     settings = DetectSettings(weights_dir=getattr(config, "detector_weights", None))
     face = getattr(config, "face", 0)
     found: list[PhotoLandmarks] = []

@@ -128,17 +128,20 @@ def pixel_residual(image: torch.Tensor, render: torch.Tensor, mask: torch.Tensor
 class ViewWeighting:
     """The fit's per-view weights as it runs (state of the IRLS loop).
 
-    ``weights`` is None while every view counts fully (one view, weighting disabled, or no update
-    yet), else (V,) in [floor, 1]: the robust weights of L_pixel and L_id; ``landmark_weights``
-    (V,) those times the yaw weights, for L_lm. ``landmark`` / ``pixel`` / ``yaw`` hold the latest
-    residuals and yaws (V,) used.
+    ``weights`` is None when every view counts fully (one view or weighting disabled), else (V,)
+    in [floor, 1] (1 until the first update): the robust weights of L_pixel and L_id;
+    ``landmark_weights`` (V,) those times the yaw weights, for L_lm. Both are updated in place
+    (a captured CUDA-graph step reads them, :mod:`.step_graph`). ``landmark`` / ``pixel`` /
+    ``yaw`` hold the latest residuals and yaws (V,) used.
     """
 
-    def __init__(self, settings: ViewWeightSettings, n_views: int):
+    def __init__(self, settings: ViewWeightSettings, n_views: int, device: torch.device | None = None,
+                 dtype: torch.dtype = torch.float32):
         self.settings = settings
         self.active = settings.enabled and n_views > 1
-        self.weights: torch.Tensor | None = None
-        self.landmark_weights: torch.Tensor | None = None
+        ones = torch.ones(n_views, device=device, dtype=dtype) if self.active else None
+        self.weights: torch.Tensor | None = ones
+        self.landmark_weights: torch.Tensor | None = None if ones is None else ones.clone()
         self.landmark: torch.Tensor | None = None
         self.pixel: torch.Tensor | None = None
         self.yaw: torch.Tensor | None = None
@@ -163,14 +166,14 @@ class ViewWeighting:
             self.pixel = pixel.detach()
         if self.pixel is not None:
             w = torch.minimum(w, robust_view_weights(self.pixel, s.min_pixel, s, s.pixel_inlier, s.pixel_outlier, "min"))
-        self.weights = w
-        self.landmark_weights = w * yaw_w
+        self.weights.copy_(w)
+        self.landmark_weights.copy_(w * yaw_w)
 
     def summary(self) -> dict[str, list[float]]:
-        """The latest weights and residuals as lists (for the history and ``params.json``)."""
+        """The latest weights, residuals and yaws as lists (for the fit's history)."""
         out: dict[str, list[float]] = {}
-        for key, value in (("weights", self.weights), ("landmark_weights", self.landmark_weights),
-                           ("landmark_px", self.landmark), ("pixel", self.pixel), ("yaw", self.yaw)):
+        for key, value in (("view_weights", self.weights), ("view_landmark_weights", self.landmark_weights),
+                           ("view_landmark_px", self.landmark), ("view_pixel", self.pixel), ("view_yaw", self.yaw)):
             if value is not None:
                 out[key] = [float(x) for x in value]
         return out
