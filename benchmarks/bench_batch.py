@@ -18,7 +18,8 @@ without dlib's predictor. Per quality, in this process after one warm-up reconst
   on CUDA the peak device memory per photo;
 - with ``--graphs-off`` also the one-by-one run with ``step_graphs=False`` (CUDA graphs' effect).
 
-Times include texture and assembly, not writing the files. ``--cli-jobs`` runs the whole
+Times include texture and assembly, not writing the files; ``cpu_s_per_photo`` (this
+process's CPU time) is the measure on a shared CPU, where wall times follow the load. ``--cli-jobs`` runs the whole
 command in a fresh process per value (model loading included). Writes
 ``benchmarks/results/batch_<device>.json`` (``--out``).
 """
@@ -93,13 +94,13 @@ def run_quality(quality: str, device: str, photos, lms, batch_sizes: list[int], 
     res: dict = {}
     heads = []
     _sync(device)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for photo, lm in list(zip(photos, lms))[:single]:
         heads.append(reconstruct([photo], config, landmarks=[lm]))
     _sync(device)
     wall = time.perf_counter() - t
     res["one_by_one"] = {"photos": len(heads), "wall_s": wall, "photos_per_s": len(heads) / wall,
-                         "seconds_per_photo": wall / len(heads)}
+                         "seconds_per_photo": wall / len(heads), "cpu_s_per_photo": (time.process_time() - c) / len(heads)}
     print(f"{quality} one by one: {json.dumps(res['one_by_one'])}", flush=True)
     if graphs_off:
         off = ReconstructConfig(quality=quality, device=device, step_graphs=False)
@@ -115,12 +116,13 @@ def run_quality(quality: str, device: str, photos, lms, batch_sizes: list[int], 
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         _sync(device)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = reconstruct_each(photos, config, batch_size=B, landmarks=lms)
         _sync(device)
         wall = time.perf_counter() - t
         failed = [str(h) for h in out if not hasattr(h, "vertices")]
         case = {"batch_size": B, "wall_s": wall, "photos_per_s": len(photos) / wall, "failed": failed,
+                "cpu_s_per_photo": (time.process_time() - c) / len(photos),
                 "agreement": [agreement(h, one) for h, one in zip(out, heads) if hasattr(h, "vertices")]}
         if device.startswith("cuda"):
             case["peak_gib_per_photo"] = torch.cuda.max_memory_allocated() / 2**30 / min(B, len(photos))
