@@ -37,6 +37,7 @@ from .errors import NoFaceError, PhotoheadError
 from .facemodel import FaceModel, load_default, load_model
 from .fit.coarse import CoarseFitConfig, CoarseFitResult
 from .fit.detail import DetailFitResult, fit_detail
+from .fit.view_weights import view_weight_report
 from .head import Head
 from .identity import identity_features, load_identity_net
 from .modes import Mode, mode_for
@@ -232,8 +233,10 @@ def _texture_and_assemble(
                 for v, r in zip(views, head.views)]
     photo_error = next((h["pixel"] for h in reversed(fit.history) if "pixel" in h), None)
     trust_metrics, trust_warn = assess(evidence, head.id_coeffs, fit_cfg.id_ball, photo_error=photo_error)
-    head.metrics.update(trust_metrics)
-    head.warnings.extend(warn_list + trust_warn)
+    weight_metrics, weight_warn = view_weight_report(fit.view_weights, [Path(v.name).name for v in views],
+                                                     fit_cfg.view_weights)
+    head.metrics.update(trust_metrics | weight_metrics)
+    head.warnings.extend(warn_list + weight_warn + trust_warn)
     timings["total_s"] = time.perf_counter() - t0
     head.timings.update(timings)
     if progress:
