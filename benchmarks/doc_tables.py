@@ -199,7 +199,8 @@ def speed(docs: dict[str, dict | None]) -> list[str]:
                      f"{case['peak_rss_mb'] / 1024:.1f}" if "peak_rss_mb" in case else "–", gpu.get(key, "–")])
     m = (fit or {}).get("machine") or {}
     load = f", load {m['loadavg_1m']:.1f}" if m.get("loadavg_1m") is not None else ""
-    head = (f"CPU: {m.get('cpu_count', '?')} cores, {m.get('torch_threads', '?')} thread(s), {_day(fit)}{load}" if fit
+    threads = "/".join(str(t) for t in sorted({c["threads"] for c in (fit or {}).get("cases", {}).values() if "threads" in c}))
+    head = (f"CPU: {m.get('cpu_count', '?')} cores, {threads or '?'} thread(s), {_day(fit)}{load}" if fit
             else "CPU: not measured")
     head += f"; {gpu_name}: {_day(cuda)}, warm (high: an older run, ≈ 25 % slow)." if cuda else "."
     out = [head, ""]
