@@ -177,8 +177,9 @@ def _day(doc: dict) -> str:
 def speed(docs: dict[str, dict | None]) -> list[str]:
     """The README's speed table: seconds per head by photos and quality, the CPU (``fit.json``,
     ``bench_fit``) beside the GPU (``fit_cuda.json``, ``bench_cuda``: warm, default quality and
-    high), then the CPU shared with a busy neighbour (``contention.json``) and predict mode
-    (``predict.json``)."""
+    high; its high run predates a fix worth ≈ 25 %, as the file's note says), then the CPU shared
+    with a busy neighbour (``contention.json``) and predict mode (``predict.json``). Peak memory
+    stays in ``fit.json`` (docs/speed.md)."""
     fit, cuda, cont, pred = (docs.get(k) for k in ("fit", "fit_cuda", "contention", "predict"))
     gpu: dict[str, str] = {}
     gpu_name = "GPU"
@@ -195,20 +196,19 @@ def speed(docs: dict[str, dict | None]) -> list[str]:
     for key, case in ((fit or {}).get("cases") or {}).items():
         quality, views = key.rsplit("_", 1)
         wall = case.get("wall_s")
-        rows.append([views.replace("view", ""), quality, "–" if wall is None else f"{wall:.1f}",
-                     f"{case['peak_rss_mb'] / 1024:.1f}" if "peak_rss_mb" in case else "–", gpu.get(key, "–")])
+        rows.append([views.replace("view", ""), quality, "–" if wall is None else f"{wall:.1f}", gpu.get(key, "–")])
     m = (fit or {}).get("machine") or {}
     load = f", load {m['loadavg_1m']:.1f}" if m.get("loadavg_1m") is not None else ""
     threads = "/".join(str(t) for t in sorted({c["threads"] for c in (fit or {}).get("cases", {}).values() if "threads" in c}))
     head = (f"CPU: {m.get('cpu_count', '?')} cores, {threads or '?'} thread(s), {_day(fit)}{load}" if fit
             else "CPU: not measured")
-    head += f"; {gpu_name}: {_day(cuda)}, warm (high: an older run, ≈ 25 % slow)." if cuda else "."
+    head += f"; {gpu_name}: {_day(cuda)}, warm." if cuda else "."
     out = [head, ""]
-    out += _table(["photos", "quality", "CPU (s)", "memory (GB)", f"{gpu_name} (s)"], rows)
+    out += _table(["photos", "quality", "CPU (s)", f"{gpu_name} (s)"], rows)
     if cont:
         cases, parts = cont["cases"], []
         ours = ("one", "one thread (default)") if "one_alone" in cases else ("on", "two sleeping threads")
-        for policy, label in (ours, ("off", "torch's spinning threads")):
+        for policy, label in (ours, ("off", "torch's defaults")):
             alone = cases.get(f"{policy}_alone")
             if alone:
                 parts.append(f"{label} {alone['wall_s']:.1f} s alone" + "".join(
