@@ -83,6 +83,8 @@ class ReconstructConfig:
       photo (the displacement stays the network's output) instead of starting the map from its
       prediction and optimising the map (the paper's network fine-tuned on one photo; needs
       ``detail.pt``).
+    - ``step_graphs``: the fits' steps replayed as CUDA graphs (:mod:`backend.fit.step_graph`;
+      None: on CUDA only; False: plain eager steps everywhere).
     """
 
     mode: str = "fit"  # a name of backend.modes.MODES
@@ -100,6 +102,7 @@ class ReconstructConfig:
     deterministic: bool = True
     labels: list[str] = field(default_factory=list)
     tune_unet: bool = False
+    step_graphs: bool | None = None
 
 
 def load_face_model(path: str | None) -> FaceModel:
@@ -173,7 +176,7 @@ def _run(
 
     # coarse
     fit_cfg = mode.coarse_config(replace(preset.coarse, identity=config.identity,
-                                         shared_expression=config.shared_expression))
+                                         shared_expression=config.shared_expression, step_graphs=config.step_graphs))
     identity = _identity_adapter(device) if (fit_cfg.identity or len(views) > 1) else None
     if identity is not None and len(views) > 1:
         warn_list.extend(_identity_warnings(identity, views, device))
@@ -193,7 +196,7 @@ def _run(
         warn_list.append(skipped)
     elif config.detail:
         t3 = time.perf_counter()
-        plan = mode.detail_plan(model, fit, crops224, preset.detail)
+        plan = mode.detail_plan(model, fit, crops224, replace(preset.detail, step_graphs=config.step_graphs))
         crops, masks, face_masks = detail_inputs(views, plan.config.render_size)
         detail = fit_detail(
             model, fit, crops.to(device), masks.to(device), plan.config, init=plan.init,
