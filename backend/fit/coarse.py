@@ -31,6 +31,7 @@ from ..render.renderer import RenderSettings, render
 from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
+from .parts_term import PartsFitConfig, parts_term
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 
 SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB in [0,1])
@@ -65,6 +66,9 @@ class CoarseFitConfig:
       model's population has ‖x_id‖ ≈ √K_id; the ball stops the weak prior from letting hair or
       a hand pull the ears and jaw out of shape.
 
+    - ``parts``: render the model's eyes, sockets and teeth in an eye/mouth region term and fit
+      the gaze (:mod:`.parts_term`).
+
     The evidence for ``albedo_smooth``, ``prior_scale`` and ``id_ball``: docs/design.md,
     "Coarse fit (stage 1)".
     """
@@ -90,6 +94,7 @@ class CoarseFitConfig:
     id_ball: float | None = 1.7
     dense_weight: float = 0.0
     jaw_weight_with_dense: float = 0.5
+    parts: PartsFitConfig = PartsFitConfig()
 
 
 @dataclass
@@ -111,6 +116,7 @@ class CoarseFitResult:
     verts: torch.Tensor
     landmarks: torch.Tensor
     history: list[dict[str, float]] = field(default_factory=list)
+    parts_colours: torch.Tensor | None = None  # (M,3) fitted part material colours (:mod:`.parts_term`)
 
 
 class _Params(torch.nn.Module):
@@ -242,6 +248,7 @@ def fit_coarse(
         _apply_init(params, init)
     rows = contour_candidates(model.mean, model.landmarks68, model.face_vertex_mask).to(dev)
     face_tri = model.face_vertex_mask[model.faces].all(-1)  # (F,) triangles of the face region
+    parts = parts_term(model, config.parts, landmarks, params.exp.shape[0], params.albedo is not None, G)
     render_settings = RenderSettings(u_range=(0.0, float(model.uv_tiles)))
     history: list[dict[str, float]] = []
     total_steps = config.landmark_steps + sum(n for _, n in config.photo_schedule)
@@ -327,6 +334,9 @@ def fit_coarse(
         opt_groups.append({"params": [params.albedo], "lr": config.lr_albedo})
     else:
         opt_groups.append({"params": [params.tex], "lr": config.lr_id})
+    if parts is not None:
+        parts.start()
+        opt_groups += parts.parameter_groups()
     opt = torch.optim.Adam(opt_groups)
     target_feat = None
     if identity_net is not None and config.identity:
@@ -339,6 +349,7 @@ def fit_coarse(
         mask_s = _resize(skin_mask[..., None], size)[..., 0]
         lm_target = landmarks * (size / S) + 0.5 * (size / S) - 0.5
         cam_s = Camera(size, size)
+        region_s = parts.region(size, S) if parts is not None else None
         for i in range(n_steps):
             check_cancel(cancel)
             pose = params.pose()
@@ -365,6 +376,11 @@ def fit_coarse(
             if dense_t is not None:
                 terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2]), size, S)
                 loss = loss + w.landmark * config.dense_weight * terms["dense"]
+            if parts is not None:  # a second render, skin and parts, that only fits the parts' colours and gaze
+                rend_p = parts.render(verts, params.id, exp, scale_pose(pose, size / S), cam_s, params.sh,
+                                      params.albedo, render_settings)
+                terms.update(parts.losses(img_s, rend_p, region_s))
+                loss = loss + w.pixel * config.parts.weight * terms["parts"] + terms["parts_reg"]
             if target_feat is not None and size == S:
                 composite = rend.image * visible_face[..., None] + img_s * (~visible_face[..., None])
                 terms["identity"] = identity_loss(target_feat, identity_net(composite, landmarks))
@@ -399,4 +415,5 @@ def fit_coarse(
         verts=verts.detach(),
         landmarks=lms.detach(),
         history=history,
+        parts_colours=None if parts is None else parts.colours.detach().clamp(0, 1),
     )
