@@ -27,18 +27,12 @@ def test_landmark_region_is_the_polygons_dilated():
     assert dilated[8, 15] == 1 and dilated[7, 15] == 0  # 2 px above the top edge, not 3
 
 
-@pytest.fixture(scope="module")
-def ict():
-    from backend.errors import ModelNotFoundError
-    from backend.facemodel import load_default
-
-    try:
-        model = load_default()
-    except ModelNotFoundError as exc:
-        pytest.skip(str(exc))
-    if not model.has_parts:
+@pytest.fixture
+def ict(face_model):
+    """The ICT model with its parts (conftest's ``face_model``); skips without ict_parts.npz."""
+    if not face_model.has_parts:
         pytest.skip("the ICT model has no ict_parts.npz beside it")
-    return model
+    return face_model
 
 
 def test_turn_eyes_is_a_rotation_about_each_centre():
