@@ -36,7 +36,7 @@ class PreparedView:
     face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all): texture, reports
     skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
     label: str = ""
-    detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe" or "given"
+    detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe", "auto" (a blend) or "given"
     faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
     mesh68: np.ndarray | None = None  # (68,2) photo px: Face Mesh's 68 points, when it ran
     presence: float | None = None  # Face Mesh's face-presence probability, when it ran

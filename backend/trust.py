@@ -98,9 +98,10 @@ def assess(views: list[ViewEvidence], id_coeffs: np.ndarray, id_ball: float | No
         lo, hi = s.detector_doubt
         if v.detector_disagreement is not None and lo < v.detector_disagreement < hi:
             warn.append(f"{where}dlib and Face Mesh place the landmarks {100 * v.detector_disagreement:.0f} % of the eye "
-                        "distance apart: either may be off (check the overlay in preview.png)")
+                        "distance apart and were blended: either may be off (check the overlay in preview.png)")
         if v.presence is not None and v.presence < s.min_presence:
-            warn.append(f"{where}Face Mesh is unsure this is a face (presence {v.presence:.2f})")
+            warn.append(f"{where}Face Mesh is unsure this is a face (presence {v.presence:.2f}): the landmarks may be "
+                        "wrong (check the overlay in preview.png)")
         if abs(v.yaw_deg) > s.max_yaw_deg:
             warn.append(f"{where}the head is turned {abs(v.yaw_deg):.0f}° (beyond ±{s.max_yaw_deg:.0f}°): "
                         "the far side of the face is guessed")

@@ -175,6 +175,21 @@ def confusion(rows: list[dict], detect_rows: dict[str, dict], settings=None) -> 
             "false_alarm_kinds": kinds}
 
 
+def detect_summary() -> dict:
+    """Aggregates of the detection pass: NME mean / max / count above 10 % per source, and how often
+    auto used the mesh; {} without ``out/trust_dev/detect.jsonl``."""
+    path = OUT / "detect.jsonl"
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    out: dict = {"photos": len(rows), "auto_used_mesh": sum(r.get("auto_backend") == "mediapipe" for r in rows)}
+    for key in ("auto", "dlib", "mesh"):
+        v = np.array([r.get(f"{key}_nme", np.nan) for r in rows])
+        out[key] = {"nme_mean_%": 100 * float(np.nanmean(v)), "nme_max_%": 100 * float(np.nanmax(v)),
+                    "above_10": int((v > BAD_NME).sum()), "not_found": int(np.isnan(v).sum())}
+    return out
+
+
 def report(tags: list[str]) -> dict:
     """Aggregates of ``out/trust_dev/<tag>.jsonl`` per tag (no per-photo rows)."""
     payload = {}
@@ -214,7 +229,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.report is not None:
         tags = args.report or sorted(p.stem for p in OUT.glob("*.jsonl") if p.stem != "detect")
-        write_result("trust_dev", {"bad_nme": BAD_NME, "runs": report(tags)}, args.out)
+        write_result("trust_dev", {"bad_nme": BAD_NME, "detect_pass": detect_summary(), "runs": report(tags)}, args.out)
         return
     if args.detect_only:
         screen_detect(args.folder, args.workers)

@@ -19,7 +19,7 @@ from ..export import write_outputs
 from ..io_utils import atomic_write_text
 from ..detectors import DEFAULT_DETECTOR, DETECTOR_NAMES, DETECTORS
 from ..quality import DEFAULT, QUALITY_NAMES
-from ..threads import apply_process_policy, set_intra_op_threads, threads_from_env
+from ..threads import apply_process_policy, fit_threads, set_intra_op_threads
 from ..validate import check_face_index, check_output_dir, check_photos, estimate_output_bytes
 
 
@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detail-mesh-levels", type=int, choices=(0, 1, 2, 3),
                    help="head_detailed.obj: split each coarse triangle into 4^N (default: from the detail map's "
                         "resolution, 2 at default quality = 357k triangles; 3 = 1.4 M, for high quality's 512² map)")
+    p.add_argument("--no-cuda-graphs", action="store_true",
+                   help="CUDA: run the fits' steps one kernel at a time instead of replaying them as CUDA graphs")
     p.add_argument("--nondeterministic", action="store_true",
                    help="CUDA: skip what makes runs bit-identical (faster; runs then differ by ~0.2 mm)")
     p.add_argument("--model", help="face model file (default: ICT-FaceKit on the model search path)")
@@ -57,8 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="batch: reconstruct every photo on its own into OUT/<photo name>/ (failures are skipped and "
                         "listed in OUT/batch.json; exit code 1 if some failed, 2 if all did)")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for the fit (default: $PHOTOHEAD_THREADS, else one per core); "
-                        "use 1 when running several jobs at once")
+                   help="CPU threads for the fit (default: $PHOTOHEAD_THREADS, else 1: a fit gains little from "
+                        "more, and one thread shares the machine fairly)")
     p.add_argument("--jobs", type=int, metavar="N",
                    help="--each on the CPU: photos reconstructed in parallel (default: one per core, "
                         "as memory allows); each job gets its share of the cores")
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.each:  # --each names and skips a bad photo (reconstruct checks each one)
         check_photos(images, decode=False)  # headers only: each photo is decoded once, before its detection
     try:
-        threads = args.threads if args.threads is not None else threads_from_env()
+        threads = fit_threads(args.threads)
     except ValueError as exc:
         raise PhotoheadError(str(exc)) from None
     if threads is not None and threads < 1:
@@ -114,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         detail=not args.no_detail, identity=not args.no_identity, checkpoints=args.checkpoints,
         shared_expression=not args.per_view_expression, deterministic=not args.nondeterministic,
         labels=[s.strip() for s in args.labels.split(",")] if args.labels else [],
-        tune_unet=args.tune_unet,
+        tune_unet=args.tune_unet, step_graphs=False if args.no_cuda_graphs else None,
     )
     if args.jobs is not None and not args.each:
         raise PhotoheadError("--jobs runs the photos of a batch in parallel: use it with --each")
@@ -266,7 +268,7 @@ def _each_plan(args: argparse.Namespace, config, n_photos: int) -> tuple[int, in
             free = cores * _PHOTO_PEAK_BYTES
         jobs = max(1, min(cores, n_photos, int(free // _PHOTO_PEAK_BYTES)))
     if jobs == 1:
-        return 1, args.threads
+        return 1, fit_threads(args.threads)
     return jobs, args.threads or max(1, cores // jobs)
 
 

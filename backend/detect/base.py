@@ -20,7 +20,8 @@ class Face:
       36–47 eyes: 36–41 the subject's right eye, at image left; 48–67 mouth).
     - ``score``: the detector's confidence (HOG: SVM margin, > 0 typical for faces; mmod:
       CNN confidence). Only comparable between faces from the same ``detector``.
-    - ``backend``: "dlib", "face_alignment" or "mediapipe" (what gave ``landmarks``); ``detector``:
+    - ``backend``: "dlib", "face_alignment", "mediapipe" or "auto" (a dlib–mesh blend): what gave
+      ``landmarks``; ``detector``:
       "hog", "mmod", "sfd", "blazeface-short", "hog+mesh" (auto: dlib checked by Face Mesh), ...
     - ``index``: rank of this face in its image (0 = most confident from :func:`detect`, the
       largest confident one from ``detect_one``); ``count``: how many faces were found in the

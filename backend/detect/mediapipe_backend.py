@@ -176,11 +176,11 @@ def detect_mediapipe(image: np.ndarray, settings: DetectSettings) -> list[Face]:
 
 def mesh_faces_in_boxes(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, detector: str,
                         settings: DetectSettings, angle: np.ndarray | None = None,
-                        passes: int | None = None) -> list[Face]:
+                        passes: int | None = None, min_presence: float = MIN_PRESENCE) -> list[Face]:
     """Face Mesh in face boxes (N,4) px (any detector's; ``angle`` (N,) rad levels the eyes, 0 when
     unknown): region 1.5 × the box's longer side, then ``passes`` (default
-    ``settings.mesh_passes``) − 1 recentred passes. Returns the faces whose presence is ≥ 0.5,
-    with ``score`` from ``scores`` (N,)."""
+    ``settings.mesh_passes``) − 1 recentred passes. Returns the faces whose presence is ≥
+    ``min_presence`` (MediaPipe's 0.5), with ``score`` from ``scores`` (N,)."""
     folder = settings.weights_dir if settings.weights_dir else None
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     w = (boxes[:, 2:] - boxes[:, :2]).max(1)
@@ -191,7 +191,7 @@ def mesh_faces_in_boxes(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray
         result = mesh_in_rois(image, *roi_from_points(p, p[:, MESH_EYE_CORNERS[0]], p[:, MESH_EYE_CORNERS[1]]), folder)
     faces = []
     for i, box in enumerate(boxes):
-        if result.presence[i] < MIN_PRESENCE:
+        if result.presence[i] < min_presence:
             continue
         faces.append(Face(box=box, landmarks=mesh_to_68(result.points[i]), score=float(scores[i]), backend="mediapipe",
                           detector=detector, dense=result.points[i], presence=float(result.presence[i])))

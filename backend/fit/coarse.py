@@ -27,12 +27,15 @@ from ..facemodel import FaceModel
 from ..lighting import sh_ambient
 from ..losses import CoarseLossWeights, identity_loss, landmark_loss, param_regularizer, pixel_loss
 from ..progress import CancelToken, ProgressFn, check_cancel
+from ..render.rasterize import visibility
 from ..render.renderer import RenderSettings, render
 from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
-from .parts_term import PartsFitConfig, parts_term
+from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
+from .step_graph import StepRunner, adam, use_graphs
+from .view_weights import ViewWeighting, ViewWeightSettings, landmark_residual_px, pixel_residual
 
 SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB in [0,1])
 
@@ -65,12 +68,16 @@ class CoarseFitConfig:
       after every step; None: unbounded). The coefficients are unit-variance, so a face of the
       model's population has ‖x_id‖ ≈ √K_id; the ball stops the weak prior from letting hair or
       a hand pull the ears and jaw out of shape.
+    - ``step_graphs``: each step as a capturable step replayed as a CUDA graph (:mod:`.step_graph`;
+      the stage with L_id runs it eagerly); None: on CUDA only; True on the CPU runs the
+      capturable steps eagerly.
 
-    - ``parts``: render the model's eyes, sockets and teeth in an eye/mouth region term and fit
-      the gaze (:mod:`.parts_term`).
+    - ``parts``: after the fit, render the model's eyes, sockets and teeth with it and fit their
+      colours and the gaze to the photo's eyes and mouth (:mod:`.parts_term`).
 
     The evidence for ``albedo_smooth``, ``prior_scale`` and ``id_ball``: docs/design.md,
     "Coarse fit (stage 1)".
+    - ``view_weights``: robust per-view weights of a multi-view fit (:mod:`.view_weights`).
     """
 
     landmark_steps: int = 150
@@ -92,8 +99,10 @@ class CoarseFitConfig:
     shared_expression: bool = True
     prior_scale: float = 0.03
     id_ball: float | None = 1.7
+    step_graphs: bool | None = None
     dense_weight: float = 0.0
     jaw_weight_with_dense: float = 0.5
+    view_weights: ViewWeightSettings = ViewWeightSettings()
     parts: PartsFitConfig = PartsFitConfig()
 
 
@@ -104,7 +113,9 @@ class CoarseFitResult:
     id (G,K_id) (G items, 1 without ``groups``); exp (V,K_exp); pose (V,7) for an orthographic
     ``size``² crop camera; sh (V,27); albedo (G,A,A·tiles,3) UV map in [0,1] (or tex (G,K_tex)
     with a texture model);
-    verts (V,N,3) mm; landmarks (V,68,2) crop px; history: loss dicts per logged step.
+    verts (V,N,3) mm; landmarks (V,68,2) crop px; history: loss dicts per logged step;
+    view_weights (V,) the final robust view weights of one person's views (:mod:`.view_weights`),
+    None when every view counted fully (one view, a batch of items, or weighting off).
     """
 
     id: torch.Tensor
@@ -116,6 +127,7 @@ class CoarseFitResult:
     verts: torch.Tensor
     landmarks: torch.Tensor
     history: list[dict[str, float]] = field(default_factory=list)
+    view_weights: torch.Tensor | None = None
     parts_colours: torch.Tensor | None = None  # (M,3) fitted part material colours (:mod:`.parts_term`)
 
 
@@ -248,11 +260,11 @@ def fit_coarse(
         _apply_init(params, init)
     rows = contour_candidates(model.mean, model.landmarks68, model.face_vertex_mask).to(dev)
     face_tri = model.face_vertex_mask[model.faces].all(-1)  # (F,) triangles of the face region
-    parts = parts_term(model, config.parts, landmarks, params.exp.shape[0], params.albedo is not None, G)
     render_settings = RenderSettings(u_range=(0.0, float(model.uv_tiles)))
     history: list[dict[str, float]] = []
     total_steps = config.landmark_steps + sum(n for _, n in config.photo_schedule)
     step = 0
+    weighting = ViewWeighting(config.view_weights, V if G == 1 else 1, dev, dt)  # one person's views only
 
     # The landmark warm-up needs only the 68 landmark vertices and the jaw's contour candidates
     # (U of the N vertices): the model evaluated on them alone is the same linear map.
@@ -291,20 +303,21 @@ def fit_coarse(
                 params.albedo.clamp_(0.0, 1.0)
 
     # 2. landmark warm-up
-    opt = torch.optim.Adam(
+    graph = use_graphs(config.step_graphs, dev)[1]
+    opt = adam(
         [
             {"params": [params.rot], "lr": config.lr_rot},
             {"params": [params.log_f], "lr": config.lr_scale},
             {"params": [params.trans], "lr": config.lr_trans},
             {"params": [params.id], "lr": config.lr_id},
             {"params": [params.exp], "lr": config.lr_exp},
-        ]
+        ], graph
     )
-    for i in range(config.landmark_steps):
-        check_cancel(cancel)
+
+    def landmark_step() -> dict[str, torch.Tensor]:  # capturable: static shapes, no host sync (.step_graph)
         _, exp, screen, lms = shape_and_landmarks(params.pose(), S, subset=True)
         terms = {
-            "landmark": landmark_loss(lms, landmarks, lm_weights),
+            "landmark": landmark_loss(lms, landmarks, lm_weights, weighting.landmark_weights),
             "reg": param_regularizer(params.id, exp, params.tex, w),
         }
         loss = w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
@@ -316,10 +329,20 @@ def fit_coarse(
         loss.backward()
         opt.step()
         clamp_()
+        return terms
+
+    run_step = StepRunner(landmark_step, graph)  # on CUDA: replayed as a CUDA graph
+    for i in range(config.landmark_steps):
+        check_cancel(cancel)
+        if weighting.due(i, config.landmark_steps, warmup=True):  # outside the (captured) step: in place
+            with torch.no_grad():
+                lms = shape_and_landmarks(params.pose(), S, subset=True)[3]
+            weighting.update(landmark_residual_px(lms, landmarks, lm_weights), params.rot[:, 1])
+        terms = run_step()
         step += 1
         if progress is not None and (i % 10 == 0 or i == config.landmark_steps - 1):
             progress(step / total_steps, f"landmarks {i + 1}/{config.landmark_steps}")
-    history.append({"stage": "landmarks", **{k: float(v.detach()) for k, v in terms.items()}})
+    history.append({"stage": "landmarks", **{k: float(v.detach()) for k, v in terms.items()}, **weighting.summary()})
 
     # 3. full loss, coarse to fine
     opt_groups = [
@@ -334,10 +357,8 @@ def fit_coarse(
         opt_groups.append({"params": [params.albedo], "lr": config.lr_albedo})
     else:
         opt_groups.append({"params": [params.tex], "lr": config.lr_id})
-    if parts is not None:
-        parts.start()
-        opt_groups += parts.parameter_groups()
-    opt = torch.optim.Adam(opt_groups)
+    capturable, graph = use_graphs(config.step_graphs, dev)
+    opt = adam(opt_groups, graph)
     target_feat = None
     if identity_net is not None and config.identity:
         with torch.no_grad():
@@ -349,41 +370,38 @@ def fit_coarse(
         mask_s = _resize(skin_mask[..., None], size)[..., 0]
         lm_target = landmarks * (size / S) + 0.5 * (size / S) - 0.5
         cam_s = Camera(size, size)
-        region_s = parts.region(size, S) if parts is not None else None
-        for i in range(n_steps):
-            check_cancel(cancel)
+        visible = torch.empty(V * size * size, dtype=torch.long, device=dev) if capturable else None
+        last: dict[str, torch.Tensor] = {}  # the last step's render and loss mask
+
+        def photo_step() -> dict[str, torch.Tensor]:  # capturable with ``visible`` (.step_graph)
             pose = params.pose()
             verts, exp, screen, lms = shape_and_landmarks(pose, size)
             if params.albedo is not None:
                 rend = render(
                     verts, model.faces, scale_pose(pose, size / S), cam_s, params.sh,
                     texture=params.albedo if G == 1 else per_view(params.albedo, groups, V), uv=model.uv, faces_uv=model.faces_uv,
-                    settings=render_settings,
+                    settings=render_settings, visible=visible,
                 )
             else:
                 rend = render(
                     verts, model.faces, scale_pose(pose, size / S), cam_s, params.sh,
-                    vertex_colors=per_view(model.albedo(params.tex), groups, V), settings=render_settings,
+                    vertex_colors=per_view(model.albedo(params.tex), groups, V), settings=render_settings, visible=visible,
                 )
             visible_face = face_tri[rend.face_idx.clamp_min(0)] & rend.mask
             mask = mask_s * visible_face.to(dt)
+            vw = weighting.weights
             terms = {
-                "pixel": pixel_loss(img_s, rend.image, mask),
-                "landmark": landmark_loss(lms, lm_target, lm_weights) * (S / size) ** 2,
+                "pixel": pixel_loss(img_s, rend.image, mask, view_weights=vw),
+                "landmark": landmark_loss(lms, lm_target, lm_weights, weighting.landmark_weights) * (S / size) ** 2,
                 "reg": param_regularizer(params.id, exp, params.tex, w),
             }
             loss = w.pixel * terms["pixel"] + w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
             if dense_t is not None:
                 terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2]), size, S)
                 loss = loss + w.landmark * config.dense_weight * terms["dense"]
-            if parts is not None:  # a second render, skin and parts, that only fits the parts' colours and gaze
-                rend_p = parts.render(verts, params.id, exp, scale_pose(pose, size / S), cam_s, params.sh,
-                                      params.albedo, render_settings)
-                terms.update(parts.losses(img_s, rend_p, region_s))
-                loss = loss + w.pixel * config.parts.weight * terms["parts"] + terms["parts_reg"]
             if target_feat is not None and size == S:
                 composite = rend.image * visible_face[..., None] + img_s * (~visible_face[..., None])
-                terms["identity"] = identity_loss(target_feat, identity_net(composite, landmarks))
+                terms["identity"] = identity_loss(target_feat, identity_net(composite, landmarks), vw)
                 loss = loss + w.identity * terms["identity"]
             if params.albedo is not None:
                 alb = params.albedo
@@ -395,16 +413,38 @@ def fit_coarse(
             loss.backward()
             opt.step()
             clamp_()
+            last.update(image=rend.image.detach(), mask=mask)
+            return terms
+
+        # L_id's network is not known to be capturable: its stage runs the same step eagerly
+        run_step = StepRunner(photo_step, graph and not (target_feat is not None and size == S))
+        for i in range(n_steps):
+            check_cancel(cancel)
+            if visible is not None:  # the rasteriser's pass 1 outside the step: its shapes depend on the data
+                with torch.no_grad():
+                    screen = shape_and_landmarks(params.pose(), size)[2]
+                    visible.copy_(visibility(screen, model.faces, size, size, render_settings.raster_settings(cam_s)))
+            terms = run_step()
+            if weighting.due(i, n_steps, warmup=False):  # from this step's render, for the next steps
+                with torch.no_grad():
+                    lms = shape_and_landmarks(params.pose(), size)[3]
+                weighting.update(landmark_residual_px(lms, lm_target, lm_weights) * (S / size), params.rot[:, 1],
+                                 pixel_residual(img_s, last["image"], last["mask"]))
             step += 1
             if progress is not None and (i % 5 == 0 or i == n_steps - 1):
                 progress(step / total_steps, f"photometric {size}px {i + 1}/{n_steps}")
-        history.append({"stage": f"photo{size}", **{k: float(v.detach()) for k, v in terms.items()}})
+        history.append({"stage": f"photo{size}", **{k: float(v.detach()) for k, v in terms.items()},
+                        **weighting.summary()})
         if G > 1:  # each item's own photometric error (the batch's is their mean; the trust check reads it)
-            history[-1]["pixel_items"] = per_item_pixel(img_s, rend.image.detach(), mask, groups)
+            history[-1]["pixel_items"] = per_item_pixel(img_s, last["image"], last["mask"], groups)
 
     with torch.no_grad():
         pose = params.pose()
         verts, exp, _, lms = shape_and_landmarks(pose, S)
+    parts = parts_term(model, config.parts, landmarks, params.exp.shape[0], params.albedo is not None, G)
+    if parts is not None:
+        history.append(fit_parts(parts, images, verts, params.id.detach(), exp, pose, params.sh.detach(),
+                                 params.albedo.detach(), render_settings, config.weights.pixel))
     return CoarseFitResult(
         id=params.id.detach(),
         exp=exp.detach(),
@@ -415,5 +455,6 @@ def fit_coarse(
         verts=verts.detach(),
         landmarks=lms.detach(),
         history=history,
+        view_weights=None if weighting.weights is None else weighting.weights.clone(),
         parts_colours=None if parts is None else parts.colours.detach().clamp(0, 1),
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as Fn
 
-from ..camera import Camera, scale_pose
+from ..camera import Camera, project, scale_pose
 from ..detail import (
     DenseTopology, DetailedSurface, dense_topology_batch, displace, lowpass_normaliser, masked_lowpass, seam_fade,
     texel_evidence,
@@ -25,10 +25,12 @@ from ..facemodel import FaceModel
 from ..losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss, weights_at_uv_size
 from ..progress import CancelToken, ProgressFn, check_cancel
 from ..render import RenderSettings, interpolate, render, sample_texture
+from ..render.rasterize import visibility
 from ..uvmaps import UVLayout, face_tile_layout, grid_normals, uv_position_map
 from .coarse import CoarseFitResult
 from .groups import check_groups, first_views
 from .groups import per_view as rows_per_view
+from .step_graph import StepRunner, adam, use_graphs
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class DetailFitConfig:
       without it hair at a fringe becomes relief; 0 turns it off.
     - ``net_lr``: Adam learning rate of the U-Net's weights when ``fit_detail`` is given a net
       to tune (hybrid mode's ``tune_unet``) instead of the map.
+    - ``step_graphs``: run each step as a capturable step replayed as a CUDA graph
+      (:mod:`.step_graph`); None: on CUDA only; True on the CPU runs the capturable step eagerly.
 
     The evidence for these settings: docs/design.md, "Detail fit (stage 2)"."""
 
@@ -81,6 +85,7 @@ class DetailFitConfig:
     albedo_gain_lr: float = 0.01
     unseen_weight: float = 100.0
     net_lr: float = 1e-4
+    step_graphs: bool | None = None
 
 
 @dataclass
@@ -191,7 +196,7 @@ def fit_detail(
     if config.albedo_gain_cells > 0:
         gain = torch.nn.Parameter(torch.zeros(G, 3, config.albedo_gain_cells, config.albedo_gain_cells, device=dev, dtype=dt))
         opt_groups.append({"params": [gain], "lr": config.albedo_gain_lr})
-    opt = torch.optim.Adam(opt_groups)
+    opt = adam(opt_groups, use_graphs(config.step_graphs, dev)[1])
     sigma = config.lowpass_sigma * config.uv_size  # texels
     # the displacement fades to 0 over ≈ 3.4 mm at the UV island borders (face-tile seam, ears)
     fade = seam_fade(valid)
@@ -213,9 +218,9 @@ def fit_detail(
         factor = up.exp().permute(0, 2, 3, 1).reshape(G, -1, 3)[:, topo.texels]
         return dense_albedo * factor
 
-    def render_views(surface: DetailedSurface):
+    def render_views(surface: DetailedSurface, visible: torch.Tensor | None = None):
         rend = render(surface.dense_verts, topo.faces, pose, cam, fit.sh, vertex_colors=rows_per_view(albedo_now(), groups, V),
-                      settings=settings, face_mask=face_mask)
+                      settings=settings, face_mask=face_mask, visible=visible)
         return rend, skin_mask * rend.alpha
 
     def per_view(rend, mask) -> list[float]:
@@ -242,11 +247,13 @@ def fit_detail(
             unseen = (1.0 - evidence) * valid
     history = []
     terms: dict[str, torch.Tensor] = {}
-    for step in range(config.steps):
-        check_cancel(cancel)
+    capturable, graph = use_graphs(config.step_graphs, dev)
+    visible = torch.empty(V * R * R, dtype=torch.long, device=dev) if capturable else None  # pass 1, per step
+
+    def fit_step() -> dict[str, torch.Tensor]:  # capturable with ``visible`` (backend.fit.step_graph)
         shown = map_now() * fade  # (G,1,S,S)
         surface = displace(coarse_pos, rows_per_view(shown, groups, V), layout, topo, coarse_n)
-        rend, mask = render_views(surface)
+        rend, mask = render_views(surface, visible)
         terms = {  # every term a mean over the G items; Δn (G,3,S,S) of each item's first view
             "pixel": pixel_loss(images, rend.image, mask),
             "smooth": smooth_loss(shown, first_views(surface.delta_normals, groups), valid, w),
@@ -270,9 +277,21 @@ def fit_detail(
             with torch.no_grad():
                 disp.clamp_(-config.max_mm, config.max_mm)
                 disp.mul_(valid)
+        return terms
+
+    run_step = StepRunner(fit_step, graph)
+    for step in range(config.steps):
+        check_cancel(cancel)
+        if visible is not None:  # pass 1 outside the step: its shapes depend on the data
+            with torch.no_grad():
+                shown = map_now() * fade
+                dense = displace(coarse_pos, rows_per_view(shown, groups, V), layout, topo, coarse_n).dense_verts
+                visible.copy_(visibility(project(dense, pose, cam), topo.faces, R, R, settings.raster_settings(cam),
+                                         face_mask))
+        terms = run_step()
         if progress is not None and (step % 5 == 0 or step == config.steps - 1):
             progress((step + 1) / config.steps, f"detail {step + 1}/{config.steps}")
-        if step % 10 == 0 or step == config.steps - 1:
+        if step % 10 == 0 or step == config.steps - 1:  # reading the terms waits for the device: not every step
             history.append({"step": step, **{k: float(v.detach()) for k, v in terms.items()}})
     with torch.no_grad():
         disp = map_now().detach().clamp(-config.max_mm, config.max_mm) * fade

@@ -1,14 +1,15 @@
 """The face model's parts in the coarse fit's photometric loss, and the gaze.
 
 Where the photo shows eyes and an open mouth, the skin-only render shows the background through
-the model's holes. With :class:`PartsFitConfig` ``enabled``, the coarse fit also renders the skin
+the model's holes. With :class:`PartsFitConfig` ``enabled``, the coarse fit ends with a short
+stage (:func:`fit_parts`) that renders the skin
 together with the parts a head keeps (:func:`backend.head_parts.kept_part_faces`: sockets,
 gums and tongue, teeth, eyeballs painted sclera/iris/pupil), each material one flat colour fitted
 from the photo (a swatch tile appended to the albedo map; the eyeball's sclera/iris/pupil a
 radial profile, so the iris's place has a gradient), and adds L_pixel over the pixels of a region
 around the detected eyes and inner lips (:func:`landmark_region`) that show a part. That render
-takes the skin, pose, light and albedo as they are (detached): the term fits only the parts'
-colours and the gaze, and the skin's fit is exactly what it was without it.
+takes the fitted skin, pose, light and albedo as they are: the stage fits only the parts' colours
+and the gaze, and the skin's fit is exactly what it was without it.
 
 Gaze: two angles per eye and expression row, (yaw, pitch) in radians, turn each eyeball rigidly
 about its centre in the photometric stage, from 0 (looking ahead), pulled to 0 by ``gaze_reg``.
@@ -27,7 +28,7 @@ from ..facemodel import FaceModel
 from ..losses import pixel_loss
 from ..render.renderer import RenderResult, RenderSettings, render
 
-__all__ = ["PartsFitConfig", "PartsTerm", "parts_term", "landmark_region", "turn_eyes"]
+__all__ = ["PartsFitConfig", "PartsTerm", "parts_term", "fit_parts", "landmark_region", "turn_eyes"]
 
 REGION_LANDMARKS = (tuple(range(36, 42)), tuple(range(42, 48)), tuple(range(60, 68)))  # eyes, inner lips
 
@@ -43,11 +44,14 @@ class PartsFitConfig:
       eye contours and inner lips.
     - ``gaze``: fit the gaze (each eyeball's yaw and pitch) by the region term; ``gaze_reg``:
       weight of their mean square (radians²).
+    - ``steps``, ``size``: Adam steps of the stage and the render's side (pixels).
     - ``colour_prior``: weight of the squared distance of the fitted material colours from
       :data:`backend.head_parts.PART_MATERIALS` (sRGB [0,1]); ``lr_colour``, ``lr_gaze``: Adam rates.
     """
 
     enabled: bool = False
+    steps: int = 40
+    size: int = 112
     weight: float = 1.0
     dilate: float = 3.0
     gaze: bool = True
@@ -245,3 +249,33 @@ def parts_term(model: FaceModel, config: PartsFitConfig, landmarks: torch.Tensor
     if not (config.enabled and model.has_parts and has_albedo_map and n_groups == 1):
         return None
     return PartsTerm(model, config, landmarks, n_exp_rows)
+
+
+def fit_parts(term: PartsTerm, images: torch.Tensor, verts: torch.Tensor, id_coeffs: torch.Tensor, exp: torch.Tensor,
+              pose: torch.Tensor, sh: torch.Tensor, albedo: torch.Tensor, settings: RenderSettings,
+              pixel_weight: float = 1.3) -> dict[str, float]:
+    """The parts' stage after a coarse fit: ``term.config.steps`` Adam steps of the region term
+    (weight ``pixel_weight``·``weight``: the fit's L_pixel weight) at ``term.config.size`` pixels, on the
+    fitted skin (images (V,S,S,3) [0,1]; verts (V,N,3) mm; id (1|V,K_id); exp (V,K_exp); pose (V,7)
+    for the S² crop; sh (V,27); albedo (1,A,A·tiles,3)). Returns the stage's history row."""
+    from ..camera import scale_pose
+
+    cfg = term.config
+    S = images.shape[1]
+    size = min(cfg.size, S)
+    x = images.permute(0, 3, 1, 2)
+    img_s = x if size == S else torch.nn.functional.interpolate(x, size=(size, size), mode="area")
+    img_s = img_s.permute(0, 2, 3, 1)
+    region = term.region(size, S)
+    pose_s, cam = scale_pose(pose, size / S), Camera(size, size)
+    term.start()
+    opt = torch.optim.Adam(term.parameter_groups())
+    weight = pixel_weight * cfg.weight
+    terms: dict[str, torch.Tensor] = {}
+    for _ in range(cfg.steps):
+        terms = term.losses(img_s, term.render(verts, id_coeffs, exp, pose_s, cam, sh, albedo, settings), region)
+        loss = weight * terms["parts"] + terms["parts_reg"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return {"stage": "parts", **{k: float(v.detach()) for k, v in terms.items()}}

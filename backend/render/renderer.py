@@ -97,6 +97,7 @@ def render(
     normals: torch.Tensor | None = None,
     settings: RenderSettings | None = None,
     face_mask: torch.Tensor | None = None,
+    visible: torch.Tensor | None = None,
 ) -> RenderResult:
     """Render a mesh with a Lambertian SH-lit albedo.
 
@@ -107,6 +108,8 @@ def render(
     ``normals``: optional (B,V,3)/(V,3) model-space vertex normals for the shading (default: the
     area-weighted normals of ``faces``), e.g. to keep shading smooth where two meshes meet.
     ``face_mask``: optional (B,F) bool, the triangles each item draws (:func:`rasterize`).
+    ``visible``: optional precomputed pass 1 (:func:`backend.render.rasterize.visibility`):
+    the render then has static shapes and no host synchronisation (CUDA-graph capturable).
     Returns :class:`RenderResult`; everything is differentiable w.r.t. verts, pose, sh, albedo
     (inside the silhouette: hard edges).
     """
@@ -116,7 +119,8 @@ def render(
         raise ValueError("texture rendering needs all of texture, uv and faces_uv (e.g. model.uv, model.faces_uv)")
     cam_verts = to_camera_space(verts, pose, camera.projection)
     screen = camera_to_screen(cam_verts, pose, camera)
-    frags = rasterize(screen, faces, camera.height, camera.width, settings.raster_settings(camera), face_mask)
+    frags = rasterize(screen, faces, camera.height, camera.width, settings.raster_settings(camera), face_mask,
+                      visible)
     mask = frags.mask
     maskf = mask[..., None].to(screen.dtype)
 
