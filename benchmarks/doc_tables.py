@@ -228,9 +228,11 @@ def speed(docs: dict[str, dict | None]) -> list[str]:
         if "high" in c:
             gpu["high_1view"] = f"{c['high']['wall_s']:.1f}"  # the file's note: an earlier run, ≈ 25 % slow
     rows = []
-    for key, case in ((fit or {}).get("cases") or {}).items():
+    cpu = (fit or {}).get("cases") or {}
+    order = {"draft": 0, "default": 1, "high": 2}
+    for key in sorted({*cpu, *gpu}, key=lambda k: (k.rsplit("_", 1)[1], order.get(k.rsplit("_", 1)[0], 3))):
         quality, views = key.rsplit("_", 1)
-        wall = case.get("wall_s")
+        wall = cpu.get(key, {}).get("wall_s")
         rows.append([views.replace("view", ""), quality, "–" if wall is None else f"{wall:.1f}", gpu.get(key, "–")])
     m = (fit or {}).get("machine") or {}
     load = f", load {m['loadavg_1m']:.1f}" if m.get("loadavg_1m") is not None else ""
