@@ -23,7 +23,7 @@ import numpy as np
 from .geometry import split_seams, vertex_normals_np
 
 __all__ = [
-    "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "part_meshes", "has_parts",
+    "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "kept_part_faces", "part_meshes", "has_parts",
     "obj_parts_section", "mtl_parts_text",
 ]
 
@@ -105,28 +105,20 @@ def _eye_materials(mean: np.ndarray, faces: np.ndarray, eye_region: np.ndarray, 
     return {"sclera": outer & ~iris & ~pupil, "iris": iris, "pupil": pupil, "hidden": ~outer}
 
 
-def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[float, float, float]] | None = None) -> None:
-    """Fill ``head.parts_*`` from ``model`` (a :class:`~backend.facemodel.FaceModel` with parts)
-    for the coefficients of ``head.vertices``: id (1,K_id), exp (1,K_exp) tensors. ``colors``
-    overrides :data:`PART_MATERIALS` entries (sRGB [0,1]). Does nothing for a model without parts."""
-    if not getattr(model, "has_parts", False):
-        return
-    import torch  # lazy: the add-on imports this module (through export) in Blender, without torch
-
-    info = model.parts_info
-    V = model.n_verts
-    with torch.no_grad():
-        posed = model.parts_forward(id_coeffs, exp_coeffs)[0].float().cpu().numpy()
-        neutral = model.parts_forward(id_coeffs, None)[0].float().cpu().numpy()
-        basis = model.parts_exp_basis.float().cpu().numpy()
+def kept_part_faces(info, V: int) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """The parts a head keeps (:data:`EXPORTED_PARTS`, the eyeball's inner iris sphere dropped),
+    from a model's ``parts_info`` (:class:`~backend.facemodel.parts.FacePartsData`; skin of ``V``
+    vertices): per part (name, faces (f,3) global ids into ``concatenate(skin, parts)``,
+    faces_uv (f,3), material (f,) index into :data:`PART_MATERIALS`), sorted by material."""
     names = list(info.part_names)
-    keep = [names.index(n) for n in EXPORTED_PARTS if n in names]
     frange = np.asarray(info.part_face_range, np.int64)
     material_names = list(PART_MATERIALS)
-    faces, faces_uv, material, ranges = [], [], [], []
-    for k in keep:
+    out = []
+    for name in EXPORTED_PARTS:
+        if name not in names:
+            continue
+        k = names.index(name)
         f = np.asarray(info.faces[frange[k, 0] : frange[k, 1]], np.int64)
-        name = names[k]
         fuv = np.asarray(info.faces_uv[frange[k, 0] : frange[k, 1]], np.int64)
         if name.startswith("eyeball"):
             masks = _eye_materials(info.mean, f, info.eye_region_of_face[frange[k, 0] : frange[k, 1]], V)
@@ -137,13 +129,43 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
         else:
             mat = np.full(len(f), material_names.index(_PART_MATERIAL.get(name, "socket")), np.int64)
         order = np.argsort(mat, kind="stable")  # one run per material (one usemtl / primitive each)
-        f, mat = f[order], mat[order]
+        out.append((name, f[order], fuv[order], mat[order]))
+    return out
+
+
+def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[float, float, float]] | None = None,
+                 lid_margin: float | None = 0.3) -> None:
+    """Fill ``head.parts_*`` from ``model`` (a :class:`~backend.facemodel.FaceModel` with parts)
+    for the coefficients of ``head.vertices``: id (1,K_id), exp (1,K_exp) tensors. ``colors``
+    overrides :data:`PART_MATERIALS` entries (sRGB [0,1]). Does nothing for a model without parts.
+
+    ``lid_margin`` (mm; None: off): the skin around the eyes is pushed out of the eyeballs by
+    that margin at rest and at each expression's weight 1 (:func:`backend.eye_clearance.clear_lids`):
+    ``head.neutral``, ``head.exp_basis`` and ``head.vertices`` are replaced by corrected copies."""
+    if not getattr(model, "has_parts", False):
+        return
+    import torch  # lazy: the add-on imports this module (through export) in Blender, without torch
+
+    info = model.parts_info
+    V = model.n_verts
+    with torch.no_grad():
+        posed = model.parts_forward(id_coeffs, exp_coeffs)[0].float().cpu().numpy()
+        neutral = model.parts_forward(id_coeffs, None)[0].float().cpu().numpy()
+        basis = model.parts_exp_basis.float().cpu().numpy()
+    kept = kept_part_faces(info, V)
+    names, keep = list(info.part_names), [info.part_names.index(name) for name, *_ in kept]
+    material_names = list(PART_MATERIALS)
+    faces, faces_uv, material, ranges = [], [], [], []
+    for _, f, fuv, mat in kept:
         start = sum(len(x) for x in faces)
         ranges.append((start, start + len(f)))
         faces.append(f)
-        faces_uv.append(fuv[order])
+        faces_uv.append(fuv)
         material.append(mat)
     all_faces = np.concatenate(faces)
+    if lid_margin is not None and head.exp_basis is not None:
+        _clear_lids(head, neutral, basis, [faces[i] for i, k in enumerate(keep) if names[k].startswith("eyeball")],
+                    V, lid_margin)
     rows = np.unique(all_faces[all_faces >= V]) - V  # the part vertices the kept triangles use
     new_row = np.full(len(info.mean), -1, np.int64)
     new_row[rows] = np.arange(len(rows))
@@ -163,6 +185,28 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     head.part_face_range = np.asarray(ranges, np.int32)
     head.part_material_names = material_names
     head.part_material_colors = np.asarray([palette[m] for m in material_names], np.float32)
+
+
+def _clear_lids(head, parts_neutral: np.ndarray, parts_basis: np.ndarray, eyeball_faces: list[np.ndarray], V: int,
+                margin: float) -> None:
+    """Replace ``head.neutral``, ``head.exp_basis`` and ``head.vertices`` by the lid-cleared skin
+    (:func:`backend.eye_clearance.clear_lids`). eyeball_faces: each eyeball's kept (outer shell)
+    triangles, global ids ≥ V."""
+    from .eye_clearance import EyeShell, clear_lids
+
+    shells = []
+    for f in eyeball_faces:
+        ids, local = np.unique(np.asarray(f, np.int64) - V, return_inverse=True)
+        shells.append(EyeShell(rows=ids, faces=local.reshape(-1, 3)))
+    old_neutral = np.asarray(head.neutral, np.float32)
+    old_basis = np.asarray(head.exp_basis, np.float32)
+    closing = tuple(k for k, n in enumerate(head.exp_names[: len(old_basis)]) if "blink" in str(n).lower())
+    cleared = clear_lids(old_neutral, old_basis, parts_neutral, parts_basis, shells, np.asarray(head.faces), closing, margin)
+    x = np.asarray(head.exp_coeffs, np.float32).reshape(-1)[: len(old_basis)]
+    change = (cleared.neutral - old_neutral) + np.einsum("k,kvc->vc", x, cleared.exp_basis[: len(x)] - old_basis[: len(x)])
+    head.vertices = (np.asarray(head.vertices, np.float32) + change).astype(np.float32)
+    head.neutral = cleared.neutral
+    head.exp_basis = cleared.exp_basis
 
 
 def part_meshes(head, vertices: np.ndarray | None = None) -> list[PartMesh]:

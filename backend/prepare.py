@@ -36,10 +36,11 @@ class PreparedView:
     face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all): texture, reports
     skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
     label: str = ""
-    detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe" or "given"
+    detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe", "auto" (a blend) or "given"
     faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
     mesh68: np.ndarray | None = None  # (68,2) photo px: Face Mesh's 68 points, when it ran
     presence: float | None = None  # Face Mesh's face-presence probability, when it ran
+    detector_disagreement: float | None = None  # auto: dlib vs Face Mesh 68 points, mesh eye distances
     dense: np.ndarray | None = None  # (468,3) Face Mesh's points (x, y photo px; z relative depth), when it ran
 
     def crop_dense(self) -> np.ndarray | None:
@@ -76,6 +77,7 @@ def prepare_view(
         crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
         detector=found.backend, faces_note=found.note,
         mesh68=None if found.dense is None else mesh_to_68(found.dense), presence=found.presence,
+        detector_disagreement=found.disagreement,
         dense=None if found.dense is None else np.asarray(found.dense, np.float64),
     )
 

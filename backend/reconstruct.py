@@ -35,7 +35,9 @@ from .determinism import deterministic
 from .device import resolve_device
 from .errors import NoFaceError, PhotoheadError
 from .facemodel import FaceModel, load_default, load_model
-from .fit.detail import fit_detail
+from .fit.coarse import CoarseFitConfig, CoarseFitResult
+from .fit.detail import DetailFitResult, fit_detail
+from .fit.view_weights import view_weight_report
 from .head import Head
 from .identity import identity_features, load_identity_net
 from .modes import Mode, mode_for
@@ -81,6 +83,8 @@ class ReconstructConfig:
       photo (the displacement stays the network's output) instead of starting the map from its
       prediction and optimising the map (the paper's network fine-tuned on one photo; needs
       ``detail.pt``).
+    - ``step_graphs``: the fits' steps replayed as CUDA graphs (:mod:`backend.fit.step_graph`;
+      None: on CUDA only; False: plain eager steps everywhere).
     """
 
     mode: str = "fit"  # a name of backend.modes.MODES
@@ -98,6 +102,7 @@ class ReconstructConfig:
     deterministic: bool = True
     labels: list[str] = field(default_factory=list)
     tune_unet: bool = False
+    step_graphs: bool | None = None
 
 
 def load_face_model(path: str | None) -> FaceModel:
@@ -123,25 +128,32 @@ def reconstruct(
     config = config or ReconstructConfig()
     if not images:
         raise PhotoheadError("no photos given")
-    mode = mode_for(config)
-    preset = resolve_preset(config.quality)
-    if config.detector not in DETECTOR_BACKENDS:
-        raise PhotoheadError(f"unknown detector {config.detector!r}: use {' or '.join(DETECTOR_BACKENDS)}")
     detects = landmarks is None or len(landmarks) < len(images) or any(lm is None for lm in landmarks)
-    if config.detector == "face_alignment" and detects:
-        find_fa_weights(config.detector_weights)  # its weights before any work: a clear error, nothing fitted
-    if config.detector == "mediapipe" and detects:
-        for name in MEDIAPIPE_FILES:  # its weights before any work, as for face_alignment
-            find_mediapipe_file(name, config.detector_weights)
-    check_face_index(config.face)
+    mode, preset = _checked(config, detects)
     check_labels(config.labels, len(images))
-    check_model_path(config.model)
     check_photos(images, decode=False)  # regular files, sizes from the headers: before the model loads
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     with deterministic(device) if config.deterministic else nullcontext():
         return _run(device, images, config, mode, preset, progress, cancel, landmarks, t0)
+
+
+def _checked(config: ReconstructConfig, detects: bool) -> tuple[Mode, Preset]:
+    """The mode's strategy and the quality's preset, after the checks of the options that need
+    no photo (``detects``: a detector will run, so its weights must be there)."""
+    mode = mode_for(config)
+    preset = resolve_preset(config.quality)
+    if config.detector not in DETECTOR_BACKENDS:
+        raise PhotoheadError(f"unknown detector {config.detector!r}: use {' or '.join(DETECTOR_BACKENDS)}")
+    if config.detector == "face_alignment" and detects:
+        find_fa_weights(config.detector_weights)  # its weights before any work: a clear error, nothing fitted
+    if config.detector == "mediapipe" and detects:
+        for name in MEDIAPIPE_FILES:  # its weights before any work, as for face_alignment
+            find_mediapipe_file(name, config.detector_weights)
+    check_face_index(config.face)
+    check_model_path(config.model)
+    return mode, preset
 
 
 def _run(
@@ -164,7 +176,7 @@ def _run(
 
     # coarse
     fit_cfg = mode.coarse_config(replace(preset.coarse, identity=config.identity,
-                                         shared_expression=config.shared_expression))
+                                         shared_expression=config.shared_expression, step_graphs=config.step_graphs))
     identity = _identity_adapter(device) if (fit_cfg.identity or len(views) > 1) else None
     if identity is not None and len(views) > 1:
         warn_list.extend(_identity_warnings(identity, views, device))
@@ -184,7 +196,7 @@ def _run(
         warn_list.append(skipped)
     elif config.detail:
         t3 = time.perf_counter()
-        plan = mode.detail_plan(model, fit, crops224, preset.detail)
+        plan = mode.detail_plan(model, fit, crops224, replace(preset.detail, step_graphs=config.step_graphs))
         crops, masks, face_masks = detail_inputs(views, plan.config.render_size)
         detail = fit_detail(
             model, fit, crops.to(device), masks.to(device), plan.config, init=plan.init,
@@ -193,6 +205,16 @@ def _run(
         )
         timings[plan.timing] = time.perf_counter() - t3
 
+    return _texture_and_assemble(model, device, fit, detail, views, config, preset, fit_cfg, progress, warn_list,
+                                 timings, t0)
+
+
+def _texture_and_assemble(
+    model: FaceModel, device: torch.device, fit: CoarseFitResult, detail: DetailFitResult | None,
+    views: list[PreparedView], config: ReconstructConfig, preset: Preset, fit_cfg: CoarseFitConfig,
+    progress: ProgressFn | None, warn_list: list[str], timings: dict[str, float], t0: float,
+) -> Head:
+    """The texture and assemble stages of one head (also each head of a batch, :mod:`backend.batch`)."""
     # texture: the photos de-lit into UV (also with a texture model, whose per-vertex albedo is coarse)
     if progress:
         progress(0.96, "building the UV albedo")
@@ -207,11 +229,14 @@ def _run(
     head.view_weights = view_weights
     head.metrics["uv_face_coverage"] = uv_face_coverage(model, view_weights)
     evidence = [view_evidence(Path(v.name).name if len(views) > 1 else "", r.landmarks68, r.detected68,
-                              float(r.pose[2]), v.mesh68, v.presence) for v, r in zip(views, head.views)]
+                              float(r.pose[2]), v.mesh68, v.presence, v.detector_disagreement)
+                for v, r in zip(views, head.views)]
     photo_error = next((h["pixel"] for h in reversed(fit.history) if "pixel" in h), None)
     trust_metrics, trust_warn = assess(evidence, head.id_coeffs, fit_cfg.id_ball, photo_error=photo_error)
-    head.metrics.update(trust_metrics)
-    head.warnings.extend(warn_list + trust_warn)
+    weight_metrics, weight_warn = view_weight_report(fit.view_weights, [Path(v.name).name for v in views],
+                                                     fit_cfg.view_weights)
+    head.metrics.update(trust_metrics | weight_metrics)
+    head.warnings.extend(warn_list + weight_warn + trust_warn)
     timings["total_s"] = time.perf_counter() - t0
     head.timings.update(timings)
     if progress:

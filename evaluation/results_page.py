@@ -111,6 +111,7 @@ def scene_text(st: dict[str, Any]) -> str:
              "a busy background" if st.get("busy_background") else "a flat grey background"]
     if st.get("pixel_noise"):
         parts.append(f"pixel noise σ {_fmt(st['pixel_noise'])}/255")
+    parts.append("path-traced by Blender's Cycles (bpy)" if st.get("renderer") == "cycles" else "rasterised by backend.render")
     return ", ".join(parts)
 
 
@@ -157,7 +158,8 @@ def _synthetic(doc: dict[str, Any], mean_face: dict[str, Any] | None = None) -> 
         ["landmark error, inner points 17–67, 224² crop", s.get("lm_err_px224_inner_mean"), "px", ""],
         ["landmark error vs fixed jaw vertices, 224² crop", s.get("lm_err_px224_fixed_jaw_mean"), "px", ""],
         ["landmark NME (inter-ocular)", s.get("nme_interocular_mean_%"), "%", ""],
-        ["dlib's own landmark error on the same renders, 224² crop", s.get("detector_err_px224_mean"), "px", ""],
+        [f"the detector's ({c.get('detector', 'dlib')}) own landmark error on the same renders, 224² crop",
+         s.get("detector_err_px224_mean"), "px", ""],
         ["yaw error", s.get("yaw_err_mean_deg"), "°", ""],
     ]
     if "disp_corr_mean" in s:
