@@ -253,9 +253,10 @@ def _prepare_views(
 
 
 def _dense_targets(views: list[PreparedView], device: torch.device) -> torch.Tensor | None:
-    """Face Mesh's points of the views (V,468,2) crop px, NaN rows where a view has none; None
-    when no view has them."""
-    dense = [v.crop_dense() for v in views]
+    """Face Mesh's points of the views (V,468,2) crop px, for the fit's dense term; NaN rows for
+    views without them or whose 68 points are dlib's (``auto`` kept them: there Face Mesh's less
+    precise points only pull the fit away, docs/mediapipe.md); None when no view has a row."""
+    dense = [v.crop_dense() if v.detector == "mediapipe" else None for v in views]
     if all(d is None for d in dense):
         return None
     rows = [np.full((len(next(d for d in dense if d is not None)), 2), np.nan) if d is None else d for d in dense]

@@ -115,3 +115,17 @@ def test_dense_term_lowers_the_error_at_large_yaw(face_model, table):
         fit = fit_coarse(face_model, t(view.crop), t(view.crop_landmarks), t(view.skin_mask), cfg, dense=dense)
         err[name] = vertex_error(fit.verts[0].numpy(), face.vertices, mask)["mean"]
     assert err["dense"] < 0.85 * err["68"], err
+
+
+def test_dense_rows_only_for_views_whose_68_points_are_the_mesh_ones():
+    """``auto`` keeps dlib's points on most photos; there Face Mesh's points stay out of the fit."""
+    from types import SimpleNamespace
+
+    from backend.reconstruct import _dense_targets
+
+    pts = np.arange(936, dtype=np.float64).reshape(468, 2)
+    view = lambda det, dense: SimpleNamespace(detector=det, crop_dense=lambda: dense)  # noqa: E731
+    out = _dense_targets([view("mediapipe", pts), view("dlib", pts), view("given", None)], torch.device("cpu"))
+    assert out.shape == (3, 468, 2) and torch.equal(out[0], torch.from_numpy(pts).float())
+    assert torch.isnan(out[1:]).all()
+    assert _dense_targets([view("dlib", pts)], torch.device("cpu")) is None

@@ -87,7 +87,7 @@ class CoarseFitConfig:
     shared_expression: bool = True
     prior_scale: float = 0.03
     id_ball: float | None = 1.7
-    dense_weight: float = 0.0
+    dense_weight: float = 1.0
     jaw_weight_with_dense: float = 0.5
 
 
