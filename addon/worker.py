@@ -146,8 +146,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # Before the backend imports torch: idle OpenMP threads sleep instead of spinning, so a
     # reconstruction beside Blender and the artist's other programs slows by its fair share.
-    backend_module("threads").apply_process_policy()
+    # One intra-op thread unless PHOTOHEAD_THREADS asks for more (backend.threads.FIT_THREADS).
+    policy = backend_module("threads")
+    policy.apply_process_policy()
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    try:
+        policy.set_intra_op_threads(policy.fit_threads())
+    except ValueError as exc:
+        emit({"event": "error", "type": "ValueError", "message": str(exc)})
+        return 2
     return run(job, emit, _StdinCancel(sys.stdin))
 
 

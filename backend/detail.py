@@ -10,7 +10,7 @@ blocks whose 3-D edges are much longer than the texel spacing (UV seams/island b
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -44,6 +44,19 @@ def dense_topology(layout: UVLayout, coarse_positions: torch.Tensor, seam_factor
     stretched, and at 4 a fitted head lost ≈ 300 ear triangles (holes that showed as dark
     specks); without any limit only 15 more triangles join, the true cuts between UV islands.
     """
+    return dense_topology_batch(layout, coarse_positions[:1], seam_factor)[0]
+
+
+def dense_topology_batch(
+    layout: UVLayout, coarse_positions: torch.Tensor, seam_factor: float = 8.0
+) -> tuple[DenseTopology, torch.Tensor]:
+    """:func:`dense_topology` of B coarse shapes at once (batched independent fits).
+
+    coarse_positions (B,S,S,3) mm. Returns the union of the B topologies (the triangles any of
+    them has, in :func:`dense_topology`'s order) and face_mask (B,M) bool: the union's triangles
+    each shape has, for :func:`backend.render.render`'s ``face_mask``. Shape b's own topology is
+    the union's faces where face_mask[b] (:func:`topology_subset`).
+    """
     S = layout.size
     valid = layout.valid[0].reshape(-1)
     dev = valid.device
@@ -53,21 +66,29 @@ def dense_topology(layout: UVLayout, coarse_positions: torch.Tensor, seam_factor
     ii, jj = torch.meshgrid(torch.arange(S - 1, device=dev), torch.arange(S - 1, device=dev), indexing="ij")
     a = (ii * S + jj).reshape(-1)
     b, c, d = a + 1, a + S, a + S + 1
-    P = coarse_positions[0].reshape(-1, 3)
-    spacing = (P[texels[1:]] - P[texels[:-1]]).norm(dim=-1)
-    step = spacing[spacing > 0].median() if (spacing > 0).any() else torch.tensor(1.0, device=dev)
-    limit = seam_factor * step
-
-    def tris(p, q, r):
+    # (row, col) → (u right, v up): a=(i,j) top-left, c=(i+1,j) below it. CCW in UV: a → c → b.
+    cand = torch.cat([torch.stack([a, c, b], -1), torch.stack([b, c, d], -1)], 0)  # (C,3) flat texels
+    p, q, r = cand.unbind(-1)
+    keep = []
+    for P in coarse_positions.reshape(coarse_positions.shape[0], -1, 3):
+        spacing = (P[texels[1:]] - P[texels[:-1]]).norm(dim=-1)
+        step = spacing[spacing > 0].median() if (spacing > 0).any() else torch.tensor(1.0, device=dev)
+        limit = seam_factor * step
         ok = valid[p] & valid[q] & valid[r]
         ok &= ((P[p] - P[q]).norm(dim=-1) < limit) & ((P[q] - P[r]).norm(dim=-1) < limit) & ((P[r] - P[p]).norm(dim=-1) < limit)
-        return torch.stack([texel_index[p], texel_index[q], texel_index[r]], -1)[ok]
-
-    # (row, col) → (u right, v up): a=(i,j) top-left, c=(i+1,j) below it. CCW in UV: a → c → b.
-    faces = torch.cat([tris(a, c, b), tris(b, c, d)], 0)
+        keep.append(ok)
+    ok = torch.stack(keep)  # (B,C)
+    union = ok.any(0)
+    faces = texel_index[cand[union]]
     rows, cols = texels // S, texels % S
     uv = torch.stack([(cols.float() + 0.5) / S, 1.0 - (rows.float() + 0.5) / S], -1)
-    return DenseTopology(size=S, texel_index=texel_index, texels=texels, faces=faces, uv=uv)
+    return DenseTopology(size=S, texel_index=texel_index, texels=texels, faces=faces, uv=uv), ok[:, union]
+
+
+def topology_subset(topology: DenseTopology, face_mask: torch.Tensor) -> DenseTopology:
+    """The topology with only the faces where ``face_mask`` (M,) bool (one row of
+    :func:`dense_topology_batch`'s mask)."""
+    return replace(topology, faces=topology.faces[face_mask])
 
 
 @dataclass

@@ -38,7 +38,7 @@ params.json schema (``format`` = ``"photohead.params"``, ``version`` = 1), plain
                 "landmarks68_3d": [[x, y] × 68] | null,      # the same, fixed model vertices (AFLW2000-3D
                                                              # style: the 3-D jaw line, hidden or not)
                 "detected68": [[x, y] × 68],                 # detector, photo pixels
-                "detector": "dlib"|"face_alignment"|"mediapipe"|"given"|"",  # what gave detected68
+                "detector": "dlib"|"face_alignment"|"mediapipe"|"auto"|"given"|"",  # what gave detected68 (auto: a blend)
                 "face_box": [x0, y0, x1, y1] | null,
                 "crop_from_image": [[3] × 2] | null}]}       # photo pixels → 224² crop
 """

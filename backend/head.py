@@ -16,8 +16,8 @@ class ViewResult:
     - ``pose`` (7,) (f, rx, ry, rz, tx, ty, tz) for ``projection`` at the photo's full size
       (see ``backend.camera``); ``sh`` (27,); ``exp`` (K_exp,) this view's expression.
     - ``landmarks68`` (68,2) fitted model landmarks projected into the photo; ``detected68``
-      (68,2) the detector's (``detector``: "dlib", "face_alignment", "mediapipe", or "given" when
-      the caller passed landmarks); ``face_box`` (4,) x0,y0,x1,y1.
+      (68,2) the detector's (``detector``: "dlib", "face_alignment", "mediapipe", "auto" (a blend),
+      or "given" when the caller passed landmarks); ``face_box`` (4,) x0,y0,x1,y1.
     - ``landmarks68_3d`` (68,2) the same 68 points as fixed model vertices (AFLW2000-3D style: the
       jaw is the 3-D jaw line, hidden or not, where ``landmarks68``'s jaw is the 2-D silhouette
       of the 300-W convention), projected into the photo; None in heads from older versions.

@@ -105,10 +105,15 @@ def _eye_materials(mean: np.ndarray, faces: np.ndarray, eye_region: np.ndarray, 
     return {"sclera": outer & ~iris & ~pupil, "iris": iris, "pupil": pupil, "hidden": ~outer}
 
 
-def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[float, float, float]] | None = None) -> None:
+def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[float, float, float]] | None = None,
+                 lid_margin: float | None = 0.3) -> None:
     """Fill ``head.parts_*`` from ``model`` (a :class:`~backend.facemodel.FaceModel` with parts)
     for the coefficients of ``head.vertices``: id (1,K_id), exp (1,K_exp) tensors. ``colors``
-    overrides :data:`PART_MATERIALS` entries (sRGB [0,1]). Does nothing for a model without parts."""
+    overrides :data:`PART_MATERIALS` entries (sRGB [0,1]). Does nothing for a model without parts.
+
+    ``lid_margin`` (mm; None: off): the skin around the eyes is pushed out of the eyeballs by
+    that margin at rest and at each expression's weight 1 (:func:`backend.eye_clearance.clear_lids`):
+    ``head.neutral``, ``head.exp_basis`` and ``head.vertices`` are replaced by corrected copies."""
     if not getattr(model, "has_parts", False):
         return
     import torch  # lazy: the add-on imports this module (through export) in Blender, without torch
@@ -144,6 +149,9 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
         faces_uv.append(fuv[order])
         material.append(mat)
     all_faces = np.concatenate(faces)
+    if lid_margin is not None and head.exp_basis is not None:
+        _clear_lids(head, neutral, basis, [faces[i] for i, k in enumerate(keep) if names[k].startswith("eyeball")],
+                    V, lid_margin)
     rows = np.unique(all_faces[all_faces >= V]) - V  # the part vertices the kept triangles use
     new_row = np.full(len(info.mean), -1, np.int64)
     new_row[rows] = np.arange(len(rows))
@@ -163,6 +171,28 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     head.part_face_range = np.asarray(ranges, np.int32)
     head.part_material_names = material_names
     head.part_material_colors = np.asarray([palette[m] for m in material_names], np.float32)
+
+
+def _clear_lids(head, parts_neutral: np.ndarray, parts_basis: np.ndarray, eyeball_faces: list[np.ndarray], V: int,
+                margin: float) -> None:
+    """Replace ``head.neutral``, ``head.exp_basis`` and ``head.vertices`` by the lid-cleared skin
+    (:func:`backend.eye_clearance.clear_lids`). eyeball_faces: each eyeball's kept (outer shell)
+    triangles, global ids ≥ V."""
+    from .eye_clearance import EyeShell, clear_lids
+
+    shells = []
+    for f in eyeball_faces:
+        ids, local = np.unique(np.asarray(f, np.int64) - V, return_inverse=True)
+        shells.append(EyeShell(rows=ids, faces=local.reshape(-1, 3)))
+    old_neutral = np.asarray(head.neutral, np.float32)
+    old_basis = np.asarray(head.exp_basis, np.float32)
+    closing = tuple(k for k, n in enumerate(head.exp_names[: len(old_basis)]) if "blink" in str(n).lower())
+    cleared = clear_lids(old_neutral, old_basis, parts_neutral, parts_basis, shells, np.asarray(head.faces), closing, margin)
+    x = np.asarray(head.exp_coeffs, np.float32).reshape(-1)[: len(old_basis)]
+    change = (cleared.neutral - old_neutral) + np.einsum("k,kvc->vc", x, cleared.exp_basis[: len(x)] - old_basis[: len(x)])
+    head.vertices = (np.asarray(head.vertices, np.float32) + change).astype(np.float32)
+    head.neutral = cleared.neutral
+    head.exp_basis = cleared.exp_basis
 
 
 def part_meshes(head, vertices: np.ndarray | None = None) -> list[PartMesh]:

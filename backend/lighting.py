@@ -88,14 +88,17 @@ def sh_directional(
     return sh.reshape(-1, SH_DIM) + sh_ambient(ambient, d.shape[0], d.device, d.dtype)
 
 
-def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Area-weighted unit vertex normals. verts (B,V,3), faces (F,3) long (CCW = outward).
+def vertex_normals(verts: torch.Tensor, faces: torch.Tensor, face_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Area-weighted unit vertex normals. verts (B,V,3), faces (F,3) long (CCW = outward);
+    face_mask: optional (B,F) bool, the faces each item has (the others count zero).
 
     Returns (B,V,3). Vertices touched by no face get a zero normal.
     """
     B, V = verts.shape[:2]
     v0, v1, v2 = _corners(verts, faces)  # (B,F,3)
     face_n = torch.cross(v1 - v0, v2 - v0, dim=-1)  # length = 2·area
+    if face_mask is not None:
+        face_n = face_n * face_mask[..., None].to(face_n.dtype)
     # One scatter for all three corners (faces.T flattened: corner-major, matching repeat).
     rows = _batch_rows(faces.t().reshape(-1), B, V)
     normals = verts.new_zeros(B * V, 3).index_add(0, rows, face_n.repeat(1, 3, 1).reshape(-1, 3)).view(B, V, 3)

@@ -18,7 +18,7 @@ from .errors import PhotoheadError
 from .image_io import load_image
 from .skin import skin_mask
 
-__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs"]
+__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs", "dense_targets"]
 
 
 @dataclass
@@ -36,10 +36,11 @@ class PreparedView:
     face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all): texture, reports
     skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
     label: str = ""
-    detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe" or "given"
+    detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe", "auto" (a blend) or "given"
     faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
     mesh68: np.ndarray | None = None  # (68,2) photo px: Face Mesh's 68 points, when it ran
     presence: float | None = None  # Face Mesh's face-presence probability, when it ran
+    detector_disagreement: float | None = None  # auto: dlib vs Face Mesh 68 points, mesh eye distances
     dense: np.ndarray | None = None  # (468,3) Face Mesh's points (x, y photo px; z relative depth), when it ran
 
     def crop_dense(self) -> np.ndarray | None:
@@ -76,6 +77,7 @@ def prepare_view(
         crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
         detector=found.backend, faces_note=found.note,
         mesh68=None if found.dense is None else mesh_to_68(found.dense), presence=found.presence,
+        detector_disagreement=found.disagreement,
         dense=None if found.dense is None else np.asarray(found.dense, np.float64),
     )
 
@@ -102,3 +104,14 @@ def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, t
         skins.append(view.skin_mask if size == CROP_SIZE else skin_mask(crop, lm, size))
         faces.append(view.face_mask if size == CROP_SIZE else face_mask(lm, size, size, soft_px=size / CROP_SIZE))
     return tuple(torch.from_numpy(np.stack(x)) for x in (crops, skins, faces))
+
+
+def dense_targets(views: list[PreparedView], device: torch.device) -> torch.Tensor | None:
+    """Face Mesh's points of the views (V,468,2) crop px, for the fit's dense term; NaN rows for
+    views without them or whose 68 points are dlib's (``auto`` kept them: there Face Mesh's less
+    precise points only pull the fit away, docs/mediapipe.md); None when no view has a row."""
+    dense = [v.crop_dense() if v.detector == "mediapipe" else None for v in views]
+    if all(d is None for d in dense):
+        return None
+    rows = [np.full((len(next(d for d in dense if d is not None)), 2), np.nan) if d is None else d for d in dense]
+    return torch.from_numpy(np.stack(rows)).float().to(device)

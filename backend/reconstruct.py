@@ -35,12 +35,13 @@ from .determinism import deterministic
 from .device import resolve_device
 from .errors import NoFaceError, PhotoheadError
 from .facemodel import FaceModel, load_default, load_model
-from .fit.detail import fit_detail
+from .fit.coarse import CoarseFitConfig, CoarseFitResult
+from .fit.detail import DetailFitResult, fit_detail
 from .head import Head
 from .identity import identity_features, load_identity_net
 from .modes import Mode, mode_for
 from .multiview import identity_outliers
-from .prepare import PreparedView, detail_inputs, prepare_view
+from .prepare import PreparedView, dense_targets, detail_inputs, prepare_view
 from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
 from .quality import DEFAULT
@@ -123,25 +124,32 @@ def reconstruct(
     config = config or ReconstructConfig()
     if not images:
         raise PhotoheadError("no photos given")
-    mode = mode_for(config)
-    preset = resolve_preset(config.quality)
-    if config.detector not in DETECTOR_BACKENDS:
-        raise PhotoheadError(f"unknown detector {config.detector!r}: use {' or '.join(DETECTOR_BACKENDS)}")
     detects = landmarks is None or len(landmarks) < len(images) or any(lm is None for lm in landmarks)
-    if config.detector == "face_alignment" and detects:
-        find_fa_weights(config.detector_weights)  # its weights before any work: a clear error, nothing fitted
-    if config.detector == "mediapipe" and detects:
-        for name in MEDIAPIPE_FILES:  # its weights before any work, as for face_alignment
-            find_mediapipe_file(name, config.detector_weights)
-    check_face_index(config.face)
+    mode, preset = _checked(config, detects)
     check_labels(config.labels, len(images))
-    check_model_path(config.model)
     check_photos(images, decode=False)  # regular files, sizes from the headers: before the model loads
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     with deterministic(device) if config.deterministic else nullcontext():
         return _run(device, images, config, mode, preset, progress, cancel, landmarks, t0)
+
+
+def _checked(config: ReconstructConfig, detects: bool) -> tuple[Mode, Preset]:
+    """The mode's strategy and the quality's preset, after the checks of the options that need
+    no photo (``detects``: a detector will run, so its weights must be there)."""
+    mode = mode_for(config)
+    preset = resolve_preset(config.quality)
+    if config.detector not in DETECTOR_BACKENDS:
+        raise PhotoheadError(f"unknown detector {config.detector!r}: use {' or '.join(DETECTOR_BACKENDS)}")
+    if config.detector == "face_alignment" and detects:
+        find_fa_weights(config.detector_weights)  # its weights before any work: a clear error, nothing fitted
+    if config.detector == "mediapipe" and detects:
+        for name in MEDIAPIPE_FILES:  # its weights before any work, as for face_alignment
+            find_mediapipe_file(name, config.detector_weights)
+    check_face_index(config.face)
+    check_model_path(config.model)
+    return mode, preset
 
 
 def _run(
@@ -173,7 +181,7 @@ def _run(
     crops224 = to_t([v.crop for v in views])
     fit = mode.coarse(model, crops224, to_t([v.crop_landmarks for v in views]), to_t([v.skin_mask for v in views]),
                       fit_cfg, identity if fit_cfg.identity else None, Stage(progress, 0.1, 0.75, cancel), cancel,
-                      dense=_dense_targets(views, device))
+                      dense=dense_targets(views, device))
     timings[mode.coarse_timing] = time.perf_counter() - t1
     check_cancel(cancel)
 
@@ -193,6 +201,16 @@ def _run(
         )
         timings[plan.timing] = time.perf_counter() - t3
 
+    return _texture_and_assemble(model, device, fit, detail, views, config, preset, fit_cfg, progress, warn_list,
+                                 timings, t0)
+
+
+def _texture_and_assemble(
+    model: FaceModel, device: torch.device, fit: CoarseFitResult, detail: DetailFitResult | None,
+    views: list[PreparedView], config: ReconstructConfig, preset: Preset, fit_cfg: CoarseFitConfig,
+    progress: ProgressFn | None, warn_list: list[str], timings: dict[str, float], t0: float,
+) -> Head:
+    """The texture and assemble stages of one head (also each head of a batch, :mod:`backend.batch`)."""
     # texture: the photos de-lit into UV (also with a texture model, whose per-vertex albedo is coarse)
     if progress:
         progress(0.96, "building the UV albedo")
@@ -207,7 +225,8 @@ def _run(
     head.view_weights = view_weights
     head.metrics["uv_face_coverage"] = uv_face_coverage(model, view_weights)
     evidence = [view_evidence(Path(v.name).name if len(views) > 1 else "", r.landmarks68, r.detected68,
-                              float(r.pose[2]), v.mesh68, v.presence) for v, r in zip(views, head.views)]
+                              float(r.pose[2]), v.mesh68, v.presence, v.detector_disagreement)
+                for v, r in zip(views, head.views)]
     photo_error = next((h["pixel"] for h in reversed(fit.history) if "pixel" in h), None)
     trust_metrics, trust_warn = assess(evidence, head.id_coeffs, fit_cfg.id_ball, photo_error=photo_error)
     head.metrics.update(trust_metrics)
@@ -250,17 +269,6 @@ def _prepare_views(
     if not views:
         raise NoFaceError("no face found in any of the photos: " + "; ".join(warn_list))
     return views
-
-
-def _dense_targets(views: list[PreparedView], device: torch.device) -> torch.Tensor | None:
-    """Face Mesh's points of the views (V,468,2) crop px, for the fit's dense term; NaN rows for
-    views without them or whose 68 points are dlib's (``auto`` kept them: there Face Mesh's less
-    precise points only pull the fit away, docs/mediapipe.md); None when no view has a row."""
-    dense = [v.crop_dense() if v.detector == "mediapipe" else None for v in views]
-    if all(d is None for d in dense):
-        return None
-    rows = [np.full((len(next(d for d in dense if d is not None)), 2), np.nan) if d is None else d for d in dense]
-    return torch.from_numpy(np.stack(rows)).float().to(device)
 
 
 def _identity_adapter(device: torch.device) -> Callable | None:

@@ -9,8 +9,12 @@ its core, and the fit slows by an order of magnitude instead of by its fair shar
 - ``OMP_WAIT_POLICY=PASSIVE``: idle team threads sleep instead of spinning. The OpenMP runtime
   reads it once, when it is loaded (at ``import torch``), so :func:`apply_process_policy` must
   run before that: the command line and the add-on's worker call it first thing.
-- ``PHOTOHEAD_THREADS``: a fixed intra-op thread count, for users who run several jobs at once
-  (``--threads`` on the command line sets it).
+- One intra-op thread per fit (:data:`FIT_THREADS`, :func:`fit_threads`): the command line and
+  the add-on's worker fit on one thread unless ``--threads`` / ``PHOTOHEAD_THREADS`` ask for
+  more. Most of a fit's ops are too small to split, so a second thread bought ≈ 10 % when the
+  machine is idle and cost far more than its share when it is not, while one thread never waits
+  at a barrier: beside a busy neighbour it keeps its own core, and the head has the same bits on
+  any machine whatever its core count (docs/speed.md, "Thread count").
 
 A run repeats to the bit with the same thread count. A different count changes the order of
 PyTorch's large CPU reductions, and the fit, being chaotic, carries that last-bit change into
@@ -25,8 +29,8 @@ import os
 import sys
 from typing import MutableMapping
 
-__all__ = ["PROCESS_DEFAULTS", "apply_process_policy", "set_intra_op_threads", "threads_from_env",
-           "worker_environment"]
+__all__ = ["FIT_THREADS", "PROCESS_DEFAULTS", "apply_process_policy", "fit_threads", "set_intra_op_threads",
+           "threads_from_env", "worker_environment"]
 
 # Environment defaults for a process that runs fits. A value the user set wins.
 PROCESS_DEFAULTS: dict[str, str] = {
@@ -35,6 +39,8 @@ PROCESS_DEFAULTS: dict[str, str] = {
 }
 
 THREADS_VAR = "PHOTOHEAD_THREADS"
+
+FIT_THREADS = 1  # intra-op threads of a fit process unless the user asks for more (docs/speed.md)
 
 
 def worker_environment(environ: MutableMapping[str, str]) -> MutableMapping[str, str]:
@@ -68,6 +74,15 @@ def threads_from_env(environ: MutableMapping[str, str] | None = None) -> int | N
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"{THREADS_VAR}={raw!r}: give a whole number of threads, 1 or more")
     return int(raw)
+
+
+def fit_threads(requested: int | None = None, environ: MutableMapping[str, str] | None = None) -> int:
+    """The intra-op thread count of a fit process: ``requested`` (``--threads``), else
+    ``PHOTOHEAD_THREADS``, else :data:`FIT_THREADS`. Raises ValueError like :func:`threads_from_env`."""
+    if requested is not None:
+        return requested
+    from_env = threads_from_env(environ)
+    return FIT_THREADS if from_env is None else from_env
 
 
 def set_intra_op_threads(count: int | None) -> None:

@@ -9,6 +9,9 @@ truth:
   landmarks is large here.
 - ``mesh_disagreement``: the same distance between the fitted points and Face Mesh's 68 points
   (an independent 3-D detector; only when it ran: ``--detector mediapipe`` or ``auto``).
+- ``detector_disagreement``: ``auto`` only: the same distance between dlib's and Face Mesh's 68
+  points before the fit (mesh eye distances). Small: both agree. Large: dlib pasted a frontal
+  layout and the mesh's points were used. In between neither is clearly right.
 - ``presence``: Face Mesh's face-presence probability for the crop.
 - ``yaw_deg``: the fitted head's yaw; beyond ``max_yaw_deg`` the far half of the face is unseen.
 - ``identity_norm``: ‖x_id‖/√K_id of the fitted identity (unit-variance coefficients); at the
@@ -34,13 +37,16 @@ class TrustSettings:
 
     - ``max_landmark_residual``: fitted vs detected points, eye distances.
     - ``max_mesh_disagreement``: fitted vs Face Mesh points, eye distances.
+    - ``detector_doubt``: (lo, hi): warn when dlib and Face Mesh disagree by more than lo and
+      less than hi eye distances (``auto``; above hi dlib's layout is plainly wrong and the mesh's is used).
     - ``min_presence``: Face Mesh's face-presence probability.
     - ``max_yaw_deg``: |yaw| of the fitted head, degrees.
     - ``id_ball_fraction``: warn when ‖x_id‖/√K reaches this fraction of the fit's identity ball.
     """
 
-    max_landmark_residual: float = 0.08
+    max_landmark_residual: float = 0.05
     max_mesh_disagreement: float = 0.12
+    detector_doubt: tuple[float, float] = (0.10, 0.15)  # hi: backend.detect.combined.AGREE
     min_presence: float = 0.8
     max_yaw_deg: float = 75.0
     id_ball_fraction: float = 0.98
@@ -55,6 +61,7 @@ class ViewEvidence:
     yaw_deg: float
     mesh_disagreement: float | None = None
     presence: float | None = None
+    detector_disagreement: float | None = None
 
 
 def _eye_units(a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> float:
@@ -64,11 +71,13 @@ def _eye_units(a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> float:
 
 
 def view_evidence(name: str, fitted68: np.ndarray, detected68: np.ndarray, yaw_rad: float,
-                  mesh68: np.ndarray | None = None, presence: float | None = None) -> ViewEvidence:
+                  mesh68: np.ndarray | None = None, presence: float | None = None,
+                  detector_disagreement: float | None = None) -> ViewEvidence:
     """Evidence for one view: points (68,2) photo px, yaw in radians."""
     return ViewEvidence(
         name=name, landmark_residual=_eye_units(fitted68, detected68, detected68), yaw_deg=math.degrees(yaw_rad),
         mesh_disagreement=None if mesh68 is None else _eye_units(fitted68, mesh68, mesh68), presence=presence,
+        detector_disagreement=detector_disagreement,
     )
 
 
@@ -86,8 +95,13 @@ def assess(views: list[ViewEvidence], id_coeffs: np.ndarray, id_ball: float | No
         if v.mesh_disagreement is not None and v.mesh_disagreement > s.max_mesh_disagreement:
             warn.append(f"{where}the fitted face is {100 * v.mesh_disagreement:.0f} % of the eye distance away from Face "
                         "Mesh's landmarks: the landmarks or the fit are likely wrong")
+        lo, hi = s.detector_doubt
+        if v.detector_disagreement is not None and lo < v.detector_disagreement < hi:
+            warn.append(f"{where}dlib and Face Mesh place the landmarks {100 * v.detector_disagreement:.0f} % of the eye "
+                        "distance apart and were blended: either may be off (check the overlay in preview.png)")
         if v.presence is not None and v.presence < s.min_presence:
-            warn.append(f"{where}Face Mesh is unsure this is a face (presence {v.presence:.2f})")
+            warn.append(f"{where}Face Mesh is unsure this is a face (presence {v.presence:.2f}): the landmarks may be "
+                        "wrong (check the overlay in preview.png)")
         if abs(v.yaw_deg) > s.max_yaw_deg:
             warn.append(f"{where}the head is turned {abs(v.yaw_deg):.0f}° (beyond ±{s.max_yaw_deg:.0f}°): "
                         "the far side of the face is guessed")
@@ -104,6 +118,9 @@ def assess(views: list[ViewEvidence], id_coeffs: np.ndarray, id_ball: float | No
     meshes = [v.mesh_disagreement for v in views if v.mesh_disagreement is not None]
     if meshes:
         metrics["trust_mesh_disagreement"] = max(meshes)
+    gaps = [v.detector_disagreement for v in views if v.detector_disagreement is not None]
+    if gaps:
+        metrics["trust_detector_disagreement"] = max(gaps)
     presences = [v.presence for v in views if v.presence is not None]
     if presences:
         metrics["trust_presence"] = min(presences)

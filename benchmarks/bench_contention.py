@@ -1,9 +1,11 @@
 """A fit beside a CPU-bound neighbour: how much slower than alone (issue 27).
 
-    python -m benchmarks.bench_contention [--quality default] [--repeats 2] [--policies on,off]
+    python -m benchmarks.bench_contention [--quality default] [--repeats 3] [--policies one,on,off]
 
-For each thread policy (``on``: :func:`backend.threads.apply_process_policy` before torch loads,
-as the command line and the add-on do; ``off``: torch's OpenMP defaults), the grace_hopper
+For each thread policy (``one``: what the command line and the add-on do,
+:func:`backend.threads.apply_process_policy` before torch loads and
+:data:`backend.threads.FIT_THREADS` intra-op threads; ``on``: that wait policy on one thread per
+core; ``off``: torch's OpenMP defaults; ``spinN``: torch's defaults with ``GOMP_SPINCOUNT=N``), the grace_hopper
 reconstruction runs in a fresh process alone, then beside each neighbour: ``busy`` (one
 process spinning in a Python loop) and ``fit`` (another reconstruction, restarted until the
 measured one ends). The ratio is the fit's wall time beside the neighbour over its time alone;
@@ -25,11 +27,17 @@ from .common import write_result
 
 CHILD = r"""
 import json, sys, time
+import os
 policy, quality = sys.argv[1], sys.argv[2]
-if policy == "on":
+if policy in ("on", "one"):
     from backend.threads import apply_process_policy
     apply_process_policy()
+elif policy.startswith("spin"):
+    os.environ["GOMP_SPINCOUNT"] = policy[4:]
 import torch
+if policy == "one":
+    from backend.threads import FIT_THREADS
+    torch.set_num_threads(FIT_THREADS)
 from backend.reconstruct import ReconstructConfig, reconstruct
 from backend.samples import sample_photo
 _, img = sample_photo("grace_hopper")
@@ -67,8 +75,9 @@ def _neighbour(kind: str, policy: str, quality: str) -> subprocess.Popen | None:
 
 def measure(policy: str, neighbour: str, quality: str, repeats: int) -> dict:
     """Wall and CPU seconds of ``repeats`` fits under one policy beside one neighbour."""
-    runs = []
+    runs, loads = [], []
     for _ in range(repeats):
+        loads.append(os.getloadavg()[0])  # the machine's load as the run starts (1-minute average)
         proc = _neighbour(neighbour, policy, quality)
         try:
             runs.append(_fit(policy, quality))
@@ -77,15 +86,15 @@ def measure(policy: str, neighbour: str, quality: str, repeats: int) -> dict:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
     walls = [r["wall_s"] for r in runs]
-    return {"wall_s": statistics.median(walls), "wall_runs_s": walls,
+    return {"wall_s": statistics.median(walls), "wall_runs_s": walls, "loadavg_1m_before_runs": loads,
             "cpu_s": statistics.median(r["cpu_s"] for r in runs), "threads": runs[0]["threads"]}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quality", default="default")
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--policies", default="on,off")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--policies", default="one,on,off")
     ap.add_argument("--neighbours", default="busy,fit")
     ap.add_argument("--out", default="contention")
     args = ap.parse_args(argv)

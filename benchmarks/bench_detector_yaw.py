@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from backend.detect import detect
+from backend.detect.combined import AGREE, disagreement
 from backend.facemodel import load_default
 from evaluation.synthetic import SyntheticSettings, make_faces
 
@@ -27,11 +28,15 @@ BACKENDS = ("dlib", "mediapipe", "auto")
 BINS = ((0, 30), (30, 50), (50, 65), (65, 81))
 
 
-def _nme(image: np.ndarray, truth: np.ndarray, backend: str) -> float:
+def _nearest(image: np.ndarray, truth: np.ndarray, backend: str):
+    """The detected face nearest the true landmarks' centre, or None."""
     faces = detect(image, backend=backend)
-    if not faces:
+    return min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - truth.mean(0))) if faces else None
+
+
+def _nme(face, truth: np.ndarray) -> float:
+    if face is None:
         return float("nan")
-    face = min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - truth.mean(0)))
     wh = truth.max(0) - truth.min(0)
     return float(np.linalg.norm(face.landmarks - truth, axis=1).mean() / np.sqrt(wh[0] * wh[1]))
 
@@ -45,7 +50,12 @@ def main() -> None:
     faces = make_faces(load_default(), args.n, seed=5,
                        settings=SyntheticSettings(yaw_max_deg=80.0, size=320, face_fraction=0.5))
     yaw = np.array([abs(f.yaw_deg) for f in faces])
-    nme = {b: np.array([_nme(f.image, f.contour68, b) for f in faces]) for b in BACKENDS}
+    found = [{b: _nearest(f.image, f.contour68, b) for b in BACKENDS} for f in faces]
+    nme = {b: np.array([_nme(d[b], f.contour68) for d, f in zip(found, faces)]) for b in BACKENDS}
+    per_face = [{"yaw_deg": float(f.yaw_deg), **{f"{b}_nme": _nme(d[b], f.contour68) for b in BACKENDS},
+                 "auto_detector": d["auto"].detector if d["auto"] else None,
+                 "dlib_mesh_disagreement": disagreement(d["dlib"].landmarks, d["mediapipe"].landmarks)
+                 if d["dlib"] and d["mediapipe"] else None} for d, f in zip(found, faces)]
     bins = []
     for lo, hi in BINS:
         m = (yaw >= lo) & (yaw < hi)
@@ -60,7 +70,8 @@ def main() -> None:
     photo = _photos()["640x480"]
     times = {b: time_call(lambda b=b: detect(photo, backend=b), repeats=5, warmup=1)["median_s"] for b in BACKENDS}
     print("seconds per 640×480 photo:", times)
-    write_result("detector_yaw", {"faces": args.n, "bins": bins, "time_640x480_s": times}, args.out)
+    write_result("detector_yaw", {"faces": args.n, "agree": AGREE, "bins": bins, "time_640x480_s": times,
+                                  "per_face": per_face}, args.out)
 
 
 if __name__ == "__main__":

@@ -136,22 +136,65 @@ def screen(folder: Path, quality: str, detector: str, workers: int, only: list[s
     return out
 
 
-def confusion(rows: list[dict], settings=None) -> dict:
-    """Warned (by :func:`backend.trust.warn_lines` of the stored metrics) against NME > 10 %."""
-    from backend.trust import TrustSettings, warns_from_metrics
+def evidence(row: dict, detect_row: dict | None = None):
+    """A fit row's :class:`backend.trust.ViewEvidence` and identity norm, from its stored ``trust_*``
+    metrics (the detection pass's dlib-vs-mesh disagreement when the row has none)."""
+    from backend.trust import ViewEvidence
 
-    s = settings or TrustSettings()
+    m = row["metrics"]
+    gap = m.get("trust_detector_disagreement")
+    if gap is None and detect_row is not None and detect_row.get("auto_backend") is not None:
+        gap = detect_row.get("dlib_mesh_disagreement")
+    return ViewEvidence("", m["trust_landmark_residual"], m["trust_yaw_deg"], m.get("trust_mesh_disagreement"),
+                        m.get("trust_presence"), gap), m["trust_identity_norm"]
+
+
+def warned(row: dict, detect_row: dict | None, settings=None, id_ball: float = 1.7) -> list[str]:
+    """The warnings :func:`backend.trust.assess` gives ``row``'s evidence under ``settings``."""
+    from backend.trust import assess
+
+    view, id_norm = evidence(row, detect_row)
+    return assess([view], np.array([id_norm]), id_ball, settings)[1]
+
+
+def confusion(rows: list[dict], detect_rows: dict[str, dict], settings=None) -> dict:
+    """Warned (current thresholds, or ``settings``) against fitted NME > 10 %, with the names of
+    the bad ones left silent and the count of each warning kind among the good ones."""
     ok = [r for r in rows if "nme" in r]
     bad = np.array([r["nme"] > BAD_NME for r in ok])
-    warned = np.array([bool(warns_from_metrics(r["metrics"], s)) for r in ok])
+    warns = [warned(r, detect_rows.get(r["image"]), settings) for r in ok]
+    flag = np.array([bool(w) for w in warns])
+    kinds: dict[str, int] = {}
+    for w, b in zip(warns, bad):
+        for line in w if not b else []:
+            key = " ".join(line.split(":")[-1].split()[:4])
+            kinds[key] = kinds.get(key, 0) + 1
     return {"photos": len(ok), "no_face": len(rows) - len(ok),
-            "bad_warned": int((bad & warned).sum()), "bad_silent": int((bad & ~warned).sum()),
-            "good_warned": int((~bad & warned).sum()), "good_silent": int((~bad & ~warned).sum())}
+            "bad_warned": int((bad & flag).sum()), "bad_silent": int((bad & ~flag).sum()),
+            "good_warned": int((~bad & flag).sum()), "good_silent": int((~bad & ~flag).sum()),
+            "false_alarm_kinds": kinds}
+
+
+def detect_summary() -> dict:
+    """Aggregates of the detection pass: NME mean / max / count above 10 % per source, and how often
+    auto used the mesh; {} without ``out/trust_dev/detect.jsonl``."""
+    path = OUT / "detect.jsonl"
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    out: dict = {"photos": len(rows), "auto_used_mesh": sum(r.get("auto_backend") == "mediapipe" for r in rows)}
+    for key in ("auto", "dlib", "mesh"):
+        v = np.array([r.get(f"{key}_nme", np.nan) for r in rows])
+        out[key] = {"nme_mean_%": 100 * float(np.nanmean(v)), "nme_max_%": 100 * float(np.nanmax(v)),
+                    "above_10": int((v > BAD_NME).sum()), "not_found": int(np.isnan(v).sum())}
+    return out
 
 
 def report(tags: list[str]) -> dict:
     """Aggregates of ``out/trust_dev/<tag>.jsonl`` per tag (no per-photo rows)."""
     payload = {}
+    path = OUT / "detect.jsonl"
+    detect_rows = {r["image"]: r for r in map(json.loads, path.read_text().splitlines())} if path.is_file() else {}
     for tag in tags:
         rows = [json.loads(line) for line in (OUT / f"{tag}.jsonl").read_text().splitlines()]
         ok = [r for r in rows if "nme" in r]
@@ -159,7 +202,7 @@ def report(tags: list[str]) -> dict:
         q = lambda a: {p: float(np.quantile(a, p / 100)) for p in (50, 90, 99, 100)}  # noqa: E731
         keys = sorted({k for r in ok for k in r["metrics"]})
         payload[tag] = {
-            "quality": ok[0]["quality"], "detector": ok[0]["detector"], "confusion": confusion(rows),
+            "quality": ok[0]["quality"], "detector": ok[0]["detector"], "confusion": confusion(rows, detect_rows),
             "nme_mean_%": 100 * float(nme.mean()), "nme_quantiles": q(nme),
             "det_nme_mean_%": 100 * float(np.mean([r["det_nme"] for r in ok])),
             "above_10_%": int((nme > BAD_NME).sum()),
@@ -185,8 +228,8 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = ap.parse_args()
     if args.report is not None:
-        tags = args.report or sorted(p.stem for p in OUT.glob("*.jsonl"))
-        write_result("trust_dev", {"bad_nme": BAD_NME, "runs": report(tags)}, args.out)
+        tags = args.report or sorted(p.stem for p in OUT.glob("*.jsonl") if p.stem != "detect")
+        write_result("trust_dev", {"bad_nme": BAD_NME, "detect_pass": detect_summary(), "runs": report(tags)}, args.out)
         return
     if args.detect_only:
         screen_detect(args.folder, args.workers)

@@ -107,6 +107,67 @@ def prepare_speed(doc: dict) -> list[str]:
          "detector (s/photo)", "align + mask + write (s/photo)"], rows)
 
 
+def modes(doc: dict) -> list[str]:
+    """``bench_modes``: the synthetic and landmark suites per mode and quality, with the mean face."""
+    mf = doc["mean_face"]
+    lm_n = doc.get("landmarks_n", 0)
+    rows = [["mean face (no reconstruction)", "–", mf["vertex_err_mean_mm"], mf["vertex_err_narrow_face_mean_mm"],
+             "–", "–", "–", "–"]]
+    for r in doc["rows"]:
+        syn, lm = r["synthetic"], r.get("landmarks", {})
+        rows.append([r["mode"], r["quality"] if r["mode"] != "predict" else "–", syn["vertex_err_mean_mm"],
+                     syn["vertex_err_narrow_face_mean_mm"], syn["nme_interocular_mean_%"], syn["cpu_s_per_face"],
+                     lm.get("nme_io_mean_%", "–"), lm.get("cpu_s_per_photo", "–")])
+    det = next((r["landmarks"]["detector_nme_io_mean_%"] for r in doc["rows"] if "landmarks" in r), None)
+    note = [f"Checkpoints: {doc.get('checkpoints')}; {doc['synthetic_n']} synthetic faces (seed 0, true landmarks, "
+            f"no detail){f', {lm_n} dev photos (random sample, seed 0)' if lm_n else ''}; CPU seconds of one thread per "
+            f"face, loading included; {_where(doc)}."]
+    if det is not None:
+        note.append(f"dlib's own NME on the same photos (the fit's input): {_fmt(det)} %.")
+    return [" ".join(note), ""] + _table(
+        ["mode", "quality", "synthetic: vertex error (mm)", "narrow face (mm)", "synthetic: NME (%)",
+         "CPU s / face", "dev photos: NME (%)", "CPU s / photo"], rows)
+
+
+def _steps_to_reach(steps: list[float], errs: list[float], target: float) -> float | None:
+    """Fit steps (linear interpolation of the fit's curve) to reach ``target`` mm; None: not within it."""
+    for (s0, e0), (s1, e1) in zip(zip(steps, errs), zip(steps[1:], errs[1:])):
+        if e1 <= target <= e0 and e0 != e1:
+            return s0 + (s1 - s0) * (e0 - target) / (e0 - e1)
+    return 0.0 if errs and target >= errs[0] else None
+
+
+def hybrid_curve(doc: dict) -> list[str]:
+    """``bench_modes``' curve: vertex error and CPU time of the coarse fit per schedule scale and start."""
+    c = doc["curve"]
+    variants = list(c["vertex_err_mean_mm"])
+    names = {"fit": "fit", "hybrid": "hybrid", "hybrid_closed_pose": "hybrid, closed-form pose"}
+    keys = ["0.0"] + [str(float(s)) for s in c["scales"]]
+    rows = []
+    for k in keys:
+        start = k == "0.0"
+        row = ["start (no fit step)" if start else f"{float(k):g}×", 0 if start else c["steps"][k]]
+        for v in variants:
+            row += [c["vertex_err_mean_mm"][v][k], "–" if start else c["cpu_s_per_face"][v][k]]
+        rows.append(row)
+    fit_steps = [0] + [c["steps"][k] for k in keys[1:]]
+    fit_err = [c["vertex_err_mean_mm"]["fit"][k] for k in keys]
+    lines = []
+    for v in variants[1:]:
+        parts = []
+        for k in keys[1:]:
+            need = _steps_to_reach(fit_steps, fit_err, c["vertex_err_mean_mm"][v][k])
+            parts.append(f"{float(k):g}× ({c['steps'][k]} steps): fit needs "
+                         + (f"{need:.0f} steps for the same error" if need is not None else "more than the default schedule"))
+        lines.append(f"{names.get(v, v)}: " + "; ".join(parts) + ".")
+    header = ["schedule (× default)", "steps"]
+    for v in variants:
+        header += [f"{names.get(v, v)}: vertex error (mm)", "CPU s / face"]
+    return [f"Checkpoints: {doc.get('checkpoints')}; coarse fit only (L_id off), first {c['faces']} synthetic faces "
+            f"(seed 0, true landmarks); default schedule 150 landmark + 100 photometric steps, each stage scaled; "
+            f"{_where(doc)}.", ""] + _table(header, rows) + [""] + lines
+
+
 #: table name → (results file stem, renderer)
 TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "predict_time": ("predict", predict_time),
@@ -114,6 +175,8 @@ TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "hybrid_vs_fit_synth_init": ("predict_synth_init", hybrid_vs_fit),
     "exp_clamp": ("exp_clamp", exp_clamp),
     "prepare_speed": ("prepare", prepare_speed),
+    "modes": ("modes", modes),
+    "hybrid_curve": ("hybrid_curve", hybrid_curve),
 }
 
 

@@ -178,10 +178,11 @@ def register(subparsers) -> None:
     p.add_argument("--landmarks", choices=("truth", "detector"), default="truth",
                    help="landmarks given to the fit: the true ones (default: measures the fit) or the detector's "
                         "on the render")
-    p.add_argument("--scene", choices=("classic", "realistic"), default=None,
-                   help="renders: classic (bald, no eyes, orthographic, one white light) or realistic (eyes, teeth, "
-                        "hair, a perspective lens, coloured lights, busy background); default realistic with "
-                        "--landmarks detector, classic otherwise")
+    p.add_argument("--scene", choices=("classic", "realistic", "realistic_cycles"), default=None,
+                   help="renders: classic (bald, no eyes, orthographic, one white light), realistic (eyes, teeth, "
+                        "hair, a perspective lens, coloured lights, busy background) or realistic_cycles (the same, "
+                        "path-traced by Blender's Cycles through bpy); default realistic with --landmarks detector, "
+                        "classic otherwise")
     p.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
                    help="with --landmarks detector: the reconstruction's landmark detector")
     p.add_argument("--time-budget", type=float, default=None, metavar="S",

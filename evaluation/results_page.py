@@ -111,6 +111,7 @@ def scene_text(st: dict[str, Any]) -> str:
              "a busy background" if st.get("busy_background") else "a flat grey background"]
     if st.get("pixel_noise"):
         parts.append(f"pixel noise σ {_fmt(st['pixel_noise'])}/255")
+    parts.append("path-traced by Blender's Cycles (bpy)" if st.get("renderer") == "cycles" else "rasterised by backend.render")
     return ", ".join(parts)
 
 

@@ -464,7 +464,7 @@ def run_synthetic(
     return {
         "suite": "synthetic",
         "description": f"Random ICT faces (identity ~ N(0, 1), expressions, {scene_text(settings.__dict__)}; "
-                       f"yaw within ±{settings.yaw_max_deg:g}°) rendered at {settings.size}² by backend.render "
+                       f"yaw within ±{settings.yaw_max_deg:g}°) rendered at {settings.size}² "
                        "with known shape, pose and light, then reconstructed from the image alone. Vertex errors: "
                        "face region, after a similarity alignment, beside the mean face's (no fit) on the same "
                        "faces. Landmark errors: pixels of "

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,8 @@ from backend.texture import face_region_mask
 from backend.uvmaps import face_tile_layout, face_tile_triangles, grid_normals, uv_position_map
 
 from .metrics import apply_similarity
-from .synthetic_scene import busy_background, hair_tile, hair_uv, parts_mesh, perspective_pose, random_lights, scalp_faces
+from .synthetic_cycles import render_cycles
+from .synthetic_scene import Lights, busy_background, hair_tile, hair_uv, parts_mesh, perspective_pose, random_lights, scalp_faces
 
 __all__ = ["SyntheticSettings", "SCENES", "SyntheticFace", "make_face", "make_faces", "render_face", "random_albedo", "feature_polylines",
            "random_displacement", "write_known_answer_scans", "KNOWN_SCANS_EXPECTED", "vertex_displacement", "visible_face_texels",
@@ -75,23 +76,26 @@ class SyntheticSettings:
     second_light: bool = False  # a second directional light from anywhere, 20–70 % of the key's strength
     busy_background: bool = False  # a coloured gradient with blotches instead of a flat grey
     pixel_noise: float = 0.0  # Gaussian pixel noise, standard deviation in 8-bit levels
+    renderer: str = "backend"  # or "cycles": Blender's path tracer through bpy (:mod:`.synthetic_cycles`)
 
     @property
     def friendly(self) -> bool:
         """True for the classic scene (none of the less friendly options)."""
         return not (self.parts or self.hair or self.projection != "orthographic" or self.light_colour
-                    or self.second_light or self.busy_background or self.pixel_noise)
+                    or self.second_light or self.busy_background or self.pixel_noise or self.renderer != "backend")
 
 
 # The suite's scenes: ``classic`` (bald, eyeless, orthographic, one white light; the settings the
-# true-landmark tables were measured with) and ``realistic`` (eyes and teeth, hair, a 35–85 mm lens,
-# coloured key + second light, a busy background, noise): the default with a detector.
+# true-landmark tables were measured with), ``realistic`` (eyes and teeth, hair, a 35–85 mm lens,
+# coloured key + second light, a busy background, noise: the default with a detector) and
+# ``realistic_cycles`` (the same heads, cameras and lights path-traced by Blender's Cycles).
 SCENES: dict[str, SyntheticSettings] = {
     "classic": SyntheticSettings(),
     "realistic": SyntheticSettings(parts=True, hair=True, projection="perspective", light_colour=0.15,
                                    second_light=True, ambient=(0.4, 0.9), directional=(0.2, 0.8),
                                    busy_background=True, pixel_noise=2.0),
 }
+SCENES["realistic_cycles"] = replace(SCENES["realistic"], renderer="cycles")  # path-traced (bpy), same draws
 
 
 @dataclass
@@ -272,6 +276,8 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
     s = settings or SyntheticSettings()
     if s.projection not in ("orthographic", "perspective"):
         raise ValueError(f"unknown projection {s.projection!r}: use 'orthographic' or 'perspective'")
+    if s.renderer not in ("backend", "cycles"):
+        raise ValueError(f"unknown renderer {s.renderer!r}: use 'backend' or 'cycles'")
     if s.detail and (s.hair or s.projection != "orthographic"):
         raise ValueError("detail renders need the orthographic camera and no hair (their metrics assume both)")
     if s.parts and not model.has_parts:
@@ -315,8 +321,9 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
     pose[0, 5] = (float(centre[1]) - (s.size - 1) / 2) + shift[1]
 
     direction = np.array([rng.uniform(-1, 1), rng.uniform(-0.5, 1), rng.uniform(0.3, 1.0)])
-    sh = sh_directional(torch.tensor(direction[None], dtype=torch.float32), rng.uniform(*s.directional),
-                        rng.uniform(*s.ambient))
+    key, ambient = rng.uniform(*s.directional), rng.uniform(*s.ambient)
+    sh = sh_directional(torch.tensor(direction[None], dtype=torch.float32), key, ambient)
+    lights = Lights((ambient,) * 3, ((tuple(direction), (key,) * 3),))
     bg = s.background if s.background is not None else (float(rng.uniform(0.1, 0.9)),) * 3
     texture, u_tiles = albedo, None
     extra = None if s.friendly else np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
@@ -325,10 +332,19 @@ def make_face(model, rng: np.random.Generator, settings: SyntheticSettings | Non
             camera = Camera(s.size, s.size, "perspective")
             pose = perspective_pose(lm, angles, s.size, s.face_fraction, extra.uniform(*s.focal_35mm), shift)
         if s.light_colour or s.second_light:
-            sh = random_lights(extra, s.ambient, s.directional, s.light_colour, s.second_light)
+            lights = random_lights(extra, s.ambient, s.directional, s.light_colour, s.second_light)
+            sh = lights.sh()
         if s.hair or s.parts:
             mesh, texture, u_tiles = _scene_mesh(model, s, extra, coeffs, verts, albedo)
-    image, mask = render_face(model, verts, pose, sh, texture, s.size, bg, mesh, s.projection, u_tiles)
+    if s.renderer == "cycles":
+        v, f, uv, fuv = mesh if mesh is not None else (verts, model.faces, model.uv, model.faces_uv)
+        image, mask = render_cycles(v[0].numpy(), f.numpy(), uv.numpy(), fuv.numpy(), texture,
+                                    float(u_tiles or model.uv_tiles), pose[0].numpy(), s.projection, s.size, lights,
+                                    seed=0)
+        if not (extra is not None and s.busy_background):
+            image = np.where(mask[..., None], image, np.round(np.asarray(bg) * 255.0).astype(np.uint8))
+    else:
+        image, mask = render_face(model, verts, pose, sh, texture, s.size, bg, mesh, s.projection, u_tiles)
     if extra is not None and s.busy_background:
         image = np.where(mask[..., None], image, (busy_background(extra, s.size) * 255.0 + 0.5).astype(np.uint8))
     if extra is not None and s.pixel_noise:

@@ -11,6 +11,7 @@ u ∈ [tiles+1, tiles+2) the hair.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -22,7 +23,7 @@ from backend.head_parts import attach_parts, preview_parts, swatch_tile
 from backend.lighting import sh_ambient, sh_directional
 
 __all__ = ["IRIS_COLOURS", "HAIR_COLOURS", "FRAME_MM", "parts_mesh", "scalp_faces", "hair_tile", "hair_uv",
-           "perspective_pose", "random_lights", "busy_background", "Mesh"]
+           "perspective_pose", "Lights", "random_lights", "busy_background", "Mesh"]
 
 Mesh = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # verts (1,N,3) mm, faces (F,3), uv (T,2), faces_uv (F,3)
 
@@ -99,23 +100,43 @@ def perspective_pose(landmarks: torch.Tensor, angles: list[float], size: int, fa
     return torch.cat([torch.tensor([f]), torch.tensor(angles, dtype=torch.float32), t.float()])[None]
 
 
+@dataclass(frozen=True)
+class Lights:
+    """A scene's light in camera space (+Z towards the camera): an ambient environment of
+    radiance ``ambient`` (3,) RGB and distant lights ``suns``, each (direction (3,) towards the
+    light, any length; RGB strength (3,): the shading of a white surface facing it)."""
+
+    ambient: tuple[float, float, float]
+    suns: tuple[tuple[tuple[float, float, float], tuple[float, float, float]], ...]
+
+    def sh(self) -> torch.Tensor:
+        """The same light as SH coefficients (1,27) for ``backend.render``."""
+        sh = sh_ambient(torch.tensor(self.ambient, dtype=torch.float32))
+        for direction, rgb in self.suns:
+            sh = sh + sh_directional(torch.tensor([direction], dtype=torch.float32), torch.tensor(rgb, dtype=torch.float32))
+        return sh
+
+
 def random_lights(rng: np.random.Generator, ambient: tuple[float, float], directional: tuple[float, float],
-                  colour: float, second: bool) -> torch.Tensor:
-    """SH light (1,27): a coloured ambient term, a key light from the camera's hemisphere of
-    strength in ``directional`` and, with ``second``, a second light from anywhere (a fill, a
-    rim from behind) of 20–70 % of the key's strength. Each light's colour is a warm/cool tint
-    (red ×(1+a), blue ×(1−a), a uniform in ±``colour``)."""
-    def tint() -> torch.Tensor:
+                  colour: float, second: bool) -> Lights:
+    """A coloured ambient term, a key light from the camera's hemisphere of strength in
+    ``directional`` and, with ``second``, a second light from anywhere (a fill, a rim from
+    behind) of 20–70 % of the key's strength. Each light's colour is a warm/cool tint (red
+    ×(1+a), blue ×(1−a), a uniform in ±``colour``)."""
+    def tint() -> torch.Tensor:  # float32, as the SH light is
         a = rng.uniform(-colour, colour)
         return torch.tensor([1.0 + a, 1.0, 1.0 - a], dtype=torch.float32)
 
-    key_dir = torch.tensor([[rng.uniform(-1, 1), rng.uniform(-0.5, 1), rng.uniform(0.3, 1.0)]], dtype=torch.float32)
+    def rgb(t: torch.Tensor) -> tuple[float, float, float]:
+        return tuple(float(x) for x in t)
+
+    key_dir = (rng.uniform(-1, 1), rng.uniform(-0.5, 1), rng.uniform(0.3, 1.0))
     key = rng.uniform(*directional)
-    sh = sh_ambient(rng.uniform(*ambient) * tint()) + sh_directional(key_dir, key * tint())
+    amb = rng.uniform(*ambient) * tint()
+    suns = [(key_dir, rgb(key * tint()))]
     if second:
-        d = rng.normal(0.0, 1.0, 3)
-        sh = sh + sh_directional(torch.tensor(d[None], dtype=torch.float32), key * rng.uniform(0.2, 0.7) * tint())
-    return sh
+        suns.append((tuple(float(x) for x in rng.normal(0.0, 1.0, 3)), rgb(key * rng.uniform(0.2, 0.7) * tint())))
+    return Lights(rgb(amb), tuple(suns))
 
 
 def busy_background(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -10,6 +10,7 @@ Skipped when the ``.tflite`` files are not on the model search path (`photohead 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -297,3 +298,41 @@ def test_auto_runs_the_mesh_in_dlibs_box_when_blazeface_misses(nets, astronaut, 
     assert face.detector == "hog+mesh" and face.backend == "dlib" and face.dense is not None
     eye = np.linalg.norm(reference.landmarks[36] - reference.landmarks[45])
     assert np.linalg.norm(face.dense[:, :2] - reference.dense[:, :2], axis=1).mean() < 0.05 * eye
+
+
+def test_auto_tries_weak_blazeface_candidates_when_nothing_else_finds_the_face(nets, astronaut, monkeypatch):
+    """Near profile neither BlazeFace at its threshold nor dlib may find the face: auto then takes
+    BlazeFace's weaker candidates, each verified by the mesh (presence), and finds the same face."""
+    import backend.detect.combined as combined
+
+    (reference,) = detect(astronaut, backend="mediapipe")
+    monkeypatch.setattr(combined, "detect_mediapipe", lambda image, settings: [])
+    monkeypatch.setattr(combined, "detect_dlib", lambda image, settings: [])
+    (face,) = detect(astronaut, backend="auto")
+    assert face.detector == "blazeface-weak" and face.backend == "mediapipe" and face.presence >= 0.5
+    eye = np.linalg.norm(reference.landmarks[36] - reference.landmarks[45])
+    assert np.linalg.norm(face.landmarks - reference.landmarks, axis=1).mean() < 0.05 * eye
+    assert detect(np.full((256, 256, 3), 128, np.uint8), backend="auto") == []  # a blank photo stays faceless
+
+
+def test_auto_blends_in_the_doubtful_band_and_keeps_the_mesh_doubt_on_dlib_faces(nets, astronaut, monkeypatch):
+    """dlib 12.5 % of the eye distance off the mesh: half each (backend "auto"); a face only dlib
+    finds, which the mesh does not verify, keeps the mesh's low presence for the trust check."""
+    import backend.detect.combined as combined
+    from backend.detect.base import Face
+
+    (mesh_face,) = detect(astronaut, backend="mediapipe")
+    eye = np.linalg.norm(mesh_face.landmarks[36] - mesh_face.landmarks[45])
+    off = Face(box=mesh_face.box, landmarks=mesh_face.landmarks + [0.125 * eye, 0.0], score=1.0, backend="dlib",
+               detector="hog")
+    monkeypatch.setattr(combined, "detect_dlib", lambda image, settings: [off])
+    assert combined.mesh_weight(0.125) == pytest.approx(0.5) and combined.mesh_weight(0.05) == 0.0
+    (face,) = detect(astronaut, backend="auto")
+    assert face.backend == "auto" and face.disagreement == pytest.approx(0.125)
+    np.testing.assert_allclose(face.landmarks, mesh_face.landmarks + [0.0625 * eye, 0.0], atol=1e-9)
+
+    monkeypatch.setattr(combined, "detect_mediapipe", lambda image, settings: [])
+    monkeypatch.setattr(combined, "mesh_faces_in_boxes", lambda *a, **k: [replace(mesh_face, presence=0.2)])
+    monkeypatch.setattr(combined, "weak_mesh_faces", lambda image, settings: [])
+    (face,) = detect(astronaut, backend="auto")
+    assert face.backend == "dlib" and face.presence == pytest.approx(0.2)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from backend.camera import Camera, project
+from backend.lighting import sh_directional
 from evaluation.metrics import similarity_align
 from evaluation.synthetic import SCENES, SyntheticSettings, make_faces
 from evaluation.synthetic_scene import hair_tile, perspective_pose, random_lights, scalp_faces
@@ -101,7 +102,34 @@ def test_scalp_and_hair(face_model):
 
 
 def test_random_lights():
-    grey = random_lights(np.random.default_rng(0), (0.5, 0.5), (0.5, 0.5), 0.0, False).view(3, 9)
-    torch.testing.assert_close(grey[0], grey[2])
-    tinted = random_lights(np.random.default_rng(0), (0.5, 0.5), (0.5, 0.5), 0.3, True).view(3, 9)
-    assert not torch.allclose(tinted[0], tinted[2])
+    grey = random_lights(np.random.default_rng(0), (0.5, 0.5), (0.5, 0.5), 0.0, False)
+    assert len(grey.suns) == 1 and grey.suns[0][1] == (0.5, 0.5, 0.5) and grey.ambient == (0.5, 0.5, 0.5)
+    torch.testing.assert_close(grey.sh(), sh_directional(torch.tensor([grey.suns[0][0]]), 0.5, 0.5))
+    tinted = random_lights(np.random.default_rng(0), (0.5, 0.5), (0.5, 0.5), 0.3, True)
+    assert len(tinted.suns) == 2 and not torch.allclose(tinted.sh().view(3, 9)[0], tinted.sh().view(3, 9)[2])
+    assert 0.2 * 0.5 * 0.7 <= tinted.suns[1][1][1] <= 0.7 * 0.5  # the second light's green: 20–70 % of the key
+
+
+def test_cycles_render_matches_the_rasteriser_geometry(face_model):
+    """The independent Cycles path (bpy) covers the same pixels as backend.render for the same
+    head, camera and pose (perspective and orthographic), deterministic for its seed."""
+    pytest.importorskip("bpy")
+    from evaluation.synthetic import render_face
+    from evaluation.synthetic_cycles import render_cycles
+    from evaluation.synthetic_scene import Lights
+
+    lights = Lights((0.6, 0.6, 0.6), (((0.3, 0.2, 1.0), (0.4, 0.4, 0.4)),))
+    texture = np.full((16, 32, 3), 0.6, np.float32)
+    verts = face_model.mean[None]
+    for projection in ("perspective", "orthographic"):
+        st = SyntheticSettings(projection=projection, focal_35mm=(50.0, 50.0), **dict(SMALL, size=64))
+        pose = make_faces(face_model, 1, seed=3, settings=st)[0].pose
+        args = (verts[0].numpy(), face_model.faces.numpy(), face_model.uv.numpy(), face_model.faces_uv.numpy(),
+                texture, 2.0, pose, projection, 64, lights)
+        image, mask = render_cycles(*args, samples=4)
+        _, ours = render_face(face_model, verts, torch.from_numpy(pose)[None], lights.sh(), texture, 64, (0, 0, 0),
+                              projection=projection)
+        iou = (mask & ours).sum() / (mask | ours).sum()
+        assert iou > 0.95 and image.dtype == np.uint8 and image[mask].mean() > 40, (projection, iou)
+        again, _ = render_cycles(*args, samples=4)
+        np.testing.assert_array_equal(image, again)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.threads import PROCESS_DEFAULTS, threads_from_env, worker_environment
+from backend.threads import FIT_THREADS, PROCESS_DEFAULTS, fit_threads, threads_from_env, worker_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,6 +53,15 @@ def test_threads_from_env(raw, expected):
 def test_threads_from_env_refuses_nonsense_in_one_line(raw):
     with pytest.raises(ValueError, match="PHOTOHEAD_THREADS"):
         threads_from_env({"PHOTOHEAD_THREADS": raw})
+
+
+def test_a_fit_runs_on_one_thread_unless_the_user_asks_for_more():
+    assert FIT_THREADS == 1
+    assert fit_threads(None, {}) == 1
+    assert fit_threads(None, {"PHOTOHEAD_THREADS": "3"}) == 3
+    assert fit_threads(2, {"PHOTOHEAD_THREADS": "3"}) == 2
+    with pytest.raises(ValueError, match="PHOTOHEAD_THREADS"):
+        fit_threads(None, {"PHOTOHEAD_THREADS": "0"})
 
 
 def test_reconstruct_refuses_zero_threads_before_any_work(tmp_path):

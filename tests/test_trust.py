@@ -31,20 +31,40 @@ def test_each_kind_of_evidence_warns_once():
     pasted = det + [0.3 * 40, 0.0]  # the fit followed a layout 30 % of the eye distance off the mesh
     views = [
         view_evidence("left.jpg", det + [4.0, 0.0], det, math.radians(80)),  # residual 10 %, yaw 80°
-        view_evidence("right.jpg", pasted, pasted, 0.0, mesh68=det, presence=0.5),
+        view_evidence("right.jpg", pasted, pasted, 0.0, mesh68=det, presence=0.5, detector_disagreement=0.12),
     ]
     metrics, warn = assess(views, np.full(100, 1.7), id_ball=1.7)
     text = "\n".join(warn)
-    assert len(warn) == 5, warn
+    assert len(warn) == 6, warn
     assert "left.jpg: the fitted face misses its landmarks by 10 %" in text
     assert "left.jpg: the head is turned 80°" in text
     assert "right.jpg: the fitted face is 30 % of the eye distance away from Face Mesh" in text
     assert "right.jpg: Face Mesh is unsure" in text
+    assert "right.jpg: dlib and Face Mesh place the landmarks 12 %" in text
     assert "identity is at the edge" in text
     assert metrics["trust_landmark_residual"] == pytest.approx(0.1)
     assert metrics["trust_mesh_disagreement"] == pytest.approx(0.3)
-    assert "trust_presence" in metrics
+    assert "trust_presence" in metrics and metrics["trust_detector_disagreement"] == 0.12
     _, none = assess(views, np.full(100, 1.7), id_ball=1.7,
                      settings=TrustSettings(max_landmark_residual=1, max_mesh_disagreement=1, min_presence=0,
-                                            max_yaw_deg=90, id_ball_fraction=2))
+                                            max_yaw_deg=90, id_ball_fraction=2, detector_doubt=(1, 1)))
     assert none == []
+
+
+def test_calibrated_thresholds_on_dev_evidence():
+    """Evidence as faces_dev fits give it (docs/mediapipe.md, "Trust warnings"): a typical good fit
+    is silent; dlib's points kept where Face Mesh disagrees by 10–15 % of the eye distance (where
+    one of them is off), and a fit that follows a layout far from the mesh (a pasted frontal
+    layout on a turned head) warn; a layout the mesh replaced (dlib 20 % off) is not doubted."""
+    det = _layout()
+
+    def warns(shift_mesh: float, gap: float | None, residual: float = 0.013, yaw: float = 10.0) -> list[str]:
+        ev = view_evidence("", det + [residual * 40, 0.0], det, math.radians(yaw), mesh68=det + [shift_mesh * 40, 0.0],
+                           presence=1.0, detector_disagreement=gap)
+        return assess([ev], np.full(100, 1.1), id_ball=1.7)[1]
+
+    assert warns(0.03, 0.03) == []  # the median dev photo
+    assert warns(0.03, 0.21) == []  # dlib's layout replaced by the mesh's: the fit follows the mesh
+    assert warns(0.11, 0.11)  # the doubtful band
+    assert warns(0.30, 0.0, residual=0.0)  # followed a layout 30 % off the mesh
+    assert warns(0.03, 0.03, residual=0.06)  # the fit cannot explain its landmarks

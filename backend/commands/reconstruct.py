@@ -19,7 +19,7 @@ from ..export import write_outputs
 from ..io_utils import atomic_write_text
 from ..detectors import DEFAULT_DETECTOR, DETECTOR_NAMES, DETECTORS
 from ..quality import DEFAULT, QUALITY_NAMES
-from ..threads import apply_process_policy, set_intra_op_threads, threads_from_env
+from ..threads import apply_process_policy, fit_threads, set_intra_op_threads
 from ..validate import check_face_index, check_output_dir, check_photos, estimate_output_bytes
 
 
@@ -57,11 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="batch: reconstruct every photo on its own into OUT/<photo name>/ (failures are skipped and "
                         "listed in OUT/batch.json; exit code 1 if some failed, 2 if all did)")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for the fit (default: $PHOTOHEAD_THREADS, else one per core); "
-                        "use 1 when running several jobs at once")
+                   help="CPU threads for the fit (default: $PHOTOHEAD_THREADS, else 1: a fit gains little from "
+                        "more, and one thread shares the machine fairly)")
     p.add_argument("--jobs", type=int, metavar="N",
                    help="--each on the CPU: photos reconstructed in parallel (default: one per core, "
                         "as memory allows); each job gets its share of the cores")
+    p.add_argument("--batch-size", type=int, metavar="B",
+                   help="--each in fit mode: photos fitted together as one batch (default on a GPU: as its free "
+                        "memory allows, up to 32; on the CPU photos run in parallel processes instead)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(handler=run)
 
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.each:  # --each names and skips a bad photo (reconstruct checks each one)
         check_photos(images, decode=False)  # headers only: each photo is decoded once, before its detection
     try:
-        threads = args.threads if args.threads is not None else threads_from_env()
+        threads = fit_threads(args.threads)
     except ValueError as exc:
         raise PhotoheadError(str(exc)) from None
     if threads is not None and threads < 1:
@@ -115,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.jobs is not None and not args.each:
         raise PhotoheadError("--jobs runs the photos of a batch in parallel: use it with --each")
+    if args.batch_size is not None and not args.each:
+        raise PhotoheadError("--batch-size fits the photos of a batch together: use it with --each")
     if args.each:
         if args.labels:
             raise PhotoheadError("--labels name the views of one person; with --each every photo is its own head")
@@ -142,6 +147,8 @@ def _run_each(args: argparse.Namespace, images: list, stems: list[str], config) 
     than two two-thread fits one after the other. Each photo's head is the one a single run
     with the same thread count gives (``backend.threads`` says what the count changes)."""
     out = Path(args.out)
+    if _batched(args, config, len(images)):
+        return _run_each_batched(args, images, stems, config)
     jobs, threads = _each_plan(args, config, len(images))
     # Parallel workers print nothing of their own (their lines would interleave); one line a photo here.
     worker_args = args if jobs == 1 else argparse.Namespace(**{**vars(args), "quiet": True})
@@ -156,22 +163,87 @@ def _run_each(args: argparse.Namespace, images: list, stems: list[str], config) 
     rows = []
     try:
         for name, row in zip((t[4] for t in tasks), results):
-            if "error" in row:
-                print(f"photohead: error: {name}: {row['error']}", file=sys.stderr)
-            elif jobs > 1 and not args.quiet:
-                print(f"{name}: {row['seconds']:.1f} s → {row['out']}")
+            _report_row(args, name, row, jobs > 1)
             rows.append(row)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    return _finish_batch(args, rows, {"jobs": jobs, "threads_per_job": threads})
+
+
+def _report_row(args: argparse.Namespace, name: str, row: dict, one_line: bool) -> None:
+    if "error" in row:
+        print(f"photohead: error: {name}: {row['error']}", file=sys.stderr)
+    elif one_line and not args.quiet:
+        print(f"{name}: {row['seconds']:.1f} s → {row['out']}")
+
+
+def _finish_batch(args: argparse.Namespace, rows: list[dict], how: dict) -> int:
+    """OUT/batch.json (``rows`` and ``how`` the photos ran) and the exit code of --each."""
+    out = Path(args.out)
     failed = sum("error" in r for r in rows)
     if not any("out" in r for r in rows):  # nothing was made: leave no folder behind
         raise PhotoheadError(f"none of the {len(rows)} photos could be reconstructed (each is named above)")
-    atomic_write_text(out / "batch.json", json.dumps({"photos": rows, "failed": failed, "jobs": jobs,
-                                                      "threads_per_job": threads}, indent=1) + "\n")
+    atomic_write_text(out / "batch.json", json.dumps({"photos": rows, "failed": failed, **how}, indent=1) + "\n")
     if not args.quiet:
         print(f"batch: {len(rows) - failed} of {len(rows)} photos reconstructed → {out} (batch.json)")
     return 1 if failed else 0
+
+
+def _batched(args: argparse.Namespace, config, n_photos: int) -> bool:
+    """Whether --each fits its photos in batches (:mod:`backend.batch`): ``--batch-size`` given, or
+    fit mode on a GPU; parallel processes (``--jobs``) otherwise."""
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise PhotoheadError(f"--batch-size {args.batch_size}: give a whole number of photos, 1 or more")
+        if args.jobs is not None:
+            raise PhotoheadError("--jobs (parallel CPU processes) or --batch-size (one batch on the device), not both")
+        if config.mode != "fit":
+            raise PhotoheadError(f"--batch-size batches fits: mode {config.mode!r} runs photo by photo, leave it out")
+        return True
+    return args.jobs is None and config.mode == "fit" and n_photos > 1 and _uses_cuda(config.device)
+
+
+def _run_each_batched(args: argparse.Namespace, images: list, stems: list[str], config) -> int:
+    """--each with the photos fitted in batches (:func:`backend.batch.reconstruct_each`); each
+    photo's outputs are written atomically into OUT/<stem>/ as one by one."""
+    from ..batch import reconstruct_each  # lazy: torch loads after cli.main's thread policy
+
+    out = Path(args.out)
+    t = time.perf_counter()
+    names = _unique(stems)
+    rows: list[dict] = [{"photo": str(image) if isinstance(image, (str, Path)) else name}
+                        for name, image in zip(names, images)]
+    todo = []
+    for i, name in enumerate(names):  # every output folder checked before any work
+        try:
+            check_output_dir(out / name)
+            todo.append(i)
+        except PhotoheadError as exc:
+            rows[i]["error"] = str(exc)
+    heads = reconstruct_each([images[i] for i in todo], config, args.batch_size,
+                             progress=_progress_printer(args.quiet))
+    if not args.quiet and sys.stderr.isatty():
+        print(file=sys.stderr)
+    fit_s = (time.perf_counter() - t) / max(1, len(todo))
+    batch_size = 1
+    for i, head in zip(todo, heads):
+        row, written = rows[i], []
+        if isinstance(head, PhotoheadError):
+            row["error"] = str(head)
+            continue
+        batch_size = max(batch_size, int(head.timings.get("batch_size", 1)))
+        t1 = time.perf_counter()
+        try:
+            _write_head(args, head, out / names[i], written, quiet=True)
+        except PhotoheadError as exc:
+            row["error"] = str(exc)
+        if written:
+            row["out"] = str(written[0])
+            row["seconds"] = round(fit_s + time.perf_counter() - t1, 2)
+    for name, row in zip(names, rows):
+        _report_row(args, name, row, True)
+    return _finish_batch(args, rows, {"jobs": 1, "threads_per_job": args.threads, "batch_size": batch_size})
 
 
 # Peak resident memory of one reconstruction (benchmarks/results/fit.json: ≤ 1.2 GB per photo).
@@ -194,7 +266,7 @@ def _each_plan(args: argparse.Namespace, config, n_photos: int) -> tuple[int, in
             free = cores * _PHOTO_PEAK_BYTES
         jobs = max(1, min(cores, n_photos, int(free // _PHOTO_PEAK_BYTES)))
     if jobs == 1:
-        return 1, args.threads
+        return 1, fit_threads(args.threads)
     return jobs, args.threads or max(1, cores // jobs)
 
 
@@ -233,14 +305,22 @@ def _each_photo(args: argparse.Namespace, image, config, out: Path, name: str) -
 def _reconstruct_into(args: argparse.Namespace, images: list, config, out: Path, written: list | None = None) -> None:
     """Reconstruct ``images`` as one head and write every output (and head.blend) into ``out``;
     ``written`` gets ``out`` appended once the outputs are there (before head.blend)."""
-    # lazy: torch loads after cli.main's thread policy
-    from ..preview_render import render_preview, render_turntable, render_uv_maps
     from ..reconstruct import reconstruct  # lazy: torch loads after cli.main's thread policy
 
     t0 = time.perf_counter()
     head = reconstruct(images, config, progress=_progress_printer(args.quiet))
     if not args.quiet and sys.stderr.isatty():
         print(file=sys.stderr)
+    _write_head(args, head, out, written, t0=t0)
+
+
+def _write_head(args: argparse.Namespace, head, out: Path, written: list | None = None, quiet: bool = False,
+                t0: float | None = None) -> None:
+    """Every output of ``head`` (and head.blend) into ``out``; ``written`` as :func:`_reconstruct_into`'s.
+    ``quiet``: no listing (batches print one line a photo); ``t0``: when the reconstruction began."""
+    # lazy: torch loads after cli.main's thread policy
+    from ..preview_render import render_preview, render_turntable, render_uv_maps
+
     previews = {f"preview{'' if i == 0 else f'_view{i}'}": render_preview(head, i) for i in range(len(head.views))}
     # the head from −90° to +90° (textured and shaded) and its UV maps, for every run
     previews["preview_turntable"] = render_turntable(head)
@@ -260,7 +340,7 @@ def _reconstruct_into(args: argparse.Namespace, images: list, config, out: Path,
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["unknown error"]
             raise PhotoheadError(f"writing head.blend failed: {tail[0]}")
         paths["blend"] = out / "head.blend"
-    if not args.quiet:
+    if not args.quiet and not quiet:
         print(f"reconstructed {len(head.views)} view(s) in {time.perf_counter() - t0:.1f} s → {out}")
         for key, path in sorted(paths.items()):
             print(f"  {key:>12}: {path}")

@@ -20,7 +20,8 @@ class Face:
       36–47 eyes: 36–41 the subject's right eye, at image left; 48–67 mouth).
     - ``score``: the detector's confidence (HOG: SVM margin, > 0 typical for faces; mmod:
       CNN confidence). Only comparable between faces from the same ``detector``.
-    - ``backend``: "dlib", "face_alignment" or "mediapipe" (what gave ``landmarks``); ``detector``:
+    - ``backend``: "dlib", "face_alignment", "mediapipe" or "auto" (a dlib–mesh blend): what gave
+      ``landmarks``; ``detector``:
       "hog", "mmod", "sfd", "blazeface-short", "hog+mesh" (auto: dlib checked by Face Mesh), ...
     - ``index``: rank of this face in its image (0 = most confident from :func:`detect`, the
       largest confident one from ``detect_one``); ``count``: how many faces were found in the
@@ -28,6 +29,8 @@ class Face:
       report of every face when there are several ("" otherwise).
     - ``dense`` (468,3) float64 or None: MediaPipe Face Mesh points (x, y px; z relative depth,
       px scale, smaller = nearer); ``presence``: Face Mesh's face-presence probability or None.
+    - ``disagreement``: ``auto`` only, when both ran: mean distance between dlib's and Face Mesh's
+      68 points in the mesh's outer-eye distances (:func:`.combined.disagreement`), else None.
     """
 
     box: np.ndarray
@@ -40,6 +43,7 @@ class Face:
     note: str = ""
     dense: np.ndarray | None = None
     presence: float | None = None
+    disagreement: float | None = None
 
     def __post_init__(self) -> None:
         box = np.asarray(self.box, np.float64).reshape(-1)
@@ -65,6 +69,8 @@ class Face:
             d["dense"] = self.dense.tolist()
         if self.presence is not None:
             d["presence"] = self.presence
+        if self.disagreement is not None:
+            d["disagreement"] = self.disagreement
         return d
 
     @classmethod
@@ -72,7 +78,8 @@ class Face:
         return cls(box=np.asarray(d["box"]), landmarks=np.asarray(d["landmarks"]), score=float(d["score"]),
                    backend=str(d["backend"]), detector=str(d.get("detector", "")), index=int(d.get("index", 0)),
                    count=int(d.get("count", 1)), dense=None if d.get("dense") is None else np.asarray(d["dense"]),
-                   presence=None if d.get("presence") is None else float(d["presence"]))
+                   presence=None if d.get("presence") is None else float(d["presence"]),
+                   disagreement=None if d.get("disagreement") is None else float(d["disagreement"]))
 
     @property
     def size(self) -> float:

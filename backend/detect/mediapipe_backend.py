@@ -18,6 +18,7 @@ reduced with an antialiased resize, so the bilinear crop samples no aliasing.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -27,11 +28,15 @@ from .base import DetectSettings, Face, downscale_for_detection, small_to_orig
 from .mediapipe_68 import mesh_to_68
 from .mediapipe_nets import FULL_RANGE, MESH_SIZE, SHORT_RANGE, BlazeFaceSpec, load_blazeface, load_face_mesh, weighted_nms
 
-__all__ = ["MeshResult", "crop_transform", "detect_mediapipe", "detector_input", "mesh_faces_in_boxes", "mesh_in_rois", "roi_from_points", "sample_crops"]
+__all__ = ["MeshResult", "crop_transform", "detect_mediapipe", "detector_input", "mesh_faces_in_boxes", "mesh_in_rois",
+           "roi_from_points", "sample_crops", "weak_mesh_faces"]
 
 ROI_SCALE = 1.5  # MediaPipe's RectTransformationCalculator scale for both ROIs
 MESH_EYE_CORNERS = (33, 263)  # the subject's right / left outer eye corners in Face Mesh
 MIN_PRESENCE = 0.5  # MediaPipe's face-presence threshold
+# auto's last try near profile: BlazeFace candidates down to this probability, each kept only when
+# Face Mesh finds a face in it (presence ≥ MIN_PRESENCE) (docs/mediapipe.md, renders at 65–80° yaw)
+WEAK_MIN_SCORE = 0.1
 
 
 def crop_transform(centre: np.ndarray, side: np.ndarray, angle: np.ndarray, size: int) -> np.ndarray:
@@ -171,11 +176,11 @@ def detect_mediapipe(image: np.ndarray, settings: DetectSettings) -> list[Face]:
 
 def mesh_faces_in_boxes(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, detector: str,
                         settings: DetectSettings, angle: np.ndarray | None = None,
-                        passes: int | None = None) -> list[Face]:
+                        passes: int | None = None, min_presence: float = MIN_PRESENCE) -> list[Face]:
     """Face Mesh in face boxes (N,4) px (any detector's; ``angle`` (N,) rad levels the eyes, 0 when
     unknown): region 1.5 × the box's longer side, then ``passes`` (default
-    ``settings.mesh_passes``) − 1 recentred passes. Returns the faces whose presence is ≥ 0.5,
-    with ``score`` from ``scores`` (N,)."""
+    ``settings.mesh_passes``) − 1 recentred passes. Returns the faces whose presence is ≥
+    ``min_presence`` (MediaPipe's 0.5), with ``score`` from ``scores`` (N,)."""
     folder = settings.weights_dir if settings.weights_dir else None
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     w = (boxes[:, 2:] - boxes[:, :2]).max(1)
@@ -186,8 +191,25 @@ def mesh_faces_in_boxes(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray
         result = mesh_in_rois(image, *roi_from_points(p, p[:, MESH_EYE_CORNERS[0]], p[:, MESH_EYE_CORNERS[1]]), folder)
     faces = []
     for i, box in enumerate(boxes):
-        if result.presence[i] < MIN_PRESENCE:
+        if result.presence[i] < min_presence:
             continue
         faces.append(Face(box=box, landmarks=mesh_to_68(result.points[i]), score=float(scores[i]), backend="mediapipe",
                           detector=detector, dense=result.points[i], presence=float(result.presence[i])))
     return faces
+
+
+def weak_mesh_faces(image: np.ndarray, settings: DetectSettings, passes: int = 3) -> list[Face]:
+    """Faces among BlazeFace's weak candidates (full range, then short; probability ≥
+    :data:`WEAK_MIN_SCORE`), verified by Face Mesh (``passes`` passes, the first unlevelled:
+    near profile the eye keypoints are unreliable): for photos where neither BlazeFace at its own
+    threshold nor dlib finds the face. ``detector`` "blazeface-weak"."""
+    image = np.ascontiguousarray(image)
+    folder = settings.weights_dir if settings.weights_dir else None
+    for spec in (FULL_RANGE, SHORT_RANGE):
+        dets = _detect_boxes(image, replace(spec, min_score=WEAK_MIN_SCORE), folder)[: settings.max_faces]
+        if dets:
+            faces = mesh_faces_in_boxes(image, np.stack([d[1] for d in dets]), np.array([d[0] for d in dets]),
+                                        "blazeface-weak", settings, passes=passes)
+            if faces:
+                return faces
+    return []

@@ -27,10 +27,13 @@ from ..facemodel import FaceModel
 from ..lighting import sh_ambient
 from ..losses import CoarseLossWeights, identity_loss, landmark_loss, param_regularizer, pixel_loss
 from ..progress import CancelToken, ProgressFn, check_cancel
+from ..render.rasterize import visibility
 from ..render.renderer import RenderSettings, render
 from .contour import contour_candidates, select_contour
 from .dense import dense_term
+from .groups import check_groups, per_item_pixel, per_view
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
+from .step_graph import StepRunner, adam, use_graphs
 
 SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB in [0,1])
 
@@ -63,6 +66,9 @@ class CoarseFitConfig:
       after every step; None: unbounded). The coefficients are unit-variance, so a face of the
       model's population has ‖x_id‖ ≈ √K_id; the ball stops the weak prior from letting hair or
       a hand pull the ears and jaw out of shape.
+    - ``step_graphs``: each step as a capturable step replayed as a CUDA graph (:mod:`.step_graph`;
+      the stage with L_id runs it eagerly); None: on CUDA only; True on the CPU runs the
+      capturable steps eagerly.
 
     The evidence for ``albedo_smooth``, ``prior_scale`` and ``id_ball``: docs/design.md,
     "Coarse fit (stage 1)".
@@ -87,6 +93,7 @@ class CoarseFitConfig:
     shared_expression: bool = True
     prior_scale: float = 0.03
     id_ball: float | None = 1.7
+    step_graphs: bool | None = None
     dense_weight: float = 1.0
     jaw_weight_with_dense: float = 0.5
 
@@ -95,8 +102,9 @@ class CoarseFitConfig:
 class CoarseFitResult:
     """Fitted parameters (crop frame). V views; K sizes from the model.
 
-    id (1,K_id); exp (V,K_exp); pose (V,7) for an orthographic ``size``² crop camera; sh (V,27);
-    albedo (1,A,A·tiles,3) UV map in [0,1] (or tex (1,K_tex) with a texture model);
+    id (G,K_id) (G items, 1 without ``groups``); exp (V,K_exp); pose (V,7) for an orthographic
+    ``size``² crop camera; sh (V,27); albedo (G,A,A·tiles,3) UV map in [0,1] (or tex (G,K_tex)
+    with a texture model);
     verts (V,N,3) mm; landmarks (V,68,2) crop px; history: loss dicts per logged step.
     """
 
@@ -115,10 +123,12 @@ class _Params(torch.nn.Module):
     """Free parameters of the fit (so ``.parameters()`` and devices are handled in one place)."""
 
     def __init__(self, model: FaceModel, pose0: torch.Tensor, n_views: int, cfg: CoarseFitConfig, image_mean: torch.Tensor):
+        """image_mean (G,3): each item's mean skin colour (G items, :mod:`.groups`)."""
         super().__init__()
         dev, dt = pose0.device, pose0.dtype
-        n_exp_rows = 1 if cfg.shared_expression else n_views
-        self.id = torch.nn.Parameter(torch.zeros(1, model.n_id, device=dev, dtype=dt))
+        G = image_mean.shape[0]
+        n_exp_rows = G if cfg.shared_expression else n_views
+        self.id = torch.nn.Parameter(torch.zeros(G, model.n_id, device=dev, dtype=dt))
         self.exp = torch.nn.Parameter(torch.zeros(n_exp_rows, model.n_exp, device=dev, dtype=dt))
         self.rot = torch.nn.Parameter(pose0[:, 1:4].clone())
         self.log_f = torch.nn.Parameter(torch.zeros(n_views, 1, device=dev, dtype=dt))
@@ -126,12 +136,12 @@ class _Params(torch.nn.Module):
         self.register_buffer("f0", pose0[:, :1].clone())
         self.sh = torch.nn.Parameter(sh_ambient(1.0, n_views, dev, dt))
         if model.has_texture:
-            self.tex = torch.nn.Parameter(torch.zeros(1, model.n_tex, device=dev, dtype=dt))
+            self.tex = torch.nn.Parameter(torch.zeros(G, model.n_tex, device=dev, dtype=dt))
             self.albedo = None
         else:
             self.tex = None
             A = cfg.albedo_size
-            init = image_mean.to(dev, dt).view(1, 1, 1, 3).expand(1, A, A * model.uv_tiles, 3)
+            init = image_mean.to(dev, dt).view(G, 1, 1, 3).expand(G, A, A * model.uv_tiles, 3)
             self.albedo = torch.nn.Parameter(init.clone())
 
     def pose(self) -> torch.Tensor:
@@ -173,7 +183,7 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.permute(0, 2, 3, 1)
 
 
-def _albedo_smoothness(albedo: torch.Tensor) -> torch.Tensor:
+def _albedo_smoothness(albedo: torch.Tensor) -> torch.Tensor:  # mean over items (equal sizes)
     dx = albedo[:, :, 1:] - albedo[:, :, :-1]
     dy = albedo[:, 1:] - albedo[:, :-1]
     return dx.pow(2).mean() + dy.pow(2).mean()
@@ -190,8 +200,9 @@ def fit_coarse(
     cancel: CancelToken | None = None,
     init: dict[str, torch.Tensor] | None = None,
     dense: torch.Tensor | None = None,
+    groups: torch.Tensor | None = None,
 ) -> CoarseFitResult:
-    """Fit the face model to V aligned crops of one person.
+    """Fit the face model to V aligned crops of one person (or of G people: ``groups``).
 
     images (V,S,S,3) float in [0,1]; landmarks (V,68,2) detected, crop pixels; skin_mask
     (V,S,S) float in [0,1] (where the photometric loss may look). ``identity_net`` maps
@@ -201,8 +212,14 @@ def fit_coarse(
     ``albedo`` (1,A,A·tiles,3); the closed-form pose is then not used.
     ``dense`` (V,468,2): Face Mesh's points in crop pixels, NaN rows for views without them
     (:mod:`.dense`; used when the model has a Face Mesh table).
+    ``groups`` (V,) long: the item each view belongs to, for G independent fits in one batch
+    (:mod:`.batch`); each item owns its identity, expression and albedo rows, and the loss is
+    the sum of the items' own losses. None: all views are one person.
     """
     V, S = images.shape[0], images.shape[1]
+    G = check_groups(groups, V)
+    if G > 1 and init is not None:
+        raise ValueError("fit_coarse: starting values (init) are for one person, not a batch of groups")
     dev, dt = images.device, images.dtype
     cam = Camera(S, S)
     w = config.weights
@@ -218,7 +235,12 @@ def fit_coarse(
     mean = model.mean.to(dt)
     pose0 = fit_orthographic_pose(mean[lm_vid[inner]].expand(V, -1, -1), landmarks[:, inner], cam)
     skin_pixels = skin_mask[..., None] > 0.5
-    img_mean = (images * skin_pixels).flatten(0, 2).sum(0) / skin_pixels.flatten().sum().clamp_min(1)
+    if G == 1:
+        img_mean = ((images * skin_pixels).flatten(0, 2).sum(0) / skin_pixels.flatten().sum().clamp_min(1))[None]
+    else:  # (G,3) each item's own mean over its views' skin
+        sums = torch.zeros(G, 4, device=dev, dtype=dt).index_add_(
+            0, groups, torch.cat([(images * skin_pixels).flatten(1, 2).sum(1), skin_pixels.flatten(1).sum(1, True)], 1))
+        img_mean = sums[:, :3] / sums[:, 3:].clamp_min(1)
     if init is not None and "pose" in init:
         pose0 = init["pose"].to(dev, dt)
     params = _Params(model, pose0, V, config, img_mean)
@@ -242,12 +264,12 @@ def fit_coarse(
 
     def shape_and_landmarks(pose_full: torch.Tensor, size: int, subset: bool = False):
         """verts (V,N,3) (the U landmark vertices when ``subset``), exp, screen, landmarks (V,68,2)."""
-        exp = params.exp.expand(V, -1) if params.exp.shape[0] == 1 else params.exp
+        exp = per_view(params.exp, groups, V)
         if subset:
-            verts = sub_model(params.id.expand(V, -1), exp)  # (V,U,3)
+            verts = sub_model(per_view(params.id, groups, V), exp)  # (V,U,3)
             lm, cand = sub_vid, sub_rows
         else:
-            verts = model(params.id.expand(V, -1), exp)  # (V,N,3)
+            verts = model(per_view(params.id, groups, V), exp)  # (V,N,3)
             lm, cand = lm_vid, rows
         screen = project(verts, scale_pose(pose_full, size / S), Camera(size, size))
         vid = lm.expand(V, -1).clone()
@@ -268,17 +290,18 @@ def fit_coarse(
                 params.albedo.clamp_(0.0, 1.0)
 
     # 2. landmark warm-up
-    opt = torch.optim.Adam(
+    graph = use_graphs(config.step_graphs, dev)[1]
+    opt = adam(
         [
             {"params": [params.rot], "lr": config.lr_rot},
             {"params": [params.log_f], "lr": config.lr_scale},
             {"params": [params.trans], "lr": config.lr_trans},
             {"params": [params.id], "lr": config.lr_id},
             {"params": [params.exp], "lr": config.lr_exp},
-        ]
+        ], graph
     )
-    for i in range(config.landmark_steps):
-        check_cancel(cancel)
+
+    def landmark_step() -> dict[str, torch.Tensor]:  # capturable: static shapes, no host sync (.step_graph)
         _, exp, screen, lms = shape_and_landmarks(params.pose(), S, subset=True)
         terms = {
             "landmark": landmark_loss(lms, landmarks, lm_weights),
@@ -288,17 +311,24 @@ def fit_coarse(
         if dense_t is not None:
             terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2], local), S, S)
             loss = loss + w.landmark * config.dense_weight * terms["dense"]
+        loss = loss * G  # every term a mean over equal items: × G is the sum of the items' losses
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         clamp_()
+        return terms
+
+    run_step = StepRunner(landmark_step, graph)  # on CUDA: replayed as a CUDA graph
+    for i in range(config.landmark_steps):
+        check_cancel(cancel)
+        terms = run_step()
         step += 1
         if progress is not None and (i % 10 == 0 or i == config.landmark_steps - 1):
             progress(step / total_steps, f"landmarks {i + 1}/{config.landmark_steps}")
     history.append({"stage": "landmarks", **{k: float(v.detach()) for k, v in terms.items()}})
 
     # 3. full loss, coarse to fine
-    groups = [
+    opt_groups = [
         {"params": [params.rot], "lr": config.lr_rot * 0.5},
         {"params": [params.log_f], "lr": config.lr_scale * 0.5},
         {"params": [params.trans], "lr": config.lr_trans * 0.5},
@@ -307,10 +337,11 @@ def fit_coarse(
         {"params": [params.sh], "lr": config.lr_sh},
     ]
     if params.albedo is not None:
-        groups.append({"params": [params.albedo], "lr": config.lr_albedo})
+        opt_groups.append({"params": [params.albedo], "lr": config.lr_albedo})
     else:
-        groups.append({"params": [params.tex], "lr": config.lr_id})
-    opt = torch.optim.Adam(groups)
+        opt_groups.append({"params": [params.tex], "lr": config.lr_id})
+    capturable, graph = use_graphs(config.step_graphs, dev)
+    opt = adam(opt_groups, graph)
     target_feat = None
     if identity_net is not None and config.identity:
         with torch.no_grad():
@@ -322,19 +353,22 @@ def fit_coarse(
         mask_s = _resize(skin_mask[..., None], size)[..., 0]
         lm_target = landmarks * (size / S) + 0.5 * (size / S) - 0.5
         cam_s = Camera(size, size)
-        for i in range(n_steps):
-            check_cancel(cancel)
+        visible = torch.empty(V * size * size, dtype=torch.long, device=dev) if capturable else None
+        last: dict[str, torch.Tensor] = {}  # the last step's render and loss mask
+
+        def photo_step() -> dict[str, torch.Tensor]:  # capturable with ``visible`` (.step_graph)
             pose = params.pose()
             verts, exp, screen, lms = shape_and_landmarks(pose, size)
             if params.albedo is not None:
                 rend = render(
                     verts, model.faces, scale_pose(pose, size / S), cam_s, params.sh,
-                    texture=params.albedo, uv=model.uv, faces_uv=model.faces_uv, settings=render_settings,
+                    texture=params.albedo if G == 1 else per_view(params.albedo, groups, V), uv=model.uv, faces_uv=model.faces_uv,
+                    settings=render_settings, visible=visible,
                 )
             else:
                 rend = render(
                     verts, model.faces, scale_pose(pose, size / S), cam_s, params.sh,
-                    vertex_colors=model.albedo(params.tex).expand(V, -1, -1), settings=render_settings,
+                    vertex_colors=per_view(model.albedo(params.tex), groups, V), settings=render_settings, visible=visible,
                 )
             visible_face = face_tri[rend.face_idx.clamp_min(0)] & rend.mask
             mask = mask_s * visible_face.to(dt)
@@ -353,17 +387,32 @@ def fit_coarse(
                 loss = loss + w.identity * terms["identity"]
             if params.albedo is not None:
                 alb = params.albedo
-                terms["albedo_prior"] = (alb.mean((0, 1, 2)) - prior).pow(2).sum()
+                terms["albedo_prior"] = (alb.mean((1, 2)) - prior).pow(2).sum(-1).mean()  # mean over items
                 terms["albedo_smooth"] = _albedo_smoothness(alb)
                 loss = loss + config.albedo_prior * terms["albedo_prior"] + config.albedo_smooth * terms["albedo_smooth"]
+            loss = loss * G  # every term is a mean over equal items: × G is the sum of the items' losses
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             clamp_()
+            last.update(image=rend.image.detach(), mask=mask)
+            return terms
+
+        # L_id's network is not known to be capturable: its stage runs the same step eagerly
+        run_step = StepRunner(photo_step, graph and not (target_feat is not None and size == S))
+        for i in range(n_steps):
+            check_cancel(cancel)
+            if visible is not None:  # the rasteriser's pass 1 outside the step: its shapes depend on the data
+                with torch.no_grad():
+                    screen = shape_and_landmarks(params.pose(), size)[2]
+                    visible.copy_(visibility(screen, model.faces, size, size, render_settings.raster_settings(cam_s)))
+            terms = run_step()
             step += 1
             if progress is not None and (i % 5 == 0 or i == n_steps - 1):
                 progress(step / total_steps, f"photometric {size}px {i + 1}/{n_steps}")
         history.append({"stage": f"photo{size}", **{k: float(v.detach()) for k, v in terms.items()}})
+        if G > 1:  # each item's own photometric error (the batch's is their mean; the trust check reads it)
+            history[-1]["pixel_items"] = per_item_pixel(img_s, last["image"], last["mask"], groups)
 
     with torch.no_grad():
         pose = params.pose()

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as Fn
 
-from ..camera import Camera, scale_pose
+from ..camera import Camera, project, scale_pose
 from ..detail import (
-    DenseTopology, DetailedSurface, dense_topology, displace, lowpass_normaliser, masked_lowpass, seam_fade,
+    DenseTopology, DetailedSurface, dense_topology_batch, displace, lowpass_normaliser, masked_lowpass, seam_fade,
     texel_evidence,
 )
 from ..detail_input import DetailNetInput, blend_views
@@ -25,8 +25,12 @@ from ..facemodel import FaceModel
 from ..losses import DetailLossWeights, disp_loss, pixel_loss, smooth_loss, weights_at_uv_size
 from ..progress import CancelToken, ProgressFn, check_cancel
 from ..render import RenderSettings, interpolate, render, sample_texture
+from ..render.rasterize import visibility
 from ..uvmaps import UVLayout, face_tile_layout, grid_normals, uv_position_map
 from .coarse import CoarseFitResult
+from .groups import check_groups, first_views
+from .groups import per_view as rows_per_view
+from .step_graph import StepRunner, adam, use_graphs
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class DetailFitConfig:
       without it hair at a fringe becomes relief; 0 turns it off.
     - ``net_lr``: Adam learning rate of the U-Net's weights when ``fit_detail`` is given a net
       to tune (hybrid mode's ``tune_unet``) instead of the map.
+    - ``step_graphs``: run each step as a capturable step replayed as a CUDA graph
+      (:mod:`.step_graph`); None: on CUDA only; True on the CPU runs the capturable step eagerly.
 
     The evidence for these settings: docs/design.md, "Detail fit (stage 2)"."""
 
@@ -79,12 +85,14 @@ class DetailFitConfig:
     albedo_gain_lr: float = 0.01
     unseen_weight: float = 100.0
     net_lr: float = 1e-4
+    step_graphs: bool | None = None
 
 
 @dataclass
 class DetailFitResult:
-    """displacement (1,1,S,S) mm; surface: the displaced surface per view; topology: dense mesh
-    connectivity; layout: the face-tile UV rasterisation; dense_albedo (1,N,3);
+    """displacement (G,1,S,S) mm (G items, 1 without ``groups``); surface: the displaced surface
+    per view; topology: dense mesh connectivity (with ``groups``: the items' union, see
+    :mod:`.batch`); layout: the face-tile UV rasterisation; dense_albedo (G,N,3);
     pixel_coarse / pixel_detail: L_pixel of the coarse and the detailed render per view over the
     report mask; pixel_skin_coarse / pixel_skin_detail: the same over the loss's skin mask;
     pixel_albedo_only: over the report mask, the coarse surface with the refined albedo (what the
@@ -110,13 +118,13 @@ class DetailFitResult:
 
 
 def coarse_albedo_map(model: FaceModel, fit: CoarseFitResult, layout: UVLayout) -> torch.Tensor:
-    """The fitted (smooth) albedo resampled to the face tile's texels. Returns (1,S,S,3)."""
+    """The fitted (smooth) albedo resampled to the face tile's texels. Returns (G,S,S,3)."""
     S = layout.size
     dev = fit.verts.device
     rows = torch.arange(S, device=dev, dtype=fit.verts.dtype)
     uv = torch.stack(torch.meshgrid(1.0 - (rows + 0.5) / S, (rows + 0.5) / S, indexing="ij")[::-1], -1)[None]
     if fit.albedo is not None:
-        return sample_texture(fit.albedo, uv, (0.0, float(model.uv_tiles)))
+        return sample_texture(fit.albedo, uv.expand(fit.albedo.shape[0], -1, -1, -1), (0.0, float(model.uv_tiles)))
 
     colours = model.albedo(fit.tex)
     return interpolate(colours, layout.frags.face_idx, layout.frags.bary, model.faces)
@@ -134,6 +142,7 @@ def fit_detail(
     report_mask: torch.Tensor | None = None,
     net: torch.nn.Module | None = None,
     net_input: DetailNetInput | None = None,
+    groups: torch.Tensor | None = None,
 ) -> DetailFitResult:
     """Optimise the displacement map against V views.
 
@@ -147,19 +156,27 @@ def fit_detail(
     resampled to ``config.uv_size``) and a copy of its weights is optimised with the same loss
     (``config.net_lr``; BatchNorm keeps its running statistics); ``net`` itself is not changed
     and ``init`` is ignored. This is hybrid mode's network fine-tuned on the photo.
+
+    ``groups`` (V,) long: G independent items in one batch (:mod:`.batch`), with ``fit`` the
+    batched coarse fit: one map and albedo gain per item, the loss the sum of the items' own.
     Returns :class:`DetailFitResult`.
     """
     V, R = images.shape[0], images.shape[1]
+    G = check_groups(groups, V)
+    if G > 1 and (net is not None or init is not None):
+        raise ValueError("fit_detail: a starting map or a net to tune is for one person, not a batch of groups")
     crop = 224
     dev, dt = images.device, images.dtype
     w = replace(config.weights, smooth=config.weights.smooth * config.reg_scale, disp=config.weights.disp * config.reg_scale)
     w = weights_at_uv_size(w, config.uv_size)  # the paper's 256² smoothing at any map size
     layout = face_tile_layout(model, config.uv_size)
     coarse_pos = uv_position_map(fit.verts, model.faces, layout)  # (V,S,S,3)
-    topo = dense_topology(layout, coarse_pos[:1])
+    # one topology per item; a batch renders their union, each view with its item's triangles
+    topo, item_faces = dense_topology_batch(layout, first_views(coarse_pos, groups))
+    face_mask = None if G == 1 else rows_per_view(item_faces, groups, V)  # (V,M) bool
     coarse_n = grid_normals(coarse_pos, layout.valid)
     albedo_map = coarse_albedo_map(model, fit, layout)
-    dense_albedo = albedo_map.reshape(1, -1, 3)[:, topo.texels]
+    dense_albedo = albedo_map.reshape(G, -1, 3)[:, topo.texels]
     valid = layout.valid[:, None].to(dt)  # (1,1,S,S)
     pose = scale_pose(fit.pose, R / crop)
     cam = Camera(R, R)
@@ -170,16 +187,16 @@ def fit_detail(
         if net_input is None:
             raise ValueError("fit_detail: a net to tune needs its net_input (backend.detail_input.detail_net_input)")
         tuned = copy.deepcopy(net).to(dev).eval().requires_grad_(True)
-        groups = [{"params": list(tuned.parameters()), "lr": config.net_lr}]
+        opt_groups = [{"params": list(tuned.parameters()), "lr": config.net_lr}]
     else:
-        disp = torch.zeros(1, 1, S, S, device=dev, dtype=dt) if init is None else init.clone()
+        disp = torch.zeros(G, 1, S, S, device=dev, dtype=dt) if init is None else init.clone()
         disp = torch.nn.Parameter(disp)
-        groups = [{"params": [disp], "lr": config.lr}]
+        opt_groups = [{"params": [disp], "lr": config.lr}]
     gain = None  # (1,3,G,G) log-gain of the coarse albedo over the face tile
     if config.albedo_gain_cells > 0:
-        gain = torch.nn.Parameter(torch.zeros(1, 3, config.albedo_gain_cells, config.albedo_gain_cells, device=dev, dtype=dt))
-        groups.append({"params": [gain], "lr": config.albedo_gain_lr})
-    opt = torch.optim.Adam(groups)
+        gain = torch.nn.Parameter(torch.zeros(G, 3, config.albedo_gain_cells, config.albedo_gain_cells, device=dev, dtype=dt))
+        opt_groups.append({"params": [gain], "lr": config.albedo_gain_lr})
+    opt = adam(opt_groups, use_graphs(config.step_graphs, dev)[1])
     sigma = config.lowpass_sigma * config.uv_size  # texels
     # the displacement fades to 0 over ≈ 3.4 mm at the UV island borders (face-tile seam, ears)
     fade = seam_fade(valid)
@@ -194,15 +211,16 @@ def fit_detail(
             out = Fn.interpolate(out, size=(S, S), mode="bilinear", align_corners=False)
         return out * valid
 
-    def albedo_now() -> torch.Tensor:  # (1,N,3) dense vertex albedo
+    def albedo_now() -> torch.Tensor:  # (G,N,3) dense vertex albedo
         if gain is None:
             return dense_albedo
         up = Fn.interpolate(gain, size=(config.uv_size, config.uv_size), mode="bilinear", align_corners=False)
-        factor = up.exp().permute(0, 2, 3, 1).reshape(1, -1, 3)[:, topo.texels]
+        factor = up.exp().permute(0, 2, 3, 1).reshape(G, -1, 3)[:, topo.texels]
         return dense_albedo * factor
 
-    def render_views(surface: DetailedSurface):
-        rend = render(surface.dense_verts, topo.faces, pose, cam, fit.sh, vertex_colors=albedo_now().expand(V, -1, -1), settings=settings)
+    def render_views(surface: DetailedSurface, visible: torch.Tensor | None = None):
+        rend = render(surface.dense_verts, topo.faces, pose, cam, fit.sh, vertex_colors=rows_per_view(albedo_now(), groups, V),
+                      settings=settings, face_mask=face_mask, visible=visible)
         return rend, skin_mask * rend.alpha
 
     def per_view(rend, mask) -> list[float]:
@@ -222,31 +240,36 @@ def fit_detail(
         rest_share_coarse = [r / max(t, 1e-12) for r, t in zip(error_sum(pixel_rest_coarse, rest0),
                                                                error_sum(pixel_coarse, face0))]
         unseen = None
-        if config.unseen_weight > 0:
-            evidence = texel_evidence(rend0.face_idx, rend0.fragments.bary, mask0, topo)
-            unseen = (1.0 - evidence) * valid  # (1,1,S,S)
+        if config.unseen_weight > 0:  # (G,1,S,S): each item's best view
+            per = V // G
+            evidence = torch.cat([texel_evidence(rend0.face_idx[g * per:(g + 1) * per], rend0.fragments.bary[g * per:(g + 1) * per],
+                                                 mask0[g * per:(g + 1) * per], topo) for g in range(G)])
+            unseen = (1.0 - evidence) * valid
     history = []
     terms: dict[str, torch.Tensor] = {}
-    for step in range(config.steps):
-        check_cancel(cancel)
-        shown = map_now() * fade
-        surface = displace(coarse_pos, shown.expand(V, -1, -1, -1), layout, topo, coarse_n)
-        rend, mask = render_views(surface)
-        terms = {
+    capturable, graph = use_graphs(config.step_graphs, dev)
+    visible = torch.empty(V * R * R, dtype=torch.long, device=dev) if capturable else None  # pass 1, per step
+
+    def fit_step() -> dict[str, torch.Tensor]:  # capturable with ``visible`` (backend.fit.step_graph)
+        shown = map_now() * fade  # (G,1,S,S)
+        surface = displace(coarse_pos, rows_per_view(shown, groups, V), layout, topo, coarse_n)
+        rend, mask = render_views(surface, visible)
+        terms = {  # every term a mean over the G items; Δn (G,3,S,S) of each item's first view
             "pixel": pixel_loss(images, rend.image, mask),
-            "smooth": smooth_loss(shown, surface.delta_normals[:1], valid, w),
-            "disp": disp_loss(shown, surface.delta_normals[:1], valid, w),
+            "smooth": smooth_loss(shown, first_views(surface.delta_normals, groups), valid, w),
+            "disp": disp_loss(shown, first_views(surface.delta_normals, groups), valid, w),
         }
         loss = w.pixel * terms["pixel"] + w.smooth * terms["smooth"] + w.disp * terms["disp"]
         if config.lowpass_weight > 0:
-            terms["lowpass"] = masked_lowpass(shown, valid, sigma, lowpass_norm).pow(2).sum() / n_valid
+            terms["lowpass"] = masked_lowpass(shown, valid, sigma, lowpass_norm).pow(2).sum() / (n_valid * G)
             loss = loss + config.lowpass_weight * terms["lowpass"]
         if unseen is not None:
-            terms["unseen"] = (unseen * shown.pow(2)).sum() / n_valid
+            terms["unseen"] = (unseen * shown.pow(2)).sum() / (n_valid * G)
             loss = loss + config.unseen_weight * terms["unseen"]
         if gain is not None:
             terms["gain"] = gain.pow(2).mean()
             loss = loss + config.albedo_gain_weight * terms["gain"]
+        loss = loss * G  # the sum of the items' losses
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -254,13 +277,25 @@ def fit_detail(
             with torch.no_grad():
                 disp.clamp_(-config.max_mm, config.max_mm)
                 disp.mul_(valid)
+        return terms
+
+    run_step = StepRunner(fit_step, graph)
+    for step in range(config.steps):
+        check_cancel(cancel)
+        if visible is not None:  # pass 1 outside the step: its shapes depend on the data
+            with torch.no_grad():
+                shown = map_now() * fade
+                dense = displace(coarse_pos, rows_per_view(shown, groups, V), layout, topo, coarse_n).dense_verts
+                visible.copy_(visibility(project(dense, pose, cam), topo.faces, R, R, settings.raster_settings(cam),
+                                         face_mask))
+        terms = run_step()
         if progress is not None and (step % 5 == 0 or step == config.steps - 1):
             progress((step + 1) / config.steps, f"detail {step + 1}/{config.steps}")
-        if step % 10 == 0 or step == config.steps - 1:
+        if step % 10 == 0 or step == config.steps - 1:  # reading the terms waits for the device: not every step
             history.append({"step": step, **{k: float(v.detach()) for k, v in terms.items()}})
     with torch.no_grad():
         disp = map_now().detach().clamp(-config.max_mm, config.max_mm) * fade
-        surface = displace(coarse_pos, disp.expand(V, -1, -1, -1), layout, topo, coarse_n)
+        surface = displace(coarse_pos, rows_per_view(disp, groups, V), layout, topo, coarse_n)
         rend, mask = render_views(surface)
         pixel_detail, pixel_skin_detail = per_view(rend, report * rend.alpha), per_view(rend, mask)
         pixel_rest_detail = per_view(rend, off_skin * rend.alpha)

@@ -28,7 +28,7 @@ import torch
 
 from ..device_constants import constant
 
-__all__ = ["Fragments", "RasterSettings", "rasterize", "rasterize_reference"]
+__all__ = ["Fragments", "RasterSettings", "rasterize", "rasterize_reference", "visibility"]
 
 _SENTINEL = torch.iinfo(torch.int64).max
 
@@ -107,25 +107,50 @@ def rasterize(
     height: int,
     width: int,
     settings: RasterSettings | None = None,
+    face_mask: torch.Tensor | None = None,
+    visible: torch.Tensor | None = None,
 ) -> Fragments:
     """Rasterise triangles with a hard z-buffer.
 
     screen_verts: (B,V,3) float, x/y in pixels (camera convention), z depth (smaller = nearer).
     faces: (F,3) int vertex indices, shared by the batch. height, width: image size in pixels.
+    face_mask: optional (B,F) bool, the triangles each batch item draws (items whose meshes
+    differ in a few triangles, as batched independent detail fits; None: all).
+    visible: optional (B·H·W,) int64, pass 1's answer from :func:`visibility` (of these or
+    earlier positions): then only pass 2 runs, over every pixel, with no data-dependent shape
+    and no host synchronisation (a step that can be captured in a CUDA graph,
+    :mod:`backend.fit.step_graph`); the same fragments, bit for bit, as the sparse pass.
     Returns :class:`Fragments`; barycentrics and depth carry gradients to ``screen_verts``.
     """
+    if visible is not None:
+        return _fragments_dense(screen_verts, faces.long(), visible, height, width, settings or RasterSettings())
     settings = settings or RasterSettings()
     _check_inputs(screen_verts, faces, height, width)
+    if face_mask is not None and face_mask.shape != (screen_verts.shape[0], faces.shape[0]):
+        raise ValueError(f"face_mask must be (B,F) = {(screen_verts.shape[0], faces.shape[0])}, got {tuple(face_mask.shape)}")
     faces = faces.long()
     with torch.no_grad():
-        keys = _visibility_keys(screen_verts.detach(), faces, height, width, settings)
+        keys = _visibility_keys(screen_verts.detach(), faces, height, width, settings, face_mask)
     return _fragments_from_keys(screen_verts, faces, keys, height, width, settings)
+
+
+def visibility(
+    screen_verts: torch.Tensor, faces: torch.Tensor, height: int, width: int, settings: RasterSettings | None = None,
+    face_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Pass 1 alone (no autograd; data-dependent shapes inside): (B·H·W,) int64 keys of the
+    winning triangle per pixel, for :func:`rasterize`'s ``visible``. Arguments as rasterize's."""
+    settings = settings or RasterSettings()
+    _check_inputs(screen_verts, faces, height, width)
+    with torch.no_grad():
+        return _visibility_keys(screen_verts.detach(), faces.long(), height, width, settings, face_mask)
 
 
 # --------------------------------------------------------------------------------------
 # pass 1: visibility
 def _visibility_keys(
-    sv: torch.Tensor, faces: torch.Tensor, height: int, width: int, settings: RasterSettings
+    sv: torch.Tensor, faces: torch.Tensor, height: int, width: int, settings: RasterSettings,
+    face_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(B·H·W,) int64 keys ``quantised depth << face_bits | face`` of the winning face, or the sentinel.
 
@@ -162,6 +187,8 @@ def _visibility_keys(
         keep &= (z >= settings.z_near).all(0)
     if settings.perspective_correct:
         keep &= (z > 0).all(0)
+    if face_mask is not None:
+        keep &= face_mask.reshape(-1)  # instances b·F + f
     sel = keep.nonzero().squeeze(1)  # instances (b·F + f)
     if sel.numel() == 0:
         return keys
@@ -344,6 +371,35 @@ def _fragments_from_keys(
     n_pix = B * hw
     bary = screen_verts.new_zeros(n_pix, 3).index_copy(0, pix, bary_c)
     depth = screen_verts.new_zeros(n_pix).index_copy(0, pix, depth_c)
+    return Fragments(
+        face_idx=face_flat.view(B, height, width),
+        bary=bary.view(B, height, width, 3),
+        depth=depth.view(B, height, width),
+    )
+
+
+def _fragments_dense(
+    screen_verts: torch.Tensor, faces: torch.Tensor, keys: torch.Tensor, height: int, width: int,
+    settings: RasterSettings,
+) -> Fragments:
+    """Pass 2 over every pixel (static shapes): :func:`_fragments_from_keys`'s values, bit for bit.
+    Uncovered pixels evaluate a fixed unit triangle (finite, no gradient) and are zeroed."""
+    B, N, F = screen_verts.shape[0], screen_verts.shape[1], faces.shape[0]
+    face_bits = max(1, int(F - 1).bit_length())
+    covered = keys != _SENTINEL  # (B·H·W,)
+    face_flat = torch.where(covered, keys & ((1 << face_bits) - 1), -1)
+    hw = height * width
+    pix = torch.arange(B * hw, device=keys.device)
+    b, rem = pix // hw, pix % hw
+    py = (rem // width).to(screen_verts.dtype)
+    px = (rem % width).to(screen_verts.dtype)
+    vidx = faces.index_select(0, face_flat.clamp_min(0)) + (b * N)[:, None]  # (B·H·W,3)
+    tri = screen_verts.reshape(-1, 3).index_select(0, vidx.reshape(-1)).view(-1, 3, 3)
+    unit = constant((0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0), tri.device, tri.dtype).view(3, 3).t()
+    tri = torch.where(covered[:, None, None], tri, unit)
+    bary, depth = barycentric_at(tri, px, py, settings.perspective_correct)
+    bary = torch.where(covered[:, None], bary, 0.0)
+    depth = torch.where(covered, depth, 0.0)
     return Fragments(
         face_idx=face_flat.view(B, height, width),
         bary=bary.view(B, height, width, 3),

@@ -96,6 +96,8 @@ def render(
     vertex_colors: torch.Tensor | None = None,
     normals: torch.Tensor | None = None,
     settings: RenderSettings | None = None,
+    face_mask: torch.Tensor | None = None,
+    visible: torch.Tensor | None = None,
 ) -> RenderResult:
     """Render a mesh with a Lambertian SH-lit albedo.
 
@@ -105,6 +107,9 @@ def render(
     ``settings.u_range``; or ``vertex_colors`` (B,V,3)/(V,3); or grey 0.7 when neither.
     ``normals``: optional (B,V,3)/(V,3) model-space vertex normals for the shading (default: the
     area-weighted normals of ``faces``), e.g. to keep shading smooth where two meshes meet.
+    ``face_mask``: optional (B,F) bool, the triangles each item draws (:func:`rasterize`).
+    ``visible``: optional precomputed pass 1 (:func:`backend.render.rasterize.visibility`):
+    the render then has static shapes and no host synchronisation (CUDA-graph capturable).
     Returns :class:`RenderResult`; everything is differentiable w.r.t. verts, pose, sh, albedo
     (inside the silhouette: hard edges).
     """
@@ -114,12 +119,13 @@ def render(
         raise ValueError("texture rendering needs all of texture, uv and faces_uv (e.g. model.uv, model.faces_uv)")
     cam_verts = to_camera_space(verts, pose, camera.projection)
     screen = camera_to_screen(cam_verts, pose, camera)
-    frags = rasterize(screen, faces, camera.height, camera.width, settings.raster_settings(camera))
+    frags = rasterize(screen, faces, camera.height, camera.width, settings.raster_settings(camera), face_mask,
+                      visible)
     mask = frags.mask
     maskf = mask[..., None].to(screen.dtype)
 
     if normals is None:
-        n_vert = vertex_normals(cam_verts, faces)
+        n_vert = vertex_normals(cam_verts, faces, face_mask)
     else:  # model → camera space: the pose's rotation (orthographic scale does not turn normals)
         R = euler_to_rotation(pose[:, 1:4]).to(screen.dtype)
         n_vert = normals.to(screen.dtype).expand(verts.shape[0], -1, -1) @ R.transpose(1, 2)

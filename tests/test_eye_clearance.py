@@ -1,0 +1,137 @@
+"""Lids that clear the eyeballs (backend.eye_clearance): analytic checks on a sphere, and on the
+ICT model with parts: at jawOpen = 1 and eyeBlink_L = 1 no part pokes through the skin by more
+than 1 mm and the closed lid hides its eyeball, for the mean and random identities."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from backend.eye_clearance import EyeShell, push_out_of_eyes, shell_radius
+
+
+def _sphere(radius: float, n: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """A UV sphere (vertices (N,3), faces (F,3) counter-clockwise from outside) around 0."""
+    th = np.linspace(0, np.pi, n + 1)[1:-1]
+    ph = np.linspace(0, 2 * np.pi, 2 * n, endpoint=False)
+    t, p = np.meshgrid(th, ph, indexing="ij")
+    ring = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], -1).reshape(-1, 3)
+    verts = radius * np.concatenate([[[0, 0, 1]], ring, [[0, 0, -1]]])
+    m = 2 * n
+    faces = []
+    for j in range(m):
+        faces.append([0, 1 + j, 1 + (j + 1) % m])
+    for i in range(n - 2):
+        for j in range(m):
+            a, b = 1 + i * m + j, 1 + i * m + (j + 1) % m
+            faces += [[a, a + m, b + m], [a, b + m, b]]
+    last = len(verts) - 1
+    for j in range(m):
+        faces.append([last, 1 + (n - 2) * m + (j + 1) % m, 1 + (n - 2) * m + j])
+    return verts, np.asarray(faces, np.int64)
+
+
+def test_shell_radius_of_a_sphere():
+    verts, faces = _sphere(12.0)
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(200, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    r = shell_radius(np.zeros(3), verts, faces, d)
+    # a polyhedron inscribed in the 12 mm sphere: between the inner radius of its faces and 12
+    assert np.isfinite(r).all()
+    assert r.max() <= 12.0 + 1e-9 and r.min() > 11.8
+
+
+def test_push_out_of_eyes_moves_only_what_is_inside():
+    verts, faces = _sphere(12.0)
+    shell = EyeShell(rows=np.arange(len(verts)), faces=faces)
+    skin = np.array([[0.0, 0.0, 10.0], [0.0, 11.0, 0.0], [0.0, 0.0, 30.0], [20.0, 0.0, 0.0]])
+    out = push_out_of_eyes(skin, [verts], [shell], margin=0.3, width=0.3)
+    r = np.linalg.norm(out, axis=1)
+    assert r[0] > 12.25 and r[1] > 12.25  # inside → beyond the shell + margin (a smooth max: ≥ margin)
+    assert r[0] < 12.5
+    np.testing.assert_allclose(out[0] / r[0], [0, 0, 1], atol=1e-12)  # radially
+    np.testing.assert_allclose(out[2:], skin[2:], atol=1e-9)  # far away: untouched
+    assert np.array_equal(skin[0], [0.0, 0.0, 10.0])  # the input is not modified
+
+
+@pytest.fixture(scope="module")
+def ict():
+    from backend.errors import ModelNotFoundError
+    from backend.facemodel import load_default
+
+    try:
+        model = load_default()
+    except ModelNotFoundError as exc:
+        pytest.skip(str(exc))
+    if not model.has_parts:
+        pytest.skip("the ICT model has no ict_parts.npz beside it")
+    return model
+
+
+def _head(model, ident: torch.Tensor, lid_margin: float | None):
+    from backend.head import Head
+    from backend.head_parts import attach_parts
+
+    exp = torch.zeros(1, model.n_exp)
+    with torch.no_grad():
+        verts = model(ident, exp)[0].numpy()
+    head = Head(model_name=model.name, vertices=verts, neutral=verts.copy(), faces=model.faces.numpy(),
+                uv=model.uv.numpy(), faces_uv=model.faces_uv.numpy(), id_coeffs=ident[0].numpy(),
+                exp_coeffs=np.zeros(model.n_exp, np.float32), exp_names=list(model.exp_names),
+                exp_basis=model.exp_basis.numpy(), uv_tiles=model.uv_tiles)
+    attach_parts(head, model, ident, exp, lid_margin=lid_margin)
+    return head
+
+
+def _depths(head, weights: dict[str, float], parts=("teeth", "gums_and_tongue", "eyeball_left", "eyeball_right")
+            ) -> tuple[dict[str, float], int]:
+    """Max poke-through (mm) of ``parts`` and eyeball_left's front points seen past the skin."""
+    from backend.eye_clearance import eyeball_seen
+    from backend.head_parts import part_meshes, skin_penetration, vertex_normals_np
+
+    x = np.zeros(len(head.exp_names))
+    for name, w in weights.items():
+        x[head.exp_names.index(name)] = w
+    skin = head.neutral + np.einsum("k,kvc->vc", x, head.exp_basis)
+    depth, seen = {}, -1
+    for part in part_meshes(head):
+        if part.name not in parts and part.name != "eyeball_left":
+            continue
+        pts = part.neutral + np.einsum("k,kvc->vc", x, part.exp_basis)
+        if part.name in parts:
+            depth[part.name] = float(skin_penetration(pts, vertex_normals_np(pts, part.faces), skin, head.faces).max())
+        if part.name == "eyeball_left":
+            seen = eyeball_seen(skin, head.faces, pts, EyeShell(np.arange(len(pts)), part.faces))
+    return depth, seen
+
+
+CLOSED = {"jawOpen": 1.0, "eyeBlink_L": 1.0}
+
+
+def test_ict_blink_pokes_through_without_the_corrective(ict):
+    """The defect the corrective fixes: ICT's own eyeBlink_L puts the lid 2.8 mm into the cornea
+    and leaves a slit (mean identity)."""
+    depth, seen = _depths(_head(ict, torch.zeros(1, ict.n_id), None), CLOSED, parts=("eyeball_left",))
+    assert depth["eyeball_left"] > 2.5
+    assert seen > 0
+
+
+@pytest.mark.parametrize("seed", [None, pytest.param(3, marks=pytest.mark.slow), pytest.param(4, marks=pytest.mark.slow)])
+def test_closed_lid_and_open_mouth_clear_the_parts(ict, seed):
+    """jawOpen = 1, eyeBlink_L = 1: no part vertex pokes through the skin by more than 1 mm and no
+    point of the left eyeball is seen from the front; the mean identity and random ones (std 1;
+    seed 3 had the cornea through the lid and a 140-point slit without the corrective)."""
+    ident = torch.zeros(1, ict.n_id) if seed is None else torch.randn(1, ict.n_id, generator=torch.Generator().manual_seed(seed))
+    head = _head(ict, ident, 0.3)
+    depth, seen = _depths(head, CLOSED)
+    for name in ("teeth", "gums_and_tongue", "eyeball_left", "eyeball_right"):
+        assert depth[name] <= 1.0, (name, depth[name])
+    assert seen == 0
+    # the open eye still shows its eyeball, and the corrective changed the lids only (< 4 mm, near the eyes)
+    _, seen_open = _depths(head, {}, parts=())
+    assert seen_open > 200
+    with torch.no_grad():
+        raw = ict(ident, None)[0].numpy()
+    change = np.linalg.norm(head.neutral - raw, axis=1)
+    assert change.max() < 4.0 and (change > 0.05).sum() < 300
