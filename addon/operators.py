@@ -209,9 +209,11 @@ def _apply_reconstruction(context, job: Job, state: JobState, settings):
     replaced = [name for name in _Runtime.replace_roots if name != obj.parent.name]
     for name in replaced:
         remove_result(bpy.data.objects.get(name))
+    settings.warnings = "\n".join(head.warnings)
+    obj.parent["photohead_warnings"] = list(head.warnings)
     warnings = f"; warnings: {'; '.join(head.warnings)}" if head.warnings else ""
     verb = "Refitted" if replaced else "Reconstructed"
-    return {"INFO"}, f"{verb} {obj.name}{note}{warnings}", obj
+    return ({"WARNING"} if head.warnings else {"INFO"}), f"{verb} {obj.name}{note}{warnings}", obj
 
 
 def build_result(context, settings, head, photo_paths: Sequence[str], name: str = "Photohead"):
@@ -360,8 +362,8 @@ def import_result(context, settings, path: str) -> bpy.types.Object:
 
 
 def _update_status(settings, report_type: set[str], message: str) -> None:
-    settings.progress = 1.0 if "INFO" in report_type else 0.0
-    settings.status = message
+    settings.progress = 1.0 if report_type & {"INFO", "WARNING"} else 0.0
+    settings.status = message.split("; warnings: ")[0]
 
 
 def _tag_redraw(context) -> None:
@@ -470,6 +472,7 @@ class _JobOperator:
 
     def _start(self, context) -> bool:
         extra = [p for p in self.job_python_path.split(os.pathsep) if p]
+        context.scene.photohead.warnings = ""  # the last result's warnings go with it
         try:
             self._job = start_job(context.scene.photohead, preferences.get_preferences(context), self.job_function,
                                   extra, task=self.task, scene=context.scene, refit=getattr(self, "refit", False))

@@ -74,6 +74,7 @@ class PHOTOHEAD_PG_settings(PropertyGroup):
     )
     progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     status: StringProperty(name="Status", default="")
+    warnings: StringProperty(name="Warnings", default="", description="The last result's warnings, one per line")
 
 
 classes = (PHOTOHEAD_PG_photo, PHOTOHEAD_PG_settings)

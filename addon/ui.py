@@ -93,6 +93,8 @@ class PHOTOHEAD_PT_main(Panel):
                 row.operator("photohead.reconstruct", text="Refit", icon="FILE_REFRESH").refit = True
             if settings.status:
                 layout.label(text=settings.status)
+            for line in filter(None, settings.warnings.split("\n")):
+                layout.label(text=line, icon="ERROR")
         layout.operator("photohead.import_result", text="Import Result…", icon="IMPORT")
 
 

@@ -90,7 +90,8 @@ def reconstruct_each(
     detect_s = time.perf_counter() - t0
     with deterministic(device) if config.deterministic else nullcontext():
         model = load_face_model(config.model).to(device)
-        fit_cfg = replace(preset.coarse, identity=config.identity, shared_expression=config.shared_expression)
+        fit_cfg = replace(preset.coarse, identity=config.identity, shared_expression=config.shared_expression,
+                          step_graphs=config.step_graphs)
         identity = _identity_adapter(device) if fit_cfg.identity else None  # None: L_id skipped, as in reconstruct
         for start in range(0, len(prepared), B):
             chunk = prepared[start:start + B]
@@ -130,7 +131,8 @@ def _fit_batch(model, device: torch.device, views: list[PreparedView], warn_list
     if config.detail:
         t3 = time.perf_counter()
         crops, masks, face_masks = detail_inputs(views, preset.detail.render_size)
-        detail_all = fit_detail(model, fit_all, crops.to(device), masks.to(device), preset.detail,
+        detail_all = fit_detail(model, fit_all, crops.to(device), masks.to(device),
+                                replace(preset.detail, step_graphs=config.step_graphs),
                                 report_mask=face_masks.to(device), groups=groups)
         details = split_detail(detail_all, groups)
         timings["detail_fit_s"] = (time.perf_counter() - t3) / B

@@ -60,7 +60,7 @@ SATURATION = 250.0 / 255.0  # photo channels at or above this are treated as cli
 
 def pixel_loss(
     image: torch.Tensor, render: torch.Tensor, mask: torch.Tensor, value_range: float = 255.0,
-    saturation: float | None = SATURATION,
+    saturation: float | None = SATURATION, view_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Eq. 3, L2,1: mean over masked pixels of the per-pixel Euclidean colour distance (not squared).
 
@@ -72,6 +72,9 @@ def pixel_loss(
     this bright", so a render brighter than the photo there costs nothing (a censored
     observation; None: plain two-sided residual). Without this, a fit darkens a clipped
     forehead's albedo and the detail stage bends the skin away from the light to match the clip.
+
+    ``view_weights`` (B,) ≥ 0: the per-image values' weighted mean Σ w·L / Σ w instead of their
+    mean (:mod:`backend.fit.view_weights`).
     """
     diff = (render - image) * value_range
     if saturation is not None:
@@ -79,21 +82,37 @@ def pixel_loss(
     dist = torch.sqrt((diff**2).sum(-1) + 1e-6)  # (B,H,W); eps keeps the gradient finite at 0
     weight = mask.to(dist.dtype)
     per_image = (dist * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1.0)
-    return per_image.mean()
+    return per_image.mean() if view_weights is None else _weighted_mean(per_image, view_weights)
 
 
-def landmark_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+def _weighted_mean(per_image: torch.Tensor, view_weights: torch.Tensor) -> torch.Tensor:
+    """Σ w·x / Σ w of per-image values (B,) with weights (B,)."""
+    return (per_image * view_weights).sum() / view_weights.sum()
+
+
+def landmark_loss(
+    pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None,
+    view_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Eq. 4: mean over landmarks of the squared 2-D distance. pred, target (B,68,2) px; weights (68,)
-    or per view (B,68), optional (a weighted mean per view, then the mean over views)."""
+    or per view (B,68), optional (a weighted mean per view, then the mean over views); view_weights
+    (B,) optional: that mean over views weighted (as in :func:`pixel_loss`)."""
     sq = ((pred - target) ** 2).sum(-1)  # (B,68)
+    if view_weights is not None:
+        per_image = (sq * weights).sum(-1).div(weights.sum(-1)) if weights is not None else sq.mean(-1)
+        return _weighted_mean(per_image, view_weights)
     if weights is not None:
         return (sq * weights).sum(-1).div(weights.sum(-1)).mean()
     return sq.mean()
 
 
-def identity_loss(feat_input: torch.Tensor, feat_render: torch.Tensor) -> torch.Tensor:
-    """Eq. 5: squared L2 distance between face-recognition features. (B,D) each."""
-    return ((feat_input - feat_render) ** 2).sum(-1).mean()
+def identity_loss(
+    feat_input: torch.Tensor, feat_render: torch.Tensor, view_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Eq. 5: squared L2 distance between face-recognition features. (B,D) each; view_weights (B,)
+    optional: a weighted mean over the batch (as in :func:`pixel_loss`)."""
+    per_image = ((feat_input - feat_render) ** 2).sum(-1)
+    return per_image.mean() if view_weights is None else _weighted_mean(per_image, view_weights)
 
 
 def param_regularizer(

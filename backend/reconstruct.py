@@ -37,6 +37,7 @@ from .errors import NoFaceError, PhotoheadError
 from .facemodel import FaceModel, load_default, load_model
 from .fit.coarse import CoarseFitConfig, CoarseFitResult
 from .fit.detail import DetailFitResult, fit_detail
+from .fit.view_weights import view_weight_report
 from .head import Head
 from .identity import identity_features, load_identity_net
 from .modes import Mode, mode_for
@@ -82,6 +83,8 @@ class ReconstructConfig:
       photo (the displacement stays the network's output) instead of starting the map from its
       prediction and optimising the map (the paper's network fine-tuned on one photo; needs
       ``detail.pt``).
+    - ``step_graphs``: the fits' steps replayed as CUDA graphs (:mod:`backend.fit.step_graph`;
+      None: on CUDA only; False: plain eager steps everywhere).
     """
 
     mode: str = "fit"  # a name of backend.modes.MODES
@@ -99,6 +102,7 @@ class ReconstructConfig:
     deterministic: bool = True
     labels: list[str] = field(default_factory=list)
     tune_unet: bool = False
+    step_graphs: bool | None = None
 
 
 def load_face_model(path: str | None) -> FaceModel:
@@ -172,7 +176,7 @@ def _run(
 
     # coarse
     fit_cfg = mode.coarse_config(replace(preset.coarse, identity=config.identity,
-                                         shared_expression=config.shared_expression))
+                                         shared_expression=config.shared_expression, step_graphs=config.step_graphs))
     identity = _identity_adapter(device) if (fit_cfg.identity or len(views) > 1) else None
     if identity is not None and len(views) > 1:
         warn_list.extend(_identity_warnings(identity, views, device))
@@ -192,7 +196,7 @@ def _run(
         warn_list.append(skipped)
     elif config.detail:
         t3 = time.perf_counter()
-        plan = mode.detail_plan(model, fit, crops224, preset.detail)
+        plan = mode.detail_plan(model, fit, crops224, replace(preset.detail, step_graphs=config.step_graphs))
         crops, masks, face_masks = detail_inputs(views, plan.config.render_size)
         detail = fit_detail(
             model, fit, crops.to(device), masks.to(device), plan.config, init=plan.init,
@@ -229,8 +233,10 @@ def _texture_and_assemble(
                 for v, r in zip(views, head.views)]
     photo_error = next((h["pixel"] for h in reversed(fit.history) if "pixel" in h), None)
     trust_metrics, trust_warn = assess(evidence, head.id_coeffs, fit_cfg.id_ball, photo_error=photo_error)
-    head.metrics.update(trust_metrics)
-    head.warnings.extend(warn_list + trust_warn)
+    weight_metrics, weight_warn = view_weight_report(fit.view_weights, [Path(v.name).name for v in views],
+                                                     fit_cfg.view_weights)
+    head.metrics.update(trust_metrics | weight_metrics)
+    head.warnings.extend(warn_list + weight_warn + trust_warn)
     timings["total_s"] = time.perf_counter() - t0
     head.timings.update(timings)
     if progress:

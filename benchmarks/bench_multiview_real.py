@@ -7,9 +7,10 @@ and (optionally) a same-person set found in the research-only dev set.
 Shippable set: matplotlib's public-domain ``grace_hopper`` photo is reconstructed at ``--quality``;
 that textured, detailed head is rendered at yaw −50°, 0°, +50° under three directional lights and
 RGB gains (:func:`evaluation.multiview_real.render_frames`, 400², noisy grey background);
-the three frames are reconstructed jointly and the frontal frame alone. Landmarks: the projected
-model landmarks (jaw on the silhouette) are passed to ``reconstruct`` for every frame, because
-dlib is far off at ±50° on these renders (its error per frame is recorded). Measured:
+the three frames are reconstructed jointly and the frontal frame alone, with the landmarks
+``--detector`` finds (default ``auto``; ``--landmarks projected`` passes the projected model
+landmarks instead, jaw on the silhouette, as before issue 23). dlib's error per frame is recorded.
+Measured:
 - ``uv_face_coverage`` (``head.metrics``: blending weight > 0.1, so only inside each photo's
   landmark skin mask) of the joint and the frontal-only reconstruction, and
   ``visible_face_coverage`` (seen facing the camera, cosine > 0.2, as in bench_multiview_synthetic);
@@ -18,6 +19,11 @@ dlib is far off at ±50° on these renders (its error per frame is recorded). Me
   albedo's gradient, or else the per-view maps', below its median), for the pipeline's albedo
   and for simpler blends of the same per-view maps (naive weighted average, hard switch ...);
 - ``albedo_error``: mean |albedo − source albedo| over the seen face region after one gain per channel;
+- ``vertex_error``: coarse vertex error (mm, similarity-aligned, narrow face region) against the
+  source head the frames were rendered from, for each frame alone, the joint fit with and
+  without the robust view weights (:mod:`backend.fit.view_weights`) and the mean face, per
+  detector in ``--vertex-detectors`` (coarse only: ``detail=False``), with each detector's NME
+  per frame (% of the projected landmarks' box √(w·h); > 10 % = lost);
 - times. Writes benchmarks/results/multiview_real.json and docs/images/multiview_grace_{frames,uv,turntable}.png.
 
 ``--dev-set``: finds same-person photo sets in ``--dev`` (faces_dev layout, descriptors cached in
@@ -31,6 +37,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +106,28 @@ def _dlib_errors(frames) -> list[float | None]:
     return errors
 
 
+def vertex_errors(frames, source, model, quality: str, detectors: tuple[str, ...]) -> dict:
+    """Coarse vertex error (mm) of each frame alone, the joint fit (weighted and not) and the mean
+    face against ``source``'s vertices, and each detector's NME per frame (module docstring)."""
+    from evaluation.metrics import vertex_error
+
+    from .bench_multiview_detected import box_nme, detected, fit_runs
+
+    n = len(frames.images)
+    runs_of = {**{f"single_{i}": [i] for i in range(n)}, "joint": list(range(n)), "joint_unweighted": list(range(n))}
+    out: dict = {"mean_face_mm": vertex_error(model.mean.cpu().numpy(), source.vertices, model.region.numpy() == 0)["mean"]}
+    for det in detectors:
+        found = detected(frames.images, det)
+        nme = [None if lm is None else box_nme(lm, tr) for lm, tr in zip(found, frames.landmarks68)]
+        runs = fit_runs(frames.images, found, runs_of, source.vertices, model, quality)
+        singles = [runs[f"single_{i}"].get("vertex_error_mm", float("inf")) for i in range(n)]
+        out[det] = {"nme": nme, "runs": runs, "best_single_mm": min(singles)}
+        print("vertex error", det, "nme", [None if v is None else round(100 * v, 1) for v in nme],
+              {k: round(r.get("vertex_error_mm", float("nan")), 3) for k, r in runs.items()},
+              f"mean face {out['mean_face_mm']:.3f}", flush=True)
+    return out
+
+
 def _run_metrics(head, model, truth: np.ndarray) -> dict:
     return {
         "uv_face_coverage": head.metrics["uv_face_coverage"],
@@ -130,7 +159,8 @@ def _checks(runs: dict, seams: dict) -> dict[str, bool]:
     }
 
 
-def grace_set(quality: str, size: int) -> dict:
+def grace_set(quality: str, size: int, detector: str = "auto", landmarks: str = "detected",
+              vertex_detectors: tuple[str, ...] = ("dlib", "auto")) -> dict:
     """The shippable grace_hopper set: frames, reconstructions, metrics and docs images."""
     from evaluation.multiview_real import FrameSettings, blend_comparison, render_frames, trusted_albedo
     from backend.preview import compose_panels
@@ -151,9 +181,12 @@ def grace_set(quality: str, size: int) -> dict:
     labels = [f"yaw {y:+.0f} deg" for y in settings.yaws_deg]
     _save_png(compose_panels(frames.images, labels, height=320), DOCS_IMAGES / "multiview_grace_frames.png")
 
-    joint = reconstruct(frames.images, config, landmarks=frames.landmarks68)
+    given = landmarks == "projected"
+    fit_config = replace(config, detector=detector)
+    joint = reconstruct(frames.images, fit_config, landmarks=frames.landmarks68 if given else None)
     front = settings.yaws_deg.index(0.0) if 0.0 in settings.yaws_deg else len(frames.images) // 2
-    single = reconstruct([frames.images[front]], config, landmarks=[frames.landmarks68[front]])
+    single = reconstruct([frames.images[front]], fit_config, landmarks=[frames.landmarks68[front]] if given else None)
+    vertex = vertex_errors(frames, source, model, quality, vertex_detectors)
     truth = trusted_albedo(source, settings.trusted_weight)
     t1 = time.perf_counter()
     seams = {"truth_smooth": blend_comparison(joint, model, truth=truth),
@@ -174,14 +207,31 @@ def grace_set(quality: str, size: int) -> dict:
                    "uv_face_coverage": source.metrics["uv_face_coverage"], "timings_s": source.timings},
         "frames": {"yaws_deg": list(settings.yaws_deg), "size": settings.size,
                    "light_azimuths_deg": list(settings.light_azimuths_deg), "gains": [list(g) for g in settings.gains],
-                   "landmarks": "projected model landmarks (silhouette jaw)", "dlib_landmark_error_px": dlib,
+                   "landmarks": "projected model landmarks (silhouette jaw)" if given else f"detected ({detector})",
+                   "dlib_landmark_error_px": dlib,
                    "render_s": frames_s},
         "runs": runs,
+        "vertex_error": vertex,
         "seams": seams,
         "seams_s": seams_s,
         "previews_s": previews_s,
         "checks": checks,
     }
+
+
+def vertex_set(quality: str, size: int, detectors: tuple[str, ...]) -> dict:
+    """The grace_hopper source head at ``quality``, its frames and :func:`vertex_errors` only."""
+    from evaluation.multiview_real import FrameSettings, render_frames
+    from backend.reconstruct import ReconstructConfig, load_face_model, reconstruct
+    from backend.samples import sample_photo
+
+    model = load_face_model(None)
+    source = reconstruct([sample_photo("grace_hopper")[1]], ReconstructConfig(quality=quality, device="cpu"))
+    settings = FrameSettings(size=size)
+    frames = render_frames(source, model, settings)
+    return {"source": {"photo": "grace_hopper (matplotlib sample data, public domain)"},
+            "frames": {"yaws_deg": list(settings.yaws_deg), "size": settings.size},
+            "vertex_error": vertex_errors(frames, source, model, quality, detectors)}
 
 
 def dev_set(dev: Path, quality: str, threshold: float) -> dict:
@@ -238,10 +288,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev-only", action="store_true", help="only the dev set (no grace_hopper set, no result file)")
     ap.add_argument("--dev", type=Path, default=DEV_DEFAULT, help="dev set folder (images/, landmarks.json)")
     ap.add_argument("--threshold", type=float, default=0.5, help="descriptor distance linking two photos")
+    ap.add_argument("--detector", default="auto", help="landmark detector of the grace_hopper runs")
+    ap.add_argument("--landmarks", default="detected", choices=("detected", "projected"))
+    ap.add_argument("--vertex-detectors", default="dlib,auto", help="detectors of the vertex-error runs")
+    ap.add_argument("--vertex-only", action="store_true",
+                    help="only the source head, its frames and the vertex errors → results/multiview_real_vertex.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if args.vertex_only:
+        print("wrote", write_result("multiview_real_vertex", {"quality": args.quality, **vertex_set(
+            args.quality, args.size, tuple(args.vertex_detectors.split(",")))}))
+        return 0
     if not args.dev_only:
-        payload = {"quality": args.quality, **grace_set(args.quality, args.size)}
+        payload = {"quality": args.quality, **grace_set(args.quality, args.size, args.detector, args.landmarks,
+                                                        tuple(args.vertex_detectors.split(",")))}
         print("wrote", write_result("multiview_real", payload))
     if args.dev_set or args.dev_only:
         dev_set(args.dev, args.quality, args.threshold)

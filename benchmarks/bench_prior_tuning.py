@@ -6,7 +6,7 @@ realistic renders fitted from the DEFAULT detector's landmarks, one coarse-fit s
     python -m benchmarks.bench_prior_tuning --table benchmarks/results/prior_tuning.json
 
 Each ``NAME=key:value,...`` overrides fields of the quality preset's ``CoarseFitConfig``
-(``pixel``, ``landmark``, ``identity``, ``reg`` go to its ``CoarseLossWeights``; ``None`` for
+(``pixel``, ``landmark``, ``identity``, ``reg``, ``w_id``, ``w_exp`` go to its ``CoarseLossWeights``; ``None`` for
 no value) for one run of :func:`evaluation.suites.run_synthetic` (``--landmarks detector``,
 ``--scene realistic``, the default detector, the default quality; ``--landmarks truth`` for the
 check on true landmarks). Results go into ``--out`` (default
@@ -31,7 +31,7 @@ from backend.detectors import DEFAULT_DETECTOR
 
 from benchmarks.common import RESULTS_DIR, write_result
 
-WEIGHT_KEYS = ("pixel", "landmark", "identity", "reg")  # CoarseLossWeights fields
+WEIGHT_KEYS = ("pixel", "landmark", "identity", "reg", "w_id", "w_exp")  # CoarseLossWeights fields
 SUMMARY_KEYS = ("faces", "reconstructed", "vertex_err_mean_mm", "mean_face_err_mean_mm", "fit_over_mean_face",
                 "vertex_err_narrow_face_mean_mm", "mean_face_err_narrow_face_mean_mm", "neutral_err_mean_mm",
                 "lm_err_px224_mean", "detector_err_px224_mean", "yaw_err_mean_deg", "seconds_per_face")

@@ -1,9 +1,11 @@
-"""Generate docs/training.md's measurement tables from the benchmark JSON, so they cannot drift.
+"""Generate the docs' measurement tables from the benchmark JSON, so they cannot drift.
 
-    python -m benchmarks.doc_tables [--doc docs/training.md] [--results benchmarks/results] [--check]
+    python -m benchmarks.doc_tables [--doc docs/training.md --doc README.md] [--results benchmarks/results] [--check]
 
 Each table sits between ``<!-- generated:NAME:start -->`` and ``<!-- generated:NAME:end -->``
-and is rebuilt from one results file (``TABLES``: name → file, renderer). Running it again
+and is rebuilt from its results files (``TABLES``: name → file stem or stems, renderer; a
+renderer of several files gets ``{stem: document or None}``). Without ``--doc`` every file of
+``DOCS`` is rebuilt. Running it again
 changes nothing; ``--check`` exits 1 when the doc is out of date (a test runs it). A table whose
 results file is missing says so instead of showing numbers.
 """
@@ -17,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["TABLES", "render", "update", "main"]
+__all__ = ["DOCS", "TABLES", "render", "update", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,8 +170,99 @@ def hybrid_curve(doc: dict) -> list[str]:
             f"{_where(doc)}.", ""] + _table(header, rows) + [""] + lines
 
 
-#: table name → (results file stem, renderer)
-TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
+def multiview_detected(doc: dict) -> list[str]:
+    """Front + ±50° renders with detected landmarks: mean vertex error per run and detector
+    (``bench_multiview_detected``'s ``summary``)."""
+    header = ["detector", "mean face", "−50° alone", "0° alone", "+50° alone", "best single view (per head)",
+              "joint, unweighted (before)", "joint, view weights", "joint ≤ best single (heads)",
+              "detector NME −50° / 0° / +50° (%)", "views lost (NME > 10 % or no face)"]
+    rows = []
+    for det, t in doc["summary"].items():
+        e = t["vertex_error_mm"]
+        rows.append([det, t["mean_face_mm"], e["single_-50"], e["single_0"], e["single_+50"], t["best_single_mm"],
+                     e["joint_unweighted"], e["joint"], f"{t['joint_le_best_single']} of {t['heads']} "
+                     f"(unweighted {t['joint_unweighted_le_best_single']})",
+                     " / ".join(f"{v:.1f}" for v in t["nme_mean_%"]), " / ".join(str(v) for v in t["lost_views"])])
+    return [f"{len(doc['heads'])} heads (seed {doc['seed']}), quality {doc['quality']}, coarse only; vertex error "
+            f"in mm (mean over heads, similarity-aligned, narrow face region); {_where(doc)}.", ""] + _table(header, rows)
+
+
+def multiview_real_vertex(doc: dict) -> list[str]:
+    """The grace_hopper frames with detected landmarks: vertex error against the source head
+    (``bench_multiview_real --vertex-only``)."""
+    v = doc["vertex_error"]
+    n = len(doc["frames"]["yaws_deg"])
+    header = ["detector", "mean face", *[f"{y:+.0f}° alone" for y in doc["frames"]["yaws_deg"]],
+              "joint, unweighted (before)", "joint, view weights", "view weights", "detector NME per frame (%)"]
+    rows = []
+    for det in [k for k in v if k != "mean_face_mm"]:
+        r = v[det]["runs"]
+        rows.append([det, v["mean_face_mm"], *[r[f"single_{i}"].get("vertex_error_mm", "no face") for i in range(n)],
+                     r["joint_unweighted"].get("vertex_error_mm"), r["joint"].get("vertex_error_mm"),
+                     " / ".join(f"{w:.2f}" for w in r["joint"].get("view_weights", [])),
+                     " / ".join("no face" if x is None else f"{100 * x:.1f}" for x in v[det]["nme"])])
+    return [f"Quality {doc['quality']}, coarse only; vertex error in mm against the source head (similarity-aligned, "
+            f"narrow face region); {_where(doc)}.", ""] + _table(header, rows)
+
+
+def _day(doc: dict) -> str:
+    return doc.get("created_utc", "?")[:10]
+
+
+def speed(docs: dict[str, dict | None]) -> list[str]:
+    """The README's speed table: seconds per head by photos and quality, the CPU (``fit.json``,
+    ``bench_fit``) beside the GPU (``fit_cuda.json``, ``bench_cuda``: warm, default quality and
+    high; its high run predates a fix worth ≈ 25 %, as the file's note says), then the CPU shared
+    with a busy neighbour (``contention.json``) and predict mode (``predict.json``). Peak memory
+    stays in ``fit.json`` (docs/speed.md)."""
+    fit, cuda, cont, pred = (docs.get(k) for k in ("fit", "fit_cuda", "contention", "predict"))
+    gpu: dict[str, str] = {}
+    gpu_name = "GPU"
+    if cuda:
+        gpu_name = (cuda.get("machine") or {}).get("gpu", "GPU").replace("NVIDIA ", "")
+        c = cuda["cases"]
+        if "photo_grace_hopper" in c:
+            gpu["default_1view"] = f"{c['photo_grace_hopper']['warm']['wall_s']:.1f}"
+            if "free" in c:
+                gpu["default_1view"] += f" ({c['free']['warm']['wall_s']:.1f} `--nondeterministic`)"
+        if "high" in c:
+            gpu["high_1view"] = f"{c['high']['wall_s']:.1f}"  # the file's note: an earlier run, ≈ 25 % slow
+    rows = []
+    cpu = (fit or {}).get("cases") or {}
+    order = {"draft": 0, "default": 1, "high": 2}
+    for key in sorted({*cpu, *gpu}, key=lambda k: (k.rsplit("_", 1)[1], order.get(k.rsplit("_", 1)[0], 3))):
+        quality, views = key.rsplit("_", 1)
+        wall = cpu.get(key, {}).get("wall_s")
+        rows.append([views.replace("view", ""), quality, "–" if wall is None else f"{wall:.1f}", gpu.get(key, "–")])
+    m = (fit or {}).get("machine") or {}
+    load = f", load {m['loadavg_1m']:.1f}" if m.get("loadavg_1m") is not None else ""
+    threads = "/".join(str(t) for t in sorted({c["threads"] for c in (fit or {}).get("cases", {}).values() if "threads" in c}))
+    head = (f"CPU: {m.get('cpu_count', '?')} cores, {threads or '?'} thread(s), {_day(fit)}{load}" if fit
+            else "CPU: not measured")
+    head += f"; {gpu_name}: {_day(cuda)}, warm." if cuda else "."
+    out = [head, ""]
+    out += _table(["photos", "quality", "CPU (s)", f"{gpu_name} (s)"], rows)
+    if cont:
+        cases, parts = cont["cases"], []
+        ours = ("one", "one thread (default)") if "one_alone" in cases else ("on", "two sleeping threads")
+        for policy, label in (ours, ("off", "torch's defaults")):
+            alone = cases.get(f"{policy}_alone")
+            if alone:
+                parts.append(f"{label} {alone['wall_s']:.1f} s alone" + "".join(
+                    f", {cases[f'{policy}_{n}']['ratio']:.1f}× beside {what}" for n, what in (("busy", "a busy loop"),
+                    ("fit", "another fit")) if f"{policy}_{n}" in cases))
+        loads = [v for c in cases.values() for v in c.get("loadavg_1m_before_runs", [])]
+        load = f", load {min(loads):.1f}–{max(loads):.1f}" if loads else ""
+        runs = len(next(iter(cases.values()))["wall_runs_s"])
+        out += ["", f"Shared CPU ({_day(cont)}, medians of {runs}{load}): " + "; ".join(parts) + "."]
+    if pred and pred["predict"].get("grace_hopper/default"):
+        p = pred["predict"]["grace_hopper/default"]
+        out += ["", f"Predict mode: {p['per_photo_s_with_detection']:.2f} s a photo on the CPU ({_day(pred)})."]
+    return out
+
+
+#: table name → (results file stem or stems, renderer)
+TABLES: dict[str, tuple[str | tuple[str, ...], Callable[[Any], list[str]]]] = {
     "predict_time": ("predict", predict_time),
     "hybrid_vs_fit": ("predict", hybrid_vs_fit),
     "hybrid_vs_fit_synth_init": ("predict_synth_init", hybrid_vs_fit),
@@ -177,16 +270,26 @@ TABLES: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "prepare_speed": ("prepare", prepare_speed),
     "modes": ("modes", modes),
     "hybrid_curve": ("hybrid_curve", hybrid_curve),
+    "multiview_detected": ("multiview_detected", multiview_detected),
+    "multiview_real_vertex": ("multiview_real_vertex", multiview_real_vertex),
+    "speed": (("fit", "fit_cuda", "contention", "predict"), speed),
 }
+
+#: the documents with generated tables, relative to the repository root
+DOCS = ("docs/training.md", "README.md", "docs/multiview.md")
 
 
 def render(name: str, results: Path) -> str:
     """The block for table ``name`` (markers included) from ``results/<file>.json``."""
     stem, fn = TABLES[name]
-    path = results / f"{stem}.json"
-    source = f"<!-- generated by `python -m benchmarks.doc_tables` from benchmarks/results/{stem}.json: do not edit -->"
-    if path.is_file():
-        body = fn(json.loads(path.read_text()))
+    stems = stem if isinstance(stem, tuple) else (stem,)
+    files = f"benchmarks/results/{stem}.json" if len(stems) == 1 else f"benchmarks/results/{{{','.join(stems)}}}.json"
+    source = f"<!-- generated by `python -m benchmarks.doc_tables` from {files}: do not edit -->"
+    if isinstance(stem, tuple):
+        body = fn({s: json.loads((results / f"{s}.json").read_text()) if (results / f"{s}.json").is_file() else None
+                   for s in stems})
+    elif (results / f"{stem}.json").is_file():
+        body = fn(json.loads((results / f"{stem}.json").read_text()))
     else:
         body = [f"(not measured yet: benchmarks/results/{stem}.json is missing)"]
     return "\n".join([f"<!-- generated:{name}:start -->", source, *body, f"<!-- generated:{name}:end -->"])
@@ -202,22 +305,24 @@ def update(text: str, results: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "training.md")
+    ap.add_argument("--doc", type=Path, action="append", help=f"a document to rebuild (default: {', '.join(DOCS)})")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
-    ap.add_argument("--check", action="store_true", help="exit 1 when the doc is out of date, write nothing")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a doc is out of date, write nothing")
     args = ap.parse_args(argv)
-    text = args.doc.read_text()
-    new = update(text, args.results)
-    if args.check:
-        if new != text:
-            print(f"{args.doc} is out of date: run python -m benchmarks.doc_tables", file=sys.stderr)
-            return 1
-        return 0
-    if new != text:
+    stale = 0
+    for doc in args.doc or [ROOT / d for d in DOCS]:
+        text = doc.read_text()
+        new = update(text, args.results)
+        if new == text:
+            continue
+        if args.check:
+            print(f"{doc} is out of date: run python -m benchmarks.doc_tables", file=sys.stderr)
+            stale = 1
+            continue
         from backend.io_utils import atomic_write_text
 
-        atomic_write_text(args.doc, new)
-    return 0
+        atomic_write_text(doc, new)
+    return stale
 
 
 if __name__ == "__main__":

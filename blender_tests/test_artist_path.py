@@ -43,8 +43,10 @@ def test_skipped_photo_leaves_each_camera_with_its_own_photo(addon, photo_path, 
     first one by position."""
     settings = _settings(photo_path, second_photo)
     state, (report, message, obj) = _run(addon, settings, "fake_skip_first")
-    assert report == {"INFO"}, message
+    assert report == {"WARNING"}, message  # the artist sees a warning, not a plain note
     assert "skipped" in message
+    assert settings.warnings.startswith("skipped: no face found in") and "\n" not in settings.warnings
+    assert list(obj.parent["photohead_warnings"]) == [settings.warnings]
     cams = [c for c in obj.parent.children if c.type == "CAMERA"]
     assert len(cams) == 1
     image = cams[0].data.background_images[0].image

@@ -60,6 +60,13 @@ def test_panel_draw_idle_and_running(addon, photo_path):
     assert "photohead.cancel" in ops and "photohead.reconstruct" not in ops
     progress = [c[2] for c in calls if c[0] == "progress"]
     assert progress and progress[0]["factor"] == pytest.approx(0.4) and progress[0]["text"] == "fitting"
+    settings.status, settings.warnings = "Reconstructed Photohead", "head turned 80°\nidentity at its bound"
+    try:
+        calls = _draw_panel(addon)
+    finally:
+        settings.warnings = ""
+    warned = [c[2]["text"] for c in calls if c[0] == "label" and c[2].get("icon") == "ERROR"]
+    assert warned == ["head turned 80°", "identity at its bound"]  # one line each, with the warning icon
 
 
 def test_list_and_preferences_draw(addon, photo_path):

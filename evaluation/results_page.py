@@ -158,7 +158,8 @@ def _synthetic(doc: dict[str, Any], mean_face: dict[str, Any] | None = None) -> 
         ["landmark error, inner points 17–67, 224² crop", s.get("lm_err_px224_inner_mean"), "px", ""],
         ["landmark error vs fixed jaw vertices, 224² crop", s.get("lm_err_px224_fixed_jaw_mean"), "px", ""],
         ["landmark NME (inter-ocular)", s.get("nme_interocular_mean_%"), "%", ""],
-        ["dlib's own landmark error on the same renders, 224² crop", s.get("detector_err_px224_mean"), "px", ""],
+        [f"the detector's ({c.get('detector', 'dlib')}) own landmark error on the same renders, 224² crop",
+         s.get("detector_err_px224_mean"), "px", ""],
         ["yaw error", s.get("yaw_err_mean_deg"), "°", ""],
     ]
     if "disp_corr_mean" in s:

@@ -7,6 +7,7 @@ import copy
 import json
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from backend.fit.detail import DetailFitConfig, fit_detail
 from backend.fit.step_graph import StepRunner, use_graphs
 from backend.prepare import detail_inputs, prepare_view
 from backend.render.rasterize import RasterSettings, rasterize, visibility
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -79,17 +82,27 @@ def test_capturable_steps_equal_the_plain_steps_on_cpu(face_model, dev_view):
     assert plain_det.history == cap_det.history
 
 
+@pytest.fixture(scope="module")
+def hopper_view():
+    """grace_hopper prepared with the landmarks in benchmarks/gpu_landmarks.json (no detector:
+    a GPU machine may lack dlib's predictor)."""
+    from backend.samples import sample_photo
+
+    lm = json.loads((ROOT / "benchmarks" / "gpu_landmarks.json").read_text())["grace_hopper"]
+    return prepare_view(sample_photo("grace_hopper")[1], landmarks68=np.asarray(lm, np.float32))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.gpu
-def test_cuda_graph_fit_matches_the_eager_fit(face_model, dev_view):
+def test_cuda_graph_fit_matches_the_eager_fit(face_model, hopper_view):
     """On CUDA, the fit with its steps replayed as CUDA graphs against the eager plain fit (no
     warning: the capture succeeded). Capturable Adam rounds its bias correction on the device,
     so agreement is within float rounding carried through the schedule, not to the bit."""
     model = copy.deepcopy(face_model).to("cuda")  # the session fixture stays on the CPU
-    eager_fit, eager_det = _fit(model, dev_view, False, "cuda")
+    eager_fit, eager_det = _fit(model, hopper_view, False, "cuda")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        graph_fit, graph_det = _fit(model, dev_view, None, "cuda")
+        graph_fit, graph_det = _fit(model, hopper_view, None, "cuda")
     assert not [w for w in caught if "CUDA graph" in str(w.message)]
     assert (eager_fit.verts - graph_fit.verts).abs().max() < 1e-2  # mm
     assert (eager_det.displacement - graph_det.displacement).abs().max() < 0.05  # mm

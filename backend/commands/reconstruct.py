@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detail-mesh-levels", type=int, choices=(0, 1, 2, 3),
                    help="head_detailed.obj: split each coarse triangle into 4^N (default: from the detail map's "
                         "resolution, 2 at default quality = 357k triangles; 3 = 1.4 M, for high quality's 512² map)")
+    p.add_argument("--no-cuda-graphs", action="store_true",
+                   help="CUDA: run the fits' steps one kernel at a time instead of replaying them as CUDA graphs")
     p.add_argument("--nondeterministic", action="store_true",
                    help="CUDA: skip what makes runs bit-identical (faster; runs then differ by ~0.2 mm)")
     p.add_argument("--model", help="face model file (default: ICT-FaceKit on the model search path)")
@@ -114,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         detail=not args.no_detail, identity=not args.no_identity, checkpoints=args.checkpoints,
         shared_expression=not args.per_view_expression, deterministic=not args.nondeterministic,
         labels=[s.strip() for s in args.labels.split(",")] if args.labels else [],
-        tune_unet=args.tune_unet,
+        tune_unet=args.tune_unet, step_graphs=False if args.no_cuda_graphs else None,
     )
     if args.jobs is not None and not args.each:
         raise PhotoheadError("--jobs runs the photos of a batch in parallel: use it with --each")

@@ -32,8 +32,10 @@ from ..render.renderer import RenderSettings, render
 from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
+from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from .step_graph import StepRunner, adam, use_graphs
+from .view_weights import ViewWeighting, ViewWeightSettings, landmark_residual_px, pixel_residual
 
 SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB in [0,1])
 
@@ -70,8 +72,12 @@ class CoarseFitConfig:
       the stage with L_id runs it eagerly); None: on CUDA only; True on the CPU runs the
       capturable steps eagerly.
 
+    - ``parts``: after the fit, render the model's eyes, sockets and teeth with it and fit their
+      colours and the gaze to the photo's eyes and mouth (:mod:`.parts_term`).
+
     The evidence for ``albedo_smooth``, ``prior_scale`` and ``id_ball``: docs/design.md,
     "Coarse fit (stage 1)".
+    - ``view_weights``: robust per-view weights of a multi-view fit (:mod:`.view_weights`).
     """
 
     landmark_steps: int = 150
@@ -96,6 +102,8 @@ class CoarseFitConfig:
     step_graphs: bool | None = None
     dense_weight: float = 1.0
     jaw_weight_with_dense: float = 0.5
+    view_weights: ViewWeightSettings = ViewWeightSettings()
+    parts: PartsFitConfig = PartsFitConfig()
 
 
 @dataclass
@@ -105,7 +113,9 @@ class CoarseFitResult:
     id (G,K_id) (G items, 1 without ``groups``); exp (V,K_exp); pose (V,7) for an orthographic
     ``size``² crop camera; sh (V,27); albedo (G,A,A·tiles,3) UV map in [0,1] (or tex (G,K_tex)
     with a texture model);
-    verts (V,N,3) mm; landmarks (V,68,2) crop px; history: loss dicts per logged step.
+    verts (V,N,3) mm; landmarks (V,68,2) crop px; history: loss dicts per logged step;
+    view_weights (V,) the final robust view weights of one person's views (:mod:`.view_weights`),
+    None when every view counted fully (one view, a batch of items, or weighting off).
     """
 
     id: torch.Tensor
@@ -117,6 +127,8 @@ class CoarseFitResult:
     verts: torch.Tensor
     landmarks: torch.Tensor
     history: list[dict[str, float]] = field(default_factory=list)
+    view_weights: torch.Tensor | None = None
+    parts_colours: torch.Tensor | None = None  # (M,3) fitted part material colours (:mod:`.parts_term`)
 
 
 class _Params(torch.nn.Module):
@@ -252,6 +264,7 @@ def fit_coarse(
     history: list[dict[str, float]] = []
     total_steps = config.landmark_steps + sum(n for _, n in config.photo_schedule)
     step = 0
+    weighting = ViewWeighting(config.view_weights, V if G == 1 else 1, dev, dt)  # one person's views only
 
     # The landmark warm-up needs only the 68 landmark vertices and the jaw's contour candidates
     # (U of the N vertices): the model evaluated on them alone is the same linear map.
@@ -304,7 +317,7 @@ def fit_coarse(
     def landmark_step() -> dict[str, torch.Tensor]:  # capturable: static shapes, no host sync (.step_graph)
         _, exp, screen, lms = shape_and_landmarks(params.pose(), S, subset=True)
         terms = {
-            "landmark": landmark_loss(lms, landmarks, lm_weights),
+            "landmark": landmark_loss(lms, landmarks, lm_weights, weighting.landmark_weights),
             "reg": param_regularizer(params.id, exp, params.tex, w),
         }
         loss = w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
@@ -321,11 +334,15 @@ def fit_coarse(
     run_step = StepRunner(landmark_step, graph)  # on CUDA: replayed as a CUDA graph
     for i in range(config.landmark_steps):
         check_cancel(cancel)
+        if weighting.due(i, config.landmark_steps, warmup=True):  # outside the (captured) step: in place
+            with torch.no_grad():
+                lms = shape_and_landmarks(params.pose(), S, subset=True)[3]
+            weighting.update(landmark_residual_px(lms, landmarks, lm_weights), params.rot[:, 1])
         terms = run_step()
         step += 1
         if progress is not None and (i % 10 == 0 or i == config.landmark_steps - 1):
             progress(step / total_steps, f"landmarks {i + 1}/{config.landmark_steps}")
-    history.append({"stage": "landmarks", **{k: float(v.detach()) for k, v in terms.items()}})
+    history.append({"stage": "landmarks", **{k: float(v.detach()) for k, v in terms.items()}, **weighting.summary()})
 
     # 3. full loss, coarse to fine
     opt_groups = [
@@ -372,9 +389,10 @@ def fit_coarse(
                 )
             visible_face = face_tri[rend.face_idx.clamp_min(0)] & rend.mask
             mask = mask_s * visible_face.to(dt)
+            vw = weighting.weights
             terms = {
-                "pixel": pixel_loss(img_s, rend.image, mask),
-                "landmark": landmark_loss(lms, lm_target, lm_weights) * (S / size) ** 2,
+                "pixel": pixel_loss(img_s, rend.image, mask, view_weights=vw),
+                "landmark": landmark_loss(lms, lm_target, lm_weights, weighting.landmark_weights) * (S / size) ** 2,
                 "reg": param_regularizer(params.id, exp, params.tex, w),
             }
             loss = w.pixel * terms["pixel"] + w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
@@ -383,7 +401,7 @@ def fit_coarse(
                 loss = loss + w.landmark * config.dense_weight * terms["dense"]
             if target_feat is not None and size == S:
                 composite = rend.image * visible_face[..., None] + img_s * (~visible_face[..., None])
-                terms["identity"] = identity_loss(target_feat, identity_net(composite, landmarks))
+                terms["identity"] = identity_loss(target_feat, identity_net(composite, landmarks), vw)
                 loss = loss + w.identity * terms["identity"]
             if params.albedo is not None:
                 alb = params.albedo
@@ -407,16 +425,26 @@ def fit_coarse(
                     screen = shape_and_landmarks(params.pose(), size)[2]
                     visible.copy_(visibility(screen, model.faces, size, size, render_settings.raster_settings(cam_s)))
             terms = run_step()
+            if weighting.due(i, n_steps, warmup=False):  # from this step's render, for the next steps
+                with torch.no_grad():
+                    lms = shape_and_landmarks(params.pose(), size)[3]
+                weighting.update(landmark_residual_px(lms, lm_target, lm_weights) * (S / size), params.rot[:, 1],
+                                 pixel_residual(img_s, last["image"], last["mask"]))
             step += 1
             if progress is not None and (i % 5 == 0 or i == n_steps - 1):
                 progress(step / total_steps, f"photometric {size}px {i + 1}/{n_steps}")
-        history.append({"stage": f"photo{size}", **{k: float(v.detach()) for k, v in terms.items()}})
+        history.append({"stage": f"photo{size}", **{k: float(v.detach()) for k, v in terms.items()},
+                        **weighting.summary()})
         if G > 1:  # each item's own photometric error (the batch's is their mean; the trust check reads it)
             history[-1]["pixel_items"] = per_item_pixel(img_s, last["image"], last["mask"], groups)
 
     with torch.no_grad():
         pose = params.pose()
         verts, exp, _, lms = shape_and_landmarks(pose, S)
+    parts = parts_term(model, config.parts, landmarks, params.exp.shape[0], params.albedo is not None, G)
+    if parts is not None:
+        history.append(fit_parts(parts, images, verts, params.id.detach(), exp, pose, params.sh.detach(),
+                                 params.albedo.detach(), render_settings, config.weights.pixel))
     return CoarseFitResult(
         id=params.id.detach(),
         exp=exp.detach(),
@@ -427,4 +455,6 @@ def fit_coarse(
         verts=verts.detach(),
         landmarks=lms.detach(),
         history=history,
+        view_weights=None if weighting.weights is None else weighting.weights.clone(),
+        parts_colours=None if parts is None else parts.colours.detach().clamp(0, 1),
     )
