@@ -100,7 +100,7 @@ class CoarseFitConfig:
     prior_scale: float = 0.03
     id_ball: float | None = 1.7
     step_graphs: bool | None = None
-    dense_weight: float = 0.0
+    dense_weight: float = 1.0
     jaw_weight_with_dense: float = 0.5
     view_weights: ViewWeightSettings = ViewWeightSettings()
     parts: PartsFitConfig = PartsFitConfig()
