@@ -23,7 +23,7 @@ import numpy as np
 from .geometry import split_seams, vertex_normals_np
 
 __all__ = [
-    "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "part_meshes", "has_parts",
+    "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "kept_part_faces", "part_meshes", "has_parts",
     "obj_parts_section", "mtl_parts_text",
 ]
 
@@ -105,6 +105,34 @@ def _eye_materials(mean: np.ndarray, faces: np.ndarray, eye_region: np.ndarray, 
     return {"sclera": outer & ~iris & ~pupil, "iris": iris, "pupil": pupil, "hidden": ~outer}
 
 
+def kept_part_faces(info, V: int) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """The parts a head keeps (:data:`EXPORTED_PARTS`, the eyeball's inner iris sphere dropped),
+    from a model's ``parts_info`` (:class:`~backend.facemodel.parts.FacePartsData`; skin of ``V``
+    vertices): per part (name, faces (f,3) global ids into ``concatenate(skin, parts)``,
+    faces_uv (f,3), material (f,) index into :data:`PART_MATERIALS`), sorted by material."""
+    names = list(info.part_names)
+    frange = np.asarray(info.part_face_range, np.int64)
+    material_names = list(PART_MATERIALS)
+    out = []
+    for name in EXPORTED_PARTS:
+        if name not in names:
+            continue
+        k = names.index(name)
+        f = np.asarray(info.faces[frange[k, 0] : frange[k, 1]], np.int64)
+        fuv = np.asarray(info.faces_uv[frange[k, 0] : frange[k, 1]], np.int64)
+        if name.startswith("eyeball"):
+            masks = _eye_materials(info.mean, f, info.eye_region_of_face[frange[k, 0] : frange[k, 1]], V)
+            mat = np.zeros(len(f), np.int64)
+            for m in ("sclera", "iris", "pupil"):
+                mat[masks[m]] = material_names.index(m)
+            f, fuv, mat = f[~masks["hidden"]], fuv[~masks["hidden"]], mat[~masks["hidden"]]
+        else:
+            mat = np.full(len(f), material_names.index(_PART_MATERIAL.get(name, "socket")), np.int64)
+        order = np.argsort(mat, kind="stable")  # one run per material (one usemtl / primitive each)
+        out.append((name, f[order], fuv[order], mat[order]))
+    return out
+
+
 def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[float, float, float]] | None = None,
                  lid_margin: float | None = 0.3) -> None:
     """Fill ``head.parts_*`` from ``model`` (a :class:`~backend.facemodel.FaceModel` with parts)
@@ -124,29 +152,15 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
         posed = model.parts_forward(id_coeffs, exp_coeffs)[0].float().cpu().numpy()
         neutral = model.parts_forward(id_coeffs, None)[0].float().cpu().numpy()
         basis = model.parts_exp_basis.float().cpu().numpy()
-    names = list(info.part_names)
-    keep = [names.index(n) for n in EXPORTED_PARTS if n in names]
-    frange = np.asarray(info.part_face_range, np.int64)
+    kept = kept_part_faces(info, V)
+    names, keep = list(info.part_names), [info.part_names.index(name) for name, *_ in kept]
     material_names = list(PART_MATERIALS)
     faces, faces_uv, material, ranges = [], [], [], []
-    for k in keep:
-        f = np.asarray(info.faces[frange[k, 0] : frange[k, 1]], np.int64)
-        name = names[k]
-        fuv = np.asarray(info.faces_uv[frange[k, 0] : frange[k, 1]], np.int64)
-        if name.startswith("eyeball"):
-            masks = _eye_materials(info.mean, f, info.eye_region_of_face[frange[k, 0] : frange[k, 1]], V)
-            mat = np.zeros(len(f), np.int64)
-            for m in ("sclera", "iris", "pupil"):
-                mat[masks[m]] = material_names.index(m)
-            f, fuv, mat = f[~masks["hidden"]], fuv[~masks["hidden"]], mat[~masks["hidden"]]
-        else:
-            mat = np.full(len(f), material_names.index(_PART_MATERIAL.get(name, "socket")), np.int64)
-        order = np.argsort(mat, kind="stable")  # one run per material (one usemtl / primitive each)
-        f, mat = f[order], mat[order]
+    for _, f, fuv, mat in kept:
         start = sum(len(x) for x in faces)
         ranges.append((start, start + len(f)))
         faces.append(f)
-        faces_uv.append(fuv[order])
+        faces_uv.append(fuv)
         material.append(mat)
     all_faces = np.concatenate(faces)
     if lid_margin is not None and head.exp_basis is not None:

@@ -6,7 +6,7 @@ Each head (:func:`evaluation.multiview_heads.make_head_views`: the synthetic sui
 identity, expression, albedo with brows and lips, pitch/roll, grey background; 320², the face
 half the image) is photographed at yaw −50°, 0°, +50° under its own light per view, and
 reconstructed (coarse only, ``detail=False``) with each ``--detectors`` entry as a user would
-(no landmarks given):
+(each photo detected once, ``detect_one`` as ``reconstruct`` does, and its landmarks given):
 
 - each photo alone (``single_-50`` / ``single_0`` / ``single_+50``);
 - all three jointly with the robust view weights (``joint``, :mod:`backend.fit.view_weights`) and
@@ -34,62 +34,88 @@ RUNS = {"single_-50": [0], "single_0": [1], "single_+50": [2], "joint": [0, 1, 2
 LOST_NME = 0.10
 
 
-def _nme(pred: np.ndarray, truth: np.ndarray) -> float:
+def box_nme(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean landmark error (68,2) over the truth's box size √(w·h) (a fraction)."""
     wh = truth.max(0) - truth.min(0)
     return float(np.linalg.norm(pred - truth, axis=1).mean() / np.sqrt(wh[0] * wh[1]))
+
+
+def detected(images: list[np.ndarray], detector: str) -> list[np.ndarray | None]:
+    """The 68 landmarks (68,2) px ``reconstruct`` would use in each photo (``detect_one``, face 0); None: no face."""
+    from backend.detect import detect_one
+    from backend.errors import NoFaceError
+
+    out = []
+    for img in images:
+        try:
+            out.append(detect_one(img, backend=detector).landmarks)
+        except NoFaceError:
+            out.append(None)
+    return out
+
+
+def fit_runs(images: list[np.ndarray], landmarks: list[np.ndarray | None], runs_of: dict[str, list[int]],
+             truth: np.ndarray, model, quality: str) -> dict:
+    """Reconstruct each run's photos (coarse only) with their detected ``landmarks`` (:func:`detected`,
+    given to ``reconstruct`` so each photo is detected once; a photo without a face is left out
+    as ``reconstruct`` would skip it; a run named ``*_unweighted`` without view weights) and
+    score its vertex error against ``truth`` (N,3) mm."""
+    import torch
+
+    from backend import preset as presets
+    from backend.errors import PhotoheadError
+    from backend.fit.view_weights import ViewWeightSettings
+    from backend.reconstruct import ReconstructConfig, reconstruct
+    from evaluation.metrics import vertex_error
+
+    torch.set_num_threads(1)
+    narrow = model.region.numpy() == 0
+    base = presets.PRESETS[quality]
+    runs = {}
+    for name, idx in runs_of.items():
+        weighting = ViewWeightSettings(enabled=not name.endswith("_unweighted"))
+        presets.PRESETS[quality] = dataclasses.replace(base, coarse=dataclasses.replace(base.coarse, view_weights=weighting))
+        t0 = time.process_time()
+        idx = [i for i in idx if landmarks[i] is not None]
+        try:
+            if not idx:
+                raise PhotoheadError("no face found in any of the photos")
+            head = reconstruct([images[i] for i in idx], ReconstructConfig(quality=quality, device="cpu", detail=False),
+                               landmarks=[landmarks[i] for i in idx])
+        except PhotoheadError as exc:
+            runs[name] = {"error": str(exc)}
+            continue
+        finally:
+            presets.PRESETS[quality] = base
+        runs[name] = {
+            "vertex_error_mm": vertex_error(head.vertices, truth, narrow)["mean"],
+            "views": len(head.views),
+            "view_weights": [head.metrics[k] for k in sorted(head.metrics)
+                             if k.startswith("view_weight_") and k[len("view_weight_"):].isdigit()],
+            "cpu_s": time.process_time() - t0,
+            "warnings": head.warnings,
+        }
+    return runs
 
 
 def _one_head(args: tuple[int, int, str, tuple[str, ...]]) -> dict:
     """All runs of head ``index`` (drawn in order from ``seed``) for each detector."""
     index, seed, quality, detectors = args
-    import torch
-
-    from backend import preset as presets
-    from backend.detect import detect
-    from backend.errors import PhotoheadError
     from backend.facemodel import load_default
-    from backend.fit.view_weights import ViewWeightSettings
-    from backend.reconstruct import ReconstructConfig, reconstruct
     from evaluation.metrics import vertex_error
     from evaluation.multiview_heads import make_head_views
 
-    torch.set_num_threads(1)
     model = load_default()
     rng = np.random.default_rng(seed)
     for _ in range(index + 1):
         hv = make_head_views(model, rng, YAWS)
-    narrow = model.region.numpy() == 0
     truth = hv.face.vertices
-    base = presets.PRESETS[quality]
-    out: dict = {"index": index, "mean_face_mm": vertex_error(model.mean.numpy(), truth, narrow)["mean"], "detectors": {}}
+    out: dict = {"index": index, "detectors": {},
+                 "mean_face_mm": vertex_error(model.mean.numpy(), truth, model.region.numpy() == 0)["mean"]}
     for det in detectors:
-        nme = []
-        for img, tr in zip(hv.images, hv.contour68):
-            faces = detect(img, backend=det)
-            nme.append(_nme(min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - tr.mean(0))).landmarks, tr)
-                       if faces else None)
-        runs = {}
-        for name, idx in RUNS.items():
-            weighting = ViewWeightSettings(enabled=name != "joint_unweighted")
-            presets.PRESETS[quality] = dataclasses.replace(
-                base, coarse=dataclasses.replace(base.coarse, view_weights=weighting))
-            t0 = time.process_time()
-            try:
-                head = reconstruct([hv.images[i] for i in idx],
-                                   ReconstructConfig(quality=quality, device="cpu", detail=False, detector=det))
-            except PhotoheadError as exc:
-                runs[name] = {"error": str(exc)}
-                continue
-            finally:
-                presets.PRESETS[quality] = base
-            runs[name] = {
-                "vertex_error_mm": vertex_error(head.vertices, truth, narrow)["mean"],
-                "views": len(head.views),
-                "view_weights": [head.metrics[k] for k in sorted(head.metrics) if k.startswith("view_weight_")
-                                 and k[len("view_weight_"):].isdigit()],
-                "cpu_s": time.process_time() - t0,
-                "warnings": head.warnings,
-            }
+        found = detected(hv.images, det)
+        nme = [None if lm is None else box_nme(lm, tr) for lm, tr in zip(found, hv.contour68)]
+        runs = fit_runs(hv.images, found, RUNS, truth, model, quality)
         out["detectors"][det] = {"nme": nme, "runs": runs}
         print(index, det, "nme", [None if v is None else round(100 * v, 1) for v in nme],
               {k: round(r.get("vertex_error_mm", float("nan")), 3) for k, r in runs.items()},

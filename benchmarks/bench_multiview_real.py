@@ -106,50 +106,20 @@ def _dlib_errors(frames) -> list[float | None]:
     return errors
 
 
-def _box_nme(pred: np.ndarray, truth: np.ndarray) -> float:
-    wh = truth.max(0) - truth.min(0)
-    return float(np.linalg.norm(pred - truth, axis=1).mean() / np.sqrt(wh[0] * wh[1]))
-
-
 def vertex_errors(frames, source, model, quality: str, detectors: tuple[str, ...]) -> dict:
     """Coarse vertex error (mm) of each frame alone, the joint fit (weighted and not) and the mean
     face against ``source``'s vertices, and each detector's NME per frame (module docstring)."""
-    import dataclasses
-
-    from backend import preset as presets
-    from backend.detect import detect
-    from backend.errors import PhotoheadError
-    from backend.fit.view_weights import ViewWeightSettings
-    from backend.reconstruct import ReconstructConfig, reconstruct
     from evaluation.metrics import vertex_error
 
-    narrow = model.region.numpy() == 0
-    truth = source.vertices
+    from .bench_multiview_detected import box_nme, detected, fit_runs
+
     n = len(frames.images)
     runs_of = {**{f"single_{i}": [i] for i in range(n)}, "joint": list(range(n)), "joint_unweighted": list(range(n))}
-    base = presets.PRESETS[quality]
-    out: dict = {"mean_face_mm": vertex_error(model.mean.cpu().numpy(), truth, narrow)["mean"]}
+    out: dict = {"mean_face_mm": vertex_error(model.mean.cpu().numpy(), source.vertices, model.region.numpy() == 0)["mean"]}
     for det in detectors:
-        nme = []
-        for img, lm in zip(frames.images, frames.landmarks68):
-            faces = detect(img, backend=det)
-            nme.append(_box_nme(min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - lm.mean(0))).landmarks, lm)
-                       if faces else None)
-        runs = {}
-        for name, idx in runs_of.items():
-            presets.PRESETS[quality] = dataclasses.replace(base, coarse=dataclasses.replace(
-                base.coarse, view_weights=ViewWeightSettings(enabled=name != "joint_unweighted")))
-            try:
-                head = reconstruct([frames.images[i] for i in idx],
-                                   ReconstructConfig(quality=quality, device="cpu", detail=False, detector=det))
-                runs[name] = {"vertex_error_mm": vertex_error(head.vertices, truth, narrow)["mean"],
-                              "views": len(head.views), "warnings": head.warnings,
-                              "view_weights": [head.metrics[k] for k in sorted(head.metrics)
-                                               if k.startswith("view_weight_") and k[12:].isdigit()]}
-            except PhotoheadError as exc:
-                runs[name] = {"error": str(exc)}
-            finally:
-                presets.PRESETS[quality] = base
+        found = detected(frames.images, det)
+        nme = [None if lm is None else box_nme(lm, tr) for lm, tr in zip(found, frames.landmarks68)]
+        runs = fit_runs(frames.images, found, runs_of, source.vertices, model, quality)
         singles = [runs[f"single_{i}"].get("vertex_error_mm", float("inf")) for i in range(n)]
         out[det] = {"nme": nme, "runs": runs, "best_single_mm": min(singles)}
         print("vertex error", det, "nme", [None if v is None else round(100 * v, 1) for v in nme],
@@ -249,6 +219,21 @@ def grace_set(quality: str, size: int, detector: str = "auto", landmarks: str = 
     }
 
 
+def vertex_set(quality: str, size: int, detectors: tuple[str, ...]) -> dict:
+    """The grace_hopper source head at ``quality``, its frames and :func:`vertex_errors` only."""
+    from evaluation.multiview_real import FrameSettings, render_frames
+    from backend.reconstruct import ReconstructConfig, load_face_model, reconstruct
+    from backend.samples import sample_photo
+
+    model = load_face_model(None)
+    source = reconstruct([sample_photo("grace_hopper")[1]], ReconstructConfig(quality=quality, device="cpu"))
+    settings = FrameSettings(size=size)
+    frames = render_frames(source, model, settings)
+    return {"source": {"photo": "grace_hopper (matplotlib sample data, public domain)"},
+            "frames": {"yaws_deg": list(settings.yaws_deg), "size": settings.size},
+            "vertex_error": vertex_errors(frames, source, model, quality, detectors)}
+
+
 def dev_set(dev: Path, quality: str, threshold: float) -> dict:
     """Find and reconstruct a same-person set of the dev set; outputs only under runs/multiview_dev/."""
     from PIL import Image
@@ -306,8 +291,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detector", default="auto", help="landmark detector of the grace_hopper runs")
     ap.add_argument("--landmarks", default="detected", choices=("detected", "projected"))
     ap.add_argument("--vertex-detectors", default="dlib,auto", help="detectors of the vertex-error runs")
+    ap.add_argument("--vertex-only", action="store_true",
+                    help="only the source head, its frames and the vertex errors → results/multiview_real_vertex.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if args.vertex_only:
+        print("wrote", write_result("multiview_real_vertex", {"quality": args.quality, **vertex_set(
+            args.quality, args.size, tuple(args.vertex_detectors.split(",")))}))
+        return 0
     if not args.dev_only:
         payload = {"quality": args.quality, **grace_set(args.quality, args.size, args.detector, args.landmarks,
                                                         tuple(args.vertex_detectors.split(",")))}

@@ -170,6 +170,41 @@ def hybrid_curve(doc: dict) -> list[str]:
             f"{_where(doc)}.", ""] + _table(header, rows) + [""] + lines
 
 
+def multiview_detected(doc: dict) -> list[str]:
+    """Front + ±50° renders with detected landmarks: mean vertex error per run and detector
+    (``bench_multiview_detected``'s ``summary``)."""
+    header = ["detector", "mean face", "−50° alone", "0° alone", "+50° alone", "best single view (per head)",
+              "joint, unweighted (before)", "joint, view weights", "joint ≤ best single (heads)",
+              "detector NME −50° / 0° / +50° (%)", "views lost (NME > 10 % or no face)"]
+    rows = []
+    for det, t in doc["summary"].items():
+        e = t["vertex_error_mm"]
+        rows.append([det, t["mean_face_mm"], e["single_-50"], e["single_0"], e["single_+50"], t["best_single_mm"],
+                     e["joint_unweighted"], e["joint"], f"{t['joint_le_best_single']} of {t['heads']} "
+                     f"(unweighted {t['joint_unweighted_le_best_single']})",
+                     " / ".join(f"{v:.1f}" for v in t["nme_mean_%"]), " / ".join(str(v) for v in t["lost_views"])])
+    return [f"{len(doc['heads'])} heads (seed {doc['seed']}), quality {doc['quality']}, coarse only; vertex error "
+            f"in mm (mean over heads, similarity-aligned, narrow face region); {_where(doc)}.", ""] + _table(header, rows)
+
+
+def multiview_real_vertex(doc: dict) -> list[str]:
+    """The grace_hopper frames with detected landmarks: vertex error against the source head
+    (``bench_multiview_real --vertex-only``)."""
+    v = doc["vertex_error"]
+    n = len(doc["frames"]["yaws_deg"])
+    header = ["detector", "mean face", *[f"{y:+.0f}° alone" for y in doc["frames"]["yaws_deg"]],
+              "joint, unweighted (before)", "joint, view weights", "view weights", "detector NME per frame (%)"]
+    rows = []
+    for det in [k for k in v if k != "mean_face_mm"]:
+        r = v[det]["runs"]
+        rows.append([det, v["mean_face_mm"], *[r[f"single_{i}"].get("vertex_error_mm", "no face") for i in range(n)],
+                     r["joint_unweighted"].get("vertex_error_mm"), r["joint"].get("vertex_error_mm"),
+                     " / ".join(f"{w:.2f}" for w in r["joint"].get("view_weights", [])),
+                     " / ".join("no face" if x is None else f"{100 * x:.1f}" for x in v[det]["nme"])])
+    return [f"Quality {doc['quality']}, coarse only; vertex error in mm against the source head (similarity-aligned, "
+            f"narrow face region); {_where(doc)}.", ""] + _table(header, rows)
+
+
 def _day(doc: dict) -> str:
     return doc.get("created_utc", "?")[:10]
 
@@ -193,9 +228,11 @@ def speed(docs: dict[str, dict | None]) -> list[str]:
         if "high" in c:
             gpu["high_1view"] = f"{c['high']['wall_s']:.1f}"  # the file's note: an earlier run, ≈ 25 % slow
     rows = []
-    for key, case in ((fit or {}).get("cases") or {}).items():
+    cpu = (fit or {}).get("cases") or {}
+    order = {"draft": 0, "default": 1, "high": 2}
+    for key in sorted({*cpu, *gpu}, key=lambda k: (k.rsplit("_", 1)[1], order.get(k.rsplit("_", 1)[0], 3))):
         quality, views = key.rsplit("_", 1)
-        wall = case.get("wall_s")
+        wall = cpu.get(key, {}).get("wall_s")
         rows.append([views.replace("view", ""), quality, "–" if wall is None else f"{wall:.1f}", gpu.get(key, "–")])
     m = (fit or {}).get("machine") or {}
     load = f", load {m['loadavg_1m']:.1f}" if m.get("loadavg_1m") is not None else ""
@@ -233,11 +270,13 @@ TABLES: dict[str, tuple[str | tuple[str, ...], Callable[[Any], list[str]]]] = {
     "prepare_speed": ("prepare", prepare_speed),
     "modes": ("modes", modes),
     "hybrid_curve": ("hybrid_curve", hybrid_curve),
+    "multiview_detected": ("multiview_detected", multiview_detected),
+    "multiview_real_vertex": ("multiview_real_vertex", multiview_real_vertex),
     "speed": (("fit", "fit_cuda", "contention", "predict"), speed),
 }
 
 #: the documents with generated tables, relative to the repository root
-DOCS = ("docs/training.md", "README.md")
+DOCS = ("docs/training.md", "README.md", "docs/multiview.md")
 
 
 def render(name: str, results: Path) -> str:

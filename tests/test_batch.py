@@ -23,6 +23,7 @@ def dev_photos(faces_dev):
     return [str(faces_dev / "images" / n) for n in names], [np.asarray(meta[n]["landmarks"], np.float32) for n in names]
 
 
+@pytest.mark.slow  # four draft reconstructions (≈ 25 s of CPU); the fits alone: tests/test_fit_batch.py
 def test_batch_of_two_equals_one_by_one_and_skips_a_bad_photo(tmp_path, dev_photos):
     photos, lms = dev_photos
     bad = tmp_path / "broken.jpg"

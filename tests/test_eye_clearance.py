@@ -55,18 +55,12 @@ def test_push_out_of_eyes_moves_only_what_is_inside():
     assert np.array_equal(skin[0], [0.0, 0.0, 10.0])  # the input is not modified
 
 
-@pytest.fixture(scope="module")
-def ict():
-    from backend.errors import ModelNotFoundError
-    from backend.facemodel import load_default
-
-    try:
-        model = load_default()
-    except ModelNotFoundError as exc:
-        pytest.skip(str(exc))
-    if not model.has_parts:
+@pytest.fixture
+def ict(face_model):
+    """The ICT model with its parts (conftest's ``face_model``); skips without ict_parts.npz."""
+    if not face_model.has_parts:
         pytest.skip("the ICT model has no ict_parts.npz beside it")
-    return model
+    return face_model
 
 
 def _head(model, ident: torch.Tensor, lid_margin: float | None):

@@ -32,6 +32,7 @@ from ..render.renderer import RenderSettings, render
 from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
+from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from .step_graph import StepRunner, adam, use_graphs
 from .view_weights import ViewWeighting, ViewWeightSettings, landmark_residual_px, pixel_residual
@@ -71,6 +72,9 @@ class CoarseFitConfig:
       the stage with L_id runs it eagerly); None: on CUDA only; True on the CPU runs the
       capturable steps eagerly.
 
+    - ``parts``: after the fit, render the model's eyes, sockets and teeth with it and fit their
+      colours and the gaze to the photo's eyes and mouth (:mod:`.parts_term`).
+
     The evidence for ``albedo_smooth``, ``prior_scale`` and ``id_ball``: docs/design.md,
     "Coarse fit (stage 1)".
     - ``view_weights``: robust per-view weights of a multi-view fit (:mod:`.view_weights`).
@@ -96,9 +100,10 @@ class CoarseFitConfig:
     prior_scale: float = 0.03
     id_ball: float | None = 1.7
     step_graphs: bool | None = None
-    dense_weight: float = 0.0
+    dense_weight: float = 1.0
     jaw_weight_with_dense: float = 0.5
     view_weights: ViewWeightSettings = ViewWeightSettings()
+    parts: PartsFitConfig = PartsFitConfig()
 
 
 @dataclass
@@ -123,6 +128,7 @@ class CoarseFitResult:
     landmarks: torch.Tensor
     history: list[dict[str, float]] = field(default_factory=list)
     view_weights: torch.Tensor | None = None
+    parts_colours: torch.Tensor | None = None  # (M,3) fitted part material colours (:mod:`.parts_term`)
 
 
 class _Params(torch.nn.Module):
@@ -435,6 +441,10 @@ def fit_coarse(
     with torch.no_grad():
         pose = params.pose()
         verts, exp, _, lms = shape_and_landmarks(pose, S)
+    parts = parts_term(model, config.parts, landmarks, params.exp.shape[0], params.albedo is not None, G)
+    if parts is not None:
+        history.append(fit_parts(parts, images, verts, params.id.detach(), exp, pose, params.sh.detach(),
+                                 params.albedo.detach(), render_settings, config.weights.pixel))
     return CoarseFitResult(
         id=params.id.detach(),
         exp=exp.detach(),
@@ -446,4 +456,5 @@ def fit_coarse(
         landmarks=lms.detach(),
         history=history,
         view_weights=None if weighting.weights is None else weighting.weights.clone(),
+        parts_colours=None if parts is None else parts.colours.detach().clamp(0, 1),
     )
