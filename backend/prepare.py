@@ -18,7 +18,7 @@ from .errors import PhotoheadError
 from .image_io import load_image
 from .skin import skin_mask
 
-__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs"]
+__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs", "dense_targets"]
 
 
 @dataclass
@@ -104,3 +104,14 @@ def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, t
         skins.append(view.skin_mask if size == CROP_SIZE else skin_mask(crop, lm, size))
         faces.append(view.face_mask if size == CROP_SIZE else face_mask(lm, size, size, soft_px=size / CROP_SIZE))
     return tuple(torch.from_numpy(np.stack(x)) for x in (crops, skins, faces))
+
+
+def dense_targets(views: list[PreparedView], device: torch.device) -> torch.Tensor | None:
+    """Face Mesh's points of the views (V,468,2) crop px, for the fit's dense term; NaN rows for
+    views without them or whose 68 points are dlib's (``auto`` kept them: there Face Mesh's less
+    precise points only pull the fit away, docs/mediapipe.md); None when no view has a row."""
+    dense = [v.crop_dense() if v.detector == "mediapipe" else None for v in views]
+    if all(d is None for d in dense):
+        return None
+    rows = [np.full((len(next(d for d in dense if d is not None)), 2), np.nan) if d is None else d for d in dense]
+    return torch.from_numpy(np.stack(rows)).float().to(device)

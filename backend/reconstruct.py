@@ -42,7 +42,7 @@ from .head import Head
 from .identity import identity_features, load_identity_net
 from .modes import Mode, mode_for
 from .multiview import identity_outliers
-from .prepare import PreparedView, detail_inputs, prepare_view
+from .prepare import PreparedView, dense_targets, detail_inputs, prepare_view
 from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
 from .quality import DEFAULT
@@ -185,7 +185,7 @@ def _run(
     crops224 = to_t([v.crop for v in views])
     fit = mode.coarse(model, crops224, to_t([v.crop_landmarks for v in views]), to_t([v.skin_mask for v in views]),
                       fit_cfg, identity if fit_cfg.identity else None, Stage(progress, 0.1, 0.75, cancel), cancel,
-                      dense=_dense_targets(views, device))
+                      dense=dense_targets(views, device))
     timings[mode.coarse_timing] = time.perf_counter() - t1
     check_cancel(cancel)
 
@@ -275,16 +275,6 @@ def _prepare_views(
     if not views:
         raise NoFaceError("no face found in any of the photos: " + "; ".join(warn_list))
     return views
-
-
-def _dense_targets(views: list[PreparedView], device: torch.device) -> torch.Tensor | None:
-    """Face Mesh's points of the views (V,468,2) crop px, NaN rows where a view has none; None
-    when no view has them."""
-    dense = [v.crop_dense() for v in views]
-    if all(d is None for d in dense):
-        return None
-    rows = [np.full((len(next(d for d in dense if d is not None)), 2), np.nan) if d is None else d for d in dense]
-    return torch.from_numpy(np.stack(rows)).float().to(device)
 
 
 def _identity_adapter(device: torch.device) -> Callable | None:

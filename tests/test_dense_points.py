@@ -56,9 +56,9 @@ def test_dense_loss_is_the_mean_squared_distance_over_views_with_points():
     target = torch.zeros(3, 468, 2)
     points = target + torch.tensor([3.0, 4.0])
     has = torch.tensor([True, False, True])
-    assert float(dense_loss(points, target, has)) == pytest.approx(25.0)
-    points[1] += 100.0  # a view without dense points does not count
-    assert float(dense_loss(points, target, has)) == pytest.approx(25.0)
+    assert float(dense_loss(points, target, has)) == pytest.approx(25.0 * 2 / 3)  # a mean over the 3 views
+    points[1] += 100.0  # a view without dense points counts 0
+    assert float(dense_loss(points, target, has)) == pytest.approx(25.0 * 2 / 3)
     assert float(dense_loss(points, target, torch.zeros(3, dtype=torch.bool))) == 0.0
 
 
@@ -115,3 +115,17 @@ def test_dense_term_lowers_the_error_at_large_yaw(face_model, table):
         fit = fit_coarse(face_model, t(view.crop), t(view.crop_landmarks), t(view.skin_mask), cfg, dense=dense)
         err[name] = vertex_error(fit.verts[0].numpy(), face.vertices, mask)["mean"]
     assert err["dense"] < 0.85 * err["68"], err
+
+
+def test_dense_rows_only_for_views_whose_68_points_are_the_mesh_ones():
+    """``auto`` keeps dlib's points on most photos; there Face Mesh's points stay out of the fit."""
+    from types import SimpleNamespace
+
+    from backend.prepare import dense_targets
+
+    pts = np.arange(936, dtype=np.float64).reshape(468, 2)
+    view = lambda det, dense: SimpleNamespace(detector=det, crop_dense=lambda: dense)  # noqa: E731
+    out = dense_targets([view("mediapipe", pts), view("dlib", pts), view("given", None)], torch.device("cpu"))
+    assert out.shape == (3, 468, 2) and torch.equal(out[0], torch.from_numpy(pts).float())
+    assert torch.isnan(out[1:]).all()
+    assert dense_targets([view("dlib", pts)], torch.device("cpu")) is None

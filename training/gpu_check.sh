@@ -74,7 +74,7 @@ run|dry)
     t synth $PY -m training.synth --cache "$W/synth" --n $NSYN --data.crop_size=$CROP --data.shard_size=60 \
         --data.workers=$SYNW --progress=false
     t init_sup $PY -m training.coarse --cache "$W/synth" --out "$W/init_sup" --data.crop_size=$CROP \
-        --encoder.arch=light --use_identity=false --supervised=10 --optim.lr=1e-3 --loop.steps=$SSUP \
+        --encoder.arch=light --encoder.width=0.5 --use_identity=false --supervised=10 --optim.lr=1e-3 --loop.steps=$SSUP \
         --loop.val_every=$SSUP --loop.ckpt_every=$SSUP $COMMON
     cp "$W/init_sup/last.pt" "$OUT/coarse.pt"
     $PY - "$W" "$OUT" "$B" "$NSYN" <<'EOF'

@@ -52,10 +52,11 @@ class DenseTerm:
 
 
 def dense_loss(points: torch.Tensor, target: torch.Tensor, has: torch.Tensor) -> torch.Tensor:
-    """Mean over points and over the views that ``has`` (V,) bool of the squared 2-D distance.
-    points, target (V,P,2) px. Zero when no view has dense points."""
+    """Mean over points of the squared 2-D distance, in the views that ``has`` (V,) bool, then the
+    mean over all V views (a view without dense points counts 0, as a mean over equal items, like
+    L_lm: a batch of fits sums its items' losses). points, target (V,P,2) px."""
     sq = ((points - target) ** 2).sum(-1).mean(-1)  # (V,)
-    return (sq * has.to(sq.dtype)).sum() / has.sum().clamp_min(1)
+    return (sq * has.to(sq.dtype)).mean()
 
 
 def dense_term(model, dense: torch.Tensor | None) -> DenseTerm | None:
