@@ -150,13 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--heads", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--start", type=int, default=0, help="index of the first head (heads are drawn in order)")
     ap.add_argument("--quality", default="default")
     ap.add_argument("--detectors", default="dlib,auto")
     ap.add_argument("--jobs", type=int, default=1, help="heads fitted in parallel (one thread each)")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = ap.parse_args(argv)
     detectors = tuple(args.detectors.split(","))
-    jobs = [(i, args.seed, args.quality, detectors) for i in range(args.heads)]
+    jobs = [(i, args.seed, args.quality, detectors) for i in range(args.start, args.start + args.heads)]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             heads = list(pool.map(_one_head, jobs))

@@ -34,6 +34,7 @@ from benchmarks.common import RESULTS_DIR, write_result
 WEIGHT_KEYS = ("pixel", "landmark", "identity", "reg", "w_id", "w_exp")  # CoarseLossWeights fields
 SUMMARY_KEYS = ("faces", "reconstructed", "vertex_err_mean_mm", "mean_face_err_mean_mm", "fit_over_mean_face",
                 "vertex_err_narrow_face_mean_mm", "mean_face_err_narrow_face_mean_mm", "neutral_err_mean_mm",
+                "mean_face_neutral_err_mean_mm",
                 "lm_err_px224_mean", "detector_err_px224_mean", "yaw_err_mean_deg", "seconds_per_face")
 
 
@@ -74,12 +75,14 @@ def table(doc: dict[str, Any]) -> str:
     lines = []
     for section, runs in doc.get("runs", {}).items():
         lines += [f"**{section}**", "", "| setting | overrides | fit (mm) | mean face (mm) | fit / mean face | "
-                  "fitted landmarks (px, 224²) | detector (px) | faces |", "|---|---|---|---|---|---|---|---|"]
+                  "identity only: fit / mean face (mm) | fitted landmarks (px, 224²) | detector (px) | faces |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for name, r in runs.items():
             s = r["summary"]
             over = ", ".join(f"{k} {v:g}" if v is not None else f"{k} none" for k, v in r["over"].items()) or "defaults"
             lines.append(f"| {name} | {over} | {s['vertex_err_mean_mm']:.2f} | {s['mean_face_err_mean_mm']:.2f} | "
-                         f"{s['fit_over_mean_face']:.2f} | {s['lm_err_px224_mean']:.2f} | "
+                         f"{s['fit_over_mean_face']:.2f} | {s['neutral_err_mean_mm']:.2f} / "
+                         f"{s.get('mean_face_neutral_err_mean_mm') or float('nan'):.2f} | {s['lm_err_px224_mean']:.2f} | "
                          f"{s['detector_err_px224_mean']:.2f} | {s['reconstructed']}/{s['faces']} |")
         lines.append("")
     return "\n".join(lines)

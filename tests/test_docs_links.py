@@ -89,11 +89,12 @@ def test_readme_results_summary_matches_the_result_files():
 
     base = json.loads((ROOT / "benchmarks" / "results" / "mean_face.json").read_text())
     truth, detected, depth = summary("synthetic"), summary("synthetic_detector"), summary("depth")
-    rows = {"face regions": ("vertex_err_mean_mm",), "narrow face": ("vertex_err_narrow_face_mean_mm",)}
+    rows = {"face regions": ("vertex_err_mean_mm", "mean_face_err_mean_mm"),
+            "narrow face": ("vertex_err_narrow_face_mean_mm", "mean_face_err_narrow_face_mean_mm")}
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for label, (key,) in rows.items():
+    for label, (key, mean_key) in rows.items():  # the detector suite's renders carry their own mean face
         want = (f"| vertex error, {label} | {base['variants']['synthetic'][key]:.2f} mm | {truth[key]:.2f} mm | "
-                f"**{detected[key]:.2f} mm** |")
+                f"**{detected[key]:.2f} mm** (mean face there {detected[mean_key]:.2f} mm) |")
         assert want in readme, f"README's results table should read: {want}"
     want = f"{depth['depth_err_minmax_mean_mm']:.2f} ± {depth['depth_err_minmax_std_mm']:.2f} mm"
     assert want in readme and f"{base['depth']['depth_err_minmax_mean_mm']:.2f} mm" in readme

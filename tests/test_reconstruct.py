@@ -50,7 +50,8 @@ def test_real_photo_head_contents(hopper_head, face_model):
     lm_vid = face_model.landmarks68.numpy()  # 30 (nose tip) is a fixed vertex, not on the jaw contour
     assert np.allclose(screen[lm_vid[30]].numpy(), v.landmarks68[30], atol=0.5)
     # two 68-point conventions: the 2-D silhouette jaw (landmarks68) and fixed vertices (landmarks68_3d)
-    assert np.allclose(screen[lm_vid].numpy(), v.landmarks68_3d, atol=0.5)
+    not_eyes = [i for i in range(68) if not 36 <= i < 48]  # the eyelids make room for the eyeballs after the fit
+    assert np.allclose(screen[lm_vid[not_eyes]].numpy(), v.landmarks68_3d[not_eyes], atol=0.5)
     assert np.allclose(v.landmarks68_3d[17:], v.landmarks68[17:], atol=0.01)
     assert np.abs(v.landmarks68_3d[:17] - v.landmarks68[:17]).max() > 1.0
     doc = params_dict(h)["views"][0]

@@ -58,9 +58,9 @@ class CoarseFitConfig:
     - ``jaw_weight``: weight of the 17 contour landmarks relative to the inner ones.
     - ``sliding_contour``: use the sliding jaw contour (:mod:`.contour`).
     - ``prior_scale``: multiplies R_param's weight in this per-image fit (1.0 = the paper's
-      balance, used unchanged by training). The paper's 20.0 regularises a network trained
-      over 160k images; fitting one photo with it shrinks the identity towards the mean face.
-      All other weights are the paper's.
+      balance, as training uses it). Less fits good landmarks closer but lets a detector's
+      noise write the identity (checked both ways: docs/design.md). All other weights are
+      the paper's.
     - ``dense_weight``: weight of the dense Face Mesh term (:mod:`.dense`) relative to L_lm, for
       views with dense points (0: off); ``jaw_weight_with_dense``: the jaw contour's weight in
       those views (instead of ``jaw_weight``).
