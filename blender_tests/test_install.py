@@ -92,8 +92,8 @@ def test_dependency_install_needs_online_access(addon):
 
 
 def test_enabling_stays_light(extension_zip, tmp_path):
-    """Registering imports neither torch nor the backend (but its import-free list of quality names)
-    nor the scene builder (fresh process)."""
+    """Registering imports neither torch nor the backend (but its import-free lists of quality and
+    detector names) nor the scene builder (fresh process)."""
     import os
     import subprocess
     import sys
@@ -103,7 +103,7 @@ def test_enabling_stays_light(extension_zip, tmp_path):
         f"bpy.ops.extensions.package_install_files(filepath={str(extension_zip)!r}, repo='user_default',"
         " enable_on_install=True)\n"
         f"assert {PACKAGE!r} in sys.modules\n"
-        f"light = ({PACKAGE!r} + '.backend', {PACKAGE!r} + '.backend.quality')\n"
+        f"light = ({PACKAGE!r} + '.backend', {PACKAGE!r} + '.backend.quality', {PACKAGE!r} + '.backend.detectors')\n"
         f"heavy = [m for m in sys.modules if m == 'torch' or m.startswith({PACKAGE!r} + '.backend')"
         f" and m not in light or m == {PACKAGE!r} + '.scene']\n"
         "assert not heavy, heavy\n"

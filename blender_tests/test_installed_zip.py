@@ -103,7 +103,7 @@ def test_linux_zip_in_clean_blender(version, linux_zip, grace_hopper, tmp_path):
     assert report["job"]["status"] == "DONE", report["job"]
     # the blank photo was skipped: the one camera shows grace_hopper, not the photo list's first
     assert [Path(p).name for p in report["camera_backgrounds"]] == [grace_hopper.name], report["camera_backgrounds"]
-    assert report["finish"][0] == ["INFO"], report["finish"]
+    assert report["finish"][0] == ["WARNING"] and "skipped: no face found in blank.png" in report["finish"][1], report["finish"]
     # the default detector (auto) ran with the MediaPipe files the zip carries: no fetch warning
     assert {"face_detection_short_range.tflite", "face_landmark.tflite", "LICENSE"} <= set(report["mediapipe_files"])
     assert "models fetch mediapipe" not in report["finish"][1], report["finish"]
