@@ -190,6 +190,9 @@ def finish_job(context, job: Job, state: JobState, settings) -> tuple[set[str], 
             _Runtime.job, _Runtime.replace_roots = None, ()
 
 
+WARNINGS_PREFIX = "; warnings: "  # joins a result's report and its warnings (the status line drops them)
+
+
 def _task_name(job: Job) -> str:
     return "Landmark detection" if job.task == "detect" else "Reconstruction"
 
@@ -211,7 +214,7 @@ def _apply_reconstruction(context, job: Job, state: JobState, settings):
         remove_result(bpy.data.objects.get(name))
     settings.warnings = "\n".join(head.warnings)
     obj.parent["photohead_warnings"] = list(head.warnings)
-    warnings = f"; warnings: {'; '.join(head.warnings)}" if head.warnings else ""
+    warnings = f"{WARNINGS_PREFIX}{'; '.join(head.warnings)}" if head.warnings else ""
     verb = "Refitted" if replaced else "Reconstructed"
     return ({"WARNING"} if head.warnings else {"INFO"}), f"{verb} {obj.name}{note}{warnings}", obj
 
@@ -363,7 +366,7 @@ def import_result(context, settings, path: str) -> bpy.types.Object:
 
 def _update_status(settings, report_type: set[str], message: str) -> None:
     settings.progress = 1.0 if report_type & {"INFO", "WARNING"} else 0.0
-    settings.status = message.split("; warnings: ")[0]
+    settings.status = message.split(WARNINGS_PREFIX)[0]  # the panel lists the warnings on their own lines
 
 
 def _tag_redraw(context) -> None:
