@@ -265,6 +265,7 @@ def fit_coarse(
     total_steps = config.landmark_steps + sum(n for _, n in config.photo_schedule)
     step = 0
     weighting = ViewWeighting(config.view_weights, V if G == 1 else 1, dev, dt)  # one person's views only
+    weighting.set_yaw(params.rot[:, 1])  # multi-view: each view's landmark weight from its yaw, from the first step
 
     # The landmark warm-up needs only the 68 landmark vertices and the jaw's contour candidates
     # (U of the N vertices): the model evaluated on them alone is the same linear map.
@@ -322,7 +323,7 @@ def fit_coarse(
         }
         loss = w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
         if dense_t is not None:
-            terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2], local), S, S)
+            terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2], local), S, S, weighting.landmark_weights)
             loss = loss + w.landmark * config.dense_weight * terms["dense"]
         loss = loss * G  # every term a mean over equal items: × G is the sum of the items' losses
         opt.zero_grad(set_to_none=True)
@@ -397,7 +398,7 @@ def fit_coarse(
             }
             loss = w.pixel * terms["pixel"] + w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
             if dense_t is not None:
-                terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2]), size, S)
+                terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2]), size, S, weighting.landmark_weights)
                 loss = loss + w.landmark * config.dense_weight * terms["dense"]
             if target_feat is not None and size == S:
                 composite = rend.image * visible_face[..., None] + img_s * (~visible_face[..., None])
