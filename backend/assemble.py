@@ -71,11 +71,13 @@ def assemble_head(
     # first photo's eyes
     colours = gaze = None
     if model.has_parts:
-        colours = eye_colours(views[0].image, views[0].detected68, np32(fit.sh[0]))
         eyes = {name: eye_frame(points) for name, points in model_eyeballs(model, fit.id[:1], fit.exp[:1]).items()}
         first = results[0]
-        gaze = estimate_gaze(views[0].image, views[0].detected68, first.landmarks68, first.pose,
-                             Camera(*first.image_size, first.projection), eyes)
+        found = estimate_gaze(views[0].image, views[0].detected68, first.landmarks68, first.pose,
+                              Camera(*first.image_size, first.projection), eyes)
+        gaze = found.angles
+        colours = eye_colours(views[0].image, views[0].detected68, np32(fit.sh[0]),
+                              irises=(found.iris[found.seen], found.radius[found.seen]))
     attach_parts(head, model, fit.id[:1], fit.exp[:1], colours, gaze=gaze)
     return head
 

@@ -11,16 +11,18 @@ the eyeball's yaw and pitch (:func:`backend.head_parts.eye_rotation`) with the f
    model's contour (the same place relative to the corners: the fit's small misregistration
    cancels), and (yaw, pitch) is solved so that the iris rim's centre
    (``EyeFrame.centre + limbus·axis``, turned) projects there (Gauss–Newton, 8 steps).
-3. :func:`combine_eyes`: an eye that is shut or seen edge-on takes the other eye's gaze; two
-   seen eyes keep their mean yaw and at most :data:`VERGENCE_LIMIT` each from it (converging eyes;
-   a larger difference is the detector's noise) and share their mean pitch; angles are clamped to :data:`YAW_LIMIT`,
-   :data:`PITCH_LIMIT`.
+3. :func:`combine_eyes`: each eye is weighted by how open it is (:func:`eye_weights`); an eye
+   that is shut or seen edge-on takes the other eye's gaze; two seen eyes keep their weighted
+   mean yaw and at most :data:`VERGENCE_LIMIT` each from it (converging eyes; a larger difference
+   is the detector's noise) and share their mean pitch; narrow eyes scale the gaze towards
+   looking ahead; angles are clamped to :data:`YAW_LIMIT`, :data:`PITCH_LIMIT`.
 
-Cost: two 48×30 patches and a 2×2 solve, a few milliseconds of CPU.
+Cost: two 62×38 patches and a 2×2 solve, a few milliseconds of CPU.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,12 +31,13 @@ from skimage.measure import points_in_poly
 from .camera import Camera, project
 from .head_parts import EYEBALLS, IRIS_RADIUS_MM, EyeFrame, eye_rotation
 
-__all__ = ["YAW_LIMIT", "PITCH_LIMIT", "VERGENCE_LIMIT", "locate_irises", "solve_gaze", "combine_eyes",
-           "estimate_gaze"]
+__all__ = ["YAW_LIMIT", "PITCH_LIMIT", "VERGENCE_LIMIT", "GazeEstimate", "gaze_rotation", "locate_irises", "solve_gaze",
+           "eye_weights", "combine_eyes", "estimate_gaze"]
 
 YAW_LIMIT = math.radians(35.0)    # the eyes turn about ±45° at most; ±35° covers a look aside
 PITCH_LIMIT = math.radians(25.0)
 VERGENCE_LIMIT = math.radians(5.0)
+SHUT, OPEN = 0.25, 0.55  # an eye's opening (contour height / iris diameter): shut below, fully trusted above
 CONTOURS = (slice(36, 42), slice(42, 48))  # iBUG-68: the subject's right eye, left eye
 PATCH_W, PATCH_H = 62, 38  # the patch spans 1.3 × 0.8 eye widths
 EYE_PX = 48.0              # patch pixels per eye width
@@ -108,8 +111,9 @@ def locate_irises(image: np.ndarray, contours: np.ndarray, radius_px: np.ndarray
     return centres, opening
 
 
-def _iris_points(frames: list[EyeFrame], angles: torch.Tensor) -> torch.Tensor:
-    """(B,E,3) the iris rims' centres of eyeballs ``frames`` turned by angles (B,E,2) (yaw, pitch)."""
+def gaze_rotation(angles: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) ``Ry(yaw) @ Rx(pitch)`` for angles (..., 2) (yaw, pitch) radians: the torch twin
+    of :func:`backend.head_parts.eye_rotation` (differentiable, batched)."""
     yaw, pitch = angles[..., 0], angles[..., 1]
     cy, sy, cp, sp = yaw.cos(), yaw.sin(), pitch.cos(), pitch.sin()
     zero, one = torch.zeros_like(yaw), torch.ones_like(yaw)
@@ -117,9 +121,14 @@ def _iris_points(frames: list[EyeFrame], angles: torch.Tensor) -> torch.Tensor:
                       torch.stack([-sy, zero, cy], -1)], -2)
     rx = torch.stack([torch.stack([one, zero, zero], -1), torch.stack([zero, cp, -sp], -1),
                       torch.stack([zero, sp, cp], -1)], -2)
+    return ry @ rx
+
+
+def _iris_points(frames: list[EyeFrame], angles: torch.Tensor) -> torch.Tensor:
+    """(B,E,3) the iris rims' centres of eyeballs ``frames`` turned by angles (B,E,2) (yaw, pitch)."""
     centre = torch.tensor(np.stack([f.centre for f in frames]), dtype=angles.dtype)  # (E,3)
     arm = torch.tensor(np.stack([f.limbus * f.axis for f in frames]), dtype=angles.dtype)  # (E,3)
-    return centre + ((ry @ rx) @ arm[..., None])[..., 0]
+    return centre + (gaze_rotation(angles) @ arm[..., None])[..., 0]
 
 
 def solve_gaze(frames: list[EyeFrame], targets: np.ndarray, pose: np.ndarray, camera: Camera,
@@ -140,29 +149,59 @@ def solve_gaze(frames: list[EyeFrame], targets: np.ndarray, pose: np.ndarray, ca
     return angles.numpy()
 
 
-def combine_eyes(angles: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """(E,2) the gaze to keep from per-eye estimates angles (E,2) and seen (E,) bool (see the
-    module docstring): unseen eyes follow the seen ones (0 when none is), vergence at most
-    :data:`VERGENCE_LIMIT` per eye, one pitch, clamped to the limits."""
+def eye_weights(opening: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """(E,) how far each eye's iris is trusted, in [0,1]: 0 for a shut eye (``opening``, the contour's
+    height over the iris's diameter, below :data:`SHUT`) or one seen edge-on (``width``, the eye's
+    width in iris radii, below 2.5; about 5 seen from the front), rising linearly to 1 at
+    :data:`OPEN` (a narrow eye's lashes and lid shadow move the dark disc)."""
+    w = np.clip((np.asarray(opening, np.float64) - SHUT) / (OPEN - SHUT), 0.0, 1.0)
+    return np.where((np.asarray(width) > 2.5) & (np.asarray(opening) > SHUT), w, 0.0)
+
+
+def combine_eyes(angles: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(E,2) the gaze to keep from per-eye estimates angles (E,2) (yaw, pitch) and their weights
+    (E,) in [0,1] (:func:`eye_weights`): the weighted mean, each seen eye's yaw at most
+    :data:`VERGENCE_LIMIT` from it (unseen eyes: the mean), one pitch; all scaled by the largest
+    weight (narrow eyes: towards looking ahead; 0 when no eye is seen); clamped to the limits."""
     angles = np.asarray(angles, np.float64)
-    seen = np.asarray(seen, bool)
-    if not seen.any():
+    weight = np.clip(np.nan_to_num(np.asarray(weight, np.float64)), 0.0, 1.0)
+    weight = np.where(np.isfinite(angles).all(1), weight, 0.0)
+    if weight.max() <= 0:
         return np.zeros_like(angles)
-    mean = angles[seen].mean(0)
+    angles = np.nan_to_num(angles)
+    mean = (weight[:, None] * angles).sum(0) / weight.sum()
+    seen = weight > 0
     yaw = np.where(seen, mean[0] + np.clip(angles[:, 0] - mean[0], -VERGENCE_LIMIT, VERGENCE_LIMIT), mean[0])
-    out = np.stack([yaw, np.full(len(angles), mean[1])], 1)  # eyes do not diverge vertically: one pitch
+    out = np.stack([yaw, np.full(len(angles), mean[1])], 1) * weight.max()  # eyes do not diverge vertically
     return np.stack([np.clip(out[:, 0], -YAW_LIMIT, YAW_LIMIT), np.clip(out[:, 1], -PITCH_LIMIT, PITCH_LIMIT)], 1)
 
 
+@dataclass(frozen=True)
+class GazeEstimate:
+    """What :func:`estimate_gaze` found, per eyeball in :data:`backend.head_parts.EYEBALLS` order:
+    ``angles`` (2,2) float32 radians (yaw, pitch), the gaze to use; ``iris`` (2,2) the iris
+    centres (photo px); ``radius`` (2,) the iris's radius (px); ``seen`` (2,) bool: the eye is
+    open and not seen edge-on (its iris was measured)."""
+
+    angles: np.ndarray
+    iris: np.ndarray
+    radius: np.ndarray
+    seen: np.ndarray
+
+
+def _ahead() -> GazeEstimate:
+    E = len(EYEBALLS)
+    return GazeEstimate(np.zeros((E, 2), np.float32), np.zeros((E, 2)), np.zeros(E), np.zeros(E, bool))
+
+
 def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarray, pose: np.ndarray, camera: Camera,
-                  eyes: dict[str, EyeFrame]) -> np.ndarray:
-    """(2,2) float32 radians, (yaw, pitch) per eyeball in :data:`backend.head_parts.EYEBALLS`
-    order, from one photo: image (H,W,3) uint8; detected68 (68,2) the detector's landmarks and
-    fitted68 (68,2) the fitted model's, photo pixels; pose (7,) the view's pose for ``camera``
-    (the photo's size); eyes {eyeball name: :class:`EyeFrame`} of the fitted head (model mm).
-    Zeros when the head has no eyeballs."""
+                  eyes: dict[str, EyeFrame]) -> GazeEstimate:
+    """The gaze from one photo (:class:`GazeEstimate`): image (H,W,3) uint8; detected68 (68,2)
+    the detector's landmarks and fitted68 (68,2) the fitted model's, photo pixels; pose (7,) the
+    view's pose for ``camera`` (the photo's size); eyes {eyeball name: :class:`EyeFrame`} of the
+    fitted head (model mm). Looking ahead (zeros, nothing seen) without both eyeballs."""
     if any(name not in eyes for name in EYEBALLS):
-        return np.zeros((len(EYEBALLS), 2), np.float32)
+        return _ahead()
     frames = [eyes[name] for name in EYEBALLS]
     detected = np.asarray(detected68, np.float64)
     fitted = np.asarray(fitted68, np.float64)
@@ -172,7 +211,7 @@ def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarra
     mids = np.stack([fitted[c].mean(0) for c in CONTOURS])  # (2,2)
     order = [int(np.argmin(np.linalg.norm(mids - centres[e], axis=1))) for e in range(len(frames))]
     if order[0] == order[1]:
-        return np.zeros((len(EYEBALLS), 2), np.float32)
+        return _ahead()
     # the iris's radius in pixels: a 1-mm step across the view direction, projected
     ones = torch.tensor(np.stack([f.centre for f in frames] + [f.centre + np.cross(f.axis, [0.0, 1.0, 0.0]) for f in frames]))
     xy = project(ones[None], pose_t, camera)[0, :, :2].numpy()
@@ -189,5 +228,6 @@ def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarra
         targets[e] = mid_f + w_f * (a * ex_f + b * ey_f)
         widths[e] = w_d / (IRIS_RADIUS_MM * px_per_mm[e])  # the eye's width in iris radii (about 5 seen frontally)
     angles = solve_gaze(frames, targets, pose, camera)
-    seen = (opening > 0.25) & (widths > 2.5) & np.isfinite(angles).all(1)
-    return combine_eyes(angles, seen).astype(np.float32)
+    weight = eye_weights(opening, widths)
+    return GazeEstimate(angles=combine_eyes(angles, weight).astype(np.float32), iris=iris,
+                        radius=IRIS_RADIUS_MM * px_per_mm, seen=weight > 0)

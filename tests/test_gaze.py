@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from backend.camera import Camera, project
-from backend.gaze import PITCH_LIMIT, VERGENCE_LIMIT, YAW_LIMIT, combine_eyes, estimate_gaze, locate_irises
+from backend.gaze import (PITCH_LIMIT, VERGENCE_LIMIT, YAW_LIMIT, combine_eyes, estimate_gaze, eye_weights,
+                          locate_irises)
 from backend.head import Head
 from backend.head_parts import (EYEBALLS, attach_parts, eye_frame, eye_pivots, eye_rotation, gaze_quaternion,
                                 part_meshes, preview_parts, swatch_tile)
@@ -87,7 +88,9 @@ def test_gaze_from_renders_with_turned_eyeballs(ict, head_yaw, gaze_deg):
     gaze = np.radians(np.array([gaze_deg, gaze_deg], np.float32))
     head = _head(ict, gaze)
     image, pose, lm = _render(ict, head, head_yaw)
-    got = estimate_gaze(image, lm, lm, pose, Camera(256, 256), _frames(head))
+    found = estimate_gaze(image, lm, lm, pose, Camera(256, 256), _frames(head))
+    assert found.seen.all()
+    got = found.angles
     err = np.degrees(np.abs(got - gaze))
     assert err[:, 0].max() < 3.0, np.degrees(got)
     assert err[:, 1].max() < 4.0, np.degrees(got)
@@ -110,15 +113,19 @@ def test_locate_irises_finds_a_dark_disc():
 
 
 def test_combine_eyes_limits_and_shut_eyes():
-    seen = np.array([True, True])
-    out = combine_eyes(np.radians([[10.0, 0.0], [30.0, 2.0]]), seen)
+    both = np.array([1.0, 1.0])
+    out = combine_eyes(np.radians([[10.0, 0.0], [30.0, 2.0]]), both)
     np.testing.assert_allclose(out[:, 0], np.radians([15.0, 25.0]), atol=1e-9)  # vergence capped at 5° each
-    np.testing.assert_allclose(out[:, 1], np.radians([1.0, 1.0]), atol=1e-9)
-    out = combine_eyes(np.radians([[10.0, 0.0], [80.0, 60.0]]), np.array([True, False]))
+    np.testing.assert_allclose(out[:, 1], np.radians([1.0, 1.0]), atol=1e-9)  # one pitch
+    out = combine_eyes(np.radians([[10.0, 0.0], [80.0, 60.0]]), np.array([1.0, 0.0]))
     np.testing.assert_allclose(out, np.radians([[10.0, 0.0], [10.0, 0.0]]))  # a shut eye follows the other
-    out = combine_eyes(np.radians([[80.0, -60.0], [80.0, -60.0]]), seen)
+    out = combine_eyes(np.radians([[80.0, -60.0], [80.0, -60.0]]), both)
     np.testing.assert_allclose(out, [[YAW_LIMIT, -PITCH_LIMIT]] * 2)
-    assert np.all(combine_eyes(np.ones((2, 2)), np.array([False, False])) == 0)
+    assert np.all(combine_eyes(np.ones((2, 2)), np.zeros(2)) == 0)
+    half = combine_eyes(np.radians([[20.0, 4.0], [20.0, 4.0]]), np.array([0.5, 0.25]))
+    np.testing.assert_allclose(half, np.radians([[10.0, 2.0]] * 2))  # narrow eyes: towards looking ahead
+    np.testing.assert_allclose(eye_weights(np.array([0.1, 0.4, 0.9, 0.9]), np.array([5.0, 5.0, 5.0, 2.0])),
+                               [0.0, 0.5, 1.0, 0.0])
     assert VERGENCE_LIMIT < YAW_LIMIT
 
 
