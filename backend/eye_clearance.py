@@ -167,6 +167,8 @@ def _hit_from_front(origins: np.ndarray, skin: np.ndarray, skin_faces: np.ndarra
     around the whole segment held most of the triangles over the eye for every ray."""
     from scipy.spatial import cKDTree  # lazy: Blender's Python has no scipy (export imports this module)
 
+    from .head_parts import ray_triangle_pairs
+
     o = np.asarray(origins, np.float64)
     skin = np.asarray(skin, np.float64)
     f = np.asarray(skin_faces, np.int64)
@@ -183,17 +185,7 @@ def _hit_from_front(origins: np.ndarray, skin: np.ndarray, skin_faces: np.ndarra
     pi = np.repeat(np.arange(len(o)), counts)
     fi = np.concatenate([np.asarray(h, np.int64) for h in hits])
     d = np.broadcast_to(np.array([0.0, 0.0, 1.0]), (len(pi), 3))
-    e1, e2 = b[fi] - a[fi], c[fi] - a[fi]  # Möller–Trumbore, as first_skin_hit
-    h = np.cross(d, e2)
-    det = np.einsum("nc,nc->n", e1, h)
-    ok = np.abs(det) > 1e-12
-    inv = 1.0 / np.where(ok, det, 1.0)
-    sv = o[pi] - a[fi]
-    u = np.einsum("nc,nc->n", sv, h) * inv
-    qv = np.cross(sv, e1)
-    v = np.einsum("nc,nc->n", d, qv) * inv
-    t = np.einsum("nc,nc->n", e2, qv) * inv
-    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9) & (t <= reach)
+    hit, _, _ = ray_triangle_pairs(o[pi], d, a[fi], b[fi], c[fi], reach)
     out[pi[hit]] = True
     return out
 
