@@ -56,6 +56,7 @@ import os
 import shutil
 import struct
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -517,11 +518,25 @@ def save_head(head: Head, path: str | Path, compress: bool = False) -> Path:
     except TypeError as exc:
         raise ExportError(f"a Head field is neither an array nor JSON-serialisable: {exc}") from exc
     arrays["__meta__"] = np.array(text)
-    saver = np.savez_compressed if compress else np.savez
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            saver(fh, **arrays)
+            _savez(fh, arrays, NPZ_COMPRESS_LEVEL if compress else None)
     return Path(path)
+
+
+# zlib level of a compressed head.npz: the arrays are float data, so level 1 packs a default head
+# within 4 % of level 6 (np.savez_compressed's) in half the time (9.44 vs 9.10 MB, 0.28 vs 0.62 s).
+NPZ_COMPRESS_LEVEL = 1
+
+
+def _savez(fh, arrays: dict[str, np.ndarray], level: int | None) -> None:
+    """``np.savez`` (``level`` None) or ``np.savez_compressed`` at zlib ``level``, into the open
+    binary file ``fh``: the same ``.npz`` layout, which ``np.load`` reads either way."""
+    mode = zipfile.ZIP_STORED if level is None else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(fh, mode="w", compression=mode, compresslevel=level, allowZip64=True) as zf:
+        for name, value in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def load_head(path: str | Path) -> Head:

@@ -518,21 +518,29 @@ def first_skin_hit(origins: np.ndarray, directions: np.ndarray, skin: np.ndarray
     fi = np.concatenate([np.asarray(h, np.int64) for h in hits]) if counts.sum() else np.zeros(0, np.int64)
     if len(pi) == 0:
         return first, outer_first
-    e1, e2 = b[fi] - a[fi], c[fi] - a[fi]  # Möller–Trumbore over all (ray, triangle) pairs
-    h = np.cross(d[pi], e2)
-    det = np.einsum("nc,nc->n", e1, h)
-    ok = np.abs(det) > 1e-12
-    inv = 1.0 / np.where(ok, det, 1.0)
-    sv = o[pi] - a[fi]
-    u = np.einsum("nc,nc->n", sv, h) * inv
-    qv = np.cross(sv, e1)
-    v = np.einsum("nc,nc->n", d[pi], qv) * inv
-    t = np.einsum("nc,nc->n", e2, qv) * inv
-    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9) & (t <= reach)
+    hit, t, det = ray_triangle_pairs(o[pi], d[pi], a[fi], b[fi], c[fi], reach)
     np.minimum.at(first, pi[hit], t[hit])
     is_first = hit & (t == first[pi])
     outer_first[pi[is_first & (det < 0)]] = True  # the ray runs against the face normal e1×e2
     return first, outer_first
+
+
+def ray_triangle_pairs(o: np.ndarray, d: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, reach: float
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Möller–Trumbore for N (ray, triangle) pairs: rays ``o + s·d`` (N,3 each), triangles with
+    corners a, b, c (N,3 each). Returns (hit (N,) bool: met at s ∈ (0, ``reach``], s (N,),
+    det (N,): negative when the ray runs against the face normal (b − a)×(c − a))."""
+    e1, e2 = b - a, c - a
+    h = np.cross(d, e2)
+    det = np.einsum("nc,nc->n", e1, h)
+    ok = np.abs(det) > 1e-12
+    inv = 1.0 / np.where(ok, det, 1.0)
+    sv = o - a
+    u = np.einsum("nc,nc->n", sv, h) * inv
+    qv = np.cross(sv, e1)
+    v = np.einsum("nc,nc->n", d, qv) * inv
+    t = np.einsum("nc,nc->n", e2, qv) * inv
+    return ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9) & (t <= reach), t, det
 
 
 def skin_penetration(points: np.ndarray, normals: np.ndarray, skin: np.ndarray, skin_faces: np.ndarray,
