@@ -173,3 +173,44 @@ def test_gaze_turns_the_eyeball_objects_about_their_centres(scene_mod, face_mode
     parts["eyeball_left"].rotation_euler = (0.0, 0.0, 0.0)
     bpy.context.view_layer.update()
     np.testing.assert_allclose(_evaluated_mm(parts["eyeball_left"]), ahead["eyeball_left"].neutral, atol=1e-3)
+
+
+def test_glb_eyeballs_import_turned(face_model, tmp_path):
+    """head.glb read back by Blender's glTF importer: each eyeball object sits at its centre with the
+    gaze as its rotation, and its vertices are the turned eyeball's (model mm)."""
+    import addon_utils
+    import torch
+    from scipy.spatial import cKDTree
+
+    from backend.export import write_glb
+    from backend.head import Head
+    from backend.head_parts import EYEBALLS, attach_parts, eye_pivots, part_meshes
+
+    m = face_model
+    if not m.has_parts:
+        pytest.skip("the ICT model has no ict_parts.npz beside it")
+    ident, exp = torch.zeros(1, m.n_id), torch.zeros(1, m.n_exp)
+    with torch.no_grad():
+        verts = m(ident, exp)[0].numpy()
+    head = Head(model_name=m.name, vertices=verts, neutral=verts.copy(), faces=m.faces.numpy(), uv=m.uv.numpy(),
+                faces_uv=m.faces_uv.numpy(), id_coeffs=ident[0].numpy(), exp_coeffs=np.zeros(m.n_exp, np.float32),
+                exp_names=list(m.exp_names), exp_basis=m.exp_basis.numpy(), uv_tiles=m.uv_tiles)
+    gaze = np.radians(np.array([[20.0, 10.0], [16.0, 10.0]], np.float32))
+    attach_parts(head, m, ident, exp, gaze=gaze, lid_margin=None)
+    write_glb(head, tmp_path / "head.glb")
+    addon_utils.enable("io_scene_gltf2", default_set=True)
+    bpy.ops.import_scene.gltf(filepath=str(tmp_path / "head.glb"))
+    bpy.context.view_layer.update()
+    turned = {p.name: p for p in part_meshes(head)}
+    pivots = eye_pivots(head)
+    for e, name in enumerate(EYEBALLS):
+        obj = bpy.data.objects[name]
+        assert obj.parent is not None and obj.parent.name == "head"
+        c = np.array(obj.location) * 1000.0
+        np.testing.assert_allclose([c[0], c[2], -c[1]], pivots[name][0], atol=1e-3)  # Blender → model axes
+        assert obj.rotation_quaternion.angle == pytest.approx(
+            float(np.arccos(np.clip((np.trace(pivots[name][1]) - 1) / 2, -1, 1))), abs=1e-5)
+        world = evaluated_coords(obj).astype(np.float64) @ np.array(obj.matrix_world)[:3, :3].T + np.array(obj.matrix_world)[:3, 3]
+        model = np.stack([world[:, 0], world[:, 2], -world[:, 1]], 1) * 1000.0
+        dist, _ = cKDTree(turned[name].neutral).query(model)
+        assert dist.max() < 1e-2, (name, dist.max())
