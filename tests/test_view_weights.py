@@ -42,10 +42,10 @@ def test_yaw_weights_fall_with_the_yaw_relative_to_the_most_frontal_view():
     assert float(w[0]) == pytest.approx(((1 + 4 * np.sin(0.1) ** 2) / (1 + 4 * s50)) ** 2, rel=1e-5)
 
 
-def test_yaw_weights_hold_from_the_first_step_and_robust_weights_start_at_one():
+def test_yaw_weights_scale_the_landmark_weights_and_leave_the_robust_weights():
     w = ViewWeighting(S, 3)
     yaw = torch.tensor([-0.8727, 0.0, 0.8727])
-    w.set_yaw(yaw)  # the closed-form pose's yaws, before any residual
+    w.set_yaw(yaw)
     s50 = float(torch.sin(yaw[0]) ** 2)
     assert torch.equal(w.weights, torch.ones(3))
     assert w.landmark_weights.tolist() == pytest.approx([(1 + S.yaw_noise * s50) ** -2, 1.0, (1 + S.yaw_noise * s50) ** -2])

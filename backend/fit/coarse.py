@@ -265,7 +265,6 @@ def fit_coarse(
     total_steps = config.landmark_steps + sum(n for _, n in config.photo_schedule)
     step = 0
     weighting = ViewWeighting(config.view_weights, V if G == 1 else 1, dev, dt)  # one person's views only
-    weighting.set_yaw(params.rot[:, 1])  # multi-view: each view's landmark weight from its yaw, from the first step
 
     # The landmark warm-up needs only the 68 landmark vertices and the jaw's contour candidates
     # (U of the N vertices): the model evaluated on them alone is the same linear map.

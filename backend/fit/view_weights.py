@@ -56,8 +56,9 @@ class ViewWeightSettings:
       while a view with a pasted layout is 5× or more.
     - ``yaw_noise``: the detector's landmark error grows with the head's yaw, modelled as
       σ ∝ 1 + ``yaw_noise``·sin²(yaw), and each view's landmark term (and dense term) is also
-      weighted by 1/σ² relative to the most frontal view, from the first step (the closed-form
-      pose knows the yaw; 0: off). At ±50° most of the error is a bias both sides share, not
+      weighted by 1/σ² relative to the most frontal view, from the first weight update on
+      (before it, a photo whose pasted frontal layout makes its pose frontal would take the
+      weight of the sides; 0: off). At ±50° most of the error is a bias both sides share, not
       noise that averages out (renders, ``auto``: the jaw contour is off by 12.5 px of the 224²
       crop on average against 7.8 px of scatter around that; the brows 4.3 against 4.6), so two
       side views outvote the frontal one with the same wrong shape. 16 (weight 0.009 at ±50°,
@@ -133,7 +134,7 @@ class ViewWeighting:
     ``weights`` is None when every view counts fully (one view or weighting disabled), else (V,)
     in [floor, 1] (1 until the first update): the robust weights of L_pixel and L_id;
     ``landmark_weights`` (V,) those times each view's landmark information relative to the most
-    frontal view (its yaw, from the first step: :meth:`set_yaw`), for L_lm and the dense term.
+    frontal view (its yaw: :meth:`set_yaw`), for L_lm and the dense term.
     Both are updated in place (a captured CUDA-graph step reads them, :mod:`.step_graph`).
     ``landmark`` / ``pixel`` / ``yaw`` hold the latest residuals and yaws (V,) used.
     """
@@ -160,7 +161,7 @@ class ViewWeighting:
     @torch.no_grad()
     def set_yaw(self, yaw: torch.Tensor) -> None:
         """Each view's landmark information from its yaw (V,) radians (``yaw_noise``), without
-        touching the robust weights: from the first step, since the closed-form pose knows the yaw."""
+        touching the robust weights."""
         if not self.active:
             return
         self.yaw = yaw.detach().clone()
