@@ -32,6 +32,7 @@ from ..render.renderer import RenderSettings, render
 from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
+from .identity_lag import LaggedIdentity
 from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from .step_graph import StepRunner, adam, use_graphs
@@ -49,6 +50,8 @@ class CoarseFitConfig:
     - ``lr_*``: Adam learning rates per parameter group (radians, log-scale, px, coefficients).
     - ``weights``: the paper's stage-1 weights.
     - ``identity``: use L_id (needs the identity network; skipped gracefully when None given).
+    - ``identity_every``: run the identity network every this many steps, its first-order
+      expansion in between (:mod:`.identity_lag`; 1: every step).
     - ``albedo_size``: texels per UV tile of the fitted albedo map.
     - ``albedo_prior`` / ``albedo_smooth``: weights of the mean-skin prior and the smoothness term
       (mean squared neighbour difference; a map of ``albedo_size`` A needs (A/32)² times the weight
@@ -91,6 +94,7 @@ class CoarseFitConfig:
     lr_albedo: float = 0.02
     weights: CoarseLossWeights = CoarseLossWeights()
     identity: bool = True
+    identity_every: int = 5
     albedo_size: int = 32
     albedo_prior: float = 50.0
     albedo_smooth: float = 8000.0
@@ -372,6 +376,8 @@ def fit_coarse(
         cam_s = Camera(size, size)
         visible = torch.empty(V * size * size, dtype=torch.long, device=dev) if capturable else None
         last: dict[str, torch.Tensor] = {}  # the last step's render and loss mask
+        lagged_id = None if target_feat is None or size != S else LaggedIdentity(
+            lambda c: identity_loss(target_feat, identity_net(c, landmarks), weighting.weights), config.identity_every)
 
         def photo_step() -> dict[str, torch.Tensor]:  # capturable with ``visible`` (.step_graph)
             pose = params.pose()
@@ -399,9 +405,9 @@ def fit_coarse(
             if dense_t is not None:
                 terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2]), size, S)
                 loss = loss + w.landmark * config.dense_weight * terms["dense"]
-            if target_feat is not None and size == S:
+            if lagged_id is not None:
                 composite = rend.image * visible_face[..., None] + img_s * (~visible_face[..., None])
-                terms["identity"] = identity_loss(target_feat, identity_net(composite, landmarks), vw)
+                terms["identity"] = lagged_id(composite)
                 loss = loss + w.identity * terms["identity"]
             if params.albedo is not None:
                 alb = params.albedo
