@@ -33,6 +33,7 @@ from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
 from .identity_lag import LaggedIdentity
+from .landmark_solve import LandmarkLayout, landmark_residuals, solve_box_lm
 from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from .step_graph import StepRunner, adam, use_graphs
@@ -45,7 +46,10 @@ SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB
 class CoarseFitConfig:
     """Schedule and weights of the coarse fit.
 
-    - ``landmark_steps``: warm-up steps on L_lm + R_param only.
+    - ``landmark_steps``: warm-up steps on L_lm + R_param only (Adam).
+    - ``landmark_solver``: ``"gauss_newton"`` solves the warm-up by Levenberg–Marquardt in at
+      most ``landmark_iterations`` iterations (:mod:`.landmark_solve`); ``"adam"``: ``landmark_steps``
+      Adam steps.
     - ``photo_schedule``: (resolution, steps) stages of the full loss, coarse to fine.
     - ``lr_*``: Adam learning rates per parameter group (radians, log-scale, px, coefficients).
     - ``weights``: the paper's stage-1 weights.
@@ -84,6 +88,8 @@ class CoarseFitConfig:
     """
 
     landmark_steps: int = 150
+    landmark_solver: str = "adam"
+    landmark_iterations: int = 12
     photo_schedule: tuple[tuple[int, int], ...] = ((112, 40), (224, 60))
     lr_rot: float = 0.01
     lr_scale: float = 0.01
@@ -203,6 +209,45 @@ def _albedo_smoothness(albedo: torch.Tensor) -> torch.Tensor:  # mean over items
     dx = albedo[:, :, 1:] - albedo[:, :, :-1]
     dy = albedo[:, 1:] - albedo[:, :-1]
     return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: torch.Tensor, sub_rows: torch.Tensor,
+                  landmarks: torch.Tensor, lm_weights: torch.Tensor, weighting: ViewWeighting,
+                  groups: torch.Tensor | None, dense_t, local: torch.Tensor, S: int) -> dict[str, torch.Tensor]:
+    """The landmark warm-up by Levenberg–Marquardt (:mod:`.landmark_solve`) on the model restricted to
+    the landmark vertices; writes the solution into ``params``. Returns the final loss terms."""
+    V = landmarks.shape[0]
+    layout = LandmarkLayout(V, params.id.shape[0], params.exp.shape[0], params.id.shape[1], params.exp.shape[1])
+    x0 = layout.join(params.rot, params.log_f, params.trans, params.id, params.exp).detach()
+    lower, upper = torch.full_like(x0, -torch.inf), torch.full_like(x0, torch.inf)
+    lower[layout.exp_slice()], upper[layout.exp_slice()] = 0.0, 1.0
+    residuals_at = landmark_residuals(
+        layout, sub_model, params.f0, S, sub_vid, sub_rows if config.sliding_contour else None, landmarks, lm_weights,
+        weighting.landmark_weights, config.weights, config.prior_scale, groups, dense_t, local, config.dense_weight)
+
+    def project_id(x: torch.Tensor) -> torch.Tensor:  # the identity ball, as clamp_ does after an Adam step
+        if config.id_ball is None:
+            return x
+        rot, log_f, trans, ident, exp = layout.split(x)
+        radius = config.id_ball * layout.n_id**0.5
+        ident = ident * (radius / ident.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+        return layout.join(rot, log_f, trans, ident, exp)
+
+    def reweigh(i: int, x: torch.Tensor) -> None:  # robust view weights, as the Adam warm-up updates them
+        if weighting.due(i, config.landmark_iterations, warmup=True):
+            lms = residuals_at.landmarks(x)
+            weighting.update(landmark_residual_px(lms, landmarks, lm_weights), layout.split(x)[0][:, 1])
+
+    x, costs = solve_box_lm(x0, residuals_at, lower, upper, project_id, config.landmark_iterations,
+                            on_iteration=reweigh)
+    rot, log_f, trans, ident, exp = layout.split(x)
+    with torch.no_grad():
+        for p, v in ((params.rot, rot), (params.log_f, log_f), (params.trans, trans), (params.id, ident), (params.exp, exp)):
+            p.copy_(v)
+        exp_v = per_view(params.exp, groups, V)
+        terms = {"landmark": landmark_loss(residuals_at.landmarks(x), landmarks, lm_weights, weighting.landmark_weights),
+                 "reg": param_regularizer(params.id, exp_v, params.tex, config.weights)}
+    return {**terms, "solve_cost": torch.tensor(costs[-1]), "solve_iterations": torch.tensor(float(len(costs) - 2))}
 
 
 def fit_coarse(
@@ -336,7 +381,11 @@ def fit_coarse(
         return terms
 
     run_step = StepRunner(landmark_step, graph)  # on CUDA: replayed as a CUDA graph
-    for i in range(config.landmark_steps):
+    if config.landmark_solver == "gauss_newton":
+        terms = _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
+                              dense_t, local, S)
+        step += config.landmark_steps
+    for i in range(config.landmark_steps if config.landmark_solver == "adam" else 0):
         check_cancel(cancel)
         if weighting.due(i, config.landmark_steps, warmup=True):  # outside the (captured) step: in place
             with torch.no_grad():

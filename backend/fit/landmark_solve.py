@@ -1,0 +1,208 @@
+"""The coarse fit's landmark warm-up as a small nonlinear least-squares problem.
+
+The warm-up minimises L_lm (+ the dense Face Mesh term) + R_param over pose, identity and
+expression. The face model is linear in its coefficients and the camera orthographic, so the
+loss is a sum of squares of a few hundred residuals in 6·V + K_id + K_exp ≈ 160 unknowns, nearly
+quadratic away from the rotation. :func:`solve_box_lm` solves it by Levenberg–Marquardt (Gauss–
+Newton steps with an adaptive damping) with the expression's [0, 1] box kept by an active set
+and the identity ball by projection, in a handful of iterations where Adam needs 150 small steps.
+:func:`landmark_residuals` writes the warm-up's loss (``fit_coarse``'s ``landmark_step``) as
+those residuals: the sum of their squares is the loss, term for term.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..camera import Camera, project
+from ..losses import CoarseLossWeights
+from .contour import select_contour
+from .groups import per_view
+
+__all__ = ["LandmarkLayout", "landmark_residuals", "solve_box_lm"]
+
+Residuals = Callable[[torch.Tensor], torch.Tensor]  # x (P,) → r (M,)
+
+
+@dataclass(frozen=True)
+class LandmarkLayout:
+    """Where each parameter sits in the flat vector x (P,): rot (V,3), log_f (V,1), trans (V,2),
+    id (G,K_id), exp (E,K_exp) (E = G when the expression is shared, else V), in this order."""
+
+    V: int
+    G: int
+    E: int
+    n_id: int
+    n_exp: int
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (3 * self.V, self.V, 2 * self.V, self.G * self.n_id, self.E * self.n_exp)
+
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """x (P,) → rot (V,3), log_f (V,1), trans (V,2), id (G,K_id), exp (E,K_exp)."""
+        rot, log_f, trans, ident, exp = torch.split(x, self.sizes)
+        return (rot.view(self.V, 3), log_f.view(self.V, 1), trans.view(self.V, 2), ident.view(self.G, self.n_id),
+                exp.view(self.E, self.n_exp))
+
+    def join(self, rot, log_f, trans, ident, exp) -> torch.Tensor:
+        """The inverse of :meth:`split`."""
+        return torch.cat([t.reshape(-1) for t in (rot, log_f, trans, ident, exp)])
+
+    def exp_slice(self) -> slice:
+        start = sum(self.sizes[:4])
+        return slice(start, start + self.E * self.n_exp)
+
+
+def landmark_residuals(
+    layout: LandmarkLayout, shape: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], f0: torch.Tensor, size: int,
+    lm_vid: torch.Tensor, contour_rows: torch.Tensor | None, target: torch.Tensor, lm_weights: torch.Tensor,
+    view_weights: torch.Tensor | None, weights: CoarseLossWeights, prior_scale: float,
+    groups: torch.Tensor | None, dense=None, dense_map: torch.Tensor | None = None, dense_weight: float = 0.0,
+) -> Callable[[torch.Tensor], Residuals]:
+    """The warm-up loss as residuals, for :func:`solve_box_lm`.
+
+    ``shape`` (id (V,K_id), exp (V,K_exp)) → vertices (V,U,3) mm (the model on the U vertices the
+    terms read); f0 (V,1) the pose's base scale; ``size`` the crop's side (px); lm_vid (68,) and
+    contour_rows (17,k) rows of that vertex subset (None: no sliding contour); target (V,68,2)
+    crop px; lm_weights (68,) or (V,68); view_weights (V,) or None (L_lm's view weights, read at each ``at``);
+    ``dense`` a :class:`backend.fit.dense.DenseTerm` (or None) with ``dense_map`` (model vertex id
+    → subset row) and its weight relative to L_lm. Returns ``at(x)`` → residuals ``r(x)`` whose
+    squares sum to the loss, with the sliding contour's vertices chosen at ``x`` (fixed inside r);
+    ``at.landmarks(x)`` gives the model's landmarks (V,68,2) there.
+    """
+    V, G = layout.V, layout.G
+    cam = Camera(size, size)
+    W = lm_weights.expand(V, -1)  # (V,68)
+    reg = weights.reg * prior_scale * G
+    id_scale = (reg * weights.w_id / (layout.n_id * G)) ** 0.5
+    exp_scale = (reg * weights.w_exp / (layout.n_exp * V)) ** 0.5
+    if dense is not None:
+        dense_scale = (weights.landmark * dense_weight * G / (V * dense.targets.shape[1]) * dense.has.to(target.dtype)).sqrt()
+
+    def screen_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rot, log_f, trans, ident, exp = layout.split(x)
+        pose = torch.cat([f0 * log_f.exp(), rot, trans, torch.zeros_like(f0)], -1)  # (V,7)
+        exp_v = per_view(exp, groups, V)
+        verts = shape(per_view(ident, groups, V), exp_v)
+        return project(verts, pose, cam)[..., :2], ident, exp_v  # (V,U,2)
+
+    def contour_at(x0: torch.Tensor) -> torch.Tensor:  # (V,68) subset rows, the contour chosen at x0
+        vid = lm_vid.expand(V, -1).clone()
+        if contour_rows is not None:
+            with torch.no_grad():
+                vid[:, :17] = select_contour(screen_of(x0)[0], contour_rows)
+        return vid
+
+    def landmarks(x: torch.Tensor) -> torch.Tensor:
+        """The model's 68 landmarks (V,68,2) crop px at x."""
+        with torch.no_grad():
+            return torch.gather(screen_of(x)[0], 1, contour_at(x)[..., None].expand(-1, -1, 2))
+
+    def at(x0: torch.Tensor) -> Residuals:
+        share = (torch.full((V,), 1.0 / V, dtype=target.dtype, device=target.device) if view_weights is None
+                 else view_weights / view_weights.sum())  # read here: the view weights change in place
+        lm_scale = (weights.landmark * G * share[:, None] * W / W.sum(-1, keepdim=True)).sqrt()  # (V,68)
+        vid = contour_at(x0)
+
+        def residuals(x: torch.Tensor) -> torch.Tensor:
+            screen, ident, exp_v = screen_of(x)
+            lms = torch.gather(screen, 1, vid[..., None].expand(-1, -1, 2))  # (V,68,2)
+            parts = [((lms - target) * lm_scale[..., None]).reshape(-1), id_scale * ident.reshape(-1),
+                     exp_scale * exp_v.reshape(-1)]
+            if dense is not None:
+                points = dense.points(screen, dense_map)  # (V,P,2); crop frame = this frame
+                parts.append(((points - dense.targets) * dense_scale[:, None, None]).reshape(-1))
+            return torch.cat(parts)
+
+        return residuals
+
+    at.landmarks = landmarks  # type: ignore[attr-defined]
+    return at
+
+
+def solve_box_lm(
+    x0: torch.Tensor, residuals_at: Callable[[torch.Tensor], Residuals], lower: torch.Tensor, upper: torch.Tensor,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None, iterations: int = 12, tol: float = 1e-7,
+    on_iteration: Callable[[int, torch.Tensor], None] | None = None,
+) -> tuple[torch.Tensor, list[float]]:
+    """Levenberg–Marquardt on ½‖r(x)‖² with the box lower ≤ x ≤ upper (P,) (±inf: unbounded).
+
+    Each iteration linearises ``residuals_at(x)`` (its Jacobian by forward-mode autodiff), frees
+    the variables not held at a bound by the gradient, solves the damped normal equations in
+    float64, clips the step into the box and applies ``project`` (x → x, e.g. a norm ball). A
+    step that does not lower the cost raises the damping and is retried (at most 8 times).
+    Stops after ``iterations`` or when an accepted step lowers the cost by less than ``tol``
+    (relative). ``on_iteration(i, x)`` runs before each iteration (e.g. robust view weights).
+    With a sliding contour (``residuals_at`` choosing vertices at x) the cost at a new x, with
+    its own choice, can exceed the last step's: the solver then stops. Returns the best x (P,)
+    and the costs: at x0, after each accepted step, and last the best, each at its own contour.
+    """
+    x = x0.detach().clone()
+    damping = 1e-3
+    costs: list[float] = []
+    best_x, best_cost = x, float("inf")
+    for i in range(iterations):
+        if on_iteration is not None:
+            on_iteration(i, x)
+        fn = residuals_at(x)
+        r = fn(x).detach()
+        cost = float(r.double().pow(2).sum())
+        if not costs:
+            costs.append(cost)
+        elif cost >= best_cost * (1.0 - tol):  # the sliding contour moved and undid the last step's gain
+            break
+        if cost < best_cost:
+            best_x, best_cost = x, cost
+        J = torch.func.jacfwd(fn)(x).detach().double()  # (M,P)
+        rd = r.double()
+        g = J.T @ rd  # ½∇‖r‖²
+        lo, hi = (lower - x).double(), (upper - x).double()  # the step's box
+        JtJ = J.T @ J
+        accepted = False
+        for _ in range(8):
+            step = _box_step(J, JtJ, rd, g, lo, hi, damping)
+            x_new = torch.minimum(torch.maximum(x + step.to(x.dtype), lower), upper)
+            if project is not None:
+                x_new = project(x_new)
+            new_cost = float(fn(x_new).detach().double().pow(2).sum())
+            if new_cost < cost:
+                accepted = True
+                damping = max(damping / 3.0, 1e-9)
+                break
+            damping *= 4.0
+        if not accepted:
+            break
+        x = x_new
+        costs.append(new_cost)
+        if cost - new_cost < tol * cost:
+            break
+    final = float(residuals_at(x)(x).detach().double().pow(2).sum())  # at its own contour
+    if final < best_cost:
+        best_x, best_cost = x, final
+    costs.append(best_cost)
+    return best_x, costs
+
+
+def _box_step(J: torch.Tensor, JtJ: torch.Tensor, r: torch.Tensor, g: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+              damping: float, passes: int = 6) -> torch.Tensor:
+    """A damped Gauss–Newton step s (P,) within lo ≤ s ≤ hi (float64): variables at a bound that the
+    gradient pushes outwards are held there; a free variable whose step would leave the box is
+    moved onto the bound and held, and the others are solved again for the rest, up to ``passes``
+    times. J (M,P), JtJ (P,P), r (M,), g = Jᵀr (P,)."""
+    step = torch.zeros_like(g)
+    held = ((lo >= 0) & (g > 0)) | ((hi <= 0) & (g < 0))
+    for _ in range(passes):
+        free = ~held
+        H = JtJ[free][:, free]
+        rhs = g[free] + JtJ[free][:, held] @ step[held]  # Jfᵀ(r + Jh·sh)
+        H = H + torch.diag(damping * H.diagonal().clamp_min(1e-12))
+        step[free] = -torch.linalg.solve(H, rhs)
+        out = free & ((step < lo) | (step > hi))
+        if not out.any():
+            break
+        step = torch.minimum(torch.maximum(step, lo), hi)
+        held = held | out
+    return torch.minimum(torch.maximum(step, lo), hi)
