@@ -39,6 +39,7 @@ from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from .step_graph import StepRunner, adam, use_graphs
 from .view_weights import ViewWeighting, ViewWeightSettings, landmark_residual_px, pixel_residual
 
+LANDMARK_SOLVERS = ("adam", "gauss_newton")  # CoarseFitConfig.landmark_solver
 SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB in [0,1])
 
 
@@ -49,7 +50,8 @@ class CoarseFitConfig:
     - ``landmark_steps``: warm-up steps on L_lm + R_param only (Adam).
     - ``landmark_solver``: ``"gauss_newton"`` solves the warm-up by Levenberg–Marquardt in at
       most ``landmark_iterations`` iterations (:mod:`.landmark_solve`); ``"adam"``: ``landmark_steps``
-      Adam steps.
+      Adam steps (always with ``init``: a converged solve would undo the prediction's shape in
+      the directions the landmarks do not see).
     - ``photo_schedule``: (resolution, steps) stages of the full loss, coarse to fine.
     - ``lr_*``: Adam learning rates per parameter group (radians, log-scale, px, coefficients).
     - ``weights``: the paper's stage-1 weights.
@@ -277,6 +279,8 @@ def fit_coarse(
     (:mod:`.batch`); each item owns its identity, expression and albedo rows, and the loss is
     the sum of the items' own losses. None: all views are one person.
     """
+    if config.landmark_solver not in LANDMARK_SOLVERS:
+        raise ValueError(f"unknown landmark_solver {config.landmark_solver!r}: use one of {', '.join(LANDMARK_SOLVERS)}")
     V, S = images.shape[0], images.shape[1]
     G = check_groups(groups, V)
     if G > 1 and init is not None:
@@ -381,11 +385,12 @@ def fit_coarse(
         return terms
 
     run_step = StepRunner(landmark_step, graph)  # on CUDA: replayed as a CUDA graph
-    if config.landmark_solver == "gauss_newton":
+    solver = config.landmark_solver if init is None else "adam"  # a converged solve would undo a prediction's
+    if solver == "gauss_newton":                                    # shape where the landmarks are silent
         terms = _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
                               dense_t, local, S)
         step += config.landmark_steps
-    for i in range(config.landmark_steps if config.landmark_solver == "adam" else 0):
+    for i in range(config.landmark_steps if solver == "adam" else 0):
         check_cancel(cancel)
         if weighting.due(i, config.landmark_steps, warmup=True):  # outside the (captured) step: in place
             with torch.no_grad():

@@ -82,6 +82,14 @@ def landmark_residuals(
     if dense is not None:
         dense_scale = (weights.landmark * dense_weight * G / (V * dense.targets.shape[1]) * dense.has.to(target.dtype)).sqrt()
 
+    with torch.no_grad():  # the model's bases on the U vertices, (K,U,3), from its (linear) shape function
+        dt, dev = target.dtype, target.device
+        rest = shape(torch.zeros(1, layout.n_id, dtype=dt, device=dev), torch.zeros(1, layout.n_exp, dtype=dt, device=dev))
+        id_basis = shape(torch.eye(layout.n_id, dtype=dt, device=dev),
+                         torch.zeros(layout.n_id, layout.n_exp, dtype=dt, device=dev)) - rest
+        exp_basis = shape(torch.zeros(layout.n_exp, layout.n_id, dtype=dt, device=dev),
+                          torch.eye(layout.n_exp, dtype=dt, device=dev)) - rest
+
     def screen_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rot, log_f, trans, ident, exp = layout.split(x)
         pose = torch.cat([f0 * log_f.exp(), rot, trans, torch.zeros_like(f0)], -1)  # (V,7)
@@ -107,16 +115,70 @@ def landmark_residuals(
         lm_scale = (weights.landmark * G * share[:, None] * W / W.sum(-1, keepdim=True)).sqrt()  # (V,68)
         vid = contour_at(x0)
 
+        def assemble(screen: torch.Tensor, ident: torch.Tensor, exp_v: torch.Tensor, offset: bool) -> torch.Tensor:
+            """Residuals (C,M) of C states: screens (C,V,U,2), identities (C,G,K_id), per-view expressions
+            (C,V,K_exp); ``offset`` False: of C tangents (the residuals are affine in all three)."""
+            C = screen.shape[0]
+            lms = torch.gather(screen, 2, vid[None, ..., None].expand(C, -1, -1, 2))  # (C,V,68,2)
+            parts = [((lms - target if offset else lms) * lm_scale[..., None]).reshape(C, -1),
+                     id_scale * ident.reshape(C, -1), exp_scale * exp_v.reshape(C, -1)]
+            if dense is not None:
+                points = dense.points(screen.flatten(0, 1), dense_map).view(C, V, -1, 2)  # crop frame = this frame
+                parts.append(((points - dense.targets if offset else points) * dense_scale[:, None, None]).reshape(C, -1))
+            return torch.cat(parts, 1)
+
         def residuals(x: torch.Tensor) -> torch.Tensor:
             screen, ident, exp_v = screen_of(x)
-            lms = torch.gather(screen, 1, vid[..., None].expand(-1, -1, 2))  # (V,68,2)
-            parts = [((lms - target) * lm_scale[..., None]).reshape(-1), id_scale * ident.reshape(-1),
-                     exp_scale * exp_v.reshape(-1)]
-            if dense is not None:
-                points = dense.points(screen, dense_map)  # (V,P,2); crop frame = this frame
-                parts.append(((points - dense.targets) * dense_scale[:, None, None]).reshape(-1))
-            return torch.cat(parts)
+            return assemble(screen[None], ident[None], exp_v[None], True)[0]
 
+        def jacobian(x: torch.Tensor) -> torch.Tensor:
+            """∂r/∂x (M,P) at x: exact in the coefficients (the residuals are affine in them), central
+            differences in float64 for each view's 6 pose values."""
+            rot, log_f, trans, ident, exp = layout.split(x)
+            pose = torch.cat([f0 * log_f.exp(), rot, trans, torch.zeros_like(f0)], -1)  # (V,7)
+            verts = shape(per_view(ident, groups, V), per_view(exp, groups, V)).detach()  # (V,U,3)
+            dt, dev, U = x.dtype, x.device, verts.shape[1]
+            # pose, in the layout's order (rot 3, log f, trans 2): tangent screens (6,V,U,2)
+            p64, v64, h = pose.detach().double(), verts.double(), 1e-6
+            d_pose = []
+            for k in range(6):
+                ends = []
+                for sgn in (h, -h):
+                    q = p64.clone()
+                    if k == 3:
+                        q[:, 0] = q[:, 0] * torch.exp(torch.tensor(sgn, dtype=torch.float64))
+                    else:
+                        q[:, 1 + k if k < 3 else k] += sgn
+                    ends.append(project(v64, q, cam)[..., :2])
+                d_pose.append(((ends[0] - ends[1]) / (2 * h)).to(dt))
+            d_pose = torch.stack(d_pose)  # (6,V,U,2)
+            # the same view's tangent only, columns ordered rot (V,3), log_f (V,1), trans (V,2)
+            order = [(k, v) for k0, n in ((0, 3), (3, 1), (4, 2)) for v in range(V) for k in range(k0, k0 + n)]
+            T_pose = torch.zeros(len(order), V, U, 2, dtype=dt, device=dev)
+            for c, (k, v) in enumerate(order):
+                T_pose[c, v] = d_pose[k, v]
+            # coefficients: the linear part of the projection applied to each basis shape
+            origin = project(torch.zeros(V, 1, 3, dtype=dt, device=dev), pose, cam)[..., :2]  # (V,1,2)
+            lin = []
+            for basis in (id_basis, exp_basis):  # (K,U,3) → (V,K,U,2)
+                K = basis.shape[0]
+                flat = basis.reshape(1, K * U, 3).expand(V, -1, -1)
+                lin.append((project(flat, pose, cam)[..., :2] - origin).view(V, K, U, 2))
+            map_id = per_view(torch.eye(G, dtype=dt, device=dev), groups, V)  # (V,G) which identity row each view reads
+            map_exp = per_view(torch.eye(layout.E, dtype=dt, device=dev), groups, V)  # (V,E)
+            T_id = torch.einsum("vg,vkuc->gkvuc", map_id, lin[0]).reshape(-1, V, U, 2)
+            T_exp = torch.einsum("ve,vkuc->ekvuc", map_exp, lin[1]).reshape(-1, V, U, 2)
+            n_pose, n_id, n_exp = T_pose.shape[0], T_id.shape[0], T_exp.shape[0]
+            P = n_pose + n_id + n_exp
+            ident_t = torch.zeros(P, G * layout.n_id, dtype=dt, device=dev)
+            ident_t[n_pose:n_pose + n_id] = torch.eye(n_id, dtype=dt, device=dev)
+            exp_rows = torch.zeros(P, layout.E, layout.n_exp, dtype=dt, device=dev)
+            exp_rows[n_pose + n_id:] = torch.eye(n_exp, dtype=dt, device=dev).view(n_exp, layout.E, layout.n_exp)
+            exp_t = torch.einsum("ve,pek->pvk", map_exp, exp_rows)  # (P,V,K_exp)
+            T = torch.cat([T_pose, T_id, T_exp])  # (P,V,U,2)
+            return assemble(T, ident_t.view(P, G, -1), exp_t, False).T  # (M,P)
+
+        residuals.jacobian = jacobian  # type: ignore[attr-defined]
         return residuals
 
     at.landmarks = landmarks  # type: ignore[attr-defined]
@@ -130,7 +192,8 @@ def solve_box_lm(
 ) -> tuple[torch.Tensor, list[float]]:
     """Levenberg–Marquardt on ½‖r(x)‖² with the box lower ≤ x ≤ upper (P,) (±inf: unbounded).
 
-    Each iteration linearises ``residuals_at(x)`` (its Jacobian by forward-mode autodiff), frees
+    Each iteration linearises ``residuals_at(x)`` (its ``jacobian`` attribute, else central
+    differences), frees
     the variables not held at a bound by the gradient, solves the damped normal equations in
     float64, clips the step into the box and applies ``project`` (x → x, e.g. a norm ball). A
     step that does not lower the cost raises the damping and is retried (at most 8 times).
@@ -156,7 +219,7 @@ def solve_box_lm(
             break
         if cost < best_cost:
             best_x, best_cost = x, cost
-        J = torch.func.jacfwd(fn)(x).detach().double()  # (M,P)
+        J = (fn.jacobian(x) if hasattr(fn, "jacobian") else _numeric_jacobian(fn, x)).detach().double()  # (M,P)
         rd = r.double()
         g = J.T @ rd  # ½∇‖r‖²
         lo, hi = (lower - x).double(), (upper - x).double()  # the step's box
@@ -206,3 +269,14 @@ def _box_step(J: torch.Tensor, JtJ: torch.Tensor, r: torch.Tensor, g: torch.Tens
         step = torch.minimum(torch.maximum(step, lo), hi)
         held = held | out
     return torch.minimum(torch.maximum(step, lo), hi)
+
+
+def _numeric_jacobian(fn: Residuals, x: torch.Tensor, h: float = 1e-6) -> torch.Tensor:
+    """∂r/∂x (M,P) by central differences, for residual functions without their own ``jacobian``
+    (small problems; forward-mode autodiff would load torch's JIT decompositions, 0.3 s a process)."""
+    cols = []
+    for k in range(x.numel()):
+        e = torch.zeros_like(x)
+        e[k] = h
+        cols.append((fn(x + e) - fn(x - e)) / (2 * h))
+    return torch.stack(cols, 1)
