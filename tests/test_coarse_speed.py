@@ -147,3 +147,14 @@ def test_landmark_jacobian_matches_central_differences(face_model):
     J, ref = fn.jacobian(x), _numeric_jacobian(fn, x)
     assert J.shape == ref.shape == (fn(x).numel(), x.numel())
     assert torch.allclose(J, ref, rtol=1e-5, atol=1e-6 * float(ref.abs().max())), float((J - ref).abs().max())
+
+
+def test_gauss_newton_warm_up_of_a_batch_equals_each_alone(face_model):
+    """Each item of a batch (groups) is solved on its own: the same bits as its fit alone."""
+    lms = torch.cat([_landmark_problem(face_model, seed=s)[0] for s in (7, 8)])
+    img, mask = torch.full((2, 224, 224, 3), 0.5), torch.zeros(2, 224, 224)
+    cfg = CoarseFitConfig(photo_schedule=(), identity=False, landmark_solver="gauss_newton")
+    both = fit_coarse(face_model, img, lms, mask, cfg, groups=torch.arange(2))
+    for i in range(2):
+        one = fit_coarse(face_model, img[i:i + 1], lms[i:i + 1], mask[i:i + 1], cfg)
+        assert torch.equal(both.verts[i:i + 1], one.verts) and torch.equal(both.pose[i:i + 1], one.pose)

@@ -17,6 +17,7 @@ All images here are the aligned crops (``size``×``size`` pixels, orthographic c
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -90,7 +91,7 @@ class CoarseFitConfig:
     """
 
     landmark_steps: int = 150
-    landmark_solver: str = "adam"
+    landmark_solver: str = "gauss_newton"
     landmark_iterations: int = 12
     photo_schedule: tuple[tuple[int, int], ...] = ((112, 40), (224, 60))
     lr_rot: float = 0.01
@@ -217,39 +218,57 @@ def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: 
                   landmarks: torch.Tensor, lm_weights: torch.Tensor, weighting: ViewWeighting,
                   groups: torch.Tensor | None, dense_t, local: torch.Tensor, S: int) -> dict[str, torch.Tensor]:
     """The landmark warm-up by Levenberg–Marquardt (:mod:`.landmark_solve`) on the model restricted to
-    the landmark vertices; writes the solution into ``params``. Returns the final loss terms."""
-    V = landmarks.shape[0]
-    layout = LandmarkLayout(V, params.id.shape[0], params.exp.shape[0], params.id.shape[1], params.exp.shape[1])
-    x0 = layout.join(params.rot, params.log_f, params.trans, params.id, params.exp).detach()
-    lower, upper = torch.full_like(x0, -torch.inf), torch.full_like(x0, torch.inf)
-    lower[layout.exp_slice()], upper[layout.exp_slice()] = 0.0, 1.0
-    residuals_at = landmark_residuals(
-        layout, sub_model, params.f0, S, sub_vid, sub_rows if config.sliding_contour else None, landmarks, lm_weights,
-        weighting.landmark_weights, config.weights, config.prior_scale, groups, dense_t, local, config.dense_weight)
+    the landmark vertices, each item of a batch (``groups``) on its own, as it would be alone;
+    writes the solution into ``params``. Returns the final loss terms."""
+    V, G = landmarks.shape[0], params.id.shape[0]
+    shared = config.shared_expression  # one expression row per item, else one per view
+    items = [torch.arange(V, device=landmarks.device)] if G == 1 else [(groups == g).nonzero()[:, 0] for g in range(G)]
+    fitted = torch.empty_like(landmarks)  # (V,68,2) the model's landmarks at the solution
+    costs, iterations = 0.0, 0
+    for g, views in enumerate(items):
+        n = views.numel()
+        exp_rows = slice(g, g + 1) if shared else views
+        layout = LandmarkLayout(n, 1, 1 if shared else n, params.id.shape[1], params.exp.shape[1])
+        x0 = layout.join(params.rot[views], params.log_f[views], params.trans[views], params.id[g:g + 1],
+                         params.exp[exp_rows]).detach()
+        lower, upper = torch.full_like(x0, -torch.inf), torch.full_like(x0, torch.inf)
+        lower[layout.exp_slice()], upper[layout.exp_slice()] = 0.0, 1.0
+        dense_g = None
+        if dense_t is not None:  # the item's own views' dense points
+            dense_g = copy.copy(dense_t)
+            dense_g.has, dense_g.targets = dense_t.has[views], dense_t.targets[views]
+        residuals_at = landmark_residuals(
+            layout, sub_model, params.f0[views], S, sub_vid, sub_rows if config.sliding_contour else None,
+            landmarks[views], lm_weights[views] if lm_weights.dim() == 2 else lm_weights,
+            weighting.landmark_weights if G == 1 else None, config.weights, config.prior_scale, None, dense_g, local,
+            config.dense_weight)
 
-    def project_id(x: torch.Tensor) -> torch.Tensor:  # the identity ball, as clamp_ does after an Adam step
-        if config.id_ball is None:
-            return x
+        def project_id(x: torch.Tensor, layout=layout) -> torch.Tensor:  # the identity ball, as clamp_ after Adam
+            if config.id_ball is None:
+                return x
+            rot, log_f, trans, ident, exp = layout.split(x)
+            radius = config.id_ball * layout.n_id**0.5
+            ident = ident * (radius / ident.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+            return layout.join(rot, log_f, trans, ident, exp)
+
+        def reweigh(i: int, x: torch.Tensor, layout=layout, residuals_at=residuals_at) -> None:
+            if G == 1 and weighting.due(i, config.landmark_iterations, warmup=True):  # as the Adam warm-up does
+                lms = residuals_at.landmarks(x)
+                weighting.update(landmark_residual_px(lms, landmarks, lm_weights), layout.split(x)[0][:, 1])
+
+        x, item_costs = solve_box_lm(x0, residuals_at, lower, upper, project_id, config.landmark_iterations,
+                                     on_iteration=reweigh)
         rot, log_f, trans, ident, exp = layout.split(x)
-        radius = config.id_ball * layout.n_id**0.5
-        ident = ident * (radius / ident.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
-        return layout.join(rot, log_f, trans, ident, exp)
-
-    def reweigh(i: int, x: torch.Tensor) -> None:  # robust view weights, as the Adam warm-up updates them
-        if weighting.due(i, config.landmark_iterations, warmup=True):
-            lms = residuals_at.landmarks(x)
-            weighting.update(landmark_residual_px(lms, landmarks, lm_weights), layout.split(x)[0][:, 1])
-
-    x, costs = solve_box_lm(x0, residuals_at, lower, upper, project_id, config.landmark_iterations,
-                            on_iteration=reweigh)
-    rot, log_f, trans, ident, exp = layout.split(x)
+        with torch.no_grad():
+            params.rot[views], params.log_f[views], params.trans[views] = rot, log_f, trans
+            params.id[g:g + 1], params.exp[exp_rows] = ident, exp
+        fitted[views] = residuals_at.landmarks(x)
+        costs += item_costs[-1]
+        iterations = max(iterations, len(item_costs) - 2)
     with torch.no_grad():
-        for p, v in ((params.rot, rot), (params.log_f, log_f), (params.trans, trans), (params.id, ident), (params.exp, exp)):
-            p.copy_(v)
-        exp_v = per_view(params.exp, groups, V)
-        terms = {"landmark": landmark_loss(residuals_at.landmarks(x), landmarks, lm_weights, weighting.landmark_weights),
-                 "reg": param_regularizer(params.id, exp_v, params.tex, config.weights)}
-    return {**terms, "solve_cost": torch.tensor(costs[-1]), "solve_iterations": torch.tensor(float(len(costs) - 2))}
+        terms = {"landmark": landmark_loss(fitted, landmarks, lm_weights, weighting.landmark_weights),
+                 "reg": param_regularizer(params.id, per_view(params.exp, groups, V), params.tex, config.weights)}
+    return {**terms, "solve_cost": torch.tensor(costs), "solve_iterations": torch.tensor(float(iterations))}
 
 
 def fit_coarse(
