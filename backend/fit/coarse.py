@@ -4,9 +4,11 @@ One or more views of one person (V views, batched): identity and albedo are shar
 light are per view, expression is shared or per view. Schedule:
 
 1. closed-form orthographic pose from the inner 68 landmarks (:mod:`.pose_init`);
-2. landmark warm-up: pose, identity, expression under L_lm + R_param (no rendering: cheap);
+2. landmark warm-up: pose, identity, expression under L_lm + R_param (no rendering: cheap),
+   solved by Levenberg–Marquardt (:mod:`.landmark_solve`) or run as Adam steps;
 3. full loss L_coarse = 1.3·L_pixel + 1.0·L_lm + 1.5·L_id + 20·R_param, coarse-to-fine over
-   image resolutions, optimising pose, identity, expression, SH light and the albedo.
+   image resolutions, optimising pose, identity, expression, SH light and the albedo (L_id's
+   network every few steps, :mod:`.identity_lag`).
 
 Albedo: the ICT model has no texture basis, so we estimate a low-resolution UV albedo map
 (``albedo_size`` texels per tile) jointly with the SH light, with a smoothness term and a weak
@@ -251,13 +253,14 @@ def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: 
             ident = ident * (radius / ident.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
             return layout.join(rot, log_f, trans, ident, exp)
 
-        def reweigh(i: int, x: torch.Tensor, layout=layout, residuals_at=residuals_at) -> None:
-            if G == 1 and weighting.due(i, config.landmark_iterations, warmup=True):  # as the Adam warm-up does
-                lms = residuals_at.landmarks(x)
-                weighting.update(landmark_residual_px(lms, landmarks, lm_weights), layout.split(x)[0][:, 1])
-
-        x, item_costs = solve_box_lm(x0, residuals_at, lower, upper, project_id, config.landmark_iterations,
-                                     on_iteration=reweigh)
+        # robust view weights (one person's views): solve, re-weigh from the solution's residuals, solve
+        # again from there (the Adam warm-up re-weighs every few steps in its second half)
+        x = x0
+        for round_ in range(3 if G == 1 and weighting.active else 1):
+            if round_:
+                weighting.update(landmark_residual_px(residuals_at.landmarks(x), landmarks, lm_weights),
+                                 layout.split(x)[0][:, 1])
+            x, item_costs = solve_box_lm(x, residuals_at, lower, upper, project_id, config.landmark_iterations)
         rot, log_f, trans, ident, exp = layout.split(x)
         with torch.no_grad():
             params.rot[views], params.log_f[views], params.trans[views] = rot, log_f, trans
