@@ -35,7 +35,7 @@ from .camera import Camera, project
 from .head_parts import EYEBALLS, IRIS_RADIUS_MM, EyeFrame, eye_rotation
 
 __all__ = ["YAW_LIMIT", "PITCH_LIMIT", "VERGENCE_LIMIT", "GazeEstimate", "gaze_rotation", "locate_irises", "solve_gaze",
-           "eye_weights", "combine_eyes", "estimate_gaze"]
+           "eye_weights", "combine_eyes", "estimate_gaze", "best_view"]
 
 YAW_LIMIT = math.radians(35.0)    # the eyes turn about ±45° at most; ±35° covers a look aside
 PITCH_LIMIT = math.radians(25.0)
@@ -191,18 +191,29 @@ def combine_eyes(angles: np.ndarray, weight: np.ndarray) -> np.ndarray:
 class GazeEstimate:
     """What :func:`estimate_gaze` found, per eyeball in :data:`backend.head_parts.EYEBALLS` order:
     ``angles`` (2,2) float32 radians (yaw, pitch), the gaze to use; ``iris`` (2,2) the iris
-    centres (photo px); ``radius`` (2,) the iris's radius (px); ``seen`` (2,) bool: the eye is
-    open and not seen edge-on (its iris was measured)."""
+    centres (photo px); ``radius`` (2,) the iris's radius (px); ``weight`` (2,) how far each
+    eye was trusted (:func:`eye_weights`); ``seen`` (2,) bool: weight > 0 (the eye is open and not
+    seen edge-on: its iris was measured)."""
 
     angles: np.ndarray
     iris: np.ndarray
     radius: np.ndarray
-    seen: np.ndarray
+    weight: np.ndarray
+
+    @property
+    def seen(self) -> np.ndarray:
+        return self.weight > 0
+
+
+def best_view(estimates: list[GazeEstimate]) -> int:
+    """Index of the estimate whose eyes were trusted most (summed weights), the first on ties:
+    the photo a multi-view head takes its gaze and iris colour from."""
+    return max(range(len(estimates)), key=lambda i: (float(np.sum(estimates[i].weight)), -i))
 
 
 def _ahead() -> GazeEstimate:
     E = len(EYEBALLS)
-    return GazeEstimate(np.zeros((E, 2), np.float32), np.zeros((E, 2)), np.zeros(E), np.zeros(E, bool))
+    return GazeEstimate(np.zeros((E, 2), np.float32), np.zeros((E, 2)), np.zeros(E), np.zeros(E))
 
 
 def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarray, pose: np.ndarray, camera: Camera,
@@ -241,4 +252,4 @@ def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarra
     angles = solve_gaze(frames, targets, pose, camera)
     weight = eye_weights(opening, widths)
     return GazeEstimate(angles=combine_eyes(angles, weight).astype(np.float32), iris=iris,
-                        radius=IRIS_RADIUS_MM * px_per_mm, seen=weight > 0)
+                        radius=IRIS_RADIUS_MM * px_per_mm, weight=weight)

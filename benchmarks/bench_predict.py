@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     source = "given" if args.checkpoints else "demo run (docs/training.md)"
     if not (ckpt / "coarse.pt").is_file():
         tmp = tempfile.TemporaryDirectory()
-        ckpt, source = tiny_checkpoints(Path(tmp.name)), "tiny synthetic (5 + 3 steps): plumbing only"
+        ckpt, source = tiny_checkpoints(Path(tmp.name)), ("tiny synthetic (5 + 3 steps): plumbing only, the demo "
+                                                         "run's architecture, so the same cost")
     payload: dict = {"checkpoints": source, "threads": args.threads, "predict": {}, "convergence": []}
     photos = {name: sample_photo(name)[1] for name in args.photos.split(",")}
     for name, img in photos.items():

@@ -134,6 +134,18 @@ def test_combine_eyes_limits_and_shut_eyes():
     assert VERGENCE_LIMIT < YAW_LIMIT
 
 
+def test_best_view_is_the_most_open_first_on_ties():
+    from backend.gaze import GazeEstimate, best_view
+
+    def est(w):
+        return GazeEstimate(np.zeros((2, 2), np.float32), np.zeros((2, 2)), np.ones(2), np.asarray(w, float))
+
+    assert best_view([est([0.0, 0.0]), est([1.0, 0.5]), est([0.9, 0.9])]) == 2
+    assert best_view([est([1.0, 1.0]), est([1.0, 1.0])]) == 0
+    assert best_view([est([0.0, 0.0])]) == 0
+    assert not est([0.0, 0.0]).seen.any() and est([0.2, 0.0]).seen.tolist() == [True, False]
+
+
 def test_gaze_quaternion_is_the_eye_rotation():
     for yaw, pitch in ((0.3, -0.2), (-0.5, 0.4)):
         x, y, z, w = gaze_quaternion(yaw, pitch)

@@ -397,7 +397,7 @@ def fit_coarse(
         }
         loss = w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
         if dense_t is not None:
-            terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2], local), S, S)
+            terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2], local), S, S, weighting.landmark_weights)
             loss = loss + w.landmark * config.dense_weight * terms["dense"]
         loss = loss * G  # every term a mean over equal items: × G is the sum of the items' losses
         opt.zero_grad(set_to_none=True)
@@ -479,7 +479,7 @@ def fit_coarse(
             }
             loss = w.pixel * terms["pixel"] + w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
             if dense_t is not None:
-                terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2]), size, S)
+                terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2]), size, S, weighting.landmark_weights)
                 loss = loss + w.landmark * config.dense_weight * terms["dense"]
             if lagged_id is not None:
                 composite = rend.image * visible_face[..., None] + img_s * (~visible_face[..., None])
