@@ -158,3 +158,38 @@ def test_gauss_newton_warm_up_of_a_batch_equals_each_alone(face_model):
     for i in range(2):
         one = fit_coarse(face_model, img[i:i + 1], lms[i:i + 1], mask[i:i + 1], cfg)
         assert torch.equal(both.verts[i:i + 1], one.verts) and torch.equal(both.pose[i:i + 1], one.pose)
+
+
+def test_residuals_square_to_the_warm_up_loss_with_dense_points_and_view_weights(face_model):
+    """Two views, one with Face Mesh's dense points, robust view weights: Σ r² is still the warm-up's
+    loss term for term (L_lm and the dense term as weighted means over views, fit_coarse's landmark_step)."""
+    from backend.fit.dense import dense_term
+
+    w, ps, V = CoarseLossWeights(), 0.03, 2
+    lms, rows = _landmark_problem(face_model)
+    lms = torch.cat([lms, lms + 1.5])
+    gen = torch.Generator().manual_seed(9)
+    dense = torch.rand(V, 468, 2, generator=gen) * 100 + 60
+    dense[1] = float("nan")  # the second view has none
+    dt = dense_term(face_model, dense)
+    if dt is None:
+        pytest.skip("the face model has no Face Mesh table")
+    layout = LandmarkLayout(V, 1, 1, face_model.n_id, face_model.n_exp)
+    ident, exp = torch.randn(1, face_model.n_id, generator=gen) * 0.5, torch.rand(1, face_model.n_exp, generator=gen) * 0.2
+    rot, log_f = torch.tensor([[0.05, 0.3, 0.0], [0.0, -0.2, 0.02]]), torch.tensor([[0.02], [-0.01]])
+    trans, f0 = torch.tensor([[3.0, -1.0], [0.0, 2.0]]), torch.tensor([[0.9], [0.95]])
+    view_w = torch.tensor([1.0, 0.3])
+    lm_w = torch.ones(V, 68)
+    lm_w[:, :17] = 0.5
+    at = landmark_residuals(layout, face_model, f0, 224, face_model.landmarks68, rows, lms, lm_w, view_w, w, ps, None,
+                            dt, None, 1.0)
+    x = layout.join(rot, log_f, trans, ident, exp)
+    pose = torch.cat([f0 * log_f.exp(), rot, trans, torch.zeros(V, 1)], -1)
+    screen = project(face_model(ident.expand(V, -1), exp.expand(V, -1)), pose, Camera(224, 224))[..., :2]
+    vid = face_model.landmarks68.expand(V, -1).clone()
+    vid[:, :17] = select_contour(screen, rows)
+    pred = torch.gather(screen, 1, vid[..., None].expand(-1, -1, 2))
+    loss = (w.landmark * landmark_loss(pred, lms, lm_w, view_w)
+            + w.reg * ps * param_regularizer(ident, exp.expand(V, -1), None, w)
+            + w.landmark * dt.loss(dt.points(screen), 224, 224, view_w))
+    assert float(at(x)(x).pow(2).sum()) == pytest.approx(float(loss), rel=1e-5)

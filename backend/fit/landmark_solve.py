@@ -79,8 +79,6 @@ def landmark_residuals(
     reg = weights.reg * prior_scale * G
     id_scale = (reg * weights.w_id / (layout.n_id * G)) ** 0.5
     exp_scale = (reg * weights.w_exp / (layout.n_exp * V)) ** 0.5
-    if dense is not None:
-        dense_scale = (weights.landmark * dense_weight * G / (V * dense.targets.shape[1]) * dense.has.to(target.dtype)).sqrt()
 
     with torch.no_grad():  # the model's bases on the U vertices, (K,U,3), from its (linear) shape function
         dt, dev = target.dtype, target.device
@@ -113,6 +111,9 @@ def landmark_residuals(
         share = (torch.full((V,), 1.0 / V, dtype=target.dtype, device=target.device) if view_weights is None
                  else view_weights / view_weights.sum())  # read here: the view weights change in place
         lm_scale = (weights.landmark * G * share[:, None] * W / W.sum(-1, keepdim=True)).sqrt()  # (V,68)
+        if dense is not None:  # the dense term's mean over points, then over views with the same shares
+            dense_scale = (weights.landmark * dense_weight * G * share / dense.targets.shape[1]
+                           * dense.has.to(target.dtype)).sqrt()  # (V,)
         vid = contour_at(x0)
 
         def assemble(screen: torch.Tensor, ident: torch.Tensor, exp_v: torch.Tensor, offset: bool) -> torch.Tensor:
