@@ -248,7 +248,8 @@ def speed(docs: dict[str, dict | None]) -> list[str]:
     m = (fit or {}).get("machine") or {}
     load = f", load {m['loadavg_1m']:.1f}" if m.get("loadavg_1m") is not None else ""
     threads = "/".join(str(t) for t in sorted({c["threads"] for c in (fit or {}).get("cases", {}).values() if "threads" in c}))
-    head = (f"CPU: {m.get('cpu_count', '?')} cores, {threads or '?'} thread(s), CPU time, {_day(fit)}{load}" if fit
+    head = (f"CPU: {m.get('cpu_count', '?')} cores, {threads or '?'} thread{'' if threads == '1' else '(s)'}, CPU time, "
+            f"{_day(fit)}{load}" if fit
             else "CPU: not measured")
     head += f"; {gpu_name}: {_day(cuda)}, warm." if cuda else "."
     out = [head, ""]
