@@ -189,18 +189,14 @@ def landmark_residuals(
 def solve_box_lm(
     x0: torch.Tensor, residuals_at: Callable[[torch.Tensor], Residuals], lower: torch.Tensor, upper: torch.Tensor,
     project: Callable[[torch.Tensor], torch.Tensor] | None = None, iterations: int = 12, tol: float = 1e-7,
-    on_iteration: Callable[[int, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, list[float]]:
     """Levenberg–Marquardt on ½‖r(x)‖² with the box lower ≤ x ≤ upper (P,) (±inf: unbounded).
 
     Each iteration linearises ``residuals_at(x)`` (its ``jacobian`` attribute, else central
-    differences), frees
-    the variables not held at a bound by the gradient, solves the damped normal equations in
-    float64, clips the step into the box and applies ``project`` (x → x, e.g. a norm ball). A
-    step that does not lower the cost raises the damping and is retried (at most 8 times).
-    Stops after ``iterations`` or when an accepted step lowers the cost by less than ``tol``
-    (relative). ``on_iteration(i, x)`` runs before each iteration (e.g. robust view weights).
-    With a sliding contour (``residuals_at`` choosing vertices at x) the cost at a new x, with
+    differences), takes a damped Gauss–Newton step inside the box (:func:`_box_step`, float64)
+    and applies ``project`` (x → x, e.g. a norm ball). A step that does not lower the cost
+    raises the damping and is retried (at most 8 times). Stops after ``iterations`` or when an
+    accepted step lowers the cost by less than ``tol`` (relative). With a sliding contour (``residuals_at`` choosing vertices at x) the cost at a new x, with
     its own choice, can exceed the last step's: the solver then stops. Returns the best x (P,)
     and the costs: at x0, after each accepted step, and last the best, each at its own contour.
     """
@@ -208,9 +204,7 @@ def solve_box_lm(
     damping = 1e-3
     costs: list[float] = []
     best_x, best_cost = x, float("inf")
-    for i in range(iterations):
-        if on_iteration is not None:
-            on_iteration(i, x)
+    for _ in range(iterations):
         fn = residuals_at(x)
         r = fn(x).detach()
         cost = float(r.double().pow(2).sum())
