@@ -30,7 +30,7 @@ params.json schema (``format`` = ``"photohead.params"``, ``version`` = 1), plain
      "gaze": {"eyeball_left": {"yaw", "pitch"}, "eyeball_right": {...}} | null,  # radians, each eyeball
                      # turned about its centre by Ry(yaw)·Rx(pitch) in model axes: yaw > 0 turns the cornea
                      # to +x (the head's left), pitch > 0 down (backend.head_parts.eye_rotation); from the
-                     # first photo's irises (backend.gaze); null: no eyeballs (looking ahead)
+                     # irises of the photo with the most open eyes (backend.gaze); null: no eyeballs
      "views": [{"name": str, "label": str,
                 "image_size": [width, height],              # pixels of the original photo
                 "projection": "orthographic"|"perspective",

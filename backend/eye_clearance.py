@@ -225,18 +225,18 @@ def clear_lids(neutral: np.ndarray, exp_basis: np.ndarray, parts_neutral: np.nda
         eyes_k = [pn[s.rows] + pb[k][s.rows] for s in shells]
         prep_k = [r0 if np.array_equal(e, e0) else _shell_rays(e, s.faces)
                   for e, e0, r0, s in zip(eyes_k, eyes0, rest, shells)]
-        posed = new_neutral + basis[k]
-        pushed = push_out_of_eyes(posed[sub], eyes_k, shells, margin, prepared=prep_k)
+        weight = 1.0
         if k in closing and faces is not None:
             shut = int(np.argmax([np.linalg.norm(basis[k][sub][np.linalg.norm(new_neutral[sub] - c, axis=1) < r], axis=1).mean()
                                   for c, r in zip(centres, reach)]))  # the eye this blink shuts
             for scale in (1.0, 1.1, 1.2, 1.3, 1.4, 1.5):
-                posed = new_neutral + (scale + 0.05) * basis[k]  # 0.05 past the first that shows nothing
-                pushed = push_out_of_eyes(posed[sub], eyes_k, shells, margin, prepared=prep_k)
                 skin = new_neutral.copy()
                 skin[sub] = push_out_of_eyes((new_neutral + scale * basis[k])[sub], eyes_k, shells, margin, prepared=prep_k)
                 if eyeball_seen(skin, faces, eyes_k[shut], shells[shut]) == 0:
                     break
+            weight = scale + 0.05  # 0.05 past the first that shows nothing
+        posed = new_neutral + weight * basis[k]
+        pushed = push_out_of_eyes(posed[sub], eyes_k, shells, margin, prepared=prep_k)
         new_basis[k][sub] = pushed - new_neutral[sub]
         moved = max(moved, float(np.linalg.norm(pushed - posed[sub], axis=1).max()))
     return ClearedSkin(neutral=new_neutral.astype(np.float32), exp_basis=new_basis.astype(np.float32), moved=moved)

@@ -3,10 +3,13 @@ the eyeball's yaw and pitch (:func:`backend.head_parts.eye_rotation`) with the f
 
 1. :func:`locate_irises`: each eye's patch is resampled into the eye's own frame (x along the
    corners 36→39 / 42→45, the eye's width 48 patch pixels); inside the contour polygon the
-   darkness (1 − luma, stretched between its 5th and 95th percentiles) minus its median is
-   correlated with a disc of the iris's radius (known in pixels from the fitted scale). The iris
-   centre is the soft-argmax of that score over centres inside the contour (a plateau, as when
-   the lids cover the iris's top and bottom, gives its middle).
+   darkness (1 − luma, stretched between its 5th and 95th percentiles) minus
+   :data:`DARK_LEVEL` is correlated with a disc of the iris's radius (known in pixels from the
+   fitted scale) less half its surround (to 1.4 radii): the sclera below or beside the disc counts
+   against it, so the iris's visible rim places it even when a lid hides the rest (the contour's
+   median as the level counted the sclera as 0 and let the disc slide down: a 15° look up came
+   back as 9°). The iris centre is the soft-argmax of that score over centres inside the contour
+   grown by half an iris radius (a plateau, as when both lids cut the iris, gives its middle).
 2. :func:`solve_gaze`: the iris centre is moved from the detected contour into the fitted
    model's contour (the same place relative to the corners: the fit's small misregistration
    cancels), and (yaw, pitch) is solved so that the iris rim's centre
@@ -32,13 +35,17 @@ from .camera import Camera, project
 from .head_parts import EYEBALLS, IRIS_RADIUS_MM, EyeFrame, eye_rotation
 
 __all__ = ["YAW_LIMIT", "PITCH_LIMIT", "VERGENCE_LIMIT", "GazeEstimate", "gaze_rotation", "locate_irises", "solve_gaze",
-           "eye_weights", "combine_eyes", "estimate_gaze"]
+           "eye_weights", "combine_eyes", "estimate_gaze", "best_view"]
 
 YAW_LIMIT = math.radians(35.0)    # the eyes turn about ±45° at most; ±35° covers a look aside
 PITCH_LIMIT = math.radians(25.0)
 VERGENCE_LIMIT = math.radians(5.0)
 SHUT, OPEN = 0.25, 0.55  # an eye's opening (contour height / iris diameter): shut below, fully trusted above
 CONTOURS = (slice(36, 42), slice(42, 48))  # iBUG-68: the subject's right eye, left eye
+DARK_LEVEL = 0.45  # stretched darkness counted as iris above, sclera/skin below (see locate_irises)
+RING, RING_WEIGHT = 1.4, 0.5  # the disc's surround (radii) and its weight against the disc
+SOFTNESS = 0.1  # soft-argmax temperature, a fraction of the score's best-minus-median
+CENTRE_REACH = 0.5  # candidate iris centres: inside the contour grown by this many iris radii
 PATCH_W, PATCH_H = 62, 38  # the patch spans 1.3 × 0.8 eye widths
 EYE_PX = 48.0              # patch pixels per eye width
 
@@ -95,15 +102,19 @@ def locate_irises(image: np.ndarray, contours: np.ndarray, radius_px: np.ndarray
         inside = dark[mask[e]]
         lo, hi = torch.quantile(inside, 0.05), torch.quantile(inside, 0.95)
         dark = ((dark - lo) / (hi - lo).clamp_min(1e-3)).clamp(0, 1)
-        signal = (dark - dark[mask[e]].median()) * mask[e]  # (h,w)
-        k = int(math.ceil(r))
+        signal = (dark - DARK_LEVEL) * mask[e]  # (h,w): iris > 0 > sclera
+        k = int(math.ceil(RING * r))
         yy, xx = torch.meshgrid(torch.arange(-k, k + 1.0), torch.arange(-k, k + 1.0), indexing="ij")
-        disc = ((xx**2 + yy**2).sqrt() <= r).float()  # (2k+1, 2k+1)
-        score = torch.nn.functional.conv2d(signal[None, None], disc[None, None], padding=k)[0, 0]  # (h,w)
-        valid = mask[e]
+        dist = (xx**2 + yy**2).sqrt()
+        disc = (dist <= r).float()  # (2k+1, 2k+1)
+        ring = ((dist > r) & (dist <= RING * r)).float()
+        kernel = disc - RING_WEIGHT * ring * disc.sum() / ring.sum().clamp_min(1.0)
+        score = torch.nn.functional.conv2d(signal[None, None], kernel[None, None], padding=k)[0, 0]  # (h,w)
+        grow = max(1, int(round(CENTRE_REACH * r)))  # an iris centre may sit a little under a lid
+        valid = torch.nn.functional.max_pool2d(mask[e][None, None].float(), 2 * grow + 1, 1, grow)[0, 0] > 0
         best = score[valid].max()
         spread = (best - score[valid].median()).clamp_min(1e-6)
-        weight = torch.where(valid, torch.exp((score - best) / (0.1 * spread)), torch.zeros_like(score))
+        weight = torch.where(valid, torch.exp((score - best) / (SOFTNESS * spread)), torch.zeros_like(score))
         weight = weight / weight.sum()
         py = float((weight.sum(1) * torch.arange(PATCH_H, dtype=weight.dtype)).sum())
         px = float((weight.sum(0) * torch.arange(PATCH_W, dtype=weight.dtype)).sum())
@@ -180,18 +191,29 @@ def combine_eyes(angles: np.ndarray, weight: np.ndarray) -> np.ndarray:
 class GazeEstimate:
     """What :func:`estimate_gaze` found, per eyeball in :data:`backend.head_parts.EYEBALLS` order:
     ``angles`` (2,2) float32 radians (yaw, pitch), the gaze to use; ``iris`` (2,2) the iris
-    centres (photo px); ``radius`` (2,) the iris's radius (px); ``seen`` (2,) bool: the eye is
-    open and not seen edge-on (its iris was measured)."""
+    centres (photo px); ``radius`` (2,) the iris's radius (px); ``weight`` (2,) how far each
+    eye was trusted (:func:`eye_weights`); ``seen`` (2,) bool: weight > 0 (the eye is open and not
+    seen edge-on: its iris was measured)."""
 
     angles: np.ndarray
     iris: np.ndarray
     radius: np.ndarray
-    seen: np.ndarray
+    weight: np.ndarray
+
+    @property
+    def seen(self) -> np.ndarray:
+        return self.weight > 0
+
+
+def best_view(estimates: list[GazeEstimate]) -> int:
+    """Index of the estimate whose eyes were trusted most (summed weights), the first on ties:
+    the photo a multi-view head takes its gaze and iris colour from."""
+    return max(range(len(estimates)), key=lambda i: (float(np.sum(estimates[i].weight)), -i))
 
 
 def _ahead() -> GazeEstimate:
     E = len(EYEBALLS)
-    return GazeEstimate(np.zeros((E, 2), np.float32), np.zeros((E, 2)), np.zeros(E), np.zeros(E, bool))
+    return GazeEstimate(np.zeros((E, 2), np.float32), np.zeros((E, 2)), np.zeros(E), np.zeros(E))
 
 
 def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarray, pose: np.ndarray, camera: Camera,
@@ -230,4 +252,4 @@ def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarra
     angles = solve_gaze(frames, targets, pose, camera)
     weight = eye_weights(opening, widths)
     return GazeEstimate(angles=combine_eyes(angles, weight).astype(np.float32), iris=iris,
-                        radius=IRIS_RADIUS_MM * px_per_mm, seen=weight > 0)
+                        radius=IRIS_RADIUS_MM * px_per_mm, weight=weight)

@@ -28,7 +28,7 @@ from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["vertex_normals_np", "PHONG_ALPHA", "phong_points", "DetailedHeadMesh", "detailed_head_mesh",
+__all__ = ["array_digest", "vertex_normals_np", "PHONG_ALPHA", "phong_points", "DetailedHeadMesh", "detailed_head_mesh",
            "subdivision_levels", "lattice_subdivision", "sample_map", "MAX_LEVELS", "euler_to_rotation_np",
            "CameraFrame", "camera_frame", "ORTHO_CAMERA_DISTANCE_MM", "split_seams"]
 
@@ -198,8 +198,9 @@ def sample_map(image: np.ndarray, uv: np.ndarray, u_range: tuple[float, float] =
 _DETAILED_CACHE: dict[bytes, DetailedHeadMesh] = {}  # the last head's mesh, by its inputs' digest
 
 
-def _digest(*arrays: np.ndarray, extra: tuple = ()) -> bytes:
-    """A digest of the arrays' dtypes, shapes and bytes (and ``extra``)."""
+def array_digest(*arrays: np.ndarray, extra: tuple = ()) -> bytes:
+    """A digest of the arrays' dtypes, shapes and bytes (and ``extra``): a cache key that an
+    in-place edit changes."""
     h = hashlib.blake2b(repr(extra).encode(), digest_size=20)
     for a in arrays:
         a = np.ascontiguousarray(a)
@@ -218,7 +219,7 @@ def detailed_head_mesh(head, levels: int | None = None) -> DetailedHeadMesh:
     if head.displacement is None:
         raise ValueError("this Head has no displacement map: run the detail stage")
     tiles = max(1, int(getattr(head, "uv_tiles", 1)))
-    key = _digest(head.displacement, head.vertices, head.faces, head.faces_uv, head.uv, extra=(levels, tiles))
+    key = array_digest(head.displacement, head.vertices, head.faces, head.faces_uv, head.uv, extra=(levels, tiles))
     if key not in _DETAILED_CACHE:
         _DETAILED_CACHE.clear()
         _DETAILED_CACHE[key] = _detailed_head_mesh(head, levels, tiles)

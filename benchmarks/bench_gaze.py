@@ -1,6 +1,6 @@
 """The gaze on real photos: no wild gazes, and its cost (issue 28).
 
-    python -m benchmarks.bench_gaze --n 12 [--seed 0] [--pictures runs/gaze]
+    python -m benchmarks.bench_gaze --n 24 [--seed 0] [--pictures runs/gaze] [--cache runs/gaze_cache]
 
 For N faces_dev photos (research-only, read in place; ground-truth landmarks instead of the
 detector; default preset, no detail stage), the head's gaze (:mod:`backend.gaze`), the head's
@@ -69,7 +69,7 @@ def samples_picture(path: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--n", type=int, default=12)
+    ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pictures", default=None)
     ap.add_argument("--cache", default=None, help="a folder for the fitted heads (head.npz), reused when present")

@@ -120,17 +120,13 @@ def test_open_mouth_and_closed_lid_do_not_poke_through(scene_mod, mean_head):
     assert (~np.isfinite(t_r)).sum() > 0.3 * front_r.sum()
 
 
-def test_gaze_turns_the_eyeball_objects_about_their_centres(scene_mod, face_model):
-    """A head with a gaze (yaw 20°, pitch 10°): each eyeball object's origin is its centre and its
-    rotation is the gaze (X pitch, Z yaw), its evaluated vertices are the turned eyeball's, the
-    iris moved to +x and down, the eyeball stays in its socket (no vertex through the skin by
-    more than 1 mm, open and blinking) and a zero rotation gives the eyeball looking ahead."""
+def _mean_head_looking(m, gaze: np.ndarray, lid_margin: float | None):
+    """The model's mean head (neutral) with its parts, eyeballs turned by ``gaze`` (2,2) radians."""
     import torch
 
     from backend.head import Head
-    from backend.head_parts import EYEBALLS, attach_parts, eye_pivots, part_meshes, skin_penetration, vertex_normals_np
+    from backend.head_parts import attach_parts
 
-    m = face_model
     if not m.has_parts:
         pytest.skip("the ICT model has no ict_parts.npz beside it")
     ident, exp = torch.zeros(1, m.n_id), torch.zeros(1, m.n_exp)
@@ -139,8 +135,19 @@ def test_gaze_turns_the_eyeball_objects_about_their_centres(scene_mod, face_mode
     head = Head(model_name=m.name, vertices=verts, neutral=verts.copy(), faces=m.faces.numpy(), uv=m.uv.numpy(),
                 faces_uv=m.faces_uv.numpy(), id_coeffs=ident[0].numpy(), exp_coeffs=np.zeros(m.n_exp, np.float32),
                 exp_names=list(m.exp_names), exp_basis=m.exp_basis.numpy(), uv_tiles=m.uv_tiles)
+    attach_parts(head, m, ident, exp, gaze=gaze, lid_margin=lid_margin)
+    return head
+
+
+def test_gaze_turns_the_eyeball_objects_about_their_centres(scene_mod, face_model):
+    """A head with a gaze (yaw 20°, pitch 10°): each eyeball object's origin is its centre and its
+    rotation is the gaze (X pitch, Z yaw), its evaluated vertices are the turned eyeball's, the
+    iris moved to +x and down, the eyeball stays in its socket (no vertex through the skin by
+    more than 1 mm, open and blinking) and a zero rotation gives the eyeball looking ahead."""
+    from backend.head_parts import EYEBALLS, eye_pivots, part_meshes, skin_penetration, vertex_normals_np
+
     gaze = np.radians(np.array([[20.0, 10.0], [20.0, 10.0]], np.float32))
-    attach_parts(head, m, ident, exp, gaze=gaze)
+    head = _mean_head_looking(face_model, gaze, lid_margin=0.3)
     head_obj = scene_mod.build_head_objects(head, scene_mod.BuildOptions(cameras=False))
     for key in head_obj.data.shape_keys.key_blocks[1:]:
         key.value = 0.0
@@ -179,24 +186,13 @@ def test_glb_eyeballs_import_turned(face_model, tmp_path):
     """head.glb read back by Blender's glTF importer: each eyeball object sits at its centre with the
     gaze as its rotation, and its vertices are the turned eyeball's (model mm)."""
     import addon_utils
-    import torch
     from scipy.spatial import cKDTree
 
     from backend.export import write_glb
-    from backend.head import Head
-    from backend.head_parts import EYEBALLS, attach_parts, eye_pivots, part_meshes
+    from backend.head_parts import EYEBALLS, eye_pivots, part_meshes
 
-    m = face_model
-    if not m.has_parts:
-        pytest.skip("the ICT model has no ict_parts.npz beside it")
-    ident, exp = torch.zeros(1, m.n_id), torch.zeros(1, m.n_exp)
-    with torch.no_grad():
-        verts = m(ident, exp)[0].numpy()
-    head = Head(model_name=m.name, vertices=verts, neutral=verts.copy(), faces=m.faces.numpy(), uv=m.uv.numpy(),
-                faces_uv=m.faces_uv.numpy(), id_coeffs=ident[0].numpy(), exp_coeffs=np.zeros(m.n_exp, np.float32),
-                exp_names=list(m.exp_names), exp_basis=m.exp_basis.numpy(), uv_tiles=m.uv_tiles)
     gaze = np.radians(np.array([[20.0, 10.0], [16.0, 10.0]], np.float32))
-    attach_parts(head, m, ident, exp, gaze=gaze, lid_margin=None)
+    head = _mean_head_looking(face_model, gaze, lid_margin=None)
     write_glb(head, tmp_path / "head.glb")
     addon_utils.enable("io_scene_gltf2", default_set=True)
     bpy.ops.import_scene.gltf(filepath=str(tmp_path / "head.glb"))

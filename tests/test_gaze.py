@@ -33,14 +33,18 @@ def ict():
     return model
 
 
-def _head(model, gaze, lid_margin=None) -> Head:
-    """The mean face (neutral) with its parts, eyeballs turned by ``gaze`` (2,2) radians or None."""
+def _head(model, gaze, lid_margin=None, look_up: float = 0.0) -> Head:
+    """The mean face with its parts, eyeballs turned by ``gaze`` (2,2) radians or None, lids lifted
+    by ``eyeLookUp_L/R`` = ``look_up`` (ICT's shapes move the lids, not the eyeballs)."""
     ident, exp = torch.zeros(1, model.n_id), torch.zeros(1, model.n_exp)
+    for name in ("eyeLookUp_L", "eyeLookUp_R"):
+        exp[0, list(model.exp_names).index(name)] = look_up
     with torch.no_grad():
         verts = model(ident, exp)[0].numpy()
-    head = Head(model_name=model.name, vertices=verts, neutral=verts.copy(), faces=model.faces.numpy(),
+        neutral = model(ident, None)[0].numpy()
+    head = Head(model_name=model.name, vertices=verts, neutral=neutral, faces=model.faces.numpy(),
                 uv=model.uv.numpy(), faces_uv=model.faces_uv.numpy(), id_coeffs=ident[0].numpy(),
-                exp_coeffs=np.zeros(model.n_exp, np.float32), exp_names=list(model.exp_names),
+                exp_coeffs=exp[0].numpy(), exp_names=list(model.exp_names),
                 exp_basis=model.exp_basis.numpy(), uv_tiles=model.uv_tiles)
     attach_parts(head, model, ident, exp, gaze=gaze, lid_margin=lid_margin)
     return head
@@ -77,23 +81,24 @@ def _frames(head: Head) -> dict:
             for name, (a, b) in zip(head.part_names, head.part_face_range) if name in EYEBALLS}
 
 
-@pytest.mark.parametrize("head_yaw, gaze_deg", [
-    (0.0, (0.0, 0.0)), (0.0, (15.0, 0.0)), (0.0, (-20.0, 0.0)), (0.0, (0.0, 10.0)), (0.0, (20.0, 8.0)),
-    (30.0, (15.0, 0.0)), (30.0, (-20.0, 0.0)),
+@pytest.mark.parametrize("head_yaw, gaze_deg, look_up", [
+    (0.0, (0.0, 0.0), 0.0), (0.0, (15.0, 0.0), 0.0), (0.0, (-20.0, 0.0), 0.0), (0.0, (0.0, 10.0), 0.0),
+    (0.0, (0.0, 15.0), 0.0), (0.0, (20.0, 8.0), 0.0), (30.0, (15.0, 0.0), 0.0), (30.0, (-20.0, 0.0), 0.0),
+    (0.0, (0.0, -10.0), 0.5), (0.0, (10.0, -15.0), 0.7),
 ])
-def test_gaze_from_renders_with_turned_eyeballs(ict, head_yaw, gaze_deg):
+def test_gaze_from_renders_with_turned_eyeballs(ict, head_yaw, gaze_deg, look_up):
     """Renders of the mean face with both eyeballs turned by a known gaze (frontal and a 30° head
-    turn), its true landmarks as the detector's and the fit's: yaw back within 3°, pitch within
-    4° (a look down; the upper lid, which ICT's shapes do not lift, hides an upward look)."""
+    turn; a look up with the lids lifted by eyeLookUp, as real lids follow the eye), its true
+    landmarks as the detector's and the fit's: yaw back within 3.5°, pitch within 3°."""
     gaze = np.radians(np.array([gaze_deg, gaze_deg], np.float32))
-    head = _head(ict, gaze)
+    head = _head(ict, gaze, look_up=look_up)
     image, pose, lm = _render(ict, head, head_yaw)
     found = estimate_gaze(image, lm, lm, pose, Camera(256, 256), _frames(head))
     assert found.seen.all()
     got = found.angles
     err = np.degrees(np.abs(got - gaze))
-    assert err[:, 0].max() < 3.0, np.degrees(got)
-    assert err[:, 1].max() < 4.0, np.degrees(got)
+    assert err[:, 0].max() < 3.5, np.degrees(got)
+    assert err[:, 1].max() < 3.0, np.degrees(got)
 
 
 def test_locate_irises_finds_a_dark_disc():
@@ -127,6 +132,18 @@ def test_combine_eyes_limits_and_shut_eyes():
     np.testing.assert_allclose(eye_weights(np.array([0.1, 0.4, 0.9, 0.9]), np.array([5.0, 5.0, 5.0, 2.0])),
                                [0.0, 0.5, 1.0, 0.0])
     assert VERGENCE_LIMIT < YAW_LIMIT
+
+
+def test_best_view_is_the_most_open_first_on_ties():
+    from backend.gaze import GazeEstimate, best_view
+
+    def est(w):
+        return GazeEstimate(np.zeros((2, 2), np.float32), np.zeros((2, 2)), np.ones(2), np.asarray(w, float))
+
+    assert best_view([est([0.0, 0.0]), est([1.0, 0.5]), est([0.9, 0.9])]) == 2
+    assert best_view([est([1.0, 1.0]), est([1.0, 1.0])]) == 0
+    assert best_view([est([0.0, 0.0])]) == 0
+    assert not est([0.0, 0.0]).seen.any() and est([0.2, 0.0]).seen.tolist() == [True, False]
 
 
 def test_gaze_quaternion_is_the_eye_rotation():
