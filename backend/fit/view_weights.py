@@ -113,11 +113,11 @@ def yaw_landmark_weights(yaw: torch.Tensor, yaw_noise: float) -> torch.Tensor:
 
 def landmark_residual_px(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Per view root weighted mean squared landmark distance (V,), in the points' pixels.
-    pred, target (V,68,2); weights (68,) or None."""
+    pred, target (V,68,2); weights (68,) or (V,68), or None."""
     sq = ((pred - target) ** 2).sum(-1)  # (V,68)
     if weights is None:
         return sq.mean(-1).sqrt()
-    return ((sq * weights).sum(-1) / weights.sum()).sqrt()
+    return ((sq * weights).sum(-1) / weights.sum(-1)).sqrt()
 
 
 def pixel_residual(image: torch.Tensor, render: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
