@@ -4,8 +4,12 @@ One object per part (``backend.head_parts.part_meshes``), one flat Principled ma
 part material (socket, teeth, sclera, iris, ...), and the head's shape keys: each part key's
 value is driven by the head key of the same name (an averaged-variable driver, no Python
 expression), so moving ``jawOpen`` on the head opens the mouth with its teeth and tongue.
+Each eyeball's origin is its centre and the fitted gaze is its rotation (X: pitch, Z: yaw), so an
+artist turns the eyes by rotating their objects.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import bpy
 import numpy as np
@@ -19,14 +23,19 @@ def build_part_objects(head, head_obj, name: str, created, model_to_blender, mes
     yet. ``created`` records datablocks for rollback; ``model_to_blender`` / ``mesh_from_arrays``
     are the scene module's converters; ``shape_keys``: add and drive the expression keys."""
     parts = backend_module("head_parts")
-    meshes = parts.part_meshes(head)
+    meshes = parts.part_meshes(head, turned=False)
     if not meshes:
         return []
+    pivots = parts.eye_pivots(head) if getattr(head, "gaze", None) is not None else {}
     materials = {}
     for index, (mat_name, rgb) in enumerate(zip(head.part_material_names, np.asarray(head.part_material_colors))):
         materials[index] = _flat_material(f"{name} {mat_name}", parts.srgb_to_linear(rgb), mat_name, created)
     objects = []
     for part in meshes:
+        pivot = None
+        if part.name in pivots:  # an eyeball: mesh around its centre, the gaze as the object's rotation
+            pivot = pivots[part.name][0].astype(np.float32)
+            part = dataclasses.replace(part, vertices=part.vertices - pivot, neutral=part.neutral - pivot)
         base = part.neutral if shape_keys and part.exp_basis is not None else part.vertices
         mesh = created.add(bpy.data.meshes, mesh_from_arrays(
             f"{name} {part.name}", model_to_blender(base), part.faces, part.uv[part.faces_uv.ravel()]))
@@ -38,6 +47,11 @@ def build_part_objects(head, head_obj, name: str, created, model_to_blender, mes
         obj = created.add(bpy.data.objects, bpy.data.objects.new(f"{name} {part.name}", mesh))
         obj.parent = head_obj
         obj["photohead_part"] = part.name
+        if pivot is not None:
+            yaw, pitch = (float(a) for a in np.asarray(head.gaze, np.float64)[parts.EYEBALLS.index(part.name)])
+            obj.location = tuple(float(c) for c in model_to_blender(pivot))
+            obj.rotation_mode = "XYZ"  # X: pitch (+ looks down), Z: yaw (+ looks to the head's left)
+            obj.rotation_euler = (pitch, 0.0, yaw)  # model Ry(yaw)·Rx(pitch) in Blender's axes
         if shape_keys and part.exp_basis is not None and head_obj.data.shape_keys is not None:
             _driven_shape_keys(obj, part, head, head_obj, model_to_blender)
         objects.append(obj)

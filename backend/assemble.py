@@ -16,7 +16,8 @@ from .fit.coarse import CoarseFitResult
 from .fit.detail import DetailFitResult
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
-from .head_parts import attach_parts
+from .gaze import best_view, estimate_gaze
+from .head_parts import attach_parts, eye_frame, model_eyeballs
 from .parts_texture import eye_colours
 from .prepare import PreparedView
 
@@ -66,9 +67,19 @@ def assemble_head(
         uv_tiles=model.uv_tiles, albedo=albedo, tex_coeffs=None if fit.tex is None else np32(fit.tex[0]),
         views=results, mode=mode, quality=quality,
     )
-    # eyes, sockets, teeth when the model has them; iris and sclera from the first photo's eyes
-    colours = eye_colours(views[0].image, views[0].detected68, np32(fit.sh[0])) if model.has_parts else None
-    attach_parts(head, model, fit.id[:1], fit.exp[:1], colours)
+    # eyes, sockets, teeth when the model has them; iris and sclera colours and the gaze from the
+    # photo whose eyes are most open and seen (the first on ties; ICT's eyeballs do not move with
+    # the expression, so one set of eyeball frames serves every view)
+    colours = gaze = None
+    if model.has_parts:
+        eyes = {name: eye_frame(points) for name, points in model_eyeballs(model, fit.id[:1], fit.exp[:1]).items()}
+        found = [estimate_gaze(view.image, view.detected68, res.landmarks68, res.pose,
+                               Camera(*res.image_size, res.projection), eyes) for view, res in zip(views, results)]
+        best = best_view(found)
+        gaze, iris = found[best].angles, found[best]
+        colours = eye_colours(views[best].image, views[best].detected68, np32(fit.sh[best]),
+                              irises=(iris.iris[iris.seen], iris.radius[iris.seen]))
+    attach_parts(head, model, fit.id[:1], fit.exp[:1], colours, gaze=gaze)
     return head
 
 

@@ -45,25 +45,55 @@ def _smooth_max0(x: np.ndarray, width: float) -> np.ndarray:
     return 0.5 * (x + np.sqrt(x * x + width * width))
 
 
+@dataclass(frozen=True)
+class _ShellRays:
+    """One eyeball shape prepared for :func:`_radius`: its centre (3,), largest radius (mm), the
+    triangles' corners a, b, c (f,3 each) and a KD-tree of their centres' unit directions from
+    the centre. Depends on the shape only, so an eyeball that an expression leaves in place is
+    prepared once per head."""
+
+    centre: np.ndarray
+    r_max: float
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    tree: object  # scipy.spatial.cKDTree
+
+
+def _shell_rays(ball: np.ndarray, faces: np.ndarray, centre: np.ndarray | None = None) -> _ShellRays:
+    """``ball`` (n,3) with triangles ``faces`` (f,3) prepared for ray queries from ``centre``
+    (default: the vertices' mean)."""
+    from scipy.spatial import cKDTree  # lazy: the add-on imports head_parts (and so this) without scipy
+
+    ball = np.asarray(ball, np.float64)
+    centre = ball.mean(0) if centre is None else np.asarray(centre, np.float64)
+    a, b, c = (ball[faces[:, j]] for j in range(3))
+    tri_dir = (a + b + c) / 3.0 - centre
+    tri_dir /= np.maximum(np.linalg.norm(tri_dir, axis=1, keepdims=True), 1e-12)
+    r_max = float(np.linalg.norm(ball - centre, axis=1).max())
+    return _ShellRays(centre, r_max, a, b, c, cKDTree(tri_dir))
+
+
+def _radius(shell: _ShellRays, directions: np.ndarray, k: int = 12) -> np.ndarray:
+    """:func:`shell_radius` for a prepared shell."""
+    k = min(k, len(shell.a))
+    _, cand = shell.tree.query(directions, k=k)  # (N,k)
+    cand = cand.reshape(len(directions), k)
+    r = _ray_triangles(shell.centre, directions, shell.a, shell.b, shell.c, cand)
+    miss = ~np.isfinite(r)
+    if miss.any():  # a ray near a long thin triangle: test them all
+        every = np.broadcast_to(np.arange(len(shell.a)), (int(miss.sum()), len(shell.a)))
+        r[miss] = _ray_triangles(shell.centre, directions[miss], shell.a, shell.b, shell.c, every)
+    return r
+
+
 def shell_radius(centre: np.ndarray, ball: np.ndarray, faces: np.ndarray, directions: np.ndarray, k: int = 12) -> np.ndarray:
     """Where rays from ``centre`` (3,) along unit ``directions`` (N,3) leave a shell that is
     star-shaped around it (vertices ``ball`` (n,3), triangles ``faces`` (f,3)): the distance
     (N,), inf for a ray through a hole. Candidates: the ``k`` triangles whose centres' directions
     are nearest (a KD-tree on the unit sphere), then the exact Möller–Trumbore test on all of
     them if none of those is hit."""
-    from scipy.spatial import cKDTree  # lazy: the add-on imports head_parts (and so this) without scipy
-
-    a, b, c = (ball[faces[:, j]] for j in range(3))
-    tri_dir = (a + b + c) / 3.0 - centre
-    tri_dir /= np.maximum(np.linalg.norm(tri_dir, axis=1, keepdims=True), 1e-12)
-    k = min(k, len(faces))
-    _, cand = cKDTree(tri_dir).query(directions, k=k)  # (N,k)
-    cand = cand.reshape(len(directions), k)
-    r = _ray_triangles(centre, directions, a, b, c, cand)
-    miss = ~np.isfinite(r)
-    if miss.any():  # a ray near a long thin triangle: test them all
-        r[miss] = _ray_triangles(centre, directions[miss], a, b, c, np.broadcast_to(np.arange(len(faces)), (int(miss.sum()), len(faces))))
-    return r
+    return _radius(_shell_rays(ball, faces, centre), directions, k)
 
 
 def _ray_triangles(origin: np.ndarray, d: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, cand: np.ndarray) -> np.ndarray:
@@ -85,28 +115,28 @@ def _ray_triangles(origin: np.ndarray, d: np.ndarray, a: np.ndarray, b: np.ndarr
 
 
 def push_out_of_eyes(skin: np.ndarray, eyes: list[np.ndarray], shells: list[EyeShell], margin: float = 0.3,
-                     width: float = 0.3) -> np.ndarray:
+                     width: float = 0.3, prepared: list[_ShellRays] | None = None) -> np.ndarray:
     """Skin (V,3) mm pushed out of the eyeballs: for each eyeball (``eyes`` [(n,3)] the shell's
     vertices, ``shells`` its triangles), a skin vertex p at distance d from the shell's centre c,
     whose direction u = (p − c)/d meets the shell at radius r(u), moves to c + u·(d + s) with
     s = smooth_max(0, r(u) + ``margin`` − d) (:func:`_smooth_max0`, ``width`` mm). Only vertices
-    within the shell's largest radius + ``margin`` + 3·``width`` move. Returns a new (V,3) array."""
+    within the shell's largest radius + ``margin`` + 3·``width`` move. ``prepared``: the eyeballs
+    already prepared (:func:`_shell_rays`, the same shapes). Returns a new (V,3) array."""
     out = np.asarray(skin, np.float64).copy()
-    for ball, shell in zip(eyes, shells):
-        ball = np.asarray(ball, np.float64)
-        centre = ball.mean(0)
-        r_max = float(np.linalg.norm(ball - centre, axis=1).max())
-        rel = out - centre
+    if prepared is None:
+        prepared = [_shell_rays(ball, shell.faces) for ball, shell in zip(eyes, shells)]
+    for sr in prepared:
+        rel = out - sr.centre
         d = np.linalg.norm(rel, axis=1)
-        near = np.flatnonzero((d < r_max + margin + 3 * width) & (d > 1e-6))
+        near = np.flatnonzero((d < sr.r_max + margin + 3 * width) & (d > 1e-6))
         if near.size == 0:
             continue
         u = rel[near] / d[near, None]
-        r = shell_radius(centre, ball, shell.faces, u)
+        r = _radius(sr, u)
         hit = np.isfinite(r)
         near, u, r = near[hit], u[hit], r[hit]
         push = _smooth_max0(r + margin - d[near], width)
-        out[near] = centre + u * (d[near] + push)[:, None]
+        out[near] = sr.centre + u * (d[near] + push)[:, None]
     return out
 
 
@@ -114,7 +144,6 @@ def eyeball_seen(skin: np.ndarray, faces: np.ndarray, ball: np.ndarray, shell: E
     """How many of the eyeball's front-facing shell points (vertices and triangle centres whose
     normal is within 60° of +z) are seen from the front (+z) past the skin (V,3), faces (F,3)."""
     from .geometry import vertex_normals_np
-    from .head_parts import first_skin_hit
 
     tri = ball[shell.faces]  # (f,3,3)
     n_tri = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
@@ -126,8 +155,39 @@ def eyeball_seen(skin: np.ndarray, faces: np.ndarray, ball: np.ndarray, shell: E
     lo, hi = front[:, :2].min(0) - 0.5, front[:, :2].max(0) + 0.5
     tri_skin = skin[faces]  # (F,3,3)
     over = ((tri_skin[..., :2].max(1) >= lo) & (tri_skin[..., :2].min(1) <= hi)).all(1) & (tri_skin[..., 2].max(1) > front[:, 2].min())
-    t, _ = first_skin_hit(front, np.tile([0.0, 0.0, 1.0], (len(front), 1)), skin, faces[over], 30.0)
-    return int((~np.isfinite(t)).sum())
+    return int((~_hit_from_front(front, skin, faces[over], 30.0)).sum())
+
+
+def _hit_from_front(origins: np.ndarray, skin: np.ndarray, skin_faces: np.ndarray, reach: float) -> np.ndarray:
+    """(N,) bool: whether the ray ``origins + s·(0,0,1)``, s ∈ (0, ``reach``], meets a skin triangle
+    (vertices ``skin`` (V,3), triangles ``skin_faces`` (F,3)). The same hits as
+    :func:`backend.head_parts.first_skin_hit` with +z directions: a triangle a +z ray meets
+    covers the ray's (x, y), so its candidates are the triangles whose (x, y) centre lies within
+    the largest centre-to-corner (x, y) distance of the ray: a 2-D search, where a 3-D ball
+    around the whole segment held most of the triangles over the eye for every ray."""
+    from scipy.spatial import cKDTree  # lazy: Blender's Python has no scipy (export imports this module)
+
+    from .head_parts import ray_triangle_pairs
+
+    o = np.asarray(origins, np.float64)
+    skin = np.asarray(skin, np.float64)
+    f = np.asarray(skin_faces, np.int64)
+    out = np.zeros(len(o), bool)
+    if len(f) == 0 or len(o) == 0:
+        return out
+    a, b, c = (skin[f[:, k]] for k in range(3))
+    centre = ((a + b + c) / 3.0)[:, :2]
+    radius = float(np.max(np.linalg.norm(np.stack([a, b, c])[..., :2] - centre, axis=-1)))
+    hits = cKDTree(centre).query_ball_point(o[:, :2], radius * (1 + 1e-9) + 1e-9)
+    counts = np.fromiter(map(len, hits), np.int64, len(hits))
+    if counts.sum() == 0:
+        return out
+    pi = np.repeat(np.arange(len(o)), counts)
+    fi = np.concatenate([np.asarray(h, np.int64) for h in hits])
+    d = np.broadcast_to(np.array([0.0, 0.0, 1.0]), (len(pi), 3))
+    hit, _, _ = ray_triangle_pairs(o[pi], d, a[fi], b[fi], c[fi], reach)
+    out[pi[hit]] = True
+    return out
 
 
 def clear_lids(neutral: np.ndarray, exp_basis: np.ndarray, parts_neutral: np.ndarray, parts_exp_basis: np.ndarray,
@@ -139,13 +199,15 @@ def clear_lids(neutral: np.ndarray, exp_basis: np.ndarray, parts_neutral: np.nda
 
     The neutral is pushed out of the rest eyeballs; expression k's delta becomes
     push(neutral' + B_k, eyeballs at weight 1) − neutral' (only the expressions that move the
-    skin near an eyeball or move an eyeball are re-evaluated)."""
+    skin near an eyeball or move an eyeball are re-evaluated). Each eyeball shape is prepared
+    for the ray queries once: the rest eyeballs serve every expression that leaves them in place."""
     neutral = np.asarray(neutral, np.float64)
     basis = np.asarray(exp_basis, np.float64)
     pn = np.asarray(parts_neutral, np.float64)
     pb = np.asarray(parts_exp_basis, np.float64)
     eyes0 = [pn[s.rows] for s in shells]
-    new_neutral = push_out_of_eyes(neutral, eyes0, shells, margin)
+    rest = [_shell_rays(e, s.faces) for e, s in zip(eyes0, shells)]
+    new_neutral = push_out_of_eyes(neutral, eyes0, shells, margin, prepared=rest)
     new_basis = basis.copy()
     # skin vertices that can come near an eyeball under any expression: a generous ball
     centres = [e.mean(0) for e in eyes0]
@@ -153,6 +215,7 @@ def clear_lids(neutral: np.ndarray, exp_basis: np.ndarray, parts_neutral: np.nda
     near = np.zeros(len(neutral), bool)
     for c, r in zip(centres, reach):
         near |= np.linalg.norm(new_neutral - c, axis=1) < r
+    sub = np.flatnonzero(near)
     moved = float(np.linalg.norm(new_neutral - neutral, axis=1).max())
     for k in range(len(basis)):
         skin_moves = np.abs(basis[k][near]).max(initial=0.0) > 1e-3
@@ -160,19 +223,20 @@ def clear_lids(neutral: np.ndarray, exp_basis: np.ndarray, parts_neutral: np.nda
         if not (skin_moves or eye_moves):
             continue
         eyes_k = [pn[s.rows] + pb[k][s.rows] for s in shells]
-        posed = new_neutral + basis[k]
-        sub = np.flatnonzero(near)
-        pushed = push_out_of_eyes(posed[sub], eyes_k, shells, margin)
+        prep_k = [r0 if np.array_equal(e, e0) else _shell_rays(e, s.faces)
+                  for e, e0, r0, s in zip(eyes_k, eyes0, rest, shells)]
+        weight = 1.0
         if k in closing and faces is not None:
             shut = int(np.argmax([np.linalg.norm(basis[k][sub][np.linalg.norm(new_neutral[sub] - c, axis=1) < r], axis=1).mean()
                                   for c, r in zip(centres, reach)]))  # the eye this blink shuts
             for scale in (1.0, 1.1, 1.2, 1.3, 1.4, 1.5):
-                posed = new_neutral + (scale + 0.05) * basis[k]  # 0.05 past the first that shows nothing
-                pushed = push_out_of_eyes(posed[sub], eyes_k, shells, margin)
                 skin = new_neutral.copy()
-                skin[sub] = push_out_of_eyes((new_neutral + scale * basis[k])[sub], eyes_k, shells, margin)
+                skin[sub] = push_out_of_eyes((new_neutral + scale * basis[k])[sub], eyes_k, shells, margin, prepared=prep_k)
                 if eyeball_seen(skin, faces, eyes_k[shut], shells[shut]) == 0:
                     break
+            weight = scale + 0.05  # 0.05 past the first that shows nothing
+        posed = new_neutral + weight * basis[k]
+        pushed = push_out_of_eyes(posed[sub], eyes_k, shells, margin, prepared=prep_k)
         new_basis[k][sub] = pushed - new_neutral[sub]
         moved = max(moved, float(np.linalg.norm(pushed - posed[sub], axis=1).max()))
     return ClearedSkin(neutral=new_neutral.astype(np.float32), exp_basis=new_basis.astype(np.float32), moved=moved)

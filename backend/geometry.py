@@ -22,12 +22,13 @@ carry none).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["vertex_normals_np", "PHONG_ALPHA", "phong_points", "DetailedHeadMesh", "detailed_head_mesh",
+__all__ = ["array_digest", "vertex_normals_np", "PHONG_ALPHA", "phong_points", "DetailedHeadMesh", "detailed_head_mesh",
            "subdivision_levels", "lattice_subdivision", "sample_map", "MAX_LEVELS", "euler_to_rotation_np",
            "CameraFrame", "camera_frame", "ORTHO_CAMERA_DISTANCE_MM", "split_seams"]
 
@@ -194,12 +195,39 @@ def sample_map(image: np.ndarray, uv: np.ndarray, u_range: tuple[float, float] =
             + fy * ((1 - fx) * image[y0 + 1, x0] + fx * image[y0 + 1, x0 + 1]))
 
 
+_DETAILED_CACHE: dict[bytes, DetailedHeadMesh] = {}  # the last head's mesh, by its inputs' digest
+
+
+def array_digest(*arrays: np.ndarray, extra: tuple = ()) -> bytes:
+    """A digest of the arrays' dtypes, shapes and bytes (and ``extra``): a cache key that an
+    in-place edit changes."""
+    h = hashlib.blake2b(repr(extra).encode(), digest_size=20)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.data)
+    return h.digest()
+
+
 def detailed_head_mesh(head, levels: int | None = None) -> DetailedHeadMesh:
     """The whole head of ``head`` (a :class:`~backend.head.Head` with ``displacement``) with its
     detail displaced into a lattice subdivision (module docstring). ``levels``: default
-    :func:`subdivision_levels` of the model's UVs and the map size."""
+    :func:`subdivision_levels` of the model's UVs and the map size.
+
+    The last result is kept, keyed by a digest of every input: the previews and
+    ``head_detailed.obj`` of one head build it once (0.2 s). Treat its arrays as read-only."""
     if head.displacement is None:
         raise ValueError("this Head has no displacement map: run the detail stage")
+    tiles = max(1, int(getattr(head, "uv_tiles", 1)))
+    key = array_digest(head.displacement, head.vertices, head.faces, head.faces_uv, head.uv, extra=(levels, tiles))
+    if key not in _DETAILED_CACHE:
+        _DETAILED_CACHE.clear()
+        _DETAILED_CACHE[key] = _detailed_head_mesh(head, levels, tiles)
+    return _DETAILED_CACHE[key]
+
+
+def _detailed_head_mesh(head, levels: int | None, tiles: int) -> DetailedHeadMesh:
+    """:func:`detailed_head_mesh` without the cache."""
     disp = np.asarray(head.displacement, np.float64)  # (S, S·tiles) mm, top row = v 1
     verts = np.asarray(head.vertices, np.float64)
     faces, faces_uv = np.asarray(head.faces, np.int64), np.asarray(head.faces_uv, np.int64)
@@ -214,7 +242,6 @@ def detailed_head_mesh(head, levels: int | None = None) -> DetailedHeadMesh:
     direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
     new_uv = (sub["uv_bary"][..., None] * uv[faces_uv[sub["uv_face"]]]).sum(1)  # (T,2)
     # each vertex reads the map at the UV of its first occurrence (across a seam the map fades to 0)
-    tiles = max(1, int(getattr(head, "uv_tiles", 1)))
     vertex_uv = new_uv[sub["vert_uv"]]
     d = sample_map(disp, vertex_uv, (0.0, float(tiles)))
     return DetailedHeadMesh(verts=position + d[:, None] * direction, faces=sub["faces"], uv=new_uv,

@@ -100,6 +100,9 @@ class Head:
     part_face_range: np.ndarray | None = None  # (n,2) int32 [start, end) rows of parts_faces
     part_material_names: list[str] = field(default_factory=list)
     part_material_colors: np.ndarray | None = None  # (M,3) float32 sRGB [0,1]
+    # (2,2) float32 radians: (yaw, pitch) of eyeball_left, eyeball_right (head_parts.EYEBALLS), each
+    # turned about its centre (head_parts.eye_rotation); None: looking ahead. parts_* look ahead.
+    gaze: np.ndarray | None = None
 
     @property
     def export_uv(self) -> np.ndarray:

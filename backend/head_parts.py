@@ -24,7 +24,8 @@ from .geometry import split_seams, vertex_normals_np
 
 __all__ = [
     "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "kept_part_faces", "part_meshes", "has_parts",
-    "obj_parts_section", "mtl_parts_text",
+    "obj_parts_section", "mtl_parts_text", "EYEBALLS", "EyeFrame", "eye_frame", "eye_rotation", "eye_pivots",
+    "model_eyeballs", "gaze_quaternion",
 ]
 
 EXPORTED_PARTS = (
@@ -46,6 +47,60 @@ _PART_MATERIAL = {
 }
 IRIS_RADIUS_MM = 5.6   # the human iris is about 11–12 mm across
 PUPIL_RADIUS_MM = 2.2  # a mid-size pupil
+EYEBALLS = ("eyeball_left", "eyeball_right")  # the order of ``Head.gaze``'s rows
+
+
+@dataclass(frozen=True)
+class EyeFrame:
+    """Where one eyeball sits and looks (model space, mm): ``centre`` (3,) the centre of the
+    sphere through its sclera (the pivot of the gaze; ICT's shell is denser at the cornea, so the
+    vertices' mean lies 4.5 mm in front of it), ``axis`` (3,) unit, from the centre through the
+    cornea's apex (the gaze at rest), ``limbus`` the distance from the centre to the iris's rim
+    circle along ``axis`` (the projected iris centre is ``centre + limbus·axis``), ``radius`` the
+    sclera's radius."""
+
+    centre: np.ndarray
+    axis: np.ndarray
+    limbus: float
+    radius: float
+
+
+def eye_frame(points: np.ndarray) -> EyeFrame:
+    """The :class:`EyeFrame` of an eyeball's outer shell, points (n,3) mm looking along about +z:
+    a least-squares sphere through the points outside the iris disc (the sclera)."""
+    pts = np.asarray(points, np.float64)
+    mean = pts.mean(0)
+    apex = pts[np.argmax(pts[:, 2])]
+    axis = (apex - mean) / max(np.linalg.norm(apex - mean), 1e-9)
+    rel = pts - mean
+    along = rel @ axis
+    radial = np.linalg.norm(rel - along[:, None] * axis, axis=1)
+    sclera = (along < 0) | (radial > IRIS_RADIUS_MM + 0.5)
+    if sclera.sum() < 4:
+        sclera[:] = True
+    p = pts[sclera]
+    sol = np.linalg.lstsq(np.c_[2.0 * p, np.ones(len(p))], (p * p).sum(1), rcond=None)[0]
+    centre = sol[:3]
+    radius = float(np.sqrt(max(sol[3] + centre @ centre, 1e-12)))
+    axis = (apex - centre) / max(np.linalg.norm(apex - centre), 1e-9)
+    rel = pts - centre
+    along = rel @ axis
+    radial = np.linalg.norm(rel - along[:, None] * axis, axis=1)
+    rim = (along > 0) & (np.abs(radial - IRIS_RADIUS_MM) < 0.75)
+    limbus = float(np.median(along[rim])) if rim.any() else float(np.sqrt(max(radius**2 - IRIS_RADIUS_MM**2, 0.0)))
+    return EyeFrame(centre=centre, axis=axis, limbus=limbus, radius=radius)
+
+
+def eye_rotation(yaw, pitch) -> np.ndarray:
+    """(..., 3, 3) the gaze rotation ``Ry(yaw) @ Rx(pitch)`` (radians; yaw about +y turns the
+    cornea to +x, the head's left; pitch about +x turns it down), applied about the eyeball's
+    centre, as :func:`backend.fit.parts_term.turn_eyes`."""
+    yaw, pitch = np.asarray(yaw, np.float64), np.asarray(pitch, np.float64)
+    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    zero, one = np.zeros_like(yaw), np.ones_like(yaw)
+    ry = np.stack([np.stack([cy, zero, sy], -1), np.stack([zero, one, zero], -1), np.stack([-sy, zero, cy], -1)], -2)
+    rx = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, cp, -sp], -1), np.stack([zero, sp, cp], -1)], -2)
+    return ry @ rx
 
 
 @dataclass(frozen=True)
@@ -133,15 +188,39 @@ def kept_part_faces(info, V: int) -> list[tuple[str, np.ndarray, np.ndarray, np.
     return out
 
 
+def gaze_quaternion(yaw: float, pitch: float) -> np.ndarray:
+    """(4,) the unit quaternion (x, y, z, w; glTF's order) of :func:`eye_rotation` (yaw, pitch)."""
+    cy, sy, cp, sp = np.cos(yaw / 2), np.sin(yaw / 2), np.cos(pitch / 2), np.sin(pitch / 2)
+    return np.array([cy * sp, sy * cp, -sy * sp, cy * cp])  # q(yaw about y) · q(pitch about x)
+
+
+def model_eyeballs(model, id_coeffs, exp_coeffs) -> dict[str, np.ndarray]:
+    """{eyeball name: (n,3) mm} the kept outer shells of ``model``'s eyeballs for id (1,K_id) and
+    exp (1,K_exp) tensors ({} for a model without parts)."""
+    if not getattr(model, "has_parts", False):
+        return {}
+    import torch  # lazy, as in attach_parts
+
+    with torch.no_grad():
+        parts = model.parts_forward(id_coeffs, exp_coeffs)[0].float().cpu().numpy()
+    V = model.n_verts
+    return {name: parts[np.unique(f) - V] for name, f, _, _ in kept_part_faces(model.parts_info, V) if name in EYEBALLS}
+
+
 def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[float, float, float]] | None = None,
-                 lid_margin: float | None = 0.3) -> None:
+                 lid_margin: float | None = 0.3, gaze: np.ndarray | None = None) -> None:
     """Fill ``head.parts_*`` from ``model`` (a :class:`~backend.facemodel.FaceModel` with parts)
     for the coefficients of ``head.vertices``: id (1,K_id), exp (1,K_exp) tensors. ``colors``
     overrides :data:`PART_MATERIALS` entries (sRGB [0,1]). Does nothing for a model without parts.
 
-    ``lid_margin`` (mm; None: off): the skin around the eyes is pushed out of the eyeballs by
-    that margin at rest and at each expression's weight 1 (:func:`backend.eye_clearance.clear_lids`):
-    ``head.neutral``, ``head.exp_basis`` and ``head.vertices`` are replaced by corrected copies."""
+    ``gaze`` (2,2) radians, (yaw, pitch) per eyeball in :data:`EYEBALLS` order (:func:`eye_rotation`),
+    or None (looking ahead): stored as ``head.gaze``; the parts stay looking ahead and
+    :func:`part_meshes` turns them (about :func:`eye_pivots`).
+
+    ``lid_margin`` (mm; None: off): the skin around the eyes is pushed out of the eyeballs (turned
+    by ``gaze``) by that margin at rest and at each expression's weight 1
+    (:func:`backend.eye_clearance.clear_lids`): ``head.neutral``, ``head.exp_basis`` and
+    ``head.vertices`` are replaced by corrected copies."""
     if not getattr(model, "has_parts", False):
         return
     import torch  # lazy: the add-on imports this module (through export) in Blender, without torch
@@ -163,9 +242,19 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
         faces_uv.append(fuv)
         material.append(mat)
     all_faces = np.concatenate(faces)
+    gaze = None if gaze is None else np.asarray(gaze, np.float32).reshape(len(EYEBALLS), 2)
     if lid_margin is not None and head.exp_basis is not None:
-        _clear_lids(head, neutral, basis, [faces[i] for i, k in enumerate(keep) if names[k].startswith("eyeball")],
-                    V, lid_margin)
+        eye_faces = {names[k]: faces[i] for i, k in enumerate(keep) if names[k].startswith("eyeball")}
+        turned_neutral, turned_basis = neutral, basis
+        if gaze is not None and np.any(gaze != 0):  # clear the lids of the eyeballs as they look
+            turned_neutral, turned_basis = neutral.copy(), basis.copy()
+            for e, name in enumerate(EYEBALLS):
+                if name in eye_faces:
+                    rows = np.unique(eye_faces[name]) - V
+                    centre, R = eye_frame(neutral[rows]).centre, eye_rotation(*gaze[e])
+                    turned_neutral[rows] = (neutral[rows] - centre) @ R.T + centre
+                    turned_basis[:, rows] = basis[:, rows] @ R.T
+        _clear_lids(head, turned_neutral, turned_basis, list(eye_faces.values()), V, lid_margin)
     rows = np.unique(all_faces[all_faces >= V]) - V  # the part vertices the kept triangles use
     new_row = np.full(len(info.mean), -1, np.int64)
     new_row[rows] = np.arange(len(rows))
@@ -185,6 +274,7 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     head.part_face_range = np.asarray(ranges, np.int32)
     head.part_material_names = material_names
     head.part_material_colors = np.asarray([palette[m] for m in material_names], np.float32)
+    head.gaze = gaze
 
 
 def _clear_lids(head, parts_neutral: np.ndarray, parts_basis: np.ndarray, eyeball_faces: list[np.ndarray], V: int,
@@ -209,11 +299,30 @@ def _clear_lids(head, parts_neutral: np.ndarray, parts_basis: np.ndarray, eyebal
     head.exp_basis = cleared.exp_basis
 
 
-def part_meshes(head, vertices: np.ndarray | None = None) -> list[PartMesh]:
+def eye_pivots(head) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{eyeball name: (centre (3,) mm, rotation (3,3))}: each eyeball's pivot
+    (:attr:`EyeFrame.centre` of its neutral shell) and ``head.gaze``'s rotation (the identity
+    without a gaze); {} without parts."""
+    if not has_parts(head):
+        return {}
+    gaze = getattr(head, "gaze", None)
+    out = {}
+    for name, (f0, f1) in zip(head.part_names, np.asarray(head.part_face_range)):
+        if name not in EYEBALLS:
+            continue
+        rows = np.unique(np.asarray(head.parts_faces[f0:f1], np.int64)) - len(head.neutral)
+        rotation = np.eye(3) if gaze is None else eye_rotation(*np.asarray(gaze, np.float64)[EYEBALLS.index(name)])
+        out[name] = (eye_frame(head.parts_neutral[rows]).centre, rotation)
+    return out
+
+
+def part_meshes(head, vertices: np.ndarray | None = None, turned: bool = True) -> list[PartMesh]:
     """Each of ``head``'s parts as a :class:`PartMesh` (empty list without parts).
 
     ``vertices``: (V,3) skin vertices the sockets' rims copy (default ``head.vertices``); the
     neutral rims come from ``head.neutral`` and the rim shape keys from ``head.exp_basis``.
+    ``turned``: the eyeballs turned by ``head.gaze`` about their pivots (:func:`eye_pivots`);
+    False: looking ahead (for exporters that put the turn on the part's object or node).
     """
     if not has_parts(head):
         return []
@@ -223,15 +332,21 @@ def part_meshes(head, vertices: np.ndarray | None = None) -> list[PartMesh]:
     basis = None
     if head.parts_exp_basis is not None and head.exp_basis is not None:
         basis = np.concatenate([np.asarray(head.exp_basis, np.float32), head.parts_exp_basis], 1)
+    pivots = eye_pivots(head) if turned and getattr(head, "gaze", None) is not None else {}
     out = []
     for name, (f0, f1) in zip(head.part_names, np.asarray(head.part_face_range)):
         faces = np.asarray(head.parts_faces[f0:f1], np.int64)
         ids, local = np.unique(faces, return_inverse=True)
         fuv = np.asarray(head.parts_faces_uv[f0:f1], np.int64)
         uv_ids, local_uv = np.unique(fuv, return_inverse=True)
+        posed, rest, deltas = all_posed[ids], all_neutral[ids], None if basis is None else basis[:, ids]
+        if name in pivots:
+            c, R = pivots[name]
+            posed, rest = ((x - c) @ R.T + c for x in (posed, rest))
+            deltas = None if deltas is None else deltas @ R.T
         out.append(PartMesh(
-            name=name, vertices=all_posed[ids], neutral=all_neutral[ids],
-            exp_basis=None if basis is None else basis[:, ids], faces=local.reshape(-1, 3),
+            name=name, vertices=posed.astype(np.float32), neutral=rest.astype(np.float32),
+            exp_basis=None if deltas is None else deltas.astype(np.float32), faces=local.reshape(-1, 3),
             uv=np.asarray(head.parts_uv, np.float32)[uv_ids], faces_uv=local_uv.reshape(-1, 3),
             material=np.asarray(head.parts_material[f0:f1], np.int64), source=ids,
         ))
@@ -245,7 +360,12 @@ def obj_parts_section(head, n_uv: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     if not has_parts(head):
         return np.zeros((0, 3), np.float32), np.zeros((0, 2), np.float32), np.zeros((0, 3), np.float32), ""
     V = len(head.vertices)
-    everything = np.concatenate([np.asarray(head.vertices, np.float32), head.parts_vertices])
+    parts_vertices = np.asarray(head.parts_vertices, np.float32).copy()
+    for name, (c, R) in eye_pivots(head).items():  # the eyeballs as they look (head.gaze)
+        f0, f1 = np.asarray(head.part_face_range)[head.part_names.index(name)]
+        rows = np.unique(np.asarray(head.parts_faces[f0:f1], np.int64)) - V
+        parts_vertices[rows] = (parts_vertices[rows] - c) @ R.T + c
+    everything = np.concatenate([np.asarray(head.vertices, np.float32), parts_vertices])
     faces = np.asarray(head.parts_faces, np.int64)
     normals = vertex_normals_np(everything, faces)[V:]
     corners = np.stack([faces + 1, np.asarray(head.parts_faces_uv, np.int64) + 1 + n_uv, faces + 1], -1)
@@ -258,7 +378,7 @@ def obj_parts_section(head, n_uv: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
             text.append(f"usemtl part_{head.part_material_names[int(mats[a])]}\n")
             rows = corners[f0 + a : f0 + b].reshape(-1, 9)
             text.append((("f %d/%d/%d %d/%d/%d %d/%d/%d\n") * len(rows)) % tuple(rows.ravel().tolist()))
-    return head.parts_vertices, head.parts_uv, normals, "".join(text)
+    return parts_vertices, head.parts_uv, normals, "".join(text)
 
 
 def mtl_parts_text(head) -> str:
@@ -318,8 +438,16 @@ def glb_part_nodes(head, builder, nodes: list, meshes: list, materials: list, sc
         weights[: min(len(coeffs), len(weights))] = coeffs[: len(weights)]
     gltf_material: dict[int, int] = {}
     children = []
-    for part in part_meshes(head):
+    pivots = eye_pivots(head) if getattr(head, "gaze", None) is not None else {}
+    for part in part_meshes(head, turned=False):
         base = part.neutral if morphs else part.vertices
+        node: dict = {"name": part.name}
+        if part.name in pivots:  # the eyeball around its centre, turned by the node (the gaze)
+            centre = pivots[part.name][0]
+            base = base - centre.astype(np.float32)
+            yaw, pitch = np.asarray(head.gaze, np.float64)[EYEBALLS.index(part.name)]
+            node["translation"] = [float(c) for c in centre * scale]
+            node["rotation"] = [float(q) for q in gaze_quaternion(yaw, pitch)]
         vidx, tidx, faces = split_seams(part.faces, part.faces_uv)
         uv = part.uv[tidx].copy()
         uv[:, 1] = 1.0 - uv[:, 1]
@@ -351,7 +479,8 @@ def glb_part_nodes(head, builder, nodes: list, meshes: list, materials: list, sc
             mesh["weights"] = [float(w) for w in weights]
             mesh["extras"] = {"targetNames": list(head.exp_names)}
         meshes.append(mesh)
-        nodes.append({"name": part.name, "mesh": len(meshes) - 1})
+        node["mesh"] = len(meshes) - 1
+        nodes.append(node)
         children.append(len(nodes) - 1)
     nodes[0]["children"] = children
 
@@ -389,21 +518,29 @@ def first_skin_hit(origins: np.ndarray, directions: np.ndarray, skin: np.ndarray
     fi = np.concatenate([np.asarray(h, np.int64) for h in hits]) if counts.sum() else np.zeros(0, np.int64)
     if len(pi) == 0:
         return first, outer_first
-    e1, e2 = b[fi] - a[fi], c[fi] - a[fi]  # Möller–Trumbore over all (ray, triangle) pairs
-    h = np.cross(d[pi], e2)
-    det = np.einsum("nc,nc->n", e1, h)
-    ok = np.abs(det) > 1e-12
-    inv = 1.0 / np.where(ok, det, 1.0)
-    sv = o[pi] - a[fi]
-    u = np.einsum("nc,nc->n", sv, h) * inv
-    qv = np.cross(sv, e1)
-    v = np.einsum("nc,nc->n", d[pi], qv) * inv
-    t = np.einsum("nc,nc->n", e2, qv) * inv
-    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9) & (t <= reach)
+    hit, t, det = ray_triangle_pairs(o[pi], d[pi], a[fi], b[fi], c[fi], reach)
     np.minimum.at(first, pi[hit], t[hit])
     is_first = hit & (t == first[pi])
     outer_first[pi[is_first & (det < 0)]] = True  # the ray runs against the face normal e1×e2
     return first, outer_first
+
+
+def ray_triangle_pairs(o: np.ndarray, d: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, reach: float
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Möller–Trumbore for N (ray, triangle) pairs: rays ``o + s·d`` (N,3 each), triangles with
+    corners a, b, c (N,3 each). Returns (hit (N,) bool: met at s ∈ (0, ``reach``], s (N,),
+    det (N,): negative when the ray runs against the face normal (b − a)×(c − a))."""
+    e1, e2 = b - a, c - a
+    h = np.cross(d, e2)
+    det = np.einsum("nc,nc->n", e1, h)
+    ok = np.abs(det) > 1e-12
+    inv = 1.0 / np.where(ok, det, 1.0)
+    sv = o - a
+    u = np.einsum("nc,nc->n", sv, h) * inv
+    qv = np.cross(sv, e1)
+    v = np.einsum("nc,nc->n", d, qv) * inv
+    t = np.einsum("nc,nc->n", e2, qv) * inv
+    return ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9) & (t <= reach), t, det
 
 
 def skin_penetration(points: np.ndarray, normals: np.ndarray, skin: np.ndarray, skin_faces: np.ndarray,

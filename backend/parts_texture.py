@@ -1,6 +1,7 @@
 """Colours of the head's parts from the photo: iris and sclera from the pixels inside the
-detected eye contours (68-point landmarks 36–41 and 42–47), de-lit like the skin's albedo (the
-photo divided by the fitted SH shading, here of a camera-facing normal: the eye's front).
+detected eye contours (68-point landmarks 36–41 and 42–47; the iris from the ring of the irises
+located there by :mod:`backend.gaze`), de-lit like the skin's albedo (the photo divided by the
+fitted SH shading, here of a camera-facing normal: the eye's front).
 Teeth, gums and the mouth interior keep their plain colours (``backend.head_parts.PART_MATERIALS``).
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ __all__ = ["eye_colours"]
 
 RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)  # iBUG-68 eye contours (subject's right, left)
 MIN_PIXELS = 12  # fewer pixels inside the contours: keep the default colours
+PUPIL_FRACTION = 0.45  # the pupil's radius over the iris's (2.2 / 5.6 mm in the model, and a margin)
 
 
 def _inside(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -30,14 +32,33 @@ def _inside(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
     return mask
 
 
-def eye_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray) -> dict[str, tuple[float, float, float]]:
+def _iris_pixels(img: np.ndarray, mask: np.ndarray, irises: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(n,3) the iris's own pixels: inside the contours and the ring between the pupil and 90 % of
+    the iris's radius around each located iris, without the brightest quarter (highlights, sclera
+    at the rim) and the darkest 15 % (pupil, lashes)."""
+    centres, radii = (np.asarray(a, np.float64) for a in irises)
+    ys, xs = np.nonzero(mask)
+    ring = np.zeros(len(xs), bool)
+    for (cx, cy), r in zip(centres.reshape(-1, 2), radii.reshape(-1)):
+        d = np.hypot(xs - cx, ys - cy)
+        ring |= (d >= PUPIL_FRACTION * r) & (d <= 0.9 * r)
+    pixels = img[ys[ring], xs[ring]]
+    order = np.argsort(pixels.mean(1))
+    n = len(order)
+    return pixels[order[int(0.15 * n) : int(0.75 * n)]]
+
+
+def eye_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray,
+                irises: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, tuple[float, float, float]]:
     """{"iris": rgb, "sclera": rgb} (sRGB [0,1], de-lit) from one photo; {} when the eyes are too
     small or closed in it. image (H,W,3) uint8; landmarks68 (68,2) detected, photo pixels
-    (x right, y down); sh (27,) the view's fitted light (``backend.lighting`` layout).
+    (x right, y down); sh (27,) the view's fitted light (``backend.lighting`` layout); ``irises``:
+    (centres (E,2) px, radii (E,) px) of the irises found in the photo (:mod:`backend.gaze`), or None.
 
-    Inside the two eye contours, pixels are ranked by brightness: the iris is the median of the
-    darker half without its darkest 15 % (pupil, lashes, lid shadow), the sclera the median of the
-    brightest fifth. Both are divided by the shading of a camera-facing normal."""
+    Inside the two eye contours, pixels are ranked by brightness. The iris is the median of the
+    located irises' rings (:func:`_iris_pixels`) when they hold enough pixels, else of the
+    contours' darker half without its darkest 15 % (pupil, lashes, lid shadow); the sclera is the
+    median of the brightest fifth. Both are divided by the shading of a camera-facing normal."""
     img = np.asarray(image, np.float32) / 255.0
     pts = np.asarray(landmarks68, np.float64)
     mask = _inside(pts[RIGHT_EYE], *img.shape[:2]) | _inside(pts[LEFT_EYE], *img.shape[:2])
@@ -46,7 +67,11 @@ def eye_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray) -> d
         return {}
     order = np.argsort(pixels.mean(1))
     n = len(order)
-    iris = np.median(pixels[order[int(0.15 * n) : max(int(0.5 * n), int(0.15 * n) + 1)]], 0)
+    ring = _iris_pixels(img, mask, irises) if irises is not None and len(irises[1]) else np.zeros((0, 3))
+    if len(ring) >= MIN_PIXELS:
+        iris = np.median(ring, 0)
+    else:
+        iris = np.median(pixels[order[int(0.15 * n) : max(int(0.5 * n), int(0.15 * n) + 1)]], 0)
     sclera = np.median(pixels[order[int(0.8 * n) :]], 0)
     with torch.no_grad():
         shading = sh_shading(torch.tensor([[[0.0, 0.0, 1.0]]]), torch.as_tensor(np.asarray(sh, np.float32))[None])

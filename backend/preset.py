@@ -36,9 +36,10 @@ PRESETS: dict[str, Preset] = {
     ),
     # 70 steps at 112² and 30 at 224² instead of 40 and 60 (each 224² step costs ≈ 2.5 at 112², with L_id):
     # the same vertex error and landmark NME within 1 % (docs/speed.md, "Work per head"). Detail:
-    # 28 steps, not 40: the same synthetic displacement correlation.
-    DEFAULT: Preset(coarse=CoarseFitConfig(photo_schedule=((112, 70), (224, 30))), detail=DetailFitConfig(steps=28),
-                    albedo_res=512),
+    # 20 steps at lr 0.065, not 40 at 0.05: displacement correlation within 0.5 %, detailed-surface
+    # error unchanged (docs/speed.md, "The rest of a head").
+    DEFAULT: Preset(coarse=CoarseFitConfig(photo_schedule=((112, 70), (224, 30))),
+                    detail=DetailFitConfig(steps=20, lr=0.065), albedo_res=512),
     # L_smooth's weight follows the map size (backend.losses.weights_at_uv_size): ×0.25 at draft's
     # 128², ×4 at high's 512² (a fixed weight let high's map fit photo noise as skin relief).
     HIGH: Preset(

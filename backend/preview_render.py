@@ -12,9 +12,10 @@ from .fit.pose_init import fit_orthographic_pose
 from .geometry import detailed_head_mesh
 from .head import Head, ViewResult
 from .head_parts import has_parts, preview_parts, swatch_tile
-from .lighting import sh_directional
+from .lighting import sh_directional, vertex_normals
 from .preview import compose_panels, draw_landmarks
 from .render import RenderSettings, rasterize_uv, render
+from .render.rasterize import visibility
 from .texture import coverage_image
 
 PANEL = 320  # preview panel size, pixels
@@ -87,11 +88,15 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
             v, f, uv, fuv = _with_parts(head, verts[0].numpy(), head.faces, np.asarray(head.uv, np.float32), head.faces_uv)
             mesh = (torch.from_numpy(v)[None], torch.from_numpy(f), torch.from_numpy(uv), torch.from_numpy(fuv))
         geo, geo_faces, uv, faces_uv = mesh
+        # the textured and the grey render in the view's pose share the rasteriser's pass 1, and all
+        # three the mesh's normals (model space; render rotates them into each pose)
+        geo_n = vertex_normals(geo, geo_faces)
+        vis = visibility(project(geo, pose, cam), geo_faces, PANEL, PANEL, settings.raster_settings(cam))
         if albedo is not None:  # the result: the detailed head, textured, in the view's light
             rend = render(geo, geo_faces, pose, cam, sh, texture=albedo[None].float(),
-                          uv=uv, faces_uv=faces_uv, settings=settings)
+                          uv=uv, faces_uv=faces_uv, settings=settings, visible=vis, normals=geo_n)
         else:
-            rend = render(geo, geo_faces, pose, cam, sh, settings=settings)
+            rend = render(geo, geo_faces, pose, cam, sh, settings=settings, visible=vis, normals=geo_n)
         a = rend.alpha[..., None]
         textured = rend.image * a + photo_t * (1 - a)
         shaded = render(verts, faces, pose, cam, grey_light(), settings=settings)
@@ -102,7 +107,8 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
                 geo_pose = pose
             else:
                 geo_pose = torch.tensor([[PANEL / 260.0, 0.0, yaw, 0.0, 0.0, 10.0 * PANEL / 260.0, 0.0]])  # a close-up
-            side = render(geo, geo_faces, geo_pose, cam, grey_light(), settings=settings)
+            side = render(geo, geo_faces, geo_pose, cam, grey_light(), settings=settings, normals=geo_n,
+                          visible=vis if yaw is None else None)
             bg = torch.full_like(side.image, 0.18)
             side_panels.append(_to_u8((side.image * side.alpha[..., None] + bg * (1 - side.alpha[..., None]))[0]))
     over = _to_u8(overlay[0])
@@ -170,12 +176,18 @@ def render_head(
     background: tuple[float, float, float] = (BACKGROUND,) * 3,
     detailed: bool = True,
     mesh: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    visible: torch.Tensor | None = None,
+    normals: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Render the head (detailed when it has a displacement map and ``detailed``) in B poses.
 
     pose (B,7), sh (B,27) camera-space light; ``textured``: ``head.albedo`` (grey 0.7 when the
     head has none or when False); ``mesh``: :func:`head_mesh`'s result when the caller has it
-    already. Returns (image (B,H,W,3) float32 in [0,1] over ``background``, mask (B,H,W) bool).
+    already; ``visible``: the rasteriser's pass 1 for this mesh, poses and camera
+    (:func:`head_visibility`), when another render of them computed it; ``normals``: the mesh's
+    (1,N,3) model-space vertex normals (default: each pose's own, the same up to rounding), so
+    several poses and renders share one computation. Returns (image (B,H,W,3) float32 in [0,1]
+    over ``background``, mask (B,H,W) bool).
     """
     B = pose.shape[0]
     tex, u_max = preview_texture(head)
@@ -183,10 +195,23 @@ def render_head(
     v, f, uv, fuv = mesh if mesh is not None else head_mesh(head, detailed)
     with torch.no_grad():  # the mesh's own (area-weighted) normals: render's default
         if textured and tex is not None:
-            out = render(v.expand(B, -1, -1), f, pose, camera, sh, texture=tex, uv=uv, faces_uv=fuv, settings=settings)
+            out = render(v.expand(B, -1, -1), f, pose, camera, sh, texture=tex, uv=uv, faces_uv=fuv, settings=settings,
+                         visible=visible, normals=normals)
         else:
-            out = render(v.expand(B, -1, -1), f, pose, camera, sh, settings=settings)
+            out = render(v.expand(B, -1, -1), f, pose, camera, sh, settings=settings, visible=visible, normals=normals)
     return out.image, out.mask
+
+
+def head_visibility(mesh: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], pose: torch.Tensor,
+                    camera: Camera) -> torch.Tensor:
+    """The rasteriser's pass 1 (:func:`backend.render.rasterize.visibility`) of :func:`head_mesh`'s
+    ``mesh`` in poses (B,7): (B·H·W,) int64, for :func:`render_head`'s ``visible``. Renders of
+    the same mesh and poses that differ only in texture or light share it: the same pixels bit
+    for bit, without the costliest part of rasterising a dense mesh twice."""
+    v, f = mesh[0], mesh[1]
+    with torch.no_grad():
+        return visibility(project(v.expand(pose.shape[0], -1, -1), pose, camera), f, camera.height, camera.width,
+                          RenderSettings().raster_settings(camera))
 
 
 def turntable_poses(verts: torch.Tensor, yaws_deg: tuple[float, ...], size: int, fill: float = 0.9) -> torch.Tensor:
@@ -210,13 +235,16 @@ def turntable_poses(verts: torch.Tensor, yaws_deg: tuple[float, ...], size: int,
 def turntable_renders(
     head: Head, yaws_deg: tuple[float, ...] = TURNTABLE_YAWS, size: int = PANEL, textured: bool = True,
     mesh: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    visible: torch.Tensor | None = None,
+    normals: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render the head from several yaws on a grey background (:func:`render_head`).
 
     ``textured``: ``head.albedo`` under a soft camera-fixed light (grey when the head has no
     albedo); otherwise the bare geometry under a grazing light. Both use the detailed mesh when
-    present (``mesh``: :func:`head_mesh`'s, when the caller has it). Returns (images
-    (Y,size,size,3) uint8, masks (Y,size,size) bool).
+    present (``mesh``: :func:`head_mesh`'s, when the caller has it; ``visible``: its pass 1 in
+    :func:`turntable_poses`' poses, :func:`head_visibility`; ``normals``: as :func:`render_head`'s). Returns (images (Y,size,size,3)
+    uint8, masks (Y,size,size) bool).
     """
     Y = len(yaws_deg)
     pose = turntable_poses(head_mesh(head, detailed=False)[0], yaws_deg, size)
@@ -224,7 +252,8 @@ def turntable_renders(
         light = sh_directional(torch.tensor([[0.3, 0.35, 1.0]]).expand(Y, 3), intensity=0.55, ambient=0.6)
     else:
         light = grey_light().expand(Y, -1)
-    image, mask = render_head(head, pose, Camera(size, size), light, textured=textured, mesh=mesh)
+    image, mask = render_head(head, pose, Camera(size, size), light, textured=textured, mesh=mesh, visible=visible,
+                              normals=normals)
     return _to_u8(image), mask.numpy()
 
 
@@ -233,9 +262,12 @@ def render_turntable(head: Head, yaws_deg: tuple[float, ...] = TURNTABLE_YAWS, s
     present (bottom row), from each yaw in ``yaws_deg`` (default −90°, −45°, 0°, +45°, +90°;
     +90° shows the subject's right side, face towards the image's right).
     Returns (2·size, Y·size, 3) uint8, PNG-ready."""
-    mesh = head_mesh(head)  # built once for both rows
-    tex, _ = turntable_renders(head, yaws_deg, size, textured=True, mesh=mesh)
-    geo, _ = turntable_renders(head, yaws_deg, size, textured=False, mesh=mesh)
+    mesh = head_mesh(head)  # built once for both rows, and so is the rasteriser's pass 1
+    visible = head_visibility(mesh, turntable_poses(head_mesh(head, detailed=False)[0], yaws_deg, size), Camera(size, size))
+    with torch.no_grad():
+        normals = vertex_normals(mesh[0], mesh[1])  # model space, rotated into each pose by render
+    tex, _ = turntable_renders(head, yaws_deg, size, textured=True, mesh=mesh, visible=visible, normals=normals)
+    geo, _ = turntable_renders(head, yaws_deg, size, textured=False, mesh=mesh, visible=visible, normals=normals)
     labels = [f"yaw {y:+.0f} deg" for y in yaws_deg]
     kind = "detailed geometry" if head.displacement is not None else "geometry"
     top = compose_panels(list(tex), [f"{lab}, textured" if i == 0 else lab for i, lab in enumerate(labels)])

@@ -49,12 +49,20 @@ def _where(doc: dict) -> str:
 
 
 def predict_time(doc: dict) -> list[str]:
-    """Predict mode's time per photo (``bench_predict``'s ``predict`` entries)."""
-    rows = [[k.replace("/", " / "), v["per_photo_s_with_detection"], v["per_photo_s_without_detection"], v["load_s"]]
-            for k, v in doc["predict"].items()]
-    return [f"Checkpoints: {doc.get('checkpoints')}; {_where(doc)}.", ""] + _table(
-        ["photo / quality", "per photo, with detection (s)", "without detection (s)", "model + checkpoint loading (s)"],
-        rows)
+    """Predict mode's time per photo (``bench_predict``'s ``predict`` entries); with CPU times
+    (newer runs) those first: wall times on a loaded machine mean little."""
+    entries = doc["predict"].items()
+    if all("cpu_s_per_photo_with_detection" in v for _, v in entries):
+        rows = [[k.replace("/", " / "), v["cpu_s_per_photo_with_detection"], v["cpu_s_loading"],
+                 v["per_photo_s_with_detection"]] for k, v in entries]
+        header = ["photo / quality", "CPU per photo, with detection (s)", "CPU of model + checkpoint loading (s)",
+                  "wall per photo (s)"]
+    else:
+        rows = [[k.replace("/", " / "), v["per_photo_s_with_detection"], v["per_photo_s_without_detection"], v["load_s"]]
+                for k, v in entries]
+        header = ["photo / quality", "per photo, with detection (s)", "without detection (s)",
+                  "model + checkpoint loading (s)"]
+    return [f"Checkpoints: {doc.get('checkpoints')}; {_where(doc)}.", ""] + _table(header, rows)
 
 
 def hybrid_vs_fit(doc: dict) -> list[str]:
@@ -73,7 +81,9 @@ def hybrid_vs_fit(doc: dict) -> list[str]:
     worse = [c["photo"] for c in doc["convergence"] if c["hybrid"]["final_loss"] >= c["fit"]["final_loss"]]
     summary = (f"Hybrid ends lower on {', '.join(better) or 'no photo'}"
                f"{'; it ends higher on ' + ', '.join(worse) if worse else ''}.")
-    return [f"Checkpoints: {doc.get('checkpoints')}; {_where(doc)}.", ""] + _table(
+    where = (f"Convergence {doc['convergence_note']}" if doc.get("convergence_note")
+             else f"Checkpoints: {doc.get('checkpoints')}; {_where(doc)}")
+    return [f"{where}.", ""] + _table(
         ["photo", "stage", "fit mode reaches it at step", "hybrid reaches it at step", "fit's final loss",
          "hybrid's final loss"], rows) + ["", summary]
 
@@ -257,7 +267,11 @@ def speed(docs: dict[str, dict | None]) -> list[str]:
         out += ["", f"Shared CPU ({_day(cont)}, medians of {runs}{load}): " + "; ".join(parts) + "."]
     if pred and pred["predict"].get("grace_hopper/default"):
         p = pred["predict"]["grace_hopper/default"]
-        out += ["", f"Predict mode: {p['per_photo_s_with_detection']:.2f} s a photo on the CPU ({_day(pred)})."]
+        if "cpu_s_per_photo_with_detection" in p:
+            out += ["", f"Predict mode: {p['cpu_s_per_photo_with_detection']:.2f} s of CPU a photo, one thread, "
+                        f"default quality ({_day(pred)})."]
+        else:
+            out += ["", f"Predict mode: {p['per_photo_s_with_detection']:.2f} s a photo on the CPU ({_day(pred)})."]
     return out
 
 

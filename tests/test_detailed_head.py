@@ -123,3 +123,25 @@ def test_bad_arguments_are_refused():
         detailed_head_mesh(Head(model_name="x", vertices=np.zeros((3, 3)), neutral=np.zeros((3, 3)), faces=faces,
                                 uv=np.zeros((3, 2)), faces_uv=faces, id_coeffs=np.zeros(1), exp_coeffs=np.zeros(1),
                                 exp_names=[]))
+
+
+def test_detailed_mesh_is_built_once_per_head_and_rebuilt_when_it_changes(face_model):
+    """The previews and head_detailed.obj share one build (backend.geometry's digest cache); a
+    head whose map changes in place gets a new mesh, equal to an uncached build."""
+    from backend.geometry import _detailed_head_mesh
+
+    S = 32
+    disp = np.zeros((S, 2 * S))
+    disp[:, :S] = 0.5
+    head = Head(model_name="ict", vertices=face_model.mean.numpy(), neutral=face_model.mean.numpy(),
+                faces=face_model.faces.numpy(), uv=face_model.uv.numpy(), faces_uv=face_model.faces_uv.numpy(),
+                id_coeffs=np.zeros(1), exp_coeffs=np.zeros(1), exp_names=[], uv_tiles=face_model.uv_tiles,
+                displacement=disp)
+    first = detailed_head_mesh(head, levels=0)
+    assert detailed_head_mesh(head, levels=0) is first
+    assert detailed_head_mesh(head, levels=1) is not first  # another lattice
+    disp[:, :S] = -0.5  # the same array, changed in place
+    changed = detailed_head_mesh(head, levels=0)
+    assert changed is not first and np.abs(changed.displacement).max() == 0.5
+    assert np.abs(changed.verts - first.verts).max() > 0.9  # moved 1 mm inwards where the map covers
+    np.testing.assert_array_equal(changed.verts, _detailed_head_mesh(head, 0, face_model.uv_tiles).verts)

@@ -289,3 +289,36 @@ def test_flip_average_is_mirror_consistent(grace_hopper):
     single = _landmarks(img, box, 256)[0]
     shift = np.linalg.norm(both - single, axis=1).mean()
     assert 0.1 < shift < 3.0, shift
+
+
+def test_hog_detector_is_cached_as_a_file(tmp_path, monkeypatch, grace_hopper):
+    """dlib's HOG detector is written to the cache folder once and loaded from there later (1 ms
+    instead of decoding dlib's built-in string, 0.56 s of CPU), with the same detections; an
+    unreadable cache file is rebuilt."""
+    import time
+
+    import dlib
+
+    from backend.detect import dlib_backend
+
+    monkeypatch.setenv("PHOTOHEAD_CACHE", str(tmp_path))
+    path = dlib_backend.hog_cache_path(dlib.__version__)
+    assert path.parent.parent == tmp_path and not path.exists()
+    dlib_backend._hog.cache_clear()
+    try:
+        built = dlib_backend._hog()
+        assert path.is_file() and path.stat().st_size > 100_000
+        dlib_backend._hog.cache_clear()
+        t = time.process_time()
+        loaded = dlib_backend._hog()
+        assert time.process_time() - t < 0.1
+        rects, scores, kinds = loaded.run(grace_hopper, 0, 0.0)
+        ref = built.run(grace_hopper, 0, 0.0)
+        assert len(rects) == 1 and [str(r) for r in rects] == [str(r) for r in ref[0]]
+        assert list(scores) == list(ref[1]) and list(kinds) == list(ref[2])
+        path.write_bytes(b"not a detector")
+        dlib_backend._hog.cache_clear()
+        assert len(dlib_backend._hog().run(grace_hopper, 0, 0.0)[0]) == 1  # rebuilt
+        assert path.stat().st_size > 100_000
+    finally:
+        dlib_backend._hog.cache_clear()  # the next test loads from the user's cache again

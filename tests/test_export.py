@@ -472,3 +472,20 @@ def test_previews_show_the_parts(head, parts_head):
     assert changed.sum() > 30  # the eyes (and the lips' slit) now show the parts
     rows = np.flatnonzero(changed.any(1))
     assert rows.min() > 30 and rows.max() < 130  # in the face, not around the silhouette
+
+
+def test_compressed_head_npz_is_deflated_and_reads_back(head, tmp_path):
+    """save_head(compress=True) writes deflated members at NPZ_COMPRESS_LEVEL that np.load reads;
+    every array comes back bit for bit and the file is smaller than the stored one."""
+    import zipfile
+
+    packed = export.save_head(head, tmp_path / "packed.npz", compress=True)
+    stored = export.save_head(head, tmp_path / "stored.npz")
+    with zipfile.ZipFile(packed) as zf:
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_DEFLATED}
+    with zipfile.ZipFile(stored) as zf:
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
+    assert packed.stat().st_size < 0.9 * stored.stat().st_size
+    back = export.load_head(packed)
+    np.testing.assert_array_equal(back.vertices, head.vertices)
+    np.testing.assert_array_equal(back.albedo, head.albedo)

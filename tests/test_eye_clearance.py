@@ -129,3 +129,39 @@ def test_closed_lid_and_open_mouth_clear_the_parts(ict, seed):
         raw = ict(ident, None)[0].numpy()
     change = np.linalg.norm(head.neutral - raw, axis=1)
     assert change.max() < 4.0 and (change > 0.05).sum() < 300
+
+
+def test_front_rays_hit_what_first_skin_hit_hits(ict):
+    """eyeball_seen's 2-D candidate search (_hit_from_front) finds the same blocked rays as the
+    general ray caster (head_parts.first_skin_hit) with +z directions: ICT's mean head with
+    eyeBlink_L = 1 and no corrective, rays from a grid over the left eye."""
+    from backend.eye_clearance import _hit_from_front
+    from backend.head_parts import first_skin_hit, part_meshes
+
+    head = _head(ict, torch.zeros(1, ict.n_id), None)
+    x = np.zeros(len(head.exp_names))
+    x[head.exp_names.index("eyeBlink_L")] = 1.0
+    skin = head.neutral + np.einsum("k,kvc->vc", x, head.exp_basis)
+    eye = next(p for p in part_meshes(head)
+               if p.name == "eyeball_left").neutral.astype(np.float64)
+    lo, hi = eye.min(0), eye.max(0)
+    g = np.stack(np.meshgrid(np.linspace(lo[0], hi[0], 40), np.linspace(lo[1], hi[1], 40), indexing="ij"), -1).reshape(-1, 2)
+    origins = np.concatenate([g, np.full((len(g), 1), hi[2] - 1.0)], 1)
+    fast = _hit_from_front(origins, skin, head.faces, 30.0)
+    t, _ = first_skin_hit(origins, np.tile([0.0, 0.0, 1.0], (len(origins), 1)), skin, head.faces, 30.0)
+    assert np.array_equal(fast, np.isfinite(t))
+    assert 100 < fast.sum() < len(origins) - 100  # both kinds of ray are there
+
+
+def test_prepared_eyeballs_push_the_same():
+    """push_out_of_eyes with the eyeballs prepared once (as clear_lids does for every expression
+    that leaves them in place) gives the same bits as preparing them on each call."""
+    from backend.eye_clearance import _shell_rays
+
+    verts, faces = _sphere(12.0)
+    shell = EyeShell(rows=np.arange(len(verts)), faces=faces)
+    skin = np.random.default_rng(1).normal(scale=8.0, size=(500, 3))
+    plain = push_out_of_eyes(skin, [verts], [shell])
+    prepared = push_out_of_eyes(skin, [verts], [shell], prepared=[_shell_rays(verts, faces)])
+    assert np.array_equal(plain, prepared)
+    assert (np.linalg.norm(plain - skin, axis=1) > 0.1).sum() > 50  # points inside did move

@@ -170,3 +170,29 @@ def test_identity_outliers_on_real_faces(faces_dev):
     warnings = identity_outliers(desc, labels)
     assert len(warnings) == 1 and repr(names[1]) in warnings[0], warnings
     assert identity_outliers(desc[:3], labels[:3]) == []
+
+
+def test_uv_face_coverage_rasterises_a_layout_once(face_model, monkeypatch):
+    """The face region of a model's UV layout is rasterised once (backend.texture's digest cache):
+    a second head, even with the model loaded again (new tensors, same layout), reuses it; an
+    edited layout is rasterised again. The coverage is the fraction of the region's texels seen."""
+    import copy
+
+    import backend.texture as tx
+
+    calls = []
+    real = tx.rasterize_uv
+    monkeypatch.setattr(tx, "rasterize_uv", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(tx, "_FACE_REGION_CACHE", {})
+    R, W = 64, 64 * face_model.uv_tiles
+    seen_all = np.ones((1, R, W), np.float32)
+    assert tx.uv_face_coverage(face_model, seen_all) == 1.0 and len(calls) == 1
+    reloaded = copy.deepcopy(face_model)
+    half = seen_all.copy()
+    half[:, :, : R // 2] = 0.0  # the face tile's left half unseen
+    region = tx.model_face_region(reloaded, R, W)
+    want = float(region[:, R // 2:].sum()) / float(region.sum())
+    assert tx.uv_face_coverage(reloaded, half) == pytest.approx(want) and 0.0 < want < 1.0 and len(calls) == 1
+    reloaded.uv.mul_(0.5)  # another layout, edited in place
+    tx.uv_face_coverage(reloaded, seen_all)
+    assert len(calls) == 2

@@ -40,3 +40,22 @@ def test_closed_or_tiny_eyes_keep_the_defaults():
     photo, lm = _eye_photo()
     lm[36:48, 1] = 60.0  # contours collapsed to lines: no pixels inside
     assert eye_colours(photo, lm, sh_ambient(1.0)[0].numpy()) == {}
+
+
+def test_iris_from_the_located_irises_ignores_dark_lashes():
+    """Dark lid shadow and lashes fill the contours around the irises (sclera shows only at the
+    corners): the contour's darker half is mostly shadow, the located irises' rings are iris."""
+    photo, lm = _eye_photo()
+    img = photo.astype(np.float32) / 255.0
+    ys, xs = np.mgrid[0:120, 0:120]
+    for cx in (35.0, 85.0):
+        band = (((xs - cx) / 18.0) ** 2 + ((ys - 60.0) / 9.0) ** 2 < 1.0) & (np.abs(xs - cx) < 13)
+        img[band & (np.hypot(xs - cx, ys - 60.0) >= 8)] = (0.25, 0.15, 0.1)  # lashes and lid shadow around the iris
+    photo = (img * 255 + 0.5).astype(np.uint8)
+    sh = sh_ambient(1.0)
+    shade = float(sh_shading(torch.tensor([[[0.0, 0.0, 1.0]]]), sh)[0, 0, 0])
+    irises = (np.array([[35.0, 60.0], [85.0, 60.0]]), np.array([8.0, 8.0]))
+    got = np.array(eye_colours(photo, lm, sh[0].numpy(), irises=irises)["iris"]) * shade
+    np.testing.assert_allclose(got, (0.2, 0.35, 0.7), atol=0.03)
+    old = np.array(eye_colours(photo, lm, sh[0].numpy())["iris"]) * shade
+    assert np.abs(old - (0.2, 0.35, 0.7)).max() > 0.1  # the contour's darker half alone takes the lashes

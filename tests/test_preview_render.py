@@ -144,3 +144,25 @@ def test_diverging_colours():
     assert c[2].min() > 0.9  # zero → white
     assert c[3, 0] > c[3, 2] + 0.2 and c[1, 2] > c[1, 0] + 0.2  # + red, − blue
     assert diverging_colours(np.zeros((2, 4)), 0.0).shape == (2, 4, 3)  # a zero limit does not divide by zero
+
+
+def test_shared_pass_one_and_model_normals_render_the_same_turntable(face_model):
+    """render_turntable's shortcuts (one rasteriser pass 1 for the textured and the grey row, the
+    mesh's normals computed once in model space) change no pixel's coverage and shading by at
+    most one 8-bit level, against each render computing its own."""
+    from backend.camera import Camera
+    from backend.lighting import vertex_normals
+    from backend.preview_render import head_visibility
+
+    head = model_head(face_model)
+    mesh = head_mesh(head)
+    pose = turntable_poses(head_mesh(head, detailed=False)[0], TURNTABLE_YAWS, SIZE)
+    visible = head_visibility(mesh, pose, Camera(SIZE, SIZE))
+    normals = vertex_normals(mesh[0], mesh[1])
+    for textured in (True, False):
+        own, own_mask = turntable_renders(head, TURNTABLE_YAWS, SIZE, textured=textured, mesh=mesh)
+        shared, shared_mask = turntable_renders(head, TURNTABLE_YAWS, SIZE, textured=textured, mesh=mesh,
+                                                visible=visible, normals=normals)
+        assert np.array_equal(own_mask, shared_mask) and own_mask.mean() > 0.2
+        diff = np.abs(own.astype(int) - shared.astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.01

@@ -240,7 +240,7 @@ def fit_detail(
         rest_share_coarse = [r / max(t, 1e-12) for r, t in zip(error_sum(pixel_rest_coarse, rest0),
                                                                error_sum(pixel_coarse, face0))]
         unseen = None
-        if config.unseen_weight > 0:  # (G,1,S,S): each item's best view
+        if config.unseen_weight > 0 and config.steps > 0:  # (G,1,S,S): each item's best view
             per = V // G
             evidence = torch.cat([texel_evidence(rend0.face_idx[g * per:(g + 1) * per], rend0.fragments.bary[g * per:(g + 1) * per],
                                                  mask0[g * per:(g + 1) * per], topo) for g in range(G)])
@@ -299,7 +299,8 @@ def fit_detail(
         rend, mask = render_views(surface)
         pixel_detail, pixel_skin_detail = per_view(rend, report * rend.alpha), per_view(rend, mask)
         pixel_rest_detail = per_view(rend, off_skin * rend.alpha)
-        rend_a, _ = render_views(flat)  # the refined albedo on the coarse surface: the gain's own share
+        # the refined albedo on the coarse surface: the gain's own share (no step: rend0 itself)
+        rend_a = rend0 if config.steps == 0 else render_views(flat)[0]
         pixel_albedo_only = per_view(rend_a, report * rend_a.alpha)
         dense_albedo = albedo_now()
     return DetailFitResult(

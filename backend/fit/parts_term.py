@@ -25,6 +25,7 @@ import torch
 
 from ..camera import Camera
 from ..facemodel import FaceModel
+from ..gaze import gaze_rotation
 from ..losses import pixel_loss
 from ..render.renderer import RenderResult, RenderSettings, render
 
@@ -102,16 +103,9 @@ def turn_eyes(parts: torch.Tensor, eyes: list[torch.Tensor], angles: torch.Tenso
     about +x: the cornea down), radians. Returns a new (B,P,3)."""
     out = parts
     for e, rows in enumerate(eyes):
-        yaw, pitch = angles[:, e, 0], angles[:, e, 1]
-        cy, sy, cp, sp = yaw.cos(), yaw.sin(), pitch.cos(), pitch.sin()
-        one, zero = torch.ones_like(yaw), torch.zeros_like(yaw)
-        ry = torch.stack([torch.stack([cy, zero, sy], -1), torch.stack([zero, one, zero], -1),
-                          torch.stack([-sy, zero, cy], -1)], -2)
-        rx = torch.stack([torch.stack([one, zero, zero], -1), torch.stack([zero, cp, -sp], -1),
-                          torch.stack([zero, sp, cp], -1)], -2)
         pts = out[:, rows]
         centre = pts.mean(1, keepdim=True)
-        turned = (pts - centre) @ (ry @ rx).transpose(1, 2) + centre
+        turned = (pts - centre) @ gaze_rotation(angles[:, e]).transpose(1, 2) + centre
         out = out.index_copy(1, rows, turned)
     return out
 
