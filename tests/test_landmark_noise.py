@@ -73,3 +73,27 @@ def test_fit_ignores_a_point_the_detectors_disagree_on(face_model):
     err_off = float((off.landmarks[0, 66] - truth[0, 66]).norm())
     assert err_on < 0.5 * err_off, (err_on, err_off)
     assert err_off > 1.2
+
+
+def test_calibration_recovers_a_known_noise_law():
+    """training.landmark_noise fits error² = s² + a·gap²: on faces built to follow it exactly
+    (error 0.03 where the detectors agree, slope 0.5), it returns s = 0.03 and a = 0.5."""
+    import numpy as np
+
+    from training.landmark_noise import noise_tables
+
+    rng = np.random.default_rng(0)
+    N = 40
+    truth = rng.uniform(0, 100, (N, 68, 2))
+    truth[:, 36], truth[:, 45] = [20.0, 40.0], [70.0, 40.0]  # inter-ocular distance 50 px
+    gap = rng.uniform(0, 0.2, (N, 68))  # inter-ocular distances
+    err = np.sqrt(0.03**2 + 0.5 * gap**2)
+    angle = rng.uniform(0, 2 * np.pi, (N, 68))
+    detected = truth + 50 * err[..., None] * np.stack([np.cos(angle), np.sin(angle)], -1)
+    detected[:, 36], detected[:, 45] = truth[:, 36], truth[:, 45]  # keep the scale exact
+    mesh = detected + 50 * gap[..., None] * np.array([1.0, 0.0])
+    sigma, agreed, slope = noise_tables(detected, mesh, truth)
+    inner = [j for j in range(68) if j not in (36, 45)]
+    assert agreed[inner] == pytest.approx(0.03, abs=1e-6)
+    assert slope[inner] == pytest.approx(0.5, abs=1e-5)
+    assert sigma[inner] == pytest.approx(np.sqrt(0.03**2 + 0.5 * np.mean(gap**2)), rel=0.2)
