@@ -36,7 +36,8 @@ def test_only_points_the_detectors_disagree_on_lose_weight():
     mesh[0, 0, 1] += 10.0  # jaw: Face Mesh's jaw is a fixed blend, its gap says nothing (slope 0)
     gaps = point_gaps(lm, mesh)
     assert gaps[0, 62] == pytest.approx(0.2) and gaps[0, 0] == pytest.approx(0.2) and gaps[0, 30] == 0
-    w = point_weights(LandmarkNoiseSettings(), lm, mesh)
+    on = LandmarkNoiseSettings(gap=True)
+    w = point_weights(on, lm, mesh)
     expected = SIGMA_IO[62] ** 2 / (AGREED_IO[62] ** 2 + GAP_SLOPE[62] * 0.2**2)
     assert float(w[0, 62]) == pytest.approx(expected, rel=1e-5)
     assert expected < 0.05
@@ -44,8 +45,9 @@ def test_only_points_the_detectors_disagree_on_lose_weight():
     others[62] = False
     assert torch.equal(w[0, others], torch.ones(67))  # agreeing points, and the jaw, keep weight 1
     # no second opinion (NaN row, or none at all): every point keeps its weight
-    assert torch.equal(point_weights(LandmarkNoiseSettings(), lm, torch.full_like(lm, float("nan"))), torch.ones(1, 68))
-    assert torch.equal(point_weights(LandmarkNoiseSettings(), lm, None), torch.ones(1, 68))
+    assert torch.equal(point_weights(on, lm, torch.full_like(lm, float("nan"))), torch.ones(1, 68))
+    assert torch.equal(point_weights(on, lm, None), torch.ones(1, 68))
+    assert not LandmarkNoiseSettings().active  # off by default
 
 
 def test_table_weights_are_inverse_variances():
@@ -66,9 +68,9 @@ def test_fit_ignores_a_point_the_detectors_disagree_on(face_model):
     detected = truth.clone()
     detected[0, 66, 1] += 8.0  # the lower inner lip pulled down
     cfg = CoarseFitConfig(landmark_steps=80, photo_schedule=((48, 3),), identity=False)
-    on = fit_coarse(face_model, img, detected, torch.ones(1, 96, 96), cfg, mesh68=truth)
-    off = fit_coarse(face_model, img, detected, torch.ones(1, 96, 96),
-                     replace(cfg, landmark_noise=LandmarkNoiseSettings(gap=False)), mesh68=truth)
+    on = fit_coarse(face_model, img, detected, torch.ones(1, 96, 96),
+                    replace(cfg, landmark_noise=LandmarkNoiseSettings(gap=True)), mesh68=truth)
+    off = fit_coarse(face_model, img, detected, torch.ones(1, 96, 96), cfg, mesh68=truth)
     err_on = float((on.landmarks[0, 66] - truth[0, 66]).norm())
     err_off = float((off.landmarks[0, 66] - truth[0, 66]).norm())
     assert err_on < 0.5 * err_off, (err_on, err_off)

@@ -64,10 +64,12 @@ class LandmarkNoiseSettings:
     - ``gap``: where ``auto`` ran Face Mesh too, down-weight a point by its usual variance over
       its variance given this photo's gap, s² + a·gap² (:data:`AGREED_IO`, :data:`GAP_SLOPE`),
       when that is larger: only points the detectors disagree on more than usual lose weight.
+      Off by default: the fitted landmarks get closer to the truth on the synthetic renders but
+      the vertex error does not (docs/design.md, "Per-landmark noise weights").
     """
 
     table: bool = False
-    gap: bool = True
+    gap: bool = False
 
     @property
     def active(self) -> bool:
