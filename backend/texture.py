@@ -174,7 +174,9 @@ def delit_albedo(
     background never land on the head. Outside the inner face the confidence is multiplied by
     the photo's skin weight (:func:`backend.skin.skin_weight`: skin colour likelihood, connected
     to the face) and by a robust term that down-weights colours far from the view's median skin
-    colour (a hat brim or hair on the forehead band). Several views are gain-equalised on their
+    colour (a hat brim or hair on the forehead band), and by the view's weight in the coarse fit
+    (``fit.view_weights``, :mod:`backend.fit.view_weights`: a photo the fit could not explain
+    paints no more of the head than it shaped). Several views are gain-equalised on their
     overlap and blended with a Laplacian pyramid (no seams); texels no view sees get the median
     delit skin colour with a soft transition (:func:`texture_opacity`), so scalp and neck match
     the face.
@@ -217,6 +219,8 @@ def delit_albedo(
             median = delit[i][core].median(0).values
             robust = torch.exp(-((delit[i] - median) ** 2).sum(-1) / (2 * 0.2**2))
             conf[i] = conf[i] * torch.maximum(robust * skin_at[i], inner_at[i])
+    if fit.view_weights is not None:  # a view the coarse fit down-weighted paints the head as little as it shaped it
+        conf = conf * fit.view_weights.to(conf)[:, None]
     weight = scatter_texels(conf, lit.texels, H, W)
     maps = scatter_texels(delit, lit.texels, H, W)  # (V,H,W,3), zero where no view has weight
     if V > 1:

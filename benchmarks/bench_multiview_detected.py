@@ -6,7 +6,8 @@ Each head (:func:`evaluation.multiview_heads.make_head_views`: the synthetic sui
 identity, expression, albedo with brows and lips, pitch/roll, grey background; 320², the face
 half the image) is photographed at yaw −50°, 0°, +50° under its own light per view, and
 reconstructed (coarse only, ``detail=False``) with each ``--detectors`` entry as a user would
-(each photo detected once, ``detect_one`` as ``reconstruct`` does, and its landmarks given):
+(``reconstruct`` detects: Face Mesh's dense points are fitted where the detector keeps them; a
+photo without a face is skipped):
 
 - each photo alone (``single_-50`` / ``single_0`` / ``single_+50``);
 - all three jointly with the robust view weights (``joint``, :mod:`backend.fit.view_weights`) and
@@ -54,12 +55,12 @@ def detected(images: list[np.ndarray], detector: str) -> list[np.ndarray | None]
     return out
 
 
-def fit_runs(images: list[np.ndarray], landmarks: list[np.ndarray | None], runs_of: dict[str, list[int]],
+def fit_runs(images: list[np.ndarray], detector: str, runs_of: dict[str, list[int]],
              truth: np.ndarray, model, quality: str) -> dict:
-    """Reconstruct each run's photos (coarse only) with their detected ``landmarks`` (:func:`detected`,
-    given to ``reconstruct`` so each photo is detected once; a photo without a face is left out
-    as ``reconstruct`` would skip it; a run named ``*_unweighted`` without view weights) and
-    score its vertex error against ``truth`` (N,3) mm."""
+    """Reconstruct each run's photos (coarse only) as a user would: ``reconstruct`` detects with
+    ``detector`` (dense points and all; a photo without a face is skipped, a run of none is an
+    error; a run named ``*_unweighted`` without view weights) and score its vertex error against
+    ``truth`` (N,3) mm."""
     import torch
 
     from backend import preset as presets
@@ -76,12 +77,9 @@ def fit_runs(images: list[np.ndarray], landmarks: list[np.ndarray | None], runs_
         weighting = ViewWeightSettings(enabled=not name.endswith("_unweighted"))
         presets.PRESETS[quality] = dataclasses.replace(base, coarse=dataclasses.replace(base.coarse, view_weights=weighting))
         t0 = time.process_time()
-        idx = [i for i in idx if landmarks[i] is not None]
         try:
-            if not idx:
-                raise PhotoheadError("no face found in any of the photos")
-            head = reconstruct([images[i] for i in idx], ReconstructConfig(quality=quality, device="cpu", detail=False),
-                               landmarks=[landmarks[i] for i in idx])
+            head = reconstruct([images[i] for i in idx],
+                               ReconstructConfig(quality=quality, device="cpu", detail=False, detector=detector))
         except PhotoheadError as exc:
             runs[name] = {"error": str(exc)}
             continue
@@ -115,7 +113,7 @@ def _one_head(args: tuple[int, int, str, tuple[str, ...]]) -> dict:
     for det in detectors:
         found = detected(hv.images, det)
         nme = [None if lm is None else box_nme(lm, tr) for lm, tr in zip(found, hv.contour68)]
-        runs = fit_runs(hv.images, found, RUNS, truth, model, quality)
+        runs = fit_runs(hv.images, det, RUNS, truth, model, quality)
         out["detectors"][det] = {"nme": nme, "runs": runs}
         print(index, det, "nme", [None if v is None else round(100 * v, 1) for v in nme],
               {k: round(r.get("vertex_error_mm", float("nan")), 3) for k, r in runs.items()},

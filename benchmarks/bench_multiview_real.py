@@ -119,7 +119,7 @@ def vertex_errors(frames, source, model, quality: str, detectors: tuple[str, ...
     for det in detectors:
         found = detected(frames.images, det)
         nme = [None if lm is None else box_nme(lm, tr) for lm, tr in zip(found, frames.landmarks68)]
-        runs = fit_runs(frames.images, found, runs_of, source.vertices, model, quality)
+        runs = fit_runs(frames.images, det, runs_of, source.vertices, model, quality)
         singles = [runs[f"single_{i}"].get("vertex_error_mm", float("inf")) for i in range(n)]
         out[det] = {"nme": nme, "runs": runs, "best_single_mm": min(singles)}
         print("vertex error", det, "nme", [None if v is None else round(100 * v, 1) for v in nme],

@@ -221,7 +221,8 @@ def _day(doc: dict) -> str:
 
 def speed(docs: dict[str, dict | None]) -> list[str]:
     """The README's speed table: seconds per head by photos and quality, the CPU (``fit.json``,
-    ``bench_fit``) beside the GPU (``fit_cuda.json``, ``bench_cuda``: warm, default quality and
+    ``bench_fit``: the process's CPU time, on one thread the wall time of an idle machine and
+    unlike it not inflated by other jobs) beside the GPU (``fit_cuda.json``, ``bench_cuda``: warm, default quality and
     high; its high run predates a fix worth ≈ 25 %, as the file's note says), then the CPU shared
     with a busy neighbour (``contention.json``) and predict mode (``predict.json``). Peak memory
     stays in ``fit.json`` (docs/speed.md)."""
@@ -242,12 +243,13 @@ def speed(docs: dict[str, dict | None]) -> list[str]:
     order = {"draft": 0, "default": 1, "high": 2}
     for key in sorted({*cpu, *gpu}, key=lambda k: (k.rsplit("_", 1)[1], order.get(k.rsplit("_", 1)[0], 3))):
         quality, views = key.rsplit("_", 1)
-        wall = cpu.get(key, {}).get("wall_s")
-        rows.append([views.replace("view", ""), quality, "–" if wall is None else f"{wall:.1f}", gpu.get(key, "–")])
+        secs = cpu.get(key, {}).get("cpu_s")  # one thread: its CPU time is the idle machine's wall time
+        rows.append([views.replace("view", ""), quality, "–" if secs is None else f"{secs:.1f}", gpu.get(key, "–")])
     m = (fit or {}).get("machine") or {}
     load = f", load {m['loadavg_1m']:.1f}" if m.get("loadavg_1m") is not None else ""
     threads = "/".join(str(t) for t in sorted({c["threads"] for c in (fit or {}).get("cases", {}).values() if "threads" in c}))
-    head = (f"CPU: {m.get('cpu_count', '?')} cores, {threads or '?'} thread(s), {_day(fit)}{load}" if fit
+    head = (f"CPU: {m.get('cpu_count', '?')} cores, {threads or '?'} thread{'' if threads == '1' else '(s)'}, CPU time, "
+            f"{_day(fit)}{load}" if fit
             else "CPU: not measured")
     head += f"; {gpu_name}: {_day(cuda)}, warm." if cuda else "."
     out = [head, ""]

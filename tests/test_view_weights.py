@@ -42,6 +42,31 @@ def test_yaw_weights_fall_with_the_yaw_relative_to_the_most_frontal_view():
     assert float(w[0]) == pytest.approx(((1 + 4 * np.sin(0.1) ** 2) / (1 + 4 * s50)) ** 2, rel=1e-5)
 
 
+def test_yaw_weights_scale_the_landmark_weights_and_leave_the_robust_weights():
+    w = ViewWeighting(S, 3)
+    yaw = torch.tensor([-0.8727, 0.0, 0.8727])
+    w.set_yaw(yaw)
+    s50 = float(torch.sin(yaw[0]) ** 2)
+    assert torch.equal(w.weights, torch.ones(3))
+    assert w.landmark_weights.tolist() == pytest.approx([(1 + S.yaw_noise * s50) ** -2, 1.0, (1 + S.yaw_noise * s50) ** -2])
+    one = ViewWeighting(S, 1)
+    one.set_yaw(yaw[:1])
+    assert one.weights is None and one.landmark_weights is None
+
+
+def test_dense_term_is_a_view_weighted_mean_and_skips_views_without_points():
+    from backend.fit.dense import dense_loss
+
+    g = torch.Generator().manual_seed(1)
+    pts, tgt = torch.rand(3, 5, 2, generator=g) * 10, torch.rand(3, 5, 2, generator=g) * 10
+    has = torch.tensor([True, True, False])
+    per = ((pts - tgt) ** 2).sum(-1).mean(-1)
+    assert float(dense_loss(pts, tgt, has)) == pytest.approx(float(per[:2].sum() / 3), rel=1e-6)
+    assert float(dense_loss(pts, tgt, has, torch.ones(3))) == pytest.approx(float(dense_loss(pts, tgt, has)), rel=1e-6)
+    vw = torch.tensor([0.1, 1.0, 1.0])
+    assert float(dense_loss(pts, tgt, has, vw)) == pytest.approx(float((0.1 * per[0] + per[1]) / 2.1), rel=1e-6)
+
+
 def test_weighting_is_inactive_for_one_view_or_when_disabled():
     assert not ViewWeighting(S, 1).due(0, 10, warmup=False)
     assert not ViewWeighting(replace(S, enabled=False), 3).due(0, 10, warmup=False)
@@ -110,5 +135,9 @@ def test_a_pasted_frontal_layout_does_not_make_the_joint_fit_worse_than_the_good
     assert joint.metrics["view_weight_0"] < 0.05
     assert joint.metrics["view_weight_1"] == 1.0 and joint.metrics["view_weight_2"] == 1.0
     assert any("weight" in w and "image #0" in w for w in joint.warnings), joint.warnings
-    # measured 1.06 mm against 1.00 mm: what the pasted photo did before its weight fell (the warm-up) stays
-    assert err(joint) <= 1.1 * err(good), (err(joint), err(good))
+    # ... and paints as little of the texture as it shaped: its blend weights are the floor's share
+    # of the mirrored good side view's (without the view weight they are alike)
+    assert joint.view_weights[0].sum() < 0.05 * joint.view_weights[2].sum()
+    # measured 0.89 mm against 0.79 mm with the Gauss–Newton warm-up (Adam's: 1.06 against 1.00): what the
+    # pasted photo did before its weight fell stays
+    assert err(joint) <= 1.15 * err(good), (err(joint), err(good))

@@ -4,9 +4,11 @@ One or more views of one person (V views, batched): identity and albedo are shar
 light are per view, expression is shared or per view. Schedule:
 
 1. closed-form orthographic pose from the inner 68 landmarks (:mod:`.pose_init`);
-2. landmark warm-up: pose, identity, expression under L_lm + R_param (no rendering: cheap);
+2. landmark warm-up: pose, identity, expression under L_lm + R_param (no rendering: cheap),
+   solved by Levenberg–Marquardt (:mod:`.landmark_solve`) or run as Adam steps;
 3. full loss L_coarse = 1.3·L_pixel + 1.0·L_lm + 1.5·L_id + 20·R_param, coarse-to-fine over
-   image resolutions, optimising pose, identity, expression, SH light and the albedo.
+   image resolutions, optimising pose, identity, expression, SH light and the albedo (L_id's
+   network every few steps, :mod:`.identity_lag`).
 
 Albedo: the ICT model has no texture basis, so we estimate a low-resolution UV albedo map
 (``albedo_size`` texels per tile) jointly with the SH light, with a smoothness term and a weak
@@ -17,6 +19,7 @@ All images here are the aligned crops (``size``×``size`` pixels, orthographic c
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -32,12 +35,15 @@ from ..render.renderer import RenderSettings, render
 from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
+from .identity_lag import LaggedIdentity
 from .landmark_noise import LandmarkNoiseSettings, point_weights
+from .landmark_solve import LandmarkLayout, landmark_residuals, solve_box_lm
 from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from .step_graph import StepRunner, adam, use_graphs
 from .view_weights import ViewWeighting, ViewWeightSettings, landmark_residual_px, pixel_residual
 
+LANDMARK_SOLVERS = ("adam", "gauss_newton")  # CoarseFitConfig.landmark_solver
 SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB in [0,1])
 
 
@@ -45,11 +51,17 @@ SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB
 class CoarseFitConfig:
     """Schedule and weights of the coarse fit.
 
-    - ``landmark_steps``: warm-up steps on L_lm + R_param only.
+    - ``landmark_steps``: warm-up steps on L_lm + R_param only (Adam).
+    - ``landmark_solver``: ``"gauss_newton"`` solves the warm-up by Levenberg–Marquardt in at
+      most ``landmark_iterations`` iterations (:mod:`.landmark_solve`); ``"adam"``: ``landmark_steps``
+      Adam steps (always with ``init``: a converged solve would undo the prediction's shape in
+      the directions the landmarks do not see).
     - ``photo_schedule``: (resolution, steps) stages of the full loss, coarse to fine.
     - ``lr_*``: Adam learning rates per parameter group (radians, log-scale, px, coefficients).
     - ``weights``: the paper's stage-1 weights.
     - ``identity``: use L_id (needs the identity network; skipped gracefully when None given).
+    - ``identity_every``: run the identity network every this many steps, its first-order
+      expansion in between (:mod:`.identity_lag`; 1: every step).
     - ``albedo_size``: texels per UV tile of the fitted albedo map.
     - ``albedo_prior`` / ``albedo_smooth``: weights of the mean-skin prior and the smoothness term
       (mean squared neighbour difference; a map of ``albedo_size`` A needs (A/32)² times the weight
@@ -84,6 +96,8 @@ class CoarseFitConfig:
     """
 
     landmark_steps: int = 150
+    landmark_solver: str = "gauss_newton"
+    landmark_iterations: int = 12
     photo_schedule: tuple[tuple[int, int], ...] = ((112, 40), (224, 60))
     lr_rot: float = 0.01
     lr_scale: float = 0.01
@@ -94,6 +108,7 @@ class CoarseFitConfig:
     lr_albedo: float = 0.02
     weights: CoarseLossWeights = CoarseLossWeights()
     identity: bool = True
+    identity_every: int = 5
     albedo_size: int = 32
     albedo_prior: float = 50.0
     albedo_smooth: float = 8000.0
@@ -205,6 +220,64 @@ def _albedo_smoothness(albedo: torch.Tensor) -> torch.Tensor:  # mean over items
     return dx.pow(2).mean() + dy.pow(2).mean()
 
 
+def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: torch.Tensor, sub_rows: torch.Tensor,
+                  landmarks: torch.Tensor, lm_weights: torch.Tensor, weighting: ViewWeighting,
+                  groups: torch.Tensor | None, dense_t, local: torch.Tensor, S: int) -> dict[str, torch.Tensor]:
+    """The landmark warm-up by Levenberg–Marquardt (:mod:`.landmark_solve`) on the model restricted to
+    the landmark vertices, each item of a batch (``groups``) on its own, as it would be alone;
+    writes the solution into ``params``. Returns the final loss terms."""
+    V, G = landmarks.shape[0], params.id.shape[0]
+    shared = config.shared_expression  # one expression row per item, else one per view
+    items = [torch.arange(V, device=landmarks.device)] if G == 1 else [(groups == g).nonzero()[:, 0] for g in range(G)]
+    fitted = torch.empty_like(landmarks)  # (V,68,2) the model's landmarks at the solution
+    costs, iterations = 0.0, 0
+    for g, views in enumerate(items):
+        n = views.numel()
+        exp_rows = slice(g, g + 1) if shared else views
+        layout = LandmarkLayout(n, 1, 1 if shared else n, params.id.shape[1], params.exp.shape[1])
+        x0 = layout.join(params.rot[views], params.log_f[views], params.trans[views], params.id[g:g + 1],
+                         params.exp[exp_rows]).detach()
+        lower, upper = torch.full_like(x0, -torch.inf), torch.full_like(x0, torch.inf)
+        lower[layout.exp_slice()], upper[layout.exp_slice()] = 0.0, 1.0
+        dense_g = None
+        if dense_t is not None:  # the item's own views' dense points
+            dense_g = copy.copy(dense_t)
+            dense_g.has, dense_g.targets = dense_t.has[views], dense_t.targets[views]
+        residuals_at = landmark_residuals(
+            layout, sub_model, params.f0[views], S, sub_vid, sub_rows if config.sliding_contour else None,
+            landmarks[views], lm_weights[views] if lm_weights.dim() == 2 else lm_weights,
+            weighting.landmark_weights if G == 1 else None, config.weights, config.prior_scale, None, dense_g, local,
+            config.dense_weight)
+
+        def project_id(x: torch.Tensor, layout=layout) -> torch.Tensor:  # the identity ball, as clamp_ after Adam
+            if config.id_ball is None:
+                return x
+            rot, log_f, trans, ident, exp = layout.split(x)
+            radius = config.id_ball * layout.n_id**0.5
+            ident = ident * (radius / ident.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+            return layout.join(rot, log_f, trans, ident, exp)
+
+        # robust view weights (one person's views): solve, re-weigh from the solution's residuals, solve
+        # again from there (the Adam warm-up re-weighs every few steps in its second half)
+        x = x0
+        for round_ in range(3 if G == 1 and weighting.active else 1):
+            if round_:
+                weighting.update(landmark_residual_px(residuals_at.landmarks(x), landmarks, lm_weights),
+                                 layout.split(x)[0][:, 1])
+            x, item_costs = solve_box_lm(x, residuals_at, lower, upper, project_id, config.landmark_iterations)
+        rot, log_f, trans, ident, exp = layout.split(x)
+        with torch.no_grad():
+            params.rot[views], params.log_f[views], params.trans[views] = rot, log_f, trans
+            params.id[g:g + 1], params.exp[exp_rows] = ident, exp
+        fitted[views] = residuals_at.landmarks(x)
+        costs += item_costs[-1]
+        iterations = max(iterations, len(item_costs) - 2)
+    with torch.no_grad():
+        terms = {"landmark": landmark_loss(fitted, landmarks, lm_weights, weighting.landmark_weights),
+                 "reg": param_regularizer(params.id, per_view(params.exp, groups, V), params.tex, config.weights)}
+    return {**terms, "solve_cost": torch.tensor(costs), "solve_iterations": torch.tensor(float(iterations))}
+
+
 def fit_coarse(
     model: FaceModel,
     images: torch.Tensor,
@@ -235,6 +308,8 @@ def fit_coarse(
     ``mesh68`` (V,68,2): Face Mesh's 68 points in crop pixels (NaN rows: views without), a second
     opinion on ``landmarks`` for :mod:`.landmark_noise`.
     """
+    if config.landmark_solver not in LANDMARK_SOLVERS:
+        raise ValueError(f"unknown landmark_solver {config.landmark_solver!r}: use one of {', '.join(LANDMARK_SOLVERS)}")
     V, S = images.shape[0], images.shape[1]
     G = check_groups(groups, V)
     if G > 1 and init is not None:
@@ -331,7 +406,7 @@ def fit_coarse(
         }
         loss = w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
         if dense_t is not None:
-            terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2], local), S, S)
+            terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2], local), S, S, weighting.landmark_weights)
             loss = loss + w.landmark * config.dense_weight * terms["dense"]
         loss = loss * G  # every term a mean over equal items: × G is the sum of the items' losses
         opt.zero_grad(set_to_none=True)
@@ -341,7 +416,12 @@ def fit_coarse(
         return terms
 
     run_step = StepRunner(landmark_step, graph)  # on CUDA: replayed as a CUDA graph
-    for i in range(config.landmark_steps):
+    solver = config.landmark_solver if init is None else "adam"  # a converged solve would undo a prediction's
+    if solver == "gauss_newton":                                    # shape where the landmarks are silent
+        terms = _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
+                              dense_t, local, S)
+        step += config.landmark_steps
+    for i in range(config.landmark_steps if solver == "adam" else 0):
         check_cancel(cancel)
         if weighting.due(i, config.landmark_steps, warmup=True):  # outside the (captured) step: in place
             with torch.no_grad():
@@ -381,6 +461,8 @@ def fit_coarse(
         cam_s = Camera(size, size)
         visible = torch.empty(V * size * size, dtype=torch.long, device=dev) if capturable else None
         last: dict[str, torch.Tensor] = {}  # the last step's render and loss mask
+        lagged_id = None if target_feat is None or size != S else LaggedIdentity(
+            lambda c: identity_loss(target_feat, identity_net(c, landmarks), weighting.weights), config.identity_every)
 
         def photo_step() -> dict[str, torch.Tensor]:  # capturable with ``visible`` (.step_graph)
             pose = params.pose()
@@ -406,11 +488,11 @@ def fit_coarse(
             }
             loss = w.pixel * terms["pixel"] + w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
             if dense_t is not None:
-                terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2]), size, S)
+                terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2]), size, S, weighting.landmark_weights)
                 loss = loss + w.landmark * config.dense_weight * terms["dense"]
-            if target_feat is not None and size == S:
+            if lagged_id is not None:
                 composite = rend.image * visible_face[..., None] + img_s * (~visible_face[..., None])
-                terms["identity"] = identity_loss(target_feat, identity_net(composite, landmarks), vw)
+                terms["identity"] = lagged_id(composite)
                 loss = loss + w.identity * terms["identity"]
             if params.albedo is not None:
                 alb = params.albedo

@@ -43,20 +43,24 @@ class DenseTerm:
         vid = self.vertices if vertex_map is None else vertex_map[self.vertices]
         return (screen_xy[:, vid] * self.weights[None, ..., None]).sum(-2)
 
-    def loss(self, points: torch.Tensor, size: int, crop: int) -> torch.Tensor:
+    def loss(self, points: torch.Tensor, size: int, crop: int, view_weights: torch.Tensor | None = None) -> torch.Tensor:
         """Mean squared distance (px² of the ``crop``-px frame) between ``points`` (V,P,2) in a
-        ``size``² image and the targets (given in the ``crop``² frame, pixel-centre convention)."""
+        ``size``² image and the targets (given in the ``crop``² frame, pixel-centre convention);
+        ``view_weights`` (V,) as in :func:`dense_loss`."""
         k = size / crop
         target = self.targets * k + 0.5 * k - 0.5
-        return dense_loss(points, target, self.has) / k**2
+        return dense_loss(points, target, self.has, view_weights) / k**2
 
 
-def dense_loss(points: torch.Tensor, target: torch.Tensor, has: torch.Tensor) -> torch.Tensor:
+def dense_loss(points: torch.Tensor, target: torch.Tensor, has: torch.Tensor,
+               view_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over points of the squared 2-D distance, in the views that ``has`` (V,) bool, then the
     mean over all V views (a view without dense points counts 0, as a mean over equal items, like
-    L_lm: a batch of fits sums its items' losses). points, target (V,P,2) px."""
-    sq = ((points - target) ** 2).sum(-1).mean(-1)  # (V,)
-    return (sq * has.to(sq.dtype)).mean()
+    L_lm: a batch of fits sums its items' losses). points, target (V,P,2) px. ``view_weights`` (V,)
+    ≥ 0 (a multi-view fit's landmark weights, :mod:`.view_weights`): the weighted mean Σ w·x / Σ w
+    over views instead."""
+    sq = ((points - target) ** 2).sum(-1).mean(-1) * has.to(points.dtype)  # (V,)
+    return sq.mean() if view_weights is None else (sq * view_weights).sum() / view_weights.sum()
 
 
 def dense_term(model, dense: torch.Tensor | None) -> DenseTerm | None:

@@ -255,7 +255,7 @@ def fit_detail(
         surface = displace(coarse_pos, rows_per_view(shown, groups, V), layout, topo, coarse_n)
         rend, mask = render_views(surface, visible)
         terms = {  # every term a mean over the G items; Δn (G,3,S,S) of each item's first view
-            "pixel": pixel_loss(images, rend.image, mask),
+            "pixel": pixel_loss(images, rend.image, mask, view_weights=fit.view_weights),  # the coarse fit's view weights
             "smooth": smooth_loss(shown, first_views(surface.delta_normals, groups), valid, w),
             "disp": disp_loss(shown, first_views(surface.delta_normals, groups), valid, w),
         }

@@ -55,12 +55,15 @@ class ViewWeightSettings:
       side views, the frontal view is the worst explained, 2.5× the best on the bench's heads,
       while a view with a pasted layout is 5× or more.
     - ``yaw_noise``: the detector's landmark error grows with the head's yaw, modelled as
-      σ ∝ 1 + ``yaw_noise``·sin²(yaw), and each view's landmark term is also weighted by 1/σ²
-      relative to the most frontal view (0: off). The mean error alone grows like 1.45
-      (benchmarks/results/detector_yaw.json: 3.1 % of the face box at |yaw| < 30°, 4.5 % at
-      30–50°, 5.6 % at 50–65°), but the two sides' errors are alike (the jaw and brows pulled
-      the same way), so together they outvote the frontal view; 4.0 (weight 0.09 at ±50°)
-      is what docs/multiview.md measured.
+      σ ∝ 1 + ``yaw_noise``·sin²(yaw), and each view's landmark term (and dense term) is also
+      weighted by 1/σ² relative to the most frontal view, from the first weight update on
+      (before it, a photo whose pasted frontal layout makes its pose frontal would take the
+      weight of the sides; 0: off). At ±50° most of the error is a bias both sides share, not
+      noise that averages out (renders, ``auto``: the jaw contour is off by 12.5 px of the 224²
+      crop on average against 7.8 px of scatter around that; the brows 4.3 against 4.6), so two
+      side views outvote the frontal one with the same wrong shape. 16 (weight 0.009 at ±50°,
+      0.12 at ±20°) leaves the sides their photometric evidence and their own poses:
+      docs/multiview.md.
     - ``warn_below``: a final weight below this is reported as a warning naming the view.
     """
 
@@ -74,7 +77,7 @@ class ViewWeightSettings:
     min_pixel: float = 2.0
     pixel_inlier: float = 3.0
     pixel_outlier: float = 5.0
-    yaw_noise: float = 4.0
+    yaw_noise: float = 16.0
     warn_below: float = 0.5
 
 
@@ -113,7 +116,7 @@ def yaw_landmark_weights(yaw: torch.Tensor, yaw_noise: float) -> torch.Tensor:
 
 def landmark_residual_px(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Per view root weighted mean squared landmark distance (V,), in the points' pixels.
-    pred, target (V,68,2); weights (68,) or (V,68), or None."""
+    pred, target (V,68,2); weights (68,) or (V,68) or None."""
     sq = ((pred - target) ** 2).sum(-1)  # (V,68)
     if weights is None:
         return sq.mean(-1).sqrt()
@@ -130,9 +133,10 @@ class ViewWeighting:
 
     ``weights`` is None when every view counts fully (one view or weighting disabled), else (V,)
     in [floor, 1] (1 until the first update): the robust weights of L_pixel and L_id;
-    ``landmark_weights`` (V,) those times the yaw weights, for L_lm. Both are updated in place
-    (a captured CUDA-graph step reads them, :mod:`.step_graph`). ``landmark`` / ``pixel`` /
-    ``yaw`` hold the latest residuals and yaws (V,) used.
+    ``landmark_weights`` (V,) those times each view's landmark information relative to the most
+    frontal view (its yaw: :meth:`set_yaw`), for L_lm and the dense term.
+    Both are updated in place (a captured CUDA-graph step reads them, :mod:`.step_graph`).
+    ``landmark`` / ``pixel`` / ``yaw`` hold the latest residuals and yaws (V,) used.
     """
 
     def __init__(self, settings: ViewWeightSettings, n_views: int, device: torch.device | None = None,
@@ -145,6 +149,7 @@ class ViewWeighting:
         self.landmark: torch.Tensor | None = None
         self.pixel: torch.Tensor | None = None
         self.yaw: torch.Tensor | None = None
+        self._info = ones  # (V,) each view's landmark information relative to the most frontal view (its yaw)
 
     def due(self, step: int, n_steps: int, warmup: bool) -> bool:
         """Whether to update at ``step`` (0-based) of a stage of ``n_steps``."""
@@ -154,20 +159,31 @@ class ViewWeighting:
         return step >= start and (step - start) % self.settings.update_every == 0
 
     @torch.no_grad()
+    def set_yaw(self, yaw: torch.Tensor) -> None:
+        """Each view's landmark information from its yaw (V,) radians (``yaw_noise``), without
+        touching the robust weights."""
+        if not self.active:
+            return
+        self.yaw = yaw.detach().clone()
+        self._info = (yaw_landmark_weights(self.yaw, self.settings.yaw_noise) if self.settings.yaw_noise > 0
+                      else torch.ones_like(self.yaw))
+        self.landmark_weights.copy_(self.weights * self._info)
+
+    @torch.no_grad()
     def update(self, landmark_px: torch.Tensor, yaw: torch.Tensor, pixel: torch.Tensor | None = None) -> None:
         """New weights from per-view landmark residuals (V,) px at 224², the fitted yaws (V,)
         radians and, in the photometric stages, photometric residuals (V,) 8-bit units (None:
         the previous ones are kept, if any)."""
         s = self.settings
-        self.landmark, self.yaw = landmark_px.detach(), yaw.detach()
-        yaw_w = yaw_landmark_weights(self.yaw, s.yaw_noise) if s.yaw_noise > 0 else torch.ones_like(self.yaw)
-        w = robust_view_weights(self.landmark * yaw_w.sqrt(), s.min_landmark_px, s)  # residuals in units of σ
+        self.landmark = landmark_px.detach()
+        self.set_yaw(yaw)
+        w = robust_view_weights(self.landmark * self._info.sqrt(), s.min_landmark_px, s)  # residuals in units of σ
         if pixel is not None:
             self.pixel = pixel.detach()
         if self.pixel is not None:
             w = torch.minimum(w, robust_view_weights(self.pixel, s.min_pixel, s, s.pixel_inlier, s.pixel_outlier, "min"))
         self.weights.copy_(w)
-        self.landmark_weights.copy_(w * yaw_w)
+        self.landmark_weights.copy_(w * self._info)
 
     def summary(self) -> dict[str, list[float]]:
         """The latest weights, residuals and yaws as lists (for the fit's history)."""
