@@ -217,6 +217,18 @@ def clear_lids(neutral: np.ndarray, exp_basis: np.ndarray, parts_neutral: np.nda
         near |= np.linalg.norm(new_neutral - c, axis=1) < r
     sub = np.flatnonzero(near)
     moved = float(np.linalg.norm(new_neutral - neutral, axis=1).max())
+    # the push is per vertex: a vertex an expression leaves in place (its row exactly 0), beside
+    # eyeballs at rest, lands where the rest skin's own push puts it (computed once)
+    rest_pushed = push_out_of_eyes(new_neutral[sub], eyes0, shells, margin, prepared=rest)
+
+    def push(points: np.ndarray, eyes_k: list[np.ndarray], prep_k: list[_ShellRays], still: np.ndarray) -> np.ndarray:
+        """push_out_of_eyes of the (S,) ``sub`` vertices at ``points``; ``still`` (S,) those at rest."""
+        if not all(p is r for p, r in zip(prep_k, rest)):
+            return push_out_of_eyes(points, eyes_k, shells, margin, prepared=prep_k)
+        out = rest_pushed.copy()
+        out[~still] = push_out_of_eyes(points[~still], eyes_k, shells, margin, prepared=prep_k)
+        return out
+
     for k in range(len(basis)):
         skin_moves = np.abs(basis[k][near]).max(initial=0.0) > 1e-3
         eye_moves = any(np.abs(pb[k][s.rows]).max(initial=0.0) > 1e-3 for s in shells)
@@ -226,17 +238,18 @@ def clear_lids(neutral: np.ndarray, exp_basis: np.ndarray, parts_neutral: np.nda
         prep_k = [r0 if np.array_equal(e, e0) else _shell_rays(e, s.faces)
                   for e, e0, r0, s in zip(eyes_k, eyes0, rest, shells)]
         weight = 1.0
+        still = ~basis[k][sub].any(1)  # (S,) rows exactly 0
         if k in closing and faces is not None:
             shut = int(np.argmax([np.linalg.norm(basis[k][sub][np.linalg.norm(new_neutral[sub] - c, axis=1) < r], axis=1).mean()
                                   for c, r in zip(centres, reach)]))  # the eye this blink shuts
             for scale in (1.0, 1.1, 1.2, 1.3, 1.4, 1.5):
                 skin = new_neutral.copy()
-                skin[sub] = push_out_of_eyes((new_neutral + scale * basis[k])[sub], eyes_k, shells, margin, prepared=prep_k)
+                skin[sub] = push((new_neutral + scale * basis[k])[sub], eyes_k, prep_k, still)
                 if eyeball_seen(skin, faces, eyes_k[shut], shells[shut]) == 0:
                     break
             weight = scale + 0.05  # 0.05 past the first that shows nothing
         posed = new_neutral + weight * basis[k]
-        pushed = push_out_of_eyes(posed[sub], eyes_k, shells, margin, prepared=prep_k)
+        pushed = push(posed[sub], eyes_k, prep_k, still)
         new_basis[k][sub] = pushed - new_neutral[sub]
         moved = max(moved, float(np.linalg.norm(pushed - posed[sub], axis=1).max()))
     return ClearedSkin(neutral=new_neutral.astype(np.float32), exp_basis=new_basis.astype(np.float32), moved=moved)

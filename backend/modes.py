@@ -70,11 +70,13 @@ class Mode:
     def coarse(
         self, model: FaceModel, crops: torch.Tensor, landmarks: torch.Tensor, skin: torch.Tensor, cfg: CoarseFitConfig,
         identity: Callable | None, progress: Stage, cancel: CancelToken | None, dense: torch.Tensor | None = None,
+        mesh68: torch.Tensor | None = None,
     ) -> CoarseFitResult:
         """The coarse answer for crops (V,224,224,3) [0,1], landmarks (V,68,2) crop px, skin (V,224,224),
-        dense (V,468,2) crop px Face Mesh points (NaN rows: views without; None: none)."""
+        dense (V,468,2) crop px Face Mesh points and mesh68 (V,68,2) crop px their 68 (NaN rows: views
+        without; None: none)."""
         return fit_coarse(model, crops, landmarks, skin, cfg, identity_net=identity, progress=progress, cancel=cancel,
-                          dense=dense)
+                          dense=dense, mesh68=mesh68)
 
     def detail_skipped(self) -> str | None:
         """Why the detail stage cannot run in this mode (a warning), or None."""
@@ -118,7 +120,8 @@ class PredictMode(_NetworkMode):
     def coarse_config(self, cfg: CoarseFitConfig) -> CoarseFitConfig:
         return replace(cfg, identity=False)  # no fit: L_id only serves the multi-view outlier check
 
-    def coarse(self, model, crops, landmarks, skin, cfg, identity, progress, cancel, dense=None) -> CoarseFitResult:
+    def coarse(self, model, crops, landmarks, skin, cfg, identity, progress, cancel, dense=None,
+               mesh68=None) -> CoarseFitResult:
         return self.predictor.predict_coarse(model, crops, self.config.shared_expression)
 
     def detail_skipped(self) -> str | None:
@@ -146,10 +149,11 @@ class HybridMode(_NetworkMode):
                 f"tuning the U-Net needs detail.pt in {self.config.checkpoints} (train stage 2, docs/training.md)"
             )
 
-    def coarse(self, model, crops, landmarks, skin, cfg, identity, progress, cancel, dense=None) -> CoarseFitResult:
+    def coarse(self, model, crops, landmarks, skin, cfg, identity, progress, cancel, dense=None,
+               mesh68=None) -> CoarseFitResult:
         predicted = self.predictor.predict_coarse(model, crops, self.config.shared_expression)
         return fit_coarse(model, crops, landmarks, skin, cfg, identity_net=identity, progress=progress, cancel=cancel,
-                          init=self.predictor.init_for_fit(predicted), dense=dense)
+                          init=self.predictor.init_for_fit(predicted), dense=dense, mesh68=mesh68)
 
     def detail_plan(self, model, fit, crops, cfg) -> DetailPlan:
         if self.config.tune_unet:

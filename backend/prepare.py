@@ -18,7 +18,7 @@ from .errors import PhotoheadError
 from .image_io import load_image
 from .skin import skin_mask
 
-__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs", "dense_targets"]
+__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs", "dense_targets", "mesh68_targets"]
 
 
 @dataclass
@@ -114,4 +114,14 @@ def dense_targets(views: list[PreparedView], device: torch.device) -> torch.Tens
     if all(d is None for d in dense):
         return None
     rows = [np.full((len(next(d for d in dense if d is not None)), 2), np.nan) if d is None else d for d in dense]
+    return torch.from_numpy(np.stack(rows)).float().to(device)
+
+
+def mesh68_targets(views: list[PreparedView], device: torch.device) -> torch.Tensor | None:
+    """Face Mesh's 68 points of the views (V,68,2) crop px, the second opinion on each view's
+    landmarks that the fit's noise weights read (:mod:`backend.fit.landmark_noise`); NaN rows for
+    views without them; None when no view has them."""
+    if all(v.mesh68 is None for v in views):
+        return None
+    rows = [np.full((68, 2), np.nan) if v.mesh68 is None else points_to_crop(v.mesh68, v.crop_from_image) for v in views]
     return torch.from_numpy(np.stack(rows)).float().to(device)

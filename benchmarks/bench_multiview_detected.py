@@ -10,8 +10,9 @@ reconstructed (coarse only, ``detail=False``) with each ``--detectors`` entry as
 photo without a face is skipped):
 
 - each photo alone (``single_-50`` / ``single_0`` / ``single_+50``);
-- all three jointly with the robust view weights (``joint``, :mod:`backend.fit.view_weights`) and
-  without them (``joint_unweighted``, the fit before them).
+- all three jointly with the robust view weights (``joint``, :mod:`backend.fit.view_weights`), with
+  their earlier, weaker yaw term (``joint_yaw4``: ``yaw_noise`` 4) and without them
+  (``joint_unweighted``, the fit before them).
 
 Scored: vertex error (mm, similarity-aligned, narrow face region, as the synthetic suite) against
 the true head, next to the mean face's; each view's detector NME (% of the true landmarks' box
@@ -31,7 +32,9 @@ import numpy as np
 from .common import write_result
 
 YAWS = (-50.0, 0.0, 50.0)
-RUNS = {"single_-50": [0], "single_0": [1], "single_+50": [2], "joint": [0, 1, 2], "joint_unweighted": [0, 1, 2]}
+RUNS = {"single_-50": [0], "single_0": [1], "single_+50": [2], "joint": [0, 1, 2], "joint_yaw4": [0, 1, 2],
+        "joint_unweighted": [0, 1, 2]}
+PREVIOUS_YAW_NOISE = 4.0  # the view weights' yaw term before the shared side-view bias was measured
 LOST_NME = 0.10
 
 
@@ -59,7 +62,7 @@ def fit_runs(images: list[np.ndarray], detector: str, runs_of: dict[str, list[in
              truth: np.ndarray, model, quality: str) -> dict:
     """Reconstruct each run's photos (coarse only) as a user would: ``reconstruct`` detects with
     ``detector`` (dense points and all; a photo without a face is skipped, a run of none is an
-    error; a run named ``*_unweighted`` without view weights) and score its vertex error against
+    error; a run named ``*_unweighted`` without view weights, ``*_yaw4`` with the earlier yaw term) and score its vertex error against
     ``truth`` (N,3) mm."""
     import torch
 
@@ -75,6 +78,8 @@ def fit_runs(images: list[np.ndarray], detector: str, runs_of: dict[str, list[in
     runs = {}
     for name, idx in runs_of.items():
         weighting = ViewWeightSettings(enabled=not name.endswith("_unweighted"))
+        if name.endswith("_yaw4"):
+            weighting = dataclasses.replace(weighting, yaw_noise=PREVIOUS_YAW_NOISE)
         presets.PRESETS[quality] = dataclasses.replace(base, coarse=dataclasses.replace(base.coarse, view_weights=weighting))
         t0 = time.process_time()
         try:
@@ -136,6 +141,7 @@ def summarize(heads: list[dict], detectors: tuple[str, ...]) -> dict:
             "best_single_mm": float(np.nanmean(best)),
             "mean_face_mm": float(np.mean([h["mean_face_mm"] for h in heads])),
             "joint_le_best_single": int(np.sum(err["joint"] <= best + 1e-9)),
+            "joint_yaw4_le_best_single": int(np.sum(err["joint_yaw4"] <= best + 1e-9)),
             "joint_unweighted_le_best_single": int(np.sum(err["joint_unweighted"] <= best + 1e-9)),
             "heads": len(rows),
             "nme_mean_%": [float(100 * np.nanmean(nme[:, v])) for v in range(len(YAWS))],

@@ -114,7 +114,8 @@ def vertex_errors(frames, source, model, quality: str, detectors: tuple[str, ...
     from .bench_multiview_detected import box_nme, detected, fit_runs
 
     n = len(frames.images)
-    runs_of = {**{f"single_{i}": [i] for i in range(n)}, "joint": list(range(n)), "joint_unweighted": list(range(n))}
+    runs_of = {**{f"single_{i}": [i] for i in range(n)}, "joint": list(range(n)), "joint_yaw4": list(range(n)),
+               "joint_unweighted": list(range(n))}
     out: dict = {"mean_face_mm": vertex_error(model.mean.cpu().numpy(), source.vertices, model.region.numpy() == 0)["mean"]}
     for det in detectors:
         found = detected(frames.images, det)

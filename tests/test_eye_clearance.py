@@ -165,3 +165,16 @@ def test_prepared_eyeballs_push_the_same():
     prepared = push_out_of_eyes(skin, [verts], [shell], prepared=[_shell_rays(verts, faces)])
     assert np.array_equal(plain, prepared)
     assert (np.linalg.norm(plain - skin, axis=1) > 0.1).sum() > 50  # points inside did move
+
+
+def test_push_is_per_vertex_bit_for_bit():
+    """clear_lids reuses the rest skin's push for the vertices an expression leaves in place:
+    that needs push_out_of_eyes of a subset to equal the subset of the push, bit for bit."""
+    verts, faces = _sphere(12.0)
+    shell = EyeShell(rows=np.arange(len(verts)), faces=faces)
+    skin = np.random.default_rng(2).normal(scale=8.0, size=(600, 3))
+    whole = push_out_of_eyes(skin, [verts, verts + 30.0], [shell, shell])
+    some = np.random.default_rng(3).random(600) < 0.4
+    part = push_out_of_eyes(skin[some], [verts, verts + 30.0], [shell, shell])
+    assert np.array_equal(whole[some], part)
+    assert (np.linalg.norm(whole[some] - skin[some], axis=1) > 0.1).sum() > 20  # some of them moved

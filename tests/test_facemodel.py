@@ -166,3 +166,31 @@ def test_projected_uv_keeps_the_sides_and_back_off_the_face_tile(face_model):
         e1, e2 = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
         area = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).sum() * 512 * 512  # texels
         assert 1.0 - float((frags.face_idx >= 0).sum()) / area < limit, tile
+
+
+def test_uncompressed_cache_copy_gives_the_same_model(tmp_path, monkeypatch):
+    """The face model's npz files are kept uncompressed in the cache folder after the first load
+    (inflating them cost ≈ 0.3 s per process): the same arrays from the copy, and a damaged copy
+    is read from the source again and rewritten."""
+    import numpy as np
+
+    from backend.facemodel import DEFAULT_MODEL, find_model, load_model_data
+
+    monkeypatch.setenv("PHOTOHEAD_CACHE", str(tmp_path / "cache"))
+    path = find_model(DEFAULT_MODEL)
+    first = load_model_data(path)
+    copies = sorted((tmp_path / "cache" / "npz").glob("*.npz"))
+    assert [c.name.split("-")[0] for c in copies] == ["ict_head", "ict_parts"]
+    assert all(c.stat().st_size > path.stat().st_size for c in copies)  # stored, not deflated
+
+    def same(a, b):
+        assert np.array_equal(a.mean, b.mean) and np.array_equal(a.id_basis, b.id_basis)
+        assert np.array_equal(a.exp_basis, b.exp_basis) and np.array_equal(a.faces, b.faces)
+        assert a.exp_names == b.exp_names and a.extras.keys() == b.extras.keys()
+        assert np.array_equal(a.parts.mean, b.parts.mean) and list(a.parts.part_names) == list(b.parts.part_names)
+
+    same(first, load_model_data(path))
+    head_copy, full = copies[0], copies[0].stat().st_size
+    head_copy.write_bytes(head_copy.read_bytes()[: full // 2])  # damaged
+    same(first, load_model_data(path))
+    assert head_copy.stat().st_size == full  # rewritten

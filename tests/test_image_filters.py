@@ -24,3 +24,20 @@ def test_replicate_padding_keeps_conv2ds_autograd():
     x = torch.randn(1, 2, 9, 9, dtype=torch.float64, requires_grad=True)
     y = gaussian_blur(x, 1.0)  # replicate: not self-adjoint, conv2d's own backward
     assert "Convolution" in type(y.grad_fn).__name__
+
+
+def test_shifted_blur_is_conv2ds_bit_for_bit():
+    """The CPU float32 path (shifted multiply-adds) gives conv2d's numbers exactly, on the shapes
+    the texture feather, the detail low-pass and the identity chips use."""
+    from backend.image_filters import _blur_conv, _blur_shifted, gaussian_kernel1d
+
+    torch.manual_seed(0)
+    for shape, sigma in [((1, 1, 128, 384), 6.0), ((4, 3, 64, 64), 2.3), ((2, 1, 33, 47), 0.5), ((1, 3, 40, 40), 11.7)]:
+        x = torch.rand(shape)
+        k = gaussian_kernel1d(sigma)
+        for padding in ("constant", "replicate"):
+            fast, ref = _blur_shifted(x, k, padding), _blur_conv(x, k, padding)
+            assert ref.abs().max() > 0.1
+            assert torch.equal(fast, ref), (shape, sigma, padding)
+    x = torch.rand(1, 1, 20, 20, requires_grad=True)  # float32 with autograd: conv2d's graph
+    assert "Convolution" in type(_blur(x, 1.0, "replicate").grad_fn).__name__

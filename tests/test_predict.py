@@ -193,3 +193,16 @@ def test_tuning_the_unet_is_checked_before_fitting(checkpoints, tmp_path, grace_
     shutil.copy(checkpoints / "coarse.pt", only_coarse / "coarse.pt")
     with pytest.raises(WeightsNotFoundError, match=r"detail\.pt"):
         reconstruct([grace_hopper], ReconstructConfig(mode="hybrid", tune_unet=True, checkpoints=str(only_coarse)))
+
+
+def test_loading_checkpoints_does_not_import_dynamo(checkpoints):
+    """Checking a checkpoint's architecture builds the network on the meta device without its
+    random init (whose meta decomposition imported torch._dynamo, ≈ 1.2 s per process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from backend.predict import load_predictor; "
+            f"p = load_predictor({str(checkpoints)!r}, 'cpu'); "
+            "assert p.encoder is not None; print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]

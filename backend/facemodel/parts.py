@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import ModelFormatError
 from ..io_utils import atomic_path
 from .objio import fan_triangulate
+from .npz_cache import read_cached, write_cached
 
 __all__ = [
     "FacePartsData", "ICT_PARTS", "parts_file_for", "load_parts_npz", "save_parts_npz", "ict_parts_from_obj",
@@ -96,14 +97,17 @@ def load_parts_npz(path: str | Path) -> FacePartsData:
     path = Path(path)
     required = ("vertex_offset", "mean", "id_basis", "exp_basis", "faces", "uv", "faces_uv", "part_names",
                 "part_vertex_range", "part_face_range")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in required if k not in z.files]
-            if missing:
-                raise ModelFormatError(f"{path}: not a face-model parts file: missing key(s) {', '.join(missing)}")
-            a = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise ModelFormatError(f"{path}: not a readable parts .npz ({exc})") from exc
+    a = read_cached(path)  # an uncompressed copy from an earlier load (npz_cache), else the file
+    if a is None:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                missing = [k for k in required if k not in z.files]
+                if missing:
+                    raise ModelFormatError(f"{path}: not a face-model parts file: missing key(s) {', '.join(missing)}")
+                a = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise ModelFormatError(f"{path}: not a readable parts .npz ({exc})") from exc
+        write_cached(path, a)
     P = a["mean"].shape[0]
     offset = int(a["vertex_offset"])
     if a["mean"].shape != (P, 3) or a["id_basis"].shape[1:] != (P, 3) or a["exp_basis"].shape[1:] != (P, 3):

@@ -36,6 +36,7 @@ from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
 from .identity_lag import LaggedIdentity
+from .landmark_noise import LandmarkNoiseSettings, point_weights
 from .landmark_solve import LandmarkLayout, landmark_residuals, solve_box_lm
 from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
@@ -90,6 +91,8 @@ class CoarseFitConfig:
     The evidence for ``albedo_smooth``, ``prior_scale`` and ``id_ball``: docs/design.md,
     "Coarse fit (stage 1)".
     - ``view_weights``: robust per-view weights of a multi-view fit (:mod:`.view_weights`).
+    - ``landmark_noise``: per-point weights of L_lm from each point's detector noise
+      (:mod:`.landmark_noise`).
     """
 
     landmark_steps: int = 150
@@ -119,6 +122,7 @@ class CoarseFitConfig:
     jaw_weight_with_dense: float = 0.5
     view_weights: ViewWeightSettings = ViewWeightSettings()
     parts: PartsFitConfig = PartsFitConfig()
+    landmark_noise: LandmarkNoiseSettings = LandmarkNoiseSettings()
 
 
 @dataclass
@@ -286,6 +290,7 @@ def fit_coarse(
     init: dict[str, torch.Tensor] | None = None,
     dense: torch.Tensor | None = None,
     groups: torch.Tensor | None = None,
+    mesh68: torch.Tensor | None = None,
 ) -> CoarseFitResult:
     """Fit the face model to V aligned crops of one person (or of G people: ``groups``).
 
@@ -300,6 +305,8 @@ def fit_coarse(
     ``groups`` (V,) long: the item each view belongs to, for G independent fits in one batch
     (:mod:`.batch`); each item owns its identity, expression and albedo rows, and the loss is
     the sum of the items' own losses. None: all views are one person.
+    ``mesh68`` (V,68,2): Face Mesh's 68 points in crop pixels (NaN rows: views without), a second
+    opinion on ``landmarks`` for :mod:`.landmark_noise`.
     """
     if config.landmark_solver not in LANDMARK_SOLVERS:
         raise ValueError(f"unknown landmark_solver {config.landmark_solver!r}: use one of {', '.join(LANDMARK_SOLVERS)}")
@@ -315,6 +322,8 @@ def fit_coarse(
     if dense_t is not None:  # (V,68): the jaw contour at its own weight in views with dense points
         lm_weights = lm_weights.expand(V, -1).clone()
         lm_weights[dense_t.has, :17] = config.jaw_weight_with_dense
+    if config.landmark_noise.active:  # (V,68) each point by its own noise
+        lm_weights = lm_weights * point_weights(config.landmark_noise, landmarks, mesh68)
 
     # 1. closed-form pose from the inner landmarks of the mean face
     inner = torch.tensor(INNER_LANDMARKS, device=dev)

@@ -1,0 +1,101 @@
+"""Per-landmark noise weights of the coarse fit's landmark term (backend/fit/landmark_noise.py)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from backend.align import MIRROR_68
+from backend.fit.coarse import CoarseFitConfig, fit_coarse
+from backend.fit.landmark_noise import AGREED_IO, GAP_SLOPE, SIGMA_IO, LandmarkNoiseSettings, point_gaps, point_weights
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _face_points() -> torch.Tensor:
+    """(1,68,2) px: points with the outer eye corners 36 and 45 exactly 50 px apart."""
+    g = torch.Generator().manual_seed(0)
+    lm = torch.rand(1, 68, 2, generator=g) * 100
+    lm[0, 36], lm[0, 45] = torch.tensor([20.0, 40.0]), torch.tensor([70.0, 40.0])
+    return lm
+
+
+def test_tables_are_mirror_symmetric_and_consistent():
+    for table in (SIGMA_IO, AGREED_IO, GAP_SLOPE):
+        assert len(table) == 68
+        assert all(table[i] == table[MIRROR_68[i]] for i in range(68))
+    # the usual (mean) variance is at least the variance where the detectors agree
+    assert all(s * s >= a * a - 1e-9 for s, a in zip(SIGMA_IO, AGREED_IO))
+
+
+def test_only_points_the_detectors_disagree_on_lose_weight():
+    lm = _face_points()
+    mesh = lm.clone()
+    mesh[0, 62, 0] += 10.0  # inner lip: 0.2 inter-ocular distances apart
+    mesh[0, 0, 1] += 10.0  # jaw: Face Mesh's jaw is a fixed blend, its gap says nothing (slope 0)
+    gaps = point_gaps(lm, mesh)
+    assert gaps[0, 62] == pytest.approx(0.2) and gaps[0, 0] == pytest.approx(0.2) and gaps[0, 30] == 0
+    on = LandmarkNoiseSettings(gap=True)
+    w = point_weights(on, lm, mesh)
+    expected = SIGMA_IO[62] ** 2 / (AGREED_IO[62] ** 2 + GAP_SLOPE[62] * 0.2**2)
+    assert float(w[0, 62]) == pytest.approx(expected, rel=1e-5)
+    assert expected < 0.05
+    others = torch.ones(68, dtype=torch.bool)
+    others[62] = False
+    assert torch.equal(w[0, others], torch.ones(67))  # agreeing points, and the jaw, keep weight 1
+    # no second opinion (NaN row, or none at all): every point keeps its weight
+    assert torch.equal(point_weights(on, lm, torch.full_like(lm, float("nan"))), torch.ones(1, 68))
+    assert torch.equal(point_weights(on, lm, None), torch.ones(1, 68))
+    assert not LandmarkNoiseSettings().active  # off by default
+
+
+def test_table_weights_are_inverse_variances():
+    w = point_weights(LandmarkNoiseSettings(table=True, gap=False), _face_points())
+    ratio = (SIGMA_IO[39] / SIGMA_IO[0]) ** 2  # the jaw's end against an inner eye corner
+    assert float(w[0, 0] / w[0, 39]) == pytest.approx(ratio, rel=1e-5)
+    assert float(w.max()) == pytest.approx(1.0)
+
+
+def test_fit_ignores_a_point_the_detectors_disagree_on(face_model):
+    """A detection whose inner-lip point is 8 px off, while Face Mesh's is right: with the noise
+    weights the fitted point stays near the truth; without, the fit follows the outlier."""
+    from evaluation.synthetic import SyntheticSettings, make_faces
+
+    face = make_faces(face_model, 1, seed=3, settings=SyntheticSettings(size=96))[0]
+    img = torch.from_numpy(face.image).float()[None] / 255.0
+    truth = torch.from_numpy(face.contour68).float()[None]
+    detected = truth.clone()
+    detected[0, 66, 1] += 8.0  # the lower inner lip pulled down
+    cfg = CoarseFitConfig(landmark_steps=80, photo_schedule=((48, 3),), identity=False)
+    on = fit_coarse(face_model, img, detected, torch.ones(1, 96, 96),
+                    replace(cfg, landmark_noise=LandmarkNoiseSettings(gap=True)), mesh68=truth)
+    off = fit_coarse(face_model, img, detected, torch.ones(1, 96, 96), cfg, mesh68=truth)
+    err_on = float((on.landmarks[0, 66] - truth[0, 66]).norm())
+    err_off = float((off.landmarks[0, 66] - truth[0, 66]).norm())
+    assert err_on < 0.5 * err_off, (err_on, err_off)
+    assert err_off > 1.2
+
+
+def test_calibration_recovers_a_known_noise_law():
+    """training.landmark_noise fits error² = s² + a·gap²: on faces built to follow it exactly
+    (error 0.03 where the detectors agree, slope 0.5), it returns s = 0.03 and a = 0.5."""
+    import numpy as np
+
+    from training.landmark_noise import noise_tables
+
+    rng = np.random.default_rng(0)
+    N = 40
+    truth = rng.uniform(0, 100, (N, 68, 2))
+    truth[:, 36], truth[:, 45] = [20.0, 40.0], [70.0, 40.0]  # inter-ocular distance 50 px
+    gap = rng.uniform(0, 0.2, (N, 68))  # inter-ocular distances
+    err = np.sqrt(0.03**2 + 0.5 * gap**2)
+    angle = rng.uniform(0, 2 * np.pi, (N, 68))
+    detected = truth + 50 * err[..., None] * np.stack([np.cos(angle), np.sin(angle)], -1)
+    detected[:, 36], detected[:, 45] = truth[:, 36], truth[:, 45]  # keep the scale exact
+    mesh = detected + 50 * gap[..., None] * np.array([1.0, 0.0])
+    sigma, agreed, slope = noise_tables(detected, mesh, truth)
+    inner = [j for j in range(68) if j not in (36, 45)]
+    assert agreed[inner] == pytest.approx(0.03, abs=1e-6)
+    assert slope[inner] == pytest.approx(0.5, abs=1e-5)
+    assert sigma[inner] == pytest.approx(np.sqrt(0.03**2 + 0.5 * np.mean(gap**2)), rel=0.2)
