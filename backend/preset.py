@@ -34,11 +34,12 @@ PRESETS: dict[str, Preset] = {
         detail=DetailFitConfig(uv_size=128, steps=20),
         albedo_res=256,
     ),
-    # 70 steps at 112² and 30 at 224² instead of 40 and 60 (each 224² step costs ≈ 2.5 at 112², with L_id):
-    # the same vertex error and landmark NME within 1 % (docs/speed.md, "Work per head"). Detail:
+    # 60 steps at 112² and 20 at 224² (each 224² step costs ≈ 2 at 112²): with the solved warm-up the
+    # same landmark NME and a lower vertex error than the 70 + 30 with Adam's warm-up
+    # (docs/speed.md, "Coarse fit: the photometric schedule"). Detail:
     # 20 steps at lr 0.065, not 40 at 0.05: displacement correlation within 0.5 %, detailed-surface
     # error unchanged (docs/speed.md, "The rest of a head").
-    DEFAULT: Preset(coarse=CoarseFitConfig(photo_schedule=((112, 70), (224, 30))),
+    DEFAULT: Preset(coarse=CoarseFitConfig(photo_schedule=((112, 60), (224, 20))),
                     detail=DetailFitConfig(steps=20, lr=0.065), albedo_res=512),
     # L_smooth's weight follows the map size (backend.losses.weights_at_uv_size): ×0.25 at draft's
     # 128², ×4 at high's 512² (a fixed weight let high's map fit photo noise as skin relief).
