@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_scaled_schedule_scales_every_stage():
     from backend.preset import resolve_preset
 
-    base = resolve_preset("default").coarse  # 150 landmark steps, 70 at 112², 30 at 224²
+    base = resolve_preset("default").coarse  # 150 landmark steps, 60 at 112², 20 at 224²
+    assert base.landmark_steps == 150 and base.photo_schedule == ((112, 60), (224, 20))
     half = bench_modes.scaled_schedule(base, 0.5)
-    assert half.landmark_steps == 75 and half.photo_schedule == ((112, 35), (224, 15))
+    assert half.landmark_steps == 75 and half.photo_schedule == ((112, 30), (224, 10))
     tiny = bench_modes.scaled_schedule(base, 0.001)
     assert tiny.landmark_steps == 1 and tiny.photo_schedule == ((112, 1), (224, 1))
 
