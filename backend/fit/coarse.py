@@ -220,6 +220,12 @@ def _albedo_smoothness(albedo: torch.Tensor) -> torch.Tensor:  # mean over items
     return dx.pow(2).mean() + dy.pow(2).mean()
 
 
+def _into_id_ball(ident: torch.Tensor, id_ball: float) -> torch.Tensor:
+    """``ident`` (…,K_id) projected onto the ball ‖x_id‖ ≤ ``id_ball``·√K_id (unchanged inside it)."""
+    radius = id_ball * ident.shape[-1] ** 0.5
+    return ident * (radius / ident.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+
+
 def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: torch.Tensor, sub_rows: torch.Tensor,
                   landmarks: torch.Tensor, lm_weights: torch.Tensor, weighting: ViewWeighting,
                   groups: torch.Tensor | None, dense_t, local: torch.Tensor, S: int) -> dict[str, torch.Tensor]:
@@ -253,9 +259,7 @@ def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: 
             if config.id_ball is None:
                 return x
             rot, log_f, trans, ident, exp = layout.split(x)
-            radius = config.id_ball * layout.n_id**0.5
-            ident = ident * (radius / ident.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
-            return layout.join(rot, log_f, trans, ident, exp)
+            return layout.join(rot, log_f, trans, _into_id_ball(ident, config.id_ball), exp)
 
         # robust view weights (one person's views): solve, re-weigh from the solution's residuals, solve
         # again from there (the Adam warm-up re-weighs every few steps in its second half)
@@ -379,10 +383,8 @@ def fit_coarse(
     def clamp_() -> None:
         with torch.no_grad():
             params.exp.clamp_(0.0, 1.0)
-            if config.id_ball is not None:  # project onto the ball ‖x_id‖ ≤ id_ball·√K_id
-                radius = config.id_ball * model.n_id**0.5
-                norm = params.id.norm(dim=-1, keepdim=True)
-                params.id.mul_((radius / norm.clamp_min(1e-12)).clamp(max=1.0))
+            if config.id_ball is not None:
+                params.id.copy_(_into_id_ball(params.id, config.id_ball))
             if params.albedo is not None:
                 params.albedo.clamp_(0.0, 1.0)
 
