@@ -13,10 +13,18 @@ Pose ``(f, rx, ry, rz, tx, ty, tz)``:
   ``x = cx + f·c_x/(−c_z)``, ``y = cy − f·c_y/(−c_z)``, ``z = −c_z`` (mm).
 ``cx = (W − 1)/2``, ``cy = (H − 1)/2``. Angles in radians, ``R = Rz(rz)·Ry(ry)·Rx(rx)``
 (rx pitch, ry yaw, rz roll).
+
+The fits' camera: the orthographic pose with a *lens* (``Camera.focal`` (B,) pixels,
+``Camera.principal`` (B,2) image px). With ``o`` the orthographic screen point and ``c_z``
+its camera-space depth (px, + towards the camera):
+``xy = o + (o − principal)·c_z/(focal − c_z)``, an exact pinhole camera at ``focal/f`` mm from
+the model origin (``f`` the pose's px per mm there) looking along −Z through ``principal``.
+``focal = ∞`` (or None) is the orthographic projection, bit for bit; the depth ``z`` stays
+``−c_z`` (same order as the true depth ``focal − c_z``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
@@ -30,15 +38,51 @@ Projection = Literal["orthographic", "perspective"]
 
 @dataclass(frozen=True)
 class Camera:
-    """Image size and projection kind; the pose tensor carries everything else."""
+    """Image size and projection kind; the pose tensor carries everything else.
+
+    ``focal`` (B,) pixels and ``principal`` (B,2) image px (None: the image centre): the lens of
+    an orthographic camera's views (module docstring; ∞ or None: orthographic). Per view, so
+    that views from different cameras fit in one batch.
+    """
 
     width: int
     height: int
     projection: Projection = "orthographic"
+    focal: torch.Tensor | None = field(default=None, compare=False)
+    principal: torch.Tensor | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.focal is not None and self.projection != "orthographic":
+            raise ValueError("a lens (focal) is for the orthographic pose; the perspective pose carries its own focal")
 
     @property
     def center(self) -> tuple[float, float]:
         return (self.width - 1) / 2.0, (self.height - 1) / 2.0
+
+    def resized(self, width: int, height: int) -> "Camera":
+        """The same view in the image resized to ``width``×``height`` (pixel centres map to pixel
+        centres, as :func:`scale_pose`): the lens's focal and principal point scale with it."""
+        kx, ky = width / self.width, height / self.height
+        focal = principal = None
+        if self.focal is not None:
+            focal = self.focal * kx
+            if self.principal is not None:
+                k = constant((kx, ky), self.principal.device, self.principal.dtype)
+                principal = (self.principal + 0.5) * k - 0.5
+        return replace(self, width=width, height=height, focal=focal, principal=principal)
+
+    def select(self, index) -> "Camera":
+        """The camera of some views (``index`` into the batch: an int keeps one view as a batch of 1)."""
+        if self.focal is None:
+            return self
+        index = [index] if isinstance(index, int) else index
+        return replace(self, focal=self.focal[index],
+                       principal=None if self.principal is None else self.principal[index])
+
+    @property
+    def has_lens(self) -> bool:
+        """True when some view has a finite focal (a perspective lens)."""
+        return self.focal is not None and bool(torch.isfinite(self.focal).any())
 
 
 def euler_to_rotation(angles: torch.Tensor) -> torch.Tensor:
@@ -102,6 +146,8 @@ def camera_to_screen(cam: torch.Tensor, pose: torch.Tensor, camera: Camera) -> t
     cx, cy = camera.center
     if camera.projection == "orthographic":
         x, y, z = cx + cam[..., 0], cy - cam[..., 1], -cam[..., 2]
+        if camera.focal is not None:
+            x, y = _through_lens(x, y, cam[..., 2], camera)
     else:
         depth = (-cam[..., 2]).clamp_min(1e-6)
         f = pose[:, :1]
@@ -109,6 +155,45 @@ def camera_to_screen(cam: torch.Tensor, pose: torch.Tensor, camera: Camera) -> t
         y = cy - f * cam[..., 1] / depth
         z = depth
     return torch.stack([x, y, z], -1)
+
+
+def _through_lens(x: torch.Tensor, y: torch.Tensor, cz: torch.Tensor, camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
+    """Orthographic screen x, y (B,V) px and camera-space depth cz (B,V) px → the lens's screen
+    x, y: ``o + (o − principal)·cz/(focal − cz)`` (the gain is exactly 0 for an infinite focal)."""
+    F = camera.focal.to(cz.dtype)[:, None]  # (B,1)
+    if camera.principal is None:
+        cx, cy = camera.center
+        px, py = cx, cy
+    else:
+        pp = camera.principal.to(cz.dtype)
+        px, py = pp[:, :1], pp[:, 1:2]
+    gain = cz / (F - cz).clamp_min(0.05 * F)  # points nearer than 5 % of the distance: clamped
+    return x + (x - px) * gain, y + (y - py) * gain
+
+
+def screen_jacobian(cam: torch.Tensor, pose: torch.Tensor, camera: Camera) -> torch.Tensor:
+    """∂(screen x, y)/∂(model-space vertex) (B,V,2,3) px per mm at camera-space points ``cam``
+    (B,V,3) (:func:`to_camera_space`) of an orthographic camera (with or without a lens)."""
+    if camera.projection != "orthographic":
+        raise ValueError("screen_jacobian is for the orthographic camera (with or without a lens)")
+    R = euler_to_rotation(pose[:, 1:4]) * pose[:, :1, None]  # (B,3,3) ∂c/∂v = f·R
+    D = torch.zeros(*cam.shape[:2], 2, 3, dtype=cam.dtype, device=cam.device)  # ∂(x,y)/∂c
+    D[..., 0, 0], D[..., 1, 1] = 1.0, -1.0
+    if camera.focal is not None:
+        cx, cy = camera.center
+        x, y, cz = cx + cam[..., 0], cy - cam[..., 1], cam[..., 2]
+        F = camera.focal.to(cam.dtype)[:, None]
+        pp = (torch.tensor([cx, cy], dtype=cam.dtype, device=cam.device).expand(cam.shape[0], 2)
+              if camera.principal is None else camera.principal.to(cam.dtype))
+        finite = torch.isfinite(F)
+        Fs = torch.where(finite, F, torch.ones_like(F))
+        den = (Fs - cz).clamp_min(0.05 * Fs)
+        k = torch.where(finite, Fs / den, torch.ones_like(cz))  # 1 + gain
+        dk = torch.where(finite, Fs / den.pow(2), torch.zeros_like(cz))  # ∂gain/∂cz
+        D[..., 0, 0], D[..., 1, 1] = k, -k
+        D[..., 0, 2] = (x - pp[:, :1]) * dk
+        D[..., 1, 2] = (y - pp[:, 1:2]) * dk
+    return D @ R[:, None]
 
 
 def view_direction(verts_cam: torch.Tensor, projection: Projection) -> torch.Tensor:

@@ -50,13 +50,15 @@ class PreparedView:
 
 def prepare_view(
     image: str | Path | np.ndarray, face: int = 0, label: str = "", index: int = 0, landmarks68: np.ndarray | None = None,
-    detector: str = DEFAULT_DETECTOR, detect_settings: DetectSettings | None = None,
+    detector: str = DEFAULT_DETECTOR, detect_settings: DetectSettings | None = None, found: Face | None = None,
 ) -> PreparedView:
     """Read, detect (``detector``, :func:`backend.detect.detect_one`), align one photo. Raises
     NoFaceError / FaceTooSmallError / ImageReadError.
 
     ``landmarks68`` (68,2) photo pixels (iBUG order), when given, replace the detector (e.g.
     landmarks from another tool, or ground truth in evaluations); the box is their bounds.
+    ``found``, when given, is the face already detected in the photo (a retry,
+    :mod:`backend.multiview_detect`).
     """
     name = str(image) if isinstance(image, (str, Path)) else f"image #{index}"
     rgb = load_image(image)
@@ -65,7 +67,7 @@ def prepare_view(
         if lm.shape != (68, 2) or not np.isfinite(lm).all():
             raise PhotoheadError(f"{Path(name).name}: given landmarks must be 68 finite (x, y) points, got shape {lm.shape}")
         found = Face(box=np.concatenate([lm.min(0), lm.max(0)]), landmarks=lm, score=1.0, backend="given")
-    else:
+    elif found is None:
         found = detect_one(rgb, face=face, name=Path(name).name, backend=detector, settings=detect_settings)
     align = align_face(found.landmarks)
     crop = warp_to_crop(rgb, align.crop_from_image, CROP_SIZE)  # float32 in [0,1]

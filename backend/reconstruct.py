@@ -41,7 +41,9 @@ from .fit.view_weights import view_weight_report
 from .head import Head
 from .identity import identity_features, load_identity_net
 from .modes import Mode, mode_for
+from .image_io import load_image
 from .multiview import identity_outliers
+from .multiview_detect import retry_face
 from .prepare import PreparedView, dense_targets, detail_inputs, detector_gaps, mesh68_targets, prepare_view
 from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
@@ -251,7 +253,8 @@ def _prepare_views(
 ) -> list[PreparedView]:
     """Each photo prepared (:func:`backend.prepare.prepare_view`); with several photos one without
     a face is skipped with a warning in ``warn_list``. Raises :class:`NoFaceError` when none has one."""
-    views: list[PreparedView] = []
+    views: dict[int, PreparedView] = {}
+    lost: dict[int, NoFaceError] = {}
     detect_settings = DetectSettings(weights_dir=config.detector_weights)
     detects = landmarks is None or len(landmarks) < len(images) or any(lm is None for lm in landmarks)
     if config.detector == "auto" and detects:
@@ -266,16 +269,43 @@ def _prepare_views(
             given = landmarks[i] if landmarks is not None and i < len(landmarks) else None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MediaPipeMissingWarning)  # in warn_list already
-                views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings))
-            if views[-1].faces_note:
-                warn_list.append(views[-1].faces_note)
+                views[i] = prepare_view(img, config.face, label, i, given, config.detector, detect_settings)
+            if views[i].faces_note:
+                warn_list.append(views[i].faces_note)
         except NoFaceError as exc:
             if len(images) == 1:
                 raise
-            warn_list.append(f"skipped: {exc}")
+            lost[i] = exc
+    if views and lost and config.face == 0:  # a second look, from the other photos' faces
+        views |= _retried_views(images, config, lost, list(views.values()), detect_settings, warn_list)
+    warn_list.extend(f"skipped: {exc}" for i, exc in lost.items() if i not in views)
     if not views:
         raise NoFaceError("no face found in any of the photos: " + "; ".join(warn_list))
-    return views
+    return [views[i] for i in sorted(views)]
+
+
+def _retried_views(
+    images: Sequence[str | Path | np.ndarray], config: ReconstructConfig, lost: dict[int, NoFaceError],
+    found: list[PreparedView], detect_settings: DetectSettings, warn_list: list[str],
+) -> dict[int, PreparedView]:
+    """The photos ``lost`` (index → why) whose face :func:`.multiview_detect.retry_face` finds
+    from the ``found`` views' face boxes, prepared, each with a warning in ``warn_list``."""
+    boxes = np.stack([v.face_box for v in found])
+    sizes = np.array([[v.image.shape[1], v.image.shape[0]] for v in found])
+    out: dict[int, PreparedView] = {}
+    for i in lost:
+        rgb = load_image(images[i])
+        retry = retry_face(rgb, boxes, sizes, config.detector, detect_settings)
+        if retry is None:
+            continue
+        face, how = retry
+        label = config.labels[i] if i < len(config.labels) else ""
+        view = prepare_view(rgb, config.face, label, i, None, config.detector, detect_settings, found=face)
+        out[i] = replace(view, name=str(images[i])) if isinstance(images[i], (str, Path)) else view
+        name = Path(out[i].name).name
+        warn_list.append(f"photo {name!r}: no face found at first; found on a second look ({how}): check its "
+                         f"landmarks in preview.png")
+    return out
 
 
 def _identity_adapter(device: torch.device) -> Callable | None:

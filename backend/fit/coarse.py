@@ -15,7 +15,8 @@ Albedo: the ICT model has no texture basis, so we estimate a low-resolution UV a
 prior pulling its mean towards a plausible skin albedo; the SH light absorbs the shading. With a
 texture basis (BFM), its coefficients are fitted instead and ω_t regularises them.
 
-All images here are the aligned crops (``size``×``size`` pixels, orthographic camera).
+All images here are the aligned crops (``size``×``size`` pixels): an orthographic camera, or with
+``camera`` each view's lens (a pinhole camera through the orthographic pose, :mod:`backend.camera`).
 """
 from __future__ import annotations
 
@@ -148,6 +149,11 @@ class CoarseFitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     view_weights: torch.Tensor | None = None
     parts_colours: torch.Tensor | None = None  # (M,3) fitted part material colours (:mod:`.parts_term`)
+    camera: Camera | None = None  # the S² crop camera with each view's lens; None: orthographic
+
+    def crop_camera(self, size: int) -> Camera:
+        """The camera of the fit's ``size``² crop (its lens per view; orthographic without one)."""
+        return Camera(size, size) if self.camera is None else self.camera.resized(size, size)
 
 
 class _Params(torch.nn.Module):
@@ -229,7 +235,7 @@ def _into_id_ball(ident: torch.Tensor, id_ball: float) -> torch.Tensor:
 def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: torch.Tensor, sub_rows: torch.Tensor,
                   landmarks: torch.Tensor, lm_weights: torch.Tensor, weighting: ViewWeighting,
                   groups: torch.Tensor | None, dense_t, local: torch.Tensor, S: int,
-                  trust: torch.Tensor | None) -> dict[str, torch.Tensor]:
+                  trust: torch.Tensor | None = None, cam: Camera | None = None) -> dict[str, torch.Tensor]:
     """The landmark warm-up by Levenberg–Marquardt (:mod:`.landmark_solve`) on the model restricted to
     the landmark vertices, each item of a batch (``groups``) on its own, as it would be alone;
     writes the solution into ``params``; ``trust`` (V,) scales each item's landmark terms. Returns the final loss terms."""
@@ -256,7 +262,7 @@ def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: 
             layout, sub_model, params.f0[views], S, sub_vid, sub_rows if config.sliding_contour else None,
             landmarks[views], lm_weights[views] if lm_weights.dim() == 2 else lm_weights,
             weighting.landmark_weights if G == 1 else None, weights, config.prior_scale, None, dense_g, local,
-            config.dense_weight)
+            config.dense_weight, camera=None if cam is None else cam.select(views))
 
         def project_id(x: torch.Tensor, layout=layout) -> torch.Tensor:  # the identity ball, as clamp_ after Adam
             if config.id_ball is None:
@@ -299,6 +305,7 @@ def fit_coarse(
     groups: torch.Tensor | None = None,
     mesh68: torch.Tensor | None = None,
     gaps: torch.Tensor | None = None,
+    camera: Camera | None = None,
 ) -> CoarseFitResult:
     """Fit the face model to V aligned crops of one person (or of G people: ``groups``).
 
@@ -316,6 +323,8 @@ def fit_coarse(
     ``mesh68`` (V,68,2): Face Mesh's 68 points in crop pixels (NaN rows: views without), a second
     opinion on ``landmarks`` for :mod:`.landmark_noise`; ``gaps`` (V,): the detectors'
     disagreement per view (NaN: unknown), the evidence of :func:`.landmark_noise.landmark_trust`.
+    ``camera``: the S² crops' camera with each view's lens (``focal`` (V,) crop px, ∞ for an
+    orthographic view; ``principal`` (V,2) crop px); None: orthographic (:mod:`backend.camera`).
     """
     if config.landmark_solver not in LANDMARK_SOLVERS:
         raise ValueError(f"unknown landmark_solver {config.landmark_solver!r}: use one of {', '.join(LANDMARK_SOLVERS)}")
@@ -325,7 +334,9 @@ def fit_coarse(
     if G > 1 and init is not None:
         raise ValueError("fit_coarse: starting values (init) are for one person, not a batch of groups")
     dev, dt = images.device, images.dtype
-    cam = Camera(S, S)
+    if camera is not None and (camera.width, camera.height) != (S, S):
+        raise ValueError(f"fit_coarse: the camera is {camera.width}×{camera.height}, the crops {S}²")
+    cam = camera if camera is not None and camera.has_lens else Camera(S, S)
     w = config.weights
     lm_weights = _landmark_weights(config, dev, dt)
     dense_t = dense_term(model, dense) if config.dense_weight > 0 else None
@@ -378,7 +389,7 @@ def fit_coarse(
         else:
             verts = model(per_view(params.id, groups, V), exp)  # (V,N,3)
             lm, cand = lm_vid, rows
-        screen = project(verts, scale_pose(pose_full, size / S), Camera(size, size))
+        screen = project(verts, scale_pose(pose_full, size / S), cam.resized(size, size))
         vid = lm.expand(V, -1).clone()
         if config.sliding_contour:
             with torch.no_grad():
@@ -427,7 +438,7 @@ def fit_coarse(
     solver = config.landmark_solver if init is None else "adam"  # a converged solve would undo a prediction's
     if solver == "gauss_newton":                                    # shape where the landmarks are silent
         terms = _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
-                              dense_t, local, S, trust)
+                              dense_t, local, S, trust, cam if cam.focal is not None else None)
         step += config.landmark_steps
     for i in range(config.landmark_steps if solver == "adam" else 0):
         check_cancel(cancel)
@@ -466,7 +477,7 @@ def fit_coarse(
         img_s = _resize(images, size)
         mask_s = _resize(skin_mask[..., None], size)[..., 0]
         lm_target = landmarks * (size / S) + 0.5 * (size / S) - 0.5
-        cam_s = Camera(size, size)
+        cam_s = cam.resized(size, size)
         visible = torch.empty(V * size * size, dtype=torch.long, device=dev) if capturable else None
         last: dict[str, torch.Tensor] = {}  # the last step's render and loss mask
         lagged_id = None if target_feat is None or size != S else LaggedIdentity(
@@ -544,7 +555,7 @@ def fit_coarse(
     parts = parts_term(model, config.parts, landmarks, params.exp.shape[0], params.albedo is not None, G)
     if parts is not None:
         history.append(fit_parts(parts, images, verts, params.id.detach(), exp, pose, params.sh.detach(),
-                                 params.albedo.detach(), render_settings, config.weights.pixel))
+                                 params.albedo.detach(), render_settings, config.weights.pixel, camera=cam))
     return CoarseFitResult(
         id=params.id.detach(),
         exp=exp.detach(),
@@ -557,4 +568,5 @@ def fit_coarse(
         history=history,
         view_weights=None if weighting.weights is None else weighting.weights.clone(),
         parts_colours=None if parts is None else parts.colours.detach().clamp(0, 1),
+        camera=cam if cam.focal is not None else None,
     )

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from ..camera import Camera, project
+from ..camera import Camera, project, screen_jacobian, to_camera_space
 from ..losses import CoarseLossWeights
 from .contour import select_contour
 from .groups import per_view
@@ -61,6 +61,7 @@ def landmark_residuals(
     lm_vid: torch.Tensor, contour_rows: torch.Tensor | None, target: torch.Tensor, lm_weights: torch.Tensor,
     view_weights: torch.Tensor | None, weights: CoarseLossWeights, prior_scale: float,
     groups: torch.Tensor | None, dense=None, dense_map: torch.Tensor | None = None, dense_weight: float = 0.0,
+    camera: Camera | None = None,
 ) -> Callable[[torch.Tensor], Residuals]:
     """The warm-up loss as residuals, for :func:`solve_box_lm`.
 
@@ -69,12 +70,13 @@ def landmark_residuals(
     contour_rows (17,k) rows of that vertex subset (None: no sliding contour); target (V,68,2)
     crop px; lm_weights (68,) or (V,68); view_weights (V,) or None (L_lm's view weights, read at each ``at``);
     ``dense`` a :class:`backend.fit.dense.DenseTerm` (or None) with ``dense_map`` (model vertex id
-    → subset row) and its weight relative to L_lm. Returns ``at(x)`` → residuals ``r(x)`` whose
+    → subset row) and its weight relative to L_lm; ``camera`` the ``size``² crop's with each
+    view's lens (None: orthographic). Returns ``at(x)`` → residuals ``r(x)`` whose
     squares sum to the loss, with the sliding contour's vertices chosen at ``x`` (fixed inside r);
     ``at.landmarks(x)`` gives the model's landmarks (V,68,2) there.
     """
     V, G = layout.V, layout.G
-    cam = Camera(size, size)
+    cam = Camera(size, size) if camera is None else camera
     W = lm_weights.expand(V, -1)  # (V,68)
     reg = weights.reg * prior_scale * G
     id_scale = (reg * weights.w_id / (layout.n_id * G)) ** 0.5
@@ -158,13 +160,8 @@ def landmark_residuals(
             T_pose = torch.zeros(len(order), V, U, 2, dtype=dt, device=dev)
             for c, (k, v) in enumerate(order):
                 T_pose[c, v] = d_pose[k, v]
-            # coefficients: the linear part of the projection applied to each basis shape
-            origin = project(torch.zeros(V, 1, 3, dtype=dt, device=dev), pose, cam)[..., :2]  # (V,1,2)
-            lin = []
-            for basis in (id_basis, exp_basis):  # (K,U,3) → (V,K,U,2)
-                K = basis.shape[0]
-                flat = basis.reshape(1, K * U, 3).expand(V, -1, -1)
-                lin.append((project(flat, pose, cam)[..., :2] - origin).view(V, K, U, 2))
+            # coefficients: the projection's derivative at each vertex applied to each basis shape
+            lin = _coefficient_tangents(pose, verts, (id_basis, exp_basis), cam)
             map_id = per_view(torch.eye(G, dtype=dt, device=dev), groups, V)  # (V,G) which identity row each view reads
             map_exp = per_view(torch.eye(layout.E, dtype=dt, device=dev), groups, V)  # (V,E)
             T_id = torch.einsum("vg,vkuc->gkvuc", map_id, lin[0]).reshape(-1, V, U, 2)
@@ -184,6 +181,20 @@ def landmark_residuals(
 
     at.landmarks = landmarks  # type: ignore[attr-defined]
     return at
+
+
+def _coefficient_tangents(pose: torch.Tensor, verts: torch.Tensor, bases: tuple[torch.Tensor, ...],
+                          cam: Camera) -> list[torch.Tensor]:
+    """Screen tangents (V,K,U,2) of each basis shape (K,U,3) mm at vertices verts (V,U,3) under
+    pose (V,7): orthographic, the projection's linear part (exact); with a lens, its Jacobian at
+    each vertex (:func:`backend.camera.screen_jacobian`)."""
+    V, U, dt, dev = verts.shape[0], verts.shape[1], verts.dtype, verts.device
+    if cam.focal is None:
+        origin = project(torch.zeros(V, 1, 3, dtype=dt, device=dev), pose, cam)[..., :2]  # (V,1,2)
+        return [(project(b.reshape(1, -1, 3).expand(V, -1, -1), pose, cam)[..., :2] - origin).view(V, b.shape[0], U, 2)
+                for b in bases]
+    D = screen_jacobian(to_camera_space(verts, pose, cam.projection), pose, cam)  # (V,U,2,3)
+    return [torch.einsum("vuij,kuj->vkui", D, b) for b in bases]
 
 
 def solve_box_lm(

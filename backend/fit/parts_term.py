@@ -247,11 +247,12 @@ def parts_term(model: FaceModel, config: PartsFitConfig, landmarks: torch.Tensor
 
 def fit_parts(term: PartsTerm, images: torch.Tensor, verts: torch.Tensor, id_coeffs: torch.Tensor, exp: torch.Tensor,
               pose: torch.Tensor, sh: torch.Tensor, albedo: torch.Tensor, settings: RenderSettings,
-              pixel_weight: float = 1.3) -> dict[str, float]:
+              pixel_weight: float = 1.3, camera: Camera | None = None) -> dict[str, float]:
     """The parts' stage after a coarse fit: ``term.config.steps`` Adam steps of the region term
     (weight ``pixel_weight``·``weight``: the fit's L_pixel weight) at ``term.config.size`` pixels, on the
     fitted skin (images (V,S,S,3) [0,1]; verts (V,N,3) mm; id (1|V,K_id); exp (V,K_exp); pose (V,7)
-    for the S² crop; sh (V,27); albedo (1,A,A·tiles,3)). Returns the stage's history row."""
+    for the S² crop; sh (V,27); albedo (1,A,A·tiles,3); ``camera`` the S² crop's, None:
+    orthographic). Returns the stage's history row."""
     from ..camera import scale_pose
 
     cfg = term.config
@@ -261,7 +262,7 @@ def fit_parts(term: PartsTerm, images: torch.Tensor, verts: torch.Tensor, id_coe
     img_s = x if size == S else torch.nn.functional.interpolate(x, size=(size, size), mode="area")
     img_s = img_s.permute(0, 2, 3, 1)
     region = term.region(size, S)
-    pose_s, cam = scale_pose(pose, size / S), Camera(size, size)
+    pose_s, cam = scale_pose(pose, size / S), Camera(size, size) if camera is None else camera.resized(size, size)
     term.start()
     opt = torch.optim.Adam(term.parameter_groups())
     weight = pixel_weight * cfg.weight

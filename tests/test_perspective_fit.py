@@ -1,0 +1,152 @@
+"""The fits' perspective camera: the orthographic pose seen through a lens (backend.camera), in the
+projection, its Jacobian, the landmark warm-up and the coarse fit."""
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from backend.camera import Camera, euler_to_rotation, project, screen_jacobian, to_camera_space
+from backend.fit.coarse import CoarseFitConfig, fit_coarse
+from backend.fit.contour import contour_candidates, select_contour
+from backend.fit.landmark_solve import LandmarkLayout, _numeric_jacobian, landmark_residuals
+from backend.losses import CoarseLossWeights
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _points(n: int = 60, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
+    return torch.randn(2, n, 3, generator=torch.Generator().manual_seed(seed), dtype=dtype) * 60
+
+
+def test_infinite_focal_is_the_orthographic_projection_bit_for_bit():
+    v = _points(dtype=torch.float32)
+    pose = torch.tensor([[2.0, 0.1, -0.3, 0.05, 5.0, -3.0, 0.0], [1.5, -0.2, 0.6, 0.0, -8.0, 2.0, 1.0]])
+    ortho = project(v, pose, Camera(101, 81))
+    lens = Camera(101, 81, focal=torch.full((2,), math.inf), principal=torch.tensor([[10.0, 70.0], [80.0, 5.0]]))
+    assert torch.equal(project(v, pose, lens), ortho)
+    mixed = Camera(101, 81, focal=torch.tensor([math.inf, 300.0]))  # one batch, two cameras
+    out = project(v, pose, mixed)
+    assert torch.equal(out[0], ortho[0]) and not torch.allclose(out[1], ortho[1])
+
+
+def test_lens_is_the_pinhole_camera_of_backend_render():
+    """The orthographic pose (s px/mm, R, t px) through a lens of focal F px at the image centre is the
+    perspective pose (F, R, t mm) seen from F/s mm: the same screen points."""
+    v, W, H = _points(), 64, 48
+    F, D = 120.0, 450.0  # focal px; the model origin's distance mm
+    d64 = dict(dtype=torch.float64)
+    angles, t_mm = torch.tensor([0.1, -0.4, 0.05], **d64), torch.tensor([6.0, -4.0], **d64)
+    persp = torch.cat([torch.tensor([F], **d64), angles, t_mm, torch.tensor([-D], **d64)]).expand(2, 7)
+    s = F / D
+    ortho = torch.cat([torch.tensor([s], **d64), angles, s * t_mm, torch.zeros(1, **d64)]).expand(2, 7)
+    ref = project(v, persp, Camera(W, H, "perspective"))[..., :2]
+    ours = project(v, ortho, Camera(W, H, focal=torch.full((2,), F, dtype=torch.float64)))[..., :2]
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-9)
+    # an off-centre principal point: the same camera looking at a shifted image
+    pp = torch.tensor([[20.0, 30.0]], dtype=torch.float64).expand(2, 2)
+    shifted = Camera(W, H, focal=torch.full((2,), F, dtype=torch.float64), principal=pp)
+    ortho_shift = ortho.clone()
+    ortho_shift[:, 4] += pp[:, 0] - (W - 1) / 2
+    ortho_shift[:, 5] -= pp[:, 1] - (H - 1) / 2
+    moved = ref + (pp - torch.tensor([(W - 1) / 2, (H - 1) / 2], dtype=torch.float64))[:, None]
+    torch.testing.assert_close(project(v, ortho_shift, shifted)[..., :2], moved, rtol=0, atol=1e-9)
+
+
+def test_resized_lens_matches_the_resized_image():
+    v = _points()
+    pose = torch.tensor([[1.2, 0.2, 0.3, 0.0, 4.0, 2.0, 0.0]], dtype=torch.float64).expand(2, 7)
+    cam = Camera(224, 224, focal=torch.tensor([400.0, 900.0], dtype=torch.float64),
+                 principal=torch.tensor([[100.0, 130.0], [150.0, 60.0]], dtype=torch.float64))
+    k = 112 / 224
+    small = project(v, pose * torch.tensor([k, 1, 1, 1, k, k, k], dtype=torch.float64), cam.resized(112, 112))
+    big = project(v, pose, cam)
+    torch.testing.assert_close(small[..., :2], (big[..., :2] + 0.5) * k - 0.5)
+
+
+def test_screen_jacobian_matches_central_differences():
+    v = _points(n=20)
+    pose = torch.tensor([[1.3, 0.2, -0.5, 0.1, 4.0, 2.0, 3.0], [0.8, -0.1, 0.3, 0.0, -6.0, 1.0, 0.0]], dtype=torch.float64)
+    for focal in (torch.tensor([300.0, math.inf]), None):
+        cam = Camera(200, 160, focal=None if focal is None else focal.double(),
+                     principal=None if focal is None else torch.tensor([[90.0, 70.0], [120.0, 40.0]], dtype=torch.float64))
+        J = screen_jacobian(to_camera_space(v, pose, "orthographic"), pose, cam)  # (B,V,2,3)
+        h = 1e-6
+        for j in range(3):
+            e = torch.zeros(3, dtype=torch.float64)
+            e[j] = h
+            d = (project(v + e, pose, cam) - project(v - e, pose, cam))[..., :2] / (2 * h)
+            torch.testing.assert_close(J[..., j], d, rtol=1e-6, atol=1e-7)
+        if focal is None:  # orthographic: f·R's first two rows, y flipped
+            R = euler_to_rotation(pose[:, 1:4]) * pose[:, :1, None]
+            torch.testing.assert_close(J[:, 0], torch.stack([R[:, 0], -R[:, 1]], 1))
+
+
+def _perspective_landmarks(model, seed: int, focal: float, yaw: float = 0.35):
+    """True 2-D landmarks (1,68,2) of a random face seen through a lens of ``focal`` crop px (jaw on
+    the silhouette, as the sliding contour picks it), its identity and expression, and the camera."""
+    gen = torch.Generator().manual_seed(seed)
+    truth_id = torch.randn(1, model.n_id, generator=gen)
+    truth_exp = (torch.randn(1, model.n_exp, generator=gen) * 0.3).abs().clamp(max=1.0)
+    pose = torch.tensor([[0.9, 0.08, yaw, -0.03, 4.0, -2.0, 0.0]])
+    cam = Camera(224, 224, focal=torch.tensor([focal]), principal=torch.tensor([[118.0, 104.0]]))
+    screen = project(model(truth_id, truth_exp), pose, cam)
+    rows = contour_candidates(model.mean, model.landmarks68, model.face_vertex_mask)
+    vid = model.landmarks68[None].clone()
+    vid[:, :17] = select_contour(screen[..., :2], rows)
+    return screen[0, vid[0], :2][None], rows, truth_id, truth_exp, cam
+
+
+def test_landmark_jacobian_through_a_lens_matches_central_differences(face_model):
+    model = copy.deepcopy(face_model).double()
+    lms, rows, *_, cam = _perspective_landmarks(face_model, seed=4, focal=300.0)
+    cam = Camera(224, 224, focal=cam.focal.double(), principal=cam.principal.double())
+    layout = LandmarkLayout(1, 1, 1, model.n_id, model.n_exp)
+    gen = torch.Generator().manual_seed(6)
+    x = layout.join(torch.tensor([[0.1, -0.4, 0.05]]), torch.tensor([[0.03]]), torch.tensor([[2.0, 1.0]]),
+                    torch.randn(1, model.n_id, generator=gen) * 0.5, torch.rand(1, model.n_exp, generator=gen) * 0.3).double()
+    at = landmark_residuals(layout, model, torch.tensor([[0.9]], dtype=torch.float64), 224, model.landmarks68, rows,
+                            lms.double(), torch.ones(68, dtype=torch.float64), None, CoarseLossWeights(), 0.03, None,
+                            camera=cam)
+    fn = at(x)
+    J, ref = fn.jacobian(x), _numeric_jacobian(fn, x)
+    assert torch.allclose(J, ref, rtol=1e-5, atol=1e-6 * float(ref.abs().max())), float((J - ref).abs().max())
+    ortho = landmark_residuals(layout, model, torch.tensor([[0.9]], dtype=torch.float64), 224, model.landmarks68, rows,
+                               lms.double(), torch.ones(68, dtype=torch.float64), None, CoarseLossWeights(), 0.03, None)
+    assert not torch.allclose(ortho(x)(x), fn(x))  # the lens changes the residuals
+
+
+def test_fit_with_the_true_lens_recovers_a_perspective_face_better_than_orthographic(face_model):
+    """True landmarks of faces seen from about 30 cm (a 26 mm phone lens): the warm-up with the true
+    lens finds the shape closer than the orthographic one, and its landmarks fit to a fraction of a pixel."""
+    cfg = CoarseFitConfig(photo_schedule=(), identity=False, parts=CoarseFitConfig().parts.__class__(enabled=False))
+    img, mask = torch.full((1, 224, 224, 3), 0.5), torch.zeros(1, 224, 224)
+    err = {"lens": [], "ortho": []}
+    lm_res = []
+    for seed in (1, 2, 3):
+        lms, _, truth_id, truth_exp, cam = _perspective_landmarks(face_model, seed, focal=270.0)
+        truth = face_model(truth_id, truth_exp)[0]
+        for name, camera in (("lens", cam), ("ortho", None)):
+            fit = fit_coarse(face_model, img, lms, mask, cfg, camera=camera)
+            v = fit.verts[0] - fit.verts[0].mean(0) - (truth - truth.mean(0))
+            err[name].append(float(v[face_model.face_vertex_mask].norm(dim=-1).mean()))
+            if name == "lens":
+                lm_res.append(float((fit.landmarks - lms).norm(dim=-1)[0, 17:].mean()))
+                assert fit.camera is not None and torch.equal(fit.camera.focal, cam.focal)
+            else:
+                assert fit.camera is None
+    lens, ortho = sum(err["lens"]) / 3, sum(err["ortho"]) / 3
+    assert lens < 0.8 * ortho, err
+    assert max(lm_res) < 1.0, lm_res
+
+
+def test_mixed_batch_gradients_are_finite():
+    v = _points(dtype=torch.float32).requires_grad_()
+    pose = torch.tensor([[2.0, 0.1, -0.3, 0.05, 5.0, -3.0, 0.0], [1.5, -0.2, 0.6, 0.0, -8.0, 2.0, 1.0]], requires_grad=True)
+    out = project(v, pose, Camera(101, 81, focal=torch.tensor([math.inf, 300.0])))
+    out[..., :2].sum().backward()
+    assert torch.isfinite(v.grad).all() and torch.isfinite(pose.grad).all()
+    g_ortho = torch.autograd.grad(project(v, pose, Camera(101, 81))[0, :, :2].sum(), pose)[0]
+    torch.testing.assert_close(pose.grad[0], g_ortho[0])
