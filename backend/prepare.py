@@ -20,7 +20,8 @@ from .image_io import load_image
 from .lens import DEFAULT_FOCAL_35MM, crop_camera, exif_focal_35mm, focal_source
 from .skin import skin_mask
 
-__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs", "dense_targets", "mesh68_targets", "views_camera"]
+__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs", "dense_targets", "mesh68_targets", "detector_gaps",
+           "views_camera"]
 
 
 @dataclass
@@ -55,7 +56,8 @@ class PreparedView:
 
 def prepare_view(
     image: str | Path | np.ndarray, face: int = 0, label: str = "", index: int = 0, landmarks68: np.ndarray | None = None,
-    detector: str = DEFAULT_DETECTOR, detect_settings: DetectSettings | None = None, focal_35mm: float | None = None,
+    detector: str = DEFAULT_DETECTOR, detect_settings: DetectSettings | None = None, found: Face | None = None,
+    focal_35mm: float | None = None,
 ) -> PreparedView:
     """Read, detect (``detector``, :func:`backend.detect.detect_one`), align one photo. Raises
     NoFaceError / FaceTooSmallError / ImageReadError.
@@ -64,6 +66,8 @@ def prepare_view(
     landmarks from another tool, or ground truth in evaluations); the box is their bounds.
     ``focal_35mm``: the photo's lens (mm, 35-mm equivalent; ∞: orthographic), None: its EXIF, else
     the default (:func:`backend.lens.focal_source`).
+    ``found``, when given, is the face already detected in the photo (a retry,
+    :mod:`backend.multiview_detect`).
     """
     name = str(image) if isinstance(image, (str, Path)) else f"image #{index}"
     rgb = load_image(image)
@@ -72,7 +76,7 @@ def prepare_view(
         if lm.shape != (68, 2) or not np.isfinite(lm).all():
             raise PhotoheadError(f"{Path(name).name}: given landmarks must be 68 finite (x, y) points, got shape {lm.shape}")
         found = Face(box=np.concatenate([lm.min(0), lm.max(0)]), landmarks=lm, score=1.0, backend="given")
-    else:
+    elif found is None:
         found = detect_one(rgb, face=face, name=Path(name).name, backend=detector, settings=detect_settings)
     align = align_face(found.landmarks)
     exif = exif_focal_35mm(image)
@@ -143,3 +147,13 @@ def mesh68_targets(views: list[PreparedView], device: torch.device) -> torch.Ten
         return None
     rows = [np.full((68, 2), np.nan) if v.mesh68 is None else points_to_crop(v.mesh68, v.crop_from_image) for v in views]
     return torch.from_numpy(np.stack(rows)).float().to(device)
+
+
+def detector_gaps(views: list[PreparedView], device: torch.device) -> torch.Tensor | None:
+    """Each view's dlib–Face Mesh disagreement (V,) (``auto``; NaN for views without one), the
+    evidence of the fit's landmark trust (:func:`backend.fit.landmark_noise.landmark_trust`);
+    None when no view has one."""
+    if all(v.detector_disagreement is None for v in views):
+        return None
+    gaps = [np.nan if v.detector_disagreement is None else v.detector_disagreement for v in views]
+    return torch.tensor(gaps, dtype=torch.float32, device=device)

@@ -41,8 +41,11 @@ from .fit.view_weights import view_weight_report
 from .head import Head
 from .identity import identity_features, load_identity_net
 from .modes import Mode, mode_for
+from .image_io import load_image
+from .lens import exif_focal_35mm, focal_source
 from .multiview import identity_outliers
-from .prepare import PreparedView, dense_targets, detail_inputs, mesh68_targets, prepare_view, views_camera
+from .multiview_detect import retry_face
+from .prepare import PreparedView, dense_targets, detail_inputs, detector_gaps, mesh68_targets, prepare_view, views_camera
 from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
 from .quality import DEFAULT
@@ -191,7 +194,7 @@ def _run(
     fit = mode.coarse(model, crops224, to_t([v.crop_landmarks for v in views]), to_t([v.skin_mask for v in views]),
                       fit_cfg, identity if fit_cfg.identity else None, Stage(progress, 0.1, 0.75, cancel), cancel,
                       dense=dense_targets(views, device), mesh68=mesh68_targets(views, device),
-                      camera=views_camera(views, device=device))
+                      gaps=detector_gaps(views, device), camera=views_camera(views, device=device))
     timings[mode.coarse_timing] = time.perf_counter() - t1
     check_cancel(cancel)
 
@@ -256,7 +259,8 @@ def _prepare_views(
 ) -> list[PreparedView]:
     """Each photo prepared (:func:`backend.prepare.prepare_view`); with several photos one without
     a face is skipped with a warning in ``warn_list``. Raises :class:`NoFaceError` when none has one."""
-    views: list[PreparedView] = []
+    views: dict[int, PreparedView] = {}
+    lost: dict[int, NoFaceError] = {}
     detect_settings = DetectSettings(weights_dir=config.detector_weights)
     detects = landmarks is None or len(landmarks) < len(images) or any(lm is None for lm in landmarks)
     if config.detector == "auto" and detects:
@@ -271,17 +275,49 @@ def _prepare_views(
             given = landmarks[i] if landmarks is not None and i < len(landmarks) else None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MediaPipeMissingWarning)  # in warn_list already
-                views.append(prepare_view(img, config.face, label, i, given, config.detector, detect_settings,
-                                          config.focal_35mm))
-            if views[-1].faces_note:
-                warn_list.append(views[-1].faces_note)
+                views[i] = prepare_view(img, config.face, label, i, given, config.detector, detect_settings,
+                                        focal_35mm=config.focal_35mm)
+            if views[i].faces_note:
+                warn_list.append(views[i].faces_note)
         except NoFaceError as exc:
             if len(images) == 1:
                 raise
-            warn_list.append(f"skipped: {exc}")
+            lost[i] = exc
+    if views and lost and config.face == 0:  # a second look, from the other photos' faces
+        views |= _retried_views(images, config, lost, list(views.values()), detect_settings, warn_list)
+    warn_list.extend(f"skipped: {exc}" for i, exc in lost.items() if i not in views)
     if not views:
         raise NoFaceError("no face found in any of the photos: " + "; ".join(warn_list))
-    return views
+    return [views[i] for i in sorted(views)]
+
+
+def _retried_views(
+    images: Sequence[str | Path | np.ndarray], config: ReconstructConfig, lost: dict[int, NoFaceError],
+    found: list[PreparedView], detect_settings: DetectSettings, warn_list: list[str],
+) -> dict[int, PreparedView]:
+    """The photos ``lost`` (index → why) whose face :func:`.multiview_detect.retry_face` finds
+    from the ``found`` views' face boxes, prepared, each with a warning in ``warn_list``."""
+    boxes = np.stack([v.face_box for v in found])
+    sizes = np.array([[v.image.shape[1], v.image.shape[0]] for v in found])
+    out: dict[int, PreparedView] = {}
+    for i in lost:
+        rgb = load_image(images[i])
+        retry = retry_face(rgb, boxes, sizes, config.detector, detect_settings)
+        if retry is None:
+            continue
+        face, how = retry
+        label = config.labels[i] if i < len(config.labels) else ""
+        view = prepare_view(rgb, config.face, label, i, None, config.detector, detect_settings, found=face,
+                            focal_35mm=config.focal_35mm)
+        if isinstance(images[i], (str, Path)):  # the photo's own name and lens (EXIF), read from its file
+            exif = exif_focal_35mm(images[i])
+            focal, source = focal_source(config.focal_35mm, exif)
+            view = replace(view, name=str(images[i]), exif_focal_35mm=exif, focal_35mm=focal, focal_source=source)
+        out[i] = view
+        name = Path(out[i].name).name
+        warn_list.append(f"photo {name!r}: no face found at first; found on a second look ({how}): check its "
+                         f"landmarks in preview.png")
+    return out
 
 
 def _identity_adapter(device: torch.device) -> Callable | None:

@@ -97,13 +97,25 @@ def fit_runs(images: list[np.ndarray], detector: str, runs_of: dict[str, list[in
                              if k.startswith("view_weight_") and k[len("view_weight_"):].isdigit()],
             "cpu_s": time.process_time() - t0,
             "warnings": head.warnings,
+            "view_evidence": view_evidence(head),
         }
     return runs
 
 
-def _one_head(args: tuple[int, int, str, tuple[str, ...]]) -> dict:
-    """All runs of head ``index`` (drawn in order from ``seed``) for each detector."""
-    index, seed, quality, detectors = args
+def view_evidence(head) -> list[dict]:
+    """Per fitted view: its fitted yaw (degrees) and the mean distance of its fitted 68 points to
+    the detected ones over the detected box's √(w·h) (``landmark_residual``, a fraction)."""
+    out = []
+    for r in head.views:
+        det = np.asarray(r.detected68, np.float64)
+        out.append({"yaw_deg": float(np.degrees(r.pose[2])),
+                    "landmark_residual": box_nme(np.asarray(r.landmarks68, np.float64), det)})
+    return out
+
+
+def _one_head(args: tuple[int, int, str, tuple[str, ...], tuple[str, ...]]) -> dict:
+    """Runs ``run_names`` of head ``index`` (drawn in order from ``seed``) for each detector."""
+    index, seed, quality, detectors, run_names = args
     from backend.facemodel import load_default
     from evaluation.metrics import vertex_error
     from evaluation.multiview_heads import make_head_views
@@ -118,7 +130,7 @@ def _one_head(args: tuple[int, int, str, tuple[str, ...]]) -> dict:
     for det in detectors:
         found = detected(hv.images, det)
         nme = [None if lm is None else box_nme(lm, tr) for lm, tr in zip(found, hv.contour68)]
-        runs = fit_runs(hv.images, det, RUNS, truth, model, quality)
+        runs = fit_runs(hv.images, det, {k: RUNS[k] for k in run_names}, truth, model, quality)
         out["detectors"][det] = {"nme": nme, "runs": runs}
         print(index, det, "nme", [None if v is None else round(100 * v, 1) for v in nme],
               {k: round(r.get("vertex_error_mm", float("nan")), 3) for k, r in runs.items()},
@@ -131,8 +143,9 @@ def summarize(heads: list[dict], detectors: tuple[str, ...]) -> dict:
     table = {}
     for det in detectors:
         rows = [h["detectors"][det] for h in heads]
-        err = {name: np.array([r["runs"][name].get("vertex_error_mm", np.nan) for r in rows]) for name in RUNS}
-        singles = np.stack([err[n] for n in RUNS if n.startswith("single")])
+        names = [n for n in RUNS if all(n in r["runs"] for r in rows)]
+        err = {name: np.array([r["runs"][name].get("vertex_error_mm", np.nan) for r in rows]) for name in names}
+        singles = np.stack([err[n] for n in names if n.startswith("single")])
         best = np.nanmin(singles, 0)
         nme = np.array([[np.nan if v is None else v for v in r["nme"]] for r in rows])  # (heads, 3)
         lost = ~(nme <= LOST_NME)
@@ -140,9 +153,7 @@ def summarize(heads: list[dict], detectors: tuple[str, ...]) -> dict:
             "vertex_error_mm": {name: float(np.nanmean(e)) for name, e in err.items()},
             "best_single_mm": float(np.nanmean(best)),
             "mean_face_mm": float(np.mean([h["mean_face_mm"] for h in heads])),
-            "joint_le_best_single": int(np.sum(err["joint"] <= best + 1e-9)),
-            "joint_yaw4_le_best_single": int(np.sum(err["joint_yaw4"] <= best + 1e-9)),
-            "joint_unweighted_le_best_single": int(np.sum(err["joint_unweighted"] <= best + 1e-9)),
+            **{f"{n}_le_best_single": int(np.sum(err[n] <= best + 1e-9)) for n in names if n.startswith("joint")},
             "heads": len(rows),
             "nme_mean_%": [float(100 * np.nanmean(nme[:, v])) for v in range(len(YAWS))],
             "lost_views": [int(lost[:, v].sum()) for v in range(len(YAWS))],
@@ -157,11 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", type=int, default=0, help="index of the first head (heads are drawn in order)")
     ap.add_argument("--quality", default="default")
     ap.add_argument("--detectors", default="dlib,auto")
+    ap.add_argument("--runs", default=",".join(RUNS), help=f"runs to fit, of {', '.join(RUNS)}")
     ap.add_argument("--jobs", type=int, default=1, help="heads fitted in parallel (one thread each)")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = ap.parse_args(argv)
     detectors = tuple(args.detectors.split(","))
-    jobs = [(i, args.seed, args.quality, detectors) for i in range(args.start, args.start + args.heads)]
+    run_names = tuple(args.runs.split(","))
+    unknown = [n for n in run_names if n not in RUNS]
+    if unknown:
+        ap.error(f"unknown runs {unknown}: choose from {', '.join(RUNS)}")
+    jobs = [(i, args.seed, args.quality, detectors, run_names) for i in range(args.start, args.start + args.heads)]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             heads = list(pool.map(_one_head, jobs))

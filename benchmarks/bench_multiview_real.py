@@ -107,16 +107,17 @@ def _dlib_errors(frames) -> list[float | None]:
     return errors
 
 
-def vertex_errors(frames, source, model, quality: str, detectors: tuple[str, ...]) -> dict:
-    """Coarse vertex error (mm) of each frame alone, the joint fit (weighted and not) and the mean
-    face against ``source``'s vertices, and each detector's NME per frame (module docstring)."""
+def vertex_errors(frames, source, model, quality: str, detectors: tuple[str, ...],
+                  joints: tuple[str, ...] = ("joint", "joint_yaw4", "joint_unweighted")) -> dict:
+    """Coarse vertex error (mm) of each frame alone, the joint fits ``joints`` (runs of
+    bench_multiview_detected: weighted and not ...) and the mean face against ``source``'s
+    vertices, and each detector's NME per frame (module docstring)."""
     from evaluation.metrics import vertex_error
 
     from .bench_multiview_detected import box_nme, detected, fit_runs
 
     n = len(frames.images)
-    runs_of = {**{f"single_{i}": [i] for i in range(n)}, "joint": list(range(n)), "joint_yaw4": list(range(n)),
-               "joint_unweighted": list(range(n))}
+    runs_of = {**{f"single_{i}": [i] for i in range(n)}, **{name: list(range(n)) for name in joints}}
     out: dict = {"mean_face_mm": vertex_error(model.mean.cpu().numpy(), source.vertices, model.region.numpy() == 0)["mean"]}
     for det in detectors:
         found = detected(frames.images, det)
@@ -221,7 +222,8 @@ def grace_set(quality: str, size: int, detector: str = "auto", landmarks: str = 
     }
 
 
-def vertex_set(quality: str, size: int, detectors: tuple[str, ...]) -> dict:
+def vertex_set(quality: str, size: int, detectors: tuple[str, ...],
+               joints: tuple[str, ...] = ("joint", "joint_yaw4", "joint_unweighted")) -> dict:
     """The grace_hopper source head at ``quality``, its frames and :func:`vertex_errors` only."""
     from evaluation.multiview_real import FrameSettings, render_frames
     from backend.reconstruct import ReconstructConfig, load_face_model, reconstruct
@@ -233,7 +235,7 @@ def vertex_set(quality: str, size: int, detectors: tuple[str, ...]) -> dict:
     frames = render_frames(source, model, settings)
     return {"source": {"photo": "grace_hopper (matplotlib sample data, public domain)"},
             "frames": {"yaws_deg": list(settings.yaws_deg), "size": settings.size},
-            "vertex_error": vertex_errors(frames, source, model, quality, detectors)}
+            "vertex_error": vertex_errors(frames, source, model, quality, detectors, joints)}
 
 
 def dev_set(dev: Path, quality: str, threshold: float) -> dict:
@@ -293,13 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detector", default="auto", help="landmark detector of the grace_hopper runs")
     ap.add_argument("--landmarks", default="detected", choices=("detected", "projected"))
     ap.add_argument("--vertex-detectors", default="dlib,auto", help="detectors of the vertex-error runs")
+    ap.add_argument("--joint-runs", default="joint,joint_yaw4,joint_unweighted",
+                    help="joint runs of the vertex errors (bench_multiview_detected's RUNS)")
+    ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     ap.add_argument("--vertex-only", action="store_true",
                     help="only the source head, its frames and the vertex errors → results/multiview_real_vertex.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.vertex_only:
         print("wrote", write_result("multiview_real_vertex", {"quality": args.quality, **vertex_set(
-            args.quality, args.size, tuple(args.vertex_detectors.split(",")))}))
+            args.quality, args.size, tuple(args.vertex_detectors.split(",")), tuple(args.joint_runs.split(",")))},
+            args.out))
         return 0
     if not args.dev_only:
         payload = {"quality": args.quality, **grace_set(args.quality, args.size, args.detector, args.landmarks,
