@@ -23,8 +23,9 @@ __all__ = ["DEFAULT_FOCAL_35MM", "FRAME_DIAGONAL_MM", "exif_focal_35mm", "focal_
            "lens_in_window"]
 
 FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)  # 43.27 mm, the 35-mm film frame's diagonal
-# The focal assumed when neither the user nor the photo gives one (docs/design.md, "Camera").
-DEFAULT_FOCAL_35MM = 50.0
+# The focal assumed when neither the user nor the photo gives one (mm; None: an orthographic camera).
+# Chosen on the realistic renders with detected landmarks (docs/design.md, "Camera").
+DEFAULT_FOCAL_35MM: float | None = None
 
 
 def exif_focal_35mm(image: str | Path | np.ndarray) -> float | None:

@@ -3,6 +3,7 @@
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from .detect.base import Face
 from .detect.mediapipe_68 import mesh_to_68
 from .errors import PhotoheadError
 from .image_io import load_image
-from .lens import DEFAULT_FOCAL_35MM, crop_camera, exif_focal_35mm, focal_source
+from .lens import crop_camera, exif_focal_35mm, focal_source
 from .skin import skin_mask
 
 __all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs", "dense_targets", "mesh68_targets", "detector_gaps",
@@ -46,7 +47,7 @@ class PreparedView:
     detector_disagreement: float | None = None  # auto: dlib vs Face Mesh 68 points, mesh eye distances
     dense: np.ndarray | None = None  # (468,3) Face Mesh's points (x, y photo px; z relative depth), when it ran
     exif_focal_35mm: float | None = None  # the photo's EXIF FocalLengthIn35mmFilm (mm), when it has one
-    focal_35mm: float = DEFAULT_FOCAL_35MM  # the lens the fit sees it through (mm, 35-mm equivalent; ∞: orthographic)
+    focal_35mm: float = math.inf  # the lens the fit sees it through (mm, 35-mm equivalent; ∞: orthographic)
     focal_source: str = "default"  # where focal_35mm came from: given, exif or default (backend.lens.focal_source)
 
     def crop_dense(self) -> np.ndarray | None:

@@ -90,7 +90,7 @@ class ReconstructConfig:
       None: on CUDA only; False: plain eager steps everywhere).
     - ``focal_35mm``: every photo's 35-mm-equivalent focal length (mm; ``inf``: an orthographic
       camera); None: each photo's EXIF FocalLengthIn35mmFilm, else the default
-      (:mod:`backend.lens`). The fit sees the head through that lens.
+      (:data:`backend.lens.DEFAULT_FOCAL_35MM`: orthographic). The fit sees the head through that lens.
     """
 
     mode: str = "fit"  # a name of backend.modes.MODES

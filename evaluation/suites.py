@@ -333,7 +333,7 @@ def run_synthetic(
     checkpoints: str | Path | None = None,
     scene: str | None = None,
     detector: str = DEFAULT_DETECTOR,
-    focal: str = "known",
+    focal: str = "default",
 ) -> dict[str, Any]:
     """Reconstruct ``n`` synthetic faces (:mod:`.synthetic`) and compare with their ground truth
     (``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode).
@@ -366,10 +366,10 @@ def run_synthetic(
     expression 0, scored the same way: :func:`mean_face_errors`), with the ratio fit / mean face
     and the check ``ratio ≤`` :data:`MEAN_FACE_TARGET` (issue 23: at least 30 % below).
 
-    ``focal``: ``known`` hands each render's true lens to the reconstruction as a photo's EXIF
-    would (:func:`~.synthetic.true_focal_35mm`; an orthographic render: ∞, the fit's orthographic
-    camera); ``default``: the renders carry none and the reconstruction assumes its default
-    (:data:`backend.lens.DEFAULT_FOCAL_35MM`).
+    ``focal``: ``default``: the renders carry no lens (as photos without EXIF) and the
+    reconstruction assumes its default (:data:`backend.lens.DEFAULT_FOCAL_35MM`); ``known`` hands
+    each render's true lens to it as a photo's EXIF would (:func:`~.synthetic.true_focal_35mm`;
+    an orthographic render: ∞).
     """
     model = model if model is not None else load_default()
     if settings is None:

@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                               ".tflite files (default: mediapipe/ on the model search path)")
     p.add_argument("--focal-35mm", metavar="MM",
                    help="the photos' 35-mm-equivalent focal length (e.g. 26 for a phone's main camera; inf: "
-                        "orthographic; default: each photo's EXIF, else 50)")
+                        "orthographic; default: each photo's EXIF, else orthographic)")
     p.add_argument("--no-detail", action="store_true", help="skip the detail (displacement) stage")
     p.add_argument("--no-identity", action="store_true", help="fit without the identity loss L_id")
     p.add_argument("--per-view-expression", action="store_true", help="multi-view: one expression per photo")
