@@ -226,3 +226,27 @@ def test_bad_focal_is_refused_before_any_work(value, capfd, monkeypatch, tmp_pat
     assert not (tmp_path / "out").exists()
     with pytest.raises(PhotoheadError, match="focal"):
         reconstruct([tmp_path / "none.jpg"], ReconstructConfig(focal_35mm=float(value) if value != "abc" else value))
+
+
+def test_two_views_through_different_cameras_fit_jointly(face_model):
+    """Multi-view: one photo through a 270 px lens, one orthographic, in one batch: both views'
+    landmarks fitted to a fraction of a pixel, and the shape closer than fitting both orthographically."""
+    cfg = CoarseFitConfig(photo_schedule=(), identity=False, parts=CoarseFitConfig().parts.__class__(enabled=False))
+    lens_lms, _, truth_id, truth_exp, cam = _perspective_landmarks(face_model, seed=5, focal=270.0, yaw=0.4)
+    ortho_pose = torch.tensor([[0.9, 0.0, -0.5, 0.0, -3.0, 1.0, 0.0]])
+    rows = contour_candidates(face_model.mean, face_model.landmarks68, face_model.face_vertex_mask)
+    screen = project(face_model(truth_id, truth_exp), ortho_pose, Camera(224, 224))
+    vid = face_model.landmarks68[None].clone()
+    vid[:, :17] = select_contour(screen[..., :2], rows)
+    lms = torch.cat([lens_lms, screen[0, vid[0], :2][None]])
+    both = Camera(224, 224, focal=torch.tensor([270.0, math.inf]), principal=torch.cat([cam.principal, cam.principal]))
+    img, mask = torch.full((2, 224, 224, 3), 0.5), torch.zeros(2, 224, 224)
+    truth = face_model(truth_id, truth_exp)[0]
+    errs = {}
+    for name, camera in (("lens", both), ("ortho", None)):
+        fit = fit_coarse(face_model, img, lms, mask, cfg, camera=camera)
+        v = fit.verts[0] - fit.verts[0].mean(0) - (truth - truth.mean(0))
+        errs[name] = float(v[face_model.face_vertex_mask].norm(dim=-1).mean())
+        if name == "lens":
+            assert float((fit.landmarks - lms).norm(dim=-1)[:, 17:].mean(1).max()) < 1.0
+    assert errs["lens"] < 0.8 * errs["ortho"], errs
