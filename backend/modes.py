@@ -70,13 +70,13 @@ class Mode:
     def coarse(
         self, model: FaceModel, crops: torch.Tensor, landmarks: torch.Tensor, skin: torch.Tensor, cfg: CoarseFitConfig,
         identity: Callable | None, progress: Stage, cancel: CancelToken | None, dense: torch.Tensor | None = None,
-        mesh68: torch.Tensor | None = None,
+        mesh68: torch.Tensor | None = None, gaps: torch.Tensor | None = None,
     ) -> CoarseFitResult:
         """The coarse answer for crops (V,224,224,3) [0,1], landmarks (V,68,2) crop px, skin (V,224,224),
         dense (V,468,2) crop px Face Mesh points and mesh68 (V,68,2) crop px their 68 (NaN rows: views
-        without; None: none)."""
+        without; None: none), gaps (V,) the detectors' disagreement (NaN: unknown)."""
         return fit_coarse(model, crops, landmarks, skin, cfg, identity_net=identity, progress=progress, cancel=cancel,
-                          dense=dense, mesh68=mesh68)
+                          dense=dense, mesh68=mesh68, gaps=gaps)
 
     def detail_skipped(self) -> str | None:
         """Why the detail stage cannot run in this mode (a warning), or None."""
@@ -121,7 +121,7 @@ class PredictMode(_NetworkMode):
         return replace(cfg, identity=False)  # no fit: L_id only serves the multi-view outlier check
 
     def coarse(self, model, crops, landmarks, skin, cfg, identity, progress, cancel, dense=None,
-               mesh68=None) -> CoarseFitResult:
+               mesh68=None, gaps=None) -> CoarseFitResult:
         return self.predictor.predict_coarse(model, crops, self.config.shared_expression)
 
     def detail_skipped(self) -> str | None:
@@ -150,10 +150,10 @@ class HybridMode(_NetworkMode):
             )
 
     def coarse(self, model, crops, landmarks, skin, cfg, identity, progress, cancel, dense=None,
-               mesh68=None) -> CoarseFitResult:
+               mesh68=None, gaps=None) -> CoarseFitResult:
         predicted = self.predictor.predict_coarse(model, crops, self.config.shared_expression)
         return fit_coarse(model, crops, landmarks, skin, cfg, identity_net=identity, progress=progress, cancel=cancel,
-                          init=self.predictor.init_for_fit(predicted), dense=dense, mesh68=mesh68)
+                          init=self.predictor.init_for_fit(predicted), dense=dense, mesh68=mesh68, gaps=gaps)
 
     def detail_plan(self, model, fit, crops, cfg) -> DetailPlan:
         if self.config.tune_unet:

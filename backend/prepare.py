@@ -18,7 +18,7 @@ from .errors import PhotoheadError
 from .image_io import load_image
 from .skin import skin_mask
 
-__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs", "dense_targets", "mesh68_targets"]
+__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs", "dense_targets", "mesh68_targets", "detector_gaps"]
 
 
 @dataclass
@@ -127,3 +127,13 @@ def mesh68_targets(views: list[PreparedView], device: torch.device) -> torch.Ten
         return None
     rows = [np.full((68, 2), np.nan) if v.mesh68 is None else points_to_crop(v.mesh68, v.crop_from_image) for v in views]
     return torch.from_numpy(np.stack(rows)).float().to(device)
+
+
+def detector_gaps(views: list[PreparedView], device: torch.device) -> torch.Tensor | None:
+    """Each view's dlib–Face Mesh disagreement (V,) (``auto``; NaN for views without one), the
+    evidence of the fit's landmark trust (:func:`backend.fit.landmark_noise.landmark_trust`);
+    None when no view has one."""
+    if all(v.detector_disagreement is None for v in views):
+        return None
+    gaps = [np.nan if v.detector_disagreement is None else v.detector_disagreement for v in views]
+    return torch.tensor(gaps, dtype=torch.float32, device=device)

@@ -44,7 +44,7 @@ from .modes import Mode, mode_for
 from .image_io import load_image
 from .multiview import identity_outliers
 from .multiview_detect import retry_face
-from .prepare import PreparedView, dense_targets, detail_inputs, mesh68_targets, prepare_view
+from .prepare import PreparedView, dense_targets, detail_inputs, detector_gaps, mesh68_targets, prepare_view
 from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
 from .quality import DEFAULT
@@ -187,7 +187,8 @@ def _run(
     crops224 = to_t([v.crop for v in views])
     fit = mode.coarse(model, crops224, to_t([v.crop_landmarks for v in views]), to_t([v.skin_mask for v in views]),
                       fit_cfg, identity if fit_cfg.identity else None, Stage(progress, 0.1, 0.75, cancel), cancel,
-                      dense=dense_targets(views, device), mesh68=mesh68_targets(views, device))
+                      dense=dense_targets(views, device), mesh68=mesh68_targets(views, device),
+                      gaps=detector_gaps(views, device))
     timings[mode.coarse_timing] = time.perf_counter() - t1
     check_cancel(cancel)
 

@@ -99,3 +99,90 @@ def test_calibration_recovers_a_known_noise_law():
     assert agreed[inner] == pytest.approx(0.03, abs=1e-6)
     assert slope[inner] == pytest.approx(0.5, abs=1e-5)
     assert sigma[inner] == pytest.approx(np.sqrt(0.03**2 + 0.5 * np.mean(gap**2)), rel=0.2)
+
+
+def test_landmark_trust_is_one_for_a_typical_photo_and_falls_with_the_gap():
+    """The landmark terms keep their weight up to the typical faces_dev gap and lose it as the
+    detectors disagree more: monotone, 1/(1 + ...) of the calibrated variance law."""
+    from backend.fit.landmark_noise import TRUST_AGREED, TRUST_SLOPE, TRUST_TYPICAL_GAP, landmark_trust
+
+    lm = _face_points()
+    on = LandmarkNoiseSettings(trust=True)
+    gaps = torch.linspace(0.0, 0.3, 31)
+    trust = [landmark_trust(on, lm, None, gaps=g.view(1)) for g in gaps]
+    values = [1.0 if t is None else float(t[0]) for t in trust]
+    assert all(b <= a for a, b in zip(values, values[1:]))  # monotone in the disagreement
+    assert all(t is None for t, g in zip(trust, gaps) if g <= TRUST_TYPICAL_GAP)  # typical photos: unchanged fit
+    typical = TRUST_AGREED**2 + TRUST_SLOPE * TRUST_TYPICAL_GAP**2
+    at = landmark_trust(on, lm, None, gaps=torch.tensor([0.07]))  # a render's typical gap
+    assert float(at[0]) == pytest.approx(typical / (TRUST_AGREED**2 + TRUST_SLOPE * 0.07**2), rel=1e-5)
+    assert 0.3 < float(at[0]) < 0.6
+    assert values[-1] < 0.05  # 0.3 apart: one detector is far off
+    squared = landmark_trust(LandmarkNoiseSettings(trust=True, trust_power=2.0), lm, None, gaps=torch.tensor([0.07]))
+    assert float(squared[0]) == pytest.approx(float(at[0]) ** 2, rel=1e-5)
+    assert landmark_trust(LandmarkNoiseSettings(), lm, None, gaps=torch.tensor([0.2])) is None  # off by default
+
+
+def test_landmark_trust_reads_the_gap_from_face_mesh_when_not_given_and_per_item():
+    from backend.fit.landmark_noise import landmark_trust, view_gaps
+
+    lm = _face_points().expand(3, -1, -1).clone()
+    mesh = lm.clone()
+    mesh[1, :, 0] += 5.0  # view 1: 0.1 outer-eye distances apart (50 px)
+    assert view_gaps(lm, mesh).tolist() == pytest.approx([0.0, 0.1, 0.0])
+    on = LandmarkNoiseSettings(trust=True)
+    one_item = landmark_trust(on, lm, mesh)  # one person: the views' variances averaged, one trust
+    assert torch.allclose(one_item, one_item[0].expand(3)) and float(one_item[0]) < 1.0
+    groups = torch.tensor([0, 1, 2])  # three people: each its own
+    per_item = landmark_trust(on, lm, mesh, groups=groups)
+    assert per_item[0] == 1.0 and per_item[2] == 1.0 and float(per_item[1]) < float(one_item[0])
+    alone = landmark_trust(on, lm[1:2], mesh[1:2])
+    assert float(per_item[1]) == pytest.approx(float(alone[0]))  # as the item would be fitted alone
+    # a known gap wins (the mesh's points replaced dlib's: landmarks == mesh68, yet the detectors were apart)
+    given = landmark_trust(on, lm, lm.clone(), gaps=torch.tensor([float("nan"), 0.1, float("nan")]), groups=groups)
+    assert float(given[1]) == pytest.approx(float(per_item[1]), rel=1e-6) and given[0] == 1.0
+
+
+def test_trust_law_recovers_a_known_law():
+    import numpy as np
+
+    from training.landmark_noise import trust_law
+
+    rng = np.random.default_rng(1)
+    N = 200
+    truth = rng.uniform(0, 100, (N, 68, 2))
+    truth[:, 36], truth[:, 45] = [20.0, 40.0], [70.0, 40.0]
+    gap = rng.uniform(0.01, 0.12, N)
+    err = np.sqrt(0.02**2 + 0.5 * gap**2)  # every point of a face this far off (outer-eye distances)
+    angle = rng.uniform(0, 2 * np.pi, (N, 68))
+    detected = truth + 50 * err[:, None, None] * np.stack([np.cos(angle), np.sin(angle)], -1)
+    detected[:, 45] = truth[:, 45] + detected[:, 36] - truth[:, 36]  # eye corners moved together: 50 px apart
+    mesh = detected.copy()
+    mesh[..., 0] += 50 * gap[:, None]
+    agreed, slope, typical = trust_law(detected, mesh, truth)
+    assert agreed == pytest.approx(0.02, abs=1e-4) and slope == pytest.approx(0.5, rel=1e-3)
+    assert typical == pytest.approx(np.median(gap), rel=1e-6)
+
+
+def test_fit_follows_landmarks_less_when_the_detectors_disagree_and_batches_keep_it_per_item(face_model):
+    """Noisy landmarks (3 px scatter): with a large detector gap the fit stays nearer the prior
+    (smaller identity, further from the noisy points) than with a typical gap; a batch of the two
+    gives each item the fit it gets alone."""
+    from evaluation.synthetic import SyntheticSettings, make_faces
+
+    face = make_faces(face_model, 1, seed=3, settings=SyntheticSettings(size=96))[0]
+    img = torch.from_numpy(face.image).float()[None] / 255.0
+    g = torch.Generator().manual_seed(1)
+    noisy = torch.from_numpy(face.contour68).float()[None] + 3.0 * torch.randn(1, 68, 2, generator=g)
+    cfg = CoarseFitConfig(photo_schedule=((48, 3),), identity=False, landmark_noise=LandmarkNoiseSettings(trust=True))
+    skin = torch.ones(1, 96, 96)
+    typical = fit_coarse(face_model, img, noisy, skin, cfg, gaps=torch.tensor([0.03]))
+    doubtful = fit_coarse(face_model, img, noisy, skin, cfg, gaps=torch.tensor([0.12]))
+    off = fit_coarse(face_model, img, noisy, skin, replace(cfg, landmark_noise=LandmarkNoiseSettings()))
+    assert torch.equal(typical.id, off.id)  # a typical gap: the fit is unchanged
+    assert float(doubtful.id.norm()) < 0.8 * float(typical.id.norm())
+    resid = lambda r: float((r.landmarks - noisy).norm(dim=-1).mean())  # noqa: E731
+    assert resid(doubtful) > resid(typical) + 0.2
+    both = fit_coarse(face_model, img.expand(2, -1, -1, -1), noisy.expand(2, -1, -1), skin.expand(2, -1, -1), cfg,
+                      groups=torch.tensor([0, 1]), gaps=torch.tensor([0.03, 0.12]))
+    assert torch.allclose(both.id[0], typical.id[0], atol=1e-4) and torch.allclose(both.id[1], doubtful.id[0], atol=1e-4)

@@ -21,7 +21,7 @@ All images here are the aligned crops (``size``×``size`` pixels): an orthograph
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as Fn
@@ -37,7 +37,7 @@ from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
 from .identity_lag import LaggedIdentity
-from .landmark_noise import LandmarkNoiseSettings, point_weights
+from .landmark_noise import LandmarkNoiseSettings, landmark_trust, point_weights, toward
 from .landmark_solve import LandmarkLayout, landmark_residuals, solve_box_lm
 from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
@@ -235,10 +235,10 @@ def _into_id_ball(ident: torch.Tensor, id_ball: float) -> torch.Tensor:
 def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: torch.Tensor, sub_rows: torch.Tensor,
                   landmarks: torch.Tensor, lm_weights: torch.Tensor, weighting: ViewWeighting,
                   groups: torch.Tensor | None, dense_t, local: torch.Tensor, S: int,
-                  cam: Camera | None = None) -> dict[str, torch.Tensor]:
+                  trust: torch.Tensor | None = None, cam: Camera | None = None) -> dict[str, torch.Tensor]:
     """The landmark warm-up by Levenberg–Marquardt (:mod:`.landmark_solve`) on the model restricted to
     the landmark vertices, each item of a batch (``groups``) on its own, as it would be alone;
-    writes the solution into ``params``. Returns the final loss terms."""
+    writes the solution into ``params``; ``trust`` (V,) scales each item's landmark terms. Returns the final loss terms."""
     V, G = landmarks.shape[0], params.id.shape[0]
     shared = config.shared_expression  # one expression row per item, else one per view
     items = [torch.arange(V, device=landmarks.device)] if G == 1 else [(groups == g).nonzero()[:, 0] for g in range(G)]
@@ -256,10 +256,12 @@ def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: 
         if dense_t is not None:  # the item's own views' dense points
             dense_g = copy.copy(dense_t)
             dense_g.has, dense_g.targets = dense_t.has[views], dense_t.targets[views]
+        weights = config.weights if trust is None else replace(config.weights, landmark=config.weights.landmark
+                                                               * float(trust[views[0]]))
         residuals_at = landmark_residuals(
             layout, sub_model, params.f0[views], S, sub_vid, sub_rows if config.sliding_contour else None,
             landmarks[views], lm_weights[views] if lm_weights.dim() == 2 else lm_weights,
-            weighting.landmark_weights if G == 1 else None, config.weights, config.prior_scale, None, dense_g, local,
+            weighting.landmark_weights if G == 1 else None, weights, config.prior_scale, None, dense_g, local,
             config.dense_weight, camera=None if cam is None else cam.select(views))
 
         def project_id(x: torch.Tensor, layout=layout) -> torch.Tensor:  # the identity ball, as clamp_ after Adam
@@ -302,6 +304,7 @@ def fit_coarse(
     dense: torch.Tensor | None = None,
     groups: torch.Tensor | None = None,
     mesh68: torch.Tensor | None = None,
+    gaps: torch.Tensor | None = None,
     camera: Camera | None = None,
 ) -> CoarseFitResult:
     """Fit the face model to V aligned crops of one person (or of G people: ``groups``).
@@ -318,7 +321,8 @@ def fit_coarse(
     (:mod:`.batch`); each item owns its identity, expression and albedo rows, and the loss is
     the sum of the items' own losses. None: all views are one person.
     ``mesh68`` (V,68,2): Face Mesh's 68 points in crop pixels (NaN rows: views without), a second
-    opinion on ``landmarks`` for :mod:`.landmark_noise`.
+    opinion on ``landmarks`` for :mod:`.landmark_noise`; ``gaps`` (V,): the detectors'
+    disagreement per view (NaN: unknown), the evidence of :func:`.landmark_noise.landmark_trust`.
     ``camera``: the S² crops' camera with each view's lens (``focal`` (V,) crop px, ∞ for an
     orthographic view; ``principal`` (V,2) crop px); None: orthographic (:mod:`backend.camera`).
     """
@@ -326,6 +330,7 @@ def fit_coarse(
         raise ValueError(f"unknown landmark_solver {config.landmark_solver!r}: use one of {', '.join(LANDMARK_SOLVERS)}")
     V, S = images.shape[0], images.shape[1]
     G = check_groups(groups, V)
+    trust = landmark_trust(config.landmark_noise, landmarks, mesh68, gaps, groups)  # (V,) or None (.landmark_noise)
     if G > 1 and init is not None:
         raise ValueError("fit_coarse: starting values (init) are for one person, not a batch of groups")
     dev, dt = images.device, images.dtype
@@ -415,12 +420,12 @@ def fit_coarse(
     def landmark_step() -> dict[str, torch.Tensor]:  # capturable: static shapes, no host sync (.step_graph)
         _, exp, screen, lms = shape_and_landmarks(params.pose(), S, subset=True)
         terms = {
-            "landmark": landmark_loss(lms, landmarks, lm_weights, weighting.landmark_weights),
+            "landmark": landmark_loss(toward(lms, landmarks, trust), landmarks, lm_weights, weighting.landmark_weights),
             "reg": param_regularizer(params.id, exp, params.tex, w),
         }
         loss = w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
         if dense_t is not None:
-            terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2], local), S, S, weighting.landmark_weights)
+            terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2], local), S, S, weighting.landmark_weights, trust)
             loss = loss + w.landmark * config.dense_weight * terms["dense"]
         loss = loss * G  # every term a mean over equal items: × G is the sum of the items' losses
         opt.zero_grad(set_to_none=True)
@@ -433,7 +438,7 @@ def fit_coarse(
     solver = config.landmark_solver if init is None else "adam"  # a converged solve would undo a prediction's
     if solver == "gauss_newton":                                    # shape where the landmarks are silent
         terms = _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
-                              dense_t, local, S, cam if cam.focal is not None else None)
+                              dense_t, local, S, trust, cam if cam.focal is not None else None)
         step += config.landmark_steps
     for i in range(config.landmark_steps if solver == "adam" else 0):
         check_cancel(cancel)
@@ -497,12 +502,13 @@ def fit_coarse(
             vw = weighting.weights
             terms = {
                 "pixel": pixel_loss(img_s, rend.image, mask, view_weights=vw),
-                "landmark": landmark_loss(lms, lm_target, lm_weights, weighting.landmark_weights) * (S / size) ** 2,
+                "landmark": landmark_loss(toward(lms, lm_target, trust), lm_target, lm_weights,
+                                          weighting.landmark_weights) * (S / size) ** 2,
                 "reg": param_regularizer(params.id, exp, params.tex, w),
             }
             loss = w.pixel * terms["pixel"] + w.landmark * terms["landmark"] + w.reg * config.prior_scale * terms["reg"]
             if dense_t is not None:
-                terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2]), size, S, weighting.landmark_weights)
+                terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2]), size, S, weighting.landmark_weights, trust)
                 loss = loss + w.landmark * config.dense_weight * terms["dense"]
             if lagged_id is not None:
                 composite = rend.image * visible_face[..., None] + img_s * (~visible_face[..., None])

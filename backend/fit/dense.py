@@ -43,12 +43,16 @@ class DenseTerm:
         vid = self.vertices if vertex_map is None else vertex_map[self.vertices]
         return (screen_xy[:, vid] * self.weights[None, ..., None]).sum(-2)
 
-    def loss(self, points: torch.Tensor, size: int, crop: int, view_weights: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, points: torch.Tensor, size: int, crop: int, view_weights: torch.Tensor | None = None,
+             scale: torch.Tensor | None = None) -> torch.Tensor:
         """Mean squared distance (px² of the ``crop``-px frame) between ``points`` (V,P,2) in a
         ``size``² image and the targets (given in the ``crop``² frame, pixel-centre convention);
-        ``view_weights`` (V,) as in :func:`dense_loss`."""
+        ``view_weights`` (V,) as in :func:`dense_loss`; ``scale`` (V,) multiplies each view's
+        squared distances (:func:`.landmark_noise.landmark_trust`; None: 1)."""
         k = size / crop
         target = self.targets * k + 0.5 * k - 0.5
+        if scale is not None:
+            points = target + scale.sqrt()[:, None, None] * (points - target)
         return dense_loss(points, target, self.has, view_weights) / k**2
 
 

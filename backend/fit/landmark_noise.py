@@ -13,7 +13,9 @@ distance should count by 1/σ² of its own noise. Two parts make σ²:
   one of them is wrong, so ``gap_scale``·gap² is added to that point's variance.
 
 The weights only move trust between the points of a view: L_lm is a weighted *mean* per view,
-so their scale does not change the landmark term's strength against the other terms.
+so their scale does not change the landmark term's strength against the other terms. That
+strength is :func:`landmark_trust`'s: the whole term counts less when the two detectors disagree
+more than they do on a typical photo (the same Gaussian model, one variance per view).
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["SIGMA_IO", "AGREED_IO", "GAP_SLOPE", "LandmarkNoiseSettings", "point_weights", "point_gaps"]
+__all__ = ["SIGMA_IO", "AGREED_IO", "GAP_SLOPE", "TRUST_AGREED", "TRUST_SLOPE", "TRUST_TYPICAL_GAP",
+           "LandmarkNoiseSettings", "point_weights", "point_gaps", "view_gaps", "landmark_trust", "toward"]
 
 # iBUG index → the detector's (auto: dlib checked by Face Mesh) root mean squared point error, in
 # inter-ocular distances; 200 faces_dev photos outside the 100 of the landmark suite, averaged
@@ -54,6 +57,15 @@ GAP_SLOPE: tuple[float, ...] = (  # a: the error variance per squared gap (jaw �
     0.333, 0.316, 0.333, 0.386, 0.709, 0.785, 0.682, 0.785, 0.709, 0.605, 0.737, 0.605,
 )
 
+# A view's mean squared point error (in squared outer-eye distances of the truth) against its
+# dlib–Face Mesh gap g (mean point distance in the mesh's outer-eye distances, as
+# :func:`backend.detect.combined.disagreement`): TRUST_AGREED² + TRUST_SLOPE·g², least squares
+# on the 770 faces_dev photos outside the landmark suite (``auto``'s points, gaps below 0.15);
+# TRUST_TYPICAL_GAP is their median gap. ``python -m training.landmark_noise --trust`` reproduces it.
+TRUST_AGREED = 0.0222
+TRUST_SLOPE = 0.469
+TRUST_TYPICAL_GAP = 0.0317
+
 
 @dataclass(frozen=True)
 class LandmarkNoiseSettings:
@@ -66,10 +78,16 @@ class LandmarkNoiseSettings:
       when that is larger: only points the detectors disagree on more than usual lose weight.
       Off by default: the fitted landmarks get closer to the truth on the synthetic renders but
       the vertex error does not (docs/design.md, "Per-landmark noise weights").
+
+    - ``trust``: scale the landmark terms' weight (L_lm and the dense term) by
+      :func:`landmark_trust`: the typical photo's point variance over this fit's, at most 1.
+      ``trust_power`` raises it to a power (1: the Gaussian model as calibrated).
     """
 
     table: bool = False
     gap: bool = False
+    trust: bool = False
+    trust_power: float = 1.0
 
     @property
     def active(self) -> bool:
@@ -100,3 +118,56 @@ def point_weights(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mesh
         var = s2 + a * point_gaps(landmarks, mesh68).pow(2)  # (V,68), NaN without Face Mesh
         w = w * torch.nan_to_num(usual / var.clamp_min(1e-12), nan=1.0).clamp(max=1.0)
     return w
+
+
+
+def view_gaps(landmarks: torch.Tensor, mesh68: torch.Tensor) -> torch.Tensor:
+    """Each view's mean point distance between ``landmarks`` and ``mesh68`` (V,68,2) px, in
+    ``mesh68``'s outer-eye distances (as :func:`backend.detect.combined.disagreement`). Returns
+    (V,), NaN for views without a second detection (NaN rows of ``mesh68``)."""
+    io = (mesh68[:, 36] - mesh68[:, 45]).norm(dim=-1).clamp_min(1e-6)  # (V,)
+    return (landmarks - mesh68).norm(dim=-1).mean(-1) / io
+
+
+def landmark_trust(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mesh68: torch.Tensor | None,
+                   gaps: torch.Tensor | None = None, groups: torch.Tensor | None = None) -> torch.Tensor | None:
+    """How much each view's landmark terms count, (V,) in (0, 1], or None (``settings.trust`` off,
+    or no view with evidence): for each item (``groups``, :mod:`.groups`; one item when None), the
+    point variance of a typical faces_dev photo over the variance its views' dlib–Face Mesh gaps
+    predict (TRUST_AGREED² + TRUST_SLOPE·gap², averaged over the item's views with a gap), at most
+    1, to the power ``settings.trust_power``; items without evidence get 1 (None when every item does).
+
+    landmarks, mesh68 (V,68,2) crop px (NaN rows of ``mesh68``: views without Face Mesh); ``gaps``
+    (V,) the detectors' disagreement where known (``auto``: dlib vs Face Mesh, even where the
+    mesh's points replaced dlib's; NaN: unknown), else the gap between ``landmarks`` and ``mesh68``."""
+    if not settings.trust or (mesh68 is None and gaps is None):
+        return None
+    V, dev = landmarks.shape[0], landmarks.device
+    g = torch.full((V,), float("nan"), dtype=torch.float64, device=dev)
+    if mesh68 is not None:
+        g = view_gaps(landmarks.double(), mesh68.to(dev).double())
+    if gaps is not None:
+        known = torch.isfinite(gaps.to(dev))
+        g = torch.where(known, gaps.to(dev).double(), g)
+    has = torch.isfinite(g)
+    if not bool(has.any()):
+        return None
+    var = torch.where(has, TRUST_AGREED ** 2 + TRUST_SLOPE * torch.nan_to_num(g).pow(2), 0.0)  # (V,) predicted
+    typical = TRUST_AGREED ** 2 + TRUST_SLOPE * TRUST_TYPICAL_GAP ** 2                         # mean squared error
+    item = torch.zeros(V, dtype=torch.long, device=dev) if groups is None else groups.to(dev)
+    G = int(item.max()) + 1
+    total = torch.zeros(G, dtype=torch.float64, device=dev).index_add_(0, item, var)
+    count = torch.zeros(G, dtype=torch.float64, device=dev).index_add_(0, item, has.double())
+    item_var = torch.where(count > 0, total / count.clamp_min(1), typical)  # (G,)
+    trust = (typical / item_var).clamp(max=1.0).pow(settings.trust_power)
+    if bool((trust == 1.0).all()):  # every item as trusted as a typical photo: the fit is unchanged
+        return None
+    return trust[item].to(landmarks.dtype)
+
+
+def toward(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """``pred`` moved towards ``target`` so that each view's squared residual is ``scale`` times
+    its own: target + √scale·(pred − target). pred, target (V,P,2); scale (V,) or None (unchanged)."""
+    if scale is None:
+        return pred
+    return target + scale.sqrt()[:, None, None] * (pred - target)
