@@ -22,7 +22,7 @@ __all__ = ["CANDIDATES_35MM", "ESTIMATE_WITHOUT_LENS", "estimate_focal", "warmup
 
 CANDIDATES_35MM = (math.inf, 135.0, 85.0, 50.0, 35.0, 24.0)  # mm, 35-mm equivalent (∞: orthographic)
 # Whether reconstruct estimates the lens of photos without one (else backend.lens.DEFAULT_FOCAL_35MM).
-ESTIMATE_WITHOUT_LENS = False
+ESTIMATE_WITHOUT_LENS = True
 
 
 def warmup_cost(model: FaceModel, view: PreparedView, config: CoarseFitConfig, device: torch.device) -> float:
