@@ -87,7 +87,8 @@ def _visible_coverage(head, model, res: int = 256) -> float:
     for view in head.views:  # a loop over views
         w, h = view.image_size
         img = torch.from_numpy(view.image).float()[None] / 255.0
-        un = unwrap_image(img, verts, model.faces, torch.from_numpy(view.pose)[None], Camera(w, h), frags)
+        un = unwrap_image(img, verts, model.faces, torch.from_numpy(view.pose)[None], Camera(w, h, view.projection),
+                          frags)
         seen |= (un.visible & (un.cosine > 0.2))[0]
     return float((seen & region).sum() / region.sum())
 
