@@ -42,7 +42,6 @@ from .head import Head
 from .identity import identity_features, load_identity_net
 from .modes import Mode, mode_for
 from .image_io import load_image
-from .lens import exif_focal_35mm, focal_source
 from .multiview import identity_outliers
 from .multiview_detect import retry_face
 from .prepare import PreparedView, dense_targets, detail_inputs, detector_gaps, mesh68_targets, prepare_view, views_camera
@@ -307,13 +306,8 @@ def _retried_views(
             continue
         face, how = retry
         label = config.labels[i] if i < len(config.labels) else ""
-        view = prepare_view(rgb, config.face, label, i, None, config.detector, detect_settings, found=face,
-                            focal_35mm=config.focal_35mm)
-        if isinstance(images[i], (str, Path)):  # the photo's own name and lens (EXIF), read from its file
-            exif = exif_focal_35mm(images[i])
-            focal, source = focal_source(config.focal_35mm, exif)
-            view = replace(view, name=str(images[i]), exif_focal_35mm=exif, focal_35mm=focal, focal_source=source)
-        out[i] = view
+        out[i] = prepare_view(images[i], config.face, label, i, None, config.detector, detect_settings, found=face,
+                              focal_35mm=config.focal_35mm)  # the photo's own name and lens (EXIF) with it
         name = Path(out[i].name).name
         warn_list.append(f"photo {name!r}: no face found at first; found on a second look ({how}): check its "
                          f"landmarks in preview.png")
