@@ -18,6 +18,7 @@ from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
 from .gaze import best_view, estimate_gaze
 from .head_parts import attach_parts, eye_frame, model_eyeballs
+from .lens import perspective_in_photo
 from .parts_texture import eye_colours
 from .prepare import PreparedView
 
@@ -44,19 +45,25 @@ def assemble_head(
     ``quality``: the reconstruction's, recorded in the head)."""
     np32 = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
     neutral = model(fit.id, None)
-    fixed68 = project(fit.verts[:, model.landmarks68], fit.pose, Camera(CROP_SIZE, CROP_SIZE))[..., :2]  # (V,68,2) crop px
+    fixed68 = project(fit.verts[:, model.landmarks68], fit.pose, fit.crop_camera(CROP_SIZE))[..., :2]  # (V,68,2) crop px
     results = []
     for i, view in enumerate(views):
-        pose_img = image_frame_pose(fit.verts[i : i + 1], fit.pose[i : i + 1], view)
+        cam = fit.crop_camera(CROP_SIZE).select(i)
+        lens = cam.focal is not None and bool(torch.isfinite(cam.focal).all())
+        if lens:  # through a lens: the photo's perspective camera (exact)
+            pose_img = perspective_in_photo(fit.pose[i : i + 1], cam, view.image_from_crop).to(fit.pose.dtype)
+        else:
+            pose_img = image_frame_pose(fit.verts[i : i + 1], fit.pose[i : i + 1], view)
         results.append(
             ViewResult(
                 name=view.name, image_size=(view.image.shape[1], view.image.shape[0]),
                 pose=np32(pose_img[0]), sh=np32(fit.sh[i]), exp=np32(fit.exp[i]),
                 landmarks68=points_to_image(fit.landmarks[i].double().cpu().numpy(), view.image_from_crop).astype(np.float32),
-                detected68=view.detected68.astype(np.float32), projection="orthographic",
+                detected68=view.detected68.astype(np.float32), projection="perspective" if lens else "orthographic",
                 face_box=view.face_box.astype(np.float32), crop_from_image=view.crop_from_image.astype(np.float32),
                 image=view.image, label=view.label, detector=view.detector,
                 landmarks68_3d=points_to_image(fixed68[i].double().cpu().numpy(), view.image_from_crop).astype(np.float32),
+                focal_35mm=float(view.focal_35mm) if lens else None, focal_source=view.focal_source if lens else "",
             )
         )
     head = Head(

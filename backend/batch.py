@@ -25,7 +25,7 @@ from .fit.batch import split_coarse, split_detail
 from .fit.coarse import fit_coarse
 from .fit.detail import fit_detail
 from .head import Head
-from .prepare import PreparedView, dense_targets, detail_inputs, detector_gaps, mesh68_targets
+from .prepare import PreparedView, dense_targets, detail_inputs, detector_gaps, mesh68_targets, views_camera
 from .progress import ProgressFn
 from .quality import DEFAULT, DRAFT, HIGH
 from .reconstruct import (
@@ -125,7 +125,7 @@ def _fit_batch(model, device: torch.device, views: list[PreparedView], warn_list
     fit_all = fit_coarse(model, crops224, to_t([v.crop_landmarks for v in views]), to_t([v.skin_mask for v in views]),
                          fit_cfg, identity if fit_cfg.identity else None, groups=groups,
                          dense=dense_targets(views, device), mesh68=mesh68_targets(views, device),
-                         gaps=detector_gaps(views, device))
+                         gaps=detector_gaps(views, device), camera=views_camera(views, device=device))
     fits = split_coarse(fit_all, groups)
     timings = {"batch_size": B, "detect_s": detect_s, "coarse_fit_s": (time.perf_counter() - t1) / B}
     details: list = [None] * B

@@ -53,7 +53,7 @@ def detail_net_input(model: FaceModel, coarse: CoarseFitResult, photo: torch.Ten
     S = photo.shape[1]
     k = S / CROP_SIZE
     pose = scale_pose(coarse.pose, k)
-    cam = Camera(S, S)
+    cam = coarse.crop_camera(S)
     layout = face_tile_layout(model, size)
     rend = coarse_render(model, coarse, pose, cam)
     both = unwrap_image(torch.cat([photo, rend.image], -1), coarse.verts, model.faces, pose, cam, layout.frags,

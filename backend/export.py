@@ -34,7 +34,11 @@ params.json schema (``format`` = ``"photohead.params"``, ``version`` = 1), plain
      "views": [{"name": str, "label": str,
                 "image_size": [width, height],              # pixels of the original photo
                 "projection": "orthographic"|"perspective",
-                "pose": {"f", "rx", "ry", "rz", "tx", "ty", "tz"},  # backend.camera, radians
+                "pose": {"f", "rx", "ry", "rz", "tx", "ty", "tz"},  # backend.camera, radians; perspective:
+                                                             # f the focal length in photo pixels, t mm
+                "focal_35mm": float | null,                  # the lens fitted through (mm, 35-mm equivalent);
+                                                             # null: orthographic
+                "focal_source": "given"|"exif"|"default"|"",  # where focal_35mm came from (backend.lens)
                 "sh": [27],                                  # backend.lighting layout
                 "coeffs": {"id": [K_id], "exp": {name: weight}, "tex": [K_tex] | null},
                 "landmarks68": [[x, y] × 68],                # fitted model, photo pixels; jaw 0–16 on the
@@ -402,6 +406,8 @@ def params_dict(head: Head) -> dict[str, Any]:
             "image_size": [int(v.image_size[0]), int(v.image_size[1])],
             "projection": v.projection,
             "pose": {n: _plain(float(p)) for n, p in zip(POSE_NAMES, pose)},
+            "focal_35mm": None if v.focal_35mm is None else _plain(float(v.focal_35mm)),
+            "focal_source": v.focal_source,
             "sh": _plain(np.asarray(v.sh).reshape(-1)),
             "coeffs": {"id": ident, "exp": _named(v.exp, head.exp_names), "tex": tex},
             "landmarks68": _plain(np.asarray(v.landmarks68, np.float64)),

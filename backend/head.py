@@ -22,6 +22,9 @@ class ViewResult:
       jaw is the 3-D jaw line, hidden or not, where ``landmarks68``'s jaw is the 2-D silhouette
       of the 300-W convention), projected into the photo; None in heads from older versions.
     - ``crop_from_image`` (2,3) similarity mapping photo pixels → the 224² crop.
+    - ``focal_35mm``: the lens the fit saw the photo through (mm, 35-mm equivalent; None:
+      orthographic) and ``focal_source`` where it came from (given, exif, default); with a lens
+      ``projection`` is ``perspective`` and ``pose[0]`` its focal length in pixels.
     """
 
     name: str
@@ -38,6 +41,8 @@ class ViewResult:
     label: str = ""
     detector: str = ""
     landmarks68_3d: np.ndarray | None = None
+    focal_35mm: float | None = None
+    focal_source: str = ""
 
 
 @dataclass

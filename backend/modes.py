@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
+from .camera import Camera
 from .detail_input import DetailNetInput
 from .errors import PhotoheadError, WeightsNotFoundError
 from .facemodel import FaceModel
@@ -70,13 +71,14 @@ class Mode:
     def coarse(
         self, model: FaceModel, crops: torch.Tensor, landmarks: torch.Tensor, skin: torch.Tensor, cfg: CoarseFitConfig,
         identity: Callable | None, progress: Stage, cancel: CancelToken | None, dense: torch.Tensor | None = None,
-        mesh68: torch.Tensor | None = None, gaps: torch.Tensor | None = None,
+        mesh68: torch.Tensor | None = None, gaps: torch.Tensor | None = None, camera: Camera | None = None,
     ) -> CoarseFitResult:
         """The coarse answer for crops (V,224,224,3) [0,1], landmarks (V,68,2) crop px, skin (V,224,224),
         dense (V,468,2) crop px Face Mesh points and mesh68 (V,68,2) crop px their 68 (NaN rows: views
-        without; None: none), gaps (V,) the detectors' disagreement (NaN: unknown)."""
+        without; None: none), gaps (V,) the detectors' disagreement (NaN: unknown), camera the crops'
+        with each view's lens (None: orthographic)."""
         return fit_coarse(model, crops, landmarks, skin, cfg, identity_net=identity, progress=progress, cancel=cancel,
-                          dense=dense, mesh68=mesh68, gaps=gaps)
+                          dense=dense, mesh68=mesh68, gaps=gaps, camera=camera)
 
     def detail_skipped(self) -> str | None:
         """Why the detail stage cannot run in this mode (a warning), or None."""
@@ -121,8 +123,8 @@ class PredictMode(_NetworkMode):
         return replace(cfg, identity=False)  # no fit: L_id only serves the multi-view outlier check
 
     def coarse(self, model, crops, landmarks, skin, cfg, identity, progress, cancel, dense=None,
-               mesh68=None, gaps=None) -> CoarseFitResult:
-        return self.predictor.predict_coarse(model, crops, self.config.shared_expression)
+               mesh68=None, gaps=None, camera=None) -> CoarseFitResult:
+        return self.predictor.predict_coarse(model, crops, self.config.shared_expression)  # orthographic
 
     def detail_skipped(self) -> str | None:
         if self.predictor.has_detail:
@@ -150,10 +152,12 @@ class HybridMode(_NetworkMode):
             )
 
     def coarse(self, model, crops, landmarks, skin, cfg, identity, progress, cancel, dense=None,
-               mesh68=None, gaps=None) -> CoarseFitResult:
+               mesh68=None, gaps=None, camera=None) -> CoarseFitResult:
         predicted = self.predictor.predict_coarse(model, crops, self.config.shared_expression)
+        # the encoder's orthographic pose starts the fit through the lens
         return fit_coarse(model, crops, landmarks, skin, cfg, identity_net=identity, progress=progress, cancel=cancel,
-                          init=self.predictor.init_for_fit(predicted), dense=dense, mesh68=mesh68, gaps=gaps)
+                          init=self.predictor.init_for_fit(predicted), dense=dense, mesh68=mesh68, gaps=gaps,
+                          camera=camera)
 
     def detail_plan(self, model, fit, crops, cfg) -> DetailPlan:
         if self.config.tune_unet:

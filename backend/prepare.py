@@ -3,6 +3,7 @@
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,15 +11,18 @@ import numpy as np
 import torch
 
 from .align import CROP_SIZE, align_face, face_mask, points_to_crop, warp_to_crop
+from .camera import Camera
 from .detect import DetectSettings, detect_one
 from .detectors import DEFAULT_DETECTOR
 from .detect.base import Face
 from .detect.mediapipe_68 import mesh_to_68
 from .errors import PhotoheadError
 from .image_io import load_image
+from .lens import crop_camera, exif_focal_35mm, focal_source
 from .skin import skin_mask
 
-__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs", "dense_targets", "mesh68_targets", "detector_gaps"]
+__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs", "dense_targets", "mesh68_targets", "detector_gaps",
+           "views_camera"]
 
 
 @dataclass
@@ -42,6 +46,9 @@ class PreparedView:
     presence: float | None = None  # Face Mesh's face-presence probability, when it ran
     detector_disagreement: float | None = None  # auto: dlib vs Face Mesh 68 points, mesh eye distances
     dense: np.ndarray | None = None  # (468,3) Face Mesh's points (x, y photo px; z relative depth), when it ran
+    exif_focal_35mm: float | None = None  # the photo's EXIF FocalLengthIn35mmFilm (mm), when it has one
+    focal_35mm: float = math.inf  # the lens the fit sees it through (mm, 35-mm equivalent; ∞: orthographic)
+    focal_source: str = "default"  # where focal_35mm came from: given, exif or default (backend.lens.focal_source)
 
     def crop_dense(self) -> np.ndarray | None:
         """Face Mesh's points in the 224² crop (468,2) px, or None without them."""
@@ -51,12 +58,15 @@ class PreparedView:
 def prepare_view(
     image: str | Path | np.ndarray, face: int = 0, label: str = "", index: int = 0, landmarks68: np.ndarray | None = None,
     detector: str = DEFAULT_DETECTOR, detect_settings: DetectSettings | None = None, found: Face | None = None,
+    focal_35mm: float | None = None,
 ) -> PreparedView:
     """Read, detect (``detector``, :func:`backend.detect.detect_one`), align one photo. Raises
     NoFaceError / FaceTooSmallError / ImageReadError.
 
     ``landmarks68`` (68,2) photo pixels (iBUG order), when given, replace the detector (e.g.
     landmarks from another tool, or ground truth in evaluations); the box is their bounds.
+    ``focal_35mm``: the photo's lens (mm, 35-mm equivalent; ∞: orthographic), None: its EXIF, else
+    the default (:func:`backend.lens.focal_source`).
     ``found``, when given, is the face already detected in the photo (a retry,
     :mod:`backend.multiview_detect`).
     """
@@ -70,6 +80,8 @@ def prepare_view(
     elif found is None:
         found = detect_one(rgb, face=face, name=Path(name).name, backend=detector, settings=detect_settings)
     align = align_face(found.landmarks)
+    exif = exif_focal_35mm(image)
+    focal = focal_source(focal_35mm, exif)
     crop = warp_to_crop(rgb, align.crop_from_image, CROP_SIZE)  # float32 in [0,1]
     crop_lm = points_to_crop(found.landmarks, align.crop_from_image)
     mask = face_mask(crop_lm, CROP_SIZE, CROP_SIZE, soft_px=1.0)
@@ -81,7 +93,16 @@ def prepare_view(
         mesh68=None if found.dense is None else mesh_to_68(found.dense), presence=found.presence,
         detector_disagreement=found.disagreement,
         dense=None if found.dense is None else np.asarray(found.dense, np.float64),
+        exif_focal_35mm=exif, focal_35mm=focal[0], focal_source=focal[1],
     )
+
+
+def views_camera(views: list[PreparedView], size: int = CROP_SIZE, device=None) -> Camera:
+    """The views' ``size``² crop camera through each photo's lens (``focal_35mm``,
+    :func:`backend.lens.crop_camera`)."""
+    cam = crop_camera([v.focal_35mm for v in views], [(v.image.shape[1], v.image.shape[0]) for v in views],
+                      [v.crop_from_image for v in views], CROP_SIZE, device)
+    return cam if size == CROP_SIZE else cam.resized(size, size)
 
 
 def reframe(view: PreparedView, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from .fit.pose_init import fit_orthographic_pose
 from .geometry import detailed_head_mesh
 from .head import Head, ViewResult
 from .head_parts import has_parts, preview_parts, swatch_tile
+from .lens import lens_in_window
 from .lighting import sh_directional, vertex_normals
 from .preview import compose_panels, draw_landmarks
 from .render import RenderSettings, rasterize_uv, render
@@ -23,7 +24,22 @@ PANEL = 320  # preview panel size, pixels
 
 def pose_in_window(verts: torch.Tensor, view: ViewResult, window_from_image: np.ndarray, size: int) -> torch.Tensor:
     """The view's orthographic pose re-expressed in a ``size``² window of the photo given by the
-    similarity ``window_from_image`` (2,3). verts (1,N,3) mm. Returns (1,7) float32."""
+    similarity ``window_from_image`` (2,3). verts (1,N,3) mm. Returns (1,7) float32 (a
+    perspective view: the pose of :func:`camera_in_window`'s camera)."""
+    return camera_in_window(verts, view, window_from_image, size)[0]
+
+
+def camera_in_window(verts: torch.Tensor, view: ViewResult, window_from_image: np.ndarray,
+                     size: int) -> tuple[torch.Tensor, Camera]:
+    """The view's pose (1,7) float32 and camera in a ``size``² window of the photo (similarity
+    ``window_from_image`` (2,3)): orthographic, or a perspective view's lens (:mod:`backend.lens`)."""
+    if view.projection == "perspective":
+        return lens_in_window(torch.from_numpy(np.asarray(view.pose, np.float64))[None], view.image_size,
+                              window_from_image, size)
+    return _ortho_in_window(verts, view, window_from_image, size), Camera(size, size)
+
+
+def _ortho_in_window(verts: torch.Tensor, view: ViewResult, window_from_image: np.ndarray, size: int) -> torch.Tensor:
     w, h = view.image_size
     pose = torch.from_numpy(np.asarray(view.pose, np.float64))[None]
     sub = verts[:, :: max(1, verts.shape[1] // 2000)].double()
@@ -73,8 +89,7 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
     M = face_window(view)
     photo = warp_to_crop(view.image, M, PANEL)  # float32 in [0,1]
     photo_t = torch.from_numpy(photo)[None]
-    pose = pose_in_window(verts, view, M, PANEL)
-    cam = Camera(PANEL, PANEL)
+    pose, cam = camera_in_window(verts, view, M, PANEL)
     sh = torch.from_numpy(view.sh)[None].float()
     albedo, u_max = preview_texture(head)
     settings = RenderSettings(u_range=(0.0, u_max))
@@ -107,7 +122,8 @@ def render_preview(head: Head, view_index: int = 0) -> np.ndarray:
                 geo_pose = pose
             else:
                 geo_pose = torch.tensor([[PANEL / 260.0, 0.0, yaw, 0.0, 0.0, 10.0 * PANEL / 260.0, 0.0]])  # a close-up
-            side = render(geo, geo_faces, geo_pose, cam, grey_light(), settings=settings, normals=geo_n,
+            side = render(geo, geo_faces, geo_pose, cam if yaw is None else Camera(PANEL, PANEL), grey_light(),
+                          settings=settings, normals=geo_n,
                           visible=vis if yaw is None else None)
             bg = torch.full_like(side.image, 0.18)
             side_panels.append(_to_u8((side.image * side.alpha[..., None] + bg * (1 - side.alpha[..., None]))[0]))

@@ -44,13 +44,13 @@ from .modes import Mode, mode_for
 from .image_io import load_image
 from .multiview import identity_outliers
 from .multiview_detect import retry_face
-from .prepare import PreparedView, dense_targets, detail_inputs, detector_gaps, mesh68_targets, prepare_view
+from .prepare import PreparedView, dense_targets, detail_inputs, detector_gaps, mesh68_targets, prepare_view, views_camera
 from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
 from .quality import DEFAULT
 from .texture import delit_albedo, uv_face_coverage
 from .trust import assess, view_evidence
-from .validate import check_face_index, check_labels, check_model_path, check_photos
+from .validate import check_face_index, check_focal_35mm, check_labels, check_model_path, check_photos
 
 __all__ = ["ReconstructConfig", "reconstruct", "load_face_model"]
 
@@ -87,6 +87,9 @@ class ReconstructConfig:
       ``detail.pt``).
     - ``step_graphs``: the fits' steps replayed as CUDA graphs (:mod:`backend.fit.step_graph`;
       None: on CUDA only; False: plain eager steps everywhere).
+    - ``focal_35mm``: every photo's 35-mm-equivalent focal length (mm; ``inf``: an orthographic
+      camera); None: each photo's EXIF FocalLengthIn35mmFilm, else the default
+      (:data:`backend.lens.DEFAULT_FOCAL_35MM`: orthographic). The fit sees the head through that lens.
     """
 
     mode: str = "fit"  # a name of backend.modes.MODES
@@ -105,6 +108,7 @@ class ReconstructConfig:
     labels: list[str] = field(default_factory=list)
     tune_unet: bool = False
     step_graphs: bool | None = None
+    focal_35mm: float | None = None
 
 
 def load_face_model(path: str | None) -> FaceModel:
@@ -155,6 +159,7 @@ def _checked(config: ReconstructConfig, detects: bool) -> tuple[Mode, Preset]:
             find_mediapipe_file(name, config.detector_weights)
     check_face_index(config.face)
     check_model_path(config.model)
+    check_focal_35mm(config.focal_35mm)
     return mode, preset
 
 
@@ -188,7 +193,7 @@ def _run(
     fit = mode.coarse(model, crops224, to_t([v.crop_landmarks for v in views]), to_t([v.skin_mask for v in views]),
                       fit_cfg, identity if fit_cfg.identity else None, Stage(progress, 0.1, 0.75, cancel), cancel,
                       dense=dense_targets(views, device), mesh68=mesh68_targets(views, device),
-                      gaps=detector_gaps(views, device))
+                      gaps=detector_gaps(views, device), camera=views_camera(views, device=device))
     timings[mode.coarse_timing] = time.perf_counter() - t1
     check_cancel(cancel)
 
@@ -269,7 +274,8 @@ def _prepare_views(
             given = landmarks[i] if landmarks is not None and i < len(landmarks) else None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MediaPipeMissingWarning)  # in warn_list already
-                views[i] = prepare_view(img, config.face, label, i, given, config.detector, detect_settings)
+                views[i] = prepare_view(img, config.face, label, i, given, config.detector, detect_settings,
+                                        focal_35mm=config.focal_35mm)
             if views[i].faces_note:
                 warn_list.append(views[i].faces_note)
         except NoFaceError as exc:
@@ -300,8 +306,8 @@ def _retried_views(
             continue
         face, how = retry
         label = config.labels[i] if i < len(config.labels) else ""
-        view = prepare_view(rgb, config.face, label, i, None, config.detector, detect_settings, found=face)
-        out[i] = replace(view, name=str(images[i])) if isinstance(images[i], (str, Path)) else view
+        out[i] = prepare_view(images[i], config.face, label, i, None, config.detector, detect_settings, found=face,
+                              focal_35mm=config.focal_35mm)  # the photo's own name and lens (EXIF) with it
         name = Path(out[i].name).name
         warn_list.append(f"photo {name!r}: no face found at first; found on a second look ({how}): check its "
                          f"landmarks in preview.png")

@@ -197,7 +197,7 @@ def delit_albedo(
                                        for v in views])).to(device)
     hook = None if detail is None else lambda full, i: _with_detail_normals(full, detail, fit.pose[i : i + 1], i)
     lit = delight_views(crops, fit.verts, model.faces, model.uv, model.faces_uv, scale_pose(fit.pose, k),
-                        Camera(size, size), fit.sh, H, W, (0.0, float(tiles)), image_weight=faces,
+                        fit.crop_camera(size), fit.sh, H, W, (0.0, float(tiles)), image_weight=faces,
                         depth_jump_px=4.0 * k, detail_normals=hook)
     delit, conf = lit.delit, lit.weight.clone()  # (V,T',3), (V,T')
     # Outside the inner face only skin belongs on the head: there the confidence is multiplied by

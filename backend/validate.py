@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -395,3 +396,22 @@ def check_architecture(ckpt: Mapping[str, Any], build: Any, path: str | os.PathL
     except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as exc:
         raise WeightsFormatError(f"{path}: its architecture description is not one this code builds ({one_line(exc)})") from None
     check_state_shapes(ckpt.get("model"), {k: v.shape for k, v in net.state_dict().items()}, path, what)
+
+
+FOCAL_RANGE_MM = (8.0, 2000.0)  # 35-mm-equivalent focal lengths accepted (mm), besides ∞ (orthographic)
+
+
+def check_focal_35mm(value: float | None, what: str = "--focal-35mm") -> float | None:
+    """``value`` (mm, 35-mm equivalent; ``inf``: orthographic; None: not given) checked; raises
+    :class:`PhotoheadError` with what to pass instead."""
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise PhotoheadError(f"{what} {value!r}: give a focal length in mm (35-mm equivalent), e.g. 26 or 50") from None
+    lo, hi = FOCAL_RANGE_MM
+    if not (math.isinf(f) and f > 0) and not lo <= f <= hi:
+        raise PhotoheadError(f"{what} {value!r}: give a 35-mm-equivalent focal length between {lo:g} and {hi:g} mm "
+                             "(or inf for an orthographic camera)")
+    return f

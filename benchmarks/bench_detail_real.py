@@ -66,18 +66,17 @@ def closeup(head) -> np.ndarray:
     Returns (CLOSEUP_SIZE, 3·CLOSEUP_SIZE, 3) uint8, labels drawn in the panels.
     """
     from backend.align import warp_to_crop
-    from backend.camera import Camera
     from backend.preview import compose_panels
-    from backend.preview_render import face_window, grey_light, pose_in_window, render_head
+    from backend.preview_render import camera_in_window, face_window, grey_light, render_head
 
     view, size = head.views[0], CLOSEUP_SIZE
     M = face_window(view, size, margin=CLOSEUP_MARGIN)
     photo = (warp_to_crop(view.image, M, size) * 255 + 0.5).astype(np.uint8)
-    pose = pose_in_window(torch.from_numpy(np.asarray(head.vertices, np.float32))[None], view, M, size)
+    pose, cam = camera_in_window(torch.from_numpy(np.asarray(head.vertices, np.float32))[None], view, M, size)
     light = grey_light()
     panels = [photo]
     for detailed in (False, True):
-        image, _ = render_head(head, pose, Camera(size, size), light, textured=False, detailed=detailed)
+        image, _ = render_head(head, pose, cam, light, textured=False, detailed=detailed)
         panels.append((image[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8))
     return compose_panels(panels, ["photo", "coarse geometry", "detailed geometry"])
 

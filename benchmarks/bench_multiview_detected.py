@@ -11,12 +11,14 @@ photo without a face is skipped):
 
 - each photo alone (``single_-50`` / ``single_0`` / ``single_+50``);
 - all three jointly with the robust view weights (``joint``, :mod:`backend.fit.view_weights`), with
-  their earlier, weaker yaw term (``joint_yaw4``: ``yaw_noise`` 4) and without them
-  (``joint_unweighted``, the fit before them).
+  their earlier, weaker yaw term (``joint_yaw16``: ``yaw_noise`` 16) and without them
+  (``joint_unweighted``, the fit before them); ``--runs`` adds other yaw terms (``joint_yaw4``,
+  ``joint_yaw64``).
 
 Scored: vertex error (mm, similarity-aligned, narrow face region, as the synthetic suite) against
 the true head, next to the mean face's; each view's detector NME (% of the true landmarks' box
-√(w·h), as bench_detector_yaw; > 10 % = the view lost its landmarks, no face = lost); the fitted
+√(w·h), as bench_detector_yaw, after ``reconstruct``'s second look for a lost face; > 10 % = the
+view lost its landmarks, no face = lost); the fitted
 view weights. Writes benchmarks/results/multiview_detected.json.
 """
 from __future__ import annotations
@@ -32,9 +34,13 @@ import numpy as np
 from .common import write_result
 
 YAWS = (-50.0, 0.0, 50.0)
-RUNS = {"single_-50": [0], "single_0": [1], "single_+50": [2], "joint": [0, 1, 2], "joint_yaw4": [0, 1, 2],
+RUNS = {"single_-50": [0], "single_0": [1], "single_+50": [2], "joint": [0, 1, 2], "joint_yaw16": [0, 1, 2],
         "joint_unweighted": [0, 1, 2]}
-PREVIOUS_YAW_NOISE = 4.0  # the view weights' yaw term before the shared side-view bias was measured
+# joint runs with other view-weight settings than the default (a run named "*_<suffix>", also
+# fitted when asked for with --runs)
+VARIANTS = {"unweighted": {"enabled": False}, "yaw4": {"yaw_noise": 4.0}, "yaw16": {"yaw_noise": 16.0},
+            "yaw64": {"yaw_noise": 64.0}}
+ALL_RUNS = {**RUNS, **{f"joint_{k}": [0, 1, 2] for k in VARIANTS}}
 LOST_NME = 0.10
 
 
@@ -45,16 +51,26 @@ def box_nme(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def detected(images: list[np.ndarray], detector: str) -> list[np.ndarray | None]:
-    """The 68 landmarks (68,2) px ``reconstruct`` would use in each photo (``detect_one``, face 0); None: no face."""
+    """The 68 landmarks (68,2) px ``reconstruct`` would use in each photo (``detect_one``, face 0;
+    a photo without a face gets the second look of :func:`backend.multiview_detect.retry_face`
+    from the others' face boxes, as in ``reconstruct``); None: no face."""
     from backend.detect import detect_one
     from backend.errors import NoFaceError
+    from backend.multiview_detect import retry_face
 
-    out = []
+    faces = []
     for img in images:
         try:
-            out.append(detect_one(img, backend=detector).landmarks)
+            faces.append(detect_one(img, backend=detector))
         except NoFaceError:
-            out.append(None)
+            faces.append(None)
+    found = [(f.box, (img.shape[1], img.shape[0])) for f, img in zip(faces, images) if f is not None]
+    out = []
+    for f, img in zip(faces, images):
+        if f is None and found and len(images) > 1:
+            retry = retry_face(img, np.stack([b for b, _ in found]), np.array([s for _, s in found]), detector)
+            f = None if retry is None else retry[0]
+        out.append(None if f is None else f.landmarks)
     return out
 
 
@@ -62,7 +78,8 @@ def fit_runs(images: list[np.ndarray], detector: str, runs_of: dict[str, list[in
              truth: np.ndarray, model, quality: str) -> dict:
     """Reconstruct each run's photos (coarse only) as a user would: ``reconstruct`` detects with
     ``detector`` (dense points and all; a photo without a face is skipped, a run of none is an
-    error; a run named ``*_unweighted`` without view weights, ``*_yaw4`` with the earlier yaw term) and score its vertex error against
+    error; a run named ``*_<suffix>`` with the view weights of ``VARIANTS[suffix]``: ``unweighted``
+    without them, ``yaw4`` / ``yaw16`` / ``yaw64`` other yaw terms) and score its vertex error against
     ``truth`` (N,3) mm."""
     import torch
 
@@ -77,9 +94,7 @@ def fit_runs(images: list[np.ndarray], detector: str, runs_of: dict[str, list[in
     base = presets.PRESETS[quality]
     runs = {}
     for name, idx in runs_of.items():
-        weighting = ViewWeightSettings(enabled=not name.endswith("_unweighted"))
-        if name.endswith("_yaw4"):
-            weighting = dataclasses.replace(weighting, yaw_noise=PREVIOUS_YAW_NOISE)
+        weighting = dataclasses.replace(ViewWeightSettings(), **VARIANTS.get(name.rsplit("_", 1)[-1], {}))
         presets.PRESETS[quality] = dataclasses.replace(base, coarse=dataclasses.replace(base.coarse, view_weights=weighting))
         t0 = time.process_time()
         try:
@@ -130,7 +145,7 @@ def _one_head(args: tuple[int, int, str, tuple[str, ...], tuple[str, ...]]) -> d
     for det in detectors:
         found = detected(hv.images, det)
         nme = [None if lm is None else box_nme(lm, tr) for lm, tr in zip(found, hv.contour68)]
-        runs = fit_runs(hv.images, det, {k: RUNS[k] for k in run_names}, truth, model, quality)
+        runs = fit_runs(hv.images, det, {k: ALL_RUNS[k] for k in run_names}, truth, model, quality)
         out["detectors"][det] = {"nme": nme, "runs": runs}
         print(index, det, "nme", [None if v is None else round(100 * v, 1) for v in nme],
               {k: round(r.get("vertex_error_mm", float("nan")), 3) for k, r in runs.items()},
@@ -143,10 +158,10 @@ def summarize(heads: list[dict], detectors: tuple[str, ...]) -> dict:
     table = {}
     for det in detectors:
         rows = [h["detectors"][det] for h in heads]
-        names = [n for n in RUNS if all(n in r["runs"] for r in rows)]
+        names = [n for n in ALL_RUNS if all(n in r["runs"] for r in rows)]
         err = {name: np.array([r["runs"][name].get("vertex_error_mm", np.nan) for r in rows]) for name in names}
-        singles = np.stack([err[n] for n in names if n.startswith("single")])
-        best = np.nanmin(singles, 0)
+        singles = [err[n] for n in names if n.startswith("single")]
+        best = np.nanmin(np.stack(singles), 0) if singles else np.full(len(rows), np.nan)
         nme = np.array([[np.nan if v is None else v for v in r["nme"]] for r in rows])  # (heads, 3)
         lost = ~(nme <= LOST_NME)
         table[det] = {
@@ -168,15 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", type=int, default=0, help="index of the first head (heads are drawn in order)")
     ap.add_argument("--quality", default="default")
     ap.add_argument("--detectors", default="dlib,auto")
-    ap.add_argument("--runs", default=",".join(RUNS), help=f"runs to fit, of {', '.join(RUNS)}")
+    ap.add_argument("--runs", default=",".join(RUNS), help=f"runs to fit, of {', '.join(ALL_RUNS)}")
     ap.add_argument("--jobs", type=int, default=1, help="heads fitted in parallel (one thread each)")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = ap.parse_args(argv)
     detectors = tuple(args.detectors.split(","))
     run_names = tuple(args.runs.split(","))
-    unknown = [n for n in run_names if n not in RUNS]
+    unknown = [n for n in run_names if n not in ALL_RUNS]
     if unknown:
-        ap.error(f"unknown runs {unknown}: choose from {', '.join(RUNS)}")
+        ap.error(f"unknown runs {unknown}: choose from {', '.join(ALL_RUNS)}")
     jobs = [(i, args.seed, args.quality, detectors, run_names) for i in range(args.start, args.start + args.heads)]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:

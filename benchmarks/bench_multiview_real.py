@@ -87,7 +87,8 @@ def _visible_coverage(head, model, res: int = 256) -> float:
     for view in head.views:  # a loop over views
         w, h = view.image_size
         img = torch.from_numpy(view.image).float()[None] / 255.0
-        un = unwrap_image(img, verts, model.faces, torch.from_numpy(view.pose)[None], Camera(w, h), frags)
+        un = unwrap_image(img, verts, model.faces, torch.from_numpy(view.pose)[None], Camera(w, h, view.projection),
+                          frags)
         seen |= (un.visible & (un.cosine > 0.2))[0]
     return float((seen & region).sum() / region.sum())
 
@@ -107,7 +108,7 @@ def _dlib_errors(frames) -> list[float | None]:
 
 
 def vertex_errors(frames, source, model, quality: str, detectors: tuple[str, ...],
-                  joints: tuple[str, ...] = ("joint", "joint_yaw4", "joint_unweighted")) -> dict:
+                  joints: tuple[str, ...] = ("joint", "joint_yaw16", "joint_unweighted")) -> dict:
     """Coarse vertex error (mm) of each frame alone, the joint fits ``joints`` (runs of
     bench_multiview_detected: weighted and not ...) and the mean face against ``source``'s
     vertices, and each detector's NME per frame (module docstring)."""
@@ -222,7 +223,7 @@ def grace_set(quality: str, size: int, detector: str = "auto", landmarks: str = 
 
 
 def vertex_set(quality: str, size: int, detectors: tuple[str, ...],
-               joints: tuple[str, ...] = ("joint", "joint_yaw4", "joint_unweighted")) -> dict:
+               joints: tuple[str, ...] = ("joint", "joint_yaw16", "joint_unweighted")) -> dict:
     """The grace_hopper source head at ``quality``, its frames and :func:`vertex_errors` only."""
     from evaluation.multiview_real import FrameSettings, render_frames
     from backend.reconstruct import ReconstructConfig, load_face_model, reconstruct
@@ -294,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detector", default="auto", help="landmark detector of the grace_hopper runs")
     ap.add_argument("--landmarks", default="detected", choices=("detected", "projected"))
     ap.add_argument("--vertex-detectors", default="dlib,auto", help="detectors of the vertex-error runs")
-    ap.add_argument("--joint-runs", default="joint,joint_yaw4,joint_unweighted",
-                    help="joint runs of the vertex errors (bench_multiview_detected's RUNS)")
+    ap.add_argument("--joint-runs", default="joint,joint_yaw16,joint_unweighted",
+                    help="joint runs of the vertex errors (bench_multiview_detected's ALL_RUNS)")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     ap.add_argument("--vertex-only", action="store_true",
                     help="only the source head, its frames and the vertex errors → results/multiview_real_vertex.json")

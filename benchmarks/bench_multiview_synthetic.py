@@ -55,7 +55,8 @@ def _metrics(head, scene, model) -> tuple[dict[str, float], np.ndarray]:
     for view in head.views:
         w, h = view.image_size
         img = torch.from_numpy(view.image).float()[None] / 255.0
-        un = unwrap_image(img, verts, model.faces, torch.from_numpy(view.pose)[None], Camera(w, h), frags)
+        un = unwrap_image(img, verts, model.faces, torch.from_numpy(view.pose)[None], Camera(w, h, view.projection),
+                          frags)
         seen |= (un.visible & (un.cosine > 0.2))[0]
     cov = float((seen & region).sum() / region.sum())
     sel = (seen & region).numpy()

@@ -184,15 +184,15 @@ def multiview_detected(doc: dict) -> list[str]:
     """Front + ±50° renders with detected landmarks: mean vertex error per run and detector
     (``bench_multiview_detected``'s ``summary``)."""
     header = ["detector", "mean face", "−50° alone", "0° alone", "+50° alone", "best single view (per head)",
-              "joint, unweighted", "joint, yaw term 4 (before)", "joint, view weights", "joint ≤ best single (heads)",
+              "joint, unweighted", "joint, yaw term 16 (before)", "joint, view weights", "joint ≤ best single (heads)",
               "detector NME −50° / 0° / +50° (%)", "views lost (NME > 10 % or no face)"]
     rows = []
     for det, t in doc["summary"].items():
         e = t["vertex_error_mm"]
         rows.append([det, t["mean_face_mm"], e["single_-50"], e["single_0"], e["single_+50"], t["best_single_mm"],
-                     e["joint_unweighted"], e.get("joint_yaw4", "–"), e["joint"],
+                     e["joint_unweighted"], e.get("joint_yaw16", "–"), e["joint"],
                      f"{t['joint_le_best_single']} of {t['heads']} (unweighted {t['joint_unweighted_le_best_single']}, "
-                     f"yaw term 4 {t.get('joint_yaw4_le_best_single', '–')})",
+                     f"yaw term 16 {t.get('joint_yaw16_le_best_single', '–')})",
                      " / ".join(f"{v:.1f}" for v in t["nme_mean_%"]), " / ".join(str(v) for v in t["lost_views"])])
     return [f"{len(doc['heads'])} heads (seed {doc['seed']}), quality {doc['quality']}, coarse only; vertex error "
             f"in mm (mean over heads, similarity-aligned, narrow face region); {_where(doc)}.", ""] + _table(header, rows)
@@ -204,13 +204,13 @@ def multiview_real_vertex(doc: dict) -> list[str]:
     v = doc["vertex_error"]
     n = len(doc["frames"]["yaws_deg"])
     header = ["detector", "mean face", *[f"{y:+.0f}° alone" for y in doc["frames"]["yaws_deg"]],
-              "joint, unweighted", "joint, yaw term 4 (before)", "joint, view weights", "view weights",
+              "joint, unweighted", "joint, yaw term 16 (before)", "joint, view weights", "view weights",
               "detector NME per frame (%)"]
     rows = []
     for det in [k for k in v if k != "mean_face_mm"]:
         r = v[det]["runs"]
         rows.append([det, v["mean_face_mm"], *[r[f"single_{i}"].get("vertex_error_mm", "no face") for i in range(n)],
-                     r["joint_unweighted"].get("vertex_error_mm"), r.get("joint_yaw4", {}).get("vertex_error_mm", "–"),
+                     r["joint_unweighted"].get("vertex_error_mm"), r.get("joint_yaw16", {}).get("vertex_error_mm", "–"),
                      r["joint"].get("vertex_error_mm"),
                      " / ".join(f"{w:.2f}" for w in r["joint"].get("view_weights", [])),
                      " / ".join("no face" if x is None else f"{100 * x:.1f}" for x in v[det]["nme"])])

@@ -73,7 +73,8 @@ def _synthetic(args: argparse.Namespace) -> int:
     _check_mode(args)
     results = run_synthetic(n=args.n or 10, quality=args.quality, seed=args.seed, detail=args.detail,
                             landmarks=args.landmarks, time_budget_s=args.time_budget, progress=_progress,
-                            mode=args.mode, checkpoints=args.checkpoints, scene=args.scene, detector=args.detector)
+                            mode=args.mode, checkpoints=args.checkpoints, scene=args.scene, detector=args.detector,
+                            focal=args.focal)
     return _finish(results, args.out or Path("out/eval/synthetic"), "Synthetic faces")
 
 
@@ -185,6 +186,9 @@ def register(subparsers) -> None:
                         "classic otherwise")
     p.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
                    help="with --landmarks detector: the reconstruction's landmark detector")
+    p.add_argument("--focal", choices=("known", "default"), default="default",
+                   help="default: the renders carry no lens and the reconstruction assumes its default; known: each "
+                        "render carries its true lens, as a photo's EXIF")
     p.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="stop starting new faces after S seconds (the report says how many ran)")
     p.set_defaults(handler=_synthetic)

@@ -57,21 +57,26 @@ def read_frgc_abs(path: str | Path) -> np.ndarray:
     return xyz
 
 
-def height_map(vertices: np.ndarray, faces: np.ndarray, pose: np.ndarray, width: int, height: int) -> np.ndarray:
-    """A mesh's height towards an orthographic camera per photo pixel. vertices (V,3) mm model
-    space, faces (F,3) counter-clockwise seen from outside, pose (7,) for the photo at full size
-    (:mod:`backend.camera`). Returns (height, width) float64 mm (up to a constant), NaN where the
+def height_map(vertices: np.ndarray, faces: np.ndarray, pose: np.ndarray, width: int, height: int,
+               projection: str = "orthographic") -> np.ndarray:
+    """A mesh's height towards the camera per photo pixel. vertices (V,3) mm model space, faces
+    (F,3) counter-clockwise seen from outside, pose (7,) for the photo at full size in
+    ``projection`` (:mod:`backend.camera`; perspective: the height is minus the distance along
+    the optical axis). Returns (height, width) float64 mm (up to a constant), NaN where the
     mesh does not cover the pixel or shows its inside (through the eye and mouth openings)."""
     pose_t = torch.as_tensor(np.asarray(pose, np.float64))[None]
     faces_t = torch.as_tensor(np.asarray(faces, np.int64))
-    cam = to_camera_space(torch.as_tensor(np.asarray(vertices, np.float64))[None], pose_t, "orthographic")[0]
+    cam = to_camera_space(torch.as_tensor(np.asarray(vertices, np.float64))[None], pose_t, projection)[0]
     a, b, c = cam[faces_t[:, 0]], cam[faces_t[:, 1]], cam[faces_t[:, 2]]
-    # (F,) outward normal towards the camera (+z). Not RasterSettings.cull_backfaces: culling shows
-    # what lies behind a back face, whose extreme heights then decide the min-max scaling (one
-    # synthetic face: 21 mm error instead of 4.4); a pixel whose nearest face is a back face has no depth.
-    front = (torch.linalg.cross(b - a, c - a)[:, 2] > 0).numpy()
-    frags = rasterize(camera_to_screen(cam[None], pose_t, Camera(width, height)), faces_t, height, width)
-    out = -frags.depth[0].double().numpy() / float(pose[0])  # screen depth (px, smaller = nearer) → mm up
+    # (F,) outward normal towards the camera (+z; perspective: towards the eye at the origin). Not
+    # RasterSettings.cull_backfaces: culling shows what lies behind a back face, whose extreme heights
+    # then decide the min-max scaling (one synthetic face: 21 mm error instead of 4.4); a pixel whose
+    # nearest face is a back face has no depth.
+    normal = torch.linalg.cross(b - a, c - a)
+    front = ((normal[:, 2] > 0) if projection == "orthographic" else ((normal * -a).sum(-1) > 0)).numpy()
+    frags = rasterize(camera_to_screen(cam[None], pose_t, Camera(width, height, projection)), faces_t, height, width)
+    scale = float(pose[0]) if projection == "orthographic" else 1.0  # screen depth px (ortho) or mm
+    out = -frags.depth[0].double().numpy() / scale  # screen depth (smaller = nearer) → mm up
     hit = frags.face_idx[0].numpy()
     out[(hit < 0) | ~front[np.maximum(hit, 0)]] = np.nan
     return out
@@ -144,7 +149,7 @@ def _prediction(subject: Path, shape: tuple[int, int], reconstruct: Callable) ->
     width, height = view.image_size
     if (height, width) != shape:
         raise EvalDataError(f"{subject}: the photo is {width}×{height} px, the depth {shape[1]}×{shape[0]}")
-    return height_map(head.vertices, head.faces, view.pose, width, height), source
+    return height_map(head.vertices, head.faces, view.pose, width, height, view.projection), source
 
 
 def _row(r: dict[str, float]) -> dict[str, float]:

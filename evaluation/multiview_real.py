@@ -288,7 +288,7 @@ def view_maps(head: Head, model: FaceModel, resolution: int | None = None, detai
         w, h = view.image_size
         img = torch.from_numpy(view.image).float()[None] / 255.0
         parts.append(delight_views(img, verts, faces, uv, faces_uv, torch.from_numpy(view.pose).float()[None],
-                                   Camera(w, h), torch.from_numpy(view.sh).float()[None], R, R * head.uv_tiles,
+                                   Camera(w, h, view.projection), torch.from_numpy(view.sh).float()[None], R, R * head.uv_tiles,
                                    u_range).maps())
     return DelitViews(*(torch.cat([getattr(p, k) for p in parts]) for k in ("maps", "weights", "texture", "shading")))
 

@@ -67,7 +67,7 @@ from .results_page import scene_text
 from .readers import IMAGE_SUFFIXES, EvalDataError, find_landmark_sets, pick_paths, read_obj_mesh
 from .synthetic import (
     SCENES, SyntheticSettings, displacement_in_image, make_faces, photo_mask_at_texels, resample_map, true_detail_surface,
-    visible_face_texels,
+    true_focal_35mm, visible_face_texels,
 )
 
 __all__ = ["ReconstructFn", "given_landmarks", "crop_scale", "run_synthetic", "mean_face_errors",
@@ -157,6 +157,7 @@ def _mean_px(pred: np.ndarray, gt: np.ndarray, idx: slice | np.ndarray = slice(N
 
 INNER = slice(17, 68)  # iBUG 68: brows, nose, eyes, mouth (no jaw outline)
 SYNTHETIC_LANDMARKS = ("truth", "detector")
+SYNTHETIC_FOCAL = ("known", "default")  # run_synthetic's ``focal``
 
 
 # Detail shows in a photo only with enough pixels and a directional light: the detail suite
@@ -332,6 +333,7 @@ def run_synthetic(
     checkpoints: str | Path | None = None,
     scene: str | None = None,
     detector: str = DEFAULT_DETECTOR,
+    focal: str = "default",
 ) -> dict[str, Any]:
     """Reconstruct ``n`` synthetic faces (:mod:`.synthetic`) and compare with their ground truth
     (``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode).
@@ -363,6 +365,11 @@ def run_synthetic(
     Every vertex error is reported beside the mean face's on the same faces (identity and
     expression 0, scored the same way: :func:`mean_face_errors`), with the ratio fit / mean face
     and the check ``ratio ≤`` :data:`MEAN_FACE_TARGET` (issue 23: at least 30 % below).
+
+    ``focal``: ``default``: the renders carry no lens (as photos without EXIF) and the
+    reconstruction assumes its default (:data:`backend.lens.DEFAULT_FOCAL_35MM`); ``known`` hands
+    each render's true lens to it as a photo's EXIF would (:func:`~.synthetic.true_focal_35mm`;
+    an orthographic render: ∞).
     """
     model = model if model is not None else load_default()
     if settings is None:
@@ -376,6 +383,8 @@ def run_synthetic(
         settings = replace(settings, **DETAIL_CONDITIONS)
     if landmarks not in SYNTHETIC_LANDMARKS:
         raise ValueError(f"unknown landmarks {landmarks!r}: use 'truth' or 'detector'")
+    if focal not in SYNTHETIC_FOCAL:
+        raise ValueError(f"unknown focal {focal!r}: use {' or '.join(SYNTHETIC_FOCAL)}")
     recon = reconstruct_fn or _default_reconstruct()
     config = replace(_config(quality, seed, detail, mode, checkpoints), detector=detector)
     faces = make_faces(model, n, seed=seed, settings=settings)
@@ -392,12 +401,13 @@ def run_synthetic(
         _progress(progress, i, n, f"synthetic face {i + 1}/{n}")
         truth = face.contour68 if face.contour68 is not None else face.landmarks68
         t0 = time.perf_counter()
+        face_config = replace(config, focal_35mm=true_focal_35mm(face)) if focal == "known" else config
         try:
             if landmarks == "truth":
                 with given_landmarks(truth):
-                    head = recon([face.image], config)
+                    head = recon([face.image], face_config)
             else:
-                head = recon([face.image], config)
+                head = recon([face.image], face_config)
         except PhotoheadError as exc:
             items.append({"index": i, "yaw_deg": face.yaw_deg, "error": str(exc)})
             continue
@@ -481,7 +491,7 @@ def run_synthetic(
         "images": _examples(panels),
         "per_item": items,
         "config": {"n": n, "quality": quality, "seed": seed, "detail": detail, "landmarks": landmarks, "mode": mode,
-                   "scene": scene, "detector": config.detector,
+                   "scene": scene, "detector": config.detector, "focal": focal,
                    "checkpoints": str(checkpoints) if checkpoints else None,
                    "time_budget_s": time_budget_s, "settings": settings.__dict__},
         "machine": machine_summary(),

@@ -34,6 +34,7 @@ from backend.export import save_head
 from backend.fit.contour import contour_candidates, select_contour
 from backend.geometry import vertex_normals_np
 from backend.head import Head, ViewResult
+from backend.lens import FRAME_DIAGONAL_MM
 from backend.lighting import sh_directional, vertex_normals
 from backend.render import interpolate, rasterize, sample_texture
 from backend.render.renderer import RenderSettings, render
@@ -127,6 +128,15 @@ class SyntheticFace:
     contour68: np.ndarray | None = None
     coarse_vertices: np.ndarray | None = None
     projection: str = "orthographic"
+
+
+def true_focal_35mm(face: SyntheticFace) -> float:
+    """The render's lens as a photo's EXIF FocalLengthIn35mmFilm gives it (mm, over the image's
+    diagonal, :mod:`backend.lens`); ∞ for an orthographic render."""
+    if face.projection != "perspective":
+        return math.inf
+    h, w = face.image.shape[:2]
+    return float(face.pose[0]) * FRAME_DIAGONAL_MM / math.hypot(w, h)
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from benchmarks.bench_multiview_detected import box_nme, summarize
 def _head(mean: float, singles: tuple[float, float, float], joint: float, unweighted: float, nme) -> dict:
     runs = {"single_-50": {"vertex_error_mm": singles[0]}, "single_0": {"vertex_error_mm": singles[1]},
             "single_+50": {"vertex_error_mm": singles[2]}, "joint": {"vertex_error_mm": joint},
-            "joint_yaw4": {"vertex_error_mm": 0.5 * (joint + unweighted)}, "joint_unweighted": {"vertex_error_mm": unweighted}}
+            "joint_yaw16": {"vertex_error_mm": 0.5 * (joint + unweighted)}, "joint_unweighted": {"vertex_error_mm": unweighted}}
     return {"mean_face_mm": mean, "detectors": {"auto": {"nme": nme, "runs": runs}}}
 
 
@@ -26,8 +26,8 @@ def test_summary_counts_wins_over_the_best_single_view_and_lost_views():
     doc = {"summary": {"auto": s}, "heads": heads, "seed": 0, "quality": "draft", "created_utc": "2026-12-04T23:00"}
     lines = doc_tables.multiview_detected(doc)
     row = next(line for line in lines if line.startswith("| auto"))
-    assert s["vertex_error_mm"]["joint_yaw4"] == pytest.approx((2.0 + 2.25) / 2)  # heads' (1.5+2.5)/2, (2.4+2.1)/2
-    assert "| 1.95 |" in row and "1 of 2 (unweighted 1, yaw term 4 1)" in row and "| 1 / 0 / 1 |" in row
+    assert s["vertex_error_mm"]["joint_yaw16"] == pytest.approx((2.0 + 2.25) / 2)  # heads' (1.5+2.5)/2, (2.4+2.1)/2
+    assert "| 1.95 |" in row and "1 of 2 (unweighted 1, yaw term 16 1)" in row and "| 1 / 0 / 1 |" in row
 
 
 def test_box_nme_is_the_mean_error_over_the_box_size():

@@ -48,7 +48,7 @@ def dark_side_set():
 
 
 @pytest.mark.slow
-def test_a_dark_side_view_is_found_on_a_second_look(dark_side_set):
+def test_a_dark_side_view_is_found_on_a_second_look(dark_side_set, tmp_path):
     from backend.detect import detect_one
     from backend.detect.combined import mediapipe_available
     from backend.errors import NoFaceError
@@ -59,10 +59,16 @@ def test_a_dark_side_view_is_found_on_a_second_look(dark_side_set):
     images, truth = dark_side_set
     with pytest.raises(NoFaceError):
         detect_one(images[0], backend="auto")  # the first look fails
+    from PIL import Image
+
+    path = tmp_path / "left.png"  # the lost photo from a file: its name (and lens) follow it
+    Image.fromarray(images[0]).save(path)
     warn: list[str] = []
-    views = _prepare_views(images, ReconstructConfig(quality="draft", device="cpu"), None, None, None, warn)
-    assert [v.name for v in views] == ["image #0", "image #1", "image #2"]  # photo order kept
-    assert len(warn) == 1 and "image #0" in warn[0] and "second look" in warn[0]
+    views = _prepare_views([path, *images[1:]], ReconstructConfig(quality="draft", device="cpu"), None, None, None,
+                           warn)
+    assert [v.name for v in views] == [str(path), "image #1", "image #2"]  # photo order kept
+    assert len(warn) == 1 and "'left.png'" in warn[0] and "second look" in warn[0]
+    assert views[0].focal_source == "default"
     wh = truth[0].max(0) - truth[0].min(0)
     nme = np.linalg.norm(views[0].detected68 - truth[0], axis=1).mean() / np.sqrt(wh.prod())
     assert nme < 0.10  # not lost (bench_multiview_detected's threshold); measured 8.7 %

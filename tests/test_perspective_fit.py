@@ -150,3 +150,103 @@ def test_mixed_batch_gradients_are_finite():
     assert torch.isfinite(v.grad).all() and torch.isfinite(pose.grad).all()
     g_ortho = torch.autograd.grad(project(v, pose, Camera(101, 81))[0, :, :2].sum(), pose)[0]
     torch.testing.assert_close(pose.grad[0], g_ortho[0])
+
+
+def test_crop_lens_pose_becomes_the_photos_perspective_pose_and_a_windows_lens():
+    """A fit's lens pose in a rotated, scaled crop of a photo → the photo's perspective pose → a
+    preview window's lens pose: the same pixels each way (the frames are similarities)."""
+    import numpy as np
+
+    from backend.align import points_to_image
+    from backend.lens import crop_camera, lens_in_window, perspective_in_photo
+
+    W, H, a, k = 640, 480, 0.3, 0.8
+    crop_from_image = np.array([[k * math.cos(a), -k * math.sin(a), -120.0], [k * math.sin(a), k * math.cos(a), -60.0]])
+    image_from_crop = np.linalg.inv(np.vstack([crop_from_image, [0, 0, 1]]))[:2]
+    cam = crop_camera([35.0], [(W, H)], [crop_from_image], 224, dtype=torch.float64)
+    pose = torch.tensor([[0.7, 0.1, 0.5, -0.05, 6.0, -3.0, 0.0]], dtype=torch.float64)
+    v = _points(n=50)[:1] * 0.8
+    crop_xy = project(v, pose, cam)[0, :, :2].numpy()
+    persp = perspective_in_photo(pose, cam, image_from_crop)
+    photo_xy = project(v, persp, Camera(W, H, "perspective"))[0, :, :2].numpy()
+    np.testing.assert_allclose(photo_xy, points_to_image(crop_xy, image_from_crop), atol=1e-6)
+    window_from_image = np.array([[1.3, 0.0, -200.0], [0.0, 1.3, -90.0]])
+    wpose, wcam = lens_in_window(persp, (W, H), window_from_image, 320)
+    win_xy = project(v.float(), wpose, wcam)[0, :, :2].double().numpy()
+    np.testing.assert_allclose(win_xy, photo_xy @ window_from_image[:, :2].T + window_from_image[:, 2], atol=2e-3)
+
+
+def test_exif_focal_is_read_and_sources_rank_given_exif_default(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from backend.lens import DEFAULT_FOCAL_35MM, exif_focal_35mm, focal_source
+
+    img = Image.new("RGB", (64, 48))
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 26  # FocalLengthIn35mmFilm
+    img.save(tmp_path / "phone.jpg", exif=exif)
+    img.save(tmp_path / "plain.jpg")
+    unknown = Image.Exif()
+    unknown.get_ifd(0x8769)[0xA405] = 0  # 0: unknown
+    img.save(tmp_path / "zero.jpg", exif=unknown)
+    assert exif_focal_35mm(tmp_path / "phone.jpg") == 26.0
+    assert exif_focal_35mm(tmp_path / "plain.jpg") is None and exif_focal_35mm(tmp_path / "zero.jpg") is None
+    assert exif_focal_35mm(np.zeros((4, 4, 3), np.uint8)) is None
+    assert focal_source(85.0, 26.0) == (85.0, "given")
+    assert focal_source(None, 26.0) == (26.0, "exif")
+    assert focal_source(None, None, default=50.0) == (50.0, "default")
+    default = math.inf if DEFAULT_FOCAL_35MM is None else DEFAULT_FOCAL_35MM
+    assert focal_source(None, None) == (default, "default")
+
+
+def test_crop_camera_converts_the_35mm_focal_into_crop_pixels():
+    import numpy as np
+
+    from backend.lens import FRAME_DIAGONAL_MM, crop_camera
+
+    M = np.array([[0.5, 0.0, -10.0], [0.0, 0.5, 4.0]])  # the crop halves the photo
+    cam = crop_camera([50.0, math.inf], [(4000, 3000), (4000, 3000)], [M, M], 224, dtype=torch.float64)
+    assert float(cam.focal[0]) == pytest.approx(50.0 * 5000 / FRAME_DIAGONAL_MM * 0.5)
+    assert math.isinf(float(cam.focal[1]))
+    torch.testing.assert_close(cam.principal[0], torch.tensor([0.5 * 1999.5 - 10.0, 0.5 * 1499.5 + 4.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("value", ["0", "-35", "nan", "abc", "5000"])
+def test_bad_focal_is_refused_before_any_work(value, capfd, monkeypatch, tmp_path):
+    import backend.modes as modes
+    from backend.cli import main as cli_main
+    from backend.errors import PhotoheadError
+    from backend.reconstruct import ReconstructConfig, reconstruct
+
+    monkeypatch.setattr(modes, "fit_coarse", lambda *a, **k: (_ for _ in ()).throw(AssertionError("fitted")))
+    rc = cli_main(["reconstruct", "--sample", "grace_hopper", "-o", str(tmp_path / "out"), "--focal-35mm", value, "-q"])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--focal-35mm" in err[0], err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(PhotoheadError, match="focal"):
+        reconstruct([tmp_path / "none.jpg"], ReconstructConfig(focal_35mm=float(value) if value != "abc" else value))
+
+
+def test_two_views_through_different_cameras_fit_jointly(face_model):
+    """Multi-view: one photo through a 270 px lens, one orthographic, in one batch: both views'
+    landmarks fitted to a fraction of a pixel, and the shape closer than fitting both orthographically."""
+    cfg = CoarseFitConfig(photo_schedule=(), identity=False, parts=CoarseFitConfig().parts.__class__(enabled=False))
+    lens_lms, _, truth_id, truth_exp, cam = _perspective_landmarks(face_model, seed=5, focal=270.0, yaw=0.4)
+    ortho_pose = torch.tensor([[0.9, 0.0, -0.5, 0.0, -3.0, 1.0, 0.0]])
+    rows = contour_candidates(face_model.mean, face_model.landmarks68, face_model.face_vertex_mask)
+    screen = project(face_model(truth_id, truth_exp), ortho_pose, Camera(224, 224))
+    vid = face_model.landmarks68[None].clone()
+    vid[:, :17] = select_contour(screen[..., :2], rows)
+    lms = torch.cat([lens_lms, screen[0, vid[0], :2][None]])
+    both = Camera(224, 224, focal=torch.tensor([270.0, math.inf]), principal=torch.cat([cam.principal, cam.principal]))
+    img, mask = torch.full((2, 224, 224, 3), 0.5), torch.zeros(2, 224, 224)
+    truth = face_model(truth_id, truth_exp)[0]
+    errs = {}
+    for name, camera in (("lens", both), ("ortho", None)):
+        fit = fit_coarse(face_model, img, lms, mask, cfg, camera=camera)
+        v = fit.verts[0] - fit.verts[0].mean(0) - (truth - truth.mean(0))
+        errs[name] = float(v[face_model.face_vertex_mask].norm(dim=-1).mean())
+        if name == "lens":
+            assert float((fit.landmarks - lms).norm(dim=-1)[:, 17:].mean(1).max()) < 1.0
+    assert errs["lens"] < 0.8 * errs["ortho"], errs

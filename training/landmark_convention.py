@@ -115,7 +115,7 @@ def fitted_projections(paths: list[Path], annotations: dict[Path, np.ndarray], p
         view = head.views[0]
         width, height = view.image_size
         xy = project(torch.from_numpy(head.vertices)[None].double(), torch.from_numpy(np.asarray(view.pose, np.float64))[None],
-                     Camera(width, height))[0, :, :2].numpy()
+                     Camera(width, height, view.projection))[0, :, :2].numpy()
         gt = np.asarray(annotations[path], np.float64)
         io = max(float(np.linalg.norm(gt[36] - gt[45])), 1e-9)
         projected.append(xy / io)

@@ -20,7 +20,7 @@ from ..io_utils import atomic_write_text
 from ..detectors import DEFAULT_DETECTOR, DETECTOR_NAMES, DETECTORS
 from ..quality import DEFAULT, QUALITY_NAMES
 from ..threads import apply_process_policy, fit_threads, set_intra_op_threads
-from ..validate import check_face_index, check_output_dir, check_photos, estimate_output_bytes
+from ..validate import check_face_index, check_focal_35mm, check_output_dir, check_photos, estimate_output_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector-weights", help="face_alignment: folder with 2DFAN4*.zip and s3fd*.pth "
                                               "(default: torch hub's checkpoints); mediapipe: folder with its "
                                               ".tflite files (default: mediapipe/ on the model search path)")
+    p.add_argument("--focal-35mm", metavar="MM",
+                   help="the photos' 35-mm-equivalent focal length (e.g. 26 for a phone's main camera; inf: "
+                        "orthographic; default: each photo's EXIF, else orthographic)")
     p.add_argument("--no-detail", action="store_true", help="skip the detail (displacement) stage")
     p.add_argument("--no-identity", action="store_true", help="fit without the identity loss L_id")
     p.add_argument("--per-view-expression", action="store_true", help="multi-view: one expression per photo")
@@ -101,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     need = estimate_output_bytes(args.quality, 1 if args.each else len(images), not args.no_detail)
     check_output_dir(args.out, need * (len(images) if args.each else 1), "batch folder" if args.each else "output folder")
     check_face_index(args.face)
+    focal_35mm = check_focal_35mm(args.focal_35mm)
     if not args.each:  # --each names and skips a bad photo (reconstruct checks each one)
         check_photos(images, decode=False)  # headers only: each photo is decoded once, before its detection
     try:
@@ -116,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         detail=not args.no_detail, identity=not args.no_identity, checkpoints=args.checkpoints,
         shared_expression=not args.per_view_expression, deterministic=not args.nondeterministic,
         labels=[s.strip() for s in args.labels.split(",")] if args.labels else [],
-        tune_unet=args.tune_unet, step_graphs=False if args.no_cuda_graphs else None,
+        tune_unet=args.tune_unet, step_graphs=False if args.no_cuda_graphs else None, focal_35mm=focal_35mm,
     )
     if args.jobs is not None and not args.each:
         raise PhotoheadError("--jobs runs the photos of a batch in parallel: use it with --each")

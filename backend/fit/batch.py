@@ -53,6 +53,7 @@ def split_coarse(result: CoarseFitResult, groups: torch.Tensor) -> list[CoarseFi
             id=result.id[i], exp=exp, pose=result.pose[v], sh=result.sh[v], albedo=_rows(result.albedo, i),
             tex=_rows(result.tex, i), verts=result.verts[v], landmarks=result.landmarks[v],
             history=[_item_history(h, g) for h in result.history],
+            camera=None if result.camera is None else result.camera.select(list(range(v.start, v.stop))),
         ))
     return out
 

@@ -179,7 +179,7 @@ def fit_detail(
     dense_albedo = albedo_map.reshape(G, -1, 3)[:, topo.texels]
     valid = layout.valid[:, None].to(dt)  # (1,1,S,S)
     pose = scale_pose(fit.pose, R / crop)
-    cam = Camera(R, R)
+    cam = fit.crop_camera(R)  # with the coarse fit's lens
     settings = RenderSettings()
     S = config.uv_size
     tuned = None  # the U-Net copy whose weights parametrise the map

@@ -59,11 +59,11 @@ class ViewWeightSettings:
       weighted by 1/σ² relative to the most frontal view, from the first weight update on
       (before it, a photo whose pasted frontal layout makes its pose frontal would take the
       weight of the sides; 0: off). At ±50° most of the error is a bias both sides share, not
-      noise that averages out (renders, ``auto``: the jaw contour is off by 12.5 px of the 224²
-      crop on average against 7.8 px of scatter around that; the brows 4.3 against 4.6), so two
-      side views outvote the frontal one with the same wrong shape. 16 (weight 0.009 at ±50°,
-      0.12 at ±20°) leaves the sides their photometric evidence and their own poses:
-      docs/multiview.md.
+      noise that averages out (renders, ``auto``, benchmarks/bench_side_landmark_bias.py: the jaw
+      contour is off by 12.9 px of the 224² crop on average against 8.3 px of scatter around
+      that; even the nose 4.2 against 3.4), so two side views outvote the frontal one with the
+      same wrong shape. 32 (weight 0.0026 at ±50°, 0.045 at ±20°) leaves the sides their
+      photometric evidence and their own poses: docs/multiview.md.
     - ``warn_below``: a final weight below this is reported as a warning naming the view.
     """
 
@@ -77,7 +77,7 @@ class ViewWeightSettings:
     min_pixel: float = 2.0
     pixel_inlier: float = 3.0
     pixel_outlier: float = 5.0
-    yaw_noise: float = 16.0
+    yaw_noise: float = 32.0
     warn_below: float = 0.5
 
 
