@@ -37,7 +37,7 @@ from .errors import NoFaceError, PhotoheadError
 from .facemodel import FaceModel, load_default, load_model
 from .fit.coarse import CoarseFitConfig, CoarseFitResult
 from .fit.detail import DetailFitResult, fit_detail
-from .fit.view_weights import view_weight_report
+from .fit.view_weights import landmarks_followed, view_weight_report
 from .head import Head
 from .identity import identity_features, load_identity_net
 from .modes import Mode, mode_for
@@ -236,9 +236,11 @@ def _texture_and_assemble(
         head = with_detail(head, detail, model.uv_tiles)
     head.view_weights = view_weights
     head.metrics["uv_face_coverage"] = uv_face_coverage(model, view_weights)
-    evidence = [view_evidence(Path(v.name).name if len(views) > 1 else "", r.landmarks68, r.detected68,
-                              float(r.pose[2]), v.mesh68, v.presence, v.detector_disagreement)
-                for v, r in zip(views, head.views)]
+    followed = landmarks_followed(fit.history, len(views))  # side views of a set: judged by their view weights
+    evidence = [replace(view_evidence(Path(v.name).name if len(views) > 1 else "", r.landmarks68, r.detected68,
+                                      float(r.pose[2]), v.mesh68, v.presence, v.detector_disagreement),
+                        landmarks_followed=f)
+                for v, r, f in zip(views, head.views, followed)]
     photo_error = next((h["pixel"] for h in reversed(fit.history) if "pixel" in h), None)
     trust_metrics, trust_warn = assess(evidence, head.id_coeffs, fit_cfg.id_ball, photo_error=photo_error)
     weight_metrics, weight_warn = view_weight_report(fit.view_weights, [Path(v.name).name for v in views],
