@@ -81,13 +81,15 @@ class LandmarkNoiseSettings:
 
     - ``trust``: scale the landmark terms' weight (L_lm and the dense term) by
       :func:`landmark_trust`: the typical photo's point variance over this fit's, at most 1.
-      ``trust_power`` raises it to a power (1: the Gaussian model as calibrated).
+      ``trust_power`` raises it to a power (1: the Gaussian model as calibrated); ``trust_gap``:
+      the gap up to which a fit keeps full trust (the typical photo's).
     """
 
     table: bool = False
     gap: bool = False
-    trust: bool = False
+    trust: bool = True
     trust_power: float = 1.0
+    trust_gap: float = TRUST_TYPICAL_GAP
 
     @property
     def active(self) -> bool:
@@ -153,7 +155,7 @@ def landmark_trust(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mes
     if not bool(has.any()):
         return None
     var = torch.where(has, TRUST_AGREED ** 2 + TRUST_SLOPE * torch.nan_to_num(g).pow(2), 0.0)  # (V,) predicted
-    typical = TRUST_AGREED ** 2 + TRUST_SLOPE * TRUST_TYPICAL_GAP ** 2                         # mean squared error
+    typical = TRUST_AGREED ** 2 + TRUST_SLOPE * settings.trust_gap ** 2                        # mean squared error
     item = torch.zeros(V, dtype=torch.long, device=dev) if groups is None else groups.to(dev)
     G = int(item.max()) + 1
     total = torch.zeros(G, dtype=torch.float64, device=dev).index_add_(0, item, var)
