@@ -90,6 +90,7 @@ class LandmarkNoiseSettings:
     trust: bool = True
     trust_power: float = 1.0
     trust_gap: float = TRUST_TYPICAL_GAP
+    trust_max: float = 1.0
 
     @property
     def active(self) -> bool:
@@ -161,7 +162,7 @@ def landmark_trust(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mes
     total = torch.zeros(G, dtype=torch.float64, device=dev).index_add_(0, item, var)
     count = torch.zeros(G, dtype=torch.float64, device=dev).index_add_(0, item, has.double())
     item_var = torch.where(count > 0, total / count.clamp_min(1), typical)  # (G,)
-    trust = (typical / item_var).clamp(max=1.0).pow(settings.trust_power)
+    trust = (typical / item_var).clamp(max=settings.trust_max).pow(settings.trust_power)
     if bool((trust == 1.0).all()):  # every item as trusted as a typical photo: the fit is unchanged
         return None
     return trust[item].to(landmarks.dtype)
