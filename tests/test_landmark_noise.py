@@ -186,6 +186,12 @@ def test_fit_follows_landmarks_less_when_the_detectors_disagree_and_batches_keep
     both = fit_coarse(face_model, img.expand(2, -1, -1, -1), noisy.expand(2, -1, -1), skin.expand(2, -1, -1), cfg,
                       groups=torch.tensor([0, 1]), gaps=torch.tensor([0.03, 0.12]))
     assert torch.allclose(both.id[0], typical.id[0], atol=1e-4) and torch.allclose(both.id[1], doubtful.id[0], atol=1e-4)
+    from backend.fit.batch import split_coarse
+
+    assert "landmark_trust" not in typical.history[0] and 0.1 < doubtful.history[0]["landmark_trust"] < 0.2
+    items = split_coarse(both, torch.tensor([0, 1]))  # each item's history as its own fit's
+    assert "landmark_trust" not in items[0].history[0]
+    assert items[1].history[0]["landmark_trust"] == pytest.approx(doubtful.history[0]["landmark_trust"])
 
 
 def test_trust_power_matches_the_renders_mean_variance():
