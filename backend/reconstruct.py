@@ -38,12 +38,11 @@ from .facemodel import FaceModel, load_default, load_model
 from .focal_search import ESTIMATE_WITHOUT_LENS, estimate_focal
 from .fit.coarse import CoarseFitConfig, CoarseFitResult
 from .fit.detail import DetailFitResult, fit_detail
-from .fit.view_weights import view_weight_report
+from .fit.view_weights import landmarks_followed, view_weight_report
 from .head import Head
 from .identity import identity_features, load_identity_net
 from .modes import Mode, mode_for
 from .image_io import load_image
-from .lens import exif_focal_35mm, focal_source
 from .multiview import identity_outliers
 from .multiview_detect import retry_face
 from .prepare import PreparedView, dense_targets, detail_inputs, detector_gaps, mesh68_targets, prepare_view, views_camera
@@ -240,14 +239,17 @@ def _texture_and_assemble(
         head = with_detail(head, detail, model.uv_tiles)
     head.view_weights = view_weights
     head.metrics["uv_face_coverage"] = uv_face_coverage(model, view_weights)
-    evidence = [view_evidence(Path(v.name).name if len(views) > 1 else "", r.landmarks68, r.detected68,
-                              float(r.pose[2]), v.mesh68, v.presence, v.detector_disagreement)
-                for v, r in zip(views, head.views)]
+    followed = landmarks_followed(fit.history, len(views))  # side views of a set: judged by their view weights
+    evidence = [replace(view_evidence(Path(v.name).name if len(views) > 1 else "", r.landmarks68, r.detected68,
+                                      float(r.pose[2]), v.mesh68, v.presence, v.detector_disagreement),
+                        landmarks_followed=f)
+                for v, r, f in zip(views, head.views, followed)]
     photo_error = next((h["pixel"] for h in reversed(fit.history) if "pixel" in h), None)
     trust_metrics, trust_warn = assess(evidence, head.id_coeffs, fit_cfg.id_ball, photo_error=photo_error)
     weight_metrics, weight_warn = view_weight_report(fit.view_weights, [Path(v.name).name for v in views],
                                                      fit_cfg.view_weights)
     head.metrics.update(trust_metrics | weight_metrics)
+    head.metrics["trust_landmark_weight"] = fit.history[0].get("landmark_trust", 1.0)  # (backend.fit.landmark_noise)
     head.warnings.extend(warn_list + weight_warn + trust_warn)
     timings["total_s"] = time.perf_counter() - t0
     head.timings.update(timings)
@@ -310,13 +312,8 @@ def _retried_views(
             continue
         face, how = retry
         label = config.labels[i] if i < len(config.labels) else ""
-        view = prepare_view(rgb, config.face, label, i, None, config.detector, detect_settings, found=face,
-                            focal_35mm=config.focal_35mm)
-        if isinstance(images[i], (str, Path)):  # the photo's own name and lens (EXIF), read from its file
-            exif = exif_focal_35mm(images[i])
-            focal, source = focal_source(config.focal_35mm, exif)
-            view = replace(view, name=str(images[i]), exif_focal_35mm=exif, focal_35mm=focal, focal_source=source)
-        out[i] = view
+        out[i] = prepare_view(images[i], config.face, label, i, None, config.detector, detect_settings, found=face,
+                              focal_35mm=config.focal_35mm)  # the photo's own name and lens (EXIF) with it
         name = Path(out[i].name).name
         warn_list.append(f"photo {name!r}: no face found at first; found on a second look ({how}): check its "
                          f"landmarks in preview.png")

@@ -6,7 +6,9 @@ truth:
 
 - ``landmark_residual``: mean distance between the fitted model's projected 68 points and the
   detected ones, in the detection's outer-eye distances (36–45). A fit that cannot explain its
-  landmarks is large here.
+  landmarks is large here. Not warned on for a view whose landmarks the fit was told not to
+  follow (``landmarks_followed`` False: a side view of a multi-view set, whose landmark term the
+  yaw term of :mod:`backend.fit.view_weights` took down; the robust view weights judge it).
 - ``mesh_disagreement``: the same distance between the fitted points and Face Mesh's 68 points
   (an independent 3-D detector; only when it ran: ``--detector mediapipe`` or ``auto``).
 - ``detector_disagreement``: ``auto`` only: the same distance between dlib's and Face Mesh's 68
@@ -62,6 +64,7 @@ class ViewEvidence:
     mesh_disagreement: float | None = None
     presence: float | None = None
     detector_disagreement: float | None = None
+    landmarks_followed: bool = True
 
 
 def _eye_units(a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> float:
@@ -89,7 +92,7 @@ def assess(views: list[ViewEvidence], id_coeffs: np.ndarray, id_ball: float | No
     warn: list[str] = []
     for v in views:
         where = f"{v.name}: " if len(views) > 1 or v.name else ""
-        if v.landmark_residual > s.max_landmark_residual:
+        if v.landmarks_followed and v.landmark_residual > s.max_landmark_residual:
             warn.append(f"{where}the fitted face misses its landmarks by {100 * v.landmark_residual:.0f} % of the eye "
                         "distance: the head may be wrong (check the overlay in preview.png)")
         if v.mesh_disagreement is not None and v.mesh_disagreement > s.max_mesh_disagreement:

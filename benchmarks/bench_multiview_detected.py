@@ -17,7 +17,8 @@ photo without a face is skipped):
 
 Scored: vertex error (mm, similarity-aligned, narrow face region, as the synthetic suite) against
 the true head, next to the mean face's; each view's detector NME (% of the true landmarks' box
-√(w·h), as bench_detector_yaw; > 10 % = the view lost its landmarks, no face = lost); the fitted
+√(w·h), as bench_detector_yaw, after ``reconstruct``'s second look for a lost face; > 10 % = the
+view lost its landmarks, no face = lost); the fitted
 view weights. Writes benchmarks/results/multiview_detected.json.
 """
 from __future__ import annotations
@@ -50,16 +51,26 @@ def box_nme(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def detected(images: list[np.ndarray], detector: str) -> list[np.ndarray | None]:
-    """The 68 landmarks (68,2) px ``reconstruct`` would use in each photo (``detect_one``, face 0); None: no face."""
+    """The 68 landmarks (68,2) px ``reconstruct`` would use in each photo (``detect_one``, face 0;
+    a photo without a face gets the second look of :func:`backend.multiview_detect.retry_face`
+    from the others' face boxes, as in ``reconstruct``); None: no face."""
     from backend.detect import detect_one
     from backend.errors import NoFaceError
+    from backend.multiview_detect import retry_face
 
-    out = []
+    faces = []
     for img in images:
         try:
-            out.append(detect_one(img, backend=detector).landmarks)
+            faces.append(detect_one(img, backend=detector))
         except NoFaceError:
-            out.append(None)
+            faces.append(None)
+    found = [(f.box, (img.shape[1], img.shape[0])) for f, img in zip(faces, images) if f is not None]
+    out = []
+    for f, img in zip(faces, images):
+        if f is None and found and len(images) > 1:
+            retry = retry_face(img, np.stack([b for b, _ in found]), np.array([s for _, s in found]), detector)
+            f = None if retry is None else retry[0]
+        out.append(None if f is None else f.landmarks)
     return out
 
 

@@ -24,7 +24,7 @@ from backend.detect import DetectSettings
 from backend.detectors import DEFAULT_DETECTOR
 from backend.errors import PhotoheadError
 from backend.fit.coarse import CoarseFitConfig, fit_coarse
-from backend.prepare import PreparedView, dense_targets, prepare_view
+from backend.prepare import PreparedView, dense_targets, detector_gaps, mesh68_targets, prepare_view
 
 
 @dataclass
@@ -108,7 +108,8 @@ def fit_cached(data: dict[str, Any], cfg: CoarseFitConfig, identity_net=None) ->
         v = it.view
         as_t = lambda a: torch.from_numpy(np.asarray(a, np.float32))[None]  # noqa: E731
         fit = fit_coarse(model, as_t(v.crop), as_t(v.crop_landmarks), as_t(v.skin_mask), cfg, identity_net,
-                         dense=dense_targets([v], torch.device("cpu")))
+                         dense=dense_targets([v], torch.device("cpu")), mesh68=mesh68_targets([v], torch.device("cpu")),
+                         gaps=detector_gaps([v], torch.device("cpu")))
         row: dict[str, Any] = {"name": it.name, "id_norm": float(fit.id.norm())}
         if data["kind"] == "synthetic":
             neutral = model(fit.id, None)[0].double().numpy()

@@ -120,7 +120,7 @@ def test_landmark_trust_is_one_for_a_typical_photo_and_falls_with_the_gap():
     assert values[-1] < 0.05  # 0.3 apart: one detector is far off
     squared = landmark_trust(LandmarkNoiseSettings(trust=True, trust_power=2.0), lm, None, gaps=torch.tensor([0.07]))
     assert float(squared[0]) == pytest.approx(float(at[0]) ** 2, rel=1e-5)
-    assert landmark_trust(LandmarkNoiseSettings(), lm, None, gaps=torch.tensor([0.2])) is None  # off by default
+    assert landmark_trust(LandmarkNoiseSettings(trust=False), lm, None, gaps=torch.tensor([0.2])) is None  # off
 
 
 def test_landmark_trust_reads_the_gap_from_face_mesh_when_not_given_and_per_item():
@@ -186,3 +186,25 @@ def test_fit_follows_landmarks_less_when_the_detectors_disagree_and_batches_keep
     both = fit_coarse(face_model, img.expand(2, -1, -1, -1), noisy.expand(2, -1, -1), skin.expand(2, -1, -1), cfg,
                       groups=torch.tensor([0, 1]), gaps=torch.tensor([0.03, 0.12]))
     assert torch.allclose(both.id[0], typical.id[0], atol=1e-4) and torch.allclose(both.id[1], doubtful.id[0], atol=1e-4)
+    from backend.fit.batch import split_coarse
+
+    assert "landmark_trust" not in typical.history[0] and 0.1 < doubtful.history[0]["landmark_trust"] < 0.2
+    items = split_coarse(both, torch.tensor([0, 1]))  # each item's history as its own fit's
+    assert "landmark_trust" not in items[0].history[0]
+    assert items[1].history[0]["landmark_trust"] == pytest.approx(doubtful.history[0]["landmark_trust"])
+
+
+def test_trust_power_matches_the_renders_mean_variance():
+    """On renders the error variance exceeds what the gap predicts; the power makes the trust of
+    the law's mean variance equal the trust of the measured mean variance."""
+    import numpy as np
+
+    from training.landmark_noise import trust_power
+
+    s, a, g0 = 0.02, 0.5, 0.03
+    typical = s**2 + a * g0**2
+    gaps = np.array([0.05, 0.07, 0.09, 0.3])  # the last: beyond 0.15, left out
+    law = s**2 + a * gaps[:3] ** 2
+    err2 = np.append(typical * (law.mean() / typical) ** 1.7 * np.ones(3), 9.0)
+    assert trust_power(gaps, err2, s, a, g0) == pytest.approx(1.7, rel=1e-9)
+    assert trust_power(gaps, np.append(law, 9.0), s, a, g0) == pytest.approx(1.0, rel=1e-9)  # the law holds: power 1

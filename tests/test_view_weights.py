@@ -141,3 +141,20 @@ def test_a_pasted_frontal_layout_does_not_make_the_joint_fit_worse_than_the_good
     # measured 0.89 mm against 0.79 mm with the Gauss–Newton warm-up (Adam's: 1.06 against 1.00): what the
     # pasted photo did before its weight fell stays
     assert err(joint) <= 1.15 * err(good), (err(joint), err(good))
+
+
+def test_side_views_whose_landmarks_the_fit_did_not_follow_are_not_warned_on():
+    from backend.fit.view_weights import landmarks_followed
+    from backend.trust import ViewEvidence, assess
+
+    history = [{"stage": "landmarks", "view_weights": [1.0, 1.0, 1.0], "view_landmark_weights": [1.0, 1.0, 1.0]},
+               {"stage": "photo224", "view_weights": [1.0, 0.5, 1.0],
+                "view_landmark_weights": [0.0026, 0.5, 0.0026]},  # ±50° sides at yaw term 32
+               {"stage": "parts"}]
+    assert landmarks_followed(history, 3) == [False, True, False]  # the latest entry with weights, robust part divided out
+    assert landmarks_followed([{"stage": "landmarks"}], 2) == [True, True]  # one view or weighting off
+    views = [ViewEvidence("left.jpg", 0.08, -48.0, landmarks_followed=False), ViewEvidence("front.jpg", 0.02, 1.0),
+             ViewEvidence("right.jpg", 0.08, 47.0)]
+    metrics, warn = assess(views, np.zeros(10), None)
+    assert metrics["trust_landmark_residual"] == 0.08  # still reported
+    assert len(warn) == 1 and warn[0].startswith("right.jpg: the fitted face misses its landmarks by 8 %")

@@ -32,10 +32,12 @@ def _rows(x: torch.Tensor | None, index: slice) -> torch.Tensor | None:
 
 
 def _item_history(entry: dict, g: int) -> dict:
-    """A batch's history entry as item g's: its own L_pixel where the fit recorded it."""
-    own = {k: v for k, v in entry.items() if k != "pixel_items"}
+    """A batch's history entry as item g's: its own L_pixel and landmark trust where the fit recorded them."""
+    own = {k: v for k, v in entry.items() if k not in ("pixel_items", "landmark_trust_items")}
     if "pixel_items" in entry:
         own["pixel"] = entry["pixel_items"][g]
+    if "landmark_trust_items" in entry and entry["landmark_trust_items"][g] < 1.0:
+        own["landmark_trust"] = entry["landmark_trust_items"][g]
     return own
 
 

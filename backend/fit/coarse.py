@@ -450,7 +450,9 @@ def fit_coarse(
         step += 1
         if progress is not None and (i % 10 == 0 or i == config.landmark_steps - 1):
             progress(step / total_steps, f"landmarks {i + 1}/{config.landmark_steps}")
-    history.append({"stage": "landmarks", **{k: float(v.detach()) for k, v in terms.items()}, **weighting.summary()})
+    history.append({"stage": "landmarks", **{k: float(v.detach()) for k, v in terms.items()}, **weighting.summary(),
+                    **({} if trust is None else {"landmark_trust": float(trust[0])} if G == 1 else
+                       {"landmark_trust_items": trust[:: V // G].tolist()})})
 
     # 3. full loss, coarse to fine
     opt_groups = [

@@ -81,13 +81,18 @@ class LandmarkNoiseSettings:
 
     - ``trust``: scale the landmark terms' weight (L_lm and the dense term) by
       :func:`landmark_trust`: the typical photo's point variance over this fit's, at most 1.
-      ``trust_power`` raises it to a power (1: the Gaussian model as calibrated).
+      ``trust_power`` raises it to a power (1: the Gaussian model as calibrated); ``trust_gap``:
+      the gap up to which a fit keeps full trust (the typical photo's); ``trust_max``: the most
+      trust a photo whose detectors agree better than typical gets (1: never more than the
+      default weights). Variants measured: docs/mediapipe.md, "How much the fit trusts the landmarks".
     """
 
     table: bool = False
     gap: bool = False
-    trust: bool = False
+    trust: bool = True
     trust_power: float = 1.0
+    trust_gap: float = TRUST_TYPICAL_GAP
+    trust_max: float = 1.0
 
     @property
     def active(self) -> bool:
@@ -135,7 +140,7 @@ def landmark_trust(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mes
     or no view with evidence): for each item (``groups``, :mod:`.groups`; one item when None), the
     point variance of a typical faces_dev photo over the variance its views' dlib–Face Mesh gaps
     predict (TRUST_AGREED² + TRUST_SLOPE·gap², averaged over the item's views with a gap), at most
-    1, to the power ``settings.trust_power``; items without evidence get 1 (None when every item does).
+    ``settings.trust_max``, to the power ``settings.trust_power``; items without evidence get 1 (None when every item does).
 
     landmarks, mesh68 (V,68,2) crop px (NaN rows of ``mesh68``: views without Face Mesh); ``gaps``
     (V,) the detectors' disagreement where known (``auto``: dlib vs Face Mesh, even where the
@@ -153,13 +158,13 @@ def landmark_trust(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mes
     if not bool(has.any()):
         return None
     var = torch.where(has, TRUST_AGREED ** 2 + TRUST_SLOPE * torch.nan_to_num(g).pow(2), 0.0)  # (V,) predicted
-    typical = TRUST_AGREED ** 2 + TRUST_SLOPE * TRUST_TYPICAL_GAP ** 2                         # mean squared error
+    typical = TRUST_AGREED ** 2 + TRUST_SLOPE * settings.trust_gap ** 2                        # mean squared error
     item = torch.zeros(V, dtype=torch.long, device=dev) if groups is None else groups.to(dev)
     G = int(item.max()) + 1
     total = torch.zeros(G, dtype=torch.float64, device=dev).index_add_(0, item, var)
     count = torch.zeros(G, dtype=torch.float64, device=dev).index_add_(0, item, has.double())
     item_var = torch.where(count > 0, total / count.clamp_min(1), typical)  # (G,)
-    trust = (typical / item_var).clamp(max=1.0).pow(settings.trust_power)
+    trust = (typical / item_var).clamp(max=settings.trust_max).pow(settings.trust_power)
     if bool((trust == 1.0).all()):  # every item as trusted as a typical photo: the fit is unchanged
         return None
     return trust[item].to(landmarks.dtype)

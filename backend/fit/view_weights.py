@@ -33,7 +33,7 @@ import torch
 from ..losses import pixel_loss
 
 __all__ = ["ViewWeightSettings", "ViewWeighting", "robust_view_weights", "landmark_residual_px", "pixel_residual",
-           "view_weight_report"]
+           "view_weight_report", "landmarks_followed"]
 
 
 @dataclass(frozen=True)
@@ -211,3 +211,14 @@ def view_weight_report(weights: torch.Tensor | None, names: list[str],
         for i, x in enumerate(w) if x < settings.warn_below
     ]
     return metrics, warn
+
+
+def landmarks_followed(history: list[dict], n_views: int, threshold: float = 0.5) -> list[bool]:
+    """Per view, whether the fit followed its landmarks: False for a view whose landmark term the
+    yaw term held below ``threshold`` of the most frontal view's at the end of the fit (a side
+    view of a multi-view set), from the fit's ``history`` (``view_landmark_weights`` over
+    ``view_weights``, the latest entry with both). All True without them (one view, weighting off)."""
+    last = next((h for h in reversed(history) if "view_landmark_weights" in h and "view_weights" in h), None)
+    if last is None or len(last["view_weights"]) != n_views:
+        return [True] * n_views
+    return [lw / max(w, 1e-12) >= threshold for lw, w in zip(last["view_landmark_weights"], last["view_weights"])]
