@@ -33,6 +33,29 @@ def test_medoid_is_the_candidate_the_others_agree_with():
     assert medoid([base + 30.0, base]) == 0  # too few to vote: the first (the detector's own)
 
 
+def test_a_nearly_black_photo_is_found_in_the_other_photos_face_box(grace_hopper):
+    """grace_hopper at 2 % brightness with a side ramp (pixel values ≤ 5): no detector finds the
+    face; Face Mesh in the bright photo's face box does, within 5 % of the eye distance of the
+    bright photo's own points (measured 4.3 %)."""
+    from backend.detect import detect_one
+    from backend.detect.combined import mediapipe_available
+    from backend.errors import NoFaceError
+    from backend.multiview_detect import retry_face
+
+    if not mediapipe_available():
+        pytest.skip("MediaPipe's weights are missing (photohead models fetch mediapipe)")
+    ref = detect_one(grace_hopper, backend="auto")
+    H, W = grace_hopper.shape[:2]
+    dark = (grace_hopper * (0.02 * np.linspace(1.0, 0.3, W))[None, :, None]).round().astype(np.uint8)
+    with pytest.raises(NoFaceError):
+        detect_one(dark, backend="auto")
+    face, how = retry_face(dark, ref.box[None], np.array([[W, H]]), "auto")
+    assert how == "Face Mesh in another photo's face box" and face.dense is not None
+    eye = np.linalg.norm(ref.landmarks[36] - ref.landmarks[45])
+    assert np.linalg.norm(face.landmarks - ref.landmarks, axis=1).mean() / eye < 0.05
+    assert retry_face(np.full_like(dark, 128), ref.box[None], np.array([[W, H]]), "auto") is None  # no face: none
+
+
 @pytest.fixture(scope="module")
 def dark_side_set():
     """Seed 0, head 5 of bench_multiview_detected: its −50° photo is dark and lit from the side,
