@@ -63,7 +63,7 @@ def assemble_head(
                 face_box=view.face_box.astype(np.float32), crop_from_image=view.crop_from_image.astype(np.float32),
                 image=view.image, label=view.label, detector=view.detector,
                 landmarks68_3d=points_to_image(fixed68[i].double().cpu().numpy(), view.image_from_crop).astype(np.float32),
-                focal_35mm=float(view.focal_35mm) if lens else None, focal_source=view.focal_source if lens else "",
+                focal_35mm=float(view.focal_35mm) if lens else None, focal_source=view.focal_source,
             )
         )
     head = Head(

@@ -22,6 +22,7 @@ from .determinism import deterministic
 from .device import resolve_device
 from .errors import PhotoheadError
 from .fit.batch import split_coarse, split_detail
+from .focal_search import ESTIMATE_WITHOUT_LENS, estimate_focal
 from .fit.coarse import fit_coarse
 from .fit.detail import fit_detail
 from .head import Head
@@ -117,6 +118,8 @@ def _fit_batch(model, device: torch.device, views: list[PreparedView], warn_list
                config: ReconstructConfig, preset, fit_cfg, identity, detect_s: float) -> list[Head]:
     """Coarse and detail fits of ``views`` (one photo each, different people) as one batch, then
     each head's texture and assembly. Timings are the batch's shared out per photo."""
+    if ESTIMATE_WITHOUT_LENS:  # photos without a lens: the warm-up picks one (as reconstruct)
+        views = estimate_focal(model, views, fit_cfg, device)
     B = len(views)
     groups = torch.arange(B, device=device)
     to_t = lambda a: torch.from_numpy(np.stack(a)).float().to(device)  # noqa: E731

@@ -35,6 +35,7 @@ from .determinism import deterministic
 from .device import resolve_device
 from .errors import NoFaceError, PhotoheadError
 from .facemodel import FaceModel, load_default, load_model
+from .focal_search import ESTIMATE_WITHOUT_LENS, estimate_focal
 from .fit.coarse import CoarseFitConfig, CoarseFitResult
 from .fit.detail import DetailFitResult, fit_detail
 from .fit.view_weights import landmarks_followed, view_weight_report
@@ -184,6 +185,8 @@ def _run(
     # coarse
     fit_cfg = mode.coarse_config(replace(preset.coarse, identity=config.identity,
                                          shared_expression=config.shared_expression, step_graphs=config.step_graphs))
+    if ESTIMATE_WITHOUT_LENS and mode.name != "predict":  # photos without a lens: the warm-up picks one
+        views = estimate_focal(model, views, fit_cfg, device)
     identity = _identity_adapter(device) if (fit_cfg.identity or len(views) > 1) else None
     if identity is not None and len(views) > 1:
         warn_list.extend(_identity_warnings(identity, views, device))

@@ -333,7 +333,7 @@ def run_synthetic(
     checkpoints: str | Path | None = None,
     scene: str | None = None,
     detector: str = DEFAULT_DETECTOR,
-    focal: str = "default",
+    focal: str | None = None,
 ) -> dict[str, Any]:
     """Reconstruct ``n`` synthetic faces (:mod:`.synthetic`) and compare with their ground truth
     (``mode``/``checkpoints``: fit, or the trained networks in predict / hybrid mode).
@@ -367,9 +367,10 @@ def run_synthetic(
     and the check ``ratio ≤`` :data:`MEAN_FACE_TARGET` (issue 23: at least 30 % below).
 
     ``focal``: ``default``: the renders carry no lens (as photos without EXIF) and the
-    reconstruction assumes its default (:data:`backend.lens.DEFAULT_FOCAL_35MM`); ``known`` hands
-    each render's true lens to it as a photo's EXIF would (:func:`~.synthetic.true_focal_35mm`;
-    an orthographic render: ∞).
+    reconstruction estimates one (:mod:`backend.focal_search`); ``known`` hands each render's
+    true lens to it as a photo's EXIF would (:func:`~.synthetic.true_focal_35mm`; an
+    orthographic render: ∞). None: ``known`` for orthographic scenes (``classic``: the fit's
+    own camera, as its tables were measured), ``default`` for perspective ones.
     """
     model = model if model is not None else load_default()
     if settings is None:
@@ -383,6 +384,8 @@ def run_synthetic(
         settings = replace(settings, **DETAIL_CONDITIONS)
     if landmarks not in SYNTHETIC_LANDMARKS:
         raise ValueError(f"unknown landmarks {landmarks!r}: use 'truth' or 'detector'")
+    if focal is None:
+        focal = "known" if settings.projection == "orthographic" else "default"
     if focal not in SYNTHETIC_FOCAL:
         raise ValueError(f"unknown focal {focal!r}: use {' or '.join(SYNTHETIC_FOCAL)}")
     recon = reconstruct_fn or _default_reconstruct()

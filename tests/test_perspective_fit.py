@@ -250,3 +250,29 @@ def test_two_views_through_different_cameras_fit_jointly(face_model):
         if name == "lens":
             assert float((fit.landmarks - lms).norm(dim=-1)[:, 17:].mean(1).max()) < 1.0
     assert errs["lens"] < 0.8 * errs["ortho"], errs
+
+
+def test_warm_up_estimates_a_near_lens_from_true_landmarks(face_model):
+    """True landmarks of a face seen through a ~30 mm lens pick a short candidate; an orthographic
+    view picks a long one (backend.focal_search)."""
+    import numpy as np
+
+    from backend.focal_search import estimate_focal
+    from backend.prepare import prepare_view
+    from evaluation.synthetic_scene import perspective_pose
+
+    gen = torch.Generator().manual_seed(11)
+    ident = torch.randn(1, face_model.n_id, generator=gen)
+    verts = face_model(ident, torch.zeros(1, face_model.n_exp))
+    rows = contour_candidates(face_model.mean, face_model.landmarks68, face_model.face_vertex_mask)
+    size, picks = 448, {}
+    ortho_pose = torch.tensor([[1.4, 0.05, 0.3, 0.0, 0.0, 0.0, 0.0]])
+    persp_pose = perspective_pose(verts[0, face_model.landmarks68], [0.05, 0.3, 0.0], size, 0.45, 35.0, np.zeros(2))
+    for name, pose, cam in (("near", persp_pose, Camera(size, size, "perspective")), ("ortho", ortho_pose, Camera(size, size))):
+        screen = project(verts, pose, cam)[..., :2]
+        vid = face_model.landmarks68[None].clone()
+        vid[:, :17] = select_contour(screen, rows)
+        view = prepare_view(np.full((size, size, 3), 128, np.uint8), landmarks68=screen[0, vid[0]].double().numpy())
+        picks[name] = estimate_focal(face_model, [view], CoarseFitConfig(), torch.device("cpu"))[0]
+    assert picks["near"].focal_source == "estimated" and picks["near"].focal_35mm in (24.0, 35.0), picks["near"].focal_35mm
+    assert picks["ortho"].focal_35mm in (math.inf, 135.0), picks["ortho"].focal_35mm

@@ -46,7 +46,7 @@ def test_real_photo_head_contents(hopper_head, face_model):
     # the pose is in original-photo pixels: the projected model landmarks are the reported ones
     v = h.views[0]
     w, hgt = v.image_size
-    screen = project(torch.from_numpy(h.vertices)[None], torch.from_numpy(v.pose)[None], Camera(w, hgt))[0, :, :2]
+    screen = project(torch.from_numpy(h.vertices)[None], torch.from_numpy(v.pose)[None], Camera(w, hgt, v.projection))[0, :, :2]
     lm_vid = face_model.landmarks68.numpy()  # 30 (nose tip) is a fixed vertex, not on the jaw contour
     assert np.allclose(screen[lm_vid[30]].numpy(), v.landmarks68[30], atol=0.5)
     # two 68-point conventions: the 2-D silhouette jaw (landmarks68) and fixed vertices (landmarks68_3d)
