@@ -124,12 +124,14 @@ def test_landmark_trust_is_one_for_a_typical_photo_and_falls_with_the_gap():
 
 
 def test_landmark_trust_reads_the_gap_from_face_mesh_when_not_given_and_per_item():
-    from backend.fit.landmark_noise import landmark_trust, view_gaps
+    from backend.fit.landmark_noise import (TRUST_AGREED, TRUST_MESH_ALONE, TRUST_SLOPE, TRUST_TYPICAL_GAP,
+                                            landmark_trust, view_gaps)
 
     lm = _face_points().expand(3, -1, -1).clone()
     mesh = lm.clone()
-    mesh[1, :, 0] += 5.0  # view 1: 0.1 outer-eye distances apart (50 px)
-    assert view_gaps(lm, mesh).tolist() == pytest.approx([0.0, 0.1, 0.0])
+    mesh[:, :, 0] += 0.5  # 0.01 outer-eye distances apart (50 px): closer than typical
+    mesh[1, :, 0] += 4.5  # view 1: 0.1
+    assert view_gaps(lm, mesh).tolist() == pytest.approx([0.01, 0.1, 0.01])
     on = LandmarkNoiseSettings(trust=True)
     one_item = landmark_trust(on, lm, mesh)  # one person: the views' variances averaged, one trust
     assert torch.allclose(one_item, one_item[0].expand(3)) and float(one_item[0]) < 1.0
@@ -139,8 +141,12 @@ def test_landmark_trust_reads_the_gap_from_face_mesh_when_not_given_and_per_item
     alone = landmark_trust(on, lm[1:2], mesh[1:2])
     assert float(per_item[1]) == pytest.approx(float(alone[0]))  # as the item would be fitted alone
     # a known gap wins (the mesh's points replaced dlib's: landmarks == mesh68, yet the detectors were apart)
-    given = landmark_trust(on, lm, lm.clone(), gaps=torch.tensor([float("nan"), 0.1, float("nan")]), groups=groups)
+    given = landmark_trust(on, lm, lm.clone(), gaps=torch.tensor([0.01, 0.1, float("nan")]), groups=groups)
     assert float(given[1]) == pytest.approx(float(per_item[1]), rel=1e-6) and given[0] == 1.0
+    # the mesh's points with no dlib to check them (view 2): Face Mesh's own variance on faces_dev
+    typical = TRUST_AGREED**2 + TRUST_SLOPE * TRUST_TYPICAL_GAP**2
+    assert float(given[2]) == pytest.approx(typical / TRUST_MESH_ALONE, rel=1e-6)
+    assert 0.25 < float(given[2]) < 0.4
 
 
 def test_trust_law_recovers_a_known_law():

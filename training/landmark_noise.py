@@ -11,7 +11,8 @@ squares (``AGREED_IO`` = s, ``GAP_SLOPE`` = a; gap = the point's dlib–Face Mes
 inter-ocular distances of the detection); every point pooled with its mirror partner. Per
 photo, for the fit's landmark trust: the mean squared point error as s² + a·gap² (``TRUST_AGREED``
 = s, ``TRUST_SLOPE`` = a; gap = the photo's dlib–Face Mesh disagreement, photos below 0.15 where
-dlib's points are kept) and the median gap (``TRUST_TYPICAL_GAP``). Prints the tables and
+dlib's points are kept), the median gap (``TRUST_TYPICAL_GAP``) and Face Mesh's own mean squared
+point error (``TRUST_MESH_ALONE``). Prints the tables and
 constants as Python. The tables were made with ``--n 200``, the trust constants with ``--n 770``
 (every photo outside the suite). ``--renders N``: also N synthetic ``realistic`` renders
 (``--render-seed``, not a seed the suites report) detected the same way, against their true 2-D
@@ -127,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name} = (" + ", ".join(f"{v:.{digits}f}" for v in t) + ")")
     agreed, slope, typical = trust_law(np.array(det), np.array(mesh), np.array(truth))
     print(f"TRUST_AGREED = {agreed:.4f}\nTRUST_SLOPE = {slope:.3f}\nTRUST_TYPICAL_GAP = {typical:.4f}")
+    truth_a, mesh_a = np.array(truth), np.array(mesh)
+    io = np.linalg.norm(truth_a[:, 36] - truth_a[:, 45], axis=-1)
+    mesh_err2 = (np.linalg.norm(mesh_a - truth_a, axis=-1) ** 2).mean(-1) / io**2
+    print(f"TRUST_MESH_ALONE = {float(mesh_err2.mean()):.5f}")
     if args.renders:
         gaps, err2 = render_errors(args.renders, args.render_seed)
         print(f"# {len(gaps)} renders\nTRUST_POWER = {trust_power(gaps, err2, agreed, slope, typical):.2f}")

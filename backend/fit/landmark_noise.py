@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["SIGMA_IO", "AGREED_IO", "GAP_SLOPE", "TRUST_AGREED", "TRUST_SLOPE", "TRUST_TYPICAL_GAP",
+__all__ = ["SIGMA_IO", "AGREED_IO", "GAP_SLOPE", "TRUST_AGREED", "TRUST_SLOPE", "TRUST_TYPICAL_GAP", "TRUST_MESH_ALONE",
            "LandmarkNoiseSettings", "point_weights", "point_gaps", "view_gaps", "landmark_trust", "toward"]
 
 # iBUG index â†’ the detector's (auto: dlib checked by Face Mesh) root mean squared point error, in
@@ -65,6 +65,9 @@ GAP_SLOPE: tuple[float, ...] = (  # a: the error variance per squared gap (jaw â
 TRUST_AGREED = 0.0222
 TRUST_SLOPE = 0.469
 TRUST_TYPICAL_GAP = 0.0317
+# Face Mesh's own 68 points on the same photos: their mean squared point error, for views whose
+# points are the mesh's with no dlib to compare (dlib found no face; ``--detector mediapipe``).
+TRUST_MESH_ALONE = 0.00304
 
 
 @dataclass(frozen=True)
@@ -144,20 +147,24 @@ def landmark_trust(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mes
 
     landmarks, mesh68 (V,68,2) crop px (NaN rows of ``mesh68``: views without Face Mesh); ``gaps``
     (V,) the detectors' disagreement where known (``auto``: dlib vs Face Mesh, even where the
-    mesh's points replaced dlib's; NaN: unknown), else the gap between ``landmarks`` and ``mesh68``."""
+    mesh's points replaced dlib's; NaN: unknown), else the gap between ``landmarks`` and ``mesh68``;
+    a view whose points are the mesh's own with no known gap has TRUST_MESH_ALONE's variance."""
     if not settings.trust or (mesh68 is None and gaps is None):
         return None
     V, dev = landmarks.shape[0], landmarks.device
     g = torch.full((V,), float("nan"), dtype=torch.float64, device=dev)
     if mesh68 is not None:
         g = view_gaps(landmarks.double(), mesh68.to(dev).double())
+    mesh_alone = g < 1e-4  # (V,) the points are the mesh's (NaN compares False)
     if gaps is not None:
         known = torch.isfinite(gaps.to(dev))
         g = torch.where(known, gaps.to(dev).double(), g)
+        mesh_alone = mesh_alone & ~known
     has = torch.isfinite(g)
     if not bool(has.any()):
         return None
     var = torch.where(has, TRUST_AGREED ** 2 + TRUST_SLOPE * torch.nan_to_num(g).pow(2), 0.0)  # (V,) predicted
+    var = torch.where(mesh_alone, TRUST_MESH_ALONE, var)
     typical = TRUST_AGREED ** 2 + TRUST_SLOPE * settings.trust_gap ** 2                        # mean squared error
     item = torch.zeros(V, dtype=torch.long, device=dev) if groups is None else groups.to(dev)
     G = int(item.max()) + 1
