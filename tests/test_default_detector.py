@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
+
 import pytest
 
 from backend.detectors import DEFAULT_DETECTOR, DETECTOR_NAMES
@@ -65,3 +67,23 @@ def test_extension_stage_carries_the_mediapipe_files(tmp_path, monkeypatch):
     monkeypatch.setattr(nets, "search_path", lambda: [tmp_path / "nothing"])
     with pytest.raises(build.ManifestError, match="models fetch mediapipe"):
         build.find_mediapipe_dir()
+
+
+def test_auto_keeps_a_second_face_blazeface_misses(astronaut, grace_hopper):
+    """Two people side by side: BlazeFace finds only the larger face; dlib's box of the smaller one
+    is confirmed by Face Mesh and kept, dlib's HOG false positive on the flag is not."""
+    from PIL import Image
+
+    from backend.detect import DetectSettings
+    from backend.detect.combined import detect_auto, mediapipe_available
+    from backend.detect.dlib_backend import detect_dlib
+
+    if not mediapipe_available():
+        pytest.skip("MediaPipe's weights are not fetched")
+    gh = np.asarray(Image.fromarray(grace_hopper).resize((437, 512)))
+    image = np.ascontiguousarray(np.concatenate([astronaut, gh], axis=1))
+    assert len(detect_dlib(image, DetectSettings())) == 3  # both faces and a false positive on the flag
+    faces = detect_auto(image, DetectSettings())
+    centres = sorted(float(f.landmarks[:, 0].mean()) for f in faces)
+    assert len(faces) == 2 and centres[0] < 512 < centres[1], centres
+    assert all(f.presence >= 0.5 for f in faces)

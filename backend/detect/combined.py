@@ -11,8 +11,9 @@ mesh's 68 points from :data:`MESH_ONLY`, and a blend between (:func:`mesh_weight
 finds no face (near profile) but dlib boxed one, Face Mesh runs in dlib's box (three passes, the
 first unlevelled); when that finds no face either, BlazeFace's weaker candidates are tried, each
 verified by the mesh (:func:`.mediapipe_backend.weak_mesh_faces`); when nothing verifies the face,
-dlib's faces are returned with the mesh's (low) presence in their box, for the trust check. Faces only dlib finds
-(HOG false positives on textures) are returned only when the mesh finds no face at all. Without the
+dlib's faces are returned with the mesh's (low) presence in their box, for the trust check. A face only dlib
+finds beside BlazeFace's (a smaller second person) is kept when Face Mesh in its box confirms it; dlib's
+unconfirmed faces (HOG false positives on textures) are returned only when the mesh finds no face at all. Without the
 MediaPipe files this is dlib alone, with a warning (``photohead models fetch mediapipe``).
 """
 from __future__ import annotations
@@ -66,6 +67,20 @@ def mesh_weight(gap: float) -> float:
     return float(np.clip((gap - AGREE) / (MESH_ONLY - AGREE), 0.0, 1.0))
 
 
+def _verified_dlib_only(image: np.ndarray, dlib_faces: list[Face], mesh_faces: list[Face],
+                        settings: DetectSettings) -> list[Face]:
+    """Face Mesh in the boxes of dlib's faces that no mesh face covers (centres apart by ≥ half the
+    mesh face's size); the faces it confirms (presence ≥ MediaPipe's 0.5), HOG false positives dropped."""
+    def covered(df: Face) -> bool:
+        return any(np.linalg.norm(df.landmarks.mean(0) - mf.landmarks.mean(0)) < 0.5 * mf.size for mf in mesh_faces)
+
+    alone = [df for df in dlib_faces if not covered(df)][: settings.max_faces]
+    if not alone:
+        return []
+    return mesh_faces_in_boxes(image, np.stack([df.box for df in alone]), np.array([df.score for df in alone]),
+                               f"{alone[0].detector}-box", settings)
+
+
 def detect_auto(image: np.ndarray, settings: DetectSettings) -> list[Face]:
     """All faces in ``image`` (H,W,3) uint8 RGB, unsorted (see the module docstring)."""
     dlib_faces = detect_dlib(image, settings)
@@ -83,6 +98,8 @@ def detect_auto(image: np.ndarray, settings: DetectSettings) -> list[Face]:
             dlib_faces = [replace(df, presence=mf.presence) for df, mf in zip(boxed, meshed)] + dlib_faces[len(boxed):]
     if not mesh_faces:  # near profile: BlazeFace's weaker candidates, each verified by the mesh
         mesh_faces = weak_mesh_faces(image, settings)
+    elif dlib_faces:  # a face dlib boxed that BlazeFace missed (e.g. small beside a larger one): the mesh verifies it
+        mesh_faces = mesh_faces + _verified_dlib_only(image, dlib_faces, mesh_faces, settings)
     out, used = [], set()
     for mf in mesh_faces:
         centre, size = mf.landmarks.mean(0), mf.size
