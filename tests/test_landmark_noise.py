@@ -133,19 +133,10 @@ def test_landmark_trust_reads_the_gap_from_face_mesh_when_not_given_and_per_item
     mesh[1, :, 0] += 4.5  # view 1: 0.1
     assert view_gaps(lm, mesh).tolist() == pytest.approx([0.01, 0.1, 0.01])
     on = LandmarkNoiseSettings(trust=True)
-    person = LandmarkNoiseSettings(trust=True, per_view=False)
-    one_item = landmark_trust(person, lm, mesh)  # one trust per person: the views' variances averaged
+    one_item = landmark_trust(on, lm, mesh)  # one person: the views' variances averaged, one trust
     assert torch.allclose(one_item, one_item[0].expand(3)) and float(one_item[0]) < 1.0
-    views = landmark_trust(on, lm, mesh)  # the default: one person, each view by its own gap
-    assert views[0] == 1.0 and views[2] == 1.0 and float(views[1]) < float(one_item[0])
-    assert float(views[1]) == pytest.approx(float(landmark_trust(on, lm[1:2], mesh[1:2])[0]))
-    nomesh = mesh.clone()
-    nomesh[2] = float("nan")  # a view without evidence takes its person's mean variance
-    mean_var = landmark_trust(person, lm[:2], mesh[:2])
-    assert float(landmark_trust(on, lm, nomesh)[2]) == pytest.approx(float(mean_var[0]), rel=1e-6)
     groups = torch.tensor([0, 1, 2])  # three people: each its own
     per_item = landmark_trust(on, lm, mesh, groups=groups)
-    assert torch.equal(per_item, landmark_trust(person, lm, mesh, groups=groups))  # one view per item: the same
     assert per_item[0] == 1.0 and per_item[2] == 1.0 and float(per_item[1]) < float(one_item[0])
     alone = landmark_trust(on, lm[1:2], mesh[1:2])
     assert float(per_item[1]) == pytest.approx(float(alone[0]))  # as the item would be fitted alone
@@ -223,41 +214,3 @@ def test_trust_power_matches_the_renders_mean_variance():
     err2 = np.append(typical * (law.mean() / typical) ** 1.7 * np.ones(3), 9.0)
     assert trust_power(gaps, err2, s, a, g0) == pytest.approx(1.7, rel=1e-9)
     assert trust_power(gaps, np.append(law, 9.0), s, a, g0) == pytest.approx(1.0, rel=1e-9)  # the law holds: power 1
-
-
-def test_multiview_trust_is_per_view_and_single_photos_are_unchanged(face_model):
-    """One person in three views, the middle one's detectors far apart: per view (the default) the
-    other two views keep their landmark weight, so the fit follows their points more closely than
-    with one trust per person; a single photo, and a batch of single photos, fit bit-identically
-    either way (the Gauss–Newton warm-up and the Adam steps alike)."""
-    from evaluation.synthetic import SyntheticSettings, make_faces
-
-    face = make_faces(face_model, 1, seed=3, settings=SyntheticSettings(size=96))[0]
-    img = torch.from_numpy(face.image).float()[None] / 255.0
-    g = torch.Generator().manual_seed(1)
-    noisy = torch.from_numpy(face.contour68).float()[None] + 3.0 * torch.randn(3, 68, 2, generator=g)
-    skin = torch.ones(3, 96, 96)
-    per_view = LandmarkNoiseSettings(trust=True)
-    per_person = LandmarkNoiseSettings(trust=True, per_view=False)
-    gaps = torch.tensor([0.03, 0.12, 0.03])
-    for solver in ("gauss_newton", "adam"):
-        cfg = CoarseFitConfig(photo_schedule=((48, 2),), identity=False, landmark_solver=solver)
-        fits = {name: fit_coarse(face_model, img.expand(3, -1, -1, -1), noisy, skin, replace(cfg, landmark_noise=s), gaps=gaps)
-                for name, s in (("view", per_view), ("person", per_person))}
-        rec = fits["view"].history[0]
-        assert rec["landmark_trust_views"][0] == 1.0 and rec["landmark_trust_views"][2] == 1.0
-        assert 0.1 < rec["landmark_trust_views"][1] < 0.2
-        assert 0.1 < fits["person"].history[0]["landmark_trust"] < 0.5  # the mean variance's: all three views
-        assert "landmark_trust_views" not in fits["person"].history[0]
-        resid = {k: (f.landmarks - noisy).norm(dim=-1).mean(-1) for k, f in fits.items()}  # (3,) px
-        # the trusted views are followed more closely per view; the doubtful one less
-        assert float(resid["view"][[0, 2]].mean()) < float(resid["person"][[0, 2]].mean()) - 0.05, (solver, resid)
-        assert float(resid["view"][1]) > float(resid["person"][1]), (solver, resid)
-        # one photo, and a batch of two single photos: bit-identical per view or per person
-        one = [fit_coarse(face_model, img, noisy[1:2], skin[:1], replace(cfg, landmark_noise=s), gaps=gaps[1:2])
-               for s in (per_view, per_person)]
-        assert torch.equal(one[0].id, one[1].id) and torch.equal(one[0].landmarks, one[1].landmarks)
-        assert one[0].history[0]["landmark_trust"] == one[1].history[0]["landmark_trust"] < 0.2
-        two = [fit_coarse(face_model, img.expand(2, -1, -1, -1), noisy[:2], skin[:2], replace(cfg, landmark_noise=s),
-                          groups=torch.tensor([0, 1]), gaps=gaps[:2]) for s in (per_view, per_person)]
-        assert torch.equal(two[0].id, two[1].id) and torch.equal(two[0].landmarks, two[1].landmarks)

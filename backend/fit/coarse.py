@@ -232,21 +232,13 @@ def _into_id_ball(ident: torch.Tensor, id_ball: float) -> torch.Tensor:
     return ident * (radius / ident.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
 
 
-def _trust_record(trust: torch.Tensor) -> dict:
-    """One person's landmark trust (V,) for the history: the views' mean (one view: its own), and
-    each view's where they differ."""
-    if bool((trust == trust[0]).all()):
-        return {"landmark_trust": float(trust[0])}
-    return {"landmark_trust": float(trust.double().mean()), "landmark_trust_views": trust.tolist()}
-
-
 def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: torch.Tensor, sub_rows: torch.Tensor,
                   landmarks: torch.Tensor, lm_weights: torch.Tensor, weighting: ViewWeighting,
                   groups: torch.Tensor | None, dense_t, local: torch.Tensor, S: int,
                   trust: torch.Tensor | None = None, cam: Camera | None = None) -> dict[str, torch.Tensor]:
     """The landmark warm-up by Levenberg–Marquardt (:mod:`.landmark_solve`) on the model restricted to
     the landmark vertices, each item of a batch (``groups``) on its own, as it would be alone;
-    writes the solution into ``params``; ``trust`` (V,) scales each view's landmark terms. Returns the final loss terms."""
+    writes the solution into ``params``; ``trust`` (V,) scales each item's landmark terms. Returns the final loss terms."""
     V, G = landmarks.shape[0], params.id.shape[0]
     shared = config.shared_expression  # one expression row per item, else one per view
     items = [torch.arange(V, device=landmarks.device)] if G == 1 else [(groups == g).nonzero()[:, 0] for g in range(G)]
@@ -266,12 +258,11 @@ def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: 
             dense_g.has, dense_g.targets = dense_t.has[views], dense_t.targets[views]
         weights = config.weights if trust is None else replace(config.weights, landmark=config.weights.landmark
                                                                * float(trust[views[0]]))
-        view_trust = None if trust is None or bool((trust[views] == trust[views[0]]).all()) else trust[views] / trust[views[0]]
         residuals_at = landmark_residuals(
             layout, sub_model, params.f0[views], S, sub_vid, sub_rows if config.sliding_contour else None,
             landmarks[views], lm_weights[views] if lm_weights.dim() == 2 else lm_weights,
             weighting.landmark_weights if G == 1 else None, weights, config.prior_scale, None, dense_g, local,
-            config.dense_weight, camera=None if cam is None else cam.select(views), view_trust=view_trust)
+            config.dense_weight, camera=None if cam is None else cam.select(views))
 
         def project_id(x: torch.Tensor, layout=layout) -> torch.Tensor:  # the identity ball, as clamp_ after Adam
             if config.id_ball is None:
@@ -460,7 +451,7 @@ def fit_coarse(
         if progress is not None and (i % 10 == 0 or i == config.landmark_steps - 1):
             progress(step / total_steps, f"landmarks {i + 1}/{config.landmark_steps}")
     history.append({"stage": "landmarks", **{k: float(v.detach()) for k, v in terms.items()}, **weighting.summary(),
-                    **({} if trust is None else _trust_record(trust) if G == 1 else
+                    **({} if trust is None else {"landmark_trust": float(trust[0])} if G == 1 else
                        {"landmark_trust_items": trust[:: V // G].tolist()})})
 
     # 3. full loss, coarse to fine

@@ -88,8 +88,6 @@ class LandmarkNoiseSettings:
       the gap up to which a fit keeps full trust (the typical photo's); ``trust_max``: the most
       trust a photo whose detectors agree better than typical gets (1: never more than the
       default weights). Variants measured: docs/mediapipe.md, "How much the fit trusts the landmarks".
-      ``per_view``: in a multi-view fit each view's terms by its own gap (False: one trust per
-      person from its views' mean variance, so a side view's gap lowers the frontal view's too).
     """
 
     table: bool = False
@@ -98,7 +96,6 @@ class LandmarkNoiseSettings:
     trust_power: float = 1.0
     trust_gap: float = TRUST_TYPICAL_GAP
     trust_max: float = 1.0
-    per_view: bool = True
 
     @property
     def active(self) -> bool:
@@ -147,8 +144,6 @@ def landmark_trust(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mes
     point variance of a typical faces_dev photo over the variance its views' dlib–Face Mesh gaps
     predict (TRUST_AGREED² + TRUST_SLOPE·gap², averaged over the item's views with a gap), at most
     ``settings.trust_max``, to the power ``settings.trust_power``; items without evidence get 1 (None when every item does).
-    With ``settings.per_view`` each view's own variance instead (its item's mean for a view without
-    evidence): equal to the item's for one-view items.
 
     landmarks, mesh68 (V,68,2) crop px (NaN rows of ``mesh68``: views without Face Mesh); ``gaps``
     (V,) the detectors' disagreement where known (``auto``: dlib vs Face Mesh, even where the
@@ -176,12 +171,6 @@ def landmark_trust(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mes
     total = torch.zeros(G, dtype=torch.float64, device=dev).index_add_(0, item, var)
     count = torch.zeros(G, dtype=torch.float64, device=dev).index_add_(0, item, has.double())
     item_var = torch.where(count > 0, total / count.clamp_min(1), typical)  # (G,)
-    if settings.per_view:  # each view its own variance; a view without evidence its item's mean
-        view_var = torch.where(has, var, item_var[item])  # (V,)
-        trust = (typical / view_var).clamp(max=settings.trust_max).pow(settings.trust_power)
-        if bool((trust == 1.0).all()):
-            return None
-        return trust.to(landmarks.dtype)
     trust = (typical / item_var).clamp(max=settings.trust_max).pow(settings.trust_power)
     if bool((trust == 1.0).all()):  # every item as trusted as a typical photo: the fit is unchanged
         return None

@@ -61,7 +61,7 @@ def landmark_residuals(
     lm_vid: torch.Tensor, contour_rows: torch.Tensor | None, target: torch.Tensor, lm_weights: torch.Tensor,
     view_weights: torch.Tensor | None, weights: CoarseLossWeights, prior_scale: float,
     groups: torch.Tensor | None, dense=None, dense_map: torch.Tensor | None = None, dense_weight: float = 0.0,
-    camera: Camera | None = None, view_trust: torch.Tensor | None = None,
+    camera: Camera | None = None,
 ) -> Callable[[torch.Tensor], Residuals]:
     """The warm-up loss as residuals, for :func:`solve_box_lm`.
 
@@ -71,8 +71,7 @@ def landmark_residuals(
     crop px; lm_weights (68,) or (V,68); view_weights (V,) or None (L_lm's view weights, read at each ``at``);
     ``dense`` a :class:`backend.fit.dense.DenseTerm` (or None) with ``dense_map`` (model vertex id
     → subset row) and its weight relative to L_lm; ``camera`` the ``size``² crop's with each
-    view's lens (None: orthographic); ``view_trust`` (V,) each view's landmark terms scaled on top of
-    ``weights.landmark`` (:func:`.landmark_noise.landmark_trust` per view; None: 1). Returns ``at(x)`` → residuals ``r(x)`` whose
+    view's lens (None: orthographic). Returns ``at(x)`` → residuals ``r(x)`` whose
     squares sum to the loss, with the sliding contour's vertices chosen at ``x`` (fixed inside r);
     ``at.landmarks(x)`` gives the model's landmarks (V,68,2) there.
     """
@@ -113,8 +112,6 @@ def landmark_residuals(
     def at(x0: torch.Tensor) -> Residuals:
         share = (torch.full((V,), 1.0 / V, dtype=target.dtype, device=target.device) if view_weights is None
                  else view_weights / view_weights.sum())  # read here: the view weights change in place
-        if view_trust is not None:  # (V,) as the Adam warm-up's toward(): after the views' shares
-            share = share * view_trust
         lm_scale = (weights.landmark * G * share[:, None] * W / W.sum(-1, keepdim=True)).sqrt()  # (V,68)
         if dense is not None:  # the dense term's mean over points, then over views with the same shares
             dense_scale = (weights.landmark * dense_weight * G * share / dense.targets.shape[1]
