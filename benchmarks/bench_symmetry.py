@@ -47,7 +47,7 @@ def visible_half(gt: np.ndarray) -> list[int]:
     return HALF_A if da > db else HALF_B
 
 
-def run(folder: Path, names: list[str], strength: float, quality: str) -> None:
+def run(folder: Path, names: list[str], strength: float, quality: str, tag: str = "") -> None:
     import torch
 
     from backend.fit.symmetry import mirror_pairs
@@ -57,7 +57,7 @@ def run(folder: Path, names: list[str], strength: float, quality: str) -> None:
     torch.set_num_threads(1)
     ann = json.loads((folder / "landmarks.json").read_text())["images"]
     OUT.mkdir(parents=True, exist_ok=True)
-    out = OUT / f"{quality}_s{strength:g}.jsonl"
+    out = OUT / f"{tag}{quality}_s{strength:g}.jsonl"
     done = {json.loads(x)["image"] for x in out.read_text().splitlines()} if out.exists() else set()
     preset = patched_preset(quality, {"expression_symmetry": strength})
     for name in names:
@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--names", default="out/symexp/names.txt")
     ap.add_argument("--strength", type=float, action="append", default=[])
     ap.add_argument("--quality", default="default")
+    ap.add_argument("--tag", default="", help="prefix of the rows' file names")
     args = ap.parse_args()
     if args.select:
         ann = json.loads((args.folder / "landmarks.json").read_text())["images"]
@@ -101,7 +102,7 @@ def main() -> None:
         return
     names = Path(args.names).read_text().split()
     for s in args.strength:
-        run(args.folder, names, s, args.quality)
+        run(args.folder, names, s, args.quality, args.tag)
 
 
 if __name__ == "__main__":
