@@ -70,12 +70,3 @@ def test_a_far_side_landmark_pull_twists_the_expression_less_at_40_degrees(face_
     off, on = lr_diff(CFG), lr_diff(replace(CFG, expression_symmetry=CoarseFitConfig().expression_symmetry or 10.0))
     assert off > 0.02, off
     assert on < 0.7 * off, (on, off)
-
-
-def test_residuals_square_to_the_loss_and_select_views(face_model):
-    from backend.fit.symmetry import symmetry_prior
-
-    prior = symmetry_prior(3.0, face_model.exp_names, torch.tensor([0.7, -0.4, 0.0]))
-    exp = torch.rand(2, 3, face_model.n_exp, generator=torch.Generator().manual_seed(0))
-    assert float(prior.residuals(exp)[1].pow(2).sum()) == pytest.approx(float(prior.loss(exp[1])), rel=1e-5)
-    assert prior.select(torch.tensor([1])).weights.tolist() == pytest.approx([prior.weights[1].item()])

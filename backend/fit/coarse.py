@@ -42,7 +42,7 @@ from .landmark_solve import LandmarkLayout, landmark_residuals, solve_box_lm
 from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from .step_graph import StepRunner, adam, use_graphs
-from .symmetry import SymmetryPrior, symmetry_prior
+from .symmetry import symmetry_prior
 from .view_weights import ViewWeighting, ViewWeightSettings, landmark_residual_px, pixel_residual
 
 LANDMARK_SOLVERS = ("adam", "gauss_newton")  # CoarseFitConfig.landmark_solver
@@ -95,7 +95,7 @@ class CoarseFitConfig:
     - ``view_weights``: robust per-view weights of a multi-view fit (:mod:`.view_weights`).
     - ``landmark_noise``: per-point weights of L_lm from each point's detector noise
       (:mod:`.landmark_noise`).
-    - ``expression_symmetry``: strength of the mirror-pair expression prior (warm-up and photometric stages),
+    - ``expression_symmetry``: strength of the photometric stages' mirror-pair expression prior,
       growing with each view's yaw (:mod:`.symmetry`; 0: off).
     """
 
@@ -239,8 +239,7 @@ def _into_id_ball(ident: torch.Tensor, id_ball: float) -> torch.Tensor:
 def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: torch.Tensor, sub_rows: torch.Tensor,
                   landmarks: torch.Tensor, lm_weights: torch.Tensor, weighting: ViewWeighting,
                   groups: torch.Tensor | None, dense_t, local: torch.Tensor, S: int,
-                  trust: torch.Tensor | None = None, cam: Camera | None = None,
-                  symmetry: SymmetryPrior | None = None) -> dict[str, torch.Tensor]:
+                  trust: torch.Tensor | None = None, cam: Camera | None = None) -> dict[str, torch.Tensor]:
     """The landmark warm-up by Levenberg–Marquardt (:mod:`.landmark_solve`) on the model restricted to
     the landmark vertices, each item of a batch (``groups``) on its own, as it would be alone;
     writes the solution into ``params``; ``trust`` (V,) scales each item's landmark terms. Returns the final loss terms."""
@@ -267,8 +266,7 @@ def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: 
             layout, sub_model, params.f0[views], S, sub_vid, sub_rows if config.sliding_contour else None,
             landmarks[views], lm_weights[views] if lm_weights.dim() == 2 else lm_weights,
             weighting.landmark_weights if G == 1 else None, weights, config.prior_scale, None, dense_g, local,
-            config.dense_weight, camera=None if cam is None else cam.select(views),
-            symmetry=None if symmetry is None else symmetry.select(views))
+            config.dense_weight, camera=None if cam is None else cam.select(views))
 
         def project_id(x: torch.Tensor, layout=layout) -> torch.Tensor:  # the identity ball, as clamp_ after Adam
             if config.id_ball is None:
@@ -369,7 +367,6 @@ def fit_coarse(
     params = _Params(model, pose0, V, config, img_mean)
     if init is not None:
         _apply_init(params, init)
-    symmetry = symmetry_prior(config.expression_symmetry, model.exp_names, params.rot[:, 1])  # None: off (.symmetry)
     rows = contour_candidates(model.mean, model.landmarks68, model.face_vertex_mask).to(dev)
     face_tri = model.face_vertex_mask[model.faces].all(-1)  # (F,) triangles of the face region
     render_settings = RenderSettings(u_range=(0.0, float(model.uv_tiles)))
@@ -434,9 +431,6 @@ def fit_coarse(
         if dense_t is not None:
             terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2], local), S, S, weighting.landmark_weights, trust)
             loss = loss + w.landmark * config.dense_weight * terms["dense"]
-        if symmetry is not None:
-            terms["symmetry"] = symmetry.loss(exp)
-            loss = loss + terms["symmetry"]
         loss = loss * G  # every term a mean over equal items: × G is the sum of the items' losses
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -448,7 +442,7 @@ def fit_coarse(
     solver = config.landmark_solver if init is None else "adam"  # a converged solve would undo a prediction's
     if solver == "gauss_newton":                                    # shape where the landmarks are silent
         terms = _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
-                              dense_t, local, S, trust, cam if cam.focal is not None else None, symmetry)
+                              dense_t, local, S, trust, cam if cam.focal is not None else None)
         step += config.landmark_steps
     for i in range(config.landmark_steps if solver == "adam" else 0):
         check_cancel(cancel)
@@ -465,6 +459,7 @@ def fit_coarse(
                        {"landmark_trust_items": trust[:: V // G].tolist()})})
 
     # 3. full loss, coarse to fine
+    symmetry = symmetry_prior(config.expression_symmetry, model.exp_names, params.rot[:, 1])  # None: off (.symmetry)
     opt_groups = [
         {"params": [params.rot], "lr": config.lr_rot * 0.5},
         {"params": [params.log_f], "lr": config.lr_scale * 0.5},

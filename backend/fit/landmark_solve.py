@@ -61,7 +61,7 @@ def landmark_residuals(
     lm_vid: torch.Tensor, contour_rows: torch.Tensor | None, target: torch.Tensor, lm_weights: torch.Tensor,
     view_weights: torch.Tensor | None, weights: CoarseLossWeights, prior_scale: float,
     groups: torch.Tensor | None, dense=None, dense_map: torch.Tensor | None = None, dense_weight: float = 0.0,
-    camera: Camera | None = None, symmetry=None,
+    camera: Camera | None = None,
 ) -> Callable[[torch.Tensor], Residuals]:
     """The warm-up loss as residuals, for :func:`solve_box_lm`.
 
@@ -71,8 +71,7 @@ def landmark_residuals(
     crop px; lm_weights (68,) or (V,68); view_weights (V,) or None (L_lm's view weights, read at each ``at``);
     ``dense`` a :class:`backend.fit.dense.DenseTerm` (or None) with ``dense_map`` (model vertex id
     → subset row) and its weight relative to L_lm; ``camera`` the ``size``² crop's with each
-    view's lens (None: orthographic); ``symmetry`` a :class:`backend.fit.symmetry.SymmetryPrior` of the
-    V views (or None). Returns ``at(x)`` → residuals ``r(x)`` whose
+    view's lens (None: orthographic). Returns ``at(x)`` → residuals ``r(x)`` whose
     squares sum to the loss, with the sliding contour's vertices chosen at ``x`` (fixed inside r);
     ``at.landmarks(x)`` gives the model's landmarks (V,68,2) there.
     """
@@ -129,8 +128,6 @@ def landmark_residuals(
             if dense is not None:
                 points = dense.points(screen.flatten(0, 1), dense_map).view(C, V, -1, 2)  # crop frame = this frame
                 parts.append(((points - dense.targets if offset else points) * dense_scale[:, None, None]).reshape(C, -1))
-            if symmetry is not None:  # linear in exp: the same for states and tangents
-                parts.append(symmetry.residuals(exp_v) * G ** 0.5)
             return torch.cat(parts, 1)
 
         def residuals(x: torch.Tensor) -> torch.Tensor:

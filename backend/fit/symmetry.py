@@ -6,12 +6,10 @@ local expression shapes that come in mirror pairs (``mouthSmile_L``/``mouthSmile
 are mostly symmetric, so each pair's coefficient difference is penalised with a weight that grows
 with the view's yaw, ``strength``·max(0, sin²(yaw) − sin²(10°)): exactly zero for a
 near-frontal view (those fits are unchanged bit for bit) and ≈ ``strength``·sin²(yaw) when turned.
-The weight is fixed per fit from the starting pose's yaw; the prior acts in the landmark warm-up and the
-photometric stages (evidence: docs/design.md).
+The weight is fixed per fit from the yaw after the landmark warm-up (evidence: docs/design.md).
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
@@ -58,19 +56,6 @@ class SymmetryPrior:
     def loss(self, exp: torch.Tensor) -> torch.Tensor:
         diff = exp[:, self.left] - exp[:, self.right]  # (V,P)
         return (self.weights * diff.pow(2).mean(-1)).mean()
-
-    def residuals(self, exp: torch.Tensor) -> torch.Tensor:
-        """The loss as residuals (C,V·P) of C states exp (C,V,K_exp) (their squares sum to ``loss``; linear
-        in exp, so also the tangents of a Gauss–Newton Jacobian)."""
-        diff = exp[..., self.left] - exp[..., self.right]  # (C,V,P)
-        scale = (self.weights / (diff.shape[-1] * diff.shape[-2])).sqrt()  # (V,)
-        return (diff * scale[:, None]).flatten(1)
-
-    def select(self, views: torch.Tensor) -> SymmetryPrior:
-        """The prior of a subset of the views (indices (n,))."""
-        out = copy.copy(self)
-        out.weights = self.weights[views]
-        return out
 
 
 def symmetry_prior(strength: float, names: list[str] | None, yaw: torch.Tensor) -> SymmetryPrior | None:
