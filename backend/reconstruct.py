@@ -249,7 +249,7 @@ def _texture_and_assemble(
     weight_metrics, weight_warn = view_weight_report(fit.view_weights, [Path(v.name).name for v in views],
                                                      fit_cfg.view_weights)
     head.metrics.update(trust_metrics | weight_metrics)
-    head.metrics["trust_landmark_weight"] = fit.history[0].get("landmark_trust", 1.0)  # (backend.fit.landmark_noise)
+    head.metrics["trust_landmark_weight"] = fit.history[0].get("landmark_trust", 1.0) if fit.history else 1.0  # (backend.fit.landmark_noise)
     head.warnings.extend(warn_list + weight_warn + trust_warn)
     timings["total_s"] = time.perf_counter() - t0
     head.timings.update(timings)
