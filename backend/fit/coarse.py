@@ -127,7 +127,7 @@ class CoarseFitConfig:
     view_weights: ViewWeightSettings = ViewWeightSettings()
     parts: PartsFitConfig = PartsFitConfig()
     landmark_noise: LandmarkNoiseSettings = LandmarkNoiseSettings()
-    expression_symmetry: float = 0.0
+    expression_symmetry: float = 30.0
 
 
 @dataclass
