@@ -38,13 +38,13 @@ def warmup_cost(model: FaceModel, view: PreparedView, config: CoarseFitConfig, d
 
 def estimate_focal(model: FaceModel, views: list[PreparedView], config: CoarseFitConfig, device: torch.device,
                    candidates: tuple[float, ...] = CANDIDATES_35MM) -> list[PreparedView]:
-    """The views, each whose lens came from the default (``focal_source`` "default") given the
+    """The views, each whose lens came from the default (``focal_source`` "none") given the
     candidate focal (mm) with the lowest warm-up loss and ``focal_source`` "estimated"; the others
     as they are. ``config``: the coarse fit's (its warm-up settings are used, nothing rendered)."""
     warm = replace(config, photo_schedule=(), identity=False, parts=replace(config.parts, enabled=False))
     out = []
     for view in views:  # a loop over photos: each view's lens on its own
-        if view.focal_source != "default":
+        if view.focal_source != "none":
             out.append(view)
             continue
         costs = [warmup_cost(model, replace(view, focal_35mm=f), warm, device) for f in candidates]

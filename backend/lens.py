@@ -51,12 +51,12 @@ def exif_focal_35mm(image: str | Path | np.ndarray) -> float | None:
 def focal_source(config_focal: float | None, exif_focal: float | None,
                  default: float | None = DEFAULT_FOCAL_35MM) -> tuple[float, str]:
     """The focal (mm, 35-mm equivalent; ∞: orthographic) a photo is fitted with and where it came
-    from: the user's (``config_focal``), the photo's EXIF, else ``default`` (None: orthographic)."""
+    from: the user's (``config_focal``), the photo's EXIF, else ``default`` (None: orthographic), source "none"."""
     if config_focal is not None:
         return float(config_focal), "given"
     if exif_focal is not None:
         return float(exif_focal), "exif"
-    return (math.inf if default is None else float(default)), "default"
+    return (math.inf if default is None else float(default)), "none"
 
 
 def crop_camera(focal_35mm: Sequence[float], image_sizes: Sequence[tuple[int, int]],

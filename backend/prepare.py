@@ -48,7 +48,7 @@ class PreparedView:
     dense: np.ndarray | None = None  # (468,3) Face Mesh's points (x, y photo px; z relative depth), when it ran
     exif_focal_35mm: float | None = None  # the photo's EXIF FocalLengthIn35mmFilm (mm), when it has one
     focal_35mm: float = math.inf  # the lens the fit sees it through (mm, 35-mm equivalent; ∞: orthographic)
-    focal_source: str = "default"  # where focal_35mm came from: given, exif, default (backend.lens.focal_source) or
+    focal_source: str = "none"  # where focal_35mm came from: given, exif, none (backend.lens.focal_source) or
                                    # estimated (backend.focal_search)
 
     def crop_dense(self) -> np.ndarray | None:

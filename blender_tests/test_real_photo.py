@@ -33,9 +33,13 @@ def test_grace_hopper_real_pipeline(addon, face_model, tmp_path):
     assert (scene.render.resolution_x, scene.render.resolution_y) == (512, 600)
     view = json.loads(obj["photohead"])["views"][0]
     if json.loads(obj["photohead"])["mesh"] == "coarse":
-        # points 17-67 are fixed vertices (the jaw contour 0-16 slides along the silhouette)
+        # points 17-67 are fixed vertices (the jaw contour 0-16 slides along the silhouette); the
+        # eyes' 36-47 are lid vertices, which the lid clearance pushes out of the turned eyeballs
+        # after the fit (backend.eye_clearance): up to ~1 px there
         px = landmark_pixels(scene, obj, scene.camera, face_model.landmarks68.numpy()[17:])
-        assert np.abs(px - np.asarray(view["landmarks68"])[17:]).max() < 1.0
+        err = np.abs(px - np.asarray(view["landmarks68"])[17:]).max(1)
+        lids = np.arange(17, 68)[:, None] == np.arange(36, 48)[None]
+        assert err[~lids.any(1)].max() < 1.0 and err.max() < 2.0, err
     scene.render.engine = "CYCLES"
     scene.cycles.samples = 4
     scene.render.resolution_percentage = 25

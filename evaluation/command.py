@@ -186,9 +186,9 @@ def register(subparsers) -> None:
                         "classic otherwise")
     p.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
                    help="with --landmarks detector: the reconstruction's landmark detector")
-    p.add_argument("--focal", choices=("known", "default"), default=None,
-                   help="default: the renders carry no lens (the reconstruction estimates one); known: each render "
-                        "carries its true lens, as a photo's EXIF (default: known for orthographic scenes, default "
+    p.add_argument("--focal", choices=("known", "unknown"), default=None,
+                   help="unknown: the renders carry no lens (the reconstruction estimates one); known: each render "
+                        "carries its true lens, as a photo's EXIF (default: known for orthographic scenes, unknown "
                         "for perspective ones)")
     p.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="stop starting new faces after S seconds (the report says how many ran)")

@@ -157,7 +157,7 @@ def _mean_px(pred: np.ndarray, gt: np.ndarray, idx: slice | np.ndarray = slice(N
 
 INNER = slice(17, 68)  # iBUG 68: brows, nose, eyes, mouth (no jaw outline)
 SYNTHETIC_LANDMARKS = ("truth", "detector")
-SYNTHETIC_FOCAL = ("known", "default")  # run_synthetic's ``focal``
+SYNTHETIC_FOCAL = ("known", "unknown")  # run_synthetic's ``focal``
 
 
 # Detail shows in a photo only with enough pixels and a directional light: the detail suite
@@ -385,7 +385,7 @@ def run_synthetic(
     if landmarks not in SYNTHETIC_LANDMARKS:
         raise ValueError(f"unknown landmarks {landmarks!r}: use 'truth' or 'detector'")
     if focal is None:
-        focal = "known" if settings.projection == "orthographic" else "default"
+        focal = "known" if settings.projection == "orthographic" else "unknown"
     if focal not in SYNTHETIC_FOCAL:
         raise ValueError(f"unknown focal {focal!r}: use {' or '.join(SYNTHETIC_FOCAL)}")
     recon = reconstruct_fn or _default_reconstruct()

@@ -91,7 +91,7 @@ def test_a_dark_side_view_is_found_on_a_second_look(dark_side_set, tmp_path):
                            warn)
     assert [v.name for v in views] == [str(path), "image #1", "image #2"]  # photo order kept
     assert len(warn) == 1 and "'left.png'" in warn[0] and "second look" in warn[0]
-    assert views[0].focal_source == "default"
+    assert views[0].focal_source == "none"
     wh = truth[0].max(0) - truth[0].min(0)
     nme = np.linalg.norm(views[0].detected68 - truth[0], axis=1).mean() / np.sqrt(wh.prod())
     assert nme < 0.10  # not lost (bench_multiview_detected's threshold); measured 8.7 %

@@ -195,9 +195,9 @@ def test_exif_focal_is_read_and_sources_rank_given_exif_default(tmp_path):
     assert exif_focal_35mm(np.zeros((4, 4, 3), np.uint8)) is None
     assert focal_source(85.0, 26.0) == (85.0, "given")
     assert focal_source(None, 26.0) == (26.0, "exif")
-    assert focal_source(None, None, default=50.0) == (50.0, "default")
+    assert focal_source(None, None, default=50.0) == (50.0, "none")
     default = math.inf if DEFAULT_FOCAL_35MM is None else DEFAULT_FOCAL_35MM
-    assert focal_source(None, None) == (default, "default")
+    assert focal_source(None, None) == (default, "none")
 
 
 def test_crop_camera_converts_the_35mm_focal_into_crop_pixels():

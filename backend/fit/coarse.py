@@ -42,6 +42,7 @@ from .landmark_solve import LandmarkLayout, landmark_residuals, solve_box_lm
 from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from .step_graph import StepRunner, adam, use_graphs
+from .symmetry import symmetry_prior
 from .view_weights import ViewWeighting, ViewWeightSettings, landmark_residual_px, pixel_residual
 
 LANDMARK_SOLVERS = ("adam", "gauss_newton")  # CoarseFitConfig.landmark_solver
@@ -94,6 +95,8 @@ class CoarseFitConfig:
     - ``view_weights``: robust per-view weights of a multi-view fit (:mod:`.view_weights`).
     - ``landmark_noise``: per-point weights of L_lm from each point's detector noise
       (:mod:`.landmark_noise`).
+    - ``expression_symmetry``: strength of the photometric stages' mirror-pair expression prior,
+      growing with each view's yaw (:mod:`.symmetry`; 0: off).
     """
 
     landmark_steps: int = 150
@@ -124,6 +127,7 @@ class CoarseFitConfig:
     view_weights: ViewWeightSettings = ViewWeightSettings()
     parts: PartsFitConfig = PartsFitConfig()
     landmark_noise: LandmarkNoiseSettings = LandmarkNoiseSettings()
+    expression_symmetry: float = 30.0
 
 
 @dataclass
@@ -455,6 +459,7 @@ def fit_coarse(
                        {"landmark_trust_items": trust[:: V // G].tolist()})})
 
     # 3. full loss, coarse to fine
+    symmetry = symmetry_prior(config.expression_symmetry, model.exp_names, params.rot[:, 1])  # None: off (.symmetry)
     opt_groups = [
         {"params": [params.rot], "lr": config.lr_rot * 0.5},
         {"params": [params.log_f], "lr": config.lr_scale * 0.5},
@@ -512,6 +517,9 @@ def fit_coarse(
             if dense_t is not None:
                 terms["dense"] = dense_t.loss(dense_t.points(screen[..., :2]), size, S, weighting.landmark_weights, trust)
                 loss = loss + w.landmark * config.dense_weight * terms["dense"]
+            if symmetry is not None:
+                terms["symmetry"] = symmetry.loss(exp)
+                loss = loss + terms["symmetry"]
             if lagged_id is not None:
                 composite = rend.image * visible_face[..., None] + img_s * (~visible_face[..., None])
                 terms["identity"] = lagged_id(composite)
