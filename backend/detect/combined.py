@@ -29,7 +29,7 @@ from .dlib_backend import detect_dlib
 from .mediapipe_backend import MIN_PRESENCE, detect_mediapipe, mesh_faces_in_boxes, weak_mesh_faces
 from .mediapipe_nets import MEDIAPIPE_FILES, find_mediapipe_file
 
-__all__ = ["AGREE", "MESH_ONLY", "MISSING_MEDIAPIPE", "MediaPipeMissingWarning", "detect_auto", "disagreement", "mediapipe_available", "mesh_weight"]
+__all__ = ["AGREE", "MESH_ONLY", "SAME_FACE", "MISSING_MEDIAPIPE", "MediaPipeMissingWarning", "detect_auto", "disagreement", "mediapipe_available", "mesh_weight"]
 
 # Mean distance between dlib's and the mesh's 68 points, in mesh eye distances (outer corners
 # 36–45): below AGREE dlib's points are kept, from MESH_ONLY the mesh's, between them a blend
@@ -37,6 +37,7 @@ __all__ = ["AGREE", "MESH_ONLY", "MISSING_MEDIAPIPE", "MediaPipeMissingWarning",
 # own training data) and the better one on the renders (5 faces); beyond, dlib's (docs/mediapipe.md).
 AGREE = 0.10
 MESH_ONLY = 0.15
+SAME_FACE = 0.5  # a dlib face and a mesh face whose centres are closer than this × the mesh face's size are one face
 MISSING_MEDIAPIPE = ("MediaPipe's weights are missing, so dlib's landmarks are used unchecked "
                      "(they fail at large head turns): `photohead models fetch mediapipe` adds them")
 
@@ -67,14 +68,18 @@ def mesh_weight(gap: float) -> float:
     return float(np.clip((gap - AGREE) / (MESH_ONLY - AGREE), 0.0, 1.0))
 
 
+def _centre_gap(face: Face, mesh_face: Face) -> float:
+    """Distance between two faces' landmark centres in ``mesh_face``'s sizes (below
+    :data:`SAME_FACE`: the same face)."""
+    return float(np.linalg.norm(face.landmarks.mean(0) - mesh_face.landmarks.mean(0)) / mesh_face.size)
+
+
 def _verified_dlib_only(image: np.ndarray, dlib_faces: list[Face], mesh_faces: list[Face],
                         settings: DetectSettings) -> list[Face]:
-    """Face Mesh in the boxes of dlib's faces that no mesh face covers (centres apart by ≥ half the
-    mesh face's size); the faces it confirms (presence ≥ MediaPipe's 0.5), HOG false positives dropped."""
-    def covered(df: Face) -> bool:
-        return any(np.linalg.norm(df.landmarks.mean(0) - mf.landmarks.mean(0)) < 0.5 * mf.size for mf in mesh_faces)
-
-    alone = [df for df in dlib_faces if not covered(df)][: settings.max_faces]
+    """Face Mesh in the boxes of dlib's faces that no mesh face covers (:func:`_centre_gap`); the
+    faces it confirms (presence ≥ MediaPipe's 0.5), HOG false positives dropped."""
+    alone = [df for df in dlib_faces if all(_centre_gap(df, mf) >= SAME_FACE for mf in mesh_faces)]
+    alone = alone[: settings.max_faces]
     if not alone:
         return []
     return mesh_faces_in_boxes(image, np.stack([df.box for df in alone]), np.array([df.score for df in alone]),
@@ -102,9 +107,8 @@ def detect_auto(image: np.ndarray, settings: DetectSettings) -> list[Face]:
         mesh_faces = mesh_faces + _verified_dlib_only(image, dlib_faces, mesh_faces, settings)
     out, used = [], set()
     for mf in mesh_faces:
-        centre, size = mf.landmarks.mean(0), mf.size
-        near = [(np.linalg.norm(df.landmarks.mean(0) - centre), i) for i, df in enumerate(dlib_faces) if i not in used]
-        near = [(d, i) for d, i in near if d < 0.5 * size]
+        near = [(_centre_gap(df, mf), i) for i, df in enumerate(dlib_faces) if i not in used]
+        near = [(d, i) for d, i in near if d < SAME_FACE]
         if near:
             i = min(near)[1]
             used.add(i)
