@@ -128,7 +128,6 @@ def point_weights(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mesh
     return w
 
 
-
 def view_gaps(landmarks: torch.Tensor, mesh68: torch.Tensor) -> torch.Tensor:
     """Each view's mean point distance between ``landmarks`` and ``mesh68`` (V,68,2) px, in
     ``mesh68``'s outer-eye distances (as :func:`backend.detect.combined.disagreement`). Returns
