@@ -35,7 +35,7 @@ from .determinism import deterministic
 from .device import resolve_device
 from .errors import NoFaceError, PhotoheadError
 from .facemodel import FaceModel, load_default, load_model
-from .focal_search import ESTIMATE_WITHOUT_LENS, estimate_focal
+from .focal_search import ESTIMATE_WITHOUT_LENS, estimate_focal_warmups
 from .fit.coarse import CoarseFitConfig, CoarseFitResult
 from .fit.detail import DetailFitResult, fit_detail
 from .fit.view_weights import landmarks_followed, view_weight_report
@@ -185,8 +185,9 @@ def _run(
     # coarse
     fit_cfg = mode.coarse_config(replace(preset.coarse, identity=config.identity,
                                          shared_expression=config.shared_expression, step_graphs=config.step_graphs))
+    warmups: list = [None]
     if ESTIMATE_WITHOUT_LENS and mode.name != "predict":  # photos without a lens: the warm-up picks one
-        views = estimate_focal(model, views, fit_cfg, device)
+        views, warmups = estimate_focal_warmups(model, views, fit_cfg, device)
     identity = _identity_adapter(device) if (fit_cfg.identity or len(views) > 1) else None
     if identity is not None and len(views) > 1:
         warn_list.extend(_identity_warnings(identity, views, device))
@@ -196,7 +197,8 @@ def _run(
     fit = mode.coarse(model, crops224, to_t([v.crop_landmarks for v in views]), to_t([v.skin_mask for v in views]),
                       fit_cfg, identity if fit_cfg.identity else None, Stage(progress, 0.1, 0.75, cancel), cancel,
                       dense=dense_targets(views, device), mesh68=mesh68_targets(views, device),
-                      gaps=detector_gaps(views, device), camera=views_camera(views, device=device))
+                      gaps=detector_gaps(views, device), camera=views_camera(views, device=device),
+                      warmup=warmups[0] if len(views) == 1 else None)  # one view: the estimate's winner, solved
     timings[mode.coarse_timing] = time.perf_counter() - t1
     check_cancel(cancel)
 

@@ -44,6 +44,7 @@ from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from .step_graph import StepRunner, adam, use_graphs
 from .symmetry import symmetry_prior
 from .view_weights import ViewWeighting, ViewWeightSettings, landmark_residual_px, pixel_residual
+from .warmup_reuse import WarmupSolution, warmup_key
 
 LANDMARK_SOLVERS = ("adam", "gauss_newton")  # CoarseFitConfig.landmark_solver
 SKIN_ALBEDO = (0.62, 0.47, 0.40)  # a plausible mean skin albedo (linear-ish RGB in [0,1])
@@ -154,6 +155,7 @@ class CoarseFitResult:
     view_weights: torch.Tensor | None = None
     parts_colours: torch.Tensor | None = None  # (M,3) fitted part material colours (:mod:`.parts_term`)
     camera: Camera | None = None  # the S² crop camera with each view's lens; None: orthographic
+    warmup: WarmupSolution | None = None  # the solved landmark warm-up, for a fit of the same problem (.warmup_reuse)
 
     def crop_camera(self, size: int) -> Camera:
         """The camera of the fit's ``size``² crop (its lens per view; orthographic without one)."""
@@ -310,6 +312,7 @@ def fit_coarse(
     mesh68: torch.Tensor | None = None,
     gaps: torch.Tensor | None = None,
     camera: Camera | None = None,
+    warmup: WarmupSolution | None = None,
 ) -> CoarseFitResult:
     """Fit the face model to V aligned crops of one person (or of G people: ``groups``).
 
@@ -329,6 +332,8 @@ def fit_coarse(
     disagreement per view (NaN: unknown), the evidence of :func:`.landmark_noise.landmark_trust`.
     ``camera``: the S² crops' camera with each view's lens (``focal`` (V,) crop px, ∞ for an
     orthographic view; ``principal`` (V,2) crop px); None: orthographic (:mod:`backend.camera`).
+    ``warmup``: a solved warm-up (``CoarseFitResult.warmup`` of an earlier fit), used instead of
+    solving when it solved this very problem (:mod:`.warmup_reuse`), else ignored.
     """
     if config.landmark_solver not in LANDMARK_SOLVERS:
         raise ValueError(f"unknown landmark_solver {config.landmark_solver!r}: use one of {', '.join(LANDMARK_SOLVERS)}")
@@ -440,9 +445,16 @@ def fit_coarse(
 
     run_step = StepRunner(landmark_step, graph)  # on CUDA: replayed as a CUDA graph
     solver = config.landmark_solver if init is None else "adam"  # a converged solve would undo a prediction's
+    solved = None
     if solver == "gauss_newton":                                    # shape where the landmarks are silent
-        terms = _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
-                              dense_t, local, S, trust, cam if cam.focal is not None else None)
+        key = None if weighting.active else warmup_key(model, config, {"landmarks": landmarks, "weights": lm_weights,
+                                                       "trust": trust, "dense": dense, "pose0": pose0, "groups": groups}, cam)
+        if warmup is not None and warmup.key == key:
+            terms = warmup.apply(params)
+        else:
+            terms = _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
+                                  dense_t, local, S, trust, cam if cam.focal is not None else None)
+        solved = None if key is None else WarmupSolution.capture(params, terms, key)
         step += config.landmark_steps
     for i in range(config.landmark_steps if solver == "adam" else 0):
         check_cancel(cancel)
@@ -579,4 +591,5 @@ def fit_coarse(
         view_weights=None if weighting.weights is None else weighting.weights.clone(),
         parts_colours=None if parts is None else parts.colours.detach().clamp(0, 1),
         camera=cam if cam.focal is not None else None,
+        warmup=solved,
     )
