@@ -90,18 +90,23 @@ def landmark_residuals(
         exp_basis = shape(torch.zeros(layout.n_exp, layout.n_id, dtype=dt, device=dev),
                           torch.eye(layout.n_exp, dtype=dt, device=dev)) - rest
 
-    def screen_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def state_of(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """screen (V,U,2) px, ident (G,K_id), exp_v (V,K_exp), pose (V,7), verts (V,U,3) mm at x."""
         rot, log_f, trans, ident, exp = layout.split(x)
         pose = torch.cat([f0 * log_f.exp(), rot, trans, torch.zeros_like(f0)], -1)  # (V,7)
         exp_v = per_view(exp, groups, V)
         verts = shape(per_view(ident, groups, V), exp_v)
-        return project(verts, pose, cam)[..., :2], ident, exp_v  # (V,U,2)
+        return project(verts, pose, cam)[..., :2], ident, exp_v, pose, verts
 
-    def contour_at(x0: torch.Tensor) -> torch.Tensor:  # (V,68) subset rows, the contour chosen at x0
+    def screen_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return state_of(x)[:3]
+
+    def contour_at(x0: torch.Tensor, screen0: torch.Tensor | None = None) -> torch.Tensor:
+        """(V,68) subset rows, the contour chosen at x0 (whose screen is ``screen0`` when given)."""
         vid = lm_vid.expand(V, -1).clone()
         if contour_rows is not None:
             with torch.no_grad():
-                vid[:, :17] = select_contour(screen_of(x0)[0], contour_rows)
+                vid[:, :17] = select_contour(screen_of(x0)[0] if screen0 is None else screen0, contour_rows)
         return vid
 
     def landmarks(x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +121,12 @@ def landmark_residuals(
         if dense is not None:  # the dense term's mean over points, then over views with the same shares
             dense_scale = (weights.landmark * dense_weight * G * share / dense.targets.shape[1]
                            * dense.has.to(target.dtype)).sqrt()  # (V,)
-        vid = contour_at(x0)
+        # the state at x0, computed once: the solver asks for the residuals and the Jacobian there
+        state0 = None if x0.requires_grad else state_of(x0)
+        vid = contour_at(x0, None if state0 is None else state0[0])
+
+        def state(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return state0 if x is x0 and state0 is not None else state_of(x)
 
         def assemble(screen: torch.Tensor, ident: torch.Tensor, exp_v: torch.Tensor, offset: bool) -> torch.Tensor:
             """Residuals (C,M) of C states: screens (C,V,U,2), identities (C,G,K_id), per-view expressions
@@ -131,30 +141,30 @@ def landmark_residuals(
             return torch.cat(parts, 1)
 
         def residuals(x: torch.Tensor) -> torch.Tensor:
-            screen, ident, exp_v = screen_of(x)
+            screen, ident, exp_v = state(x)[:3]
             return assemble(screen[None], ident[None], exp_v[None], True)[0]
 
         def jacobian(x: torch.Tensor) -> torch.Tensor:
             """∂r/∂x (M,P) at x: exact in the coefficients (the residuals are affine in them), central
             differences in float64 for each view's 6 pose values."""
-            rot, log_f, trans, ident, exp = layout.split(x)
-            pose = torch.cat([f0 * log_f.exp(), rot, trans, torch.zeros_like(f0)], -1)  # (V,7)
-            verts = shape(per_view(ident, groups, V), per_view(exp, groups, V)).detach()  # (V,U,3)
+            pose, verts = state(x)[3:]
+            verts = verts.detach()  # (V,U,3)
             dt, dev, U = x.dtype, x.device, verts.shape[1]
             # pose, in the layout's order (rot 3, log f, trans 2): tangent screens (6,V,U,2)
             p64, v64, h = pose.detach().double(), verts.double(), 1e-6
-            d_pose = []
+            shifted = []  # 12 poses (V,7): each of the 6 values moved by +h, then by -h
             for k in range(6):
-                ends = []
                 for sgn in (h, -h):
                     q = p64.clone()
                     if k == 3:
                         q[:, 0] = q[:, 0] * torch.exp(torch.tensor(sgn, dtype=torch.float64))
                     else:
                         q[:, 1 + k if k < 3 else k] += sgn
-                    ends.append(project(v64, q, cam)[..., :2])
-                d_pose.append(((ends[0] - ends[1]) / (2 * h)).to(dt))
-            d_pose = torch.stack(d_pose)  # (6,V,U,2)
+                    shifted.append(q)
+            # one projection of the 12 shifted copies (the same per-view arithmetic as 12 calls, bit for bit)
+            ends = project(v64.repeat(12, 1, 1), torch.cat(shifted), cam.select(list(range(V)) * 12))[..., :2]
+            ends = ends.view(6, 2, V, U, 2)
+            d_pose = ((ends[:, 0] - ends[:, 1]) / (2 * h)).to(dt)  # (6,V,U,2)
             # the same view's tangent only, columns ordered rot (V,3), log_f (V,1), trans (V,2)
             order = [(k, v) for k0, n in ((0, 3), (3, 1), (4, 2)) for v in range(V) for k in range(k0, k0 + n)]
             T_pose = torch.zeros(len(order), V, U, 2, dtype=dt, device=dev)
