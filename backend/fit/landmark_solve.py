@@ -98,15 +98,25 @@ def landmark_residuals(
         verts = shape(per_view(ident, groups, V), exp_v)
         return project(verts, pose, cam)[..., :2], ident, exp_v, pose, verts
 
-    def screen_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return state_of(x)[:3]
+    last: list = [None, None]  # the last x (kept alive, so ``is`` is safe) and its state
 
-    def contour_at(x0: torch.Tensor, screen0: torch.Tensor | None = None) -> torch.Tensor:
-        """(V,68) subset rows, the contour chosen at x0 (whose screen is ``screen0`` when given)."""
+    def state(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """:func:`state_of`, once per x: the solver asks at one x for the contour, the residuals and
+        the Jacobian, and a trial step's x is the next linearisation point."""
+        if x.requires_grad:
+            return state_of(x)
+        if last[0] is not x:
+            last[:] = x, state_of(x)
+        return last[1]
+
+    def screen_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return state(x)[:3]
+
+    def contour_at(x0: torch.Tensor) -> torch.Tensor:  # (V,68) subset rows, the contour chosen at x0
         vid = lm_vid.expand(V, -1).clone()
         if contour_rows is not None:
             with torch.no_grad():
-                vid[:, :17] = select_contour(screen_of(x0)[0] if screen0 is None else screen0, contour_rows)
+                vid[:, :17] = select_contour(screen_of(x0)[0], contour_rows)
         return vid
 
     def landmarks(x: torch.Tensor) -> torch.Tensor:
@@ -121,12 +131,7 @@ def landmark_residuals(
         if dense is not None:  # the dense term's mean over points, then over views with the same shares
             dense_scale = (weights.landmark * dense_weight * G * share / dense.targets.shape[1]
                            * dense.has.to(target.dtype)).sqrt()  # (V,)
-        # the state at x0, computed once: the solver asks for the residuals and the Jacobian there
-        state0 = None if x0.requires_grad else state_of(x0)
-        vid = contour_at(x0, None if state0 is None else state0[0])
-
-        def state(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            return state0 if x is x0 and state0 is not None else state_of(x)
+        vid = contour_at(x0)
 
         def assemble(screen: torch.Tensor, ident: torch.Tensor, exp_v: torch.Tensor, offset: bool) -> torch.Tensor:
             """Residuals (C,M) of C states: screens (C,V,U,2), identities (C,G,K_id), per-view expressions
