@@ -38,6 +38,7 @@ from .facemodel import FaceModel, load_default, load_model
 from .focal_search import ESTIMATE_WITHOUT_LENS, estimate_focal_warmups
 from .fit.coarse import CoarseFitConfig, CoarseFitResult
 from .fit.detail import DetailFitResult, fit_detail
+from .fit.photo_trust import for_detectors, landmark_weight
 from .fit.view_weights import landmarks_followed, view_weight_report
 from .head import Head
 from .identity import identity_features, load_identity_net
@@ -184,7 +185,8 @@ def _run(
 
     # coarse
     fit_cfg = mode.coarse_config(replace(preset.coarse, identity=config.identity,
-                                         shared_expression=config.shared_expression, step_graphs=config.step_graphs))
+                                         shared_expression=config.shared_expression, step_graphs=config.step_graphs,
+                                         photo_trust=for_detectors(preset.coarse.photo_trust, [v.detector for v in views])))
     warmups: list = [None]
     if ESTIMATE_WITHOUT_LENS and mode.name != "predict":  # photos without a lens: the warm-up picks one
         views, warmups = estimate_focal_warmups(model, views, fit_cfg, device)
@@ -251,7 +253,7 @@ def _texture_and_assemble(
     weight_metrics, weight_warn = view_weight_report(fit.view_weights, [Path(v.name).name for v in views],
                                                      fit_cfg.view_weights)
     head.metrics.update(trust_metrics | weight_metrics)
-    head.metrics["trust_landmark_weight"] = fit.history[0].get("landmark_trust", 1.0) if fit.history else 1.0  # (backend.fit.landmark_noise)
+    head.metrics["trust_landmark_weight"] = landmark_weight(fit.history)
     head.warnings.extend(warn_list + weight_warn + trust_warn)
     timings["total_s"] = time.perf_counter() - t0
     head.timings.update(timings)

@@ -10,6 +10,7 @@ import torch
 
 import backend.fit.coarse as coarse
 from backend.camera import Camera, project
+from backend.fit.photo_trust import PhotoTrustSettings
 from backend.fit.coarse import CoarseFitConfig, fit_coarse
 from backend.fit.contour import contour_candidates, select_contour
 from backend.focal_search import CANDIDATES_35MM, estimate_focal_warmups, warmup_cost, warmup_fit
@@ -45,7 +46,8 @@ def test_the_fit_reuses_the_estimates_warm_up(face_model, monkeypatch):
     real = coarse._solve_warmup
     monkeypatch.setattr(coarse, "_solve_warmup", lambda *a, **k: solves.append(1) or real(*a, **k))
     view = _view_through(face_model, 35.0)
-    cfg = CoarseFitConfig(photo_schedule=((64, 3),), identity=False)
+    cfg = CoarseFitConfig(photo_schedule=((64, 3),), identity=False,
+                          photo_trust=PhotoTrustSettings(ref=None))  # a grey image: its own re-solve (.photo_trust)
     (picked,), (warm,) = estimate_focal_warmups(face_model, [view], cfg, torch.device("cpu"))
     tried = len(solves)
     assert picked.focal_source == "estimated" and picked.focal_35mm in (24.0, 35.0, 50.0), picked.focal_35mm

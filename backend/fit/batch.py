@@ -32,12 +32,14 @@ def _rows(x: torch.Tensor | None, index: slice) -> torch.Tensor | None:
 
 
 def _item_history(entry: dict, g: int) -> dict:
-    """A batch's history entry as item g's: its own L_pixel and landmark trust where the fit recorded them."""
-    own = {k: v for k, v in entry.items() if k not in ("pixel_items", "landmark_trust_items")}
+    """A batch's history entry as item g's: its own L_pixel and landmark and photo trust where the fit recorded them."""
+    own = {k: v for k, v in entry.items() if k not in ("pixel_items", "landmark_trust_items", "photo_trust_items")}
     if "pixel_items" in entry:
         own["pixel"] = entry["pixel_items"][g]
     if "landmark_trust_items" in entry and entry["landmark_trust_items"][g] < 1.0:
         own["landmark_trust"] = entry["landmark_trust_items"][g]
+    if "photo_trust_items" in entry and entry["photo_trust_items"][g] < 1.0:
+        own["photo_trust"] = entry["photo_trust_items"][g]
     return own
 
 

@@ -40,6 +40,7 @@ from .identity_lag import LaggedIdentity
 from .landmark_noise import LandmarkNoiseSettings, landmark_trust, point_weights, toward
 from .landmark_solve import LandmarkLayout, landmark_residuals, solve_box_lm
 from .parts_term import PartsFitConfig, fit_parts, parts_term
+from .photo_trust import PhotoTrustSettings, photo_trust
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from .step_graph import StepRunner, adam, use_graphs
 from .symmetry import symmetry_prior
@@ -98,6 +99,9 @@ class CoarseFitConfig:
       (:mod:`.landmark_noise`).
     - ``expression_symmetry``: strength of the photometric stages' mirror-pair expression prior,
       growing with each view's yaw (:mod:`.symmetry`; 0: off).
+    - ``photo_trust``: scale the landmark terms of an item whose photo the model explains better
+      than real photos are explained, from the first photometric stage's L_pixel, then solve the
+      warm-up and that stage again (:mod:`.photo_trust`; the solved warm-up only).
     """
 
     landmark_steps: int = 150
@@ -129,6 +133,7 @@ class CoarseFitConfig:
     parts: PartsFitConfig = PartsFitConfig()
     landmark_noise: LandmarkNoiseSettings = LandmarkNoiseSettings()
     expression_symmetry: float = 30.0
+    photo_trust: PhotoTrustSettings = PhotoTrustSettings()
 
 
 @dataclass
@@ -492,7 +497,10 @@ def fit_coarse(
             target_feat = identity_net(images, landmarks)
     prior = torch.tensor(SKIN_ALBEDO, device=dev, dtype=dt)
     terms = {}
-    for size, n_steps in config.photo_schedule:
+    schedule = list(config.photo_schedule)
+    judged = solver != "gauss_newton"  # the photometric evidence judges the landmarks once (.photo_trust)
+    while schedule:
+        size, n_steps = schedule.pop(0)
         img_s = _resize(images, size)
         mask_s = _resize(skin_mask[..., None], size)[..., 0]
         lm_target = landmarks * (size / S) + 0.5 * (size / S) - 0.5
@@ -570,6 +578,18 @@ def fit_coarse(
                         **weighting.summary()})
         if G > 1:  # each item's own photometric error (the batch's is their mean; the trust check reads it)
             history[-1]["pixel_items"] = per_item_pixel(img_s, last["image"], last["mask"], groups)
+        if not judged:
+            judged = True
+            pixel_g = torch.tensor(history[-1]["pixel_items"] if G > 1 else [history[-1]["pixel"]], device=dev, dtype=dt)
+            scale = photo_trust(config.photo_trust, pixel_g)  # (G,) or None: every item keeps its trust
+            if scale is not None:
+                scale_v = scale[groups] if G > 1 else scale.expand(V)
+                trust = scale_v if trust is None else trust * scale_v
+                history[-1]["photo_trust" if G == 1 else "photo_trust_items"] = float(scale[0]) if G == 1 else scale.tolist()
+                _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
+                              dense_t, local, S, trust, cam if cam.focal is not None else None)
+                schedule.insert(0, (size, n_steps))  # the first stage again, from the re-weighed warm-up
+                total_steps += n_steps
 
     with torch.no_grad():
         pose = params.pose()

@@ -1,0 +1,68 @@
+"""The landmark trust from the photometric residual (backend/fit/photo_trust.py)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from backend.fit.coarse import CoarseFitConfig, fit_coarse
+from backend.fit.photo_trust import PhotoTrustSettings, for_detectors, landmark_weight, photo_trust
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_the_scale_falls_as_a_power_below_ref_and_is_none_when_nothing_changes():
+    s = PhotoTrustSettings(ref=6.5, power=3.0)
+    assert photo_trust(s, torch.tensor([3.25, 6.5, 13.0])).tolist() == pytest.approx([0.125, 1.0, 1.0])
+    assert photo_trust(s, torch.tensor([6.5, 11.0])) is None
+    assert photo_trust(PhotoTrustSettings(ref=None), torch.tensor([1.0])) is None
+
+
+def test_landmark_weight_is_the_gap_trust_times_the_photo_trust():
+    hist = [{"stage": "landmarks", "landmark_trust": 0.5}, {"stage": "photo112", "photo_trust": 0.2}, {"stage": "photo224"}]
+    assert landmark_weight(hist) == pytest.approx(0.1)
+    assert landmark_weight(hist[2:]) == 1.0 and landmark_weight([]) == 1.0
+
+
+def _render(face_model):
+    from evaluation.synthetic import SyntheticSettings, make_faces
+
+    face = make_faces(face_model, 1, seed=3, settings=SyntheticSettings(size=96))[0]
+    noisy = torch.from_numpy(face.contour68).float()[None] + torch.randn(1, 68, 2, generator=torch.Generator().manual_seed(0)) * 2.0
+    return torch.from_numpy(face.image).float()[None] / 255.0, noisy
+
+
+CFG = CoarseFitConfig(landmark_iterations=6, photo_schedule=((48, 20),), identity=False)
+
+
+def test_a_render_the_model_explains_leans_on_its_shading(face_model):
+    """Our own render leaves an L_pixel far below a real photo's: its landmarks (2 px noise) lose
+    weight by (L_pixel/ref)³, the warm-up and the first stage run again, and the identity the
+    noise wrote shrinks."""
+    img, lms = _render(face_model)
+    mask = torch.ones(1, 96, 96)
+    off = fit_coarse(face_model, img, lms, mask, replace(CFG, photo_trust=PhotoTrustSettings(ref=None)))
+    on = fit_coarse(face_model, img, lms, mask, CFG)
+    stages = [h["stage"] for h in on.history if h["stage"].startswith("photo")]
+    assert stages == ["photo48", "photo48"]
+    first = next(h for h in on.history if h["stage"] == "photo48")
+    ref, power = CFG.photo_trust.ref, CFG.photo_trust.power
+    assert first["pixel"] < ref and first["photo_trust"] == pytest.approx((first["pixel"] / ref) ** power, rel=1e-5)
+    assert [h["stage"] for h in off.history if h["stage"].startswith("photo")] == ["photo48"]
+    assert float(on.id.norm()) < 0.9 * float(off.id.norm())
+
+
+def test_a_photo_explained_no_better_than_ref_is_fitted_as_before(face_model):
+    img, lms = _render(face_model)
+    mask = torch.ones(1, 96, 96)
+    off = fit_coarse(face_model, img, lms, mask, replace(CFG, photo_trust=PhotoTrustSettings(ref=None)))
+    low = fit_coarse(face_model, img, lms, mask, replace(CFG, photo_trust=PhotoTrustSettings(ref=0.5)))  # below its L_pixel
+    assert torch.equal(low.id, off.id) and torch.equal(low.verts, off.verts) and torch.equal(low.pose, off.pose)
+    assert not any("photo_trust" in h for h in low.history)
+
+
+def test_given_landmarks_are_followed_as_given():
+    s = PhotoTrustSettings()
+    assert for_detectors(s, ["given", "given"]).ref is None
+    assert for_detectors(s, ["given", "auto"]) == s and for_detectors(s, ["dlib"]) == s
