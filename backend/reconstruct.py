@@ -38,7 +38,7 @@ from .facemodel import FaceModel, load_default, load_model
 from .focal_search import ESTIMATE_WITHOUT_LENS, estimate_focal_warmups
 from .fit.coarse import CoarseFitConfig, CoarseFitResult
 from .fit.detail import DetailFitResult, fit_detail
-from .fit.photo_trust import for_detectors, landmark_weight
+from .fit.photo_trust import FOLLOWED as PHOTO_FOLLOWED, for_detectors, landmark_weight, photo_scale
 from .fit.view_weights import landmarks_followed, view_weight_report
 from .head import Head
 from .identity import identity_features, load_identity_net
@@ -244,6 +244,8 @@ def _texture_and_assemble(
     head.view_weights = view_weights
     head.metrics["uv_face_coverage"] = uv_face_coverage(model, view_weights)
     followed = landmarks_followed(fit.history, len(views))  # side views of a set: judged by their view weights
+    if photo_scale(fit.history) < PHOTO_FOLLOWED:  # the shading overruled the landmarks (.fit.photo_trust)
+        followed = [False] * len(views)
     evidence = [replace(view_evidence(Path(v.name).name if len(views) > 1 else "", r.landmarks68, r.detected68,
                                       float(r.pose[2]), v.mesh68, v.presence, v.detector_disagreement),
                         landmarks_followed=f)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from backend.fit.coarse import CoarseFitConfig, fit_coarse
-from backend.fit.photo_trust import PhotoTrustSettings, for_detectors, landmark_weight, photo_trust
+from backend.fit.photo_trust import PhotoTrustSettings, for_detectors, landmark_weight, photo_scale, photo_trust
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -21,7 +21,7 @@ def test_the_scale_falls_as_a_power_below_ref_and_is_none_when_nothing_changes()
 
 def test_landmark_weight_is_the_gap_trust_times_the_photo_trust():
     hist = [{"stage": "landmarks", "landmark_trust": 0.5}, {"stage": "photo112", "photo_trust": 0.2}, {"stage": "photo224"}]
-    assert landmark_weight(hist) == pytest.approx(0.1)
+    assert landmark_weight(hist) == pytest.approx(0.1) and photo_scale(hist) == pytest.approx(0.2)
     assert landmark_weight(hist[2:]) == 1.0 and landmark_weight([]) == 1.0
 
 

@@ -17,7 +17,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
-__all__ = ["PhotoTrustSettings", "for_detectors", "landmark_weight", "photo_trust"]
+__all__ = ["FOLLOWED", "PhotoTrustSettings", "for_detectors", "landmark_weight", "photo_scale", "photo_trust"]
+
+
+FOLLOWED = 0.5  # below this photo trust the fit leaned on the shading: its landmark residual is no warning sign
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,16 @@ def photo_trust(settings: PhotoTrustSettings, pixel: torch.Tensor) -> torch.Tens
     return None if bool((scale >= 1.0).all()) else scale
 
 
+def photo_scale(history: list[dict]) -> float:
+    """The photo trust a one-item fit recorded in its ``history`` (1 when the rule left it alone)."""
+    return float(next((h["photo_trust"] for h in history if "photo_trust" in h), 1.0))
+
+
 def landmark_weight(history: list[dict]) -> float:
     """The scale a one-item fit gave its landmark terms in the end: the detectors' trust
-    (:func:`.landmark_noise.landmark_trust`, the warm-up's entry) times the photo trust (1 when unset)."""
+    (:func:`.landmark_noise.landmark_trust`, the warm-up's entry) times the photo trust."""
     gap = next((h["landmark_trust"] for h in history if "landmark_trust" in h), 1.0)
-    photo = next((h["photo_trust"] for h in history if "photo_trust" in h), 1.0)
-    return float(gap) * float(photo)
+    return float(gap) * photo_scale(history)
 
 
 def for_detectors(settings: PhotoTrustSettings, detectors: list[str]) -> PhotoTrustSettings:
