@@ -193,3 +193,20 @@ def test_residuals_square_to_the_warm_up_loss_with_dense_points_and_view_weights
             + w.reg * ps * param_regularizer(ident, exp.expand(V, -1), None, w)
             + w.landmark * dt.loss(dt.points(screen), 224, 224, view_w))
     assert float(at(x)(x).pow(2).sum()) == pytest.approx(float(loss), rel=1e-5)
+
+
+def test_contour_candidates_are_each_anchors_row(face_model):
+    """The rows tested for all jaw anchors at once equal a row built vertex test by vertex test for
+    each anchor (the definition in backend.fit.contour.contour_row); the chin keeps its vertex."""
+    mean, mask = face_model.mean, face_model.face_vertex_mask
+    rows = contour_candidates(mean, face_model.landmarks68, mask)
+    assert rows.shape == (17, 24) and bool((rows[8] == face_model.landmarks68[8]).all())
+    for j in (0, 4, 7, 9, 16):
+        vid = int(face_model.landmarks68[j])
+        p = mean[vid]
+        ids = [i for i in range(mean.shape[0]) if bool(mask[i]) and abs(float(mean[i, 1] - p[1])) < 3.0
+               and bool(torch.sign(mean[i, 0]) == torch.sign(p[0])) and float(mean[i, 0].abs()) <= float(p[0].abs()) + 12.0
+               and float(mean[i, 2]) >= float(p[2]) - 35.0 and float(mean[i, 0].abs()) >= float(p[0].abs()) - 25.0]
+        near = sorted(ids, key=lambda i: float((mean[i] - p).norm()))[:23]
+        assert rows[j, 0] == vid and set(rows[j, 1:1 + len(near)].tolist()) == set(near), j
+        assert bool((rows[j, 1 + len(near):] == vid).all())

@@ -20,17 +20,25 @@ def contour_row(mean: torch.Tensor, vid: int, face_mask: torch.Tensor, band_mm: 
     vertices on its side of the face within ``band_mm`` of its height, the k − 1 nearest to it
     after the anchor itself. mean (V,3) mm; face_mask (V,) bool. Returns (k,) long vertex ids
     (padded by repeating the anchor)."""
-    p = mean[vid]
-    side = torch.sign(p[0])
-    sel = face_mask & ((mean[:, 1] - p[1]).abs() < band_mm) & (torch.sign(mean[:, 0]) == side)
-    sel &= (mean[:, 0].abs() <= p[0].abs() + 12.0) & (mean[:, 2] >= p[2] - 35.0)
-    sel &= mean[:, 0].abs() >= p[0].abs() - 25.0
-    ids = torch.nonzero(sel).flatten()
-    # keep the k closest to the landmark (rows can be long on the forehead band)
-    ids = ids[torch.argsort((mean[ids] - p).norm(dim=-1))][: k - 1]
-    row = torch.full((k,), vid, dtype=torch.long)
-    row[1 : 1 + ids.numel()] = ids
-    return row
+    return contour_rows(mean, [vid], face_mask, band_mm, k)[0]
+
+
+def contour_rows(mean: torch.Tensor, vids: list[int], face_mask: torch.Tensor, band_mm: float = 3.0,
+                 k: int = 24) -> torch.Tensor:
+    """:func:`contour_row` of each anchor vertex in ``vids`` (R anchors), the vertex tests done for
+    all rows at once. Returns (R,k) long vertex ids."""
+    p = mean[vids]  # (R,3) the anchors
+    side = torch.sign(p[:, :1])  # (R,1)
+    sel = face_mask & ((mean[:, 1] - p[:, 1:2]).abs() < band_mm) & (torch.sign(mean[:, 0]) == side)  # (R,V)
+    sel &= (mean[:, 0].abs() <= p[:, :1].abs() + 12.0) & (mean[:, 2] >= p[:, 2:3] - 35.0)
+    sel &= mean[:, 0].abs() >= p[:, :1].abs() - 25.0
+    rows = torch.tensor(vids, dtype=torch.long)[:, None].repeat(1, k)
+    for r in range(len(vids)):  # a loop over anchors (17 at most), not vertices
+        ids = torch.nonzero(sel[r]).flatten()
+        # keep the k closest to the landmark (rows can be long on the forehead band)
+        ids = ids[torch.argsort((mean[ids] - p[r]).norm(dim=-1))][: k - 1]
+        rows[r, 1 : 1 + ids.numel()] = ids
+    return rows
 
 
 def contour_candidates(
@@ -41,10 +49,10 @@ def contour_candidates(
     mean (V,3) mm; landmarks68 (68,) vertex ids; face_mask (V,) bool (vertices allowed: the
     face region). Returns (17, k) long vertex ids (rows padded by repeating the landmark vertex).
     """
-    rows = torch.empty(len(JAW), k, dtype=torch.long)
-    for j in JAW:  # 17 landmarks: a loop over landmarks, not vertices
-        vid = int(landmarks68[j])
-        rows[j] = vid if j == CHIN else contour_row(mean, vid, face_mask, band_mm, k)
+    jaw = [int(landmarks68[j]) for j in JAW]
+    rows = torch.full((len(JAW), k), jaw[CHIN], dtype=torch.long)
+    sides = [j for j in JAW if j != CHIN]
+    rows[sides] = contour_rows(mean, [jaw[j] for j in sides], face_mask, band_mm, k)
     return rows
 
 
