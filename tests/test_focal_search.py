@@ -10,9 +10,9 @@ import torch
 
 import backend.fit.coarse as coarse
 from backend.camera import Camera, project
-from backend.fit.photo_trust import PhotoTrustSettings
 from backend.fit.coarse import CoarseFitConfig, fit_coarse
 from backend.fit.contour import contour_candidates, select_contour
+from backend.fit.photo_trust import PhotoTrustSettings
 from backend.focal_search import CANDIDATES_35MM, estimate_focal_warmups, warmup_cost, warmup_fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

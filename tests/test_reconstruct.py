@@ -12,8 +12,8 @@ from backend.export import params_dict
 from evaluation.metrics import vertex_error
 from evaluation.synthetic import SyntheticSettings, make_faces
 from backend.fit.coarse import CoarseFitConfig, fit_coarse
-from backend.fit.photo_trust import PhotoTrustSettings
 from backend.fit.contour import contour_candidates, select_contour
+from backend.fit.photo_trust import PhotoTrustSettings
 from backend.camera import Camera, project
 from backend.reconstruct import ReconstructConfig, reconstruct
 
