@@ -36,10 +36,9 @@ def _item_history(entry: dict, g: int) -> dict:
     own = {k: v for k, v in entry.items() if k not in ("pixel_items", "landmark_trust_items", "photo_trust_items")}
     if "pixel_items" in entry:
         own["pixel"] = entry["pixel_items"][g]
-    if "landmark_trust_items" in entry and entry["landmark_trust_items"][g] < 1.0:
-        own["landmark_trust"] = entry["landmark_trust_items"][g]
-    if "photo_trust_items" in entry and entry["photo_trust_items"][g] < 1.0:
-        own["photo_trust"] = entry["photo_trust_items"][g]
+    for key in ("landmark_trust", "photo_trust"):  # recorded per item only where below 1
+        if f"{key}_items" in entry and entry[f"{key}_items"][g] < 1.0:
+            own[key] = entry[f"{key}_items"][g]
     return own
 
 

@@ -351,6 +351,7 @@ def fit_coarse(
     if camera is not None and (camera.width, camera.height) != (S, S):
         raise ValueError(f"fit_coarse: the camera is {camera.width}×{camera.height}, the crops {S}²")
     cam = camera if camera is not None and camera.has_lens else Camera(S, S)
+    lens = cam if cam.focal is not None else None  # the crops' camera where it has a lens, else None
     w = config.weights
     lm_weights = _landmark_weights(config, dev, dt)
     dense_t = dense_term(model, dense) if config.dense_weight > 0 else None
@@ -458,7 +459,7 @@ def fit_coarse(
             terms = warmup.apply(params)
         else:
             terms = _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
-                                  dense_t, local, S, trust, cam if cam.focal is not None else None)
+                                  dense_t, local, S, trust, lens)
         solved = None if key is None else WarmupSolution.capture(params, terms, key)
         step += config.landmark_steps
     for i in range(config.landmark_steps if solver == "adam" else 0):
@@ -587,7 +588,7 @@ def fit_coarse(
                 trust = scale_v if trust is None else trust * scale_v
                 history[-1]["photo_trust" if G == 1 else "photo_trust_items"] = float(scale[0]) if G == 1 else scale.tolist()
                 _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
-                              dense_t, local, S, trust, cam if cam.focal is not None else None)
+                              dense_t, local, S, trust, lens)
                 schedule.insert(0, (size, n_steps))  # the first stage again, from the re-weighed warm-up
                 total_steps += n_steps
 
@@ -610,6 +611,6 @@ def fit_coarse(
         history=history,
         view_weights=None if weighting.weights is None else weighting.weights.clone(),
         parts_colours=None if parts is None else parts.colours.detach().clamp(0, 1),
-        camera=cam if cam.focal is not None else None,
+        camera=lens,
         warmup=solved,
     )
