@@ -37,7 +37,7 @@ from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
 from .identity_lag import LaggedIdentity
-from .landmark_noise import LandmarkNoiseSettings, landmark_trust, point_weights, toward
+from .landmark_noise import LandmarkNoiseSettings, landmark_trust, photo_gated, point_weights, toward
 from .landmark_solve import LandmarkLayout, landmark_residuals, solve_box_lm
 from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .photo_trust import PhotoTrustSettings, photo_trust
@@ -249,7 +249,7 @@ def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: 
                   trust: torch.Tensor | None = None, cam: Camera | None = None) -> dict[str, torch.Tensor]:
     """The landmark warm-up by Levenberg–Marquardt (:mod:`.landmark_solve`) on the model restricted to
     the landmark vertices, each item of a batch (``groups``) on its own, as it would be alone;
-    writes the solution into ``params``; ``trust`` (V,) scales each item's landmark terms. Returns the final loss terms."""
+    writes the solution into ``params``; ``trust`` (V,) scales each view's landmark terms. Returns the final loss terms."""
     V, G = landmarks.shape[0], params.id.shape[0]
     shared = config.shared_expression  # one expression row per item, else one per view
     items = [torch.arange(V, device=landmarks.device)] if G == 1 else [(groups == g).nonzero()[:, 0] for g in range(G)]
@@ -267,13 +267,15 @@ def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: 
         if dense_t is not None:  # the item's own views' dense points
             dense_g = copy.copy(dense_t)
             dense_g.has, dense_g.targets = dense_t.has[views], dense_t.targets[views]
-        weights = config.weights if trust is None else replace(config.weights, landmark=config.weights.landmark
-                                                               * float(trust[views[0]]))
+        t = None if trust is None else trust[views]  # (n,) one scalar when the views agree, else per view
+        one = t is None or bool((t == t[0]).all())
+        weights = config.weights if t is None or not one else replace(config.weights, landmark=config.weights.landmark
+                                                                       * float(t[0]))
         residuals_at = landmark_residuals(
             layout, sub_model, params.f0[views], S, sub_vid, sub_rows if config.sliding_contour else None,
             landmarks[views], lm_weights[views] if lm_weights.dim() == 2 else lm_weights,
             weighting.landmark_weights if G == 1 else None, weights, config.prior_scale, None, dense_g, local,
-            config.dense_weight, camera=None if cam is None else cam.select(views))
+            config.dense_weight, camera=None if cam is None else cam.select(views), view_trust=None if one else t)
 
         def project_id(x: torch.Tensor, layout=layout) -> torch.Tensor:  # the identity ball, as clamp_ after Adam
             if config.id_ball is None:
@@ -585,7 +587,8 @@ def fit_coarse(
             scale = photo_trust(config.photo_trust, pixel_g)  # (G,) or None: every item keeps its trust
             if scale is not None:
                 scale_v = scale[groups] if G > 1 else scale.expand(V)
-                trust = scale_v if trust is None else trust * scale_v
+                trust = photo_gated(trust, landmark_trust(replace(config.landmark_noise, trust_view_power=None),
+                                                          landmarks, mesh68, gaps, groups), scale_v)
                 history[-1]["photo_trust" if G == 1 else "photo_trust_items"] = float(scale[0]) if G == 1 else scale.tolist()
                 _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
                               dense_t, local, S, trust, lens)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 __all__ = ["SIGMA_IO", "AGREED_IO", "GAP_SLOPE", "TRUST_AGREED", "TRUST_SLOPE", "TRUST_TYPICAL_GAP", "TRUST_MESH_ALONE",
-           "LandmarkNoiseSettings", "point_weights", "point_gaps", "view_gaps", "landmark_trust", "toward"]
+           "LandmarkNoiseSettings", "point_weights", "point_gaps", "view_gaps", "landmark_trust", "photo_gated", "toward"]
 
 # iBUG index → the detector's (auto: dlib checked by Face Mesh) root mean squared point error, in
 # inter-ocular distances; 200 faces_dev photos outside the 100 of the landmark suite, averaged
@@ -88,6 +88,12 @@ class LandmarkNoiseSettings:
       the gap up to which a fit keeps full trust (the typical photo's); ``trust_max``: the most
       trust a photo whose detectors agree better than typical gets (1: never more than the
       default weights). Variants measured: docs/mediapipe.md, "How much the fit trusts the landmarks".
+    - ``trust_view_power``: a view of a multi-view person keeps its own trust (what its gap gives it
+      alone) raised to this power where that is more than the person's: a view whose detectors
+      agree about as well as on a typical photo keeps full trust, however far apart they are in
+      the person's side views, whose gaps grow with the pose; the power keeps the own trust only
+      near that agreement (0.9 → 0.43, 0.6 → 0.017). None: the person's trust for every view.
+      Measured: docs/multiview.md, "The landmark trust of a multi-view set".
     """
 
     table: bool = False
@@ -96,6 +102,7 @@ class LandmarkNoiseSettings:
     trust_power: float = 1.0
     trust_gap: float = TRUST_TYPICAL_GAP
     trust_max: float = 1.0
+    trust_view_power: float | None = 8.0
 
     @property
     def active(self) -> bool:
@@ -143,6 +150,8 @@ def landmark_trust(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mes
     point variance of a typical faces_dev photo over the variance its views' dlib–Face Mesh gaps
     predict (TRUST_AGREED² + TRUST_SLOPE·gap², averaged over the item's views with a gap), at most
     ``settings.trust_max``, to the power ``settings.trust_power``; items without evidence get 1 (None when every item does).
+    A view keeps the larger of that and its own trust (the view alone, at most 1) to the power
+    ``settings.trust_view_power``: one view's trust is its item's when it is fitted alone.
 
     landmarks, mesh68 (V,68,2) crop px (NaN rows of ``mesh68``: views without Face Mesh); ``gaps``
     (V,) the detectors' disagreement where known (``auto``: dlib vs Face Mesh, even where the
@@ -170,10 +179,25 @@ def landmark_trust(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mes
     total = torch.zeros(G, dtype=torch.float64, device=dev).index_add_(0, item, var)
     count = torch.zeros(G, dtype=torch.float64, device=dev).index_add_(0, item, has.double())
     item_var = torch.where(count > 0, total / count.clamp_min(1), typical)  # (G,)
-    trust = (typical / item_var).clamp(max=settings.trust_max).pow(settings.trust_power)
-    if bool((trust == 1.0).all()):  # every item as trusted as a typical photo: the fit is unchanged
+    trust = (typical / item_var).clamp(max=settings.trust_max).pow(settings.trust_power)[item]  # (V,)
+    if settings.trust_view_power is not None:  # (V,) each view's own trust, at most 1, to the power
+        own = (typical / var).clamp(max=settings.trust_max).pow(settings.trust_power).clamp(max=1.0)
+        trust = torch.maximum(trust, torch.where(has, own.pow(settings.trust_view_power), 0.0))
+    if bool((trust == 1.0).all()):  # every view as trusted as a typical photo: the fit is unchanged
         return None
-    return trust[item].to(landmarks.dtype)
+    return trust.to(landmarks.dtype)
+
+
+def photo_gated(trust: torch.Tensor | None, person: torch.Tensor | None, scale: torch.Tensor) -> torch.Tensor:
+    """The landmark trust once the photometric check (:mod:`.photo_trust`) scaled some items'
+    landmark terms by ``scale`` (V,): such an item's views fall back to their person's trust
+    (``person`` (V,), :func:`landmark_trust` with ``trust_view_power`` None; None: 1) before the
+    scale, so a view whose detectors agree keeps its own trust only where the shading does not
+    already carry the geometry; the others keep ``trust`` (V,) (None: 1)."""
+    if trust is None:
+        return scale
+    base = trust if person is None else torch.where(scale < 1, person.to(trust.dtype), trust)
+    return base * scale
 
 
 def toward(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
