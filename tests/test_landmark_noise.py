@@ -250,24 +250,26 @@ def test_landmark_trust_keeps_a_view_whose_detectors_agree_in_a_set_whose_side_v
     assert both.tolist() == pytest.approx([typical / ((var(0.5) + var(0.03)) / 2), 1.0, typical / var(0.2)], rel=1e-6)
 
 
-def test_photo_gated_falls_back_to_the_person_trust_only_where_the_photometric_check_scaled():
-    """Two people: the first's photos the model explains (scale 0.03 < 1): its frontal view loses the
-    full trust it kept and gets its person's; the second (scale 1) keeps its views' own trusts."""
-    from backend.fit.landmark_noise import landmark_trust, photo_gated
+def test_judged_trust_keeps_the_views_own_trust_only_for_real_photo_like_sets():
+    """Two people with the grace frames' gaps: the first's photos the model explains (photometric
+    scale 0.03 < 1): its views get the person's trust times the scale, as without the rule; the
+    second's (scale 1): the views' own, its frontal view at full trust; without a photometric scale
+    every view gets its own."""
+    from backend.fit.landmark_noise import judged_trust, landmark_trust
 
     lm = _face_points().expand(6, -1, -1).clone()
-    gaps = torch.tensor([0.5, 0.03, 0.07, 0.5, 0.03, 0.07])  # two sets of the grace frames' gaps
+    gaps = torch.tensor([0.5, 0.03, 0.07, 0.5, 0.03, 0.07])
     groups = torch.tensor([0, 0, 0, 1, 1, 1])
     views = landmark_trust(LandmarkNoiseSettings(trust=True), lm, None, gaps=gaps, groups=groups)
     person = landmark_trust(LandmarkNoiseSettings(trust=True, trust_view_power=None), lm, None, gaps=gaps, groups=groups)
     assert views[1] == 1.0 and views[4] == 1.0 and float(person[1]) == pytest.approx(0.02382, abs=1e-5)
     scale = torch.tensor([0.03, 0.03, 0.03, 1.0, 1.0, 1.0])
-    gated = photo_gated(views, person, scale)
-    assert gated[:3].tolist() == pytest.approx((0.03 * person[:3]).tolist(), rel=1e-6)
-    assert torch.equal(gated[3:], views[3:])
-    assert torch.equal(photo_gated(None, None, scale), scale)  # no landmark trust: the scale alone
-    same = photo_gated(person, person, scale)  # views that already share their person's trust: a plain product
-    assert torch.equal(same, person * scale)
+    judged = judged_trust(person, views, scale)
+    assert torch.equal(judged[:3], person[:3] * scale[:3])  # bit for bit the fit without the rule
+    assert torch.equal(judged[3:], views[3:])
+    assert judged_trust(person, views, None) is views
+    assert torch.equal(judged_trust(None, None, scale), scale)  # no landmark trust: the scale alone
+    assert torch.equal(judged_trust(person, person, scale), person * scale)
 
 
 def test_warm_up_residuals_weigh_each_view_by_its_trust_as_the_adam_warm_up(face_model):

@@ -37,7 +37,7 @@ from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
 from .identity_lag import LaggedIdentity
-from .landmark_noise import LandmarkNoiseSettings, landmark_trust, photo_gated, point_weights, toward
+from .landmark_noise import LandmarkNoiseSettings, judged_trust, landmark_trust, point_weights, toward
 from .landmark_solve import LandmarkLayout, landmark_residuals, solve_box_lm
 from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .photo_trust import PhotoTrustSettings, photo_trust
@@ -346,7 +346,9 @@ def fit_coarse(
         raise ValueError(f"unknown landmark_solver {config.landmark_solver!r}: use one of {', '.join(LANDMARK_SOLVERS)}")
     V, S = images.shape[0], images.shape[1]
     G = check_groups(groups, V)
-    trust = landmark_trust(config.landmark_noise, landmarks, mesh68, gaps, groups)  # (V,) or None (.landmark_noise)
+    trust = landmark_trust(replace(config.landmark_noise, trust_view_power=None), landmarks, mesh68, gaps, groups)
+    view_trust = landmark_trust(config.landmark_noise, landmarks, mesh68, gaps, groups)  # (V,) or None (.landmark_noise)
+    views_differ = view_trust is not None and (trust is None or not torch.equal(view_trust, trust))
     if G > 1 and init is not None:
         raise ValueError("fit_coarse: starting values (init) are for one person, not a batch of groups")
     dev, dt = images.device, images.dtype
@@ -585,11 +587,13 @@ def fit_coarse(
             judged = True
             pixel_g = torch.tensor(history[-1]["pixel_items"] if G > 1 else [history[-1]["pixel"]], device=dev, dtype=dt)
             scale = photo_trust(config.photo_trust, pixel_g)  # (G,) or None: every item keeps its trust
-            if scale is not None:
-                scale_v = scale[groups] if G > 1 else scale.expand(V)
-                trust = photo_gated(trust, landmark_trust(replace(config.landmark_noise, trust_view_power=None),
-                                                          landmarks, mesh68, gaps, groups), scale_v)
-                history[-1]["photo_trust" if G == 1 else "photo_trust_items"] = float(scale[0]) if G == 1 else scale.tolist()
+            if scale is not None or views_differ:  # the landmarks re-weighed: the warm-up and this stage again
+                scale_v = None if scale is None else scale[groups] if G > 1 else scale.expand(V)
+                trust = judged_trust(trust, view_trust, scale_v)
+                if scale is not None:
+                    history[-1]["photo_trust" if G == 1 else "photo_trust_items"] = float(scale[0]) if G == 1 else scale.tolist()
+                if views_differ:
+                    history[-1]["landmark_trust_views"] = trust.tolist()
                 _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
                               dense_t, local, S, trust, lens)
                 schedule.insert(0, (size, n_steps))  # the first stage again, from the re-weighed warm-up

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 __all__ = ["SIGMA_IO", "AGREED_IO", "GAP_SLOPE", "TRUST_AGREED", "TRUST_SLOPE", "TRUST_TYPICAL_GAP", "TRUST_MESH_ALONE",
-           "LandmarkNoiseSettings", "point_weights", "point_gaps", "view_gaps", "landmark_trust", "photo_gated", "toward"]
+           "LandmarkNoiseSettings", "point_weights", "point_gaps", "view_gaps", "landmark_trust", "judged_trust", "toward"]
 
 # iBUG index → the detector's (auto: dlib checked by Face Mesh) root mean squared point error, in
 # inter-ocular distances; 200 faces_dev photos outside the 100 of the landmark suite, averaged
@@ -188,16 +188,17 @@ def landmark_trust(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mes
     return trust.to(landmarks.dtype)
 
 
-def photo_gated(trust: torch.Tensor | None, person: torch.Tensor | None, scale: torch.Tensor) -> torch.Tensor:
-    """The landmark trust once the photometric check (:mod:`.photo_trust`) scaled some items'
-    landmark terms by ``scale`` (V,): such an item's views fall back to their person's trust
-    (``person`` (V,), :func:`landmark_trust` with ``trust_view_power`` None; None: 1) before the
-    scale, so a view whose detectors agree keeps its own trust only where the shading does not
-    already carry the geometry; the others keep ``trust`` (V,) (None: 1)."""
-    if trust is None:
+def judged_trust(person: torch.Tensor | None, views: torch.Tensor | None, scale: torch.Tensor | None) -> torch.Tensor | None:
+    """The landmark trust once the first photometric stage has judged the photos
+    (:mod:`.photo_trust`): an item the model explains better than a real photo (``scale`` < 1) gets
+    its person's trust times the scale, as before; the others their views' own trust (``views``,
+    :func:`landmark_trust` with ``trust_view_power``), so a view whose detectors agree counts fully
+    only in a set of real-photo-like photos. person, views, scale (V,) or None (1 everywhere)."""
+    if scale is None:
+        return views
+    if person is None:
         return scale
-    base = trust if person is None else torch.where(scale < 1, person.to(trust.dtype), trust)
-    return base * scale
+    return torch.where(scale < 1, person, person if views is None else views.to(person.dtype)) * scale
 
 
 def toward(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
