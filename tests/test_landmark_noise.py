@@ -309,3 +309,33 @@ def test_warm_up_residuals_weigh_each_view_by_its_trust_as_the_adam_warm_up(face
                                ps, None, view_trust=torch.full((V,), 0.024))
     assert float(scalar(x)(x).pow(2).sum()) == pytest.approx(float(equal(x)(x).pow(2).sum()), rel=1e-6)
     assert float(at(x)(x).pow(2).sum()) > 3 * float(equal(x)(x).pow(2).sum())  # the frontal view's full trust counts
+
+
+def test_a_set_keeps_its_views_own_trust_only_when_the_photometric_stage_finds_it_real_photo_like(face_model):
+    """Three views with the grace frames' gaps: where the photometric check scales the landmarks
+    (a render-like set) the fit is the one without the per-view rule, bit for bit; where it does
+    not (the check off, as for a real photo's residual), the frontal view is refitted at full trust."""
+    from evaluation.synthetic import SyntheticSettings, make_faces
+
+    from backend.fit.photo_trust import PhotoTrustSettings
+
+    face = make_faces(face_model, 1, seed=3, settings=SyntheticSettings(size=96))[0]
+    img = torch.from_numpy(face.image).float()[None].expand(3, -1, -1, -1) / 255.0
+    g = torch.Generator().manual_seed(1)
+    noisy = torch.from_numpy(face.contour68).float()[None] + 3.0 * torch.randn(3, 68, 2, generator=g)
+    skin, gaps = torch.ones(3, 96, 96), torch.tensor([0.5, 0.03, 0.07])
+    cfg = CoarseFitConfig(photo_schedule=((48, 3),), identity=False, landmark_noise=LandmarkNoiseSettings(trust=True))
+    person = replace(cfg, landmark_noise=LandmarkNoiseSettings(trust=True, trust_view_power=None))
+    render_like = PhotoTrustSettings(ref=1e3)  # every residual below it: the landmarks scaled
+    a = fit_coarse(face_model, img, noisy, skin, replace(cfg, photo_trust=render_like), gaps=gaps)
+    b = fit_coarse(face_model, img, noisy, skin, replace(person, photo_trust=render_like), gaps=gaps)
+    assert torch.equal(a.id, b.id) and torch.equal(a.verts, b.verts)
+    assert not any("landmark_trust_views" in h for h in a.history)
+    real = PhotoTrustSettings(ref=None)
+    c = fit_coarse(face_model, img, noisy, skin, replace(cfg, photo_trust=real), gaps=gaps)
+    d = fit_coarse(face_model, img, noisy, skin, replace(person, photo_trust=real), gaps=gaps)
+    views = next(h["landmark_trust_views"] for h in c.history if "landmark_trust_views" in h)
+    assert views[1] == 1.0 and views[0] == pytest.approx(0.02382, abs=1e-4) and views[2] == views[0]
+    assert not any("landmark_trust_views" in h for h in d.history)
+    resid = lambda r: float((r.landmarks[1] - noisy[1]).norm(dim=-1).mean())  # noqa: E731 the frontal view's
+    assert resid(c) < resid(d) - 0.2  # followed more closely at full trust

@@ -592,7 +592,7 @@ def fit_coarse(
                 trust = judged_trust(trust, view_trust, scale_v)
                 if scale is not None:
                     history[-1]["photo_trust" if G == 1 else "photo_trust_items"] = float(scale[0]) if G == 1 else scale.tolist()
-                if views_differ:
+                if views_differ and (scale is None or bool((scale >= 1).any())):  # some views kept their own trust
                     history[-1]["landmark_trust_views"] = trust.tolist()
                 _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
                               dense_t, local, S, trust, lens)

@@ -92,8 +92,9 @@ class LandmarkNoiseSettings:
       alone) raised to this power where that is more than the person's: a view whose detectors
       agree about as well as on a typical photo keeps full trust, however far apart they are in
       the person's side views, whose gaps grow with the pose; the power keeps the own trust only
-      near that agreement (0.9 → 0.43, 0.6 → 0.017). None: the person's trust for every view.
-      Measured: docs/multiview.md, "The landmark trust of a multi-view set".
+      near that agreement (0.9 → 0.43, 0.6 → 0.017). The fit applies it once its first photometric
+      stage finds the set real-photo-like (:func:`judged_trust`). None: the person's trust for
+      every view. Measured: docs/multiview.md, "The landmark trust of a multi-view set".
     """
 
     table: bool = False
