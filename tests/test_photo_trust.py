@@ -66,3 +66,12 @@ def test_given_landmarks_are_followed_as_given():
     s = PhotoTrustSettings()
     assert for_detectors(s, ["given", "given"]).ref is None
     assert for_detectors(s, ["given", "auto"]) == s and for_detectors(s, ["dlib"]) == s
+
+
+def test_the_first_stage_runs_again_with_rerun_steps_times_its_steps(face_model):
+    img, lms = _render(face_model)
+    seen: list[str] = []
+    cfg = replace(CFG, photo_trust=PhotoTrustSettings(rerun_steps=2.5))
+    fit_coarse(face_model, img, lms, torch.ones(1, 96, 96), cfg, progress=lambda f, msg: seen.append(msg))
+    finals = [m for m in seen if m.startswith("photometric 48px") and m.split()[-1].split("/")[0] == m.split("/")[-1]]
+    assert finals == ["photometric 48px 20/20", "photometric 48px 50/50"]

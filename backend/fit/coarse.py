@@ -40,7 +40,7 @@ from .identity_lag import LaggedIdentity
 from .landmark_noise import LandmarkNoiseSettings, landmark_trust, point_weights, toward
 from .landmark_solve import LandmarkLayout, landmark_residuals, solve_box_lm
 from .parts_term import PartsFitConfig, fit_parts, parts_term
-from .photo_trust import PhotoTrustSettings, photo_trust
+from .photo_trust import PhotoTrustSettings, photo_trust, rescheduled
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from .step_graph import StepRunner, adam, use_graphs
 from .symmetry import symmetry_prior
@@ -589,8 +589,9 @@ def fit_coarse(
                 history[-1]["photo_trust" if G == 1 else "photo_trust_items"] = float(scale[0]) if G == 1 else scale.tolist()
                 _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
                               dense_t, local, S, trust, lens)
-                schedule.insert(0, (size, n_steps))  # the first stage again, from the re-weighed warm-up
-                total_steps += n_steps
+                rest = rescheduled(config.photo_trust, (size, n_steps), schedule)  # the first stage again, then the rest
+                total_steps += sum(n for _, n in rest) - sum(n for _, n in schedule)
+                schedule = rest
 
     with torch.no_grad():
         pose = params.pose()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-__all__ = ["FOLLOWED", "PhotoTrustSettings", "for_detectors", "landmark_weight", "photo_scale", "photo_trust"]
+__all__ = ["FOLLOWED", "PhotoTrustSettings", "for_detectors", "landmark_weight", "photo_scale", "photo_trust", "rescheduled"]
 
 
 FOLLOWED = 0.5  # below this photo trust the fit leaned on the shading: its landmark residual is no warning sign
@@ -26,10 +26,14 @@ FOLLOWED = 0.5  # below this photo trust the fit leaned on the shading: its land
 @dataclass(frozen=True)
 class PhotoTrustSettings:
     """``ref``: the first photometric stage's L_pixel (8-bit levels) from which an item keeps the
-    landmarks' full weight (None: off); ``power``: how fast the weight falls below it."""
+    landmarks' full weight (None: off); ``power``: how fast the weight falls below it;
+    ``rerun_steps``, ``later_steps``: the first stage's second run and the later stages take
+    this many times their steps (the shading, no longer held by the landmarks, has further to go)."""
 
     ref: float | None = 7.5
     power: float = 5.0
+    rerun_steps: float = 1.0
+    later_steps: float = 1.0
 
 
 def photo_trust(settings: PhotoTrustSettings, pixel: torch.Tensor) -> torch.Tensor | None:
@@ -39,6 +43,12 @@ def photo_trust(settings: PhotoTrustSettings, pixel: torch.Tensor) -> torch.Tens
         return None
     scale = (pixel.clamp_min(1e-3) / settings.ref).pow(settings.power).clamp(max=1.0)
     return None if bool((scale >= 1.0).all()) else scale
+
+
+def rescheduled(settings: PhotoTrustSettings, first: tuple[int, int], later: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The photometric (resolution, steps) stages still to run once the trust was lowered: the
+    ``first`` stage again, then the ``later`` ones, their steps scaled by the settings."""
+    return [(first[0], round(first[1] * settings.rerun_steps))] + [(s, round(n * settings.later_steps)) for s, n in later]
 
 
 def photo_scale(history: list[dict]) -> float:
