@@ -27,13 +27,12 @@ FOLLOWED = 0.5  # below this photo trust the fit leaned on the shading: its land
 class PhotoTrustSettings:
     """``ref``: the first photometric stage's L_pixel (8-bit levels) from which an item keeps the
     landmarks' full weight (None: off); ``power``: how fast the weight falls below it;
-    ``rerun_steps``, ``later_steps``: the first stage's second run and the later stages take
-    this many times their steps (the shading, no longer held by the landmarks, has further to go)."""
+    ``rerun_steps``: the first stage's second run takes this many times its steps (the shading,
+    no longer held by the landmarks, has further to go)."""
 
     ref: float | None = 7.5
     power: float = 5.0
-    rerun_steps: float = 1.0
-    later_steps: float = 1.0
+    rerun_steps: float = 3.0
 
 
 def photo_trust(settings: PhotoTrustSettings, pixel: torch.Tensor) -> torch.Tensor | None:
@@ -47,8 +46,8 @@ def photo_trust(settings: PhotoTrustSettings, pixel: torch.Tensor) -> torch.Tens
 
 def rescheduled(settings: PhotoTrustSettings, first: tuple[int, int], later: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The photometric (resolution, steps) stages still to run once the trust was lowered: the
-    ``first`` stage again, then the ``later`` ones, their steps scaled by the settings."""
-    return [(first[0], round(first[1] * settings.rerun_steps))] + [(s, round(n * settings.later_steps)) for s, n in later]
+    ``first`` stage again with ``rerun_steps`` times its steps, then the ``later`` ones."""
+    return [(first[0], round(first[1] * settings.rerun_steps))] + list(later)
 
 
 def photo_scale(history: list[dict]) -> float:
