@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from .cross import cross
 from .device_constants import constant
 
 SH_DIM = 27
@@ -96,7 +97,7 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor, face_mask: torch.Te
     """
     B, V = verts.shape[:2]
     v0, v1, v2 = _corners(verts, faces)  # (B,F,3)
-    face_n = torch.cross(v1 - v0, v2 - v0, dim=-1)  # length = 2·area
+    face_n = cross(v1 - v0, v2 - v0)  # length = 2·area
     if face_mask is not None:
         face_n = face_n * face_mask[..., None].to(face_n.dtype)
     # One scatter for all three corners (faces.T flattened: corner-major, matching repeat).
@@ -108,7 +109,7 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor, face_mask: torch.Te
 def face_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Unit face normals. verts (B,V,3), faces (F,3). Returns (B,F,3)."""
     v0, v1, v2 = _corners(verts, faces)
-    return torch.nn.functional.normalize(torch.cross(v1 - v0, v2 - v0, dim=-1), dim=-1, eps=1e-12)
+    return torch.nn.functional.normalize(cross(v1 - v0, v2 - v0), dim=-1, eps=1e-12)
 
 
 # Gathers and scatters run along dim 0 of the (B·V,3) vertex rows. On the CPU, ``index_add``
