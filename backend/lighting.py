@@ -17,7 +17,7 @@ import math
 import torch
 
 from .cross import cross
-from .device_constants import constant
+from .device_constants import constant, corner_major
 
 SH_DIM = 27
 SH_PER_CHANNEL = 9
@@ -101,7 +101,7 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor, face_mask: torch.Te
     if face_mask is not None:
         face_n = face_n * face_mask[..., None].to(face_n.dtype)
     # One scatter for all three corners (faces.T flattened: corner-major, matching repeat).
-    rows = _batch_rows(faces.t().reshape(-1), B, V)
+    rows = _batch_rows(corner_major(faces), B, V)
     normals = verts.new_zeros(B * V, 3).index_add(0, rows, face_n.repeat(1, 3, 1).reshape(-1, 3)).view(B, V, 3)
     return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
 

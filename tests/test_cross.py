@@ -39,3 +39,16 @@ def test_vertex_normals_of_a_tetrahedron():
     # vertex 3: (0,−1,0)·1 + (−1,0,0)·1 + (1,1,1)/√3·√3 (face normals × twice their areas)
     assert torch.allclose(n[3], torch.tensor([0.0, 0.0, 1.0]), atol=1e-6)
     assert torch.allclose(n.norm(dim=-1), torch.ones(4))
+
+
+def test_corner_major_ids_are_kept_per_faces_tensor():
+    from backend.device_constants import _CORNER_MAJOR, corner_major
+
+    faces = torch.tensor([[0, 1, 2], [2, 1, 3]])
+    ids = corner_major(faces)
+    assert ids.tolist() == [0, 2, 1, 1, 2, 3] and corner_major(faces) is ids
+    faces[1, 0] = 4  # modified in place: computed again
+    assert corner_major(faces).tolist() == [0, 4, 1, 1, 2, 3]
+    key = id(faces)
+    del faces
+    assert key not in _CORNER_MAJOR  # gone with its tensor
