@@ -119,3 +119,20 @@ def test_a_render_whose_shading_overrules_its_landmarks_is_refitted_through_the_
     kept = fit_coarse(face_model, img, lms, mask, replace(CFG, photo_trust=PhotoTrustSettings(ref=0.5)),
                       fallback_camera=fallback)  # the trust never lowered: the lens stays
     assert not lens_fell_back(kept.history) and kept.camera is None
+
+
+def test_in_a_batch_only_the_item_whose_trust_fell_takes_the_fallback_lens(face_model):
+    """Two items, the same render, one under heavy pixel noise (its L_pixel stays above ref):
+    only the clean one falls back, and each item's split history and camera say which."""
+    from backend.fit.batch import split_coarse
+
+    img, lms = _render(face_model)
+    noisy = (img + torch.randn(img.shape, generator=torch.Generator().manual_seed(1)) * 0.15).clamp(0, 1)
+    fallback = Camera(96, 96, focal=torch.tensor([400.0, 400.0]), principal=torch.tensor([[47.5, 47.5]] * 2))
+    groups = torch.arange(2)
+    fit = fit_coarse(face_model, torch.cat([img, noisy]), lms.expand(2, -1, -1), torch.ones(2, 96, 96), CFG,
+                     groups=groups, fallback_camera=fallback)
+    one, two = split_coarse(fit, groups)
+    assert lens_fell_back(one.history) and not lens_fell_back(two.history)
+    assert one.camera.focal.tolist() == [400.0] and two.camera.focal.tolist() == [float("inf")]
+    assert photo_scale(one.history) < 1.0 and photo_scale(two.history) == 1.0
