@@ -22,7 +22,7 @@ from .determinism import deterministic
 from .device import resolve_device
 from .errors import PhotoheadError
 from .fit.batch import split_coarse, split_detail
-from .focal_search import ESTIMATE_WITHOUT_LENS, estimate_focal
+from .focal_search import ESTIMATE_WITHOUT_LENS, estimate_focal, fallback_views, lens_fell_back
 from .fit.coarse import fit_coarse
 from .fit.detail import fit_detail
 from .head import Head
@@ -128,8 +128,10 @@ def _fit_batch(model, device: torch.device, views: list[PreparedView], warn_list
     fit_all = fit_coarse(model, crops224, to_t([v.crop_landmarks for v in views]), to_t([v.skin_mask for v in views]),
                          fit_cfg, identity if fit_cfg.identity else None, groups=groups,
                          dense=dense_targets(views, device), mesh68=mesh68_targets(views, device),
-                         gaps=detector_gaps(views, device), camera=views_camera(views, device=device))
+                         gaps=detector_gaps(views, device), camera=views_camera(views, device=device),
+                         fallback_camera=views_camera(fallback_views(views), device=device))
     fits = split_coarse(fit_all, groups)
+    views = [fallback_views([v])[0] if lens_fell_back(f.history) else v for v, f in zip(views, fits)]
     timings = {"batch_size": B, "detect_s": detect_s, "coarse_fit_s": (time.perf_counter() - t1) / B}
     details: list = [None] * B
     if config.detail:

@@ -38,7 +38,7 @@ params.json schema (``format`` = ``"photohead.params"``, ``version`` = 1), plain
                                                              # f the focal length in photo pixels, t mm
                 "focal_35mm": float | null,                  # the lens fitted through (mm, 35-mm equivalent);
                                                              # null: orthographic
-                "focal_source": "given"|"exif"|"estimated"|"none"|"",  # where the lens came from
+                "focal_source": "given"|"exif"|"estimated"|"standard"|"none"|"",  # where the lens came from
                                                              # (backend.lens, backend.focal_search)
                 "sh": [27],                                  # backend.lighting layout
                 "coeffs": {"id": [K_id], "exp": {name: weight}, "tex": [K_tex] | null},

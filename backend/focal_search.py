@@ -23,11 +23,15 @@ from .fit.coarse import CoarseFitConfig, CoarseFitResult, fit_coarse
 from .fit.warmup_reuse import WarmupSolution
 from .prepare import PreparedView, dense_targets, detector_gaps, mesh68_targets, views_camera
 
-__all__ = ["CANDIDATES_35MM", "ESTIMATE_WITHOUT_LENS", "estimate_focal", "estimate_focal_warmups", "warmup_cost"]
+__all__ = ["CANDIDATES_35MM", "ESTIMATE_WITHOUT_LENS", "STANDARD_FOCAL_35MM", "estimate_focal", "estimate_focal_warmups",
+           "fallback_views", "lens_fell_back", "warmup_cost"]
 
 CANDIDATES_35MM = (math.inf, 135.0, 85.0, 50.0, 35.0, 24.0)  # mm, 35-mm equivalent (∞: orthographic)
 # Whether reconstruct estimates the lens of photos without one (else backend.lens.DEFAULT_FOCAL_35MM).
 ESTIMATE_WITHOUT_LENS = True
+# The lens an estimated view falls back to when the fit's shading overrules its landmarks
+# (backend.fit.photo_trust): the estimate is no better than the landmarks it read (docs/design.md, "Camera").
+STANDARD_FOCAL_35MM = 50.0
 
 
 def warmup_fit(model: FaceModel, view: PreparedView, config: CoarseFitConfig, device: torch.device) -> CoarseFitResult:
@@ -77,3 +81,15 @@ def estimate_focal(model: FaceModel, views: list[PreparedView], config: CoarseFi
                    candidates: tuple[float, ...] = CANDIDATES_35MM) -> list[PreparedView]:
     """The views with estimated lenses, as :func:`estimate_focal_warmups` (without the warm-ups)."""
     return estimate_focal_warmups(model, views, config, device, candidates)[0]
+
+
+def fallback_views(views: list[PreparedView]) -> list[PreparedView]:
+    """The views as the fit sees them once their landmarks lose their weight: an estimated lens
+    becomes :data:`STANDARD_FOCAL_35MM` (``focal_source`` "standard"); a given or EXIF lens stays."""
+    return [replace(v, focal_35mm=STANDARD_FOCAL_35MM, focal_source="standard") if v.focal_source == "estimated" else v
+            for v in views]
+
+
+def lens_fell_back(history: list[dict]) -> bool:
+    """Whether a one-item fit switched to its :func:`fallback_views` lenses (its history says so)."""
+    return any(h.get("lens_fallback", 0.0) > 0.0 for h in history)

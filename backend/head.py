@@ -23,7 +23,7 @@ class ViewResult:
       of the 300-W convention), projected into the photo; None in heads from older versions.
     - ``crop_from_image`` (2,3) similarity mapping photo pixels → the 224² crop.
     - ``focal_35mm``: the lens the fit saw the photo through (mm, 35-mm equivalent; None:
-      orthographic) and ``focal_source`` where it came from (given, exif, estimated, none); with a lens
+      orthographic) and ``focal_source`` where it came from (given, exif, estimated, standard, none); with a lens
       ``projection`` is ``perspective`` and ``pose[0]`` its focal length in pixels.
     """
 

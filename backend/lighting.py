@@ -16,7 +16,8 @@ import math
 
 import torch
 
-from .device_constants import constant
+from .cross import cross
+from .device_constants import constant, corner_major
 
 SH_DIM = 27
 SH_PER_CHANNEL = 9
@@ -96,11 +97,11 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor, face_mask: torch.Te
     """
     B, V = verts.shape[:2]
     v0, v1, v2 = _corners(verts, faces)  # (B,F,3)
-    face_n = torch.cross(v1 - v0, v2 - v0, dim=-1)  # length = 2·area
+    face_n = cross(v1 - v0, v2 - v0)  # length = 2·area
     if face_mask is not None:
         face_n = face_n * face_mask[..., None].to(face_n.dtype)
     # One scatter for all three corners (faces.T flattened: corner-major, matching repeat).
-    rows = _batch_rows(faces.t().reshape(-1), B, V)
+    rows = _batch_rows(corner_major(faces), B, V)
     normals = verts.new_zeros(B * V, 3).index_add(0, rows, face_n.repeat(1, 3, 1).reshape(-1, 3)).view(B, V, 3)
     return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
 
@@ -108,7 +109,7 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor, face_mask: torch.Te
 def face_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Unit face normals. verts (B,V,3), faces (F,3). Returns (B,F,3)."""
     v0, v1, v2 = _corners(verts, faces)
-    return torch.nn.functional.normalize(torch.cross(v1 - v0, v2 - v0, dim=-1), dim=-1, eps=1e-12)
+    return torch.nn.functional.normalize(cross(v1 - v0, v2 - v0), dim=-1, eps=1e-12)
 
 
 # Gathers and scatters run along dim 0 of the (B·V,3) vertex rows. On the CPU, ``index_add``

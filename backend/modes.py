@@ -73,15 +73,17 @@ class Mode:
         self, model: FaceModel, crops: torch.Tensor, landmarks: torch.Tensor, skin: torch.Tensor, cfg: CoarseFitConfig,
         identity: Callable | None, progress: Stage, cancel: CancelToken | None, dense: torch.Tensor | None = None,
         mesh68: torch.Tensor | None = None, gaps: torch.Tensor | None = None, camera: Camera | None = None,
-        warmup: WarmupSolution | None = None,
+        warmup: WarmupSolution | None = None, fallback_camera: Camera | None = None,
     ) -> CoarseFitResult:
         """The coarse answer for crops (V,224,224,3) [0,1], landmarks (V,68,2) crop px, skin (V,224,224),
         dense (V,468,2) crop px Face Mesh points and mesh68 (V,68,2) crop px their 68 (NaN rows: views
         without; None: none), gaps (V,) the detectors' disagreement (NaN: unknown), camera the crops'
         with each view's lens (None: orthographic), warmup the lens estimate's solved landmark warm-up
-        (used where it solved this fit's, :mod:`backend.fit.warmup_reuse`)."""
+        (used where it solved this fit's, :mod:`backend.fit.warmup_reuse`), fallback_camera the
+        lenses the fit falls back to when the shading overrules the landmarks (:mod:`backend.fit.photo_trust`)."""
         return fit_coarse(model, crops, landmarks, skin, cfg, identity_net=identity, progress=progress, cancel=cancel,
-                          dense=dense, mesh68=mesh68, gaps=gaps, camera=camera, warmup=warmup)
+                          dense=dense, mesh68=mesh68, gaps=gaps, camera=camera, warmup=warmup,
+                          fallback_camera=fallback_camera)
 
     def detail_skipped(self) -> str | None:
         """Why the detail stage cannot run in this mode (a warning), or None."""
@@ -126,7 +128,7 @@ class PredictMode(_NetworkMode):
         return replace(cfg, identity=False)  # no fit: L_id only serves the multi-view outlier check
 
     def coarse(self, model, crops, landmarks, skin, cfg, identity, progress, cancel, dense=None,
-               mesh68=None, gaps=None, camera=None, warmup=None) -> CoarseFitResult:
+               mesh68=None, gaps=None, camera=None, warmup=None, fallback_camera=None) -> CoarseFitResult:
         return self.predictor.predict_coarse(model, crops, self.config.shared_expression)  # orthographic
 
     def detail_skipped(self) -> str | None:
@@ -155,7 +157,7 @@ class HybridMode(_NetworkMode):
             )
 
     def coarse(self, model, crops, landmarks, skin, cfg, identity, progress, cancel, dense=None,
-               mesh68=None, gaps=None, camera=None, warmup=None) -> CoarseFitResult:
+               mesh68=None, gaps=None, camera=None, warmup=None, fallback_camera=None) -> CoarseFitResult:
         predicted = self.predictor.predict_coarse(model, crops, self.config.shared_expression)
         # the encoder's orthographic pose starts the fit through the lens
         return fit_coarse(model, crops, landmarks, skin, cfg, identity_net=identity, progress=progress, cancel=cancel,

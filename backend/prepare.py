@@ -49,7 +49,7 @@ class PreparedView:
     exif_focal_35mm: float | None = None  # the photo's EXIF FocalLengthIn35mmFilm (mm), when it has one
     focal_35mm: float = math.inf  # the lens the fit sees it through (mm, 35-mm equivalent; ∞: orthographic)
     focal_source: str = "none"  # where focal_35mm came from: given, exif, none (backend.lens.focal_source) or
-                                   # estimated (backend.focal_search)
+                                   # estimated, standard (backend.focal_search)
 
     def crop_dense(self) -> np.ndarray | None:
         """Face Mesh's points in the 224² crop (468,2) px, or None without them."""

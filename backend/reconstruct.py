@@ -35,7 +35,7 @@ from .determinism import deterministic
 from .device import resolve_device
 from .errors import NoFaceError, PhotoheadError
 from .facemodel import FaceModel, load_default, load_model
-from .focal_search import ESTIMATE_WITHOUT_LENS, estimate_focal_warmups
+from .focal_search import ESTIMATE_WITHOUT_LENS, estimate_focal_warmups, fallback_views, lens_fell_back
 from .fit.coarse import CoarseFitConfig, CoarseFitResult
 from .fit.detail import DetailFitResult, fit_detail
 from .fit.photo_trust import FOLLOWED as PHOTO_FOLLOWED, for_detectors, landmark_weight, photo_scale
@@ -200,7 +200,10 @@ def _run(
                       fit_cfg, identity if fit_cfg.identity else None, Stage(progress, 0.1, 0.75, cancel), cancel,
                       dense=dense_targets(views, device), mesh68=mesh68_targets(views, device),
                       gaps=detector_gaps(views, device), camera=views_camera(views, device=device),
-                      warmup=warmups[0] if len(views) == 1 else None)  # one view: the estimate's winner, solved
+                      warmup=warmups[0] if len(views) == 1 else None,  # one view: the estimate's winner, solved
+                      fallback_camera=views_camera(fallback_views(views), device=device))
+    if lens_fell_back(fit.history):  # the shading overruled the landmarks that picked the lens
+        views = fallback_views(views)
     timings[mode.coarse_timing] = time.perf_counter() - t1
     check_cancel(cancel)
 

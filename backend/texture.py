@@ -17,6 +17,7 @@ confidence, Hi×Wi photo pixels, N vertices.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -30,8 +31,9 @@ from .blend import (
 )
 from .camera import Camera, euler_to_rotation, project, scale_pose, to_camera_space
 from .detail import masked_lowpass
-from .facemodel import FaceModel
+from .facemodel import FaceModel, cache_dir
 from .geometry import array_digest
+from .io_utils import atomic_path
 from .fit.coarse import CoarseFitResult
 from .fit.detail import DetailFitResult
 from .lighting import sh_shading, vertex_normals
@@ -340,14 +342,34 @@ def model_face_region(model: FaceModel, height: int, width: int) -> torch.Tensor
     """:func:`face_region_mask` of the model's whole UV layout rasterised at height × width
     (H,W) bool. It depends on the model only, not on the head: the last one is kept, keyed by a
     digest of the layout (so every head of a batch, an add-on session or a worker rasterises the
-    layout once, 0.08 s at 512 × 1536)."""
+    layout once, 0.08 s at 512 × 1536), and stored in the cache folder under that digest (so a
+    new process reads it: 1 ms)."""
     key = array_digest(*(t.detach().cpu().numpy() for t in (model.uv, model.faces_uv, model.faces, model.region)),
                        extra=(height, width, model.uv_tiles, tuple(model.face_mask_regions)))
     if key not in _FACE_REGION_CACHE:
-        frags = rasterize_uv(model.uv, model.faces_uv, height, width, (0.0, float(model.uv_tiles)))
+        path = cache_dir().parent / "uv" / f"face_region-{key.hex()}.npy"
+        mask = _read_mask(path, (height, width))
+        if mask is None:
+            frags = rasterize_uv(model.uv, model.faces_uv, height, width, (0.0, float(model.uv_tiles)))
+            mask = face_region_mask(model, frags).cpu()
+            try:
+                with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                    np.save(f, mask.numpy())
+            except OSError:
+                pass  # a read-only cache folder: computed again next time
         _FACE_REGION_CACHE.clear()
-        _FACE_REGION_CACHE[key] = face_region_mask(model, frags).cpu()
+        _FACE_REGION_CACHE[key] = mask
     return _FACE_REGION_CACHE[key]
+
+
+def _read_mask(path: Path, shape: tuple[int, int]) -> torch.Tensor | None:
+    """The (H,W) bool mask stored at ``path`` (:func:`model_face_region`), or None when it is
+    missing, unreadable or not of ``shape``."""
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return torch.from_numpy(mask) if mask.dtype == np.bool_ and mask.shape == shape else None
 
 
 def uv_face_coverage(model: FaceModel, weights: np.ndarray) -> float:

@@ -9,6 +9,12 @@ its core, and the fit slows by an order of magnitude instead of by its fair shar
 - ``OMP_WAIT_POLICY=PASSIVE``: idle team threads sleep instead of spinning. The OpenMP runtime
   reads it once, when it is loaded (at ``import torch``), so :func:`apply_process_policy` must
   run before that: the command line and the add-on's worker call it first thing.
+- ``NUMPY_MADVISE_HUGEPAGE=0``: numpy's large arrays on ordinary pages. numpy asks the kernel
+  for transparent huge pages for every array of 4 MB or more; where the kernel then compacts
+  memory on the page fault (``defrag=madvise``, this VM's setting) and memory is fragmented by
+  other programs, loading the face model took 0.5–1 s of system time instead of 0.1 s. numpy
+  reads it when it is imported; :func:`apply_process_policy` also applies it to a numpy
+  already imported.
 - One intra-op thread per fit (:data:`FIT_THREADS`, :func:`fit_threads`): the command line and
   the add-on's worker fit on one thread unless ``--threads`` / ``PHOTOHEAD_THREADS`` ask for
   more. Most of a fit's ops are too small to split, so a second thread bought ≈ 10 % when the
@@ -36,6 +42,7 @@ __all__ = ["FIT_THREADS", "PROCESS_DEFAULTS", "apply_process_policy", "fit_threa
 PROCESS_DEFAULTS: dict[str, str] = {
     "OMP_WAIT_POLICY": "PASSIVE",  # idle OpenMP threads sleep (GNU and LLVM OpenMP)
     "KMP_BLOCKTIME": "0",          # the same for Intel's OpenMP runtime, where torch links it
+    "NUMPY_MADVISE_HUGEPAGE": "0",  # numpy's large arrays without huge pages (no compaction stalls)
 }
 
 THREADS_VAR = "PHOTOHEAD_THREADS"
@@ -61,6 +68,8 @@ def apply_process_policy() -> bool:
     if "torch" in sys.modules:
         return False
     worker_environment(os.environ)
+    if "numpy" in sys.modules:  # imported already: it read the variable then
+        sys.modules["numpy"].core.multiarray._set_madvise_hugepage(os.environ["NUMPY_MADVISE_HUGEPAGE"] != "0")
     return True
 
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as Fn
 
 from .camera import Camera
+from .cross import cross
 from .facemodel import FaceModel
 from .geometry import phong_points
 from .lighting import vertex_normals
@@ -88,7 +89,7 @@ def grid_normals(positions: torch.Tensor, valid: torch.Tensor, reference: torch.
 
     d_u = diff(2)  # +u: next column
     d_v = -diff(1)  # +v: previous row
-    n = Fn.normalize(torch.cross(d_u, d_v, dim=-1), dim=-1, eps=1e-12)
+    n = Fn.normalize(cross(d_u, d_v), dim=-1, eps=1e-12)
     if reference is not None:
         n = torch.where((n * reference).sum(-1, keepdim=True) < 0, -n, n)
     return n * v
@@ -100,7 +101,7 @@ def tangent_frames(positions: torch.Tensor, valid: torch.Tensor, normals: torch.
     v = valid.to(positions.dtype)[..., None]
     t = torch.roll(positions, -1, 2) - torch.roll(positions, 1, 2)
     t = Fn.normalize(t - (t * normals).sum(-1, keepdim=True) * normals, dim=-1, eps=1e-12)
-    b = torch.cross(normals, t, dim=-1)
+    b = cross(normals, t)
     return t * v, b * v
 
 

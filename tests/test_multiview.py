@@ -172,10 +172,11 @@ def test_identity_outliers_on_real_faces(faces_dev):
     assert identity_outliers(desc[:3], labels[:3]) == []
 
 
-def test_uv_face_coverage_rasterises_a_layout_once(face_model, monkeypatch):
+def test_uv_face_coverage_rasterises_a_layout_once(face_model, monkeypatch, tmp_path):
     """The face region of a model's UV layout is rasterised once (backend.texture's digest cache):
     a second head, even with the model loaded again (new tensors, same layout), reuses it; an
-    edited layout is rasterised again. The coverage is the fraction of the region's texels seen."""
+    edited layout is rasterised again. The coverage is the fraction of the region's texels seen.
+    A new process reads the region from the cache folder; a damaged file is rasterised again."""
     import copy
 
     import backend.texture as tx
@@ -184,6 +185,7 @@ def test_uv_face_coverage_rasterises_a_layout_once(face_model, monkeypatch):
     real = tx.rasterize_uv
     monkeypatch.setattr(tx, "rasterize_uv", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setattr(tx, "_FACE_REGION_CACHE", {})
+    monkeypatch.setenv("PHOTOHEAD_CACHE", str(tmp_path))
     R, W = 64, 64 * face_model.uv_tiles
     seen_all = np.ones((1, R, W), np.float32)
     assert tx.uv_face_coverage(face_model, seen_all) == 1.0 and len(calls) == 1
@@ -196,3 +198,11 @@ def test_uv_face_coverage_rasterises_a_layout_once(face_model, monkeypatch):
     reloaded.uv.mul_(0.5)  # another layout, edited in place
     tx.uv_face_coverage(reloaded, seen_all)
     assert len(calls) == 2
+    stored = sorted((tmp_path / "uv").glob("face_region-*.npy"))
+    assert len(stored) == 2
+    monkeypatch.setattr(tx, "_FACE_REGION_CACHE", {})  # a new process
+    assert torch.equal(tx.model_face_region(face_model, R, W), region) and len(calls) == 2
+    for path in stored:
+        path.write_bytes(b"damaged")
+    monkeypatch.setattr(tx, "_FACE_REGION_CACHE", {})
+    assert torch.equal(tx.model_face_region(face_model, R, W), region) and len(calls) == 3

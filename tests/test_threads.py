@@ -37,6 +37,16 @@ def test_policy_applies_before_torch_and_is_refused_after():
     assert after.stdout.split() == ["False", "None"], after.stderr
 
 
+@pytest.mark.parametrize("numpy_first", [False, True])
+def test_policy_keeps_numpys_arrays_off_huge_pages(numpy_first):
+    # _set_madvise_hugepage returns the setting it replaces
+    code = ("import numpy as np;" if numpy_first else "") + (
+        "from backend.threads import apply_process_policy as a; a(); import numpy as np;"
+        "print(np.core.multiarray._set_madvise_hugepage(True))")
+    assert _python(code).stdout.split() == ["False"]
+    assert _python(code, NUMPY_MADVISE_HUGEPAGE="1").stdout.split() == ["True"]  # the user's value wins
+
+
 def test_the_command_line_applies_it_before_torch_loads():
     code = ("import sys; from backend import cli; import backend.threads as t;"
             "cli.build_parser = lambda: (_ for _ in ()).throw(SystemExit(__import__('os').environ['OMP_WAIT_POLICY']))\n"

@@ -32,13 +32,16 @@ def _rows(x: torch.Tensor | None, index: slice) -> torch.Tensor | None:
 
 
 def _item_history(entry: dict, g: int) -> dict:
-    """A batch's history entry as item g's: its own L_pixel and landmark and photo trust where the fit recorded them."""
-    own = {k: v for k, v in entry.items() if k not in ("pixel_items", "landmark_trust_items", "photo_trust_items")}
+    """A batch's history entry as item g's: its own L_pixel, landmark and photo trust and lens fallback where the fit recorded them."""
+    own = {k: v for k, v in entry.items()
+           if k not in ("pixel_items", "landmark_trust_items", "photo_trust_items", "lens_fallback_items")}
     if "pixel_items" in entry:
         own["pixel"] = entry["pixel_items"][g]
     for key in ("landmark_trust", "photo_trust"):  # recorded per item only where below 1
         if f"{key}_items" in entry and entry[f"{key}_items"][g] < 1.0:
             own[key] = entry[f"{key}_items"][g]
+    if entry.get("lens_fallback_items", [0.0] * (g + 1))[g] > 0.0:  # recorded only where the lens changed
+        own["lens_fallback"] = 1.0
     return own
 
 

@@ -40,7 +40,7 @@ from .identity_lag import LaggedIdentity
 from .landmark_noise import LandmarkNoiseSettings, judged_trust, landmark_trust, point_weights, toward
 from .landmark_solve import LandmarkLayout, landmark_residuals, solve_box_lm
 from .parts_term import PartsFitConfig, fit_parts, parts_term
-from .photo_trust import PhotoTrustSettings, photo_trust
+from .photo_trust import PhotoTrustSettings, photo_trust, rescheduled, switched_lens
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
 from .step_graph import StepRunner, adam, use_graphs
 from .symmetry import symmetry_prior
@@ -320,6 +320,7 @@ def fit_coarse(
     gaps: torch.Tensor | None = None,
     camera: Camera | None = None,
     warmup: WarmupSolution | None = None,
+    fallback_camera: Camera | None = None,
 ) -> CoarseFitResult:
     """Fit the face model to V aligned crops of one person (or of G people: ``groups``).
 
@@ -341,6 +342,9 @@ def fit_coarse(
     orthographic view; ``principal`` (V,2) crop px); None: orthographic (:mod:`backend.camera`).
     ``warmup``: a solved warm-up (``CoarseFitResult.warmup`` of an earlier fit), used instead of
     solving when it solved this very problem (:mod:`.warmup_reuse`), else ignored.
+    ``fallback_camera``: the S² crops' camera with the lens each view takes when the photo trust
+    lowers its landmarks (:mod:`.photo_trust`; for lenses the landmarks picked); the history's
+    ``lens_fallback`` (``lens_fallback_items``) records it. None: the lens stays.
     """
     if config.landmark_solver not in LANDMARK_SOLVERS:
         raise ValueError(f"unknown landmark_solver {config.landmark_solver!r}: use one of {', '.join(LANDMARK_SOLVERS)}")
@@ -589,15 +593,23 @@ def fit_coarse(
             scale = photo_trust(config.photo_trust, pixel_g)  # (G,) or None: every item keeps its trust
             if scale is not None or views_differ:  # the landmarks re-weighed: the warm-up and this stage again
                 scale_v = None if scale is None else scale[groups] if G > 1 else scale.expand(V)
-                trust = judged_trust(trust, view_trust, scale_v)
-                if scale is not None:
-                    history[-1]["photo_trust" if G == 1 else "photo_trust_items"] = float(scale[0]) if G == 1 else scale.tolist()
+                trust = judged_trust(trust, view_trust, scale_v)  # (.landmark_noise)
                 if views_differ and (scale is None or bool((scale >= 1).any())):  # some views kept their own trust
                     history[-1]["landmark_trust_views"] = trust.tolist()
+                if scale is not None:
+                    history[-1]["photo_trust" if G == 1 else "photo_trust_items"] = float(scale[0]) if G == 1 else scale.tolist()
+                if scale is not None and fallback_camera is not None:  # before the warm-up: it solves through the new lens
+                    cam, switched = switched_lens(cam, fallback_camera, scale_v < 1.0)
+                    lens = cam if cam.has_lens else None
+                    fell = switched.reshape(G, -1).any(1).to(dt)  # (G,) items whose lens changed
+                    history[-1]["lens_fallback" if G == 1 else "lens_fallback_items"] = (
+                        float(fell[0]) if G == 1 else fell.tolist())
                 _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
                               dense_t, local, S, trust, lens)
-                schedule.insert(0, (size, n_steps))  # the first stage again, from the re-weighed warm-up
-                total_steps += n_steps
+                rest = (rescheduled(config.photo_trust, (size, n_steps), schedule) if scale is not None
+                        else [(size, n_steps)] + schedule)  # the first stage again, then the rest
+                total_steps += sum(n for _, n in rest) - sum(n for _, n in schedule)
+                schedule = rest
 
     with torch.no_grad():
         pose = params.pose()

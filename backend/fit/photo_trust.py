@@ -17,7 +17,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-__all__ = ["FOLLOWED", "PhotoTrustSettings", "for_detectors", "landmark_weight", "photo_scale", "photo_trust"]
+from ..camera import Camera
+
+__all__ = ["FOLLOWED", "PhotoTrustSettings", "for_detectors", "landmark_weight", "photo_scale", "photo_trust", "rescheduled", "switched_lens"]
 
 
 FOLLOWED = 0.5  # below this photo trust the fit leaned on the shading: its landmark residual is no warning sign
@@ -26,10 +28,13 @@ FOLLOWED = 0.5  # below this photo trust the fit leaned on the shading: its land
 @dataclass(frozen=True)
 class PhotoTrustSettings:
     """``ref``: the first photometric stage's L_pixel (8-bit levels) from which an item keeps the
-    landmarks' full weight (None: off); ``power``: how fast the weight falls below it."""
+    landmarks' full weight (None: off); ``power``: how fast the weight falls below it;
+    ``rerun_steps``: the first stage's second run takes this many times its steps (the shading,
+    no longer held by the landmarks, has further to go)."""
 
     ref: float | None = 7.5
     power: float = 5.0
+    rerun_steps: float = 3.0
 
 
 def photo_trust(settings: PhotoTrustSettings, pixel: torch.Tensor) -> torch.Tensor | None:
@@ -39,6 +44,27 @@ def photo_trust(settings: PhotoTrustSettings, pixel: torch.Tensor) -> torch.Tens
         return None
     scale = (pixel.clamp_min(1e-3) / settings.ref).pow(settings.power).clamp(max=1.0)
     return None if bool((scale >= 1.0).all()) else scale
+
+
+def rescheduled(settings: PhotoTrustSettings, first: tuple[int, int], later: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The photometric (resolution, steps) stages still to run once the trust was lowered: the
+    ``first`` stage again with ``rerun_steps`` times its steps, then the ``later`` ones."""
+    return [(first[0], round(first[1] * settings.rerun_steps))] + list(later)
+
+
+def switched_lens(camera: Camera, fallback: Camera, lowered: torch.Tensor) -> tuple[Camera, torch.Tensor]:
+    """The crops' camera once the photo trust ``lowered`` (V,) bool some views' landmarks: those
+    views see through ``fallback``'s lens (a lens the landmarks picked is no better than they
+    are), the others keep theirs. Returns the camera and (V,) bool: the views whose lens changed."""
+    V = lowered.numel()
+    focal = camera.focal if camera.focal is not None else torch.full((V,), float("inf"), device=lowered.device)
+    principal = camera.principal if camera.principal is not None else fallback.principal
+    switch = lowered & (fallback.focal.to(focal) != focal)
+    if not bool(switch.any()):
+        return camera, switch
+    focal = torch.where(switch, fallback.focal.to(focal), focal)
+    principal = torch.where(switch[:, None], fallback.principal.to(principal), principal)
+    return replace(camera, focal=focal, principal=principal), switch
 
 
 def photo_scale(history: list[dict]) -> float:

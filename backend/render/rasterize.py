@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..device_constants import constant
+from ..device_constants import constant, corner_major
 
 __all__ = ["Fragments", "RasterSettings", "rasterize", "rasterize_reference", "visibility"]
 
@@ -169,7 +169,7 @@ def _visibility_keys(
 
     # corners[c, i] (B·F,): coordinate c (x, y, z) of corner i of every triangle instance b·F + f
     coords = sv.float().permute(2, 0, 1).reshape(3 * B, -1)  # (3·B,N)
-    corners = coords.index_select(1, faces.t().reshape(-1)).view(3, B, 3, F).transpose(1, 2).reshape(3, 3, B * F)
+    corners = coords.index_select(1, corner_major(faces)).view(3, B, 3, F).transpose(1, 2).reshape(3, 3, B * F)
     x0, x1, x2 = corners[0]
     y0, y1, y2 = corners[1]
     z = corners[2]  # (3,B·F)
