@@ -133,8 +133,11 @@ def test_landmark_trust_reads_the_gap_from_face_mesh_when_not_given_and_per_item
     mesh[1, :, 0] += 4.5  # view 1: 0.1
     assert view_gaps(lm, mesh).tolist() == pytest.approx([0.01, 0.1, 0.01])
     on = LandmarkNoiseSettings(trust=True)
-    one_item = landmark_trust(on, lm, mesh)  # one person: the views' variances averaged, one trust
+    person = LandmarkNoiseSettings(trust=True, trust_view_power=None)
+    one_item = landmark_trust(person, lm, mesh)  # one person: the views' variances averaged, one trust
     assert torch.allclose(one_item, one_item[0].expand(3)) and float(one_item[0]) < 1.0
+    kept = landmark_trust(on, lm, mesh)  # by default the two views that agree keep full trust
+    assert kept[0] == 1.0 and kept[2] == 1.0 and float(kept[1]) == pytest.approx(float(one_item[1]))
     groups = torch.tensor([0, 1, 2])  # three people: each its own
     per_item = landmark_trust(on, lm, mesh, groups=groups)
     assert per_item[0] == 1.0 and per_item[2] == 1.0 and float(per_item[1]) < float(one_item[0])
@@ -214,3 +217,125 @@ def test_trust_power_matches_the_renders_mean_variance():
     err2 = np.append(typical * (law.mean() / typical) ** 1.7 * np.ones(3), 9.0)
     assert trust_power(gaps, err2, s, a, g0) == pytest.approx(1.7, rel=1e-9)
     assert trust_power(gaps, np.append(law, 9.0), s, a, g0) == pytest.approx(1.0, rel=1e-9)  # the law holds: power 1
+
+
+def test_landmark_trust_keeps_a_view_whose_detectors_agree_in_a_set_whose_side_views_disagree():
+    """Front + ±50°: the side views' large gaps (pose) set the person's trust, but the frontal view,
+    whose detectors agree as on a typical photo, keeps full trust; a view slightly above the typical
+    gap keeps its own trust to the 8th power; a set without such a view (the renders') is unchanged."""
+    from backend.fit.landmark_noise import TRUST_AGREED, TRUST_SLOPE, TRUST_TYPICAL_GAP, landmark_trust
+
+    def var(g: float) -> float:
+        return TRUST_AGREED**2 + TRUST_SLOPE * g**2
+
+    typical = var(TRUST_TYPICAL_GAP)
+    lm = _face_points().expand(3, -1, -1).clone()
+    on, off = LandmarkNoiseSettings(trust=True), LandmarkNoiseSettings(trust=True, trust_view_power=None)
+    gaps = torch.tensor([0.5, 0.03, 0.07])  # the grace_hopper frames' (draft): −50°, 0°, +50°
+    person = typical / ((var(0.5) + var(0.03) + var(0.07)) / 3)
+    assert person == pytest.approx(0.02382, abs=1e-5)
+    trust = landmark_trust(on, lm, None, gaps=gaps)
+    assert trust.tolist() == pytest.approx([person, 1.0, person], rel=1e-6)  # +50°: 0.345⁸ = 2e-4 < person
+    assert landmark_trust(off, lm, None, gaps=gaps).tolist() == pytest.approx([person] * 3, rel=1e-6)
+    near = landmark_trust(on, lm, None, gaps=torch.tensor([0.5, 0.035, 0.07]))  # just above the typical gap
+    assert float(near[1]) == pytest.approx((typical / var(0.035)) ** 8, rel=1e-5) and 0.4 < float(near[1]) < 0.5
+    renders = torch.tensor([0.28, 0.05, 0.294])  # a render head's: no view near the typical gap
+    assert torch.equal(landmark_trust(on, lm, None, gaps=renders), landmark_trust(off, lm, None, gaps=renders))
+    for g in (0.03, 0.05, 0.2):  # one photo: its own trust, exactly as before
+        one = torch.tensor([g])
+        a, b = landmark_trust(on, lm[:1], None, gaps=one), landmark_trust(off, lm[:1], None, gaps=one)
+        assert (a is None and b is None) or torch.equal(a, b)
+    groups = torch.tensor([0, 0, 1])  # two people: the second's view is its own, the first keeps its frontal view
+    both = landmark_trust(on, lm, None, gaps=torch.tensor([0.5, 0.03, 0.2]), groups=groups)
+    assert both.tolist() == pytest.approx([typical / ((var(0.5) + var(0.03)) / 2), 1.0, typical / var(0.2)], rel=1e-6)
+
+
+def test_judged_trust_keeps_the_views_own_trust_only_for_real_photo_like_sets():
+    """Two people with the grace frames' gaps: the first's photos the model explains (photometric
+    scale 0.03 < 1): its views get the person's trust times the scale, as without the rule; the
+    second's (scale 1): the views' own, its frontal view at full trust; without a photometric scale
+    every view gets its own."""
+    from backend.fit.landmark_noise import judged_trust, landmark_trust
+
+    lm = _face_points().expand(6, -1, -1).clone()
+    gaps = torch.tensor([0.5, 0.03, 0.07, 0.5, 0.03, 0.07])
+    groups = torch.tensor([0, 0, 0, 1, 1, 1])
+    views = landmark_trust(LandmarkNoiseSettings(trust=True), lm, None, gaps=gaps, groups=groups)
+    person = landmark_trust(LandmarkNoiseSettings(trust=True, trust_view_power=None), lm, None, gaps=gaps, groups=groups)
+    assert views[1] == 1.0 and views[4] == 1.0 and float(person[1]) == pytest.approx(0.02382, abs=1e-5)
+    scale = torch.tensor([0.03, 0.03, 0.03, 1.0, 1.0, 1.0])
+    judged = judged_trust(person, views, scale)
+    assert torch.equal(judged[:3], person[:3] * scale[:3])  # bit for bit the fit without the rule
+    assert torch.equal(judged[3:], views[3:])
+    assert judged_trust(person, views, None) is views
+    assert torch.equal(judged_trust(None, None, scale), scale)  # no landmark trust: the scale alone
+    assert torch.equal(judged_trust(person, person, scale), person * scale)
+
+
+def test_warm_up_residuals_weigh_each_view_by_its_trust_as_the_adam_warm_up(face_model):
+    """Σ r² of the Gauss–Newton warm-up with per-view trust t is the Adam warm-up's loss, the
+    landmark term of the points moved toward the targets by √t (``toward``) plus the prior; with
+    equal trusts it is the scalar-weighted warm-up's."""
+    from backend.camera import Camera, project
+    from backend.fit.contour import contour_candidates, select_contour
+    from backend.fit.landmark_noise import toward
+    from backend.fit.landmark_solve import LandmarkLayout, landmark_residuals
+    from backend.losses import CoarseLossWeights, landmark_loss, param_regularizer
+
+    gen = torch.Generator().manual_seed(4)
+    V, w, ps = 3, CoarseLossWeights(), 0.03
+    ident = torch.randn(1, face_model.n_id, generator=gen) * 0.5
+    exp = torch.rand(1, face_model.n_exp, generator=gen) * 0.2
+    rot = torch.tensor([[0.05, -0.8, 0.0], [0.0, 0.05, 0.02], [0.03, 0.8, 0.0]])
+    log_f, trans, f0 = torch.full((V, 1), 0.02), torch.tensor([[3.0, -1.0]]).expand(V, -1), torch.full((V, 1), 0.9)
+    rows = contour_candidates(face_model.mean, face_model.landmarks68, face_model.face_vertex_mask)
+    target = torch.rand(V, 68, 2, generator=gen) * 40 + 92
+    trust = torch.tensor([0.024, 1.0, 0.024])
+    layout = LandmarkLayout(V, 1, 1, face_model.n_id, face_model.n_exp)
+    x = layout.join(rot, log_f, trans, ident, exp)
+    at = landmark_residuals(layout, face_model, f0, 224, face_model.landmarks68, rows, target, torch.ones(68), None, w,
+                            ps, None, view_trust=trust)
+    pose = torch.cat([f0 * log_f.exp(), rot, trans, torch.zeros(V, 1)], -1)
+    screen = project(face_model(ident, exp).expand(V, -1, -1), pose, Camera(224, 224))[..., :2]
+    vid = face_model.landmarks68[None].repeat(V, 1)
+    vid[:, :17] = select_contour(screen, rows)
+    lms = torch.gather(screen, 1, vid[..., None].expand(-1, -1, 2))
+    prior = w.reg * ps * param_regularizer(ident, exp.expand(V, -1), None, w)
+    loss = w.landmark * landmark_loss(toward(lms, target, trust), target) + prior
+    assert float(at(x)(x).pow(2).sum()) == pytest.approx(float(loss), rel=1e-5)
+    scalar = landmark_residuals(layout, face_model, f0, 224, face_model.landmarks68, rows, target, torch.ones(68), None,
+                                replace(w, landmark=w.landmark * 0.024), ps, None)
+    equal = landmark_residuals(layout, face_model, f0, 224, face_model.landmarks68, rows, target, torch.ones(68), None, w,
+                               ps, None, view_trust=torch.full((V,), 0.024))
+    assert float(scalar(x)(x).pow(2).sum()) == pytest.approx(float(equal(x)(x).pow(2).sum()), rel=1e-6)
+    assert float(at(x)(x).pow(2).sum()) > 3 * float(equal(x)(x).pow(2).sum())  # the frontal view's full trust counts
+
+
+def test_a_set_keeps_its_views_own_trust_only_when_the_photometric_stage_finds_it_real_photo_like(face_model):
+    """Three views with the grace frames' gaps: where the photometric check scales the landmarks
+    (a render-like set) the fit is the one without the per-view rule, bit for bit; where it does
+    not (the check off, as for a real photo's residual), the frontal view is refitted at full trust."""
+    from evaluation.synthetic import SyntheticSettings, make_faces
+
+    from backend.fit.photo_trust import PhotoTrustSettings
+
+    face = make_faces(face_model, 1, seed=3, settings=SyntheticSettings(size=96))[0]
+    img = torch.from_numpy(face.image).float()[None].expand(3, -1, -1, -1) / 255.0
+    g = torch.Generator().manual_seed(1)
+    noisy = torch.from_numpy(face.contour68).float()[None] + 3.0 * torch.randn(3, 68, 2, generator=g)
+    skin, gaps = torch.ones(3, 96, 96), torch.tensor([0.5, 0.03, 0.07])
+    cfg = CoarseFitConfig(photo_schedule=((48, 3),), identity=False, landmark_noise=LandmarkNoiseSettings(trust=True))
+    person = replace(cfg, landmark_noise=LandmarkNoiseSettings(trust=True, trust_view_power=None))
+    render_like = PhotoTrustSettings(ref=1e3)  # every residual below it: the landmarks scaled
+    a = fit_coarse(face_model, img, noisy, skin, replace(cfg, photo_trust=render_like), gaps=gaps)
+    b = fit_coarse(face_model, img, noisy, skin, replace(person, photo_trust=render_like), gaps=gaps)
+    assert torch.equal(a.id, b.id) and torch.equal(a.verts, b.verts)
+    assert not any("landmark_trust_views" in h for h in a.history)
+    real = PhotoTrustSettings(ref=None)
+    c = fit_coarse(face_model, img, noisy, skin, replace(cfg, photo_trust=real), gaps=gaps)
+    d = fit_coarse(face_model, img, noisy, skin, replace(person, photo_trust=real), gaps=gaps)
+    views = next(h["landmark_trust_views"] for h in c.history if "landmark_trust_views" in h)
+    assert views[1] == 1.0 and views[0] == pytest.approx(0.02382, abs=1e-4) and views[2] == views[0]
+    assert not any("landmark_trust_views" in h for h in d.history)
+    resid = lambda r: float((r.landmarks[1] - noisy[1]).norm(dim=-1).mean())  # noqa: E731 the frontal view's
+    assert resid(c) < resid(d) - 0.2  # followed more closely at full trust

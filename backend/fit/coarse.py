@@ -37,7 +37,7 @@ from .contour import contour_candidates, select_contour
 from .dense import dense_term
 from .groups import check_groups, per_item_pixel, per_view
 from .identity_lag import LaggedIdentity
-from .landmark_noise import LandmarkNoiseSettings, landmark_trust, point_weights, toward
+from .landmark_noise import LandmarkNoiseSettings, judged_trust, landmark_trust, point_weights, toward
 from .landmark_solve import LandmarkLayout, landmark_residuals, solve_box_lm
 from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .photo_trust import PhotoTrustSettings, photo_trust, rescheduled, switched_lens
@@ -249,7 +249,7 @@ def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: 
                   trust: torch.Tensor | None = None, cam: Camera | None = None) -> dict[str, torch.Tensor]:
     """The landmark warm-up by Levenberg–Marquardt (:mod:`.landmark_solve`) on the model restricted to
     the landmark vertices, each item of a batch (``groups``) on its own, as it would be alone;
-    writes the solution into ``params``; ``trust`` (V,) scales each item's landmark terms. Returns the final loss terms."""
+    writes the solution into ``params``; ``trust`` (V,) scales each view's landmark terms. Returns the final loss terms."""
     V, G = landmarks.shape[0], params.id.shape[0]
     shared = config.shared_expression  # one expression row per item, else one per view
     items = [torch.arange(V, device=landmarks.device)] if G == 1 else [(groups == g).nonzero()[:, 0] for g in range(G)]
@@ -267,13 +267,15 @@ def _solve_warmup(params: _Params, config: CoarseFitConfig, sub_model, sub_vid: 
         if dense_t is not None:  # the item's own views' dense points
             dense_g = copy.copy(dense_t)
             dense_g.has, dense_g.targets = dense_t.has[views], dense_t.targets[views]
-        weights = config.weights if trust is None else replace(config.weights, landmark=config.weights.landmark
-                                                               * float(trust[views[0]]))
+        t = None if trust is None else trust[views]  # (n,) one scalar when the views agree, else per view
+        one = t is None or bool((t == t[0]).all())
+        weights = config.weights if t is None or not one else replace(config.weights, landmark=config.weights.landmark
+                                                                       * float(t[0]))
         residuals_at = landmark_residuals(
             layout, sub_model, params.f0[views], S, sub_vid, sub_rows if config.sliding_contour else None,
             landmarks[views], lm_weights[views] if lm_weights.dim() == 2 else lm_weights,
             weighting.landmark_weights if G == 1 else None, weights, config.prior_scale, None, dense_g, local,
-            config.dense_weight, camera=None if cam is None else cam.select(views))
+            config.dense_weight, camera=None if cam is None else cam.select(views), view_trust=None if one else t)
 
         def project_id(x: torch.Tensor, layout=layout) -> torch.Tensor:  # the identity ball, as clamp_ after Adam
             if config.id_ball is None:
@@ -348,7 +350,9 @@ def fit_coarse(
         raise ValueError(f"unknown landmark_solver {config.landmark_solver!r}: use one of {', '.join(LANDMARK_SOLVERS)}")
     V, S = images.shape[0], images.shape[1]
     G = check_groups(groups, V)
-    trust = landmark_trust(config.landmark_noise, landmarks, mesh68, gaps, groups)  # (V,) or None (.landmark_noise)
+    trust = landmark_trust(replace(config.landmark_noise, trust_view_power=None), landmarks, mesh68, gaps, groups)
+    view_trust = landmark_trust(config.landmark_noise, landmarks, mesh68, gaps, groups)  # (V,) or None (.landmark_noise)
+    views_differ = view_trust is not None and (trust is None or not torch.equal(view_trust, trust))
     if G > 1 and init is not None:
         raise ValueError("fit_coarse: starting values (init) are for one person, not a batch of groups")
     dev, dt = images.device, images.dtype
@@ -587,11 +591,14 @@ def fit_coarse(
             judged = True
             pixel_g = torch.tensor(history[-1]["pixel_items"] if G > 1 else [history[-1]["pixel"]], device=dev, dtype=dt)
             scale = photo_trust(config.photo_trust, pixel_g)  # (G,) or None: every item keeps its trust
-            if scale is not None:
-                scale_v = scale[groups] if G > 1 else scale.expand(V)
-                trust = scale_v if trust is None else trust * scale_v
-                history[-1]["photo_trust" if G == 1 else "photo_trust_items"] = float(scale[0]) if G == 1 else scale.tolist()
-                if fallback_camera is not None:  # before the warm-up: it solves through the new lens
+            if scale is not None or views_differ:  # the landmarks re-weighed: the warm-up and this stage again
+                scale_v = None if scale is None else scale[groups] if G > 1 else scale.expand(V)
+                trust = judged_trust(trust, view_trust, scale_v)  # (.landmark_noise)
+                if views_differ and (scale is None or bool((scale >= 1).any())):  # some views kept their own trust
+                    history[-1]["landmark_trust_views"] = trust.tolist()
+                if scale is not None:
+                    history[-1]["photo_trust" if G == 1 else "photo_trust_items"] = float(scale[0]) if G == 1 else scale.tolist()
+                if scale is not None and fallback_camera is not None:  # before the warm-up: it solves through the new lens
                     cam, switched = switched_lens(cam, fallback_camera, scale_v < 1.0)
                     lens = cam if cam.has_lens else None
                     fell = switched.reshape(G, -1).any(1).to(dt)  # (G,) items whose lens changed
@@ -599,7 +606,8 @@ def fit_coarse(
                         float(fell[0]) if G == 1 else fell.tolist())
                 _solve_warmup(params, config, sub_model, sub_vid, sub_rows, landmarks, lm_weights, weighting, groups,
                               dense_t, local, S, trust, lens)
-                rest = rescheduled(config.photo_trust, (size, n_steps), schedule)  # the first stage again, then the rest
+                rest = (rescheduled(config.photo_trust, (size, n_steps), schedule) if scale is not None
+                        else [(size, n_steps)] + schedule)  # the first stage again, then the rest
                 total_steps += sum(n for _, n in rest) - sum(n for _, n in schedule)
                 schedule = rest
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 __all__ = ["SIGMA_IO", "AGREED_IO", "GAP_SLOPE", "TRUST_AGREED", "TRUST_SLOPE", "TRUST_TYPICAL_GAP", "TRUST_MESH_ALONE",
-           "LandmarkNoiseSettings", "point_weights", "point_gaps", "view_gaps", "landmark_trust", "toward"]
+           "LandmarkNoiseSettings", "point_weights", "point_gaps", "view_gaps", "landmark_trust", "judged_trust", "toward"]
 
 # iBUG index → the detector's (auto: dlib checked by Face Mesh) root mean squared point error, in
 # inter-ocular distances; 200 faces_dev photos outside the 100 of the landmark suite, averaged
@@ -88,6 +88,13 @@ class LandmarkNoiseSettings:
       the gap up to which a fit keeps full trust (the typical photo's); ``trust_max``: the most
       trust a photo whose detectors agree better than typical gets (1: never more than the
       default weights). Variants measured: docs/mediapipe.md, "How much the fit trusts the landmarks".
+    - ``trust_view_power``: a view of a multi-view person keeps its own trust (what its gap gives it
+      alone) raised to this power where that is more than the person's: a view whose detectors
+      agree about as well as on a typical photo keeps full trust, however far apart they are in
+      the person's side views, whose gaps grow with the pose; the power keeps the own trust only
+      near that agreement (0.9 → 0.43, 0.6 → 0.017). The fit applies it once its first photometric
+      stage finds the set real-photo-like (:func:`judged_trust`). None: the person's trust for
+      every view. Measured: docs/multiview.md, "The landmark trust of a multi-view set".
     """
 
     table: bool = False
@@ -96,6 +103,7 @@ class LandmarkNoiseSettings:
     trust_power: float = 1.0
     trust_gap: float = TRUST_TYPICAL_GAP
     trust_max: float = 1.0
+    trust_view_power: float | None = 8.0
 
     @property
     def active(self) -> bool:
@@ -143,6 +151,8 @@ def landmark_trust(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mes
     point variance of a typical faces_dev photo over the variance its views' dlib–Face Mesh gaps
     predict (TRUST_AGREED² + TRUST_SLOPE·gap², averaged over the item's views with a gap), at most
     ``settings.trust_max``, to the power ``settings.trust_power``; items without evidence get 1 (None when every item does).
+    A view keeps the larger of that and its own trust (the view alone, at most 1) to the power
+    ``settings.trust_view_power``: one view's trust is its item's when it is fitted alone.
 
     landmarks, mesh68 (V,68,2) crop px (NaN rows of ``mesh68``: views without Face Mesh); ``gaps``
     (V,) the detectors' disagreement where known (``auto``: dlib vs Face Mesh, even where the
@@ -170,10 +180,26 @@ def landmark_trust(settings: LandmarkNoiseSettings, landmarks: torch.Tensor, mes
     total = torch.zeros(G, dtype=torch.float64, device=dev).index_add_(0, item, var)
     count = torch.zeros(G, dtype=torch.float64, device=dev).index_add_(0, item, has.double())
     item_var = torch.where(count > 0, total / count.clamp_min(1), typical)  # (G,)
-    trust = (typical / item_var).clamp(max=settings.trust_max).pow(settings.trust_power)
-    if bool((trust == 1.0).all()):  # every item as trusted as a typical photo: the fit is unchanged
+    trust = (typical / item_var).clamp(max=settings.trust_max).pow(settings.trust_power)[item]  # (V,)
+    if settings.trust_view_power is not None:  # (V,) each view's own trust, at most 1, to the power
+        own = (typical / var).clamp(max=settings.trust_max).pow(settings.trust_power).clamp(max=1.0)
+        trust = torch.maximum(trust, torch.where(has, own.pow(settings.trust_view_power), 0.0))
+    if bool((trust == 1.0).all()):  # every view as trusted as a typical photo: the fit is unchanged
         return None
-    return trust[item].to(landmarks.dtype)
+    return trust.to(landmarks.dtype)
+
+
+def judged_trust(person: torch.Tensor | None, views: torch.Tensor | None, scale: torch.Tensor | None) -> torch.Tensor | None:
+    """The landmark trust once the first photometric stage has judged the photos
+    (:mod:`.photo_trust`): an item the model explains better than a real photo (``scale`` < 1) gets
+    its person's trust times the scale, as before; the others their views' own trust (``views``,
+    :func:`landmark_trust` with ``trust_view_power``), so a view whose detectors agree counts fully
+    only in a set of real-photo-like photos. person, views, scale (V,) or None (1 everywhere)."""
+    if scale is None:
+        return views
+    if person is None:
+        return scale
+    return torch.where(scale < 1, person, person if views is None else views.to(person.dtype)) * scale
 
 
 def toward(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:

@@ -61,7 +61,7 @@ def landmark_residuals(
     lm_vid: torch.Tensor, contour_rows: torch.Tensor | None, target: torch.Tensor, lm_weights: torch.Tensor,
     view_weights: torch.Tensor | None, weights: CoarseLossWeights, prior_scale: float,
     groups: torch.Tensor | None, dense=None, dense_map: torch.Tensor | None = None, dense_weight: float = 0.0,
-    camera: Camera | None = None,
+    camera: Camera | None = None, view_trust: torch.Tensor | None = None,
 ) -> Callable[[torch.Tensor], Residuals]:
     """The warm-up loss as residuals, for :func:`solve_box_lm`.
 
@@ -127,6 +127,8 @@ def landmark_residuals(
     def at(x0: torch.Tensor) -> Residuals:
         share = (torch.full((V,), 1.0 / V, dtype=target.dtype, device=target.device) if view_weights is None
                  else view_weights / view_weights.sum())  # read here: the view weights change in place
+        if view_trust is not None:  # (V,) each view's landmark trust
+            share = share * view_trust
         lm_scale = (weights.landmark * G * share[:, None] * W / W.sum(-1, keepdim=True)).sqrt()  # (V,68)
         if dense is not None:  # the dense term's mean over points, then over views with the same shares
             dense_scale = (weights.landmark * dense_weight * G * share / dense.targets.shape[1]
