@@ -29,7 +29,8 @@ def _fused_cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(..., 3) a × b, each component ``addcmul(−(a_j·b_i), a_i, b_j)`` as the CPU kernel rounds it."""
     a0, a1, a2 = a.unbind(-1)
     b0, b1, b2 = b.unbind(-1)
-    out = torch.empty(torch.broadcast_shapes(a.shape, b.shape), dtype=a.dtype)
+    out = torch.empty_like(a, memory_format=torch.contiguous_format)  # a and b have one shape (cross);
+    # not torch.broadcast_shapes: its first call imports sympy (0.28 s a process)
     o0, o1, o2 = out.unbind(-1)  # written in place: a stack of the three took longer than the products
     torch.addcmul((a2 * b1).neg_(), a1, b2, out=o0)
     torch.addcmul((a0 * b2).neg_(), a2, b0, out=o1)

@@ -52,3 +52,14 @@ def test_corner_major_ids_are_kept_per_faces_tensor():
     key = id(faces)
     del faces
     assert key not in _CORNER_MAJOR  # gone with its tensor
+
+
+def test_cross_does_not_import_sympy():
+    """torch.broadcast_shapes's first call imports sympy (0.28 s of every process); cross must not."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from backend.cross import cross; a = torch.randn(4, 3, requires_grad=True); "
+            "cross(a, torch.randn(4, 3)).sum().backward(); print('sympy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
