@@ -40,7 +40,7 @@ def _item_history(entry: dict, g: int) -> dict:
     for key in ("landmark_trust", "photo_trust"):  # recorded per item only where below 1
         if f"{key}_items" in entry and entry[f"{key}_items"][g] < 1.0:
             own[key] = entry[f"{key}_items"][g]
-    if entry.get("lens_fallback_items", [0.0] * (g + 1))[g] > 0.0:  # recorded only where the lens changed
+    if "lens_fallback_items" in entry and entry["lens_fallback_items"][g] > 0.0:  # recorded only where the lens changed
         own["lens_fallback"] = 1.0
     return own
 
