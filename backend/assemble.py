@@ -19,7 +19,7 @@ from .head import Head, ViewResult
 from .gaze import best_view, estimate_gaze
 from .head_parts import attach_parts, eye_frame, model_eyeballs
 from .lens import perspective_in_photo
-from .parts_texture import eye_colours
+from .parts_texture import eye_colours, part_colours
 from .prepare import PreparedView
 
 __all__ = ["image_frame_pose", "assemble_head", "with_detail"]
@@ -76,7 +76,8 @@ def assemble_head(
     )
     # eyes, sockets, teeth when the model has them; iris and sclera colours and the gaze from the
     # photo whose eyes are most open and seen (the first on ties; ICT's eyeballs do not move with
-    # the expression, so one set of eyeball frames serves every view)
+    # the expression, so one set of eyeball frames serves every view), the mouth's colours from the
+    # photo whose mouth is most open, all following the photos' colour balance (part_colours)
     colours = gaze = None
     if model.has_parts:
         eyes = {name: eye_frame(points) for name, points in model_eyeballs(model, fit.id[:1], fit.exp[:1]).items()}
@@ -86,6 +87,7 @@ def assemble_head(
         gaze, iris = found[best].angles, found[best]
         colours = eye_colours(views[best].image, views[best].detected68, np32(fit.sh[best]),
                               irises=(iris.iris[iris.seen], iris.radius[iris.seen]))
+        colours = part_colours(colours, [v.image for v in views], [v.detected68 for v in views], np32(fit.sh))
     attach_parts(head, model, fit.id[:1], fit.exp[:1], colours, gaze=gaze)
     return head
 

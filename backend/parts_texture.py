@@ -1,8 +1,9 @@
 """Colours of the head's parts from the photo: iris and sclera from the pixels inside the
 detected eye contours (68-point landmarks 36–41 and 42–47; the iris from the ring of the irises
-located there by :mod:`backend.gaze`), de-lit like the skin's albedo (the photo divided by the
-fitted SH shading, here of a camera-facing normal: the eye's front).
-Teeth, gums and the mouth interior keep their plain colours (``backend.head_parts.PART_MATERIALS``).
+located there by :mod:`backend.gaze`), teeth and mouth interior from the inner-lip contour (60–67)
+of an open mouth, all de-lit like the skin's albedo (the photo divided by the fitted SH shading,
+here of a camera-facing normal). Every colour then follows the photo's colour balance: a
+greyscale photo gives grey parts (:func:`part_colours`; rules in docs/parts.md).
 """
 from __future__ import annotations
 
@@ -10,13 +11,24 @@ import numpy as np
 import torch
 from skimage.measure import points_in_poly
 
+from .head_parts import PART_MATERIALS, srgb_to_linear
 from .lighting import sh_shading
 
-__all__ = ["eye_colours"]
+__all__ = ["eye_colours", "mouth_opening", "mouth_colours", "face_colourfulness", "follow_colour_balance", "part_colours"]
 
 RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)  # iBUG-68 eye contours (subject's right, left)
 MIN_PIXELS = 12  # fewer pixels inside the contours: keep the default colours
 PUPIL_FRACTION = 0.45  # the pupil's radius over the iris's (2.2 / 5.6 mm in the model, and a margin)
+INNER_LIPS = slice(60, 68)  # iBUG-68 inner-lip contour
+JAW, BROWS = slice(0, 17), slice(26, 16, -1)  # the face outline: jaw, then the brows back across
+MOUTH_OPEN = 0.07  # inner-lip area over mouth width²: below it the contour holds mostly lips
+MIN_MOUTH_PIXELS = 40  # fewer photo pixels inside the inner lips: keep the default mouth colours
+TEETH_MAX_SATURATION = 0.35  # brighter pixels more saturated than this are lips, lipstick or tongue
+TEETH_SKIN_SATURATION = 0.8  # or than this times the skin's median (teeth are paler than the skin)
+TEETH_SATURATION, TEETH_VALUE = 0.25, (0.6, 0.92)  # the teeth read from a photo are kept in these
+SOCKET_SATURATION, SOCKET_VALUE = 0.85, (0.02, 0.2)  # and the mouth interior in these
+GREY_SATURATION = (0.02, 0.05)  # the face's median saturation: grey parts at or below, full colour at or above
+LUMINANCE = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709, of linear RGB
 
 
 def _inside(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -30,6 +42,13 @@ def _inside(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
     ys, xs = np.mgrid[y0:y1, x0:x1]
     mask[y0:y1, x0:x1] = points_in_poly(np.stack([xs.ravel(), ys.ravel()], 1), polygon).reshape(xs.shape)
     return mask
+
+
+def _shade(sh: np.ndarray) -> np.ndarray:
+    """(3,) the SH shading of a camera-facing normal (floored at 0.05): what the photo is divided by."""
+    with torch.no_grad():
+        shading = sh_shading(torch.tensor([[[0.0, 0.0, 1.0]]]), torch.as_tensor(np.asarray(sh, np.float32))[None])
+    return np.clip(shading.reshape(3).numpy().astype(np.float64), 0.05, None)
 
 
 def _iris_pixels(img: np.ndarray, mask: np.ndarray, irises: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -73,9 +92,7 @@ def eye_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray,
     else:
         iris = np.median(pixels[order[int(0.15 * n) : max(int(0.5 * n), int(0.15 * n) + 1)]], 0)
     sclera = np.median(pixels[order[int(0.8 * n) :]], 0)
-    with torch.no_grad():
-        shading = sh_shading(torch.tensor([[[0.0, 0.0, 1.0]]]), torch.as_tensor(np.asarray(sh, np.float32))[None])
-    shade = np.clip(shading.reshape(3).numpy(), 0.05, None)
+    shade = _shade(sh).astype(np.float32)
     iris = np.clip(iris / shade, 0.0, 1.0)
     sclera = np.clip(sclera / shade, 0.0, 1.0)
     lum = float(sclera.mean())
@@ -83,3 +100,113 @@ def eye_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray,
     # lids and glasses, so keep a fifth of their tint and a plausible brightness
     sclera = np.clip(np.clip(lum, 0.6, 0.9) * (0.8 + 0.2 * sclera / max(lum, 1e-6)) * np.array([1.0, 0.97, 0.93]), 0.0, 1.0)
     return {"iris": tuple(float(c) for c in iris), "sclera": tuple(float(c) for c in sclera)}
+
+
+def mouth_opening(landmarks68: np.ndarray) -> float:
+    """How open the mouth is: the inner-lip polygon's area (68-point 60–67) over the squared
+    distance between the mouth corners 60 and 64 (0 for a closed mouth, ~0.15 for a smile showing
+    the teeth, 0.3 and more for a gaping mouth). landmarks68 (68,2) pixels."""
+    pts = np.asarray(landmarks68, np.float64)
+    x, y = pts[INNER_LIPS, 0], pts[INNER_LIPS, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+    return area / max(float(np.sum((pts[64] - pts[60]) ** 2)), 1e-9)
+
+
+def _limit(rgb: np.ndarray, max_saturation: float, value: tuple[float, float]) -> np.ndarray:
+    """(3,) ``rgb`` with its HSV value clamped to ``value`` and its saturation to at most
+    ``max_saturation`` (hue kept)."""
+    v = max(float(rgb.max()), 1e-6)
+    rgb = rgb * (np.clip(v, *value) / v)
+    v = float(rgb.max())
+    saturation = 1.0 - float(rgb.min()) / v
+    if saturation > max_saturation:
+        rgb = v - (v - rgb) * (max_saturation / saturation)
+    return rgb
+
+
+def mouth_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray) -> dict[str, tuple[float, float, float]]:
+    """{"teeth": rgb, "socket": rgb} (sRGB [0,1], de-lit) from the inside of the inner lips of one
+    photo; {} when the mouth is closed or small in it (:data:`MOUTH_OPEN`, :data:`MIN_MOUTH_PIXELS`);
+    no "teeth" when the brightest pixels are too saturated to be teeth (lips, lipstick, a tongue):
+    above :data:`TEETH_MAX_SATURATION` or :data:`TEETH_SKIN_SATURATION` times the skin's.
+    image (H,W,3) uint8; landmarks68 (68,2) detected, photo pixels; sh (27,) the view's fitted light.
+
+    The pixels are ranked by brightness: teeth = median of the brightest tenth, socket = of the
+    darkest quarter, each divided by the shading of a camera-facing normal, then kept in plausible
+    ranges (:data:`TEETH_VALUE` lies above :data:`SOCKET_VALUE`: the teeth stay brighter)."""
+    img = np.asarray(image, np.float64) / 255.0
+    pts = np.asarray(landmarks68, np.float64)
+    pixels = img[_inside(pts[INNER_LIPS], *img.shape[:2])]  # (n,3)
+    if mouth_opening(pts) < MOUTH_OPEN or len(pixels) < MIN_MOUTH_PIXELS:
+        return {}
+    order = np.argsort(pixels.mean(1))
+    n = len(order)
+    shade = _shade(sh)
+    teeth = np.median(pixels[order[n - n // 10 :]], 0)  # as photographed: compared with the skin's pixels
+    socket = np.median(pixels[order[: n // 4]], 0)
+    out = {"socket": _limit(socket / shade, SOCKET_SATURATION, SOCKET_VALUE)}
+    skin = _face_saturation(img, pts)
+    most = min(TEETH_MAX_SATURATION, max(TEETH_SKIN_SATURATION * (skin or 0.0), 0.05))
+    if 1.0 - teeth.min() / max(teeth.max(), 1e-6) <= most:
+        out["teeth"] = _limit(teeth / shade, TEETH_SATURATION, TEETH_VALUE)
+    return {k: tuple(float(c) for c in np.clip(v, 0.0, 1.0)) for k, v in out.items()}
+
+
+def _face_saturation(img: np.ndarray, pts: np.ndarray) -> float | None:
+    """The median HSV saturation of the face's pixels (inside the jaw and brows, 68-point 0–26;
+    pixels darker than 0.05 left out), None without any. img (H,W,3) float [0,1]; pts (68,2) px."""
+    pixels = img[_inside(np.concatenate([pts[JAW], pts[BROWS]]), *img.shape[:2])]
+    value = pixels.max(1) if len(pixels) else np.zeros(0)
+    pixels, value = pixels[value > 0.05], value[value > 0.05]
+    return float(np.median(1.0 - pixels.min(1) / value)) if len(pixels) else None
+
+
+def face_colourfulness(image: np.ndarray, landmarks68: np.ndarray) -> float:
+    """0 for a greyscale photo, 1 for a colour one, linear in between: the face's median saturation
+    mapped from :data:`GREY_SATURATION`; a face with no pixels counts as colour (1).
+    image (H,W,3) uint8; landmarks68 (68,2) photo pixels."""
+    saturation = _face_saturation(np.asarray(image, np.float64) / 255.0, np.asarray(landmarks68, np.float64))
+    if saturation is None:
+        return 1.0
+    low, high = GREY_SATURATION
+    return float(np.clip((saturation - low) / (high - low), 0.0, 1.0))
+
+
+def _linear_to_srgb(lin: np.ndarray) -> np.ndarray:
+    lin = np.clip(lin, 0.0, 1.0)
+    return np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
+
+
+def follow_colour_balance(colours: dict[str, tuple[float, float, float]], colourfulness: float,
+                          light: np.ndarray | None = None) -> dict[str, tuple[float, float, float]]:
+    """``colours`` (sRGB [0,1] albedos) with the chroma they show under ``light`` (3,) (the colour of
+    the fitted light: its shading over its channels' mean; None: white) scaled by ``colourfulness``
+    in linear light about their luminance (Rec. 709), then divided by ``light`` again, as the skin's
+    albedo is the photo divided by the light. 0 gives colours that look grey of the same luminance
+    under ``light`` (greys for a white light), 1 returns ``colours`` as they are."""
+    if colourfulness >= 1.0:
+        return dict(colours)
+    tint = np.ones(3) if light is None else np.asarray(light, np.float64)
+    out = {}
+    for name, rgb in colours.items():
+        lin = srgb_to_linear(np.asarray(rgb) * tint)
+        grey = float(lin @ LUMINANCE)
+        out[name] = tuple(float(c) for c in np.clip(_linear_to_srgb(grey + colourfulness * (lin - grey)) / tint, 0.0, 1.0))
+    return out
+
+
+def part_colours(eyes: dict[str, tuple[float, float, float]], images: list[np.ndarray],
+                 landmarks68: list[np.ndarray], sh: np.ndarray) -> dict[str, tuple[float, float, float]]:
+    """Every part material's colour (sRGB [0,1]) for a head fitted to ``images`` (V photos, each
+    (H,W,3) uint8, with its detected landmarks (68,2) px and fitted light ``sh`` (V,27)):
+    :data:`~backend.head_parts.PART_MATERIALS`, then ``eyes`` (:func:`eye_colours` of the view it
+    chose), then teeth and socket from the view with the most open mouth (the first on ties;
+    :func:`mouth_colours`), all following the photos' colour balance (:func:`follow_colour_balance`):
+    the most colourful view's :func:`face_colourfulness` (a colour view gives the skin's albedo its
+    colour), under the views' mean light colour."""
+    palette = dict(PART_MATERIALS, **eyes)
+    mouth = int(np.argmax([mouth_opening(lm) for lm in landmarks68]))
+    palette.update(mouth_colours(images[mouth], landmarks68[mouth], sh[mouth]))
+    colourfulness = max(face_colourfulness(img, lm) for img, lm in zip(images, landmarks68))
+    light = np.mean([shade / shade.mean() for shade in map(_shade, sh)], 0)
+    return follow_colour_balance(palette, colourfulness, light)
