@@ -37,6 +37,7 @@ from .io_utils import atomic_path
 from .fit.coarse import CoarseFitResult
 from .fit.detail import DetailFitResult
 from .lighting import sh_shading, vertex_normals
+from .occlusion import feature_mask, mirror_fill, mirror_texels, not_darker, occluded
 from .prepare import PreparedView, reframe
 from .render import Fragments, Unwrapped, interpolate, rasterize, rasterize_uv, unwrap_image
 from .skin import skin_weight
@@ -167,6 +168,7 @@ def delit_albedo(
     resolution: int,
     device: torch.device,
     detail: DetailFitResult | None = None,
+    occluders: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """High-resolution UV albedo from the photos.
 
@@ -181,7 +183,9 @@ def delit_albedo(
     paints no more of the head than it shaped). Several views are gain-equalised on their
     overlap and blended with a Laplacian pyramid (no seams); texels no view sees get the median
     delit skin colour with a soft transition (:func:`texture_opacity`), so scalp and neck match
-    the face.
+    the face. ``occluders``: inside the inner face, off the brows, eyes and lips, texels that
+    are not skin while their mirror texel is lose their photo to the mirror's colour
+    (:mod:`backend.occlusion`: a bottle, a sweater, a strand of hair in front of the face).
 
     Returns (albedo (R, R·tiles, 3) float32 in [0,1] top row v = 1, weights (V,R,R·tiles)).
     """
@@ -215,16 +219,29 @@ def delit_albedo(
     inner_at = sample(inner)
     skin_at = sample(torch.from_numpy(np.stack([skin_weight(v.crop, v.crop_landmarks, CROP_SIZE, exclude_features=False)
                                                 for v in views])).to(device))
+    features_at = sample(torch.from_numpy(np.stack([feature_mask(v.crop_landmarks, CROP_SIZE, soft_px=2.0 / k)
+                                                     for v in views])).to(device))
+    # (V,T') robust × skin weight, whether not darker than skin; non-skin below 0.5 (backend.occlusion)
+    skin_like, bright = torch.ones_like(conf), torch.zeros_like(conf)
     for i in range(V):  # a loop over views
         core = conf[i] > 0.5
         if core.any():
             median = delit[i][core].median(0).values
             robust = torch.exp(-((delit[i] - median) ** 2).sum(-1) / (2 * 0.2**2))
             conf[i] = conf[i] * torch.maximum(robust * skin_at[i], inner_at[i])
+            skin_like[i], bright[i] = robust * skin_at[i], not_darker(delit[i], median)
     if fit.view_weights is not None:  # a view the coarse fit down-weighted paints the head as little as it shaped it
         conf = conf * fit.view_weights.to(conf)[:, None]
-    weight = scatter_texels(conf, lit.texels, H, W)
     maps = scatter_texels(delit, lit.texels, H, W)  # (V,H,W,3), zero where no view has weight
+    if occluders:  # inside the inner face, off the features: non-skin (backend.occlusion)
+        grid, valid = mirror_texels(model, H, W)
+        nonskin, bright = (scatter_texels(x, lit.texels, H, W)
+                           for x in (inner_at * (1.0 - features_at) * (1.0 - 2.0 * skin_like).clamp_min(0.0), bright))
+        lost = conf * occluded(nonskin, bright, lit.weights, grid, valid).flatten(1, 2).index_select(1, lit.texels)
+        maps, weight = mirror_fill(maps, scatter_texels(conf - lost, lit.texels, H, W),
+                                   scatter_texels(lost, lit.texels, H, W), grid, 1.0 - nonskin)
+    else:
+        weight = scatter_texels(conf, lit.texels, H, W)
     if V > 1:
         maps = torch.as_tensor(equalize_views(maps, weight).maps)
     # texels of zero coverage get the fill colour below: no need to fill them in the blend
