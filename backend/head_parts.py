@@ -208,7 +208,8 @@ def model_eyeballs(model, id_coeffs, exp_coeffs) -> dict[str, np.ndarray]:
 
 
 def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[float, float, float]] | None = None,
-                 lid_margin: float | None = 0.3, gaze: np.ndarray | None = None) -> None:
+                 lid_margin: float | None = 0.3, gaze: np.ndarray | None = None,
+                 mouth_margin: float | None = 1.0) -> None:
     """Fill ``head.parts_*`` from ``model`` (a :class:`~backend.facemodel.FaceModel` with parts)
     for the coefficients of ``head.vertices``: id (1,K_id), exp (1,K_exp) tensors. ``colors``
     overrides :data:`PART_MATERIALS` entries (sRGB [0,1]). Does nothing for a model without parts.
@@ -220,7 +221,12 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     ``lid_margin`` (mm; None: off): the skin around the eyes is pushed out of the eyeballs (turned
     by ``gaze``) by that margin at rest and at each expression's weight 1
     (:func:`backend.eye_clearance.clear_lids`): ``head.neutral``, ``head.exp_basis`` and
-    ``head.vertices`` are replaced by corrected copies."""
+    ``head.vertices`` are replaced by corrected copies.
+
+    ``mouth_margin`` (mm; None: off): mouth socket, gums, tongue and teeth vertices that the
+    fitted expression leaves in front of the skin are moved back to that margin behind it
+    (:func:`backend.mouth_clearance.pull_behind_skin`); the move is added to their rest shape too, so
+    rest plus shape keys at the fitted weights gives the corrected parts."""
     if not getattr(model, "has_parts", False):
         return
     import torch  # lazy: the add-on imports this module (through export) in Blender, without torch
@@ -255,6 +261,8 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
                     turned_neutral[rows] = (neutral[rows] - centre) @ R.T + centre
                     turned_basis[:, rows] = basis[:, rows] @ R.T
         _clear_lids(head, turned_neutral, turned_basis, list(eye_faces.values()), V, lid_margin)
+    if mouth_margin is not None:
+        posed, neutral = _clear_mouth(head, posed, neutral, {name: f for name, f, _, _ in kept}, V, mouth_margin)
     rows = np.unique(all_faces[all_faces >= V]) - V  # the part vertices the kept triangles use
     new_row = np.full(len(info.mean), -1, np.int64)
     new_row[rows] = np.arange(len(rows))
@@ -297,6 +305,29 @@ def _clear_lids(head, parts_neutral: np.ndarray, parts_basis: np.ndarray, eyebal
     head.vertices = (np.asarray(head.vertices, np.float32) + change).astype(np.float32)
     head.neutral = cleared.neutral
     head.exp_basis = cleared.exp_basis
+
+
+def _clear_mouth(head, posed: np.ndarray, neutral: np.ndarray, part_faces: dict[str, np.ndarray], V: int,
+                 margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """(posed, neutral) part vertices (P,3) with the mouth parts' own vertices that show in front
+    of the posed skin ``head.vertices`` moved behind it (:func:`backend.mouth_clearance.pull_behind_skin`);
+    the same move is added to the rest shape. part_faces: {part name: kept triangles, global ids
+    (≥ V: part vertices)}."""
+    from .mouth_clearance import MOUTH_PARTS, pull_behind_skin
+
+    faces = [np.asarray(part_faces[n], np.int64) for n in MOUTH_PARTS if n in part_faces]
+    if not faces:
+        return posed, neutral
+    every = np.concatenate([f.ravel() for f in faces])
+    rows = np.unique(every[every >= V]) - V  # the parts' own vertices, not the skin rim a socket copies
+    moved = pull_behind_skin(posed[rows], np.asarray(head.vertices, np.float64), np.asarray(head.faces), margin)
+    change = (moved - posed[rows]).astype(posed.dtype)
+    if not np.any(change):
+        return posed, neutral
+    posed, neutral = posed.copy(), neutral.copy()
+    posed[rows] += change
+    neutral[rows] += change
+    return posed, neutral
 
 
 def eye_pivots(head) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -529,7 +560,8 @@ def ray_triangle_pairs(o: np.ndarray, d: np.ndarray, a: np.ndarray, b: np.ndarra
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Möller–Trumbore for N (ray, triangle) pairs: rays ``o + s·d`` (N,3 each), triangles with
     corners a, b, c (N,3 each). Returns (hit (N,) bool: met at s ∈ (0, ``reach``], s (N,),
-    det (N,): negative when the ray runs against the face normal (b − a)×(c − a))."""
+    det (N,) = −d·((b − a)×(c − a)): positive when the ray meets the face against its normal
+    (from the side the normal points to), negative when it runs along it)."""
     e1, e2 = b - a, c - a
     h = np.cross(d, e2)
     det = np.einsum("nc,nc->n", e1, h)
