@@ -25,7 +25,7 @@ MOUTH_OPEN = 0.07  # inner-lip area over mouth width²: below it the contour hol
 MIN_MOUTH_PIXELS = 40  # fewer photo pixels inside the inner lips: keep the default mouth colours
 TEETH_MAX_SATURATION = 0.35  # brighter pixels more saturated than this are lips, lipstick or tongue
 TEETH_SKIN_SATURATION = 0.8  # or than this times the skin's median (teeth are paler than the skin)
-TEETH_SATURATION, TEETH_VALUE = 0.25, (0.6, 0.92)  # the teeth read from a photo are kept in these
+TEETH_SATURATION, TEETH_VALUE = 0.15, (0.6, 0.92)  # the teeth read from a photo are kept in these (the default: 0.15, 0.85)
 SOCKET_SATURATION, SOCKET_VALUE = 0.85, (0.02, 0.2)  # and the mouth interior in these
 GREY_SATURATION = (0.02, 0.05)  # the face's median saturation: grey parts at or below, full colour at or above
 LUMINANCE = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709, of linear RGB
@@ -115,8 +115,8 @@ def mouth_opening(landmarks68: np.ndarray) -> float:
 def _limit(rgb: np.ndarray, max_saturation: float, value: tuple[float, float]) -> np.ndarray:
     """(3,) ``rgb`` with its HSV value clamped to ``value`` and its saturation to at most
     ``max_saturation`` (hue kept)."""
-    v = max(float(rgb.max()), 1e-6)
-    rgb = rgb * (np.clip(v, *value) / v)
+    v = float(rgb.max())
+    rgb = rgb * (np.clip(v, *value) / v) if v > 1e-6 else np.full(3, value[0])  # black: the darkest grey allowed
     v = float(rgb.max())
     saturation = 1.0 - float(rgb.min()) / v
     if saturation > max_saturation:
@@ -133,7 +133,8 @@ def mouth_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray) ->
 
     The pixels are ranked by brightness: teeth = median of the brightest tenth, socket = of the
     darkest quarter, each divided by the shading of a camera-facing normal, then kept in plausible
-    ranges (:data:`TEETH_VALUE` lies above :data:`SOCKET_VALUE`: the teeth stay brighter)."""
+    ranges (:data:`TEETH_VALUE` lies above :data:`SOCKET_VALUE`: the teeth stay brighter); the
+    teeth take the default's hue (never pink), with the photo's value and saturation."""
     img = np.asarray(image, np.float64) / 255.0
     pts = np.asarray(landmarks68, np.float64)
     pixels = img[_inside(pts[INNER_LIPS], *img.shape[:2])]  # (n,3)
@@ -148,7 +149,11 @@ def mouth_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray) ->
     skin = _face_saturation(img, pts)
     most = min(TEETH_MAX_SATURATION, max(TEETH_SKIN_SATURATION * (skin or 0.0), 0.05))
     if 1.0 - teeth.min() / max(teeth.max(), 1e-6) <= most:
-        out["teeth"] = _limit(teeth / shade, TEETH_SATURATION, TEETH_VALUE)
+        teeth = _limit(teeth / shade, TEETH_SATURATION, TEETH_VALUE)
+        value, saturation = float(teeth.max()), 1.0 - float(teeth.min() / teeth.max())
+        default = np.asarray(PART_MATERIALS["teeth"], np.float64)
+        hue = (1.0 - default / default.max()) / (1.0 - default.min() / default.max())  # 1 - rgb/value at saturation 1
+        out["teeth"] = value * (1.0 - saturation * hue)  # the photo's value and saturation, the default's hue
     return {k: tuple(float(c) for c in np.clip(v, 0.0, 1.0)) for k, v in out.items()}
 
 

@@ -39,9 +39,13 @@ def _grey(photo: np.ndarray) -> np.ndarray:
 def test_open_mouth_gives_bright_teeth_and_a_dark_socket_delit():
     photo, lm = _mouth_photo()
     assert abs(mouth_opening(lm) - 2 * np.sqrt(2) * 20.5 * 8.5 / 41.0**2) < 1e-9  # an octagon: 2√2·a·b over the width²
+    default = np.array(PART_MATERIALS["teeth"])
     for light in (1.0, 1.25):
         got = mouth_colours(photo, lm, sh_ambient(light)[0].numpy())
-        np.testing.assert_allclose(np.array(got["teeth"]) * light, TEETH, atol=0.01)
+        teeth = np.array(got["teeth"]) * light
+        assert abs(teeth.max() - 0.9) < 0.01 and abs(1 - teeth.min() / teeth.max() - (1 - 0.82 / 0.9)) < 0.01  # value, saturation
+        hue = (teeth.max() - teeth) / (teeth.max() - teeth.min())
+        np.testing.assert_allclose(hue, (default.max() - default) / (default.max() - default.min()), atol=1e-9)  # the default's
         np.testing.assert_allclose(np.array(got["socket"]) * light, SOCKET, atol=0.01)
 
 
@@ -59,9 +63,14 @@ def test_lipstick_or_tongue_is_no_teeth_and_teeth_are_kept_plausible():
     photo, lm = _mouth_photo(teeth=(0.85, 0.3, 0.35))  # bright pixels redder than the skin: lips, tongue
     assert set(mouth_colours(photo, lm, sh)) == {"socket"}
     assert part_colours({}, [photo], [lm], sh[None])["teeth"] == PART_MATERIALS["teeth"]
+    photo, lm = _mouth_photo(teeth=(0.9, 0.75, 0.8))  # pale pink (a tongue): paler than the skin, not pink teeth
+    teeth = np.array(mouth_colours(photo, lm, sh)["teeth"])
+    assert teeth[0] >= teeth[1] >= teeth[2] and abs(teeth.max() - 0.9) < 0.01
     photo, lm = _mouth_photo(teeth=(0.35, 0.34, 0.32), socket=(0.45, 0.4, 0.4))  # grey "teeth" darker than the "socket"
     got = mouth_colours(photo, lm, sh)
     assert max(got["teeth"]) == 0.6 and max(got["socket"]) == 0.2  # the value ranges' ends
+    photo, lm = _mouth_photo(socket=(0.0, 0.0, 0.0))  # a black mouth interior (clipped shadow)
+    assert mouth_colours(photo, lm, sh)["socket"] == (0.02, 0.02, 0.02)
 
 
 def test_teeth_never_darker_than_the_socket():
@@ -77,7 +86,7 @@ def test_teeth_never_darker_than_the_socket():
         assert min(palette["teeth"]) > max(palette["socket"]) or "teeth" not in got
         if "teeth" in got:
             read += 1
-            assert min(got["teeth"]) >= 0.6 * 0.75 - 1e-9 > 0.2 >= max(got["socket"])  # value ≥ 0.6, saturation ≤ 0.25
+            assert min(got["teeth"]) >= 0.6 * 0.85 - 1e-9 > 0.2 >= max(got["socket"])  # value ≥ 0.6, saturation ≤ 0.15
     assert read >= 8  # the paler ones pass as teeth, the more saturated do not
 
 
