@@ -25,7 +25,7 @@ from .geometry import split_seams, vertex_normals_np
 __all__ = [
     "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "kept_part_faces", "part_meshes", "has_parts",
     "obj_parts_section", "mtl_parts_text", "EYEBALLS", "EyeFrame", "eye_frame", "eye_rotation", "eye_pivots",
-    "model_eyeballs", "gaze_quaternion",
+    "model_eyeballs", "gaze_quaternion", "first_skin_hit", "SkinDepths", "skin_depths",
 ]
 
 EXPORTED_PARTS = (
@@ -526,34 +526,49 @@ def boundary_vertices(faces: np.ndarray, n_verts: int) -> np.ndarray:
     return out
 
 
-def first_skin_hit(origins: np.ndarray, directions: np.ndarray, skin: np.ndarray, skin_faces: np.ndarray,
-                   reach: float) -> tuple[np.ndarray, np.ndarray]:
-    """Where rays ``origins + s·directions`` (N,3 each, unit directions), s ∈ (0, ``reach``], first
-    meet the skin (V,3), faces (F,3) counter-clockwise from outside. Returns (s (N,), inf where
-    none; outer (N,) bool: the hit is on a triangle's outer face)."""
+def _first_hits(origins: np.ndarray, directions: np.ndarray, verts: np.ndarray, faces: np.ndarray, reach: float,
+                near: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """The first triangle each ray ``origins + s·directions`` (N,3 each, unit directions) meets at
+    s ∈ (``near``, ``reach``]; triangles ``faces`` (F,3) over ``verts`` (V,3), counter-clockwise
+    from outside. Returns (s (N,), inf where none; cos (N,) = −direction·(that triangle's unit
+    normal): > 0 when the ray meets its outer face, 0 where none)."""
     o = np.asarray(origins, np.float64)
     d = np.asarray(directions, np.float64)
-    skin = np.asarray(skin, np.float64)
-    faces = np.asarray(skin_faces, np.int64)
-    a, b, c = (skin[faces[:, k]] for k in range(3))
+    verts = np.asarray(verts, np.float64)
+    faces = np.asarray(faces, np.int64)
+    first = np.full(len(o), np.inf)
+    cos_first = np.zeros(len(o))
+    if len(o) == 0 or len(faces) == 0:
+        return first, cos_first
+    a, b, c = (verts[faces[:, k]] for k in range(3))
     centre = (a + b + c) / 3.0
     radius = float(np.max(np.linalg.norm(np.stack([a, b, c]) - centre, axis=-1)))
-    first = np.full(len(o), np.inf)
-    outer_first = np.zeros(len(o), bool)
     # candidates: triangles whose centre lies in the ball around each ray's segment
     from scipy.spatial import cKDTree  # lazy: Blender's Python has no scipy (export imports this module)
 
     hits = cKDTree(centre).query_ball_point(o + 0.5 * reach * d, 0.5 * reach + radius)
     counts = np.fromiter(map(len, hits), np.int64, len(hits))
+    if counts.sum() == 0:
+        return first, cos_first
     pi = np.repeat(np.arange(len(o)), counts)
-    fi = np.concatenate([np.asarray(h, np.int64) for h in hits]) if counts.sum() else np.zeros(0, np.int64)
-    if len(pi) == 0:
-        return first, outer_first
+    fi = np.concatenate([np.asarray(h, np.int64) for h in hits])
     hit, t, det = ray_triangle_pairs(o[pi], d[pi], a[fi], b[fi], c[fi], reach)
+    hit &= t > near
     np.minimum.at(first, pi[hit], t[hit])
     is_first = hit & (t == first[pi])
-    outer_first[pi[is_first & (det < 0)]] = True  # the ray runs against the face normal e1×e2
-    return first, outer_first
+    area2 = np.linalg.norm(np.cross(b[fi[is_first]] - a[fi[is_first]], c[fi[is_first]] - a[fi[is_first]]), axis=1)
+    cos_first[pi[is_first]] = det[is_first] / np.maximum(area2, 1e-30)  # det = −d·(e1×e2)
+    return first, cos_first
+
+
+def first_skin_hit(origins: np.ndarray, directions: np.ndarray, skin: np.ndarray, skin_faces: np.ndarray,
+                   reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where rays ``origins + s·directions`` (N,3 each, unit directions), s ∈ (0, ``reach``], first
+    meet the skin (V,3), faces (F,3) counter-clockwise from outside. Returns (s (N,), inf where
+    none; facing (N,) bool: the ray meets that triangle's outer face, coming from the side its
+    normal points to, so the origin lies on the skin's outside there)."""
+    s, cos = _first_hits(origins, directions, skin, skin_faces, reach)
+    return s, cos > 0
 
 
 def ray_triangle_pairs(o: np.ndarray, d: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, reach: float
@@ -575,21 +590,49 @@ def ray_triangle_pairs(o: np.ndarray, d: np.ndarray, a: np.ndarray, b: np.ndarra
     return ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9) & (t <= reach), t, det
 
 
-def skin_penetration(points: np.ndarray, normals: np.ndarray, skin: np.ndarray, skin_faces: np.ndarray,
-                     reach: float = 5.0) -> np.ndarray:
-    """How far part vertices stick out through the skin. points (N,3) with their part's outward
-    normals (N,3); skin (V,3) with faces (F,3) counter-clockwise from outside; same units.
+@dataclass(frozen=True)
+class SkinDepths:
+    """Where a part and the skin cross, per part vertex (N,), mm ≥ 0 (:func:`skin_depths`).
 
-    A point pokes through by t when the ray from it back into its own part, ``p − s·n`` for
-    s ∈ (0, ``reach``], first meets the skin at s = t on a triangle's *outer* face: the skin
-    lies behind the part's surface there, so the part is outside the skin. A part seen through
-    an opening (the eye between the lids, teeth between the lips) has no skin behind it, and one
-    under the skin has the skin's inner face behind it: both give 0. Returns (N,) ≥ 0.
-    """
-    n = np.asarray(normals, np.float64)
-    n = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    t, outer = first_skin_hit(points, -n, skin, skin_faces, reach)
-    return np.where(outer & np.isfinite(t), t, 0.0)
+    ``through``: how far the vertex sticks out through the skin (the skin's outer face lies inside
+    the part, behind the vertex: the part shows outside the skin there). ``buried``: how deep the
+    vertex lies in the skin's tissue (the skin's inner face lies inside the part, behind it: e.g.
+    an eyeball under a lid that dips into it, hidden but overlapping)."""
+
+    through: np.ndarray
+    buried: np.ndarray
+
+
+def skin_depths(points: np.ndarray, part_faces: np.ndarray, skin: np.ndarray, skin_faces: np.ndarray,
+                reach: float = 5.0) -> SkinDepths:
+    """How the skin crosses a part: points (N,3) of one closed part mesh (an eyeball, the teeth,
+    the gums and tongue) with its faces (F',3), the skin (V,3) with faces (F,3), both
+    counter-clockwise from outside; same units (mm).
+
+    From each vertex p the ray ``p − s·n`` runs back into the part (n its outward vertex normal).
+    The first skin triangle it meets at s ≤ ``reach``, before the ray leaves the part, is the skin
+    crossing the part; the depth is p's distance from that triangle's plane (s·cos of the angle
+    between the ray and the triangle's normal: across the skin, not along a slanting ray). Met on
+    its outer face, p sticks out through the skin by that depth; on its inner face, p lies that
+    deep in the skin's tissue. A part seen through an opening (the eye between the lids, teeth
+    between the lips) has no skin inside it: both are 0, as they are where the ray leaves a thin
+    part (a tooth) before it meets the lip, or never runs inside the part (a vertex whose normal
+    points into the part, in a crevice between teeth). Open parts (the sockets, stitched to the
+    lid and lip rims) read nothing meaningful."""
+    p = np.asarray(points, np.float64)
+    n = vertex_normals_np(p, part_faces).astype(np.float64)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    t, cos = _first_hits(p, -n, skin, skin_faces, reach)
+    # only rays that meet the skin: where do they leave the part (their first own triangle past
+    # 1 µm, met from inside: cos < 0)? The part's whole extent, for an eyeball's long chords
+    met = np.flatnonzero(np.isfinite(t))
+    extent = float(np.linalg.norm(p.max(0) - p.min(0))) if len(p) else 0.0
+    leave, cos_leave = _first_hits(p[met], -n[met], p, part_faces, extent, near=1e-3)
+    inside = np.zeros(len(p), bool)
+    inside[met] = (cos_leave < 0) & (t[met] < leave)
+    depth = np.zeros(len(p))
+    depth[inside] = t[inside] * np.abs(cos[inside])
+    return SkinDepths(through=np.where(cos > 0, depth, 0.0), buried=np.where(cos < 0, depth, 0.0))
 
 
 def preview_parts(head, tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
