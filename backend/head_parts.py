@@ -605,9 +605,9 @@ class SkinDepths:
 
 def skin_depths(points: np.ndarray, part_faces: np.ndarray, skin: np.ndarray, skin_faces: np.ndarray,
                 reach: float = 5.0) -> SkinDepths:
-    """How the skin crosses a part: points (N,3) of one closed part mesh (an eyeball, the teeth,
-    the gums and tongue) with its faces (F',3), the skin (V,3) with faces (F,3), both
-    counter-clockwise from outside; same units (mm).
+    """How the skin crosses a part: points (N,3) of one closed part mesh (an eyeball, the teeth)
+    with its faces (F',3), the skin (V,3) with faces (F,3), both counter-clockwise from outside;
+    same units (mm).
 
     From each vertex p the ray ``p − s·n`` runs back into the part (n its outward vertex normal).
     The first skin triangle it meets at s ≤ ``reach``, before the ray leaves the part, is the skin
@@ -617,8 +617,9 @@ def skin_depths(points: np.ndarray, part_faces: np.ndarray, skin: np.ndarray, sk
     deep in the skin's tissue. A part seen through an opening (the eye between the lids, teeth
     between the lips) has no skin inside it: both are 0, as they are where the ray leaves a thin
     part (a tooth) before it meets the lip, or never runs inside the part (a vertex whose normal
-    points into the part, in a crevice between teeth). Open parts (the sockets, stitched to the
-    lid and lip rims) read nothing meaningful."""
+    points into the part, in a crevice between teeth) or leaves through a hole (the gums and
+    tongue mesh has a few open edges). Open parts (the sockets, stitched to the lid and lip rims)
+    read nothing meaningful."""
     p = np.asarray(points, np.float64)
     n = vertex_normals_np(p, part_faces).astype(np.float64)
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
