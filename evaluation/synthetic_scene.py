@@ -42,7 +42,8 @@ def parts_mesh(model, id_coeffs: torch.Tensor, exp_coeffs: torch.Tensor, skin: t
     from :data:`IRIS_COLOURS`. Returns ((verts (1,P,3), faces (F,3) local, uv (M,2),
     faces_uv (F,3)), swatch tile (S,S,3) float32 at S = ``tile_size``)."""
     iris = np.asarray(IRIS_COLOURS[int(rng.integers(len(IRIS_COLOURS)))]) * rng.uniform(0.8, 1.2)
-    head = SimpleNamespace(vertices=skin[0].numpy(), neutral=model(id_coeffs, None)[0].numpy(), exp_basis=None)
+    head = SimpleNamespace(vertices=skin[0].numpy(), neutral=model(id_coeffs, None)[0].numpy(), exp_basis=None,
+                           faces=model.faces.cpu().numpy())  # the mouth corrective reads the skin's faces
     attach_parts(head, model, id_coeffs, exp_coeffs, colors={"iris": tuple(np.clip(iris, 0, 1))})
     verts, faces, uv, faces_uv = preview_parts(head, tile)
     mesh = (torch.from_numpy(verts)[None], torch.from_numpy(faces), torch.from_numpy(uv), torch.from_numpy(faces_uv))
