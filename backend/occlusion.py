@@ -34,11 +34,13 @@ class OcclusionSettings:
       model's x = 0 plane, when within this distance (ICT's mean is symmetric to 0.05 mm);
     - ``mirror_clear_mm``: the mirror texel counts as skin only when no non-skin lies within this
       radius of it (so a glasses frame or a beard edge a few mm off its mirror stays);
-    - ``seen``: a view's confidence at the mirror texel at which it counts as fully seen."""
+    - ``seen``: a view's confidence at the mirror texel at which it counts as fully seen;
+    - ``rim_mm``: an occluder grows by this much where its mirror is skin (its soft edge)."""
 
     mirror_tolerance_mm: float = 0.5
     mirror_clear_mm: float = 4.0
     seen: float = 0.5
+    rim_mm: float = 1.5
 
 
 def feature_mask(landmarks68: np.ndarray, size: int, soft_px: float = 0.0) -> np.ndarray:
@@ -105,24 +107,31 @@ def not_darker(colours: torch.Tensor, skin: torch.Tensor, dark: float = 0.5, lig
 
 
 def occluded(
-    nonskin: torch.Tensor, bright: torch.Tensor, confidence: torch.Tensor, grid: torch.Tensor, valid: torch.Tensor,
-    settings: OcclusionSettings = OcclusionSettings(),
+    nonskin: torch.Tensor, checked: torch.Tensor, bright: torch.Tensor, confidence: torch.Tensor, grid: torch.Tensor,
+    valid: torch.Tensor, settings: OcclusionSettings = OcclusionSettings(),
 ) -> torch.Tensor:
-    """How likely each texel shows an occluder, (V,H,W) in [0,1]: its photo is not skin
-    (``nonskin`` (V,H,W) in [0,1], 0 where not checked: on the features, outside the inner face,
-    off the seen texels) and either not darker than skin (``bright`` (V,H,W), :func:`not_darker`)
-    or its mirror (``grid`` (H,W,2), ``valid`` (H,W) from :func:`mirror_texels`) is skin in the
-    same view, with no non-skin within ``settings.mirror_clear_mm`` of it, and seen
-    (``confidence`` (V,H,W), before the skin terms). A dark non-skin texel whose mirror is not
-    skin stays: beards, glasses frames, nostrils are on both halves."""
-    H = nonskin.shape[1]
-    r = max(1, round(settings.mirror_clear_mm / 0.57 * H / 512))  # texels (≈ 0.57 mm at 512 per tile)
+    """How likely each texel shows an occluder, (V,H,W) in [0,1]: where ``checked`` (V,H,W) in
+    [0,1] (the inner face off the features; 0 off the seen texels), its photo is not skin
+    (``nonskin`` (V,H,W) in [0,1]) and either not darker than skin (``bright`` (V,H,W),
+    :func:`not_darker`) or its mirror (``grid`` (H,W,2), ``valid`` (H,W) from
+    :func:`mirror_texels`) is skin in the same view, with no non-skin within
+    ``settings.mirror_clear_mm`` of it, and seen (``confidence`` (V,H,W), before the skin terms).
+    A dark non-skin texel whose mirror is not skin stays: beards, glasses frames, nostrils are on
+    both halves. The occluder then grows by ``settings.rim_mm`` where the mirror is skin, so its
+    soft edge (a mix of skin and occluder colours) goes with it."""
+    nonskin = nonskin * checked
+    V, H = nonskin.shape[:2]
+    per_mm = H / 512 / 0.57  # texels per mm (≈ 0.57 mm a texel at 512 per tile)
+    r = max(1, round(settings.mirror_clear_mm * per_mm))
     near = Fn.max_pool2d(nonskin[:, None], 2 * r + 1, stride=1, padding=r)  # (V,1,H,W)
     seen = (confidence / settings.seen).clamp(0.0, 1.0)[:, None]
-    at = Fn.grid_sample(torch.cat([near, seen], 1), grid[None].expand(nonskin.shape[0], -1, -1, -1).to(nonskin),
+    at = Fn.grid_sample(torch.cat([near, seen], 1), grid[None].expand(V, -1, -1, -1).to(nonskin),
                         mode="bilinear", align_corners=False)  # (V,2,H,W) at the mirror texel
     mirror_skin = (1.0 - at[:, 0]).clamp(0.0, 1.0) * at[:, 1] * valid.to(nonskin)
-    return nonskin * torch.maximum(bright, mirror_skin)
+    core = nonskin * torch.maximum(bright, mirror_skin)
+    r = max(1, round(settings.rim_mm * per_mm))
+    rim = Fn.max_pool2d(core[:, None], 2 * r + 1, stride=1, padding=r)[:, 0] * mirror_skin * checked
+    return torch.maximum(core, rim)
 
 
 def mirror_fill(

@@ -235,11 +235,12 @@ def delit_albedo(
     maps = scatter_texels(delit, lit.texels, H, W)  # (V,H,W,3), zero where no view has weight
     if occluders:  # inside the inner face, off the features: non-skin (backend.occlusion)
         grid, valid = mirror_texels(model, H, W)
-        nonskin, bright = (scatter_texels(x, lit.texels, H, W)
-                           for x in (inner_at * (1.0 - features_at) * (1.0 - 2.0 * skin_like).clamp_min(0.0), bright))
-        lost = conf * occluded(nonskin, bright, lit.weights, grid, valid).flatten(1, 2).index_select(1, lit.texels)
+        nonskin, checked, bright = (scatter_texels(x, lit.texels, H, W) for x in (
+            (1.0 - 2.0 * skin_like).clamp_min(0.0), inner_at * (1.0 - features_at), bright))
+        occ = occluded(nonskin, checked, bright, lit.weights, grid, valid)
+        lost = conf * occ.flatten(1, 2).index_select(1, lit.texels)
         maps, weight = mirror_fill(maps, scatter_texels(conf - lost, lit.texels, H, W),
-                                   scatter_texels(lost, lit.texels, H, W), grid, 1.0 - nonskin)
+                                   scatter_texels(lost, lit.texels, H, W), grid, 1.0 - nonskin * checked)
     else:
         weight = scatter_texels(conf, lit.texels, H, W)
     if V > 1:

@@ -23,14 +23,15 @@ def _confidence(crop: np.ndarray, lm: np.ndarray) -> torch.Tensor:
     skin = torch.from_numpy(skin_weight(crop, lm, S, exclude_features=False))
     inner = torch.from_numpy(inner_face_mask(lm, S, S, soft_px=2.0))
     feats = torch.from_numpy(feature_mask(lm, S, soft_px=1.0))
-    nonskin = inner * (1.0 - feats) * (1.0 - 2.0 * skin).clamp_min(0.0)
+    nonskin, checked = (1.0 - 2.0 * skin).clamp_min(0.0), inner * (1.0 - feats)
     colours = torch.from_numpy(crop).float()
     bright = not_darker(colours.view(-1, 3), torch.tensor(SKIN)).view(S, S)
     cx = lm[:, 0].mean()  # the canonical landmarks are mirror-symmetric about x = cx
     x = (2.0 * cx - np.arange(S) + 0.5) * (2.0 / S) - 1.0
     grid = torch.stack(torch.meshgrid(torch.linspace(-1 + 1 / S, 1 - 1 / S, S), torch.from_numpy(x).float(),
                                       indexing="ij")[::-1], -1)  # (S,S,2) x, y
-    occ = occluded(nonskin[None].float(), bright[None], torch.ones(1, S, S), grid, torch.ones(S, S, dtype=torch.bool))
+    occ = occluded(nonskin[None].float(), checked[None].float(), bright[None], torch.ones(1, S, S), grid,
+                   torch.ones(S, S, dtype=torch.bool))
     return 1.0 - occ[0]
 
 
