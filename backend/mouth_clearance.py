@@ -9,7 +9,7 @@ moves each such vertex straight back (along the head's −z, the face looking al
 sits ``margin`` behind the skin that faced it. A vertex seen through the open lips has no
 forward-facing skin behind it (only the back of the head, seen from inside) and stays.
 
-numpy only; scipy lazily (the ray candidates), as in :mod:`backend.head_parts`.
+numpy only.
 """
 from __future__ import annotations
 
@@ -21,12 +21,40 @@ MOUTH_PARTS = ("mouth_socket", "gums_and_tongue", "teeth")
 FORWARD = np.array([0.0, 0.0, 1.0])  # the face model looks along +z
 
 
+def _boxes_over_points(xy: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate (point, box) pairs: every box (B,2) lo–hi that may hold a point xy (N,2), found
+    through a uniform grid of cells the size of a typical box (each box listed in the cells it
+    overlaps, each point looking in its own cell): a superset of the boxes that hold it.
+    Returns (point (P,), box (P,)) int64."""
+    if len(lo) == 0 or len(xy) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    cell = max(float(np.median(np.max(hi - lo, axis=1))), 1e-6)
+    origin = np.minimum(lo.min(0), xy.min(0))
+    c0 = np.floor((lo - origin) / cell).astype(np.int64)  # (B,2) first and last cells per box
+    c1 = np.floor((hi - origin) / cell).astype(np.int64)
+    ncol = int(max(c1[:, 0].max(), np.floor((xy[:, 0].max() - origin[0]) / cell))) + 1
+    span = c1 - c0 + 1  # (B,2)
+    per_box = span[:, 0] * span[:, 1]
+    box = np.repeat(np.arange(len(lo)), per_box)
+    k = np.arange(len(box)) - np.repeat(np.cumsum(per_box) - per_box, per_box)  # index within its box's cells
+    cx = c0[box, 0] + k % span[box, 0]
+    cy = c0[box, 1] + k // span[box, 0]
+    key = cy * ncol + cx
+    order = np.argsort(key, kind="stable")
+    key, box = key[order], box[order]
+    pc = np.floor((xy - origin) / cell).astype(np.int64)
+    pkey = pc[:, 1] * ncol + pc[:, 0]
+    start, stop = np.searchsorted(key, pkey, "left"), np.searchsorted(key, pkey, "right")
+    counts = stop - start
+    point = np.repeat(np.arange(len(xy)), counts)
+    at = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(start, counts)
+    return point, box[at]
+
+
 def skin_behind(points: np.ndarray, skin: np.ndarray, skin_faces: np.ndarray, reach: float) -> np.ndarray:
     """(N,) mm: how far ``points`` (N,3) lie in front of the skin (V,3), faces (F,3)
     counter-clockwise from outside: the distance straight back (−z) to the first skin triangle
     when the ray meets its outer face (the skin faces the point), else 0. Within ``reach`` mm."""
-    from scipy.spatial import cKDTree  # lazy: Blender's Python has no scipy
-
     from .head_parts import ray_triangle_pairs
 
     p = np.asarray(points, np.float64)
@@ -44,17 +72,10 @@ def skin_behind(points: np.ndarray, skin: np.ndarray, skin_faces: np.ndarray, re
     lo, hi = lo[keep], hi[keep]
     if len(a) == 0:
         return out
-    centre = (a + b + c) / 3.0
-    radius = float(np.max(np.linalg.norm((np.stack([a, b, c]) - centre)[..., :2], axis=-1)))
     back = np.broadcast_to(-FORWARD, p.shape)
-    # candidates: the rays run along −z, so triangles whose centre lies within a triangle's
-    # reach of the point seen from the front
-    near = cKDTree(centre[:, :2]).query_ball_point(p[:, :2], radius)
-    counts = np.fromiter(map(len, near), np.int64, len(near))
-    if counts.sum() == 0:
+    ray, tri = _boxes_over_points(p[:, :2], lo[:, :2], hi[:, :2])
+    if len(ray) == 0:
         return out
-    ray = np.repeat(np.arange(len(p)), counts)
-    tri = np.concatenate([np.asarray(h, np.int64) for h in near])
     # the triangle's box holds the ray: seen from the front around the point, not all in front of it
     inside = np.all((lo[tri, :2] <= p[ray, :2]) & (hi[tri, :2] >= p[ray, :2]), axis=1)
     inside &= (lo[tri, 2] <= p[ray, 2]) & (hi[tri, 2] >= p[ray, 2] - reach)

@@ -17,7 +17,6 @@ confidence, Hi×Wi photo pixels, N vertices.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -31,9 +30,9 @@ from .blend import (
 )
 from .camera import Camera, euler_to_rotation, project, scale_pose, to_camera_space
 from .detail import masked_lowpass
-from .facemodel import FaceModel, cache_dir
+from .facemodel import FaceModel
 from .geometry import array_digest
-from .io_utils import atomic_path
+from .layout_cache import layout_arrays
 from .fit.coarse import CoarseFitResult
 from .fit.detail import DetailFitResult
 from .lighting import sh_shading, vertex_normals
@@ -234,7 +233,7 @@ def delit_albedo(
         conf = conf * fit.view_weights.to(conf)[:, None]
     maps = scatter_texels(delit, lit.texels, H, W)  # (V,H,W,3), zero where no view has weight
     if occluders:  # inside the inner face, off the features: non-skin (backend.occlusion)
-        grid, valid = mirror_texels(model, H, W)
+        grid, valid = model_mirror_texels(model, H, W)
         nonskin, checked, bright = (scatter_texels(x, lit.texels, H, W) for x in (
             (1.0 - 2.0 * skin_like).clamp_min(0.0), inner_at * (1.0 - features_at), bright))
         occ = occluded(nonskin, checked, bright, lit.weights, grid, valid)
@@ -353,41 +352,35 @@ def face_region_coverage(weights, face_tile_mask, threshold: float = 0.1) -> flo
     return float(((w.sum(0) > threshold) & m).sum()) / n
 
 
-_FACE_REGION_CACHE: dict[bytes, torch.Tensor] = {}  # the last layout's face-region texels, by digest
-
-
 def model_face_region(model: FaceModel, height: int, width: int) -> torch.Tensor:
     """:func:`face_region_mask` of the model's whole UV layout rasterised at height × width
-    (H,W) bool. It depends on the model only, not on the head: the last one is kept, keyed by a
-    digest of the layout (so every head of a batch, an add-on session or a worker rasterises the
-    layout once, 0.08 s at 512 × 1536), and stored in the cache folder under that digest (so a
-    new process reads it: 1 ms)."""
+    (H,W) bool. It depends on the model only, not on the head: computed once per layout
+    (:func:`backend.layout_cache.layout_arrays`: every head of a batch, an add-on session or a
+    worker rasterises the layout once, 0.08 s at 512 × 1536, and a new process reads it: 1 ms)."""
     key = array_digest(*(t.detach().cpu().numpy() for t in (model.uv, model.faces_uv, model.faces, model.region)),
                        extra=(height, width, model.uv_tiles, tuple(model.face_mask_regions)))
-    if key not in _FACE_REGION_CACHE:
-        path = cache_dir().parent / "uv" / f"face_region-{key.hex()}.npy"
-        mask = _read_mask(path, (height, width))
-        if mask is None:
-            frags = rasterize_uv(model.uv, model.faces_uv, height, width, (0.0, float(model.uv_tiles)))
-            mask = face_region_mask(model, frags).cpu()
-            try:
-                with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                    np.save(f, mask.numpy())
-            except OSError:
-                pass  # a read-only cache folder: computed again next time
-        _FACE_REGION_CACHE.clear()
-        _FACE_REGION_CACHE[key] = mask
-    return _FACE_REGION_CACHE[key]
+
+    def compute() -> dict[str, np.ndarray]:
+        frags = rasterize_uv(model.uv, model.faces_uv, height, width, (0.0, float(model.uv_tiles)))
+        return {"mask": face_region_mask(model, frags).cpu().numpy()}
+
+    return torch.from_numpy(layout_arrays("face_region", key, ("mask",), compute)["mask"])
 
 
-def _read_mask(path: Path, shape: tuple[int, int]) -> torch.Tensor | None:
-    """The (H,W) bool mask stored at ``path`` (:func:`model_face_region`), or None when it is
-    missing, unreadable or not of ``shape``."""
-    try:
-        mask = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
-    return torch.from_numpy(mask) if mask.dtype == np.bool_ and mask.shape == shape else None
+def model_mirror_texels(model: FaceModel, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`backend.occlusion.mirror_texels` of the model's layout at height × width, computed
+    once per layout like :func:`model_face_region`. Returns (grid (H,W,2), valid (H,W) bool) on
+    the model's device."""
+    key = array_digest(*(t.detach().cpu().numpy() for t in (model.mean, model.uv, model.faces_uv, model.faces, model.region)),
+                       extra=(height, width, model.uv_tiles, tuple(model.face_mask_regions)))
+
+    def compute() -> dict[str, np.ndarray]:
+        grid, valid = mirror_texels(model, height, width)
+        return {"grid": grid.cpu().numpy(), "valid": valid.cpu().numpy()}
+
+    got = layout_arrays("mirror_texels", key, ("grid", "valid"), compute)
+    dev = model.faces.device
+    return torch.from_numpy(got["grid"]).to(dev), torch.from_numpy(got["valid"]).to(dev)
 
 
 def uv_face_coverage(model: FaceModel, weights: np.ndarray) -> float:

@@ -179,12 +179,13 @@ def test_uv_face_coverage_rasterises_a_layout_once(face_model, monkeypatch, tmp_
     A new process reads the region from the cache folder; a damaged file is rasterised again."""
     import copy
 
+    import backend.layout_cache as lc
     import backend.texture as tx
 
     calls = []
     real = tx.rasterize_uv
     monkeypatch.setattr(tx, "rasterize_uv", lambda *a, **k: calls.append(1) or real(*a, **k))
-    monkeypatch.setattr(tx, "_FACE_REGION_CACHE", {})
+    monkeypatch.setattr(lc, "_MEMORY", {})
     monkeypatch.setenv("PHOTOHEAD_CACHE", str(tmp_path))
     R, W = 64, 64 * face_model.uv_tiles
     seen_all = np.ones((1, R, W), np.float32)
@@ -198,11 +199,11 @@ def test_uv_face_coverage_rasterises_a_layout_once(face_model, monkeypatch, tmp_
     reloaded.uv.mul_(0.5)  # another layout, edited in place
     tx.uv_face_coverage(reloaded, seen_all)
     assert len(calls) == 2
-    stored = sorted((tmp_path / "uv").glob("face_region-*.npy"))
+    stored = sorted((tmp_path / "uv").glob("face_region-*.npz"))
     assert len(stored) == 2
-    monkeypatch.setattr(tx, "_FACE_REGION_CACHE", {})  # a new process
+    monkeypatch.setattr(lc, "_MEMORY", {})  # a new process
     assert torch.equal(tx.model_face_region(face_model, R, W), region) and len(calls) == 2
     for path in stored:
         path.write_bytes(b"damaged")
-    monkeypatch.setattr(tx, "_FACE_REGION_CACHE", {})
+    monkeypatch.setattr(lc, "_MEMORY", {})
     assert torch.equal(tx.model_face_region(face_model, R, W), region) and len(calls) == 3

@@ -108,3 +108,30 @@ def test_model_uv_mirror_round_trip(face_model):
     assert float(err.median()) < 0.5 and float((err < 2.0).float().mean()) > 0.95
     mirrored_x = grid[valid][:, 0]
     assert float((mirrored_x - own[:, 0]).abs().max()) > 0.1  # it moves texels across the face
+
+
+def test_mirror_texels_are_computed_once_per_layout(face_model, monkeypatch, tmp_path):
+    """backend.texture.model_mirror_texels: the model's mirror grid is built once (a second call,
+    or a new process reading the cache folder, gets the same arrays bit for bit); a damaged
+    cache file is computed again."""
+    import backend.layout_cache as lc
+    import backend.texture as tx
+
+    calls = []
+    real = tx.mirror_texels
+    monkeypatch.setattr(tx, "mirror_texels", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(lc, "_MEMORY", {})
+    monkeypatch.setenv("PHOTOHEAD_CACHE", str(tmp_path))
+    R, W = 64, 64 * face_model.uv_tiles
+    grid, valid = tx.model_mirror_texels(face_model, R, W)
+    want_grid, want_valid = real(face_model, R, W)
+    assert torch.equal(grid, want_grid) and torch.equal(valid, want_valid) and valid.any()
+    tx.model_mirror_texels(face_model, R, W)
+    assert len(calls) == 1
+    monkeypatch.setattr(lc, "_MEMORY", {})  # a new process
+    again = tx.model_mirror_texels(face_model, R, W)
+    assert torch.equal(again[0], grid) and torch.equal(again[1], valid) and len(calls) == 1
+    for path in (tmp_path / "uv").glob("mirror_texels-*.npz"):
+        path.write_bytes(b"damaged")
+    monkeypatch.setattr(lc, "_MEMORY", {})
+    assert torch.equal(tx.model_mirror_texels(face_model, R, W)[0], grid) and len(calls) == 2
