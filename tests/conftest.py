@@ -43,6 +43,48 @@ def face_model():
 
 
 @pytest.fixture(scope="session")
+def ict_parts(face_model):
+    """The ICT model with its parts (eyes, sockets, teeth); skips without ict_parts.npz."""
+    if not face_model.has_parts:
+        pytest.skip("the ICT model has no ict_parts.npz beside it")
+    return face_model
+
+
+def head_with_parts(model, ident: torch.Tensor, exp: torch.Tensor, **attach):
+    """A :class:`backend.head.Head` of ``model`` for id (1,K_id) and exp (1,K_exp) coefficients,
+    its parts attached (``attach``: :func:`backend.head_parts.attach_parts`'s keywords)."""
+    from backend.head import Head
+    from backend.head_parts import attach_parts
+
+    with torch.no_grad():
+        verts, neutral = model(ident, exp)[0].numpy(), model(ident, None)[0].numpy()
+    head = Head(model_name=model.name, vertices=verts, neutral=neutral, faces=model.faces.numpy(),
+                uv=model.uv.numpy(), faces_uv=model.faces_uv.numpy(), id_coeffs=ident[0].numpy(),
+                exp_coeffs=exp[0].numpy(), exp_names=list(model.exp_names),
+                exp_basis=model.exp_basis.numpy(), uv_tiles=model.uv_tiles)
+    attach_parts(head, model, ident, exp, **attach)
+    return head
+
+
+@pytest.fixture
+def layout_cache(monkeypatch, tmp_path) -> Path:
+    """An empty cache folder and memory for :mod:`backend.layout_cache` (as in a new install);
+    returns the folder."""
+    import backend.layout_cache as lc
+
+    monkeypatch.setattr(lc, "_MEMORY", {})
+    monkeypatch.setenv("PHOTOHEAD_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def count_calls(monkeypatch, module, name: str) -> list:
+    """Replace ``module.name`` by a wrapper that appends to the returned list on each call."""
+    calls, real = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+@pytest.fixture(scope="session")
 def grace_hopper() -> np.ndarray:
     """matplotlib's public-domain sample photo, (H,W,3) uint8."""
     from PIL import Image

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from backend.eye_clearance import EyeShell, push_out_of_eyes, shell_radius
+from tests.conftest import head_with_parts
 
 
 def _sphere(radius: float, n: int = 24) -> tuple[np.ndarray, np.ndarray]:
@@ -57,27 +58,8 @@ def test_push_out_of_eyes_moves_only_what_is_inside():
     assert np.array_equal(skin[0], [0.0, 0.0, 10.0])  # the input is not modified
 
 
-@pytest.fixture
-def ict(face_model):
-    """The ICT model with its parts (conftest's ``face_model``); skips without ict_parts.npz."""
-    if not face_model.has_parts:
-        pytest.skip("the ICT model has no ict_parts.npz beside it")
-    return face_model
-
-
 def _head(model, ident: torch.Tensor, lid_margin: float | None):
-    from backend.head import Head
-    from backend.head_parts import attach_parts
-
-    exp = torch.zeros(1, model.n_exp)
-    with torch.no_grad():
-        verts = model(ident, exp)[0].numpy()
-    head = Head(model_name=model.name, vertices=verts, neutral=verts.copy(), faces=model.faces.numpy(),
-                uv=model.uv.numpy(), faces_uv=model.faces_uv.numpy(), id_coeffs=ident[0].numpy(),
-                exp_coeffs=np.zeros(model.n_exp, np.float32), exp_names=list(model.exp_names),
-                exp_basis=model.exp_basis.numpy(), uv_tiles=model.uv_tiles)
-    attach_parts(head, model, ident, exp, lid_margin=lid_margin)
-    return head
+    return head_with_parts(model, ident, torch.zeros(1, model.n_exp), lid_margin=lid_margin)
 
 
 def _depths(head, weights: dict[str, float], parts=("teeth", "gums_and_tongue", "eyeball_left", "eyeball_right")
@@ -107,11 +89,11 @@ def _depths(head, weights: dict[str, float], parts=("teeth", "gums_and_tongue", 
 CLOSED = {"jawOpen": 1.0, "eyeBlink_L": 1.0}
 
 
-def test_ict_blink_buries_the_cornea_without_the_corrective(ict):
+def test_ict_blink_buries_the_cornea_without_the_corrective(ict_parts):
     """The defect the corrective fixes: ICT's own eyeBlink_L takes the closed lid's inner surface
     2.8 mm into the cornea (mean identity): the cornea lies buried in the lid's tissue, not out
     through its front, and a slit is left."""
-    depth, seen = _depths(_head(ict, torch.zeros(1, ict.n_id), None), CLOSED, parts=("eyeball_left",))
+    depth, seen = _depths(_head(ict_parts, torch.zeros(1, ict_parts.n_id), None), CLOSED, parts=("eyeball_left",))
     through, buried = depth["eyeball_left"]
     assert 2.5 < buried < 3.2
     assert through < 0.1
@@ -119,7 +101,7 @@ def test_ict_blink_buries_the_cornea_without_the_corrective(ict):
 
 
 @pytest.mark.parametrize("seed", [None, pytest.param(3, marks=pytest.mark.slow), pytest.param(4, marks=pytest.mark.slow)])
-def test_closed_lid_and_open_mouth_clear_the_parts(ict, seed):
+def test_closed_lid_and_open_mouth_clear_the_parts(ict_parts, seed):
     """jawOpen = 1, eyeBlink_L = 1: no part vertex lies in the skin's tissue by more than 1 mm, the
     eyeballs and gums do not stick out through it by more than 1 mm (the teeth neither, at the
     mean identity), and no point of the left eyeball is seen from the front; the mean identity
@@ -127,8 +109,8 @@ def test_closed_lid_and_open_mouth_clear_the_parts(ict, seed):
     seed 4 ICT's upper lip's inner face runs through the upper incisors: their front 0.9 mm in
     the lip, their back 2.5 mm behind its inner face (through, from the mouth's side; not
     corrected, docs/parts.md)."""
-    ident = torch.zeros(1, ict.n_id) if seed is None else torch.randn(1, ict.n_id, generator=torch.Generator().manual_seed(seed))
-    head = _head(ict, ident, 0.3)
+    ident = torch.zeros(1, ict_parts.n_id) if seed is None else torch.randn(1, ict_parts.n_id, generator=torch.Generator().manual_seed(seed))
+    head = _head(ict_parts, ident, 0.3)
     depth, seen = _depths(head, CLOSED)
     for name in ("teeth", "gums_and_tongue", "eyeball_left", "eyeball_right"):
         through, buried = depth[name]
@@ -139,7 +121,7 @@ def test_closed_lid_and_open_mouth_clear_the_parts(ict, seed):
     _, seen_open = _depths(head, {}, parts=())
     assert seen_open > 200
     with torch.no_grad():
-        raw = ict(ident, None)[0].numpy()
+        raw = ict_parts(ident, None)[0].numpy()
     change = np.linalg.norm(head.neutral - raw, axis=1)
     assert change.max() < 4.0 and (change > 0.05).sum() < 300
 
@@ -175,14 +157,14 @@ def test_skin_depths_of_a_ball_through_a_sheet():
     assert facing.tolist() == [True, False]
 
 
-def test_front_rays_hit_what_first_skin_hit_hits(ict):
+def test_front_rays_hit_what_first_skin_hit_hits(ict_parts):
     """eyeball_seen's 2-D candidate search (_hit_from_front) finds the same blocked rays as the
     general ray caster (head_parts.first_skin_hit) with +z directions: ICT's mean head with
     eyeBlink_L = 1 and no corrective, rays from a grid over the left eye."""
     from backend.eye_clearance import _hit_from_front
     from backend.head_parts import first_skin_hit, part_meshes
 
-    head = _head(ict, torch.zeros(1, ict.n_id), None)
+    head = _head(ict_parts, torch.zeros(1, ict_parts.n_id), None)
     x = np.zeros(len(head.exp_names))
     x[head.exp_names.index("eyeBlink_L")] = 1.0
     skin = head.neutral + np.einsum("k,kvc->vc", x, head.exp_basis)

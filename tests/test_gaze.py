@@ -15,8 +15,9 @@ from backend.camera import Camera, project
 from backend.gaze import (PITCH_LIMIT, VERGENCE_LIMIT, YAW_LIMIT, combine_eyes, estimate_gaze, eye_weights,
                           locate_irises)
 from backend.head import Head
-from backend.head_parts import (EYEBALLS, attach_parts, eye_frame, eye_pivots, eye_rotation, gaze_quaternion,
+from backend.head_parts import (EYEBALLS, eye_frame, eye_pivots, eye_rotation, gaze_quaternion,
                                 part_meshes, preview_parts, swatch_tile)
+from tests.conftest import head_with_parts
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +40,7 @@ def _head(model, gaze, lid_margin=None, look_up: float = 0.0) -> Head:
     ident, exp = torch.zeros(1, model.n_id), torch.zeros(1, model.n_exp)
     for name in ("eyeLookUp_L", "eyeLookUp_R"):
         exp[0, list(model.exp_names).index(name)] = look_up
-    with torch.no_grad():
-        verts = model(ident, exp)[0].numpy()
-        neutral = model(ident, None)[0].numpy()
-    head = Head(model_name=model.name, vertices=verts, neutral=neutral, faces=model.faces.numpy(),
-                uv=model.uv.numpy(), faces_uv=model.faces_uv.numpy(), id_coeffs=ident[0].numpy(),
-                exp_coeffs=exp[0].numpy(), exp_names=list(model.exp_names),
-                exp_basis=model.exp_basis.numpy(), uv_tiles=model.uv_tiles)
-    attach_parts(head, model, ident, exp, gaze=gaze, lid_margin=lid_margin)
-    return head
+    return head_with_parts(model, ident, exp, gaze=gaze, lid_margin=lid_margin)
 
 
 def _render(model, head: Head, head_yaw_deg: float, size: int = 256):

@@ -5,10 +5,10 @@ the head's corrective hides it and keeps the shape keys consistent."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from backend.mouth_clearance import MOUTH_PARTS, pull_behind_skin, skin_behind
+from tests.conftest import head_with_parts
 
 # a 40 mm square of skin in the plane z = 0, counter-clockwise seen from +z (its outside)
 SHEET = np.array([[-20.0, -20.0, 0.0], [20.0, -20.0, 0.0], [20.0, 20.0, 0.0], [-20.0, 20.0, 0.0]])
@@ -41,14 +41,6 @@ def test_pull_behind_skin_clears_stacked_layers():
     np.testing.assert_allclose(out, [[0.0, 0.0, -3.5]], atol=1e-12)
 
 
-@pytest.fixture
-def ict(face_model):
-    """The ICT model with its parts (conftest's ``face_model``); skips without ict_parts.npz."""
-    if not face_model.has_parts:
-        pytest.skip("the ICT model has no ict_parts.npz beside it")
-    return face_model
-
-
 # a fit's mouth on a real photo (closed lips, slight smile): its identity put the socket 2–4 mm
 # through the chin; random identity seed 2 does the same with it
 MIX = {"jawOpen": 0.46, "mouthClose": 0.32, "mouthShrugLower": 0.59, "mouthLeft": 0.47, "mouthRight": 0.52,
@@ -57,21 +49,11 @@ MIX = {"jawOpen": 0.46, "mouthClose": 0.32, "mouthShrugLower": 0.59, "mouthLeft"
 
 
 def _head(model, mouth_margin: float | None):
-    from backend.head import Head
-    from backend.head_parts import attach_parts
-
     ident = torch.randn(1, model.n_id, generator=torch.Generator().manual_seed(2))
     exp = torch.zeros(1, model.n_exp)
     for name, w in MIX.items():
         exp[0, list(model.exp_names).index(name)] = w
-    with torch.no_grad():
-        verts, neutral = model(ident, exp)[0].numpy(), model(ident, None)[0].numpy()
-    head = Head(model_name=model.name, vertices=verts, neutral=neutral, faces=model.faces.numpy(),
-                uv=model.uv.numpy(), faces_uv=model.faces_uv.numpy(), id_coeffs=ident[0].numpy(),
-                exp_coeffs=exp[0].numpy(), exp_names=list(model.exp_names),
-                exp_basis=model.exp_basis.numpy(), uv_tiles=model.uv_tiles)
-    attach_parts(head, model, ident, exp, lid_margin=None, mouth_margin=mouth_margin)
-    return head
+    return head_with_parts(model, ident, exp, lid_margin=None, mouth_margin=mouth_margin)
 
 
 def _in_front(head) -> dict[str, float]:
@@ -81,8 +63,8 @@ def _in_front(head) -> dict[str, float]:
             for p in part_meshes(head) if p.name in MOUTH_PARTS}
 
 
-def test_mouth_parts_stay_behind_the_skin(ict):
-    raw, cleared = _head(ict, None), _head(ict, 1.0)
+def test_mouth_parts_stay_behind_the_skin(ict_parts):
+    raw, cleared = _head(ict_parts, None), _head(ict_parts, 1.0)
     before, after = _in_front(raw), _in_front(cleared)
     assert before["mouth_socket"] > 3.0  # the defect: the socket shows through the chin
     assert max(after.values()) == 0.0, after

@@ -8,6 +8,7 @@ import torch
 from backend.blend import equalize_views, fill_holes, multiband_blend, weighted_average
 from backend.multiview import identity_outliers
 from backend.texture import VIEW_COLOURS, coverage_image, delight_views, face_region_coverage, face_region_mask
+from tests.conftest import count_calls
 from evaluation.multiview_scene import synthetic_uv_frags, synthetic_views
 
 
@@ -172,7 +173,7 @@ def test_identity_outliers_on_real_faces(faces_dev):
     assert identity_outliers(desc[:3], labels[:3]) == []
 
 
-def test_uv_face_coverage_rasterises_a_layout_once(face_model, monkeypatch, tmp_path):
+def test_uv_face_coverage_rasterises_a_layout_once(face_model, monkeypatch, layout_cache):
     """The face region of a model's UV layout is rasterised once (backend.texture's digest cache):
     a second head, even with the model loaded again (new tensors, same layout), reuses it; an
     edited layout is rasterised again. The coverage is the fraction of the region's texels seen.
@@ -182,11 +183,7 @@ def test_uv_face_coverage_rasterises_a_layout_once(face_model, monkeypatch, tmp_
     import backend.layout_cache as lc
     import backend.texture as tx
 
-    calls = []
-    real = tx.rasterize_uv
-    monkeypatch.setattr(tx, "rasterize_uv", lambda *a, **k: calls.append(1) or real(*a, **k))
-    monkeypatch.setattr(lc, "_MEMORY", {})
-    monkeypatch.setenv("PHOTOHEAD_CACHE", str(tmp_path))
+    calls = count_calls(monkeypatch, tx, "rasterize_uv")
     R, W = 64, 64 * face_model.uv_tiles
     seen_all = np.ones((1, R, W), np.float32)
     assert tx.uv_face_coverage(face_model, seen_all) == 1.0 and len(calls) == 1
@@ -199,7 +196,7 @@ def test_uv_face_coverage_rasterises_a_layout_once(face_model, monkeypatch, tmp_
     reloaded.uv.mul_(0.5)  # another layout, edited in place
     tx.uv_face_coverage(reloaded, seen_all)
     assert len(calls) == 2
-    stored = sorted((tmp_path / "uv").glob("face_region-*.npz"))
+    stored = sorted((layout_cache / "uv").glob("face_region-*.npz"))
     assert len(stored) == 2
     monkeypatch.setattr(lc, "_MEMORY", {})  # a new process
     assert torch.equal(tx.model_face_region(face_model, R, W), region) and len(calls) == 2

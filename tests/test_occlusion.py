@@ -12,6 +12,7 @@ from scipy.ndimage import binary_erosion
 from backend.align import CROP_SIZE, _polygon_mask, canonical_landmarks, feature_polygons, inner_face_mask
 from backend.occlusion import feature_mask, mirror_fill, mirror_texels, not_darker, occluded
 from backend.skin import skin_weight
+from tests.conftest import count_calls
 
 SKIN, LIPS, BROWS = (0.80, 0.60, 0.50), (0.70, 0.30, 0.30), (0.25, 0.18, 0.12)
 
@@ -110,18 +111,15 @@ def test_model_uv_mirror_round_trip(face_model):
     assert float((mirrored_x - own[:, 0]).abs().max()) > 0.1  # it moves texels across the face
 
 
-def test_mirror_texels_are_computed_once_per_layout(face_model, monkeypatch, tmp_path):
+def test_mirror_texels_are_computed_once_per_layout(face_model, monkeypatch, layout_cache):
     """backend.texture.model_mirror_texels: the model's mirror grid is built once (a second call,
     or a new process reading the cache folder, gets the same arrays bit for bit); a damaged
     cache file is computed again."""
     import backend.layout_cache as lc
     import backend.texture as tx
 
-    calls = []
     real = tx.mirror_texels
-    monkeypatch.setattr(tx, "mirror_texels", lambda *a, **k: calls.append(1) or real(*a, **k))
-    monkeypatch.setattr(lc, "_MEMORY", {})
-    monkeypatch.setenv("PHOTOHEAD_CACHE", str(tmp_path))
+    calls = count_calls(monkeypatch, tx, "mirror_texels")
     R, W = 64, 64 * face_model.uv_tiles
     grid, valid = tx.model_mirror_texels(face_model, R, W)
     want_grid, want_valid = real(face_model, R, W)
@@ -131,7 +129,7 @@ def test_mirror_texels_are_computed_once_per_layout(face_model, monkeypatch, tmp
     monkeypatch.setattr(lc, "_MEMORY", {})  # a new process
     again = tx.model_mirror_texels(face_model, R, W)
     assert torch.equal(again[0], grid) and torch.equal(again[1], valid) and len(calls) == 1
-    for path in (tmp_path / "uv").glob("mirror_texels-*.npz"):
+    for path in (layout_cache / "uv").glob("mirror_texels-*.npz"):
         path.write_bytes(b"damaged")
     monkeypatch.setattr(lc, "_MEMORY", {})
     assert torch.equal(tx.model_mirror_texels(face_model, R, W)[0], grid) and len(calls) == 2
