@@ -10,7 +10,8 @@ a generated ``blender_manifest.toml`` (the layers above the backend, ``evaluatio
   ``wheels/`` (every pinned dependency for Blender's Python 3.11, see :mod:`addon.build_wheels`;
   cached in ``<dist>/wheelcache``), the ICT face model (``models/ict_facekit``, MIT) and
   MediaPipe's face detector and Face Mesh weights for the default detector (``models/mediapipe``:
-  the three ``.tflite`` files, 2.1 MB, checked by sha256, and the Apache-2.0 ``LICENSE``), both
+  the three ``.tflite`` files, 2.1 MB, checked by sha256, the palm detector's 2.0 MB when fetched,
+  and the Apache-2.0 ``LICENSE``), both
   taken from the model search path. Installing such a zip needs no network.
 - ``--dev``: ``<dist>/<id>-<version>.zip`` without wheels or model, for a Blender whose Python
   already has the packages (the development venv).
@@ -197,7 +198,9 @@ def stage(manifest: dict, stage_root: Path, wheels: Sequence[Path] = (), model_d
     if mediapipe_dir is not None:
         target = folder / MODEL_DIR / backend_module("detect.mediapipe_nets").MEDIAPIPE_FOLDER
         target.mkdir(parents=True)
-        for name in (*backend_module("detect.mediapipe_nets").MEDIAPIPE_FILES, "LICENSE"):
+        nets = backend_module("detect.mediapipe_nets")
+        optional = [n for n in nets.HAND_FILES if (mediapipe_dir / n).is_file()]  # palms: hands kept out of the head
+        for name in (*nets.MEDIAPIPE_FILES, *optional, "LICENSE"):
             shutil.copy2(mediapipe_dir / name, target / name)
         (target / "NOTICE").write_text(MEDIAPIPE_NOTICE, encoding="utf-8")
     if pins:

@@ -58,8 +58,11 @@ def test_extension_stage_carries_the_mediapipe_files(tmp_path, monkeypatch):
         pytest.skip(str(exc))
     staged = build.stage(build.read_manifest(), tmp_path, mediapipe_dir=folder)
     mp = staged / build.MODEL_DIR / "mediapipe"
-    assert sorted(p.name for p in mp.iterdir()) == sorted([*nets.MEDIAPIPE_FILES, "LICENSE", "NOTICE"])
-    for name, digest in nets.MEDIAPIPE_FILES.items():
+    optional = [n for n in nets.HAND_FILES if (folder / n).is_file()]  # the palm detector, when fetched
+    assert sorted(p.name for p in mp.iterdir()) == sorted([*nets.MEDIAPIPE_FILES, *optional, "LICENSE", "NOTICE"])
+    for name, digest in {**nets.MEDIAPIPE_FILES, **nets.HAND_FILES}.items():
+        if name not in nets.MEDIAPIPE_FILES and name not in optional:
+            continue
         assert hashlib.sha256((mp / name).read_bytes()).hexdigest() == digest
     assert "Apache License" in (mp / "LICENSE").read_text() and "Apache" in (mp / "NOTICE").read_text()
     monkeypatch.setattr(nets, "search_path", lambda: [staged / build.MODEL_DIR])

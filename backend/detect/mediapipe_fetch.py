@@ -1,8 +1,9 @@
-"""``photohead models fetch mediapipe``: MediaPipe's face ``.tflite`` files from the pinned wheel.
+"""``photohead models fetch mediapipe``: MediaPipe's face and palm ``.tflite`` files from the pinned wheel.
 
 The ``mediapipe==0.10.14`` wheel (Apache-2.0) is downloaded from the package index by a URL that
-names its content hash, checked against its sha256, and opened as a zip: only the detector and
-Face Mesh files (:data:`~.mediapipe_nets.MEDIAPIPE_FILES`, each checked by sha256) and the
+names its content hash, checked against its sha256, and opened as a zip: only the face detector,
+Face Mesh and palm detector files (:data:`~.mediapipe_nets.MEDIAPIPE_FILES` and
+:data:`~.mediapipe_nets.HAND_FILES`, each checked by sha256) and the
 wheel's LICENSE are kept, in ``<model cache>/mediapipe/``. Every file is parsed and built into its
 PyTorch module before it is installed. The ``.tflite`` files themselves are read at load time
 (no converted copy to keep in step).
@@ -20,7 +21,7 @@ from ..errors import ModelFetchError, PhotoheadError
 from ..facemodel.fetch import _download, _sha256, _umask
 from ..facemodel.search import cache_dir
 from ..progress import CancelToken, ProgressFn, check_cancel
-from .mediapipe_nets import MEDIAPIPE_FILES, MEDIAPIPE_FOLDER
+from .mediapipe_nets import HAND_FILES, MEDIAPIPE_FILES, MEDIAPIPE_FOLDER
 from .tflite import read_tflite
 from .tflite_torch import TFLiteNet
 
@@ -32,7 +33,7 @@ MEDIAPIPE_WHEEL = {
     "sha256": "a807328339e7356fda0bb14df12fedbf1d33bdf81649c5f8666b0026b1cc30b4",
     "size": 35664771,
 }
-_MEMBER_DIRS = ("mediapipe/modules/face_detection/", "mediapipe/modules/face_landmark/")
+_MEMBER_DIRS = ("mediapipe/modules/face_detection/", "mediapipe/modules/face_landmark/", "mediapipe/modules/palm_detection/")
 _LICENSE_MEMBER = "mediapipe-0.10.14.dist-info/LICENSE"
 
 
@@ -57,7 +58,7 @@ def fetch_mediapipe(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> Path:
-    """Download the pinned wheel, extract and verify the face ``.tflite`` files into ``dest``.
+    """Download the pinned wheel, extract and verify the face and palm ``.tflite`` files into ``dest``.
 
     - ``dest``: folder (default :func:`mediapipe_default_dest`); returns it.
     - ``url``: another location of the same wheel (a mirror, a ``file://`` copy); its sha256 must
@@ -68,7 +69,7 @@ def fetch_mediapipe(
     files it had (new ones are moved in only after all verified).
     """
     wheel = wheel or MEDIAPIPE_WHEEL
-    files = files or MEDIAPIPE_FILES
+    files = files or {**MEDIAPIPE_FILES, **HAND_FILES}
     dest = Path(dest) if dest is not None else mediapipe_default_dest()
     report = progress or (lambda fraction, message: None)
     if not force and _installed(dest, files):

@@ -28,7 +28,7 @@ from .tflite import read_tflite
 from .tflite_torch import TFLiteNet
 
 __all__ = [
-    "BlazeFace", "BlazeFaceSpec", "FaceMesh", "FULL_RANGE", "MEDIAPIPE_FILES", "MEDIAPIPE_FOLDER", "SHORT_RANGE",
+    "BlazeFace", "BlazeFaceSpec", "FaceMesh", "FULL_RANGE", "HAND_FILES", "MEDIAPIPE_FILES", "MEDIAPIPE_FOLDER", "SHORT_RANGE",
     "find_mediapipe_file", "load_blazeface", "load_face_mesh", "ssd_anchors", "weighted_nms",
 ]
 
@@ -39,6 +39,8 @@ MEDIAPIPE_FILES = {
     "face_detection_full_range_sparse.tflite": "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
     "face_landmark.tflite": "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
 }
+# Optional files (fetched with the face ones; an install without them works, without hands: .hands).
+HAND_FILES = {"palm_detection_lite.tflite": "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18"}
 N_MESH = 468
 MESH_SIZE = 192
 
@@ -85,8 +87,9 @@ def ssd_anchors(spec: BlazeFaceSpec) -> np.ndarray:
 
 class BlazeFace(nn.Module):
     """BlazeFace with MediaPipe's decoding. ``forward(x)``: x (B,3,S,S) float32 RGB in [-1, 1] →
-    ``(scores (B,N) probability, boxes (B,N,4) x0,y0,x1,y1, keypoints (B,N,6,2) x,y)``, coordinates
-    as fractions of the input (0 = left/top edge, 1 = right/bottom edge)."""
+    ``(scores (B,N) probability, boxes (B,N,4) x0,y0,x1,y1, keypoints (B,N,K,2) x,y)``, coordinates
+    as fractions of the input (0 = left/top edge, 1 = right/bottom edge); K = 6 for the face
+    models, 7 for MediaPipe's palm detector (same SSD decoding, :mod:`.hands`)."""
 
     def __init__(self, net: TFLiteNet, spec: BlazeFaceSpec) -> None:
         super().__init__()
@@ -102,7 +105,8 @@ class BlazeFace(nn.Module):
         centre = raw[..., 0:2] / s + self.anchors
         half = 0.5 * raw[..., 2:4] / s
         boxes = torch.cat([centre - half, centre + half], -1)
-        keypoints = raw[..., 4:16].reshape(*raw.shape[:2], 6, 2) / s + self.anchors[:, None, :]
+        k = (raw.shape[-1] - 4) // 2  # 6 face keypoints, 7 palm keypoints
+        keypoints = raw[..., 4 : 4 + 2 * k].reshape(*raw.shape[:2], k, 2) / s + self.anchors[:, None, :]
         scores = torch.sigmoid(logits[..., 0].clamp(-100.0, 100.0))
         return scores, boxes, keypoints
 
@@ -167,7 +171,7 @@ def find_mediapipe_file(name: str, folder: str | Path | None = None) -> Path:
             return d / name
     raise WeightsNotFoundError(
         f"MediaPipe weights {name} not found in {', '.join(str(d) for d in dirs)}: run "
-        "`photohead models fetch mediapipe` (downloads the pinned mediapipe wheel, ~36 MB, keeps 4 files)"
+        "`photohead models fetch mediapipe` (downloads the pinned mediapipe wheel, ~36 MB, keeps 5 files)"
     )
 
 
