@@ -10,7 +10,7 @@ a generated ``blender_manifest.toml`` (the layers above the backend, ``evaluatio
   ``wheels/`` (every pinned dependency for Blender's Python 3.11, see :mod:`addon.build_wheels`;
   cached in ``<dist>/wheelcache``), the ICT face model (``models/ict_facekit``, MIT) and
   MediaPipe's face detector and Face Mesh weights for the default detector (``models/mediapipe``:
-  the three ``.tflite`` files, 2.1 MB, checked by sha256, the palm detector's 2.0 MB when fetched,
+  the three ``.tflite`` files, 2.1 MB, checked by sha256, the two hand models' 4.1 MB when fetched,
   and the Apache-2.0 ``LICENSE``), both
   taken from the model search path. Installing such a zip needs no network.
 - ``--dev``: ``<dist>/<id>-<version>.zip`` without wheels or model, for a Blender whose Python
@@ -199,7 +199,7 @@ def stage(manifest: dict, stage_root: Path, wheels: Sequence[Path] = (), model_d
         target = folder / MODEL_DIR / backend_module("detect.mediapipe_nets").MEDIAPIPE_FOLDER
         target.mkdir(parents=True)
         nets = backend_module("detect.mediapipe_nets")
-        optional = [n for n in nets.HAND_FILES if (mediapipe_dir / n).is_file()]  # palms: hands kept out of the head
+        optional = [n for n in nets.HAND_FILES if (mediapipe_dir / n).is_file()]  # hands kept out of the head
         for name in (*nets.MEDIAPIPE_FILES, *optional, "LICENSE"):
             shutil.copy2(mediapipe_dir / name, target / name)
         (target / "NOTICE").write_text(MEDIAPIPE_NOTICE, encoding="utf-8")

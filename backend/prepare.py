@@ -15,13 +15,14 @@ from .camera import Camera
 from .detect import DetectSettings, detect_one
 from .detectors import DEFAULT_DETECTOR
 from .detect.base import Face
+from .detect.hands import detect_hands, hand_mask, hand_outline, hands_at_face
 from .detect.mediapipe_68 import mesh_to_68
 from .errors import PhotoheadError
 from .image_io import load_image
 from .lens import crop_camera, exif_focal_35mm, focal_source
 from .skin import skin_mask
 
-__all__ = ["PreparedView", "prepare_view", "reframe", "detail_inputs", "dense_targets", "mesh68_targets", "detector_gaps",
+__all__ = ["PreparedView", "prepare_view", "reframe", "hand_crop_mask", "detail_inputs", "dense_targets", "mesh68_targets", "detector_gaps",
            "views_camera"]
 
 
@@ -38,7 +39,7 @@ class PreparedView:
     crop: np.ndarray  # (S,S,3) float32 [0,1]
     crop_landmarks: np.ndarray  # (68,2) crop px
     face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all): texture, reports
-    skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask)
+    skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask), 0 on hands
     label: str = ""
     detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe", "auto" (a blend) or "given"
     faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
@@ -50,6 +51,7 @@ class PreparedView:
     focal_35mm: float = math.inf  # the lens the fit sees it through (mm, 35-mm equivalent; ∞: orthographic)
     focal_source: str = "none"  # where focal_35mm came from: given, exif, none (backend.lens.focal_source) or
                                    # estimated, standard (backend.focal_search)
+    hands: list[np.ndarray] | None = None  # outlines (P,2) photo px of the hands at the face (backend.detect.hands)
 
     def crop_dense(self) -> np.ndarray | None:
         """Face Mesh's points in the 224² crop (468,2) px, or None without them."""
@@ -86,16 +88,33 @@ def prepare_view(
     crop = warp_to_crop(rgb, align.crop_from_image, CROP_SIZE)  # float32 in [0,1]
     crop_lm = points_to_crop(found.landmarks, align.crop_from_image)
     mask = face_mask(crop_lm, CROP_SIZE, CROP_SIZE, soft_px=1.0)
+    # hands at the face ([] without the hand models' files): kept out of the fits' masks and the albedo
+    hands = [hand_outline(h.points) for h in hands_at_face(detect_hands(rgb), found.landmarks)] or None
     return PreparedView(
         name=name, image=rgb, detected68=np.asarray(found.landmarks, np.float64), face_box=np.asarray(found.box, np.float64),
         crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
-        crop_landmarks=crop_lm, face_mask=mask, skin_mask=skin_mask(crop, crop_lm, CROP_SIZE), label=label,
+        crop_landmarks=crop_lm, face_mask=mask, skin_mask=_off_hands(skin_mask(crop, crop_lm, CROP_SIZE), hands,
+                                                                    align.crop_from_image), label=label,
         detector=found.backend, faces_note=found.note,
         mesh68=None if found.dense is None else mesh_to_68(found.dense), presence=found.presence,
         detector_disagreement=found.disagreement,
         dense=None if found.dense is None else np.asarray(found.dense, np.float64),
-        exif_focal_35mm=exif, focal_35mm=focal[0], focal_source=focal[1],
+        exif_focal_35mm=exif, focal_35mm=focal[0], focal_source=focal[1], hands=hands,
     )
+
+
+def _off_hands(mask: np.ndarray, hands: list[np.ndarray] | None, crop_from_image: np.ndarray) -> np.ndarray:
+    """``mask`` (S,S) with the hands (outlines (P,2) photo px) taken out (the same array when none reaches it)."""
+    drawn = None if hands is None else hand_mask(hands, crop_from_image, mask.shape[0])
+    return mask if drawn is None else mask * (1.0 - drawn)
+
+
+def hand_crop_mask(view: PreparedView, size: int = CROP_SIZE) -> np.ndarray | None:
+    """The view's hands (:attr:`PreparedView.hands`) in its crop at ``size``² ((size,size)
+    float32 in {0, 1}), None when it has none or none reaches the crop."""
+    if view.hands is None:
+        return None
+    return hand_mask(view.hands, view.crop_from_image if size == CROP_SIZE else reframe(view, size)[0], size)
 
 
 def views_camera(views: list[PreparedView], size: int = CROP_SIZE, device=None) -> Camera:
@@ -118,14 +137,15 @@ def reframe(view: PreparedView, size: int) -> tuple[np.ndarray, np.ndarray]:
 def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The views' crops re-sampled from the photos at ``size``² (same framing as the 224² crop;
     at 224² they are the views' own), their skin masks (:func:`backend.skin.skin_mask`) and their plain
-    landmark face masks (brows, lips and all), on which the photometric error is reported.
+    landmark face masks (brows, lips and all), on which the photometric error is reported; the
+    skin masks are 0 on the hands (:attr:`PreparedView.hands`: a hand is no relief).
     Returns crops (V,size,size,3) in [0,1], skin masks and face masks (V,size,size)."""
     crops, skins, faces = [], [], []
     for view in views:
         M, lm = reframe(view, size)
         crop = view.crop if size == CROP_SIZE else warp_to_crop(view.image, M, size)
         crops.append(crop)
-        skins.append(view.skin_mask if size == CROP_SIZE else skin_mask(crop, lm, size))
+        skins.append(view.skin_mask if size == CROP_SIZE else _off_hands(skin_mask(crop, lm, size), view.hands, M))
         faces.append(view.face_mask if size == CROP_SIZE else face_mask(lm, size, size, soft_px=size / CROP_SIZE))
     return tuple(torch.from_numpy(np.stack(x)) for x in (crops, skins, faces))
 

@@ -37,7 +37,7 @@ from .fit.coarse import CoarseFitResult
 from .fit.detail import DetailFitResult
 from .lighting import sh_shading, vertex_normals
 from .occlusion import feature_mask, mirror_fill, mirror_texels, not_darker, occluded
-from .prepare import PreparedView, reframe
+from .prepare import PreparedView, hand_crop_mask, reframe
 from .render import Fragments, Unwrapped, interpolate, rasterize, rasterize_uv, unwrap_image
 from .skin import skin_weight
 
@@ -184,7 +184,9 @@ def delit_albedo(
     delit skin colour with a soft transition (:func:`texture_opacity`), so scalp and neck match
     the face. ``occluders``: inside the inner face, off the brows, eyes and lips, texels that
     are not skin while their mirror texel is lose their photo to the mirror's colour
-    (:mod:`backend.occlusion`: a bottle, a sweater, a strand of hair in front of the face).
+    (:mod:`backend.occlusion`: a bottle, a sweater, a strand of hair in front of the face); a
+    hand the palm detector found (:attr:`PreparedView.hands`, skin-coloured: no colour test sees
+    it) loses its texels the same way, wherever it lies, and gives no colour to its mirror.
 
     Returns (albedo (R, R·tiles, 3) float32 in [0,1] top row v = 1, weights (V,R,R·tiles)).
     """
@@ -220,6 +222,9 @@ def delit_albedo(
                                                 for v in views])).to(device))
     features_at = sample(torch.from_numpy(np.stack([feature_mask(v.crop_landmarks, CROP_SIZE, soft_px=2.0 / k)
                                                      for v in views])).to(device))
+    hands = [hand_crop_mask(v) for v in views]  # (224,224) or None: the palm detector's hands (backend.detect.hands)
+    hands_at = None if all(h is None for h in hands) else sample(torch.from_numpy(np.stack(
+        [np.zeros((CROP_SIZE, CROP_SIZE), np.float32) if h is None else h for h in hands])).to(device))
     # (V,T') robust × skin weight, whether not darker than skin; non-skin below 0.5 (backend.occlusion)
     skin_like, bright = torch.ones_like(conf), torch.zeros_like(conf)
     for i in range(V):  # a loop over views
@@ -237,9 +242,13 @@ def delit_albedo(
         nonskin, checked, bright = (scatter_texels(x, lit.texels, H, W) for x in (
             (1.0 - 2.0 * skin_like).clamp_min(0.0), inner_at * (1.0 - features_at), bright))
         occ = occluded(nonskin, checked, bright, lit.weights, grid, valid)
+        donor = 1.0 - nonskin * checked
+        if hands_at is not None:  # a hand is skin to every colour test: an occluder by detection, and no donor
+            hand = scatter_texels(hands_at, lit.texels, H, W)
+            occ, donor = torch.maximum(occ, hand), donor * (1.0 - hand)
         lost = conf * occ.flatten(1, 2).index_select(1, lit.texels)
         maps, weight = mirror_fill(maps, scatter_texels(conf - lost, lit.texels, H, W),
-                                   scatter_texels(lost, lit.texels, H, W), grid, 1.0 - nonskin * checked)
+                                   scatter_texels(lost, lit.texels, H, W), grid, donor)
     else:
         weight = scatter_texels(conf, lit.texels, H, W)
     if V > 1:

@@ -9,11 +9,16 @@ detector's (:class:`~.mediapipe_nets.BlazeFace`, :func:`~.mediapipe_nets.weighte
 MediaPipe's ``palm_detection_cpu`` graph). A palm becomes its hand's region by MediaPipe's own
 rule (``palm_detection_detection_to_roi``): the box, rotated so the wrist → middle-finger axis
 points up, shifted half its height towards the fingers and scaled ×2.6 to a square
-(:func:`hand_regions`). That square is MediaPipe's crop for the hand landmark model: it holds
-the whole hand with a margin, so :func:`hand_mask` draws a tighter shape in it.
+(:func:`hand_regions`). That square, resampled to 224² (RGB in [0, 1], edges replicated), is
+the input of the hand landmark model (``hand_landmark_lite.tflite``: 21 points in crop pixels and
+the hand-presence probability, MEAN and FULLY_CONNECTED ops). As in MediaPipe, a palm whose
+presence is below 0.5 is dropped: the palm detector alone fires on ears, chins and mouths of
+large faces (docs/mediapipe.md). :func:`detect_hands` returns the hands kept;
+:func:`hand_outline` is the convex hull of a hand's 21 points grown by about half a finger's
+width, and :func:`hand_mask` draws outlines in a crop.
 
-The palm file is optional: without it (an install fetched before hands were added)
-:func:`detect_palms` finds nothing and the pipeline runs as before.
+The files are optional: without them (an install fetched before hands were added)
+:func:`detect_hands` finds nothing and the pipeline runs as before.
 """
 from __future__ import annotations
 
@@ -22,23 +27,32 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial import ConvexHull
 from skimage.draw import polygon
+from torch import nn
 
 from ..errors import WeightsNotFoundError
 from .base import small_to_orig
-from .mediapipe_backend import _to_photo, detector_input
-from .mediapipe_nets import BlazeFaceSpec, find_mediapipe_file, load_blazeface, weighted_nms
+from .mediapipe_backend import _reduced, _to_photo, crop_transform, detector_input, sample_crops
+from .mediapipe_nets import BlazeFaceSpec, _load_net, find_mediapipe_file, load_blazeface, weighted_nms
 
-__all__ = ["PALM", "Palm", "detect_palms", "hand_mask", "hand_outlines", "hand_regions", "region_corners"]
+__all__ = ["HAND_LANDMARK_FILE", "HAND_SIZE", "PALM", "Hand", "HandLandmarks", "Palm", "detect_hands", "detect_palms",
+           "hand_mask", "hand_outline", "hand_regions", "hands_at_face", "load_hand_landmarks", "region_corners"]
 
 # MediaPipe's palm_detection_cpu graph: 192² input, SSD strides 8, 16, 16, 16 with the
 # interpolated anchor (2016 anchors), min score 0.5, weighted NMS at IoU 0.3.
 PALM = BlazeFaceSpec("palm_detection_lite.tflite", 192, (8, 16, 16, 16), True, 0.5)
 WRIST, MIDDLE_BASE = 0, 2  # palm keypoints of the hand's axis
 ROI_SCALE, ROI_SHIFT = 2.6, -0.5  # palm box → hand region (palm_detection_detection_to_roi)
-# The mask inside the region (fractions of its side, region frame: x across the hand, y from the
-# fingers' end (−½) to the wrist (+½)): the hand fills about the middle 70 % of MediaPipe's crop.
-MASK_HALF_WIDTH, MASK_TOP, MASK_BOTTOM = 0.36, -0.40, 0.42
+HAND_LANDMARK_FILE = "hand_landmark_lite.tflite"
+HAND_SIZE = 224  # the hand landmark model's input side
+N_HAND = 21  # hand landmarks: 0 wrist, 1–4 thumb, 5–8 index, 9–12 middle, 13–16 ring, 17–20 little finger
+MIN_PRESENCE = 0.5  # MediaPipe's hand-presence threshold
+INDEX_BASE, MIDDLE_BASE_21 = 5, 9  # their distance is about a finger's width
+# A hand in front of a face spans about its width; ears, which the two models can take for a
+# hand, a third of it (faces_dev: hands 0.52–1.02, ears 0.28–0.31 of the jaw width 0–16).
+MIN_FACE_FRACTION = 0.4
+FINGER_HALF_WIDTH = 0.6  # the outline grows by this × |p5 − p9| (about a finger's width)
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,36 @@ class Palm:
     score: float
     box: np.ndarray
     keypoints: np.ndarray
+
+
+@dataclass(frozen=True)
+class Hand:
+    """One hand: ``palm`` (its detection), ``points`` (21,3) photo px (x, y; z relative depth, px
+    scale, smaller = nearer) and ``presence`` probability."""
+
+    palm: Palm
+    points: np.ndarray
+    presence: float
+
+
+class HandLandmarks(nn.Module):
+    """MediaPipe's hand landmark model (``hand_landmark_lite.tflite``). ``forward(x)``: x
+    (B,3,224,224) float32 RGB in [0, 1] (a hand crop) → ``(points (B,21,3), presence (B,))``: x, y
+    in crop pixels (0 = left/top edge, 224 = right/bottom edge), z in the same units; presence the
+    hand-presence probability."""
+
+    def __init__(self, net) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        points, presence, _, _ = self.net(x)  # (B,63), (B,1) sigmoid already, handedness, world points
+        return points.reshape(x.shape[0], N_HAND, 3), presence.reshape(x.shape[0])
+
+
+def load_hand_landmarks(folder: str | Path | None = None) -> HandLandmarks:
+    """The hand landmark model (frozen, eval, CPU float32); the parsed graph is cached per file."""
+    return HandLandmarks(_load_net(find_mediapipe_file(HAND_LANDMARK_FILE, folder))).eval()
 
 
 def detect_palms(image: np.ndarray, folder: str | Path | None = None, spec: BlazeFaceSpec = PALM) -> list[Palm]:
@@ -100,18 +144,65 @@ def region_corners(centre: np.ndarray, side: np.ndarray, angle: np.ndarray, x: t
     return centre[:, None] + np.stack([c * lx - s * ly, s * lx + c * ly], -1)
 
 
-def hand_outlines(palms: list[Palm]) -> np.ndarray:
-    """Each palm's hand outline (N,4,2) photo px: the part of its region the hand fills."""
-    return region_corners(*hand_regions(palms), (-MASK_HALF_WIDTH, MASK_HALF_WIDTH), (MASK_TOP, MASK_BOTTOM))
+def detect_hands(image: np.ndarray, folder: str | Path | None = None) -> list[Hand]:
+    """Hands in ``image`` (H,W,3) uint8 RGB: each palm (:func:`detect_palms`) whose hand landmark
+    model, run in MediaPipe's hand region, gives presence ≥ 0.5. [] when either file is not
+    installed (``photohead models fetch mediapipe`` adds them)."""
+    image = np.ascontiguousarray(image)
+    try:
+        net = load_hand_landmarks(folder)
+    except WeightsNotFoundError:
+        return []
+    palms = detect_palms(image, folder)
+    out = []
+    for palm, centre, side, angle in zip(palms, *hand_regions(palms)):
+        small, s = _reduced(image, float(side), HAND_SIZE)
+        c = (np.asarray(centre, np.float64) + 0.5) * s - 0.5
+        tf = crop_transform(c[None], np.array([side * s]), np.array([angle]), HAND_SIZE)
+        with torch.no_grad():
+            p, presence = net(sample_crops(small, tf, HAND_SIZE, "border"))
+        if float(presence[0]) < MIN_PRESENCE:
+            continue
+        p = p[0].double().numpy()
+        pts = np.empty((N_HAND, 3))
+        pts[:, :2] = small_to_orig(_to_photo(p[None, :, :2], tf)[0], s)
+        pts[:, 2] = p[:, 2] * side / HAND_SIZE
+        out.append(Hand(palm, pts, float(presence[0])))
+    return out
 
 
-def hand_mask(outlines: np.ndarray, crop_from_image: np.ndarray, size: int) -> np.ndarray | None:
-    """The hands of ``outlines`` (N,4,2) photo px drawn in a crop (size², ``crop_from_image``
-    (2,3) photo → crop px): (size,size) float32 in {0, 1}, None when no hand reaches the crop."""
+def hands_at_face(hands: list[Hand], landmarks68: np.ndarray) -> list[Hand]:
+    """The hands as large as a hand at the face's distance: the largest distance between two of
+    their points is at least :data:`MIN_FACE_FRACTION` × the face's width (landmarks68 (68,2) px,
+    jaw points 0 to 16)."""
+    width = float(np.linalg.norm(np.asarray(landmarks68)[16] - np.asarray(landmarks68)[0]))
+    keep = []
+    for hand in hands:
+        xy = hand.points[:, :2]
+        if np.linalg.norm(xy[:, None] - xy[None], axis=-1).max() >= MIN_FACE_FRACTION * width:
+            keep.append(hand)
+    return keep
+
+
+def hand_outline(points: np.ndarray) -> np.ndarray:
+    """A hand's outline (P,2) photo px, counter-clockwise: the convex hull of its 21 points
+    (21,2+) grown by :data:`FINGER_HALF_WIDTH` × the index–middle knuckle distance (the points
+    run along the fingers' middles)."""
+    xy = np.asarray(points, np.float64)[:, :2]
+    r = FINGER_HALF_WIDTH * np.linalg.norm(xy[INDEX_BASE] - xy[MIDDLE_BASE_21])
+    t = np.linspace(0.0, 2.0 * np.pi, 16, endpoint=False)
+    grown = (xy[:, None] + r * np.stack([np.cos(t), np.sin(t)], -1)[None]).reshape(-1, 2)
+    return grown[ConvexHull(grown).vertices]
+
+
+def hand_mask(outlines, crop_from_image: np.ndarray, size: int) -> np.ndarray | None:
+    """The hands of ``outlines`` (polygons (P,2) photo px) drawn in a crop (size²,
+    ``crop_from_image`` (2,3) photo → crop px): (size,size) float32 in {0, 1}, None when no hand
+    reaches the crop."""
     mask = np.zeros((size, size), bool)
     M = np.asarray(crop_from_image, np.float64)
-    for quad in np.asarray(outlines, np.float64).reshape(-1, 4, 2):
-        q = quad @ M[:, :2].T + M[:, 2]
+    for outline in outlines:
+        q = np.asarray(outline, np.float64) @ M[:, :2].T + M[:, 2]
         rr, cc = polygon(q[:, 1], q[:, 0], shape=(size, size))
         mask[rr, cc] = True
     return mask.astype(np.float32) if mask.any() else None

@@ -1,8 +1,8 @@
-"""``photohead models fetch mediapipe``: MediaPipe's face and palm ``.tflite`` files from the pinned wheel.
+"""``photohead models fetch mediapipe``: MediaPipe's face and hand ``.tflite`` files from the pinned wheel.
 
 The ``mediapipe==0.10.14`` wheel (Apache-2.0) is downloaded from the package index by a URL that
 names its content hash, checked against its sha256, and opened as a zip: only the face detector,
-Face Mesh and palm detector files (:data:`~.mediapipe_nets.MEDIAPIPE_FILES` and
+Face Mesh, palm detector and hand landmark files (:data:`~.mediapipe_nets.MEDIAPIPE_FILES` and
 :data:`~.mediapipe_nets.HAND_FILES`, each checked by sha256) and the
 wheel's LICENSE are kept, in ``<model cache>/mediapipe/``. Every file is parsed and built into its
 PyTorch module before it is installed. The ``.tflite`` files themselves are read at load time
@@ -33,7 +33,8 @@ MEDIAPIPE_WHEEL = {
     "sha256": "a807328339e7356fda0bb14df12fedbf1d33bdf81649c5f8666b0026b1cc30b4",
     "size": 35664771,
 }
-_MEMBER_DIRS = ("mediapipe/modules/face_detection/", "mediapipe/modules/face_landmark/", "mediapipe/modules/palm_detection/")
+_MEMBER_DIRS = ("mediapipe/modules/face_detection/", "mediapipe/modules/face_landmark/", "mediapipe/modules/palm_detection/",
+                "mediapipe/modules/hand_landmark/")
 _LICENSE_MEMBER = "mediapipe-0.10.14.dist-info/LICENSE"
 
 
@@ -58,7 +59,7 @@ def fetch_mediapipe(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> Path:
-    """Download the pinned wheel, extract and verify the face and palm ``.tflite`` files into ``dest``.
+    """Download the pinned wheel, extract and verify the face and hand ``.tflite`` files into ``dest``.
 
     - ``dest``: folder (default :func:`mediapipe_default_dest`); returns it.
     - ``url``: another location of the same wheel (a mirror, a ``file://`` copy); its sha256 must

@@ -40,7 +40,10 @@ MEDIAPIPE_FILES = {
     "face_landmark.tflite": "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
 }
 # Optional files (fetched with the face ones; an install without them works, without hands: .hands).
-HAND_FILES = {"palm_detection_lite.tflite": "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18"}
+HAND_FILES = {
+    "palm_detection_lite.tflite": "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18",
+    "hand_landmark_lite.tflite": "048edd3645c9bf7397d19a9f6e3a42957d6e414c9bea6598030a2e9b624156e6",
+}
 N_MESH = 468
 MESH_SIZE = 192
 
@@ -171,7 +174,7 @@ def find_mediapipe_file(name: str, folder: str | Path | None = None) -> Path:
             return d / name
     raise WeightsNotFoundError(
         f"MediaPipe weights {name} not found in {', '.join(str(d) for d in dirs)}: run "
-        "`photohead models fetch mediapipe` (downloads the pinned mediapipe wheel, ~36 MB, keeps 5 files)"
+        "`photohead models fetch mediapipe` (downloads the pinned mediapipe wheel, ~36 MB, keeps 6 files)"
     )
 
 

@@ -10,8 +10,8 @@ each graph output in TFLite's layout with batch B. TFLite's SAME padding (extra 
 end when the total is odd) is applied explicitly.
 
 Supported ops: CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL, PAD, RELU, RELU6, PRELU, LOGISTIC,
-MAX_POOL_2D, AVERAGE_POOL_2D, RESHAPE, CONCATENATION, RESIZE_BILINEAR, DEPTH_TO_SPACE (and the
-constant-only DEQUANTIZE / DENSIFY). Any other op raises :class:`WeightsFormatError` at build.
+MAX_POOL_2D, AVERAGE_POOL_2D, RESHAPE, CONCATENATION, RESIZE_BILINEAR, DEPTH_TO_SPACE, MEAN,
+FULLY_CONNECTED (and the constant-only DEQUANTIZE / DENSIFY). Any other op raises :class:`WeightsFormatError` at build.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ __all__ = ["TFLiteNet", "SUPPORTED_OPS"]
 
 SUPPORTED_OPS = (
     "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "PAD", "RELU", "RELU6", "PRELU", "LOGISTIC", "MAX_POOL_2D",
-    "AVERAGE_POOL_2D", "RESHAPE", "CONCATENATION", "RESIZE_BILINEAR", "DEPTH_TO_SPACE",
+    "AVERAGE_POOL_2D", "RESHAPE", "CONCATENATION", "RESIZE_BILINEAR", "DEPTH_TO_SPACE", "MEAN", "FULLY_CONNECTED",
 )
 _NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
 
@@ -159,6 +159,20 @@ class TFLiteNet(nn.Module):
                 raise WeightsFormatError("tflite: RESIZE_BILINEAR without align_corners or half_pixel_centers")
         elif kind == "DEPTH_TO_SPACE":
             p["block"] = o.scalar(0, "i")
+        elif kind == "MEAN":  # ReducerOptions: keep_dims[0]
+            nd = len(model.tensors[op.inputs[0]].shape)
+            axes = [int(a) % nd for a in np.asarray(consts[op.inputs[1]]).reshape(-1)]
+            p["dims"] = tuple(sorted(_NHWC_TO_NCHW_AXIS[a] if nd == 4 else a for a in axes))
+            p["keep"] = bool(o.scalar(0, "B")) if o is not None else False
+            if p["keep"] and nd != 4:
+                raise WeightsFormatError("tflite: MEAN with keep_dims is supported on 4-D tensors only")
+        elif kind == "FULLY_CONNECTED":  # options: fused_activation_function[0] weights_format[1] keep_num_dims[2]
+            p["act"] = o.scalar(0, "b") if o is not None else 0
+            if o is not None and (o.scalar(1, "b") or o.scalar(2, "B")):
+                raise WeightsFormatError("tflite: FULLY_CONNECTED with shuffled weights or keep_num_dims is unsupported")
+            p["weight"] = self._buffer(consts[op.inputs[1]])  # (out, in)
+            has_bias = len(op.inputs) > 2 and op.inputs[2] >= 0
+            p["bias"] = self._buffer(consts[op.inputs[2]]) if has_bias else None
         return p
 
     # -- run time -----------------------------------------------------------------------------
@@ -221,6 +235,13 @@ class TFLiteNet(nn.Module):
                 v, r = vals[ins[0]], p["block"]
                 bsz, c, h, w = v.shape
                 y = v.reshape(bsz, r, r, c // (r * r), h, w).permute(0, 3, 4, 1, 5, 2).reshape(bsz, c // (r * r), h * r, w * r)
+            elif kind == "MEAN":
+                y = vals[ins[0]].mean(dim=p["dims"], keepdim=p["keep"])
+            elif kind == "FULLY_CONNECTED":
+                v = vals[ins[0]]
+                w = getattr(self, p["weight"])
+                v = (v.permute(0, 2, 3, 1) if v.ndim == 4 else v).reshape(-1, w.shape[1])  # TFLite's row-major flatten
+                y = _act(F.linear(v, w, None if p["bias"] is None else getattr(self, p["bias"])), p["act"])
             else:  # pragma: no cover - rejected at build time
                 raise WeightsFormatError(f"tflite: operator {kind} unsupported")
             vals[outs[0]] = y
