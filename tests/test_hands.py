@@ -163,6 +163,21 @@ def test_only_hands_of_a_hands_size_at_the_face_count():
     assert hands_at_face([big, small], lm) == [big]
 
 
+def test_only_hands_reaching_in_from_outside_the_face_count():
+    """A face outline 100 px square (jaw 0–16 along its sides and chin, brows along its top): a
+    hand-sized shape wholly inside it (a mouth or nose taken for a hand) does not count; the same
+    hand with its wrist and palm below the chin does."""
+    lm = np.zeros((68, 2))
+    lm[0:17] = np.concatenate([np.c_[np.zeros(6), np.linspace(0, 100, 6)],  # one side, down
+                               np.c_[np.linspace(0, 100, 6)[1:-1], np.full(4, 100.0)],  # the chin
+                               np.c_[np.full(7, 100.0), np.linspace(100, 0, 7)]])  # the other side, up
+    lm[17:27] = np.c_[np.linspace(5, 95, 10), np.zeros(10)]
+    inside = _flat_hand(8.0) + [50.0, 85.0, 0.0]  # wrist at (50, 85), fingertips at y ≈ 32
+    below = _flat_hand(8.0) + [50.0, 130.0, 0.0]  # wrist 30 px below the chin
+    hands = [Hand(Palm(0.9, np.zeros(4), np.zeros((7, 2))), p, 0.9) for p in (inside, below)]
+    assert hands_at_face(hands, lm) == [hands[1]]
+
+
 def test_hand_mask_in_a_crop():
     """The outline mapped by crop_from_image (×0.5, shifted) and drawn; None when off the crop."""
     quad = np.array([[[20.0, 20.0], [60.0, 20.0], [60.0, 60.0], [20.0, 60.0]]])
