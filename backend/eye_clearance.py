@@ -151,42 +151,19 @@ def eyeball_seen(skin: np.ndarray, faces: np.ndarray, ball: np.ndarray, shell: E
     pts = np.concatenate([ball, tri.mean(1)])
     normals = np.concatenate([vertex_normals_np(ball, shell.faces), n_tri])
     front = pts[normals[:, 2] > 0.5]
-    # only skin triangles over the eyeball (seen from the front) can stop these rays
-    lo, hi = front[:, :2].min(0) - 0.5, front[:, :2].max(0) + 0.5
-    tri_skin = skin[faces]  # (F,3,3)
-    over = ((tri_skin[..., :2].max(1) >= lo) & (tri_skin[..., :2].min(1) <= hi)).all(1) & (tri_skin[..., 2].max(1) > front[:, 2].min())
-    return int((~_hit_from_front(front, skin, faces[over], 30.0)).sum())
+    return int((~_hit_from_front(front, skin, faces, 30.0)).sum())
 
 
 def _hit_from_front(origins: np.ndarray, skin: np.ndarray, skin_faces: np.ndarray, reach: float) -> np.ndarray:
     """(N,) bool: whether the ray ``origins + s·(0,0,1)``, s ∈ (0, ``reach``], meets a skin triangle
     (vertices ``skin`` (V,3), triangles ``skin_faces`` (F,3)). The same hits as
-    :func:`backend.head_parts.first_skin_hit` with +z directions: a triangle a +z ray meets
-    covers the ray's (x, y), so its candidates are the triangles whose (x, y) centre lies within
-    the largest centre-to-corner (x, y) distance of the ray: a 2-D search, where a 3-D ball
-    around the whole segment held most of the triangles over the eye for every ray."""
-    from scipy.spatial import cKDTree  # lazy: Blender's Python has no scipy (export imports this module)
+    :func:`backend.head_parts.first_skin_hit` with +z directions, from the 2-D candidate search of
+    :func:`backend.axis_rays.z_ray_hits` (a 3-D ball around the whole segment held most of the
+    triangles over the eye for every ray)."""
+    from .axis_rays import z_ray_hits
 
-    from .head_parts import ray_triangle_pairs
-
-    o = np.asarray(origins, np.float64)
-    skin = np.asarray(skin, np.float64)
-    f = np.asarray(skin_faces, np.int64)
-    out = np.zeros(len(o), bool)
-    if len(f) == 0 or len(o) == 0:
-        return out
-    a, b, c = (skin[f[:, k]] for k in range(3))
-    centre = ((a + b + c) / 3.0)[:, :2]
-    radius = float(np.max(np.linalg.norm(np.stack([a, b, c])[..., :2] - centre, axis=-1)))
-    hits = cKDTree(centre).query_ball_point(o[:, :2], radius * (1 + 1e-9) + 1e-9)
-    counts = np.fromiter(map(len, hits), np.int64, len(hits))
-    if counts.sum() == 0:
-        return out
-    pi = np.repeat(np.arange(len(o)), counts)
-    fi = np.concatenate([np.asarray(h, np.int64) for h in hits])
-    d = np.broadcast_to(np.array([0.0, 0.0, 1.0]), (len(pi), 3))
-    hit, _, _ = ray_triangle_pairs(o[pi], d, a[fi], b[fi], c[fi], reach)
-    out[pi[hit]] = True
+    out = np.zeros(len(origins), bool)
+    out[z_ray_hits(origins, skin, skin_faces, 1.0, reach)[0]] = True
     return out
 
 
