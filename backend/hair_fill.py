@@ -53,9 +53,9 @@ class HairFillSettings:
       (a view that sees skin there wins);
     - ``noise``: add fine noise of the donors' own grain to the fill (``seed`` fixes it)."""
 
-    dark: tuple[float, float] = (0.9, 0.75)
+    dark: tuple[float, float] = (0.85, 0.7)
     bright: tuple[float, float] = (1.25, 1.45)
-    chroma: tuple[float, float] = (0.08, 0.16)
+    chroma: tuple[float, float] = (0.12, 0.22)
     local_mm: float = 18.0
     rim_mm: float = 2.0
     gap_mm: float = 1.5

@@ -135,7 +135,7 @@ def test_strands_over_the_forehead_leave_the_albedo(face_model):
     assert strands.sum() > 60
     err_before = np.abs(before - clean)[strands].mean()
     err_after = np.abs(after - clean)[strands].mean()
-    assert err_after < 0.45 * err_before, (err_after, err_before)  # 0.054 → 0.019 (a smooth fill on freckled skin)
+    assert err_after < 0.5 * err_before, (err_after, err_before)  # 0.051 → 0.022: a smooth fill on blotchy, freckled skin
     seen = (w_before[0] > 0.3) & ~strands
     from scipy.ndimage import binary_dilation
 
