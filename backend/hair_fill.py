@@ -8,9 +8,9 @@ hair (:func:`hair_evidence`) when its colour is not skin (the skin weight) or de
 local skin colour (:func:`local_skin`, a smooth average of the view's skin at ≈ 18 mm): darker
 (hair, the shadow it casts), brighter (grey and white hair) or of another hue (blond, grey on a
 colour photo). Hair texels and a thin rim around them take a push-pull interpolation of the
-view's skin (:func:`fill_hair`), with fine noise of the skin's own grain, and the view's
-confidence, fading with the distance from that skin (:func:`donor_reach`); :func:`remove_hair`
-runs the whole step. Beards, moustaches, sideburns, glasses and the lower face lie outside the
+view's skin, with fine noise of the skin's own grain, and the view's confidence, fading with the
+distance from that skin (:func:`donor_reach`, :func:`mix_fill`); :func:`remove_hair` runs the
+whole step. Beards, moustaches, sideburns, glasses and the lower face lie outside the
 zone.
 
 Letters: V views, H×W UV texels, S×S photo crop pixels.
@@ -29,7 +29,7 @@ from .blend import fill_holes
 from .image_filters import gaussian_blur
 from .occlusion import _max_filter
 
-__all__ = ["HairFillSettings", "hair_zone", "local_skin", "hair_evidence", "donor_reach", "fill_hair", "remove_hair"]
+__all__ = ["HairFillSettings", "hair_zone", "local_skin", "hair_evidence", "upsampled_at", "donor_reach", "mix_fill", "remove_hair"]
 
 _LUMA = (0.299, 0.587, 0.114)
 MM_PER_TEXEL_512 = 0.57  # ICT's face tile at 512 texels per tile
@@ -53,9 +53,9 @@ class HairFillSettings:
       (a view that sees skin there wins);
     - ``noise``: add fine noise of the donors' own grain to the fill (``seed`` fixes it)."""
 
-    dark: tuple[float, float] = (0.9, 0.75)
+    dark: tuple[float, float] = (0.85, 0.7)
     bright: tuple[float, float] = (1.25, 1.45)
-    chroma: tuple[float, float] = (0.08, 0.16)
+    chroma: tuple[float, float] = (0.12, 0.22)
     local_mm: float = 18.0
     rim_mm: float = 2.0
     gap_mm: float = 1.5
@@ -96,20 +96,27 @@ def _chroma(x: torch.Tensor) -> torch.Tensor:
     return torch.log((x[..., [0, 2]] + eps) / (x[..., 1:2] + eps))
 
 
-def local_skin(maps: torch.Tensor, donors: torch.Tensor, block: int) -> torch.Tensor:
-    """A smooth local average of the donors' colours: weighted 2×2 means down to blocks of
-    ``block`` texels (a power of 2), push-pull over the blocks no donor reaches, bilinear back.
-    maps (V,H,W,3), donors (V,H,W) in [0,1]. Returns (V,H,W,3); zeros where a view has no donor."""
-    V, H, W, _ = maps.shape
-    x = torch.cat([maps * donors[..., None], donors[..., None]], -1).permute(0, 3, 1, 2)  # (V,4,H,W)
+def local_skin(weighted: torch.Tensor, donors: torch.Tensor, block: int) -> torch.Tensor:
+    """A smooth local average of the donors' colours on a grid of ``block``-texel blocks: the
+    donor-weighted mean of each block, push-pull over the blocks no donor reaches (read it at
+    texels with :func:`upsampled_at`). weighted (V,H,W,3) the colours × ``donors`` (V,H,W) in
+    [0,1]. Returns (V,⌈H/block⌉,⌈W/block⌉,3); zeros where a view has no donor."""
+    V, H, W, _ = weighted.shape
     k = max(1, int(block))
-    x = Fn.pad(x, (0, (-W) % k, 0, (-H) % k))
-    coarse = Fn.avg_pool2d(x, k)  # (V,4,h,w) block means
+    x = torch.cat([weighted, donors[..., None]], -1).permute(0, 3, 1, 2)  # (V,4,H,W)
+    coarse = Fn.avg_pool2d(Fn.pad(x, (0, (-W) % k, 0, (-H) % k)), k)  # (V,4,h,w) block means
     w = coarse[:, 3]
     colour = coarse[:, :3] / w.clamp_min(1e-12)[:, None]
-    filled = fill_holes(colour.permute(0, 2, 3, 1), (w / 0.25).clamp(0.0, 1.0))  # (V,h,w,3)
-    up = Fn.interpolate(filled.permute(0, 3, 1, 2), scale_factor=k, mode="bilinear", align_corners=False)
-    return up[:, :, :H, :W].permute(0, 2, 3, 1)
+    return fill_holes(colour.permute(0, 2, 3, 1), (w / 0.25).clamp(0.0, 1.0))
+
+
+def upsampled_at(coarse: torch.Tensor, k: int, at: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Bilinear upsampling by ``k`` (align_corners=False) of ``coarse`` (V,h,w,C), cut to
+    height×width and read at the texels ``at`` (T,) int64, flat indices into V×height×width.
+    Returns (T,C)."""
+    up = Fn.interpolate(coarse.permute(0, 3, 1, 2), scale_factor=k, mode="bilinear", align_corners=False)
+    v, rest = at // (height * width), at % (height * width)
+    return up[..., :height, :width].flatten(2).permute(0, 2, 1)[v, rest]
 
 
 def _ramp(x: torch.Tensor, edges: tuple[float, float]) -> torch.Tensor:
@@ -134,38 +141,20 @@ def hair_evidence(
     return off * zone
 
 
-def _box(x: torch.Tensor, r: int) -> torch.Tensor:
-    """Mean over the (2r+1)² square around each texel of x (V,H,W) (borders: the part inside)."""
-    return Fn.avg_pool2d(x[:, None], 2 * r + 1, stride=1, padding=r, count_include_pad=False)[:, 0]
-
-
 def _half(x: torch.Tensor, op: str) -> torch.Tensor:
     """x (V,H,W) on a 2× coarser grid: 2×2 ``"max"`` or ``"mean"`` (odd sizes padded: zeros)."""
     x = Fn.pad(x[:, None], (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
     return (Fn.max_pool2d(x, 2) if op == "max" else Fn.avg_pool2d(x, 2))[:, 0]
 
 
-def _double(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """x (V,h,w[,C]) from :func:`_half`'s grid back to ``size`` (H,W): bilinear."""
-    chans = x.dim() == 4
-    y = x.permute(0, 3, 1, 2) if chans else x[:, None]
-    y = Fn.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)[..., : size[0], : size[1]]
-    return y.permute(0, 2, 3, 1) if chans else y[:, 0]
-
-
-def _grown(hair: torch.Tensor, r: int) -> torch.Tensor:
-    """``hair`` (V,H,W) grown by about ``r`` texels: a max filter on the 2× coarser grid,
-    bilinear back (a soft edge of about a texel), never below ``hair``."""
-    coarse = _max_filter(_half(hair, "max")[:, None], max(1, r // 2))[:, 0]
-    return torch.maximum(hair, _double(coarse, hair.shape[-2:]))
-
-
-def _grain(maps: torch.Tensor, donors: torch.Tensor) -> torch.Tensor:
-    """The donors' fine grain per view, (V,): the robust spread (1.4826 × median |·|) over the
-    full donors of the luminance's relative departure from its 3×3 mean (at most 0.05)."""
-    y = _luma(maps) + 1e-3
-    grain = (y / _box(y, 1) - 1.0).abs()  # (V,H,W)
-    full = donors > 0.99
+def _grain(maps: torch.Tensor, donors_half: torch.Tensor) -> torch.Tensor:
+    """The donors' fine grain per view, (V,): the robust spread (1.4826 × median |·|) of the
+    luminance's relative departure from its 3×3 mean, at every other texel (the 2× coarser
+    grid's, where ``donors_half`` (V,⌈H/2⌉,⌈W/2⌉) is full), at most 0.05."""
+    y = (_luma(maps) + 1e-3)[:, None]  # (V,1,H,W)
+    mean = Fn.avg_pool2d(y, 3, stride=2, padding=1, count_include_pad=False)[:, 0]  # (V,⌈H/2⌉,⌈W/2⌉)
+    grain = (y[:, 0, ::2, ::2] / mean - 1.0).abs()
+    full = donors_half > 0.99
     return torch.stack([1.4826 * grain[i][full[i]].median() if bool(full[i].any()) else grain.new_zeros(())
                         for i in range(maps.shape[0])]).clamp(max=0.05)  # a loop over views
 
@@ -181,45 +170,20 @@ def donor_reach(donors: torch.Tensor, sigma: float, density: float) -> torch.Ten
     return (up / density).clamp(0.0, 1.0)
 
 
-def fill_hair(
-    maps: torch.Tensor, weight: torch.Tensor, seen: torch.Tensor, hair: torch.Tensor, donors: torch.Tensor,
-    reach: torch.Tensor | None = None, trust: float = 1.0, seed: int | None = 0,
+def mix_fill(
+    own: torch.Tensor, weight: torch.Tensor, seen: torch.Tensor, hair: torch.Tensor, fill: torch.Tensor,
+    reach: torch.Tensor, trust: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Give the hair texels the view's skin colour.
-
-    maps (V,H,W,3) a view's colours, weight (V,H,W) its confidence, seen (V,H,W) the
-    confidence the view's geometry allows there (before any colour term), hair (V,H,W) in
-    [0,1], donors (V,H,W) in [0,1] the skin that may give its colour (0 on and near hair).
-    The fill is a push-pull interpolation of the donors (:func:`backend.blend.fill_holes`, on
-    a 2× coarser grid), times Gaussian noise of the donors' own grain (``seed``; None: none).
-    A hair texel becomes ``(1 − hair)`` its own colour and confidence plus ``hair`` the fill at
-    ``trust`` × ``seen`` × ``reach`` (V,H,W) in [0,1] (:func:`donor_reach`; None: 1); where
-    neither is left its confidence is 0. Returns (maps (V,H,W,3), weight (V,H,W)); the other
-    texels keep their values."""
-    V, H, W, _ = maps.shape
-    at = (hair > 0).flatten().nonzero()[:, 0]  # (T,) hair texels, flat over V×H×W
-    if at.numel() == 0:
-        return maps, weight
-    view = at // (H * W)
-    half = _half(donors, "mean")  # (V,h,w) the push-pull on the 2× coarser grid: 4× cheaper, as smooth
-    colour = torch.stack([_half(maps[..., c] * donors, "mean") for c in range(3)], -1) / half.clamp_min(1e-12)[..., None]
-    fill = _double(fill_holes(colour, (2.0 * half).clamp(0.0, 1.0)), (H, W)).reshape(-1, 3)[at]  # (T,3)
-    if seed is not None:
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        z = torch.randn(at.numel(), generator=gen).to(maps)
-        fill = (fill * (1.0 + _grain(maps, donors)[view] * z)[:, None]).clamp(0.0, 1.0)
-    h = hair.flatten()[at]
-    keep = weight.flatten()[at] * (1.0 - h)
-    gift = seen.flatten()[at] * h * trust * (donors.flatten(1).amax(1) > 0).to(seen)[view]
-    if reach is not None:
-        gift = gift * reach.flatten()[at]
+    """A hair texel's colour and confidence: ``(1 − hair)`` of its own colour ``own`` (…,3) at
+    its confidence ``weight`` (…) plus ``hair`` (…) in [0,1] of ``fill`` (…,3) at ``trust`` ×
+    ``seen`` (…) (the confidence the view's geometry allows) × ``reach`` (…) in [0,1]
+    (:func:`donor_reach`); where neither is left, its own colour at confidence 0.
+    Returns (colour (…,3), confidence (…))."""
+    keep = weight * (1.0 - hair)
+    gift = seen * hair * trust * reach
     total = keep + gift
-    own = maps.reshape(-1, 3)[at]
-    mixed = (own * keep[:, None] + fill * gift[:, None]) / total.clamp_min(1e-12)[:, None]
-    out_m, out_w = maps.reshape(-1, 3).clone(), weight.flatten().clone()
-    out_m[at] = torch.where((total > 0)[:, None], mixed, own)
-    out_w[at] = total
-    return out_m.view_as(maps), out_w.view_as(weight)
+    mixed = (own * keep[..., None] + fill * gift[..., None]) / total.clamp_min(1e-12)[..., None]
+    return torch.where((total > 0)[..., None], mixed, own), total
 
 
 def remove_hair(
@@ -231,37 +195,69 @@ def remove_hair(
     maps (V,H,W,3) colours, weight (V,H,W) confidence, seen (V,H,W) the confidence before any
     colour term, zone (V,H,W) in [0,1] (:func:`hair_zone` at each texel's photo pixel), skin
     (V,H,W) in [0,1] the photo's skin weight, features (V,H,W) in [0,1] the brows, eyes and
-    lips (:func:`backend.occlusion.feature_mask`). Only the rows and columns the zone reaches
-    (and a margin of ``local_mm``) are worked on. Returns (maps, weight), the same shapes;
-    both unchanged (the same values) where no hair is found."""
+    lips (:func:`backend.occlusion.feature_mask`); W a whole number of H×H tiles. Per tile,
+    only the rows and columns the zone reaches (and a margin of ``local_mm``) are worked on.
+    Returns (maps, weight), the same shapes; both the same values where no hair is found."""
     V, H, W, _ = maps.shape
     where = (zone > 0).any(0)  # (H,W): the zone is 0 where no view has confidence
     if not bool(where.any()):
         return maps, weight
     per_mm = H / 512 / MM_PER_TEXEL_512
     block = 2 ** max(0, round(np.log2(settings.local_mm * per_mm)))
-    pad = block
-    rows, cols = where.any(1).nonzero()[:, 0], where.any(0).nonzero()[:, 0]
-    r0, r1 = max(0, int(rows[0]) - pad), min(H, int(rows[-1]) + 1 + pad)
-    c0, c1 = max(0, int(cols[0]) - pad), min(W, int(cols[-1]) + 1 + pad)
-    box = (slice(None), slice(r0, r1), slice(c0, c1))
-    m, w, s, z, k, f = (x[box] for x in (maps, weight, seen, zone, skin, features))
-    z = z * (1.0 - f) * (s > 0)
-
-    base = (w / 0.3).clamp(0.0, 1.0) * (2.0 * k).clamp(0.0, 1.0) * (1.0 - f)  # confident skin off the features
-    local = local_skin(m, base, block)
-    at = (z > 0).flatten().nonzero()[:, 0]  # (T,) the zone's texels in the box
-    hair = torch.zeros_like(z).flatten()
-    hair[at] = hair_evidence(*(x.reshape(-1, 3)[at] for x in (m, local)), (1.0 - 2.0 * k).clamp_min(0.0).flatten()[at],
-                             z.flatten()[at], settings)
-    hair = hair.view_as(z)
-    rim = max(1, round(settings.rim_mm * per_mm))
-    gap = max(1, round((settings.rim_mm + settings.gap_mm) * per_mm))
-    grown = torch.where(z > 0, _grown(hair, rim), hair)  # the rim stays in the zone
-    donors = base * (1.0 - _grown(hair, gap))
-    trust = settings.trust if V > 1 else 1.0
-    reach = donor_reach(donors, settings.reach_mm * per_mm, settings.reach_density)
-    m2, w2 = fill_hair(m, w, s, grown, donors, reach, trust, settings.seed if settings.noise else None)
     out_m, out_w = maps.clone(), weight.clone()
-    out_m[box], out_w[box] = m2, w2
+    for t0 in range(0, W, H):  # a loop over UV tiles (separate surfaces: no fill across them)
+        tile = where[:, t0 : t0 + H]
+        if not bool(tile.any()):
+            continue
+        rows, cols = tile.any(1).nonzero()[:, 0], tile.any(0).nonzero()[:, 0] + t0
+        r0, r1 = max(0, int(rows[0]) - block), min(H, int(rows[-1]) + 1 + block)
+        c0, c1 = max(t0, int(cols[0]) - block), min(t0 + H, W, int(cols[-1]) + 1 + block)
+        box = (slice(None), slice(r0, r1), slice(c0, c1))
+        m, w = maps[box], weight[box]
+        px, colour_px, weight_px = _fill_box(m, w, seen[box], zone[box], skin[box], features[box], block, per_mm,
+                                             settings)
+        out_m[box] = m.reshape(-1, 3).index_put((px,), colour_px).view_as(m)
+        out_w[box] = w.flatten().index_put((px,), weight_px).view_as(w)
     return out_m, out_w
+
+
+def _fill_box(
+    m: torch.Tensor, w: torch.Tensor, s: torch.Tensor, z: torch.Tensor, k: torch.Tensor, f: torch.Tensor, block: int,
+    per_mm: float, settings: HairFillSettings,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`remove_hair` within one box of one tile (its arguments cut to the box, (V,Hc,Wc,…)):
+    the texels that change (P,) (flat indices into V×Hc×Wc), their colours (P,3) and
+    confidences (P,)."""
+    V, Hc, Wc, _ = m.shape
+    z = z * (1.0 - f) * (s > 0)
+    base = (w / 0.3).clamp(0.0, 1.0) * (2.0 * k).clamp(0.0, 1.0) * (1.0 - f)  # confident skin off the features
+    at = (z > 0).flatten().nonzero()[:, 0]  # (T,) the zone's texels in the box, flat over V×Hc×Wc
+    skin_half = _half(base, "mean")  # (V,h,w) on the 2× coarser grid, h = ⌈Hc/2⌉
+    summed = Fn.avg_pool2d(Fn.pad((m * base[..., None]).permute(0, 3, 1, 2), (0, Wc % 2, 0, Hc % 2)), 2)
+    summed = summed.permute(0, 2, 3, 1)  # (V,h,w,3) the 2×2 means of colour × base
+    local = upsampled_at(local_skin(summed, skin_half, block // 2), block, at, Hc, Wc)
+    hair_at = hair_evidence(m.reshape(-1, 3)[at], local, (1.0 - 2.0 * k).clamp_min(0.0).flatten()[at],
+                            z.flatten()[at], settings)  # (T,)
+    hair = torch.zeros_like(z).flatten().index_put((at,), hair_at).view_as(z)
+    # the rim and the donors' gap on the 2× coarser grid; the fill is smooth there anyway
+    hair_half = _half(hair, "max")[:, None]
+    rim = _max_filter(hair_half, max(1, round(settings.rim_mm * per_mm / 2)))[:, 0]
+    gap = _max_filter(hair_half, max(1, round((settings.rim_mm + settings.gap_mm) * per_mm / 2)))[:, 0]
+    grown = torch.maximum(hair_at, upsampled_at(rim[..., None], 2, at, Hc, Wc)[:, 0])  # (T,) the rim, in the zone
+    colour = summed / skin_half.clamp_min(1e-12)[..., None]
+    donors = skin_half * (1.0 - gap)  # (V,⌈Hc/2⌉,⌈Wc/2⌉)
+    some = (donors.flatten(1).amax(1) > 0).to(donors)  # (V,) a view without skin here gives nothing
+    reach = donor_reach(donors, settings.reach_mm * per_mm / 2, settings.reach_density) * some.view(-1, 1, 1)
+    fill_half = fill_holes(colour, (2.0 * donors).clamp(0.0, 1.0))  # (V,⌈Hc/2⌉,⌈Wc/2⌉,3)
+
+    sel = grown > 0
+    px, g = at[sel], grown[sel]  # (P,) the texels that change
+    fill = upsampled_at(fill_half, 2, px, Hc, Wc)
+    if settings.noise:
+        gen = torch.Generator(device="cpu").manual_seed(settings.seed)
+        z_noise = torch.randn(px.numel(), generator=gen).to(fill)
+        fill = (fill * (1.0 + _grain(m, donors)[px // (Hc * Wc)] * z_noise)[:, None]).clamp(0.0, 1.0)
+    colour_px, weight_px = mix_fill(m.reshape(-1, 3)[px], w.flatten()[px], s.flatten()[px], g, fill,
+                                    upsampled_at(reach[..., None], 2, px, Hc, Wc)[:, 0],
+                                    settings.trust if V > 1 else 1.0)
+    return px, colour_px, weight_px

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from backend.align import canonical_landmarks
-from backend.hair_fill import HairFillSettings, donor_reach, fill_hair, hair_zone, remove_hair
+from backend.hair_fill import HairFillSettings, donor_reach, hair_zone, mix_fill, remove_hair, upsampled_at
 
 HAIR = (0.10, 0.07, 0.05)  # dark brown strands
 
@@ -103,10 +103,21 @@ def test_fill_reach_fades_far_from_the_skin():
     donors[:, 40:] = 1.0
     reach = donor_reach(donors, 4.0, 0.3)
     assert float(reach[0, 41:, :].min()) == 1.0 and float(reach[0, 0, :].max()) < 0.01
-    maps = torch.rand(1, H, W, 3, generator=torch.Generator().manual_seed(0))
-    hair = 1.0 - donors
-    out, w = fill_hair(maps, torch.ones(1, H, W), torch.ones(1, H, W), hair, donors, reach, seed=None)
-    assert float(w[0, 0].max()) < 0.01 and float(w[0, 38].min()) > 0.5  # the fill's confidence fades upwards
+    own, fill = torch.tensor([[0.1, 0.1, 0.1]] * 3), torch.tensor([[0.7, 0.5, 0.4]] * 3)
+    colour, w = mix_fill(own, torch.ones(3), torch.ones(3), torch.tensor([1.0, 1.0, 0.5]), fill,
+                         torch.tensor([0.0, 1.0, 1.0]))
+    assert w.tolist() == [0.0, 1.0, 1.0]  # hair far from any skin: no confidence left, so the fill colour shows
+    torch.testing.assert_close(colour[1], fill[1])
+    torch.testing.assert_close(colour[2], 0.5 * (own[2] + fill[2]))
+
+
+def test_upsampled_at_matches_interpolate():
+    coarse = torch.rand(2, 5, 7, 3, generator=torch.Generator().manual_seed(1))
+    H, W = 10, 13  # not multiples of the blocks: the last ones are cut
+    full = torch.nn.functional.interpolate(coarse.permute(0, 3, 1, 2), scale_factor=2, mode="bilinear",
+                                           align_corners=False)[..., :H, :W].permute(0, 2, 3, 1)
+    at = torch.arange(2 * H * W)
+    torch.testing.assert_close(upsampled_at(coarse, 2, at, H, W), full.reshape(-1, 3))
 
 
 def test_strands_over_the_forehead_leave_the_albedo(face_model):
@@ -124,7 +135,7 @@ def test_strands_over_the_forehead_leave_the_albedo(face_model):
     assert strands.sum() > 60
     err_before = np.abs(before - clean)[strands].mean()
     err_after = np.abs(after - clean)[strands].mean()
-    assert err_after < 0.45 * err_before, (err_after, err_before)  # 0.053 → 0.017 (a smooth fill on freckled skin)
+    assert err_after < 0.5 * err_before, (err_after, err_before)  # 0.051 → 0.022: a smooth fill on blotchy, freckled skin
     seen = (w_before[0] > 0.3) & ~strands
     from scipy.ndimage import binary_dilation
 
@@ -134,7 +145,8 @@ def test_strands_over_the_forehead_leave_the_albedo(face_model):
 
 
 def test_a_beard_stays(face_model):
-    """Below the zone nothing changes: a dark beard's texels keep their values."""
+    """Below the zone nothing changes: a dark beard's texels keep their values, but for the fill
+    colour (the median of the texture) at the texture's faded rim."""
     from backend.texture import delit_albedo
 
     cpu = torch.device("cpu")
@@ -145,4 +157,5 @@ def test_a_beard_stays(face_model):
     clean, _ = delit_albedo(face_model, fit, [view], 128, cpu, hair=False)
     beard = np.abs(before - clean).max(-1) > 0.1
     assert beard.sum() > 100
-    assert np.abs(after - before)[beard].max() < 1e-3  # 4e-4: where the texture fades into the fill colour (a median)
+    change = np.abs(after - before)[beard]  # only where the texture fades into the fill colour (a median)
+    assert change.max() < 3e-3 and change.mean() < 1e-4, (change.max(), change.mean())
