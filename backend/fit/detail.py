@@ -30,6 +30,7 @@ from ..uvmaps import UVLayout, face_tile_layout, grid_normals, uv_position_map
 from .coarse import CoarseFitResult
 from .groups import check_groups, first_views
 from .groups import per_view as rows_per_view
+from .shading_gate import ShadingGate, shading_explained
 from .step_graph import StepRunner, adam, use_graphs
 
 
@@ -64,6 +65,11 @@ class DetailFitConfig:
       mask, best view): hair, brows, lips, the neck below the jaw contour and texels no view sees.
       The skin mask is soft and L2,1 pulls each pixel with unit force whatever its weight, so
       without it hair at a fringe becomes relief; 0 turns it off.
+    - ``shading_gate``: the loss mask keeps only the pixels whose residual against the coarse
+      render a change of shading explains (:func:`.shading_gate.shading_explained`, from the
+      coarse render before the first step): face paint, hair strands, a bottle at the mouth get
+      weight 0, so they are neither fitted nor seen (``unseen_weight`` flattens the map there);
+      None turns it off.
     - ``net_lr``: Adam learning rate of the U-Net's weights when ``fit_detail`` is given a net
       to tune (hybrid mode's ``tune_unet``) instead of the map.
     - ``step_graphs``: run each step as a capturable step replayed as a CUDA graph
@@ -84,6 +90,7 @@ class DetailFitConfig:
     albedo_gain_weight: float = 100.0
     albedo_gain_lr: float = 0.01
     unseen_weight: float = 100.0
+    shading_gate: ShadingGate | None = ShadingGate()
     net_lr: float = 1e-4
     step_graphs: bool | None = None
 
@@ -234,6 +241,9 @@ def fit_detail(
     with torch.no_grad():
         flat = displace(coarse_pos, torch.zeros_like(valid).expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend0, mask0 = render_views(flat)
+        if config.shading_gate is not None and config.steps > 0:  # the loss's mask from here on
+            skin_mask = skin_mask * shading_explained(images, rend0.image, mask0, config.shading_gate, albedo=rend0.albedo)
+            mask0 = skin_mask * rend0.alpha
         face0, rest0 = report * rend0.alpha, off_skin * rend0.alpha
         pixel_coarse, pixel_skin_coarse = per_view(rend0, face0), per_view(rend0, mask0)
         pixel_rest_coarse = per_view(rend0, rest0)

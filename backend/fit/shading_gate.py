@@ -1,0 +1,112 @@
+"""Which photo pixels the detail stage may explain with geometry.
+
+The displacement changes only the shading of the coarse render. Under a near-white light a
+change of shading scales a pixel's three channels alike (its chroma stays) and by a bounded
+factor (a crease darkens skin, it does not turn it black). A residual against the coarse render
+that changes the chroma (face paint, a bottle, dirt) or the brightness beyond that factor (a
+dark hair strand, a greyscale photo's fringe) is something on the skin, not relief:
+:func:`shading_explained` gives such pixels, and a few pixels around them, weight 0, so the
+detail fit neither follows them nor sees the texels under them (its ``unseen_weight`` then
+pulls the displacement there to 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as Fn
+
+__all__ = ["ShadingGate", "shading_explained"]
+
+
+@dataclass(frozen=True)
+class ShadingGate:
+    """- ``chroma``: (full, none): chroma distance of the photo/render log-ratio from its robust
+      centre over the mask (Euclidean norm of the log-ratio minus its channel mean, natural log
+      units) at which the weight starts falling and reaches 0;
+    - ``brightness``: (full, none): |log brightness ratio| from its robust centre, the same way;
+    - ``eps``: added to both images before the logs (dark pixels' chroma is noise);
+    - ``blur_px``: box filter side (pixels at 224²; scaled with the render) applied to both
+      images first, so pixel noise and a pixel's misalignment do not count;
+    - ``max_slope`` / ``rounds``: the skin's shading chroma, a direction the chroma takes per unit
+      of log brightness (shadow on skin is redder), is fitted per view in ``rounds`` rounds
+      (each without the pixels off it beyond ``chroma[0]``); its length is capped at
+      ``max_slope``; only the chroma off that line counts against a pixel, and along it anything
+      from none to ``saturation`` times the line's value (deep shadow saturates skin more);
+    - ``grow_px``: the low-weight areas grow by this many pixels (at 224²), so their soft edges
+      go with them."""
+
+    chroma: tuple[float, float] = (0.08, 0.16)
+    brightness: tuple[float, float] = (0.45, 0.8)
+    eps: float = 0.03
+    blur_px: int = 3
+    grow_px: int = 2
+    max_slope: float = 0.6
+    rounds: int = 3
+    saturation: float = 2.0
+
+
+def _ramp(x: torch.Tensor, band: tuple[float, float]) -> torch.Tensor:
+    """1 up to band[0], 0 from band[1], linear between."""
+    return ((band[1] - x) / (band[1] - band[0])).clamp(0.0, 1.0)
+
+
+def _off_shading(chroma: torch.Tensor, lum: torch.Tensor, beta: torch.Tensor, saturation: float) -> torch.Tensor:
+    """How far each pixel's chroma (V,N,3) lies from what shading explains: ``beta`` (V,1,3) × its
+    log brightness ``lum`` (V,N,1), where along ``beta`` anything from 0 to ``saturation`` × that
+    counts as explained (deep shadow on skin saturates more than linearly). Returns (V,N,1)."""
+    slope = beta.norm(dim=-1, keepdim=True)  # (V,1,1)
+    u = beta / slope.clamp_min(1e-6)
+    along = (chroma * u).sum(-1, keepdim=True)  # (V,N,1)
+    across = chroma - along * u
+    expected = slope * lum
+    lo = torch.minimum(expected, saturation * expected).clamp(max=0.0)
+    hi = torch.maximum(expected, saturation * expected).clamp(min=0.0)
+    excess = along - along.clamp(lo, hi)
+    return (across.pow(2).sum(-1, keepdim=True) + excess.pow(2)).sqrt()
+
+
+def _masked_median(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per view and channel median of x (V,N,C) over mask (V,N) > 0.5 (all pixels where none).
+    Returns (V,1,C)."""
+    out = []
+    for v in range(x.shape[0]):  # one per view
+        sel = x[v][mask[v] > 0.5]
+        out.append((sel if len(sel) else x[v]).median(0).values)
+    return torch.stack(out)[:, None]
+
+
+def shading_explained(photo: torch.Tensor, render: torch.Tensor, mask: torch.Tensor,
+                      gate: ShadingGate = ShadingGate(), albedo: torch.Tensor | None = None) -> torch.Tensor:
+    """Weight in [0,1] of each pixel whose colour a change of the coarse render's shading explains.
+
+    photo, render (V,R,R,3) in [0,1]; mask (V,R,R) in [0,1]: the loss's mask, whose pixels give
+    the robust centres (a colour cast or exposure the coarse fit left). Returns (V,R,R), 0 on
+    pixels the mask does not cover is not implied: callers multiply it into the mask.
+    """
+    V, R = photo.shape[0], photo.shape[1]
+    scale = R / 224.0
+    k = max(1, round(gate.blur_px * scale)) | 1
+    both = torch.cat([photo, render], 0).permute(0, 3, 1, 2)  # (2V,3,R,R)
+    both = Fn.avg_pool2d(both, k, 1, k // 2, count_include_pad=False)
+    d = torch.log(both[:V] + gate.eps) - torch.log(both[V:] + gate.eps)  # (V,3,R,R) log ratio
+    lum = d.mean(1, keepdim=True)
+    d = torch.cat([lum, d - lum], 1).permute(0, 2, 3, 1).reshape(V, R * R, 4)
+    m = mask.reshape(V, R * R)
+    d = d - _masked_median(d, m)
+    lum, chroma = d[..., :1], d[..., 1:]  # (V,N,1), (V,N,3)
+    # skin's own shading colour: shadow on skin is redder (light scattered under the surface), so
+    # the chroma moves along a direction with the brightness: fitted per view over the mask,
+    # with the pixels far off it (paint) left out of the next round
+    fit_w = (m > 0.5).to(d.dtype)[..., None]
+    for _ in range(gate.rounds):
+        beta = (fit_w * chroma * lum).sum(1, keepdim=True) / (fit_w * lum * lum).sum(1, keepdim=True).clamp_min(1e-6)
+        beta = beta * (gate.max_slope / beta.norm(dim=-1, keepdim=True).clamp_min(gate.max_slope))
+        off = _off_shading(chroma, lum, beta, gate.saturation)
+        fit_w = fit_w * (off < gate.chroma[0]).to(d.dtype)
+    w = _ramp(lum[..., 0].abs(), gate.brightness) * _ramp(off[..., 0], gate.chroma)
+    w = w.reshape(V, R, R)
+    g = round(gate.grow_px * scale)
+    if g > 0:  # min filter: the low-weight areas grow
+        w = -Fn.max_pool2d(-w[:, None], 2 * g + 1, 1, g)[:, 0]
+    return w
