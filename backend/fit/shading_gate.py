@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as Fn
 
+from ..image_filters import gaussian_blur
+
 __all__ = ["ShadingGate", "shading_explained"]
 
 
@@ -25,6 +27,12 @@ class ShadingGate:
       centre over the mask (Euclidean norm of the log-ratio minus its channel mean, natural log
       units) at which the weight starts falling and reaches 0;
     - ``brightness``: (full, none): |log brightness ratio| from its robust centre, the same way;
+    - ``highpass_px``: the log-ratio's local mean over the mask (Gaussian σ, pixels at 224²) is
+      taken off before both tests: relief answers the residual's fine part (colour edges), the
+      albedo gain and the low-pass penalty its broad part; 0: the robust centre over the mask;
+    - ``albedo_dark``: (full, none): how much darker (natural log units) than its median over
+      the mask the coarse albedo may be: darker, it holds hair or a beard the smooth albedo took
+      in, and the skin between the strands would be fitted as bumps;
     - ``eps``: added to both images before the logs (dark pixels' chroma is noise);
     - ``blur_px``: box filter side (pixels at 224²; scaled with the render) applied to both
       images first, so pixel noise and a pixel's misalignment do not count;
@@ -36,8 +44,10 @@ class ShadingGate:
     - ``grow_px``: the low-weight areas grow by this many pixels (at 224²), so their soft edges
       go with them."""
 
-    chroma: tuple[float, float] = (0.08, 0.16)
+    chroma: tuple[float, float] = (0.06, 0.12)
     brightness: tuple[float, float] = (0.45, 0.8)
+    highpass_px: float = 4.0
+    albedo_dark: tuple[float, float] = (0.5, 0.8)
     eps: float = 0.03
     blur_px: int = 3
     grow_px: int = 2
@@ -81,8 +91,9 @@ def shading_explained(photo: torch.Tensor, render: torch.Tensor, mask: torch.Ten
     """Weight in [0,1] of each pixel whose colour a change of the coarse render's shading explains.
 
     photo, render (V,R,R,3) in [0,1]; mask (V,R,R) in [0,1]: the loss's mask, whose pixels give
-    the robust centres (a colour cast or exposure the coarse fit left). Returns (V,R,R), 0 on
-    pixels the mask does not cover is not implied: callers multiply it into the mask.
+    the robust centres (a colour cast or exposure the coarse fit left); albedo (V,R,R,3), the
+    render's unshaded colour, optional: its pixels far darker than the skin's also get 0.
+    Returns (V,R,R), to multiply into the mask.
     """
     V, R = photo.shape[0], photo.shape[1]
     scale = R / 224.0
@@ -93,7 +104,14 @@ def shading_explained(photo: torch.Tensor, render: torch.Tensor, mask: torch.Ten
     lum = d.mean(1, keepdim=True)
     d = torch.cat([lum, d - lum], 1).permute(0, 2, 3, 1).reshape(V, R * R, 4)
     m = mask.reshape(V, R * R)
-    d = d - _masked_median(d, m)
+    if gate.highpass_px > 0:  # relief answers the residual's fine part: its local mean goes
+        wm = (mask > 0.5).to(d.dtype).reshape(V, 1, R, R)
+        grid = d.reshape(V, R, R, 4).permute(0, 3, 1, 2)
+        sigma = gate.highpass_px * scale
+        local = gaussian_blur(grid * wm, sigma, "constant") / gaussian_blur(wm, sigma, "constant").clamp_min(1e-3)
+        d = (grid - local).permute(0, 2, 3, 1).reshape(V, R * R, 4)
+    else:
+        d = d - _masked_median(d, m)
     lum, chroma = d[..., :1], d[..., 1:]  # (V,N,1), (V,N,3)
     # skin's own shading colour: shadow on skin is redder (light scattered under the surface), so
     # the chroma moves along a direction with the brightness: fitted per view over the mask,
@@ -106,6 +124,10 @@ def shading_explained(photo: torch.Tensor, render: torch.Tensor, mask: torch.Ten
         fit_w = fit_w * (off < gate.chroma[0]).to(d.dtype)
     w = _ramp(lum[..., 0].abs(), gate.brightness) * _ramp(off[..., 0], gate.chroma)
     w = w.reshape(V, R, R)
+    if albedo is not None:  # the coarse albedo took in something dark that is not skin (hair)
+        dark = torch.log(albedo.mean(-1).reshape(V, R * R, 1) + gate.eps)
+        dark = (_masked_median(dark, m) - dark).reshape(V, R, R)
+        w = w * _ramp(dark, gate.albedo_dark)
     g = round(gate.grow_px * scale)
     if g > 0:  # min filter: the low-weight areas grow
         w = -Fn.max_pool2d(-w[:, None], 2 * g + 1, 1, g)[:, 0]
