@@ -242,7 +242,7 @@ def fit_detail(
         flat = displace(coarse_pos, torch.zeros_like(valid).expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend0, mask0 = render_views(flat)
         if config.shading_gate is not None and config.steps > 0:  # the loss's mask from here on
-            skin_mask = skin_mask * shading_explained(images, rend0.image, mask0, config.shading_gate, albedo=rend0.albedo)
+            skin_mask = skin_mask * shading_explained(images, rend0, mask0, config.shading_gate)
             mask0 = skin_mask * rend0.alpha
         face0, rest0 = report * rend0.alpha, off_skin * rend0.alpha
         pixel_coarse, pixel_skin_coarse = per_view(rend0, face0), per_view(rend0, mask0)

@@ -17,19 +17,23 @@ import torch
 import torch.nn.functional as Fn
 
 from ..image_filters import gaussian_blur
+from ..render import RenderResult
 
 __all__ = ["ShadingGate", "shading_explained"]
 
 
 @dataclass(frozen=True)
 class ShadingGate:
-    """- ``chroma``: (full, none): chroma distance of the photo/render log-ratio from its robust
-      centre over the mask (Euclidean norm of the log-ratio minus its channel mean, natural log
-      units) at which the weight starts falling and reaches 0;
-    - ``brightness``: (full, none): |log brightness ratio| from its robust centre, the same way;
-    - ``highpass_px``: the log-ratio's local mean over the mask (Gaussian σ, pixels at 224²) is
+    """- ``chroma``: (full, none): the norm (natural log units) of the photo/render log ratio's
+      chroma (the ratio minus its channel mean) off the skin's shading line (below) at which
+      the weight starts falling and reaches 0;
+    - ``brightness``: (full, none) of the |log brightness ratio|: a crease darkens skin by a
+      bounded factor, a dark hair strand or a bottle's highlight goes beyond it;
+    - ``highpass_px`` / ``passes``: the log ratio's local mean (Gaussian σ, pixels at 224²) is
       taken off before both tests: relief answers the residual's fine part (colour edges), the
-      albedo gain and the low-pass penalty its broad part; 0: the robust centre over the mask;
+      albedo gain and the low-pass penalty its broad part. The mean runs over the mask's pixels
+      the previous pass explained (the first: all of them), so a paint blob's inside stands out
+      against the skin around it and the skin beside it keeps a clean reference;
     - ``albedo_dark``: (full, none): how much darker (natural log units) than its median over
       the mask the coarse albedo may be: darker, it holds hair or a beard the smooth albedo took
       in, and the skin between the strands would be fitted as bumps;
@@ -46,7 +50,8 @@ class ShadingGate:
 
     chroma: tuple[float, float] = (0.06, 0.12)
     brightness: tuple[float, float] = (0.45, 0.8)
-    highpass_px: float = 4.0
+    highpass_px: float = 8.0
+    passes: int = 2
     albedo_dark: tuple[float, float] = (0.5, 0.8)
     eps: float = 0.03
     blur_px: int = 3
@@ -86,48 +91,49 @@ def _masked_median(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)[:, None]
 
 
-def shading_explained(photo: torch.Tensor, render: torch.Tensor, mask: torch.Tensor,
-                      gate: ShadingGate = ShadingGate(), albedo: torch.Tensor | None = None) -> torch.Tensor:
-    """Weight in [0,1] of each pixel whose colour a change of the coarse render's shading explains.
-
-    photo, render (V,R,R,3) in [0,1]; mask (V,R,R) in [0,1]: the loss's mask, whose pixels give
-    the robust centres (a colour cast or exposure the coarse fit left); albedo (V,R,R,3), the
-    render's unshaded colour, optional: its pixels far darker than the skin's also get 0.
-    Returns (V,R,R), to multiply into the mask.
-    """
-    V, R = photo.shape[0], photo.shape[1]
-    scale = R / 224.0
-    k = max(1, round(gate.blur_px * scale)) | 1
-    both = torch.cat([photo, render], 0).permute(0, 3, 1, 2)  # (2V,3,R,R)
-    both = Fn.avg_pool2d(both, k, 1, k // 2, count_include_pad=False)
-    d = torch.log(both[:V] + gate.eps) - torch.log(both[V:] + gate.eps)  # (V,3,R,R) log ratio
-    lum = d.mean(1, keepdim=True)
-    d = torch.cat([lum, d - lum], 1).permute(0, 2, 3, 1).reshape(V, R * R, 4)
-    m = mask.reshape(V, R * R)
-    if gate.highpass_px > 0:  # relief answers the residual's fine part: its local mean goes
-        wm = (mask > 0.5).to(d.dtype).reshape(V, 1, R, R)
-        grid = d.reshape(V, R, R, 4).permute(0, 3, 1, 2)
-        sigma = gate.highpass_px * scale
-        local = gaussian_blur(grid * wm, sigma, "constant") / gaussian_blur(wm, sigma, "constant").clamp_min(1e-3)
-        d = (grid - local).permute(0, 2, 3, 1).reshape(V, R * R, 4)
-    else:
-        d = d - _masked_median(d, m)
+def _explained(d: torch.Tensor, fit_w: torch.Tensor, gate: ShadingGate) -> torch.Tensor:
+    """The weight of each pixel from its log ratio against the local reference, d (V,N,4) (log
+    brightness, chroma), with fit_w (V,N,1) the pixels that fit the skin's shading line.
+    Returns (V,N)."""
     lum, chroma = d[..., :1], d[..., 1:]  # (V,N,1), (V,N,3)
     # skin's own shading colour: shadow on skin is redder (light scattered under the surface), so
     # the chroma moves along a direction with the brightness: fitted per view over the mask,
     # with the pixels far off it (paint) left out of the next round
-    fit_w = (m > 0.5).to(d.dtype)[..., None]
     for _ in range(gate.rounds):
         beta = (fit_w * chroma * lum).sum(1, keepdim=True) / (fit_w * lum * lum).sum(1, keepdim=True).clamp_min(1e-6)
         beta = beta * (gate.max_slope / beta.norm(dim=-1, keepdim=True).clamp_min(gate.max_slope))
         off = _off_shading(chroma, lum, beta, gate.saturation)
         fit_w = fit_w * (off < gate.chroma[0]).to(d.dtype)
-    w = _ramp(lum[..., 0].abs(), gate.brightness) * _ramp(off[..., 0], gate.chroma)
-    w = w.reshape(V, R, R)
-    if albedo is not None:  # the coarse albedo took in something dark that is not skin (hair)
-        dark = torch.log(albedo.mean(-1).reshape(V, R * R, 1) + gate.eps)
-        dark = (_masked_median(dark, m) - dark).reshape(V, R, R)
-        w = w * _ramp(dark, gate.albedo_dark)
+    return _ramp(lum[..., 0].abs(), gate.brightness) * _ramp(off[..., 0], gate.chroma)
+
+
+def shading_explained(photo: torch.Tensor, rend: RenderResult, mask: torch.Tensor,
+                      gate: ShadingGate = ShadingGate()) -> torch.Tensor:
+    """Weight in [0,1] of each pixel whose colour a change of the coarse render's shading explains.
+
+    photo (V,R,R,3) in [0,1]; rend: the coarse surface rendered in each view (its ``image`` and
+    ``albedo`` (V,R,R,3) are read); mask (V,R,R) in [0,1]: the loss's mask, whose pixels (> 0.5)
+    give the statistics. Returns (V,R,R), to multiply into the mask.
+    """
+    V, R = photo.shape[0], photo.shape[1]
+    scale = R / 224.0
+    k = max(1, round(gate.blur_px * scale)) | 1
+    both = torch.cat([photo, rend.image], 0).permute(0, 3, 1, 2)  # (2V,3,R,R)
+    both = Fn.avg_pool2d(both, k, 1, k // 2, count_include_pad=False)
+    d = torch.log(both[:V] + gate.eps) - torch.log(both[V:] + gate.eps)  # (V,3,R,R) log ratio
+    lum = d.mean(1, keepdim=True)
+    d = torch.cat([lum, d - lum], 1)  # (V,4,R,R) log brightness, chroma
+    inside = (mask > 0.5).to(d.dtype)  # (V,R,R)
+    sigma = gate.highpass_px * scale
+    w = inside
+    for _ in range(gate.passes):  # each pass's reference: the pixels the last one explained
+        wm = (inside * w)[:, None]
+        local = gaussian_blur(d * wm, sigma, "constant") / gaussian_blur(wm, sigma, "constant").clamp_min(1e-3)
+        ref = (d - local).permute(0, 2, 3, 1).reshape(V, R * R, 4)
+        w = _explained(ref, (inside * w).reshape(V, -1, 1), gate).reshape(V, R, R)
+    # the coarse albedo took in something dark that is not skin (hair)
+    dark = torch.log(rend.albedo.mean(-1) + gate.eps).reshape(V, -1, 1)
+    w = w * _ramp((_masked_median(dark, inside.reshape(V, -1)) - dark).reshape(V, R, R), gate.albedo_dark)
     g = round(gate.grow_px * scale)
     if g > 0:  # min filter: the low-weight areas grow
         w = -Fn.max_pool2d(-w[:, None], 2 * g + 1, 1, g)[:, 0]
