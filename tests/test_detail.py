@@ -391,8 +391,8 @@ def test_default_detail_schedule_recovers_detail_as_the_longer_one(face_model):
 def test_detail_fit_raises_no_relief_from_face_paint(face_model):
     """Paint discs and a stroke in the photo's albedo with no geometry under them (the coarse
     albedo is plain skin): the shading gate keeps the displacement under the paint near 0 (RMS
-    0.023 mm against 0.297 mm without it), and the bands more than 3 texels from the paint are
-    recovered as well as without it (correlation 0.861 against 0.854)."""
+    0.032 mm against 0.297 mm without it), and the bands more than 3 texels from the paint are
+    recovered as well as without it (correlation 0.856 against 0.854, RMS 0.239 against 0.229 mm)."""
     scene = _detail_scene(face_model, 64, 224, paint=True)
     cfg = DetailFitConfig(uv_size=64, steps=40, lr=0.05)
     gated = fit_detail(face_model, scene["fit"], scene["image"], scene["mask"], cfg).displacement[0, 0]

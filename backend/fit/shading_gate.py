@@ -55,7 +55,7 @@ class ShadingGate:
     albedo_dark: tuple[float, float] = (0.5, 0.8)
     eps: float = 0.03
     blur_px: int = 3
-    grow_px: int = 2
+    grow_px: int = 1
     max_slope: float = 0.6
     rounds: int = 3
     saturation: float = 2.0
@@ -128,7 +128,8 @@ def shading_explained(photo: torch.Tensor, rend: RenderResult, mask: torch.Tenso
     w = inside
     for _ in range(gate.passes):  # each pass's reference: the pixels the last one explained
         wm = (inside * w)[:, None]
-        local = gaussian_blur(d * wm, sigma, "constant") / gaussian_blur(wm, sigma, "constant").clamp_min(1e-3)
+        blurred = gaussian_blur(torch.cat([d * wm, wm], 1), sigma, "constant")  # one call: (V,5,R,R)
+        local = blurred[:, :4] / blurred[:, 4:].clamp_min(1e-3)
         ref = (d - local).permute(0, 2, 3, 1).reshape(V, R * R, 4)
         w = _explained(ref, (inside * w).reshape(V, -1, 1), gate).reshape(V, R, R)
     # the coarse albedo took in something dark that is not skin (hair)
