@@ -228,7 +228,7 @@ def fit_detail(
     def render_views(surface: DetailedSurface, visible: torch.Tensor | None = None):
         rend = render(surface.dense_verts, topo.faces, pose, cam, fit.sh, vertex_colors=rows_per_view(albedo_now(), groups, V),
                       settings=settings, face_mask=face_mask, visible=visible)
-        return rend, skin_mask * rend.alpha
+        return rend, loss_mask * rend.alpha
 
     def per_view(rend, mask) -> list[float]:
         return [float(pixel_loss(images[i : i + 1], rend.image[i : i + 1], mask[i : i + 1])) for i in range(V)]
@@ -236,16 +236,17 @@ def fit_detail(
     def error_sum(pixel: list[float], mask) -> list[float]:  # mean × weight = Σ weight·distance, per view
         return [p * max(float(mask[i].sum()), 1.0) for i, p in enumerate(pixel)]
 
+    loss_mask = skin_mask  # (V,R,R) the shading gate's share of the skin mask, from rend0 on
     report = skin_mask if report_mask is None else report_mask
     off_skin = report * (1.0 - skin_mask.clamp(0.0, 1.0))  # the report mask's brows, lips, hair...
     with torch.no_grad():
         flat = displace(coarse_pos, torch.zeros_like(valid).expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend0, mask0 = render_views(flat)
-        if config.shading_gate is not None and config.steps > 0:  # the loss's mask from here on
-            skin_mask = skin_mask * shading_explained(images, rend0, mask0, config.shading_gate)
-            mask0 = skin_mask * rend0.alpha
+        if config.shading_gate is not None and config.steps > 0:
+            loss_mask = skin_mask * shading_explained(images, rend0, mask0, config.shading_gate)
+        skin0, mask0 = skin_mask * rend0.alpha, loss_mask * rend0.alpha
         face0, rest0 = report * rend0.alpha, off_skin * rend0.alpha
-        pixel_coarse, pixel_skin_coarse = per_view(rend0, face0), per_view(rend0, mask0)
+        pixel_coarse, pixel_skin_coarse = per_view(rend0, face0), per_view(rend0, skin0)
         pixel_rest_coarse = per_view(rend0, rest0)
         rest_share_coarse = [r / max(t, 1e-12) for r, t in zip(error_sum(pixel_rest_coarse, rest0),
                                                                error_sum(pixel_coarse, face0))]
@@ -306,8 +307,8 @@ def fit_detail(
     with torch.no_grad():
         disp = map_now().detach().clamp(-config.max_mm, config.max_mm) * fade
         surface = displace(coarse_pos, rows_per_view(disp, groups, V), layout, topo, coarse_n)
-        rend, mask = render_views(surface)
-        pixel_detail, pixel_skin_detail = per_view(rend, report * rend.alpha), per_view(rend, mask)
+        rend = render_views(surface)[0]
+        pixel_detail, pixel_skin_detail = per_view(rend, report * rend.alpha), per_view(rend, skin_mask * rend.alpha)
         pixel_rest_detail = per_view(rend, off_skin * rend.alpha)
         # the refined albedo on the coarse surface: the gain's own share (no step: rend0 itself)
         rend_a = rend0 if config.steps == 0 else render_views(flat)[0]
