@@ -32,6 +32,7 @@ from .camera import Camera, euler_to_rotation, project, scale_pose, to_camera_sp
 from .detail import masked_lowpass
 from .facemodel import FaceModel
 from .geometry import array_digest
+from .hair_fill import hair_zone, remove_hair
 from .layout_cache import layout_arrays
 from .fit.coarse import CoarseFitResult
 from .fit.detail import DetailFitResult
@@ -168,6 +169,7 @@ def delit_albedo(
     device: torch.device,
     detail: DetailFitResult | None = None,
     occluders: bool = True,
+    hair: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """High-resolution UV albedo from the photos.
 
@@ -187,6 +189,9 @@ def delit_albedo(
     (:mod:`backend.occlusion`: a bottle, a sweater, a strand of hair in front of the face); a
     hand the palm detector found (:attr:`PreparedView.hands`, skin-coloured: no colour test sees
     it) loses its texels the same way, wherever it lies, and gives no colour to its mirror.
+    ``hair``: above the brows, at the temples and along the face's upper rim, hair (not skin,
+    or darker, brighter or of another hue than the local skin) takes the colour of the view's
+    surrounding skin (:mod:`backend.hair_fill`: a fringe covers both halves, so no mirror helps).
 
     Returns (albedo (R, R·tiles, 3) float32 in [0,1] top row v = 1, weights (V,R,R·tiles)).
     """
@@ -222,6 +227,8 @@ def delit_albedo(
                                                 for v in views])).to(device))
     features_at = sample(torch.from_numpy(np.stack([feature_mask(v.crop_landmarks, CROP_SIZE, soft_px=2.0 / k)
                                                      for v in views])).to(device))
+    zone_at = None if not hair else sample(torch.from_numpy(np.stack(
+        [hair_zone(v.crop_landmarks, CROP_SIZE, soft_px=2.0 / k) for v in views])).to(device))
     hands = [hand_crop_mask(v) for v in views]  # (224,224) or None: the palm detector's hands (backend.detect.hands)
     hands_at = None if all(h is None for h in hands) else sample(torch.from_numpy(np.stack(
         [np.zeros((CROP_SIZE, CROP_SIZE), np.float32) if h is None else h for h in hands])).to(device))
@@ -251,6 +258,10 @@ def delit_albedo(
                                    scatter_texels(lost, lit.texels, H, W), grid, donor)
     else:
         weight = scatter_texels(conf, lit.texels, H, W)
+    if hair:  # above the brows, the temples, the upper rim: hair → the view's skin (backend.hair_fill)
+        seen = lit.weights if fit.view_weights is None else lit.weights * fit.view_weights.to(conf)[:, None, None]
+        zone, skin, feats = (scatter_texels(x, lit.texels, H, W) for x in (zone_at, skin_like, features_at))
+        maps, weight = remove_hair(maps, weight, seen, zone, skin, feats)
     if V > 1:
         maps = torch.as_tensor(equalize_views(maps, weight).maps)
     # texels of zero coverage get the fill colour below: no need to fill them in the blend

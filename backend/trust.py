@@ -5,12 +5,16 @@ fit twists the head to match and nothing looked wrong. The evidence used here ne
 truth:
 
 - ``landmark_residual``: mean distance between the fitted model's projected 68 points and the
-  detected ones, in the detection's outer-eye distances (36–45). A fit that cannot explain its
+  detected ones, in the face's outer-eye distances (36–45; the detection's, unforeshortened by
+  the fitted yaw: the eye distance seen from the front, so a turned head is held to the same face
+  proportions as a frontal one). A fit that cannot explain its
   landmarks is large here. Not warned on for a view whose landmarks the fit was told not to
   follow (``landmarks_followed`` False: a side view of a multi-view set, whose landmark term the
   yaw term of :mod:`backend.fit.view_weights` took down; the robust view weights judge it).
 - ``mesh_disagreement``: the same distance between the fitted points and Face Mesh's 68 points
-  (an independent 3-D detector; only when it ran: ``--detector mediapipe`` or ``auto``).
+  (an independent 3-D detector; only when it ran: ``--detector mediapipe`` or ``auto``). Face
+  Mesh's jaw is a fixed 3-D contour, so it is compared with the fit's fixed-vertex points
+  (``landmarks68_3d``) when given, not with its 2-D silhouette.
 - ``detector_disagreement``: ``auto`` only: the same distance between dlib's and Face Mesh's 68
   points before the fit (mesh eye distances). Small: both agree. Large: dlib pasted a frontal
   layout and the mesh's points were used. In between neither is clearly right.
@@ -67,19 +71,28 @@ class ViewEvidence:
     landmarks_followed: bool = True
 
 
-def _eye_units(a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> float:
-    """Mean distance between (68,2) point sets a and b, in ``ref``'s outer-eye distances."""
-    eye = max(float(np.linalg.norm(ref[36] - ref[45])), 1e-6)
+MAX_FORESHORTENING_DEG = 60.0  # beyond this yaw the eye distance is not scaled up further
+
+
+def _eye_units(a: np.ndarray, b: np.ndarray, ref: np.ndarray, yaw_rad: float = 0.0) -> float:
+    """Mean distance between (68,2) point sets a and b, in ``ref``'s outer-eye distances seen
+    from the front: the photo's eye distance over cos(yaw), yaw capped at
+    :data:`MAX_FORESHORTENING_DEG`."""
+    cos = max(math.cos(yaw_rad), math.cos(math.radians(MAX_FORESHORTENING_DEG)))
+    eye = max(float(np.linalg.norm(ref[36] - ref[45])) / cos, 1e-6)
     return float(np.linalg.norm(np.asarray(a, np.float64) - b, axis=1).mean() / eye)
 
 
 def view_evidence(name: str, fitted68: np.ndarray, detected68: np.ndarray, yaw_rad: float,
                   mesh68: np.ndarray | None = None, presence: float | None = None,
-                  detector_disagreement: float | None = None) -> ViewEvidence:
-    """Evidence for one view: points (68,2) photo px, yaw in radians."""
+                  detector_disagreement: float | None = None, fitted68_3d: np.ndarray | None = None) -> ViewEvidence:
+    """Evidence for one view: points (68,2) photo px (``fitted68``: the fit's 2-D silhouette
+    convention; ``fitted68_3d``: its fixed-vertex points, compared with Face Mesh's when given),
+    yaw in radians."""
+    fixed = fitted68 if fitted68_3d is None else fitted68_3d
     return ViewEvidence(
-        name=name, landmark_residual=_eye_units(fitted68, detected68, detected68), yaw_deg=math.degrees(yaw_rad),
-        mesh_disagreement=None if mesh68 is None else _eye_units(fitted68, mesh68, mesh68), presence=presence,
+        name=name, landmark_residual=_eye_units(fitted68, detected68, detected68, yaw_rad), yaw_deg=math.degrees(yaw_rad),
+        mesh_disagreement=None if mesh68 is None else _eye_units(fixed, mesh68, mesh68, yaw_rad), presence=presence,
         detector_disagreement=detector_disagreement,
     )
 

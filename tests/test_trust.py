@@ -18,8 +18,9 @@ def _layout() -> np.ndarray:
 def test_a_fit_that_matches_its_landmarks_is_trusted():
     det = _layout()
     ev = view_evidence("", det + 0.8, det, math.radians(20), mesh68=det - 1.0, presence=0.99)
-    assert ev.landmark_residual == pytest.approx(0.8 * math.sqrt(2) / 40)
-    assert ev.mesh_disagreement == pytest.approx(1.8 * math.sqrt(2) / 40)
+    cos20 = math.cos(math.radians(20))  # the eye distance seen from the front: 40 px / cos 20°
+    assert ev.landmark_residual == pytest.approx(0.8 * math.sqrt(2) / 40 * cos20)
+    assert ev.mesh_disagreement == pytest.approx(1.8 * math.sqrt(2) / 40 * cos20)
     metrics, warn = assess([ev], np.full(100, 0.5), id_ball=1.7)
     assert warn == []
     assert metrics["trust_identity_norm"] == pytest.approx(0.5) and metrics["trust_yaw_deg"] == pytest.approx(20)
@@ -30,7 +31,7 @@ def test_each_kind_of_evidence_warns_once():
     det = _layout()
     pasted = det + [0.3 * 40, 0.0]  # the fit followed a layout 30 % of the eye distance off the mesh
     views = [
-        view_evidence("left.jpg", det + [4.0, 0.0], det, math.radians(80)),  # residual 10 %, yaw 80°
+        view_evidence("left.jpg", det + [8.0, 0.0], det, math.radians(80)),  # 20 % of the eyes seen, yaw 80°: 10 %
         view_evidence("right.jpg", pasted, pasted, 0.0, mesh68=det, presence=0.5, detector_disagreement=0.12),
     ]
     metrics, warn = assess(views, np.full(100, 1.7), id_ball=1.7)
@@ -68,3 +69,26 @@ def test_calibrated_thresholds_on_dev_evidence():
     assert warns(0.11, 0.11)  # the doubtful band
     assert warns(0.30, 0.0, residual=0.0)  # followed a layout 30 % off the mesh
     assert warns(0.03, 0.03, residual=0.06)  # the fit cannot explain its landmarks
+
+
+def test_a_turned_head_is_measured_in_the_eye_distance_seen_from_the_front():
+    """At yaw 50° the photo's eye distance is cos 50° = 0.64 of the frontal one: a side view whose
+    points are as close as a good frontal fit's, in face proportions, is not warned; and Face
+    Mesh's fixed jaw contour is compared with the fit's fixed-vertex points, not its silhouette."""
+    det = _layout()
+    yaw = math.radians(50)
+    off = 0.04 * 40 / math.cos(yaw)  # 4 % of the frontal eye distance (the photo's 40 px / cos 50°)
+    ev = view_evidence("", det + [off, 0.0], det, yaw)
+    assert ev.landmark_residual == pytest.approx(0.04)
+    assert assess([ev], np.full(100, 1.1), id_ball=1.7)[1] == []
+    assert view_evidence("", det + [0.04 * 40, 0.0], det, 0.0).landmark_residual == pytest.approx(0.04)
+    assert view_evidence("", det + [off, 0.0], det, 0.0).landmark_residual == pytest.approx(0.04 / math.cos(yaw))
+    assert view_evidence("", det + [8.0, 0.0], det, math.radians(85)).landmark_residual == pytest.approx(0.1)  # capped at 60°
+
+    silhouette = det.copy()
+    silhouette[:17] += [40.0, 0.0]  # the visible outline, far from the mesh's fixed contour
+    ev = view_evidence("", silhouette, silhouette, yaw, mesh68=det, fitted68_3d=det + [off, 0.0])
+    assert ev.mesh_disagreement == pytest.approx(0.04)
+    assert assess([ev], np.full(100, 1.1), id_ball=1.7)[1] == []
+    ev = view_evidence("", silhouette, silhouette, yaw, mesh68=det)  # without the fixed points: the silhouette
+    assert ev.mesh_disagreement > 0.12 and assess([ev], np.full(100, 1.1), id_ball=1.7)[1]
