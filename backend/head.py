@@ -104,7 +104,10 @@ class Head:
     part_names: list[str] = field(default_factory=list)
     part_face_range: np.ndarray | None = None  # (n,2) int32 [start, end) rows of parts_faces
     part_material_names: list[str] = field(default_factory=list)
-    part_material_colors: np.ndarray | None = None  # (M,3) float32 sRGB [0,1]
+    part_material_colors: np.ndarray | None = None  # (M,3) float32 sRGB [0,1], albedo-like (the exports)
+    # (M,3) float32 sRGB [0,1]: the materials as the photo shows them (the sclera at the photo's
+    # brightness; head_parts.swatch_tile paints them for the previews); None: part_material_colors
+    part_seen_colors: np.ndarray | None = None
     # (2,2) float32 radians: (yaw, pitch) of eyeball_left, eyeball_right (head_parts.EYEBALLS), each
     # turned about its centre (head_parts.eye_rotation); None: looking ahead. parts_* look ahead.
     gaze: np.ndarray | None = None

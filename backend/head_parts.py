@@ -10,7 +10,8 @@ stitched to, with the same shape keys, so it closes onto the skin without a gap)
 
 ICT's thin shading helpers (lacrimal fluid, eye blend, eye occlusion: transparent or dark
 overlays in ICT's renders) and its eyelashes (alpha-textured cards) are left out: drawn opaque
-they hide the eye or paint a black band over the lid. The eyeball keeps its outer shell,
+they hide the eye or paint a black band over the lid (the previews shade the eyeballs under the
+lids and lashes instead: :mod:`backend.eye_shading`). The eyeball keeps its outer shell,
 painted sclera / iris / pupil (ICT's inner iris sphere, seen through a transparent cornea in
 ICT's renders, is dropped).
 """
@@ -212,7 +213,10 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
                  mouth_margin: float | None = 1.0) -> None:
     """Fill ``head.parts_*`` from ``model`` (a :class:`~backend.facemodel.FaceModel` with parts)
     for the coefficients of ``head.vertices``: id (1,K_id), exp (1,K_exp) tensors. ``colors``
-    overrides :data:`PART_MATERIALS` entries (sRGB [0,1]). Does nothing for a model without parts.
+    overrides :data:`PART_MATERIALS` entries (sRGB [0,1]; ``head.part_material_colors``, the
+    exports'); an entry ``"<material>_seen"`` gives that material as the photo shows it
+    (``head.part_seen_colors``, the previews'; default: the material's colour). Does nothing for a
+    model without parts.
 
     ``gaze`` (2,2) radians, (yaw, pitch) per eyeball in :data:`EYEBALLS` order (:func:`eye_rotation`),
     or None (looking ahead): stored as ``head.gaze``; the parts stay looking ahead and
@@ -282,6 +286,7 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     head.part_face_range = np.asarray(ranges, np.int32)
     head.part_material_names = material_names
     head.part_material_colors = np.asarray([palette[m] for m in material_names], np.float32)
+    head.part_seen_colors = np.asarray([palette.get(f"{m}_seen", palette[m]) for m in material_names], np.float32)
     head.gaze = gaze
 
 
@@ -636,29 +641,64 @@ def skin_depths(points: np.ndarray, part_faces: np.ndarray, skin: np.ndarray, sk
     return SkinDepths(through=np.where(cos > 0, depth, 0.0), buried=np.where(cos < 0, depth, 0.0))
 
 
-def preview_parts(head, tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def preview_parts(head, tile: int, shade_eyes: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The parts as one mesh for the preview renderer, coloured through an extra UV tile.
 
-    Every triangle's UVs sit at the centre of its material's swatch in the UV tile starting at
-    u = ``tile`` (the skin's tiles come first; :func:`swatch_tile` paints it). Returns (verts
-    (N,3) mm, faces (F,3) local, uv (M,2), faces_uv (F,3)); empty arrays without parts."""
+    Every triangle's UVs sit in its material's swatch in the UV tile starting at u = ``tile``
+    (the skin's tiles come first; :func:`swatch_tile` paints it): at full colour, or, with
+    ``shade_eyes``, each eyeball corner at its share of the colour that the lids let through
+    (:func:`backend.eye_shading.lid_visibility` against ``head.vertices``, the eyeballs as they
+    look). Returns (verts (N,3) mm, faces (F,3) local, uv (M,2), faces_uv (F,3)); empty arrays
+    without parts."""
     meshes = part_meshes(head)
     if not meshes:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64), np.zeros((0, 2), np.float32), np.zeros((0, 3), np.int64)
     M = len(head.part_material_names)
-    uv = np.stack([tile + (np.arange(M) + 0.5) / M, np.full(M, 0.5)], 1).astype(np.float32)
-    verts, faces, faces_uv, offset = [], [], [], 0
-    for part in meshes:
-        verts.append(part.vertices)
-        faces.append(part.faces + offset)
-        faces_uv.append(np.repeat(part.material[:, None], 3, 1))
-        offset += len(part.vertices)
-    return np.concatenate(verts).astype(np.float32), np.concatenate(faces), uv, np.concatenate(faces_uv)
+    u = tile + (np.arange(M) + 0.5) / M
+    uv = [np.stack([u, np.full(M, SWATCH_FULL)], 1)]
+    pieces = [(part.name, part.vertices, part.faces, part.material) for part in meshes]
+    shares = {}
+    if shade_eyes:
+        from .eye_shading import IRIS_REFERENCE, SCLERA_REFERENCE, eye_shading, fine_eyeball
+
+        names = list(head.part_material_names)
+        references = {names.index(m): q for m, q in (("sclera", SCLERA_REFERENCE), ("iris", IRIS_REFERENCE)) if m in names}
+        pieces = [(name, *fine_eyeball(*mesh)) if name in EYEBALLS else (name, *mesh) for name, *mesh in pieces]
+        eyes = [(name, (v, f, m)) for name, v, f, m in pieces if name in EYEBALLS]
+        shares = dict(zip([name for name, _ in eyes], eye_shading([e for _, e in eyes], np.asarray(head.vertices),
+                                                                 np.asarray(head.faces), references)))
+    verts, faces, faces_uv, offset, n_uv = [], [], [], 0, M
+    for name, pv, pf, material in pieces:
+        if name in shares:
+            corner_uv = np.stack([u[np.repeat(material, 3)], swatch_v(shares[name].ravel())], 1)
+            uv.append(corner_uv)
+            faces_uv.append(n_uv + np.arange(len(corner_uv)).reshape(-1, 3))
+            n_uv += len(corner_uv)
+        else:
+            faces_uv.append(np.repeat(material[:, None], 3, 1))
+        verts.append(pv)
+        faces.append(pf + offset)
+        offset += len(pv)
+    return (np.concatenate(verts).astype(np.float32), np.concatenate(faces),
+            np.concatenate(uv).astype(np.float32), np.concatenate(faces_uv))
+
+
+SWATCH_FULL = 0.75  # the swatch tile's v of a material's full colour (its upper half is flat)
+
+
+def swatch_v(share: np.ndarray) -> np.ndarray:
+    """The swatch tile's v (...) for ``share`` (...) in [0,1] of a material's colour: the tile's
+    lower half ramps from black (v = 0) to the full colour (v = ½)."""
+    return 0.5 * np.clip(np.asarray(share, np.float64), 0.0, 1.0)
 
 
 def swatch_tile(head, height: int) -> np.ndarray:
-    """(height, height, 3) float32: one vertical stripe per part material, its colour (sRGB
-    [0,1], like the albedo map); the tile :func:`preview_parts` points at."""
-    colours = np.asarray(head.part_material_colors, np.float32)
+    """(height, height, 3) float32: one vertical stripe per part material, its colour as the photo
+    shows it (``head.part_seen_colors``, else ``part_material_colors``; sRGB [0,1], like the albedo map) over the upper half (v ≥ ½, top row v = 1) and ramping down to
+    black at the bottom (:func:`swatch_v`); the tile :func:`preview_parts` points at."""
+    seen = getattr(head, "part_seen_colors", None)
+    colours = np.asarray(head.part_material_colors if seen is None else seen, np.float32)
     stripe = np.repeat(np.arange(len(colours)), int(np.ceil(height / len(colours))))[:height]
-    return np.broadcast_to(colours[stripe][None], (height, height, 3)).copy()
+    v = 1.0 - (np.arange(height) + 0.5) / height  # (height,) each row's v, top row first
+    ramp = np.clip(v / 0.5, 0.0, 1.0).astype(np.float32)
+    return (ramp[:, None, None] * colours[stripe][None]).astype(np.float32)

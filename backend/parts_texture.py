@@ -18,6 +18,8 @@ __all__ = ["eye_colours", "mouth_opening", "mouth_colours", "face_colourfulness"
 
 RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)  # iBUG-68 eye contours (subject's right, left)
 MIN_PIXELS = 12  # fewer pixels inside the contours: keep the default colours
+SCLERA = (0.6, 0.9)  # the exported sclera's brightness (mean of sRGB channels): a light white
+SEEN_SCLERA = (0.1, 0.9)  # the previews': the photo's own, bounded
 PUPIL_FRACTION = 0.45  # the pupil's radius over the iris's (2.2 / 5.6 mm in the model, and a margin)
 INNER_LIPS = slice(60, 68)  # iBUG-68 inner-lip contour
 JAW, BROWS = slice(0, 17), slice(26, 16, -1)  # the face outline: jaw, then the brows back across
@@ -69,15 +71,19 @@ def _iris_pixels(img: np.ndarray, mask: np.ndarray, irises: tuple[np.ndarray, np
 
 def eye_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray,
                 irises: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, tuple[float, float, float]]:
-    """{"iris": rgb, "sclera": rgb} (sRGB [0,1], de-lit) from one photo; {} when the eyes are too
-    small or closed in it. image (H,W,3) uint8; landmarks68 (68,2) detected, photo pixels
-    (x right, y down); sh (27,) the view's fitted light (``backend.lighting`` layout); ``irises``:
-    (centres (E,2) px, radii (E,) px) of the irises found in the photo (:mod:`backend.gaze`), or None.
+    """{"iris": rgb, "sclera": rgb, "sclera_seen": rgb} (sRGB [0,1], de-lit) from one photo; {}
+    when the eyes are too small or closed in it. image (H,W,3) uint8; landmarks68 (68,2) detected,
+    photo pixels (x right, y down); sh (27,) the view's fitted light (``backend.lighting`` layout);
+    ``irises``: (centres (E,2) px, radii (E,) px) of the irises found in the photo (:mod:`backend.gaze`), or None.
 
     Inside the two eye contours, pixels are ranked by brightness. The iris is the median of the
     located irises' rings (:func:`_iris_pixels`) when they hold enough pixels, else of the
     contours' darker half without its darkest 15 % (pupil, lashes, lid shadow); the sclera is the
-    median of the brightest fifth. Both are divided by the shading of a camera-facing normal."""
+    median of the brightest fifth. Both are divided by the shading of a camera-facing normal.
+    The sclera keeps a fifth of its tint (the brightest pixels also catch skin, lids and glasses):
+    "sclera_seen" at the photo's brightness (:data:`SEEN_SCLERA`; what the previews paint under
+    the lids' shadow, :mod:`backend.eye_shading`), "sclera" kept light (:data:`SCLERA`; the exports'
+    albedo, shaded by the renderer that shows them)."""
     img = np.asarray(image, np.float32) / 255.0
     pts = np.asarray(landmarks68, np.float64)
     mask = _inside(pts[RIGHT_EYE], *img.shape[:2]) | _inside(pts[LEFT_EYE], *img.shape[:2])
@@ -96,10 +102,9 @@ def eye_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray,
     iris = np.clip(iris / shade, 0.0, 1.0)
     sclera = np.clip(sclera / shade, 0.0, 1.0)
     lum = float(sclera.mean())
-    # a sclera is a light, nearly neutral white: the contour's brightest pixels also catch skin,
-    # lids and glasses, so keep a fifth of their tint and a plausible brightness
-    sclera = np.clip(np.clip(lum, 0.6, 0.9) * (0.8 + 0.2 * sclera / max(lum, 1e-6)) * np.array([1.0, 0.97, 0.93]), 0.0, 1.0)
-    return {"iris": tuple(float(c) for c in iris), "sclera": tuple(float(c) for c in sclera)}
+    tint, warm = 0.8 + 0.2 * sclera / max(lum, 1e-6), np.array([1.0, 0.97, 0.93])  # a fifth of the tint, a warm white
+    out = {"iris": iris, "sclera": np.clip(lum, *SCLERA) * tint * warm, "sclera_seen": np.clip(lum, *SEEN_SCLERA) * tint * warm}
+    return {k: tuple(float(c) for c in np.clip(v, 0.0, 1.0)) for k, v in out.items()}
 
 
 def mouth_opening(landmarks68: np.ndarray) -> float:

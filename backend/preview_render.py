@@ -165,7 +165,7 @@ def _with_parts(head: Head, verts: np.ndarray, faces: np.ndarray, uv: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The skin mesh with the head's parts (eyes, teeth, ...) appended, their UVs in the swatch
     tile after the skin's (:func:`preview_texture`); unchanged without parts."""
-    pv, pf, puv, pfuv = preview_parts(head, head.uv_tiles)
+    pv, pf, puv, pfuv = preview_parts(head, head.uv_tiles, shade_eyes=True)
     if len(pf) == 0:
         return verts, np.asarray(faces, np.int64), uv, np.asarray(faces_uv, np.int64)
     return (np.concatenate([verts, pv]), np.concatenate([faces, pf + len(verts)]).astype(np.int64),

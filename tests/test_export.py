@@ -463,7 +463,9 @@ def test_previews_show_the_parts(head, parts_head):
     from backend.preview_render import head_mesh, preview_texture, turntable_renders
 
     v, f, uv, fuv = head_mesh(parts_head, detailed=False)
-    assert f.shape[0] == len(head.faces) + len(parts_head.parts_faces)
+    eyeballs = sum(int(b - a) for name, (a, b) in zip(parts_head.part_names, parts_head.part_face_range)
+                   if name.startswith("eyeball"))
+    assert f.shape[0] == len(head.faces) + len(parts_head.parts_faces) + 3 * eyeballs  # eyeballs split 4 ways (shaded)
     tex, u_max = preview_texture(parts_head)
     assert u_max == head.uv_tiles + 1 and tex.shape[1] == head.albedo.shape[1] + head.albedo.shape[0]
     with_parts, _ = turntable_renders(parts_head, (0.0,), size=160)

@@ -59,3 +59,20 @@ def test_iris_from_the_located_irises_ignores_dark_lashes():
     np.testing.assert_allclose(got, (0.2, 0.35, 0.7), atol=0.03)
     old = np.array(eye_colours(photo, lm, sh[0].numpy())["iris"]) * shade
     assert np.abs(old - (0.2, 0.35, 0.7)).max() > 0.1  # the contour's darker half alone takes the lashes
+
+
+def test_a_dim_sclera_is_seen_dim_and_exported_light():
+    """A photo whose sclera is a dim grey (lid shadow, lashes): "sclera_seen" keeps the photo's
+    brightness for the previews, "sclera" (the exports' albedo) stays light; the iris is unchanged."""
+    photo, lm = _eye_photo()
+    dim = photo.copy()
+    dim[np.all(photo == photo[60, 20], axis=-1)] = (125, 125, 122)  # the sclera's pixels (0.9 → 0.49)
+    sh = sh_ambient(1.0)
+    shade = float(sh_shading(torch.tensor([[[0.0, 0.0, 1.0]]]), sh)[0, 0, 0])
+    got = eye_colours(dim, lm, sh[0].numpy())
+    seen = np.array(got["sclera_seen"]) * shade
+    assert abs(seen.mean() - 0.49) < 0.03 and np.ptp(seen) < 0.1
+    assert np.mean(got["sclera"]) > 0.55
+    assert got["iris"] == eye_colours(photo, lm, sh[0].numpy())["iris"]
+    bright = eye_colours(photo, lm, sh[0].numpy())
+    np.testing.assert_allclose(bright["sclera_seen"], bright["sclera"], atol=1e-6)  # a light sclera: one colour
