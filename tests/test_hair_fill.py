@@ -97,6 +97,24 @@ def test_remove_hair_fills_hair_in_the_zone_only():
     assert torch.equal(out[0, :10], maps[0, :10])  # skin in the zone keeps its values
 
 
+def test_with_several_views_each_fills_its_own_hair_at_half_weight():
+    """Two views: the one with a strand fills it from its own skin at ½ its confidence, so the view
+    that sees skin there weighs twice as much in the blend; the other view's maps stay the same."""
+    H = W = 128
+    skin = torch.tensor([0.75, 0.55, 0.45])
+    maps = skin.expand(2, H, W, 3).clone()
+    maps[1] *= 0.9  # the second photo's exposure
+    maps[0, 20:23, 40:90] = torch.tensor(HAIR)
+    zone = torch.zeros(2, H, W)
+    zone[:, :64] = 1.0
+    skin_w = (maps - maps[:, :1, :1]).abs().amax(-1).lt(0.05).float()
+    out, w = remove_hair(maps, torch.ones(2, H, W), torch.ones(2, H, W), zone, skin_w, torch.zeros(2, H, W),
+                         HairFillSettings(noise=False))
+    assert float((out[0, 20:23, 40:90] - skin).abs().max()) < 0.02  # its own skin, not the other view's
+    assert 0.45 < float(w[0, 20:23, 40:90].mean()) <= 0.5
+    assert torch.equal(out[1], maps[1]) and torch.equal(w[1], torch.ones(H, W))
+
+
 def test_fill_reach_fades_far_from_the_skin():
     H = W = 64
     donors = torch.zeros(1, H, W)

@@ -30,6 +30,7 @@ from ..uvmaps import UVLayout, face_tile_layout, grid_normals, uv_position_map
 from .coarse import CoarseFitResult
 from .groups import check_groups, first_views
 from .groups import per_view as rows_per_view
+from .shading_gate import ShadingGate, shading_explained
 from .step_graph import StepRunner, adam, use_graphs
 
 
@@ -64,6 +65,11 @@ class DetailFitConfig:
       mask, best view): hair, brows, lips, the neck below the jaw contour and texels no view sees.
       The skin mask is soft and L2,1 pulls each pixel with unit force whatever its weight, so
       without it hair at a fringe becomes relief; 0 turns it off.
+    - ``shading_gate``: the loss mask keeps only the pixels whose residual against the coarse
+      render a change of shading explains (:func:`.shading_gate.shading_explained`, from the
+      coarse render before the first step): face paint, hair strands, a hood, a bottle at the mouth get
+      weight 0, so they are neither fitted nor seen (``unseen_weight`` flattens the map there);
+      None turns it off.
     - ``net_lr``: Adam learning rate of the U-Net's weights when ``fit_detail`` is given a net
       to tune (hybrid mode's ``tune_unet``) instead of the map.
     - ``step_graphs``: run each step as a capturable step replayed as a CUDA graph
@@ -84,6 +90,7 @@ class DetailFitConfig:
     albedo_gain_weight: float = 100.0
     albedo_gain_lr: float = 0.01
     unseen_weight: float = 100.0
+    shading_gate: ShadingGate | None = ShadingGate()
     net_lr: float = 1e-4
     step_graphs: bool | None = None
 
@@ -221,7 +228,7 @@ def fit_detail(
     def render_views(surface: DetailedSurface, visible: torch.Tensor | None = None):
         rend = render(surface.dense_verts, topo.faces, pose, cam, fit.sh, vertex_colors=rows_per_view(albedo_now(), groups, V),
                       settings=settings, face_mask=face_mask, visible=visible)
-        return rend, skin_mask * rend.alpha
+        return rend, loss_mask * rend.alpha
 
     def per_view(rend, mask) -> list[float]:
         return [float(pixel_loss(images[i : i + 1], rend.image[i : i + 1], mask[i : i + 1])) for i in range(V)]
@@ -229,13 +236,17 @@ def fit_detail(
     def error_sum(pixel: list[float], mask) -> list[float]:  # mean × weight = Σ weight·distance, per view
         return [p * max(float(mask[i].sum()), 1.0) for i, p in enumerate(pixel)]
 
+    loss_mask = skin_mask  # (V,R,R) the shading gate's share of the skin mask, from rend0 on
     report = skin_mask if report_mask is None else report_mask
     off_skin = report * (1.0 - skin_mask.clamp(0.0, 1.0))  # the report mask's brows, lips, hair...
     with torch.no_grad():
         flat = displace(coarse_pos, torch.zeros_like(valid).expand(V, -1, -1, -1), layout, topo, coarse_n)
         rend0, mask0 = render_views(flat)
+        if config.shading_gate is not None and config.steps > 0:
+            loss_mask = skin_mask * shading_explained(images, rend0, mask0, config.shading_gate)
+        skin0, mask0 = skin_mask * rend0.alpha, loss_mask * rend0.alpha
         face0, rest0 = report * rend0.alpha, off_skin * rend0.alpha
-        pixel_coarse, pixel_skin_coarse = per_view(rend0, face0), per_view(rend0, mask0)
+        pixel_coarse, pixel_skin_coarse = per_view(rend0, face0), per_view(rend0, skin0)
         pixel_rest_coarse = per_view(rend0, rest0)
         rest_share_coarse = [r / max(t, 1e-12) for r, t in zip(error_sum(pixel_rest_coarse, rest0),
                                                                error_sum(pixel_coarse, face0))]
@@ -296,8 +307,8 @@ def fit_detail(
     with torch.no_grad():
         disp = map_now().detach().clamp(-config.max_mm, config.max_mm) * fade
         surface = displace(coarse_pos, rows_per_view(disp, groups, V), layout, topo, coarse_n)
-        rend, mask = render_views(surface)
-        pixel_detail, pixel_skin_detail = per_view(rend, report * rend.alpha), per_view(rend, mask)
+        rend = render_views(surface)[0]
+        pixel_detail, pixel_skin_detail = per_view(rend, report * rend.alpha), per_view(rend, skin_mask * rend.alpha)
         pixel_rest_detail = per_view(rend, off_skin * rend.alpha)
         # the refined albedo on the coarse surface: the gain's own share (no step: rend0 itself)
         rend_a = rend0 if config.steps == 0 else render_views(flat)[0]
