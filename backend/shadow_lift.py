@@ -5,8 +5,9 @@ strong side light (nor cast shadows), so after :func:`backend.texture.delight_vi
 it the shadowed half of the face stays dark. Faces are nearly symmetric in albedo at low
 frequencies while such a light is not: :func:`shadow_gain` lifts, per view and before the
 views are blended, a texel whose low-pass luminance (σ ≈ 1.5 cm) is darker than its mirror
-texel's (:func:`backend.occlusion.mirror_texels`), only where the view's fitted shading is low
-(the shadow side), with a smooth gain field: brows, eyes, lips and beards keep their contrast
+texel's (:func:`backend.occlusion.mirror_texels`), only where the view's fitted shading is not
+higher than at the mirror (the shadow side; a fit whose smooth albedo took up the light leaves
+its SH flat, and then the photo alone decides), with a smooth gain field: brows, eyes, lips and beards keep their contrast
 to the skin around them, and an asymmetric feature on the lit side stays. The gain spreads a
 little beyond the face region (where texels have no mirror) along the shadow side.
 
@@ -35,8 +36,8 @@ class ShadowLiftSettings:
     """- ``texel_mm``: texel size of the working grid (the gain is smooth: no finer grid needed);
     - ``sigma_mm``: low-pass of the luminance compared with the mirror's;
     - ``spread_mm``: how far the gain reaches past the texels that have a mirror;
-    - ``shadow``: relative shading (:func:`relative_shading`) below which the gain applies fully,
-      and above which not at all;
+    - ``shadow``: the mirror's low-pass shading over the texel's at which the gain starts to
+      apply, and from which it applies fully (1: the texel is lit no more than its mirror);
     - ``dead``: mirror / own luminance ratios below ``1 + dead[0]`` lift nothing, above
       ``1 + dead[1]`` fully (small asymmetries of real faces and even light stay);
     - ``max_gain``: the largest lift;
@@ -48,7 +49,7 @@ class ShadowLiftSettings:
     texel_mm: float = 4.5
     sigma_mm: float = 15.0
     spread_mm: float = 20.0
-    shadow: tuple[float, float] = (0.75, 0.98)
+    shadow: tuple[float, float] = (0.85, 1.0)
     dead: tuple[float, float] = (0.05, 0.2)
     max_gain: float = 3.0
     lit: float = 0.8
@@ -105,7 +106,8 @@ def shadow_gain(
     mm a texel). Where a texel and its mirror are both seen, the ratio of the mirror's low-pass
     luminance to its own (σ ``sigma_mm``) past a dead zone is the lift; it spreads by a
     weight-normalised blur (σ ``spread_mm``) to texels without a mirror, fading with distance,
-    and applies only as far as the texel's own low-pass shading is low (``settings.shadow``).
+    and applies only where the texel's low-pass shading is no higher than its mirror's
+    (``settings.shadow``).
     Returns (V,H,W) in [1, ``max_gain``], bilinearly upsampled from the working grid.
     """
     V, H, W = weight.shape
@@ -126,15 +128,17 @@ def shadow_gain(
     vl = pool(vf)
     gl = pool(grid.permute(2, 0, 1)[None].to(maps.dtype) * vf) / vl.clamp_min(1e-6)  # (1,2,h,w) mean mirror position
     gl = gl[0].permute(1, 2, 0)[None].expand(V, -1, -1, -1)
-    at = Fn.grid_sample(torch.cat([y_lp, seen], 1), gl, mode="bilinear", align_corners=False)  # (V,2,h,w)
+    at = Fn.grid_sample(torch.cat([y_lp, seen, s_lp], 1), gl, mode="bilinear", align_corners=False)  # (V,3,h,w)
     ratio = at[:, :1] / y_lp.clamp_min(1e-3)
     lift = (ratio.clamp(max=settings.max_gain) - 1.0) * _ramp(ratio - 1.0, *settings.dead)
-    evidence = (vl > 0.5).to(maps.dtype) * seen * at[:, 1:]  # (V,1,h,w)
+    # the side the fitted light calls the shadow side (or as lit as its mirror: a fit whose smooth
+    # albedo took up the light leaves its SH flat); a texel it lights more than its mirror keeps its colour
+    lift = lift * _ramp(at[:, 2:] / s_lp.clamp_min(1e-3), *settings.shadow)
+    evidence = (vl > 0.5).to(maps.dtype) * seen * at[:, 1:2]  # (V,1,h,w)
     spread = _smooth(lift, evidence, settings.spread_mm / mm)
     reach = _ramp(gaussian_blur(evidence, settings.spread_mm / mm, padding="constant"), 0.05, 0.3)
     lift = evidence * lift + (1.0 - evidence) * spread * reach
-    gate = 1.0 - _ramp(s_lp, *settings.shadow)
-    gain = 1.0 + lift.clamp_min(0.0) * gate * seen
+    gain = 1.0 + lift.clamp_min(0.0) * seen
     if f > 1:
         gain = Fn.interpolate(gain, size=(H, W), mode="bilinear", align_corners=False)
     return gain[:, 0].clamp(1.0, settings.max_gain)
