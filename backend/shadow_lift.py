@@ -75,9 +75,14 @@ def relative_shading(shading: torch.Tensor, weight: torch.Tensor, settings: Shad
         core = weight[i] > 0.5
         core = core if core.any() else weight[i] > 0
         if core.any():
-            level = torch.quantile(lum[i][core], settings.quantile).clamp_min(1e-6)
+            level = torch.quantile(_thin(lum[i][core]), settings.quantile).clamp_min(1e-6)
             out[i] = lum[i] / level * (weight[i] > 0)
     return out
+
+
+def _thin(x: torch.Tensor, most: int = 20000) -> torch.Tensor:
+    """Every k-th row of x (N,...), at most about ``most`` rows: quantiles of a smooth field need no more."""
+    return x[:: max(1, x.shape[0] // most)]
 
 
 def _factor(height: int, width: int, texel_mm: float, settings: ShadowLiftSettings) -> int:
@@ -158,7 +163,7 @@ def lit_skin_colour(
     lit = ((rel_shading >= settings.lit) & (weight > 0.5)).any(0) & seen
     if int(lit.sum()) < max(50, 0.01 * int(seen.sum())):
         return None
-    colours = blended[lit]  # (L,3)
+    colours = _thin(blended[lit])  # (L,3)
     lum = colours @ colours.new_tensor(LUMA)
     lo, hi = torch.quantile(lum, lum.new_tensor(settings.band))
     return colours[(lum >= lo) & (lum <= hi)].median(0).values

@@ -270,7 +270,7 @@ def delit_albedo(
     if shadows:  # the shadow side the SH left dark → its mirror side's luminance (backend.shadow_lift)
         feats = scatter_texels(features_at, lit.texels, H, W)
         gain = shadow_gain(maps, lit.weights * (1.0 - feats), rel, *model_mirror_texels(model, H, W))
-        maps = (maps * gain[..., None]).clamp(0.0, 1.0)
+        maps = (maps * gain[..., None]).clamp_(max=1.0)
         weight = weight / gain if V > 1 else weight  # a view that sees the side lit wins the blend
     if V > 1:
         maps = torch.as_tensor(equalize_views(maps, weight).maps)
