@@ -54,7 +54,7 @@ class ShadowLiftSettings:
     max_gain: float = 3.0
     lit: float = 0.8
     quantile: float = 0.95
-    band: tuple[float, float] = (0.3, 0.95)
+    band: tuple[float, float] = (0.1, 0.9)
 
 
 def _ramp(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
