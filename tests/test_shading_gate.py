@@ -43,9 +43,9 @@ def test_shading_changes_keep_their_weight():
 
 
 def test_paint_strands_and_dark_albedo_lose_their_weight():
-    """A blue disc of paint, a pink one, a dark strand (×0.25, grey) and a patch whose coarse
-    albedo took in hair (×0.4) get weight 0, with their borders grown by ``grow_px``; skin
-    away from them keeps weight 1."""
+    """A blue disc of paint, a pink one, a dark strand (×0.25, grey), a patch whose coarse
+    albedo took in hair (×0.4) and one where it took in grey fabric (the photo matching it) get
+    weight 0, with their borders grown by ``grow_px``; skin away from them keeps weight 1."""
     albedo, shade, mask, x, y = _scene()
     photo = albedo * shade * _wrinkles(x, y)
     blue = ((x - 80) ** 2 + (y - 90) ** 2) < 10**2
@@ -57,14 +57,18 @@ def test_paint_strands_and_dark_albedo_lose_their_weight():
     hair = ((x - 112).abs() < 12) & ((y - 40).abs() < 8)
     albedo_hair = albedo.clone()
     albedo_hair[hair] = albedo[hair] * 0.4
+    fabric = ((x - 112).abs() < 10) & ((y - 185).abs() < 6)
+    albedo_hair[fabric] = 0.5
+    photo[fabric] = 0.5 * shade[fabric]
     w = _gate(photo, albedo_hair, shade, mask)
-    for region in (blue, pink, strand, hair):
+    for region in (blue, pink, strand, hair, fabric):
         assert w[region].max() < 0.05
     # the soft rim of each disc goes too (grown by 2 px), skin 8 px from them stays
     ring = ((x - 80) ** 2 + (y - 90) ** 2 - 11.5**2).abs() < 10
     assert w[ring].mean() < 0.2
     away = mask.bool() & ~((((x - 80) ** 2 + (y - 90) ** 2) < 18**2) | (((x - 150) ** 2 + (y - 90) ** 2) < 18**2)
                            | (((y - 150).abs() < 9) & ((x - 112).abs() < 48))
-                           | (((x - 112).abs() < 20) & ((y - 40).abs() < 16)))
+                           | (((x - 112).abs() < 20) & ((y - 40).abs() < 16))
+                           | (((x - 112).abs() < 18) & ((y - 185).abs() < 14)))
     away &= ((x - 112) ** 2 + (y - 112) ** 2) < 85**2
     assert w[away].mean() > 0.97

@@ -67,7 +67,7 @@ class DetailFitConfig:
       without it hair at a fringe becomes relief; 0 turns it off.
     - ``shading_gate``: the loss mask keeps only the pixels whose residual against the coarse
       render a change of shading explains (:func:`.shading_gate.shading_explained`, from the
-      coarse render before the first step): face paint, hair strands, a bottle at the mouth get
+      coarse render before the first step): face paint, hair strands, a hood, a bottle at the mouth get
       weight 0, so they are neither fitted nor seen (``unseen_weight`` flattens the map there);
       None turns it off.
     - ``net_lr``: Adam learning rate of the U-Net's weights when ``fit_detail`` is given a net

@@ -1,13 +1,13 @@
 """Which photo pixels the detail stage may explain with geometry.
 
 The displacement changes only the shading of the coarse render. Under a near-white light a
-change of shading scales a pixel's three channels alike (its chroma stays) and by a bounded
-factor (a crease darkens skin, it does not turn it black). A residual against the coarse render
-that changes the chroma (face paint, a bottle, dirt) or the brightness beyond that factor (a
-dark hair strand, a greyscale photo's fringe) is something on the skin, not relief:
-:func:`shading_explained` gives such pixels, and a few pixels around them, weight 0, so the
-detail fit neither follows them nor sees the texels under them (its ``unseen_weight`` then
-pulls the displacement there to 0).
+change of shading moves a pixel's chroma only along the skin's own shading line (shadow on skin
+is redder) and its brightness by a bounded factor (a crease darkens skin, it does not turn it
+black). A residual against the coarse render off that line (face paint, a bottle) or beyond that
+factor (a dark hair strand), and a pixel where the smooth coarse albedo took in something that is
+not skin (hair, a hood), is no relief: :func:`shading_explained` gives such pixels, and a pixel
+around them, weight 0, so the detail fit neither follows them nor sees the texels under them (its
+``unseen_weight`` then pulls the displacement there to 0).
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ class ShadingGate:
     - ``albedo_dark``: (full, none): how much darker (natural log units) than its median over
       the mask the coarse albedo may be: darker, it holds hair or a beard the smooth albedo took
       in, and the skin between the strands would be fitted as bumps;
+    - ``albedo_chroma``: (full, none): how far the coarse albedo's chroma may lie from its median
+      over the mask (natural log units): farther, it took in a hood, a sleeve or a bottle;
     - ``eps``: added to both images before the logs (dark pixels' chroma is noise);
     - ``blur_px``: box filter side (pixels at 224²; scaled with the render) applied to both
       images first, so pixel noise and a pixel's misalignment do not count;
@@ -53,6 +55,7 @@ class ShadingGate:
     highpass_px: float = 8.0
     passes: int = 2
     albedo_dark: tuple[float, float] = (0.5, 0.8)
+    albedo_chroma: tuple[float, float] = (0.2, 0.3)
     eps: float = 0.03
     blur_px: int = 3
     grow_px: int = 1
@@ -132,9 +135,14 @@ def shading_explained(photo: torch.Tensor, rend: RenderResult, mask: torch.Tenso
         local = blurred[:, :4] / blurred[:, 4:].clamp_min(1e-3)
         ref = (d - local).permute(0, 2, 3, 1).reshape(V, R * R, 4)
         w = _explained(ref, (inside * w).reshape(V, -1, 1), gate).reshape(V, R, R)
-    # the coarse albedo took in something dark that is not skin (hair)
-    dark = torch.log(rend.albedo.mean(-1) + gate.eps).reshape(V, -1, 1)
-    w = w * _ramp((_masked_median(dark, inside.reshape(V, -1)) - dark).reshape(V, R, R), gate.albedo_dark)
+    # the coarse albedo took in something that is not skin: dark (hair) or of another colour (fabric)
+    log_albedo = torch.log(rend.albedo + gate.eps).reshape(V, -1, 3)
+    dark = log_albedo.mean(-1, keepdim=True)
+    albedo_chroma = log_albedo - dark
+    off_skin = torch.cat([dark, albedo_chroma], -1) - _masked_median(torch.cat([dark, albedo_chroma], -1),
+                                                                    inside.reshape(V, -1))
+    w = w * (_ramp(-off_skin[..., 0], gate.albedo_dark)
+             * _ramp(off_skin[..., 1:].norm(dim=-1), gate.albedo_chroma)).reshape(V, R, R)
     g = round(gate.grow_px * scale)
     if g > 0:  # min filter: the low-weight areas grow
         w = -Fn.max_pool2d(-w[:, None], 2 * g + 1, 1, g)[:, 0]
