@@ -78,12 +78,13 @@ def eye_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray,
 
     Inside the two eye contours, pixels are ranked by brightness. The iris is the median of the
     located irises' rings (:func:`_iris_pixels`) when they hold enough pixels, else of the
-    contours' darker half without its darkest 15 % (pupil, lashes, lid shadow); the sclera is the
-    median of the brightest fifth. Both are divided by the shading of a camera-facing normal.
-    The sclera keeps a fifth of its tint (the brightest pixels also catch skin, lids and glasses):
-    "sclera_seen" at the photo's brightness (:data:`SEEN_SCLERA`; what the previews paint under
-    the lids' shadow, :mod:`backend.eye_shading`), "sclera" kept light (:data:`SCLERA`; the exports'
-    albedo, shaded by the renderer that shows them)."""
+    contours' darker half without its darkest 15 % (pupil, lashes, lid shadow). Both scleras are
+    divided by the shading of a camera-facing normal and keep a fifth of their tint (the brightest
+    pixels also catch skin, lids and glasses): "sclera", the median of the brightest fifth kept
+    light (:data:`SCLERA`; the exports' albedo, shaded by the renderer that shows them), and
+    "sclera_seen", the median of the brightest tenth (narrow eyes leave little sclera in the
+    contour) at the photo's brightness (:data:`SEEN_SCLERA`; what the previews paint under the
+    lids' shadow, :mod:`backend.eye_shading`)."""
     img = np.asarray(image, np.float32) / 255.0
     pts = np.asarray(landmarks68, np.float64)
     mask = _inside(pts[RIGHT_EYE], *img.shape[:2]) | _inside(pts[LEFT_EYE], *img.shape[:2])
@@ -97,13 +98,14 @@ def eye_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray,
         iris = np.median(ring, 0)
     else:
         iris = np.median(pixels[order[int(0.15 * n) : max(int(0.5 * n), int(0.15 * n) + 1)]], 0)
-    sclera = np.median(pixels[order[int(0.8 * n) :]], 0)
     shade = _shade(sh).astype(np.float32)
     iris = np.clip(iris / shade, 0.0, 1.0)
-    sclera = np.clip(sclera / shade, 0.0, 1.0)
-    lum = float(sclera.mean())
-    tint, warm = 0.8 + 0.2 * sclera / max(lum, 1e-6), np.array([1.0, 0.97, 0.93])  # a fifth of the tint, a warm white
-    out = {"iris": iris, "sclera": np.clip(lum, *SCLERA) * tint * warm, "sclera_seen": np.clip(lum, *SEEN_SCLERA) * tint * warm}
+    out = {"iris": iris}
+    for name, brightest, bounds in (("sclera", 0.8, SCLERA), ("sclera_seen", 0.9, SEEN_SCLERA)):
+        sclera = np.clip(np.median(pixels[order[int(brightest * n) :]], 0) / shade, 0.0, 1.0)
+        lum = float(sclera.mean())
+        # a fifth of the tint, a warm white
+        out[name] = np.clip(lum, *bounds) * (0.8 + 0.2 * sclera / max(lum, 1e-6)) * np.array([1.0, 0.97, 0.93])
     return {k: tuple(float(c) for c in np.clip(v, 0.0, 1.0)) for k, v in out.items()}
 
 

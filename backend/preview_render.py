@@ -143,12 +143,15 @@ TURNTABLE_YAWS = (-90.0, -45.0, 0.0, 45.0, 90.0)  # degrees, ry of backend.camer
 BACKGROUND = 0.18  # grey level behind turntable renders
 
 
-def head_mesh(head: Head, detailed: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def head_mesh(head: Head, detailed: bool = True, shade_eyes: bool = True
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The head as one renderable mesh in the model's UV tile layout.
 
     With ``detailed`` and a displacement map: the whole head with its detail in the geometry
     (:func:`backend.geometry.detailed_head_mesh`, the mesh of ``head_detailed.obj``: closed,
-    so it renders without cracks); otherwise the coarse mesh. Returns (verts (1,N,3) float32 mm,
+    so it renders without cracks); otherwise the coarse mesh. ``shade_eyes``: the eyeballs
+    shaded by the lids (:func:`backend.head_parts.preview_parts`; off where only the vertices'
+    extent matters). Returns (verts (1,N,3) float32 mm,
     faces (F,3) long, uv (T,2) float32, faces_uv (F,3) long), UVs over ``u ∈ [0, uv_tiles]``.
     """
     if detailed and head.displacement is not None:
@@ -157,15 +160,16 @@ def head_mesh(head: Head, detailed: bool = True) -> tuple[torch.Tensor, torch.Te
     else:
         skin = (np.asarray(head.vertices, np.float32), np.asarray(head.faces, np.int64),
                 np.asarray(head.uv, np.float32), np.asarray(head.faces_uv, np.int64))
-    v, f, uv, fuv = _with_parts(head, *skin)
+    v, f, uv, fuv = _with_parts(head, *skin, shade_eyes=shade_eyes)
     return (torch.from_numpy(v)[None], torch.from_numpy(f), torch.from_numpy(uv), torch.from_numpy(fuv))
 
 
-def _with_parts(head: Head, verts: np.ndarray, faces: np.ndarray, uv: np.ndarray, faces_uv: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _with_parts(head: Head, verts: np.ndarray, faces: np.ndarray, uv: np.ndarray, faces_uv: np.ndarray,
+                shade_eyes: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The skin mesh with the head's parts (eyes, teeth, ...) appended, their UVs in the swatch
-    tile after the skin's (:func:`preview_texture`); unchanged without parts."""
-    pv, pf, puv, pfuv = preview_parts(head, head.uv_tiles, shade_eyes=True)
+    tile after the skin's (:func:`preview_texture`), the eyeballs shaded by the lids unless
+    ``shade_eyes`` is False; unchanged without parts."""
+    pv, pf, puv, pfuv = preview_parts(head, head.uv_tiles, shade_eyes=shade_eyes)
     if len(pf) == 0:
         return verts, np.asarray(faces, np.int64), uv, np.asarray(faces_uv, np.int64)
     return (np.concatenate([verts, pv]), np.concatenate([faces, pf + len(verts)]).astype(np.int64),
@@ -263,7 +267,7 @@ def turntable_renders(
     uint8, masks (Y,size,size) bool).
     """
     Y = len(yaws_deg)
-    pose = turntable_poses(head_mesh(head, detailed=False)[0], yaws_deg, size)
+    pose = turntable_poses(head_mesh(head, detailed=False, shade_eyes=False)[0], yaws_deg, size)
     if textured:
         light = sh_directional(torch.tensor([[0.3, 0.35, 1.0]]).expand(Y, 3), intensity=0.55, ambient=0.6)
     else:
@@ -279,7 +283,7 @@ def render_turntable(head: Head, yaws_deg: tuple[float, ...] = TURNTABLE_YAWS, s
     +90° shows the subject's right side, face towards the image's right).
     Returns (2·size, Y·size, 3) uint8, PNG-ready."""
     mesh = head_mesh(head)  # built once for both rows, and so is the rasteriser's pass 1
-    visible = head_visibility(mesh, turntable_poses(head_mesh(head, detailed=False)[0], yaws_deg, size), Camera(size, size))
+    visible = head_visibility(mesh, turntable_poses(head_mesh(head, detailed=False, shade_eyes=False)[0], yaws_deg, size), Camera(size, size))
     with torch.no_grad():
         normals = vertex_normals(mesh[0], mesh[1])  # model space, rotated into each pose by render
     tex, _ = turntable_renders(head, yaws_deg, size, textured=True, mesh=mesh, visible=visible, normals=normals)
