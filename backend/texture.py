@@ -39,7 +39,6 @@ from .fit.detail import DetailFitResult
 from .lighting import sh_shading, vertex_normals
 from .occlusion import feature_mask, mirror_fill, mirror_texels, not_darker, occluded
 from .prepare import PreparedView, hand_crop_mask, reframe
-from .shadow_lift import lit_skin_colour, relative_shading, shadow_gain
 from .render import Fragments, Unwrapped, interpolate, rasterize, rasterize_uv, unwrap_image
 from .skin import skin_weight
 
@@ -171,7 +170,6 @@ def delit_albedo(
     detail: DetailFitResult | None = None,
     occluders: bool = True,
     hair: bool = True,
-    shadows: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """High-resolution UV albedo from the photos.
 
@@ -194,8 +192,6 @@ def delit_albedo(
     ``hair``: above the brows, at the temples and along the face's upper rim, hair (not skin,
     or darker, brighter or of another hue than the local skin) takes the colour of the view's
     surrounding skin (:mod:`backend.hair_fill`: a fringe covers both halves, so no mirror helps).
-    ``shadows``: the shadow side the SH could not de-light is lifted towards its mirror side's
-    luminance and the fill colour is read from well-lit texels (:mod:`backend.shadow_lift`).
 
     Returns (albedo (R, R·tiles, 3) float32 in [0,1] top row v = 1, weights (V,R,R·tiles)).
     """
@@ -266,21 +262,13 @@ def delit_albedo(
         seen = lit.weights if fit.view_weights is None else lit.weights * fit.view_weights.to(conf)[:, None, None]
         zone, skin, feats = (scatter_texels(x, lit.texels, H, W) for x in (zone_at, skin_like, features_at))
         maps, weight = remove_hair(maps, weight, seen, zone, skin, feats)
-    rel = relative_shading(scatter_texels(lit.shading, lit.texels, H, W), lit.weights) if shadows else None
-    if shadows:  # the shadow side the SH left dark → its mirror side's luminance (backend.shadow_lift)
-        feats = scatter_texels(features_at, lit.texels, H, W)
-        gain = shadow_gain(maps, lit.weights * (1.0 - feats), rel, *model_mirror_texels(model, H, W))
-        maps = (maps * gain[..., None]).clamp_(max=1.0)
-        weight = weight / gain if V > 1 else weight  # a view that sees the side lit wins the blend
     if V > 1:
         maps = torch.as_tensor(equalize_views(maps, weight).maps)
     # texels of zero coverage get the fill colour below: no need to fill them in the blend
     blended, coverage = multiband_blend(maps, weight, fill=False)
     blended, coverage = torch.as_tensor(blended), torch.as_tensor(coverage)
     seen = coverage > 0.25
-    colour = None if rel is None else lit_skin_colour(blended, coverage, rel, lit.weights)
-    if colour is None:
-        colour = blended[seen].median(0).values if seen.any() else torch.tensor(FILL_COLOUR, device=blended.device)
+    colour = blended[seen].median(0).values if seen.any() else torch.tensor(FILL_COLOUR, device=blended.device)
     w = texture_opacity(coverage, lit.facing)[..., None]
     out = blended * w + colour.view(1, 1, 3) * (1.0 - w)
     return out.clamp(0.0, 1.0).cpu().numpy().astype(np.float32), weight.cpu().numpy().astype(np.float32)

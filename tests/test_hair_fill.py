@@ -169,10 +169,10 @@ def test_a_beard_stays(face_model):
 
     cpu = torch.device("cpu")
     view, fit = _synthetic_view(face_model, _beard)
-    before, _ = delit_albedo(face_model, fit, [view], 128, cpu, hair=False, shadows=False)  # the hair step alone
-    after, _ = delit_albedo(face_model, fit, [view], 128, cpu, shadows=False)
+    before, _ = delit_albedo(face_model, fit, [view], 128, cpu, hair=False)
+    after, _ = delit_albedo(face_model, fit, [view], 128, cpu)
     view, fit = _synthetic_view(face_model)
-    clean, _ = delit_albedo(face_model, fit, [view], 128, cpu, hair=False, shadows=False)
+    clean, _ = delit_albedo(face_model, fit, [view], 128, cpu, hair=False)
     beard = np.abs(before - clean).max(-1) > 0.1
     assert beard.sum() > 100
     change = np.abs(after - before)[beard]  # only where the texture fades into the fill colour (a median)

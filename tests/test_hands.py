@@ -248,13 +248,13 @@ def test_a_hand_on_the_cheek_takes_its_texels_out_of_the_albedo(face_model):
 
     cpu = torch.device("cpu")
     view, fit, lm = _synthetic_view(face_model, False, None)
-    clean, _ = delit_albedo(face_model, fit, [view], 128, cpu, shadows=False)
+    clean, _ = delit_albedo(face_model, fit, [view], 128, cpu)
     view, fit, _ = _synthetic_view(face_model, True, None)
-    patched, w_patched = delit_albedo(face_model, fit, [view], 128, cpu, shadows=False)
+    patched, w_patched = delit_albedo(face_model, fit, [view], 128, cpu)
     c = 0.5 * (lm[3] + lm[48])
     quad = (c + 16.0 * np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]))[None]
     view, fit, _ = _synthetic_view(face_model, True, list(quad))
-    handed, w_handed = delit_albedo(face_model, fit, [view], 128, cpu, shadows=False)
+    handed, w_handed = delit_albedo(face_model, fit, [view], 128, cpu)
     changed = np.abs(patched - clean).max(-1) > 0.04  # the patch's texels
     assert changed.sum() > 30
     err_patched = np.abs(patched - clean)[changed].mean()  # 0.109
@@ -265,6 +265,6 @@ def test_a_hand_on_the_cheek_takes_its_texels_out_of_the_albedo(face_model):
     mirror = mirror[0].permute(1, 2, 0).numpy()  # the clean albedo's mirror texel colours
     assert np.abs(handed - mirror)[changed].mean() < 0.2 * np.abs(patched - mirror)[changed].mean()  # 0.013, 0.135
     view, fit, _ = _synthetic_view(face_model, True, list(quad + 500.0))  # a hand in the photo, off the face's crop
-    far, w_far = delit_albedo(face_model, fit, [view], 128, cpu, shadows=False)
+    far, w_far = delit_albedo(face_model, fit, [view], 128, cpu)
     np.testing.assert_array_equal(far, patched)
     np.testing.assert_array_equal(w_far, w_patched)
