@@ -107,8 +107,6 @@ def cold_start(img: np.ndarray, backend: str) -> dict:
 
 def fit_mmod(n: int = 300) -> dict:
     """Grid-search MMOD_TO_HOG on faces_dev (see the comment in dlib_backend)."""
-    import dlib
-
     from backend.detect import dlib_backend as db
 
     meta = json.loads((FACES_DEV / "landmarks.json").read_text())["images"]
@@ -130,8 +128,7 @@ def fit_mmod(n: int = 300) -> dict:
     def nme(rows_, boxes):
         e = []
         for (img, gt, _, _), b in zip(rows_, boxes):
-            sh = db._predictor()(img, dlib.rectangle(*[int(round(v)) for v in b]))
-            p = np.array([(q.x, q.y) for q in sh.parts()], float)
+            p = db._predictor()(img, tuple(int(round(v)) for v in b)).astype(float)
             e.append(np.linalg.norm(p - gt, axis=1).mean() / np.linalg.norm(gt[36] - gt[45]))
         return float(np.mean(e))
 

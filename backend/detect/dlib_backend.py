@@ -16,14 +16,16 @@ from __future__ import annotations
 import functools
 import importlib.util
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
 
 from ..align import MIRROR_68
-from ..errors import DependencyMissingError, WeightsNotFoundError
+from ..errors import DependencyMissingError, WeightsFormatError, WeightsNotFoundError
 from ..io_utils import atomic_path
 from .base import DetectSettings, Face, downscale_for_detection, small_to_orig
+from .ert_predictor import load_predictor
 
 __all__ = ["detect_dlib", "model_dir", "MMOD_TO_HOG"]
 
@@ -100,8 +102,26 @@ def _hog():
 
 
 @functools.lru_cache(maxsize=1)
-def _predictor():
-    return _dlib().shape_predictor(str(model_dir() / PREDICTOR_FILE))
+def _predictor() -> Callable[[np.ndarray, tuple[int, int, int, int]], np.ndarray]:
+    """The 68-point predictor as ``(image (H,W,3) uint8, (left, top, right, bottom) int) → (68,2)
+    int64`` pixels. The numpy port (:mod:`.ert_predictor`, the same points as dlib's) loads its
+    cached arrays in milliseconds, where ``dlib.shape_predictor`` decodes the 100 MB file in about
+    0.5 s of CPU per process; dlib's own predictor is the fallback when the cache cannot be
+    written or the file is not in the format the port reads."""
+    source = model_dir() / PREDICTOR_FILE
+    try:
+        port = load_predictor(source)
+    except WeightsFormatError:
+        port = None
+    if port is not None:
+        return port
+    dlib = _dlib()
+    pred = dlib.shape_predictor(str(source))
+
+    def run(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        return np.array([(p.x, p.y) for p in pred(image, dlib.rectangle(*box)).parts()], np.int64)
+
+    return run
 
 
 @functools.lru_cache(maxsize=1)
@@ -154,14 +174,12 @@ def _predict_subpixel(image: np.ndarray, box: np.ndarray, min_side: int) -> np.n
     predictor runs on a ×k bilinear upscale of the box region (k ≤ 4) so the rounding step is
     1/k px: it matters for small faces and for a smooth landmark loss, not for accuracy at large.
     """
-    dlib = _dlib()
     pred = _predictor()
     x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0, 1.0)
     k = int(min(4, np.ceil(min_side / side))) if min_side > 0 else 1
     if k <= 1:
-        shape = pred(image, dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))))
-        return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+        return pred(image, (int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1)))).astype(np.float64)
 
     h, w = image.shape[:2]
     m = 0.5 * side  # the predictor looks a little outside its box
@@ -172,8 +190,7 @@ def _predict_subpixel(image: np.ndarray, box: np.ndarray, min_side: int) -> np.n
     up = np.asarray(Image.fromarray(region).resize(size, Image.Resampling.BILINEAR))
     # region px r ↔ upscaled px (r + 0.5)·k − 0.5
     ub = (np.array([x0 - rx0, y0 - ry0, x1 - rx0, y1 - ry0]) + 0.5) * k - 0.5
-    shape = pred(up, dlib.rectangle(*[int(round(v)) for v in ub]))
-    pts = np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+    pts = pred(up, tuple(int(round(v)) for v in ub)).astype(np.float64)
     return (pts + 0.5) / k - 0.5 + np.array([rx0, ry0], np.float64)
 
 

@@ -51,8 +51,8 @@ class ErtPredictor:
         """68 landmarks (P,2) int64, whole pixels, for ``box`` = dlib rectangle (left, top, right,
         bottom), inclusive integer pixels, in ``image`` (H,W,3) uint8 RGB or (H,W) uint8 grey —
         the same numbers as ``dlib.shape_predictor(image, dlib.rectangle(*box))``."""
-        grey = _intensity(image)
-        h, w = grey.shape
+        image = _checked(image)
+        h, w = image.shape[:2]
         left, top, right, bottom = (float(v) for v in box)
         scale = np.array([right - left, bottom - top])  # unnormalizing_tform(rect): p → scale·p + offset
         offset = np.array([left, top])
@@ -70,7 +70,7 @@ class ErtPredictor:
             iy = np.floor(scale[1] * py.astype(np.float64) + offset[1] + 0.5).astype(np.int64)
             inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
             feat = np.zeros(len(d), np.float32)
-            feat[inside] = grey[iy[inside], ix[inside]]
+            feat[inside] = _intensity(image[iy[inside], ix[inside]])
             node = np.zeros(trees, np.int64)
             i1, i2, th = self.idx1[lv], self.idx2[lv], self.thresh[lv]
             for _ in range(depth):
@@ -83,14 +83,19 @@ class ErtPredictor:
         return np.floor(out + 0.5).astype(np.int64)
 
 
-def _intensity(image: np.ndarray) -> np.ndarray:
-    """dlib's pixel intensity (H,W) uint8: grey as is, RGB as the integer mean (r+g+b)//3."""
+def _checked(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
-    if image.ndim == 2:
-        return image
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
         raise ValueError(f"expected an (H,W,3) or (H,W) uint8 image, got {image.shape} {image.dtype}")
-    return (image.astype(np.uint16).sum(axis=2) // 3).astype(np.uint8)
+    return image
+
+
+def _intensity(pixels: np.ndarray) -> np.ndarray:
+    """dlib's pixel intensity (N,) of pixels (N,3) RGB or (N,) grey uint8: RGB as the integer
+    mean (r+g+b)//3."""
+    if pixels.ndim == 1:
+        return pixels
+    return pixels.astype(np.uint16).sum(axis=1) // 3
 
 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -158,17 +163,21 @@ def _decode_ints(buf: np.ndarray) -> np.ndarray:
     """Every packed integer of ``buf`` (uint8) as int64, in file order."""
     at = _token_starts(buf)
     head = buf[at]
-    size = (head & 0x0F).astype(np.int64)
+    size = head & 0x0F
     if (head & 0x70).any() or (size > 8).any() or at[-1] + 1 + size[-1] != len(buf):
         raise WeightsFormatError("not a dlib shape predictor file (bad integer stream); "
                                  "reinstall `face-recognition-models`")
-    padded = np.concatenate([buf, np.zeros(9, np.uint8)])
-    value = np.zeros(len(at), np.uint64)
-    for j in range(8):
-        byte = padded[at + 1 + j].astype(np.uint64)
-        value |= np.where(size > j, byte, 0).astype(np.uint64) << np.uint64(8 * j)
-    out = value.astype(np.int64)
-    return np.where(head & 0x80, -out, out)
+    value = np.zeros(len(at), np.int64)
+    for n in range(1, 9):  # gather by magnitude length: most are 1 or 3 bytes
+        sel = np.flatnonzero(size == n)
+        first = at[sel] + 1
+        v = np.zeros(len(sel), np.int64)
+        for j in range(n):
+            v |= buf[first + j].astype(np.int64) << (8 * j)
+        value[sel] = v
+    negative = (head & 0x80) != 0
+    value[negative] = -value[negative]
+    return value
 
 
 class _Cursor:
@@ -244,39 +253,55 @@ def read_shape_predictor(path: str | Path) -> ErtPredictor:
 
 
 def _file_key(path: Path) -> str:
-    """The source file's size and the sha256 of its first and last MiB (hashing all 100 MB would
-    cost a quarter of the load time it saves)."""
+    """The source file's size and the sha256 of its first and last 64 KiB (hashing all 100 MB
+    would cost more than the load it saves)."""
     size = path.stat().st_size
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        h.update(f.read(1 << 20))
-        f.seek(max(0, size - (1 << 20)))
-        h.update(f.read(1 << 20))
+        h.update(f.read(1 << 16))
+        f.seek(max(0, size - (1 << 16)))
+        h.update(f.read(1 << 16))
     return f"{size}-{h.hexdigest()[:16]}"
 
 
 def predictor_cache_path(source: Path) -> Path:
-    """``<cache>/weights/<stem>-ert<format>-<size>-<sha256[:16]>.npz`` for the dlib file ``source``."""
+    """``<cache>/weights/<stem>-ert<format>-<size>-<sha256[:16]>.npz`` for the dlib file ``source``
+    (the small arrays; the leaf values, 65 MB, sit beside it as ``….leaves.npy``)."""
     from ..facemodel.search import cache_dir  # lazy: keeps this module's imports light
 
     return cache_dir().parent / "weights" / f"{source.stem}-ert{_FORMAT}-{_file_key(source)}.npz"
 
 
+def _read_cache(path: Path) -> ErtPredictor | None:
+    """The cached predictor, or None when a file is missing or unreadable. The leaves are
+    memory-mapped: a prediction touches one leaf per tree, so only those pages are read."""
+    small = [n for n in ErtPredictor.__dataclass_fields__ if n != "leaves"]
+    try:
+        leaves = np.load(path.with_suffix(".leaves.npy"), mmap_mode="r", allow_pickle=False)
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {n: f[n] for n in small}
+    except (OSError, ValueError, EOFError, KeyError):
+        return None
+    if leaves.shape[:2] != arrays["idx1"].shape[:2] or leaves.dtype != np.float32:
+        return None
+    return ErtPredictor(leaves=leaves, **arrays)
+
+
 def load_predictor(source: str | Path) -> ErtPredictor | None:
-    """The predictor of dlib file ``source``: from its cached ``.npz`` (milliseconds), else parsed
-    from ``source`` and cached. None when the cache cannot be written (the caller then uses dlib)."""
+    """The predictor of dlib file ``source``: from the cache (a few milliseconds), else parsed from
+    ``source`` (seconds, once) and cached. None when the cache cannot be written (the caller then
+    uses dlib's own predictor)."""
     source = Path(source)
     path = predictor_cache_path(source)
-    names = ErtPredictor.__dataclass_fields__
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return ErtPredictor(**{n: f[n] for n in names})
-    except (OSError, ValueError, EOFError, KeyError):
-        pass
+    pred = _read_cache(path)
+    if pred is not None:
+        return pred
     pred = read_shape_predictor(source)
-    try:
+    try:  # leaves first: the .npz, written last, marks a complete cache
+        with atomic_path(path.with_suffix(".leaves.npy")) as tmp, open(tmp, "wb") as f:
+            np.save(f, pred.leaves)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **{n: getattr(pred, n) for n in names})
+            np.savez(f, **{n: getattr(pred, n) for n in ErtPredictor.__dataclass_fields__ if n != "leaves"})
     except OSError:
         return None
     return pred
