@@ -186,9 +186,7 @@ class _Cursor:
         self.i = 0
 
     def int(self) -> int:
-        x = int(self.v[self.i])
-        self.i += 1
-        return x
+        return int(self.take(1)[0])
 
     def take(self, n: int) -> np.ndarray:
         if self.i + n > len(self.v):
