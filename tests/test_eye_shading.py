@@ -89,21 +89,7 @@ def test_shares_keep_the_reference_at_full_colour():
     assert share.min() < 0.5
 
 
-@pytest.fixture(scope="module")
-def ict():
-    from backend.errors import ModelNotFoundError
-    from backend.facemodel import load_default
-
-    try:
-        model = load_default()
-    except ModelNotFoundError as exc:
-        pytest.skip(str(exc))
-    if not model.has_parts:
-        pytest.skip("the ICT model has no ict_parts.npz beside it")
-    return model
-
-
-def test_frontal_preview_darkens_the_sclera_under_the_upper_lid(ict):
+def test_frontal_preview_darkens_the_sclera_under_the_upper_lid(ict_parts):
     """The mean face's preview, frontal, in ambient light: the sclera's albedo as rendered (the
     swatch's shade) in the top third of each eye's opening is below 0.8 of the bottom third's
     (0.72; flat sclera, as before: 1.0); some of it keeps the full colour, and none of the exports' colours change."""
@@ -115,7 +101,7 @@ def test_frontal_preview_darkens_the_sclera_under_the_upper_lid(ict):
     from backend.render import RenderSettings, render
 
     sclera = (0.9, 0.9, 0.9)
-    head = head_with_parts(ict, torch.zeros(1, ict.n_id), torch.zeros(1, ict.n_exp),
+    head = head_with_parts(ict_parts, torch.zeros(1, ict_parts.n_id), torch.zeros(1, ict_parts.n_exp),
                            colors={"sclera": sclera, "sclera_seen": (0.6, 0.6, 0.6), "iris": (0.2, 0.3, 0.7)})
     assert "Kd 0.9000 0.9000 0.9000" in mtl_parts_text(head)  # the exports keep the albedo-like colour
     head.albedo = np.broadcast_to(np.array([0.8, 0.5, 0.4], np.float32), (64, 64 * head.uv_tiles, 3)).copy()
@@ -123,7 +109,7 @@ def test_frontal_preview_darkens_the_sclera_under_the_upper_lid(ict):
     tex, u_max = preview_texture(head)
     size = 512
     eyes = verts[0, len(head.vertices):]
-    lm = torch.from_numpy(head.vertices[ict.landmarks68[36:48]])
+    lm = torch.from_numpy(head.vertices[ict_parts.landmarks68[36:48]])
     f = 0.8 * size / float(lm[:, 0].max() - lm[:, 0].min())
     centre = lm.mean(0)
     pose = torch.tensor([[f, 0.0, 0.0, 0.0, -f * float(centre[0]), -f * float(centre[1]), 0.0]])

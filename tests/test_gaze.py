@@ -20,20 +20,6 @@ from backend.head_parts import (EYEBALLS, eye_frame, eye_pivots, eye_rotation, g
 from tests.conftest import head_with_parts
 
 
-@pytest.fixture(scope="module")
-def ict():
-    from backend.errors import ModelNotFoundError
-    from backend.facemodel import load_default
-
-    try:
-        model = load_default()
-    except ModelNotFoundError as exc:
-        pytest.skip(str(exc))
-    if not model.has_parts:
-        pytest.skip("the ICT model has no ict_parts.npz beside it")
-    return model
-
-
 def _head(model, gaze, lid_margin=None, look_up: float = 0.0) -> Head:
     """The mean face with its parts, eyeballs turned by ``gaze`` (2,2) radians or None, lids lifted
     by ``eyeLookUp_L/R`` = ``look_up`` (ICT's shapes move the lids, not the eyeballs)."""
@@ -79,13 +65,13 @@ def _frames(head: Head) -> dict:
     (0.0, (0.0, 15.0), 0.0), (0.0, (20.0, 8.0), 0.0), (30.0, (15.0, 0.0), 0.0), (30.0, (-20.0, 0.0), 0.0),
     (0.0, (0.0, -10.0), 0.5), (0.0, (10.0, -15.0), 0.7),
 ])
-def test_gaze_from_renders_with_turned_eyeballs(ict, head_yaw, gaze_deg, look_up):
+def test_gaze_from_renders_with_turned_eyeballs(ict_parts, head_yaw, gaze_deg, look_up):
     """Renders of the mean face with both eyeballs turned by a known gaze (frontal and a 30° head
     turn; a look up with the lids lifted by eyeLookUp, as real lids follow the eye), its true
     landmarks as the detector's and the fit's: yaw back within 3.5°, pitch within 3°."""
     gaze = np.radians(np.array([gaze_deg, gaze_deg], np.float32))
-    head = _head(ict, gaze, look_up=look_up)
-    image, pose, lm = _render(ict, head, head_yaw)
+    head = _head(ict_parts, gaze, look_up=look_up)
+    image, pose, lm = _render(ict_parts, head, head_yaw)
     found = estimate_gaze(image, lm, lm, pose, Camera(256, 256), _frames(head))
     assert found.seen.all()
     got = found.angles
@@ -150,8 +136,8 @@ def test_gaze_quaternion_is_the_eye_rotation():
     assert (eye_rotation(0.0, 0.3) @ [0, 0, 1])[1] < 0  # pitch > 0: down
 
 
-def test_eye_frame_is_the_sclera_sphere(ict):
-    head = _head(ict, None)
+def test_eye_frame_is_the_sclera_sphere(ict_parts):
+    head = _head(ict_parts, None)
     frame = _frames(head)["eyeball_left"]
     V = len(head.neutral)
     f0, f1 = head.part_face_range[head.part_names.index("eyeball_left")]
@@ -176,15 +162,15 @@ def _accessor(doc: dict, binary: bytes, index: int) -> np.ndarray:
     return np.frombuffer(binary, np.float32, acc["count"] * width, view.get("byteOffset", 0)).reshape(acc["count"], width)
 
 
-def test_gaze_in_the_exports(ict, tmp_path):
+def test_gaze_in_the_exports(ict_parts, tmp_path):
     """params.json holds the gaze; head.npz keeps it; head.obj's eyeballs are turned; head.glb's
     eyeball nodes sit at the eyeball's centre, turned by the gaze's quaternion, and give the
     turned eyeball; the iris moves to +x for a positive yaw and the eyeball's centre stays."""
     from backend.export import load_head, params_dict, save_head, write_glb, write_obj
 
     gaze = np.radians(np.array([[20.0, 10.0], [16.0, 10.0]], np.float32))
-    head = _head(ict, gaze)
-    ahead = _head(ict, None)
+    head = _head(ict_parts, gaze)
+    ahead = _head(ict_parts, None)
     doc = params_dict(head)
     assert doc["gaze"]["eyeball_left"]["yaw"] == pytest.approx(float(gaze[0, 0]))
     assert doc["gaze"]["eyeball_right"]["pitch"] == pytest.approx(float(gaze[1, 1]))
