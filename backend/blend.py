@@ -376,6 +376,13 @@ class ConfidenceSettings:
     resolution_power: float = 1.0
 
 
+def linear_ramp(x: torch.Tensor, edges: tuple[float, float]) -> torch.Tensor:
+    """0 at ``edges[0]``, 1 at ``edges[1]`` (either order: a falling ramp when the first is the
+    larger), linear between, clamped to [0,1]."""
+    a, b = edges
+    return ((x - a) / (b - a)).clamp(0.0, 1.0)
+
+
 def smoothstep(t: torch.Tensor) -> torch.Tensor:
     """Hermite ramp 3t² − 2t³ of t clamped to [0,1]: 0 below 0, 1 above 1, flat at both ends."""
     t = t.clamp(0.0, 1.0)

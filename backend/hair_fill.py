@@ -25,7 +25,7 @@ import torch.nn.functional as Fn
 from scipy.ndimage import gaussian_filter
 
 from .align import BROWS, _polygon_mask
-from .blend import fill_holes
+from .blend import fill_holes, linear_ramp
 from .image_filters import gaussian_blur
 from .occlusion import _max_filter
 
@@ -119,12 +119,6 @@ def upsampled_at(coarse: torch.Tensor, k: int, at: torch.Tensor, height: int, wi
     return up[..., :height, :width].flatten(2).permute(0, 2, 1)[v, rest]
 
 
-def _ramp(x: torch.Tensor, edges: tuple[float, float]) -> torch.Tensor:
-    """0 at ``edges[0]``, 1 at ``edges[1]`` (either order), linear between, clamped."""
-    a, b = edges
-    return ((x - a) / (b - a)).clamp(0.0, 1.0)
-
-
 def hair_evidence(
     maps: torch.Tensor, local: torch.Tensor, nonskin: torch.Tensor, zone: torch.Tensor,
     settings: HairFillSettings = HairFillSettings(),
@@ -136,7 +130,7 @@ def hair_evidence(
     (V,H,W) or a list of texels (T,)."""
     ratio = (_luma(maps) + 1e-3) / (_luma(local) + 1e-3)
     hue = (_chroma(maps) - _chroma(local)).norm(dim=-1)
-    off = torch.stack([_ramp(ratio, settings.dark), _ramp(ratio, settings.bright), _ramp(hue, settings.chroma),
+    off = torch.stack([linear_ramp(ratio, settings.dark), linear_ramp(ratio, settings.bright), linear_ramp(hue, settings.chroma),
                        nonskin]).amax(0)
     return off * zone
 

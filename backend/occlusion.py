@@ -21,6 +21,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.spatial import cKDTree
 
 from .align import LEFT_EYE, RIGHT_EYE, _polygon_mask, feature_polygons
+from .blend import linear_ramp
 from .render import interpolate, rasterize_uv
 
 __all__ = ["OcclusionSettings", "feature_mask", "vertex_mirror", "mirror_texels", "not_darker", "occluded", "mirror_fill"]
@@ -103,7 +104,7 @@ def not_darker(colours: torch.Tensor, skin: torch.Tensor, dark: float = 0.5, lig
     face paint need not be."""
     luma = colours.new_tensor([0.299, 0.587, 0.114])
     ratio = (colours @ luma) / (skin @ luma).clamp_min(1e-6)
-    return ((ratio - dark) / (light - dark)).clamp(0.0, 1.0)
+    return linear_ramp(ratio, (dark, light))
 
 
 def _max_filter(x: torch.Tensor, r: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as Fn
 
+from ..blend import linear_ramp
 from ..image_filters import gaussian_blur
 from ..render import RenderResult
 
@@ -65,8 +66,8 @@ class ShadingGate:
 
 
 def _ramp(x: torch.Tensor, band: tuple[float, float]) -> torch.Tensor:
-    """1 up to band[0], 0 from band[1], linear between."""
-    return ((band[1] - x) / (band[1] - band[0])).clamp(0.0, 1.0)
+    """1 up to band[0], 0 from band[1], linear between (:func:`backend.blend.linear_ramp`, falling)."""
+    return linear_ramp(x, (band[1], band[0]))
 
 
 def _off_shading(chroma: torch.Tensor, lum: torch.Tensor, beta: torch.Tensor, saturation: float) -> torch.Tensor:
