@@ -1,12 +1,14 @@
-"""Atomic file writes: write to a temporary sibling, then rename over the target."""
+"""Atomic file writes (write to a temporary sibling, then rename over the target) and the
+reading back of the ``.npz`` files written so."""
 from __future__ import annotations
 
 import contextlib
 import math
 import os
 import tempfile
+import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -56,6 +58,23 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_savez(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    """``arrays`` as an uncompressed ``.npz`` at ``path``, written atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    return Path(path)
+
+
+def read_npz(path: str | Path, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray] | None:
+    """The arrays ``names`` (None: all) of the ``.npz`` at ``path``, or None when it is missing,
+    unreadable, damaged (each member's CRC-32 is checked as it is read) or lacks one of them."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {n: z[n] for n in (z.files if names is None else names)}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None
 
 
 def to_jsonable(x: Any) -> Any:

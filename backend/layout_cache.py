@@ -8,20 +8,11 @@ from typing import Callable
 import numpy as np
 
 from .facemodel import cache_dir
-from .io_utils import atomic_path
+from .io_utils import atomic_savez, read_npz
 
 __all__ = ["layout_arrays"]
 
 _MEMORY: dict[str, tuple[bytes, dict[str, np.ndarray]]] = {}  # name → (digest, arrays): the last layout's
-
-
-def _read(path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
-    """The arrays stored at ``path``, or None when the file is missing, unreadable or lacks one."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {n: f[n] for n in names}
-    except (OSError, ValueError, EOFError, KeyError):
-        return None
 
 
 def layout_arrays(name: str, key: bytes, names: tuple[str, ...],
@@ -34,12 +25,11 @@ def layout_arrays(name: str, key: bytes, names: tuple[str, ...],
     if held is not None and held[0] == key:
         return held[1]
     path = cache_dir().parent / "uv" / f"{name}-{key.hex()}.npz"
-    arrays = _read(path, names)
+    arrays = read_npz(path, names)
     if arrays is None:
         arrays = {n: np.asarray(a) for n, a in compute().items()}
         try:
-            with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+            atomic_savez(path, arrays)
         except OSError:
             pass
     _MEMORY[name] = (key, arrays)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import WeightsFormatError
-from ..io_utils import atomic_path
+from ..io_utils import atomic_path, atomic_savez, read_npz
 
 __all__ = ["ErtPredictor", "read_shape_predictor", "load_predictor", "predictor_cache_path"]
 
@@ -81,6 +81,9 @@ class ErtPredictor:
             shape = np.add.reduce(np.concatenate([shape.reshape(1, -1), picked]), axis=0).reshape(-1, 2)
         out = scale * shape.astype(np.float64) + offset
         return np.floor(out + 0.5).astype(np.int64)
+
+
+_SMALL = tuple(n for n in ErtPredictor.__dataclass_fields__ if n != "leaves")  # the .npz; leaves: .npy
 
 
 def _checked(image: np.ndarray) -> np.ndarray:
@@ -273,12 +276,12 @@ def predictor_cache_path(source: Path) -> Path:
 def _read_cache(path: Path) -> ErtPredictor | None:
     """The cached predictor, or None when a file is missing or unreadable. The leaves are
     memory-mapped: a prediction touches one leaf per tree, so only those pages are read."""
-    small = [n for n in ErtPredictor.__dataclass_fields__ if n != "leaves"]
+    arrays = read_npz(path, _SMALL)
+    if arrays is None:
+        return None
     try:
         leaves = np.load(path.with_suffix(".leaves.npy"), mmap_mode="r", allow_pickle=False)
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {n: f[n] for n in small}
-    except (OSError, ValueError, EOFError, KeyError):
+    except (OSError, ValueError, EOFError):
         return None
     if leaves.shape[:2] != arrays["idx1"].shape[:2] or leaves.dtype != np.float32:
         return None
@@ -298,8 +301,7 @@ def load_predictor(source: str | Path) -> ErtPredictor | None:
     try:  # leaves first: the .npz, written last, marks a complete cache
         with atomic_path(path.with_suffix(".leaves.npy")) as tmp, open(tmp, "wb") as f:
             np.save(f, pred.leaves)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **{n: getattr(pred, n) for n in ErtPredictor.__dataclass_fields__ if n != "leaves"})
+        atomic_savez(path, {n: getattr(pred, n) for n in _SMALL})
     except OSError:
         return None
     return pred

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..io_utils import atomic_path
+from ..io_utils import atomic_savez
 from ..validate import one_line
 from .model import FaceModelData
 from .npz_cache import read_cached, write_cached
@@ -122,7 +122,5 @@ def save_npz(data: FaceModelData, path: str | Path) -> Path:
     arrays.update({k: np.asarray(v) for k, v in optional.items() if v is not None})
     arrays.update({k: np.asarray(v) for k, v in data.extras.items()})
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    atomic_savez(path, arrays)
     return path

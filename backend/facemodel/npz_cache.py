@@ -7,12 +7,11 @@ by the zip members' CRC-32 (a damaged copy is read from the source again and rew
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..io_utils import atomic_path
+from ..io_utils import atomic_savez, read_npz
 from .search import cache_dir
 
 # Smaller files are read directly (test fixtures, tiny models): inflating them costs nothing.
@@ -36,11 +35,7 @@ def read_cached(path: Path) -> dict[str, np.ndarray] | None:
     copy = cached_copy_path(path)
     if copy is None or not copy.is_file():
         return None
-    try:
-        with np.load(copy, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}  # zipfile checks each member's CRC-32 as it reads
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        return None
+    return read_npz(copy)  # each member's CRC-32 is checked as it is read
 
 
 def write_cached(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -50,8 +45,6 @@ def write_cached(path: Path, arrays: dict[str, np.ndarray]) -> None:
     if copy is None:
         return
     try:
-        with atomic_path(copy) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+        atomic_savez(copy, arrays)
     except OSError:
         pass

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..io_utils import atomic_path
+from ..io_utils import atomic_savez
 from .objio import fan_triangulate
 from .npz_cache import read_cached, write_cached
 
@@ -154,9 +154,7 @@ def save_parts_npz(parts: FacePartsData, path: str | Path) -> Path:
     if parts.face_polygon is not None:
         arrays["face_polygon"] = np.asarray(parts.face_polygon, np.int32)
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    atomic_savez(path, arrays)
     return path
 
 
