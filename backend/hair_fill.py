@@ -26,8 +26,7 @@ from scipy.ndimage import gaussian_filter
 
 from .align import BROWS, _polygon_mask
 from .blend import fill_holes, linear_ramp
-from .image_filters import gaussian_blur
-from .occlusion import _max_filter
+from .image_filters import gaussian_blur, max_filter
 
 __all__ = ["HairFillSettings", "hair_zone", "local_skin", "hair_evidence", "upsampled_at", "donor_reach", "mix_fill", "remove_hair"]
 
@@ -235,8 +234,8 @@ def _fill_box(
     hair = torch.zeros_like(z).flatten().index_put((at,), hair_at).view_as(z)
     # the rim and the donors' gap on the 2× coarser grid; the fill is smooth there anyway
     hair_half = _half(hair, "max")[:, None]
-    rim = _max_filter(hair_half, max(1, round(settings.rim_mm * per_mm / 2)))[:, 0]
-    gap = _max_filter(hair_half, max(1, round((settings.rim_mm + settings.gap_mm) * per_mm / 2)))[:, 0]
+    rim = max_filter(hair_half, max(1, round(settings.rim_mm * per_mm / 2)))[:, 0]
+    gap = max_filter(hair_half, max(1, round((settings.rim_mm + settings.gap_mm) * per_mm / 2)))[:, 0]
     grown = torch.maximum(hair_at, upsampled_at(rim[..., None], 2, at, Hc, Wc)[:, 0])  # (T,) the rim, in the zone
     colour = summed / skin_half.clamp_min(1e-12)[..., None]
     donors = skin_half * (1.0 - gap)  # (V,⌈Hc/2⌉,⌈Wc/2⌉)

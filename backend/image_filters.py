@@ -1,5 +1,5 @@
-"""Separable Gaussian filtering of image batches (B,C,H,W), shared by the identity chips and
-the detail stage's low-pass."""
+"""Separable filters of image batches (B,C,H,W): the Gaussian blur shared by the identity chips
+and the detail stage's low-pass, and the square max filter of the occluder, hair and shading masks."""
 from __future__ import annotations
 
 import math
@@ -74,3 +74,10 @@ def _blur_shifted(images: torch.Tensor, k: torch.Tensor, padding: str) -> torch.
     for i, w in enumerate(weights[1:], 1):
         out.add_(padded[..., i : i + H, :], alpha=w)
     return out
+
+
+def max_filter(x: torch.Tensor, r: int) -> torch.Tensor:
+    """The largest value within ``r`` pixels (a (2r+1)² square) of each pixel of x (N,C,H,W):
+    two 1-D passes, the same values as one 2-D max pool at a fraction of its cost."""
+    x = F.max_pool2d(x, (2 * r + 1, 1), stride=1, padding=(r, 0))
+    return F.max_pool2d(x, (1, 2 * r + 1), stride=1, padding=(0, r))

@@ -22,6 +22,7 @@ from scipy.spatial import cKDTree
 
 from .align import LEFT_EYE, RIGHT_EYE, _polygon_mask, feature_polygons
 from .blend import linear_ramp
+from .image_filters import max_filter
 from .render import interpolate, rasterize_uv
 
 __all__ = ["OcclusionSettings", "feature_mask", "vertex_mirror", "mirror_texels", "not_darker", "occluded", "mirror_fill"]
@@ -107,13 +108,6 @@ def not_darker(colours: torch.Tensor, skin: torch.Tensor, dark: float = 0.5, lig
     return linear_ramp(ratio, (dark, light))
 
 
-def _max_filter(x: torch.Tensor, r: int) -> torch.Tensor:
-    """The largest value within ``r`` texels (a (2r+1)² square) of each texel of x (N,C,H,W):
-    two 1-D passes, the same values as one 2-D max pool at a fraction of its cost."""
-    x = Fn.max_pool2d(x, (2 * r + 1, 1), stride=1, padding=(r, 0))
-    return Fn.max_pool2d(x, (1, 2 * r + 1), stride=1, padding=(0, r))
-
-
 def occluded(
     nonskin: torch.Tensor, checked: torch.Tensor, bright: torch.Tensor, confidence: torch.Tensor, grid: torch.Tensor,
     valid: torch.Tensor, settings: OcclusionSettings = OcclusionSettings(),
@@ -131,14 +125,14 @@ def occluded(
     V, H = nonskin.shape[:2]
     per_mm = H / 512 / 0.57  # texels per mm (≈ 0.57 mm a texel at 512 per tile)
     r = max(1, round(settings.mirror_clear_mm * per_mm))
-    near = _max_filter(nonskin[:, None], r)  # (V,1,H,W)
+    near = max_filter(nonskin[:, None], r)  # (V,1,H,W)
     seen = (confidence / settings.seen).clamp(0.0, 1.0)[:, None]
     at = Fn.grid_sample(torch.cat([near, seen], 1), grid[None].expand(V, -1, -1, -1).to(nonskin),
                         mode="bilinear", align_corners=False)  # (V,2,H,W) at the mirror texel
     mirror_skin = (1.0 - at[:, 0]).clamp(0.0, 1.0) * at[:, 1] * valid.to(nonskin)
     core = nonskin * torch.maximum(bright, mirror_skin)
     r = max(1, round(settings.rim_mm * per_mm))
-    rim = _max_filter(core[:, None], r)[:, 0] * mirror_skin * checked
+    rim = max_filter(core[:, None], r)[:, 0] * mirror_skin * checked
     return torch.maximum(core, rim)
 
 

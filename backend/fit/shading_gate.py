@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as Fn
 
 from ..blend import linear_ramp
-from ..image_filters import gaussian_blur
+from ..image_filters import gaussian_blur, max_filter
 from ..render import RenderResult
 
 __all__ = ["ShadingGate", "shading_explained"]
@@ -146,5 +146,5 @@ def shading_explained(photo: torch.Tensor, rend: RenderResult, mask: torch.Tenso
              * _ramp(off_skin[..., 1:].norm(dim=-1), gate.albedo_chroma)).reshape(V, R, R)
     g = round(gate.grow_px * scale)
     if g > 0:  # min filter: the low-weight areas grow
-        w = -Fn.max_pool2d(-w[:, None], 2 * g + 1, 1, g)[:, 0]
+        w = -max_filter(-w[:, None], g)[:, 0]
     return w
