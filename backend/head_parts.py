@@ -26,7 +26,7 @@ from .geometry import split_seams, vertex_normals_np
 __all__ = [
     "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "kept_part_faces", "part_meshes", "has_parts",
     "obj_parts_section", "mtl_parts_text", "EYEBALLS", "EyeFrame", "eye_frame", "eye_rotation", "eye_pivots",
-    "model_eyeballs", "gaze_quaternion", "first_skin_hit", "SkinDepths", "skin_depths",
+    "model_eyeballs", "gaze_quaternion", "IRIS_RADIUS_MM", "IRIS_RANGE_MM", "first_skin_hit", "SkinDepths", "skin_depths",
 ]
 
 EXPORTED_PARTS = (
@@ -46,7 +46,8 @@ _PART_MATERIAL = {
     "mouth_socket": "socket", "eye_socket_left": "socket", "eye_socket_right": "socket",
     "gums_and_tongue": "gums_tongue", "teeth": "teeth",
 }
-IRIS_RADIUS_MM = 5.6   # the human iris is about 11–12 mm across
+IRIS_RADIUS_MM = 5.6   # the human iris is about 11–12 mm across: the default, without a measured one
+IRIS_RANGE_MM = (5.0, 6.6)  # a measured iris radius is clamped to this (11–13 mm across, and a margin)
 PUPIL_RADIUS_MM = 2.2  # a mid-size pupil
 EYEBALLS = ("eyeball_left", "eyeball_right")  # the order of ``Head.gaze``'s rows
 
@@ -140,12 +141,13 @@ def _fold_uv(uv: np.ndarray, faces_uv: np.ndarray, face_range: np.ndarray) -> np
     return np.clip(out, 0.0, 1.0)
 
 
-def _eye_materials(mean: np.ndarray, faces: np.ndarray, eye_region: np.ndarray, offset: int) -> dict[str, np.ndarray]:
+def _eye_materials(mean: np.ndarray, faces: np.ndarray, eye_region: np.ndarray, offset: int,
+                   iris_radius: float = IRIS_RADIUS_MM) -> dict[str, np.ndarray]:
     """Face masks of one eyeball: "sclera", "iris", "pupil" on its outer shell and "hidden" for
     ICT's inner iris sphere (under the outer shell, textured through a transparent cornea in ICT's
     renders). mean (P,3) part vertices (neutral), faces (f,3) global ids of that eyeball,
     eye_region (f,) 0/2 outer shell, 1/3 inner sphere. The iris and pupil are discs around the
-    axis from the eyeball's centre through the cornea's apex (:data:`IRIS_RADIUS_MM`, :data:`PUPIL_RADIUS_MM`)."""
+    axis from the eyeball's centre through the cornea's apex (``iris_radius`` mm, :data:`PUPIL_RADIUS_MM`)."""
     outer = eye_region % 2 == 0
     centres = mean[faces - offset].mean(1)  # (f,3)
     ball = mean[np.unique(faces[outer]) - offset]
@@ -157,14 +159,14 @@ def _eye_materials(mean: np.ndarray, faces: np.ndarray, eye_region: np.ndarray, 
     radial = np.linalg.norm(rel - along[:, None] * axis, axis=1)
     front = outer & (along > 0)
     pupil = front & (radial < PUPIL_RADIUS_MM)
-    iris = front & (radial < IRIS_RADIUS_MM) & ~pupil
+    iris = front & (radial < iris_radius) & ~pupil
     return {"sclera": outer & ~iris & ~pupil, "iris": iris, "pupil": pupil, "hidden": ~outer}
 
 
-def kept_part_faces(info, V: int) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+def kept_part_faces(info, V: int, iris_radius: float = IRIS_RADIUS_MM) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """The parts a head keeps (:data:`EXPORTED_PARTS`, the eyeball's inner iris sphere dropped),
     from a model's ``parts_info`` (:class:`~backend.facemodel.parts.FacePartsData`; skin of ``V``
-    vertices): per part (name, faces (f,3) global ids into ``concatenate(skin, parts)``,
+    vertices), the eyeballs' iris ``iris_radius`` mm: per part (name, faces (f,3) global ids into ``concatenate(skin, parts)``,
     faces_uv (f,3), material (f,) index into :data:`PART_MATERIALS`), sorted by material."""
     names = list(info.part_names)
     frange = np.asarray(info.part_face_range, np.int64)
@@ -177,7 +179,7 @@ def kept_part_faces(info, V: int) -> list[tuple[str, np.ndarray, np.ndarray, np.
         f = np.asarray(info.faces[frange[k, 0] : frange[k, 1]], np.int64)
         fuv = np.asarray(info.faces_uv[frange[k, 0] : frange[k, 1]], np.int64)
         if name.startswith("eyeball"):
-            masks = _eye_materials(info.mean, f, info.eye_region_of_face[frange[k, 0] : frange[k, 1]], V)
+            masks = _eye_materials(info.mean, f, info.eye_region_of_face[frange[k, 0] : frange[k, 1]], V, iris_radius)
             mat = np.zeros(len(f), np.int64)
             for m in ("sclera", "iris", "pupil"):
                 mat[masks[m]] = material_names.index(m)
@@ -210,7 +212,7 @@ def model_eyeballs(model, id_coeffs, exp_coeffs) -> dict[str, np.ndarray]:
 
 def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[float, float, float]] | None = None,
                  lid_margin: float | None = 0.3, gaze: np.ndarray | None = None,
-                 mouth_margin: float | None = 1.0) -> None:
+                 mouth_margin: float | None = 1.0, iris_radius: float | None = None) -> None:
     """Fill ``head.parts_*`` from ``model`` (a :class:`~backend.facemodel.FaceModel` with parts)
     for the coefficients of ``head.vertices``: id (1,K_id), exp (1,K_exp) tensors. ``colors``
     overrides :data:`PART_MATERIALS` entries (sRGB [0,1]; ``head.part_material_colors``, the
@@ -230,7 +232,11 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     ``mouth_margin`` (mm; None: off): mouth socket, gums, tongue and teeth vertices that the
     fitted expression leaves in front of the skin are moved back to that margin behind it
     (:func:`backend.mouth_clearance.pull_behind_skin`); the move is added to their rest shape too, so
-    rest plus shape keys at the fitted weights gives the corrected parts."""
+    rest plus shape keys at the fitted weights gives the corrected parts.
+
+    ``iris_radius`` (mm; None: :data:`IRIS_RADIUS_MM`): the iris disc painted on the eyeballs
+    (``head.parts_material``, which the exports and previews read), clamped to
+    :data:`IRIS_RANGE_MM`; stored as ``head.iris_radius_mm``."""
     if not getattr(model, "has_parts", False):
         return
     import torch  # lazy: the add-on imports this module (through export) in Blender, without torch
@@ -241,7 +247,8 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
         posed = model.parts_forward(id_coeffs, exp_coeffs)[0].float().cpu().numpy()
         neutral = model.parts_forward(id_coeffs, None)[0].float().cpu().numpy()
         basis = model.parts_exp_basis.float().cpu().numpy()
-    kept = kept_part_faces(info, V)
+    iris_radius = IRIS_RADIUS_MM if iris_radius is None else float(np.clip(iris_radius, *IRIS_RANGE_MM))
+    kept = kept_part_faces(info, V, iris_radius)
     names, keep = list(info.part_names), [info.part_names.index(name) for name, *_ in kept]
     material_names = list(PART_MATERIALS)
     faces, faces_uv, material, ranges = [], [], [], []
@@ -288,6 +295,7 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     head.part_material_colors = np.asarray([palette[m] for m in material_names], np.float32)
     head.part_seen_colors = np.asarray([palette.get(f"{m}_seen", palette[m]) for m in material_names], np.float32)
     head.gaze = gaze
+    head.iris_radius_mm = iris_radius
 
 
 def _clear_lids(head, parts_neutral: np.ndarray, parts_basis: np.ndarray, eyeball_faces: list[np.ndarray], V: int,

@@ -93,3 +93,85 @@ def test_no_iris_file_means_no_irises(tmp_path, grace_hopper):
     """Without ``iris_landmark.tflite`` (an install fetched before it was added): None, no error."""
     corners = np.array([[[199.0, 193.0], [238.0, 192.0]], [[288.0, 190.0], [328.0, 187.0]]])
     assert detect_irises(grace_hopper, corners, folder=tmp_path) is None
+
+
+def test_iris_size_combines_eyes():
+    """Two eyes that agree: their mean; that disagree: the larger; clamped; none trusted: None."""
+    from backend.gaze import iris_size
+    from backend.head_parts import IRIS_RANGE_MM
+
+    assert iris_size(np.array([5.8, 6.2]), np.array([True, True])) == pytest.approx(6.0)
+    assert iris_size(np.array([4.0, 6.2]), np.array([True, True])) == pytest.approx(6.2)
+    assert iris_size(np.array([4.0, 6.2]), np.array([True, False])) == pytest.approx(IRIS_RANGE_MM[0])
+    assert iris_size(np.array([9.0, 9.0]), np.array([True, True])) == pytest.approx(IRIS_RANGE_MM[1])
+    assert iris_size(np.array([5.8, 6.2]), np.array([False, False])) is None
+
+
+def _render_iris(ict_parts, radius: float | None, gaze_deg=(0.0, 0.0), head_yaw: float = 0.0):
+    """The mean face with its iris painted ``radius`` mm, rendered (tests/test_gaze.py's renderer); its
+    gaze estimated with the Iris model."""
+    from backend.camera import Camera
+    from backend.gaze import estimate_gaze, eye_corners
+    from tests.conftest import head_with_parts
+    from tests.test_gaze import _frames, _render
+
+    gaze = np.radians(np.array([gaze_deg, gaze_deg], np.float32))
+    head = head_with_parts(ict_parts, torch.zeros(1, ict_parts.n_id), torch.zeros(1, ict_parts.n_exp), gaze=gaze,
+                           iris_radius=radius)
+    image, pose, lm = _render(ict_parts, head, head_yaw)
+    found = estimate_gaze(image, lm, lm, pose, Camera(256, 256), _frames(head), detect_irises(image, eye_corners(lm)))
+    return head, found, gaze
+
+
+def test_iris_radius_in_mm_from_renders(iris_net, ict_parts):
+    """Renders of the mean face with a 5.0 and a 6.6 mm iris: measured within 0.6 mm (5.14, 6.10:
+    the model pulls towards a usual iris), the larger one at least 0.7 mm larger; the head stores
+    what it paints, clamped."""
+    small, found_small, _ = _render_iris(ict_parts, 5.0)
+    large, found_large, _ = _render_iris(ict_parts, 6.6)
+    assert small.iris_radius_mm == pytest.approx(5.0) and large.iris_radius_mm == pytest.approx(6.6)
+    assert found_small.model.all() and found_large.model.all()
+    assert abs(found_small.iris_mm - 5.0) < 0.6 and abs(found_large.iris_mm - 6.6) < 0.6
+    assert found_large.iris_mm - found_small.iris_mm > 0.7
+
+
+@pytest.mark.parametrize("head_yaw, gaze_deg", [(0.0, (15.0, 0.0)), (0.0, (0.0, 15.0)), (30.0, (-20.0, 0.0))])
+def test_gaze_with_the_iris_model(iris_net, ict_parts, head_yaw, gaze_deg):
+    """The gaze harness of tests/test_gaze.py with the Iris model's centres fused in: yaw back within
+    3.5°, pitch within 3° (measured over its 10 cases: yaw mean 1.0°, max 3.3°; pitch mean 1.6°,
+    max 2.6°; the darkness alone 1.0/3.1° and 1.0/2.6°)."""
+    _, found, gaze = _render_iris(ict_parts, None, gaze_deg, head_yaw)
+    assert found.model.all() and found.seen.all()
+    err = np.degrees(np.abs(found.angles - gaze))
+    assert err[:, 0].max() < 3.5 and err[:, 1].max() < 3.0, np.degrees(found.angles)
+
+
+def test_gaze_without_the_iris_model_keeps_the_default_size(ict_parts):
+    """No Iris model (no file): the darkness's centres, no measured size, the 5.6 mm iris painted."""
+    from backend.camera import Camera
+    from backend.gaze import estimate_gaze
+    from backend.head_parts import IRIS_RADIUS_MM
+    from tests.conftest import head_with_parts
+    from tests.test_gaze import _frames, _render
+
+    head = head_with_parts(ict_parts, torch.zeros(1, ict_parts.n_id), torch.zeros(1, ict_parts.n_exp))
+    image, pose, lm = _render(ict_parts, head, 0.0)
+    found = estimate_gaze(image, lm, lm, pose, Camera(256, 256), _frames(head), None)
+    assert found.iris_mm is None and not found.model.any() and found.seen.all()
+    assert head.iris_radius_mm == IRIS_RADIUS_MM
+    np.testing.assert_allclose(found.radius, found.radius[0])  # the default size at the fitted scale
+
+
+def test_iris_radius_paints_more_iris(ict_parts):
+    """A larger iris radius turns a ring of sclera triangles into iris, on both eyeballs."""
+    from backend.head_parts import PART_MATERIALS
+    from tests.conftest import head_with_parts
+
+    iris = list(PART_MATERIALS).index("iris")
+    counts = []
+    for r in (5.0, 5.6, 6.6, 9.0):
+        head = head_with_parts(ict_parts, torch.zeros(1, ict_parts.n_id), torch.zeros(1, ict_parts.n_exp), iris_radius=r,
+                               lid_margin=None, mouth_margin=None)
+        counts.append(int((head.parts_material == iris).sum()))
+    assert counts[0] < counts[1] < counts[2] == counts[3]  # 9 mm is clamped to 6.6
+    assert counts[2] > 1.3 * counts[0]
