@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import split_seams, vertex_normals_np
+from .geometry import array_digest, split_seams, vertex_normals_np
 
 __all__ = [
     "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "kept_part_faces", "part_meshes", "has_parts",
@@ -649,6 +649,9 @@ def skin_depths(points: np.ndarray, part_faces: np.ndarray, skin: np.ndarray, sk
     return SkinDepths(through=np.where(cos > 0, depth, 0.0), buried=np.where(cos < 0, depth, 0.0))
 
 
+_PREVIEW_CACHE: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}  # the last head's, by digest
+
+
 def preview_parts(head, tile: int, shade_eyes: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The parts as one mesh for the preview renderer, coloured through an extra UV tile.
 
@@ -657,7 +660,25 @@ def preview_parts(head, tile: int, shade_eyes: bool = False) -> tuple[np.ndarray
     ``shade_eyes``, each eyeball corner at its share of the colour that the lids let through
     (:func:`backend.eye_shading.lid_visibility` against ``head.vertices``, the eyeballs as they
     look). Returns (verts (N,3) mm, faces (F,3) local, uv (M,2), faces_uv (F,3)); empty arrays
-    without parts."""
+    without parts.
+
+    The last shaded result is kept, keyed by a digest of every input: a head's previews (photo
+    panel, turntable, per view) shade its eyes once. Treat its arrays as read-only."""
+    if not shade_eyes or not has_parts(head):
+        return _preview_parts(head, tile, shade_eyes)
+    gaze = np.zeros(0) if getattr(head, "gaze", None) is None else np.asarray(head.gaze)
+    key = array_digest(np.asarray(head.vertices), np.asarray(head.faces), np.asarray(head.parts_vertices),
+                       np.asarray(head.parts_faces), np.asarray(head.parts_material), np.asarray(head.parts_neutral),
+                       np.asarray(head.part_face_range), gaze, extra=(tile, tuple(head.part_names),
+                                                                       tuple(head.part_material_names)))
+    if key not in _PREVIEW_CACHE:
+        _PREVIEW_CACHE.clear()
+        _PREVIEW_CACHE[key] = _preview_parts(head, tile, shade_eyes)
+    return _PREVIEW_CACHE[key]
+
+
+def _preview_parts(head, tile: int, shade_eyes: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`preview_parts` without the cache."""
     meshes = part_meshes(head)
     if not meshes:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64), np.zeros((0, 2), np.float32), np.zeros((0, 3), np.int64)
