@@ -16,8 +16,8 @@ from .fit.coarse import CoarseFitResult
 from .fit.detail import DetailFitResult
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
-from .detect.iris import detect_irises
-from .gaze import best_view, estimate_gaze, eye_corners
+from .detect.iris import detect_irises, iris_corners
+from .gaze import best_view, estimate_gaze
 from .head_parts import attach_parts, eye_frame, model_eyeballs
 from .lens import perspective_in_photo
 from .parts_texture import eye_colours, part_colours
@@ -85,7 +85,7 @@ def assemble_head(
         eyes = {name: eye_frame(points) for name, points in model_eyeballs(model, fit.id[:1], fit.exp[:1]).items()}
         found = [estimate_gaze(view.image, view.detected68, res.landmarks68, res.pose,
                                Camera(*res.image_size, res.projection), eyes,
-                               detect_irises(view.image, eye_corners(view.detected68)))
+                               detect_irises(view.image, iris_corners(view.detected68, view.dense)))
                  for view, res in zip(views, results)]
         best = best_view(found)
         gaze, iris = found[best].angles, found[best]

@@ -43,14 +43,13 @@ from .detect.iris import EyeLandmarks, iris_confident, iris_radius_px
 from .head_parts import EYEBALLS, IRIS_RADIUS_MM, IRIS_RANGE_MM, EyeFrame, eye_rotation
 
 __all__ = ["YAW_LIMIT", "PITCH_LIMIT", "VERGENCE_LIMIT", "GazeEstimate", "gaze_rotation", "locate_irises", "solve_gaze",
-           "eye_weights", "combine_eyes", "estimate_gaze", "best_view", "iris_size", "eye_corners"]
+           "eye_weights", "combine_eyes", "estimate_gaze", "best_view", "iris_size"]
 
 YAW_LIMIT = math.radians(35.0)    # the eyes turn about ±45° at most; ±35° covers a look aside
 PITCH_LIMIT = math.radians(25.0)
 VERGENCE_LIMIT = math.radians(5.0)
 SHUT, OPEN = 0.25, 0.55  # an eye's opening (contour height / iris diameter): shut below, fully trusted above
 CONTOURS = (slice(36, 42), slice(42, 48))  # iBUG-68: the subject's right eye, left eye
-CORNERS = ((36, 39), (42, 45))  # their corners, each at image left first (the Iris model's eye regions)
 SIZE_AGREE = 0.15  # two eyes' iris sizes within this fraction: their mean; else the larger
 FUSE_GAP = 0.5  # the Iris model's and the darkness's centres within this many iris radii: their mean
 DARK_LEVEL = 0.45  # stretched darkness counted as iris above, sclera/skin below (see locate_irises)
@@ -238,13 +237,6 @@ def iris_size(radius_mm: np.ndarray, trusted: np.ndarray) -> float | None:
     return float(np.clip(value, *IRIS_RANGE_MM))
 
 
-def eye_corners(landmarks68: np.ndarray) -> np.ndarray:
-    """(2,2,2) the eye corners of 68 points (68,2) px for :func:`backend.detect.iris.detect_irises`:
-    the eye at image left (36, 39), then at image right (42, 45)."""
-    lm = np.asarray(landmarks68, np.float64)
-    return np.stack([lm[list(c)] for c in CORNERS])
-
-
 def _ahead() -> GazeEstimate:
     E = len(EYEBALLS)
     return GazeEstimate(np.zeros((E, 2), np.float32), np.zeros((E, 2)), np.zeros(E), np.zeros(E))
@@ -255,9 +247,9 @@ def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarra
     """The gaze from one photo (:class:`GazeEstimate`): image (H,W,3) uint8; detected68 (68,2)
     the detector's landmarks and fitted68 (68,2) the fitted model's, photo pixels; pose (7,) the
     view's pose for ``camera`` (the photo's size); eyes {eyeball name: :class:`EyeFrame`} of the
-    fitted head (model mm); ``irises``: the Iris model's points for :func:`eye_corners` of
-    detected68 (:func:`backend.detect.iris.detect_irises`; None: the darkness alone, the default
-    iris size). Looking ahead (zeros, nothing seen) without both eyeballs."""
+    fitted head (model mm); ``irises``: the Iris model's points for these eyes
+    (:func:`backend.detect.iris.detect_irises` between :func:`~backend.detect.iris.iris_corners`;
+    None: the darkness alone, the default iris size). Looking ahead (zeros, nothing seen) without both eyeballs."""
     if any(name not in eyes for name in EYEBALLS):
         return _ahead()
     frames = [eyes[name] for name in EYEBALLS]
@@ -281,7 +273,7 @@ def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarra
     model = np.zeros(len(frames), bool)
     if irises is not None:  # the Iris model where it looks like an iris
         pts = np.asarray(irises.iris, np.float64)[order]  # (E,5,2) per eyeball
-        model = iris_confident(pts, eye_corners(detected)[order])
+        model = iris_confident(pts, det_contours)
         r = iris_radius_px(pts)
         near = np.linalg.norm(pts[:, 0] - iris, axis=1) < FUSE_GAP * r
         centre = np.where(near[:, None], 0.5 * (pts[:, 0] + iris), pts[:, 0])
