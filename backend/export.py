@@ -31,7 +31,8 @@ params.json schema (``format`` = ``"photohead.params"``, ``version`` = 1), plain
                      # turned about its centre by Ry(yaw)·Rx(pitch) in model axes: yaw > 0 turns the cornea
                      # to +x (the head's left), pitch > 0 down (backend.head_parts.eye_rotation); from the
                      # irises of the photo with the most open eyes (backend.gaze); null: no eyeballs
-     "iris_radius_mm": float | null,  # the iris disc painted on the eyeballs (backend.head_parts); null: no eyeballs
+     "iris_radius_mm": float | null,  # the iris's radius measured in the photo, the eyeballs' own
+                     # (backend.head_parts.slide_iris); null: the face model's (ICT: about 5.8 mm), or no eyeballs
      "views": [{"name": str, "label": str,
                 "image_size": [width, height],              # pixels of the original photo
                 "projection": "orthographic"|"perspective",

@@ -26,7 +26,7 @@ from .geometry import array_digest, split_seams, vertex_normals_np
 __all__ = [
     "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "kept_part_faces", "part_meshes", "has_parts",
     "obj_parts_section", "mtl_parts_text", "EYEBALLS", "EyeFrame", "eye_frame", "eye_rotation", "eye_pivots",
-    "model_eyeballs", "gaze_quaternion", "IRIS_RADIUS_MM", "IRIS_RANGE_MM", "first_skin_hit", "SkinDepths", "skin_depths",
+    "model_eyeballs", "gaze_quaternion", "IRIS_RADIUS_MM", "IRIS_RANGE_MM", "slide_iris", "first_skin_hit", "SkinDepths", "skin_depths",
 ]
 
 EXPORTED_PARTS = (
@@ -46,7 +46,7 @@ _PART_MATERIAL = {
     "mouth_socket": "socket", "eye_socket_left": "socket", "eye_socket_right": "socket",
     "gums_and_tongue": "gums_tongue", "teeth": "teeth",
 }
-IRIS_RADIUS_MM = 5.6   # the human iris is about 11–12 mm across: the default, without a measured one
+IRIS_RADIUS_MM = 5.6   # the human iris is about 11–12 mm across (the iris/sclera material split)
 IRIS_RANGE_MM = (5.0, 6.6)  # a measured iris radius is clamped to this (11–13 mm across, and a margin)
 PUPIL_RADIUS_MM = 2.2  # a mid-size pupil
 EYEBALLS = ("eyeball_left", "eyeball_right")  # the order of ``Head.gaze``'s rows
@@ -141,13 +141,13 @@ def _fold_uv(uv: np.ndarray, faces_uv: np.ndarray, face_range: np.ndarray) -> np
     return np.clip(out, 0.0, 1.0)
 
 
-def _eye_materials(mean: np.ndarray, faces: np.ndarray, eye_region: np.ndarray, offset: int,
-                   iris_radius: float = IRIS_RADIUS_MM) -> dict[str, np.ndarray]:
+def _eye_materials(mean: np.ndarray, faces: np.ndarray, eye_region: np.ndarray, offset: int) -> dict[str, np.ndarray]:
     """Face masks of one eyeball: "sclera", "iris", "pupil" on its outer shell and "hidden" for
     ICT's inner iris sphere (under the outer shell, textured through a transparent cornea in ICT's
     renders). mean (P,3) part vertices (neutral), faces (f,3) global ids of that eyeball,
     eye_region (f,) 0/2 outer shell, 1/3 inner sphere. The iris and pupil are discs around the
-    axis from the eyeball's centre through the cornea's apex (``iris_radius`` mm, :data:`PUPIL_RADIUS_MM`)."""
+    axis from the eyeball's centre through the cornea's apex (:data:`IRIS_RADIUS_MM`, :data:`PUPIL_RADIUS_MM`;
+    ICT's triangles put the iris's rim at about 5.8 mm: :func:`slide_iris` moves it)."""
     outer = eye_region % 2 == 0
     centres = mean[faces - offset].mean(1)  # (f,3)
     ball = mean[np.unique(faces[outer]) - offset]
@@ -159,14 +159,14 @@ def _eye_materials(mean: np.ndarray, faces: np.ndarray, eye_region: np.ndarray, 
     radial = np.linalg.norm(rel - along[:, None] * axis, axis=1)
     front = outer & (along > 0)
     pupil = front & (radial < PUPIL_RADIUS_MM)
-    iris = front & (radial < iris_radius) & ~pupil
+    iris = front & (radial < IRIS_RADIUS_MM) & ~pupil
     return {"sclera": outer & ~iris & ~pupil, "iris": iris, "pupil": pupil, "hidden": ~outer}
 
 
-def kept_part_faces(info, V: int, iris_radius: float = IRIS_RADIUS_MM) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+def kept_part_faces(info, V: int) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """The parts a head keeps (:data:`EXPORTED_PARTS`, the eyeball's inner iris sphere dropped),
     from a model's ``parts_info`` (:class:`~backend.facemodel.parts.FacePartsData`; skin of ``V``
-    vertices), the eyeballs' iris ``iris_radius`` mm: per part (name, faces (f,3) global ids into ``concatenate(skin, parts)``,
+    vertices): per part (name, faces (f,3) global ids into ``concatenate(skin, parts)``,
     faces_uv (f,3), material (f,) index into :data:`PART_MATERIALS`), sorted by material."""
     names = list(info.part_names)
     frange = np.asarray(info.part_face_range, np.int64)
@@ -179,7 +179,7 @@ def kept_part_faces(info, V: int, iris_radius: float = IRIS_RADIUS_MM) -> list[t
         f = np.asarray(info.faces[frange[k, 0] : frange[k, 1]], np.int64)
         fuv = np.asarray(info.faces_uv[frange[k, 0] : frange[k, 1]], np.int64)
         if name.startswith("eyeball"):
-            masks = _eye_materials(info.mean, f, info.eye_region_of_face[frange[k, 0] : frange[k, 1]], V, iris_radius)
+            masks = _eye_materials(info.mean, f, info.eye_region_of_face[frange[k, 0] : frange[k, 1]], V)
             mat = np.zeros(len(f), np.int64)
             for m in ("sclera", "iris", "pupil"):
                 mat[masks[m]] = material_names.index(m)
@@ -234,9 +234,10 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     (:func:`backend.mouth_clearance.pull_behind_skin`); the move is added to their rest shape too, so
     rest plus shape keys at the fitted weights gives the corrected parts.
 
-    ``iris_radius`` (mm; None: :data:`IRIS_RADIUS_MM`): the iris disc painted on the eyeballs
-    (``head.parts_material``, which the exports and previews read), clamped to
-    :data:`IRIS_RANGE_MM`; stored as ``head.iris_radius_mm``."""
+    ``iris_radius`` (mm, clamped to :data:`IRIS_RANGE_MM`; None: ICT's own, about 5.8 mm): the
+    eyeballs' vertices slide along their surface so that the iris's rim lies that far from the eye's
+    axis (:func:`slide_iris`; the materials stay on their triangles, so the rim stays a smooth ring
+    in the exports and previews); stored as ``head.iris_radius_mm``."""
     if not getattr(model, "has_parts", False):
         return
     import torch  # lazy: the add-on imports this module (through export) in Blender, without torch
@@ -247,8 +248,8 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
         posed = model.parts_forward(id_coeffs, exp_coeffs)[0].float().cpu().numpy()
         neutral = model.parts_forward(id_coeffs, None)[0].float().cpu().numpy()
         basis = model.parts_exp_basis.float().cpu().numpy()
-    iris_radius = IRIS_RADIUS_MM if iris_radius is None else float(np.clip(iris_radius, *IRIS_RANGE_MM))
-    kept = kept_part_faces(info, V, iris_radius)
+    iris_radius = None if iris_radius is None else float(np.clip(iris_radius, *IRIS_RANGE_MM))
+    kept = kept_part_faces(info, V)
     names, keep = list(info.part_names), [info.part_names.index(name) for name, *_ in kept]
     material_names = list(PART_MATERIALS)
     faces, faces_uv, material, ranges = [], [], [], []
@@ -259,6 +260,14 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
         faces_uv.append(fuv)
         material.append(mat)
     all_faces = np.concatenate(faces)
+    if iris_radius is not None:  # the iris's rim to the measured radius, the same move at rest and posed
+        posed, neutral = posed.copy(), neutral.copy()
+        for name, f, _, mat in kept:
+            if name in EYEBALLS:
+                rows, local = np.unique(f - V, return_inverse=True)
+                move = slide_iris(neutral[rows], local.reshape(-1, 3), mat, iris_radius) - neutral[rows]
+                neutral[rows] += move.astype(neutral.dtype)
+                posed[rows] += move.astype(posed.dtype)
     gaze = None if gaze is None else np.asarray(gaze, np.float32).reshape(len(EYEBALLS), 2)
     if lid_margin is not None and head.exp_basis is not None:
         eye_faces = {names[k]: faces[i] for i, k in enumerate(keep) if names[k].startswith("eyeball")}
@@ -296,6 +305,57 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     head.part_seen_colors = np.asarray([palette.get(f"{m}_seen", palette[m]) for m in material_names], np.float32)
     head.gaze = gaze
     head.iris_radius_mm = iris_radius
+
+
+def slide_iris(vertices: np.ndarray, faces: np.ndarray, material: np.ndarray, radius: float) -> np.ndarray:
+    """(n,3) an eyeball shell's vertices (n,3) mm slid along its surface so that the rim of its iris
+    (the edge between its "iris" and "sclera" triangles, faces (f,3) local, material (f,) into
+    :data:`PART_MATERIALS`) lies ``radius`` mm from the eye's axis; the pupil's rim stays.
+
+    The axis is the normal of the plane through the iris's rim, through the rim's centre. Around it,
+    each vertex on the front half keeps its direction and moves from its distance ρ to the axis to
+    g(ρ), g piecewise linear through the pupil's rim (fixed), the iris's rim (to ``radius``) and 3 mm
+    beyond it (fixed, and everything farther); its height along the axis follows the surface's own
+    profile (the mean height per 0.1 mm of ρ over the front half), then it is put back onto the
+    shell's triangles along the axis: the cornea and the sclera keep their shape and only the
+    painted disc grows or shrinks."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    names = list(PART_MATERIALS)
+
+    def rim(a: str, b: str) -> np.ndarray:
+        return np.intersect1d(f[material == names.index(a)], f[material == names.index(b)])
+
+    limbus, pupil = rim("iris", "sclera"), rim("pupil", "iris")
+    if len(limbus) < 3 or len(pupil) < 3:
+        return v.copy()
+    c = v[limbus].mean(0)
+    n = np.linalg.svd(v[limbus] - c)[2][2]
+    n = n if (v[np.unique(f[material == names.index("iris")])].mean(0) - v.mean(0)) @ n > 0 else -n  # to the front
+    rel = v - c
+    h = rel @ n
+    planar = rel - h[:, None] * n
+    rho = np.linalg.norm(planar, axis=1)
+    rho_iris, rho_pupil = float(np.median(rho[limbus])), float(np.median(rho[pupil]))
+    reach = rho_iris + 3.0
+    front = (v - eye_frame(v).centre) @ n > 0
+    moved = front & (rho < reach)
+    knots = [0.0, rho_pupil, rho_iris, reach]
+    new_rho = np.interp(rho, knots, [0.0, rho_pupil, float(np.clip(radius, rho_pupil + 1.0, reach - 1.0)), reach])
+    bins = np.floor(rho[front] / 0.1).astype(np.int64)  # the surface's profile h(ρ) over the front half
+    count = np.bincount(bins)
+    keys = np.flatnonzero(count)
+    prof_rho = np.bincount(bins, rho[front])[keys] / count[keys]
+    prof_h = np.bincount(bins, h[front])[keys] / count[keys]
+    lift = np.interp(new_rho, prof_rho, prof_h) - np.interp(rho, prof_rho, prof_h)
+    unit = planar / np.maximum(rho, 1e-12)[:, None]
+    out = v.copy()
+    out[moved] = c + (h[moved] + lift[moved])[:, None] * n + new_rho[moved, None] * unit[moved]
+    # onto the shell itself (its triangles' chords, within 0.2 mm of the profile): along the axis
+    t, _ = _first_hits(out[moved] + 0.5 * n, np.tile(-n, (int(moved.sum()), 1)), v, f, 1.0)
+    ok = np.isfinite(t)
+    out[np.flatnonzero(moved)[ok]] += (0.5 - t[ok])[:, None] * n
+    return out
 
 
 def _clear_lids(head, parts_neutral: np.ndarray, parts_basis: np.ndarray, eyeball_faces: list[np.ndarray], V: int,

@@ -147,7 +147,7 @@ def test_iris_radius_in_mm_from_renders(iris_net, ict_parts):
     what it paints, clamped."""
     small, found_small, _ = _render_iris(ict_parts, 5.0)
     large, found_large, _ = _render_iris(ict_parts, 6.6)
-    assert small.iris_radius_mm == pytest.approx(5.0) and large.iris_radius_mm == pytest.approx(6.6)
+    assert small.iris_radius_mm == 5.0 and large.iris_radius_mm == 6.6
     assert found_small.model.all() and found_large.model.all()
     assert abs(found_small.iris_mm - 5.0) < 0.6 and abs(found_large.iris_mm - 6.6) < 0.6
     assert found_large.iris_mm - found_small.iris_mm > 0.7
@@ -165,10 +165,9 @@ def test_gaze_with_the_iris_model(iris_net, ict_parts, head_yaw, gaze_deg):
 
 
 def test_gaze_without_the_iris_model_keeps_the_default_size(ict_parts):
-    """No Iris model (no file): the darkness's centres, no measured size, the 5.6 mm iris painted."""
+    """No Iris model (no file): the darkness's centres, no measured size, ICT's own eyeballs."""
     from backend.camera import Camera
     from backend.gaze import estimate_gaze
-    from backend.head_parts import IRIS_RADIUS_MM
     from tests.conftest import head_with_parts
     from tests.test_gaze import _frames, _render
 
@@ -176,20 +175,54 @@ def test_gaze_without_the_iris_model_keeps_the_default_size(ict_parts):
     image, pose, lm = _render(ict_parts, head, 0.0)
     found = estimate_gaze(image, lm, lm, pose, Camera(256, 256), _frames(head), None)
     assert found.iris_mm is None and not found.model.any() and found.seen.all()
-    assert head.iris_radius_mm == IRIS_RADIUS_MM
+    assert head.iris_radius_mm is None
     np.testing.assert_allclose(found.radius, found.radius[0])  # the default size at the fitted scale
 
 
-def test_iris_radius_paints_more_iris(ict_parts):
-    """A larger iris radius turns a ring of sclera triangles into iris, on both eyeballs."""
+def _rim_radius(head, name: str = "eyeball_left") -> float:
+    """The mean distance (mm) of an eyeball's iris rim vertices from the axis through their plane."""
     from backend.head_parts import PART_MATERIALS
+
+    a, b = head.part_face_range[head.part_names.index(name)]
+    rows, local = np.unique(np.asarray(head.parts_faces[a:b]) - len(head.neutral), return_inverse=True)
+    local, mat, v = local.reshape(-1, 3), np.asarray(head.parts_material[a:b]), head.parts_neutral[rows].astype(float)
+    names = list(PART_MATERIALS)
+    rim = np.intersect1d(local[mat == names.index("iris")], local[mat == names.index("sclera")])
+    c = v[rim].mean(0)
+    n = np.linalg.svd(v[rim] - c)[2][2]
+    rel = v[rim] - c
+    return float(np.linalg.norm(rel - (rel @ n)[:, None] * n, axis=1).mean())
+
+
+def test_slide_iris_moves_the_rim_and_keeps_the_surface(ict_parts):
+    """The eyeballs made for a 5.0 and a 6.6 mm iris: the rim within 0.15 mm of it (ICT's own: 5.69),
+    the same triangles painted, every moved vertex on the old shell (within 0.01 mm along the axis),
+    the back untouched; 9 mm is clamped to 6.6."""
+    from backend.head_parts import PART_MATERIALS, _first_hits, eye_frame
     from tests.conftest import head_with_parts
 
-    iris = list(PART_MATERIALS).index("iris")
-    counts = []
-    for r in (5.0, 5.6, 6.6, 9.0):
-        head = head_with_parts(ict_parts, torch.zeros(1, ict_parts.n_id), torch.zeros(1, ict_parts.n_exp), iris_radius=r,
-                               lid_margin=None, mouth_margin=None)
-        counts.append(int((head.parts_material == iris).sum()))
-    assert counts[0] < counts[1] < counts[2] == counts[3]  # 9 mm is clamped to 6.6
-    assert counts[2] > 1.3 * counts[0]
+    assert list(PART_MATERIALS).index("iris") == 4 and list(PART_MATERIALS).index("sclera") == 3
+    ident, exp = torch.zeros(1, ict_parts.n_id), torch.zeros(1, ict_parts.n_exp)
+    plain = head_with_parts(ict_parts, ident, exp, lid_margin=None, mouth_margin=None)
+    assert plain.iris_radius_mm is None and abs(_rim_radius(plain) - 5.69) < 0.05
+    a, b = plain.part_face_range[plain.part_names.index("eyeball_left")]
+    rows = np.unique(np.asarray(plain.parts_faces[a:b]) - len(plain.neutral))
+    frame = eye_frame(plain.parts_neutral[rows])
+    for r, want in ((5.0, 5.0), (6.6, 6.6), (9.0, 6.6)):
+        head = head_with_parts(ict_parts, ident, exp, iris_radius=r, lid_margin=None, mouth_margin=None)
+        assert head.iris_radius_mm == want
+        for name in ("eyeball_left", "eyeball_right"):
+            assert abs(_rim_radius(head, name) - want) < 0.15
+        np.testing.assert_array_equal(head.parts_material, plain.parts_material)
+        old, new = plain.parts_neutral[rows].astype(float), head.parts_neutral[rows].astype(float)
+        # each moved vertex's distance to the old shell, along the rim's axis (rays from 3 mm in front)
+        local = np.unique(np.asarray(plain.parts_faces[a:b]) - len(plain.neutral), return_inverse=True)[1].reshape(-1, 3)
+        rim = np.intersect1d(local[plain.parts_material[a:b] == 4], local[plain.parts_material[a:b] == 3])  # iris, sclera
+        n = np.linalg.svd(old[rim] - old[rim].mean(0))[2][2]
+        n = n if (old[rim].mean(0) - frame.centre) @ n > 0 else -n
+        moved = np.linalg.norm(new - old, axis=1) > 1e-6
+        t, _ = _first_hits(new[moved] + 3.0 * n, np.tile(-n, (int(moved.sum()), 1)), old, local, 6.0)
+        assert moved.sum() > 100 and np.abs(t - 3.0).max() < 0.01
+        back = (old - frame.centre) @ frame.axis < 0
+        np.testing.assert_array_equal(new[back], old[back])
+        assert np.linalg.norm(new - old, axis=1).max() > 0.5  # the rim did move
