@@ -164,7 +164,7 @@ def test_strands_over_the_forehead_leave_the_albedo(face_model):
 
 def test_a_beard_stays(face_model):
     """Below the zone nothing changes: a dark beard's texels keep their values, but for the fill
-    colour (the median of the texture) at the texture's faded rim."""
+    (a continuation of the seen skin, which the hair step changes above) at the texture's faded rim."""
     from backend.texture import delit_albedo
 
     cpu = torch.device("cpu")
@@ -175,5 +175,5 @@ def test_a_beard_stays(face_model):
     clean, _ = delit_albedo(face_model, fit, [view], 128, cpu, hair=False)
     beard = np.abs(before - clean).max(-1) > 0.1
     assert beard.sum() > 100
-    change = np.abs(after - before)[beard]  # only where the texture fades into the fill colour (a median)
-    assert change.max() < 3e-3 and change.mean() < 1e-4, (change.max(), change.mean())
+    change = np.abs(after - before)[beard]  # only where the texture fades into the fill
+    assert change.max() < 3e-3 and change.mean() < 5e-4, (change.max(), change.mean())  # 1.4e-3, 3.0e-4
