@@ -8,8 +8,9 @@ Per view (:func:`delight_views`): the texels some view can face are unwrapped fr
 those some view has confidence in are divided by the view's SH shading (camera-space normals of
 the mesh, or the detailed normals on the face tile). The albedo (:func:`delit_albedo`) then
 down-weights non-skin colours outside the inner face, equalises the views' gains, blends them
-with a Laplacian pyramid and fades into the median skin colour where no view sees the head
-(:func:`texture_opacity`).
+with a Laplacian pyramid and, where no view sees the head (:func:`texture_opacity`), fades into
+the face's mirror and a smooth continuation of the seen skin (:func:`complete_albedo`,
+:mod:`backend.texture_fill`).
 
 Letters: V views, H×W UV texels (W = H·tiles), T texels some view can face, T' of them with
 confidence, Hi×Wi photo pixels, N vertices.
@@ -47,7 +48,7 @@ from .texture_fill import (
 )
 
 __all__ = [
-    "DelitViews", "DelitTexels", "delight_views", "delit_albedo", "texture_opacity", "FEATHER_TEXELS_512",
+    "DelitViews", "DelitTexels", "delight_views", "delit_albedo", "complete_albedo", "texture_opacity", "FEATHER_TEXELS_512",
     "VIEW_COLOURS", "coverage_image", "face_region_mask", "face_region_coverage", "uv_face_coverage",
 ]
 
@@ -186,9 +187,10 @@ def delit_albedo(
     colour (a hat brim or hair on the forehead band), and by the view's weight in the coarse fit
     (``fit.view_weights``, :mod:`backend.fit.view_weights`: a photo the fit could not explain
     paints no more of the head than it shaped). Several views are gain-equalised on their
-    overlap and blended with a Laplacian pyramid (no seams); texels no view sees get the median
-    delit skin colour with a soft transition (:func:`texture_opacity`), so scalp and neck match
-    the face. ``occluders``: inside the inner face, off the brows, eyes and lips, texels that
+    overlap and blended with a Laplacian pyramid (no seams); texels no view sees are completed
+    with a soft transition (:func:`texture_opacity`, :func:`complete_albedo`): the face's hidden
+    half from its mirror, the rest of the head a continuation of the seen skin that tends to its
+    median colour, so scalp and neck match the face. ``occluders``: inside the inner face, off the brows, eyes and lips, texels that
     are not skin while their mirror texel is lose their photo to the mirror's colour
     (:mod:`backend.occlusion`: a bottle, a sweater, a strand of hair in front of the face); a
     hand the palm detector found (:attr:`PreparedView.hands`, skin-coloured: no colour test sees

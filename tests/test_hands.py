@@ -257,7 +257,7 @@ def test_a_hand_on_the_cheek_takes_its_texels_out_of_the_albedo(face_model):
     handed, w_handed = delit_albedo(face_model, fit, [view], 128, cpu)
     changed = np.abs(patched - clean).max(-1) > 0.04  # the patch's texels
     assert changed.sum() > 30
-    err_patched = np.abs(patched - clean)[changed].mean()  # 0.094 (0.109 on the 326 seen ones)
+    err_patched = np.abs(patched - clean)[changed].mean()  # 0.093 (0.11 on the 336 seen ones)
     # 0.039: the fill is the mirror's colour, not the texel's own (the synthetic skin is not symmetric)
     err_handed = np.abs(handed - clean)[changed].mean()
     assert err_handed < 0.45 * err_patched, (err_handed, err_patched)
