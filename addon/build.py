@@ -199,7 +199,7 @@ def stage(manifest: dict, stage_root: Path, wheels: Sequence[Path] = (), model_d
         target = folder / MODEL_DIR / backend_module("detect.mediapipe_nets").MEDIAPIPE_FOLDER
         target.mkdir(parents=True)
         nets = backend_module("detect.mediapipe_nets")
-        optional = [n for n in nets.HAND_FILES if (mediapipe_dir / n).is_file()]  # hands kept out of the head
+        optional = [n for n in {**nets.HAND_FILES, **nets.IRIS_FILES} if (mediapipe_dir / n).is_file()]  # hands, irises
         for name in (*nets.MEDIAPIPE_FILES, *optional, "LICENSE"):
             shutil.copy2(mediapipe_dir / name, target / name)
         (target / "NOTICE").write_text(MEDIAPIPE_NOTICE, encoding="utf-8")

@@ -58,9 +58,9 @@ def test_extension_stage_carries_the_mediapipe_files(tmp_path, monkeypatch):
         pytest.skip(str(exc))
     staged = build.stage(build.read_manifest(), tmp_path, mediapipe_dir=folder)
     mp = staged / build.MODEL_DIR / "mediapipe"
-    optional = [n for n in nets.HAND_FILES if (folder / n).is_file()]  # the palm detector, when fetched
+    optional = [n for n in {**nets.HAND_FILES, **nets.IRIS_FILES} if (folder / n).is_file()]  # hands, irises, when fetched
     assert sorted(p.name for p in mp.iterdir()) == sorted([*nets.MEDIAPIPE_FILES, *optional, "LICENSE", "NOTICE"])
-    for name, digest in {**nets.MEDIAPIPE_FILES, **nets.HAND_FILES}.items():
+    for name, digest in {**nets.MEDIAPIPE_FILES, **nets.HAND_FILES, **nets.IRIS_FILES}.items():
         if name not in nets.MEDIAPIPE_FILES and name not in optional:
             continue
         assert hashlib.sha256((mp / name).read_bytes()).hexdigest() == digest

@@ -277,6 +277,7 @@ def test_cli_models_fetch_mediapipe(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(mf, "MEDIAPIPE_WHEEL", {"url": "unused", "sha256": digest})
     monkeypatch.setattr(mf, "MEDIAPIPE_FILES", {"tiny.tflite": hashlib.sha256(tiny).hexdigest()})
     monkeypatch.setattr(mf, "HAND_FILES", {})
+    monkeypatch.setattr(mf, "IRIS_FILES", {})
     dest = tmp_path / "mp"
     assert main(["models", "fetch", "mediapipe", "--dest", str(dest), "--url", wheel.as_uri()]) == 0
     assert (dest / "tiny.tflite").read_bytes() == tiny

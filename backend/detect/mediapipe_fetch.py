@@ -1,9 +1,9 @@
-"""``photohead models fetch mediapipe``: MediaPipe's face and hand ``.tflite`` files from the pinned wheel.
+"""``photohead models fetch mediapipe``: MediaPipe's face, hand and iris ``.tflite`` files from the pinned wheel.
 
 The ``mediapipe==0.10.14`` wheel (Apache-2.0) is downloaded from the package index by a URL that
 names its content hash, checked against its sha256, and opened as a zip: only the face detector,
-Face Mesh, palm detector and hand landmark files (:data:`~.mediapipe_nets.MEDIAPIPE_FILES` and
-:data:`~.mediapipe_nets.HAND_FILES`, each checked by sha256) and the
+Face Mesh, palm detector, hand landmark and iris files (:data:`~.mediapipe_nets.MEDIAPIPE_FILES`,
+:data:`~.mediapipe_nets.HAND_FILES`, :data:`~.mediapipe_nets.IRIS_FILES`, each checked by sha256) and the
 wheel's LICENSE are kept, in ``<model cache>/mediapipe/``. Every file is parsed and built into its
 PyTorch module before it is installed. The ``.tflite`` files themselves are read at load time
 (no converted copy to keep in step).
@@ -21,7 +21,7 @@ from ..errors import ModelFetchError, PhotoheadError
 from ..facemodel.fetch import _download, _sha256, _umask
 from ..facemodel.search import cache_dir
 from ..progress import CancelToken, ProgressFn, check_cancel
-from .mediapipe_nets import HAND_FILES, MEDIAPIPE_FILES, MEDIAPIPE_FOLDER
+from .mediapipe_nets import HAND_FILES, IRIS_FILES, MEDIAPIPE_FILES, MEDIAPIPE_FOLDER
 from .tflite import read_tflite
 from .tflite_torch import TFLiteNet
 
@@ -34,7 +34,7 @@ MEDIAPIPE_WHEEL = {
     "size": 35664771,
 }
 _MEMBER_DIRS = ("mediapipe/modules/face_detection/", "mediapipe/modules/face_landmark/", "mediapipe/modules/palm_detection/",
-                "mediapipe/modules/hand_landmark/")
+                "mediapipe/modules/hand_landmark/", "mediapipe/modules/iris_landmark/")
 _LICENSE_MEMBER = "mediapipe-0.10.14.dist-info/LICENSE"
 
 
@@ -59,7 +59,7 @@ def fetch_mediapipe(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> Path:
-    """Download the pinned wheel, extract and verify the face and hand ``.tflite`` files into ``dest``.
+    """Download the pinned wheel, extract and verify the face, hand and iris ``.tflite`` files into ``dest``.
 
     - ``dest``: folder (default :func:`mediapipe_default_dest`); returns it.
     - ``url``: another location of the same wheel (a mirror, a ``file://`` copy); its sha256 must
@@ -70,7 +70,7 @@ def fetch_mediapipe(
     files it had (new ones are moved in only after all verified).
     """
     wheel = wheel or MEDIAPIPE_WHEEL
-    files = files or {**MEDIAPIPE_FILES, **HAND_FILES}
+    files = files or {**MEDIAPIPE_FILES, **HAND_FILES, **IRIS_FILES}
     dest = Path(dest) if dest is not None else mediapipe_default_dest()
     report = progress or (lambda fraction, message: None)
     if not force and _installed(dest, files):

@@ -28,7 +28,7 @@ from .tflite import read_tflite
 from .tflite_torch import TFLiteNet
 
 __all__ = [
-    "BlazeFace", "BlazeFaceSpec", "FaceMesh", "FULL_RANGE", "HAND_FILES", "MEDIAPIPE_FILES", "MEDIAPIPE_FOLDER", "SHORT_RANGE",
+    "BlazeFace", "BlazeFaceSpec", "FaceMesh", "FULL_RANGE", "HAND_FILES", "IRIS_FILES", "MEDIAPIPE_FILES", "MEDIAPIPE_FOLDER", "SHORT_RANGE",
     "find_mediapipe_file", "load_blazeface", "load_face_mesh", "ssd_anchors", "weighted_nms",
 ]
 
@@ -43,6 +43,10 @@ MEDIAPIPE_FILES = {
 HAND_FILES = {
     "palm_detection_lite.tflite": "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18",
     "hand_landmark_lite.tflite": "048edd3645c9bf7397d19a9f6e3a42957d6e414c9bea6598030a2e9b624156e6",
+}
+# Optional too (an install without it finds the irises by their darkness: backend.gaze; .iris)
+IRIS_FILES = {
+    "iris_landmark.tflite": "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
 }
 N_MESH = 468
 MESH_SIZE = 192
@@ -174,7 +178,7 @@ def find_mediapipe_file(name: str, folder: str | Path | None = None) -> Path:
             return d / name
     raise WeightsNotFoundError(
         f"MediaPipe weights {name} not found in {', '.join(str(d) for d in dirs)}: run "
-        "`photohead models fetch mediapipe` (downloads the pinned mediapipe wheel, ~36 MB, keeps 6 files)"
+        "`photohead models fetch mediapipe` (downloads the pinned mediapipe wheel, ~36 MB, keeps 7 files)"
     )
 
 
