@@ -29,6 +29,7 @@ from .combined import detect_auto
 from .dlib_backend import detect_dlib
 from .fa_backend import detect_face_alignment
 from .mediapipe_backend import detect_mediapipe
+from .orientation import detect_turned, turn_words
 
 __all__ = ["BACKENDS", "DEFAULT_MIN_SIZE", "MIN_SCORE", "DetectSettings", "Face", "detect", "detect_one",
            "choose_faces", "faces_report"]
@@ -98,7 +99,11 @@ def detect_one(
         name = os.fspath(image)
     where = f" in {name}" if name else ""
     rgb = _as_image(image)
-    faces = choose_faces(detect(rgb, backend=backend, settings=settings))
+
+    def find(img: np.ndarray) -> list[Face]:
+        return choose_faces(detect(img, backend=backend, settings=settings))
+
+    faces, turns = detect_turned(rgb, find, find(rgb))  # a face on its side or upside down: the photo's turns
     if not faces:
         h, w = rgb.shape[:2]
         raise NoFaceError(
@@ -119,4 +124,8 @@ def detect_one(
     if len(faces) > 1:
         chosen = replace(chosen, note=f"{faces_report(faces, name)}; using #{face}" +
                          (" (the largest; --face N picks another)" if face == 0 else ""))
+    if turns:
+        turned = f"the face{where} is upright with the photo turned {turn_words(turns)} (its orientation tag is " \
+                 "missing or wrong, or the head lies on its side): found there; the results keep the photo's frame"
+        chosen = replace(chosen, note="; ".join(n for n in (turned, chosen.note) if n))
     return chosen

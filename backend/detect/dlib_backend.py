@@ -27,7 +27,7 @@ from ..io_utils import atomic_path
 from .base import DetectSettings, Face, downscale_for_detection, small_to_orig
 from .ert_predictor import load_predictor
 
-__all__ = ["detect_dlib", "model_dir", "MMOD_TO_HOG"]
+__all__ = ["detect_dlib", "hog_score", "model_dir", "MMOD_TO_HOG"]
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 MMOD_FILE = "mmod_human_face_detector.dat"
@@ -214,6 +214,15 @@ def _landmarks(image: np.ndarray, boxes: np.ndarray, min_side: int, flip_average
             seen[:, 0] = last - seen[:, 0]
             out[i] = 0.5 * (out[i] + seen[list(MIRROR_68)])
     return out
+
+
+def hog_score(image: np.ndarray, max_side: int = 640) -> float | None:
+    """The best score of dlib's upright HOG face detector on a copy of ``image`` (H,W,3) uint8 at
+    most ``max_side`` px long, without upsampling (faces ≥ ~80 px there), or None when it finds
+    none: a cheap test of whether the image holds an upright, roughly frontal face."""
+    small, _ = downscale_for_detection(np.ascontiguousarray(image), max_side)
+    _, scores, _ = _hog().run(small, 0, 0.0)
+    return float(max(scores)) if len(scores) else None
 
 
 def detect_dlib(image: np.ndarray, settings: DetectSettings) -> list[Face]:

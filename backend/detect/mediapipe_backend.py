@@ -29,7 +29,7 @@ from .mediapipe_68 import mesh_to_68
 from .mediapipe_nets import FULL_RANGE, MESH_SIZE, SHORT_RANGE, BlazeFaceSpec, load_blazeface, load_face_mesh, weighted_nms
 
 __all__ = ["MeshResult", "crop_transform", "detect_mediapipe", "detector_input", "mesh_faces_in_boxes", "mesh_in_rois",
-           "roi_from_points", "sample_crops", "weak_mesh_faces"]
+           "roi_from_points", "sample_crops", "weak_mesh_faces", "WEAK_DETECTOR"]
 
 ROI_SCALE = 1.5  # MediaPipe's RectTransformationCalculator scale for both ROIs
 MESH_EYE_CORNERS = (33, 263)  # the subject's right / left outer eye corners in Face Mesh
@@ -198,18 +198,21 @@ def mesh_faces_in_boxes(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray
     return faces
 
 
+WEAK_DETECTOR = "blazeface-weak"  # Face.detector of a face only BlazeFace's weak candidates found
+
+
 def weak_mesh_faces(image: np.ndarray, settings: DetectSettings, passes: int = 3) -> list[Face]:
     """Faces among BlazeFace's weak candidates (full range, then short; probability ≥
     :data:`WEAK_MIN_SCORE`), verified by Face Mesh (``passes`` passes, the first unlevelled:
     near profile the eye keypoints are unreliable): for photos where neither BlazeFace at its own
-    threshold nor dlib finds the face. ``detector`` "blazeface-weak"."""
+    threshold nor dlib finds the face. ``detector`` :data:`WEAK_DETECTOR`."""
     image = np.ascontiguousarray(image)
     folder = settings.weights_dir if settings.weights_dir else None
     for spec in (FULL_RANGE, SHORT_RANGE):
         dets = _detect_boxes(image, replace(spec, min_score=WEAK_MIN_SCORE), folder)[: settings.max_faces]
         if dets:
             faces = mesh_faces_in_boxes(image, np.stack([d[1] for d in dets]), np.array([d[0] for d in dets]),
-                                        "blazeface-weak", settings, passes=passes)
+                                        WEAK_DETECTOR, settings, passes=passes)
             if faces:
                 return faces
     return []
