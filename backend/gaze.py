@@ -5,8 +5,8 @@ the eyeball's yaw and pitch (:func:`backend.head_parts.eye_rotation`) with the f
    installed; passed in as ``irises``) gives a confident iris
    (:func:`~backend.detect.iris.iris_confident`), its centre, averaged with the darkness's (below)
    when the two lie within :data:`FUSE_GAP` iris radii (a disc sliding onto a lid or a shadow
-   lies farther); else :func:`locate_irises`: each eye's patch is resampled into the eye's own frame (x along the
-   corners 36→39 / 42→45, the eye's width 48 patch pixels); inside the contour polygon the
+   lies farther); else :func:`locate_irises`: each eye's patch is resampled into the eye's own
+   frame (x along the corners 36→39 / 42→45, the eye's width 48 patch pixels); inside the contour polygon the
    darkness (1 − luma, stretched between its 5th and 95th percentiles) minus
    :data:`DARK_LEVEL` is correlated with a disc of the iris's radius (known in pixels from the
    fitted scale) less half its surround (to 1.4 radii): the sclera below or beside the disc counts
@@ -50,7 +50,6 @@ PITCH_LIMIT = math.radians(25.0)
 VERGENCE_LIMIT = math.radians(5.0)
 SHUT, OPEN = 0.25, 0.55  # an eye's opening (contour height / iris diameter): shut below, fully trusted above
 CONTOURS = (slice(36, 42), slice(42, 48))  # iBUG-68: the subject's right eye, left eye
-SIZE_AGREE = 0.15  # two eyes' iris sizes within this fraction: their mean; else the larger
 FUSE_GAP = 0.5  # the Iris model's and the darkness's centres within this many iris radii: their mean
 DARK_LEVEL = 0.45  # stretched darkness counted as iris above, sclera/skin below (see locate_irises)
 RING, RING_WEIGHT = 1.4, 0.5  # the disc's surround (radii) and its weight against the disc
@@ -226,15 +225,11 @@ def best_view(estimates: list[GazeEstimate]) -> int:
 
 
 def iris_size(radius_mm: np.ndarray, trusted: np.ndarray) -> float | None:
-    """The head's iris radius (mm) from each eye's, radius_mm (E,), where ``trusted`` (E,) bool:
-    the mean of two that agree within :data:`SIZE_AGREE`, else the larger (lids and a turned eye
-    shrink the rim the model sees more often than they grow it), clamped to
+    """The head's iris radius (mm) from each eye's, radius_mm (E,), where ``trusted`` (E,) bool: their
+    mean (two eyes that disagree are each off by about as much: faces_dev, looked at), clamped to
     :data:`~backend.head_parts.IRIS_RANGE_MM`; None when no eye is trusted."""
     r = np.asarray(radius_mm, np.float64)[np.asarray(trusted, bool) & np.isfinite(radius_mm)]
-    if r.size == 0:
-        return None
-    value = r.mean() if r.max() <= (1.0 + SIZE_AGREE) * r.min() else r.max()
-    return float(np.clip(value, *IRIS_RANGE_MM))
+    return None if r.size == 0 else float(np.clip(r.mean(), *IRIS_RANGE_MM))
 
 
 def _ahead() -> GazeEstimate:
@@ -249,7 +244,8 @@ def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarra
     view's pose for ``camera`` (the photo's size); eyes {eyeball name: :class:`EyeFrame`} of the
     fitted head (model mm); ``irises``: the Iris model's points for these eyes
     (:func:`backend.detect.iris.detect_irises` between :func:`~backend.detect.iris.iris_corners`;
-    None: the darkness alone, the default iris size). Looking ahead (zeros, nothing seen) without both eyeballs."""
+    None: the darkness alone, the default iris size). Looking ahead (zeros, nothing seen) without
+    both eyeballs."""
     if any(name not in eyes for name in EYEBALLS):
         return _ahead()
     frames = [eyes[name] for name in EYEBALLS]

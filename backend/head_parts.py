@@ -26,7 +26,8 @@ from .geometry import array_digest, split_seams, vertex_normals_np
 __all__ = [
     "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "kept_part_faces", "part_meshes", "has_parts",
     "obj_parts_section", "mtl_parts_text", "EYEBALLS", "EyeFrame", "eye_frame", "eye_rotation", "eye_pivots",
-    "model_eyeballs", "gaze_quaternion", "IRIS_RADIUS_MM", "IRIS_RANGE_MM", "slide_iris", "first_skin_hit", "SkinDepths", "skin_depths",
+    "model_eyeballs", "gaze_quaternion", "IRIS_RADIUS_MM", "IRIS_RANGE_MM", "slide_iris", "first_skin_hit",
+    "SkinDepths", "skin_depths",
 ]
 
 EXPORTED_PARTS = (

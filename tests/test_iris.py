@@ -113,12 +113,12 @@ def test_no_iris_file_means_no_irises(tmp_path, grace_hopper):
 
 
 def test_iris_size_combines_eyes():
-    """Two eyes that agree: their mean; that disagree: the larger; clamped; none trusted: None."""
+    """The trusted eyes' mean, clamped; none trusted: None."""
     from backend.gaze import iris_size
     from backend.head_parts import IRIS_RANGE_MM
 
     assert iris_size(np.array([5.8, 6.2]), np.array([True, True])) == pytest.approx(6.0)
-    assert iris_size(np.array([4.0, 6.2]), np.array([True, True])) == pytest.approx(6.2)
+    assert iris_size(np.array([5.0, 6.4]), np.array([True, True])) == pytest.approx(5.7)
     assert iris_size(np.array([4.0, 6.2]), np.array([True, False])) == pytest.approx(IRIS_RANGE_MM[0])
     assert iris_size(np.array([9.0, 9.0]), np.array([True, True])) == pytest.approx(IRIS_RANGE_MM[1])
     assert iris_size(np.array([5.8, 6.2]), np.array([False, False])) is None

@@ -30,8 +30,8 @@ from .base import small_to_orig
 from .mediapipe_backend import _reduced, _to_photo, crop_transform, sample_crops
 from .mediapipe_nets import _load_net, find_mediapipe_file
 
-__all__ = ["IRIS_FILE", "IRIS_SIZE", "EyeLandmarks", "IrisLandmarks", "detect_irises", "eye_regions", "iris_corners", "iris_confident",
-           "iris_radius_px", "load_iris_landmarks"]
+__all__ = ["IRIS_FILE", "IRIS_SIZE", "EyeLandmarks", "IrisLandmarks", "detect_irises", "eye_regions", "iris_corners",
+           "iris_confident", "iris_crops", "iris_radius_px", "load_iris_landmarks"]
 
 IRIS_FILE = "iris_landmark.tflite"
 IRIS_SIZE = 64  # the model's input side
