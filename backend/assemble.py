@@ -16,6 +16,7 @@ from .fit.coarse import CoarseFitResult
 from .fit.detail import DetailFitResult
 from .fit.pose_init import fit_orthographic_pose
 from .head import Head, ViewResult
+from .detect.iris import detect_irises, iris_corners
 from .gaze import best_view, estimate_gaze
 from .head_parts import attach_parts, eye_frame, model_eyeballs
 from .lens import perspective_in_photo
@@ -74,21 +75,25 @@ def assemble_head(
         uv_tiles=model.uv_tiles, albedo=albedo, tex_coeffs=None if fit.tex is None else np32(fit.tex[0]),
         views=results, mode=mode, quality=quality,
     )
-    # eyes, sockets, teeth when the model has them; iris and sclera colours and the gaze from the
-    # photo whose eyes are most open and seen (the first on ties; ICT's eyeballs do not move with
-    # the expression, so one set of eyeball frames serves every view), the mouth's colours from the
+    # eyes, sockets, teeth when the model has them; iris and sclera colours, the gaze and the iris's
+    # size (MediaPipe's Iris model, when installed) from the photo whose eyes are most open and seen
+    # (the first on ties; ICT's eyeballs do not move with the expression, so one set of eyeball
+    # frames serves every view), the mouth's colours from the
     # photo whose mouth is most open, all following the photos' colour balance (part_colours)
     colours = gaze = None
     if model.has_parts:
         eyes = {name: eye_frame(points) for name, points in model_eyeballs(model, fit.id[:1], fit.exp[:1]).items()}
         found = [estimate_gaze(view.image, view.detected68, res.landmarks68, res.pose,
-                               Camera(*res.image_size, res.projection), eyes) for view, res in zip(views, results)]
+                               Camera(*res.image_size, res.projection), eyes,
+                               detect_irises(view.image, iris_corners(view.detected68, view.dense)))
+                 for view, res in zip(views, results)]
         best = best_view(found)
         gaze, iris = found[best].angles, found[best]
         colours = eye_colours(views[best].image, views[best].detected68, np32(fit.sh[best]),
                               irises=(iris.iris[iris.seen], iris.radius[iris.seen]))
         colours = part_colours(colours, [v.image for v in views], [v.detected68 for v in views], np32(fit.sh))
-    attach_parts(head, model, fit.id[:1], fit.exp[:1], colours, gaze=gaze)
+    attach_parts(head, model, fit.id[:1], fit.exp[:1], colours, gaze=gaze,
+                 iris_radius=None if gaze is None else found[best].iris_mm)
     return head
 
 

@@ -31,6 +31,8 @@ params.json schema (``format`` = ``"photohead.params"``, ``version`` = 1), plain
                      # turned about its centre by Ry(yaw)·Rx(pitch) in model axes: yaw > 0 turns the cornea
                      # to +x (the head's left), pitch > 0 down (backend.head_parts.eye_rotation); from the
                      # irises of the photo with the most open eyes (backend.gaze); null: no eyeballs
+     "iris_radius_mm": float | null,  # the iris's radius measured in the photo, the eyeballs' own
+                     # (backend.head_parts.slide_iris); null: the face model's (ICT: about 5.8 mm), or no eyeballs
      "views": [{"name": str, "label": str,
                 "image_size": [width, height],              # pixels of the original photo
                 "projection": "orthographic"|"perspective",
@@ -432,6 +434,7 @@ def params_dict(head: Head) -> dict[str, Any]:
         "metrics": _plain(dict(head.metrics)),
         "warnings": [str(w) for w in head.warnings],
         "gaze": _gaze_dict(head),
+        "iris_radius_mm": None if getattr(head, "iris_radius_mm", None) is None else _plain(float(head.iris_radius_mm)),
         "views": views,
     }
 

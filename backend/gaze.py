@@ -1,7 +1,11 @@
 """The gaze from one photo: where each iris sits inside its detected eye contour, turned into
 the eyeball's yaw and pitch (:func:`backend.head_parts.eye_rotation`) with the fitted pose.
 
-1. :func:`locate_irises`: each eye's patch is resampled into the eye's own frame (x along the
+1. The iris centre: where MediaPipe's Iris model (:mod:`backend.detect.iris`, when its file is
+   installed; passed in as ``irises``) gives a confident iris
+   (:func:`~backend.detect.iris.iris_confident`), its centre, averaged with the darkness's (below)
+   when the two lie within :data:`FUSE_GAP` iris radii (a disc sliding onto a lid or a shadow
+   lies farther); else :func:`locate_irises`: each eye's patch is resampled into the eye's own frame (x along the
    corners 36→39 / 42→45, the eye's width 48 patch pixels); inside the contour polygon the
    darkness (1 − luma, stretched between its 5th and 95th percentiles) minus
    :data:`DARK_LEVEL` is correlated with a disc of the iris's radius (known in pixels from the
@@ -14,13 +18,16 @@ the eyeball's yaw and pitch (:func:`backend.head_parts.eye_rotation`) with the f
    model's contour (the same place relative to the corners: the fit's small misregistration
    cancels), and (yaw, pitch) is solved so that the iris rim's centre
    (``EyeFrame.centre + limbus·axis``, turned) projects there (Gauss–Newton, 8 steps).
-3. :func:`combine_eyes`: each eye is weighted by how open it is (:func:`eye_weights`); an eye
+3. :func:`iris_size`: the Iris model's iris radius (px, :func:`~backend.detect.iris.iris_radius_px`)
+   over the eye's scale (px per mm of the fitted head), combined over the seen eyes and clamped
+   to :data:`~backend.head_parts.IRIS_RANGE_MM`: the head's iris size.
+4. :func:`combine_eyes`: each eye is weighted by how open it is (:func:`eye_weights`); an eye
    that is shut or seen edge-on takes the other eye's gaze; two seen eyes keep their weighted
    mean yaw and at most :data:`VERGENCE_LIMIT` each from it (converging eyes; a larger difference
    is the detector's noise) and share their mean pitch; narrow eyes scale the gaze towards
    looking ahead; angles are clamped to :data:`YAW_LIMIT`, :data:`PITCH_LIMIT`.
 
-Cost: two 62×38 patches and a 2×2 solve, a few milliseconds of CPU.
+Cost: two 62×38 patches and a 2×2 solve, a few milliseconds of CPU (the Iris model: two 64² crops).
 """
 from __future__ import annotations
 
@@ -32,16 +39,19 @@ import torch
 from skimage.measure import points_in_poly
 
 from .camera import Camera, project
-from .head_parts import EYEBALLS, IRIS_RADIUS_MM, EyeFrame, eye_rotation
+from .detect.iris import EyeLandmarks, iris_confident, iris_radius_px
+from .head_parts import EYEBALLS, IRIS_RADIUS_MM, IRIS_RANGE_MM, EyeFrame, eye_rotation
 
 __all__ = ["YAW_LIMIT", "PITCH_LIMIT", "VERGENCE_LIMIT", "GazeEstimate", "gaze_rotation", "locate_irises", "solve_gaze",
-           "eye_weights", "combine_eyes", "estimate_gaze", "best_view"]
+           "eye_weights", "combine_eyes", "estimate_gaze", "best_view", "iris_size"]
 
 YAW_LIMIT = math.radians(35.0)    # the eyes turn about ±45° at most; ±35° covers a look aside
 PITCH_LIMIT = math.radians(25.0)
 VERGENCE_LIMIT = math.radians(5.0)
 SHUT, OPEN = 0.25, 0.55  # an eye's opening (contour height / iris diameter): shut below, fully trusted above
 CONTOURS = (slice(36, 42), slice(42, 48))  # iBUG-68: the subject's right eye, left eye
+SIZE_AGREE = 0.15  # two eyes' iris sizes within this fraction: their mean; else the larger
+FUSE_GAP = 0.5  # the Iris model's and the darkness's centres within this many iris radii: their mean
 DARK_LEVEL = 0.45  # stretched darkness counted as iris above, sclera/skin below (see locate_irises)
 RING, RING_WEIGHT = 1.4, 0.5  # the disc's surround (radii) and its weight against the disc
 SOFTNESS = 0.1  # soft-argmax temperature, a fraction of the score's best-minus-median
@@ -193,12 +203,16 @@ class GazeEstimate:
     ``angles`` (2,2) float32 radians (yaw, pitch), the gaze to use; ``iris`` (2,2) the iris
     centres (photo px); ``radius`` (2,) the iris's radius (px); ``weight`` (2,) how far each
     eye was trusted (:func:`eye_weights`); ``seen`` (2,) bool: weight > 0 (the eye is open and not
-    seen edge-on: its iris was measured)."""
+    seen edge-on: its iris was measured); ``model`` (2,) bool: the iris centre and radius are the
+    Iris model's (else the darkness's and the default size's); ``iris_mm``: the iris's radius
+    (:func:`iris_size`), None when no seen eye had the model's."""
 
     angles: np.ndarray
     iris: np.ndarray
     radius: np.ndarray
     weight: np.ndarray
+    model: np.ndarray | None = None
+    iris_mm: float | None = None
 
     @property
     def seen(self) -> np.ndarray:
@@ -211,17 +225,31 @@ def best_view(estimates: list[GazeEstimate]) -> int:
     return max(range(len(estimates)), key=lambda i: (float(np.sum(estimates[i].weight)), -i))
 
 
+def iris_size(radius_mm: np.ndarray, trusted: np.ndarray) -> float | None:
+    """The head's iris radius (mm) from each eye's, radius_mm (E,), where ``trusted`` (E,) bool:
+    the mean of two that agree within :data:`SIZE_AGREE`, else the larger (lids and a turned eye
+    shrink the rim the model sees more often than they grow it), clamped to
+    :data:`~backend.head_parts.IRIS_RANGE_MM`; None when no eye is trusted."""
+    r = np.asarray(radius_mm, np.float64)[np.asarray(trusted, bool) & np.isfinite(radius_mm)]
+    if r.size == 0:
+        return None
+    value = r.mean() if r.max() <= (1.0 + SIZE_AGREE) * r.min() else r.max()
+    return float(np.clip(value, *IRIS_RANGE_MM))
+
+
 def _ahead() -> GazeEstimate:
     E = len(EYEBALLS)
     return GazeEstimate(np.zeros((E, 2), np.float32), np.zeros((E, 2)), np.zeros(E), np.zeros(E))
 
 
 def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarray, pose: np.ndarray, camera: Camera,
-                  eyes: dict[str, EyeFrame]) -> GazeEstimate:
+                  eyes: dict[str, EyeFrame], irises: EyeLandmarks | None = None) -> GazeEstimate:
     """The gaze from one photo (:class:`GazeEstimate`): image (H,W,3) uint8; detected68 (68,2)
     the detector's landmarks and fitted68 (68,2) the fitted model's, photo pixels; pose (7,) the
     view's pose for ``camera`` (the photo's size); eyes {eyeball name: :class:`EyeFrame`} of the
-    fitted head (model mm). Looking ahead (zeros, nothing seen) without both eyeballs."""
+    fitted head (model mm); ``irises``: the Iris model's points for these eyes
+    (:func:`backend.detect.iris.detect_irises` between :func:`~backend.detect.iris.iris_corners`;
+    None: the darkness alone, the default iris size). Looking ahead (zeros, nothing seen) without both eyeballs."""
     if any(name not in eyes for name in EYEBALLS):
         return _ahead()
     frames = [eyes[name] for name in EYEBALLS]
@@ -241,6 +269,16 @@ def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarra
     px_per_mm = np.maximum(px_per_mm, np.max(px_per_mm) * 0.3)  # an eye seen edge-on: the other's scale
     det_contours = np.stack([detected[CONTOURS[o]] for o in order])
     iris, opening = locate_irises(image, det_contours, IRIS_RADIUS_MM * px_per_mm)
+    radius = IRIS_RADIUS_MM * px_per_mm
+    model = np.zeros(len(frames), bool)
+    if irises is not None:  # the Iris model where it looks like an iris
+        pts = np.asarray(irises.iris, np.float64)[order]  # (E,5,2) per eyeball
+        model = iris_confident(pts, det_contours)
+        r = iris_radius_px(pts)
+        near = np.linalg.norm(pts[:, 0] - iris, axis=1) < FUSE_GAP * r
+        centre = np.where(near[:, None], 0.5 * (pts[:, 0] + iris), pts[:, 0])
+        iris = np.where(model[:, None], centre, iris)
+        radius = np.where(model, r, radius)
     targets = np.zeros((len(frames), 2))
     widths = np.zeros(len(frames))
     for e, o in enumerate(order):
@@ -251,5 +289,5 @@ def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarra
         widths[e] = w_d / (IRIS_RADIUS_MM * px_per_mm[e])  # the eye's width in iris radii (about 5 seen frontally)
     angles = solve_gaze(frames, targets, pose, camera)
     weight = eye_weights(opening, widths)
-    return GazeEstimate(angles=combine_eyes(angles, weight).astype(np.float32), iris=iris,
-                        radius=IRIS_RADIUS_MM * px_per_mm, weight=weight)
+    return GazeEstimate(angles=combine_eyes(angles, weight).astype(np.float32), iris=iris, radius=radius, weight=weight,
+                        model=model, iris_mm=iris_size(radius / px_per_mm, model & (weight > 0)))

@@ -111,6 +111,9 @@ class Head:
     # (2,2) float32 radians: (yaw, pitch) of eyeball_left, eyeball_right (head_parts.EYEBALLS), each
     # turned about its centre (head_parts.eye_rotation); None: looking ahead. parts_* look ahead.
     gaze: np.ndarray | None = None
+    # the iris's radius the eyeballs were made for (mm; head_parts.slide_iris), measured in the photo
+    # by backend.gaze with MediaPipe's Iris model; None: the model's own (ICT: about 5.8 mm) or no parts
+    iris_radius_mm: float | None = None
 
     @property
     def export_uv(self) -> np.ndarray:

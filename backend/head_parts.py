@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import split_seams, vertex_normals_np
+from .geometry import array_digest, split_seams, vertex_normals_np
 
 __all__ = [
     "EXPORTED_PARTS", "PART_MATERIALS", "PartMesh", "attach_parts", "kept_part_faces", "part_meshes", "has_parts",
     "obj_parts_section", "mtl_parts_text", "EYEBALLS", "EyeFrame", "eye_frame", "eye_rotation", "eye_pivots",
-    "model_eyeballs", "gaze_quaternion", "first_skin_hit", "SkinDepths", "skin_depths",
+    "model_eyeballs", "gaze_quaternion", "IRIS_RADIUS_MM", "IRIS_RANGE_MM", "slide_iris", "first_skin_hit", "SkinDepths", "skin_depths",
 ]
 
 EXPORTED_PARTS = (
@@ -46,7 +46,8 @@ _PART_MATERIAL = {
     "mouth_socket": "socket", "eye_socket_left": "socket", "eye_socket_right": "socket",
     "gums_and_tongue": "gums_tongue", "teeth": "teeth",
 }
-IRIS_RADIUS_MM = 5.6   # the human iris is about 11–12 mm across
+IRIS_RADIUS_MM = 5.6   # the human iris is about 11–12 mm across (the iris/sclera material split)
+IRIS_RANGE_MM = (5.0, 6.6)  # a measured iris radius is clamped to this (11–13 mm across, and a margin)
 PUPIL_RADIUS_MM = 2.2  # a mid-size pupil
 EYEBALLS = ("eyeball_left", "eyeball_right")  # the order of ``Head.gaze``'s rows
 
@@ -145,7 +146,8 @@ def _eye_materials(mean: np.ndarray, faces: np.ndarray, eye_region: np.ndarray, 
     ICT's inner iris sphere (under the outer shell, textured through a transparent cornea in ICT's
     renders). mean (P,3) part vertices (neutral), faces (f,3) global ids of that eyeball,
     eye_region (f,) 0/2 outer shell, 1/3 inner sphere. The iris and pupil are discs around the
-    axis from the eyeball's centre through the cornea's apex (:data:`IRIS_RADIUS_MM`, :data:`PUPIL_RADIUS_MM`)."""
+    axis from the eyeball's centre through the cornea's apex (:data:`IRIS_RADIUS_MM`, :data:`PUPIL_RADIUS_MM`;
+    ICT's triangles put the iris's rim at about 5.8 mm: :func:`slide_iris` moves it)."""
     outer = eye_region % 2 == 0
     centres = mean[faces - offset].mean(1)  # (f,3)
     ball = mean[np.unique(faces[outer]) - offset]
@@ -210,7 +212,7 @@ def model_eyeballs(model, id_coeffs, exp_coeffs) -> dict[str, np.ndarray]:
 
 def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[float, float, float]] | None = None,
                  lid_margin: float | None = 0.3, gaze: np.ndarray | None = None,
-                 mouth_margin: float | None = 1.0) -> None:
+                 mouth_margin: float | None = 1.0, iris_radius: float | None = None) -> None:
     """Fill ``head.parts_*`` from ``model`` (a :class:`~backend.facemodel.FaceModel` with parts)
     for the coefficients of ``head.vertices``: id (1,K_id), exp (1,K_exp) tensors. ``colors``
     overrides :data:`PART_MATERIALS` entries (sRGB [0,1]; ``head.part_material_colors``, the
@@ -230,7 +232,12 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     ``mouth_margin`` (mm; None: off): mouth socket, gums, tongue and teeth vertices that the
     fitted expression leaves in front of the skin are moved back to that margin behind it
     (:func:`backend.mouth_clearance.pull_behind_skin`); the move is added to their rest shape too, so
-    rest plus shape keys at the fitted weights gives the corrected parts."""
+    rest plus shape keys at the fitted weights gives the corrected parts.
+
+    ``iris_radius`` (mm, clamped to :data:`IRIS_RANGE_MM`; None: ICT's own, about 5.8 mm): the
+    eyeballs' vertices slide along their surface so that the iris's rim lies that far from the eye's
+    axis (:func:`slide_iris`; the materials stay on their triangles, so the rim stays a smooth ring
+    in the exports and previews); stored as ``head.iris_radius_mm``."""
     if not getattr(model, "has_parts", False):
         return
     import torch  # lazy: the add-on imports this module (through export) in Blender, without torch
@@ -241,6 +248,7 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
         posed = model.parts_forward(id_coeffs, exp_coeffs)[0].float().cpu().numpy()
         neutral = model.parts_forward(id_coeffs, None)[0].float().cpu().numpy()
         basis = model.parts_exp_basis.float().cpu().numpy()
+    iris_radius = None if iris_radius is None else float(np.clip(iris_radius, *IRIS_RANGE_MM))
     kept = kept_part_faces(info, V)
     names, keep = list(info.part_names), [info.part_names.index(name) for name, *_ in kept]
     material_names = list(PART_MATERIALS)
@@ -252,6 +260,14 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
         faces_uv.append(fuv)
         material.append(mat)
     all_faces = np.concatenate(faces)
+    if iris_radius is not None:  # the iris's rim to the measured radius, the same move at rest and posed
+        posed, neutral = posed.copy(), neutral.copy()
+        for name, f, _, mat in kept:
+            if name in EYEBALLS:
+                rows, local = np.unique(f - V, return_inverse=True)
+                move = slide_iris(neutral[rows], local.reshape(-1, 3), mat, iris_radius) - neutral[rows]
+                neutral[rows] += move.astype(neutral.dtype)
+                posed[rows] += move.astype(posed.dtype)
     gaze = None if gaze is None else np.asarray(gaze, np.float32).reshape(len(EYEBALLS), 2)
     if lid_margin is not None and head.exp_basis is not None:
         eye_faces = {names[k]: faces[i] for i, k in enumerate(keep) if names[k].startswith("eyeball")}
@@ -288,6 +304,58 @@ def attach_parts(head, model, id_coeffs, exp_coeffs, colors: dict[str, tuple[flo
     head.part_material_colors = np.asarray([palette[m] for m in material_names], np.float32)
     head.part_seen_colors = np.asarray([palette.get(f"{m}_seen", palette[m]) for m in material_names], np.float32)
     head.gaze = gaze
+    head.iris_radius_mm = iris_radius
+
+
+def slide_iris(vertices: np.ndarray, faces: np.ndarray, material: np.ndarray, radius: float) -> np.ndarray:
+    """(n,3) an eyeball shell's vertices (n,3) mm slid along its surface so that the rim of its iris
+    (the edge between its "iris" and "sclera" triangles, faces (f,3) local, material (f,) into
+    :data:`PART_MATERIALS`) lies ``radius`` mm from the eye's axis; the pupil's rim stays.
+
+    The axis is the normal of the plane through the iris's rim, through the rim's centre. Around it,
+    each vertex on the front half keeps its direction and moves from its distance ρ to the axis to
+    g(ρ), g piecewise linear through the pupil's rim (fixed), the iris's rim (to ``radius``) and 3 mm
+    beyond it (fixed, and everything farther); its height along the axis follows the surface's own
+    profile (the mean height per 0.1 mm of ρ over the front half), then it is put back onto the
+    shell's triangles along the axis: the cornea and the sclera keep their shape and only the
+    painted disc grows or shrinks."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    names = list(PART_MATERIALS)
+
+    def rim(a: str, b: str) -> np.ndarray:
+        return np.intersect1d(f[material == names.index(a)], f[material == names.index(b)])
+
+    limbus, pupil = rim("iris", "sclera"), rim("pupil", "iris")
+    if len(limbus) < 3 or len(pupil) < 3:
+        return v.copy()
+    c = v[limbus].mean(0)
+    n = np.linalg.svd(v[limbus] - c)[2][2]
+    n = n if (v[np.unique(f[material == names.index("iris")])].mean(0) - v.mean(0)) @ n > 0 else -n  # to the front
+    rel = v - c
+    h = rel @ n
+    planar = rel - h[:, None] * n
+    rho = np.linalg.norm(planar, axis=1)
+    rho_iris, rho_pupil = float(np.median(rho[limbus])), float(np.median(rho[pupil]))
+    reach = rho_iris + 3.0
+    front = (v - eye_frame(v).centre) @ n > 0
+    moved = front & (rho < reach)
+    knots = [0.0, rho_pupil, rho_iris, reach]
+    new_rho = np.interp(rho, knots, [0.0, rho_pupil, float(np.clip(radius, rho_pupil + 1.0, reach - 1.0)), reach])
+    bins = np.floor(rho[front] / 0.1).astype(np.int64)  # the surface's profile h(ρ) over the front half
+    count = np.bincount(bins)
+    keys = np.flatnonzero(count)
+    prof_rho = np.bincount(bins, rho[front])[keys] / count[keys]
+    prof_h = np.bincount(bins, h[front])[keys] / count[keys]
+    lift = np.interp(new_rho, prof_rho, prof_h) - np.interp(rho, prof_rho, prof_h)
+    unit = planar / np.maximum(rho, 1e-12)[:, None]
+    out = v.copy()
+    out[moved] = c + (h[moved] + lift[moved])[:, None] * n + new_rho[moved, None] * unit[moved]
+    # onto the shell itself (its triangles' chords, within 0.2 mm of the profile): along the axis
+    t, _ = _first_hits(out[moved] + 0.5 * n, np.tile(-n, (int(moved.sum()), 1)), v, f, 1.0)
+    ok = np.isfinite(t)
+    out[np.flatnonzero(moved)[ok]] += (0.5 - t[ok])[:, None] * n
+    return out
 
 
 def _clear_lids(head, parts_neutral: np.ndarray, parts_basis: np.ndarray, eyeball_faces: list[np.ndarray], V: int,
@@ -641,6 +709,9 @@ def skin_depths(points: np.ndarray, part_faces: np.ndarray, skin: np.ndarray, sk
     return SkinDepths(through=np.where(cos > 0, depth, 0.0), buried=np.where(cos < 0, depth, 0.0))
 
 
+_PREVIEW_CACHE: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}  # the last head's, by digest
+
+
 def preview_parts(head, tile: int, shade_eyes: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The parts as one mesh for the preview renderer, coloured through an extra UV tile.
 
@@ -649,7 +720,25 @@ def preview_parts(head, tile: int, shade_eyes: bool = False) -> tuple[np.ndarray
     ``shade_eyes``, each eyeball corner at its share of the colour that the lids let through
     (:func:`backend.eye_shading.lid_visibility` against ``head.vertices``, the eyeballs as they
     look). Returns (verts (N,3) mm, faces (F,3) local, uv (M,2), faces_uv (F,3)); empty arrays
-    without parts."""
+    without parts.
+
+    The last shaded result is kept, keyed by a digest of every input: a head's previews (photo
+    panel, turntable, per view) shade its eyes once. Treat its arrays as read-only."""
+    if not shade_eyes or not has_parts(head):
+        return _preview_parts(head, tile, shade_eyes)
+    gaze = np.zeros(0) if getattr(head, "gaze", None) is None else np.asarray(head.gaze)
+    key = array_digest(np.asarray(head.vertices), np.asarray(head.faces), np.asarray(head.parts_vertices),
+                       np.asarray(head.parts_faces), np.asarray(head.parts_material), np.asarray(head.parts_neutral),
+                       np.asarray(head.part_face_range), gaze, extra=(tile, tuple(head.part_names),
+                                                                       tuple(head.part_material_names)))
+    if key not in _PREVIEW_CACHE:
+        _PREVIEW_CACHE.clear()
+        _PREVIEW_CACHE[key] = _preview_parts(head, tile, shade_eyes)
+    return _PREVIEW_CACHE[key]
+
+
+def _preview_parts(head, tile: int, shade_eyes: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`preview_parts` without the cache."""
     meshes = part_meshes(head)
     if not meshes:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64), np.zeros((0, 2), np.float32), np.zeros((0, 3), np.int64)

@@ -141,20 +141,20 @@ def mirror_fill(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Give the confidence a view lost to an occluder to that view's mirror texel.
 
-    maps (V,H,W,3) one view's colours, weight (V,H,W) its confidence after the occluder was
+    maps (V,H,W,C) one view's colours (any channels), weight (V,H,W) its confidence after the occluder was
     taken out, lost (V,H,W) ≥ 0 the confidence taken out (:func:`occluded` × the confidence),
     grid (H,W,2) from :func:`mirror_texels`, donor (V,H,W) in [0,1] how much a texel may give
     its colour (its skin weight: an occluder is not copied across). Each texel becomes the
     weighted mean of its own colour (``weight``) and the mirror's (``lost`` × the mirror's
     ``weight`` × ``donor``, ≤ 1); where neither remains the fill colour takes over later.
-    Returns (maps (V,H,W,3), weight (V,H,W))."""
+    Returns (maps (V,H,W,C), weight (V,H,W))."""
     V = maps.shape[0]
     g = grid[None].expand(V, -1, -1, -1).to(maps)
     give = weight * donor
     at = Fn.grid_sample(torch.cat([maps * give[..., None], give[..., None]], -1).permute(0, 3, 1, 2), g,
-                        mode="bilinear", align_corners=False).permute(0, 2, 3, 1)  # (V,H,W,4)
-    mirror_w = at[..., 3]
-    mirror_rgb = at[..., :3] / mirror_w.clamp_min(1e-6)[..., None]  # weight-normalised: no dark rim
+                        mode="bilinear", align_corners=False).permute(0, 2, 3, 1)  # (V,H,W,C+1)
+    mirror_w = at[..., -1]
+    mirror_rgb = at[..., :-1] / mirror_w.clamp_min(1e-6)[..., None]  # weight-normalised: no dark rim
     gift = lost * mirror_w.clamp(0.0, 1.0)
     total = weight + gift
     out = (maps * weight[..., None] + mirror_rgb * gift[..., None]) / total.clamp_min(1e-12)[..., None]

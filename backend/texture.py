@@ -8,8 +8,9 @@ Per view (:func:`delight_views`): the texels some view can face are unwrapped fr
 those some view has confidence in are divided by the view's SH shading (camera-space normals of
 the mesh, or the detailed normals on the face tile). The albedo (:func:`delit_albedo`) then
 down-weights non-skin colours outside the inner face, equalises the views' gains, blends them
-with a Laplacian pyramid and fades into the median skin colour where no view sees the head
-(:func:`texture_opacity`).
+with a Laplacian pyramid and, where no view sees the head (:func:`texture_opacity`), fades into
+the face's mirror and a smooth continuation of the seen skin (:func:`complete_albedo`,
+:mod:`backend.texture_fill`).
 
 Letters: V views, H×W UV texels (W = H·tiles), T texels some view can face, T' of them with
 confidence, Hi×Wi photo pixels, N vertices.
@@ -41,9 +42,13 @@ from .occlusion import feature_mask, mirror_fill, mirror_texels, not_darker, occ
 from .prepare import PreparedView, hand_crop_mask, reframe
 from .render import Fragments, Unwrapped, interpolate, rasterize, rasterize_uv, unwrap_image
 from .skin import skin_weight
+from .texture_fill import (
+    FillLayout, FillSettings, fill_layout, harmonic_fill, mirror_complete, mirror_donor, mirror_reach, skin_colour,
+    skin_tone,
+)
 
 __all__ = [
-    "DelitViews", "DelitTexels", "delight_views", "delit_albedo", "texture_opacity", "FEATHER_TEXELS_512",
+    "DelitViews", "DelitTexels", "delight_views", "delit_albedo", "complete_albedo", "texture_opacity", "FEATHER_TEXELS_512",
     "VIEW_COLOURS", "coverage_image", "face_region_mask", "face_region_coverage", "uv_face_coverage",
 ]
 
@@ -182,9 +187,10 @@ def delit_albedo(
     colour (a hat brim or hair on the forehead band), and by the view's weight in the coarse fit
     (``fit.view_weights``, :mod:`backend.fit.view_weights`: a photo the fit could not explain
     paints no more of the head than it shaped). Several views are gain-equalised on their
-    overlap and blended with a Laplacian pyramid (no seams); texels no view sees get the median
-    delit skin colour with a soft transition (:func:`texture_opacity`), so scalp and neck match
-    the face. ``occluders``: inside the inner face, off the brows, eyes and lips, texels that
+    overlap and blended with a Laplacian pyramid (no seams); texels no view sees are completed
+    with a soft transition (:func:`texture_opacity`, :func:`complete_albedo`): the face's hidden
+    half from its mirror, the rest of the head a continuation of the seen skin that tends to its
+    median colour, so scalp and neck match the face. ``occluders``: inside the inner face, off the brows, eyes and lips, texels that
     are not skin while their mirror texel is lose their photo to the mirror's colour
     (:mod:`backend.occlusion`: a bottle, a sweater, a strand of hair in front of the face); a
     hand the palm detector found (:attr:`PreparedView.hands`, skin-coloured: no colour test sees
@@ -267,11 +273,33 @@ def delit_albedo(
     # texels of zero coverage get the fill colour below: no need to fill them in the blend
     blended, coverage = multiband_blend(maps, weight, fill=False)
     blended, coverage = torch.as_tensor(blended), torch.as_tensor(coverage)
-    seen = coverage > 0.25
-    colour = blended[seen].median(0).values if seen.any() else torch.tensor(FILL_COLOUR, device=blended.device)
-    w = texture_opacity(coverage, lit.facing)[..., None]
-    out = blended * w + colour.view(1, 1, 3) * (1.0 - w)
+    # how much of each texel is skin (off the features), the views' final weights averaged
+    skin_v = scatter_texels(skin_like * (1.0 - features_at), lit.texels, H, W)  # (V,H,W)
+    skin = (skin_v * weight).sum(0) / weight.sum(0).clamp_min(1e-12)
+    out = complete_albedo(model, blended.clamp(0.0, 1.0), coverage, lit.facing, skin)
     return out.clamp(0.0, 1.0).cpu().numpy().astype(np.float32), weight.cpu().numpy().astype(np.float32)
+
+
+def complete_albedo(model: FaceModel, blended: torch.Tensor, coverage: torch.Tensor, facing: torch.Tensor,
+                    skin: torch.Tensor, settings: FillSettings = FillSettings()) -> torch.Tensor:
+    """The albedo where no view sees the head (:mod:`backend.texture_fill`): the face's hidden
+    half from its mirror (:func:`~backend.texture_fill.mirror_complete`; donors seen well:
+    :func:`~backend.texture_fill.mirror_donor`), the rest a harmonic continuation of the seen
+    skin over the mesh (:func:`~backend.texture_fill.harmonic_fill`), faded in by the
+    (completed) opacity. blended (H,W,3) the views' blend, coverage (H,W) their summed
+    confidence, facing (T,) the flat texels some view may face (:func:`texture_opacity`), skin
+    (H,W) in [0,1] how much of a texel is skin (off the brows, eyes and lips). Returns (H,W,3)."""
+    H, W = coverage.shape
+    opacity = texture_opacity(coverage, facing)
+    grid, _ = model_mirror_texels(model, H, W)
+    layout, reach = model_fill_layout(model, H, W, settings)
+    both = torch.cat([blended, skin[..., None]], -1)  # the skin weight is completed with the colour
+    both, opacity = mirror_complete(both, opacity, mirror_donor(coverage, settings), grid.to(both), reach.to(both))
+    colour, source = both[..., :3], opacity * both[..., 3]
+    skin_rgb = skin_colour(colour, source, FILL_COLOUR)
+    source = source * skin_tone(colour, skin_rgb, settings)  # no shadows, highlights or beards as sources
+    fill = harmonic_fill(colour, source, skin_rgb, model.faces, layout, settings)
+    return colour * opacity[..., None] + fill * (1.0 - opacity[..., None])
 
 
 def texture_opacity(coverage: torch.Tensor, texels: torch.Tensor) -> torch.Tensor:
@@ -401,6 +429,41 @@ def model_mirror_texels(model: FaceModel, height: int, width: int) -> tuple[torc
     got = layout_arrays("mirror_texels", key, ("grid", "valid"), compute)
     dev = model.faces.device
     return torch.from_numpy(got["grid"]).to(dev), torch.from_numpy(got["valid"]).to(dev)
+
+
+def model_fill_layout(model: FaceModel, height: int, width: int, settings: FillSettings = FillSettings()
+                      ) -> tuple[FillLayout, torch.Tensor]:
+    """:func:`backend.texture_fill.fill_layout` of the model's template mesh and its layout
+    rasterised at ``settings.texels_per_tile`` (height × width divided by a whole factor), and
+    the mirror completion's reach at height × width
+    (:func:`backend.texture_fill.mirror_reach`, (H,W) float), computed once per layout like
+    :func:`model_face_region`; on the model's device."""
+    key = array_digest(*(t.detach().cpu().numpy() for t in (model.mean, model.uv, model.faces_uv, model.faces, model.region)),
+                       extra=(height, width, model.uv_tiles, tuple(model.face_mask_regions), settings.min_edge_mm,
+                              settings.mirror_feather_mm, settings.texels_per_tile))
+    names = ("edges", "edge_weight", "texel_face", "texel_bary", "inside", "vertex_mass", "reach")
+
+    k = max(1, height // settings.texels_per_tile)  # the fill's grid: ⌈H/k⌉ × ⌈W/k⌉
+
+    def compute() -> dict[str, np.ndarray]:
+        tiles = float(model.uv_tiles)
+        frags = rasterize_uv(model.uv, model.faces_uv, -(-height // k), -(-width // k), (0.0, tiles))
+        lay = fill_layout(model.mean.float(), model.faces, frags.face_idx[0].long(), frags.bary[0], settings)
+        inside = rasterize_uv(model.uv, model.faces_uv, height, width, (0.0, tiles)).face_idx[0] >= 0
+        _, valid = model_mirror_texels(model, height, width)
+        per_mm = height / 512 / 0.57  # texels per mm (≈ 0.57 mm a texel at 512 per tile)
+        reach = mirror_reach(valid, inside, settings.mirror_feather_mm * per_mm)
+        return {"edges": lay.edges.cpu().numpy().astype(np.int32), "edge_weight": lay.edge_weight.cpu().numpy(),
+                "texel_face": lay.texel_face.cpu().numpy().astype(np.int32), "texel_bary": lay.texel_bary.cpu().numpy(),
+                "inside": lay.inside.cpu().numpy(), "vertex_mass": lay.vertex_mass.cpu().numpy(),
+                "reach": reach.cpu().numpy().astype(np.float32)}
+
+    got = layout_arrays("fill_layout", key, names, compute)
+    dev = model.faces.device
+    t = {n: torch.from_numpy(got[n]).to(dev) for n in names}
+    layout = FillLayout(edges=t["edges"].long(), edge_weight=t["edge_weight"], texel_face=t["texel_face"].long(),
+                        texel_bary=t["texel_bary"], inside=t["inside"], vertex_mass=t["vertex_mass"])
+    return layout, t["reach"]
 
 
 def uv_face_coverage(model: FaceModel, weights: np.ndarray) -> float:

@@ -130,3 +130,20 @@ def test_frontal_preview_darkens_the_sclera_under_the_upper_lid(ict_parts):
         ratios.append(upper.mean() / lower.mean())
         assert shade[:, half][grey[:, half]].max() > 0.97
     assert max(ratios) < 0.8, ratios  # 0.72 for both eyes; 1.0 with flat colours
+
+
+def test_preview_parts_shades_a_head_once(ict_parts):
+    """The shaded preview parts are kept for the last head: the same head's second call returns the
+    same arrays; a head with another gaze is shaded anew (and like an uncached call)."""
+    from backend.head_parts import _preview_parts, preview_parts
+    from tests.conftest import head_with_parts
+
+    ident, exp = torch.zeros(1, ict_parts.n_id), torch.zeros(1, ict_parts.n_exp)
+    head = head_with_parts(ict_parts, ident, exp)
+    first = preview_parts(head, ict_parts.uv_tiles, shade_eyes=True)
+    assert all(a is b for a, b in zip(first, preview_parts(head, ict_parts.uv_tiles, shade_eyes=True)))
+    turned = head_with_parts(ict_parts, ident, exp, gaze=np.radians([[20.0, 0.0], [20.0, 0.0]]))
+    other = preview_parts(turned, ict_parts.uv_tiles, shade_eyes=True)
+    assert not np.array_equal(other[0], first[0])
+    for a, b in zip(other, _preview_parts(turned, ict_parts.uv_tiles, True)):
+        np.testing.assert_array_equal(a, b)

@@ -12,9 +12,10 @@ from backend.hair_fill import HairFillSettings, donor_reach, hair_zone, mix_fill
 HAIR = (0.10, 0.07, 0.05)  # dark brown strands
 
 
-def _synthetic_view(model, paint=None):
-    """A frontal synthetic face (its 224² render is the crop) and the fit that made it; ``paint``
-    (image (224,224,3), landmarks (68,2)) → image draws on the photo before it is prepared."""
+def _synthetic_view(model, paint=None, yaw: float = 0.0):
+    """A synthetic face (frontal, or turned by ``yaw`` degrees; its 224² render is the crop) and
+    the fit that made it; ``paint`` (image (224,224,3), landmarks (68,2)) → image draws on the
+    photo before it is prepared."""
     from backend.align import face_mask
     from backend.camera import Camera, project
     from backend.fit.coarse import CoarseFitResult
@@ -22,7 +23,7 @@ def _synthetic_view(model, paint=None):
     from backend.skin import skin_mask
     from evaluation.multiview_scene import synthetic_views
 
-    scene = synthetic_views(model, (0.0,), size=224, tex_res=128, seed=3, noise=0.0)
+    scene = synthetic_views(model, (yaw,), size=224, tex_res=128, seed=3, noise=0.0)
     lm = project(scene.verts, scene.poses, Camera(224, 224))[:, model.landmarks68, :2].float()
     lm0 = lm[0].double().numpy()
     image = scene.images[0].clamp(0, 1).numpy()
@@ -164,7 +165,7 @@ def test_strands_over_the_forehead_leave_the_albedo(face_model):
 
 def test_a_beard_stays(face_model):
     """Below the zone nothing changes: a dark beard's texels keep their values, but for the fill
-    colour (the median of the texture) at the texture's faded rim."""
+    (a continuation of the seen skin, which the hair step changes above) at the texture's faded rim."""
     from backend.texture import delit_albedo
 
     cpu = torch.device("cpu")
@@ -175,8 +176,8 @@ def test_a_beard_stays(face_model):
     clean, _ = delit_albedo(face_model, fit, [view], 128, cpu, hair=False)
     beard = np.abs(before - clean).max(-1) > 0.1
     assert beard.sum() > 100
-    change = np.abs(after - before)[beard]  # only where the texture fades into the fill colour (a median)
-    assert change.max() < 3e-3 and change.mean() < 1e-4, (change.max(), change.mean())
+    change = np.abs(after - before)[beard]  # only where the texture fades into the fill
+    assert change.max() < 3e-3 and change.mean() < 5e-4, (change.max(), change.mean())  # 1.1e-3, 2.5e-4
 
 
 def _grey_fringe_and_wrinkle(image: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from .base import small_to_orig
 from .mediapipe_backend import _reduced, _to_photo, crop_transform, sample_crops
 from .mediapipe_nets import _load_net, find_mediapipe_file
 
-__all__ = ["IRIS_FILE", "IRIS_SIZE", "EyeLandmarks", "IrisLandmarks", "detect_irises", "eye_regions", "iris_confident",
+__all__ = ["IRIS_FILE", "IRIS_SIZE", "EyeLandmarks", "IrisLandmarks", "detect_irises", "eye_regions", "iris_corners", "iris_confident",
            "iris_radius_px", "load_iris_landmarks"]
 
 IRIS_FILE = "iris_landmark.tflite"
@@ -39,12 +39,16 @@ N_CONTOUR, N_IRIS = 71, 5
 ROI_SCALE = 2.3  # the eye region's side over the corners' box's longer side (iris_landmark_landmarks_to_roi)
 CORNERS_68 = ((36, 39), (42, 45))  # iBUG-68 corners of the eye at image left, at image right
 CORNERS_MESH = ((33, 133), (362, 263))  # Face Mesh's (MediaPipe's iris graph)
+# Face Mesh's corners lie this much farther apart than the detector's iBUG ones (median over 80
+# faces_dev eyes, 10–90 %: 1.01–1.15); the model's radius follows the region's size by about half
+# of it, so iBUG corners are widened by it when the photo has no Face Mesh
+MESH_OVER_68 = 1.08
 # iris_confident: the rim points' distances from the centre agree within this ratio, the iris's
 # diameter is this fraction of the eye's width (corner to corner; adults ≈ 0.4, a child's ≈ 0.5),
-# and its centre lies within the corners' box grown by this many iris radii
+# and its centre lies within the eye contour's box grown by this many iris radii
 MIN_ROUND = 0.6
 IRIS_OF_EYE = (0.25, 0.8)
-CENTRE_REACH = 0.6
+CENTRE_REACH = 0.5
 
 
 class IrisLandmarks(nn.Module):
@@ -84,6 +88,17 @@ def eye_regions(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     c = np.asarray(corners, np.float64)
     d = c[:, 1] - c[:, 0]
     return c.mean(1), ROI_SCALE * np.abs(d).max(1), np.arctan2(d[:, 1], d[:, 0])
+
+
+def iris_corners(landmarks68: np.ndarray, dense: np.ndarray | None = None) -> np.ndarray:
+    """(2,2,2) px the corners :func:`detect_irises` reads the eyes between, each eye at image left
+    first: Face Mesh's (dense (468,2+) px, as MediaPipe's graph), else the iBUG corners of
+    landmarks68 (68,2) px widened about their middle by :data:`MESH_OVER_68`."""
+    if dense is not None:
+        return np.stack([np.asarray(dense, np.float64)[list(c), :2] for c in CORNERS_MESH])
+    c = np.stack([np.asarray(landmarks68, np.float64)[list(k), :2] for k in CORNERS_68])  # (2,2,2)
+    mid = c.mean(1, keepdims=True)
+    return mid + MESH_OVER_68 * (c - mid)
 
 
 def _mirrored(tf: np.ndarray, size: int) -> np.ndarray:
@@ -140,17 +155,17 @@ def iris_radius_px(iris: np.ndarray) -> np.ndarray:
     return 0.5 * np.maximum(np.linalg.norm(p[:, 1] - p[:, 3], axis=1), np.linalg.norm(p[:, 2] - p[:, 4], axis=1))
 
 
-def iris_confident(iris: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """(E,) bool: the iris points (E,5,2) px look like an iris of the eye with corners (E,2,2) px:
-    the rim points about equally far from the centre (:data:`MIN_ROUND`), a diameter of
-    :data:`IRIS_OF_EYE` of the eye's width, the centre near the corners' line (within
-    :data:`CENTRE_REACH` radii of their box)."""
+def iris_confident(iris: np.ndarray, contours: np.ndarray) -> np.ndarray:
+    """(E,) bool: the iris points (E,5,2) px look like an iris of the eye with iBUG contour
+    (E,6,2) px (36–41 or 42–47: corners at 0 and 3): the rim points about equally far from the
+    centre (:data:`MIN_ROUND`), a diameter of :data:`IRIS_OF_EYE` of the eye's width (corner to
+    corner), the centre within the contour's box grown by :data:`CENTRE_REACH` iris radii."""
     p = np.asarray(iris, np.float64)
-    c = np.asarray(corners, np.float64)
+    c = np.asarray(contours, np.float64)
     dist = np.linalg.norm(p[:, 1:] - p[:, :1], axis=2)  # (E,4)
     round_ = dist.min(1) >= MIN_ROUND * dist.max(1)
     r = iris_radius_px(p)
-    width = np.linalg.norm(c[:, 1] - c[:, 0], axis=1)
+    width = np.linalg.norm(c[:, 3] - c[:, 0], axis=1)
     size = (2 * r >= IRIS_OF_EYE[0] * width) & (2 * r <= IRIS_OF_EYE[1] * width)
     lo, hi = c.min(1) - CENTRE_REACH * r[:, None], c.max(1) + CENTRE_REACH * r[:, None]
     near = np.all((p[:, 0] >= lo) & (p[:, 0] <= hi), axis=1)
