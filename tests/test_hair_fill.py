@@ -178,3 +178,48 @@ def test_a_beard_stays(face_model):
     assert beard.sum() > 100
     change = np.abs(after - before)[beard]  # only where the texture fades into the fill
     assert change.max() < 3e-3 and change.mean() < 5e-4, (change.max(), change.mean())  # 1.1e-3, 2.5e-4
+
+
+def _grey_fringe_and_wrinkle(image: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A grey photo: dark hair above the forehead with three strands hanging from it over the
+    forehead's left half, and a crease (skin × 0.6) across its right half touching no strand.
+    Returns (image, strands (224,224) bool, crease (224,224) bool)."""
+    grey = image @ np.array([0.299, 0.587, 0.114])
+    image = np.repeat(grey[..., None], 3, 2)
+    brow_y = lm[17:27, 1].min()
+    top = brow_y - 0.3 * (lm[8, 1] - lm[17:27, 1].mean())
+    v, u = np.mgrid[0:224, 0:224].astype(np.float64)
+    mid = lm[27, 0]
+    image[v <= top] = 0.08  # the hair
+    strands = np.zeros((224, 224), bool)
+    for x0 in np.linspace(lm[18, 0], mid - 12.0, 3):
+        strands |= (v > top) & (v < brow_y - 4.0) & (np.abs(u - (x0 + 0.3 * (v - top))) < 1.5)
+    image[strands] = 0.1
+    y_crease = 0.5 * (top + brow_y)
+    crease = (np.abs(v - y_crease) < 1.0) & (u > mid + 8.0) & (u < lm[25, 0])
+    image[crease] *= 0.6
+    return image, strands, crease
+
+
+def test_strands_hanging_from_the_hair_leave_the_detail_skin_and_a_crease_stays(face_model):
+    """On a grey photo no colour tells a strand from skin: the strands that reach the hair are
+    taken out of the detail stage's skin mask (backend.hair_strands), the crease is not."""
+    from backend.hair_strands import strand_mask
+    from backend.prepare import detail_inputs
+
+    marks = {}
+
+    def paint(image, lm):
+        image, marks["strands"], marks["crease"] = _grey_fringe_and_wrinkle(image, lm)
+        return image
+
+    view, _ = _synthetic_view(face_model, paint)
+    strands, crease = marks["strands"], marks["crease"]
+    in_skin = view.skin_mask > 0.5
+    assert (strands & in_skin).sum() > 40 and (crease & in_skin).sum() > 15  # the skin mask kept both
+    mask = strand_mask(view.crop, view.crop_landmarks, view.skin_mask, view.face_mask)
+    assert mask[strands & in_skin].mean() > 0.8
+    assert mask[crease].max() == 0.0
+    _, skins, _ = detail_inputs([view], 224)
+    assert float(skins[0].numpy()[strands & in_skin].max()) < 0.1
+    assert np.array_equal(skins[0].numpy()[crease], view.skin_mask[crease])
