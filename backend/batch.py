@@ -32,6 +32,7 @@ from .quality import DEFAULT, DRAFT, HIGH
 from .reconstruct import (
     ReconstructConfig, _checked, _identity_adapter, _prepare_views, _texture_and_assemble, load_face_model, reconstruct,
 )
+from .texture import face_tile_mirror
 from .validate import check_photos
 
 __all__ = ["MAX_BATCH", "batch_size_for", "reconstruct_each"]
@@ -139,7 +140,8 @@ def _fit_batch(model, device: torch.device, views: list[PreparedView], warn_list
         crops, masks, face_masks = detail_inputs(views, preset.detail.render_size)
         detail_all = fit_detail(model, fit_all, crops.to(device), masks.to(device),
                                 replace(preset.detail, step_graphs=config.step_graphs),
-                                report_mask=face_masks.to(device), groups=groups)
+                                report_mask=face_masks.to(device), groups=groups,
+                                mirror=face_tile_mirror(model, preset.detail.uv_size))
         details = split_detail(detail_all, groups)
         timings["detail_fit_s"] = (time.perf_counter() - t3) / B
     share = sum(v for k, v in timings.items() if k.endswith("_s"))  # this photo's part of the batch's time

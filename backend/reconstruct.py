@@ -50,7 +50,7 @@ from .prepare import PreparedView, dense_targets, detail_inputs, detector_gaps, 
 from .preset import Preset, resolve_preset
 from .progress import CancelToken, ProgressFn, Stage, check_cancel
 from .quality import DEFAULT
-from .texture import delit_albedo, uv_face_coverage
+from .texture import delit_albedo, face_tile_mirror, uv_face_coverage
 from .trust import assess, view_evidence
 from .validate import check_face_index, check_focal_35mm, check_labels, check_model_path, check_photos
 
@@ -219,7 +219,7 @@ def _run(
         detail = fit_detail(
             model, fit, crops.to(device), masks.to(device), plan.config, init=plan.init,
             report_mask=face_masks.to(device), progress=Stage(progress, 0.75, 0.95, cancel), cancel=cancel,
-            net=plan.net, net_input=plan.net_input,
+            net=plan.net, net_input=plan.net_input, mirror=face_tile_mirror(model, plan.config.uv_size),
         )
         timings[plan.timing] = time.perf_counter() - t3
 

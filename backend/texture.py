@@ -49,7 +49,7 @@ from .texture_fill import (
 
 __all__ = [
     "DelitViews", "DelitTexels", "delight_views", "delit_albedo", "complete_albedo", "texture_opacity", "FEATHER_TEXELS_512",
-    "VIEW_COLOURS", "coverage_image", "face_region_mask", "face_region_coverage", "uv_face_coverage",
+    "VIEW_COLOURS", "coverage_image", "face_region_mask", "face_region_coverage", "uv_face_coverage", "face_tile_mirror",
 ]
 
 # width (Gaussian σ, texels of a 512² tile ≈ 0.57 mm on ICT's face tile) of the texture's edge feather
@@ -429,6 +429,18 @@ def model_mirror_texels(model: FaceModel, height: int, width: int) -> tuple[torc
     got = layout_arrays("mirror_texels", key, ("grid", "valid"), compute)
     dev = model.faces.device
     return torch.from_numpy(got["grid"]).to(dev), torch.from_numpy(got["valid"]).to(dev)
+
+
+def face_tile_mirror(model: FaceModel, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each texel of the face tile (the detail map's UV square, size × size) has its mirror
+    (:func:`model_mirror_texels` of the whole layout, cut to its first tile). Returns (grid
+    (S,S,2) for :func:`torch.nn.functional.grid_sample` on an S×S map, align_corners=False;
+    valid (S,S) bool: texels whose mirror exists and lies in the face tile)."""
+    tiles = model.uv_tiles
+    grid, valid = model_mirror_texels(model, size, size * tiles)
+    grid, valid = grid[:, :size].clone(), valid[:, :size]
+    grid[..., 0] = (grid[..., 0] + 1.0) * tiles - 1.0  # x over the whole layout → over the first tile
+    return grid, valid & (grid[..., 0].abs() <= 1.0)
 
 
 def model_fill_layout(model: FaceModel, height: int, width: int, settings: FillSettings = FillSettings()

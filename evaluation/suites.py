@@ -60,6 +60,7 @@ from backend.preset import resolve_preset
 from backend.preview import compose_panels, draw_landmarks, resize_to_height, to_uint8_rgb
 from backend.quality import DEFAULT as DEFAULT_QUALITY
 from backend.reconstruct import ReconstructConfig, reconstruct
+from backend.texture import face_tile_mirror
 from backend.uvmaps import face_tile_layout, uv_position_map
 
 from . import metrics as M
@@ -276,7 +277,8 @@ def oracle_detail_corr(model, face, quality: str) -> float:
     view = prepare_view(face.image, landmarks68=truth)
     config = resolve_preset(quality).detail
     crops, skin, face_masks = detail_inputs([view], config.render_size)
-    det = fit_detail(model, true_coarse_fit(model, face, view), crops, skin, config, report_mask=face_masks)
+    det = fit_detail(model, true_coarse_fit(model, face, view), crops, skin, config, report_mask=face_masks,
+                     mirror=face_tile_mirror(model, config.uv_size))
     pred = det.displacement[0, 0].numpy().astype(np.float64)
     S = pred.shape[0]
     gt = resample_map(face.displacement[:, : face.displacement.shape[0]], S).astype(np.float64)

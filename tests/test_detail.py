@@ -76,7 +76,8 @@ def _paint(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return cover, colour
 
 
-def _detail_scene(m, uv_size: int, render_size: int, albedo_bias: float = 0.0, paint: bool = False) -> dict:
+def _detail_scene(m, uv_size: int, render_size: int, albedo_bias: float = 0.0, paint: bool = False,
+                  yaw: float = 0.25) -> dict:
     """A random head with known band-shaped detail rendered under a directional light.
     ``albedo_bias``: a broad Gaussian patch (≈ 40 mm across) on the cheek whose albedo is
     that fraction darker in the photo than the uniform coarse albedo given to the fit.
@@ -84,7 +85,7 @@ def _detail_scene(m, uv_size: int, render_size: int, albedo_bias: float = 0.0, p
     within a texel of them): ``scene["paint"]`` (S,S) bool is their cover."""
     torch.manual_seed(0)
     verts = m(torch.randn(1, m.n_id) * 0.7, None)
-    pose = torch.tensor([[render_size / 230.0, 0.05, 0.25, 0.0, 0.0, 8.0 * render_size / 230.0, 0.0]])
+    pose = torch.tensor([[render_size / 230.0, 0.05, yaw, 0.0, 0.0, 8.0 * render_size / 230.0, 0.0]])
     sh = sh_directional(torch.tensor([[0.4, 0.3, 1.0]]), 0.8, 0.4)
     layout = face_tile_layout(m, uv_size)
     pos = uv_position_map(verts, m.faces, layout)
@@ -113,10 +114,10 @@ def _detail_scene(m, uv_size: int, render_size: int, albedo_bias: float = 0.0, p
     from backend.camera import euler_to_rotation
 
     n = grid_normals(pos, layout.valid)
-    facing = (n @ euler_to_rotation(pose[:, 1:4])[0].T)[..., 2] > 0.5
-    region = (layout.valid & facing)[0] & (truth[0, 0].abs() > 0.05)
+    towards = (n @ euler_to_rotation(pose[:, 1:4])[0].T)[..., 2]  # (1,S,S) the normal's share towards the camera
+    region = (layout.valid & (towards > 0.5))[0] & (truth[0, 0].abs() > 0.05)
     return {"fit": fit, "image": image, "mask": coarse_mask, "truth": truth, "region": region, "surf": surf,
-            "flat": flat, "topo": topo, "patch": patch, "paint": cover}
+            "flat": flat, "topo": topo, "patch": patch, "paint": cover, "towards": towards[0]}
 
 
 def _corr(res, scene) -> float:
@@ -410,3 +411,28 @@ def test_detail_fit_raises_no_relief_from_face_paint(face_model):
     assert rms(gated, paint) < 0.4 * rms(free, paint)
     assert corr(gated) > corr(free) - 0.02 and corr(gated) > 0.8
     assert rms(gated, away) > 0.9 * rms(free, away)  # the bands keep their amplitude
+
+
+def test_the_hidden_half_of_a_turned_face_takes_its_mirrors_relief(face_model):
+    """A face turned 46°: given the face tile's mirror (backend.texture.face_tile_mirror), the
+    texels turned away from the camera follow their mirror texel's fitted displacement
+    (correlation 0.61, against 0.13 without: there they flatten); the seen half is fitted as
+    before (its correlation with the truth within 0.01)."""
+    from backend.texture import face_tile_mirror
+
+    S = 64
+    scene = _detail_scene(face_model, S, 224, yaw=0.8)
+    cfg = DetailFitConfig(uv_size=S, steps=40, lr=0.05)
+    grid, valid = face_tile_mirror(face_model, S)
+    plain = fit_detail(face_model, scene["fit"], scene["image"], scene["mask"], cfg).displacement
+    mirrored = fit_detail(face_model, scene["fit"], scene["image"], scene["mask"], cfg, mirror=(grid, valid)).displacement
+    at = lambda d: torch.nn.functional.grid_sample(d, grid[None], align_corners=False)[0, 0]  # noqa: E731
+    seen = scene["region"]
+    seen_mirror = at(seen[None, None].float()) > 0.99
+    hidden = valid & seen_mirror & (scene["towards"] < 0.0) & (at(mirrored).abs() > 0.05)  # turned away: unseen
+    assert hidden.sum() > 100, int(hidden.sum())
+    follows = lambda d: torch.corrcoef(torch.stack([d[0, 0][hidden], at(d)[hidden]]))[0, 1].item()  # noqa: E731
+    assert follows(mirrored) > 0.5 and follows(mirrored) > follows(plain) + 0.3, (follows(mirrored), follows(plain))
+    truth = scene["truth"][0, 0]
+    c = lambda d: torch.corrcoef(torch.stack([d[0, 0][seen], truth[seen]]))[0, 1].item()  # noqa: E731
+    assert abs(c(mirrored) - c(plain)) < 0.01, (c(mirrored), c(plain))

@@ -64,7 +64,9 @@ class DetailFitConfig:
       1 − :func:`backend.detail.texel_evidence` (the share of a texel's pixels inside the loss
       mask, best view): hair, brows, lips, the neck below the jaw contour and texels no view sees.
       The skin mask is soft and L2,1 pulls each pixel with unit force whatever its weight, so
-      without it hair at a fringe becomes relief; 0 turns it off.
+      without it hair at a fringe becomes relief; 0 turns it off. Given ``fit_detail``'s
+      ``mirror``, it pulls such a texel towards its mirror texel's displacement instead, by as
+      much as the mirror is seen: the hidden half of a turned face gets the seen half's relief.
     - ``shading_gate``: the loss mask keeps only the pixels whose residual against the coarse
       render a change of shading explains (:func:`.shading_gate.shading_explained`, from the
       coarse render before the first step): face paint, hair strands, a hood, a bottle at the mouth get
@@ -150,6 +152,7 @@ def fit_detail(
     net: torch.nn.Module | None = None,
     net_input: DetailNetInput | None = None,
     groups: torch.Tensor | None = None,
+    mirror: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> DetailFitResult:
     """Optimise the displacement map against V views.
 
@@ -166,6 +169,9 @@ def fit_detail(
 
     ``groups`` (V,) long: G independent items in one batch (:mod:`.batch`), with ``fit`` the
     batched coarse fit: one map and albedo gain per item, the loss the sum of the items' own.
+    ``mirror``: (grid (S,S,2), valid (S,S) bool) where each face-tile texel's mirror lies
+    (:func:`backend.texture.face_tile_mirror` at ``config.uv_size``): the unseen texels follow
+    their mirror's displacement (``DetailFitConfig.unseen_weight``) instead of flattening.
     Returns :class:`DetailFitResult`.
     """
     V, R = images.shape[0], images.shape[1]
@@ -250,12 +256,15 @@ def fit_detail(
         pixel_rest_coarse = per_view(rend0, rest0)
         rest_share_coarse = [r / max(t, 1e-12) for r, t in zip(error_sum(pixel_rest_coarse, rest0),
                                                                error_sum(pixel_coarse, face0))]
-        unseen = None
+        unseen = mirror_grid = mirror_seen = None
         if config.unseen_weight > 0 and config.steps > 0:  # (G,1,S,S): each item's best view
             per = V // G
             evidence = torch.cat([texel_evidence(rend0.face_idx[g * per:(g + 1) * per], rend0.fragments.bary[g * per:(g + 1) * per],
                                                  mask0[g * per:(g + 1) * per], topo) for g in range(G)])
             unseen = (1.0 - evidence) * valid
+            if mirror is not None:  # (G,S,S,2) grid, (G,1,S,S) how much each texel's mirror is seen
+                mirror_grid = mirror[0].to(dev, dt)[None].expand(G, -1, -1, -1)
+                mirror_seen = Fn.grid_sample(evidence * valid, mirror_grid, align_corners=False) * mirror[1].to(dev, dt)
     history = []
     terms: dict[str, torch.Tensor] = {}
     capturable, graph = use_graphs(config.step_graphs, dev)
@@ -275,7 +284,9 @@ def fit_detail(
             terms["lowpass"] = masked_lowpass(shown, valid, sigma, lowpass_norm).pow(2).sum() / (n_valid * G)
             loss = loss + config.lowpass_weight * terms["lowpass"]
         if unseen is not None:
-            terms["unseen"] = (unseen * shown.pow(2)).sum() / (n_valid * G)
+            # the target: 0, or the mirror texel's displacement as far as that is seen
+            target = 0.0 if mirror is None else Fn.grid_sample(shown.detach(), mirror_grid, align_corners=False) * mirror_seen
+            terms["unseen"] = (unseen * (shown - target).pow(2)).sum() / (n_valid * G)
             loss = loss + config.unseen_weight * terms["unseen"]
         if gain is not None:
             terms["gain"] = gain.pow(2).mean()
