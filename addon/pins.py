@@ -19,6 +19,8 @@ from typing import Sequence
 import bpy
 import numpy as np
 
+from .photos import upright_photo
+
 PIN_DEPTH_M = 0.5  # default distance of the pin plane in front of its camera (orthographic: any)
 PRE_FIT_FRAME_HEIGHT_M = 0.3  # frame height of a photo camera made before any fit
 # iBUG 68 contours: (first, last, closed)
@@ -144,7 +146,7 @@ def photo_camera(name: str, photo: str, width: int, height: int, index: int, col
     data.clip_start, data.clip_end = 0.01, 10.0
     image = None
     if photo and os.path.isfile(photo):
-        image = bpy.data.images.load(photo, check_existing=True)
+        image = upright_photo(photo)  # as the backend sees it (a phone photo's EXIF orientation)
         if pack and image.packed_file is None:
             image.pack()
         data.show_background_images = True

@@ -20,6 +20,7 @@ from mathutils import Matrix
 
 from . import backend_module
 from .parts_scene import build_part_objects
+from .photos import upright_photo
 
 # numpy-only backend modules (no torch in Blender's process): the dense mesh, params, camera frames
 _export = backend_module("export")
@@ -328,10 +329,9 @@ def match_photo(view_name: str, candidates: Sequence[str]) -> str | None:
 
 def _photo_image(view, index: int, options: BuildOptions, created: _Created, path: str | None):
     """The view's photo as a Blender image (from its file ``path`` when known, else from view.image)."""
-    if path:
-        image = bpy.data.images.load(str(path), check_existing=False)
-        created.add(bpy.data.images, image)
-        if options.pack_images:
+    if path:  # upright as the backend fitted it (a file's EXIF orientation: addon.photos)
+        image = created.add(bpy.data.images, upright_photo(path, reuse=False))
+        if options.pack_images and image.packed_file is None:
             image.pack()
         return image
     if view.image is not None:

@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageReadError
 
-__all__ = ["load_image", "as_rgb_uint8"]
+__all__ = ["load_image", "as_rgb_uint8", "exif_turned"]
 
 WHITE = (255, 255, 255)
 
@@ -143,6 +143,18 @@ def _read_16bit_rgb_tiff(path: Path) -> np.ndarray | None:
         return np.asarray(tifffile.imread(str(path)))
     except (OSError, ValueError, KeyError, IndexError, RuntimeError):
         return None
+
+
+def exif_turned(path: str | os.PathLike) -> bool:
+    """Whether a photo file's EXIF orientation (values 2–8) turns or mirrors its stored pixels:
+    :func:`load_image` returns them upright, while a viewer that ignores the tag (Blender) shows
+    them as stored. False for an unreadable file or a broken EXIF block (read as stored)."""
+    try:
+        with Image.open(path) as img:
+            orientation = img.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
+    return isinstance(orientation, int) and 2 <= orientation <= 8
 
 
 def load_image(

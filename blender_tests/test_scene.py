@@ -248,3 +248,25 @@ def test_normal_map_shades_like_the_displacement_it_comes_from(scene_mod, fake_h
     print(f"normal map vs displacement shading: {agree:.3f}, green flipped: {disagree:.3f}")
     assert agree > 0.8, (agree, disagree)
     assert disagree < agree - 0.25, (agree, disagree)  # measured: 0.99 vs 0.64
+
+
+def test_a_photo_stored_turned_shows_upright_behind_its_camera(scene_mod, fake_head, photo_path, tmp_path):
+    """A phone photo stored sideways with an EXIF orientation tag: Blender ignores the tag, the
+    backend fits the upright photo; the camera's background is the upright photo (addon.photos),
+    so the head lies on the face (before: the stored, sideways pixels, 300×240)."""
+    from PIL import Image
+
+    upright = Image.open(photo_path).convert("RGB")  # 240×300, what fake_head was fitted to
+    turned = tmp_path / "turned" / photo_path.name  # the same name: matched to the view by name
+    turned.parent.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    upright.transpose(Image.Transpose.ROTATE_90).save(turned, exif=exif)
+    assert bpy.data.images.load(str(turned)).size[:] == (300, 240)  # Blender: as stored
+    obj = scene_mod.build_head_objects(fake_head, scene_mod.BuildOptions(photo_paths=[str(turned)]))
+    cams = [c for c in obj.parent.children if c.type == "CAMERA"]
+    image = cams[0].data.background_images[0].image
+    assert tuple(image.size) == (240, 300)
+    pixels = np.asarray(image.pixels[:], np.float32).reshape(300, 240, 4)[::-1, :, :3]  # top row first
+    want = np.asarray(upright, np.float32) / 255.0
+    assert np.abs(pixels - want).mean() < 0.01

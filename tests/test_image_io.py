@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from backend.errors import ImageReadError
-from backend.image_io import as_rgb_uint8, load_image
+from backend.image_io import as_rgb_uint8, exif_turned, load_image
 
 
 @pytest.fixture()
@@ -122,6 +122,7 @@ def test_exif_orientation_all_eight(tmp_path, rgb, orientation):
     p = tmp_path / f"o{orientation}.png"
     im.save(p, exif=exif.tobytes())
     np.testing.assert_array_equal(load_image(p), rgb)
+    assert exif_turned(p) == (orientation != 1)  # what a viewer ignoring the tag shows differently
 
 
 def test_exif_rotated_jpeg_detects_upright_face(tmp_path, grace_hopper):
@@ -202,3 +203,11 @@ def test_random_bytes_png(tmp_path):
 def test_wrong_type():
     with pytest.raises(ImageReadError, match="file path"):
         load_image(12345)  # type: ignore[arg-type]
+
+
+def test_exif_turned_is_false_for_a_plain_or_unreadable_file(tmp_path, rgb):
+    p = tmp_path / "plain.png"
+    Image.fromarray(rgb).save(p)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    assert not exif_turned(p) and not exif_turned(bad) and not exif_turned(tmp_path / "missing.png")
