@@ -182,7 +182,7 @@ def find_mediapipe_file(name: str, folder: str | Path | None = None) -> Path:
     )
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)  # every file of the set (6) stays parsed: one head asks for some twice
 def _load_net(path: Path) -> TFLiteNet:
     return TFLiteNet(read_tflite(path)).eval().requires_grad_(False)
 
