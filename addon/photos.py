@@ -15,8 +15,6 @@ import numpy as np
 
 from . import backend_module
 
-_image_io = backend_module("image_io")
-
 UPRIGHT_OF = "photohead_upright_of"  # custom property: the file an upright copy was made from
 
 
@@ -25,13 +23,14 @@ def upright_photo(path: str | os.PathLike, reuse: bool = True):
     itself (``reuse``: an image already loaded from it), or, when its EXIF orientation turns it,
     a packed image of its upright pixels (``reuse``: one made earlier from the same file)."""
     path = os.fspath(path)
-    if not _image_io.exif_turned(path):
+    image_io = backend_module("image_io")  # at use, not at import: enabling the add-on stays light
+    if not image_io.exif_turned(path):
         return bpy.data.images.load(path, check_existing=reuse)
     if reuse:
         for image in bpy.data.images:
             if image.get(UPRIGHT_OF) == path:
                 return image
-    rgb = _image_io.load_image(path)  # (H,W,3) uint8, upright
+    rgb = image_io.load_image(path)  # (H,W,3) uint8, upright
     height, width = rgb.shape[:2]
     rgba = np.ones((height, width, 4), np.float32)
     rgba[..., :3] = rgb / 255.0
