@@ -434,7 +434,7 @@ def params_dict(head: Head) -> dict[str, Any]:
         "metrics": _plain(dict(head.metrics)),
         "warnings": [str(w) for w in head.warnings],
         "gaze": _gaze_dict(head),
-        "iris_radius_mm": None if getattr(head, "iris_radius_mm", None) is None else _plain(float(head.iris_radius_mm)),
+        "iris_radius_mm": None if head.iris_radius_mm is None else _plain(float(head.iris_radius_mm)),
         "views": views,
     }
 

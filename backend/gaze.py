@@ -41,6 +41,7 @@ from skimage.measure import points_in_poly
 from .camera import Camera, project
 from .detect.iris import EyeLandmarks, iris_confident, iris_radius_px
 from .head_parts import EYEBALLS, IRIS_RADIUS_MM, IRIS_RANGE_MM, EyeFrame, eye_rotation
+from .image_filters import LUMA
 
 __all__ = ["YAW_LIMIT", "PITCH_LIMIT", "VERGENCE_LIMIT", "GazeEstimate", "gaze_rotation", "locate_irises", "solve_gaze",
            "eye_weights", "combine_eyes", "estimate_gaze", "best_view", "iris_size"]
@@ -93,7 +94,7 @@ def locate_irises(image: np.ndarray, contours: np.ndarray, radius_px: np.ndarray
     img = torch.from_numpy(np.ascontiguousarray(image)).float().permute(2, 0, 1)[None] / 255.0  # (1,3,H,W)
     patch = torch.nn.functional.grid_sample(img.expand(E, -1, -1, -1), norm, align_corners=False,
                                             padding_mode="border")  # (E,3,h,w)
-    luma = (patch * torch.tensor([0.299, 0.587, 0.114])[None, :, None, None]).sum(1)  # (E,h,w)
+    luma = (patch * torch.tensor(LUMA)[None, :, None, None]).sum(1)  # (E,h,w)
     mask = torch.from_numpy(np.stack(masks))  # (E,h,w) bool
     centres = np.zeros((E, 2))
     opening = np.zeros(E)
@@ -264,8 +265,9 @@ def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarra
     px_per_mm = np.linalg.norm(xy[len(frames):] - xy[: len(frames)], axis=1)
     px_per_mm = np.maximum(px_per_mm, np.max(px_per_mm) * 0.3)  # an eye seen edge-on: the other's scale
     det_contours = np.stack([detected[CONTOURS[o]] for o in order])
-    iris, opening = locate_irises(image, det_contours, IRIS_RADIUS_MM * px_per_mm)
-    radius = IRIS_RADIUS_MM * px_per_mm
+    default_px = IRIS_RADIUS_MM * px_per_mm  # (E,) the model's iris radius in photo px
+    iris, opening = locate_irises(image, det_contours, default_px)
+    radius = default_px
     model = np.zeros(len(frames), bool)
     if irises is not None:  # the Iris model where it looks like an iris
         pts = np.asarray(irises.iris, np.float64)[order]  # (E,5,2) per eyeball
@@ -282,7 +284,7 @@ def estimate_gaze(image: np.ndarray, detected68: np.ndarray, fitted68: np.ndarra
         mid_f, ex_f, ey_f, w_f = _eye_frame_2d(fitted[CONTOURS[o]])
         a, b = (iris[e] - mid_d) @ ex_d / w_d, (iris[e] - mid_d) @ ey_d / w_d
         targets[e] = mid_f + w_f * (a * ex_f + b * ey_f)
-        widths[e] = w_d / (IRIS_RADIUS_MM * px_per_mm[e])  # the eye's width in iris radii (about 5 seen frontally)
+        widths[e] = w_d / default_px[e]  # the eye's width in iris radii (about 5 seen frontally)
     angles = solve_gaze(frames, targets, pose, camera)
     weight = eye_weights(opening, widths)
     return GazeEstimate(angles=combine_eyes(angles, weight).astype(np.float32), iris=iris, radius=radius, weight=weight,

@@ -26,12 +26,11 @@ from scipy.ndimage import gaussian_filter
 
 from .align import BROWS, _polygon_mask
 from .blend import fill_holes, linear_ramp
-from .image_filters import gaussian_blur, max_filter
+from .image_filters import LUMA, gaussian_blur, max_filter
+from .uvmaps import texels_per_mm
 
 __all__ = ["HairFillSettings", "hair_zone", "local_skin", "hair_evidence", "upsampled_at", "donor_reach", "mix_fill", "remove_hair"]
 
-_LUMA = (0.299, 0.587, 0.114)
-MM_PER_TEXEL_512 = 0.57  # ICT's face tile at 512 texels per tile
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ def hair_zone(landmarks68: np.ndarray, size: int, soft_px: float = 0.0) -> np.nd
 
 def _luma(x: torch.Tensor) -> torch.Tensor:
     """(…) the luminance of colours (…,3)."""
-    return x[..., 0] * _LUMA[0] + x[..., 1] * _LUMA[1] + x[..., 2] * _LUMA[2]
+    return x[..., 0] * LUMA[0] + x[..., 1] * LUMA[1] + x[..., 2] * LUMA[2]
 
 
 def _chroma(x: torch.Tensor) -> torch.Tensor:
@@ -195,7 +194,7 @@ def remove_hair(
     where = (zone > 0).any(0)  # (H,W): the zone is 0 where no view has confidence
     if not bool(where.any()):
         return maps, weight
-    per_mm = H / 512 / MM_PER_TEXEL_512
+    per_mm = texels_per_mm(H)
     block = 2 ** max(0, round(np.log2(settings.local_mm * per_mm)))
     out_m, out_w = maps.clone(), weight.clone()
     for t0 in range(0, W, H):  # a loop over UV tiles (separate surfaces: no fill across them)

@@ -22,12 +22,12 @@ from scipy import ndimage
 
 from .blend import linear_ramp
 from .hair_fill import hair_zone
-from .image_filters import gaussian_blur, max_filter
+from .image_filters import LUMA, gaussian_blur, max_filter
 from .occlusion import feature_mask
 
 __all__ = ["StrandSettings", "strand_mask"]
 
-_LUMA = np.array([0.299, 0.587, 0.114])
+_LUMA = np.array(LUMA)
 
 
 @dataclass(frozen=True)

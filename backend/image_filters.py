@@ -1,11 +1,20 @@
 """Separable filters of image batches (B,C,H,W): the Gaussian blur shared by the identity chips
-and the detail stage's low-pass, and the square max filter of the occluder, hair and shading masks."""
+and the detail stage's low-pass, and the square max filter of the occluder, hair and shading masks;
+the luma weights of RGB and a colour's luminance against a reference's."""
 from __future__ import annotations
 
 import math
 
 import torch
 import torch.nn.functional as F
+
+LUMA = (0.299, 0.587, 0.114)  # Rec. 601 luma weights of R, G, B
+
+
+def luminance_ratio(colours: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """The luminance of ``colours`` (…,3) over that of ``reference`` (3,) (clamped at 1e-6). Returns (…)."""
+    luma = colours.new_tensor(LUMA)
+    return (colours @ luma) / (reference @ luma).clamp_min(1e-6)
 
 
 def gaussian_kernel1d(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:

@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 
 from .align import LEFT_EYE, RIGHT_EYE, _polygon_mask, feature_polygons
 from .blend import linear_ramp
-from .image_filters import max_filter
+from .image_filters import luminance_ratio, max_filter
 from .render import interpolate, rasterize_uv
 
 __all__ = ["OcclusionSettings", "feature_mask", "vertex_mirror", "mirror_texels", "not_darker", "occluded", "mirror_fill"]
@@ -103,9 +103,7 @@ def not_darker(colours: torch.Tensor, skin: torch.Tensor, dark: float = 0.5, lig
     (T,3) over that of ``skin`` (3,), 0 at ``dark`` or below, 1 at ``light`` or above. Hair,
     beards, glasses frames, nostrils and shadows are darker than skin; a bottle, a sweater or
     face paint need not be."""
-    luma = colours.new_tensor([0.299, 0.587, 0.114])
-    ratio = (colours @ luma) / (skin @ luma).clamp_min(1e-6)
-    return linear_ramp(ratio, (dark, light))
+    return linear_ramp(luminance_ratio(colours, skin), (dark, light))
 
 
 def occluded(

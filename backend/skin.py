@@ -22,10 +22,11 @@ import numpy as np
 from scipy.ndimage import binary_dilation, gaussian_filter, label
 
 from .align import AlignSettings, face_mask, inner_face_mask
+from .image_filters import LUMA
 
 __all__ = ["SkinSettings", "skin_likelihood", "connected_to_face", "skin_weight", "skin_mask"]
 
-_LUMA = np.array([0.299, 0.587, 0.114])
+_LUMA = np.array(LUMA)
 _MAD_TO_SIGMA = 1.4826
 
 

@@ -46,6 +46,7 @@ from .texture_fill import (
     FillLayout, FillSettings, fill_layout, harmonic_fill, mirror_complete, mirror_donor, mirror_reach, skin_colour,
     skin_tone,
 )
+from .uvmaps import texels_per_mm
 
 __all__ = [
     "DelitViews", "DelitTexels", "delight_views", "delit_albedo", "complete_albedo", "texture_opacity", "FEATHER_TEXELS_512",
@@ -400,13 +401,21 @@ def face_region_coverage(weights, face_tile_mask, threshold: float = 0.1) -> flo
     return float(((w.sum(0) > threshold) & m).sum()) / n
 
 
+def _layout_key(model: FaceModel, height: int, width: int, *extra, template: bool = True) -> bytes:
+    """The cache key of a table of ``model``'s UV layout at height × width
+    (:func:`backend.layout_cache.layout_arrays`): the digest of what it derives from, the UVs, faces
+    and regions (``template``: the mean shape too) and ``extra``."""
+    arrays = ((model.mean,) if template else ()) + (model.uv, model.faces_uv, model.faces, model.region)
+    return array_digest(*(t.detach().cpu().numpy() for t in arrays),
+                        extra=(height, width, model.uv_tiles, tuple(model.face_mask_regions), *extra))
+
+
 def model_face_region(model: FaceModel, height: int, width: int) -> torch.Tensor:
     """:func:`face_region_mask` of the model's whole UV layout rasterised at height × width
     (H,W) bool. It depends on the model only, not on the head: computed once per layout
     (:func:`backend.layout_cache.layout_arrays`: every head of a batch, an add-on session or a
     worker rasterises the layout once, 0.08 s at 512 × 1536, and a new process reads it: 1 ms)."""
-    key = array_digest(*(t.detach().cpu().numpy() for t in (model.uv, model.faces_uv, model.faces, model.region)),
-                       extra=(height, width, model.uv_tiles, tuple(model.face_mask_regions)))
+    key = _layout_key(model, height, width, template=False)
 
     def compute() -> dict[str, np.ndarray]:
         frags = rasterize_uv(model.uv, model.faces_uv, height, width, (0.0, float(model.uv_tiles)))
@@ -419,8 +428,7 @@ def model_mirror_texels(model: FaceModel, height: int, width: int) -> tuple[torc
     """:func:`backend.occlusion.mirror_texels` of the model's layout at height × width, computed
     once per layout like :func:`model_face_region`. Returns (grid (H,W,2), valid (H,W) bool) on
     the model's device."""
-    key = array_digest(*(t.detach().cpu().numpy() for t in (model.mean, model.uv, model.faces_uv, model.faces, model.region)),
-                       extra=(height, width, model.uv_tiles, tuple(model.face_mask_regions)))
+    key = _layout_key(model, height, width)
 
     def compute() -> dict[str, np.ndarray]:
         grid, valid = mirror_texels(model, height, width)
@@ -450,9 +458,7 @@ def model_fill_layout(model: FaceModel, height: int, width: int, settings: FillS
     the mirror completion's reach at height × width
     (:func:`backend.texture_fill.mirror_reach`, (H,W) float), computed once per layout like
     :func:`model_face_region`; on the model's device."""
-    key = array_digest(*(t.detach().cpu().numpy() for t in (model.mean, model.uv, model.faces_uv, model.faces, model.region)),
-                       extra=(height, width, model.uv_tiles, tuple(model.face_mask_regions), settings.min_edge_mm,
-                              settings.mirror_feather_mm, settings.texels_per_tile))
+    key = _layout_key(model, height, width, settings.min_edge_mm, settings.mirror_feather_mm, settings.texels_per_tile)
     names = ("edges", "edge_weight", "texel_face", "texel_bary", "inside", "vertex_mass", "reach")
 
     k = max(1, height // settings.texels_per_tile)  # the fill's grid: ⌈H/k⌉ × ⌈W/k⌉
@@ -463,8 +469,7 @@ def model_fill_layout(model: FaceModel, height: int, width: int, settings: FillS
         lay = fill_layout(model.mean.float(), model.faces, frags.face_idx[0].long(), frags.bary[0], settings)
         inside = rasterize_uv(model.uv, model.faces_uv, height, width, (0.0, tiles)).face_idx[0] >= 0
         _, valid = model_mirror_texels(model, height, width)
-        per_mm = height / 512 / 0.57  # texels per mm (≈ 0.57 mm a texel at 512 per tile)
-        reach = mirror_reach(valid, inside, settings.mirror_feather_mm * per_mm)
+        reach = mirror_reach(valid, inside, settings.mirror_feather_mm * texels_per_mm(height))
         return {"edges": lay.edges.cpu().numpy().astype(np.int32), "edge_weight": lay.edge_weight.cpu().numpy(),
                 "texel_face": lay.texel_face.cpu().numpy().astype(np.int32), "texel_bary": lay.texel_bary.cpu().numpy(),
                 "inside": lay.inside.cpu().numpy(), "vertex_mass": lay.vertex_mass.cpu().numpy(),

@@ -28,12 +28,12 @@ from scipy.sparse.linalg import splu
 
 from .blend import linear_ramp, smoothstep
 from .detail import masked_lowpass
+from .image_filters import luminance_ratio
 from .occlusion import mirror_fill
 
 __all__ = ["FillSettings", "FillLayout", "fill_layout", "mirror_reach", "mirror_donor", "mirror_complete", "skin_colour",
            "skin_tone", "harmonic_fill"]
 
-MM_PER_TEXEL_512 = 0.57  # ICT's face tile at 512 texels per tile
 
 
 @dataclass(frozen=True)
@@ -170,8 +170,7 @@ def skin_tone(colour: torch.Tensor, skin: torch.Tensor, settings: FillSettings =
     of ``skin`` (3,) ramps from 0 to 1 over ``settings.tone_dark`` and back to 0 over
     ``settings.tone_bright``; a jaw's shadow, a beard, a highlight or a grey stubble are not
     continued by the fill."""
-    luma = colour.new_tensor([0.299, 0.587, 0.114])
-    ratio = (colour @ luma) / (skin @ luma).clamp_min(1e-6)
+    ratio = luminance_ratio(colour, skin)
     (d0, d1), (b0, b1) = settings.tone_dark, settings.tone_bright
     return linear_ramp(ratio, (d0, d1)) * linear_ramp(ratio, (b1, b0))
 

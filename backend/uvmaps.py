@@ -19,6 +19,12 @@ from .lighting import vertex_normals
 from .render import Fragments, interpolate, rasterize_uv, unwrap_image
 
 FACE_TILE = (0.0, 1.0)
+MM_PER_TEXEL_512 = 0.57  # ICT's face tile: millimetres a texel spans at 512 texels per tile
+
+
+def texels_per_mm(height: int) -> float:
+    """Texels per millimetre on ICT's face tile in a layout ``height`` texels tall (one tile)."""
+    return height / 512 / MM_PER_TEXEL_512
 
 
 @dataclass(frozen=True)

@@ -221,8 +221,8 @@ def hog_score(image: np.ndarray, max_side: int = 640) -> float | None:
     most ``max_side`` px long, without upsampling (faces ≥ ~80 px there), or None when it finds
     none: a cheap test of whether the image holds an upright, roughly frontal face."""
     small, _ = downscale_for_detection(np.ascontiguousarray(image), max_side)
-    _, scores, _ = _hog().run(small, 0, 0.0)
-    return float(max(scores)) if len(scores) else None
+    _, scores = _run_hog(small, DetectSettings(max_upsample=0, hog_threshold=0.0))
+    return float(scores.max()) if len(scores) else None
 
 
 def detect_dlib(image: np.ndarray, settings: DetectSettings) -> list[Face]:
