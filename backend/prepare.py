@@ -20,6 +20,7 @@ from .detect.mediapipe_68 import mesh_to_68
 from .detect.mediapipe_backend import WEAK_DETECTOR
 from .errors import PhotoheadError
 from .hair_strands import strand_mask
+from .side_hair import side_detail_mask
 from .image_io import load_image
 from .lens import crop_camera, exif_focal_35mm, focal_source
 from .skin import skin_mask
@@ -143,7 +144,8 @@ def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, t
     at 224² they are the views' own), their skin masks (:func:`backend.skin.skin_mask`) and their plain
     landmark face masks (brows, lips and all), on which the photometric error is reported; the
     skin masks are 0 on the hands (:attr:`PreparedView.hands`: a hand is no relief) and on hair
-    strands over the forehead (:func:`backend.hair_strands.strand_mask`: no ridges from a fringe).
+    strands over the forehead (:func:`backend.hair_strands.strand_mask`: no ridges from a fringe) and
+    on the hair and the grazing rim beside the cheeks (:func:`backend.side_hair.side_detail_mask`).
     Returns crops (V,size,size,3) in [0,1], skin masks and face masks (V,size,size)."""
     crops, skins, faces = [], [], []
     for view in views:
@@ -152,7 +154,8 @@ def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, t
         crops.append(crop)
         skin = view.skin_mask if size == CROP_SIZE else _off_hands(skin_mask(crop, lm, size), view.hands, M)
         face = view.face_mask if size == CROP_SIZE else face_mask(lm, size, size, soft_px=size / CROP_SIZE)
-        skins.append(skin * (1.0 - strand_mask(crop, lm, skin, face)))
+        skin = skin * (1.0 - strand_mask(crop, lm, skin, face))
+        skins.append(skin * (1.0 - side_detail_mask(crop, lm, skin)))
         faces.append(face)
     return tuple(torch.from_numpy(np.stack(x)) for x in (crops, skins, faces))
 

@@ -41,6 +41,7 @@ from .lighting import sh_shading, vertex_normals
 from .occlusion import feature_mask, mirror_fill, mirror_texels, not_darker, occluded
 from .prepare import PreparedView, hand_crop_mask, reframe
 from .render import Fragments, Unwrapped, interpolate, rasterize, rasterize_uv, unwrap_image
+from .side_hair import jaw_fade_mask, rim_fade, side_hair_mask, side_zone
 from .skin import skin_weight
 from .texture_fill import (
     FillLayout, FillSettings, fill_layout, harmonic_fill, mirror_complete, mirror_donor, mirror_reach, skin_colour,
@@ -89,7 +90,8 @@ class DelitTexels:
     - ``delit`` (V,T',3) in [0,1], ``shading`` (V,T',3), ``weight`` (V,T'), ``screen`` (V,T',2) the
       texel's photo pixel (pixel centres at integers);
     - ``texture`` (V,H,W,3) the unwrapped photo colour, ``weights`` (V,H,W) the confidence;
-    - ``size``: (H, W).
+    - ``size``: (H, W);
+    - ``cosine`` (V,T') the texel's facing cosine in each view (:attr:`backend.render.Unwrapped.cosine`).
     """
 
     facing: torch.Tensor
@@ -101,6 +103,7 @@ class DelitTexels:
     texture: torch.Tensor
     weights: torch.Tensor
     size: tuple[int, int]
+    cosine: torch.Tensor | None = None
 
     def maps(self) -> DelitViews:
         """The per-view results over the whole H×W layout."""
@@ -164,7 +167,8 @@ def delight_views(
         shading = sh_shading(normals, sh).clamp_min(MIN_SHADING)
         delit = (at_used(un.texture) / shading).clamp(0.0, 1.0)  # (V,T',3)
     return DelitTexels(facing=facing, texels=used, delit=delit, shading=shading, weight=at_used(weight),
-                       screen=at_used(un.screen), texture=un.texture, weights=weight, size=(H, W))
+                       screen=at_used(un.screen), texture=un.texture, weights=weight, size=(H, W),
+                       cosine=at_used(un.cosine))
 
 
 def delit_albedo(
@@ -250,6 +254,11 @@ def delit_albedo(
             skin_like[i], bright[i] = robust * skin_at[i], not_darker(delit[i], median)
     if fit.view_weights is not None:  # a view the coarse fit down-weighted paints the head as little as it shaped it
         conf = conf * fit.view_weights.to(conf)[:, None]
+    if hair:  # the face's sides: grazing texels and side hair fade into the completion (backend.side_hair)
+        side_at, side_hair_at, jaw_at = (sample(torch.from_numpy(np.stack(x)).to(device)) for x in zip(
+            *[(side_zone(v.crop_landmarks, CROP_SIZE, soft_px=2.0 / k), side_hair_mask(v.crop, v.crop_landmarks, v.skin_mask),
+               jaw_fade_mask(v.crop, v.crop_landmarks, v.skin_mask)) for v in views]))
+        conf = conf * rim_fade(lit.cosine, side_at, side_hair_at, jaw_at)
     maps = scatter_texels(delit, lit.texels, H, W)  # (V,H,W,3), zero where no view has weight
     if occluders:  # inside the inner face, off the features: non-skin (backend.occlusion)
         grid, valid = model_mirror_texels(model, H, W)
