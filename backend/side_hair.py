@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as Fn
 from scipy.ndimage import gaussian_filter
 
 from .align import _polygon_mask
@@ -100,11 +101,16 @@ def _against_local_skin(crop: np.ndarray, skin: np.ndarray, settings: SideHairSe
     """Each pixel of a crop (S,S,3) against the local skin colour (the sure pixels of ``skin``
     (S,S), > 0.5, blurred at ``local_px``): its luminance ratio, the drop of its log R/G below
     the local skin's, and whether skin is near enough to compare with (0/1), each (S,S)."""
-    scale = crop.shape[0] / 224.0
+    S = crop.shape[0]
     rgb = torch.from_numpy(np.asarray(crop, np.float32)).permute(2, 0, 1)[None]  # (1,3,S,S)
     luma = (rgb * torch.tensor(_LUMA, dtype=torch.float32).view(1, 3, 1, 1)).sum(1, keepdim=True)
     sure = torch.from_numpy((np.asarray(skin) > 0.5).astype(np.float32))[None, None]
-    blurred = gaussian_blur(torch.cat([rgb * sure, luma * sure, sure], 1), settings.local_px * scale, "constant")
+    # the local colour is smooth: blurred on a grid of blocks of ≈ 4 px at 224², bilinear back
+    k = max(1, round(4 * S / 224.0))
+    x = torch.cat([rgb * sure, luma * sure, sure], 1)
+    coarse = Fn.avg_pool2d(Fn.pad(x, (0, (-S) % k, 0, (-S) % k)), k)
+    blurred = gaussian_blur(coarse, settings.local_px * S / 224.0 / k, "constant")
+    blurred = Fn.interpolate(blurred, scale_factor=k, mode="bilinear", align_corners=False)[..., :S, :S]
     local = blurred[0, :4] / blurred[0, 4:].clamp_min(1e-3)  # (4,S,S) local skin RGB and luma
     ratio = (luma[0, 0] + 1e-3) / (local[3] + 1e-3)
     eps = 2.0 / 255.0
