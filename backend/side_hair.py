@@ -52,8 +52,8 @@ class SideHairSettings:
       a darker pixel is a sideburn, stubble or a shadow, kept;
     - ``local_px``: Gaussian σ (pixels at 224²) of the local skin colour, over the skin mask;
     - ``grow_px``: the hair grows by this many pixels (at 224²), its soft edge;
-    - ``rim_inward``: the detail stage's grazing band: the zone cut at this fraction (the
-      outermost part of the cheek in the photo, seen at a grazing angle);
+    - ``detail_grow_px``: the detail stage's mask is the side hair grown by this many pixels
+      (at 224²): the darker strands among grey ones;
     - ``grazing``: facing cosines between which a texel of the zone loses its photo weight
       (all of it at the first, none at the second; cos 0.35 ≈ 70°, a stretch of ≈ 3×)."""
 
@@ -63,7 +63,7 @@ class SideHairSettings:
     not_dark: tuple[float, float] = (0.9, 1.0)
     local_px: float = 12.0
     grow_px: int = 2
-    rim_inward: float = 0.12
+    detail_grow_px: int = 6
     grazing: tuple[float, float] = (0.35, 0.65)
 
 
@@ -127,8 +127,13 @@ def side_hair_mask(crop: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray,
     (``skin`` (S,S) in [0,1] > 0.5, :func:`backend.skin.skin_mask`) blurred at ``local_px``.
     crop (S,S,3) in [0,1]; landmarks68 (68,2) in its pixels. 0 where the zone has no local skin."""
     S = crop.shape[0]
+    return _hair_in(crop, skin, side_zone(landmarks68, S, soft_px=S / 224.0, settings=settings), settings)
+
+
+def _hair_in(crop: np.ndarray, skin: np.ndarray, zone: np.ndarray, settings: SideHairSettings) -> np.ndarray:
+    """:func:`side_hair_mask` within ``zone`` (S,S)."""
+    S = crop.shape[0]
     scale = S / 224.0
-    zone = side_zone(landmarks68, S, soft_px=1.0 * scale, settings=settings)  # (S,S)
     if not (zone > 0.5).any():
         return np.zeros((S, S), np.float32)
     ratio, paler, some = _against_local_skin(crop, skin, settings)
@@ -161,13 +166,18 @@ def jaw_fade_mask(crop: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray,
 def side_detail_mask(crop: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray,
                      settings: SideHairSettings = SideHairSettings()) -> np.ndarray:
     """Where the detail stage must not read relief at the face's sides, (S,S) float32 in [0,1]:
-    the side hair (:func:`side_hair_mask`) and the outermost band of the cheek
-    (:func:`side_zone` cut at ``rim_inward``), which the photo sees at a grazing angle: its few
-    pixels, stretched over the surface, would be raised as ridges along the stretch. Arguments
-    as :func:`side_hair_mask`."""
+    the side hair (:func:`side_hair_mask`) grown by ``detail_grow_px`` within the zone, so the
+    darker strands among grey ones (which the hair test leaves, as it leaves sideburns) go too:
+    the detail fit would raise them as ridges along the stretch. Arguments as
+    :func:`side_hair_mask`."""
     S = crop.shape[0]
-    band = side_zone(landmarks68, S, soft_px=1.0 * S / 224.0, settings=settings, inward=settings.rim_inward)
-    return np.maximum(side_hair_mask(crop, landmarks68, skin, settings), band)
+    scale = S / 224.0
+    zone = side_zone(landmarks68, S, soft_px=scale, settings=settings)
+    hair = _hair_in(crop, skin, zone, settings)
+    g = max(0, round(settings.detail_grow_px * scale))
+    if g == 0 or not hair.any():
+        return hair
+    return (max_filter(torch.from_numpy(hair)[None, None], g)[0, 0].numpy() * zone).astype(np.float32)
 
 
 def rim_fade(cosine: torch.Tensor, zone: torch.Tensor, hair: torch.Tensor, jaw: torch.Tensor | None = None,

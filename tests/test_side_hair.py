@@ -1,7 +1,7 @@
 """The face's sides (backend.side_hair): the zone lies beside the cheeks between the eyes' and the
 mouth's level; grey hair there is found, a dark sideburn is not; grazing texels and side hair lose
 their photo weight; on a synthetic face a grey lock beside the cheek leaves the albedo while a
-beard stays, and the detail stage's skin mask drops the lock and the grazing rim."""
+beard stays, and the detail stage's skin mask drops the lock."""
 from __future__ import annotations
 
 import numpy as np
@@ -125,7 +125,7 @@ def test_a_grey_lock_beside_the_cheek_leaves_the_albedo_and_a_beard_stays(face_m
     assert np.abs(bearded - bearded_off)[beard].mean() < 0.02
 
 
-def test_the_detail_skin_mask_drops_the_lock_and_the_grazing_rim(face_model):
+def test_the_detail_skin_mask_drops_the_lock(face_model):
     from backend.prepare import detail_inputs
 
     view, _ = _synthetic_view(face_model, _grey_lock)
