@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as Fn
 from scipy.ndimage import gaussian_filter
 
-from .align import _polygon_mask
+from .align import _polygon_mask, inner_face_mask
 from .blend import linear_ramp
 from .image_filters import LUMA, gaussian_blur, max_filter
 
@@ -122,12 +122,20 @@ def _against_local_skin(crop: np.ndarray, skin: np.ndarray, settings: SideHairSe
 def side_hair_mask(crop: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray,
                    settings: SideHairSettings = SideHairSettings()) -> np.ndarray:
     """How much each pixel of a face crop is side hair, (S,S) float32 in [0,1]: within
-    :func:`side_zone`, brighter than the local skin (``bright``) or paler (``pale``) and not
+    :func:`side_zone` and the inner face, brighter than the local skin (``bright``) or paler (``pale``) and not
     darker (``not_dark``); the local skin is the colour of the skin mask's sure pixels
     (``skin`` (S,S) in [0,1] > 0.5, :func:`backend.skin.skin_mask`) blurred at ``local_px``.
     crop (S,S,3) in [0,1]; landmarks68 (68,2) in its pixels. 0 where the zone has no local skin."""
     S = crop.shape[0]
-    return _hair_in(crop, skin, side_zone(landmarks68, S, soft_px=S / 224.0, settings=settings), settings)
+    return _hair_in(crop, skin, _hair_zone(landmarks68, S, settings), settings)
+
+
+def _hair_zone(landmarks68: np.ndarray, size: int, settings: SideHairSettings) -> np.ndarray:
+    """Where side hair is looked for: :func:`side_zone` within the inner face (the hull of the
+    jaw and brows, :func:`backend.align.inner_face_mask`; beyond the outline lies background,
+    which a brighter backdrop would otherwise pass as hair). (size,size) float32 in [0,1]."""
+    soft = size / 224.0
+    return side_zone(landmarks68, size, soft_px=soft, settings=settings) * inner_face_mask(landmarks68, size, size, soft_px=soft)
 
 
 def _hair_in(crop: np.ndarray, skin: np.ndarray, zone: np.ndarray, settings: SideHairSettings) -> np.ndarray:
@@ -172,7 +180,7 @@ def side_detail_mask(crop: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray
     :func:`side_hair_mask`."""
     S = crop.shape[0]
     scale = S / 224.0
-    zone = side_zone(landmarks68, S, soft_px=scale, settings=settings)
+    zone = _hair_zone(landmarks68, S, settings)
     hair = _hair_in(crop, skin, zone, settings)
     g = max(0, round(settings.detail_grow_px * scale))
     if g == 0 or not hair.any():
