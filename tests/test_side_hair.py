@@ -136,6 +136,9 @@ def test_the_detail_skin_mask_drops_the_lock(face_model):
     got = skins[0].numpy()[inside]
     assert inside.sum() > 30 and float(got.max()) < 0.2 and float(got.mean()) < 0.01, (got.max(), got.mean())
     cheek = np.round(lm[2] + 0.65 * (lm[31] - lm[2])).astype(int)  # beyond the lock
+    _, skins448, _ = detail_inputs([view], 448)  # judged at 224², upsampled
+    lock448 = np.repeat(np.repeat(inside, 2, 0), 2, 1)
+    assert float(skins448[0].numpy()[lock448].mean()) < 0.02
     mask = side_detail_mask(view.crop, lm, view.skin_mask)
     assert mask[cheek[1], cheek[0]] == 0.0  # the cheek itself stays skin
     assert mask[side_zone(lm, 224, soft_px=1.0) == 0].max() == 0.0
