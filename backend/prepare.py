@@ -17,7 +17,6 @@ from .detectors import DEFAULT_DETECTOR
 from .detect.base import Face
 from .detect.hands import detect_hands, hand_mask, hand_outline, hands_at_face
 from .detect.mediapipe_68 import mesh_to_68
-from .detect.mediapipe_backend import WEAK_DETECTOR
 from .errors import PhotoheadError
 from .hair_strands import strand_mask
 from .image_io import load_image
@@ -47,7 +46,8 @@ class PreparedView:
     faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
     mesh68: np.ndarray | None = None  # (68,2) photo px: Face Mesh's 68 points, when it ran
     presence: float | None = None  # Face Mesh's face-presence probability, when it ran
-    weak_score: float | None = None  # BlazeFace's score when only its weak candidates found the face, else None
+    face_detector: str = ""  # what found the face (Face.detector: "hog", "mmod", "blazeface-short", "blazeface-weak", ...)
+    face_score: float | None = None  # that detector's confidence (comparable only within one detector); None: given
     detector_disagreement: float | None = None  # auto: dlib vs Face Mesh 68 points, mesh eye distances
     dense: np.ndarray | None = None  # (468,3) Face Mesh's points (x, y photo px; z relative depth), when it ran
     exif_focal_35mm: float | None = None  # the photo's EXIF FocalLengthIn35mmFilm (mm), when it has one
@@ -100,7 +100,7 @@ def prepare_view(
                                                                     align.crop_from_image), label=label,
         detector=found.backend, faces_note=found.note,
         mesh68=None if found.dense is None else mesh_to_68(found.dense), presence=found.presence,
-        weak_score=float(found.score) if found.detector == WEAK_DETECTOR else None,
+        face_detector=found.detector, face_score=None if found.backend == "given" else float(found.score),
         detector_disagreement=found.disagreement,
         dense=None if found.dense is None else np.asarray(found.dense, np.float64),
         exif_focal_35mm=exif, focal_35mm=focal[0], focal_source=focal[1], hands=hands,

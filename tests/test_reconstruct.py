@@ -58,6 +58,9 @@ def test_real_photo_head_contents(hopper_head, face_model):
     doc = params_dict(h)["views"][0]
     assert np.allclose(doc["landmarks68_3d"], v.landmarks68_3d, atol=1e-4)
     assert np.allclose(doc["landmarks68"], v.landmarks68, atol=1e-4)
+    # what found her face, how sure it was, and Face Mesh's presence: per view, in params.json and head.npz
+    assert (doc["face_detector"], doc["detector"]) == ("hog+mesh", "dlib")  # auto: dlib's box checked by Face Mesh
+    assert 0.5 < doc["face_score"] == pytest.approx(v.face_score) and 0.9 < doc["presence"] <= 1.0
     # her open eyes look at the camera: a small gaze from her irises (backend.gaze), in params.json
     assert h.gaze.shape == (2, 2) and 0.0 < np.degrees(np.abs(h.gaze)).max() < 15.0
     assert params_dict(h)["gaze"]["eyeball_right"]["yaw"] == pytest.approx(float(h.gaze[1, 0]))
