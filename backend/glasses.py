@@ -12,8 +12,8 @@ their geometric mean; on faces_dev (870 photos, annotation landmarks) the 50 hig
 glasses (docs/design.md). Pixels outside the photo (padding of the crop) are left out of the rows.
 
 Where a view wears glasses, :func:`glasses_zone` (a band around the eyes from the brows to below
-the lower rims, the nose bridge, and the temple arms out past the face outline at eye level; the
-eyes, brows and lips are taken out by the caller) is handed to
+the lower rims, the nose bridge, and the temple arms out past the face outline at eye level; less
+the brows, lips and the eyes with a thin margin, :func:`glasses_features`) is handed to
 :func:`backend.hair_fill.remove_hair` with :data:`GLASSES_FILL`: texels whose colour departs from
 the local skin (darker frames, bright glare, coloured frames) take a fill of the view's
 surrounding skin.
@@ -27,15 +27,20 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter, median_filter
 
-from .align import _polygon_mask, crop_valid_mask
+from .align import LEFT_EYE, RIGHT_EYE, _polygon_mask, crop_valid_mask, feature_polygons
 from .hair_fill import HairFillSettings
 from .image_filters import LUMA
 
 __all__ = ["GlassesSettings", "GlassesCues", "GLASSES_FILL", "glasses_cues", "wears_glasses", "glasses_zone",
-           "view_glasses_zones"]
+           "glasses_features", "view_glasses_masks"]
 
-# thin frames: a finer local skin, a thinner rim and gap than hair's
-GLASSES_FILL = HairFillSettings(local_mm=12.0, rim_mm=1.0, gap_mm=1.0)
+# thin frames: a finer local skin, a thinner rim and gap than hair's; pale and thin metal rims
+# depart less from the skin than hair does
+GLASSES_FILL = HairFillSettings(dark=(0.9, 0.75), bright=(1.15, 1.35), chroma=(0.08, 0.16), local_mm=12.0, rim_mm=1.0,
+                                gap_mm=1.0)
+# the eyes kept from the fill, grown by these fractions of the eye width sideways and up/down (the
+# lashes, lids and make-up; backend.occlusion's 0.35 all round kept the rims' corners)
+EYE_MARGIN_SIDE, EYE_MARGIN_UP = 0.08, 0.2
 
 
 @dataclass(frozen=True)
@@ -163,18 +168,38 @@ def glasses_zone(landmarks68: np.ndarray, size: int, soft_px: float = 0.0) -> np
     return gaussian_filter(mask, sigma=float(soft_px)).astype(np.float32) if soft_px > 0 else mask
 
 
-def view_glasses_zones(views, soft_px: float = 0.0, settings: GlassesSettings = GlassesSettings()
+def glasses_features(landmarks68: np.ndarray, size: int, soft_px: float = 0.0) -> np.ndarray:
+    """The features the glasses fill keeps, in a face crop: the brows and lips
+    (:func:`backend.align.feature_polygons`) and the eyes grown by ``EYE_MARGIN_SIDE`` eye widths
+    at their corners and ``EYE_MARGIN_UP`` above and below (a frame passes close to the eyes'
+    corners). landmarks68 (68,2) in the crop's pixels. Returns (size,size) float32 in [0,1]."""
+    lm = np.asarray(landmarks68, np.float64)
+    eye_w = 0.5 * (np.linalg.norm(lm[39] - lm[36]) + np.linalg.norm(lm[45] - lm[42]))
+    polys = list(feature_polygons(lm))
+    for eye in (lm[RIGHT_EYE], lm[LEFT_EYE]):
+        radial = eye - eye.mean(0)
+        radial /= np.linalg.norm(radial, axis=1, keepdims=True).clip(1e-9)
+        polys.append(eye + eye_w * radial * np.array([EYE_MARGIN_SIDE, EYE_MARGIN_UP]))
+    mask = np.zeros((size, size), bool)
+    for poly in polys:
+        mask |= _polygon_mask(poly, size, size)
+    out = mask.astype(np.float32)
+    return gaussian_filter(out, sigma=float(soft_px)).astype(np.float32) if soft_px > 0 else out
+
+
+def view_glasses_masks(views, soft_px: float = 0.0, settings: GlassesSettings = GlassesSettings()
                        ) -> np.ndarray | None:
-    """Each view's :func:`glasses_zone` where :func:`wears_glasses` says so, zeros elsewhere:
-    (V,S,S) float32 over the views' crops (:class:`backend.prepare.PreparedView`), or None when
-    no view wears glasses."""
-    zones, any_glasses = [], False
+    """Each view's :func:`glasses_zone` and :func:`glasses_features` where :func:`wears_glasses`
+    says so, zeros elsewhere: (V,2,S,S) float32 over the views' crops
+    (:class:`backend.prepare.PreparedView`), or None when no view wears glasses."""
+    masks, any_glasses = [], False
     for v in views:
         S = v.crop.shape[0]
         valid = crop_valid_mask(v.image.shape, v.crop_from_image, S)
         if wears_glasses(glasses_cues(v.crop, v.crop_landmarks, valid, settings), settings):
-            zones.append(glasses_zone(v.crop_landmarks, S, soft_px))
+            masks.append(np.stack([glasses_zone(v.crop_landmarks, S, soft_px),
+                                   glasses_features(v.crop_landmarks, S, soft_px)]))
             any_glasses = True
         else:
-            zones.append(np.zeros((S, S), np.float32))
-    return np.stack(zones) if any_glasses else None
+            masks.append(np.zeros((2, S, S), np.float32))
+    return np.stack(masks) if any_glasses else None
