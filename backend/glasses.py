@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter, median_filter
 
-from .align import LEFT_EYE, RIGHT_EYE, _polygon_mask, crop_valid_mask, feature_polygons
+from .align import _polygon_mask, crop_valid_mask
 from .hair_fill import HairFillSettings
 from .image_filters import LUMA
+from .occlusion import feature_mask
 
 __all__ = ["GlassesSettings", "GlassesCues", "GLASSES_FILL", "glasses_cues", "wears_glasses", "glasses_zone",
            "glasses_features", "view_glasses_masks"]
@@ -169,22 +170,11 @@ def glasses_zone(landmarks68: np.ndarray, size: int, soft_px: float = 0.0) -> np
 
 
 def glasses_features(landmarks68: np.ndarray, size: int, soft_px: float = 0.0) -> np.ndarray:
-    """The features the glasses fill keeps, in a face crop: the brows and lips
-    (:func:`backend.align.feature_polygons`) and the eyes grown by ``EYE_MARGIN_SIDE`` eye widths
-    at their corners and ``EYE_MARGIN_UP`` above and below (a frame passes close to the eyes'
-    corners). landmarks68 (68,2) in the crop's pixels. Returns (size,size) float32 in [0,1]."""
-    lm = np.asarray(landmarks68, np.float64)
-    eye_w = 0.5 * (np.linalg.norm(lm[39] - lm[36]) + np.linalg.norm(lm[45] - lm[42]))
-    polys = list(feature_polygons(lm))
-    for eye in (lm[RIGHT_EYE], lm[LEFT_EYE]):
-        radial = eye - eye.mean(0)
-        radial /= np.linalg.norm(radial, axis=1, keepdims=True).clip(1e-9)
-        polys.append(eye + eye_w * radial * np.array([EYE_MARGIN_SIDE, EYE_MARGIN_UP]))
-    mask = np.zeros((size, size), bool)
-    for poly in polys:
-        mask |= _polygon_mask(poly, size, size)
-    out = mask.astype(np.float32)
-    return gaussian_filter(out, sigma=float(soft_px)).astype(np.float32) if soft_px > 0 else out
+    """The features the glasses fill keeps, in a face crop: :func:`backend.occlusion.feature_mask`
+    with the eyes grown by ``EYE_MARGIN_SIDE`` eye widths at their corners and ``EYE_MARGIN_UP``
+    above and below (a frame passes close to the eyes' corners). landmarks68 (68,2) in the crop's
+    pixels. Returns (size,size) float32 in [0,1]."""
+    return feature_mask(landmarks68, size, soft_px, eye_margin=(EYE_MARGIN_SIDE, EYE_MARGIN_UP))
 
 
 def view_glasses_masks(views, soft_px: float = 0.0, settings: GlassesSettings = GlassesSettings()
