@@ -7,13 +7,13 @@ lit brightly; the cheek's own edge) becomes a band of streaks along the stretch.
 :mod:`backend.hair_fill` stops at the eyes' level, and the inner face trusts every colour.
 
 - :func:`side_zone`: a band along the face outline (points 1–4 and 12–15) and everything outside
-  it, from the eyes' level down to the mouth's (the hair zone's lower edge, continued).
+  it, from the eyes' level down to the mouth's (the hair zone's lower edge, continued); beards and
+  stubble of the lower face lie below it (a grey beard passes every colour test that grey hair
+  does, so the jaw is left alone).
 - :func:`side_hair_mask`: pixels of the zone brighter than the local skin, or paler (less red)
   and not darker (grey, white and blond hair), the photo-space evidence; darker pixels (a
   sideburn, stubble, a shadow) are left alone.
-- :func:`jaw_fade_mask`: the same band on down the jaw, off the pixels darker than the local skin
-  (a beard, stubble: kept as they are).
-- :func:`rim_fade`: a texel's photo weight in the zones, down to 0 where the view sees it at a
+- :func:`rim_fade`: a texel's photo weight in the zone, down to 0 where the view sees it at a
   grazing angle (facing cosine, :attr:`backend.render.Unwrapped.cosine`) or sees side hair, so
   the texture fades into the completion (the mirror, the harmonic fill) there.
 
@@ -32,13 +32,11 @@ from .align import _polygon_mask, inner_face_mask
 from .blend import linear_ramp
 from .image_filters import LUMA, gaussian_blur, max_filter
 
-__all__ = ["SideHairSettings", "side_zone", "side_hair_mask", "jaw_fade_mask", "side_detail_mask", "rim_fade"]
+__all__ = ["SideHairSettings", "side_zone", "side_hair_mask", "side_detail_mask", "rim_fade"]
 
 _LUMA = np.array(LUMA)
 _JUDGE_PX = 224  # the detail mask is judged at this crop size
-# outline points from the eyes' level down to the mouth's (upper), and on down the jaw (lower)
-_UPPER = ((1, 2, 3, 4), (15, 14, 13, 12))
-_LOWER = ((4, 5, 6, 7), (12, 11, 10, 9))
+_UPPER = ((1, 2, 3, 4), (15, 14, 13, 12))  # outline points from the eyes' level down to the mouth's
 
 
 @dataclass(frozen=True)
@@ -64,18 +62,17 @@ class SideHairSettings:
     not_dark: tuple[float, float] = (0.9, 1.0)
     local_px: float = 12.0
     grow_px: int = 2
+    detail_bright: tuple[float, float] = (1.25, 1.45)
     detail_grow_px: int = 6
     grazing: tuple[float, float] = (0.35, 0.65)
 
 
 def side_zone(landmarks68: np.ndarray, size: int, soft_px: float = 0.0,
-              settings: SideHairSettings = SideHairSettings(), inward: float | None = None,
-              lower: bool = False) -> np.ndarray:
+              settings: SideHairSettings = SideHairSettings()) -> np.ndarray:
     """Where side hair may lie beside the cheeks, in a face crop: on each side a band from the
     outline points (1–4, 15–12) ``settings.inward`` of the way towards the face's vertical axis,
-    (``inward``, when given, instead) and everything outside it, between the line from point 1 (15) straight out (the lower edge of
-    :func:`backend.hair_fill.hair_zone`) and the line from point 4 (12) straight out; ``lower``:
-    the same band along the jaw, from point 4 (12) down to point 7 (9), where beards grow.
+    and everything outside it, between the line from point 1 (15) straight out (the lower edge of
+    :func:`backend.hair_fill.hair_zone`) and the line from point 4 (12) straight out.
     landmarks68 (68,2) in the crop's pixels. Returns (size,size) float32 in [0,1] (``soft_px``:
     Gaussian σ of the edge, pixels)."""
     lm = np.asarray(landmarks68, np.float64)
@@ -86,10 +83,10 @@ def side_zone(landmarks68: np.ndarray, size: int, soft_px: float = 0.0,
         side = -side
     far = 4.0 * size
     out = np.zeros((size, size), bool)
-    for idx, sign in zip(_LOWER if lower else _UPPER, (-1.0, 1.0)):
+    for idx, sign in zip(_UPPER, (-1.0, 1.0)):
         pts = lm[list(idx)]
         on_axis = chin + ((pts - chin) @ axis)[:, None] * axis  # (4,2) their feet on the axis
-        inner = pts + (settings.inward if inward is None else inward) * (on_axis - pts)
+        inner = pts + settings.inward * (on_axis - pts)
         outward = sign * far * side
         poly = np.concatenate([inner, [pts[-1] + outward, pts[0] + outward]])
         out |= _polygon_mask(poly, size, size)
@@ -139,43 +136,26 @@ def _hair_zone(landmarks68: np.ndarray, size: int, settings: SideHairSettings) -
     return side_zone(landmarks68, size, soft_px=soft, settings=settings) * inner_face_mask(landmarks68, size, size, soft_px=soft)
 
 
-def _hair_in(crop: np.ndarray, skin: np.ndarray, zone: np.ndarray, settings: SideHairSettings) -> np.ndarray:
-    """:func:`side_hair_mask` within ``zone`` (S,S)."""
+def _hair_in(crop: np.ndarray, skin: np.ndarray, zone: np.ndarray, settings: SideHairSettings,
+             bright: tuple[float, float] | None = None) -> np.ndarray:
+    """:func:`side_hair_mask` within ``zone`` (S,S) (``bright``: instead of ``settings.bright``)."""
     S = crop.shape[0]
     scale = S / 224.0
     if not (zone > 0.5).any():
         return np.zeros((S, S), np.float32)
     ratio, paler, some = _against_local_skin(crop, skin, settings)
     pale = linear_ramp(paler, settings.pale) * linear_ramp(ratio, settings.not_dark)
-    hair = torch.maximum(linear_ramp(ratio, settings.bright), pale) * some * torch.from_numpy(zone)
+    hair = torch.maximum(linear_ramp(ratio, bright or settings.bright), pale) * some * torch.from_numpy(zone)
     g = max(0, round(settings.grow_px * scale))
     if g > 0:
         hair = max_filter(hair[None, None], g)[0, 0] * torch.from_numpy(zone)
     return hair.numpy().astype(np.float32)
 
 
-def jaw_fade_mask(crop: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray,
-                  settings: SideHairSettings = SideHairSettings()) -> np.ndarray:
-    """Where along the jaw a grazing view may fade, (S,S) float32 in [0,1]: :func:`side_zone`'s
-    lower band, off the pixels darker than the local skin (``not_dark``: a beard, stubble)
-    and their rim (``grow_px``). Arguments as :func:`side_hair_mask`."""
-    S = crop.shape[0]
-    scale = S / 224.0
-    zone = side_zone(landmarks68, S, soft_px=1.0 * scale, settings=settings, lower=True)
-    if not (zone > 0.5).any():
-        return np.zeros((S, S), np.float32)
-    ratio, _, _ = _against_local_skin(crop, skin, settings)
-    dark = 1.0 - linear_ramp(ratio, settings.not_dark)
-    g = max(0, round(settings.grow_px * scale))
-    if g > 0:
-        dark = max_filter(dark[None, None], g)[0, 0]
-    return (torch.from_numpy(zone) * (1.0 - dark)).numpy().astype(np.float32)
-
-
 def side_detail_mask(crop: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray,
                      settings: SideHairSettings = SideHairSettings()) -> np.ndarray:
     """Where the detail stage must not read relief at the face's sides, (S,S) float32 in [0,1]:
-    the side hair (:func:`side_hair_mask`) grown by ``detail_grow_px`` within the zone, so the
+    the side hair (:func:`side_hair_mask`, brighter by ``detail_bright``) grown by ``detail_grow_px`` within the zone, so the
     darker strands among grey ones (which the hair test leaves, as it leaves sideburns) go too:
     the detail fit would raise them as ridges along the stretch. Arguments as
     :func:`side_hair_mask`. A crop larger than 224² is judged at 224² (area-averaged) and the
@@ -192,22 +172,18 @@ def side_detail_mask(crop: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray
         return up[0, 0].numpy()
     scale = S / 224.0
     zone = _hair_zone(landmarks68, S, settings)
-    hair = _hair_in(crop, skin, zone, settings)
+    hair = _hair_in(crop, skin, zone, settings, settings.detail_bright)
     g = max(0, round(settings.detail_grow_px * scale))
     if g == 0 or not hair.any():
         return hair
     return (max_filter(torch.from_numpy(hair)[None, None], g)[0, 0].numpy() * zone).astype(np.float32)
 
 
-def rim_fade(cosine: torch.Tensor, zone: torch.Tensor, hair: torch.Tensor, jaw: torch.Tensor | None = None,
+def rim_fade(cosine: torch.Tensor, zone: torch.Tensor, hair: torch.Tensor,
              settings: SideHairSettings = SideHairSettings()) -> torch.Tensor:
-    """The factor of a texel's photo weight at the face's sides, (…) in [0,1]: 1 off the zones;
-    in the upper one (``zone`` (…) in [0,1], :func:`side_zone` at the texel's photo pixel) down
-    to 0 with the side hair there (``hair`` (…) in [0,1], :func:`side_hair_mask`) and with the
-    grazing angle (``cosine`` (…) the view's facing cosine, ``settings.grazing``); along the jaw
-    (``jaw`` (…) in [0,1], :func:`jaw_fade_mask`: no beard) with the grazing angle."""
+    """The factor of a texel's photo weight at the face's sides, (…) in [0,1]: 1 off the zone
+    (``zone`` (…) in [0,1], :func:`side_zone` at the texel's photo pixel); in it, down to 0 with
+    the side hair there (``hair`` (…) in [0,1], :func:`side_hair_mask`) and with the grazing
+    angle (``cosine`` (…) the view's facing cosine, ``settings.grazing``)."""
     grazing = 1.0 - linear_ramp(cosine, settings.grazing)
-    lost = zone * torch.maximum(grazing, hair)
-    if jaw is not None:
-        lost = torch.maximum(lost, jaw * grazing)
-    return 1.0 - lost
+    return 1.0 - zone * torch.maximum(grazing, hair)

@@ -42,7 +42,7 @@ from .lighting import sh_shading, vertex_normals
 from .occlusion import feature_mask, mirror_fill, mirror_texels, not_darker, occluded
 from .prepare import PreparedView, hand_crop_mask, reframe
 from .render import Fragments, Unwrapped, interpolate, rasterize, rasterize_uv, unwrap_image
-from .side_hair import jaw_fade_mask, rim_fade, side_hair_mask, side_zone
+from .side_hair import rim_fade, side_hair_mask, side_zone
 from .skin import skin_weight
 from .texture_fill import (
     FillLayout, FillSettings, fill_layout, harmonic_fill, mirror_complete, mirror_donor, mirror_reach, skin_colour,
@@ -262,10 +262,10 @@ def delit_albedo(
     if fit.view_weights is not None:  # a view the coarse fit down-weighted paints the head as little as it shaped it
         conf = conf * fit.view_weights.to(conf)[:, None]
     if hair:  # the face's sides: grazing texels and side hair fade into the completion (backend.side_hair)
-        side_at, side_hair_at, jaw_at = (sample(torch.from_numpy(np.stack(x)).to(device)) for x in zip(
-            *[(side_zone(v.crop_landmarks, CROP_SIZE, soft_px=2.0 / k), side_hair_mask(v.crop, v.crop_landmarks, v.skin_mask),
-               jaw_fade_mask(v.crop, v.crop_landmarks, v.skin_mask)) for v in views]))
-        conf = conf * rim_fade(lit.cosine, side_at, side_hair_at, jaw_at)
+        side_at, side_hair_at = (sample(torch.from_numpy(np.stack(x)).to(device)) for x in zip(
+            *[(side_zone(v.crop_landmarks, CROP_SIZE, soft_px=2.0 / k), side_hair_mask(v.crop, v.crop_landmarks, v.skin_mask))
+              for v in views]))
+        conf = conf * rim_fade(lit.cosine, side_at, side_hair_at)
     maps = scatter_texels(delit, lit.texels, H, W)  # (V,H,W,3), zero where no view has weight
     if occluders:  # inside the inner face, off the features: non-skin (backend.occlusion)
         grid, valid = model_mirror_texels(model, H, W)
