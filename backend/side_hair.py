@@ -63,6 +63,7 @@ class SideHairSettings:
     local_px: float = 12.0
     grow_px: int = 2
     detail_bright: tuple[float, float] = (1.25, 1.45)
+    detail_pale: tuple[float, float] = (0.1, 0.2)
     detail_grow_px: int = 6
     grazing: tuple[float, float] = (0.35, 0.65)
 
@@ -137,15 +138,16 @@ def _hair_zone(landmarks68: np.ndarray, size: int, settings: SideHairSettings) -
 
 
 def _hair_in(crop: np.ndarray, skin: np.ndarray, zone: np.ndarray, settings: SideHairSettings,
-             bright: tuple[float, float] | None = None) -> np.ndarray:
-    """:func:`side_hair_mask` within ``zone`` (S,S) (``bright``: instead of ``settings.bright``)."""
+             detail: bool = False) -> np.ndarray:
+    """:func:`side_hair_mask` within ``zone`` (S,S) (``detail``: the detail stage's thresholds)."""
     S = crop.shape[0]
     scale = S / 224.0
     if not (zone > 0.5).any():
         return np.zeros((S, S), np.float32)
     ratio, paler, some = _against_local_skin(crop, skin, settings)
-    pale = linear_ramp(paler, settings.pale) * linear_ramp(ratio, settings.not_dark)
-    hair = torch.maximum(linear_ramp(ratio, bright or settings.bright), pale) * some * torch.from_numpy(zone)
+    bright, pale = (settings.detail_bright, settings.detail_pale) if detail else (settings.bright, settings.pale)
+    pale = linear_ramp(paler, pale) * linear_ramp(ratio, settings.not_dark)
+    hair = torch.maximum(linear_ramp(ratio, bright), pale) * some * torch.from_numpy(zone)
     g = max(0, round(settings.grow_px * scale))
     if g > 0:
         hair = max_filter(hair[None, None], g)[0, 0] * torch.from_numpy(zone)
@@ -155,7 +157,7 @@ def _hair_in(crop: np.ndarray, skin: np.ndarray, zone: np.ndarray, settings: Sid
 def side_detail_mask(crop: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray,
                      settings: SideHairSettings = SideHairSettings()) -> np.ndarray:
     """Where the detail stage must not read relief at the face's sides, (S,S) float32 in [0,1]:
-    the side hair (:func:`side_hair_mask`, brighter by ``detail_bright``) grown by ``detail_grow_px`` within the zone, so the
+    the side hair (:func:`side_hair_mask` by ``detail_bright`` and ``detail_pale``) grown by ``detail_grow_px`` within the zone, so the
     darker strands among grey ones (which the hair test leaves, as it leaves sideburns) go too:
     the detail fit would raise them as ridges along the stretch. Arguments as
     :func:`side_hair_mask`. A crop larger than 224² is judged at 224² (area-averaged) and the
@@ -172,7 +174,7 @@ def side_detail_mask(crop: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray
         return up[0, 0].numpy()
     scale = S / 224.0
     zone = _hair_zone(landmarks68, S, settings)
-    hair = _hair_in(crop, skin, zone, settings, settings.detail_bright)
+    hair = _hair_in(crop, skin, zone, settings, detail=True)
     g = max(0, round(settings.detail_grow_px * scale))
     if g == 0 or not hair.any():
         return hair

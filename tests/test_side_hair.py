@@ -117,7 +117,7 @@ def test_the_detail_skin_mask_drops_the_lock(face_model):
     lock = _grey_lock(np.zeros((224, 224, 3)), lm)[..., 0] > 0
     inside = lock & (faces[0].numpy() > 0.9) & (side_zone(lm, 224) > 0)  # the zone reaches 30 % of the way in
     got = skins[0].numpy()[inside]
-    assert inside.sum() > 30 and float(got.max()) < 0.2 and float(got.mean()) < 0.01, (got.max(), got.mean())
+    assert inside.sum() > 30 and float(got.max()) < 0.3 and float(got.mean()) < 0.01, (got.max(), got.mean())
     cheek = np.round(lm[2] + 0.65 * (lm[31] - lm[2])).astype(int)  # beyond the lock
     _, skins448, _ = detail_inputs([view], 448)  # judged at 224², upsampled
     lock448 = np.repeat(np.repeat(inside, 2, 0), 2, 1)
