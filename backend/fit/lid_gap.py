@@ -51,13 +51,19 @@ class LidGapSettings:
       fit's value (coefficients are in [0, 1]).
     - ``robust``: an eye's residuals count by exp(−½(r̄/``robust``)²), r̄ its mean gap residual at
       the coarse fit, in eye widths (a Welsch weight, fixed before the solve; None: plain least squares).
+    - ``middle``: weight of each pair's middle (½(upper + lower) along the eye's normal, against
+      the detected one) relative to its gap: it decides between closing from above (blink) and
+      from below (squint); 0: the gaps alone (the prior then splits the change).
+    - ``trust_power``: a view's residuals count by its landmark trust to this power.
     - ``iterations``: Gauss–Newton steps (the gaps are nearly linear in the coefficients).
     """
 
     active: bool = True
     gap_sigma: float = 0.05
-    coeff_sigma: float = 0.3
-    robust: float | None = 0.1
+    coeff_sigma: float = 0.7
+    robust: float | None = 0.07
+    middle: float = 1.0
+    trust_power: float = 3.0
     iterations: int = 3
 
 
@@ -86,17 +92,18 @@ def _eye_frames(landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 _LIDS = [i for eye in _PAIRS for pair in eye for i in pair]  # (8,) 37, 41, 38, 40, 43, 47, 44, 46
 
 
-def _gaps(lids: torch.Tensor, normal: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-    """Lid gaps (V,2,2) [eye, pair] in eye widths: (upper − lower)·normal / width, from the lid
-    points ``lids`` (V,8,2) px in :data:`_LIDS` order; normal (V,2,2), width (V,2) (:func:`_eye_frames`)."""
-    p = lids.reshape(-1, 2, 2, 2, 2)  # (V, eye, pair, upper/lower, xy)
-    return ((p[:, :, :, 0] - p[:, :, :, 1]) * normal[:, :, None]).sum(-1) / width[..., None]
+def _lids(lids: torch.Tensor, normal: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """(V,2,2,2) [eye, pair, (gap, middle)] in eye widths along each eye's normal: the lid gap
+    (upper − lower)·normal / width and the pair's middle ½(upper + lower)·normal / width, from the
+    lid points ``lids`` (V,8,2) px in :data:`_LIDS` order; normal (V,2,2), width (V,2) (:func:`_eye_frames`)."""
+    p = (lids.reshape(-1, 2, 2, 2, 2) * normal[:, :, None, None]).sum(-1) / width[:, :, None, None]  # (V,eye,pair,up/lo)
+    return torch.stack([p[..., 0] - p[..., 1], 0.5 * (p[..., 0] + p[..., 1])], -1)
 
 
 def lid_openness(landmarks: torch.Tensor) -> torch.Tensor:
     """Each eye's openness (V,2): its mean lid gap over its width (iBUG 36–41 first), landmarks (V,68,2)."""
     normal, width = _eye_frames(landmarks)
-    return _gaps(landmarks[:, _LIDS], normal, width).mean(-1)
+    return _lids(landmarks[:, _LIDS], normal, width)[..., 0].mean(-1)
 
 
 def _box_step(H: torch.Tensor, g: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -138,25 +145,26 @@ def fit_lid_gaps(settings: LidGapSettings, model, ident: torch.Tensor, exp: torc
     cols = cols.to(exp.device).reshape(-1)  # (6,) eye 0's three shapes, then eye 1's
     sub = model.restricted(model.landmarks68[_LIDS].to(exp.device))  # the 8 lid vertices
     normal, width = _eye_frames(landmarks)
-    target = _gaps(landmarks[:, _LIDS], normal, width)  # (V,2,2)
+    target = _lids(landmarks[:, _LIDS], normal, width)  # (V,2,2,2)
     w = weights.expand(V, 68)[:, _LIDS].reshape(V, 2, 2, 2)  # (V, eye, pair, upper/lower)
     pair_w = 2 * w.prod(-1) / w.sum(-1).clamp_min(1e-12)  # (V,2,2) the two points' harmonic mean
     if trust is not None:
-        pair_w = pair_w * trust[:, None, None]
+        pair_w = pair_w * trust.pow(settings.trust_power)[:, None, None]
     c0 = exp[:, cols].reshape(-1)  # (6R,) the coarse fit's eye coefficients
 
-    def gaps_of(c: torch.Tensor) -> torch.Tensor:  # (6R,) → (V,2,2)
+    def lids_of(c: torch.Tensor) -> torch.Tensor:  # (6R,) → (V,2,2,2)
         e = exp.index_copy(1, cols, c.view(R, 6))[row]  # (V,K_exp)
-        return _gaps(project(sub(ident, e), pose, camera)[..., :2], normal, width)
+        return _lids(project(sub(ident, e), pose, camera)[..., :2], normal, width)
 
     prior = 1.0 / settings.coeff_sigma ** 2
     c = c0.clone()
     if settings.robust is not None:  # (V,2) each eye's gate from the coarse fit's disagreement
-        pair_w = pair_w * torch.exp(-0.5 * ((gaps_of(c) - target).mean(-1) / settings.robust) ** 2)[..., None]
-    W = pair_w.reshape(-1) / settings.gap_sigma ** 2  # (4V,)
+        gap_r = (lids_of(c) - target)[..., 0].mean(-1)  # (V,2)
+        pair_w = pair_w * torch.exp(-0.5 * (gap_r / settings.robust) ** 2)[..., None]
+    W = (pair_w[..., None] * pair_w.new_tensor([1.0, settings.middle])).reshape(-1) / settings.gap_sigma ** 2  # (8V,)
     for _ in range(settings.iterations):
-        r = gaps_of(c) - target  # (V,2,2)
-        J = torch.autograd.functional.jacobian(gaps_of, c, vectorize=True).reshape(V * 4, -1)  # (4V, 6R)
+        r = lids_of(c) - target  # (V,2,2,2)
+        J = torch.autograd.functional.jacobian(lids_of, c, vectorize=True).reshape(V * 8, -1)  # (8V, 6R)
         H = J.T @ (W[:, None] * J) + prior * torch.eye(J.shape[1], dtype=J.dtype, device=J.device)
         g = J.T @ (W * r.reshape(-1)) + prior * (c - c0)
         c = c + _box_step(H, g, c)
