@@ -152,20 +152,31 @@ def fit_lid_gaps(settings: LidGapSettings, model, ident: torch.Tensor, exp: torc
         pair_w = pair_w * trust.pow(settings.trust_power)[:, None, None]
     c0 = exp[:, cols].reshape(-1)  # (6R,) the coarse fit's eye coefficients
 
-    def lids_of(c: torch.Tensor) -> torch.Tensor:  # (6R,) → (V,2,2,2)
-        e = exp.index_copy(1, cols, c.view(R, 6))[row]  # (V,K_exp)
-        return _lids(project(sub(ident, e), pose, camera)[..., :2], normal, width)
+    def lids_at(cv: torch.Tensor, views: torch.Tensor) -> torch.Tensor:  # (B,6) coefficients of views (B,) → (B,2,2,2)
+        e = exp[row[views]].index_copy(1, cols, cv)  # (B,K_exp)
+        screen = project(sub(ident[views], e), pose[views], camera.select(views))[..., :2]  # (B,8,2)
+        return _lids(screen, normal[views], width[views])
 
+    views = torch.arange(V, device=exp.device)
+    twelve = views.repeat_interleave(12)  # each view ±h along its 6 coefficients
+    h = 0.05  # the lids are linear in the coefficients in 3-D: central differences are exact to O(h²) of the lens
+    steps = h * torch.cat([torch.eye(6), -torch.eye(6)]).to(exp)  # (12,6)
     prior = 1.0 / settings.coeff_sigma ** 2
-    c = c0.clone()
+    c = exp[:, cols]  # (R,6) the coarse fit's eye coefficients
+    c0 = c.reshape(-1)
     if settings.robust is not None:  # (V,2) each eye's gate from the coarse fit's disagreement
-        gap_r = (lids_of(c) - target)[..., 0].mean(-1)  # (V,2)
+        gap_r = (lids_at(c[row], views) - target)[..., 0].mean(-1)  # (V,2)
         pair_w = pair_w * torch.exp(-0.5 * (gap_r / settings.robust) ** 2)[..., None]
     W = (pair_w[..., None] * pair_w.new_tensor([1.0, settings.middle])).reshape(-1) / settings.gap_sigma ** 2  # (8V,)
     for _ in range(settings.iterations):
-        r = lids_of(c) - target  # (V,2,2,2)
-        J = torch.autograd.functional.jacobian(lids_of, c, vectorize=True).reshape(V * 8, -1)  # (8V, 6R)
-        H = J.T @ (W[:, None] * J) + prior * torch.eye(J.shape[1], dtype=J.dtype, device=J.device)
-        g = J.T @ (W * r.reshape(-1)) + prior * (c - c0)
-        c = c + _box_step(H, g, c)
-    return exp.index_copy(1, cols, c.view(R, 6))
+        r = lids_at(c[row], views) - target  # (V,2,2,2)
+        moved = lids_at((c[row][:, None] + steps).reshape(-1, 6), twelve).reshape(V, 2, 6, 8)  # (V, ±, coefficient, residual)
+        Jv = ((moved[:, 0] - moved[:, 1]) / (2 * h)).transpose(1, 2)  # (V,8,6)
+        J = torch.zeros(V, 8, R, 6, dtype=Jv.dtype, device=Jv.device)
+        J[views, :, row] = Jv
+        J = J.reshape(V * 8, R * 6)  # (8V,6R) each view's residuals by its own row's coefficients
+        x = c.reshape(-1)
+        H = J.T @ (W[:, None] * J) + prior * torch.eye(R * 6, dtype=J.dtype, device=J.device)
+        g = J.T @ (W * r.reshape(-1)) + prior * (x - c0)
+        c = (x + _box_step(H, g, x)).view(R, 6)
+    return exp.index_copy(1, cols, c)
