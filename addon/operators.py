@@ -22,8 +22,9 @@ from . import backend_module, pins, preferences
 from .job import CANCELLED, DONE, Job, JobState
 from .blendfile import result_photo_candidates
 
-IMAGE_GLOB = "*.jpg;*.jpeg;*.png;*.bmp;*.tif;*.tiff;*.webp"
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".avif"}
+HEIF_EXTENSIONS = {".heic", ".heif"}  # listed, so a pick of one gets told how to convert it
+IMAGE_GLOB = ";".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS | HEIF_EXTENSIONS))
 
 
 class JobStartError(Exception):
@@ -396,9 +397,15 @@ class PHOTOHEAD_OT_add_photos(Operator):
         settings = context.scene.photohead
         names = [f.name for f in self.files if f.name]
         paths = [os.path.join(self.directory, n) for n in names] if names else ([self.filepath] if self.filepath else [])
+        heif = [Path(p).name for p in paths if Path(p).suffix.lower() in HEIF_EXTENSIONS]
         paths = [p for p in paths if Path(p).suffix.lower() in IMAGE_EXTENSIONS]
+        if heif:
+            self.report({"WARNING"} if paths else {"ERROR"},
+                        f"{', '.join(heif)}: HEIC photos (an iPhone's default) cannot be read: export them as JPEG "
+                        "(Photos: File → Export; on the phone: Settings → Camera → Formats → Most Compatible)")
         if not paths:
-            self.report({"ERROR"}, "No image files selected (JPEG, PNG, BMP, TIFF or WebP)")
+            if not heif:
+                self.report({"ERROR"}, "No image files selected (JPEG, PNG, BMP, TIFF, WebP, GIF or AVIF)")
             return {"CANCELLED"}
         existing = {bpy.path.abspath(p.filepath) for p in settings.photos}
         for path in paths:

@@ -3,8 +3,9 @@
 Blender loads an image file's pixels as stored and ignores its EXIF orientation, while the backend
 fits the upright photo (:func:`backend.image_io.load_image`): a phone photo taken in portrait is
 often stored sideways with an orientation tag, and its camera's background would lie across the
-fitted head. Such a file's upright pixels become a packed image instead; other files load as
-they are.
+fitted head. Such a file's upright pixels become a packed image instead, and so do photos the
+backend reads but Blender cannot (GIF, AVIF: Blender loads them as an empty image); other files
+load as they are.
 """
 from __future__ import annotations
 
@@ -15,17 +16,22 @@ import numpy as np
 
 from . import backend_module
 
-UPRIGHT_OF = "photohead_upright_of"  # custom property: the file an upright copy was made from
+UPRIGHT_OF = "photohead_upright_of"  # custom property: the file a packed copy was made from
 
 
 def upright_photo(path: str | os.PathLike, reuse: bool = True):
     """The photo file ``path`` as a Blender image in the orientation the backend fits: the file
-    itself (``reuse``: an image already loaded from it), or, when its EXIF orientation turns it,
-    a packed image of its upright pixels (``reuse``: one made earlier from the same file)."""
+    itself (``reuse``: an image already loaded from it), or, when its EXIF orientation turns it
+    or Blender cannot read its format, a packed image of the backend's upright pixels
+    (``reuse``: one made earlier from the same file)."""
     path = os.fspath(path)
     image_io = backend_module("image_io")  # at use, not at import: enabling the add-on stays light
     if not image_io.exif_turned(path):
-        return bpy.data.images.load(path, check_existing=reuse)
+        image = bpy.data.images.load(path, check_existing=reuse)
+        if image.size[0] > 0:
+            return image
+        if image.users == 0:  # Blender cannot read the format (GIF, AVIF): an empty image, not kept
+            bpy.data.images.remove(image)
     if reuse:
         for image in bpy.data.images:
             if image.get(UPRIGHT_OF) == path:

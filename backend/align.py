@@ -26,7 +26,7 @@ from skimage.draw import polygon
 __all__ = [
     "CROP_SIZE", "TEMPLATE_68_MM", "INNER_POINTS", "MIRROR_68", "AlignSettings", "Alignment", "canonical_landmarks",
     "estimate_similarity", "invert_affine", "align_face", "points_to_crop", "points_to_image",
-    "warp_to_crop", "crop_valid_mask", "face_mask", "inner_face_mask", "feature_polygons",
+    "warp_to_crop", "photo_content_box", "crop_valid_mask", "face_mask", "inner_face_mask", "feature_polygons",
 ]
 
 CROP_SIZE = 224  # pixels of the canonical crop the fits and networks work on
@@ -259,12 +259,39 @@ def warp_to_crop(image: np.ndarray, crop_from_image: np.ndarray, size: int = 224
     return out if img.ndim == 3 else out[..., 0]
 
 
-def crop_valid_mask(image_shape: tuple[int, ...], crop_from_image: np.ndarray, size: int = 224) -> np.ndarray:
-    """(size,size) bool: crop pixels whose centre maps inside the photo (``image_shape`` (H,W,...))."""
+BAR_DARK = 6  # a border row or column no brighter than this (uint8, every pixel and channel) is a black bar
+
+
+def photo_content_box(image: np.ndarray, dark: int = BAR_DARK) -> np.ndarray:
+    """(4,) x0, y0, x1, y1 photo px (pixel edges: the whole photo is -0.5, -0.5, W-0.5, H-0.5):
+    what the photo shows, without the black bars along its borders (letterboxing, a screenshot's
+    or a dataset's padding: whole rows or columns no brighter than ``dark``). A photo that is
+    all bars keeps its whole box. image (H,W,3) or (H,W) uint8."""
+    img = np.asarray(image)
+    h, w = img.shape[:2]
+    bar = (img.max(2) if img.ndim == 3 else img) <= dark
+    rows, cols = bar.all(1), bar.all(0)
+
+    def run(flags: np.ndarray) -> int:  # how many leading entries are True
+        return int(np.argmin(flags)) if not flags.all() else len(flags)
+
+    top, bottom, left, right = run(rows), run(rows[::-1]), run(cols), run(cols[::-1])
+    if top + bottom >= h or left + right >= w:
+        return np.array([-0.5, -0.5, w - 0.5, h - 0.5])
+    return np.array([left - 0.5, top - 0.5, w - right - 0.5, h - bottom - 0.5])
+
+
+def crop_valid_mask(image_shape: tuple[int, ...], crop_from_image: np.ndarray, size: int = 224,
+                    box: np.ndarray | None = None, margin_px: float = 0.0) -> np.ndarray:
+    """(size,size) bool: crop pixels whose centre maps inside the photo (``image_shape`` (H,W,...)),
+    or inside ``box`` (4,) x0, y0, x1, y1 photo px (:func:`photo_content_box`) shrunk by
+    ``margin_px`` crop pixels (so crop pixels whose bilinear sample reaches a bar's black are out)."""
     h, w = image_shape[:2]
+    x0, y0, x1, y1 = (-0.5, -0.5, w - 0.5, h - 0.5) if box is None else np.asarray(box, np.float64)
+    m = margin_px / max(float(np.sqrt(abs(np.linalg.det(np.asarray(crop_from_image)[:, :2])))), 1e-12)  # in photo px
     v, u = np.mgrid[0:size, 0:size].astype(np.float64)
     pts = points_to_image(np.stack([u, v], -1), invert_affine(crop_from_image))
-    return (pts[..., 0] >= -0.5) & (pts[..., 0] <= w - 0.5) & (pts[..., 1] >= -0.5) & (pts[..., 1] <= h - 0.5)
+    return (pts[..., 0] >= x0 + m) & (pts[..., 0] <= x1 - m) & (pts[..., 1] >= y0 + m) & (pts[..., 1] <= y1 - m)
 
 
 # Brow band around iBUG's brow points (which trace the brow's upper edge), in eye widths

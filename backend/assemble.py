@@ -65,6 +65,7 @@ def assemble_head(
                 image=view.image, label=view.label, detector=view.detector,
                 landmarks68_3d=points_to_image(fixed68[i].double().cpu().numpy(), view.image_from_crop).astype(np.float32),
                 focal_35mm=float(view.focal_35mm) if lens else None, focal_source=view.focal_source,
+                face_detector=view.face_detector, face_score=view.face_score, presence=view.presence,
             )
         )
     head = Head(

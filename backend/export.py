@@ -50,6 +50,11 @@ params.json schema (``format`` = ``"photohead.params"``, ``version`` = 1), plain
                                                              # style: the 3-D jaw line, hidden or not)
                 "detected68": [[x, y] × 68],                 # detector, photo pixels
                 "detector": "dlib"|"face_alignment"|"mediapipe"|"auto"|"given"|"",  # what gave detected68 (auto: a blend)
+                "face_detector": str,                        # what found the face: "hog", "mmod", "sfd",
+                                                             # "blazeface-short", "blazeface-weak" (below its own
+                                                             # threshold), "hog+mesh" (auto), ...; "" for given points
+                "face_score": float | null,                  # its confidence (comparable only within one detector)
+                "presence": float | null,                    # Face Mesh's face-presence probability; null: not run
                 "face_box": [x0, y0, x1, y1] | null,
                 "crop_from_image": [[3] × 2] | null}]}       # photo pixels → 224² crop
 """
@@ -417,6 +422,9 @@ def params_dict(head: Head) -> dict[str, Any]:
             "landmarks68_3d": None if v.landmarks68_3d is None else _plain(np.asarray(v.landmarks68_3d, np.float64)),
             "detected68": _plain(np.asarray(v.detected68, np.float64)),
             "detector": v.detector,
+            "face_detector": v.face_detector,
+            "face_score": None if v.face_score is None else _plain(float(v.face_score)),
+            "presence": None if v.presence is None else _plain(float(v.presence)),
             "face_box": None if v.face_box is None else _plain(np.asarray(v.face_box).reshape(-1)),
             "crop_from_image": None if v.crop_from_image is None else _plain(np.asarray(v.crop_from_image)),
         })

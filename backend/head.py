@@ -21,6 +21,10 @@ class ViewResult:
     - ``landmarks68_3d`` (68,2) the same 68 points as fixed model vertices (AFLW2000-3D style: the
       jaw is the 3-D jaw line, hidden or not, where ``landmarks68``'s jaw is the 2-D silhouette
       of the 300-W convention), projected into the photo; None in heads from older versions.
+    - ``face_detector``: what found the face ("hog", "mmod", "sfd", "blazeface-short",
+      "blazeface-weak", "hog+mesh", ...; "" for given landmarks), ``face_score`` its confidence
+      (comparable only within one detector), ``presence`` Face Mesh's face-presence probability
+      (None where Face Mesh did not run).
     - ``crop_from_image`` (2,3) similarity mapping photo pixels → the 224² crop.
     - ``focal_35mm``: the lens the fit saw the photo through (mm, 35-mm equivalent; None:
       orthographic) and ``focal_source`` where it came from (given, exif, estimated, standard, none); with a lens
@@ -43,6 +47,9 @@ class ViewResult:
     landmarks68_3d: np.ndarray | None = None
     focal_35mm: float | None = None
     focal_source: str = ""
+    face_detector: str = ""
+    face_score: float | None = None
+    presence: float | None = None
 
 
 @dataclass

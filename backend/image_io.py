@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageReadError
 
-__all__ = ["load_image", "as_rgb_uint8", "exif_turned"]
+__all__ = ["load_image", "as_rgb_uint8", "exif_turned", "unsupported_format_hint"]
 
 WHITE = (255, 255, 255)
 
@@ -145,6 +145,25 @@ def _read_16bit_rgb_tiff(path: Path) -> np.ndarray | None:
         return None
 
 
+# ISO base media file brands of HEIF images (an iPhone's default "High Efficiency" format), which
+# Pillow does not read; AVIF (brands avif/avis) it does
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+
+
+def unsupported_format_hint(path: str | os.PathLike) -> str:
+    """What to do with a photo file Pillow cannot identify, from its first bytes: HEIC/HEIF (an
+    iPhone's default) gets a way to convert it; anything else "" (no hint)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return ""
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return ("a HEIC/HEIF photo (an iPhone's default format), which Photohead cannot read: export it as JPEG "
+                "(Photos: File → Export; on the phone: Settings → Camera → Formats → Most Compatible)")
+    return ""
+
+
 def exif_turned(path: str | os.PathLike) -> bool:
     """Whether a photo file's EXIF orientation (values 2–8) turns or mirrors its stored pixels:
     :func:`load_image` returns them upright, while a viewer that ignores the tag (Blender) shows
@@ -197,7 +216,8 @@ def load_image(
             arr = _read_16bit_rgb_tiff(path)
             if arr is not None:
                 return as_rgb_uint8(arr, background)
-        raise ImageReadError(f"not a readable image file (unknown format): {path}") from None
+        hint = unsupported_format_hint(path)
+        raise ImageReadError(f"{path}: {hint}" if hint else f"not a readable image file (unknown format): {path}") from None
     except PermissionError:
         raise ImageReadError(f"permission denied reading image: {path}") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:

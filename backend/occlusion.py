@@ -45,17 +45,19 @@ class OcclusionSettings:
     rim_mm: float = 1.5
 
 
-def feature_mask(landmarks68: np.ndarray, size: int, soft_px: float = 0.0) -> np.ndarray:
+def feature_mask(landmarks68: np.ndarray, size: int, soft_px: float = 0.0,
+                 eye_margin: tuple[float, float] = (EYE_MARGIN, EYE_MARGIN)) -> np.ndarray:
     """The facial features of a face crop: brows and lips (:func:`backend.align.feature_polygons`)
-    and the eyes grown by ``EYE_MARGIN`` eye widths. landmarks68 (68,2) in the crop's pixels.
-    Returns (size,size) float32 in [0,1] (``soft_px``: Gaussian σ of the edges, pixels)."""
+    and the eyes grown by ``eye_margin`` eye widths (at their corners, above and below).
+    landmarks68 (68,2) in the crop's pixels. Returns (size,size) float32 in [0,1] (``soft_px``:
+    Gaussian σ of the edges, pixels)."""
     lm = np.asarray(landmarks68, np.float64)
     eye_w = 0.5 * (np.linalg.norm(lm[39] - lm[36]) + np.linalg.norm(lm[45] - lm[42]))
     polys = list(feature_polygons(lm))
     for eye in (lm[RIGHT_EYE], lm[LEFT_EYE]):
         radial = eye - eye.mean(0)
         radial /= np.linalg.norm(radial, axis=1, keepdims=True).clip(1e-9)
-        polys.append(eye + EYE_MARGIN * eye_w * radial)
+        polys.append(eye + np.asarray(eye_margin, np.float64) * eye_w * radial)  # (m·w)·r
     mask = np.zeros((size, size), bool)
     for poly in polys:
         mask |= _polygon_mask(poly, size, size)

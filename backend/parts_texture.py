@@ -53,6 +53,19 @@ def _shade(sh: np.ndarray) -> np.ndarray:
     return np.clip(shading.reshape(3).numpy().astype(np.float64), 0.05, None)
 
 
+SATURATION_PIXELS = 250_000  # a larger face's saturation is the median of every k-th pixel, row and column
+
+
+def _window(image: np.ndarray, points: np.ndarray, dtype=np.float64, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The part of ``image`` (H,W,3) uint8 that holds the pixel centres of ``points`` (n,2) px,
+    every ``step``-th pixel of it, as ``dtype`` in [0,1], and ``points`` in its pixels (n,2): only
+    the face's pixels are converted, not a 12-megapixel photo's all."""
+    x0, y0 = np.maximum(np.floor(points.min(0)).astype(int) - 1, 0)
+    x1, y1 = np.ceil(points.max(0)).astype(int) + 2
+    window = np.asarray(image[y0:y1:step, x0:x1:step], dtype) / 255.0
+    return window, (points - np.array([x0, y0], np.float64)) / step
+
+
 def _iris_pixels(img: np.ndarray, mask: np.ndarray, irises: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """(n,3) the iris's own pixels: inside the contours and the ring between the pupil and 90 % of
     the iris's radius around each located iris, without the brightest quarter (highlights, sclera
@@ -85,8 +98,12 @@ def eye_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray,
     "sclera_seen", the median of the brightest tenth (narrow eyes leave little sclera in the
     contour) at the photo's brightness (:data:`SEEN_SCLERA`; what the previews paint under the
     lids' shadow, :mod:`backend.eye_shading`)."""
-    img = np.asarray(image, np.float32) / 255.0
     pts = np.asarray(landmarks68, np.float64)
+    if irises is not None:  # the irises' centres with the landmarks, into the eyes' window
+        pts = np.concatenate([pts, np.asarray(irises[0], np.float64).reshape(-1, 2)])
+    img, pts = _window(image, pts, np.float32)
+    if irises is not None:
+        pts, irises = pts[:68], (pts[68:], irises[1])
     mask = _inside(pts[RIGHT_EYE], *img.shape[:2]) | _inside(pts[LEFT_EYE], *img.shape[:2])
     pixels = img[mask]  # (n,3)
     if len(pixels) < MIN_PIXELS:
@@ -142,8 +159,7 @@ def mouth_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray) ->
     darkest quarter, each divided by the shading of a camera-facing normal, then kept in plausible
     ranges (:data:`TEETH_VALUE` lies above :data:`SOCKET_VALUE`: the teeth stay brighter); the
     teeth take the default's hue (never pink), with the photo's value and saturation."""
-    img = np.asarray(image, np.float64) / 255.0
-    pts = np.asarray(landmarks68, np.float64)
+    img, pts = _window(image, np.asarray(landmarks68, np.float64))
     pixels = img[_inside(pts[INNER_LIPS], *img.shape[:2])]  # (n,3)
     if mouth_opening(pts) < MOUTH_OPEN or len(pixels) < MIN_MOUTH_PIXELS:
         return {}
@@ -153,7 +169,7 @@ def mouth_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray) ->
     teeth = np.median(pixels[order[n - n // 10 :]], 0)  # as photographed: compared with the skin's pixels
     socket = np.median(pixels[order[: n // 4]], 0)
     out = {"socket": _limit(socket / shade, SOCKET_SATURATION, SOCKET_VALUE)}
-    skin = _face_saturation(img, pts)
+    skin = _face_saturation(image, landmarks68)
     most = min(TEETH_MAX_SATURATION, max(TEETH_SKIN_SATURATION * (skin or 0.0), 0.05))
     if 1.0 - teeth.min() / max(teeth.max(), 1e-6) <= most:
         teeth = _limit(teeth / shade, TEETH_SATURATION, TEETH_VALUE)
@@ -164,10 +180,15 @@ def mouth_colours(image: np.ndarray, landmarks68: np.ndarray, sh: np.ndarray) ->
     return {k: tuple(float(c) for c in np.clip(v, 0.0, 1.0)) for k, v in out.items()}
 
 
-def _face_saturation(img: np.ndarray, pts: np.ndarray) -> float | None:
+def _face_saturation(image: np.ndarray, landmarks68: np.ndarray) -> float | None:
     """The median HSV saturation of the face's pixels (inside the jaw and brows, 68-point 0–26;
-    pixels darker than 0.05 left out), None without any. img (H,W,3) float [0,1]; pts (68,2) px."""
-    pixels = img[_inside(np.concatenate([pts[JAW], pts[BROWS]]), *img.shape[:2])]
+    pixels darker than 0.05 left out; a face of more than :data:`SATURATION_PIXELS` pixels
+    sampled on a regular grid), None without any. image (H,W,3) uint8; landmarks68 (68,2) px."""
+    lm = np.asarray(landmarks68, np.float64)
+    outline = np.concatenate([lm[JAW], lm[BROWS]])
+    area = float(np.prod(outline.max(0) - outline.min(0) + 1.0))
+    img, outline = _window(image, outline, step=max(1, int(np.ceil(np.sqrt(area / SATURATION_PIXELS)))))
+    pixels = img[_inside(outline, *img.shape[:2])]
     value = pixels.max(1) if len(pixels) else np.zeros(0)
     pixels, value = pixels[value > 0.05], value[value > 0.05]
     return float(np.median(1.0 - pixels.min(1) / value)) if len(pixels) else None
@@ -177,7 +198,7 @@ def face_colourfulness(image: np.ndarray, landmarks68: np.ndarray) -> float:
     """0 for a greyscale photo, 1 for a colour one, linear in between: the face's median saturation
     mapped from :data:`GREY_SATURATION`; a face with no pixels counts as colour (1).
     image (H,W,3) uint8; landmarks68 (68,2) photo pixels."""
-    saturation = _face_saturation(np.asarray(image, np.float64) / 255.0, np.asarray(landmarks68, np.float64))
+    saturation = _face_saturation(image, np.asarray(landmarks68, np.float64))
     if saturation is None:
         return 1.0
     low, high = GREY_SATURATION

@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .align import CROP_SIZE, align_face, face_mask, points_to_crop, warp_to_crop
+from .align import CROP_SIZE, align_face, crop_valid_mask, face_mask, photo_content_box, points_to_crop, warp_to_crop
 from .camera import Camera
 from .detect import DetectSettings, detect_one
 from .detectors import DEFAULT_DETECTOR
 from .detect.base import Face
 from .detect.hands import detect_hands, hand_mask, hand_outline, hands_at_face
 from .detect.mediapipe_68 import mesh_to_68
-from .detect.mediapipe_backend import WEAK_DETECTOR
 from .errors import PhotoheadError
 from .hair_strands import strand_mask
 from .image_io import load_image
@@ -42,12 +41,14 @@ class PreparedView:
     crop_landmarks: np.ndarray  # (68,2) crop px
     face_mask: np.ndarray  # (S,S) float32 landmark face mask (brows, lips and all): texture, reports
     skin_mask: np.ndarray  # (S,S) float32 the fit's photometric mask (backend.skin.skin_mask), 0 on hands
+    # both masks are 0 where the crop shows no photo: outside it, or in its black bars (content_box)
     label: str = ""
     detector: str = ""  # what gave detected68: "dlib", "face_alignment", "mediapipe", "auto" (a blend) or "given"
     faces_note: str = ""  # several faces found: one line listing each (index, box, score), else ""
     mesh68: np.ndarray | None = None  # (68,2) photo px: Face Mesh's 68 points, when it ran
     presence: float | None = None  # Face Mesh's face-presence probability, when it ran
-    weak_score: float | None = None  # BlazeFace's score when only its weak candidates found the face, else None
+    face_detector: str = ""  # what found the face (Face.detector: "hog", "mmod", "blazeface-short", "blazeface-weak", ...)
+    face_score: float | None = None  # that detector's confidence (comparable only within one detector); None: given
     detector_disagreement: float | None = None  # auto: dlib vs Face Mesh 68 points, mesh eye distances
     dense: np.ndarray | None = None  # (468,3) Face Mesh's points (x, y photo px; z relative depth), when it ran
     exif_focal_35mm: float | None = None  # the photo's EXIF FocalLengthIn35mmFilm (mm), when it has one
@@ -55,6 +56,7 @@ class PreparedView:
     focal_source: str = "none"  # where focal_35mm came from: given, exif, none (backend.lens.focal_source) or
                                    # estimated, standard (backend.focal_search)
     hands: list[np.ndarray] | None = None  # outlines (P,2) photo px of the hands at the face (backend.detect.hands)
+    content_box: np.ndarray | None = None  # (4,) x0, y0, x1, y1 photo px: the photo without its black bars
 
     def crop_dense(self) -> np.ndarray | None:
         """Face Mesh's points in the 224² crop (468,2) px, or None without them."""
@@ -90,21 +92,30 @@ def prepare_view(
     focal = focal_source(focal_35mm, exif)
     crop = warp_to_crop(rgb, align.crop_from_image, CROP_SIZE)  # float32 in [0,1]
     crop_lm = points_to_crop(found.landmarks, align.crop_from_image)
-    mask = face_mask(crop_lm, CROP_SIZE, CROP_SIZE, soft_px=1.0)
+    content = photo_content_box(rgb)  # letterbox or padding bars: no face there, whatever the mask says
+    shown = _shown(rgb.shape, align.crop_from_image, CROP_SIZE, content)
+    mask = face_mask(crop_lm, CROP_SIZE, CROP_SIZE, soft_px=1.0) * shown
     # hands at the face ([] without the hand models' files): kept out of the fits' masks and the albedo
     hands = [hand_outline(h.points) for h in hands_at_face(detect_hands(rgb), found.landmarks)] or None
     return PreparedView(
         name=name, image=rgb, detected68=np.asarray(found.landmarks, np.float64), face_box=np.asarray(found.box, np.float64),
         crop_from_image=align.crop_from_image, image_from_crop=align.image_from_crop, crop=crop,
-        crop_landmarks=crop_lm, face_mask=mask, skin_mask=_off_hands(skin_mask(crop, crop_lm, CROP_SIZE), hands,
+        crop_landmarks=crop_lm, face_mask=mask, skin_mask=_off_hands(skin_mask(crop, crop_lm, CROP_SIZE) * shown, hands,
                                                                     align.crop_from_image), label=label,
         detector=found.backend, faces_note=found.note,
         mesh68=None if found.dense is None else mesh_to_68(found.dense), presence=found.presence,
-        weak_score=float(found.score) if found.detector == WEAK_DETECTOR else None,
+        face_detector=found.detector, face_score=None if found.backend == "given" else float(found.score),
         detector_disagreement=found.disagreement,
         dense=None if found.dense is None else np.asarray(found.dense, np.float64),
-        exif_focal_35mm=exif, focal_35mm=focal[0], focal_source=focal[1], hands=hands,
+        exif_focal_35mm=exif, focal_35mm=focal[0], focal_source=focal[1], hands=hands, content_box=content,
     )
+
+
+def _shown(shape: tuple[int, ...], crop_from_image: np.ndarray, size: int, content: np.ndarray | None) -> np.ndarray:
+    """(size,size) float32 in {0, 1}: crop pixels that show the photo's content (``content``:
+    :func:`backend.align.photo_content_box`; None: the whole photo), one crop pixel in from its
+    edge, so no sample mixes in the black outside."""
+    return crop_valid_mask(shape, crop_from_image, size, box=content, margin_px=1.0).astype(np.float32)
 
 
 def _off_hands(mask: np.ndarray, hands: list[np.ndarray] | None, crop_from_image: np.ndarray) -> np.ndarray:
@@ -150,8 +161,12 @@ def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, t
         M, lm = reframe(view, size)
         crop = view.crop if size == CROP_SIZE else warp_to_crop(view.image, M, size)
         crops.append(crop)
-        skin = view.skin_mask if size == CROP_SIZE else _off_hands(skin_mask(crop, lm, size), view.hands, M)
-        face = view.face_mask if size == CROP_SIZE else face_mask(lm, size, size, soft_px=size / CROP_SIZE)
+        if size == CROP_SIZE:
+            skin, face = view.skin_mask, view.face_mask
+        else:
+            shown = _shown(view.image.shape, M, size, view.content_box)
+            skin = _off_hands(skin_mask(crop, lm, size) * shown, view.hands, M)
+            face = face_mask(lm, size, size, soft_px=size / CROP_SIZE) * shown
         skins.append(skin * (1.0 - strand_mask(crop, lm, skin, face)))
         faces.append(face)
     return tuple(torch.from_numpy(np.stack(x)) for x in (crops, skins, faces))

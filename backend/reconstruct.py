@@ -251,7 +251,8 @@ def _texture_and_assemble(
         followed = [False] * len(views)
     evidence = [replace(view_evidence(Path(v.name).name if len(views) > 1 else "", r.landmarks68, r.detected68,
                                       float(r.pose[2]), v.mesh68, v.presence, v.detector_disagreement,
-                                      fitted68_3d=r.landmarks68_3d, weak_score=v.weak_score),
+                                      fitted68_3d=r.landmarks68_3d, face_detector=v.face_detector,
+                                      face_score=v.face_score),
                         landmarks_followed=f)
                 for v, r, f in zip(views, head.views, followed)]
     photo_error = next((h["pixel"] for h in reversed(fit.history) if "pixel" in h), None)

@@ -33,6 +33,7 @@ from .camera import Camera, euler_to_rotation, project, scale_pose, to_camera_sp
 from .detail import masked_lowpass
 from .facemodel import FaceModel
 from .geometry import array_digest
+from .glasses import GLASSES_FILL, view_glasses_masks
 from .hair_fill import hair_zone, remove_hair
 from .layout_cache import layout_arrays
 from .fit.coarse import CoarseFitResult
@@ -176,6 +177,7 @@ def delit_albedo(
     detail: DetailFitResult | None = None,
     occluders: bool = True,
     hair: bool = True,
+    glasses: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """High-resolution UV albedo from the photos.
 
@@ -199,6 +201,8 @@ def delit_albedo(
     ``hair``: above the brows, at the temples and along the face's upper rim, hair (not skin,
     or darker, brighter or of another hue than the local skin) takes the colour of the view's
     surrounding skin (:mod:`backend.hair_fill`: a fringe covers both halves, so no mirror helps).
+    ``glasses``: in a view that wears glasses (:mod:`backend.glasses`), frames and glare around
+    the eyes take the surrounding skin's colour the same way.
 
     Returns (albedo (R, R·tiles, 3) float32 in [0,1] top row v = 1, weights (V,R,R·tiles)).
     """
@@ -236,6 +240,9 @@ def delit_albedo(
                                                      for v in views])).to(device))
     zone_at = None if not hair else sample(torch.from_numpy(np.stack(
         [hair_zone(v.crop_landmarks, CROP_SIZE, soft_px=2.0 / k) for v in views])).to(device))
+    glasses_masks = view_glasses_masks(views, soft_px=2.0 / k) if glasses else None  # (V,2,224,224) or None
+    glasses_at = None if glasses_masks is None else [  # (V,T') the zone, the features it keeps
+        sample(torch.from_numpy(glasses_masks[:, i].copy()).to(device)) for i in (0, 1)]
     hands = [hand_crop_mask(v) for v in views]  # (224,224) or None: the palm detector's hands (backend.detect.hands)
     hands_at = None if all(h is None for h in hands) else sample(torch.from_numpy(np.stack(
         [np.zeros((CROP_SIZE, CROP_SIZE), np.float32) if h is None else h for h in hands])).to(device))
@@ -269,6 +276,10 @@ def delit_albedo(
         seen = lit.weights if fit.view_weights is None else lit.weights * fit.view_weights.to(conf)[:, None, None]
         zone, skin, feats = (scatter_texels(x, lit.texels, H, W) for x in (zone_at, skin_like, features_at))
         maps, weight = remove_hair(maps, weight, seen, zone, skin, feats)
+    if glasses_at is not None:  # frames and glare around the eyes → the view's skin (backend.glasses)
+        seen = lit.weights if fit.view_weights is None else lit.weights * fit.view_weights.to(conf)[:, None, None]
+        zone, feats, skin = (scatter_texels(x, lit.texels, H, W) for x in (*glasses_at, skin_like))
+        maps, weight = remove_hair(maps, weight, seen, zone, skin, feats, GLASSES_FILL)
     if V > 1:
         maps = torch.as_tensor(equalize_views(maps, weight).maps)
     # texels of zero coverage get the fill colour below: no need to fill them in the blend

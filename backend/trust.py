@@ -19,9 +19,10 @@ truth:
   points before the fit (mesh eye distances). Small: both agree. Large: dlib pasted a frontal
   layout and the mesh's points were used. In between neither is clearly right.
 - ``presence``: Face Mesh's face-presence probability for the crop.
-- ``weak_score``: BlazeFace's score when only its weak candidates (below its own threshold) found
-  the face; Face Mesh's presence is no proof there (0.95 on the wood grain beside skimage's
-  coffee cup), so such a face is always named.
+- ``face_detector``, ``face_score``: what found the face and its confidence
+  (:attr:`backend.prepare.PreparedView.face_detector`). A face only BlazeFace's weak candidates
+  (below its own threshold, :data:`backend.detect.base.WEAK_DETECTOR`) found is always named:
+  Face Mesh's presence is no proof there (0.95 on the wood grain beside skimage's coffee cup).
 - ``yaw_deg``: the fitted head's yaw; beyond ``max_yaw_deg`` the far half of the face is unseen.
 - ``identity_norm``: ‖x_id‖/√K_id of the fitted identity (unit-variance coefficients); at the
   fit's identity ball the shape was held back by the bound, not by the photo.
@@ -36,6 +37,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from .detect.base import WEAK_DETECTOR
 
 __all__ = ["TrustSettings", "ViewEvidence", "assess", "view_evidence"]
 
@@ -72,7 +75,8 @@ class ViewEvidence:
     presence: float | None = None
     detector_disagreement: float | None = None
     landmarks_followed: bool = True
-    weak_score: float | None = None
+    face_detector: str = ""
+    face_score: float | None = None
 
 
 MAX_FORESHORTENING_DEG = 60.0  # beyond this yaw the eye distance is not scaled up further
@@ -90,7 +94,7 @@ def _eye_units(a: np.ndarray, b: np.ndarray, ref: np.ndarray, yaw_rad: float = 0
 def view_evidence(name: str, fitted68: np.ndarray, detected68: np.ndarray, yaw_rad: float,
                   mesh68: np.ndarray | None = None, presence: float | None = None,
                   detector_disagreement: float | None = None, fitted68_3d: np.ndarray | None = None,
-                  weak_score: float | None = None) -> ViewEvidence:
+                  face_detector: str = "", face_score: float | None = None) -> ViewEvidence:
     """Evidence for one view: points (68,2) photo px (``fitted68``: the fit's 2-D silhouette
     convention; ``fitted68_3d``: its fixed-vertex points, compared with Face Mesh's when given),
     yaw in radians."""
@@ -98,7 +102,8 @@ def view_evidence(name: str, fitted68: np.ndarray, detected68: np.ndarray, yaw_r
     return ViewEvidence(
         name=name, landmark_residual=_eye_units(fitted68, detected68, detected68, yaw_rad), yaw_deg=math.degrees(yaw_rad),
         mesh_disagreement=None if mesh68 is None else _eye_units(fixed, mesh68, mesh68, yaw_rad), presence=presence,
-        detector_disagreement=detector_disagreement, weak_score=weak_score,
+        detector_disagreement=detector_disagreement,
+        face_detector=face_detector, face_score=face_score,
     )
 
 
@@ -123,8 +128,9 @@ def assess(views: list[ViewEvidence], id_coeffs: np.ndarray, id_ball: float | No
         if v.presence is not None and v.presence < s.min_presence:
             warn.append(f"{where}Face Mesh is unsure this is a face (presence {v.presence:.2f}): the landmarks may be "
                         "wrong (check the overlay in preview.png)")
-        if v.weak_score is not None:
-            warn.append(f"{where}only a weak detection found this face (score {v.weak_score:.2f}): it may not be a face "
+        if v.face_detector == WEAK_DETECTOR:
+            score = "" if v.face_score is None else f" (score {v.face_score:.2f})"
+            warn.append(f"{where}only a weak detection found this face{score}: it may not be a face "
                         "(check the overlay in preview.png)")
         if abs(v.yaw_deg) > s.max_yaw_deg:
             warn.append(f"{where}the head is turned {abs(v.yaw_deg):.0f}° (beyond ±{s.max_yaw_deg:.0f}°): "

@@ -64,6 +64,16 @@ def test_add_and_remove_photos(addon, photo_path, tmp_path):
     assert [p.filepath for p in settings.photos] == [str(photo_path)]
     with pytest.raises(RuntimeError, match="No image files"):
         bpy.ops.photohead.add_photos(directory=str(tmp_path), files=[{"name": "notes.txt"}])
+    # an iPhone's HEIC photo is listed by the file browser and named with how to convert it
+    (tmp_path / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(100))
+    assert "*.heic" in addon.operators.IMAGE_GLOB and "*.gif" in addon.operators.IMAGE_GLOB
+    with pytest.raises(RuntimeError, match="IMG_0001.HEIC: HEIC photos .* export them as JPEG"):
+        bpy.ops.photohead.add_photos(directory=str(tmp_path), files=[{"name": "IMG_0001.HEIC"}])
+    assert [p.filepath for p in settings.photos] == [str(photo_path)]
+    gif = tmp_path / "still.gif"
+    gif.write_bytes(photo_path.read_bytes())  # the name is what the list goes by
+    res = bpy.ops.photohead.add_photos(directory=str(tmp_path), files=[{"name": "still.gif"}, {"name": "IMG_0001.HEIC"}])
+    assert res == {"FINISHED"} and [p.filepath for p in settings.photos] == [str(photo_path), str(gif)]
 
 
 def test_predict_mode_needs_checkpoints(addon, photo_path, tmp_path):

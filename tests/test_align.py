@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from backend.align import (
-    TEMPLATE_68_MM, AlignSettings, align_face, canonical_landmarks, crop_valid_mask, estimate_similarity,
+    TEMPLATE_68_MM, AlignSettings, align_face, canonical_landmarks, crop_valid_mask, estimate_similarity, photo_content_box,
     face_mask, feature_polygons, invert_affine, points_to_crop, points_to_image, warp_to_crop,
 )
 
@@ -193,3 +193,22 @@ def test_warp_cost_follows_crop_not_photo():
         ref = warp_to_crop(cut, M_cut, 64)
         assert crop_valid_mask(cut.shape, M_cut, 64).all() and ref.std() > 0.02
         np.testing.assert_allclose(warp_to_crop(big, M_big, 64), ref, atol=tol)
+
+
+def test_content_box_leaves_out_black_bars_only():
+    """Letterboxing or a dataset's padding: whole black rows and columns along the borders are not
+    the photo; a dark background that is not a whole row, or an all-black photo, is."""
+    img = np.full((60, 80, 3), 120, np.uint8)
+    np.testing.assert_array_equal(photo_content_box(img), [-0.5, -0.5, 79.5, 59.5])
+    img[:5] = 3  # JPEG-black bars: top 5 rows, left 7 and right 2 columns
+    img[:, :7] = 0
+    img[:, -2:] = 5
+    img[40:, 20:30] = 0  # a black coat at the bottom: not a whole row
+    np.testing.assert_array_equal(photo_content_box(img), [6.5, 4.5, 77.5, 59.5])
+    assert (photo_content_box(np.zeros((10, 10, 3), np.uint8)) == [-0.5, -0.5, 9.5, 9.5]).all()
+    M = np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])  # crop px = 2 × photo px (+0.5 phase ignored)
+    box = photo_content_box(img)
+    valid = crop_valid_mask(img.shape, M, size=200, box=box)
+    assert valid[20, 20] and not valid[20, 12] and not valid[8, 40] and not valid[20, 156]
+    tight = crop_valid_mask(img.shape, M, size=200, box=box, margin_px=2.0)  # 2 crop px = 1 photo px in
+    assert valid.sum() > tight.sum() and not tight[20, 14] and tight[20, 16]

@@ -35,6 +35,9 @@ def head(face_model) -> Head:
         crop_from_image=np.array([[0.5, 0.0, -3.0], [0.0, 0.5, 4.0]]),
         image=rng.integers(0, 255, (48, 64, 3), dtype=np.uint8),
         label="front",
+        face_detector="blazeface-short",
+        face_score=0.87,
+        presence=0.99,
     )
     disp = np.zeros((32, 64), np.float32)
     disp[8:24, 8:24] = rng.uniform(-0.8, 0.8, (16, 16))

@@ -211,3 +211,23 @@ def test_exif_turned_is_false_for_a_plain_or_unreadable_file(tmp_path, rgb):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     assert not exif_turned(p) and not exif_turned(bad) and not exif_turned(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("brand", [b"heic", b"mif1"])
+def test_a_heic_photo_is_named_with_a_way_out(tmp_path, brand):
+    """An iPhone's HEIC photo: Pillow cannot read it; the error names the format and the export,
+    not 'unknown format'. The CLI's header check says the same before any work."""
+    from backend.validate import check_photo
+
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(b"\x00\x00\x00\x18ftyp" + brand + b"\x00" * 200)
+    for read in (load_image, lambda p: check_photo(p, decode=False)):
+        with pytest.raises(ImageReadError, match=r"IMG_0001.HEIC: a HEIC/HEIF photo .* export it as JPEG"):
+            read(path)
+
+
+def test_an_avif_photo_reads(tmp_path, rgb):
+    path = tmp_path / "photo.avif"
+    Image.fromarray(rgb).save(path, quality=100)
+    out = load_image(path)
+    assert out.shape == rgb.shape and np.abs(out.astype(int) - rgb).mean() < 8

@@ -76,3 +76,29 @@ def test_a_dim_sclera_is_seen_dim_and_exported_light():
     assert got["iris"] == eye_colours(photo, lm, sh[0].numpy())["iris"]
     bright = eye_colours(photo, lm, sh[0].numpy())
     np.testing.assert_allclose(bright["sclera_seen"], bright["sclera"], atol=1e-6)  # a light sclera: one colour
+
+
+def test_colours_of_a_face_in_a_large_photo_come_from_its_window():
+    """A photo much larger than its face (a 12-megapixel phone photo): the colours come from the
+    face's window alone (the rest of the photo is never converted) and the saturation of a large
+    face from a grid of its pixels; the same face pasted into a larger photo, or scaled up 12×,
+    gives the same colours."""
+    from PIL import Image
+
+    from backend.parts_texture import _face_saturation, face_colourfulness
+
+    photo, lm = _eye_photo()
+    rng = np.random.default_rng(0)
+    skin = photo[..., 0] == photo[0, 0, 0]
+    photo[skin] = np.clip(photo[skin] + rng.normal(0, 12, (int(skin.sum()), 3)), 0, 255).astype(np.uint8)  # blotchy skin
+    lm[:17] = np.stack([np.linspace(8, 112, 17), 100 + 10 * np.sin(np.linspace(0, np.pi, 17))], 1)  # a jaw
+    lm[17:27] = np.stack([np.linspace(12, 108, 10), np.full(10, 30.0)], 1)  # brows
+    sh = sh_ambient(1.0)[0].numpy()
+    big = np.full((3000, 4000, 3), 200, np.uint8)  # a grey room around the face
+    big[1000:1120, 2500:2620] = photo
+    shifted = lm + [2500, 1000]
+    assert eye_colours(big, shifted, sh) == eye_colours(photo, lm, sh)
+    small = _face_saturation(photo, lm)
+    assert 0.2 < small == _face_saturation(big, shifted) and face_colourfulness(big, shifted) == 1.0
+    scaled = np.asarray(Image.fromarray(photo).resize((1440, 1440), Image.Resampling.NEAREST))  # 1 M face pixels
+    assert abs(_face_saturation(scaled, (lm + 0.5) * 12 - 0.5) - small) < 0.01

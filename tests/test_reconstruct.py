@@ -58,6 +58,9 @@ def test_real_photo_head_contents(hopper_head, face_model):
     doc = params_dict(h)["views"][0]
     assert np.allclose(doc["landmarks68_3d"], v.landmarks68_3d, atol=1e-4)
     assert np.allclose(doc["landmarks68"], v.landmarks68, atol=1e-4)
+    # what found her face, how sure it was, and Face Mesh's presence: per view, in params.json and head.npz
+    assert (doc["face_detector"], doc["detector"]) == ("hog+mesh", "dlib")  # auto: dlib's box checked by Face Mesh
+    assert 0.5 < doc["face_score"] == pytest.approx(v.face_score) and 0.9 < doc["presence"] <= 1.0
     # her open eyes look at the camera: a small gaze from her irises (backend.gaze), in params.json
     assert h.gaze.shape == (2, 2) and 0.0 < np.degrees(np.abs(h.gaze)).max() < 15.0
     assert params_dict(h)["gaze"]["eyeball_right"]["yaw"] == pytest.approx(float(h.gaze[1, 0]))
@@ -309,3 +312,31 @@ def test_identity_stays_inside_its_ball(face_model):
     assert free.id.norm() > 1.2 * radius, free.id.norm()
     assert capped.id.norm() <= radius * (1 + 1e-5)
     assert (capped.landmarks - lms).norm(dim=-1).mean() < 3.0  # px: the landmarks are still followed
+
+
+def test_black_bars_beside_the_face_stay_out_of_its_masks_and_texture(grace_hopper, face_model):
+    """A letterboxed or padded photo whose black bar cuts into the face (a dataset's padding,
+    a screenshot): the bar is no skin. Its pixels used to enter the face mask with full colour
+    trust and painted black into the albedo (and, by the mirror, onto the other cheek)."""
+    from backend.prepare import prepare_view
+    from backend.texture import model_face_region
+
+    barred = grace_hopper.copy()
+    barred[:, :225] = 0  # a bar over her right cheek, up to the eye's outer corner
+    view = prepare_view(barred)
+    np.testing.assert_array_equal(view.content_box, [224.5, -0.5, barred.shape[1] - 0.5, barred.shape[0] - 0.5])
+    in_bar = points_to_image_x(view) < 225.5  # crop pixels over the bar, and the one next to it
+    assert view.face_mask[in_bar].max() == 0.0 and view.skin_mask[in_bar].max() == 0.0
+    assert view.face_mask[~in_bar].max() == 1.0
+    head = reconstruct([barred], ReconstructConfig(quality="draft", identity=False))
+    face = model_face_region(face_model, *head.albedo.shape[:2]).numpy()
+    luminance = head.albedo @ np.array([0.299, 0.587, 0.114])
+    assert (luminance[face] < 0.08).sum() == 0  # before: the bar's black, 30 texels at draft
+
+
+def points_to_image_x(view) -> np.ndarray:
+    """(224,224) the photo x of each crop pixel's centre."""
+    from backend.align import invert_affine, points_to_image
+
+    v, u = np.mgrid[0:224, 0:224].astype(np.float64)
+    return points_to_image(np.stack([u, v], -1), invert_affine(view.crop_from_image))[..., 0]

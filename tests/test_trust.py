@@ -96,21 +96,22 @@ def test_a_turned_head_is_measured_in_the_eye_distance_seen_from_the_front():
 
 def test_a_face_only_a_weak_detection_found_is_named_even_when_face_mesh_is_sure():
     det = _layout()
-    ev = view_evidence("", det, det, 0.0, mesh68=det, presence=0.95, weak_score=0.16)
+    ev = view_evidence("", det, det, 0.0, mesh68=det, presence=0.95, face_detector="blazeface-weak", face_score=0.16)
     _, warn = assess([ev], np.zeros(100), id_ball=1.7)
     assert warn == ["only a weak detection found this face (score 0.16): it may not be a face (check the overlay in "
                     "preview.png)"]
-    _, warn = assess([view_evidence("", det, det, 0.0, mesh68=det, presence=0.95)], np.zeros(100), id_ball=1.7)
-    assert warn == []
+    for sure in ("blazeface-short", "hog", ""):  # the same score from a detector at its own threshold: no word
+        ev = view_evidence("", det, det, 0.0, mesh68=det, presence=0.95, face_detector=sure, face_score=0.16)
+        assert assess([ev], np.zeros(100), id_ball=1.7)[1] == []
 
 
 def test_the_wood_grain_beside_a_coffee_cup_is_found_only_weakly():
     """skimage's coffee photo holds no face; `auto` finds one in the wood grain beside the cup only
     among BlazeFace's weak candidates (score 0.16), with Face Mesh's presence 0.95: the prepared
-    view carries the score that names it (backend.prepare)."""
+    view carries the detector and score that name it (backend.prepare)."""
     from skimage import data
 
     from backend.prepare import prepare_view
 
     view = prepare_view(data.coffee())
-    assert view.weak_score is not None and view.weak_score < 0.5 and view.presence >= 0.8
+    assert view.face_detector == "blazeface-weak" and view.face_score < 0.5 and view.presence >= 0.8

@@ -36,7 +36,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset, Subset
 
-from backend.align import AlignSettings, align_face, crop_valid_mask, face_mask, points_to_crop, warp_to_crop
+from backend.align import (AlignSettings, align_face, crop_valid_mask, face_mask, photo_content_box, points_to_crop,
+                           warp_to_crop)
 from backend.camera import Camera, project
 from backend.detect import detect
 from backend.errors import PhotoheadError
@@ -106,7 +107,8 @@ def process_image(image: np.ndarray, detect_fn: DetectFn, settings: PreprocessSe
     align = align_face(landmarks, AlignSettings(size=S))
     crop = warp_to_crop(image, align.crop_from_image, S)
     lm_crop = points_to_crop(landmarks, align.crop_from_image)
-    mask = skin_mask(crop, lm_crop, S) * crop_valid_mask(image.shape, align.crop_from_image, S)
+    shown = crop_valid_mask(image.shape, align.crop_from_image, S, box=photo_content_box(image), margin_px=1.0)
+    mask = skin_mask(crop, lm_crop, S) * shown  # not outside the photo or in its black bars
     return {
         "crop": np.clip(np.rint(crop * 255.0), 0, 255).astype(np.uint8),  # warp_to_crop: float [0,1]
         "mask": (mask > 0.5).astype(np.uint8) * 255,

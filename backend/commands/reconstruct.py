@@ -348,5 +348,6 @@ def _write_head(args: argparse.Namespace, head, out: Path, written: list | None 
         paths["blend"] = out / "head.blend"
     if not args.quiet and not quiet:
         print(f"reconstructed {len(head.views)} view(s) in {time.perf_counter() - t0:.1f} s → {out}")
+        width = max(map(len, paths), default=0)
         for key, path in sorted(paths.items()):
-            print(f"  {key:>12}: {path}")
+            print(f"  {key:>{width}}: {path}")

@@ -6,7 +6,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-__all__ = ["Face", "DetectSettings", "downscale_for_detection", "small_to_orig", "rank_faces"]
+__all__ = ["Face", "WEAK_DETECTOR", "DetectSettings", "downscale_for_detection", "small_to_orig", "rank_faces"]
+
+
+WEAK_DETECTOR = "blazeface-weak"  # Face.detector of a face only BlazeFace's weak candidates found
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,7 +25,8 @@ class Face:
       CNN confidence). Only comparable between faces from the same ``detector``.
     - ``backend``: "dlib", "face_alignment", "mediapipe" or "auto" (a dlib–mesh blend): what gave
       ``landmarks``; ``detector``:
-      "hog", "mmod", "sfd", "blazeface-short", "hog+mesh" (auto: dlib checked by Face Mesh), ...
+      "hog", "mmod", "sfd", "blazeface-short", :data:`WEAK_DETECTOR` (below BlazeFace's own threshold),
+      "hog+mesh" (auto: dlib checked by Face Mesh), ...
     - ``index``: rank of this face in its image (0 = most confident from :func:`detect`, the
       largest confident one from ``detect_one``); ``count``: how many faces were found in the
       image (for messages like "3 faces found, using #0"); ``note``: ``detect_one``'s one-line

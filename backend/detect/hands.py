@@ -33,8 +33,8 @@ from torch import nn
 
 from ..errors import WeightsNotFoundError
 from .base import small_to_orig
-from .mediapipe_backend import _reduced, _to_photo, crop_transform, detector_input, sample_crops
-from .mediapipe_nets import BlazeFaceSpec, _load_net, find_mediapipe_file, load_blazeface, weighted_nms
+from .mediapipe_backend import crop_points_to_photo, crop_transform, detector_input, reduced_for_region, sample_crops
+from .mediapipe_nets import BlazeFaceSpec, find_mediapipe_file, load_blazeface, load_tflite_net, weighted_nms
 
 __all__ = ["HAND_LANDMARK_FILE", "HAND_SIZE", "PALM", "Hand", "HandLandmarks", "Palm", "detect_hands", "detect_palms",
            "hand_mask", "hand_outline", "hand_regions", "hands_at_face", "load_hand_landmarks", "region_corners"]
@@ -95,7 +95,7 @@ class HandLandmarks(nn.Module):
 
 def load_hand_landmarks(folder: str | Path | None = None) -> HandLandmarks:
     """The hand landmark model (frozen, eval, CPU float32); the parsed graph is cached per file."""
-    return HandLandmarks(_load_net(find_mediapipe_file(HAND_LANDMARK_FILE, folder))).eval()
+    return HandLandmarks(load_tflite_net(find_mediapipe_file(HAND_LANDMARK_FILE, folder))).eval()
 
 
 def detect_palms(image: np.ndarray, folder: str | Path | None = None, spec: BlazeFaceSpec = PALM) -> list[Palm]:
@@ -115,7 +115,7 @@ def detect_palms(image: np.ndarray, folder: str | Path | None = None, spec: Blaz
     out = []
     for score, box, kp in weighted_nms(scores[0].double().numpy(), boxes[0].double().numpy() * n,
                                        kps[0].double().numpy() * n, spec.min_score, spec.iou):
-        pts = small_to_orig(_to_photo(np.concatenate([box.reshape(2, 2), kp])[None], tf)[0], s)
+        pts = small_to_orig(crop_points_to_photo(np.concatenate([box.reshape(2, 2), kp])[None], tf)[0], s)
         out.append(Palm(score, pts[:2].reshape(4), pts[2:]))
     return out
 
@@ -160,7 +160,7 @@ def detect_hands(image: np.ndarray, folder: str | Path | None = None) -> list[Ha
     palms = detect_palms(image, folder)
     out = []
     for palm, centre, side, angle in zip(palms, *hand_regions(palms)):
-        small, s = _reduced(image, float(side), HAND_SIZE)
+        small, s = reduced_for_region(image, float(side), HAND_SIZE)
         c = (np.asarray(centre, np.float64) + 0.5) * s - 0.5
         tf = crop_transform(c[None], np.array([side * s]), np.array([angle]), HAND_SIZE)
         with torch.no_grad():
@@ -169,7 +169,7 @@ def detect_hands(image: np.ndarray, folder: str | Path | None = None) -> list[Ha
             continue
         p = p[0].double().numpy()
         pts = np.empty((N_HAND, 3))
-        pts[:, :2] = small_to_orig(_to_photo(p[None, :, :2], tf)[0], s)
+        pts[:, :2] = small_to_orig(crop_points_to_photo(p[None, :, :2], tf)[0], s)
         pts[:, 2] = p[:, 2] * side / HAND_SIZE
         out.append(Hand(palm, pts, float(presence[0])))
     return out

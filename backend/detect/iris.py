@@ -27,8 +27,8 @@ from torch import nn
 
 from ..errors import WeightsNotFoundError
 from .base import small_to_orig
-from .mediapipe_backend import _reduced, _to_photo, crop_transform, sample_crops
-from .mediapipe_nets import _load_net, find_mediapipe_file
+from .mediapipe_backend import crop_points_to_photo, crop_transform, reduced_for_region, sample_crops
+from .mediapipe_nets import find_mediapipe_file, load_tflite_net
 
 __all__ = ["IRIS_FILE", "IRIS_SIZE", "EyeLandmarks", "IrisLandmarks", "detect_irises", "eye_regions", "iris_corners",
            "iris_confident", "iris_crops", "iris_radius_px", "load_iris_landmarks"]
@@ -68,7 +68,7 @@ class IrisLandmarks(nn.Module):
 
 def load_iris_landmarks(folder: str | Path | None = None) -> IrisLandmarks:
     """The Iris model (frozen, eval, CPU float32); the parsed graph is cached per file."""
-    return IrisLandmarks(_load_net(find_mediapipe_file(IRIS_FILE, folder))).eval()
+    return IrisLandmarks(load_tflite_net(find_mediapipe_file(IRIS_FILE, folder))).eval()
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def iris_crops(image: np.ndarray, corners: np.ndarray) -> tuple[torch.Tensor, np
     centre, side, angle = eye_regions(corners)
     crops, tfs, scales = [], [], []
     for e in range(len(side)):
-        small, s = _reduced(image, float(side[e]), IRIS_SIZE)
+        small, s = reduced_for_region(image, float(side[e]), IRIS_SIZE)
         c = (centre[e] + 0.5) * s - 0.5
         tf = crop_transform(c[None], np.array([side[e] * s]), angle[e : e + 1], IRIS_SIZE)
         if e % 2 == 1:
@@ -141,7 +141,7 @@ def detect_irises(image: np.ndarray, corners: np.ndarray, folder: str | Path | N
     with torch.no_grad():
         contour, iris = net(x)
     pts = torch.cat([iris[..., :2], contour[..., :2]], 1).double().numpy()  # (E,76,2) crop px
-    photo = np.stack([small_to_orig(p, s) for p, s in zip(_to_photo(pts, tfs), scales)])
+    photo = np.stack([small_to_orig(p, s) for p, s in zip(crop_points_to_photo(pts, tfs), scales)])
     full = tfs.copy()  # crop → original photo px
     full[:, :, :2] /= scales[:, None, None]
     full[:, :, 2] = (tfs[:, :, 2] + 0.5) / scales[:, None] - 0.5

@@ -24,12 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import DetectSettings, Face, downscale_for_detection, small_to_orig
+from .base import WEAK_DETECTOR, DetectSettings, Face, downscale_for_detection, small_to_orig
 from .mediapipe_68 import mesh_to_68
 from .mediapipe_nets import FULL_RANGE, MESH_SIZE, SHORT_RANGE, BlazeFaceSpec, load_blazeface, load_face_mesh, weighted_nms
 
-__all__ = ["MeshResult", "crop_transform", "detect_mediapipe", "detector_input", "mesh_faces_in_boxes", "mesh_in_rois",
-           "roi_from_points", "sample_crops", "weak_mesh_faces", "WEAK_DETECTOR"]
+__all__ = ["MeshResult", "crop_points_to_photo", "crop_transform", "detect_mediapipe", "detector_input", "mesh_faces_in_boxes",
+           "mesh_in_rois", "reduced_for_region", "roi_from_points", "sample_crops", "weak_mesh_faces", "WEAK_DETECTOR"]
 
 ROI_SCALE = 1.5  # MediaPipe's RectTransformationCalculator scale for both ROIs
 MESH_EYE_CORNERS = (33, 263)  # the subject's right / left outer eye corners in Face Mesh
@@ -70,12 +70,12 @@ def sample_crops(image: np.ndarray, transforms: np.ndarray, size: int, border: s
                          align_corners=False)
 
 
-def _to_photo(points: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+def crop_points_to_photo(points: np.ndarray, transforms: np.ndarray) -> np.ndarray:
     """Crop points (N,P,2) continuous px → photo pixel centres (N,P,2)."""
     return np.einsum("nij,npj->npi", transforms[:, :, :2], points) + transforms[:, None, :, 2]
 
 
-def _reduced(image: np.ndarray, side: float, size: int) -> tuple[np.ndarray, float]:
+def reduced_for_region(image: np.ndarray, side: float, size: int) -> tuple[np.ndarray, float]:
     """The photo, antialias-reduced when a ``side``-px region would shrink more than 2× into ``size``."""
     if side <= 2 * size:
         return image, 1.0
@@ -88,7 +88,7 @@ def detector_input(image: np.ndarray, spec: BlazeFaceSpec) -> tuple[torch.Tensor
     (1,2,3) input continuous px → reduced-photo pixel centres, s)`` where the reduced photo is
     the original scaled by ``s`` (:func:`backend.detect.base.downscale_for_detection`)."""
     h, w = image.shape[:2]
-    small, s = _reduced(image, max(h, w), spec.input_size)
+    small, s = reduced_for_region(image, max(h, w), spec.input_size)
     sh, sw = small.shape[:2]
     tf = crop_transform(np.array([[(sw - 1) / 2, (sh - 1) / 2]]), np.array([float(max(sh, sw))]), np.zeros(1),
                         spec.input_size)
@@ -105,7 +105,7 @@ def _detect_boxes(image: np.ndarray, spec: BlazeFaceSpec, folder) -> list[tuple[
                         spec.min_score, spec.iou)
     out = []
     for score, box, kp in dets:
-        pts = small_to_orig(_to_photo(np.concatenate([box.reshape(2, 2), kp])[None], tf)[0], s)
+        pts = small_to_orig(crop_points_to_photo(np.concatenate([box.reshape(2, 2), kp])[None], tf)[0], s)
         out.append((score, pts[:2].reshape(4), pts[2:]))
     return out
 
@@ -137,13 +137,13 @@ def mesh_in_rois(image: np.ndarray, centre: np.ndarray, side: np.ndarray, angle:
     tfs = np.empty((n, 2, 3))
     mesh = load_face_mesh(folder)
     for i in range(n):  # photos differ in reduction per face; faces are few
-        small, s = _reduced(image, float(side[i]), MESH_SIZE)
+        small, s = reduced_for_region(image, float(side[i]), MESH_SIZE)
         c = (np.asarray(centre[i], np.float64) + 0.5) * s - 0.5
         tf = crop_transform(c[None], np.array([side[i] * s]), np.array([angle[i]]), MESH_SIZE)
         with torch.no_grad():
             p, pr = mesh(sample_crops(small, tf, MESH_SIZE, "border"))
         p = p[0].double().numpy()
-        xy = small_to_orig(_to_photo(p[None, :, :2], tf)[0], s)
+        xy = small_to_orig(crop_points_to_photo(p[None, :, :2], tf)[0], s)
         tfs[i] = crop_transform(centre[i][None], side[i:i + 1], angle[i:i + 1], MESH_SIZE)[0]
         pts[i, :, :2] = xy
         pts[i, :, 2] = p[:, 2] * side[i] / MESH_SIZE
@@ -196,9 +196,6 @@ def mesh_faces_in_boxes(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray
         faces.append(Face(box=box, landmarks=mesh_to_68(result.points[i]), score=float(scores[i]), backend="mediapipe",
                           detector=detector, dense=result.points[i], presence=float(result.presence[i])))
     return faces
-
-
-WEAK_DETECTOR = "blazeface-weak"  # Face.detector of a face only BlazeFace's weak candidates found
 
 
 def weak_mesh_faces(image: np.ndarray, settings: DetectSettings, passes: int = 3) -> list[Face]:

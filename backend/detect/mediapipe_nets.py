@@ -29,7 +29,7 @@ from .tflite_torch import TFLiteNet
 
 __all__ = [
     "BlazeFace", "BlazeFaceSpec", "FaceMesh", "FULL_RANGE", "HAND_FILES", "IRIS_FILES", "MEDIAPIPE_FILES", "MEDIAPIPE_FOLDER", "SHORT_RANGE",
-    "find_mediapipe_file", "load_blazeface", "load_face_mesh", "ssd_anchors", "weighted_nms",
+    "find_mediapipe_file", "load_blazeface", "load_face_mesh", "load_tflite_net", "ssd_anchors", "weighted_nms",
 ]
 
 MEDIAPIPE_FOLDER = "mediapipe"
@@ -183,15 +183,17 @@ def find_mediapipe_file(name: str, folder: str | Path | None = None) -> Path:
 
 
 @functools.lru_cache(maxsize=8)  # every file of the set (6) stays parsed: one head asks for some twice
-def _load_net(path: Path) -> TFLiteNet:
+def load_tflite_net(path: Path) -> TFLiteNet:
+    """The graph of one ``.tflite`` file as a frozen PyTorch module (eval, CPU float32), parsed
+    once per file: the shared core of every MediaPipe model's loader."""
     return TFLiteNet(read_tflite(path)).eval().requires_grad_(False)
 
 
 def load_blazeface(spec: BlazeFaceSpec = SHORT_RANGE, folder: str | Path | None = None) -> BlazeFace:
     """The detector for ``spec`` (frozen, eval, CPU float32); the parsed graph is cached per file."""
-    return BlazeFace(_load_net(find_mediapipe_file(spec.file, folder)), spec).eval()
+    return BlazeFace(load_tflite_net(find_mediapipe_file(spec.file, folder)), spec).eval()
 
 
 def load_face_mesh(folder: str | Path | None = None) -> FaceMesh:
     """Face Mesh (frozen, eval, CPU float32); the parsed graph is cached per file."""
-    return FaceMesh(_load_net(find_mediapipe_file("face_landmark.tflite", folder))).eval()
+    return FaceMesh(load_tflite_net(find_mediapipe_file("face_landmark.tflite", folder))).eval()
