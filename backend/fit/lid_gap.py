@@ -131,10 +131,12 @@ def fit_lid_gaps(settings: LidGapSettings, model, ident: torch.Tensor, exp: torc
 
     model: a :class:`backend.facemodel.FaceModel` (``landmarks68``, ``exp_names``, ``restricted``);
     ident (1|G|V,K_id) and exp (R,K_exp) the fit's identity and expression rows (one, per item of
-    ``groups`` or per view, as :func:`.groups.per_view` reads them); pose (V,7) for ``camera`` (the crops' camera); landmarks (V,68,2) detected, crop px;
-    weights (68,) or (V,68) the points' L_lm weights; trust (V,) each view's landmark trust, or None.
+    ``groups`` or per view, as :func:`.groups.per_view` reads them); pose (V,7) for ``camera``
+    (the crops' camera); landmarks (V,68,2) detected, crop px; weights (68,) or (V,68) the points'
+    L_lm weights; trust (V,) each view's landmark trust, or None.
     Returns a new (R,K_exp): only the :data:`EYE_SHAPES` columns differ from ``exp`` (``exp`` itself
-    when the solve is off or the model has no eye shapes).
+    when the solve is off or the model has no eye shapes). Each row is solved from its own views
+    alone, so an item of a batch gets the same bits as its fit alone.
     """
     cols = eye_shape_columns(model.exp_names)
     if not settings.active or cols is None:
@@ -144,39 +146,51 @@ def fit_lid_gaps(settings: LidGapSettings, model, ident: torch.Tensor, exp: torc
     row = per_view(torch.arange(R, device=exp.device), groups, V)  # (V,) each view's expression row
     cols = cols.to(exp.device).reshape(-1)  # (6,) eye 0's three shapes, then eye 1's
     sub = model.restricted(model.landmarks68[_LIDS].to(exp.device))  # the 8 lid vertices
+    weights = weights.expand(V, 68)
+    solved = []
+    for r in range(R):
+        views = (row == r).nonzero()[:, 0]
+        solved.append(_solve_row(settings, sub, exp[r], cols, ident[views], pose[views], camera.select(views),
+                                 landmarks[views], weights[views], None if trust is None else trust[views]))
+    return exp.index_copy(1, cols, torch.stack(solved))
+
+
+def _solve_row(settings: LidGapSettings, sub, exp: torch.Tensor, cols: torch.Tensor, ident: torch.Tensor,
+               pose: torch.Tensor, camera: Camera, landmarks: torch.Tensor, weights: torch.Tensor,
+               trust: torch.Tensor | None) -> torch.Tensor:
+    """One expression row's eye coefficients (6,) from its n views: exp (K_exp,), cols (6,), ident
+    (n,K_id), pose (n,7), landmarks (n,68,2), weights (n,68), trust (n,) or None; ``sub`` the
+    model on the 8 lid vertices."""
+    n = landmarks.shape[0]
     normal, width = _eye_frames(landmarks)
-    target = _lids(landmarks[:, _LIDS], normal, width)  # (V,2,2,2)
-    w = weights.expand(V, 68)[:, _LIDS].reshape(V, 2, 2, 2)  # (V, eye, pair, upper/lower)
-    pair_w = 2 * w.prod(-1) / w.sum(-1).clamp_min(1e-12)  # (V,2,2) the two points' harmonic mean
+    target = _lids(landmarks[:, _LIDS], normal, width)  # (n,2,2,2)
+    w = weights[:, _LIDS].reshape(n, 2, 2, 2)  # (n, eye, pair, upper/lower)
+    pair_w = 2 * w.prod(-1) / w.sum(-1).clamp_min(1e-12)  # (n,2,2) the two points' harmonic mean
     if trust is not None:
         pair_w = pair_w * trust.pow(settings.trust_power)[:, None, None]
-    c0 = exp[:, cols].reshape(-1)  # (6R,) the coarse fit's eye coefficients
 
     def lids_at(cv: torch.Tensor, views: torch.Tensor) -> torch.Tensor:  # (B,6) coefficients of views (B,) → (B,2,2,2)
-        e = exp[row[views]].index_copy(1, cols, cv)  # (B,K_exp)
+        e = exp.expand(len(views), -1).index_copy(1, cols, cv)  # (B,K_exp)
         screen = project(sub(ident[views], e), pose[views], camera.select(views))[..., :2]  # (B,8,2)
         return _lids(screen, normal[views], width[views])
 
-    views = torch.arange(V, device=exp.device)
-    twelve = views.repeat_interleave(12)  # each view ±h along its 6 coefficients
+    views = torch.arange(n, device=exp.device)
+    twelve = views.repeat_interleave(12)  # each view ±h along the 6 coefficients
     h = 0.05  # the lids are linear in the coefficients in 3-D: central differences are exact to O(h²) of the lens
     steps = h * torch.cat([torch.eye(6), -torch.eye(6)]).to(exp)  # (12,6)
     prior = 1.0 / settings.coeff_sigma ** 2
-    c = exp[:, cols]  # (R,6) the coarse fit's eye coefficients
-    c0 = c.reshape(-1)
-    if settings.robust is not None:  # (V,2) each eye's gate from the coarse fit's disagreement
-        gap_r = (lids_at(c[row], views) - target)[..., 0].mean(-1)  # (V,2)
+    c0 = exp[cols]  # (6,) the coarse fit's eye coefficients
+    c = c0
+    if settings.robust is not None:  # (n,2) each eye's gate from the coarse fit's disagreement
+        gap_r = (lids_at(c.expand(n, -1), views) - target)[..., 0].mean(-1)
         pair_w = pair_w * torch.exp(-0.5 * (gap_r / settings.robust) ** 2)[..., None]
-    W = (pair_w[..., None] * pair_w.new_tensor([1.0, settings.middle])).reshape(-1) / settings.gap_sigma ** 2  # (8V,)
+    W = (pair_w[..., None] * pair_w.new_tensor([1.0, settings.middle])).reshape(-1) / settings.gap_sigma ** 2  # (8n,)
+    eye = prior * torch.eye(6, dtype=exp.dtype, device=exp.device)
     for _ in range(settings.iterations):
-        r = lids_at(c[row], views) - target  # (V,2,2,2)
-        moved = lids_at((c[row][:, None] + steps).reshape(-1, 6), twelve).reshape(V, 2, 6, 8)  # (V, ±, coefficient, residual)
-        Jv = ((moved[:, 0] - moved[:, 1]) / (2 * h)).transpose(1, 2)  # (V,8,6)
-        J = torch.zeros(V, 8, R, 6, dtype=Jv.dtype, device=Jv.device)
-        J[views, :, row] = Jv
-        J = J.reshape(V * 8, R * 6)  # (8V,6R) each view's residuals by its own row's coefficients
-        x = c.reshape(-1)
-        H = J.T @ (W[:, None] * J) + prior * torch.eye(R * 6, dtype=J.dtype, device=J.device)
-        g = J.T @ (W * r.reshape(-1)) + prior * (x - c0)
-        c = (x + _box_step(H, g, x)).view(R, 6)
-    return exp.index_copy(1, cols, c)
+        r = lids_at(c.expand(n, -1), views) - target  # (n,2,2,2)
+        moved = lids_at((c + steps).repeat(n, 1), twelve).reshape(n, 2, 6, 8)  # (view, ±, coefficient, residual)
+        J = ((moved[:, 0] - moved[:, 1]) / (2 * h)).transpose(1, 2).reshape(n * 8, 6)  # (8n,6)
+        H = J.T @ (W[:, None] * J) + eye
+        g = J.T @ (W * r.reshape(-1)) + prior * (c - c0)
+        c = c + _box_step(H, g, c)
+    return c
