@@ -43,6 +43,9 @@ GLASSES_FILL = HairFillSettings(dark=(0.9, 0.75), bright=(1.15, 1.35), chroma=(0
 # the eyes kept from the fill, grown by these fractions of the eye width sideways and up/down (the
 # lashes, lids and make-up; backend.occlusion's 0.35 all round kept the rims' corners)
 EYE_MARGIN_SIDE, EYE_MARGIN_UP = 0.08, 0.2
+# the brows kept down to this many eye widths below their points (the features' 0.4 kept a frame's
+# top bar just under the brows)
+BROW_BELOW = 0.2
 
 
 @dataclass(frozen=True)
@@ -173,9 +176,10 @@ def glasses_zone(landmarks68: np.ndarray, size: int, soft_px: float = 0.0) -> np
 def glasses_features(landmarks68: np.ndarray, size: int, soft_px: float = 0.0) -> np.ndarray:
     """The features the glasses fill keeps, in a face crop: :func:`backend.occlusion.feature_mask`
     with the eyes grown by ``EYE_MARGIN_SIDE`` eye widths at their corners and ``EYE_MARGIN_UP``
-    above and below (a frame passes close to the eyes' corners). landmarks68 (68,2) in the crop's
+    above and below (a frame passes close to the eyes' corners) and the brows down to
+    ``BROW_BELOW`` eye widths below their points. landmarks68 (68,2) in the crop's
     pixels. Returns (size,size) float32 in [0,1]."""
-    return feature_mask(landmarks68, size, soft_px, eye_margin=(EYE_MARGIN_SIDE, EYE_MARGIN_UP))
+    return feature_mask(landmarks68, size, soft_px, eye_margin=(EYE_MARGIN_SIDE, EYE_MARGIN_UP), brow_below=BROW_BELOW)
 
 
 def view_glasses_scores(views, settings: GlassesSettings = GlassesSettings()) -> list[float]:
