@@ -63,7 +63,8 @@ def estimate_focal_warmups(model: FaceModel, views: list[PreparedView], config: 
     "estimated", the others as they are; and per view the winner's solved warm-up (None for the
     others), for ``fit_coarse(warmup=...)``.
     ``config``: the coarse fit's (its warm-up settings are used, nothing rendered)."""
-    warm = replace(config, photo_schedule=(), identity=False, parts=replace(config.parts, enabled=False))
+    warm = replace(config, photo_schedule=(), identity=False, parts=replace(config.parts, enabled=False),
+                   lid_gap=replace(config.lid_gap, active=False))
     out, solutions = [], []
     for view in views:  # a loop over photos: each view's lens on its own
         if view.focal_source != "none":

@@ -39,6 +39,7 @@ from .groups import check_groups, per_item_pixel, per_view
 from .identity_lag import LaggedIdentity
 from .landmark_noise import LandmarkNoiseSettings, judged_trust, landmark_trust, point_weights, toward
 from .landmark_solve import LandmarkLayout, landmark_residuals, solve_box_lm
+from .lid_gap import LidGapSettings, fit_lid_gaps
 from .parts_term import PartsFitConfig, fit_parts, parts_term
 from .photo_trust import PhotoTrustSettings, photo_trust, rescheduled, switched_lens
 from .pose_init import INNER_LANDMARKS, fit_orthographic_pose
@@ -102,6 +103,8 @@ class CoarseFitConfig:
     - ``photo_trust``: scale the landmark terms of an item whose photo the model explains better
       than real photos are explained, from the first photometric stage's L_pixel, then solve the
       warm-up and that stage again (:mod:`.photo_trust`; the solved warm-up only).
+    - ``lid_gap``: after the photometric stages, each eye's blink / squint / wide shapes alone
+      fitted to the detected lid gaps, all else frozen (:mod:`.lid_gap`).
     """
 
     landmark_steps: int = 150
@@ -134,6 +137,7 @@ class CoarseFitConfig:
     landmark_noise: LandmarkNoiseSettings = LandmarkNoiseSettings()
     expression_symmetry: float = 30.0
     photo_trust: PhotoTrustSettings = PhotoTrustSettings()
+    lid_gap: LidGapSettings = LidGapSettings()
 
 
 @dataclass
@@ -611,7 +615,9 @@ def fit_coarse(
                 total_steps += sum(n for _, n in rest) - sum(n for _, n in schedule)
                 schedule = rest
 
-    with torch.no_grad():
+    with torch.no_grad():  # the lid gaps by the eyes' own shapes, pose and identity frozen (.lid_gap)
+        params.exp.copy_(fit_lid_gaps(config.lid_gap, model, params.id, params.exp, groups, params.pose(), cam,
+                                      landmarks, lm_weights, trust))
         pose = params.pose()
         verts, exp, _, lms = shape_and_landmarks(pose, S)
     parts = parts_term(model, config.parts, landmarks, params.exp.shape[0], params.albedo is not None, G)
