@@ -299,9 +299,10 @@ def crop_valid_mask(image_shape: tuple[int, ...], crop_from_image: np.ndarray, s
 BROW_ABOVE, BROW_BELOW, BROW_ENDS, LIP_MARGIN = 0.15, 0.4, 0.15, 0.1
 
 
-def feature_polygons(landmarks68: np.ndarray) -> list[np.ndarray]:
-    """Polygons (P,2) in the landmarks' pixels covering the two brows and the lips (outer
-    contour 48–59 grown by ``LIP_MARGIN`` eye widths), from 68 iBUG landmarks."""
+def feature_polygons(landmarks68: np.ndarray, brow_below: float = BROW_BELOW) -> list[np.ndarray]:
+    """Polygons (P,2) in the landmarks' pixels covering the two brows (down to ``brow_below`` eye
+    widths below their points) and the lips (outer contour 48–59 grown by ``LIP_MARGIN`` eye
+    widths), from 68 iBUG landmarks."""
     lm = np.asarray(landmarks68, np.float64)
     eye_w = 0.5 * (np.linalg.norm(lm[39] - lm[36]) + np.linalg.norm(lm[45] - lm[42]))
     up = lm[BROWS].mean(0) - lm[8]
@@ -311,7 +312,7 @@ def feature_polygons(landmarks68: np.ndarray) -> list[np.ndarray]:
         along = brow[-1] - brow[0]
         along /= max(float(np.hypot(*along)), 1e-9)
         ends = np.concatenate([brow[:1] - BROW_ENDS * eye_w * along, brow, brow[-1:] + BROW_ENDS * eye_w * along])
-        polys.append(np.concatenate([ends + BROW_ABOVE * eye_w * up, (ends - BROW_BELOW * eye_w * up)[::-1]]))
+        polys.append(np.concatenate([ends + BROW_ABOVE * eye_w * up, (ends - brow_below * eye_w * up)[::-1]]))
     lips = lm[48:60]
     centre = lips.mean(0)
     radial = lips - centre

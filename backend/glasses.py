@@ -9,7 +9,8 @@ wrinkles are broad or short): the nose bridge between the inner eye corners, and
 strips between the eyes' outer corners and the face outline, where both sides must show a line
 at the same height (the temple arms and the rims' outer ends). :func:`wears_glasses` thresholds
 their geometric mean; on faces_dev (870 photos, annotation landmarks) the 50 highest are 47
-glasses (docs/design.md). Pixels outside the photo (padding of the crop) are left out of the rows.
+glasses (docs/design.md). Pixels that show no photo (outside it, or in its black bars) are left out
+of the rows.
 
 Where a view wears glasses, :func:`glasses_zone` (a band around the eyes from the brows to below
 the lower rims, the nose bridge, and the temple arms out past the face outline at eye level; less
@@ -33,7 +34,7 @@ from .image_filters import LUMA
 from .occlusion import feature_mask
 
 __all__ = ["GlassesSettings", "GlassesCues", "GLASSES_FILL", "glasses_cues", "wears_glasses", "glasses_zone",
-           "glasses_features", "view_glasses_masks"]
+           "glasses_features", "view_glasses_scores", "view_glasses_masks"]
 
 # thin frames: a finer local skin, a thinner rim and gap than hair's; pale and thin metal rims
 # depart less from the skin than hair does
@@ -42,6 +43,9 @@ GLASSES_FILL = HairFillSettings(dark=(0.9, 0.75), bright=(1.15, 1.35), chroma=(0
 # the eyes kept from the fill, grown by these fractions of the eye width sideways and up/down (the
 # lashes, lids and make-up; backend.occlusion's 0.35 all round kept the rims' corners)
 EYE_MARGIN_SIDE, EYE_MARGIN_UP = 0.08, 0.2
+# the brows kept down to this many eye widths below their points (the features' 0.4 kept a frame's
+# top bar just under the brows)
+BROW_BELOW = 0.2
 
 
 @dataclass(frozen=True)
@@ -172,24 +176,30 @@ def glasses_zone(landmarks68: np.ndarray, size: int, soft_px: float = 0.0) -> np
 def glasses_features(landmarks68: np.ndarray, size: int, soft_px: float = 0.0) -> np.ndarray:
     """The features the glasses fill keeps, in a face crop: :func:`backend.occlusion.feature_mask`
     with the eyes grown by ``EYE_MARGIN_SIDE`` eye widths at their corners and ``EYE_MARGIN_UP``
-    above and below (a frame passes close to the eyes' corners). landmarks68 (68,2) in the crop's
+    above and below (a frame passes close to the eyes' corners) and the brows down to
+    ``BROW_BELOW`` eye widths below their points. landmarks68 (68,2) in the crop's
     pixels. Returns (size,size) float32 in [0,1]."""
-    return feature_mask(landmarks68, size, soft_px, eye_margin=(EYE_MARGIN_SIDE, EYE_MARGIN_UP))
+    return feature_mask(landmarks68, size, soft_px, eye_margin=(EYE_MARGIN_SIDE, EYE_MARGIN_UP), brow_below=BROW_BELOW)
+
+
+def view_glasses_scores(views, settings: GlassesSettings = GlassesSettings()) -> list[float]:
+    """Each view's :attr:`GlassesCues.score` over its crop (:class:`backend.prepare.PreparedView`),
+    the pixels that show no photo (outside it, or in its black bars) left out."""
+    scores = []
+    for v in views:
+        valid = crop_valid_mask(v.image.shape, v.crop_from_image, v.crop.shape[0], box=v.content_box, margin_px=1.0)
+        scores.append(glasses_cues(v.crop, v.crop_landmarks, valid, settings).score)
+    return scores
 
 
 def view_glasses_masks(views, soft_px: float = 0.0, settings: GlassesSettings = GlassesSettings()
                        ) -> np.ndarray | None:
-    """Each view's :func:`glasses_zone` and :func:`glasses_features` where :func:`wears_glasses`
-    says so, zeros elsewhere: (V,2,S,S) float32 over the views' crops
-    (:class:`backend.prepare.PreparedView`), or None when no view wears glasses."""
-    masks, any_glasses = [], False
-    for v in views:
-        S = v.crop.shape[0]
-        valid = crop_valid_mask(v.image.shape, v.crop_from_image, S)
-        if wears_glasses(glasses_cues(v.crop, v.crop_landmarks, valid, settings), settings):
-            masks.append(np.stack([glasses_zone(v.crop_landmarks, S, soft_px),
-                                   glasses_features(v.crop_landmarks, S, soft_px)]))
-            any_glasses = True
-        else:
-            masks.append(np.zeros((2, S, S), np.float32))
-    return np.stack(masks) if any_glasses else None
+    """Each view's :func:`glasses_zone` and :func:`glasses_features` where its score
+    (:func:`view_glasses_scores`) reaches ``settings.threshold``, zeros elsewhere: (V,2,S,S)
+    float32 over the views' crops, or None when no view wears glasses."""
+    wears = [score >= settings.threshold for score in view_glasses_scores(views, settings)]
+    if not any(wears):
+        return None
+    S = views[0].crop.shape[0]
+    return np.stack([np.stack([glasses_zone(v.crop_landmarks, S, soft_px), glasses_features(v.crop_landmarks, S, soft_px)])
+                     if w else np.zeros((2, S, S), np.float32) for v, w in zip(views, wears)])

@@ -20,7 +20,7 @@ import torch.nn.functional as Fn
 from scipy.ndimage import gaussian_filter
 from scipy.spatial import cKDTree
 
-from .align import LEFT_EYE, RIGHT_EYE, _polygon_mask, feature_polygons
+from .align import BROW_BELOW, LEFT_EYE, RIGHT_EYE, _polygon_mask, feature_polygons
 from .blend import linear_ramp
 from .image_filters import luminance_ratio, max_filter
 from .render import interpolate, rasterize_uv
@@ -46,14 +46,14 @@ class OcclusionSettings:
 
 
 def feature_mask(landmarks68: np.ndarray, size: int, soft_px: float = 0.0,
-                 eye_margin: tuple[float, float] = (EYE_MARGIN, EYE_MARGIN)) -> np.ndarray:
+                 eye_margin: tuple[float, float] = (EYE_MARGIN, EYE_MARGIN), brow_below: float = BROW_BELOW) -> np.ndarray:
     """The facial features of a face crop: brows and lips (:func:`backend.align.feature_polygons`)
     and the eyes grown by ``eye_margin`` eye widths (at their corners, above and below).
     landmarks68 (68,2) in the crop's pixels. Returns (size,size) float32 in [0,1] (``soft_px``:
     Gaussian σ of the edges, pixels)."""
     lm = np.asarray(landmarks68, np.float64)
     eye_w = 0.5 * (np.linalg.norm(lm[39] - lm[36]) + np.linalg.norm(lm[45] - lm[42]))
-    polys = list(feature_polygons(lm))
+    polys = list(feature_polygons(lm, brow_below))
     for eye in (lm[RIGHT_EYE], lm[LEFT_EYE]):
         radial = eye - eye.mean(0)
         radial /= np.linalg.norm(radial, axis=1, keepdims=True).clip(1e-9)

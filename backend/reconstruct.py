@@ -40,6 +40,7 @@ from .fit.coarse import CoarseFitConfig, CoarseFitResult
 from .fit.detail import DetailFitResult, fit_detail
 from .fit.photo_trust import FOLLOWED as PHOTO_FOLLOWED, for_detectors, landmark_weight, photo_scale
 from .fit.view_weights import landmarks_followed, view_weight_report
+from .glasses import view_glasses_scores
 from .head import Head
 from .identity import identity_features, load_identity_net
 from .modes import Mode, mode_for
@@ -246,6 +247,7 @@ def _texture_and_assemble(
         head = with_detail(head, detail, model.uv_tiles)
     head.view_weights = view_weights
     head.metrics["uv_face_coverage"] = uv_face_coverage(model, view_weights)
+    head.metrics["glasses_score"] = max(view_glasses_scores(views))  # backend.glasses: frames out at ≥ 0.14
     followed = landmarks_followed(fit.history, len(views))  # side views of a set: judged by their view weights
     if photo_scale(fit.history) < PHOTO_FOLLOWED:  # the shading overruled the landmarks (.fit.photo_trust)
         followed = [False] * len(views)

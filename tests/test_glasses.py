@@ -85,4 +85,19 @@ def test_frames_leave_the_albedo_and_a_bare_face_is_untouched(face_model):
     assert frames.sum() > 80, frames.sum()
     err_before = np.abs(before - clean)[frames].mean()
     err_after = np.abs(after - clean)[frames].mean()
-    assert err_after < 0.3 * err_before, (err_after, err_before)  # 0.31 → 0.021
+    assert err_after < 0.3 * err_before, (err_after, err_before)  # 0.31 → 0.025
+
+
+def test_masks_only_for_views_with_glasses(face_model):
+    """Two views, one with frames: its zone and features are drawn, the bare view's are zeros;
+    the bare view alone gives None (the albedo step is skipped)."""
+    from backend.glasses import view_glasses_masks, view_glasses_scores
+
+    bare, _ = _synthetic_view(face_model)
+    framed, _ = _synthetic_view(face_model, _frames)
+    masks = view_glasses_masks([bare, framed])
+    assert masks.shape == (2, 2, 224, 224) and masks[0].max() == 0.0
+    assert masks[1, 0].sum() > 2000 and masks[1, 1].sum() > 500  # the zone, the features it keeps
+    assert view_glasses_masks([bare]) is None
+    low, high = view_glasses_scores([bare, framed])
+    assert low < GlassesSettings().threshold <= high
