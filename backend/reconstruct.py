@@ -234,6 +234,10 @@ def _texture_and_assemble(
     progress: ProgressFn | None, warn_list: list[str], timings: dict[str, float], t0: float,
 ) -> Head:
     """The texture and assemble stages of one head (also each head of a batch, :mod:`backend.batch`)."""
+    if detail is not None and not bool(torch.isfinite(detail.displacement).all()):  # never a NaN head
+        warn_list = warn_list + ["the detail stage failed numerically: the head has no fine detail (please report "
+                                 "the photo)"]
+        detail = None
     # texture: the photos de-lit into UV (also with a texture model, whose per-vertex albedo is coarse)
     if progress:
         progress(0.96, "building the UV albedo")

@@ -340,3 +340,22 @@ def points_to_image_x(view) -> np.ndarray:
 
     v, u = np.mgrid[0:224, 0:224].astype(np.float64)
     return points_to_image(np.stack([u, v], -1), invert_affine(view.crop_from_image))[..., 0]
+
+
+def test_a_detail_fit_that_fails_numerically_leaves_a_coarse_head_and_says_so(grace_hopper, monkeypatch):
+    """Whatever goes wrong inside the detail fit, no NaN reaches the head: the result keeps the
+    coarse head with its texture, and a warning says the detail is missing."""
+    import backend.reconstruct as rec
+
+    real = rec.fit_detail
+
+    def broken(*args, **kwargs):
+        out = real(*args, **kwargs)
+        out.displacement = torch.full_like(out.displacement, float("nan"))
+        return out
+
+    monkeypatch.setattr(rec, "fit_detail", broken)
+    head = reconstruct([grace_hopper], ReconstructConfig(quality="draft", identity=False))
+    assert head.displacement is None and head.normal_map is None
+    assert np.isfinite(head.albedo).all() and np.isfinite(head.vertices).all()
+    assert any("detail stage failed numerically" in w for w in head.warnings)

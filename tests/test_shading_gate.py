@@ -72,3 +72,17 @@ def test_paint_strands_and_dark_albedo_lose_their_weight():
                            | (((x - 112).abs() < 18) & ((y - 185).abs() < 14)))
     away &= ((x - 112) ** 2 + (y - 112) ** 2) < 85**2
     assert w[away].mean() > 0.97
+
+
+def test_a_render_below_zero_gives_finite_weights():
+    """A 2nd-order SH light fitted to a hard side light turns negative on the faces turned from it,
+    so the coarse render goes below 0 there (-0.04 on helen_train_2201151487_1). The gate's log
+    ratio was NaN there, the NaN mask made the whole detail fit NaN and the head's displacement,
+    normals and albedo with it, without a word."""
+    albedo, shade, mask, x, y = _scene()
+    shade = (1.2 * x / R - 0.25)[..., None]  # from -0.25 at the left edge to 0.95
+    photo = (albedo * shade).clamp_min(0.0) * _wrinkles(x, y)
+    w = _gate(photo, albedo, shade, mask)
+    assert bool(torch.isfinite(w).all())
+    lit = mask.bool() & (x > 120)
+    assert w[lit].mean() > 0.9  # the lit side's creases keep their weight

@@ -124,6 +124,7 @@ def shading_explained(photo: torch.Tensor, rend: RenderResult, mask: torch.Tenso
     k = max(1, round(gate.blur_px * scale)) | 1
     both = torch.cat([photo, rend.image], 0).permute(0, 3, 1, 2)  # (2V,3,R,R)
     both = Fn.avg_pool2d(both, k, 1, k // 2, count_include_pad=False)
+    both = both.clamp_min(0.0)  # a light the SH makes negative on faces turned from it renders below 0
     d = torch.log(both[:V] + gate.eps) - torch.log(both[V:] + gate.eps)  # (V,3,R,R) log ratio
     lum = d.mean(1, keepdim=True)
     d = torch.cat([lum, d - lum], 1)  # (V,4,R,R) log brightness, chroma
@@ -137,7 +138,7 @@ def shading_explained(photo: torch.Tensor, rend: RenderResult, mask: torch.Tenso
         ref = (d - local).permute(0, 2, 3, 1).reshape(V, R * R, 4)
         w = _explained(ref, (inside * w).reshape(V, -1, 1), gate).reshape(V, R, R)
     # the coarse albedo took in something that is not skin: dark (hair) or of another colour (fabric)
-    log_albedo = torch.log(rend.albedo + gate.eps).reshape(V, -1, 3)
+    log_albedo = torch.log(rend.albedo.clamp_min(0.0) + gate.eps).reshape(V, -1, 3)
     dark = log_albedo.mean(-1, keepdim=True)
     albedo_chroma = log_albedo - dark
     off_skin = torch.cat([dark, albedo_chroma], -1) - _masked_median(torch.cat([dark, albedo_chroma], -1),
