@@ -19,6 +19,7 @@ from .detect.hands import detect_hands, hand_mask, hand_outline, hands_at_face
 from .detect.mediapipe_68 import mesh_to_68
 from .errors import PhotoheadError
 from .hair_strands import strand_mask
+from .side_hair import side_detail_mask
 from .image_io import load_image
 from .lens import crop_camera, exif_focal_35mm, focal_source
 from .skin import skin_mask
@@ -154,7 +155,8 @@ def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, t
     at 224² they are the views' own), their skin masks (:func:`backend.skin.skin_mask`) and their plain
     landmark face masks (brows, lips and all), on which the photometric error is reported; the
     skin masks are 0 on the hands (:attr:`PreparedView.hands`: a hand is no relief) and on hair
-    strands over the forehead (:func:`backend.hair_strands.strand_mask`: no ridges from a fringe).
+    strands over the forehead (:func:`backend.hair_strands.strand_mask`: no ridges from a fringe) and
+    on the hair and the grazing rim beside the cheeks (:func:`backend.side_hair.side_detail_mask`).
     Returns crops (V,size,size,3) in [0,1], skin masks and face masks (V,size,size)."""
     crops, skins, faces = [], [], []
     for view in views:
@@ -167,7 +169,8 @@ def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, t
             shown = _shown(view.image.shape, M, size, view.content_box)
             skin = _off_hands(skin_mask(crop, lm, size) * shown, view.hands, M)
             face = face_mask(lm, size, size, soft_px=size / CROP_SIZE) * shown
-        skins.append(skin * (1.0 - strand_mask(crop, lm, skin, face)))
+        skin = skin * (1.0 - strand_mask(crop, lm, skin, face))
+        skins.append(skin * (1.0 - side_detail_mask(crop, lm, skin)))
         faces.append(face)
     return tuple(torch.from_numpy(np.stack(x)) for x in (crops, skins, faces))
 

@@ -1,5 +1,5 @@
 """The face's sides, between the eyes' level and the mouth's: hair lying beside the cheek and the
-strongly foreshortened rim kept out of the albedo.
+strongly foreshortened rim kept out of the albedo and the detail stage's skin.
 
 Towards the ears a frontal photo sees the cheek at a grazing angle: a few photo pixels are
 stretched over many texels, and what lies at the face outline there (grey or white side hair,
@@ -32,9 +32,10 @@ from .align import _polygon_mask, inner_face_mask
 from .blend import linear_ramp
 from .image_filters import LUMA, gaussian_blur, max_filter
 
-__all__ = ["SideHairSettings", "side_zone", "side_hair_mask", "rim_fade"]
+__all__ = ["SideHairSettings", "side_zone", "side_hair_mask", "side_detail_mask", "rim_fade"]
 
 _LUMA = np.array(LUMA)
+_JUDGE_PX = 224  # the detail mask is judged at this crop size
 _UPPER = ((1, 2, 3, 4), (15, 14, 13, 12))  # outline points from the eyes' level down to the mouth's
 
 
@@ -50,6 +51,8 @@ class SideHairSettings:
       a darker pixel is a sideburn, stubble or a shadow, kept;
     - ``local_px``: Gaussian σ (pixels at 224²) of the local skin colour, over the skin mask;
     - ``grow_px``: the hair grows by this many pixels (at 224²), its soft edge;
+    - ``detail_grow_px``: the detail stage's mask is the side hair grown by this many pixels
+      (at 224²): the darker strands among grey ones;
     - ``grazing``: facing cosines between which a texel of the zone loses its photo weight
       (all of it at the first, none at the second; cos 0.35 ≈ 70°, a stretch of ≈ 3×)."""
 
@@ -59,6 +62,9 @@ class SideHairSettings:
     not_dark: tuple[float, float] = (0.9, 1.0)
     local_px: float = 12.0
     grow_px: int = 2
+    detail_bright: tuple[float, float] = (1.25, 1.45)
+    detail_pale: tuple[float, float] = (0.1, 0.2)
+    detail_grow_px: int = 6
     grazing: tuple[float, float] = (0.35, 0.65)
 
 
@@ -131,19 +137,48 @@ def _hair_zone(landmarks68: np.ndarray, size: int, settings: SideHairSettings) -
     return side_zone(landmarks68, size, soft_px=soft, settings=settings) * inner_face_mask(landmarks68, size, size, soft_px=soft)
 
 
-def _hair_in(crop: np.ndarray, skin: np.ndarray, zone: np.ndarray, settings: SideHairSettings) -> np.ndarray:
-    """:func:`side_hair_mask` within ``zone`` (S,S)."""
+def _hair_in(crop: np.ndarray, skin: np.ndarray, zone: np.ndarray, settings: SideHairSettings,
+             detail: bool = False) -> np.ndarray:
+    """:func:`side_hair_mask` within ``zone`` (S,S) (``detail``: the detail stage's thresholds)."""
     S = crop.shape[0]
     scale = S / 224.0
     if not (zone > 0.5).any():
         return np.zeros((S, S), np.float32)
     ratio, paler, some = _against_local_skin(crop, skin, settings)
-    pale = linear_ramp(paler, settings.pale) * linear_ramp(ratio, settings.not_dark)
-    hair = torch.maximum(linear_ramp(ratio, settings.bright), pale) * some * torch.from_numpy(zone)
+    bright, pale = (settings.detail_bright, settings.detail_pale) if detail else (settings.bright, settings.pale)
+    pale = linear_ramp(paler, pale) * linear_ramp(ratio, settings.not_dark)
+    hair = torch.maximum(linear_ramp(ratio, bright), pale) * some * torch.from_numpy(zone)
     g = max(0, round(settings.grow_px * scale))
     if g > 0:
         hair = max_filter(hair[None, None], g)[0, 0] * torch.from_numpy(zone)
     return hair.numpy().astype(np.float32)
+
+
+def side_detail_mask(crop: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray,
+                     settings: SideHairSettings = SideHairSettings()) -> np.ndarray:
+    """Where the detail stage must not read relief at the face's sides, (S,S) float32 in [0,1]:
+    the side hair (:func:`side_hair_mask` by ``detail_bright`` and ``detail_pale``) grown by ``detail_grow_px`` within the zone, so the
+    darker strands among grey ones (which the hair test leaves, as it leaves sideburns) go too:
+    the detail fit would raise them as ridges along the stretch. Arguments as
+    :func:`side_hair_mask`. A crop larger than 224² is judged at 224² (area-averaged) and the
+    mask upsampled (bilinear): the same evidence at a quarter of the cost."""
+    S = crop.shape[0]
+    if S > _JUDGE_PX:
+        def down(x: np.ndarray) -> torch.Tensor:  # (S,S,C) → (1,C,224,224)
+            t = torch.from_numpy(np.asarray(x, np.float32).reshape(S, S, -1)).permute(2, 0, 1)[None]
+            return Fn.interpolate(t, size=(_JUDGE_PX, _JUDGE_PX), mode="area")
+        k = _JUDGE_PX / S
+        small = side_detail_mask(down(crop)[0].permute(1, 2, 0).numpy(), (np.asarray(landmarks68) + 0.5) * k - 0.5,
+                                 down(skin)[0, 0].numpy(), settings)
+        up = Fn.interpolate(torch.from_numpy(small)[None, None], size=(S, S), mode="bilinear", align_corners=False)
+        return up[0, 0].numpy()
+    scale = S / 224.0
+    zone = _hair_zone(landmarks68, S, settings)
+    hair = _hair_in(crop, skin, zone, settings, detail=True)
+    g = max(0, round(settings.detail_grow_px * scale))
+    if g == 0 or not hair.any():
+        return hair
+    return (max_filter(torch.from_numpy(hair)[None, None], g)[0, 0].numpy() * zone).astype(np.float32)
 
 
 def rim_fade(cosine: torch.Tensor, zone: torch.Tensor, hair: torch.Tensor,

@@ -1,7 +1,7 @@
 """The face's sides (backend.side_hair): the zone lies beside the cheeks between the eyes' and the
 mouth's level; grey hair there is found, a dark sideburn is not; grazing texels and side hair lose
 their photo weight; on a synthetic face a grey lock beside the cheek leaves the albedo while a
-beard stays."""
+beard stays, and the detail stage's skin mask drops the lock."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,7 @@ import torch
 from test_hair_fill import _beard, _synthetic_view
 
 from backend.align import canonical_landmarks
-from backend.side_hair import SideHairSettings, rim_fade, side_hair_mask, side_zone
+from backend.side_hair import SideHairSettings, rim_fade, side_detail_mask, side_hair_mask, side_zone
 
 SKIN = (0.78, 0.55, 0.45)
 GREY = (0.86, 0.84, 0.82)  # white-grey hair, lit brightly
@@ -106,3 +106,22 @@ def test_a_grey_lock_beside_the_cheek_leaves_the_albedo_and_a_beard_stays(face_m
     beard = np.abs(bearded_off - clean).max(-1) > 0.1
     assert beard.sum() > 100
     assert np.abs(bearded - bearded_off)[beard].mean() < 0.02
+
+
+def test_the_detail_skin_mask_drops_the_lock(face_model):
+    from backend.prepare import detail_inputs
+
+    view, _ = _synthetic_view(face_model, _grey_lock)
+    _, skins, faces = detail_inputs([view], 224)
+    lm = view.crop_landmarks
+    lock = _grey_lock(np.zeros((224, 224, 3)), lm)[..., 0] > 0
+    inside = lock & (faces[0].numpy() > 0.9) & (side_zone(lm, 224) > 0)  # the zone reaches 30 % of the way in
+    got = skins[0].numpy()[inside]
+    assert inside.sum() > 30 and float(got.max()) < 0.3 and float(got.mean()) < 0.01, (got.max(), got.mean())
+    cheek = np.round(lm[2] + 0.65 * (lm[31] - lm[2])).astype(int)  # beyond the lock
+    _, skins448, _ = detail_inputs([view], 448)  # judged at 224², upsampled
+    lock448 = np.repeat(np.repeat(inside, 2, 0), 2, 1)
+    assert float(skins448[0].numpy()[lock448].mean()) < 0.02
+    mask = side_detail_mask(view.crop, lm, view.skin_mask)
+    assert mask[cheek[1], cheek[0]] == 0.0  # the cheek itself stays skin
+    assert mask[side_zone(lm, 224, soft_px=1.0) == 0].max() == 0.0
