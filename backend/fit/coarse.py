@@ -616,8 +616,9 @@ def fit_coarse(
                 schedule = rest
 
     with torch.no_grad():  # the lid gaps by the eyes' own shapes, pose and identity frozen (.lid_gap)
-        params.exp.copy_(fit_lid_gaps(config.lid_gap, model, params.id, params.exp, groups, params.pose(), cam,
-                                      landmarks, lm_weights, trust))
+        if config.lr_exp > 0:  # a fit told to keep the expression keeps it
+            params.exp.copy_(fit_lid_gaps(config.lid_gap, model, params.id, params.exp, groups, params.pose(), cam,
+                                          landmarks, lm_weights, trust))
         pose = params.pose()
         verts, exp, _, lms = shape_and_landmarks(pose, S)
     parts = parts_term(model, config.parts, landmarks, params.exp.shape[0], params.albedo is not None, G)
