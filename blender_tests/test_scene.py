@@ -252,9 +252,9 @@ def test_normal_map_shades_like_the_displacement_it_comes_from(scene_mod, fake_h
 
 @pytest.mark.parametrize("suffix", [".gif", ".avif"])
 def test_a_photo_blender_cannot_read_still_shows_behind_its_camera(scene_mod, photo_path, tmp_path, suffix):
-    """The backend reads GIF and AVIF (Pillow); Blender loads them as an empty 0×0 image, so the
-    camera had no background. The backend's pixels become a packed image instead (addon.photos),
-    and no empty image is left in the file."""
+    """The backend reads GIF and AVIF (Pillow); Blender 5.0 loads both as an empty 0×0 image (4.2
+    reads GIF), so the camera had no background. The backend's pixels become a packed image
+    instead (addon.photos), and no empty image is left in the file."""
     from PIL import Image
 
     from backend.image_io import load_image
@@ -264,12 +264,14 @@ def test_a_photo_blender_cannot_read_still_shows_behind_its_camera(scene_mod, ph
     other = tmp_path / ("grace" + suffix)
     Image.open(photo_path).convert("RGB").save(other)
     probe = bpy.data.images.load(str(other))
-    assert tuple(probe.size) == (0, 0)  # what Blender makes of it
+    unreadable = tuple(probe.size) == (0, 0)  # what this Blender makes of it
     bpy.data.images.remove(probe)
+    if suffix == ".avif" or bpy.app.version >= (5, 0, 0):
+        assert unreadable
     head = make_head([str(other)])
     obj = scene_mod.build_head_objects(head, scene_mod.BuildOptions(photo_paths=[str(other)]))
     image = [c for c in obj.parent.children if c.type == "CAMERA"][0].data.background_images[0].image
-    assert tuple(image.size) == (240, 300) and image.packed_file is not None
+    assert tuple(image.size) == (240, 300) and (image.packed_file is not None or not unreadable)
     pixels = np.asarray(image.pixels[:], np.float32).reshape(300, 240, 4)[::-1, :, :3]  # top row first
     assert np.abs(pixels - load_image(other) / 255.0).max() < 1e-3
     assert not [i for i in bpy.data.images if tuple(i.size) == (0, 0)]
