@@ -4,7 +4,7 @@ Blender loads an image file's pixels as stored and ignores its EXIF orientation,
 fits the upright photo (:func:`backend.image_io.load_image`): a phone photo taken in portrait is
 often stored sideways with an orientation tag, and its camera's background would lie across the
 fitted head. Such a file's upright pixels become a packed image instead, and so do photos the
-backend reads but Blender cannot (GIF, AVIF: Blender loads them as an empty image); other files
+backend reads but Blender cannot (AVIF, and GIF in Blender 5.0: loaded as an empty image); other files
 load as they are.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ def upright_photo(path: str | os.PathLike, reuse: bool = True):
         image = bpy.data.images.load(path, check_existing=reuse)
         if image.size[0] > 0:
             return image
-        if image.users == 0:  # Blender cannot read the format (GIF, AVIF): an empty image, not kept
+        if image.users == 0:  # Blender cannot read the format (AVIF; GIF in 5.0): an empty image, not kept
             bpy.data.images.remove(image)
     if reuse:
         for image in bpy.data.images:
