@@ -402,7 +402,7 @@ class PHOTOHEAD_OT_add_photos(Operator):
         if heif:
             self.report({"WARNING"} if paths else {"ERROR"},
                         f"{', '.join(heif)}: HEIC photos (an iPhone's default) cannot be read: export them as JPEG "
-                        "(Photos: File → Export; on the phone: Settings → Camera → Formats → Most Compatible)")
+                        f"({backend_module('image_io').HEIF_EXPORT})")
         if not paths:
             if not heif:
                 self.report({"ERROR"}, "No image files selected (JPEG, PNG, BMP, TIFF, WebP, GIF or AVIF)")

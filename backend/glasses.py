@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter, median_filter
 
-from .align import _polygon_mask, crop_valid_mask
+from .align import _polygon_mask
 from .hair_fill import HairFillSettings
 from .image_filters import LUMA
 from .occlusion import feature_mask
@@ -185,11 +185,7 @@ def glasses_features(landmarks68: np.ndarray, size: int, soft_px: float = 0.0) -
 def view_glasses_scores(views, settings: GlassesSettings = GlassesSettings()) -> list[float]:
     """Each view's :attr:`GlassesCues.score` over its crop (:class:`backend.prepare.PreparedView`),
     the pixels that show no photo (outside it, or in its black bars) left out."""
-    scores = []
-    for v in views:
-        valid = crop_valid_mask(v.image.shape, v.crop_from_image, v.crop.shape[0], box=v.content_box, margin_px=1.0)
-        scores.append(glasses_cues(v.crop, v.crop_landmarks, valid, settings).score)
-    return scores
+    return [glasses_cues(v.crop, v.crop_landmarks, v.shown() > 0, settings).score for v in views]
 
 
 def view_glasses_masks(views, soft_px: float = 0.0, settings: GlassesSettings = GlassesSettings()

@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageReadError
 
-__all__ = ["load_image", "as_rgb_uint8", "exif_turned", "unsupported_format_hint"]
+__all__ = ["load_image", "as_rgb_uint8", "exif_turned", "unsupported_format_hint", "HEIF_EXPORT"]
 
 WHITE = (255, 255, 255)
 
@@ -148,6 +148,7 @@ def _read_16bit_rgb_tiff(path: Path) -> np.ndarray | None:
 # ISO base media file brands of HEIF images (an iPhone's default "High Efficiency" format), which
 # Pillow does not read; AVIF (brands avif/avis) it does
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+HEIF_EXPORT = "Photos: File → Export; on the phone: Settings → Camera → Formats → Most Compatible"  # HEIC → JPEG
 
 
 def unsupported_format_hint(path: str | os.PathLike) -> str:
@@ -159,8 +160,7 @@ def unsupported_format_hint(path: str | os.PathLike) -> str:
     except OSError:
         return ""
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
-        return ("a HEIC/HEIF photo (an iPhone's default format), which Photohead cannot read: export it as JPEG "
-                "(Photos: File → Export; on the phone: Settings → Camera → Formats → Most Compatible)")
+        return f"a HEIC/HEIF photo (an iPhone's default format), which Photohead cannot read: export it as JPEG ({HEIF_EXPORT})"
     return ""
 
 

@@ -59,6 +59,11 @@ class PreparedView:
     hands: list[np.ndarray] | None = None  # outlines (P,2) photo px of the hands at the face (backend.detect.hands)
     content_box: np.ndarray | None = None  # (4,) x0, y0, x1, y1 photo px: the photo without its black bars
 
+    def shown(self, size: int = CROP_SIZE) -> np.ndarray:
+        """(size,size) float32 in {0, 1}: the pixels of the view's crop at ``size``² (its framing,
+        :func:`reframe`) that show the photo's content, not what lies outside it or in its black bars."""
+        return _shown(self.image.shape, reframe(self, size)[0], size, self.content_box)
+
     def crop_dense(self) -> np.ndarray | None:
         """Face Mesh's points in the 224² crop (468,2) px, or None without them."""
         return None if self.dense is None else points_to_crop(self.dense[:, :2], self.crop_from_image)
@@ -166,7 +171,7 @@ def detail_inputs(views: list[PreparedView], size: int) -> tuple[torch.Tensor, t
         if size == CROP_SIZE:
             skin, face = view.skin_mask, view.face_mask
         else:
-            shown = _shown(view.image.shape, M, size, view.content_box)
+            shown = view.shown(size)
             skin = _off_hands(skin_mask(crop, lm, size) * shown, view.hands, M)
             face = face_mask(lm, size, size, soft_px=size / CROP_SIZE) * shown
         skin = skin * (1.0 - strand_mask(crop, lm, skin, face))

@@ -281,13 +281,14 @@ def delit_albedo(
                                    scatter_texels(lost, lit.texels, H, W), grid, donor)
     else:
         weight = scatter_texels(conf, lit.texels, H, W)
-    if hair:  # above the brows, the temples, the upper rim: hair → the view's skin (backend.hair_fill)
+    if hair or glasses_at is not None:  # the confidence the views' geometry allows, and their skin, for the fills
         seen = lit.weights if fit.view_weights is None else lit.weights * fit.view_weights.to(conf)[:, None, None]
-        zone, skin, feats = (scatter_texels(x, lit.texels, H, W) for x in (zone_at, skin_like, features_at))
+        skin = scatter_texels(skin_like, lit.texels, H, W)
+    if hair:  # above the brows, the temples, the upper rim: hair → the view's skin (backend.hair_fill)
+        zone, feats = (scatter_texels(x, lit.texels, H, W) for x in (zone_at, features_at))
         maps, weight = remove_hair(maps, weight, seen, zone, skin, feats)
     if glasses_at is not None:  # frames and glare around the eyes → the view's skin (backend.glasses)
-        seen = lit.weights if fit.view_weights is None else lit.weights * fit.view_weights.to(conf)[:, None, None]
-        zone, feats, skin = (scatter_texels(x, lit.texels, H, W) for x in (*glasses_at, skin_like))
+        zone, feats = (scatter_texels(x, lit.texels, H, W) for x in glasses_at)
         maps, weight = remove_hair(maps, weight, seen, zone, skin, feats, GLASSES_FILL)
     if V > 1:
         maps = torch.as_tensor(equalize_views(maps, weight).maps)
